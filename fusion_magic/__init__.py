@@ -1,0 +1,1 @@
+"""fusion_magic: compare, fuse and check AI models from a notebook."""

@@ -1,0 +1,104 @@
+"""The cost and latency ledger: one row per call, as a pandas DataFrame.
+
+A row is built from a ``Response``; a later video job becomes a row the same way (``role="video"``),
+so the columns stay general: what was called, in which role and round, how it ended, time and money.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .result import Response
+
+COLUMNS = [
+    "model",
+    "role",
+    "round",
+    "status",
+    "late",
+    "attempts",
+    "ttft_s",
+    "latency_s",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "cost_source",
+    "error",
+]
+
+
+def ledger_rows(responses: Iterable[Response]) -> list[dict[str, object]]:
+    """Plain dict rows, in call order."""
+    return [
+        {
+            "model": r.model,
+            "role": r.role if r.label is None else f"{r.role} {r.label}",
+            "round": r.round,
+            "status": r.status,
+            "late": r.late,
+            "attempts": r.attempts,
+            "ttft_s": r.ttft_s,
+            "latency_s": r.latency_s,
+            "input_tokens": r.input_tokens,
+            "output_tokens": r.output_tokens,
+            "cost_usd": r.cost_usd,
+            "cost_source": r.cost_source,
+            "error": r.error,
+        }
+        for r in responses
+    ]
+
+
+def ledger_frame(responses: Iterable[Response]) -> pd.DataFrame:
+    """The ledger as a DataFrame with nullable numeric columns (unknown stays <NA>, never 0)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(ledger_rows(responses), columns=COLUMNS)
+    for col in ("input_tokens", "output_tokens", "attempts", "round"):
+        frame[col] = frame[col].astype("Int64")
+    for col in ("ttft_s", "latency_s", "cost_usd"):
+        frame[col] = frame[col].astype("Float64")
+    return frame
+
+
+def with_totals(frame: pd.DataFrame, wall_s: float | None = None) -> pd.DataFrame:
+    """The ledger plus a totals row. Total cost is unknown (<NA>) if any row's cost is unknown.
+
+    The totals row's ``latency_s`` is the run's wall time when given, and its ``ttft_s`` column
+    carries the overhead: wall time minus (slowest member + judge), the part fusion itself adds.
+    """
+    import pandas as pd
+
+    if frame.empty:
+        return frame
+    costs = frame["cost_usd"]
+    total_cost = pd.NA if costs.isna().any() else float(costs.sum())
+    members = frame[frame["role"].str.startswith("member")]
+    judges = frame[frame["role"] == "judge"]
+    critical = _max(members["latency_s"]) + float(judges["latency_s"].fillna(0).sum())
+    total = {
+        "model": "TOTAL",
+        "role": f"{len(frame)} calls",
+        "round": pd.NA,
+        "status": f"{int((frame['status'] == 'ok').sum())} ok",
+        "late": bool(frame["late"].any()),
+        "attempts": int(frame["attempts"].fillna(0).sum()),
+        "ttft_s": (wall_s - critical) if wall_s is not None else pd.NA,
+        "latency_s": wall_s if wall_s is not None else pd.NA,
+        "input_tokens": int(frame["input_tokens"].fillna(0).sum()),
+        "output_tokens": int(frame["output_tokens"].fillna(0).sum()),
+        "cost_usd": total_cost,
+        "cost_source": "sum" if total_cost is not pd.NA else "unknown (a price is missing)",
+        "error": pd.NA,
+    }
+    out = pd.concat([frame, pd.DataFrame([total], columns=COLUMNS)], ignore_index=True)
+    return out.astype(frame.dtypes.to_dict())
+
+
+def _max(series: pd.Series) -> float:
+    values = series.dropna()
+    return float(values.max()) if len(values) else 0.0

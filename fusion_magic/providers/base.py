@@ -1,0 +1,135 @@
+"""The contract every provider module fulfils: a request in, a stream of events out.
+
+Providers only translate between these types and a vendor's JSON. They never retry on their own,
+never price, never time: policy lives in ``fusion_magic.calls`` and ``fusion_magic.pool``.
+
+    provider = OpenAICompatProvider(endpoint, client)
+    async for event in provider.stream(ChatRequest(model="gpt-4o", messages=(Message("user", "hi"),))):
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat turn."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """What one call asks of one model. ``model`` is the provider-side name (no ``provider:`` prefix).
+
+    ``json_schema`` asks for structured output where the protocol supports it; providers that
+    cannot enforce it ignore it and the caller parses tolerantly.
+    """
+
+    model: str
+    messages: tuple[Message, ...]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    json_schema: Mapping[str, Any] | None = None
+    schema_name: str = "verdict"
+
+    @property
+    def system(self) -> str | None:
+        """All system messages joined; protocols that keep system text apart (Anthropic, Gemini) use this."""
+        parts = [m.content for m in self.messages if m.role == "system"]
+        return "\n\n".join(parts) if parts else None
+
+    @property
+    def turns(self) -> tuple[Message, ...]:
+        """The non-system messages, in order."""
+        return tuple(m for m in self.messages if m.role != "system")
+
+
+# ---- events a provider yields -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A fragment of answer text, in arrival order."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts, and the provider's own cost figure when it reports one (OpenRouter ``usage.cost``).
+
+    Later Usage events replace earlier ones field by field (Anthropic and Gemini report cumulative
+    counts), so a provider may yield several.
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    cached_input_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The stream ended cleanly. ``reason`` is the provider's finish reason as sent."""
+
+    reason: str | None = None
+    served_model: str | None = None
+    request_id: str | None = None
+
+
+ProviderEvent = TextDelta | Usage | Finished
+
+
+# ---- endpoints and the provider protocol ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to reach one provider: resolved base URL, key and extra headers.
+
+    The key is excluded from ``repr`` so it never lands in logs or tracebacks.
+    """
+
+    provider: str
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # Dialect switches inside one protocol (OpenRouter extras, OpenAI's max_completion_tokens, ...).
+    flavor: str = "generic"
+
+
+class Provider(Protocol):
+    """One wire protocol. Instances are cheap; the ``httpx.AsyncClient`` belongs to the caller's loop."""
+
+    protocol: ClassVar[str]
+    supports_json_schema: ClassVar[bool]
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
+        """Yield events for one call; raise a ``ProviderError`` subclass on failure.
+
+        Implementations raise before the first event for pre-stream HTTP errors (so the caller may
+        retry) and after it for mid-stream errors (which are never retried: text already arrived).
+        """
+        ...
+
+
+__all__ = [
+    "ChatRequest",
+    "Endpoint",
+    "Finished",
+    "Message",
+    "Provider",
+    "ProviderEvent",
+    "TextDelta",
+    "Usage",
+]

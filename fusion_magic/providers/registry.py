@@ -1,0 +1,183 @@
+"""Which providers exist, how to reach each, and how to build one for a model id.
+
+A model id is ``provider:model`` (``openrouter:openai/gpt-4o``, ``local:gemma3-270m``). Providers
+are grouped by wire protocol: OpenRouter, OpenAI, Ollama, vLLM, llama.cpp and LM Studio all speak
+the OpenAI chat-completions protocol and differ only in base URL, key variable and dialect.
+
+    spec, model = split_model_id("anthropic:claude-sonnet-4-5")
+    endpoint = resolve_endpoint(spec, settings)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, MissingKeyError, UnknownModelError
+from .base import Endpoint, Provider
+
+if TYPE_CHECKING:
+    import httpx
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """Static facts about one provider name.
+
+    ``key_envs`` are tried in order; ``key_required`` False means a local server that accepts any key.
+    ``base_url_env`` overrides ``default_base_url``; ``base_url_suffix`` is appended to an env value that
+    names only a host (Ollama's ``OLLAMA_HOST``).
+    """
+
+    name: str
+    protocol: str  # "openai" | "anthropic" | "gemini" | "local"
+    default_base_url: str
+    base_url_env: str | None
+    key_envs: tuple[str, ...] = ()
+    key_required: bool = True
+    flavor: str = "generic"
+    base_url_suffix: str = ""
+    placeholder_key: str | None = None
+
+
+BUILTIN: dict[str, ProviderSpec] = {
+    s.name: s
+    for s in (
+        ProviderSpec(
+            "openrouter", "openai", "https://openrouter.ai/api/v1", "OPENROUTER_BASE_URL",
+            ("OPENROUTER_API_KEY",), flavor="openrouter",
+        ),
+        ProviderSpec(
+            "openai", "openai", "https://api.openai.com/v1", "OPENAI_BASE_URL", ("OPENAI_API_KEY",),
+            flavor="openai",
+        ),
+        ProviderSpec(
+            "ollama", "openai", "http://localhost:11434/v1", "OLLAMA_HOST", ("OLLAMA_API_KEY",),
+            key_required=False, flavor="ollama", base_url_suffix="/v1", placeholder_key="ollama",
+        ),
+        ProviderSpec(
+            "vllm", "openai", "http://localhost:8000/v1", "VLLM_BASE_URL", ("VLLM_API_KEY",),
+            key_required=False, flavor="vllm",
+        ),
+        ProviderSpec(
+            "llamacpp", "openai", "http://127.0.0.1:8080/v1", "LLAMACPP_BASE_URL", ("LLAMACPP_API_KEY",),
+            key_required=False, flavor="llamacpp",
+        ),
+        ProviderSpec(
+            "lmstudio", "openai", "http://localhost:1234/v1", "LMSTUDIO_BASE_URL", ("LMSTUDIO_API_KEY",),
+            key_required=False, flavor="lmstudio",
+        ),
+        ProviderSpec(
+            "anthropic", "anthropic", "https://api.anthropic.com", "ANTHROPIC_BASE_URL",
+            ("ANTHROPIC_API_KEY",),
+        ),
+        ProviderSpec(
+            "gemini", "gemini", "https://generativelanguage.googleapis.com", "GEMINI_BASE_URL",
+            ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+        ),
+        ProviderSpec("local", "local", "", None, (), key_required=False),
+    )
+}
+
+ALL_KEY_ENVS: tuple[str, ...] = tuple(
+    dict.fromkeys(v for s in BUILTIN.values() for v in s.key_envs if s.key_required)
+)
+
+
+def custom_spec(name: str, config: Mapping[str, Any]) -> ProviderSpec:
+    """A user-named OpenAI-compatible endpoint, from ``%config FusionMagics.endpoints``.
+
+    ``{"together": {"base_url": "https://api.together.xyz/v1", "key_env": "TOGETHER_API_KEY"}}``
+    """
+    base_url = config.get("base_url")
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"endpoint {name!r} needs a base_url starting with http:// or https://")
+    key_env = config.get("key_env")
+    return ProviderSpec(
+        name, "openai", base_url.rstrip("/"), None, (key_env,) if key_env else (),
+        key_required=bool(key_env),
+    )
+
+
+def split_model_id(model_id: str, endpoints: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[
+    ProviderSpec, str
+]:
+    """``"openrouter:openai/gpt-4o"`` -> (the OpenRouter spec, ``"openai/gpt-4o"``)."""
+    prefix, sep, model = model_id.strip().partition(":")
+    if not sep or not prefix or not model:
+        raise UnknownModelError(
+            f"model id {model_id!r} must look like provider:model, e.g. openrouter:openai/gpt-4o "
+            f"(providers: {', '.join(known_providers(endpoints))})"
+        )
+    if endpoints and prefix in endpoints:
+        return custom_spec(prefix, endpoints[prefix]), model
+    spec = BUILTIN.get(prefix)
+    if spec is None:
+        raise UnknownModelError(
+            f"unknown provider {prefix!r} in {model_id!r}; known: {', '.join(known_providers(endpoints))} "
+            "(add your own with %config FusionMagics.endpoints)"
+        )
+    return spec, model
+
+
+def known_providers(endpoints: Mapping[str, Any] | None = None) -> list[str]:
+    return sorted({*BUILTIN, *(endpoints or {})})
+
+
+def find_key(spec: ProviderSpec, keys: Mapping[str, str] | None = None,
+             environ: Mapping[str, str] | None = None) -> str | None:
+    """The key for a provider: explicit ``keys[provider]`` first, then each env variable in order."""
+    if keys and keys.get(spec.name):
+        return keys[spec.name]
+    env = os.environ if environ is None else environ
+    for var in spec.key_envs:
+        if env.get(var):
+            return env[var]
+    return None
+
+
+def resolve_endpoint(spec: ProviderSpec, keys: Mapping[str, str] | None = None,
+                     environ: Mapping[str, str] | None = None) -> Endpoint:
+    """Base URL and key for a provider, from explicit keys, then the environment.
+
+    Raises ``MissingKeyError`` (naming the variable to set) before any network call.
+    """
+    env = os.environ if environ is None else environ
+    key = find_key(spec, keys, env)
+    if key is None and spec.key_required:
+        raise MissingKeyError(spec.name, spec.key_envs)
+    base = spec.default_base_url
+    if spec.base_url_env and env.get(spec.base_url_env):
+        base = env[spec.base_url_env].strip().rstrip("/")
+        if "://" not in base:  # OLLAMA_HOST may be "127.0.0.1:11434"
+            base = "http://" + base
+        if spec.base_url_suffix and not base.endswith(spec.base_url_suffix):
+            base += spec.base_url_suffix
+    headers = {"X-OpenRouter-Title": "fusion_magic"} if spec.flavor == "openrouter" else {}
+    return Endpoint(spec.name, base, key or spec.placeholder_key, headers, spec.flavor)
+
+
+def make_provider(spec: ProviderSpec, endpoint: Endpoint, client: httpx.AsyncClient | None) -> Provider:
+    """Build the provider object for one protocol. Imports are lazy so ``local`` needs no httpx path
+    and HTTP users never import llama.cpp."""
+    if spec.protocol == "local":
+        from .local import LocalProvider
+
+        return LocalProvider(endpoint, client)
+    if client is None:
+        raise ValueError("HTTP providers need an httpx.AsyncClient")
+    if spec.protocol == "openai":
+        from .openai_compat import OpenAICompatProvider
+
+        return OpenAICompatProvider(endpoint, client)
+    if spec.protocol == "anthropic":
+        from .anthropic import AnthropicProvider
+
+        return AnthropicProvider(endpoint, client)
+    if spec.protocol == "gemini":
+        from .gemini import GeminiProvider
+
+        return GeminiProvider(endpoint, client)
+    raise ConfigError(f"provider {spec.name!r} has unknown protocol {spec.protocol!r}")

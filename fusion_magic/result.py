@@ -1,0 +1,175 @@
+"""Result data: what one call returned (`Response`), what the judge decided (`Verdict`), and the whole
+fused run (`FusionResult`). Plain dataclasses: no network code, no IPython.
+
+    r = fusion_magic.complete("openrouter:openai/gpt-4o", "Say hi")
+    r.text, r.status, r.cost_usd
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass
+class Response:
+    """One call to one model.
+
+    ``status`` is ``"ok"`` or the error kind (``"auth"``, ``"rate_limit"``, ``"timeout"``, ...).
+    ``text`` keeps whatever arrived, also when the call failed mid-stream. ``cost_usd`` is None when
+    the price is unknown (never a silent 0); ``cost_source`` says where the figure came from.
+
+        r = fusion_magic.complete("gemini:gemini-2.5-flash", "2+2?")
+        print(r.text, r.latency_s)
+    """
+
+    model: str
+    text: str = ""
+    status: str = "queued"
+    error: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    cost_source: str = "unknown"
+    ttft_s: float | None = None
+    latency_s: float | None = None
+    http_status: int | None = None
+    finish_reason: str | None = None
+    attempts: int = 0
+    role: str = "member"
+    round: int = 0
+    late: bool = False
+    call_id: int = 0
+    label: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the call finished cleanly."""
+        return self.status == "ok"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.describe())
+
+    def describe(self) -> str:
+        """A one-line summary with the status, tokens, time and cost."""
+        cost = "cost unknown" if self.cost_usd is None else f"${self.cost_usd:.6f}"
+        tokens = f"{_n(self.input_tokens)}→{_n(self.output_tokens)} tok"
+        secs = "" if self.latency_s is None else f", {self.latency_s:.2f}s"
+        err = f" ({self.error})" if self.error else ""
+        return f"[{self.status}] {self.model}: {tokens}{secs}, {cost}{err}\n{self.text}"
+
+
+def _n(v: int | None) -> str:
+    return "?" if v is None else str(v)
+
+
+@dataclass
+class Verdict:
+    """What the judge decided.
+
+    ``choice`` is the winning model id (best-of and vote), ``choice_label`` the anonymous label it had
+    ("Answer B"), ``answer`` the fused text, ``labels`` the permutation used: label -> model id.
+    """
+
+    model: str
+    mode: str
+    reasoning: str = ""
+    answer: str = ""
+    choice: str | None = None
+    choice_label: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    raw: str = ""
+    fallback: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FusionResult:
+    """A fused run: every member's answer, the judge's verdict, the fused answer and the ledger.
+
+        r = fusion_magic.fuse("Why is the sky blue?", pool=["local:gemma3-270m"] * 3, judge="vote")
+        print(r.answer); r.ledger
+    """
+
+    prompt: str
+    mode: str
+    judge: str
+    pool: list[str]
+    responses: list[Response] = field(default_factory=list)
+    verdict: Verdict | None = None
+    answer: str = ""
+    wall_s: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    judge_responses: list[Response] = field(default_factory=list)
+    _shown_live: bool = field(default=False, repr=False)
+
+    @property
+    def members(self) -> list[Response]:
+        """The final answer of each member (the last debate round), in pool order."""
+        last: dict[str, Response] = {}
+        for r in self.responses:
+            if r.label is not None:
+                last[r.label] = r
+        return list(last.values())
+
+    @property
+    def failed(self) -> list[Response]:
+        """Member calls that did not finish cleanly."""
+        return [r for r in self.responses if not r.ok and r.status not in ("queued", "streaming")]
+
+    @property
+    def degraded(self) -> bool:
+        """True when any member or the judge failed, or the judge fell back to a vote."""
+        judge_failed = any(not r.ok for r in self.judge_responses)
+        fell_back = self.verdict is not None and self.verdict.fallback
+        return bool(self.failed) or judge_failed or fell_back
+
+    @property
+    def calls(self) -> list[Response]:
+        """Every call in start order: members (all rounds) and judge."""
+        return sorted([*self.responses, *self.judge_responses], key=lambda r: r.call_id)
+
+    @property
+    def ledger(self) -> pd.DataFrame:
+        """One row per call, cost and latency included."""
+        from .ledger import ledger_frame
+
+        return ledger_frame(self.calls)
+
+    @property
+    def n_ok(self) -> int:
+        return sum(1 for r in self.members if r.ok)
+
+    def to_markdown(self) -> str:
+        """The whole run as Markdown: answer, verdict, each member, the ledger."""
+        from .report import markdown_report
+
+        return markdown_report(self)
+
+    def to_text(self) -> str:
+        """The whole run as plain text, as shown in a terminal."""
+        from .report import text_report
+
+        return text_report(self)
+
+    def summary(self) -> str:
+        """A short deterministic line (no timings, no model text): safe for nbval to compare."""
+        state = "degraded" if self.degraded else "ok"
+        return (
+            f"<FusionResult mode={self.mode} judge={self.judge} "
+            f"answers={self.n_ok}/{len(self.pool)} {state}>"
+        )
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        if self._shown_live:
+            # The live widget above already shows everything; repeat only the stable summary line.
+            return {"text/plain": self.summary()}
+        from .report import html_report
+
+        return {"text/plain": self.to_text(), "text/html": html_report(self)}

@@ -1,0 +1,61 @@
+"""How the emulator is told to behave, per model: what to answer, how fast, what it costs, what breaks.
+
+    emu.script("gpt-4o", ModelScript(reply="Paris.", ttft_s=0.2, tokens_per_s=50))
+    emu.script("claude-x", ModelScript(faults=[Fault("status", status=529, times=2)]))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FaultKind = Literal[
+    "status",  # reply with `status` and the family's real error body before any stream starts
+    "error_chunk",  # HTTP 200, then (after `after_chunks` text chunks) the family's in-stream error event
+    "cut",  # HTTP 200, `after_chunks` text chunks, then the connection closes with no terminator
+    "malformed",  # HTTP 200, `after_chunks` text chunks, then a data line that is not JSON
+    "hang",  # accept the request and never answer until the client goes away
+    "blocked",  # Gemini: 200 with promptFeedback.blockReason; others: their refusal/moderation shape
+]
+
+
+@dataclass
+class Fault:
+    """One scripted failure. ``times`` limits it to the first N requests for that model (then it
+    answers normally), which is how retry tests are written; None means every request."""
+
+    kind: FaultKind
+    status: int = 500
+    after_chunks: int = 0
+    retry_after: float | None = None
+    message: str | None = None
+    times: int | None = None
+    # OpenRouter's 402 flavours: "openrouter_in_flight_budget", "openrouter_credits", ...
+    limit_source: str | None = None
+
+
+# A reply may be computed from the decoded JSON request body (e.g. a judge that reads the answers).
+Reply = str | Callable[[Mapping[str, Any]], str]
+
+
+@dataclass
+class ModelScript:
+    """Behaviour of one emulated model.
+
+    ``replies`` (if given) are used in turn, one per request, then the last repeats; otherwise
+    ``reply``. Usage defaults: input tokens = prompt characters // 4 + 1, output tokens = number of
+    streamed chunks. ``cost_usd`` is what OpenRouter reports in ``usage.cost`` (other families
+    report no cost, as the real APIs do).
+    """
+
+    reply: Reply = "This is the emulator's answer."
+    replies: list[Reply] | None = None
+    ttft_s: float = 0.0
+    tokens_per_s: float | None = None
+    chunk_chars: int = 8
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    finish_reason: str | None = None
+    faults: list[Fault] = field(default_factory=list)
