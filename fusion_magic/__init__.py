@@ -1,1 +1,47 @@
-"""fusion_magic: compare, fuse and check AI models from a notebook."""
+"""fusion_magic: compare, fuse and check AI models from a notebook.
+
+    %load_ext fusion_magic
+    %%fuse -p openrouter:openai/gpt-4o,gemini:gemini-2.5-flash -j vote
+    Why is the sky blue?
+
+The same from Python: ``fusion_magic.fuse(prompt, pool=[...])`` or ``await fusion_magic.afuse(...)``;
+one model: ``fusion_magic.complete(model_id, prompt)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .api import FusionJob, acomplete, afuse, complete, fuse
+from .result import FusionResult, Response, Verdict
+from .settings import Settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FusionJob",
+    "FusionResult",
+    "Response",
+    "Settings",
+    "Verdict",
+    "acomplete",
+    "afuse",
+    "complete",
+    "fuse",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext fusion_magic``: register %%fuse and %fuse."""
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext fusion_magic``: forget the configurable and cancel running work."""
+    from .magics import unload
+
+    unload(ipython)

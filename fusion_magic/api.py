@@ -1,0 +1,195 @@
+"""The Python API without magics: one model (`complete`) or a fused pool (`fuse`), sync and async.
+
+The sync functions run on the engine loop thread (see ``_runner``) and work in scripts, terminal
+IPython and kernels alike; the async ones run on the caller's loop: ``await afuse(...)`` in a cell.
+
+    r = fusion_magic.complete("anthropic:claude-sonnet-4-5", "One line on entropy.")
+    f = fusion_magic.fuse("Why is the sky blue?", pool=["local:gemma3-270m"] * 3, judge="vote")
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from ._runner import Job, get_runner, new_client
+from .cache import CallCache
+from .calls import CallContext, Target, prepare, run_call
+from .engine import HTTP_MAX_TOKENS, LOCAL_MAX_TOKENS, FusionPlan, drain, plan_fusion, run_fusion
+from .events import Listener
+from .providers.base import ChatRequest, Message
+from .result import FusionResult, Response
+from .settings import Settings
+
+_background: set[asyncio.Task[None]] = set()  # strong refs: late members finishing after afuse returned
+
+
+def _complete_parts(model_id: str, prompt: str, system: str | None, max_tokens: int | None,
+                    temperature: float | None, timeout: float | None,
+                    keys: Mapping[str, str] | None) -> tuple[Target, ChatRequest, Settings]:
+    settings = Settings(keys=dict(keys or {}))
+    settings = settings.with_(timeout=timeout)
+    target = prepare(model_id, settings)
+    head = (Message("system", system),) if system else ()
+    request = ChatRequest(
+        model=target.model,
+        messages=(*head, Message("user", prompt)),
+        max_tokens=max_tokens or (LOCAL_MAX_TOKENS if target.is_local else HTTP_MAX_TOKENS),
+        temperature=temperature,
+    )
+    return target, request, settings
+
+
+async def acomplete(
+    model_id: str,
+    prompt: str,
+    *,
+    system: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    timeout: float | None = None,
+    keys: Mapping[str, str] | None = None,
+    client: httpx.AsyncClient | None = None,
+    listeners: Sequence[Listener] = (),
+) -> Response:
+    """Ask one model, on the running loop. Provider failures come back as ``Response.status``."""
+    target, request, settings = _complete_parts(model_id, prompt, system, max_tokens, temperature, timeout, keys)
+    if client is not None:
+        return await _one(target, request, settings, client, listeners)
+    async with new_client() as own:
+        return await _one(target, request, settings, own, listeners)
+
+
+async def _one(target: Target, request: ChatRequest, settings: Settings, client: httpx.AsyncClient,
+               listeners: Sequence[Listener]) -> Response:
+    ctx = CallContext(client=client, settings=settings, listeners=list(listeners))
+    return await run_call(target, request, ctx=ctx, role="single")
+
+
+def complete(
+    model_id: str,
+    prompt: str,
+    *,
+    system: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    timeout: float | None = None,
+    keys: Mapping[str, str] | None = None,
+) -> Response:
+    """Ask one model and wait for the answer (works in scripts and notebooks alike)."""
+    target, request, settings = _complete_parts(model_id, prompt, system, max_tokens, temperature, timeout, keys)
+    return get_runner().run(lambda client: _one(target, request, settings, client, ()))
+
+
+def _settings(settings: Settings | None, keys: Mapping[str, str] | None, cache: str | None) -> Settings:
+    base = settings or Settings()
+    if keys:
+        base = base.with_(keys={**base.keys, **keys})
+    return base.with_(cache=cache)
+
+
+def make_plan(prompt: str, settings: Settings | None = None, *, keys: Mapping[str, str] | None = None,
+              cache: str | None = None, **options: Any) -> FusionPlan:
+    """Validate and resolve a fused run without sending anything (``--estimate`` uses this)."""
+    return plan_fusion(prompt, _settings(settings, keys, cache), **options)
+
+
+def _context(plan: FusionPlan, client: httpx.AsyncClient, listeners: Sequence[Listener]) -> CallContext:
+    s = plan.settings
+    cache = CallCache(s.cache_path(), s.cache) if s.cache != "off" else None
+    return CallContext(client=client, settings=s, listeners=list(listeners), cache=cache)
+
+
+async def run_plan(plan: FusionPlan, client: httpx.AsyncClient, listeners: Sequence[Listener] = ()) -> FusionResult:
+    """Run a prepared plan on the running loop with the given client (the runner's, or afuse's own)."""
+    return await run_fusion(plan, _context(plan, client, listeners))
+
+
+async def afuse(
+    prompt: str,
+    *,
+    pool: Sequence[str] | None = None,
+    judge: str | None = None,
+    mode: str | None = None,
+    settings: Settings | None = None,
+    keys: Mapping[str, str] | None = None,
+    cache: str | None = None,
+    listeners: Sequence[Listener] = (),
+    **options: Any,
+) -> FusionResult:
+    """Fuse on the running loop: ``result = await fusion_magic.afuse("...", pool=[...])``.
+
+    ``options``: self_n, rounds, quorum, deadline, timeout, max_tokens, temperature, system.
+    """
+    plan = make_plan(prompt, settings, keys=keys, cache=cache, pool=pool, judge=judge, mode=mode, **options)
+    client = new_client()
+    ctx = _context(plan, client, listeners)
+    try:
+        result = await run_fusion(plan, ctx)
+    except BaseException:
+        await client.aclose()
+        raise
+    if ctx.pending:
+        # Late members still use the client: close it once they are done, without holding the caller.
+        async def finish() -> None:
+            await drain(ctx.pending)
+            await client.aclose()
+
+        task = asyncio.get_running_loop().create_task(finish())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+    else:
+        await client.aclose()
+    return result
+
+
+class FusionJob:
+    """A fused run going on in the background (``%%fuse --background`` or ``fuse(..., background=True)``).
+
+        job = fusion_magic.fuse("...", pool=[...], background=True)
+        result = job.result()
+    """
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+
+    def done(self) -> bool:
+        """True once the run finished (or failed, or was cancelled)."""
+        return self._job.done()
+
+    def result(self, timeout: float | None = None) -> FusionResult:
+        """Wait for the result (Ctrl-C cancels the run)."""
+        return self._job.result(timeout)  # type: ignore[no-any-return]
+
+    def cancel(self) -> bool:
+        """Cancel every call of the run; True once its connections are closed."""
+        return self._job.cancel()
+
+    def __repr__(self) -> str:
+        return f"<FusionJob {'done' if self.done() else 'running'}>"
+
+
+def fuse(
+    prompt: str,
+    *,
+    pool: Sequence[str] | None = None,
+    judge: str | None = None,
+    mode: str | None = None,
+    settings: Settings | None = None,
+    keys: Mapping[str, str] | None = None,
+    cache: str | None = None,
+    listeners: Sequence[Listener] = (),
+    background: bool = False,
+    **options: Any,
+) -> Any:
+    """Fuse and wait: works in scripts, terminal IPython and notebooks. Ctrl-C cancels every call.
+
+    Returns a ``FusionResult``, or a ``FusionJob`` at once with ``background=True``.
+    ``options``: self_n, rounds, quorum, deadline, timeout, max_tokens, temperature, system.
+    """
+    plan = make_plan(prompt, settings, keys=keys, cache=cache, pool=pool, judge=judge, mode=mode, **options)
+    job = get_runner().submit(lambda client: run_plan(plan, client, listeners))
+    return FusionJob(job) if background else job.result()

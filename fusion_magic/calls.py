@@ -1,0 +1,194 @@
+"""One call to one model, with the policy around it: retries, timeout, timing, pricing, events, cache.
+
+``run_call`` never raises for a provider failure: the failure becomes the returned ``Response``'s
+``status`` and ``error``, and whatever text arrived is kept. It re-raises only ``CancelledError``
+(after recording the call as cancelled), so cancellation still unwinds the caller.
+
+    ctx = CallContext(client=client, settings=Settings())
+    response = await run_call(prepare("openrouter:openai/gpt-4o", ctx.settings), request, ctx=ctx)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .errors import CallCancelled, ConfigError, ProviderError, ProviderTimeout, ReplayMissError
+from .events import CallDelta, CallFinished, CallStarted, Listener, emit
+from .pricing import price_for
+from .providers.base import ChatRequest, Endpoint, Finished, TextDelta, Usage
+from .providers.registry import ProviderSpec, make_provider, resolve_endpoint, split_model_id
+from .result import Response
+from .settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .cache import CallCache
+
+# Backoff when the server gives no hint: 0.5 s, 1 s, 2 s ... capped, with +-25 % jitter so a pool
+# that hit the same 429 does not retry in lockstep.
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 8.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """A model id resolved to its provider and endpoint (key included, hidden from repr)."""
+
+    model_id: str
+    spec: ProviderSpec
+    endpoint: Endpoint
+    model: str
+
+    @property
+    def is_local(self) -> bool:
+        return self.spec.protocol == "local"
+
+
+def prepare(model_id: str, settings: Settings) -> Target:
+    """Resolve a model id now, so a bad id or a missing key fails before any call is made."""
+    if not isinstance(model_id, str) or not model_id.strip():
+        raise ConfigError("empty model id")
+    spec, model = split_model_id(model_id, settings.endpoints)
+    endpoint = resolve_endpoint(spec, settings.keys)
+    return Target(model_id.strip(), spec, endpoint, model)
+
+
+@dataclass
+class CallContext:
+    """What every call of one run shares: the HTTP client (bound to the running loop), listeners,
+    settings, the optional cache, and the counter that orders calls in the ledger."""
+
+    client: httpx.AsyncClient | None
+    settings: Settings
+    listeners: list[Listener] = field(default_factory=list)
+    cache: CallCache | None = None
+    counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # Late members still running after their round returned (quorum/deadline); owners drain or cancel.
+    pending: set[asyncio.Task[Response]] = field(default_factory=set)
+
+
+async def run_call(
+    target: Target,
+    request: ChatRequest,
+    *,
+    ctx: CallContext,
+    role: str = "member",
+    label: str | None = None,
+    round: int = 0,
+    timeout: float | None = None,
+    response: Response | None = None,
+) -> Response:
+    """Run one call to completion and return its ``Response`` (ok or failed, never raising for failure).
+
+    Pass ``response`` to fill a record the caller already announced (the pool shows queued tabs first).
+    A replay-mode cache miss raises ``ReplayMissError``: that is the user's setup, not a model failing.
+    """
+    r = response or Response(model=target.model_id, role=role, label=label, round=round)
+    r.call_id = r.call_id or next(ctx.counter)
+    r.status = "waiting"
+    emit(ctx.listeners, CallStarted(r))
+    started = time.monotonic()
+    limit = timeout if timeout is not None else ctx.settings.timeout
+    try:
+        async with asyncio.timeout(limit):
+            if ctx.cache is not None and ctx.cache.mode != "off":
+                recorded = ctx.cache.lookup(target.model_id, request)
+                if recorded is not None:
+                    _replay(r, recorded, ctx, started)
+                elif ctx.cache.mode == "replay":
+                    raise ReplayMissError(
+                        f"cache replay: no recording for {target.model_id} with this exact prompt "
+                        f"(in {ctx.cache.root}); run once with cache 'on' to record it"
+                    )
+                else:
+                    await _call_with_retries(target, request, r, ctx, started)
+                    if r.status == "ok":
+                        ctx.cache.store(target.model_id, request, r)
+            else:
+                await _call_with_retries(target, request, r, ctx, started)
+    except TimeoutError:
+        _fail(r, ProviderTimeout(f"no complete answer within {limit:g}s", provider=target.spec.name,
+                                 model=target.model))
+    except ProviderError as exc:
+        _fail(r, exc)
+    except asyncio.CancelledError:
+        _fail(r, CallCancelled("cancelled", provider=target.spec.name, model=target.model))
+        r.latency_s = time.monotonic() - started
+        emit(ctx.listeners, CallFinished(r))
+        raise
+    r.latency_s = time.monotonic() - started
+    if r.status in ("waiting", "streaming"):
+        r.status = "ok"
+    if r.cost_usd is None and r.cost_source == "unknown":
+        price = price_for(target.model_id, dict(ctx.settings.prices))
+        if price is not None:
+            cost = price.cost(r.input_tokens, r.output_tokens)
+            if cost is not None:
+                r.cost_usd, r.cost_source = cost, price.source
+    emit(ctx.listeners, CallFinished(r))
+    return r
+
+
+def _fail(r: Response, exc: ProviderError) -> None:
+    r.status, r.error, r.http_status = exc.kind, str(exc), exc.status
+
+
+async def _call_with_retries(
+    target: Target, request: ChatRequest, r: Response, ctx: CallContext, started: float
+) -> None:
+    provider = make_provider(target.spec, target.endpoint, ctx.client)
+    waited = 0.0
+    while True:
+        r.attempts += 1
+        got_event = False
+        try:
+            async for event in provider.stream(request):
+                got_event = True
+                _apply(r, event, ctx, started)
+            return
+        except ProviderError as exc:
+            # Never retry once text arrived: the user already saw it, and a retry would bill twice.
+            if got_event or not exc.retryable or r.attempts > ctx.settings.max_retries:
+                raise
+            delay = exc.retry_after
+            if delay is None:
+                delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (r.attempts - 1))
+                delay *= random.uniform(0.75, 1.25)
+            if waited + delay > ctx.settings.retry_max_wait:
+                raise
+            waited += delay
+            await asyncio.sleep(delay)
+
+
+def _apply(r: Response, event: TextDelta | Usage | Finished, ctx: CallContext, started: float) -> None:
+    if isinstance(event, TextDelta):
+        if r.ttft_s is None:
+            r.ttft_s = time.monotonic() - started
+        r.status = "streaming"
+        r.text += event.text
+        emit(ctx.listeners, CallDelta(r, event.text))
+    elif isinstance(event, Usage):
+        # Later usage events carry cumulative counts: each known field replaces the earlier one.
+        if event.input_tokens is not None:
+            r.input_tokens = event.input_tokens
+        if event.output_tokens is not None:
+            r.output_tokens = event.output_tokens
+        if event.cost_usd is not None:
+            r.cost_usd, r.cost_source = event.cost_usd, "provider"
+    elif isinstance(event, Finished):
+        r.finish_reason = event.reason
+
+
+def _replay(r: Response, recorded: Response, ctx: CallContext, started: float) -> None:
+    r.attempts = 0
+    _apply(r, TextDelta(recorded.text), ctx, started)
+    r.input_tokens, r.output_tokens = recorded.input_tokens, recorded.output_tokens
+    r.finish_reason = recorded.finish_reason
+    recorded_cost = "unknown" if recorded.cost_usd is None else f"${recorded.cost_usd:.6f}"
+    r.cost_usd, r.cost_source = 0.0, f"cache (recorded cost {recorded_cost})"

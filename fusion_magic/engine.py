@@ -1,0 +1,304 @@
+"""A fused run from plan to result: resolve everything up front, fan out, judge, report.
+
+``plan_fusion`` does all validation and key lookup, so bad input fails with a ``ConfigError`` before
+any network call. ``run_fusion`` is pure async policy; it never imports IPython or widgets.
+
+    plan = plan_fusion("Why is the sky blue?", Settings(), pool=["local:gemma3-270m"] * 3, judge="vote")
+    result = await run_fusion(plan, ctx)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from .calls import CallContext, Target, prepare
+from .errors import ConfigError
+from .events import CallFinished, JudgeStarted, RunFinished, RunStarted, VerdictReady, emit
+from .fusion.debate import final_answers, run_debate
+from .fusion.judge import Candidate, JudgeFailed, anonymise, judge_call
+from .fusion.vote import vote
+from .pool import Member, run_round
+from .providers.base import ChatRequest, Message
+from .result import FusionResult, Response, Verdict
+from .settings import MODES, Settings
+
+LOCAL_MAX_TOKENS = 128
+HTTP_MAX_TOKENS = 1024
+LOCAL_JUDGE_MAX_TOKENS = 384
+HTTP_JUDGE_MAX_TOKENS = 2048
+SAMPLING_TEMPERATURE = 0.8  # when one model fills several seats, it needs randomness to differ
+
+
+@dataclass(frozen=True)
+class FusionPlan:
+    """Everything a run will do, resolved and validated; nothing has been sent yet."""
+
+    prompt: str
+    members: tuple[Member, ...]
+    judge_id: str
+    judge: Target | None
+    mode: str
+    rounds: int
+    quorum: int | None
+    deadline: float | None
+    timeout: float
+    max_tokens: int | None
+    judge_max_tokens: int
+    system: str | None
+    settings: Settings
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def pool(self) -> list[str]:
+        return [m.target.model_id for m in self.members]
+
+
+def short_label(model_id: str) -> str:
+    """A tab title from a model id: ``openrouter:anthropic/claude-3.7-sonnet`` -> ``claude-3.7-sonnet``."""
+    return model_id.partition(":")[2].rsplit("/", 1)[-1] or model_id
+
+
+def plan_fusion(
+    prompt: str,
+    settings: Settings,
+    *,
+    pool: Sequence[str] | None = None,
+    judge: str | None = None,
+    mode: str | None = None,
+    self_n: int | None = None,
+    rounds: int | None = None,
+    quorum: int | None = None,
+    deadline: float | None = None,
+    timeout: float | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    system: str | None = None,
+) -> FusionPlan:
+    """Validate and resolve a run. Raises ``ConfigError`` with one readable line on any problem."""
+    if not prompt or not prompt.strip():
+        raise ConfigError("the prompt is empty: write it in the cell body below the %%fuse line")
+    mode = mode or settings.mode
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    warnings: list[str] = []
+    if pool:
+        ids, judge_id = list(pool), judge or settings.judge or "vote"
+    else:
+        default_ids, default_judge, note = settings.resolved_pool()
+        ids, judge_id = list(default_ids), judge or default_judge
+        if note:
+            warnings.append(note)
+    if self_n is not None:
+        if self_n < 2:
+            raise ConfigError("--self needs N >= 2 (one model sampled N times)")
+        if len(ids) != 1:
+            ids = ids[:1]
+        ids = ids * self_n
+    if not ids:
+        raise ConfigError("the pool is empty: pass -p provider:model,... or set %config FusionMagics.pool")
+    targets = [prepare(i, settings) for i in ids]
+    judge_target = None if judge_id == "vote" else prepare(judge_id, settings)
+    if judge_target is not None and judge_target.model_id in {t.model_id for t in targets}:
+        warnings.append(
+            f"The judge {judge_id} is also in the pool: judges favour their own answers; "
+            "consider a judge from another family, or -j vote."
+        )
+    counts = Counter(t.model_id for t in targets)
+    seen: Counter[str] = Counter()
+    members = []
+    for t in targets:
+        seen[t.model_id] += 1
+        label = short_label(t.model_id)
+        if counts[t.model_id] > 1:
+            label = f"{label} #{seen[t.model_id]}"
+        repeated = counts[t.model_id] > 1
+        members.append(Member(
+            t, label,
+            seed=seen[t.model_id] if repeated else None,
+            temperature=temperature if temperature is not None else (
+                settings.temperature if settings.temperature is not None
+                else (SAMPLING_TEMPERATURE if repeated else None)),
+        ))
+    labels = [m.label for m in members]
+    if len(set(labels)) != len(labels):  # two providers serving the same model name
+        members = [replace(m, label=f"{m.label} ({m.target.spec.name})") for m in members]
+    if quorum is not None and not 1 <= quorum <= len(members):
+        raise ConfigError(f"--quorum must be between 1 and the pool size ({len(members)})")
+    if deadline is not None and deadline <= 0:
+        raise ConfigError("--deadline must be positive (seconds)")
+    if timeout is not None and timeout <= 0:
+        raise ConfigError("--timeout must be positive (seconds)")
+    if max_tokens is not None and max_tokens < 1:
+        raise ConfigError("--max-tokens must be at least 1")
+    if temperature is not None and not 0 <= temperature <= 2:
+        raise ConfigError("--temperature must be between 0 and 2")
+    n_rounds = rounds if rounds is not None else settings.rounds
+    if n_rounds < 1:
+        raise ConfigError("--rounds must be at least 1")
+    if mode == "debate" and len(members) < 2:
+        raise ConfigError("debate needs at least two pool members")
+    judge_local = judge_target is not None and judge_target.is_local
+    return FusionPlan(
+        prompt=prompt.strip(),
+        members=tuple(members),
+        judge_id=judge_id,
+        judge=judge_target,
+        mode=mode,
+        rounds=n_rounds,
+        quorum=quorum,
+        deadline=deadline,
+        timeout=timeout or settings.timeout,
+        max_tokens=max_tokens or settings.max_tokens,
+        judge_max_tokens=LOCAL_JUDGE_MAX_TOKENS if judge_local else HTTP_JUDGE_MAX_TOKENS,
+        system=system if system is not None else settings.system,
+        settings=settings,
+        warnings=tuple(warnings),
+    )
+
+
+def member_max_tokens(plan: FusionPlan, member: Member) -> int:
+    """Always cap a member: OpenRouter's in-flight budget holds max_tokens per concurrent call."""
+    if plan.max_tokens:
+        return plan.max_tokens
+    return LOCAL_MAX_TOKENS if member.target.is_local else HTTP_MAX_TOKENS
+
+
+def member_request(plan: FusionPlan, member: Member, messages: tuple[Message, ...] | None = None) -> ChatRequest:
+    if messages is None:
+        head = (Message("system", plan.system),) if plan.system else ()
+        messages = (*head, Message("user", plan.prompt))
+    return ChatRequest(
+        model=member.target.model,
+        messages=messages,
+        max_tokens=member_max_tokens(plan, member),
+        temperature=member.temperature,
+        seed=member.seed,
+    )
+
+
+async def run_fusion(plan: FusionPlan, ctx: CallContext, *, rng: random.Random | None = None) -> FusionResult:
+    """Run the pool (and debate rounds), then the judge; return the fused result.
+
+    Late members (after quorum/deadline) keep running on this loop and fill their Response in place.
+    """
+    rng = rng or random.Random()
+    started = time.monotonic()
+    result = FusionResult(prompt=plan.prompt, mode=plan.mode, judge=plan.judge_id, pool=plan.pool,
+                          warnings=list(plan.warnings))
+    emit(ctx.listeners, RunStarted(plan.prompt, plan.mode, plan.judge_id,
+                                   tuple(m.label for m in plan.members), tuple(plan.pool)))
+    outcome = await run_round(
+        plan.members, [member_request(plan, m) for m in plan.members], ctx=ctx,
+        quorum=plan.quorum, deadline=plan.deadline, timeout=plan.timeout,
+    )
+    result.responses.extend(outcome.responses)
+    ctx.pending |= outcome.pending
+    first = [r for r in outcome.responses if not r.late]
+    final = first
+    history = [first]
+    if plan.mode == "debate":
+        history = await run_debate(
+            plan.members, outcome.responses, question=plan.prompt, system=plan.system, rounds=plan.rounds,
+            ctx=ctx, make_request=lambda m, msgs: member_request(plan, m, msgs), timeout=plan.timeout, rng=rng,
+        )
+        for later in history[1:]:
+            result.responses.extend(later)
+        final = final_answers(plan.members, history)
+    await _judge(result, plan.judge, plan.judge_id, plan.mode, plan.prompt, final,
+                 first_round={r.label or "": r for r in history[0] if r.ok} if plan.mode == "debate" else None,
+                 ctx=ctx, rng=rng, max_tokens=plan.judge_max_tokens, timeout=plan.timeout)
+    result.wall_s = time.monotonic() - started
+    emit(ctx.listeners, RunFinished(result))
+    return result
+
+
+async def _judge(
+    result: FusionResult,
+    judge: Target | None,
+    judge_id: str,
+    mode: str,
+    question: str,
+    answers: Sequence[Response],
+    *,
+    first_round: dict[str, Response] | None,
+    ctx: CallContext,
+    rng: random.Random,
+    max_tokens: int,
+    timeout: float,
+) -> None:
+    emit(ctx.listeners, JudgeStarted(judge_id, mode))
+    verdict: Verdict
+    if judge is None:
+        verdict = vote(answers, mode=mode)
+    else:
+        candidates: list[Candidate] = anonymise(answers, rng, first_round)
+        try:
+            verdict, response = await judge_call(judge, mode, question, candidates, ctx=ctx,
+                                                 max_tokens=max_tokens, timeout=timeout)
+            result.judge_responses.append(response)
+        except JudgeFailed as exc:
+            if exc.response is not None:
+                result.judge_responses.append(exc.response)
+            verdict = vote(answers, mode=mode)
+            verdict.fallback = True
+            verdict.notes.append(f"{exc}; fell back to a majority/consensus vote.")
+            verdict.reasoning = f"{exc}. Fell back to the vote: {verdict.reasoning}"
+    result.verdict = verdict
+    result.answer = verdict.answer
+    emit(ctx.listeners, VerdictReady(verdict))
+
+
+async def rejudge(
+    previous: FusionResult,
+    settings: Settings,
+    ctx: CallContext,
+    *,
+    mode: str | None = None,
+    judge: str | None = None,
+    rng: random.Random | None = None,
+) -> FusionResult:
+    """Judge an earlier run again (late answers included) without calling the pool again."""
+    mode = mode or previous.mode
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    judge_id = judge or previous.judge
+    target = None if judge_id == "vote" else prepare(judge_id, settings)
+    rounds = max((r.round for r in previous.responses), default=0)
+    if mode == "debate" and rounds == 0:
+        raise ConfigError("rejudge as debate needs a run that debated (the pool is not called again)")
+    latest: dict[str, Response] = {}
+    for r in previous.responses:
+        if r.ok and r.label:
+            latest[r.label] = r
+    answers = list(latest.values())
+    first_round = {r.label or "": r for r in previous.responses if r.round == 0 and r.ok}
+    result = FusionResult(prompt=previous.prompt, mode=mode, judge=judge_id, pool=list(previous.pool),
+                          responses=[replace(r) for r in previous.responses],
+                          warnings=[f"Rejudged with {judge_id} ({mode}); the pool was not called again."])
+    for r in result.responses:
+        r.late = False  # a late answer is now on time: the new judge sees it
+    labels = tuple(dict.fromkeys(r.label for r in result.responses if r.label))
+    models = tuple(next(r.model for r in result.responses if r.label == label) for label in labels)
+    emit(ctx.listeners, RunStarted(result.prompt, mode, judge_id, labels, models))
+    for r in result.responses:
+        emit(ctx.listeners, CallFinished(r))
+    started = time.monotonic()
+    await _judge(result, target, judge_id, mode, previous.prompt, answers,
+                 first_round=first_round if mode == "debate" else None, ctx=ctx, rng=rng or random.Random(),
+                 max_tokens=LOCAL_JUDGE_MAX_TOKENS if target is not None and target.is_local
+                 else HTTP_JUDGE_MAX_TOKENS,
+                 timeout=settings.timeout)
+    result.wall_s = time.monotonic() - started
+    emit(ctx.listeners, RunFinished(result))
+    return result
+
+
+async def drain(tasks: set[asyncio.Task[Response]]) -> None:
+    """Wait for late members (used before closing a client that they still use)."""
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,51 @@
+"""best-of: the judge names one answer; the fused answer is that answer, verbatim."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..result import Response, Verdict
+
+
+def schema(labels: Sequence[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "reasoning": {"type": "string"},
+            "winner": {"type": "string", "enum": list(labels)},
+        },
+        "required": ["reasoning", "winner"],
+        "additionalProperties": False,
+    }
+
+
+def instructions(labels: Sequence[str], *, debate: bool = False) -> str:
+    return (
+        "Compare the answers and pick the single best one. First explain your reasoning briefly, then "
+        f"name the winner by its letter ({', '.join(labels)}). Reply with only a JSON object: "
+        '{"reasoning": "...", "winner": "' + labels[0] + '"}'
+    )
+
+
+_LOOSE = re.compile(r"(?:winner|best)[^A-Za-z]{0,20}(?:answer\s+)?\b([A-Z])\b", re.IGNORECASE)
+
+
+def read_verdict(text: str, candidates: Mapping[str, Response], *, judge: str, mode: str) -> Verdict:
+    """Parse the judge's choice; accepts "B", "Answer B" and prose like "Winner: B" when JSON is absent."""
+    from .judge import parse_json_verdict
+
+    data = parse_json_verdict(text) or {}
+    winner = str(data.get("winner", "")).strip()
+    winner = re.sub(r"(?i)^answer\s+", "", winner).strip(" .()").upper()
+    if winner not in candidates:
+        loose = _LOOSE.search(text)
+        winner = loose.group(1).upper() if loose else ""
+    if winner not in candidates:
+        raise ValueError(f"no winner among {', '.join(candidates)} in the verdict")
+    chosen = candidates[winner]
+    return Verdict(
+        model=judge, mode=mode, reasoning=str(data.get("reasoning", "")).strip() or text.strip(),
+        answer=chosen.text, choice=chosen.model, choice_label=f"Answer {winner}",
+    )

@@ -1,0 +1,88 @@
+"""debate: each member sees the others' answers (anonymised, shuffled per member) and revises, for up
+to R rounds, stopping early once the answers agree. The judge then sees the first and the last round.
+
+Conformity is the known failure of debate (pools converge confidently on a wrong answer), so rounds
+are capped, members are told to keep a correct answer under pressure, and the judge is shown how each
+answer moved rather than only the consensus.
+
+    rounds = await run_debate(members, first_round, question=q, rounds=2, ctx=ctx, make_request=...)
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from collections.abc import Callable, Sequence
+
+from ..calls import CallContext
+from ..pool import Member, run_round
+from ..providers.base import ChatRequest, Message
+from ..result import Response
+from .vote import agree
+
+REVISE = (
+    "Other participants answered the same question; their answers follow, anonymous and in random order."
+    "\n\n{others}\n\nConsider them critically. If one shows you made a mistake, correct your answer; "
+    "if you are right, keep your answer even if others disagree. Reply with your complete revised answer "
+    "only."
+)
+
+RequestFactory = Callable[[Member, tuple[Message, ...]], ChatRequest]
+
+
+def revision_messages(question: str, system: str | None, own: Response, others: Sequence[Response],
+                      rng: random.Random) -> tuple[Message, ...]:
+    shuffled = list(others)
+    rng.shuffle(shuffled)
+    rendered = "\n\n".join(
+        f"### Answer {string.ascii_uppercase[i]}\n{r.text.strip()}" for i, r in enumerate(shuffled)
+    )
+    head = (Message("system", system),) if system else ()
+    return (*head, Message("user", question), Message("assistant", own.text.strip()),
+            Message("user", REVISE.format(others=rendered)))
+
+
+async def run_debate(
+    members: Sequence[Member],
+    first: list[Response],
+    *,
+    question: str,
+    system: str | None,
+    rounds: int,
+    ctx: CallContext,
+    make_request: RequestFactory,
+    timeout: float | None,
+    rng: random.Random,
+) -> list[list[Response]]:
+    """Revision rounds after ``first``. Returns every round's latest answer per member, round 0 first.
+
+    A member that failed in round 0 sits the debate out; one that fails later keeps its last good answer.
+    """
+    history: list[list[Response]] = [first]
+    current = {m.label: r for m, r in zip(members, first, strict=True) if r.ok}
+    for n in range(1, rounds + 1):
+        if len(current) < 2 or agree(list(current.values())):
+            break
+        active = [m for m in members if m.label in current]
+        requests = [
+            make_request(m, revision_messages(
+                question, system, current[m.label],
+                [r for label, r in current.items() if label != m.label], rng))
+            for m in active
+        ]
+        outcome = await run_round(active, requests, ctx=ctx, round=n, timeout=timeout)
+        for m, r in zip(active, outcome.responses, strict=True):
+            if r.ok and r.text.strip():
+                current[m.label] = r
+        history.append(outcome.responses)
+    return history
+
+
+def final_answers(members: Sequence[Member], history: list[list[Response]]) -> list[Response]:
+    """Each member's latest ok answer over all rounds, in member order."""
+    latest: dict[str, Response] = {}
+    for round_responses in history:
+        for r in round_responses:
+            if r.ok and r.text.strip() and r.label:
+                latest[r.label] = r
+    return [latest[m.label] for m in members if m.label in latest]
