@@ -29,7 +29,7 @@ def instructions(labels: Sequence[str], *, debate: bool = False) -> str:
     )
 
 
-_LOOSE = re.compile(r"(?:winner|best)[^A-Za-z]{0,20}(?:answer\s+)?\b([A-Z])\b", re.IGNORECASE)
+_LOOSE = re.compile(r"(?i:winner|best answer)\W{0,3}(?i:is\W{0,3})?(?i:answer\s+)?\(?([A-Z])\b")
 
 
 def read_verdict(text: str, candidates: Mapping[str, Response], *, judge: str, mode: str) -> Verdict:

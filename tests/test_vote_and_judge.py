@@ -1,0 +1,95 @@
+"""The model-free parts of judging: final-answer extraction, vote, agreement, verdict parsing."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from fusion_magic.fusion import best_of, merge
+from fusion_magic.fusion.judge import anonymise, parse_json_verdict
+from fusion_magic.fusion.vote import agree, extract_final, vote
+from fusion_magic.result import Response
+
+
+def ok(text: str, label: str, model: str | None = None) -> Response:
+    return Response(model=model or f"m:{label}", text=text, status="ok", label=label)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("42", "42"),
+        ("The answer is 42.", "42"),
+        ("7 times 6 is 42", "42"),
+        ("Final answer: **1,024**", "1024"),
+        ("(B)", "B"),
+        ("Yes, it is.", "yes"),
+        ("Paris.", "paris"),
+        ("A long explanation " * 10, None),
+        ("Blah blah.\n#### 3.5", "3.5"),
+    ],
+)
+def test_extract_final(text: str, value: str | None) -> None:
+    assert extract_final(text) == value
+
+
+def test_vote_majority_picks_first_answer_stating_the_winner() -> None:
+    rs = [ok("The answer is 41.", "a"), ok("It is 42.", "b"), ok("Answer: 42", "c")]
+    v = vote(rs)
+    assert v.choice == "m:b" and v.answer == "It is 42." and "2 of 3" in v.reasoning
+
+
+def test_vote_falls_back_to_medoid_without_majority() -> None:
+    rs = [
+        ok("The sky is blue because of Rayleigh scattering of sunlight by air molecules.", "a"),
+        ok("Rayleigh scattering of sunlight by the air molecules makes the sky blue.", "b"),
+        ok("Because the ocean reflects onto it, which is a common myth about colour.", "c"),
+    ]
+    v = vote(rs)
+    assert v.choice in ("m:a", "m:b") and "Consensus" in v.reasoning
+
+
+def test_vote_ignores_failed_and_handles_none() -> None:
+    failed = Response(model="m:x", text="partial 99", status="server", label="x")
+    assert vote([failed, ok("5", "a")]).answer == "5"
+    assert vote([failed]).answer == ""
+
+
+def test_agree() -> None:
+    assert agree([ok("It is 4.", "a"), ok("The answer is 4", "b")])
+    assert not agree([ok("It is 4.", "a"), ok("It is 5.", "b")])
+
+
+def test_anonymise_shuffles_per_call_and_keeps_attribution() -> None:
+    rs = [ok(f"answer {i}", str(i)) for i in range(6)]
+    orders = {tuple(c.response.label for c in anonymise(rs, random.Random(seed))) for seed in range(20)}
+    assert len(orders) > 1
+    cands = anonymise(rs, random.Random(1))
+    assert [c.label for c in cands] == list("ABCDEF")
+    assert sorted(c.response.label for c in cands) == sorted(r.label for r in rs)
+
+
+def test_parse_json_verdict_is_tolerant() -> None:
+    assert parse_json_verdict('{"winner": "A", "reasoning": "x"}') == {"winner": "A", "reasoning": "x"}
+    fenced = 'Sure!\n```json\n{"winner": "B", "reasoning": "y"}\n```'
+    assert parse_json_verdict(fenced) == {"winner": "B", "reasoning": "y"}
+    assert parse_json_verdict("no json here") is None
+
+
+def test_best_of_reads_labels_and_prose() -> None:
+    cands = {"A": ok("first", "a"), "B": ok("second", "b")}
+    v = best_of.read_verdict('{"reasoning": "B is right", "winner": "Answer B"}', cands, judge="j", mode="best-of")
+    assert v.answer == "second" and v.choice == "m:b" and v.choice_label == "Answer B"
+    v = best_of.read_verdict("I think the winner is B because...", cands, judge="j", mode="best-of")
+    assert v.answer == "second"
+    with pytest.raises(ValueError):
+        best_of.read_verdict('{"winner": "Z"}', cands, judge="j", mode="best-of")
+
+
+def test_merge_reads_answer_or_prose() -> None:
+    v = merge.read_verdict('{"reasoning": "r", "answer": "fused"}', {}, judge="j", mode="merge")
+    assert v.answer == "fused" and v.reasoning == "r"
+    assert merge.read_verdict("just prose", {}, judge="j", mode="merge").answer == "just prose"
+    with pytest.raises(ValueError):
+        merge.read_verdict('{"reasoning": "r"}', {}, judge="j", mode="merge")
