@@ -123,7 +123,7 @@ async def run_call(
         emit(ctx.listeners, CallFinished(r))
         raise
     r.latency_s = time.monotonic() - started
-    if r.status in ("waiting", "streaming"):
+    if r.status in ("waiting", "streaming"):  # replayed from the cache
         r.status = "ok"
     if r.cost_usd is None and r.cost_source == "unknown":
         price = price_for(target.model_id, dict(ctx.settings.prices))
@@ -151,6 +151,7 @@ async def _call_with_retries(
             async for event in provider.stream(request):
                 got_event = True
                 _apply(r, event, ctx, started)
+            r.status = "ok"
             return
         except ProviderError as exc:
             # Never retry once text arrived: the user already saw it, and a retry would bill twice.

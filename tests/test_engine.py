@@ -1,0 +1,288 @@
+"""The fused run end to end through real sockets: every call crosses the loopback emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+import fusion_magic
+from fusion_magic.errors import BudgetError, ConfigError, MissingKeyError, ReplayMissError
+from fusion_magic.estimate import check_budget, estimate
+from fusion_magic.events import CallDelta, CallFinished, EngineEvent, RunFinished, VerdictReady
+from fusion_magic.settings import Settings
+from fusion_magic.testing import Emulator, Fault, ModelScript
+
+POOL = ["openrouter:t/alpha", "anthropic:beta", "gemini:gamma"]
+FAST = Settings(max_retries=0, timeout=20)
+
+
+def user_text(body: Mapping[str, Any]) -> str:
+    """The prompt text of any family's request body."""
+    if "contents" in body:
+        return "\n".join(p.get("text", "") for c in body["contents"] for p in c["parts"])
+    return "\n".join(m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])
+                     for m in body["messages"])
+
+
+def pick_answer_with(needle: str):  # type: ignore[no-untyped-def]
+    """A judge script that names the anonymous label of the answer containing ``needle``."""
+
+    def reply(body: Mapping[str, Any]) -> str:
+        text = user_text(body)
+        for label, answer in re.findall(r"### Answer ([A-Z]) \(\d+ tokens\)\n(.*?)(?=\n\n###|\n\n## Task)", text,
+                                        re.S):
+            if needle in answer:
+                return json.dumps({"reasoning": f"{label} has {needle}", "winner": label})
+        return json.dumps({"reasoning": "none", "winner": "A"})
+
+    return reply
+
+
+def script_pool(emu: Emulator) -> None:
+    emu.script("t/alpha", ModelScript(reply="It is 41."))
+    emu.script("beta", ModelScript(reply="The answer is 42."))
+    emu.script("gamma", ModelScript(reply="42, since 6 x 7 = 42."))
+
+
+def test_best_of_picks_the_judges_choice_verbatim(emulator_env: Emulator) -> None:
+    script_pool(emulator_env)
+    emulator_env.script("t/judge", ModelScript(reply=pick_answer_with("answer is 42")))
+    events: list[EngineEvent] = []
+    r = fusion_magic.fuse("What is 6 x 7?", pool=POOL, judge="openrouter:t/judge", mode="best-of",
+                          settings=FAST, listeners=[events.append])
+    assert r.answer == "The answer is 42."
+    assert r.verdict is not None and r.verdict.choice == "anthropic:beta"
+    assert r.verdict.choice_label in r.verdict.labels and "anthropic:beta" in r.verdict.labels[r.verdict.choice_label]
+    assert not r.degraded and r.n_ok == 3
+    assert [x.text for x in r.responses] == ["It is 41.", "The answer is 42.", "42, since 6 x 7 = 42."]
+    # the judge saw anonymous answers only
+    judge_req = next(q for q in emulator_env.requests if q.model == "t/judge")
+    assert "beta" not in user_text(judge_req.body or {}) and "gamma" not in user_text(judge_req.body or {})
+    assert judge_req.body is not None and judge_req.body["temperature"] == 0
+    assert judge_req.body["response_format"]["type"] == "json_schema"
+    # the ledger has a row per call, judge included, and OpenRouter's own cost
+    ledger = r.ledger
+    assert list(ledger["role"]) [-1] == "judge" and len(ledger) == 4
+    alpha = ledger[ledger["model"] == "openrouter:t/alpha"].iloc[0]
+    assert alpha["cost_source"] == "provider" and alpha["cost_usd"] > 0
+    # events: deltas streamed, every call finished, one verdict, one run end
+    assert any(isinstance(e, CallDelta) for e in events)
+    assert sum(isinstance(e, CallFinished) for e in events) == 4
+    assert isinstance(events[-1], RunFinished) and any(isinstance(e, VerdictReady) for e in events)
+
+
+def test_all_members_start_together(emulator_env: Emulator) -> None:
+    for name in ("s1", "s2", "s3", "s4"):
+        emulator_env.script(name, ModelScript(reply="ok", ttft_s=0.5))
+    pool = [f"openai:{n}" for n in ("s1", "s2", "s3", "s4")]
+    r = fusion_magic.fuse("q", pool=pool, judge="vote", settings=FAST)
+    reqs = emulator_env.requests
+    # every request reached the server before any answer was complete: they ran concurrently
+    assert max(q.started for q in reqs) < min(q.ended or 0 for q in reqs)
+    assert r.n_ok == 4
+
+
+def test_merge_uses_the_judges_synthesis(emulator_env: Emulator) -> None:
+    script_pool(emulator_env)
+    emulator_env.script("judge-m", ModelScript(reply=json.dumps({"reasoning": "B and C agree", "answer": "42."})))
+    r = fusion_magic.fuse("What is 6 x 7?", pool=POOL, judge="anthropic:judge-m", mode="merge", settings=FAST)
+    assert r.answer == "42." and r.verdict is not None and r.verdict.reasoning == "B and C agree"
+    body = next(q for q in emulator_env.requests if q.model == "judge-m").body or {}
+    assert body["output_config"]["format"]["type"] == "json_schema"
+
+
+def test_debate_revises_then_judge_sees_first_and_last_round(emulator_env: Emulator) -> None:
+    emulator_env.script("d1", ModelScript(replies=["It is 41.", "You are right, it is 42."]))
+    emulator_env.script("d2", ModelScript(replies=["It is 42.", "It is 42."]))
+    emulator_env.script("dj", ModelScript(reply=json.dumps({"reasoning": "converged", "answer": "42"})))
+    r = fusion_magic.fuse("6 x 7?", pool=["openai:d1", "openai:d2"], judge="openai:dj", mode="debate",
+                          rounds=3, settings=FAST)
+    rounds = sorted({x.round for x in r.responses})
+    assert rounds == [0, 1]  # agreed after round 1: no round 2 or 3
+    revision = [q for q in emulator_env.requests if q.model == "d1"][1].body or {}
+    assert "It is 42." in user_text(revision) and revision["messages"][-2]["role"] == "assistant"
+    judge_text = user_text(next(q for q in emulator_env.requests if q.model == "dj").body or {})
+    assert "first round" in judge_text and "final round" in judge_text and "It is 41." in judge_text
+    assert r.answer == "42"
+    assert set(r.ledger["round"].dropna()) == {0, 1}
+
+
+def test_failed_member_fails_its_own_tab_only(emulator_env: Emulator) -> None:
+    script_pool(emulator_env)
+    emulator_env.script("gamma", ModelScript(reply="partial answer that breaks", faults=[
+        Fault("cut", after_chunks=2)]))
+    r = fusion_magic.fuse("6 x 7?", pool=POOL, judge="vote", settings=FAST)
+    gamma = next(x for x in r.responses if x.model == "gemini:gamma")
+    assert gamma.status == "protocol" and gamma.text  # what arrived is kept
+    assert r.degraded and r.n_ok == 2 and r.answer
+    assert "DEGRADED" in r.to_text()
+
+
+def test_retries_are_seen_in_the_request_log(emulator_env: Emulator) -> None:
+    emulator_env.script("flaky", ModelScript(reply="fine", faults=[Fault("status", status=503, retry_after=0.05,
+                                                                           times=2)]))
+    r = fusion_magic.complete("openrouter:flaky", "hi")
+    assert r.status == "ok" and r.text == "fine" and r.attempts == 3
+    assert [q.status for q in emulator_env.requests if q.model == "flaky"] == [503, 503, 200]
+
+
+def test_bad_request_is_never_retried(emulator_env: Emulator) -> None:
+    emulator_env.script("bad", ModelScript(faults=[Fault("status", status=400, message="bad field")]))
+    r = fusion_magic.complete("openai:bad", "hi")
+    assert r.status == "bad_request" and "bad field" in (r.error or "") and r.http_status == 400
+    assert len([q for q in emulator_env.requests if q.model == "bad"]) == 1
+
+
+def test_quorum_judges_early_and_keeps_stragglers_late(emulator_env: Emulator) -> None:
+    emulator_env.script("q1", ModelScript(reply="4"))
+    emulator_env.script("q2", ModelScript(reply="4"))
+    emulator_env.script("slow", ModelScript(reply="5", ttft_s=1.5))
+    r = fusion_magic.fuse("2+2?", pool=["openai:q1", "openai:q2", "openai:slow"], judge="vote", quorum=2,
+                          settings=FAST)
+    slow = next(x for x in r.responses if x.model == "openai:slow")
+    assert slow.late and slow.status != "ok" and r.answer == "4"  # judged before the straggler finished
+    # the straggler keeps running and fills its record in place
+    deadline = time.monotonic() + 5
+    while slow.status != "ok" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert slow.status == "ok" and slow.text == "5" and slow.late
+
+
+def test_deadline_fires_with_what_arrived(emulator_env: Emulator) -> None:
+    emulator_env.script("fast", ModelScript(reply="yes"))
+    emulator_env.script("hung", ModelScript(faults=[Fault("hang")]))
+    r = fusion_magic.fuse("ok?", pool=["openai:fast", "openai:hung"], judge="vote", deadline=0.5,
+                          settings=FAST.with_(timeout=2))
+    hung = next(x for x in r.responses if x.model == "openai:hung")
+    assert hung.late and r.answer == "yes"
+
+
+def test_judge_failure_falls_back_to_vote(emulator_env: Emulator) -> None:
+    script_pool(emulator_env)
+    emulator_env.script("broken-judge", ModelScript(faults=[Fault("status", status=500)]))
+    r = fusion_magic.fuse("6 x 7?", pool=POOL, judge="openrouter:broken-judge", settings=FAST)
+    assert r.verdict is not None and r.verdict.fallback and r.degraded
+    assert r.answer in ("The answer is 42.", "42, since 6 x 7 = 42.")
+    assert r.ledger.iloc[-1]["status"] == "server"
+
+
+def test_unparseable_judge_falls_back(emulator_env: Emulator) -> None:
+    script_pool(emulator_env)
+    emulator_env.script("chatty", ModelScript(reply="I refuse to pick."))
+    r = fusion_magic.fuse("6 x 7?", pool=POOL, judge="openai:chatty", settings=FAST)
+    assert r.verdict is not None and r.verdict.fallback and "no usable verdict" in r.verdict.reasoning
+
+
+def test_rejudge_calls_only_the_judge(emulator_env: Emulator) -> None:
+    script_pool(emulator_env)
+    first = fusion_magic.fuse("6 x 7?", pool=POOL, judge="vote", settings=FAST)
+    n = len(emulator_env.requests)
+    emulator_env.script("rj", ModelScript(reply=pick_answer_with("6 x 7")))
+    from fusion_magic._runner import get_runner
+    from fusion_magic.calls import CallContext
+    from fusion_magic.engine import rejudge
+
+    async def go(client: Any) -> Any:
+        return await rejudge(first, FAST, CallContext(client=client, settings=FAST), mode="best-of",
+                             judge="openrouter:rj")
+
+    again = get_runner().run(go)
+    assert [q.model for q in emulator_env.requests[n:]] == ["rj"]
+    assert again.answer == "42, since 6 x 7 = 42." and again.mode == "best-of"
+
+
+def test_missing_key_fails_before_any_call(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in emulator.env().items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(MissingKeyError, match="ANTHROPIC_API_KEY"):
+        fusion_magic.fuse("q", pool=["openai:x", "anthropic:y"], keys={"openai": "k"})
+    assert emulator.requests == []
+
+
+def test_bad_ids_and_options_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="provider:model"):
+        fusion_magic.fuse("q", pool=["gpt-4o"])
+    with pytest.raises(ConfigError, match="unknown provider"):
+        fusion_magic.fuse("q", pool=["nope:x"])
+    with pytest.raises(ConfigError, match="quorum"):
+        fusion_magic.fuse("q", pool=["local:gemma3-270m"] * 2, judge="vote", quorum=5)
+    with pytest.raises(ConfigError, match="empty"):
+        fusion_magic.fuse("  ", pool=["local:gemma3-270m"])
+
+
+def test_estimate_and_budget_make_no_call(emulator_env: Emulator) -> None:
+    plan = fusion_magic.api.make_plan("Explain entropy.", pool=["openai:gpt-4o", "anthropic:claude-sonnet-4-5"],
+                                      judge="openai:gpt-4o-mini", max_tokens=100)
+    est = estimate(plan)
+    assert est.total_usd is not None and 0 < est.total_usd < 0.05
+    with pytest.raises(BudgetError, match="above --budget"):
+        check_budget(est, 0.000001)
+    check_budget(est, 1.0)
+    unknown = estimate(fusion_magic.api.make_plan("x", pool=["openai:some-new-model"], judge="vote"))
+    assert unknown.total_usd is None
+    with pytest.raises(BudgetError, match="cannot be checked"):
+        check_budget(unknown, 1.0)
+    assert emulator_env.requests == []
+
+
+def test_unknown_price_is_unknown_not_zero(emulator_env: Emulator) -> None:
+    emulator_env.script("mystery-model", ModelScript(reply="hi"))
+    r = fusion_magic.complete("openai:mystery-model", "hi")
+    assert r.status == "ok" and r.cost_usd is None and r.cost_source == "unknown"
+    emulator_env.script("gpt-4o", ModelScript(reply="hi", input_tokens=1000, output_tokens=100))
+    r = fusion_magic.complete("openai:gpt-4o", "hi")
+    assert r.cost_usd == pytest.approx((1000 * 2.5 + 100 * 10) / 1e6)
+
+
+def test_cache_records_then_replays_offline(emulator_env: Emulator) -> None:
+    script_pool(emulator_env)
+    first = fusion_magic.fuse("6 x 7?", pool=POOL, judge="vote", cache="on", settings=FAST)
+    n = len(emulator_env.requests)
+    again = fusion_magic.fuse("6 x 7?", pool=POOL, judge="vote", cache="replay", settings=FAST)
+    assert len(emulator_env.requests) == n  # nothing sent
+    assert [x.text for x in again.responses] == [x.text for x in first.responses]
+    assert all(x.cost_usd == 0 for x in again.responses)
+    with pytest.raises(ReplayMissError):
+        fusion_magic.fuse("a different prompt", pool=POOL, judge="vote", cache="replay", settings=FAST)
+    for path in Settings().cache_path().rglob("*.json"):
+        text = path.read_text()
+        assert all(v not in text for v in emulator_env.test_keys().values())
+
+
+def test_afuse_runs_on_the_callers_loop(emulator_env: Emulator) -> None:
+    script_pool(emulator_env)
+
+    async def main() -> Any:
+        return await fusion_magic.afuse("6 x 7?", pool=POOL, judge="vote", settings=FAST)
+
+    r = asyncio.run(main())
+    assert r.n_ok == 3 and r.answer
+
+
+def test_background_returns_at_once(emulator_env: Emulator) -> None:
+    emulator_env.script("bg", ModelScript(reply="later", ttft_s=0.5))
+    job = fusion_magic.fuse("q", pool=["openai:bg", "openai:bg"], judge="vote", background=True, settings=FAST)
+    assert not job.done()
+    assert job.result(timeout=10).answer == "later"
+
+
+def test_self_sampling_gives_each_seat_a_seed(emulator_env: Emulator) -> None:
+    r = fusion_magic.fuse("q", pool=["openai:s"], self_n=3, judge="vote", settings=FAST)
+    seeds = [q.body["seed"] for q in emulator_env.requests if q.body]
+    assert sorted(seeds) == [1, 2, 3] and len(r.responses) == 3
+    assert [x.label for x in r.responses] == ["s #1", "s #2", "s #3"]
+
+
+def test_keys_never_reach_results(emulator_env: Emulator) -> None:
+    emulator_env.script("authfail", ModelScript(faults=[Fault("status", status=401)]))
+    r = fusion_magic.fuse("q", pool=["openrouter:authfail", "anthropic:ok"], judge="vote", settings=FAST)
+    blob = r.to_text() + r.to_markdown() + r.ledger.to_csv() + repr(r)
+    for key in emulator_env.test_keys().values():
+        assert key not in blob
+    assert r.responses[0].status == "auth"
