@@ -151,7 +151,7 @@ def parse_line_magic(line: str) -> tuple[str, Any]:
 # ---- the cell body --------------------------------------------------------------------------------
 
 _VAR = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
-_NBVAL = re.compile(r"^\s*#\s*(NBVAL_\w+|PYTEST_VALIDATE_IGNORE_OUTPUT)\s*$", re.MULTILINE)
+_NBVAL = re.compile(r"^[ \t]*#[ \t]*(?:NBVAL_\w+|PYTEST_VALIDATE_IGNORE_OUTPUT)[ \t]*(?:\n|$)", re.MULTILINE)
 MAX_VALUE_CHARS = 20_000
 
 

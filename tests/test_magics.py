@@ -1,0 +1,202 @@
+"""%%fuse and %fuse in a real InteractiveShell, every call through the loopback emulator."""
+
+from __future__ import annotations
+
+import _thread
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from fusion_magic.errors import MissingKeyError
+from fusion_magic.estimate import Estimate
+from fusion_magic.magics import FusionMagics
+from fusion_magic.result import FusionResult
+from fusion_magic.testing import Emulator, Fault, ModelScript
+
+
+@pytest.fixture
+def shell() -> Iterator[InteractiveShell]:
+    sh = InteractiveShell.instance()
+    sh.run_line_magic("load_ext", "fusion_magic")
+    magics = magics_of(sh)
+    defaults = {name: trait.default() for name, trait in magics.traits(config=True).items()}
+    magics.view = "text"
+    magics.max_retries = 0
+    yield sh
+    for name, value in defaults.items():
+        setattr(magics, name, value)
+    for name in ("r", "topic", "out", "job"):
+        sh.user_ns.pop(name, None)
+
+
+def magics_of(sh: InteractiveShell) -> FusionMagics:
+    return next(c for c in sh.configurables if isinstance(c, FusionMagics))
+
+
+def prompt_sent(emu: Emulator, model: str) -> str:
+    body = next(q for q in emu.requests if q.model == model).body or {}
+    return body["messages"][-1]["content"]
+
+
+def test_cell_runs_pool_and_stores_result(shell: InteractiveShell, emulator_env: Emulator) -> None:
+    emulator_env.script("a", ModelScript(reply="It is 4."))
+    emulator_env.script("b", ModelScript(reply="4"))
+    out = shell.run_cell_magic("fuse", "-p openai:a,openai:b -j vote -o r", "2+2?")
+    assert isinstance(out, FusionResult) and shell.user_ns["r"] is out
+    assert out.answer in ("It is 4.", "4") and out.mode == "best-of" and out.judge == "vote"
+    # terminal: the result renders as the readable text report
+    text = out._repr_mimebundle_()["text/plain"]
+    assert "It is 4." in text and "vote" in text and "TOTAL" in text
+
+
+def test_interpolation_leaves_other_braces_alone(shell: InteractiveShell, emulator_env: Emulator) -> None:
+    shell.user_ns["topic"] = "entropy"
+    body = 'Explain {topic}.\n# NBVAL_IGNORE_OUTPUT\nJSON: {"k": [1, 2]} code: f"{x:2}" {{topic}} {missing} {}'
+    shell.run_cell_magic("fuse", "-p openai:a,openai:b -j vote", body)
+    assert prompt_sent(emulator_env, "a") == 'Explain entropy.\nJSON: {"k": [1, 2]} code: f"{x:2}" {{topic}} {missing} {}'
+    shell.run_cell_magic("fuse", "-p openai:c,openai:d -j vote --no-interpolate", "Explain {topic}.")
+    assert prompt_sent(emulator_env, "c") == "Explain {topic}."
+
+
+def test_options_reach_the_wire(shell: InteractiveShell, emulator_env: Emulator) -> None:
+    shell.run_cell_magic(
+        "fuse", '-p openai:a,anthropic:b -j vote --max-tokens 77 --temperature 0.3 -s "Be terse." -t 9', "hi")
+    a = next(q for q in emulator_env.requests if q.model == "a").body or {}
+    b = next(q for q in emulator_env.requests if q.model == "b").body or {}
+    assert a["max_completion_tokens"] == 77 and a["temperature"] == 0.3
+    assert a["messages"][0] == {"role": "system", "content": "Be terse."}
+    assert b["max_tokens"] == 77 and b["system"] == "Be terse."
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("-p openai:a --bogus", "unrecognized arguments"),
+        ("-p gpt-4o", "provider:model"),
+        ("-p nope:x", "unknown provider"),
+        ("-p openai:a -m fastest", "invalid choice"),
+        ("-p openai:a -o 2bad", "variable name"),
+        ("-p openai:a,openai:b -q 7", "quorum"),
+        ('-p openai:a -s "unbalanced', "cannot read the options"),
+    ],
+)
+def test_bad_input_is_one_usage_line_and_no_call(shell: InteractiveShell, emulator_env: Emulator, line: str,
+                                                 message: str) -> None:
+    with pytest.raises(UsageError, match=message) as info:
+        shell.run_cell_magic("fuse", line, "hi")
+    assert type(info.value) is UsageError and "\n" not in str(info.value)
+    assert emulator_env.requests == []
+
+
+def test_missing_key_says_which_variable(shell: InteractiveShell, emulator: Emulator) -> None:
+    with pytest.raises(UsageError, match="set ANTHROPIC_API_KEY"):
+        shell.run_cell_magic("fuse", "-p anthropic:claude-sonnet-4-5,openai:x", "hi")
+    assert emulator.requests == []
+
+
+def test_raise_errors_env_shows_the_real_exception(shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FUSION_MAGIC_RAISE_ERRORS", "1")
+    with pytest.raises(MissingKeyError):
+        shell.run_cell_magic("fuse", "-p anthropic:claude-sonnet-4-5", "hi")
+
+
+def test_empty_prompt(shell: InteractiveShell) -> None:
+    with pytest.raises(UsageError, match="prompt is empty"):
+        shell.run_cell_magic("fuse", "-p openai:a", "\n# NBVAL_IGNORE_OUTPUT\n")
+
+
+def test_estimate_and_budget(shell: InteractiveShell, emulator_env: Emulator) -> None:
+    est = shell.run_cell_magic("fuse", "-p openai:gpt-4o,anthropic:claude-sonnet-4-5 -j openai:gpt-4o-mini "
+                                       "--estimate", "Explain entropy.")
+    assert isinstance(est, Estimate) and est.total_usd is not None and "Total: $" in str(est)
+    with pytest.raises(UsageError, match="above --budget"):
+        shell.run_cell_magic("fuse", "-p openai:gpt-4o,anthropic:claude-sonnet-4-5 --budget 0.0001", "Explain.")
+    assert emulator_env.requests == []
+
+
+def test_config_traits_are_the_defaults(shell: InteractiveShell, emulator_env: Emulator) -> None:
+    shell.run_line_magic("config", 'FusionMagics.pool = ["openai:x1", "gemini:x2"]')
+    shell.run_line_magic("config", 'FusionMagics.judge = "vote"')
+    shell.run_line_magic("config", 'FusionMagics.mode = "merge"')
+    r = shell.run_cell_magic("fuse", "", "hello")
+    assert r.pool == ["openai:x1", "gemini:x2"] and r.mode == "merge" and r.judge == "vote"
+    assert {q.model for q in emulator_env.requests} == {"x1", "x2"}
+
+
+def test_config_lists_options(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    shell.run_line_magic("config", "FusionMagics")
+    out = capsys.readouterr().out
+    assert "FusionMagics.pool" in out and "FusionMagics.judge" in out and "FusionMagics.cache" in out
+
+
+def test_help_lists_every_flag(shell: InteractiveShell) -> None:
+    doc = shell.find_cell_magic("fuse").__doc__ or ""
+    for flag in ("--pool", "--self", "--judge", "--mode", "--rounds", "--quorum", "--deadline", "--timeout",
+                 "--max-tokens", "--temperature", "--system", "--estimate", "--budget", "--background",
+                 "--out", "rejudge", "list"):
+        assert flag in doc
+
+
+def test_fuse_list_shows_key_state_not_values(shell: InteractiveShell, emulator_env: Emulator) -> None:
+    listing = shell.run_line_magic("fuse", "list")
+    text = str(listing)
+    assert "OPENROUTER_API_KEY" in text and "set" in text and "gpt-4o" in text
+    for key in emulator_env.test_keys().values():
+        assert key not in text
+
+
+def test_rejudge_uses_the_last_result(shell: InteractiveShell, emulator_env: Emulator) -> None:
+    emulator_env.script("a", ModelScript(reply="It is 4."))
+    emulator_env.script("b", ModelScript(reply="Four, i.e. 4."))
+    emulator_env.script("j", ModelScript(reply='{"reasoning": "fine", "answer": "4 (merged)"}'))
+    shell.run_cell_magic("fuse", "-p openai:a,openai:b -j vote", "2+2?")
+    n = len(emulator_env.requests)
+    again = shell.run_line_magic("fuse", "rejudge -m merge -j openai:j -o r")
+    assert again.answer == "4 (merged)" and shell.user_ns["r"] is again
+    assert [q.model for q in emulator_env.requests[n:]] == ["j"]
+
+
+def test_rejudge_without_a_result(shell: InteractiveShell) -> None:
+    magics_of(shell).last = None
+    with pytest.raises(UsageError, match="needs an earlier"):
+        shell.run_line_magic("fuse", "rejudge")
+
+
+def test_every_member_failing_is_one_line(shell: InteractiveShell, emulator_env: Emulator) -> None:
+    emulator_env.script("x", ModelScript(faults=[Fault("status", status=401)]))
+    with pytest.raises(UsageError, match="every pool member failed"):
+        shell.run_cell_magic("fuse", "-p openai:x,openai:x -j vote -o r", "hi")
+    assert shell.user_ns["r"].degraded  # what arrived is still there to inspect
+
+
+def test_background_then_result(shell: InteractiveShell, emulator_env: Emulator) -> None:
+    emulator_env.script("slowish", ModelScript(reply="done", ttft_s=0.3))
+    assert shell.run_cell_magic("fuse", "-p openai:slowish,openai:slowish -j vote --background -o job", "q") is None
+    job = shell.user_ns["job"]
+    assert job.result(timeout=10).answer == "done"
+
+
+def test_interrupt_closes_every_connection(shell: InteractiveShell, emulator_env: Emulator) -> None:
+    for name in ("h1", "h2", "h3"):
+        emulator_env.script(name, ModelScript(faults=[Fault("hang")]))
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    interrupted_at = 0.0
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            shell.run_cell_magic("fuse", "-p openai:h1,anthropic:h2,gemini:h3 -j vote", "never answered")
+        finally:
+            interrupted_at = time.monotonic()
+    closed = emulator_env.wait_for(lambda reqs: len(reqs) == 3 and all(q.disconnected for q in reqs), timeout=5)
+    assert closed
+    # the server saw each connection close within a second of the interrupt
+    assert all((q.ended or 0) - interrupted_at < 1.0 for q in emulator_env.requests)
+    # and the shell is still usable
+    emulator_env.script("after", ModelScript(reply="still here"))
+    r: Any = shell.run_cell_magic("fuse", "-p openai:after,openai:after -j vote", "hi")
+    assert r.answer == "still here"
