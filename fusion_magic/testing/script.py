@@ -33,6 +33,9 @@ class Fault:
     times: int | None = None
     # OpenRouter's 402 flavours: "openrouter_in_flight_budget", "openrouter_credits", ...
     limit_source: str | None = None
+    # OpenRouter 402 ``metadata.reason``; None picks the documented one for ``limit_source``
+    # ("in_flight_budget_exhausted" for the in-flight budget, none for the others).
+    reason: str | None = None
 
 
 # A reply may be computed from the decoded JSON request body (e.g. a judge that reads the answers).
@@ -59,3 +62,11 @@ class ModelScript:
     cost_usd: float | None = None
     finish_reason: str | None = None
     faults: list[Fault] = field(default_factory=list)
+    # The model the response says served it (OpenRouter fallbacks answer with another model).
+    served_model: str | None = None
+    # Wire-robustness knobs from the emulator checklist: CRLF line ends, and every SSE event written
+    # in two pieces split mid-line so the client's parser must reassemble it across reads.
+    crlf: bool = False
+    split_events: bool = False
+    # OpenRouter's older documented usage chunk, ``"choices": []``, instead of the content-free choice.
+    usage_choices_empty: bool = False
