@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import time
@@ -148,9 +149,11 @@ async def _call_with_retries(
         r.attempts += 1
         got_event = False
         try:
-            async for event in provider.stream(request):
-                got_event = True
-                _apply(r, event, ctx, started)
+            # aclosing: on cancel or timeout the generator closes now, and with it the HTTP connection.
+            async with contextlib.aclosing(provider.stream(request)) as events:
+                async for event in events:
+                    got_event = True
+                    _apply(r, event, ctx, started)
             r.status = "ok"
             return
         except ProviderError as exc:

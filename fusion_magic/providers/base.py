@@ -10,7 +10,7 @@ never price, never time: policy lives in ``fusion_magic.calls`` and ``fusion_mag
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -114,7 +114,7 @@ class Provider(Protocol):
     protocol: ClassVar[str]
     supports_json_schema: ClassVar[bool]
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
+    def stream(self, request: ChatRequest) -> AsyncGenerator[ProviderEvent, None]:
         """Yield events for one call; raise a ``ProviderError`` subclass on failure.
 
         Implementations raise before the first event for pre-stream HTTP errors (so the caller may
