@@ -1,0 +1,72 @@
+"""%%fuse in a real Jupyter kernel (nbclient), against the emulator: the widget view, the saved text
+fallback, the stored widget state, and a kernel interrupt."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from fusion_magic.testing import Emulator, Fault, ModelScript
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning")
+
+
+def run(cells: list[str], **options: Any) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    NotebookClient(nb, kernel_name="python3", timeout=60, store_widget_state=True, **options).execute()
+    return nb
+
+
+def outputs_of(cell: nbformat.NotebookNode, mime: str) -> list[str]:
+    return [o["data"][mime] for o in cell.outputs if "data" in o and mime in o["data"]]
+
+
+def test_fuse_cell_in_a_kernel(emulator_env: Emulator) -> None:
+    emulator_env.script("k1", ModelScript(reply="Paris is the capital.", tokens_per_s=200))
+    emulator_env.script("k2", ModelScript(reply="The capital is **Paris**.", tokens_per_s=200))
+    emulator_env.script("kj", ModelScript(reply=json.dumps({"reasoning": "both right", "answer": "Paris."})))
+    nb = run([
+        "%load_ext fusion_magic",
+        "%%fuse -p openai:k1,anthropic:k2 -j gemini:kj -m merge -o r\nWhat is the capital of France?",
+        "print(r.answer, len(r.ledger))",
+    ])
+    fuse_cell = nb.cells[1]
+    views = [o for o in fuse_cell.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(views) == 1
+    # the view's text/plain, updated when the run finished, is the full readable report
+    report = views[0]["data"]["text/plain"]
+    assert "Paris." in report and "Paris is the capital." in report and "k2" in report and "TOTAL" in report
+    # the cell's own result repeats only the stable summary line
+    assert outputs_of(fuse_cell, "text/plain")[-1] == "<FusionResult mode=merge judge=gemini:kj answers=2/2 ok>"
+    assert nb.cells[2].outputs[0]["text"].strip() == "Paris. 3"
+    # widget state is saved with the notebook: the tab titles are in it
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    titles = [m["state"].get("titles") for m in state.values() if m["model_name"] == "TabModel"]
+    assert any(t and t[0] == "Fused" and "Judge" in t and "k1" in t and "k2" in t for t in titles)
+    for key in emulator_env.test_keys().values():
+        assert key not in json.dumps(nb)
+
+
+def test_interrupt_in_a_kernel_closes_requests_and_keeps_the_kernel(emulator_env: Emulator) -> None:
+    for name in ("h1", "h2"):
+        emulator_env.script(name, ModelScript(faults=[Fault("hang")]))
+    emulator_env.script("ok", ModelScript(reply="alive"))
+    nb = run(
+        [
+            "%load_ext fusion_magic",
+            "%%fuse -p openai:h1,anthropic:h2 -j vote\nnever answered",
+            "%%fuse -p openai:ok,openai:ok -j vote -o r2\nstill there?",
+            "print(r2.answer)",
+        ],
+        interrupt_on_timeout=True, allow_errors=True, timeout=3,
+    )
+    errors = [o for o in nb.cells[1].outputs if o.get("output_type") == "error"]
+    assert errors and errors[0]["ename"] == "KeyboardInterrupt"
+    hung = [q for q in emulator_env.requests if q.model in ("h1", "h2")]
+    assert len(hung) == 2 and all(q.disconnected for q in hung)
+    assert nb.cells[3].outputs[0]["text"].strip() == "alive"

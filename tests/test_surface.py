@@ -1,0 +1,71 @@
+"""The public surface: the façade, defaults that depend on keys, prices, the shell entry point."""
+
+from __future__ import annotations
+
+import pytest
+
+import fusion_magic
+from fusion_magic.__main__ import main
+from fusion_magic.pricing import price_for
+from fusion_magic.providers.registry import BUILTIN, resolve_endpoint
+from fusion_magic.settings import LOCAL_POOL, OPENROUTER_POOL, Settings
+from fusion_magic.testing import Emulator, ModelScript
+
+
+def test_exported_members() -> None:
+    assert fusion_magic.__all__ == sorted(fusion_magic.__all__)
+    for name in ("load_ipython_extension", "fuse", "afuse", "complete", "acomplete", "FusionResult", "Response"):
+        assert name in fusion_magic.__all__ and hasattr(fusion_magic, name)
+    assert all(getattr(fusion_magic, n).__doc__ for n in fusion_magic.__all__)
+
+
+def test_default_pool_follows_the_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool, judge, note = Settings().resolved_pool()
+    assert pool == LOCAL_POOL and judge == "vote" and note and "OPENROUTER_API_KEY" in note
+    monkeypatch.setenv("OPENROUTER_API_KEY", "k")
+    pool, judge, note = Settings().resolved_pool()
+    assert pool == OPENROUTER_POOL and judge not in pool and note is None
+    monkeypatch.delenv("OPENROUTER_API_KEY")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    monkeypatch.setenv("GOOGLE_API_KEY", "k")
+    pool, judge, _ = Settings().resolved_pool()
+    assert {p.split(":")[0] for p in pool} == {"anthropic", "gemini"} and judge == "vote"
+
+
+def test_env_overrides_follow_the_sdks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:11434")
+    assert resolve_endpoint(BUILTIN["ollama"]).base_url == "http://127.0.0.1:11434/v1"
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://proxy.local/")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "secret-value")
+    ep = resolve_endpoint(BUILTIN["anthropic"])
+    assert ep.base_url == "http://proxy.local" and "secret-value" not in repr(ep)
+    assert resolve_endpoint(BUILTIN["gemini"], keys={"gemini": "explicit"}).api_key == "explicit"
+
+
+@pytest.mark.parametrize(
+    ("model_id", "expected"),
+    [
+        ("openrouter:anthropic/claude-3.7-sonnet", (3.0, 15.0)),
+        ("anthropic:claude-sonnet-4-5-20250929", (3.0, 15.0)),
+        ("openai:gpt-4o-mini-2024-07-18", (0.15, 0.6)),
+        ("gemini:gemini-2.5-flash", (0.3, 2.5)),
+        ("local:gemma3-270m", (0.0, 0.0)),
+    ],
+)
+def test_price_lookup(model_id: str, expected: tuple[float, float]) -> None:
+    price = price_for(model_id)
+    assert price is not None and (price.input_per_mtok, price.output_per_mtok) == expected
+
+
+def test_unknown_price_is_none() -> None:
+    assert price_for("openai:brand-new-model") is None
+
+
+def test_shell_entry_point(emulator_env: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    emulator_env.script("x", ModelScript(reply="Forty-two: 42"))
+    emulator_env.script("y", ModelScript(reply="42"))
+    assert main(["-p", "openai:x,gemini:y", "-j", "vote", "What", "is", "6x7?"]) == 0
+    captured = capsys.readouterr()
+    assert "42" in captured.out and "TOTAL" in captured.out and "x: ok" in captured.err
+    assert main(["-p", "nope:x", "hi"]) == 2
+    assert "unknown provider" in capsys.readouterr().err
