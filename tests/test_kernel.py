@@ -18,7 +18,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::R
 def run(cells: list[str], **options: Any) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    NotebookClient(nb, kernel_name="python3", timeout=60, store_widget_state=True, **options).execute()
+    options = {"timeout": 60, **options}
+    NotebookClient(nb, kernel_name="python3", store_widget_state=True, **options).execute()
     return nb
 
 
