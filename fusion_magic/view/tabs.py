@@ -1,0 +1,403 @@
+"""The tabs of a fused run's view. Each is a small class around one ``body`` widget, so a new kind of tab
+(a video clip, a frame strip) is one more subclass handed to ``FusionView.add_pane``.
+
+Every model-written string reaches a widget only through ``sanitize``: JupyterLab runs scripts found in
+an ``ipywidgets.HTML`` value.
+
+    pane = MemberPane("gpt-4o", "openai:gpt-4o")
+    pane.start(response); pane.delta(response, now); pane.finish(response)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import ipywidgets as widgets
+
+from ..ledger import ledger_frame, with_totals
+from ..report import figures, ledger_html, status_word, verdict_html
+from .sanitize import escape_text, render_markdown
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import pandas as pd
+
+    from ..result import FusionResult, Response, Verdict
+
+CallKey = tuple[int, str, str | None, int, str]
+
+_COLORS = {"queued": "#888", "streaming": "#1565c0", "done": "#2e7d32", "late": "#ef6c00", "failed": "#c62828"}
+
+
+def call_key(r: Response) -> CallKey:
+    """Identify one call. ``call_id`` alone would do if every engine path numbered its calls; the rest
+    keeps two un-numbered calls (ids left at 0) from landing in the same section."""
+    return (r.call_id, r.role, r.label, r.round, r.model)
+
+
+def status_html(word: str) -> str:
+    """A coloured status word (``done``, ``failed: timeout: ...``, ``late, done``)."""
+    kind = "late" if word.startswith("late") else word.split(":", 1)[0]
+    color = _COLORS.get(kind, "#c62828")
+    return f'<span style="color:{color};font-weight:bold">{escape_text(word)}</span>'
+
+
+def live_status(r: Response) -> str:
+    """The status word of a started call: one the engine still marks queued is already streaming."""
+    if r.status == "queued":
+        return "streaming"
+    return status_word(r)
+
+
+class Pane:
+    """One tab: a title and the widget shown under it. Subclass it to add a kind of tab.
+
+    pane = Pane("Notes", widgets.HTML("<p>notes</p>"))
+    view.add_pane(pane)
+    """
+
+    def __init__(self, title: str, body: widgets.Widget) -> None:
+        self.title = title
+        self.body = body
+
+
+class _Throttled:
+    """Re-render at most once per ``interval`` seconds; ``flush`` renders whatever is pending.
+
+    Deltas can arrive hundreds of times a second across a pool, and each render sends a comm message;
+    a few renders a second per call look just as live.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.last: float | None = None
+        self.dirty = False
+
+    def due(self, now: float) -> bool:
+        self.dirty = True
+        return self.last is None or now - self.last >= self.interval
+
+    def rendered(self, now: float | None) -> None:
+        self.dirty = False
+        if now is not None:
+            self.last = now
+
+
+class MarkdownStream:
+    """Growing Markdown shown live: finished blocks are frozen into their own HTML widget, rendered and
+    sent once; only the tail is re-rendered. A whole-text re-render on every update would cost
+    O(length) in CPU on the engine thread and in comm bytes (a widget value is resent whole), so
+    O(length²) over an answer; with frozen chunks each update costs O(chunk).
+
+    stream = MarkdownStream(); box.children = (stream.body,)
+    stream.show(text); stream.show(text, final=True)
+    """
+
+    def __init__(self, chunk_chars: int = 2000) -> None:
+        self.chunk_chars = chunk_chars
+        self.tail = widgets.HTML()
+        self.body = widgets.VBox(children=(self.tail,))
+        self._frozen: list[widgets.HTML] = []
+        self._frozen_text = ""
+
+    @property
+    def html(self) -> str:
+        """Everything shown, as one HTML string."""
+        return "".join(w.value for w in (*self._frozen, self.tail))
+
+    def show(self, text: str, *, final: bool = False, placeholder: str = "") -> None:
+        if final or not text.startswith(self._frozen_text):
+            # The final render is one piece so Markdown spanning chunks (loose lists, references)
+            # comes out exact; a text that changed under us (a retried call) starts over.
+            self._reset()
+        if not final:
+            self._freeze(text[len(self._frozen_text) :])
+        tail = text[len(self._frozen_text) :]
+        self.tail.value = render_markdown(tail) or ("" if self._frozen else placeholder)
+
+    def _freeze(self, tail: str) -> None:
+        if len(tail) <= self.chunk_chars:
+            return
+        cut = _block_boundary(tail)
+        if cut <= 0 and len(tail) > 4 * self.chunk_chars:
+            cut = _block_boundary(tail, any_line=True)
+        if cut <= 0:
+            return
+        chunk = widgets.HTML(render_markdown(tail[:cut]))
+        self._frozen.append(chunk)
+        self._frozen_text += tail[:cut]
+        self.body.children = (*self._frozen, self.tail)
+
+    def _reset(self) -> None:
+        if self._frozen:
+            self._frozen = []
+            self._frozen_text = ""
+            self.body.children = (self.tail,)
+
+
+def _block_boundary(text: str, *, any_line: bool = False) -> int:
+    """Offset just past the last blank line outside fenced code (0 if none): a safe place to split
+    Markdown into separately rendered pieces. With ``any_line``, any line end outside a fence will do
+    (a model that never leaves a blank line). Cosmetic only: each piece is sanitized on its own."""
+    pos, cut, fence = 0, 0, ""
+    for line in text.splitlines(keepends=True):
+        pos += len(line)
+        stripped = line.strip()
+        if fence:
+            if stripped.startswith(fence):
+                fence = ""
+        elif stripped.startswith(("```", "~~~")):
+            fence = stripped[:3]
+        elif (any_line or not stripped) and pos < len(text) and line.endswith("\n"):
+            cut = pos
+    return cut
+
+
+@dataclass
+class _Section:
+    """One call's part of a tab: a heading line and the text."""
+
+    response: Response
+    heading: widgets.HTML
+    text: widgets.HTML
+    throttle: _Throttled
+    finished: bool = False
+    stream: MarkdownStream | None = None
+
+
+class MemberPane(Pane):
+    """A pool member's tab: a status header, then its text streaming live; debate rounds stack below.
+
+    pane = MemberPane("gemma3-270m #2", "local:gemma3-270m")
+    pane.start(r); pane.delta(r, time.monotonic()); pane.finish(r)
+    """
+
+    def __init__(self, label: str, model: str, *, interval: float = 0.1) -> None:
+        self.label = label
+        self.model = model
+        self.interval = interval
+        self.header = widgets.HTML(self._header_html("queued", None))
+        self.sections: dict[CallKey, _Section] = {}
+        super().__init__(label, widgets.VBox(children=(self.header,)))
+
+    @property
+    def status(self) -> str:
+        """The latest call's status word; ``queued`` before any call started."""
+        latest = self._latest()
+        return "queued" if latest is None else live_status(latest.response)
+
+    @property
+    def text(self) -> str:
+        """The latest call's raw text (what the model wrote, unsanitized: for tests and code, not HTML)."""
+        latest = self._latest()
+        return "" if latest is None else latest.response.text
+
+    def start(self, r: Response) -> None:
+        self._section(r)
+        self._render(r, None)
+
+    def delta(self, r: Response, now: float) -> None:
+        if self._section(r).throttle.due(now):
+            self._render(r, now)
+
+    def finish(self, r: Response) -> None:
+        self._section(r).finished = True
+        self._render(r, None)
+
+    def flush(self) -> None:
+        for section in self.sections.values():
+            if section.throttle.dirty:
+                self._render(section.response, None)
+
+    def _latest(self) -> _Section | None:
+        return next(reversed(self.sections.values()), None)
+
+    def _section(self, r: Response) -> _Section:
+        key = call_key(r)
+        section = self.sections.get(key)
+        if section is None:
+            stream = MarkdownStream()
+            section = _Section(r, widgets.HTML(), stream.tail, _Throttled(self.interval), stream=stream)
+            self.sections[key] = section
+            self._relayout()
+        section.response = r
+        return section
+
+    def _relayout(self) -> None:
+        children: list[widgets.Widget] = [self.header]
+        several = len(self.sections) > 1
+        for section in self.sections.values():
+            if several:
+                # The heading appears for every round once a second one exists, so round 0 gets one too.
+                self._render_heading(section, several=True)
+                children.append(section.heading)
+            children.append(section.stream.body if section.stream else section.text)
+        self.body.children = tuple(children)
+
+    def _render(self, r: Response, now: float | None) -> None:
+        section = self.sections[call_key(r)]
+        word = live_status(r)
+        if section.stream is not None:
+            section.stream.show(r.text, final=section.finished, placeholder=_placeholder(word))
+        section.throttle.rendered(now)
+        self._render_heading(section, several=len(self.sections) > 1)
+        if section is self._latest():
+            self.header.value = self._header_html(word, r)
+
+    def _render_heading(self, section: _Section, *, several: bool) -> None:
+        if not several:
+            return
+        r = section.response
+        word = live_status(r)
+        section.heading.value = f"<h4>Round {r.round}</h4><p>{status_html(word)} · {escape_text(figures(r))}</p>"
+
+    def _header_html(self, word: str, r: Response | None) -> str:
+        figs = f" · {escape_text(figures(r))}" if r is not None else ""
+        return (
+            f"<p><b>{escape_text(self.label)}</b> · <code>{escape_text(self.model)}</code> · "
+            f"{status_html(word)}{figs}</p>"
+        )
+
+
+def _placeholder(word: str) -> str:
+    if word == "queued":
+        return "<p><i>queued</i></p>"
+    if word == "streaming":
+        return "<p><i>waiting for the first token…</i></p>"
+    return "<p><i>(no text)</i></p>"
+
+
+class FusedPane(Pane):
+    """The fused answer; a placeholder until the verdict arrives.
+
+    pane = FusedPane()
+    pane.show_verdict(verdict)
+    """
+
+    PLACEHOLDER = "<p><i>waiting for the judge…</i></p>"
+
+    def __init__(self) -> None:
+        self.html = widgets.HTML(self.PLACEHOLDER)
+        self.answer: str | None = None
+        super().__init__("Fused", self.html)
+
+    def show_verdict(self, verdict: Verdict) -> None:
+        self._show(verdict.answer, verdict.mode, verdict.model)
+
+    def show_result(self, result: FusionResult) -> None:
+        self._show(result.answer, result.mode, result.judge)
+
+    def _show(self, answer: str, mode: str, judge: str) -> None:
+        self.answer = answer
+        body = render_markdown(answer) or "<p><i>(the judge gave no answer)</i></p>"
+        self.html.value = (
+            f"{body}<hr><p><small>{escape_text(mode)} · judge <code>{escape_text(judge)}</code></small></p>"
+        )
+
+
+class JudgePane(Pane):
+    """The judge: who and how, its raw text streaming live, then the verdict and label mapping.
+
+    pane = JudgePane()
+    pane.begin("openai:gpt-4o", "best-of"); pane.show_verdict(verdict)
+    """
+
+    def __init__(self, *, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.info = widgets.HTML("<p><i>the judge starts when the pool is done</i></p>")
+        self.decision = widgets.HTML("")
+        self.sections: dict[CallKey, _Section] = {}
+        self.verdict: Verdict | None = None
+        self.judge: str | None = None
+        self.mode: str | None = None
+        self.state = "waiting"
+        super().__init__("Judge", widgets.VBox(children=(self.info, self.decision)))
+
+    @property
+    def raw(self) -> str:
+        """All judge calls' raw text, in order (unsanitized: for tests and code, not HTML)."""
+        return "\n".join(s.response.text for s in self.sections.values())
+
+    def begin(self, judge: str, mode: str) -> None:
+        self.judge, self.mode = judge, mode
+        self.state = "judging"
+        self._render_info()
+
+    def start(self, r: Response) -> None:
+        self._section(r)
+        if self.state == "waiting":
+            self.state = "judging"
+            self._render_info()
+        self._render(r, None)
+
+    def delta(self, r: Response, now: float) -> None:
+        if self._section(r).throttle.due(now):
+            self._render(r, now)
+
+    def finish(self, r: Response) -> None:
+        self._section(r).finished = True
+        self._render(r, None)
+
+    def flush(self) -> None:
+        for section in self.sections.values():
+            if section.throttle.dirty:
+                self._render(section.response, None)
+
+    def show_verdict(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+        self.judge = self.judge or verdict.model
+        self.mode = self.mode or verdict.mode
+        self.state = "decided"
+        self._render_info()
+        self.decision.value = "<h4>Verdict</h4>" + verdict_html(verdict)
+
+    def _render_info(self) -> None:
+        self.info.value = (
+            f"<p><b>judge</b> <code>{escape_text(self.judge or '?')}</code> · "
+            f"<b>mode</b> {escape_text(self.mode or '?')} · {escape_text(self.state)}</p>"
+        )
+
+    def _section(self, r: Response) -> _Section:
+        key = call_key(r)
+        section = self.sections.get(key)
+        if section is None:
+            section = _Section(r, widgets.HTML(), widgets.HTML(), _Throttled(self.interval))
+            self.sections[key] = section
+            children: list[widgets.Widget] = [self.info, self.decision]
+            for s in self.sections.values():
+                children += [s.heading, s.text]
+            self.body.children = tuple(children)
+        section.response = r
+        return section
+
+    def _render(self, r: Response, now: float | None) -> None:
+        section = self.sections[call_key(r)]
+        word = live_status(r)
+        section.heading.value = (
+            f"<p><b>raw judge output</b> <code>{escape_text(r.model)}</code> · {status_html(word)} · "
+            f"{escape_text(figures(r))}</p>"
+        )
+        # Raw, not rendered: this is the judge's working text (often JSON), shown as written.
+        section.text.value = f'<pre style="white-space:pre-wrap">{escape_text(r.text)}</pre>' if r.text else ""
+        section.throttle.rendered(now)
+
+
+class LedgerPane(Pane):
+    """The cost and latency table with its totals row, refreshed as calls finish.
+
+    pane = LedgerPane()
+    pane.refresh(calls, wall_s=3.2); pane.frame
+    """
+
+    def __init__(self) -> None:
+        self.html = widgets.HTML("<p><i>no calls yet</i></p>")
+        self.frame: pd.DataFrame | None = None
+        super().__init__("Cost & latency", self.html)
+
+    def refresh(self, calls: Iterable[Response], wall_s: float | None = None) -> None:
+        # Rows in call order: the engine numbers calls as they start.
+        frame = with_totals(ledger_frame(sorted(calls, key=lambda r: r.call_id)), wall_s)
+        self.frame = frame
+        self.html.value = ledger_html(frame)
