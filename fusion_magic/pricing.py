@@ -60,6 +60,8 @@ class Price:
 
     def cost(self, input_tokens: int | None, output_tokens: int | None) -> float | None:
         """USD for a call; None if a token count is unknown (a partial figure would mislead)."""
+        if self.input_per_mtok == 0 and self.output_per_mtok == 0:
+            return 0.0
         if input_tokens is None or output_tokens is None:
             return None
         return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
