@@ -68,8 +68,8 @@ def ledger_frame(responses: Iterable[Response]) -> pd.DataFrame:
 def with_totals(frame: pd.DataFrame, wall_s: float | None = None) -> pd.DataFrame:
     """The ledger plus a totals row. Total cost is unknown (<NA>) if any row's cost is unknown.
 
-    The totals row's ``latency_s`` is the run's wall time when given, and its ``ttft_s`` column
-    carries the overhead: wall time minus (slowest member + judge), the part fusion itself adds.
+    The totals row's ``latency_s`` is the run's wall time when given; then an "overhead" row follows
+    whose ``latency_s`` is wall time minus (slowest member + judge): the time fusion itself added.
     """
     import pandas as pd
 
@@ -87,7 +87,7 @@ def with_totals(frame: pd.DataFrame, wall_s: float | None = None) -> pd.DataFram
         "status": f"{int((frame['status'] == 'ok').sum())} ok",
         "late": bool(frame["late"].any()),
         "attempts": int(frame["attempts"].fillna(0).sum()),
-        "ttft_s": (wall_s - critical) if wall_s is not None else pd.NA,
+        "ttft_s": pd.NA,
         "latency_s": wall_s if wall_s is not None else pd.NA,
         "input_tokens": int(frame["input_tokens"].fillna(0).sum()),
         "output_tokens": int(frame["output_tokens"].fillna(0).sum()),
@@ -95,7 +95,14 @@ def with_totals(frame: pd.DataFrame, wall_s: float | None = None) -> pd.DataFram
         "cost_source": "sum" if total_cost is not pd.NA else "unknown (a price is missing)",
         "error": pd.NA,
     }
-    out = pd.concat([frame, pd.DataFrame([total], columns=COLUMNS)], ignore_index=True)
+    extra = [total]
+    if wall_s is not None:
+        extra.append({
+            "model": "overhead", "role": "wall - slowest - judge", "round": pd.NA, "status": "",
+            "late": False, "attempts": pd.NA, "ttft_s": pd.NA, "latency_s": wall_s - critical,
+            "input_tokens": pd.NA, "output_tokens": pd.NA, "cost_usd": 0.0, "cost_source": "", "error": pd.NA,
+        })
+    out = pd.concat([frame, pd.DataFrame(extra, columns=COLUMNS)], ignore_index=True)
     return out.astype(frame.dtypes.to_dict())
 
 

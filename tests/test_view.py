@@ -398,9 +398,9 @@ def test_full_run_final_state(run_view: tuple[ScriptedRun, FusionView], clock: F
     result, _ = play_full_run(run, clock)
     frame = view.ledger
     assert frame is not None
-    # Four member calls (one still out) and the judge, plus the totals row.
-    assert len(frame) == 6
-    totals = frame.iloc[-1]
+    # Four member calls (one still out) and the judge, plus the totals and overhead rows.
+    assert len(frame) == 7
+    totals = frame.iloc[-2]
     assert totals["model"] == "TOTAL"
     assert totals["input_tokens"] == 12 * 3 + 400
     assert totals["latency_s"] == pytest.approx(3.25)  # the run's wall time
@@ -421,7 +421,7 @@ def test_a_late_member_after_run_finished_still_updates(
     assert pane.status == "late, done"
     assert "Late but thorough." in member_html(view, "slowpoke")
     assert view.ledger is not None
-    assert list(view.ledger["late"]) == [False, False, False, True, False, True]
+    assert list(view.ledger["late"]) == [False, False, False, True, False, True, False]
     assert "late, done" in view.text()
 
 
