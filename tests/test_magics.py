@@ -58,7 +58,8 @@ def test_interpolation_leaves_other_braces_alone(shell: InteractiveShell, emulat
     shell.user_ns["topic"] = "entropy"
     body = 'Explain {topic}.\n# NBVAL_IGNORE_OUTPUT\nJSON: {"k": [1, 2]} code: f"{x:2}" {{topic}} {missing} {}'
     shell.run_cell_magic("fuse", "-p openai:a,openai:b -j vote", body)
-    assert prompt_sent(emulator_env, "a") == 'Explain entropy.\nJSON: {"k": [1, 2]} code: f"{x:2}" {{topic}} {missing} {}'
+    expected = 'Explain entropy.\nJSON: {"k": [1, 2]} code: f"{x:2}" {{topic}} {missing} {}'
+    assert prompt_sent(emulator_env, "a") == expected
     shell.run_cell_magic("fuse", "-p openai:c,openai:d -j vote --no-interpolate", "Explain {topic}.")
     assert prompt_sent(emulator_env, "c") == "Explain {topic}."
 
