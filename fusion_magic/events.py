@@ -87,3 +87,44 @@ def emit(listeners: list[Listener] | tuple[Listener, ...], event: EngineEvent) -
             listener(event)
         except Exception:  # a view bug must not break the run
             log.exception("fusion_magic listener failed on %s", type(event).__name__)
+
+
+class OffloadedListener:
+    """Runs a slow listener (a view that renders Markdown and tables) on its own thread, in order, so
+    the engine loop never waits for rendering: a judge starts the instant the pool is done.
+
+        listener = OffloadedListener(view.handle)
+        ... run with listeners=[listener] ...; listener.flush()  # the view now shows the final state
+    """
+
+    def __init__(self, listener: Listener) -> None:
+        import queue
+        import threading
+
+        self._listener = listener
+        self._queue: queue.Queue[EngineEvent | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._drain, name="fusion_magic-view", daemon=True)
+        self._thread.start()
+
+    def __call__(self, event: EngineEvent) -> None:
+        self._queue.put(event)
+
+    def _drain(self) -> None:
+        while True:
+            event = self._queue.get()
+            try:
+                if event is not None:
+                    emit((self._listener,), event)
+            finally:
+                self._queue.task_done()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every event delivered so far was handled (at most ``timeout`` s)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True

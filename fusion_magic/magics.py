@@ -28,6 +28,7 @@ from .calls import CallContext
 from .engine import rejudge
 from .errors import FusionError
 from .estimate import check_budget, estimate
+from .events import OffloadedListener
 from .listing import provider_listing
 from .result import FusionResult
 from .settings import CACHE_MODES, MODES, Settings
@@ -115,14 +116,14 @@ class FusionMagics(Magics, Configurable):
             return estimate(plan)
         if args.budget is not None:
             check_budget(estimate(plan), args.budget)
-        listeners = []
+        listeners: list[OffloadedListener] = []
         view = None
         if self._widgets_wanted():
             from .view import FusionView
 
             view = FusionView()
             view.display()
-            listeners.append(view.handle)
+            listeners.append(OffloadedListener(view.handle))
         self.last_view = view
         if args.background:
             job = FusionJob(get_runner().submit(lambda client: run_plan(plan, client, listeners)))
@@ -131,7 +132,11 @@ class FusionMagics(Magics, Configurable):
                 self.shell.push({args.out: job})
             print(f"Running in the background{f'; {args.out}.result() waits for it' if args.out else ''}.")
             return None
-        result = get_runner().run(lambda client: run_plan(plan, client, listeners))
+        try:
+            result = get_runner().run(lambda client: run_plan(plan, client, listeners))
+        finally:
+            for listener in listeners:
+                listener.flush()  # the view shows the final state before the cell ends (nbclient, nbval)
         return self._finish(result, view is not None, args.out)
 
     def _finish(self, result: FusionResult, shown_live: bool, out: str | None) -> FusionResult:
@@ -161,21 +166,25 @@ class FusionMagics(Magics, Configurable):
         if not isinstance(source, FusionResult):
             raise UsageError("%fuse rejudge needs an earlier %%fuse result (run one first, or name its variable)")
         settings = self.settings()
-        listeners = []
+        listeners: list[OffloadedListener] = []
         view = None
         if self._widgets_wanted():
             from .view import FusionView
 
             view = FusionView()
             view.display()
-            listeners.append(view.handle)
+            listeners.append(OffloadedListener(view.handle))
         self.last_view = view
 
         async def go(client: Any) -> FusionResult:
             ctx = CallContext(client=client, settings=settings, listeners=listeners)
             return await rejudge(source, settings, ctx, mode=ns.mode, judge=ns.judge)
 
-        result = get_runner().run(go)
+        try:
+            result = get_runner().run(go)
+        finally:
+            for listener in listeners:
+                listener.flush()
         return self._finish(result, view is not None, ns.out)
 
 
