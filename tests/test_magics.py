@@ -201,3 +201,36 @@ def test_interrupt_closes_every_connection(shell: InteractiveShell, emulator_env
     emulator_env.script("after", ModelScript(reply="still here"))
     r: Any = shell.run_cell_magic("fuse", "-p openai:after,openai:after -j vote", "hi")
     assert r.answer == "still here"
+
+
+def widget_html(widget: Any) -> str:
+    """Every HTML value under a widget, depth first (what the browser would render)."""
+    import ipywidgets
+
+    if isinstance(widget, ipywidgets.HTML):
+        return widget.value
+    return "".join(widget_html(c) for c in getattr(widget, "children", ()))
+
+
+def test_widget_view_tree(shell: InteractiveShell, emulator_env: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    magics = magics_of(shell)
+    magics.view = "widgets"
+    emulator_env.script("w1", ModelScript(reply="It is **4**."))
+    emulator_env.script("w2", ModelScript(reply="<img src=x onerror=alert(1)> 4"))
+    emulator_env.script("w3", ModelScript(faults=[Fault("status", status=500, message="exploded")]))
+    emulator_env.script("wj", ModelScript(reply='{"reasoning": "A and B agree on 4", "answer": "4"}'))
+    r = shell.run_cell_magic("fuse", "-p openai:w1,anthropic:w2,gemini:w3 -j openai:wj -m merge -o r", "2+2?")
+    view = magics.last_view
+    tab = view.tab
+    assert tab.titles == ("Fused", "Judge", "w1", "w2", "w3", "Cost & latency")
+    fused, judge, w1, w2, w3, ledger = (widget_html(c) for c in tab.children)
+    assert "4" in fused and "A and B agree on 4" in judge and "wj" in judge
+    assert "<strong>4</strong>" in w1 and "done" in w1
+    assert "onerror" not in w2 or "&lt;img" in w2  # model HTML is inert
+    assert "<img" not in w2
+    assert "failed" in w3 and "exploded" in w3
+    assert ledger.count("<tr") == 1 + 4 + 2  # header, 3 members + judge, totals + overhead
+    # the cell's own result repeats only the stable summary; the view holds the report
+    assert r._repr_mimebundle_() == {"text/plain": r.summary()}
+    assert "exploded" in view._repr_mimebundle_()["text/plain"]
+    capsys.readouterr()
