@@ -69,7 +69,8 @@ def with_totals(frame: pd.DataFrame, wall_s: float | None = None) -> pd.DataFram
     """The ledger plus a totals row. Total cost is unknown (<NA>) if any row's cost is unknown.
 
     The totals row's ``latency_s`` is the run's wall time when given; then an "overhead" row follows
-    whose ``latency_s`` is wall time minus (slowest member + judge): the time fusion itself added.
+    whose ``latency_s`` is wall time minus the critical path (the slowest member of each round, plus the
+    judge): the time fusion itself added.
     """
     import pandas as pd
 
@@ -79,7 +80,9 @@ def with_totals(frame: pd.DataFrame, wall_s: float | None = None) -> pd.DataFram
     total_cost = pd.NA if costs.isna().any() else float(costs.sum())
     members = frame[frame["role"].str.startswith("member")]
     judges = frame[frame["role"] == "judge"]
-    critical = _max(members["latency_s"]) + float(judges["latency_s"].fillna(0).sum())
+    # Rounds run one after another (debate), members within a round side by side.
+    slowest_per_round = members.groupby("round")["latency_s"].max().fillna(0)
+    critical = float(slowest_per_round.sum()) + float(judges["latency_s"].fillna(0).sum())
     total = {
         "model": "TOTAL",
         "role": f"{len(frame)} calls",
@@ -98,14 +101,9 @@ def with_totals(frame: pd.DataFrame, wall_s: float | None = None) -> pd.DataFram
     extra = [total]
     if wall_s is not None:
         extra.append({
-            "model": "overhead", "role": "wall - slowest - judge", "round": pd.NA, "status": "",
+            "model": "overhead", "role": "wall - critical path", "round": pd.NA, "status": "",
             "late": False, "attempts": pd.NA, "ttft_s": pd.NA, "latency_s": wall_s - critical,
             "input_tokens": pd.NA, "output_tokens": pd.NA, "cost_usd": 0.0, "cost_source": "", "error": pd.NA,
         })
     out = pd.concat([frame, pd.DataFrame(extra, columns=COLUMNS)], ignore_index=True)
     return out.astype(frame.dtypes.to_dict())
-
-
-def _max(series: pd.Series) -> float:
-    values = series.dropna()
-    return float(values.max()) if len(values) else 0.0

@@ -113,13 +113,13 @@ The sk
 ========================================================================
 Cost & latency
 ========================================================================
-model                        role                    round  status   late  tries  ttft s  latency s  in tok  out tok    cost $  source    error
----------------------------  ----------------------  -----  -------  ----  -----  ------  ---------  ------  -------  --------  --------  ---------------------
-openrouter:openai/gpt-4o     member gpt-4o               0  ok                 1    0.31       0.90      12        4  0.000070  provider
-local:gemma3-270m            member gemma3-270m #2       0  timeout            1    0.05      30.00      12        2  0.000000  local     no answer within 30 s
-anthropic:claude-sonnet-4-5  judge                       0  ok                 1    0.40       1.10     200       30  0.001050  provider
-TOTAL                        3 calls                        2 ok               3       -      31.50     224       36  0.001120  sum
-overhead                     wall - slowest - judge                            -       -       0.40       -        -  0.000000
+model                        role                   round  status   late  tries  ttft s  latency s  in tok  out tok    cost $  source    error
+---------------------------  ---------------------  -----  -------  ----  -----  ------  ---------  ------  -------  --------  --------  ---------------------
+openrouter:openai/gpt-4o     member gpt-4o              0  ok                 1    0.31       0.90      12        4  0.000070  provider
+local:gemma3-270m            member gemma3-270m #2      0  timeout            1    0.05      30.00      12        2  0.000000  local     no answer within 30 s
+anthropic:claude-sonnet-4-5  judge                      0  ok                 1    0.40       1.10     200       30  0.001050  provider
+TOTAL                        3 calls                       2 ok               3       -      31.50     224       36  0.001120  sum
+overhead                     wall - critical path                             -       -       0.40       -        -  0.000000
 
 ========================================================================
 Warnings
