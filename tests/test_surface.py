@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 import fusion_magic
@@ -69,3 +70,21 @@ def test_shell_entry_point(emulator_env: Emulator, capsys: pytest.CaptureFixture
     assert "42" in captured.out and "TOTAL" in captured.out and "x: ok" in captured.err
     assert main(["-p", "nope:x", "hi"]) == 2
     assert "unknown provider" in capsys.readouterr().err
+
+
+def test_ledger_totals_and_overhead_follow_the_critical_path() -> None:
+    from fusion_magic.ledger import ledger_frame, with_totals
+    from fusion_magic.result import Response
+
+    def call(role: str, rnd: int, secs: float, cost: float | None, label: str | None = "m") -> Response:
+        return Response(model="x:y", status="ok", role=role, round=rnd, latency_s=secs, cost_usd=cost,
+                        label=label, input_tokens=1, output_tokens=2)
+
+    calls = [call("member", 0, 2.0, 0.1), call("member", 0, 1.0, 0.1), call("member", 1, 3.0, 0.2),
+             call("judge", 0, 1.0, 0.05, None)]
+    frame = with_totals(ledger_frame(calls), wall_s=6.5)
+    total, overhead = frame.iloc[-2], frame.iloc[-1]
+    assert total["model"] == "TOTAL" and total["cost_usd"] == pytest.approx(0.45) and total["output_tokens"] == 8
+    assert overhead["latency_s"] == pytest.approx(0.5)  # 6.5 - (2 + 3 + 1)
+    unknown = with_totals(ledger_frame([*calls, call("member", 0, 1.0, None)]), wall_s=7.0)
+    assert unknown.iloc[-2]["cost_usd"] is pd.NA
