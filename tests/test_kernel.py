@@ -53,6 +53,26 @@ def test_fuse_cell_in_a_kernel(emulator_env: Emulator) -> None:
         assert key not in json.dumps(nb)
 
 
+def test_every_mode_in_a_kernel(emulator_env: Emulator) -> None:
+    emulator_env.script("m1", ModelScript(reply="It is 41."))
+    emulator_env.script("m2", ModelScript(reply="It is 42."))
+    emulator_env.script("d1", ModelScript(replies=["It is 41.", "Right, it is 42."]))
+    emulator_env.script("d2", ModelScript(reply="It is 42."))
+    emulator_env.script("mj", ModelScript(replies=['{"reasoning": "r", "winner": "A"}',
+                                                   '{"reasoning": "r", "answer": "42 (merged)"}',
+                                                   '{"reasoning": "r", "answer": "42 (debated)"}']))
+    nb = run([
+        "%load_ext fusion_magic",
+        "%%fuse -p openai:m1,openai:m2 -j anthropic:mj -m best-of -o a\n6 x 7?",
+        "%%fuse -p openai:m1,openai:m2 -j anthropic:mj -m merge -o b\n6 x 7?",
+        "%%fuse -p openai:d1,openai:d2 -j anthropic:mj -m debate -r 2 -o c\n6 x 7?",
+        "%%fuse -p openai:m1,openai:m2 -j vote -o d\n6 x 7?",
+        "print(a.answer in ('It is 41.', 'It is 42.'), b.answer, c.answer, sorted(int(x) for x in set(c.ledger['round'].dropna())), "
+        "d.judge)",
+    ])
+    assert nb.cells[-1].outputs[0]["text"].strip() == "True 42 (merged) 42 (debated) [0, 1] vote"
+
+
 def test_interrupt_in_a_kernel_closes_requests_and_keeps_the_kernel(emulator_env: Emulator) -> None:
     for name in ("h1", "h2"):
         emulator_env.script(name, ModelScript(faults=[Fault("hang")]))

@@ -234,3 +234,19 @@ def test_widget_view_tree(shell: InteractiveShell, emulator_env: Emulator, capsy
     assert r._repr_mimebundle_() == {"text/plain": r.summary()}
     assert "exploded" in view._repr_mimebundle_()["text/plain"]
     capsys.readouterr()
+
+
+def test_ipython_config_file_values_apply(shell: InteractiveShell) -> None:
+    from traitlets.config import Config
+
+    cfg = Config()
+    cfg.FusionMagics.timeout = 33.0
+    cfg.FusionMagics.judge = "vote"
+    saved = shell.config
+    try:
+        shell.config = cfg  # what ipython_config.py's c.FusionMagics.* lines produce
+        fresh = FusionMagics(shell)
+        assert fresh.timeout == 33.0 and fresh.settings().judge == "vote"
+    finally:
+        shell.configurables.remove(fresh)
+        shell.config = saved
