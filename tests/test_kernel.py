@@ -67,8 +67,8 @@ def test_every_mode_in_a_kernel(emulator_env: Emulator) -> None:
         "%%fuse -p openai:m1,openai:m2 -j anthropic:mj -m merge -o b\n6 x 7?",
         "%%fuse -p openai:d1,openai:d2 -j anthropic:mj -m debate -r 2 -o c\n6 x 7?",
         "%%fuse -p openai:m1,openai:m2 -j vote -o d\n6 x 7?",
-        "print(a.answer in ('It is 41.', 'It is 42.'), b.answer, c.answer, sorted(int(x) for x in set(c.ledger['round'].dropna())), "
-        "d.judge)",
+        "rounds = sorted(int(x) for x in set(c.ledger['round'].dropna()))",
+        "print(a.answer in ('It is 41.', 'It is 42.'), b.answer, c.answer, rounds, d.judge)",
     ])
     assert nb.cells[-1].outputs[0]["text"].strip() == "True 42 (merged) 42 (debated) [0, 1] vote"
 
