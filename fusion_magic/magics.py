@@ -116,15 +116,7 @@ class FusionMagics(Magics, Configurable):
             return estimate(plan)
         if args.budget is not None:
             check_budget(estimate(plan), args.budget)
-        listeners: list[OffloadedListener] = []
-        view = None
-        if self._widgets_wanted():
-            from .view import FusionView
-
-            view = FusionView()
-            view.display()
-            listeners.append(OffloadedListener(view.handle))
-        self.last_view = view
+        listeners = self._open_view()
         if args.background:
             job = FusionJob(get_runner().submit(lambda client: run_plan(plan, client, listeners)))
             self.last = job
@@ -132,12 +124,29 @@ class FusionMagics(Magics, Configurable):
                 self.shell.push({args.out: job})
             print(f"Running in the background{f'; {args.out}.result() waits for it' if args.out else ''}.")
             return None
+        result = self._run(lambda client: run_plan(plan, client, listeners), listeners)
+        return self._finish(result, bool(listeners), args.out)
+
+    def _open_view(self) -> list[OffloadedListener]:
+        """Show a live view when the frontend has widgets; return the listeners that feed it."""
+        self.last_view = None
+        if not self._widgets_wanted():
+            return []
+        from .view import FusionView
+
+        self.last_view = FusionView()
+        self.last_view.display()
+        return [OffloadedListener(self.last_view.handle)]
+
+    @staticmethod
+    def _run(make: Callable[[Any], Any], listeners: list[OffloadedListener]) -> FusionResult:
+        """Block on the engine (interruptible), then let the view catch up before the cell ends, so
+        nbclient and nbval see its final state."""
         try:
-            result = get_runner().run(lambda client: run_plan(plan, client, listeners))
+            return get_runner().run(make)  # type: ignore[no-any-return]
         finally:
             for listener in listeners:
-                listener.flush()  # the view shows the final state before the cell ends (nbclient, nbval)
-        return self._finish(result, view is not None, args.out)
+                listener.flush()
 
     def _finish(self, result: FusionResult, shown_live: bool, out: str | None) -> FusionResult:
         result._shown_live = shown_live
@@ -166,27 +175,13 @@ class FusionMagics(Magics, Configurable):
         if not isinstance(source, FusionResult):
             raise UsageError("%fuse rejudge needs an earlier %%fuse result (run one first, or name its variable)")
         settings = self.settings()
-        listeners: list[OffloadedListener] = []
-        view = None
-        if self._widgets_wanted():
-            from .view import FusionView
-
-            view = FusionView()
-            view.display()
-            listeners.append(OffloadedListener(view.handle))
-        self.last_view = view
+        listeners = self._open_view()
 
         async def go(client: Any) -> FusionResult:
-            ctx = CallContext(client=client, settings=settings, listeners=listeners)
+            ctx = CallContext(client=client, settings=settings, listeners=list(listeners))
             return await rejudge(source, settings, ctx, mode=ns.mode, judge=ns.judge)
 
-        try:
-            result = get_runner().run(go)
-        finally:
-            for listener in listeners:
-                listener.flush()
-        return self._finish(result, view is not None, ns.out)
-
+        return self._finish(self._run(go, listeners), bool(listeners), ns.out)
 
 FUSE_DOC = (
     _args.FUSE_HELP
