@@ -33,7 +33,7 @@ from fusion_magic.errors import (
 )
 from fusion_magic.providers import anthropic, gemini, openai_compat
 from fusion_magic.providers._http import (
-    CallContext,
+    WireContext,
     error_info,
     parse_duration,
     parse_retry_after,
@@ -450,7 +450,7 @@ def test_openrouter_moderation_403_is_blocked(emulator: Emulator) -> None:
 
 
 def test_openai_insufficient_quota_429_is_a_payment_error() -> None:
-    ctx = CallContext("openai", "gpt-4o", secret="sk-secret")
+    ctx = WireContext("openai", "gpt-4o", secret="sk-secret")
     body = {"error": {"message": "You exceeded your current quota.", "type": "insufficient_quota",
                       "param": None, "code": "insufficient_quota"}}
     err = openai_compat.classifier(ctx)(error_info(body, status=429))
@@ -458,7 +458,7 @@ def test_openai_insufficient_quota_429_is_a_payment_error() -> None:
 
 
 def test_openai_flat_vllm_error_body_and_string_code() -> None:
-    ctx = CallContext("vllm", "qwen")
+    ctx = WireContext("vllm", "qwen")
     flat = {"object": "error", "message": "max_tokens too large", "type": "BadRequestError", "param": None,
             "code": 400}
     err = openai_compat.classifier(ctx)(error_info(flat, status=400))
@@ -470,19 +470,19 @@ def test_openai_flat_vllm_error_body_and_string_code() -> None:
 
 
 def test_openai_parser_tolerates_a_missing_done_after_finish_reason() -> None:
-    parser = openai_compat.ChunkParser(CallContext("llamacpp", "m"), request_id=None)
+    parser = openai_compat.ChunkParser(WireContext("llamacpp", "m"), request_id=None)
     events = list(parser.feed('{"id":"c1","model":"m","choices":[{"index":0,"delta":{"content":"Hi"}}]}'))
     events += list(parser.feed('{"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}'))
     assert events == [TextDelta("Hi")]
     assert parser.finish() == Finished("stop", "m", "c1")
-    cut = openai_compat.ChunkParser(CallContext("llamacpp", "m"), request_id=None)
+    cut = openai_compat.ChunkParser(WireContext("llamacpp", "m"), request_id=None)
     list(cut.feed('{"choices":[{"index":0,"delta":{"content":"Hi"}}]}'))
     with pytest.raises(ProtocolError, match="stream ended early"):
         cut.finish()
 
 
 def test_openrouter_choice_error_and_finish_reason_error() -> None:
-    parser = openai_compat.ChunkParser(CallContext("openrouter", "m"), request_id=None)
+    parser = openai_compat.ChunkParser(WireContext("openrouter", "m"), request_id=None)
     chunk = '{"choices":[{"index":0,"delta":{"content":"par"},"finish_reason":"error","error":{"code":502,' \
             '"message":"upstream failed"}}]}'
     events: list[ProviderEvent] = []
@@ -543,7 +543,7 @@ def test_anthropic_refusal_keeps_the_text_before_it(emulator: Emulator) -> None:
 
 
 def test_anthropic_parser_skips_thinking_and_unknown_events() -> None:
-    parser = anthropic.EventParser(CallContext("anthropic", "m"), request_id=None)
+    parser = anthropic.EventParser(WireContext("anthropic", "m"), request_id=None)
     events = [
         *parser.feed("content_block_delta", '{"type":"content_block_delta","delta":{"type":"thinking_delta",'
                                             '"thinking":"hmm"}}'),
@@ -586,7 +586,7 @@ def test_gemini_safety_finish_keeps_text_and_is_blocked(emulator: Emulator) -> N
 
 
 def test_gemini_per_day_quota_is_not_retryable() -> None:
-    ctx = CallContext("gemini", "gemini-2.5-pro")
+    ctx = WireContext("gemini", "gemini-2.5-pro")
     body = {"error": {"code": 429, "message": "You exceeded your current quota", "status": "RESOURCE_EXHAUSTED",
                       "details": [
                           {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
@@ -598,7 +598,7 @@ def test_gemini_per_day_quota_is_not_retryable() -> None:
 
 
 def test_gemini_parser_skips_thoughts_and_needs_a_finish_reason() -> None:
-    parser = gemini.ChunkParser(CallContext("gemini", "m"), request_id=None)
+    parser = gemini.ChunkParser(WireContext("gemini", "m"), request_id=None)
     chunk = ('{"candidates":[{"content":{"parts":[{"text":"thinking...","thought":true},{"text":"Paris."}]}}],'
              '"usageMetadata":{"promptTokenCount":5,"candidatesTokenCount":2,"thoughtsTokenCount":30}}')
     assert list(parser.feed(chunk)) == [TextDelta("Paris."), Usage(input_tokens=5, output_tokens=32)]
@@ -635,7 +635,7 @@ def test_error_bodies_in_every_shape(payload: Any, message: str) -> None:
 
 
 def test_key_echoed_by_a_server_is_scrubbed() -> None:
-    ctx = CallContext("openai", "gpt-4o", secret="sk-live-abcdef123456")
+    ctx = WireContext("openai", "gpt-4o", secret="sk-live-abcdef123456")
     err = openai_compat.classifier(ctx)(
         error_info({"error": {"message": "Incorrect API key provided: sk-live-abcdef123456"}}, status=401)
     )

@@ -1,10 +1,10 @@
-"""What the three HTTP protocols share: opening an SSE stream, reading error bodies, and the one
-boundary where httpx exceptions become ours.
+"""What the three HTTP protocols share: opening an SSE stream, reading error bodies, the one
+boundary where httpx exceptions become ours, and ``SSEProvider``, the ``stream()`` they all run.
 
 A protocol module supplies a *classifier* (an ``ErrorInfo`` in, a typed ``ProviderError`` out) for
 its vendor quirks; everything else here is protocol-neutral:
 
-    ctx = CallContext("anthropic", "claude-sonnet-4-5", secret=endpoint.api_key)
+    ctx = WireContext("anthropic", "claude-sonnet-4-5", secret=endpoint.api_key)
     async with sse_stream(client, url, body=body, headers=headers, ctx=ctx, classify=classify) as (r, sses):
         async for sse in sses: ...
 """
@@ -16,10 +16,10 @@ import json
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import httpx
 from httpx_sse import EventSource, ServerSentEvent, SSEError
@@ -32,6 +32,7 @@ from ..errors import (
     ServerError,
     error_for_status,
 )
+from .base import ChatRequest, Endpoint, Finished, ProviderEvent
 
 # Error bodies can be whole HTML pages from a proxy; a message is for a human, one screen at most.
 _MAX_MESSAGE = 500
@@ -39,7 +40,7 @@ REDACTED = "<redacted>"
 
 
 @dataclass(frozen=True)
-class CallContext:
+class WireContext:
     """Who is being called, so every error we build carries provider and model and never the key."""
 
     provider: str
@@ -144,7 +145,7 @@ def error_info(payload: Any, *, status: int | None = None, text: str = "", fallb
     return ErrorInfo(status=status, message=message, error=inner, body=body, retry_after=retry_after)
 
 
-def default_classify(ctx: CallContext) -> Classifier:
+def default_classify(ctx: WireContext) -> Classifier:
     """Status class only; protocol modules refine this with their vendor's codes."""
 
     def classify(info: ErrorInfo) -> ProviderError:
@@ -205,7 +206,7 @@ def request_id(headers: httpx.Headers) -> str | None:
 # ---- the stream ------------------------------------------------------------------------------------
 
 
-def load_event(data: str, ctx: CallContext) -> dict[str, Any]:
+def load_event(data: str, ctx: WireContext) -> dict[str, Any]:
     """One SSE ``data`` payload as a JSON object; anything else is a protocol violation."""
     try:
         payload = json.loads(data)
@@ -216,7 +217,7 @@ def load_event(data: str, ctx: CallContext) -> dict[str, Any]:
     return payload
 
 
-async def check_response(response: httpx.Response, ctx: CallContext, classify: Classifier) -> None:
+async def check_response(response: httpx.Response, ctx: WireContext, classify: Classifier) -> None:
     """Raise the typed error for a failed response before any event is read.
 
     Runs before the SSE loop because error bodies are plain JSON with a 4xx/5xx status, and because
@@ -262,7 +263,7 @@ async def sse_stream(
     *,
     body: Mapping[str, Any],
     headers: Mapping[str, str],
-    ctx: CallContext,
+    ctx: WireContext,
     classify: Classifier,
     params: Mapping[str, str] | None = None,
 ) -> AsyncIterator[tuple[httpx.Response, AsyncIterator[ServerSentEvent]]]:
@@ -291,6 +292,69 @@ async def sse_stream(
         raise err from exc
 
 
+# ---- the provider template ------------------------------------------------------------------------
+
+
+class StreamParser(Protocol):
+    """What ``SSEProvider.stream`` needs of a protocol's parser besides its ``feed``."""
+
+    done: bool
+
+    def finish(self) -> Finished: ...
+
+
+class SSEProvider:
+    """One streamed call over SSE; a protocol subclass says only where, what and how to read it.
+
+        provider = OpenAICompatProvider(resolve_endpoint(BUILTIN["openrouter"]), client)
+        text = "".join([e.text async for e in provider.stream(request) if isinstance(e, TextDelta)])
+    """
+
+    protocol: ClassVar[str]
+    supports_json_schema: ClassVar[bool] = True
+    params: ClassVar[Mapping[str, str] | None] = None
+
+    def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
+        self.endpoint = endpoint
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.endpoint!r})"
+
+    def url(self, request: ChatRequest) -> str:
+        raise NotImplementedError
+
+    def headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def classifier(self, ctx: WireContext) -> Classifier:
+        return default_classify(ctx)
+
+    def parser(self, ctx: WireContext, request_id: str | None) -> StreamParser:
+        raise NotImplementedError
+
+    def feed(self, parser: Any, sse: ServerSentEvent) -> Iterator[ProviderEvent]:
+        """One event through the parser; most parsers want only its ``data``."""
+        return parser.feed(sse.data)
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ProviderEvent, None]:
+        ctx = WireContext(self.endpoint.provider, request.model, self.endpoint.api_key)
+        async with sse_stream(
+            self.client, self.url(request), body=self.body(request), headers=self.headers(), ctx=ctx,
+            classify=self.classifier(ctx), params=self.params,
+        ) as (response, events):
+            parser = self.parser(ctx, request_id(response.headers))
+            async for sse in events:
+                for event in self.feed(parser, sse):
+                    yield event
+                if parser.done:
+                    break
+        yield parser.finish()
+
+
 # ---- the one boundary for library exceptions -------------------------------------------------------
 
 
@@ -302,7 +366,7 @@ def translate_transport_error(
     Before the stream starts, a refused or reset connection is retryable (nothing was generated);
     once events flowed, a cut is a ``ProtocolError``: the answer is incomplete and must not be retried.
     """
-    ctx = CallContext(provider, model, secret)
+    ctx = WireContext(provider, model, secret)
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if isinstance(exc, SSEError):
         return ctx.error(ProtocolError, f"not an event stream ({detail})")
@@ -328,9 +392,11 @@ def _shorten(text: str) -> str:
 
 
 __all__ = [
-    "CallContext",
     "Classifier",
     "ErrorInfo",
+    "SSEProvider",
+    "StreamParser",
+    "WireContext",
     "check_response",
     "default_classify",
     "error_info",

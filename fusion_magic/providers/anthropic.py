@@ -7,14 +7,14 @@ errors inside a 200 stream are named ``event: error`` frames typed like the HTTP
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
-import httpx
+from httpx_sse import ServerSentEvent
 
 from ..errors import BlockedError, ProtocolError, ProviderError, RateLimitError, ServerError, error_for_status
-from ._http import CallContext, Classifier, ErrorInfo, error_info, load_event, request_id, sse_stream
-from .base import ChatRequest, Endpoint, Finished, ProviderEvent, TextDelta, Usage
+from ._http import Classifier, ErrorInfo, SSEProvider, WireContext, error_info, load_event
+from .base import ChatRequest, Finished, ProviderEvent, TextDelta, Usage
 
 API_VERSION = "2023-06-01"
 # The API refuses a request without max_tokens; this is what the official quickstarts use.
@@ -37,7 +37,7 @@ _STATUS_BY_TYPE: dict[str, int] = {
 }
 
 
-def classifier(ctx: CallContext) -> Classifier:
+def classifier(ctx: WireContext) -> Classifier:
     """Our error for an Anthropic error object, from an HTTP error body or an ``event: error`` frame."""
 
     def classify(info: ErrorInfo) -> ProviderError:
@@ -56,7 +56,7 @@ def classifier(ctx: CallContext) -> Classifier:
     return classify
 
 
-class AnthropicProvider:
+class AnthropicProvider(SSEProvider):
     """Streams one Messages API answer.
 
         provider = AnthropicProvider(resolve_endpoint(BUILTIN["anthropic"]), client)
@@ -64,16 +64,8 @@ class AnthropicProvider:
     """
 
     protocol: ClassVar[str] = "anthropic"
-    supports_json_schema: ClassVar[bool] = True
 
-    def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
-        self.endpoint = endpoint
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.endpoint!r})"
-
-    def url(self) -> str:
+    def url(self, request: ChatRequest) -> str:
         return f"{self.endpoint.base_url.rstrip('/')}/v1/messages"
 
     def headers(self) -> dict[str, str]:
@@ -100,19 +92,15 @@ class AnthropicProvider:
             body["output_config"] = {"format": {"type": "json_schema", "schema": dict(request.json_schema)}}
         return body
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[ProviderEvent, None]:
-        ctx = CallContext(self.endpoint.provider, request.model, self.endpoint.api_key)
-        async with sse_stream(
-            self.client, self.url(), body=self.body(request), headers=self.headers(), ctx=ctx,
-            classify=classifier(ctx),
-        ) as (response, events):
-            parser = EventParser(ctx, request_id(response.headers))
-            async for sse in events:
-                for event in parser.feed(sse.event, sse.data):
-                    yield event
-                if parser.done:
-                    break
-        yield parser.finish()
+    def classifier(self, ctx: WireContext) -> Classifier:
+        return classifier(ctx)
+
+    def parser(self, ctx: WireContext, request_id: str | None) -> EventParser:
+        return EventParser(ctx, request_id)
+
+    def feed(self, parser: EventParser, sse: ServerSentEvent) -> Iterator[ProviderEvent]:
+        # Messages streams name their events; the parser falls back on the name when data has no type.
+        return parser.feed(sse.event, sse.data)
 
 
 class EventParser:
@@ -122,7 +110,7 @@ class EventParser:
         events = list(parser.feed("content_block_delta", '{"delta":{"type":"text_delta","text":"Hi"}}'))
     """
 
-    def __init__(self, ctx: CallContext, request_id: str | None) -> None:
+    def __init__(self, ctx: WireContext, request_id: str | None) -> None:
         self.ctx = ctx
         self.classify = classifier(ctx)
         self.request_id = request_id

@@ -7,24 +7,13 @@ facts the status hides (an invalid key is a 400; a per-day quota is a 429 that m
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import httpx
-
 from ..errors import AuthError, BlockedError, ProtocolError, ProviderError, error_for_status
-from ._http import (
-    CallContext,
-    Classifier,
-    ErrorInfo,
-    error_info,
-    load_event,
-    parse_duration,
-    request_id,
-    sse_stream,
-)
-from .base import ChatRequest, Endpoint, Finished, ProviderEvent, TextDelta, Usage
+from ._http import Classifier, ErrorInfo, SSEProvider, WireContext, error_info, load_event, parse_duration
+from .base import ChatRequest, Finished, ProviderEvent, TextDelta, Usage
 
 # Only these end an answer cleanly; SAFETY, RECITATION, PROHIBITED_CONTENT, BLOCKLIST, SPII, OTHER, ...
 # mean the text was withheld or stopped by policy.
@@ -33,7 +22,7 @@ _CLEAN_FINISH = frozenset({"STOP", "MAX_TOKENS"})
 _NO_REASON = frozenset({"", "FINISH_REASON_UNSPECIFIED"})
 
 
-def classifier(ctx: CallContext) -> Classifier:
+def classifier(ctx: WireContext) -> Classifier:
     """Our error for a ``google.rpc.Status`` error, HTTP body or in-stream chunk alike."""
 
     def classify(info: ErrorInfo) -> ProviderError:
@@ -65,7 +54,7 @@ def _quota_ids(details: list[Mapping[str, Any]]) -> Iterator[str]:
                 yield violation["quotaId"]
 
 
-class GeminiProvider:
+class GeminiProvider(SSEProvider):
     """Streams one Gemini answer.
 
         provider = GeminiProvider(resolve_endpoint(BUILTIN["gemini"]), client)
@@ -73,17 +62,10 @@ class GeminiProvider:
     """
 
     protocol: ClassVar[str] = "gemini"
-    supports_json_schema: ClassVar[bool] = True
+    params: ClassVar[Mapping[str, str]] = {"alt": "sse"}
 
-    def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
-        self.endpoint = endpoint
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.endpoint!r})"
-
-    def url(self, model: str) -> str:
-        name = quote(model.removeprefix("models/"), safe="")
+    def url(self, request: ChatRequest) -> str:
+        name = quote(request.model.removeprefix("models/"), safe="")
         return f"{self.endpoint.base_url.rstrip('/')}/v1beta/models/{name}:streamGenerateContent"
 
     def headers(self) -> dict[str, str]:
@@ -119,17 +101,11 @@ class GeminiProvider:
             body["generationConfig"] = config
         return body
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[ProviderEvent, None]:
-        ctx = CallContext(self.endpoint.provider, request.model, self.endpoint.api_key)
-        async with sse_stream(
-            self.client, self.url(request.model), body=self.body(request), headers=self.headers(), ctx=ctx,
-            classify=classifier(ctx), params={"alt": "sse"},
-        ) as (response, events):
-            parser = ChunkParser(ctx, request_id(response.headers))
-            async for sse in events:
-                for event in parser.feed(sse.data):
-                    yield event
-        yield parser.finish()
+    def classifier(self, ctx: WireContext) -> Classifier:
+        return classifier(ctx)
+
+    def parser(self, ctx: WireContext, request_id: str | None) -> ChunkParser:
+        return ChunkParser(ctx, request_id)
 
 
 class ChunkParser:
@@ -139,13 +115,15 @@ class ChunkParser:
         events = list(parser.feed('{"candidates":[{"content":{"parts":[{"text":"Hi"}]}}]}'))
     """
 
-    def __init__(self, ctx: CallContext, request_id: str | None) -> None:
+    def __init__(self, ctx: WireContext, request_id: str | None) -> None:
         self.ctx = ctx
         self.classify = classifier(ctx)
         self.request_id = request_id
         self.served_model: str | None = None
         self.finish_reason: str | None = None
         self.last_usage: Usage | None = None
+        # No terminator: only the server's close ends the stream, so this stays False.
+        self.done = False
 
     def feed(self, data: str) -> Iterator[ProviderEvent]:
         if not data.strip():

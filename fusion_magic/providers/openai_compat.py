@@ -7,10 +7,8 @@ parameters a backend cannot honour unless ``provider.require_parameters`` is set
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
-
-import httpx
 
 from ..errors import (
     BlockedError,
@@ -21,8 +19,8 @@ from ..errors import (
     ServerError,
     error_for_status,
 )
-from ._http import CallContext, Classifier, ErrorInfo, error_info, load_event, request_id, sse_stream
-from .base import ChatRequest, Endpoint, Finished, ProviderEvent, TextDelta, Usage
+from ._http import Classifier, ErrorInfo, SSEProvider, WireContext, error_info, load_event
+from .base import ChatRequest, Finished, ProviderEvent, TextDelta, Usage
 
 # In-stream errors may name their class only by a string (OpenAI ``type``, OpenRouter
 # ``metadata.error_type`` or a string ``code``): the HTTP status each stands for.
@@ -54,7 +52,7 @@ _STATUS_BY_CODE: dict[str, int] = {
 }
 
 
-def classifier(ctx: CallContext) -> Classifier:
+def classifier(ctx: WireContext) -> Classifier:
     """Our error for an OpenAI-style error object: the status first, then the codes that overrule it."""
 
     def classify(info: ErrorInfo) -> ProviderError:
@@ -82,7 +80,7 @@ def classifier(ctx: CallContext) -> Classifier:
     return classify
 
 
-class OpenAICompatProvider:
+class OpenAICompatProvider(SSEProvider):
     """Streams one chat completion from any OpenAI-compatible server.
 
         provider = OpenAICompatProvider(resolve_endpoint(BUILTIN["openrouter"]), client)
@@ -90,16 +88,8 @@ class OpenAICompatProvider:
     """
 
     protocol: ClassVar[str] = "openai"
-    supports_json_schema: ClassVar[bool] = True
 
-    def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
-        self.endpoint = endpoint
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.endpoint!r})"
-
-    def url(self) -> str:
+    def url(self, request: ChatRequest) -> str:
         return f"{self.endpoint.base_url.rstrip('/')}/chat/completions"
 
     def headers(self) -> dict[str, str]:
@@ -136,19 +126,11 @@ class OpenAICompatProvider:
                 body["provider"] = {"require_parameters": True}
         return body
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[ProviderEvent, None]:
-        ctx = CallContext(self.endpoint.provider, request.model, self.endpoint.api_key)
-        async with sse_stream(
-            self.client, self.url(), body=self.body(request), headers=self.headers(), ctx=ctx,
-            classify=classifier(ctx),
-        ) as (response, events):
-            parser = ChunkParser(ctx, request_id(response.headers))
-            async for sse in events:
-                for event in parser.feed(sse.data):
-                    yield event
-                if parser.done:
-                    break
-        yield parser.finish()
+    def classifier(self, ctx: WireContext) -> Classifier:
+        return classifier(ctx)
+
+    def parser(self, ctx: WireContext, request_id: str | None) -> ChunkParser:
+        return ChunkParser(ctx, request_id)
 
 
 class ChunkParser:
@@ -158,7 +140,7 @@ class ChunkParser:
         events = list(parser.feed('{"choices":[{"index":0,"delta":{"content":"Hi"}}]}'))
     """
 
-    def __init__(self, ctx: CallContext, request_id: str | None) -> None:
+    def __init__(self, ctx: WireContext, request_id: str | None) -> None:
         self.ctx = ctx
         self.classify = classifier(ctx)
         self.request_id = request_id
