@@ -19,8 +19,8 @@ The tree::
         ├── ProtocolError            malformed JSON, stream cut, bad framing         kind="protocol"
         └── CallCancelled            the user interrupted or the run was cancelled   kind="cancelled"
 
-Library exceptions (httpx, llama.cpp) are translated at one boundary,
-``fusion_magic.providers._http.translate_transport_error``, with ``raise ... from``.
+Library exceptions are translated at one boundary per library, with ``raise ... from``: httpx in
+``fusion_magic.providers._http.translate_transport_error``, llama.cpp in ``fusion_magic.providers.local``.
 Only the magic turns these into IPython's one-line ``UsageError``.
 """
 
