@@ -126,12 +126,12 @@ async def run_call(
     r.latency_s = time.monotonic() - started
     if r.status in ("waiting", "streaming"):  # replayed from the cache
         r.status = "ok"
-    if r.cost_usd is None and r.cost_source == "unknown":
-        price = price_for(target.model_id, dict(ctx.settings.prices))
-        if price is not None:
-            cost = price.cost(r.input_tokens, r.output_tokens)
-            if cost is not None:
-                r.cost_usd, r.cost_source = cost, price.source
+    price = price_for(target.model_id, dict(ctx.settings.prices))
+    # The provider's own figure wins; a model on the user's machine is free whatever it reported.
+    if price is not None and (r.cost_source == "unknown" or price.cost(None, None) == 0.0):
+        cost = price.cost(r.input_tokens, r.output_tokens)
+        if cost is not None:
+            r.cost_usd, r.cost_source = cost, price.source
     emit(ctx.listeners, CallFinished(r))
     return r
 

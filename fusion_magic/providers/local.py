@@ -19,6 +19,7 @@ a 10 ms ticker stay live while the model generates.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import json
 import os
@@ -151,6 +152,18 @@ def _threads() -> int:
     return max(1, min(cores, 8))
 
 
+_NATIVE_LOG: Any = None  # the C callback must outlive every llama.cpp call, so it is kept here
+
+
+def _silence_native_log(llama_cpp: ModuleType) -> None:
+    """llama.cpp writes some notices straight to fd 2 even with verbose=False; inside a kernel they land
+    in the user's cell. Route them to a no-op callback instead."""
+    global _NATIVE_LOG
+    if _NATIVE_LOG is None:
+        _NATIVE_LOG = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
+        llama_cpp.llama_log_set(_NATIVE_LOG, ctypes.c_void_p())
+
+
 def _load(name: str) -> _Model:
     """The loaded model for ``name``, loading it on first use. Blocking: call it from a thread."""
     model = _MODELS.get(name)  # the common case, without waiting behind another model's load
@@ -161,6 +174,7 @@ def _load(name: str) -> _Model:
         if model is not None:
             return model
         llama_cpp = _import_llama()
+        _silence_native_log(llama_cpp)
         path = _model_path(name)
         threads = _threads()
         try:
