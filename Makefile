@@ -35,6 +35,7 @@ lint: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	$(PY) bench/bench_fuse.py
 	$(PY) bench/bench_local.py
+	$(PY) bench/bench_interrupt.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
