@@ -11,20 +11,7 @@ import sys
 
 from . import _args
 from .errors import FusionError
-from .events import CallFinished, EngineEvent, JudgeStarted, RunStarted
-
-
-def progress(event: EngineEvent) -> None:
-    """Print one line per finished call so a slow pool visibly moves."""
-    if isinstance(event, RunStarted):
-        print(f"fusing {len(event.models)} answers ({event.mode}, judge: {event.judge})...", file=sys.stderr)
-    elif isinstance(event, CallFinished):
-        r = event.response
-        secs = f"{r.latency_s:.1f}s" if r.latency_s is not None else "?"
-        who = r.label or r.role
-        print(f"  {who}: {r.status} in {secs}" + (f" ({r.error})" if r.error else ""), file=sys.stderr)
-    elif isinstance(event, JudgeStarted):
-        print(f"  judging with {event.judge}...", file=sys.stderr)
+from .view.progress import ProgressPrinter
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if ns.budget is not None:
             check_budget(estimate(plan), ns.budget)
-        result = fuse(prompt, cache=ns.cache, pool=pool, listeners=[progress], **options)
+        result = fuse(prompt, cache=ns.cache, pool=pool, listeners=[ProgressPrinter(sys.stderr)], **options)
     except FusionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

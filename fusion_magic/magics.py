@@ -125,13 +125,15 @@ class FusionMagics(Magics, Configurable):
             print(f"Running in the background{f'; {args.out}.result() waits for it' if args.out else ''}.")
             return None
         result = self._run(lambda client: run_plan(plan, client, listeners), listeners)
-        return self._finish(result, bool(listeners), args.out)
+        return self._finish(result, self.last_view is not None, args.out)
 
     def _open_view(self) -> list[OffloadedListener]:
         """Show a live view when the frontend has widgets; return the listeners that feed it."""
         self.last_view = None
         if not self._widgets_wanted():
-            return []
+            from .view.progress import ProgressPrinter
+
+            return [OffloadedListener(ProgressPrinter(sys.stderr))]
         from .view import FusionView
 
         self.last_view = FusionView()
@@ -181,7 +183,7 @@ class FusionMagics(Magics, Configurable):
             ctx = CallContext(client=client, settings=settings, listeners=list(listeners))
             return await rejudge(source, settings, ctx, mode=ns.mode, judge=ns.judge)
 
-        return self._finish(self._run(go, listeners), bool(listeners), ns.out)
+        return self._finish(self._run(go, listeners), self.last_view is not None, ns.out)
 
 FUSE_DOC = (
     _args.FUSE_HELP

@@ -1,0 +1,37 @@
+"""Progress lines for frontends without widgets (terminal IPython, ``python -m fusion_magic``): one line
+per finished call, so a slow pool visibly moves. Model text is not printed here; the final report is.
+
+    listeners.append(ProgressPrinter(sys.stderr))
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from ..events import CallFinished, EngineEvent, JudgeStarted, RunStarted
+
+
+class ProgressPrinter:
+    """An engine listener that writes a short line per run start, finished call and judge start.
+
+        printer = ProgressPrinter(sys.stderr)
+        fusion_magic.fuse("...", listeners=[printer])
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, event: EngineEvent) -> None:
+        line = None
+        if isinstance(event, RunStarted):
+            line = f"fusing {len(event.models)} answers ({event.mode}, judge: {event.judge})..."
+        elif isinstance(event, CallFinished):
+            r = event.response
+            secs = f"{r.latency_s:.1f}s" if r.latency_s is not None else "?"
+            who = r.label or r.role
+            rnd = f" round {r.round}" if r.round else ""
+            line = f"  {who}{rnd}: {r.status} in {secs}" + (f" ({r.error})" if r.error else "")
+        elif isinstance(event, JudgeStarted):
+            line = f"  judging with {event.judge}..."
+        if line is not None:
+            print(line, file=self.stream, flush=True)
