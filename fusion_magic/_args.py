@@ -8,15 +8,16 @@ line and make no call.
 
 from __future__ import annotations
 
+import io
 import keyword
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
-from IPython.utils.process import arg_split
 
 from .settings import CACHE_MODES, MODES
 
@@ -88,12 +89,29 @@ class FuseArgs:
 
 
 def _split(line: str) -> list[str]:
-    # A trailing "# comment" on the magic line would otherwise become arguments.
-    line = re.sub(r"(^|\s)#.*$", "", line)
+    """Split the magic line like a POSIX shell (``arg_split(line, posix=True)`` does the same) and drop a
+    trailing ``# comment``: the first unquoted word that starts with "#" and everything after it.
+
+    Quote-aware on purpose: ``-s "Use # headings"`` and ``-s "#1 rule"`` keep their text, ``-s C#`` is
+    no comment, and the comment itself is never tokenized, so ``# don't`` is no unbalanced quote.
+    """
+    stream = io.StringIO(line)
+    lex = shlex.shlex(stream, posix=True)
+    lex.whitespace_split = True
+    lex.commenters = ""  # we find comments ourselves: shlex would also cut "C#" mid-word
+    tokens: list[str] = []
     try:
-        return arg_split(line, posix=True)
+        while True:
+            rest = line[stream.tell():]
+            if rest.lstrip(lex.whitespace).startswith("#"):  # an unquoted word starting with "#"
+                break
+            token = lex.get_token()
+            if token is None:  # end of line (posix shlex: "" is a real, quoted empty word)
+                break
+            tokens.append(token)
     except ValueError as exc:  # unbalanced quotes
         raise UsageError(f"%%fuse: cannot read the options: {exc}") from exc
+    return tokens
 
 
 def check_name(name: str | None) -> None:
@@ -110,7 +128,7 @@ def parse_fuse_line(line: str) -> FuseArgs:
         if not pool:
             raise UsageError("-p/--pool needs at least one provider:model id")
     check_name(ns.out)
-    if ns.budget is not None and ns.budget < 0:
+    if ns.budget is not None and not ns.budget >= 0:  # also refuses nan
         raise UsageError("--budget must be a non-negative amount in USD")
     return FuseArgs(pool=pool, **{k: v for k, v in vars(ns).items() if k != "pool"})
 

@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from .errors import CallCancelled
+
 T = TypeVar("T")
 WAIT_SLICE_S = 0.1
 CANCEL_WAIT_S = 2.0
@@ -78,7 +80,7 @@ class Job:
             self.cancel()
             raise
         if self._task.cancelled():
-            raise asyncio.CancelledError()
+            raise CallCancelled("the run was cancelled before it finished")
         exc = self._task.exception()
         if exc is not None:
             raise exc

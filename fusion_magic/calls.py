@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import CallCancelled, ConfigError, ProviderError, ProviderTimeout, ReplayMissError
+from .errors import CallCancelled, ConfigError, ProtocolError, ProviderError, ProviderTimeout, ReplayMissError
 from .events import CallDelta, CallFinished, CallStarted, Listener, emit
 from .pricing import price_for
 from .providers.base import ChatRequest, Endpoint, Finished, TextDelta, Usage
@@ -57,7 +57,27 @@ def prepare(model_id: str, settings: Settings) -> Target:
         raise ConfigError("empty model id")
     spec, model = split_model_id(model_id, settings.endpoints)
     endpoint = resolve_endpoint(spec, settings.keys)
+    _check_endpoint(spec, endpoint)
     return Target(model_id.strip(), spec, endpoint, model)
+
+
+def _check_endpoint(spec: ProviderSpec, endpoint: Endpoint) -> None:
+    """Catch a pasted key with a stray character or a mistyped base URL now, with one line, instead of
+    as an encoding error deep inside the HTTP client (whose traceback would show the header)."""
+    key = endpoint.api_key
+    if key is not None and (not key.isascii() or not key.isprintable() or key != key.strip()):
+        names = " or ".join(spec.key_envs) or f"the {spec.name} key"
+        raise ConfigError(f"{names} contains spaces or invisible/non-ASCII characters: paste the key again")
+    if spec.protocol == "local":
+        return
+    import httpx
+
+    try:
+        url = httpx.URL(endpoint.base_url)
+    except httpx.InvalidURL as exc:
+        raise ConfigError(f"{spec.name} base URL {endpoint.base_url!r} is not a valid URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(f"{spec.name} base URL {endpoint.base_url!r} must start with http:// or https://")
 
 
 @dataclass
@@ -118,6 +138,11 @@ async def run_call(
                                  model=target.model))
     except ProviderError as exc:
         _fail(r, exc)
+    except ReplayMissError:
+        raise
+    except Exception as exc:  # a bug or an odd environment must fail this call only, not the pool
+        _fail(r, ProtocolError(f"unexpected {type(exc).__name__}: {exc}", provider=target.spec.name,
+                               model=target.model))
     except asyncio.CancelledError:
         _fail(r, CallCancelled("cancelled", provider=target.spec.name, model=target.model))
         r.latency_s = time.monotonic() - started
@@ -187,6 +212,7 @@ def _apply(r: Response, event: TextDelta | Usage | Finished, ctx: CallContext, s
             r.cost_usd, r.cost_source = event.cost_usd, "provider"
     elif isinstance(event, Finished):
         r.finish_reason = event.reason
+        r.served_model, r.request_id = event.served_model, event.request_id
 
 
 def _replay(r: Response, recorded: Response, ctx: CallContext, started: float) -> None:

@@ -10,6 +10,8 @@ any network call. ``run_fusion`` is pure async policy; it never imports IPython 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import itertools
 import random
 import time
 from collections import Counter
@@ -63,6 +65,37 @@ def short_label(model_id: str) -> str:
     return model_id.partition(":")[2].rsplit("/", 1)[-1] or model_id
 
 
+def _labels(targets: Sequence[Target]) -> list[str]:
+    """Unique tab labels: the short model name; the longer id where two models share a short name;
+    ``#n`` where one model fills several seats."""
+    ids = list(dict.fromkeys(t.model_id for t in targets))
+    shorts = Counter(short_label(i) for i in ids)
+    name = {i: short_label(i) if shorts[short_label(i)] == 1 else i for i in ids}
+    counts = Counter(t.model_id for t in targets)
+    seen: Counter[str] = Counter()
+    labels = []
+    for t in targets:
+        seen[t.model_id] += 1
+        labels.append(name[t.model_id] + (f" #{seen[t.model_id]}" if counts[t.model_id] > 1 else ""))
+    return labels
+
+
+def assign_seats(targets: Sequence[Target], temperature: float | None) -> list[Member]:
+    """One seat per target. A model that fills several seats gets a seed per seat and, unless the user
+    set one, a sampling temperature: without randomness its seats would all say the same thing."""
+    counts = Counter(t.model_id for t in targets)
+    seen: Counter[str] = Counter()
+    members = []
+    for t, label in zip(targets, _labels(targets), strict=True):
+        seen[t.model_id] += 1
+        repeated = counts[t.model_id] > 1
+        members.append(Member(
+            t, label, seed=seen[t.model_id] if repeated else None,
+            temperature=temperature if temperature is not None else (SAMPLING_TEMPERATURE if repeated else None),
+        ))
+    return members
+
+
 def plan_fusion(
     prompt: str,
     settings: Settings,
@@ -87,7 +120,7 @@ def plan_fusion(
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     warnings: list[str] = []
     if pool:
-        ids, judge_id = list(pool), judge or settings.judge or "vote"
+        ids, judge_id = list(pool), judge or settings.default_judge()
     else:
         default_ids, default_judge, note = settings.resolved_pool()
         ids, judge_id = list(default_ids), judge or default_judge
@@ -108,25 +141,7 @@ def plan_fusion(
             f"The judge {judge_id} is also in the pool: judges favour their own answers; "
             "consider a judge from another family, or -j vote."
         )
-    counts = Counter(t.model_id for t in targets)
-    seen: Counter[str] = Counter()
-    members = []
-    for t in targets:
-        seen[t.model_id] += 1
-        label = short_label(t.model_id)
-        if counts[t.model_id] > 1:
-            label = f"{label} #{seen[t.model_id]}"
-        repeated = counts[t.model_id] > 1
-        members.append(Member(
-            t, label,
-            seed=seen[t.model_id] if repeated else None,
-            temperature=temperature if temperature is not None else (
-                settings.temperature if settings.temperature is not None
-                else (SAMPLING_TEMPERATURE if repeated else None)),
-        ))
-    labels = [m.label for m in members]
-    if len(set(labels)) != len(labels):  # two providers serving the same model name
-        members = [replace(m, label=f"{m.label} ({m.target.spec.name})") for m in members]
+    members = assign_seats(targets, temperature if temperature is not None else settings.temperature)
     if quorum is not None and not 1 <= quorum <= len(members):
         raise ConfigError(f"--quorum must be between 1 and the pool size ({len(members)})")
     if deadline is not None and deadline <= 0:
@@ -181,37 +196,56 @@ def member_request(plan: FusionPlan, member: Member, messages: tuple[Message, ..
     )
 
 
+def _rng_for(plan: FusionPlan, ctx: CallContext) -> random.Random:
+    """A fresh shuffle per judge call. With the cache on, the shuffles are seeded from the run itself, so
+    a re-run sends byte-identical judge and debate requests and replays instead of billing again."""
+    if ctx.cache is None:
+        return random.Random()
+    digest = hashlib.sha256("\0".join([plan.prompt, plan.mode, plan.judge_id, *plan.pool]).encode()).hexdigest()
+    return random.Random(int(digest[:16], 16))
+
+
 async def run_fusion(plan: FusionPlan, ctx: CallContext, *, rng: random.Random | None = None) -> FusionResult:
     """Run the pool (and debate rounds), then the judge; return the fused result.
 
-    Late members (after quorum/deadline) keep running on this loop and fill their Response in place.
+    Late members (after quorum/deadline) keep running on this loop and fill their Response in place,
+    unless the run itself is cancelled or fails: then they are cancelled too, before this returns.
     """
-    rng = rng or random.Random()
+    rng = rng or _rng_for(plan, ctx)
     started = time.monotonic()
+    loop = asyncio.get_running_loop()
+    deadline_at = None if plan.deadline is None else loop.time() + plan.deadline
     result = FusionResult(prompt=plan.prompt, mode=plan.mode, judge=plan.judge_id, pool=plan.pool,
                           warnings=list(plan.warnings))
     emit(ctx.listeners, RunStarted(plan.prompt, plan.mode, plan.judge_id,
                                    tuple(m.label for m in plan.members), tuple(plan.pool)))
-    outcome = await run_round(
-        plan.members, [member_request(plan, m) for m in plan.members], ctx=ctx,
-        quorum=plan.quorum, deadline=plan.deadline, timeout=plan.timeout,
-    )
-    result.responses.extend(outcome.responses)
-    ctx.pending |= outcome.pending
-    first = [r for r in outcome.responses if not r.late]
-    final = first
-    history = [first]
-    if plan.mode == "debate":
-        history = await run_debate(
-            plan.members, outcome.responses, question=plan.prompt, system=plan.system, rounds=plan.rounds,
-            ctx=ctx, make_request=lambda m, msgs: member_request(plan, m, msgs), timeout=plan.timeout, rng=rng,
+    try:
+        outcome = await run_round(
+            plan.members, [member_request(plan, m) for m in plan.members], ctx=ctx,
+            quorum=plan.quorum, deadline=plan.deadline, timeout=plan.timeout,
         )
-        for later in history[1:]:
-            result.responses.extend(later)
-        final = final_answers(plan.members, history)
-    await _judge(result, plan.judge, plan.judge_id, plan.mode, plan.prompt, final,
-                 first_round={r.label or "": r for r in history[0] if r.ok} if plan.mode == "debate" else None,
-                 ctx=ctx, rng=rng, max_tokens=plan.judge_max_tokens, timeout=plan.timeout)
+        result.responses.extend(outcome.responses)
+        ctx.pending |= outcome.pending
+        first = [r for r in outcome.responses if not r.late]
+        final, first_round = first, None
+        if plan.mode == "debate":
+            # Only members that answered on time debate; a straggler's answer never reaches the judge.
+            on_time = [m for m, r in zip(plan.members, outcome.responses, strict=True) if not r.late]
+            history = await run_debate(
+                on_time, first, question=plan.prompt, system=plan.system, rounds=plan.rounds, ctx=ctx,
+                make_request=lambda m, msgs: member_request(plan, m, msgs), timeout=plan.timeout, rng=rng,
+                deadline_at=deadline_at,
+            )
+            for later in history[1:]:
+                result.responses.extend(later)
+            final = final_answers(on_time, history)
+            first_round = {r.label or "": r for r in first if r.ok}
+        await _judge(result, plan.judge, plan.judge_id, plan.mode, plan.prompt, final, first_round=first_round,
+                     ctx=ctx, rng=rng, max_tokens=plan.judge_max_tokens, timeout=plan.timeout)
+    except BaseException:
+        # An interrupt (CancelledError) or a setup error: late members must not outlive the run.
+        await drain(ctx.pending, cancel=True)
+        raise
     result.wall_s = time.monotonic() - started
     emit(ctx.listeners, RunFinished(result))
     return result
@@ -277,6 +311,8 @@ async def rejudge(
             latest[r.label] = r
     answers = list(latest.values())
     first_round = {r.label or "": r for r in previous.responses if r.round == 0 and r.ok}
+    # The judge's row follows the earlier calls in the ledger.
+    ctx.counter = itertools.count(max((r.call_id for r in previous.calls), default=0) + 1)
     result = FusionResult(prompt=previous.prompt, mode=mode, judge=judge_id, pool=list(previous.pool),
                           responses=[replace(r) for r in previous.responses],
                           warnings=[f"Rejudged with {judge_id} ({mode}); the pool was not called again."])
@@ -298,7 +334,10 @@ async def rejudge(
     return result
 
 
-async def drain(tasks: set[asyncio.Task[Response]]) -> None:
-    """Wait for late members (used before closing a client that they still use)."""
+async def drain(tasks: set[asyncio.Task[Response]], *, cancel: bool = False) -> None:
+    """Wait for late members (before closing a client they still use), cancelling them first if asked."""
+    if cancel:
+        for task in tasks:
+            task.cancel()
     if tasks:
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -11,6 +11,8 @@ must be quick; an exception in a listener is swallowed so a broken view never br
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -89,42 +91,66 @@ def emit(listeners: list[Listener] | tuple[Listener, ...], event: EngineEvent) -
             log.exception("fusion_magic listener failed on %s", type(event).__name__)
 
 
+# One worker thread for every OffloadedListener in the process: a %%fuse run makes a new listener each
+# time, and a thread per listener (looping forever) leaked one thread per run.
+_work_queue: queue.SimpleQueue[tuple[OffloadedListener, EngineEvent]] = queue.SimpleQueue()
+_worker: threading.Thread | None = None
+_worker_lock = threading.Lock()
+
+
+def _work() -> None:
+    while True:
+        listener, event = _work_queue.get()
+        listener._handle(event)
+
+
+def _ensure_worker() -> None:
+    """Start the shared worker on first use (and again if it ever died, e.g. in a forked child)."""
+    global _worker
+    if _worker is not None and _worker.is_alive():
+        return
+    with _worker_lock:
+        if _worker is None or not _worker.is_alive():
+            _worker = threading.Thread(target=_work, name="fusion_magic-view", daemon=True)
+            _worker.start()
+
+
 class OffloadedListener:
-    """Runs a slow listener (a view that renders Markdown and tables) on its own thread, in order, so
+    """Runs a slow listener (a view that renders Markdown and tables) off the engine loop, in order, so
     the engine loop never waits for rendering: a judge starts the instant the pool is done.
+
+    All instances share one process-wide worker thread fed by one FIFO queue, so each listener sees
+    its events in the order they were delivered, and creating listeners costs no thread.
 
         listener = OffloadedListener(view.handle)
         ... run with listeners=[listener] ...; listener.flush()  # the view now shows the final state
     """
 
     def __init__(self, listener: Listener) -> None:
-        import queue
-        import threading
-
         self._listener = listener
-        self._queue: queue.Queue[EngineEvent | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._drain, name="fusion_magic-view", daemon=True)
-        self._thread.start()
+        self._pending = 0  # events delivered to this listener and not yet handled
+        self._idle = threading.Condition()
 
     def __call__(self, event: EngineEvent) -> None:
-        self._queue.put(event)
+        with self._idle:
+            self._pending += 1
+        _ensure_worker()
+        _work_queue.put((self, event))
 
-    def _drain(self) -> None:
-        while True:
-            event = self._queue.get()
-            try:
-                if event is not None:
-                    emit((self._listener,), event)
-            finally:
-                self._queue.task_done()
+    def _handle(self, event: EngineEvent) -> None:
+        try:
+            emit((self._listener,), event)  # logs and swallows the listener's exceptions
+        finally:
+            with self._idle:
+                self._pending -= 1
+                if not self._pending:
+                    self._idle.notify_all()
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every event delivered so far was handled (at most ``timeout`` s)."""
-        import time
-
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.005)
-        return True
+        """Wait until every event delivered so far to this listener was handled (at most ``timeout`` s).
+        Returns False on timeout."""
+        if threading.current_thread() is _worker:
+            # Called from a listener: waiting would block the very thread that has to do the work.
+            return self._pending == 0
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)

@@ -31,7 +31,7 @@ from .estimate import check_budget, estimate
 from .events import OffloadedListener
 from .listing import provider_listing
 from .result import FusionResult
-from .settings import CACHE_MODES, MODES, Settings
+from .settings import CACHE_MODES, MODES, Settings, check_endpoints, parse_prices
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,8 +91,8 @@ class FusionMagics(Magics, Configurable):
         return Settings(
             pool=tuple(self.pool), judge=self.judge, mode=self.mode, rounds=self.rounds, timeout=self.timeout,
             max_tokens=self.max_tokens, temperature=self.temperature, system=self.system, cache=self.cache,
-            cache_dir=self.cache_dir, endpoints=dict(self.endpoints),
-            prices={k: tuple(v) for k, v in self.prices.items()}, max_retries=self.max_retries,
+            cache_dir=self.cache_dir, endpoints=check_endpoints(self.endpoints),
+            prices=parse_prices(self.prices), max_retries=self.max_retries,
         )
 
     def _widgets_wanted(self) -> bool:

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+IN_FLIGHT = ("queued", "waiting", "streaming")
+
+
 @dataclass
 class Response:
     """One call to one model.
@@ -44,6 +47,8 @@ class Response:
     late: bool = False
     call_id: int = 0
     label: str | None = None
+    served_model: str | None = None  # OpenRouter may serve a fallback model
+    request_id: str | None = None  # the provider's id, for support tickets
 
     @property
     def ok(self) -> bool:
@@ -108,17 +113,17 @@ class FusionResult:
 
     @property
     def members(self) -> list[Response]:
-        """The final answer of each member (the last debate round), in pool order."""
+        """Each member's latest good answer (its last ok debate round), else its last call, in pool order."""
         last: dict[str, Response] = {}
         for r in self.responses:
-            if r.label is not None:
+            if r.label is not None and (r.ok or not (r.label in last and last[r.label].ok)):
                 last[r.label] = r
         return list(last.values())
 
     @property
     def failed(self) -> list[Response]:
-        """Member calls that did not finish cleanly."""
-        return [r for r in self.responses if not r.ok and r.status not in ("queued", "streaming")]
+        """Member calls that ended without a clean answer (a late member still running is not failed)."""
+        return [r for r in self.responses if not r.ok and r.status not in IN_FLIGHT]
 
     @property
     def degraded(self) -> bool:

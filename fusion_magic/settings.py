@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .providers.registry import BUILTIN, find_key
+from .providers.registry import BUILTIN, custom_spec, find_key
 
 MODES = ("best-of", "merge", "debate")
 CACHE_MODES = ("off", "on", "replay")
@@ -97,11 +97,14 @@ class Settings:
             "For real models set OPENROUTER_API_KEY (or ANTHROPIC_API_KEY, GEMINI_API_KEY, OPENAI_API_KEY).",
         )
 
+    def default_judge(self) -> str:
+        """The configured judge, else a judge model through OpenRouter when its key is set, else the vote."""
+        return self.judge or (OPENROUTER_JUDGE if self.has_key("openrouter") else "vote")
+
     def resolved_pool(self) -> tuple[tuple[str, ...], str, str | None]:
         """The pool and judge to use: configured ones, else the defaults for the keys that are set."""
         if self.pool:
-            judge = self.judge or (OPENROUTER_JUDGE if self.has_key("openrouter") else "vote")
-            return self.pool, judge, None
+            return self.pool, self.default_judge(), None
         pool, judge, note = self.default_pool()
         return pool, self.judge or judge, note
 
@@ -110,3 +113,33 @@ class Settings:
         (beside the notebook, since a kernel's working directory is the notebook's folder)."""
         base = self.cache_dir or os.environ.get("FUSION_MAGIC_CACHE_DIR") or ".fusion_cache"
         return Path(base)
+
+
+def parse_prices(prices: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """Check ``%config FusionMagics.prices``: ``{model: [input, output]}`` in USD per million tokens.
+
+    Config values arrive unchecked (a traitlets Dict), so a bad one becomes a one-line ``ConfigError``
+    naming the entry rather than a TypeError from ``tuple(1.0)`` or a wrong total later.
+    """
+    parsed: dict[str, tuple[float, float]] = {}
+    for model, value in prices.items():
+        if (
+            isinstance(value, list | tuple)
+            and len(value) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in value)
+        ):
+            parsed[model] = (float(value[0]), float(value[1]))
+        else:
+            raise ConfigError(
+                f"prices[{model!r}] must be [input, output] USD per million tokens, not {value!r}; "
+                f"e.g. %config FusionMagics.prices = {{{model!r}: [0.15, 0.6]}}"
+            )
+    return parsed
+
+
+def check_endpoints(endpoints: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Check every ``%config FusionMagics.endpoints`` entry up front (``custom_spec`` raises a
+    ``ConfigError`` naming a bad one), so a typo shows before the run, not only when a model uses it."""
+    for name, config in endpoints.items():
+        custom_spec(name, config)
+    return dict(endpoints)

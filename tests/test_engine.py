@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import fusion_magic
-from fusion_magic.errors import BudgetError, ConfigError, MissingKeyError, ReplayMissError
+from fusion_magic.errors import BudgetError, CallCancelled, ConfigError, MissingKeyError, ReplayMissError
 from fusion_magic.estimate import check_budget, estimate
 from fusion_magic.events import CallDelta, CallFinished, EngineEvent, RunFinished, VerdictReady
 from fusion_magic.settings import Settings
@@ -142,13 +142,13 @@ def test_bad_request_is_never_retried(emulator_env: Emulator) -> None:
 def test_quorum_judges_early_and_keeps_stragglers_late(emulator_env: Emulator) -> None:
     emulator_env.script("q1", ModelScript(reply="4"))
     emulator_env.script("q2", ModelScript(reply="4"))
-    emulator_env.script("slow", ModelScript(reply="5", ttft_s=1.5))
+    emulator_env.script("slow", ModelScript(reply="5", ttft_s=3.0))
     r = fusion_magic.fuse("2+2?", pool=["openai:q1", "openai:q2", "openai:slow"], judge="vote", quorum=2,
                           settings=FAST)
     slow = next(x for x in r.responses if x.model == "openai:slow")
     assert slow.late and slow.status != "ok" and r.answer == "4"  # judged before the straggler finished
     # the straggler keeps running and fills its record in place
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while slow.status != "ok" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert slow.status == "ok" and slow.text == "5" and slow.late
@@ -157,8 +157,8 @@ def test_quorum_judges_early_and_keeps_stragglers_late(emulator_env: Emulator) -
 def test_deadline_fires_with_what_arrived(emulator_env: Emulator) -> None:
     emulator_env.script("fast", ModelScript(reply="yes"))
     emulator_env.script("hung", ModelScript(faults=[Fault("hang")]))
-    r = fusion_magic.fuse("ok?", pool=["openai:fast", "openai:hung"], judge="vote", deadline=0.5,
-                          settings=FAST.with_(timeout=2))
+    r = fusion_magic.fuse("ok?", pool=["openai:fast", "openai:hung"], judge="vote", deadline=2.0,
+                          settings=FAST.with_(timeout=5))
     hung = next(x for x in r.responses if x.model == "openai:hung")
     assert hung.late and r.answer == "yes"
 
@@ -286,3 +286,107 @@ def test_keys_never_reach_results(emulator_env: Emulator) -> None:
     for key in emulator_env.test_keys().values():
         assert key not in blob
     assert r.responses[0].status == "auth"
+
+
+def test_same_short_name_from_two_vendors_keeps_both(emulator_env: Emulator) -> None:
+    emulator_env.script("a/m", ModelScript(reply="from a"))
+    emulator_env.script("b/m", ModelScript(reply="from b"))
+    r = fusion_magic.fuse("q", pool=["openrouter:a/m", "openrouter:b/m"], judge="vote", settings=FAST)
+    assert [x.label for x in r.responses] == ["openrouter:a/m", "openrouter:b/m"]
+    assert r.n_ok == 2 and {x.text for x in r.members} == {"from a", "from b"}
+
+
+def test_cache_replays_a_model_judge_and_debate(emulator_env: Emulator) -> None:
+    emulator_env.script("c1", ModelScript(replies=["It is 41.", "It is 42."]))
+    emulator_env.script("c2", ModelScript(reply="It is 42."))
+    emulator_env.script("cj", ModelScript(reply='{"reasoning": "r", "answer": "42"}'))
+    kw = {"pool": ["openai:c1", "openai:c2"], "judge": "anthropic:cj", "mode": "debate", "settings": FAST}
+    first = fusion_magic.fuse("6 x 7?", cache="on", **kw)
+    n = len(emulator_env.requests)
+    again = fusion_magic.fuse("6 x 7?", cache="replay", **kw)
+    assert len(emulator_env.requests) == n and again.answer == first.answer == "42"
+    assert [x.text for x in again.responses] == [x.text for x in first.responses]
+
+
+def test_cancel_during_the_judge_also_cancels_late_members(emulator_env: Emulator) -> None:
+    emulator_env.script("quick", ModelScript(reply="1"))
+    emulator_env.script("straggler", ModelScript(faults=[Fault("hang")]))
+    emulator_env.script("slow-judge", ModelScript(faults=[Fault("hang")]))
+    job = fusion_magic.fuse("q", pool=["openai:quick", "openai:straggler"], judge="openai:slow-judge", quorum=1,
+                            settings=FAST, background=True)
+    emulator_env.wait_for(lambda reqs: any(q.model == "slow-judge" for q in reqs), timeout=5)
+    assert job.cancel()
+    hung = emulator_env.wait_for(
+        lambda reqs: [q for q in reqs if q.model in ("straggler", "slow-judge") and q.disconnected], timeout=5)
+    assert {q.model for q in hung} == {"straggler", "slow-judge"}
+    with pytest.raises(CallCancelled):
+        job.result()
+
+
+def test_bad_key_or_url_is_a_config_error_before_any_call(emulator_env: Emulator,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test\u200b")
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY contains"):
+        fusion_magic.fuse("q", pool=["openai:x", "anthropic:y"])
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://[::1")
+    with pytest.raises(ConfigError, match="not a valid URL"):
+        fusion_magic.complete("openai:x", "q")
+    assert emulator_env.requests == []
+
+
+def test_debate_round_failure_keeps_the_earlier_answers(emulator_env: Emulator) -> None:
+    # round 0 answers, then every revision fails: the round-0 answers still count and are judged
+    emulator_env.script("f1", ModelScript(reply="It is 41.", faults=[Fault("status", status=400, skip=1)]))
+    emulator_env.script("f2", ModelScript(reply="It is 42.", faults=[Fault("status", status=400, skip=1)]))
+    r = fusion_magic.fuse("6 x 7?", pool=["openai:f1", "openai:f2"], judge="vote", mode="debate", rounds=1,
+                          settings=FAST)
+    assert [x.status for x in r.responses] == ["ok", "ok", "bad_request", "bad_request"]
+    assert r.n_ok == 2 and r.answer in ("It is 41.", "It is 42.") and r.degraded
+
+
+def test_a_straggler_still_waiting_is_late_not_failed(emulator_env: Emulator) -> None:
+    emulator_env.script("on-time", ModelScript(reply="yes"))
+    emulator_env.script("waiting", ModelScript(reply="yes", ttft_s=3.0))
+    r = fusion_magic.fuse("ok?", pool=["openai:on-time", "openai:waiting"], judge="vote", quorum=1, settings=FAST)
+    late = next(x for x in r.responses if x.late)
+    assert late.status in ("waiting", "streaming") and not r.failed and not r.degraded
+
+
+def test_rejudge_sees_a_late_answer(emulator_env: Emulator) -> None:
+    from fusion_magic._runner import get_runner
+    from fusion_magic.calls import CallContext
+    from fusion_magic.engine import rejudge
+
+    emulator_env.script("p1", ModelScript(reply="It is 41."))
+    emulator_env.script("p2", ModelScript(reply="It is 42.", ttft_s=1.0))
+    emulator_env.script("p3", ModelScript(reply="42", ttft_s=1.0))
+    first = fusion_magic.fuse("6 x 7?", pool=["openai:p1", "openai:p2", "openai:p3"], judge="vote", quorum=1,
+                              settings=FAST)
+    assert first.answer == "It is 41."
+    deadline = time.monotonic() + 10
+    while not all(x.ok for x in first.responses) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the stragglers fill their records in place on the engine thread
+    again = get_runner().run(lambda client: rejudge(first, FAST, CallContext(client=client, settings=FAST),
+                                                    judge="vote"))
+    assert again.answer == "It is 42." and not any(x.late for x in again.responses)
+
+
+def test_judge_order_is_reshuffled_per_call_on_the_wire(emulator_env: Emulator) -> None:
+    import random
+
+    from fusion_magic._runner import get_runner
+    from fusion_magic.api import make_plan, run_plan  # noqa: F401  (run_plan kept as the public path)
+    from fusion_magic.calls import CallContext
+    from fusion_magic.engine import run_fusion
+
+    script_pool(emulator_env)
+    emulator_env.script("oj", ModelScript(reply='{"reasoning": "r", "winner": "A"}'))
+    plan = make_plan("6 x 7?", FAST, pool=POOL, judge="openai:oj")
+    orders = []
+    for seed in range(6):
+        get_runner().run(lambda client, seed=seed: run_fusion(plan, CallContext(client=client, settings=FAST),
+                                                            rng=random.Random(seed)))
+        text = user_text([q for q in emulator_env.requests if q.model == "oj"][-1].body or {})
+        orders.append(tuple(re.findall(r"### Answer [A-Z] \(\d+ tokens\)\n([^\n]+)", text)))
+    assert len(set(orders)) > 1 and all(sorted(o) == sorted(orders[0]) for o in orders)

@@ -185,18 +185,19 @@ def test_background_then_result(shell: InteractiveShell, emulator_env: Emulator)
 def test_interrupt_closes_every_connection(shell: InteractiveShell, emulator_env: Emulator) -> None:
     for name in ("h1", "h2", "h3"):
         emulator_env.script(name, ModelScript(faults=[Fault("hang")]))
-    timer = threading.Timer(0.5, _thread.interrupt_main)
-    timer.start()
-    interrupted_at = 0.0
+    fired: list[float] = []
+
+    def interrupt() -> None:
+        fired.append(time.monotonic())
+        _thread.interrupt_main()
+
+    threading.Timer(0.5, interrupt).start()
     with pytest.raises(KeyboardInterrupt):
-        try:
-            shell.run_cell_magic("fuse", "-p openai:h1,anthropic:h2,gemini:h3 -j vote", "never answered")
-        finally:
-            interrupted_at = time.monotonic()
+        shell.run_cell_magic("fuse", "-p openai:h1,anthropic:h2,gemini:h3 -j vote", "never answered")
     closed = emulator_env.wait_for(lambda reqs: len(reqs) == 3 and all(q.disconnected for q in reqs), timeout=5)
     assert closed
-    # the server saw each connection close within a second of the interrupt
-    assert all((q.ended or 0) - interrupted_at < 1.0 for q in emulator_env.requests)
+    # the server saw each connection close within a second of the interrupt (the design's promise)
+    assert all((q.ended or 0) - fired[0] < 1.0 for q in emulator_env.requests)
     # and the shell is still usable
     emulator_env.script("after", ModelScript(reply="still here"))
     r: Any = shell.run_cell_magic("fuse", "-p openai:after,openai:after -j vote", "hi")

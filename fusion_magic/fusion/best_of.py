@@ -25,7 +25,7 @@ def instructions(labels: Sequence[str], *, debate: bool = False) -> str:
     return (
         "Compare the answers and pick the single best one. First explain your reasoning briefly, then "
         f"name the winner by its letter ({', '.join(labels)}). Reply with only a JSON object: "
-        '{"reasoning": "...", "winner": "' + labels[0] + '"}'
+        '{"reasoning": "...", "winner": "<letter>"}'
     )
 
 

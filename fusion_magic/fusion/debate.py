@@ -10,6 +10,7 @@ answer moved rather than only the consensus.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import string
 from collections.abc import Callable, Sequence
@@ -53,15 +54,22 @@ async def run_debate(
     make_request: RequestFactory,
     timeout: float | None,
     rng: random.Random,
+    deadline_at: float | None = None,
 ) -> list[list[Response]]:
     """Revision rounds after ``first``. Returns every round's latest answer per member, round 0 first.
 
-    A member that failed in round 0 sits the debate out; one that fails later keeps its last good answer.
+    A member that failed in round 0 sits the debate out; one that fails or is late in a later round keeps
+    its last good answer. ``deadline_at`` (loop time) bounds the whole debate: no round starts after it,
+    and a running round returns with what arrived by then.
     """
+    loop = asyncio.get_running_loop()
     history: list[list[Response]] = [first]
     current = {m.label: r for m, r in zip(members, first, strict=True) if r.ok}
     for n in range(1, rounds + 1):
         if len(current) < 2 or agree(list(current.values())):
+            break
+        remaining = None if deadline_at is None else deadline_at - loop.time()
+        if remaining is not None and remaining <= 0:
             break
         active = [m for m in members if m.label in current]
         requests = [
@@ -70,9 +78,10 @@ async def run_debate(
                 [r for label, r in current.items() if label != m.label], rng))
             for m in active
         ]
-        outcome = await run_round(active, requests, ctx=ctx, round=n, timeout=timeout)
+        outcome = await run_round(active, requests, ctx=ctx, round=n, timeout=timeout, deadline=remaining)
+        ctx.pending |= outcome.pending
         for m, r in zip(active, outcome.responses, strict=True):
-            if r.ok and r.text.strip():
+            if r.ok and r.text.strip() and not r.late:
                 current[m.label] = r
         history.append(outcome.responses)
     return history
@@ -83,6 +92,6 @@ def final_answers(members: Sequence[Member], history: list[list[Response]]) -> l
     latest: dict[str, Response] = {}
     for round_responses in history:
         for r in round_responses:
-            if r.ok and r.text.strip() and r.label:
+            if r.ok and r.text.strip() and r.label and not r.late:
                 latest[r.label] = r
     return [latest[m.label] for m in members if m.label in latest]

@@ -41,7 +41,8 @@ def read_verdict(text: str, candidates: Mapping[str, Response], *, judge: str, m
             raise ValueError("empty verdict")
         return Verdict(model=judge, mode=mode, reasoning="(the judge replied without the JSON format)",
                        answer=text.strip())
-    answer = str(data.get("answer", "")).strip()
+    raw_answer = data.get("answer")
+    answer = raw_answer.strip() if isinstance(raw_answer, str) else ""
     if not answer:
         raise ValueError("the verdict has no answer")
     return Verdict(model=judge, mode=mode, reasoning=str(data.get("reasoning", "")).strip(), answer=answer)

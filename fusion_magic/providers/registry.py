@@ -86,15 +86,27 @@ ALL_KEY_ENVS: tuple[str, ...] = tuple(
 )
 
 
-def custom_spec(name: str, config: Mapping[str, Any]) -> ProviderSpec:
+def custom_spec(name: str, config: object) -> ProviderSpec:
     """A user-named OpenAI-compatible endpoint, from ``%config FusionMagics.endpoints``.
 
     ``{"together": {"base_url": "https://api.together.xyz/v1", "key_env": "TOGETHER_API_KEY"}}``
+
+    ``config`` comes straight from user config, so its shape is checked here: a ``ConfigError`` names
+    the entry and shows the right form instead of an AttributeError deep in a run.
     """
+    example = (f"e.g. %config FusionMagics.endpoints = {{{name!r}: "
+               "{'base_url': 'https://api.together.xyz/v1', 'key_env': 'TOGETHER_API_KEY'}}")
+    if not isinstance(config, Mapping):
+        # The type, not the value: a misplaced API key must not end up in the notebook's output.
+        raise ConfigError(
+            f"endpoints[{name!r}] must be a dict with a base_url, not a {type(config).__name__}; {example}"
+        )
     base_url = config.get("base_url")
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"endpoint {name!r} needs a base_url starting with http:// or https://")
+        raise ConfigError(f"endpoints[{name!r}] needs a base_url starting with http:// or https://; {example}")
     key_env = config.get("key_env")
+    if key_env is not None and not isinstance(key_env, str):
+        raise ConfigError(f"endpoints[{name!r}]: key_env must name an environment variable; {example}")
     return ProviderSpec(
         name, "openai", base_url.rstrip("/"), None, (key_env,) if key_env else (),
         key_required=bool(key_env),

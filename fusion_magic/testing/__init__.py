@@ -9,6 +9,14 @@ provides the ``emulator`` and ``emulator_env`` fixtures.
 
 from __future__ import annotations
 
+import importlib.util
+
+# uvicorn is the "testing" extra, not a dependency of the library: say how to get it, in one line,
+# before anything imports the emulator. find_spec, not import: uvicorn loads lazily in start().
+if importlib.util.find_spec("uvicorn") is None:
+    raise ModuleNotFoundError("fusion_magic.testing needs uvicorn: pip install 'fusion_magic[testing]'",
+                              name="uvicorn")
+
 from .emulator import ASGI_URL, Emulator, RecordedRequest
 from .script import Fault, FaultKind, ModelScript
 

@@ -619,7 +619,8 @@ class Emulator:
             script = script or ModelScript()
             nth = self._counts.get(model, 0)
             self._counts[model] = nth + 1
-            fault = next((f for f in script.faults if f.times is None or nth < f.times), None)
+            fault = next((f for f in script.faults
+                          if nth >= f.skip and (f.times is None or nth < f.skip + f.times)), None)
             # Replies advance only on answers without a fault, so "fail twice, then answer" scripts
             # still start from the first reply.
             answered = self._answered.get(model, 0)

@@ -23,7 +23,8 @@ FaultKind = Literal[
 @dataclass
 class Fault:
     """One scripted failure. ``times`` limits it to the first N requests for that model (then it
-    answers normally), which is how retry tests are written; None means every request."""
+    answers normally), which is how retry tests are written; None means every request. ``skip`` lets
+    the first requests through first (a debate whose revision round fails)."""
 
     kind: FaultKind
     status: int = 500
@@ -31,6 +32,7 @@ class Fault:
     retry_after: float | None = None
     message: str | None = None
     times: int | None = None
+    skip: int = 0
     # OpenRouter's 402 flavours: "openrouter_in_flight_budget", "openrouter_credits", ...
     limit_source: str | None = None
     # OpenRouter 402 ``metadata.reason``; None picks the documented one for ``limit_source``

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from ..events import CallFinished, EngineEvent, JudgeStarted, RunStarted
+from ..events import CallFinished, EngineEvent, JudgeStarted, RunFinished, RunStarted
 
 
 class ProgressPrinter:
     """An engine listener that writes a short line per run start, finished call and judge start.
+    It goes quiet at ``RunFinished``: late members report after the cell ended, and their lines would
+    otherwise land in whichever cell is running then.
 
         printer = ProgressPrinter(sys.stderr)
         fusion_magic.fuse("...", listeners=[printer])
@@ -20,8 +22,14 @@ class ProgressPrinter:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
+        self.finished = False
 
     def __call__(self, event: EngineEvent) -> None:
+        if self.finished:
+            return
+        if isinstance(event, RunFinished):
+            self.finished = True
+            return
         line = None
         if isinstance(event, RunStarted):
             line = f"fusing {len(event.models)} answers ({event.mode}, judge: {event.judge})..."

@@ -1,0 +1,24 @@
+"""ProgressPrinter: one line per run start, finished call and judge start; silent once the run is done."""
+
+from __future__ import annotations
+
+import io
+
+from fusion_magic.events import CallFinished, JudgeStarted, RunFinished, RunStarted
+from fusion_magic.result import FusionResult, Response
+from fusion_magic.view.progress import ProgressPrinter
+
+
+def test_lines_while_running_and_silence_after_run_finished() -> None:
+    out = io.StringIO()
+    printer = ProgressPrinter(out)
+    printer(RunStarted(prompt="p", mode="best-of", judge="vote", labels=("a", "b"), models=("x:a", "x:b")))
+    printer(CallFinished(Response(model="x:a", status="ok", latency_s=0.5, label="a")))
+    printer(JudgeStarted(judge="vote", mode="best-of"))
+    printer(RunFinished(FusionResult(prompt="p", mode="best-of", judge="vote", pool=["x:a", "x:b"])))
+    lines = out.getvalue().splitlines()
+    assert lines == ["fusing 2 answers (best-of, judge: vote)...", "  a: ok in 0.5s", "  judging with vote..."]
+    # A late member reports after the run ended: its line would land in whichever cell runs next.
+    printer(CallFinished(Response(model="x:b", status="ok", latency_s=9.0, label="b", late=True)))
+    printer(JudgeStarted(judge="vote", mode="best-of"))
+    assert out.getvalue().splitlines() == lines
