@@ -173,7 +173,9 @@ class FusionResult:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         if self._shown_live:
-            # The live widget above already shows everything; repeat only the stable summary line.
+            # The cell's own result, under the live widget that already shows everything: repeat only
+            # the stable summary line, once. Displaying the result later (``r`` in another cell) shows it all.
+            self._shown_live = False
             return {"text/plain": self.summary()}
         from .report import html_report
 

@@ -233,6 +233,8 @@ def test_widget_view_tree(shell: InteractiveShell, emulator_env: Emulator, capsy
     assert ledger.count("<tr") == 1 + 4 + 2  # header, 3 members + judge, totals + overhead
     # the cell's own result repeats only the stable summary; the view holds the report
     assert r._repr_mimebundle_() == {"text/plain": r.summary()}
+    later = r._repr_mimebundle_()  # shown again in a later cell: the full report
+    assert "exploded" in later["text/plain"] and "<table" in later["text/html"]
     assert "exploded" in view._repr_mimebundle_()["text/plain"]
     capsys.readouterr()
 
