@@ -26,11 +26,13 @@ demo: $(VENV)/.demo-installed
 
 test: $(VENV)/.dev-installed
 	$(PY) -m ruff check fusion_magic tests bench
+	$(PY) -m mypy fusion_magic
 	$(PY) -m pytest -q
 	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:randomly notebooks/
 
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check fusion_magic tests bench
+	$(PY) -m mypy fusion_magic
 
 bench: $(VENV)/.dev-installed
 	$(PY) bench/bench_fuse.py

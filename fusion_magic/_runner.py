@@ -125,7 +125,7 @@ class Runner:
 
     def run(self, make: Callable[[httpx.AsyncClient], Coroutine[Any, Any, T]]) -> T:
         """Run ``make(client)`` on the engine loop and block until it is done (interruptible)."""
-        return self.submit(make).result()  # type: ignore[no-any-return]
+        return self.submit(make).result()
 
     def cancel_all(self) -> None:
         """Cancel every run and every task on the engine loop (late members included)."""

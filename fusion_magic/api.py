@@ -162,7 +162,7 @@ class FusionJob:
 
     def result(self, timeout: float | None = None) -> FusionResult:
         """Wait for the result (Ctrl-C cancels the run)."""
-        return self._job.result(timeout)  # type: ignore[no-any-return]
+        return self._job.result(timeout)
 
     def cancel(self) -> bool:
         """Cancel every call of the run; True once its connections are closed."""

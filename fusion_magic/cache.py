@@ -102,7 +102,9 @@ def _entry_response(model_id: str, data: object) -> Response:
     number for the text, a string for a token count), so the caller treats it as a miss."""
     if not isinstance(data, dict) or not isinstance(data["text"], str):
         raise TypeError("entry is not an object with a text string")
-    fields = {"input_tokens": int, "output_tokens": int, "cost_usd": (int, float), "finish_reason": str}
+    fields: dict[str, type | tuple[type, ...]] = {
+        "input_tokens": int, "output_tokens": int, "cost_usd": (int, float), "finish_reason": str,
+    }
     for name, kind in fields.items():
         value = data.get(name)
         if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):

@@ -66,7 +66,8 @@ def estimate(plan: FusionPlan) -> Estimate:
         inp = prompt_tokens + total_out * factor + 200
         rows.append(_row(plan.judge.model_id, "judge", 1, inp, plan.judge_max_tokens, prices))
     unknown = sorted({str(r["model"]) for r in rows if r["est_cost_usd"] is None})
-    total = None if unknown else sum(float(r["est_cost_usd"]) for r in rows)  # type: ignore[arg-type]
+    costs = [r["est_cost_usd"] for r in rows]
+    total = None if unknown else sum(c for c in costs if isinstance(c, float))
     return Estimate(rows, total, unknown)
 
 

@@ -61,6 +61,8 @@ class FusionMagics(Magics, Configurable):
         %config FusionMagics
     """
 
+    shell: Any  # set by IPython; typed loosely so the engine-facing code stays free of IPython types
+
     pool = List(Unicode(), help="Default pool of provider:model ids; empty picks defaults from the keys set.").tag(
         config=True)
     judge = Unicode("", help="Default judge id, or 'vote'; empty picks a default.").tag(config=True)
@@ -145,7 +147,7 @@ class FusionMagics(Magics, Configurable):
         """Block on the engine (interruptible), then let the view catch up before the cell ends, so
         nbclient and nbval see its final state."""
         try:
-            return get_runner().run(make)  # type: ignore[no-any-return]
+            return get_runner().run(make)
         finally:
             for listener in listeners:
                 listener.flush()

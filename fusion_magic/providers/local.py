@@ -25,7 +25,7 @@ import json
 import os
 import secrets
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -380,7 +380,7 @@ class LocalProvider:
         # `client` is the registry's httpx client, unused: nothing here goes over HTTP.
         self.endpoint = endpoint or Endpoint("local", "")
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ProviderEvent, None]:
         job = _job_for(request)
         loop = asyncio.get_running_loop()
         # Unbounded: the worker produces at most max_tokens items, and must never block on the loop.

@@ -206,7 +206,7 @@ class AnthropicWire:
         return sse(dumps(body), event=body["type"], nl=turn.nl)
 
     def preamble(self, turn: Turn) -> list[bytes]:
-        message = {
+        message: dict[str, Any] = {
             "id": turn.response_id,
             "type": "message",
             "role": "assistant",

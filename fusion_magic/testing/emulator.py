@@ -546,12 +546,12 @@ class Emulator:
             return
 
         if not isinstance(body, Mapping):
-            problem = "Request body is not valid JSON." if raw_body else "Request body is empty."
-            await ex.json(400, _wire.error_body(family, 400, problem, request_id=request_id))
+            empty = "Request body is not valid JSON." if raw_body else "Request body is empty."
+            await ex.json(400, _wire.error_body(family, 400, empty, request_id=request_id))
             return
-        problem = _wire.validate(family, body)
-        if problem is not None:
-            await ex.json(400, _wire.error_body(family, 400, problem, request_id=request_id))
+        invalid = _wire.validate(family, body)
+        if invalid is not None:
+            await ex.json(400, _wire.error_body(family, 400, invalid, request_id=request_id))
             return
 
         model = route.model or str(body["model"])

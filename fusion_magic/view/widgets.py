@@ -228,8 +228,9 @@ class FusionView:
         return pane
 
     def _flush(self) -> None:
-        for pane in (self.judge, *self.members.values()):
-            pane.flush()
+        self.judge.flush()
+        for member in self.members.values():
+            member.flush()
 
     def _refresh_ledger(self) -> None:
         wall = self.result.wall_s if self.result is not None and self.result.wall_s else None
