@@ -30,7 +30,7 @@ LOCAL_POOL = (LOCAL_MODEL, LOCAL_MODEL, LOCAL_MODEL)
 OPENROUTER_POOL = (
     "openrouter:anthropic/claude-sonnet-4.5",
     "openrouter:google/gemini-2.5-flash",
-    "openrouter:openai/gpt-4.1-mini",
+    "openrouter:deepseek/deepseek-chat",
 )
 OPENROUTER_JUDGE = "openrouter:openai/gpt-4o"
 

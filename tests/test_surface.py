@@ -88,3 +88,12 @@ def test_ledger_totals_and_overhead_follow_the_critical_path() -> None:
     assert overhead["latency_s"] == pytest.approx(0.5)  # 6.5 - (2 + 3 + 1)
     unknown = with_totals(ledger_frame([*calls, call("member", 0, 1.0, None)]), wall_s=7.0)
     assert unknown.iloc[-2]["cost_usd"] is pd.NA
+
+
+def test_openrouter_default_judge_is_from_another_family() -> None:
+    from fusion_magic.settings import OPENROUTER_JUDGE
+
+    def family(model_id: str) -> str:
+        return model_id.split(":", 1)[1].split("/", 1)[0]
+
+    assert family(OPENROUTER_JUDGE) not in {family(m) for m in OPENROUTER_POOL}
