@@ -16,7 +16,7 @@ from dataclasses import dataclass
 # (openai.com/api/pricing, docs.anthropic.com pricing, ai.google.dev/gemini-api/docs/pricing);
 # standard tier, no batch discount, prompts under the long-context threshold. Prices drift: check the
 # pages before trusting a total, and add models with %config FusionMagics.prices.
-TABLE_SOURCE = "vendor pricing pages, table dated 2025-10-01"
+TABLE_SOURCE = "price table 2025-10-01"
 
 _TABLE: dict[str, tuple[float, float]] = {
     # OpenAI

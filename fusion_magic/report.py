@@ -131,15 +131,22 @@ def ledger_html(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "<p><i>no calls yet</i></p>"
     shown = ledger_display(frame)
-    head = "".join(f"<th>{escape_text(c)}</th>" for c in shown.columns)
+    # Figures stay on one line; only the free-text error column may wrap, so the table stays scannable.
+    cell = 'style="white-space:nowrap;padding:2px 8px;text-align:{align}"'
+    last = len(shown.columns) - 1
+    head = "".join(f"<th {cell.format(align='left')}>{escape_text(c)}</th>" for c in shown.columns)
     rows = []
     for record in shown.itertuples(index=False):
         total = record[0] == "TOTAL"
-        cells = "".join(f"<td>{escape_text(v)}</td>" for v in record)
+        cells = "".join(
+            f"<td {cell.format(align='left')}>{escape_text(v)}</td>" if i != last
+            else f'<td style="padding:2px 8px">{escape_text(v)}</td>'
+            for i, v in enumerate(record)
+        )
         rows.append(f'<tr style="font-weight:bold">{cells}</tr>' if total else f"<tr>{cells}</tr>")
     return (
-        '<table style="border-collapse:collapse;font-size:90%">'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        '<div style="overflow-x:auto"><table style="border-collapse:collapse;font-size:85%">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 

@@ -260,7 +260,7 @@ def test_html_report_is_sanitized_and_complete() -> None:
     assert "&lt;img src=x onerror=alert(1)&gt;" in html  # visible as text
     assert "<strong>Merged</strong>" in html and "<strong>but</strong>" in html
     assert "late, done" in html
-    assert "<td>TOTAL</td>" in html
+    assert ">TOTAL</td>" in html
     assert "DEGRADED" not in html
     assert "DEGRADED: 1 member call failed" in html_report(degraded_result())
 
