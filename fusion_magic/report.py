@@ -140,7 +140,7 @@ def ledger_html(frame: pd.DataFrame) -> str:
         total = record[0] == "TOTAL"
         cells = "".join(
             f"<td {cell.format(align='left')}>{escape_text(v)}</td>" if i != last
-            else f'<td style="padding:2px 8px">{escape_text(v)}</td>'
+            else f'<td style="padding:2px 8px;min-width:24em">{escape_text(v)}</td>'
             for i, v in enumerate(record)
         )
         rows.append(f'<tr style="font-weight:bold">{cells}</tr>' if total else f"<tr>{cells}</tr>")
