@@ -29,12 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     pool = [p.strip() for p in ns.pool.split(",") if p.strip()] if ns.pool else None
     prompt = " ".join(ns.question)
     try:
+        if ns.estimate:
+            print(estimate(make_plan(prompt, pool=pool, require_keys=False, **options)))
+            return 0
         plan = make_plan(prompt, cache=ns.cache, pool=pool, **options)
         for warning in plan.warnings:
             print(warning, file=sys.stderr)
-        if ns.estimate:
-            print(estimate(plan))
-            return 0
         if ns.budget is not None:
             check_budget(estimate(plan), ns.budget)
         result = fuse(prompt, cache=ns.cache, pool=pool, listeners=[ProgressPrinter(sys.stderr)], **options)

@@ -51,12 +51,12 @@ class Target:
         return self.spec.protocol == "local"
 
 
-def prepare(model_id: str, settings: Settings) -> Target:
+def prepare(model_id: str, settings: Settings, *, require_key: bool = True) -> Target:
     """Resolve a model id now, so a bad id or a missing key fails before any call is made."""
     if not isinstance(model_id, str) or not model_id.strip():
         raise ConfigError("empty model id")
     spec, model = split_model_id(model_id, settings.endpoints)
-    endpoint = resolve_endpoint(spec, settings.keys)
+    endpoint = resolve_endpoint(spec, settings.keys, require_key=require_key)
     _check_endpoint(spec, endpoint)
     return Target(model_id.strip(), spec, endpoint, model)
 

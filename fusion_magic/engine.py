@@ -111,8 +111,12 @@ def plan_fusion(
     max_tokens: int | None = None,
     temperature: float | None = None,
     system: str | None = None,
+    require_keys: bool = True,
 ) -> FusionPlan:
-    """Validate and resolve a run. Raises ``ConfigError`` with one readable line on any problem."""
+    """Validate and resolve a run. Raises ``ConfigError`` with one readable line on any problem.
+
+    ``require_keys=False`` plans without keys, for ``--estimate``; such a plan must not be run.
+    """
     if not prompt or not prompt.strip():
         raise ConfigError("the prompt is empty: write it in the cell body below the %%fuse line")
     mode = mode or settings.mode
@@ -134,8 +138,8 @@ def plan_fusion(
         ids = ids * self_n
     if not ids:
         raise ConfigError("the pool is empty: pass -p provider:model,... or set %config FusionMagics.pool")
-    targets = [prepare(i, settings) for i in ids]
-    judge_target = None if judge_id == "vote" else prepare(judge_id, settings)
+    targets = [prepare(i, settings, require_key=require_keys) for i in ids]
+    judge_target = None if judge_id == "vote" else prepare(judge_id, settings, require_key=require_keys)
     if judge_target is not None and judge_target.model_id in {t.model_id for t in targets}:
         warnings.append(
             f"The judge {judge_id} is also in the pool: judges favour their own answers; "

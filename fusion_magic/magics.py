@@ -111,11 +111,11 @@ class FusionMagics(Magics, Configurable):
         args = _args.parse_fuse_line(line)
         body = _args.strip_markers(cell)
         prompt = body if args.no_interpolate else _args.interpolate(body, self.shell.user_ns)
+        if args.estimate:  # no call, so no key needed: see the cost before getting one
+            return estimate(make_plan(prompt, self.settings(), require_keys=False, **args.engine_options()))
         plan = make_plan(prompt, self.settings(), cache=args.cache, **args.engine_options())
         for warning in plan.warnings:
             print(warning)
-        if args.estimate:
-            return estimate(plan)
         if args.budget is not None:
             check_budget(estimate(plan), args.budget)
         listeners = self._open_view()

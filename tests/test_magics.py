@@ -111,6 +111,14 @@ def test_empty_prompt(shell: InteractiveShell) -> None:
         shell.run_cell_magic("fuse", "-p openai:a", "\n# NBVAL_IGNORE_OUTPUT\n")
 
 
+def test_estimate_needs_no_key(shell: InteractiveShell, emulator: Emulator) -> None:
+    est = shell.run_cell_magic("fuse", "-p openai:gpt-4o,anthropic:claude-sonnet-4-5 -j gemini:gemini-2.5-flash "
+                                       "--estimate", "Explain entropy.")
+    assert isinstance(est, Estimate) and est.total_usd is not None and emulator.requests == []
+    with pytest.raises(UsageError, match="set OPENAI_API_KEY"):  # running it still needs the keys
+        shell.run_cell_magic("fuse", "-p openai:gpt-4o,anthropic:claude-sonnet-4-5 --budget 5", "Explain entropy.")
+
+
 def test_estimate_and_budget(shell: InteractiveShell, emulator_env: Emulator) -> None:
     est = shell.run_cell_magic("fuse", "-p openai:gpt-4o,anthropic:claude-sonnet-4-5 -j openai:gpt-4o-mini "
                                        "--estimate", "Explain entropy.")

@@ -151,14 +151,15 @@ def find_key(spec: ProviderSpec, keys: Mapping[str, str] | None = None,
 
 
 def resolve_endpoint(spec: ProviderSpec, keys: Mapping[str, str] | None = None,
-                     environ: Mapping[str, str] | None = None) -> Endpoint:
+                     environ: Mapping[str, str] | None = None, *, require_key: bool = True) -> Endpoint:
     """Base URL and key for a provider, from explicit keys, then the environment.
 
-    Raises ``MissingKeyError`` (naming the variable to set) before any network call.
+    Raises ``MissingKeyError`` (naming the variable to set) before any network call, unless
+    ``require_key`` is False (a cost estimate needs no key).
     """
     env = os.environ if environ is None else environ
     key = find_key(spec, keys, env)
-    if key is None and spec.key_required:
+    if key is None and spec.key_required and require_key:
         raise MissingKeyError(spec.name, spec.key_envs)
     base = spec.default_base_url
     if spec.base_url_env and env.get(spec.base_url_env):
