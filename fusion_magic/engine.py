@@ -126,7 +126,8 @@ def plan_fusion(
     if pool:
         ids, judge_id = list(pool), judge or settings.default_judge()
     else:
-        default_ids, default_judge, note = settings.resolved_pool()
+        # An explicit -j counts as a configured judge, so the note does not claim the vote.
+        default_ids, default_judge, note = settings.with_(judge=judge).resolved_pool()
         ids, judge_id = list(default_ids), judge or default_judge
         if note:
             warnings.append(note)

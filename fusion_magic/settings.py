@@ -93,8 +93,9 @@ class Settings:
         return (
             LOCAL_POOL,
             "vote",
-            "No API key set: using the offline pool (3 x local:gemma3-270m) and the vote judge. "
-            "For real models set OPENROUTER_API_KEY (or ANTHROPIC_API_KEY, GEMINI_API_KEY, OPENAI_API_KEY).",
+            "No API key set: using the offline pool (3 x local:gemma3-270m)"
+            + ("" if self.judge else " and the vote judge")
+            + ". For real models set OPENROUTER_API_KEY (or ANTHROPIC_API_KEY, GEMINI_API_KEY, OPENAI_API_KEY).",
         )
 
     def default_judge(self) -> str:

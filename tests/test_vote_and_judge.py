@@ -93,3 +93,8 @@ def test_merge_reads_answer_or_prose() -> None:
     assert merge.read_verdict("just prose", {}, judge="j", mode="merge").answer == "just prose"
     with pytest.raises(ValueError):
         merge.read_verdict('{"reasoning": "r"}', {}, judge="j", mode="merge")
+
+
+def test_merge_rejects_an_echoed_format() -> None:
+    with pytest.raises(ValueError):
+        merge.read_verdict('{"reasoning": "...", "answer": "..."}', {}, judge="j", mode="merge")

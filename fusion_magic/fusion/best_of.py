@@ -23,9 +23,8 @@ def schema(labels: Sequence[str]) -> dict[str, Any]:
 
 def instructions(labels: Sequence[str], *, debate: bool = False) -> str:
     return (
-        "Compare the answers and pick the single best one. First explain your reasoning briefly, then "
-        f"name the winner by its letter ({', '.join(labels)}). Reply with only a JSON object: "
-        '{"reasoning": "...", "winner": "<letter>"}'
+        "Compare the answers and pick the single best one. Reply with only a JSON object with two fields: "
+        f'"reasoning" (briefly, why) and "winner" (the letter of the best answer: {", ".join(labels)}).'
     )
 
 

@@ -26,8 +26,8 @@ def instructions(labels: Sequence[str], *, debate: bool = False) -> str:
     )
     return (
         f"{seen}Write the best possible answer to the question, keeping what is correct in each answer "
-        "and fixing or dropping what is wrong. Say briefly in the reasoning which answers you relied on "
-        'and why. Reply with only a JSON object: {"reasoning": "...", "answer": "..."}'
+        "and fixing or dropping what is wrong. Reply with only a JSON object with two fields: "
+        '"reasoning" (briefly, which answers you relied on and why) and "answer" (the complete answer).'
     )
 
 
@@ -43,6 +43,6 @@ def read_verdict(text: str, candidates: Mapping[str, Response], *, judge: str, m
                        answer=text.strip())
     raw_answer = data.get("answer")
     answer = raw_answer.strip() if isinstance(raw_answer, str) else ""
-    if not answer:
+    if not any(ch.isalnum() for ch in answer):  # "", "...": a judge that echoed the format, not an answer
         raise ValueError("the verdict has no answer")
     return Verdict(model=judge, mode=mode, reasoning=str(data.get("reasoning", "")).strip(), answer=answer)

@@ -93,6 +93,21 @@ def _render_turns(turns: tuple[Message, ...], system: str | None) -> str:
     return "".join(out)
 
 
+def copied_example(text: str, schema: Mapping[str, Any]) -> bool:
+    """True when a structured answer repeats a free-text value of the prompt's example verbatim: a tiny
+    base model does that instead of answering, and the copy must not pass for a verdict."""
+    try:
+        produced = json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    example = example_for_schema(schema)
+    if not isinstance(produced, dict) or not isinstance(example, dict):
+        return False
+    return any(
+        isinstance(value, str) and len(value) > 12 and produced.get(key) == value for key, value in example.items()
+    )
+
+
 def example_for_schema(schema: Mapping[str, Any], name: str = "") -> Any:
     """A small value that fits ``schema``, for the few-shot example (best effort for exotic schemas)."""
     if "const" in schema:

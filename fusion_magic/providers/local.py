@@ -32,8 +32,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
-from ..errors import BadRequestError, ConfigError, FusionError, ServerError
-from ._fewshot import TEXT_STOPS, bound_schema, build_prompt
+from ..errors import BadRequestError, ConfigError, FusionError, ProtocolError, ServerError
+from ._fewshot import TEXT_STOPS, bound_schema, build_prompt, copied_example
 from .base import ChatRequest, Endpoint, Finished, ProviderEvent, TextDelta, Usage
 
 DEFAULT_MODEL = "gemma3-270m"
@@ -402,6 +402,7 @@ class LocalProvider:
         # The model answers "Answer: Paris": drop the space after the colon (but not in a prefill,
         # whose continuation the caller appends to its own text).
         leading = job.prompt.endswith("Answer:")
+        produced: list[str] = []
         try:
             while True:
                 item = await queue.get()
@@ -409,10 +410,16 @@ class LocalProvider:
                     text = item.lstrip() if leading else item
                     if text:
                         leading = False
+                        produced.append(text)
                         yield TextDelta(text)
                     continue
                 finished = True
                 if isinstance(item, _End):
+                    if request.json_schema is not None and copied_example("".join(produced), request.json_schema):
+                        raise ProtocolError(
+                            "the local model copied its few-shot example instead of answering (too small to "
+                            "write this verdict; a real model or the vote judge will do better)",
+                            provider="local", model=job.model)
                     yield Usage(input_tokens=item.input_tokens, output_tokens=item.output_tokens, cost_usd=0.0)
                     yield Finished(reason=item.reason, served_model=job.model)
                     return
