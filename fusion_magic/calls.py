@@ -18,7 +18,15 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import CallCancelled, ConfigError, ProtocolError, ProviderError, ProviderTimeout, ReplayMissError
+from .errors import (
+    CallCancelled,
+    ConfigError,
+    FusionError,
+    ProtocolError,
+    ProviderError,
+    ProviderTimeout,
+    ReplayMissError,
+)
 from .events import CallDelta, CallFinished, CallStarted, Listener, emit
 from .pricing import price_for
 from .providers.base import ChatRequest, Endpoint, Finished, TextDelta, Usage
@@ -72,12 +80,25 @@ def _check_endpoint(spec: ProviderSpec, endpoint: Endpoint) -> None:
         return
     import httpx
 
+    shown = _safe_url(endpoint.base_url)
     try:
         url = httpx.URL(endpoint.base_url)
-    except httpx.InvalidURL as exc:
-        raise ConfigError(f"{spec.name} base URL {endpoint.base_url!r} is not a valid URL: {exc}") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigError(f"{spec.name} base URL {endpoint.base_url!r} must start with http:// or https://")
+        scheme, host = url.scheme, url.host  # the host decodes lazily: IDNA errors surface here
+    except (httpx.InvalidURL, ValueError) as exc:  # IDNA errors are ValueErrors, not InvalidURL
+        raise ConfigError(f"{spec.name} base URL {shown} is not a valid URL ({type(exc).__name__})") from None
+    if scheme not in ("http", "https"):
+        raise ConfigError(f"{spec.name} base URL {shown} must start with http:// or https://")
+    if not host:
+        raise ConfigError(f"{spec.name} base URL {shown} has no host name")
+
+
+def _safe_url(url: str) -> str:
+    """A base URL fit to print: without ``user:token@`` and without the query (``?key=``)."""
+    head, sep, rest = url.partition("://")
+    rest = rest.split("?", 1)[0].split("#", 1)[0]
+    host, slash, path = rest.partition("/")
+    host = host.rsplit("@", 1)[-1]
+    return repr(f"{head}{sep}{host}{slash}{path}")
 
 
 @dataclass
@@ -138,11 +159,13 @@ async def run_call(
                                  model=target.model))
     except ProviderError as exc:
         _fail(r, exc)
-    except ReplayMissError:
-        raise
+    except FusionError:
+        raise  # the user's setup (a replay miss, the local model not installed): one line for the whole run
     except Exception as exc:  # a bug or an odd environment must fail this call only, not the pool
-        _fail(r, ProtocolError(f"unexpected {type(exc).__name__}: {exc}", provider=target.spec.name,
-                               model=target.model))
+        message = f"unexpected {type(exc).__name__}: {exc}"
+        if target.endpoint.api_key:
+            message = message.replace(target.endpoint.api_key, "***")
+        _fail(r, ProtocolError(message, provider=target.spec.name, model=target.model))
     except asyncio.CancelledError:
         _fail(r, CallCancelled("cancelled", provider=target.spec.name, model=target.model))
         r.latency_s = time.monotonic() - started

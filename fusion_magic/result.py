@@ -116,14 +116,15 @@ class FusionResult:
         """Each member's latest good answer (its last ok debate round), else its last call, in pool order."""
         last: dict[str, Response] = {}
         for r in self.responses:
-            if r.label is not None and (r.ok or not (r.label in last and last[r.label].ok)):
+            # A late answer was not judged: it stays out until a rejudge takes it in (stable summary()).
+            if r.label is not None and not r.late and (r.ok or not (r.label in last and last[r.label].ok)):
                 last[r.label] = r
         return list(last.values())
 
     @property
     def failed(self) -> list[Response]:
-        """Member calls that ended without a clean answer (a late member still running is not failed)."""
-        return [r for r in self.responses if not r.ok and r.status not in IN_FLIGHT]
+        """Member calls that ended without a clean answer (late members were not judged and don't count)."""
+        return [r for r in self.responses if not r.ok and not r.late and r.status not in IN_FLIGHT]
 
     @property
     def degraded(self) -> bool:

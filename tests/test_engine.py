@@ -390,3 +390,47 @@ def test_judge_order_is_reshuffled_per_call_on_the_wire(emulator_env: Emulator) 
         text = user_text([q for q in emulator_env.requests if q.model == "oj"][-1].body or {})
         orders.append(tuple(re.findall(r"### Answer [A-Z] \(\d+ tokens\)\n([^\n]+)", text)))
     assert len(set(orders)) > 1 and all(sorted(o) == sorted(orders[0]) for o in orders)
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "message"),
+    [
+        ("VLLM_BASE_URL", "http://xn--zz.com/v1", "not a valid URL"),
+        ("VLLM_BASE_URL", "ftp://host/v1", "must start with http"),
+        ("VLLM_BASE_URL", "http://user:secret-token@[::1/v1?key=secret-token", "not a valid URL"),
+    ],
+)
+def test_bad_base_urls_are_one_line_and_never_echo_credentials(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError, match=message) as info:
+        fusion_magic.complete("vllm:x", "q")
+    assert "secret-token" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "base"),
+    [
+        (":11434", "http://127.0.0.1:11434/v1"),
+        ("localhost", "http://localhost:11434/v1"),
+        ("0.0.0.0", "http://127.0.0.1:11434/v1"),
+        ("gpu-box:8080", "http://gpu-box:8080/v1"),
+        ("https://ollama.com", "https://ollama.com/v1"),
+    ],
+)
+def test_ollama_host_forms(monkeypatch: pytest.MonkeyPatch, host: str, base: str) -> None:
+    from fusion_magic.providers.registry import BUILTIN, resolve_endpoint
+
+    monkeypatch.setenv("OLLAMA_HOST", host)
+    assert resolve_endpoint(BUILTIN["ollama"]).base_url == base
+
+
+def test_setup_errors_are_not_swallowed_as_failed_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    # llama.cpp missing is the user's setup, not a model failing: the run stops with the install hint.
+    import sys
+
+    pytest.importorskip("llama_cpp")
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    with pytest.raises(ConfigError, match="pip install"):
+        fusion_magic.fuse("q", pool=[f"local:{tmp_path / 'other.gguf'}"] * 2, judge="vote", settings=FAST)

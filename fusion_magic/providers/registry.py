@@ -164,12 +164,32 @@ def resolve_endpoint(spec: ProviderSpec, keys: Mapping[str, str] | None = None,
     base = spec.default_base_url
     if spec.base_url_env and env.get(spec.base_url_env):
         base = env[spec.base_url_env].strip().rstrip("/")
-        if "://" not in base:  # OLLAMA_HOST may be "127.0.0.1:11434"
+        if spec.name == "ollama":
+            base = _ollama_origin(base)
+        elif "://" not in base:
             base = "http://" + base
         if spec.base_url_suffix and not base.endswith(spec.base_url_suffix):
             base += spec.base_url_suffix
     headers = {"X-OpenRouter-Title": "fusion_magic"} if spec.flavor == "openrouter" else {}
     return Endpoint(spec.name, base, key or spec.placeholder_key, headers, spec.flavor)
+
+
+def _ollama_origin(host: str) -> str:
+    """``OLLAMA_HOST`` as Ollama itself reads it: ``:11434``, ``localhost``, ``0.0.0.0:8080`` or a full URL;
+    a missing scheme is http, a missing host is 127.0.0.1, a missing port is 11434 (not 80)."""
+    scheme, sep, rest = host.partition("://")
+    if not sep:
+        scheme, rest = "http", host
+    hostport, slash, path = rest.partition("/")
+    name, _, port = hostport.rpartition(":") if ":" in hostport and not hostport.endswith("]") else (
+        hostport, "", "")
+    name = name or "127.0.0.1"
+    if name == "0.0.0.0":  # a server's listen address; a client reaches it on loopback
+        name = "127.0.0.1"
+    if not port and not sep:
+        port = "11434"
+    origin = f"{scheme}://{name}" + (f":{port}" if port else "")
+    return origin + (slash + path if path else "")
 
 
 def make_provider(spec: ProviderSpec, endpoint: Endpoint, client: httpx.AsyncClient | None) -> Provider:
