@@ -167,7 +167,34 @@ class _Section:
     stream: MarkdownStream | None = None
 
 
-class MemberPane(Pane):
+class _StreamingPane(Pane):
+    """A tab whose calls stream into sections: re-rendered at most every ``interval`` while text
+    arrives, always in full when a call finishes or on ``flush``. Subclasses provide ``_section`` and
+    ``_render``."""
+
+    sections: dict[CallKey, _Section]
+
+    def _section(self, r: Response) -> _Section:
+        raise NotImplementedError
+
+    def _render(self, r: Response, now: float | None) -> None:
+        raise NotImplementedError
+
+    def delta(self, r: Response, now: float) -> None:
+        if self._section(r).throttle.due(now):
+            self._render(r, now)
+
+    def finish(self, r: Response) -> None:
+        self._section(r).finished = True
+        self._render(r, None)
+
+    def flush(self) -> None:
+        for section in self.sections.values():
+            if section.throttle.dirty:
+                self._render(section.response, None)
+
+
+class MemberPane(_StreamingPane):
     """A pool member's tab: a status header, then its text streaming live; debate rounds stack below.
 
     pane = MemberPane("gemma3-270m #2", "local:gemma3-270m")
@@ -197,19 +224,6 @@ class MemberPane(Pane):
     def start(self, r: Response) -> None:
         self._section(r)
         self._render(r, None)
-
-    def delta(self, r: Response, now: float) -> None:
-        if self._section(r).throttle.due(now):
-            self._render(r, now)
-
-    def finish(self, r: Response) -> None:
-        self._section(r).finished = True
-        self._render(r, None)
-
-    def flush(self) -> None:
-        for section in self.sections.values():
-            if section.throttle.dirty:
-                self._render(section.response, None)
 
     def _latest(self) -> _Section | None:
         return next(reversed(self.sections.values()), None)
@@ -297,7 +311,7 @@ class FusedPane(Pane):
         )
 
 
-class JudgePane(Pane):
+class JudgePane(_StreamingPane):
     """The judge: who and how, its raw text streaming live, then the verdict and label mapping.
 
     pane = JudgePane()
@@ -331,19 +345,6 @@ class JudgePane(Pane):
             self.state = "judging"
             self._render_info()
         self._render(r, None)
-
-    def delta(self, r: Response, now: float) -> None:
-        if self._section(r).throttle.due(now):
-            self._render(r, now)
-
-    def finish(self, r: Response) -> None:
-        self._section(r).finished = True
-        self._render(r, None)
-
-    def flush(self) -> None:
-        for section in self.sections.values():
-            if section.throttle.dirty:
-                self._render(section.response, None)
 
     def show_verdict(self, verdict: Verdict) -> None:
         self.verdict = verdict
