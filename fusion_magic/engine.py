@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from .calls import CallContext, Target, prepare
 from .errors import ConfigError
-from .events import CallFinished, JudgeStarted, RunFinished, RunStarted, VerdictReady, emit
+from .events import CallFinished, JudgeStarted, RunFinished, RunStarted, RunStopped, VerdictReady, emit
 from .fusion.debate import final_answers, run_debate
 from .fusion.judge import Candidate, JudgeFailed, anonymise, judge_call
 from .fusion.vote import vote
@@ -247,9 +247,11 @@ async def run_fusion(plan: FusionPlan, ctx: CallContext, *, rng: random.Random |
             first_round = {r.label or "": r for r in first if r.ok}
         await _judge(result, plan.judge, plan.judge_id, plan.mode, plan.prompt, final, first_round=first_round,
                      ctx=ctx, rng=rng, max_tokens=plan.judge_max_tokens, timeout=plan.timeout)
-    except BaseException:
+    except BaseException as exc:
         # An interrupt (CancelledError) or a setup error: late members must not outlive the run.
         await drain(ctx.pending, cancel=True)
+        reason = "cancelled" if isinstance(exc, asyncio.CancelledError) else f"{type(exc).__name__}: {exc}"
+        emit(ctx.listeners, RunStopped(reason))
         raise
     result.wall_s = time.monotonic() - started
     emit(ctx.listeners, RunFinished(result))

@@ -78,7 +78,16 @@ class RunFinished:
     result: FusionResult
 
 
-EngineEvent = RunStarted | CallStarted | CallDelta | CallFinished | JudgeStarted | VerdictReady | RunFinished
+@dataclass(frozen=True)
+class RunStopped:
+    """The run ended without a result: interrupted (``reason="cancelled"``) or a setup error."""
+
+    reason: str
+
+
+EngineEvent = (
+    RunStarted | CallStarted | CallDelta | CallFinished | JudgeStarted | VerdictReady | RunFinished | RunStopped
+)
 Listener = Callable[[EngineEvent], None]
 
 

@@ -261,3 +261,15 @@ def test_ipython_config_file_values_apply(shell: InteractiveShell) -> None:
     finally:
         shell.configurables.remove(fresh)
         shell.config = saved
+
+
+def test_an_interrupted_view_says_it_stopped(shell: InteractiveShell, emulator_env: Emulator) -> None:
+    magics = magics_of(shell)
+    magics.view = "widgets"
+    emulator_env.script("hx", ModelScript(faults=[Fault("hang")]))
+    threading.Timer(0.5, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        shell.run_cell_magic("fuse", "-p openai:hx,openai:hx -j vote", "never answered")
+    view = magics.last_view
+    assert "stopped: cancelled" in view.status.value
+    assert all(p.status.startswith("failed: cancelled") for p in view.members.values())

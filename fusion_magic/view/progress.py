@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from ..events import CallFinished, EngineEvent, JudgeStarted, RunFinished, RunStarted
+from ..events import CallFinished, EngineEvent, JudgeStarted, RunFinished, RunStarted, RunStopped
 
 
 class ProgressPrinter:
@@ -31,7 +31,10 @@ class ProgressPrinter:
             self.finished = True
             return
         line = None
-        if isinstance(event, RunStarted):
+        if isinstance(event, RunStopped):
+            self.finished = True
+            line = f"stopped: {event.reason}"
+        elif isinstance(event, RunStarted):
             line = f"fusing {len(event.models)} answers ({event.mode}, judge: {event.judge})..."
         elif isinstance(event, CallFinished):
             r = event.response

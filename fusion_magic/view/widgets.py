@@ -24,6 +24,7 @@ from ..events import (
     JudgeStarted,
     RunFinished,
     RunStarted,
+    RunStopped,
     VerdictReady,
 )
 from ..report import degraded_summary, text_report
@@ -57,6 +58,7 @@ class FusionView:
         self._finished: set[CallKey] = set()
 
         self.run: RunStarted | None = None
+        self.stopped: str | None = None
         self.result: FusionResult | None = None
         self.fused = FusedPane()
         self.judge = JudgePane(interval=render_interval)
@@ -116,6 +118,9 @@ class FusionView:
                 self.fused.show_verdict(event.verdict)
             elif isinstance(event, RunFinished):
                 self._on_run_finished(event.result)
+            elif isinstance(event, RunStopped):
+                self.stopped = event.reason
+                self.fused.html.value = f"<p><i>no answer: the run stopped ({escape_text(event.reason)})</i></p>"
             self.status.value = self._status_html()
 
     def display(self) -> DisplayHandle | None:
@@ -262,6 +267,8 @@ class FusionView:
         )
 
     def _status_html(self) -> str:
+        if self.result is None and self.stopped is not None:
+            return f'<p><b style="color:#c62828">stopped: {escape_text(self.stopped)}</b></p>'
         if self.result is not None:
             r = self.result
             line = f"done in {r.wall_s:.2f} s · {r.n_ok}/{len(r.pool)} answers · {r.mode} · judge {r.judge}"
