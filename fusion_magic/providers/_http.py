@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import httpx
 from httpx_sse import EventSource, ServerSentEvent, SSEError
@@ -295,12 +295,26 @@ async def sse_stream(
 # ---- the provider template ------------------------------------------------------------------------
 
 
-class StreamParser(Protocol):
-    """What ``SSEProvider.stream`` needs of a protocol's parser besides its ``feed``."""
+class StreamParser:
+    """The state every protocol's stream parser keeps; subclasses add ``feed`` and ``finish``.
 
-    done: bool
+    ``make_classifier`` names the protocol's error classifier once, for both the pre-stream status
+    check (``SSEProvider.classifier``) and errors that arrive inside the stream.
+    """
 
-    def finish(self) -> Finished: ...
+    @staticmethod
+    def make_classifier(ctx: WireContext) -> Classifier:
+        return default_classify(ctx)
+
+    def __init__(self, ctx: WireContext, request_id: str | None) -> None:
+        self.ctx = ctx
+        self.classify = self.make_classifier(ctx)
+        self.request_id = request_id
+        self.served_model: str | None = None
+        self.done = False  # set when the protocol's terminator arrived
+
+    def finish(self) -> Finished:
+        raise NotImplementedError
 
 
 class SSEProvider:
@@ -330,11 +344,13 @@ class SSEProvider:
     def body(self, request: ChatRequest) -> dict[str, Any]:
         raise NotImplementedError
 
+    parser_class: ClassVar[type[StreamParser]] = StreamParser
+
     def classifier(self, ctx: WireContext) -> Classifier:
-        return default_classify(ctx)
+        return self.parser_class.make_classifier(ctx)
 
     def parser(self, ctx: WireContext, request_id: str | None) -> StreamParser:
-        raise NotImplementedError
+        return self.parser_class(ctx, request_id)
 
     def feed(self, parser: Any, sse: ServerSentEvent) -> Iterator[ProviderEvent]:
         """One event through the parser; most parsers want only its ``data``."""

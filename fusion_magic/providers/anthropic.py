@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from httpx_sse import ServerSentEvent
 
 from ..errors import BlockedError, ProtocolError, ProviderError, RateLimitError, ServerError, error_for_status
-from ._http import Classifier, ErrorInfo, SSEProvider, WireContext, error_info, load_event
+from ._http import Classifier, ErrorInfo, SSEProvider, StreamParser, WireContext, error_info, load_event
 from .base import ChatRequest, Finished, ProviderEvent, TextDelta, Usage
 
 API_VERSION = "2023-06-01"
@@ -56,70 +56,23 @@ def classifier(ctx: WireContext) -> Classifier:
     return classify
 
 
-class AnthropicProvider(SSEProvider):
-    """Streams one Messages API answer.
-
-        provider = AnthropicProvider(resolve_endpoint(BUILTIN["anthropic"]), client)
-        text = "".join([e.text async for e in provider.stream(request) if isinstance(e, TextDelta)])
-    """
-
-    protocol: ClassVar[str] = "anthropic"
-
-    def url(self, request: ChatRequest) -> str:
-        return f"{self.endpoint.base_url.rstrip('/')}/v1/messages"
-
-    def headers(self) -> dict[str, str]:
-        headers = {**self.endpoint.headers, "anthropic-version": API_VERSION}
-        if self.endpoint.api_key:
-            headers["x-api-key"] = self.endpoint.api_key
-        return headers
-
-    def body(self, request: ChatRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": request.model,
-            "max_tokens": request.max_tokens if request.max_tokens is not None else DEFAULT_MAX_TOKENS,
-            "messages": [{"role": m.role, "content": m.content} for m in request.turns],
-            "stream": True,
-        }
-        if request.system is not None:
-            body["system"] = request.system  # top level: Anthropic has no system role
-        if request.temperature is not None:
-            # Anthropic's range is [0, 1]; callers use OpenAI's [0, 2] scale and a 400 helps nobody.
-            body["temperature"] = min(max(request.temperature, 0.0), 1.0)
-        if request.stop:
-            body["stop_sequences"] = list(request.stop)
-        if request.json_schema is not None:
-            body["output_config"] = {"format": {"type": "json_schema", "schema": dict(request.json_schema)}}
-        return body
-
-    def classifier(self, ctx: WireContext) -> Classifier:
-        return classifier(ctx)
-
-    def parser(self, ctx: WireContext, request_id: str | None) -> EventParser:
-        return EventParser(ctx, request_id)
-
-    def feed(self, parser: EventParser, sse: ServerSentEvent) -> Iterator[ProviderEvent]:
-        # Messages streams name their events; the parser falls back on the name when data has no type.
-        return parser.feed(sse.event, sse.data)
-
-
-class EventParser:
+class EventParser(StreamParser):
     """Turns Messages stream events into ours; no I/O.
 
         parser = EventParser(ctx, request_id=None)
         events = list(parser.feed("content_block_delta", '{"delta":{"type":"text_delta","text":"Hi"}}'))
     """
 
+    @staticmethod
+    def make_classifier(ctx: WireContext) -> Classifier:
+        return classifier(ctx)
+
     def __init__(self, ctx: WireContext, request_id: str | None) -> None:
-        self.ctx = ctx
-        self.classify = classifier(ctx)
-        self.request_id = request_id
-        self.served_model: str | None = None
+        super().__init__(ctx, request_id)
         self.stop_reason: str | None = None
         self.input_tokens: int | None = None
         self.cached_tokens: int | None = None
         self.output_tokens: int | None = None
-        self.done = False
 
     def feed(self, name: str, data: str) -> Iterator[ProviderEvent]:
         if not data.strip():
@@ -194,6 +147,48 @@ class EventParser:
         if not self.done:
             raise self.ctx.error(ProtocolError, "stream ended early: no message_stop")
         return Finished(self.stop_reason, self.served_model, self.request_id)
+
+
+class AnthropicProvider(SSEProvider):
+    """Streams one Messages API answer.
+
+        provider = AnthropicProvider(resolve_endpoint(BUILTIN["anthropic"]), client)
+        text = "".join([e.text async for e in provider.stream(request) if isinstance(e, TextDelta)])
+    """
+
+    protocol: ClassVar[str] = "anthropic"
+    parser_class = EventParser
+
+    def url(self, request: ChatRequest) -> str:
+        return f"{self.endpoint.base_url.rstrip('/')}/v1/messages"
+
+    def headers(self) -> dict[str, str]:
+        headers = {**self.endpoint.headers, "anthropic-version": API_VERSION}
+        if self.endpoint.api_key:
+            headers["x-api-key"] = self.endpoint.api_key
+        return headers
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": request.max_tokens if request.max_tokens is not None else DEFAULT_MAX_TOKENS,
+            "messages": [{"role": m.role, "content": m.content} for m in request.turns],
+            "stream": True,
+        }
+        if request.system is not None:
+            body["system"] = request.system  # top level: Anthropic has no system role
+        if request.temperature is not None:
+            # Anthropic's range is [0, 1]; callers use OpenAI's [0, 2] scale and a 400 helps nobody.
+            body["temperature"] = min(max(request.temperature, 0.0), 1.0)
+        if request.stop:
+            body["stop_sequences"] = list(request.stop)
+        if request.json_schema is not None:
+            body["output_config"] = {"format": {"type": "json_schema", "schema": dict(request.json_schema)}}
+        return body
+
+    def feed(self, parser: EventParser, sse: ServerSentEvent) -> Iterator[ProviderEvent]:
+        # Messages streams name their events; the parser falls back on the name when data has no type.
+        return parser.feed(sse.event, sse.data)
 
 
 def _int(value: Any) -> int | None:

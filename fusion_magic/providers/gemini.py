@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from ..errors import AuthError, BlockedError, ProtocolError, ProviderError, error_for_status
-from ._http import Classifier, ErrorInfo, SSEProvider, WireContext, error_info, load_event, parse_duration
+from ._http import Classifier, ErrorInfo, SSEProvider, StreamParser, WireContext, error_info, load_event, parse_duration
 from .base import ChatRequest, Finished, ProviderEvent, TextDelta, Usage
 
 # Only these end an answer cleanly; SAFETY, RECITATION, PROHIBITED_CONTENT, BLOCKLIST, SPII, OTHER, ...
@@ -54,76 +54,21 @@ def _quota_ids(details: list[Mapping[str, Any]]) -> Iterator[str]:
                 yield violation["quotaId"]
 
 
-class GeminiProvider(SSEProvider):
-    """Streams one Gemini answer.
-
-        provider = GeminiProvider(resolve_endpoint(BUILTIN["gemini"]), client)
-        text = "".join([e.text async for e in provider.stream(request) if isinstance(e, TextDelta)])
-    """
-
-    protocol: ClassVar[str] = "gemini"
-    params: ClassVar[Mapping[str, str]] = {"alt": "sse"}
-
-    def url(self, request: ChatRequest) -> str:
-        name = quote(request.model.removeprefix("models/"), safe="")
-        return f"{self.endpoint.base_url.rstrip('/')}/v1beta/models/{name}:streamGenerateContent"
-
-    def headers(self) -> dict[str, str]:
-        headers = dict(self.endpoint.headers)
-        if self.endpoint.api_key:
-            # Never ?key=: URLs end up in logs, proxies and exception messages.
-            headers["x-goog-api-key"] = self.endpoint.api_key
-        return headers
-
-    def body(self, request: ChatRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "contents": [
-                {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
-                for m in request.turns
-            ],
-        }
-        if request.system is not None:
-            body["systemInstruction"] = {"parts": [{"text": request.system}]}
-        config: dict[str, Any] = {}
-        if request.temperature is not None:
-            config["temperature"] = request.temperature
-        if request.max_tokens is not None:
-            config["maxOutputTokens"] = request.max_tokens
-        if request.stop:
-            config["stopSequences"] = list(request.stop)
-        if request.seed is not None:
-            config["seed"] = request.seed
-        if request.json_schema is not None:
-            # Standard JSON Schema (responseJsonSchema), not Google's OpenAPI subset (responseSchema).
-            config["responseMimeType"] = "application/json"
-            config["responseJsonSchema"] = dict(request.json_schema)
-        if config:
-            body["generationConfig"] = config
-        return body
-
-    def classifier(self, ctx: WireContext) -> Classifier:
-        return classifier(ctx)
-
-    def parser(self, ctx: WireContext, request_id: str | None) -> ChunkParser:
-        return ChunkParser(ctx, request_id)
-
-
-class ChunkParser:
+class ChunkParser(StreamParser):
     """Turns ``GenerateContentResponse`` chunks into our events; no I/O.
 
         parser = ChunkParser(ctx, request_id=None)
         events = list(parser.feed('{"candidates":[{"content":{"parts":[{"text":"Hi"}]}}]}'))
     """
 
+    @staticmethod
+    def make_classifier(ctx: WireContext) -> Classifier:
+        return classifier(ctx)
+
     def __init__(self, ctx: WireContext, request_id: str | None) -> None:
-        self.ctx = ctx
-        self.classify = classifier(ctx)
-        self.request_id = request_id
-        self.served_model: str | None = None
+        super().__init__(ctx, request_id)
         self.finish_reason: str | None = None
         self.last_usage: Usage | None = None
-        # No terminator: only the server's close ends the stream, so this stays False.
-        self.done = False
 
     def feed(self, data: str) -> Iterator[ProviderEvent]:
         if not data.strip():
@@ -174,6 +119,55 @@ class ChunkParser:
         return Finished(self.finish_reason, self.served_model, self.request_id)
 
 
+class GeminiProvider(SSEProvider):
+    """Streams one Gemini answer.
+
+        provider = GeminiProvider(resolve_endpoint(BUILTIN["gemini"]), client)
+        text = "".join([e.text async for e in provider.stream(request) if isinstance(e, TextDelta)])
+    """
+
+    protocol: ClassVar[str] = "gemini"
+    parser_class = ChunkParser
+    params: ClassVar[Mapping[str, str]] = {"alt": "sse"}
+
+    def url(self, request: ChatRequest) -> str:
+        name = quote(request.model.removeprefix("models/"), safe="")
+        return f"{self.endpoint.base_url.rstrip('/')}/v1beta/models/{name}:streamGenerateContent"
+
+    def headers(self) -> dict[str, str]:
+        headers = dict(self.endpoint.headers)
+        if self.endpoint.api_key:
+            # Never ?key=: URLs end up in logs, proxies and exception messages.
+            headers["x-goog-api-key"] = self.endpoint.api_key
+        return headers
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "contents": [
+                {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+                for m in request.turns
+            ],
+        }
+        if request.system is not None:
+            body["systemInstruction"] = {"parts": [{"text": request.system}]}
+        config: dict[str, Any] = {}
+        if request.temperature is not None:
+            config["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            config["maxOutputTokens"] = request.max_tokens
+        if request.stop:
+            config["stopSequences"] = list(request.stop)
+        if request.seed is not None:
+            config["seed"] = request.seed
+        if request.json_schema is not None:
+            # Standard JSON Schema (responseJsonSchema), not Google's OpenAPI subset (responseSchema).
+            config["responseMimeType"] = "application/json"
+            config["responseJsonSchema"] = dict(request.json_schema)
+        if config:
+            body["generationConfig"] = config
+        return body
+
+
 def _usage(usage: Mapping[str, Any]) -> Usage:
     candidates = _int(usage.get("candidatesTokenCount"))
     thoughts = _int(usage.get("thoughtsTokenCount"))
@@ -191,4 +185,3 @@ def _int(value: Any) -> int | None:
 
 
 __all__ = ["ChunkParser", "GeminiProvider"]
-

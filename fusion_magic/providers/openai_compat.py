@@ -19,7 +19,7 @@ from ..errors import (
     ServerError,
     error_for_status,
 )
-from ._http import Classifier, ErrorInfo, SSEProvider, WireContext, error_info, load_event
+from ._http import Classifier, ErrorInfo, SSEProvider, StreamParser, WireContext, error_info, load_event
 from .base import ChatRequest, Finished, ProviderEvent, TextDelta, Usage
 
 # In-stream errors may name their class only by a string (OpenAI ``type``, OpenRouter
@@ -80,73 +80,20 @@ def classifier(ctx: WireContext) -> Classifier:
     return classify
 
 
-class OpenAICompatProvider(SSEProvider):
-    """Streams one chat completion from any OpenAI-compatible server.
-
-        provider = OpenAICompatProvider(resolve_endpoint(BUILTIN["openrouter"]), client)
-        text = "".join([e.text async for e in provider.stream(request) if isinstance(e, TextDelta)])
-    """
-
-    protocol: ClassVar[str] = "openai"
-
-    def url(self, request: ChatRequest) -> str:
-        return f"{self.endpoint.base_url.rstrip('/')}/chat/completions"
-
-    def headers(self) -> dict[str, str]:
-        headers = dict(self.endpoint.headers)
-        if self.endpoint.api_key:
-            headers["Authorization"] = f"Bearer {self.endpoint.api_key}"
-        return headers
-
-    def body(self, request: ChatRequest) -> dict[str, Any]:
-        flavor = self.endpoint.flavor
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            "stream": True,
-        }
-        if request.max_tokens is not None:
-            # OpenAI deprecated max_tokens and its reasoning models reject it; everyone else wants it.
-            body["max_completion_tokens" if flavor == "openai" else "max_tokens"] = request.max_tokens
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        if request.seed is not None:
-            body["seed"] = request.seed
-        if request.stop:
-            body["stop"] = list(request.stop)
-        if flavor != "openrouter":
-            # Without it OpenAI and local servers send no usage at all when streaming;
-            # OpenRouter always sends usage and documents the option as a deprecated no-op.
-            body["stream_options"] = {"include_usage": True}
-        if request.json_schema is not None:
-            schema = {"name": request.schema_name, "strict": True, "schema": dict(request.json_schema)}
-            body["response_format"] = {"type": "json_schema", "json_schema": schema}
-            if flavor == "openrouter":
-                # Otherwise OpenRouter may route to a backend that silently ignores the schema.
-                body["provider"] = {"require_parameters": True}
-        return body
-
-    def classifier(self, ctx: WireContext) -> Classifier:
-        return classifier(ctx)
-
-    def parser(self, ctx: WireContext, request_id: str | None) -> ChunkParser:
-        return ChunkParser(ctx, request_id)
-
-
-class ChunkParser:
+class ChunkParser(StreamParser):
     """Turns ``chat.completion.chunk`` payloads into our events; no I/O, so each quirk is one branch.
 
         parser = ChunkParser(ctx, request_id=None)
         events = list(parser.feed('{"choices":[{"index":0,"delta":{"content":"Hi"}}]}'))
     """
 
+    @staticmethod
+    def make_classifier(ctx: WireContext) -> Classifier:
+        return classifier(ctx)
+
     def __init__(self, ctx: WireContext, request_id: str | None) -> None:
-        self.ctx = ctx
-        self.classify = classifier(ctx)
-        self.request_id = request_id
-        self.served_model: str | None = None
+        super().__init__(ctx, request_id)
         self.finish_reason: str | None = None
-        self.done = False
 
     def feed(self, data: str) -> Iterator[ProviderEvent]:
         """Events for one ``data:`` payload. A generator, so text that precedes an error in the same
@@ -198,6 +145,54 @@ class ChunkParser:
         if not self.done and self.finish_reason is None:
             raise self.ctx.error(ProtocolError, "stream ended early: no [DONE] and no finish_reason")
         return Finished(self.finish_reason, self.served_model, self.request_id)
+
+
+class OpenAICompatProvider(SSEProvider):
+    """Streams one chat completion from any OpenAI-compatible server.
+
+        provider = OpenAICompatProvider(resolve_endpoint(BUILTIN["openrouter"]), client)
+        text = "".join([e.text async for e in provider.stream(request) if isinstance(e, TextDelta)])
+    """
+
+    protocol: ClassVar[str] = "openai"
+    parser_class = ChunkParser
+
+    def url(self, request: ChatRequest) -> str:
+        return f"{self.endpoint.base_url.rstrip('/')}/chat/completions"
+
+    def headers(self) -> dict[str, str]:
+        headers = dict(self.endpoint.headers)
+        if self.endpoint.api_key:
+            headers["Authorization"] = f"Bearer {self.endpoint.api_key}"
+        return headers
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        flavor = self.endpoint.flavor
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "stream": True,
+        }
+        if request.max_tokens is not None:
+            # OpenAI deprecated max_tokens and its reasoning models reject it; everyone else wants it.
+            body["max_completion_tokens" if flavor == "openai" else "max_tokens"] = request.max_tokens
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if flavor != "openrouter":
+            # Without it OpenAI and local servers send no usage at all when streaming;
+            # OpenRouter always sends usage and documents the option as a deprecated no-op.
+            body["stream_options"] = {"include_usage": True}
+        if request.json_schema is not None:
+            schema = {"name": request.schema_name, "strict": True, "schema": dict(request.json_schema)}
+            body["response_format"] = {"type": "json_schema", "json_schema": schema}
+            if flavor == "openrouter":
+                # Otherwise OpenRouter may route to a backend that silently ignores the schema.
+                body["provider"] = {"require_parameters": True}
+        return body
 
 
 def _usage(usage: Mapping[str, Any]) -> Usage:
