@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from fusion_magic.magics import FusionMagics
 
 pytest_plugins = ["fusion_magic.testing.pytest_plugin"]
 
@@ -17,6 +20,28 @@ _SCRUB = (
     "OPENROUTER_BASE_URL", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GEMINI_BASE_URL", "OLLAMA_HOST",
     "FAL_BASE_URL", "VLLM_BASE_URL", "LLAMACPP_BASE_URL", "LMSTUDIO_BASE_URL", "FUSION_MAGIC_RAISE_ERRORS",
 )
+
+
+def magics_of(sh: InteractiveShell) -> FusionMagics:
+    """The loaded FusionMagics instance of a shell (what %config FusionMagics talks to)."""
+    return next(c for c in sh.configurables if isinstance(c, FusionMagics))
+
+
+@pytest.fixture
+def shell() -> Iterator[InteractiveShell]:
+    """A real InteractiveShell with the extension loaded, text view, no retries; every trait and the
+    names tests store are put back afterwards (the shell is a process-wide singleton)."""
+    sh = InteractiveShell.instance()
+    sh.run_line_magic("load_ext", "fusion_magic")
+    magics = magics_of(sh)
+    defaults = {name: trait.default() for name, trait in magics.traits(config=True).items()}
+    magics.view = "text"
+    magics.max_retries = 0
+    yield sh
+    for name, value in defaults.items():
+        setattr(magics, name, value)
+    for name in ("r", "topic", "out", "job"):
+        sh.user_ns.pop(name, None)
 
 
 @pytest.fixture(autouse=True)

@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from fusion_magic.estimate import Estimate
-from fusion_magic.magics import FusionMagics
 from fusion_magic.testing import Emulator
-
-
-@pytest.fixture
-def shell() -> Iterator[InteractiveShell]:
-    sh = InteractiveShell.instance()
-    sh.run_line_magic("load_ext", "fusion_magic")
-    magics = next(c for c in sh.configurables if isinstance(c, FusionMagics))
-    defaults = {name: trait.default() for name, trait in magics.traits(config=True).items()}
-    magics.view = "text"
-    magics.max_retries = 0
-    yield sh
-    for name, value in defaults.items():
-        setattr(magics, name, value)
 
 
 def usage_line(sh: InteractiveShell, line: str) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import _thread
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import magics_of
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -17,25 +17,6 @@ from fusion_magic.estimate import Estimate
 from fusion_magic.magics import FusionMagics
 from fusion_magic.result import FusionResult
 from fusion_magic.testing import Emulator, Fault, ModelScript
-
-
-@pytest.fixture
-def shell() -> Iterator[InteractiveShell]:
-    sh = InteractiveShell.instance()
-    sh.run_line_magic("load_ext", "fusion_magic")
-    magics = magics_of(sh)
-    defaults = {name: trait.default() for name, trait in magics.traits(config=True).items()}
-    magics.view = "text"
-    magics.max_retries = 0
-    yield sh
-    for name, value in defaults.items():
-        setattr(magics, name, value)
-    for name in ("r", "topic", "out", "job"):
-        sh.user_ns.pop(name, None)
-
-
-def magics_of(sh: InteractiveShell) -> FusionMagics:
-    return next(c for c in sh.configurables if isinstance(c, FusionMagics))
 
 
 def prompt_sent(emu: Emulator, model: str) -> str:

@@ -5,9 +5,8 @@ Results are built from the real dataclasses, the way the engine fills them in.
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
-
 import pytest
+from html_checks import assert_inert, assert_no_script
 from markdown_it import MarkdownIt
 
 from fusion_magic.report import (
@@ -229,34 +228,9 @@ def test_ledger_display_formats_unknowns() -> None:
 # --- markdown and html ---------------------------------------------------------------------------------
 
 
-class _Tags(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, attrs))
-
-
-def active_parts(html: str) -> list[str]:
-    """Tags, handlers and script URLs a browser would act on."""
-    parser = _Tags()
-    parser.feed(html)
-    parser.close()
-    found = []
-    for tag, attrs in parser.tags:
-        if tag in ("script", "img", "iframe", "style", "svg", "object", "embed"):
-            found.append(tag)
-        for name, value in attrs:
-            url = "".join((value or "").split()).lower()
-            if name.startswith("on") or url.startswith(("javascript:", "vbscript:")):
-                found.append(f"{tag} {name}={value}")
-    return found
-
-
 def test_html_report_is_sanitized_and_complete() -> None:
     html = html_report(hostile_result())
-    assert active_parts(html) == []
+    assert_inert(html)
     assert "&lt;img src=x onerror=alert(1)&gt;" in html  # visible as text
     assert "<strong>Merged</strong>" in html and "<strong>but</strong>" in html
     assert "late, done" in html
@@ -270,7 +244,7 @@ def test_markdown_report_is_inert_under_a_renderer_that_allows_html() -> None:
     permissive = MarkdownIt("commonmark", {"html": True}).enable("table")
     permissive.validateLink = lambda url: True  # type: ignore[method-assign]
     html = permissive.render(md)
-    assert active_parts(html) == []
+    assert_no_script(html)
     assert "<strong>Merged</strong>" in html  # model Markdown still renders
     assert "<table>" in html and "TOTAL" in html
     for heading in ("## Fused answer", "## Judge", "## Answers", "## Cost & latency", "## Warnings"):
