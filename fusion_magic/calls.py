@@ -176,7 +176,7 @@ async def run_call(
         r.status = "ok"
     price = price_for(target.model_id, dict(ctx.settings.prices))
     # The provider's own figure wins; a model on the user's machine is free whatever it reported.
-    if price is not None and (r.cost_source == "unknown" or price.cost(None, None) == 0.0):
+    if price is not None and (r.cost_source == "unknown" or price.free):
         cost = price.cost(r.input_tokens, r.output_tokens)
         if cost is not None:
             r.cost_usd, r.cost_source = cost, price.source

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .pricing import TABLE_SOURCE, known_prices
-from .providers.registry import BUILTIN, custom_spec, find_key
+from .providers.registry import BUILTIN, custom_spec, find_key, resolve_endpoint
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -40,7 +39,8 @@ def provider_listing(settings: Settings) -> Listing:
     specs = [*BUILTIN.values(), *(custom_spec(n, c) for n, c in settings.endpoints.items())]
     rows = []
     for spec in specs:
-        base = os.environ.get(spec.base_url_env or "", "") or spec.default_base_url
+        # The same resolution a call uses (OLLAMA_HOST forms included), so the listing shows where calls go.
+        base = resolve_endpoint(spec, settings.keys, require_key=False).base_url
         key_set = find_key(spec, settings.keys) is not None
         rows.append({
             "provider": spec.name,

@@ -58,9 +58,14 @@ class Price:
     output_per_mtok: float
     source: str
 
+    @property
+    def free(self) -> bool:
+        """A model on the user's own machine: it costs nothing whatever the token counts."""
+        return self.input_per_mtok == 0 and self.output_per_mtok == 0
+
     def cost(self, input_tokens: int | None, output_tokens: int | None) -> float | None:
         """USD for a call; None if a token count is unknown (a partial figure would mislead)."""
-        if self.input_per_mtok == 0 and self.output_per_mtok == 0:
+        if self.free:
             return 0.0
         if input_tokens is None or output_tokens is None:
             return None

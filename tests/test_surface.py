@@ -97,3 +97,12 @@ def test_openrouter_default_judge_is_from_another_family() -> None:
         return model_id.split(":", 1)[1].split("/", 1)[0]
 
     assert family(OPENROUTER_JUDGE) not in {family(m) for m in OPENROUTER_POOL}
+
+
+def test_listing_shows_where_calls_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fusion_magic.listing import provider_listing
+
+    monkeypatch.setenv("OLLAMA_HOST", "localhost")
+    rows = provider_listing(Settings()).providers.set_index("provider")
+    assert rows.loc["ollama", "base URL"] == "http://localhost:11434/v1"
+    assert rows.loc["openrouter", "key"] == "missing" and rows.loc["local", "base URL"] == "in-process"

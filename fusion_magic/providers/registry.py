@@ -81,11 +81,6 @@ BUILTIN: dict[str, ProviderSpec] = {
     )
 }
 
-ALL_KEY_ENVS: tuple[str, ...] = tuple(
-    dict.fromkeys(v for s in BUILTIN.values() for v in s.key_envs if s.key_required)
-)
-
-
 def custom_spec(name: str, config: object) -> ProviderSpec:
     """A user-named OpenAI-compatible endpoint, from ``%config FusionMagics.endpoints``.
 
