@@ -162,7 +162,6 @@ def plan_fusion(
         raise ConfigError("--rounds must be at least 1")
     if mode == "debate" and len(members) < 2:
         raise ConfigError("debate needs at least two pool members")
-    judge_local = judge_target is not None and judge_target.is_local
     return FusionPlan(
         prompt=prompt.strip(),
         members=tuple(members),
@@ -174,11 +173,16 @@ def plan_fusion(
         deadline=deadline,
         timeout=timeout or settings.timeout,
         max_tokens=max_tokens or settings.max_tokens,
-        judge_max_tokens=LOCAL_JUDGE_MAX_TOKENS if judge_local else HTTP_JUDGE_MAX_TOKENS,
+        judge_max_tokens=judge_max_tokens(judge_target),
         system=system if system is not None else settings.system,
         settings=settings,
         warnings=tuple(warnings),
     )
+
+
+def judge_max_tokens(judge: Target | None) -> int:
+    """The judge's output cap: room for reasoning plus a full answer; less for the small local model."""
+    return LOCAL_JUDGE_MAX_TOKENS if judge is not None and judge.is_local else HTTP_JUDGE_MAX_TOKENS
 
 
 def member_max_tokens(plan: FusionPlan, member: Member) -> int:
@@ -312,11 +316,6 @@ async def rejudge(
     rounds = max((r.round for r in previous.responses), default=0)
     if mode == "debate" and rounds == 0:
         raise ConfigError("rejudge as debate needs a run that debated (the pool is not called again)")
-    latest: dict[str, Response] = {}
-    for r in previous.responses:
-        if r.ok and r.label:
-            latest[r.label] = r
-    answers = list(latest.values())
     first_round = {r.label or "": r for r in previous.responses if r.round == 0 and r.ok}
     # The judge's row follows the earlier calls in the ledger.
     ctx.counter = itertools.count(max((r.call_id for r in previous.calls), default=0) + 1)
@@ -325,6 +324,7 @@ async def rejudge(
                           warnings=[f"Rejudged with {judge_id} ({mode}); the pool was not called again."])
     for r in result.responses:
         r.late = False  # a late answer is now on time: the new judge sees it
+    answers = [r for r in result.members if r.ok]  # each member's latest good answer
     labels = tuple(dict.fromkeys(r.label for r in result.responses if r.label))
     models = tuple(next(r.model for r in result.responses if r.label == label) for label in labels)
     emit(ctx.listeners, RunStarted(result.prompt, mode, judge_id, labels, models))
@@ -333,9 +333,7 @@ async def rejudge(
     started = time.monotonic()
     await _judge(result, target, judge_id, mode, previous.prompt, answers,
                  first_round=first_round if mode == "debate" else None, ctx=ctx, rng=rng or random.Random(),
-                 max_tokens=LOCAL_JUDGE_MAX_TOKENS if target is not None and target.is_local
-                 else HTTP_JUDGE_MAX_TOKENS,
-                 timeout=settings.timeout)
+                 max_tokens=judge_max_tokens(target), timeout=settings.timeout)
     result.wall_s = time.monotonic() - started
     emit(ctx.listeners, RunFinished(result))
     return result
