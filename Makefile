@@ -27,12 +27,14 @@ demo: $(VENV)/.demo-installed
 test: $(VENV)/.dev-installed
 	$(PY) -m ruff check fusion_magic tests bench
 	$(PY) -m mypy fusion_magic
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:randomly notebooks/
 
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check fusion_magic tests bench
 	$(PY) -m mypy fusion_magic
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.dev-installed
 	$(PY) bench/bench_fuse.py

@@ -1,11 +1,16 @@
-"""Does the async provider cost generation speed? ``LocalProvider.stream()`` versus llama-cpp-python.
+"""Does running the local model in a worker process, behind %%fuse, cost generation speed?
 
-Both sides run the same Llama object, prompt string, max_tokens, seed, stop strings and sampling
-settings at temperature 0 (so both generate the same tokens); repetitions alternate which goes first.
-The provider side is timed from calling ``stream()`` to its ``Finished`` event, consumed by an asyncio
-loop, so the worker thread, the queue hand-off and the loop's wake-ups are all counted. Tokens are
-counted the same way on both sides. The figure is the ratio of median tokens/s, provider/direct:
-1.00 is ideal.
+Two sides, each a process with the same model loaded the same way (plain CPU buffers, same threads):
+
+- ``%%fuse``: a ``%%fuse -p local:gemma3-270m -j vote`` cell in a real InteractiveShell, so the worker
+  process, the pipe, the engine loop, the vote and the text view are all counted;
+- ``direct``: llama-cpp-python called directly in a plain child process (``--direct``), the same prompt
+  string, max_tokens, stop strings and sampling settings.
+
+At temperature 0 both generate the same tokens. Repetitions alternate which side goes first. Figures:
+median tokens/s of the member call (call start to last token) and of the whole cell, each over direct
+(1.00 is ideal); worker start and model load times, separately. Then, for the record, direct speed with
+llama.cpp's extra buffer types on (its default; the AMX crash path) and off (what fusion_magic uses).
 
     .venv/bin/python bench/bench_local.py [--reps 7] [--max-tokens 128]
 """
@@ -13,91 +18,185 @@ counted the same way on both sides. The figure is the ratio of median tokens/s, 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
+from typing import IO, Any
 
-from fusion_magic.providers import local
-from fusion_magic.providers.base import ChatRequest, Finished, Message, TextDelta, Usage
-
-
-def request(max_tokens: int) -> ChatRequest:
-    # A prefilled count: the model continues it greedily to max_tokens, so every run is equally long.
-    prefill = ", ".join(str(i) for i in range(1, 31)) + ","
-    return ChatRequest(
-        local.DEFAULT_MODEL,
-        (Message("user", "Count from 1 to 500, separated by commas."), Message("assistant", prefill)),
-        temperature=0.0, seed=1, max_tokens=max_tokens,
-    )
+PROMPT = "Count from 1 to 500, separated by commas."
 
 
-async def via_provider(req: ChatRequest) -> tuple[float, float, int, str]:
-    """(seconds to first text, seconds in all, output tokens, text)."""
+def job_message(max_tokens: int) -> dict[str, Any]:
+    """The worker's job for the cell's member call, as %%fuse builds it (minus the seat's seed, moot at 0)."""
+    from fusion_magic.providers.base import ChatRequest, Message
+    from fusion_magic.providers.local.provider import job_for
+
+    job = job_for(ChatRequest("gemma3-270m", (Message("user", PROMPT),), max_tokens=max_tokens, temperature=0.0))
+    return job.to_wire()
+
+
+# ---- the direct side: a plain process with llama-cpp-python ------------------------------------------
+
+
+def direct_child(extra_bufts: bool) -> None:
+    """Serve timed generations over stdin/stdout: one JSON job in, one JSON result out."""
+    started = time.perf_counter()
+    from fusion_magic.providers.local import native
+    from fusion_magic.providers.local.files import bundled_gguf
+
+    imported = time.perf_counter()
+    os.environ["FUSION_MAGIC_LOCAL_EXTRA_BUFTS"] = "1" if extra_bufts else "0"
+    loaded = native.load(str(bundled_gguf()))
+    llm = loaded.llm
+    print(json.dumps({"import_s": imported - started, "load_s": time.perf_counter() - imported,
+                      "buffers": loaded.buffers}), flush=True)
+    for line in sys.stdin:
+        job = json.loads(line)
+        tokens = llm.tokenize(job["prompt"].encode("utf-8"), add_bos=True, special=False)
+        kwargs = native.completion_kwargs(max_tokens=job["max_tokens"], temperature=job["temperature"],
+                                          seed=job["seed"], stop=tuple(job["stop"]))
+        start = time.perf_counter()
+        first, text = 0.0, []
+        for chunk in llm.create_completion(tokens, **kwargs):
+            if chunk["choices"][0]["text"]:
+                first = first or time.perf_counter() - start
+                text.append(chunk["choices"][0]["text"])
+        elapsed = time.perf_counter() - start
+        n = native.output_tokens(llm, len(tokens), job["max_tokens"])
+        print(json.dumps({"tokens": n, "elapsed": elapsed, "first": first, "text": "".join(text)}), flush=True)
+
+
+class Direct:
+    def __init__(self, extra_bufts: bool) -> None:
+        flag = ["--extra-bufts"] if extra_bufts else []
+        self.proc = subprocess.Popen([sys.executable, __file__, "--direct", *flag], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.info = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        out: IO[str] = self.proc.stdout  # type: ignore[assignment]
+        line = out.readline()
+        if not line:
+            raise RuntimeError("the direct child died")
+        return dict(json.loads(line))
+
+    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(30)
+
+
+# ---- the %%fuse side ---------------------------------------------------------------------------------
+
+
+def fuse_cell(shell: Any, max_tokens: int) -> dict[str, Any]:
     start = time.perf_counter()
-    first, tokens, text = 0.0, 0, []
-    async for event in local.LocalProvider().stream(req):
-        if isinstance(event, TextDelta):
-            first = first or time.perf_counter() - start
-            text.append(event.text)
-        elif isinstance(event, Usage):
-            tokens = event.output_tokens or 0
-        elif isinstance(event, Finished):
-            return first, time.perf_counter() - start, tokens, "".join(text)
-    raise RuntimeError("the stream ended without Finished")
-
-
-def direct(req: ChatRequest) -> tuple[float, float, int, str]:
-    """The same generation written the way a llama-cpp-python user would: prompt string in, chunks out."""
-    job = local._job_for(req)
-    llm = local._load(req.model).llm
-    start = time.perf_counter()
-    n_prompt = len(llm.tokenize(job.prompt.encode("utf-8"), add_bos=True, special=True))
-    first, text = 0.0, []
-    for chunk in llm.create_completion(job.prompt, **local._completion_kwargs(job, job.max_tokens)):
-        if chunk["choices"][0]["text"]:
-            first = first or time.perf_counter() - start
-            text.append(chunk["choices"][0]["text"])
-    elapsed = time.perf_counter() - start
-    return first, elapsed, local._output_tokens(llm, n_prompt, job.max_tokens), "".join(text)
+    shell.run_cell_magic("fuse", f"-p local:gemma3-270m -j vote --max-tokens {max_tokens} --temperature 0 -o r",
+                         PROMPT)
+    wall = time.perf_counter() - start
+    result = shell.user_ns["r"]
+    member = result.responses[0]
+    if member.status != "ok":
+        raise RuntimeError(f"the member failed: {member.error}")
+    return {"tokens": member.output_tokens, "elapsed": member.latency_s, "first": member.ttft_s or 0.0,
+            "wall": wall, "text": member.text}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--direct", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--extra-bufts", action="store_true", help=argparse.SUPPRESS)
     ns = parser.parse_args()
-    req = request(ns.max_tokens)
+    if ns.direct:
+        direct_child(ns.extra_bufts)
+        return
+
+    import io
+    from contextlib import redirect_stdout
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from fusion_magic.providers import local
+
+    job = job_message(ns.max_tokens)
+    print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; prompt {PROMPT!r}, "
+          f"max_tokens {ns.max_tokens}, temperature 0")
 
     start = time.perf_counter()
-    path = local.preload()
-    print(f"model {path} loaded in {time.perf_counter() - start:.2f} s; {local._threads()} threads; "
-          f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")
+    local.preload()
+    worker = local.current_worker(local.DEFAULT_MODEL)
+    assert worker is not None and worker.info is not None
+    print(f"worker: ready {time.perf_counter() - start:.2f} s after start "
+          f"(python + llama_cpp import {worker.info['import_s']:.2f} s, model load {worker.info['load_s']:.2f} s); "
+          f"buffers {worker.info['buffers']}; {worker.info['threads']} threads")
+    direct = Direct(extra_bufts=False)
+    print(f"direct:  llama_cpp import {direct.info['import_s']:.2f} s, model load {direct.info['load_s']:.2f} s; "
+          f"buffers {direct.info['buffers']}")
 
-    rates: dict[str, list[float]] = {"provider": [], "direct": []}
-    firsts: dict[str, list[float]] = {"provider": [], "direct": []}
-    with asyncio.Runner() as runner:
-        runner.run(via_provider(req))  # warm-up: page the weights in, fill the prompt cache
-        direct(req)
-        print(f"{'rep':>3}  {'side':<8} {'tokens':>6} {'first (ms)':>10} {'tok/s':>7}")
-        for rep in range(ns.reps):
-            order = ("provider", "direct") if rep % 2 == 0 else ("direct", "provider")
-            texts = {}
-            for side in order:
-                first, elapsed, tokens, text = runner.run(via_provider(req)) if side == "provider" else direct(req)
-                texts[side] = text
-                rates[side].append(tokens / elapsed)
-                firsts[side].append(first * 1000)
-                print(f"{rep + 1:>3}  {side:<8} {tokens:>6} {first * 1000:>10.1f} {tokens / elapsed:>7.1f}")
-            if texts["provider"].lstrip() != texts["direct"].lstrip():
-                print("     note: the two sides generated different text this repetition")
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "fusion_magic")
+    shell.run_line_magic("config", "FusionMagics.view = 'text'")
+    quiet = io.StringIO
+
+    rates: dict[str, list[float]] = {"%%fuse call": [], "%%fuse cell": [], "direct": []}
+    with redirect_stdout(quiet()):
+        fuse_cell(shell, ns.max_tokens)  # warm-up: page the weights in, fill each side's prompt cache
+    direct.run(job)
+    print(f"{'rep':>3}  {'side':<8} {'tokens':>6} {'first (ms)':>10} {'tok/s call':>10} {'tok/s cell':>10}")
+    for rep in range(ns.reps):
+        order = ("fuse", "direct") if rep % 2 == 0 else ("direct", "fuse")
+        texts = {}
+        for side in order:
+            if side == "fuse":
+                with redirect_stdout(quiet()):
+                    got = fuse_cell(shell, ns.max_tokens)
+                rates["%%fuse call"].append(got["tokens"] / got["elapsed"])
+                rates["%%fuse cell"].append(got["tokens"] / got["wall"])
+                cell = f"{got['tokens'] / got['wall']:>10.1f}"
+            else:
+                got = direct.run(job)
+                rates["direct"].append(got["tokens"] / got["elapsed"])
+                cell = f"{'':>10}"
+            texts[side] = got["text"].strip()
+            print(f"{rep + 1:>3}  {side:<8} {got['tokens']:>6} {got['first'] * 1000:>10.1f} "
+                  f"{got['tokens'] / got['elapsed']:>10.1f} {cell}")
+        if texts["fuse"] != texts["direct"]:
+            print("     note: the two sides generated different text this repetition")
+    direct.close()
 
     med = {side: statistics.median(values) for side, values in rates.items()}
     print()
-    print(f"median tokens/s  provider {med['provider']:.1f}   direct {med['direct']:.1f}")
-    print(f"median first text (ms)  provider {statistics.median(firsts['provider']):.1f}   "
-          f"direct {statistics.median(firsts['direct']):.1f}")
-    print(f"ratio provider/direct = {med['provider'] / med['direct']:.3f}  (ideal 1.00)")
+    print("median tokens/s  " + "   ".join(f"{side} {value:.1f}" for side, value in med.items()))
+    print(f"ratio %%fuse call/direct = {med['%%fuse call'] / med['direct']:.3f}   "
+          f"ratio %%fuse cell/direct = {med['%%fuse cell'] / med['direct']:.3f}   (ideal 1.00, floor 0.90)")
+
+    print()
+    print("llama.cpp's extra buffer types, direct, same prompt, alternating:")
+    sides = {"off (fusion_magic)": Direct(extra_bufts=False), "on (llama.cpp default)": Direct(extra_bufts=True)}
+    extra: dict[str, list[float]] = {name: [] for name in sides}
+    for d in sides.values():
+        d.run(job)  # warm-up
+    for rep in range(ns.reps):
+        for name in (list(sides) if rep % 2 == 0 else list(reversed(sides))):
+            got = sides[name].run(job)
+            extra[name].append(got["tokens"] / got["elapsed"])
+    for name, d in sides.items():
+        print(f"  extra buffers {name:<24} buffers {d.info['buffers']!s:<34} "
+              f"median {statistics.median(extra[name]):.1f} tok/s")
+        d.close()
+    off, on = (statistics.median(v) for v in extra.values())
+    print(f"  ratio off/on = {off / on:.3f}")
 
 
 if __name__ == "__main__":

@@ -17,10 +17,12 @@ The tree::
         ├── ServerError              5xx, 529, overload                              kind="server"
         ├── ProviderTimeout          no answer within the call's timeout             kind="timeout"
         ├── ProtocolError            malformed JSON, stream cut, bad framing         kind="protocol"
+        ├── WorkerCrashed            the local model's worker process died mid-call  kind="crashed"
         └── CallCancelled            the user interrupted or the run was cancelled   kind="cancelled"
 
 Library exceptions are translated at one boundary per library, with ``raise ... from``: httpx in
-``fusion_magic.providers._http.translate_transport_error``, llama.cpp in ``fusion_magic.providers.local``.
+``fusion_magic.providers._http.translate_transport_error``, llama.cpp in the local model's worker process
+(``fusion_magic.providers.local.worker``), whose errors cross the pipe as a kind and a message.
 Only the magic turns these into IPython's one-line ``UsageError``.
 """
 
@@ -131,6 +133,24 @@ class ProviderTimeout(ProviderError):
 
 class ProtocolError(ProviderError):
     kind = "protocol"
+
+
+class WorkerCrashed(ProviderError):
+    """The local model's worker process died (a segfault, an abort, the out-of-memory killer) while
+    this call was running in it. The kernel is unharmed; the next call starts a fresh worker.
+
+    ``signal`` is the signal's name (``"SIGSEGV"``) or None for a plain exit, ``exit_code`` the raw
+    return code, ``stderr_tail`` the worker's last lines of native output (for a bug report).
+    """
+
+    kind = "crashed"
+
+    def __init__(self, message: str, *, signal: str | None = None, exit_code: int | None = None,
+                 stderr_tail: str = "", provider: str | None = None, model: str | None = None) -> None:
+        super().__init__(message, provider=provider, model=model)
+        self.signal = signal
+        self.exit_code = exit_code
+        self.stderr_tail = stderr_tail
 
 
 class CallCancelled(ProviderError):

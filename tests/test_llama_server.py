@@ -1,5 +1,7 @@
 """fusion_magic.complete against a real OpenAI-compatible server we did not write: llama-cpp-python's
-own server (``llama_cpp.server``) serving the bundled Gemma model on 127.0.0.1."""
+own server serving the bundled Gemma model on 127.0.0.1, started through
+``fusion_magic.providers.local.llama_server`` so that it loads with plain CPU buffers (the stock
+``python -m llama_cpp.server`` segfaults on its first request on CPUs with AMX)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ import httpx
 import pytest
 
 import fusion_magic
+from fusion_magic.providers.local.files import bundled_gguf
 
-pytest.importorskip("llama_cpp.server", reason="the 'server' extra is not installed")
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
@@ -26,15 +28,15 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def llama_server() -> Iterator[str]:
-    from fusion_magic.providers.local import preload
-
-    gguf = preload()
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    gguf = bundled_gguf()
+    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
+    log = log_path.open("wb")
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "gemma3-270m",
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "fusion_magic.providers.local.llama_server", "--model", str(gguf),
+         "--model_alias", "gemma3-270m", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024"],
+        stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}/v1"
     try:
@@ -46,12 +48,14 @@ def llama_server() -> Iterator[str]:
             except httpx.TransportError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not start")
+                proc.kill()
+                pytest.fail(f"llama_cpp.server did not start: {log_path.read_text(errors='replace')[-2000:]}")
             time.sleep(0.2)
         yield base
     finally:
         proc.terminate()
         proc.wait(10)
+        log.close()
 
 
 def test_complete_against_llama_cpp_server(llama_server: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,23 +1,28 @@
-"""The in-process local provider, against the real bundled model (small enough to run in every test run)."""
+"""The local provider against the real bundled model, run in its worker process (small enough for every
+test run), including what happens when that process dies."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
+import jsonschema
 import pytest
 
-from fusion_magic.providers._fewshot import copied_example, example_for_schema
-
-pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'fusion_magic[local]')")
-
-import jsonschema
-
-from fusion_magic.errors import BadRequestError, ProtocolError
+import fusion_magic
+from fusion_magic.errors import BadRequestError, ProtocolError, WorkerCrashed
+from fusion_magic.events import CallDelta, EngineEvent
 from fusion_magic.providers import local
-from fusion_magic.providers._fewshot import bound_schema, build_prompt
+from fusion_magic.providers._fewshot import bound_schema, build_prompt, copied_example, example_for_schema
 from fusion_magic.providers.base import (
     ChatRequest,
     Finished,
@@ -26,6 +31,8 @@ from fusion_magic.providers.base import (
     TextDelta,
     Usage,
 )
+from fusion_magic.providers.local.client import LocalWorker, WorkerCall
+from fusion_magic.providers.local.provider import job_for
 from fusion_magic.providers.registry import BUILTIN, resolve_endpoint
 
 T = TypeVar("T")
@@ -53,7 +60,8 @@ def ask(text: str, **kwargs: Any) -> ChatRequest:
 
 def counting(max_tokens: int) -> ChatRequest:
     """A prefilled answer the model continues greedily to max_tokens: a long, predictable stream."""
-    prefill = ", ".join(str(i) for i in range(1, 31)) + ","
+    # Up to 60: from 30 the model sometimes ends the count itself, depending on what its cache holds.
+    prefill = ", ".join(str(i) for i in range(1, 61)) + ","
     return ChatRequest(
         local.DEFAULT_MODEL,
         (Message("user", "Count from 1 to 500, separated by commas."), Message("assistant", prefill)),
@@ -70,9 +78,16 @@ def text_of(events: list[ProviderEvent]) -> str:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def loaded_model() -> local._Model:
+def warm_worker() -> None:
     local.preload()
-    return local._load(local.DEFAULT_MODEL)
+
+
+def worker() -> LocalWorker:
+    """The model's live, loaded worker (a test before may have killed the last one)."""
+    local.preload()
+    current = local.current_worker(local.DEFAULT_MODEL)
+    assert current is not None, "no live worker"
+    return current
 
 
 def test_streams_text_then_usage_then_finished() -> None:
@@ -203,30 +218,135 @@ async def _read_some_then_stop(stream: AsyncIterator[ProviderEvent], how: str) -
 
 
 @pytest.mark.parametrize("how", ["aclose", "cancel"])
-def test_cancelling_stops_the_worker_and_the_next_call_works(how: str, loaded_model: local._Model) -> None:
-    request = counting(max_tokens=400)
-    n_prompt = len(loaded_model.llm.tokenize(build_prompt(request).encode(), add_bos=True, special=False))
+def test_cancelling_stops_the_worker_and_the_next_call_works(how: str) -> None:
+    before = worker()
 
     async def main() -> list[ProviderEvent]:
-        await _read_some_then_stop(local.LocalProvider().stream(request), how)
-        # stream()'s cleanup waited for the worker: it has stopped and let go of the model.
-        assert not loaded_model.lock.locked()
-        generated = loaded_model.llm.n_tokens - n_prompt
-        assert generated < 100, f"the worker went on to {generated} of 400 tokens after the cancel"
+        # 400 tokens take about four seconds: idle within one second means the worker stopped early.
+        await _read_some_then_stop(local.LocalProvider().stream(counting(max_tokens=400)), how)
+        assert await asyncio.to_thread(before.wait_idle, 1.0), "the worker still generates a second after the cancel"
         return await collect(ask("What is the capital of France?", temperature=0.0))
 
     events = run(main())
     assert "Paris" in text_of(events) and isinstance(events[-1], Finished)
+    assert worker() is before and before.alive  # reused, not restarted
 
 
 def test_prompt_longer_than_the_context_is_a_bad_request() -> None:
     with pytest.raises(BadRequestError, match="context"):
-        run(collect(ask("word " * (local.N_CTX + 100))))
+        run(collect(ask("word " * 4200)))
 
 
 def test_unknown_local_model_is_a_bad_request() -> None:
     with pytest.raises(BadRequestError, match="unknown local model"):
         run(collect(ChatRequest("no-such-model", (Message("user", "hi"),))))
+
+
+# ---- crash isolation: llama.cpp runs in a worker process ----------------------------------------------
+
+LOCAL = f"local:{local.DEFAULT_MODEL}"
+PLAIN_BUFFERS = {"CPU", "CPU_Mapped"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV], ids=["SIGKILL", "SIGSEGV"])
+def test_a_worker_killed_mid_stream_fails_one_member_and_the_run_goes_on(sig: signal.Signals) -> None:
+    victim = worker()
+    killed: list[str] = []
+
+    def kill_on_first_text(event: EngineEvent) -> None:
+        if isinstance(event, CallDelta) and not killed:
+            killed.append(event.response.label or "")
+            os.kill(victim.pid, sig)
+
+    result = fusion_magic.fuse(
+        "Count from 1 to 500, separated by commas.", pool=[LOCAL] * 3, judge="vote", max_tokens=300,
+        temperature=0.0, listeners=[kill_on_first_text],
+    )
+    statuses = sorted(r.status for r in result.responses)
+    assert statuses == ["crashed", "ok", "ok"], [(r.status, r.error) for r in result.responses]
+    crashed = next(r for r in result.responses if r.status == "crashed")
+    assert crashed.label == killed[0]
+    error = crashed.error or ""
+    assert f"died with {sig.name}" in error and "next call starts a fresh worker" in error
+    assert crashed.text  # what streamed before the crash is kept
+    assert result.degraded and result.answer and result.verdict is not None
+    # The two members that were queued behind it never ran in the dead worker: a fresh one served them.
+    assert not victim.alive and worker().pid != victim.pid
+
+    again = fusion_magic.complete(LOCAL, "What is the capital of France?", temperature=0.0)
+    assert again.status == "ok" and "Paris" in again.text
+
+
+def test_crashed_is_a_typed_error_on_the_provider_stream() -> None:
+    victim = worker()
+
+    async def main() -> WorkerCrashed:
+        with pytest.raises(WorkerCrashed) as info:
+            async for event in local.LocalProvider().stream(counting(max_tokens=400)):
+                if isinstance(event, TextDelta):
+                    os.kill(victim.pid, signal.SIGABRT)
+        return info.value
+
+    error = run(main())
+    assert error.kind == "crashed" and error.signal == "SIGABRT" and error.exit_code == -signal.SIGABRT
+    assert "aborted" in str(error) and str(error).startswith("local:gemma3-270m: crashed: ")
+
+
+def test_a_worker_that_dies_while_loading_fails_its_calls_instead_of_retrying() -> None:
+    fresh = LocalWorker(local.DEFAULT_MODEL)  # not the registered one: the warm worker stays
+    messages: list[dict[str, Any]] = []
+    done = threading.Event()
+
+    def deliver(message: dict[str, Any]) -> None:
+        messages.append(message)
+        done.set()
+
+    assert fresh.submit(WorkerCall(job_for(ask("Hi?")), deliver))
+    os.kill(fresh.pid, signal.SIGKILL)
+    assert done.wait(30)
+    assert messages[-1]["t"] == "crashed" and "while loading the model" in messages[-1]["message"]
+    assert not fresh.alive and fresh.exit == "died with SIGKILL (killed, often by the out-of-memory killer)"
+
+
+def test_a_file_llama_cpp_cannot_load_is_an_error_on_that_call(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a gguf file at all" * 100)
+    r = fusion_magic.complete(f"local:{broken}", "Hi?")
+    assert r.status == "bad_request" and "load" in (r.error or "").lower(), r.error
+
+
+def test_the_model_runs_on_plain_cpu_buffers_on_every_cpu() -> None:
+    """No AMX or repacked weights, whatever this CPU offers: the path that crashes on AMX never runs."""
+    info = worker().info
+    assert info is not None and info["buffers"], info
+    assert set(info["buffers"]) <= PLAIN_BUFFERS, info["buffers"]
+
+
+def test_the_switch_is_what_removes_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With llama.cpp's default (FUSION_MAGIC_LOCAL_EXTRA_BUFTS=1) this CPU gets repacked weights: AVX2,
+    AMX and NEON CPUs all do for Q4_K. So the plain buffers above come from our switch, not from luck."""
+    monkeypatch.setenv("FUSION_MAGIC_LOCAL_EXTRA_BUFTS", "1")
+    default = LocalWorker(local.DEFAULT_MODEL)  # a separate, unregistered worker
+    try:
+        assert default.wait_ready(120), default.exit
+        assert default.info is not None and set(default.info["buffers"]) - PLAIN_BUFFERS, default.info
+    finally:
+        default.close()
+
+
+def test_the_kernel_process_never_loads_llama_cpp(tmp_path: Path) -> None:
+    script = textwrap.dedent("""
+        import json, sys
+        import fusion_magic
+        r = fusion_magic.fuse("What is 2 plus 2?", pool=["local:gemma3-270m"] * 2, judge="vote", max_tokens=8)
+        maps = open("/proc/self/maps").read()
+        print(json.dumps({"statuses": [x.status for x in r.responses],
+                          "module": any(m.split(".")[0] == "llama_cpp" for m in sys.modules),
+                          "library": "libllama" in maps or "libggml" in maps}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240, check=True)
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"statuses": ["ok", "ok"], "module": False, "library": False}, out.stderr[-2000:]
 
 
 # ---- the prompt and schema helpers (no model needed) -----------------------------------------------
