@@ -28,7 +28,7 @@ from .errors import (
     ReplayMissError,
 )
 from .events import CallDelta, CallFinished, CallStarted, Listener, emit
-from .pricing import price_for
+from .pricing import approx_tokens, price_for
 from .providers.base import ChatRequest, Endpoint, Finished, TextDelta, Usage
 from .providers.registry import ProviderSpec, make_provider, resolve_endpoint, split_model_id
 from .result import Response
@@ -137,6 +137,7 @@ async def run_call(
     emit(ctx.listeners, CallStarted(r))
     started = time.monotonic()
     limit = timeout if timeout is not None else ctx.settings.timeout
+    tally = _Tally()
     try:
         async with asyncio.timeout(limit):
             if ctx.cache is not None and ctx.cache.mode != "off":
@@ -149,11 +150,12 @@ async def run_call(
                         f"(in {ctx.cache.root}); run once with cache 'on' to record it"
                     )
                 else:
-                    await _call_with_retries(target, request, r, ctx, started)
+                    await _call_with_retries(target, request, r, ctx, started, tally)
+                    _count_missing_usage(r, request, tally)
                     if r.status == "ok":
                         ctx.cache.store(target.model_id, request, r)
             else:
-                await _call_with_retries(target, request, r, ctx, started)
+                await _call_with_retries(target, request, r, ctx, started, tally)
     except TimeoutError:
         _fail(r, ProviderTimeout(f"no complete answer within {limit:g}s", provider=target.spec.name,
                                  model=target.model))
@@ -168,9 +170,11 @@ async def run_call(
         _fail(r, ProtocolError(message, provider=target.spec.name, model=target.model))
     except asyncio.CancelledError:
         _fail(r, CallCancelled("cancelled", provider=target.spec.name, model=target.model))
+        _count_missing_usage(r, request, tally)
         r.latency_s = time.monotonic() - started
         emit(ctx.listeners, CallFinished(r))
         raise
+    _count_missing_usage(r, request, tally)
     r.latency_s = time.monotonic() - started
     if r.status in ("waiting", "streaming"):  # replayed from the cache
         r.status = "ok"
@@ -184,12 +188,32 @@ async def run_call(
     return r
 
 
+@dataclass
+class _Tally:
+    """Text chunks of the call's stream (retries happen only before the first one, so one attempt's)."""
+
+    chunks: int = 0
+
+
+def _count_missing_usage(r: Response, request: ChatRequest, tally: _Tally) -> None:
+    """A call that produced text always has token figures: when the server streamed no usage (llama.cpp's
+    and some other local servers ignore ``stream_options``), count them and say so."""
+    if not r.text or (r.input_tokens is not None and r.output_tokens is not None):
+        return
+    r.tokens_source = "counted"
+    if r.output_tokens is None:
+        # Local servers send one token per chunk; a cloud API that batches would have reported usage.
+        r.output_tokens = tally.chunks or approx_tokens(r.text)
+    if r.input_tokens is None:
+        r.input_tokens = approx_tokens("\n".join(m.content for m in request.messages))
+
+
 def _fail(r: Response, exc: ProviderError) -> None:
     r.status, r.error, r.http_status = exc.kind, str(exc), exc.status
 
 
 async def _call_with_retries(
-    target: Target, request: ChatRequest, r: Response, ctx: CallContext, started: float
+    target: Target, request: ChatRequest, r: Response, ctx: CallContext, started: float, tally: _Tally
 ) -> None:
     provider = make_provider(target.spec, target.endpoint, ctx.client)
     waited = 0.0
@@ -201,6 +225,7 @@ async def _call_with_retries(
             async with contextlib.aclosing(provider.stream(request)) as events:
                 async for event in events:
                     got_event = True
+                    tally.chunks += isinstance(event, TextDelta)
                     _apply(r, event, ctx, started)
             r.status = "ok"
             return

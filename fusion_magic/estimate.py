@@ -15,12 +15,10 @@ from typing import TYPE_CHECKING
 
 from .engine import FusionPlan, member_max_tokens
 from .errors import BudgetError
-from .pricing import price_for
+from .pricing import approx_tokens, price_for
 
 if TYPE_CHECKING:
     import pandas as pd
-
-CHARS_PER_TOKEN = 4
 
 
 @dataclass
@@ -51,7 +49,7 @@ class Estimate:
 
 def estimate(plan: FusionPlan) -> Estimate:
     prices = dict(plan.settings.prices)
-    prompt_tokens = (len(plan.prompt) + len(plan.system or "")) // CHARS_PER_TOKEN + 1
+    prompt_tokens = approx_tokens(plan.prompt + (plan.system or ""))
     rows: list[dict[str, object]] = []
     n_member_calls = plan.rounds + 1 if plan.mode == "debate" else 1
     total_out = 0

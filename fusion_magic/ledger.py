@@ -25,6 +25,7 @@ COLUMNS = [
     "latency_s",
     "input_tokens",
     "output_tokens",
+    "tokens_source",
     "cost_usd",
     "cost_source",
     "error",
@@ -45,6 +46,7 @@ def ledger_rows(responses: Iterable[Response]) -> list[dict[str, object]]:
             "latency_s": r.latency_s,
             "input_tokens": r.input_tokens,
             "output_tokens": r.output_tokens,
+            "tokens_source": r.tokens_source,
             "cost_usd": r.cost_usd,
             "cost_source": r.cost_source,
             "error": r.error,
@@ -94,6 +96,7 @@ def with_totals(frame: pd.DataFrame, wall_s: float | None = None) -> pd.DataFram
         "latency_s": wall_s if wall_s is not None else pd.NA,
         "input_tokens": int(frame["input_tokens"].fillna(0).sum()),
         "output_tokens": int(frame["output_tokens"].fillna(0).sum()),
+        "tokens_source": "counted" if (frame["tokens_source"] == "counted").any() else "reported",
         "cost_usd": total_cost,
         "cost_source": "sum" if total_cost is not pd.NA else "unknown (a price is missing)",
         "error": pd.NA,
@@ -103,7 +106,8 @@ def with_totals(frame: pd.DataFrame, wall_s: float | None = None) -> pd.DataFram
         extra.append({
             "model": "overhead", "role": "wall - critical path", "round": pd.NA, "status": "",
             "late": False, "attempts": pd.NA, "ttft_s": pd.NA, "latency_s": wall_s - critical,
-            "input_tokens": pd.NA, "output_tokens": pd.NA, "cost_usd": 0.0, "cost_source": "", "error": pd.NA,
+            "input_tokens": pd.NA, "output_tokens": pd.NA, "tokens_source": "", "cost_usd": 0.0,
+            "cost_source": "", "error": pd.NA,
         })
     out = pd.concat([frame, pd.DataFrame(extra, columns=COLUMNS)], ignore_index=True)
     return out.astype(frame.dtypes.to_dict())

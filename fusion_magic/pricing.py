@@ -46,6 +46,15 @@ _TABLE: dict[str, tuple[float, float]] = {
     "gemini-2.0-flash-lite": (0.075, 0.30),
 }
 
+# A rough rule for English text with today's tokenizers, used where no tokenizer is at hand.
+CHARS_PER_TOKEN = 4
+
+
+def approx_tokens(text: str) -> int:
+    """A rough token count for ``text`` (characters / 4, at least 1): an estimate, never a report."""
+    return len(text) // CHARS_PER_TOKEN + 1
+
+
 # Providers that run on the user's own machine: tokens cost nothing.
 FREE_PROVIDERS = frozenset({"local", "ollama", "vllm", "llamacpp", "lmstudio"})
 

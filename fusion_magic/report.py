@@ -78,7 +78,8 @@ def figures(r: Response) -> str:
 
     Unknown figures read ``?`` (a cost is never shown as 0 when the price is unknown).
     """
-    tokens = f"{_n(r.input_tokens)}→{_n(r.output_tokens)} tok"
+    mark = "~" if r.tokens_source == "counted" else ""
+    tokens = f"{mark}{_n(r.input_tokens)}→{mark}{_n(r.output_tokens)} tok"
     secs = "? s" if r.latency_s is None else f"{r.latency_s:.2f} s"
     cost = "cost ?" if r.cost_usd is None else f"${r.cost_usd:.6f}"
     return f"{tokens} · {secs} · {cost}"
@@ -118,12 +119,22 @@ def ledger_display(frame: pd.DataFrame) -> pd.DataFrame:
     out["attempts"] = [fmt(v, "d") for v in frame["attempts"]]
     out["ttft_s"] = [fmt(v, ".2f") for v in frame["ttft_s"]]
     out["latency_s"] = [fmt(v, ".2f") for v in frame["latency_s"]]
-    out["input_tokens"] = [fmt(v, "d") for v in frame["input_tokens"]]
-    out["output_tokens"] = [fmt(v, "d") for v in frame["output_tokens"]]
+    # "~": counted by us from the stream because the server reported no usage (see COUNTED_NOTE).
+    counted = ["~" if source == "counted" else "" for source in frame["tokens_source"]]
+    out["input_tokens"] = [mark + fmt(v, "d") for mark, v in zip(counted, frame["input_tokens"], strict=True)]
+    out["output_tokens"] = [mark + fmt(v, "d") for mark, v in zip(counted, frame["output_tokens"], strict=True)]
     out["cost_usd"] = [fmt(v, ".6f", "?") for v in frame["cost_usd"]]
     out["cost_source"] = [_plain(v) for v in frame["cost_source"]]
     out["error"] = [_short(v) for v in frame["error"]]
     return out.reset_index(drop=True).rename(columns=_HEADERS)
+
+
+COUNTED_NOTE = "~ tokens counted by fusion_magic: the server streamed no usage (output: text chunks; input: chars/4)"
+
+
+def counted_note(frame: pd.DataFrame) -> str | None:
+    """The footnote for ``~`` figures, when the ledger has any."""
+    return COUNTED_NOTE if (frame["tokens_source"] == "counted").any() else None
 
 
 def ledger_html(frame: pd.DataFrame) -> str:
@@ -144,9 +155,11 @@ def ledger_html(frame: pd.DataFrame) -> str:
             for i, v in enumerate(record)
         )
         rows.append(f'<tr style="font-weight:bold">{cells}</tr>' if total else f"<tr>{cells}</tr>")
+    note = counted_note(frame)
+    footnote = f'<p style="font-size:85%"><i>{escape_text(note)}</i></p>' if note else ""
     return (
         '<div style="overflow-x:auto"><table style="border-collapse:collapse;font-size:85%">'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>{footnote}"
     )
 
 
@@ -217,6 +230,8 @@ def text_report(result: FusionResult) -> str:
     out += _heading("Cost & latency")
     frame = _ledger(result)
     out.append(_text_table(ledger_display(frame)) if not frame.empty else "no calls")
+    if not frame.empty and (footnote := counted_note(frame)):
+        out.append(footnote)
     out.append("")
 
     if result.warnings:
@@ -298,6 +313,9 @@ def markdown_report(result: FusionResult) -> str:
     else:
         shown = ledger_display(frame).map(_md_cell)
         md.append(shown.to_markdown(index=False))
+        if note := counted_note(frame):
+            md.append("")
+            md.append(_md_inline(note))
     md.append("")
 
     if result.warnings:

@@ -35,6 +35,9 @@ class Response:
     error: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    # "reported" by the provider, or "counted" by us when it streamed no usage (output: the stream's
+    # text chunks, one token each on llama.cpp, Ollama and vLLM; input: characters / 4).
+    tokens_source: str = "reported"
     cost_usd: float | None = None
     cost_source: str = "unknown"
     ttft_s: float | None = None

@@ -662,7 +662,7 @@ class Emulator:
             "gemini": f"emu{seq:06d}",
         }
         options = body.get("stream_options")
-        include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
+        include_usage = isinstance(options, Mapping) and options.get("include_usage") is True and script.stream_usage
         turn = _wire.Turn(
             family=family,
             model=model,

@@ -72,3 +72,6 @@ class ModelScript:
     split_events: bool = False
     # OpenRouter's older documented usage chunk, ``"choices": []``, instead of the content-free choice.
     usage_choices_empty: bool = False
+    # False: a server that streams no usage even when asked with stream_options.include_usage
+    # (llama-cpp-python's server, some LM Studio and Ollama versions). OpenAI-style families only.
+    stream_usage: bool = True
