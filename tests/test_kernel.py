@@ -91,3 +91,53 @@ def test_interrupt_in_a_kernel_closes_requests_and_keeps_the_kernel(emulator_env
     hung = [q for q in emulator_env.requests if q.model in ("h1", "h2")]
     assert len(hung) == 2 and all(q.disconnected for q in hung)
     assert nb.cells[3].outputs[0]["text"].strip() == "alive"
+
+
+# ---- the local model's worker process, seen from a real kernel -------------------------------------
+
+KILL_MID_STREAM = """
+import os, signal, fusion_magic
+from fusion_magic.events import CallDelta
+from fusion_magic.providers import local
+local.preload()
+victim = local.current_worker('gemma3-270m').pid
+hit = []
+def kill(event):
+    if isinstance(event, CallDelta) and not hit:
+        hit.append(event.response.label)
+        os.kill(victim, signal.SIGSEGV)
+r = fusion_magic.fuse('Count from 1 to 500, separated by commas.', pool=['local:gemma3-270m'] * 3, judge='vote',
+                      max_tokens=300, temperature=0.0, listeners=[kill])
+print(sorted(x.status for x in r.responses), r.degraded, bool(r.answer))
+"""
+
+
+def test_a_segfault_in_the_local_model_leaves_the_kernel_and_its_variables() -> None:
+    nb = run(["x = 41", KILL_MID_STREAM, "print(x + 1, local.current_worker('gemma3-270m').pid != victim)"],
+             timeout=240)
+    assert nb.cells[1].outputs[-1]["text"].strip() == "['crashed', 'ok', 'ok'] True True"
+    assert nb.cells[2].outputs[0]["text"].strip() == "42 True"
+
+
+def test_interrupting_local_generation_keeps_the_worker_warm_and_idle() -> None:
+    nb = run(
+        [
+            "%load_ext fusion_magic",
+            "from fusion_magic.providers import local\nlocal.preload()\n"
+            "w = local.current_worker('gemma3-270m')\npid = w.pid",
+            # Thirty seats take turns on one worker: several seconds of work, interrupted after three.
+            "%%fuse -p local:gemma3-270m --self 30 -j vote\nWhat is the capital of Italy?",
+            "print(w.wait_idle(1.0), local.current_worker('gemma3-270m') is w, w.pid == pid)",
+            "%%fuse -p local:gemma3-270m --self 2 -j vote -o r\nWhat is the capital of France?",
+            "print([x.status for x in r.responses], r.answer)",
+        ],
+        interrupt_on_timeout=True, allow_errors=True, startup_timeout=60,
+        # Only the long cell is interrupted; the others get time to spare on a slow machine.
+        timeout_func=lambda cell: 3 if "--self 30" in cell.source else 120,
+    )
+    errors = [o for o in nb.cells[2].outputs if o.get("output_type") == "error"]
+    assert errors and errors[0]["ename"] == "KeyboardInterrupt"
+    # The interrupt reached the kernel only: the worker (its own session) is alive, the same process,
+    # and idle within a second (the running job stopped between tokens, the queued ones were dropped).
+    assert nb.cells[3].outputs[0]["text"].strip() == "True True True"
+    assert nb.cells[5].outputs[0]["text"].strip() == "['ok', 'ok'] Paris."
