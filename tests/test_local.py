@@ -292,6 +292,33 @@ def test_crashed_is_a_typed_error_on_the_provider_stream() -> None:
     assert "aborted" in str(error) and str(error).startswith("local:gemma3-270m: crashed: ")
 
 
+def test_a_worker_stuck_in_native_code_is_killed_after_a_cancel(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fusion_magic.providers.local import client
+
+    monkeypatch.setattr(client, "CANCEL_GRACE_S", 0.5)
+    stuck = worker()
+
+    async def main() -> None:
+        first = asyncio.Event()
+
+        async def consume() -> None:
+            async for event in local.LocalProvider().stream(counting(max_tokens=400)):
+                if isinstance(event, TextDelta) and not first.is_set():
+                    os.kill(stuck.pid, signal.SIGSTOP)  # frozen mid-generation, as a native deadlock would be
+                    first.set()
+
+        task = asyncio.create_task(consume())
+        await first.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(main())
+    assert stuck.wait_idle(10) and not stuck.alive and stuck.exit is not None and "SIGKILL" in stuck.exit
+    again = fusion_magic.complete(LOCAL, "What is the capital of France?", temperature=0.0)
+    assert again.status == "ok" and "Paris" in again.text and worker().pid != stuck.pid
+
+
 def test_a_worker_that_dies_while_loading_fails_its_calls_instead_of_retrying() -> None:
     fresh = LocalWorker(local.DEFAULT_MODEL)  # not the registered one: the warm worker stays
     messages: list[dict[str, Any]] = []

@@ -41,6 +41,9 @@ from .protocol import TERMINAL, Job, decode, encode, error_from_wire
 
 _IDS = itertools.count(1)
 _STDERR_LINES = 40
+# A running job answers a cancel within one token. One that has not after this long is stuck in native
+# code (or its prompt is enormous): the worker is killed, so the model's next call gets a fresh one.
+CANCEL_GRACE_S = 15.0
 # Variables the worker never needs: keys stay in the kernel (and out of any native crash dump).
 _SECRET_SUFFIXES = ("_API_KEY", "_KEY", "_TOKEN", "_SECRET")
 
@@ -167,6 +170,17 @@ class LocalWorker:
             if call_id not in self._calls:
                 return
         self._write({"op": "cancel", "id": call_id})
+        watchdog = threading.Timer(CANCEL_GRACE_S, self._kill_if_stuck, args=(call_id,))
+        watchdog.daemon = True
+        watchdog.start()
+
+    def _kill_if_stuck(self, call_id: int) -> None:
+        with self._lock:
+            call = self._calls.get(call_id)
+            stuck = call is not None and call.started and not self._dead
+        if stuck:
+            with contextlib.suppress(OSError):
+                self._proc.kill()
 
     def close(self, timeout: float = 2.0) -> None:
         """End the worker: close its input (it stops and exits), then make sure it is gone."""
