@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .ledger import with_totals
+from .states import failure_detail, status_word
 from .view.sanitize import escape_text, neutralize_markdown, render_markdown
 
 if TYPE_CHECKING:
@@ -56,21 +57,6 @@ _NUMERIC = frozenset({"round", "tries", "ttft s", "latency s", "in tok", "out to
 
 
 # --- shared wording -----------------------------------------------------------------------------------
-
-
-def status_word(r: Response) -> str:
-    """Where a call stands, in the words the view and the reports share.
-
-    ``queued``, ``streaming``, ``done``, ``failed: <kind>: <error>``; a call that ended after the
-    judge had started is prefixed ``late``.
-    """
-    if r.status in ("queued", "streaming"):
-        word = r.status
-    elif r.ok:
-        word = "done"
-    else:
-        word = f"failed: {_status_detail(r)}"
-    return f"late, {word}" if r.late else word
 
 
 def figures(r: Response) -> str:
@@ -408,7 +394,7 @@ def _n(v: int | None) -> str:
 
 
 def _status_detail(r: Response) -> str:
-    return f"{r.status}: {_first_line(r.error)}" if r.error else r.status
+    return failure_detail(r)
 
 
 def _who(r: Response) -> str:

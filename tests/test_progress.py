@@ -17,8 +17,23 @@ def test_lines_while_running_and_silence_after_run_finished() -> None:
     printer(JudgeStarted(judge="vote", mode="best-of"))
     printer(RunFinished(FusionResult(prompt="p", mode="best-of", judge="vote", pool=["x:a", "x:b"])))
     lines = out.getvalue().splitlines()
-    assert lines == ["fusing 2 answers (best-of, judge: vote)...", "  a: ok in 0.5s", "  judging with vote..."]
+    assert lines == ["fusing 2 answers (best-of, judge: vote)...", "  a: done in 0.5s", "  judging with vote..."]
     # A late member reports after the run ended: its line would land in whichever cell runs next.
     printer(CallFinished(Response(model="x:b", status="ok", latency_s=9.0, label="b", late=True)))
     printer(JudgeStarted(judge="vote", mode="best-of"))
     assert out.getvalue().splitlines() == lines
+
+
+def test_failed_and_cancelled_calls_read_the_way_the_view_says_them() -> None:
+    out = io.StringIO()
+    printer = ProgressPrinter(out)
+    printer(RunStarted(prompt="p", mode="best-of", judge="vote", labels=("a",), models=("x:a",)))
+    printer(CallFinished(Response(model="x:a", status="timeout", latency_s=5.0, label="a",
+                                  error="x:a: timeout: no complete answer within 5s")))
+    printer(CallFinished(Response(model="x:a", status="cancelled", latency_s=1.0, label="b",
+                                  error="x:a: cancelled: cancelled")))
+    assert out.getvalue().splitlines() == [
+        "fusing 1 answer (best-of, judge: vote)...",
+        "  a: failed: timeout: no complete answer within 5s in 5.0s",
+        "  b: cancelled in 1.0s",
+    ]

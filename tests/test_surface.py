@@ -67,7 +67,7 @@ def test_shell_entry_point(emulator_env: Emulator, capsys: pytest.CaptureFixture
     emulator_env.script("y", ModelScript(reply="42"))
     assert main(["-p", "openai:x,gemini:y", "-j", "vote", "What", "is", "6x7?"]) == 0
     captured = capsys.readouterr()
-    assert "42" in captured.out and "TOTAL" in captured.out and "x: ok" in captured.err
+    assert "42" in captured.out and "TOTAL" in captured.out and "x: done" in captured.err
     assert main(["-p", "nope:x", "hi"]) == 2
     assert "unknown provider" in capsys.readouterr().err
 

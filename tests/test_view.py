@@ -107,7 +107,8 @@ class ScriptedRun:
 
     def start(self, label: str, round: int = 0) -> Response:
         model = dict(self.members)[label]
-        r = Response(model=model, label=label, round=round, call_id=self.next_id, status="streaming")
+        # As calls.run_call does: a started call waits for its first token, then streams.
+        r = Response(model=model, label=label, round=round, call_id=self.next_id, status="waiting")
         self.next_id += 1
         self.calls[(label, round)] = r
         self.send(CallStarted(r))
@@ -115,6 +116,7 @@ class ScriptedRun:
 
     def delta(self, r: Response, text: str) -> None:
         r.text += text
+        r.status = "streaming"
         self.send(CallDelta(r, text))
 
     def finish(self, r: Response, *, status: str = "ok", error: str | None = None, late: bool = False,
@@ -128,7 +130,7 @@ class ScriptedRun:
 
     def start_judge(self) -> Response:
         self.send(JudgeStarted(self.judge, self.mode))
-        r = Response(model=self.judge, role="judge", call_id=self.next_id, status="streaming")
+        r = Response(model=self.judge, role="judge", call_id=self.next_id, status="waiting")
         self.next_id += 1
         self.judge_calls.append(r)
         self.send(CallStarted(r))
@@ -217,9 +219,11 @@ def test_member_status_moves_queued_streaming_done_failed_late(
     assert "queued" in pane.header.value
 
     r = run.start("gpt-4o")
+    assert pane.status == "waiting for the first token"
+    assert "waiting for the first token" in pane.header.value and "failed" not in pane.header.value
+    run.delta(r, "Hello")
     assert pane.status == "streaming"
     assert "streaming" in pane.header.value
-    run.delta(r, "Hello")
     run.finish(r)
     assert pane.status == "done"
     assert "done" in pane.header.value and "12→30 tok" in pane.header.value
@@ -236,6 +240,38 @@ def test_member_status_moves_queued_streaming_done_failed_late(
     run.finish(s, late=True)
     assert late.status == "late, done"
     assert "late, done" in late.header.value
+
+
+def test_while_members_wait_for_their_first_token_nothing_reads_failed(
+    run_view: tuple[ScriptedRun, FusionView], clock: FakeClock
+) -> None:
+    run, view = run_view
+    run.run_started()
+    calls = [run.start(label) for label, _ in MEMBERS]
+    for pane in view.members.values():
+        body = "".join(w.value for w in pane.body.children if isinstance(w, widgets.HTML))
+        assert pane.status == "waiting for the first token" and pane.running
+        assert "failed" not in body and "(no text)" not in body and "? s" not in body and "cost ?" not in body
+    assert "0/4 answers in" in view.status.value and "judge waiting" in view.status.value
+    # The first token of one member: the status line says so at once, not at the next non-delta event.
+    run.delta(calls[0], "The")
+    assert "0/4 answers in, 1 streaming" in view.status.value
+    run.finish(calls[0])
+    assert "1/4 answers in" in view.status.value and "streaming" not in view.status.value
+    judge = run.start_judge()
+    assert "waiting for the first token" in view.judge.body.children[2].value
+    assert "failed" not in view.judge.body.children[2].value
+    run.delta(judge, "{")
+    assert "streaming" in view.judge.body.children[2].value
+
+
+def test_a_cancelled_call_reads_cancelled(run_view: tuple[ScriptedRun, FusionView]) -> None:
+    run, view = run_view
+    run.run_started()
+    r = run.start("gpt-4o")
+    run.finish(r, status="cancelled", error="openrouter:openai/gpt-4o: cancelled: cancelled")
+    assert view.members["gpt-4o"].status == "cancelled"
+    assert "cancelled: cancelled" not in view.members["gpt-4o"].header.value
 
 
 def test_streamed_text_is_shown_live_and_throttled(run_view: tuple[ScriptedRun, FusionView], clock: FakeClock) -> None:
@@ -356,11 +392,11 @@ def test_ledger_refreshes_per_call_and_has_totals(run_view: tuple[ScriptedRun, F
     assert frame is not None
     assert list(frame["model"]) == ["openrouter:openai/gpt-4o", "TOTAL"]
 
-    run.start("llama3.2")  # a started call is listed at the next refresh, as still streaming
+    run.start("llama3.2")  # a started call is listed at the next refresh, as still waiting
     b = run.start("gemma3-270m #2")
     run.finish(b, status="timeout", error="no answer within 30 s")
     frame = view.ledger
-    assert list(frame["status"]) == ["ok", "streaming", "timeout", "1 ok"]
+    assert list(frame["status"]) == ["ok", "waiting", "timeout", "1 ok"]
     assert "no answer within 30 s" in view.ledger_pane.html.value
 
 
@@ -376,7 +412,7 @@ def test_full_run_final_state(run_view: tuple[ScriptedRun, FusionView], clock: F
     assert totals["input_tokens"] == 12 * 3 + 400
     assert totals["latency_s"] == pytest.approx(3.25)  # the run's wall time
     assert totals["cost_usd"] is not None and str(totals["cost_usd"]) == "<NA>"  # one price unknown
-    assert view.members["slowpoke"].status == "streaming"
+    assert view.members["slowpoke"].status == "waiting for the first token"  # still out, no token yet
     assert "done in 3.25 s" in view.status.value and "DEGRADED" in view.status.value
     assert view.text() == text_report(result)
 

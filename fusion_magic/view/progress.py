@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from ..events import CallFinished, EngineEvent, JudgeStarted, RunFinished, RunStarted, RunStopped
+from ..states import status_word
 
 
 class ProgressPrinter:
@@ -35,13 +36,14 @@ class ProgressPrinter:
             self.finished = True
             line = f"stopped: {event.reason}"
         elif isinstance(event, RunStarted):
-            line = f"fusing {len(event.models)} answers ({event.mode}, judge: {event.judge})..."
+            n = len(event.models)
+            line = f"fusing {n} answer{'s' if n != 1 else ''} ({event.mode}, judge: {event.judge})..."
         elif isinstance(event, CallFinished):
             r = event.response
             secs = f"{r.latency_s:.1f}s" if r.latency_s is not None else "?"
             who = r.label or r.role
             rnd = f" round {r.round}" if r.round else ""
-            line = f"  {who}{rnd}: {r.status} in {secs}" + (f" ({r.error})" if r.error else "")
+            line = f"  {who}{rnd}: {status_word(r)} in {secs}"
         elif isinstance(event, JudgeStarted):
             line = f"  judging with {event.judge}..."
         if line is not None:

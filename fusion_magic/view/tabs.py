@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from ..ledger import ledger_frame, with_totals
-from ..report import figures, ledger_html, status_word, verdict_html
+from ..report import figures, ledger_html, verdict_html
+from ..states import colour, state_of, status_word
 from .sanitize import escape_text, render_markdown
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 CallKey = tuple[int, str, str | None, int, str]
 
-_COLORS = {"queued": "#888", "streaming": "#1565c0", "done": "#2e7d32", "late": "#ef6c00", "failed": "#c62828"}
 
 
 def call_key(r: Response) -> CallKey:
@@ -37,18 +37,9 @@ def call_key(r: Response) -> CallKey:
     return (r.call_id, r.role, r.label, r.round, r.model)
 
 
-def status_html(word: str) -> str:
-    """A coloured status word (``done``, ``failed: timeout: ...``, ``late, done``)."""
-    kind = "late" if word.startswith("late") else word.split(":", 1)[0]
-    color = _COLORS.get(kind, "#c62828")
-    return f'<span style="color:{color};font-weight:bold">{escape_text(word)}</span>'
-
-
-def live_status(r: Response) -> str:
-    """The status word of a started call: one the engine still marks queued is already streaming."""
-    if r.status == "queued":
-        return "streaming"
-    return status_word(r)
+def status_html(r: Response) -> str:
+    """``r``'s status word in its colour (``done``, ``waiting for the first token``, ``late, done`` ...)."""
+    return f'<span style="color:{colour(r)};font-weight:bold">{escape_text(status_word(r))}</span>'
 
 
 class Pane:
@@ -205,7 +196,7 @@ class MemberPane(_StreamingPane):
         self.label = label
         self.model = model
         self.interval = interval
-        self.header = widgets.HTML(self._header_html("queued", None))
+        self.header = widgets.HTML(self._header_html(None))
         self.sections: dict[CallKey, _Section] = {}
         super().__init__(label, widgets.VBox(children=(self.header,)))
 
@@ -213,7 +204,13 @@ class MemberPane(_StreamingPane):
     def status(self) -> str:
         """The latest call's status word; ``queued`` before any call started."""
         latest = self._latest()
-        return "queued" if latest is None else live_status(latest.response)
+        return "queued" if latest is None else status_word(latest.response)
+
+    @property
+    def running(self) -> bool:
+        """True until the latest call finished (queued, waiting for its first token, or streaming)."""
+        latest = self._latest()
+        return latest is None or state_of(latest.response).running
 
     @property
     def text(self) -> str:
@@ -252,34 +249,35 @@ class MemberPane(_StreamingPane):
 
     def _render(self, r: Response, now: float | None) -> None:
         section = self.sections[call_key(r)]
-        word = live_status(r)
         if section.stream is not None:
-            section.stream.show(r.text, final=section.finished, placeholder=_placeholder(word))
+            section.stream.show(r.text, final=section.finished, placeholder=_placeholder(r))
         section.throttle.rendered(now)
         self._render_heading(section, several=len(self.sections) > 1)
         if section is self._latest():
-            self.header.value = self._header_html(word, r)
+            self.header.value = self._header_html(r)
 
     def _render_heading(self, section: _Section, *, several: bool) -> None:
         if not several:
             return
         r = section.response
-        word = live_status(r)
-        section.heading.value = f"<h4>Round {r.round}</h4><p>{status_html(word)} · {escape_text(figures(r))}</p>"
+        section.heading.value = f"<h4>Round {r.round}</h4><p>{status_html(r)}{_figures_html(r)}</p>"
 
-    def _header_html(self, word: str, r: Response | None) -> str:
-        figs = f" · {escape_text(figures(r))}" if r is not None else ""
-        return (
-            f"<p><b>{escape_text(self.label)}</b> · <code>{escape_text(self.model)}</code> · "
-            f"{status_html(word)}{figs}</p>"
-        )
+    def _header_html(self, r: Response | None) -> str:
+        status = '<span style="color:#757575;font-weight:bold">queued</span>' if r is None else status_html(r)
+        figs = "" if r is None else _figures_html(r)
+        return f"<p><b>{escape_text(self.label)}</b> · <code>{escape_text(self.model)}</code> · {status}{figs}</p>"
 
 
-def _placeholder(word: str) -> str:
-    if word == "queued":
-        return "<p><i>queued</i></p>"
-    if word == "streaming":
-        return "<p><i>waiting for the first token…</i></p>"
+def _figures_html(r: Response) -> str:
+    """Tokens, time and cost once a call has any to show: a call still waiting has only question marks."""
+    return "" if state_of(r).running and not r.text else f" · {escape_text(figures(r))}"
+
+
+def _placeholder(r: Response) -> str:
+    """What a member's text area says before any text: never "(no text)" for a call still running."""
+    state = state_of(r)
+    if state.running:
+        return f"<p><i>{escape_text(status_word(r))}…</i></p>"
     return "<p><i>(no text)</i></p>"
 
 
@@ -375,10 +373,8 @@ class JudgePane(_StreamingPane):
 
     def _render(self, r: Response, now: float | None) -> None:
         section = self.sections[call_key(r)]
-        word = live_status(r)
         section.heading.value = (
-            f"<p><b>raw judge output</b> <code>{escape_text(r.model)}</code> · {status_html(word)} · "
-            f"{escape_text(figures(r))}</p>"
+            f"<p><b>raw judge output</b> <code>{escape_text(r.model)}</code> · {status_html(r)}{_figures_html(r)}</p>"
         )
         # Raw, not rendered: this is the judge's working text (often JSON), shown as written.
         section.text.value = f'<pre style="white-space:pre-wrap">{escape_text(r.text)}</pre>' if r.text else ""

@@ -28,6 +28,7 @@ from ..events import (
     VerdictReady,
 )
 from ..report import degraded_summary, text_report
+from ..states import is_running
 from .sanitize import escape_text
 from .tabs import CallKey, FusedPane, JudgePane, LedgerPane, MemberPane, Pane, call_key
 
@@ -102,6 +103,11 @@ class FusionView:
         with self._lock:
             if isinstance(event, CallDelta):
                 self._on_delta(event.response)
+                # A first token moves a call from waiting to streaming: the status line must say so,
+                # but re-send it only when its text changed (deltas come hundreds of times a second).
+                status = self._status_html()
+                if status != self.status.value:
+                    self.status.value = status
                 return
             # Anything but a delta is a natural moment to show text that throttling held back.
             self._flush()
@@ -206,7 +212,7 @@ class FusionView:
             pane = self._pane_for(r)
             if pane is None or key in self._finished:
                 continue
-            if r.status in ("queued", "streaming"):
+            if is_running(r):
                 pane.start(r)  # still running (a late member): keep it live
             else:
                 self._finished.add(key)
@@ -259,11 +265,13 @@ class FusionView:
     def _progress(self) -> str:
         if self.run is None:
             return "fusion_magic: waiting for the run to start"
-        members = [p for p in self.members.values() if p.sections]
-        done = sum(1 for p in members if p.status not in ("queued", "streaming"))
+        members = list(self.members.values())
+        done = sum(1 for p in members if not p.running)
+        streaming = sum(1 for p in members if p.sections and p.status == "streaming")
+        now = f", {streaming} streaming" if streaming else ""
         return (
             f"fusion_magic: {self.run.mode}, judge {self.run.judge}: "
-            f"{done}/{len(self.run.labels)} answers in, judge {self.judge.state}"
+            f"{done}/{len(self.run.labels)} answers in{now}, judge {self.judge.state}"
         )
 
     def _status_html(self) -> str:
