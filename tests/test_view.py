@@ -26,7 +26,7 @@ from fusion_magic.events import (
     VerdictReady,
     emit,
 )
-from fusion_magic.report import text_report
+from fusion_magic.report import html_report, text_report
 from fusion_magic.result import FusionResult, Response, Verdict
 from fusion_magic.view import FusionView, Pane
 from fusion_magic.view.sanitize import escape_text, neutralize_markdown, render_markdown
@@ -481,7 +481,11 @@ def test_mimebundle_text_is_the_report_without_widget_noise(
     assert text == text_report(result)
     for noise in ("VBox(", "HTML(", "Tab(", "children=", "layout=", "model_id"):
         assert noise not in text
-    assert set(bundle) == {"text/plain", "application/vnd.jupyter.widget-view+json"}
+    # Finished: static HTML and text only, so a saved notebook never needs the kernel's widget models.
+    assert set(bundle) == {"text/plain", "text/html"}
+    assert bundle["text/html"] == html_report(result)
+    assert "Rayleigh" in bundle["text/html"] and "TOTAL" in bundle["text/html"]
+    assert_inert(bundle["text/html"])
 
 
 def test_display_updates_the_saved_output_with_the_final_report(clock: FakeClock) -> None:
@@ -506,6 +510,9 @@ def test_display_updates_the_saved_output_with_the_final_report(clock: FakeClock
     assert not first["update"]
     assert last["update"]
     assert last["data"]["text/plain"] == text_report(result)
+    assert "application/vnd.jupyter.widget-view+json" in first["data"]
+    assert "application/vnd.jupyter.widget-view+json" not in last["data"]
+    assert last["data"]["text/html"] == html_report(result)
     assert last["transient"]["display_id"] == first["transient"]["display_id"] == handle.display_id
 
 

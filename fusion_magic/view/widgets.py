@@ -27,7 +27,7 @@ from ..events import (
     RunStopped,
     VerdictReady,
 )
-from ..report import degraded_summary, text_report
+from ..report import degraded_summary, html_report, text_report
 from ..states import is_running
 from .sanitize import escape_text
 from .tabs import CallKey, FusedPane, JudgePane, LedgerPane, MemberPane, Pane, call_key
@@ -161,11 +161,21 @@ class FusionView:
         return view
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        # The widget's own text/plain is repr(widget), which lists trait values and so leaks
-        # (truncated, nondeterministic) model text; the report is what terminals and saved notebooks need.
-        bundle = dict(self.widget._repr_mimebundle_() or {})
-        bundle["text/plain"] = self.text()
-        return bundle
+        """The live widget while the run goes on; once it finished, the static report.
+
+        A saved notebook keeps the last bundle of each output. Had it kept the widget, a reopened notebook
+        (or one on another server) would show "Error displaying widget: model not found", because widget
+        models live in the kernel that is gone. So the finished run replaces its own output, through the
+        display handle, with sanitized HTML (and text) that any frontend, GitHub and nbconvert show.
+        """
+        with self._lock:
+            if self.result is not None:
+                return {"text/html": html_report(self.result), "text/plain": text_report(self.result)}
+            # The widget's own text/plain is repr(widget), which lists trait values and so leaks
+            # (truncated, nondeterministic) model text; the progress line is what a terminal needs.
+            bundle = dict(self.widget._repr_mimebundle_() or {})
+            bundle["text/plain"] = self._progress()
+            return bundle
 
     def __repr__(self) -> str:
         return self._progress() if self.result is None else self.result.summary()
