@@ -209,6 +209,20 @@ def test_titles_follow_the_pool_in_order(run_view: tuple[ScriptedRun, FusionView
     assert view.widget.children[1] is view.tab
 
 
+def test_tabs_inserted_before_the_ledger_get_a_fresh_tab_widget(run_view: tuple[ScriptedRun, FusionView]) -> None:
+    """A browser that drew Fused/Judge/Cost & latency must never see titles re-applied by position while
+    the moved ledger tab is still there (Chromium showed 'slow1' lost and an empty last title)."""
+    run, view = run_view
+    first = view.tab
+    run.run_started()
+    assert view.tab is not first and first.comm is None  # replaced and closed, not mutated in place
+    assert view.widget.children == (view.status, view.tab)
+    assert tuple(view.tab.titles) == view.titles and len(view.tab.children) == len(view.titles)
+    second = view.tab
+    view.add_pane(Pane("Notes", widgets.HTML("n")))  # inserted before the ledger: fresh again
+    assert view.tab is not second and view.titles[-2:] == ("Notes", "Cost & latency")
+
+
 def test_member_status_moves_queued_streaming_done_failed_late(
     run_view: tuple[ScriptedRun, FusionView], clock: FakeClock
 ) -> None:

@@ -261,12 +261,28 @@ class FusionView:
         panes = self.panes
         children = tuple(p.body for p in panes)
         titles = tuple(p.title for p in panes)
-        if children == tuple(self.tab.children) and titles == tuple(self.tab.titles):
+        current = tuple(self.tab.children)
+        if children == current and titles == tuple(self.tab.titles):
             return
-        # Children first, then titles: titles are validated against the number of children.
-        with self.tab.hold_sync():
-            self.tab.children = children
-            self.tab.titles = titles
+        if children[: len(current)] == current:
+            # Tabs added at the end: the browser applies that in order. Children first, then titles:
+            # titles are validated against the number of children.
+            with self.tab.hold_sync():
+                self.tab.children = children
+                self.tab.titles = titles
+            return
+        # Tabs inserted before others (the members go before "Cost & latency"): a browser that already
+        # drew the old tabs adds the new ones at once but removes the moved one a moment later, while it
+        # sets the titles at once, by position, so labels land on the wrong tabs (seen in Chromium).
+        # A fresh Tab widget has no old tabs to remove.
+        selected = self.tab.selected_index
+        keep = current[selected] if selected is not None and selected < len(current) else None
+        tab = widgets.Tab(children=children, titles=titles)
+        tab.selected_index = children.index(keep) if keep in children else 0
+        old, self.tab = self.tab, tab
+        if hasattr(self, "widget"):
+            self.widget.children = (self.status, tab)
+        old.close()
 
     def _update_display(self) -> None:
         if self._handle is not None:
