@@ -21,10 +21,22 @@ $(VENV)/.dev-installed: pyproject.toml | $(PY)
 	$(PIP) install -e '.[local,demo,server,dev]'
 	@touch $@
 
+# tests/test_browser.py drives JupyterLab with Debian's Chromium: Playwright's own browser download needs a CDN
+# that CI cannot reach. Installed once with apt-get (as root, or through sudo); present already, nothing runs.
+CHROMIUM := /usr/bin/chromium
+APT      := env DEBIAN_FRONTEND=noninteractive apt-get -q
+
+$(CHROMIUM):
+	@echo "Installing Debian's chromium for the browser test (first run only)..."
+	@command -v apt-get >/dev/null || { echo "make test needs $(CHROMIUM) (Debian's chromium package) and this machine has no apt-get" >&2; exit 1; }
+	@if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; \
+	else echo "make test needs $(CHROMIUM): as root, run apt-get install chromium chromium-driver fonts-liberation" >&2; exit 1; fi; \
+	$$sudo $(APT) update && $$sudo $(APT) install -y --no-install-recommends chromium chromium-driver fonts-liberation
+
 demo: $(VENV)/.demo-installed
 	@$(PY) -m fusion_magic.demo notebooks/01-quickstart.ipynb
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed $(CHROMIUM)
 	$(PY) -m ruff check fusion_magic tests bench
 	$(PY) -m mypy fusion_magic
 	$(VENV)/bin/lint-imports
