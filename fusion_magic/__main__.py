@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("question", nargs="+", help="the prompt")
     ns = parser.parse_args(argv)
-    from .api import fuse, make_plan
+    from ._runner import get_runner
+    from .api import make_plan, run_plan
     from .estimate import check_budget, estimate
 
     options = {k: getattr(ns, k) for k in ("judge", "mode", "self_n", "rounds", "quorum", "deadline",
@@ -33,11 +34,13 @@ def main(argv: list[str] | None = None) -> int:
             print(estimate(make_plan(prompt, pool=pool, require_keys=False, **options)))
             return 0
         plan = make_plan(prompt, cache=ns.cache, pool=pool, **options)
-        for warning in plan.warnings:
-            print(warning, file=sys.stderr)
+        # The notice is printed here and stays out of the report (which repeats the warnings).
+        for line in ([plan.notice] if plan.notice else []) + list(plan.warnings):
+            print(line, file=sys.stderr)
         if ns.budget is not None:
             check_budget(estimate(plan), ns.budget)
-        result = fuse(prompt, cache=ns.cache, pool=pool, listeners=[ProgressPrinter(sys.stderr)], **options)
+        listeners = [ProgressPrinter(sys.stderr)]
+        result = get_runner().run(lambda client: run_plan(plan, client, listeners))
     except FusionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

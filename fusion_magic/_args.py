@@ -54,7 +54,49 @@ def _fuse_parser() -> MagicArgumentParser:
 
 
 FUSE_PARSER = _fuse_parser()
-FUSE_HELP = FUSE_PARSER.format_help()
+
+# Written by hand rather than by the parser: IPython's help formatter prefixes "::" and a second "%",
+# and wraps choices in angle brackets. tests/test_help.py checks that every option of the parser is here.
+FUSE_HELP = """\
+Usage: %%fuse [options]          the cell below is the prompt; {name} inserts a notebook variable
+       %fuse list | rejudge [-m MODE] [-j ID] [-o NAME] [NAME] | help
+
+Sends one prompt to several models at once, streams each answer into its own tab, and has a judge
+pick the best (best-of) or write one answer from all of them (merge, debate).
+
+Options:
+  -p, --pool IDS          comma-separated provider:model ids (default: %config FusionMagics.pool)
+  --self N                ask the first pool model N times, one seed each
+  -j, --judge ID          judge model id, or vote (a free, model-free majority vote)
+  -m, --mode MODE         best-of (default), merge or debate
+  -r, --rounds N          debate rounds (default 2)
+  -q, --quorum K          judge once K answers are in; later ones are kept, marked late
+  -d, --deadline SECONDS  judge after this long with what has arrived
+  -t, --timeout SECONDS   per-call timeout (default 120)
+  --max-tokens N          output cap per member call
+  --temperature T         member sampling temperature, 0 to 2
+  -s, --system TEXT       system prompt (quote it)
+  --estimate              print the projected cost; make no call, need no key
+  --budget USD            refuse to start when the projected cost is above USD
+  --background            return at once; the view keeps updating (-o job, then job.result())
+  --cache [on|off|replay] record calls beside the notebook; replay runs offline from them
+  --no-interpolate        send {braces} in the cell literally
+  -o, --out NAME          store the result (a FusionResult) in the variable NAME
+
+Line magic:
+  %fuse list              providers, which keys are set, known models and prices
+  %fuse rejudge           judge the last result (or NAME) again, late answers included; no pool call
+  %fuse help, %fuse?      this text
+
+Examples:
+  %%fuse -p openai:gpt-4o,anthropic:claude-sonnet-4-5 -j vote -o r
+  Why is the sky blue?
+
+  %%fuse -p local:gemma3-270m --self 5 -j vote
+  What is the capital of Italy?
+
+  %fuse rejudge -m merge -j openrouter:openai/gpt-4o
+"""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -93,8 +94,17 @@ def _settings(settings: Settings | None, keys: Mapping[str, str] | None, cache: 
 
 def make_plan(prompt: str, settings: Settings | None = None, *, keys: Mapping[str, str] | None = None,
               cache: str | None = None, **options: Any) -> FusionPlan:
-    """Validate and resolve a fused run without sending anything (``--estimate`` uses this)."""
+    """Validate and resolve a fused run without sending anything (``--estimate`` uses this).
+
+    The plan's ``notice`` (which defaults were picked) is the caller's to show; ``fuse``/``afuse`` put it
+    in the result's warnings, since nothing else would.
+    """
     return plan_fusion(prompt, _settings(settings, keys, cache), **options)
+
+
+def _noticed(plan: FusionPlan) -> FusionPlan:
+    """The plan with its notice first among the warnings (the Python API prints nothing itself)."""
+    return replace(plan, warnings=(plan.notice, *plan.warnings), notice=None) if plan.notice else plan
 
 
 def _context(plan: FusionPlan, client: httpx.AsyncClient, listeners: Sequence[Listener]) -> CallContext:
@@ -103,9 +113,14 @@ def _context(plan: FusionPlan, client: httpx.AsyncClient, listeners: Sequence[Li
     return CallContext(client=client, settings=s, listeners=list(listeners), cache=cache)
 
 
-async def run_plan(plan: FusionPlan, client: httpx.AsyncClient, listeners: Sequence[Listener] = ()) -> FusionResult:
-    """Run a prepared plan on the running loop with the given client (the runner's, or afuse's own)."""
-    return await run_fusion(plan, _context(plan, client, listeners))
+async def run_plan(plan: FusionPlan, client: httpx.AsyncClient, listeners: Sequence[Listener] = (),
+                   result: FusionResult | None = None) -> FusionResult:
+    """Run a prepared plan on the running loop with the given client (the runner's, or afuse's own).
+
+    ``result`` (from ``engine.new_result(plan)``) is filled in place, so a caller whose run is
+    interrupted still holds the partial result.
+    """
+    return await run_fusion(plan, _context(plan, client, listeners), result=result)
 
 
 async def afuse(
@@ -124,7 +139,8 @@ async def afuse(
 
     ``options``: self_n, rounds, quorum, deadline, timeout, max_tokens, temperature, system.
     """
-    plan = make_plan(prompt, settings, keys=keys, cache=cache, pool=pool, judge=judge, mode=mode, **options)
+    plan = _noticed(make_plan(prompt, settings, keys=keys, cache=cache, pool=pool, judge=judge, mode=mode,
+                              **options))
     client = new_client()
     ctx = _context(plan, client, listeners)
     try:
@@ -190,6 +206,7 @@ def fuse(
     Returns a ``FusionResult``, or a ``FusionJob`` at once with ``background=True``.
     ``options``: self_n, rounds, quorum, deadline, timeout, max_tokens, temperature, system.
     """
-    plan = make_plan(prompt, settings, keys=keys, cache=cache, pool=pool, judge=judge, mode=mode, **options)
+    plan = _noticed(make_plan(prompt, settings, keys=keys, cache=cache, pool=pool, judge=judge, mode=mode,
+                              **options))
     job = get_runner().submit(lambda client: run_plan(plan, client, listeners))
     return FusionJob(job) if background else job.result()

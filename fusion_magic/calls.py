@@ -66,6 +66,16 @@ def prepare(model_id: str, settings: Settings, *, require_key: bool = True) -> T
     spec, model = split_model_id(model_id, settings.endpoints)
     endpoint = resolve_endpoint(spec, settings.keys, require_key=require_key)
     _check_endpoint(spec, endpoint)
+    if spec.protocol == "local":
+        # llama.cpp missing, or a name the worker cannot serve, fails here with one line, before any
+        # progress line is printed or a worker starts. An estimate or a cache replay never runs the
+        # model, so it needs neither llama.cpp nor the file. Lazy: HTTP-only runs never load the package.
+        from .providers.local.files import check_installed, check_model
+
+        runs = require_key and settings.cache != "replay"
+        if runs:
+            check_installed(model)
+        check_model(model, need_file=runs)
     return Target(model_id.strip(), spec, endpoint, model)
 
 
@@ -169,7 +179,8 @@ async def run_call(
             message = message.replace(target.endpoint.api_key, "***")
         _fail(r, ProtocolError(message, provider=target.spec.name, model=target.model))
     except asyncio.CancelledError:
-        _fail(r, CallCancelled("cancelled", provider=target.spec.name, model=target.model))
+        _fail(r, CallCancelled("stopped before it finished: the run was interrupted or cancelled",
+                               provider=target.spec.name, model=target.model))
         _count_missing_usage(r, request, tally)
         r.latency_s = time.monotonic() - started
         emit(ctx.listeners, CallFinished(r))

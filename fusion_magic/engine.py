@@ -1,7 +1,9 @@
 """A fused run from plan to result: resolve everything up front, fan out, judge, report.
 
 ``plan_fusion`` does all validation and key lookup, so bad input fails with a ``ConfigError`` before
-any network call. ``run_fusion`` is pure async policy; it never imports IPython or widgets.
+any network call. ``run_fusion`` is pure async policy; it never imports IPython or widgets. Cancelled
+(a kernel interrupt), a run still hands back what had arrived: the ``result`` it was given is left as
+the partial result before the ``CancelledError`` goes on.
 
     plan = plan_fusion("Why is the sky blue?", Settings(), pool=["local:gemma3-270m"] * 3, judge="vote")
     result = await run_fusion(plan, ctx)
@@ -20,7 +22,17 @@ from dataclasses import dataclass, field, replace
 
 from .calls import CallContext, Target, prepare
 from .errors import ConfigError
-from .events import CallFinished, JudgeStarted, RunFinished, RunStarted, RunStopped, VerdictReady, emit
+from .events import (
+    CallFinished,
+    CallStarted,
+    EngineEvent,
+    JudgeStarted,
+    RunFinished,
+    RunStarted,
+    RunStopped,
+    VerdictReady,
+    emit,
+)
 from .fusion.debate import final_answers, run_debate
 from .fusion.judge import Candidate, JudgeFailed, anonymise, judge_call
 from .fusion.vote import vote
@@ -28,6 +40,7 @@ from .pool import Member, run_round
 from .providers.base import ChatRequest, Message
 from .result import FusionResult, Response, Verdict
 from .settings import MODES, Settings
+from .states import CallState, is_running
 
 LOCAL_MAX_TOKENS = 128
 HTTP_MAX_TOKENS = 1024
@@ -38,7 +51,12 @@ SAMPLING_TEMPERATURE = 0.8  # when one model fills several seats, it needs rando
 
 @dataclass(frozen=True)
 class FusionPlan:
-    """Everything a run will do, resolved and validated; nothing has been sent yet."""
+    """Everything a run will do, resolved and validated; nothing has been sent yet.
+
+    ``warnings`` belong to this run and go into its result. ``notice`` says which defaults were picked
+    (the offline pool when no key is set): the same for every run of a session, so the caller shows it
+    (the magic once per kernel) and it stays out of the result's warnings.
+    """
 
     prompt: str
     members: tuple[Member, ...]
@@ -54,6 +72,7 @@ class FusionPlan:
     system: str | None
     settings: Settings
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    notice: str | None = None
 
     @property
     def pool(self) -> list[str]:
@@ -123,14 +142,13 @@ def plan_fusion(
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     warnings: list[str] = []
+    note = None
     if pool:
         ids, judge_id = list(pool), judge or settings.default_judge()
     else:
         # An explicit -j counts as a configured judge, so the note does not claim the vote.
         default_ids, default_judge, note = settings.with_(judge=judge).resolved_pool()
         ids, judge_id = list(default_ids), judge or default_judge
-        if note:
-            warnings.append(note)
     if self_n is not None:
         if self_n < 2:
             raise ConfigError("--self needs N >= 2 (one model sampled N times)")
@@ -177,6 +195,7 @@ def plan_fusion(
         system=system if system is not None else settings.system,
         settings=settings,
         warnings=tuple(warnings),
+        notice=note,
     )
 
 
@@ -214,18 +233,45 @@ def _rng_for(plan: FusionPlan, ctx: CallContext) -> random.Random:
     return random.Random(int(digest[:16], 16))
 
 
-async def run_fusion(plan: FusionPlan, ctx: CallContext, *, rng: random.Random | None = None) -> FusionResult:
-    """Run the pool (and debate rounds), then the judge; return the fused result.
+def new_result(plan: FusionPlan) -> FusionResult:
+    """The empty result a run of ``plan`` fills; hold on to it and pass it to ``run_fusion`` to keep what
+    an interrupted run had (the run raises, so it cannot return it)."""
+    return FusionResult(prompt=plan.prompt, mode=plan.mode, judge=plan.judge_id, pool=plan.pool,
+                        warnings=list(plan.warnings))
+
+
+async def run_fusion(plan: FusionPlan, ctx: CallContext, *, rng: random.Random | None = None,
+                     result: FusionResult | None = None) -> FusionResult:
+    """Run the pool (and debate rounds), then the judge; return the fused result (``result``, filled in
+    place, when given: see ``new_result``).
 
     Late members (after quorum/deadline) keep running on this loop and fill their Response in place,
     unless the run itself is cancelled or fails: then they are cancelled too, before this returns.
+    Cancelled, the run re-raises ``CancelledError`` (so timeouts and task groups around it still work)
+    after leaving ``result`` as the partial result: see ``_keep_partial``.
     """
-    rng = rng or _rng_for(plan, ctx)
+    if result is None:
+        result = new_result(plan)
+    # Every call of the run, as it starts: a cancelled round never returns its responses, nor a
+    # cancelled judge call its own, and the partial result must still show them.
+    started_calls: list[Response] = []
+
+    def collect(event: EngineEvent) -> None:
+        if isinstance(event, CallStarted):
+            started_calls.append(event.response)
+
+    ctx.listeners.append(collect)
+    try:
+        return await _run_stages(plan, ctx, rng or _rng_for(plan, ctx), result, started_calls)
+    finally:
+        ctx.listeners.remove(collect)
+
+
+async def _run_stages(plan: FusionPlan, ctx: CallContext, rng: random.Random, result: FusionResult,
+                      started_calls: list[Response]) -> FusionResult:
     started = time.monotonic()
     loop = asyncio.get_running_loop()
     deadline_at = None if plan.deadline is None else loop.time() + plan.deadline
-    result = FusionResult(prompt=plan.prompt, mode=plan.mode, judge=plan.judge_id, pool=plan.pool,
-                          warnings=list(plan.warnings))
     emit(ctx.listeners, RunStarted(plan.prompt, plan.mode, plan.judge_id,
                                    tuple(m.label for m in plan.members), tuple(plan.pool)))
     try:
@@ -254,12 +300,29 @@ async def run_fusion(plan: FusionPlan, ctx: CallContext, *, rng: random.Random |
     except BaseException as exc:
         # An interrupt (CancelledError) or a setup error: late members must not outlive the run.
         await drain(ctx.pending, cancel=True)
-        reason = "cancelled" if isinstance(exc, asyncio.CancelledError) else f"{type(exc).__name__}: {exc}"
-        emit(ctx.listeners, RunStopped(reason))
+        cancelled = isinstance(exc, asyncio.CancelledError)
+        if cancelled:
+            _keep_partial(result, started_calls, time.monotonic() - started)
+        emit(ctx.listeners, RunStopped("cancelled" if cancelled else f"{type(exc).__name__}: {exc}"))
         raise
     result.wall_s = time.monotonic() - started
     emit(ctx.listeners, RunFinished(result))
     return result
+
+
+def _keep_partial(result: FusionResult, started_calls: Sequence[Response], wall_s: float) -> None:
+    """Turn ``result`` into what a cancelled run had: every call that started, with the text it had
+    streamed; those that had not finished ``cancelled``; no verdict; a warning that says so. Its
+    cancelled calls make it ``degraded``."""
+    calls = {id(r): r for r in (*result.responses, *result.judge_responses, *started_calls)}
+    for r in calls.values():
+        if is_running(r):  # run_call records its own cancellation; this covers a call stopped before that
+            r.status, r.error = CallState.CANCELLED.value, CallState.CANCELLED.value
+    ordered = sorted(calls.values(), key=lambda r: r.call_id)
+    result.responses = [r for r in ordered if r.role != "judge"]
+    result.judge_responses = [r for r in ordered if r.role == "judge"]
+    result.wall_s = wall_s
+    result.warnings.append(f"Interrupted after {wall_s:.1f} s: no verdict; the answers are what had arrived.")
 
 
 async def _judge(
@@ -291,8 +354,9 @@ async def _judge(
                 result.judge_responses.append(exc.response)
             verdict = vote(answers, mode=mode)
             verdict.fallback = True
-            verdict.notes.append(f"{exc}; fell back to a majority/consensus vote.")
-            verdict.reasoning = f"{exc}. Fell back to the vote: {verdict.reasoning}"
+            # The reason, said once: the judge call keeps its own status and full error on its Response
+            # (the ledger, the Judge tab), and the report's DEGRADED line names it in short.
+            verdict.reasoning = f"Fell back to a vote because {exc}. {verdict.reasoning}"
     result.verdict = verdict
     result.answer = verdict.answer
     emit(ctx.listeners, VerdictReady(verdict))

@@ -1,8 +1,10 @@
 """Projected cost of a run before any call: ``--estimate`` prints it, ``--budget`` enforces it.
 
-Input tokens are estimated as characters / 4 (a common rule of thumb for English); output tokens as
-each call's ``max_tokens`` cap, so the projection is an upper bound on output. A model without a
-known price makes the total unknown, and ``--budget`` then refuses rather than guess.
+Input tokens are estimated as characters / 4 (a common rule of thumb for English) of the text each
+call will send: the prompt for HTTP models, the whole few-shot document for the local model (which
+wraps even "hi" in about a hundred tokens of examples). Output tokens are each call's ``max_tokens``
+cap, so the projection is an upper bound on output. A model without a known price makes the total
+unknown, and ``--budget`` then refuses rather than guess.
 
     est = estimate(plan)
     est.total_usd, est.frame
@@ -13,9 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .engine import FusionPlan, member_max_tokens
+from .engine import FusionPlan, member_max_tokens, member_request
 from .errors import BudgetError
+from .pool import Member
 from .pricing import approx_tokens, price_for
+from .providers._fewshot import build_prompt
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,6 +52,7 @@ class Estimate:
 
 
 def estimate(plan: FusionPlan) -> Estimate:
+    """Project every call of ``plan`` (members, debate rounds, judge) without making any."""
     prices = dict(plan.settings.prices)
     prompt_tokens = approx_tokens(plan.prompt + (plan.system or ""))
     rows: list[dict[str, object]] = []
@@ -56,8 +61,9 @@ def estimate(plan: FusionPlan) -> Estimate:
     for m in plan.members:
         out = member_max_tokens(plan, m)
         total_out += out
+        first = _local_input_tokens(plan, m) if m.target.is_local else prompt_tokens
         # A debate round re-sends the question, the member's answer and the others' answers.
-        inp = prompt_tokens * n_member_calls + (n_member_calls - 1) * out * len(plan.members)
+        inp = first * n_member_calls + (n_member_calls - 1) * out * len(plan.members)
         rows.append(_row(m.target.model_id, f"member {m.label}", n_member_calls, inp, out * n_member_calls, prices))
     if plan.judge is not None:
         factor = 2 if plan.mode == "debate" else 1
@@ -67,6 +73,12 @@ def estimate(plan: FusionPlan) -> Estimate:
     costs = [r["est_cost_usd"] for r in rows]
     total = None if unknown else sum(c for c in costs if isinstance(c, float))
     return Estimate(rows, total, unknown)
+
+
+def _local_input_tokens(plan: FusionPlan, member: Member) -> int:
+    """A local member's first call sends the few-shot document its provider builds around the prompt
+    (``LocalProvider`` uses the same ``build_prompt``), so count that text, not the bare prompt."""
+    return approx_tokens(build_prompt(member_request(plan, member)))
 
 
 def _row(model: str, role: str, calls: int, inp: int, out: int,

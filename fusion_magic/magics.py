@@ -1,8 +1,9 @@
 """The IPython face: ``%%fuse`` (cell) and ``%fuse list|rejudge|help`` (line). Thin on purpose:
 parse the line, build a plan, run it through the one bridge, show the view, return the result.
 
-Only this module turns our errors into IPython's one-line ``UsageError`` (set
-``FUSION_MAGIC_RAISE_ERRORS=1`` to see the real exception and traceback instead).
+Only this module turns our errors into IPython's one-line ``UsageError``, and an interrupt into one
+line saying what was kept (set ``FUSION_MAGIC_RAISE_ERRORS=1`` to see the real exception and traceback
+instead).
 
     %load_ext fusion_magic
     %config FusionMagics.pool = ["openrouter:openai/gpt-4o", "gemini:gemini-2.5-flash"]
@@ -13,6 +14,8 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,18 +25,40 @@ from traitlets import Dict, Enum, Float, Int, List, Unicode
 from traitlets.config import Configurable
 
 from . import _args
-from ._runner import get_runner
+from ._runner import Job, get_runner
 from .api import FusionJob, make_plan, run_plan
 from .calls import CallContext
-from .engine import rejudge
+from .engine import FusionPlan, new_result, rejudge
 from .errors import FusionError
 from .estimate import check_budget, estimate
 from .events import OffloadedListener
 from .listing import provider_listing
-from .result import FusionResult
+from .result import FusionResult, Response
 from .settings import CACHE_MODES, MODES, Settings, check_endpoints, parse_prices
+from .states import CallState, state_of, status_word
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FusionInterrupted(KeyboardInterrupt):
+    """A ``%%fuse`` cell stopped by an interrupt. Still a ``KeyboardInterrupt``, so the cell fails like
+    any interrupted cell ("Run All" stops there, nbclient raises), but IPython shows ``str(self)``, one
+    line saying what stopped and what was kept, instead of a traceback through the engine's threads.
+
+        try: shell.run_cell_magic("fuse", "-o r", "...")
+        except FusionInterrupted as exc: exc.partial   # also in r
+    """
+
+    def __init__(self, message: str, partial: FusionResult | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython's hook for exceptions that render themselves (ipyparallel's remote errors use it). It
+        # lives on the exception, so unlike set_custom_exc (one slot per shell, which another extension
+        # may take or IPython may drop) it needs no registering and works in terminal IPython, every
+        # kernel and nbclient alike; the kernel still reports the cell as failed, with this one line.
+        return [str(self)]
 
 
 def friendly_errors(method: F) -> F:
@@ -87,6 +112,9 @@ class FusionMagics(Magics, Configurable):
         self.shell.configurables.append(self)  # makes %config FusionMagics list and set our traits
         self.last: FusionResult | FusionJob | None = None
         self.last_view: Any = None
+        # Notices already printed by this shell's magics: a notice (which defaults were picked) is the
+        # same for every cell, so it is printed once per kernel.
+        self.notices_shown: set[str] = set()
 
     def settings(self) -> Settings:
         """Freeze the traits into the engine's settings (the engine never sees traitlets)."""
@@ -114,6 +142,9 @@ class FusionMagics(Magics, Configurable):
         if args.estimate:  # no call, so no key needed: see the cost before getting one
             return estimate(make_plan(prompt, self.settings(), require_keys=False, **args.engine_options()))
         plan = make_plan(prompt, self.settings(), cache=args.cache, **args.engine_options())
+        if plan.notice and plan.notice not in self.notices_shown:
+            self.notices_shown.add(plan.notice)
+            print(plan.notice)
         for warning in plan.warnings:
             print(warning)
         if args.budget is not None:
@@ -126,8 +157,24 @@ class FusionMagics(Magics, Configurable):
                 self.shell.push({args.out: job})
             print(f"Running in the background{f'; {args.out}.result() waits for it' if args.out else ''}.")
             return None
-        result = self._run(lambda client: run_plan(plan, client, listeners), listeners)
-        return self._finish(result, self.last_view is not None, args.out)
+        return self._finish(self._run_plan(plan, listeners, args.out), self.last_view is not None, args.out)
+
+    def _run_plan(self, plan: FusionPlan, listeners: list[OffloadedListener], out: str | None) -> FusionResult:
+        """Run the plan, blocking; an interrupt stores the partial result and ends in ``FusionInterrupted``."""
+        result = new_result(plan)  # filled in place: after an interrupt it is the partial result
+        started = time.monotonic()
+        job = get_runner().submit(lambda client: run_plan(plan, client, listeners, result))
+        try:
+            return self._wait(job, listeners)
+        except KeyboardInterrupt as exc:
+            self.last = result
+            if out:
+                self.shell.push({out: result})
+            if os.environ.get("FUSION_MAGIC_RAISE_ERRORS") == "1":
+                raise
+            line = interrupted_line(result, len(plan.members), time.monotonic() - started, out,
+                                    finished=job.done())
+            raise FusionInterrupted(line, result) from exc
 
     def _open_view(self) -> list[OffloadedListener]:
         """Show a live view when the frontend has widgets; return the listeners that feed it."""
@@ -143,11 +190,12 @@ class FusionMagics(Magics, Configurable):
         return [OffloadedListener(self.last_view.handle)]
 
     @staticmethod
-    def _run(make: Callable[[Any], Any], listeners: list[OffloadedListener]) -> FusionResult:
-        """Block on the engine (interruptible), then let the view catch up before the cell ends, so
-        nbclient and nbval see its final state."""
+    def _wait(job: Job, listeners: list[OffloadedListener]) -> FusionResult:
+        """Block on the engine (interruptible: an interrupt cancels the run and waits for it to unwind),
+        then let the view catch up before the cell ends, so nbclient and nbval see its final state."""
         try:
-            return get_runner().run(make)
+            result: FusionResult = job.result()
+            return result
         finally:
             for listener in listeners:
                 listener.flush()
@@ -185,14 +233,40 @@ class FusionMagics(Magics, Configurable):
             ctx = CallContext(client=client, settings=settings, listeners=list(listeners))
             return await rejudge(source, settings, ctx, mode=ns.mode, judge=ns.judge)
 
-        return self._finish(self._run(go, listeners), self.last_view is not None, ns.out)
+        started = time.monotonic()
+        try:
+            result = self._wait(get_runner().submit(go), listeners)
+        except KeyboardInterrupt as exc:
+            if os.environ.get("FUSION_MAGIC_RAISE_ERRORS") == "1":
+                raise
+            raise FusionInterrupted(f"fusion_magic: rejudge interrupted after {time.monotonic() - started:.1f} s; "
+                                    "the earlier result is unchanged") from exc
+        return self._finish(result, self.last_view is not None, ns.out)
 
-FUSE_DOC = (
-    _args.FUSE_HELP
-    + "\nLine magic:\n  %fuse list                       providers, which keys are set, known models and prices"
-    + "\n  %fuse rejudge [-m MODE] [-j ID] [NAME]  judge the last result again (late answers included),"
-    + " no pool call\n  %fuse help                       this text\n"
-)
+
+def interrupted_line(partial: FusionResult, seats: int, seconds: float, out: str | None, *,
+                     finished: bool = True) -> str:
+    """The one line an interrupted cell shows: how long it ran, where each pool seat stood, where the
+    partial result went.
+
+    ``fusion_magic: interrupted after 2.3 s: 1 of 3 answers done, 2 cancelled; the partial result is in r``
+    """
+    kept = f"the partial result is in {out}" if out else "nothing stored (-o NAME keeps the partial result)"
+    if not finished:  # the run did not unwind within the runner's wait: it fills ``partial`` when it does
+        return f"fusion_magic: interrupted after {seconds:.1f} s; the calls are still stopping; {kept}"
+    latest: dict[str, Response] = {}
+    for r in partial.responses:  # in call order, so a seat's last debate round wins
+        latest[r.label or r.model] = r
+    states = Counter(state_of(r) for r in latest.values())
+    done, failed = states[CallState.DONE], states[CallState.FAILED]
+    cancelled = seats - done - failed  # a seat whose call never started is cancelled too
+    parts = [f"{done} of {seats} answer{'s' if seats != 1 else ''} {CallState.DONE}"]
+    parts += [f"{n} {word}" for n, word in ((failed, CallState.FAILED), (cancelled, CallState.CANCELLED)) if n]
+    parts += [f"judge {status_word(j)}" for j in partial.judge_responses]
+    return f"fusion_magic: interrupted after {seconds:.1f} s: {', '.join(parts)}; {kept}"
+
+
+FUSE_DOC = _args.FUSE_HELP
 FusionMagics.fuse.__doc__ = FUSE_DOC
 
 

@@ -14,7 +14,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from fusion_magic.errors import MissingKeyError
 from fusion_magic.estimate import Estimate
-from fusion_magic.magics import FusionMagics
+from fusion_magic.magics import FusionInterrupted, FusionMagics
+from fusion_magic.providers import local
 from fusion_magic.result import FusionResult
 from fusion_magic.testing import Emulator, Fault, ModelScript
 
@@ -249,8 +250,59 @@ def test_an_interrupted_view_says_it_stopped(shell: InteractiveShell, emulator_e
     magics.view = "widgets"
     emulator_env.script("hx", ModelScript(faults=[Fault("hang")]))
     threading.Timer(0.5, _thread.interrupt_main).start()
-    with pytest.raises(KeyboardInterrupt):
-        shell.run_cell_magic("fuse", "-p openai:hx,openai:hx -j vote", "never answered")
+    with pytest.raises(FusionInterrupted, match="0 of 2 answers done, 2 cancelled; the partial result is in r"):
+        shell.run_cell_magic("fuse", "-p openai:hx,openai:hx -j vote -o r", "never answered")
     view = magics.last_view
     assert "stopped: cancelled" in view.status.value
     assert all(p.status == "cancelled" for p in view.members.values())
+    assert [x.status for x in shell.user_ns["r"].responses] == ["cancelled", "cancelled"]
+
+
+@pytest.mark.parametrize("line", ["-p openai:a,local:gemma3 -j vote", "-p local:/no/such/model.gguf -j vote",
+                                  "-p openai:a,openai:b -j local:gemma3"])
+def test_an_unknown_local_model_is_refused_before_anything_starts(
+    shell: InteractiveShell, emulator_env: Emulator, capsys: pytest.CaptureFixture[str], line: str
+) -> None:
+    with pytest.raises(UsageError) as info:
+        shell.run_cell_magic("fuse", line, "hi")
+    message = str(info.value)
+    assert type(info.value) is UsageError and "\n" not in message
+    assert "local:gemma3-270m" in message and "local:/path/to/model.gguf" in message  # the valid forms
+    assert emulator_env.requests == []
+    assert local.current_worker("gemma3") is None and local.current_worker("/no/such/model.gguf") is None
+    assert capsys.readouterr() == ("", "")  # no "fusing ..." or "judging ..." line before the error
+
+
+def test_estimate_counts_the_local_models_few_shot_prompt(shell: InteractiveShell) -> None:
+    est = shell.run_cell_magic("fuse", "-p local:gemma3-270m --self 2 -j vote --estimate", "hi")
+    estimated = est.rows[0]["est_input_tokens"]
+    r = shell.run_cell_magic("fuse", "-p local:gemma3-270m --self 2 -j vote --max-tokens 2", "hi")
+    sent = r.responses[0]
+    assert sent.tokens_source == "reported"  # llama.cpp's own count of the prompt it was sent
+    assert sent.input_tokens is not None and sent.input_tokens > 50
+    assert isinstance(estimated, int) and abs(estimated - sent.input_tokens) <= 0.2 * sent.input_tokens
+    # HTTP members keep characters / 4 of the prompt itself
+    http = shell.run_cell_magic("fuse", "-p openai:gpt-4o,openai:gpt-4o -j vote --estimate", "hi")
+    assert http.rows[0]["est_input_tokens"] == 1
+
+
+def test_the_no_key_notice_is_printed_once_per_kernel(shell: InteractiveShell,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    magics = magics_of(shell)
+    magics.notices_shown.clear()  # as in a fresh kernel
+    magics.max_tokens = 2
+    first = shell.run_cell_magic("fuse", "", "What is 2+2?")
+    second = shell.run_cell_magic("fuse", "", "What is 3+3?")
+    printed = capsys.readouterr()
+    assert (printed.out + printed.err).count("No API key set") == 1
+    assert first.pool == ["local:gemma3-270m"] * 3 and first.judge == "vote"
+    # the result's report does not repeat the notice printed above
+    for r in (first, second):
+        assert not any("No API key" in w for w in r.warnings) and "No API key" not in r.to_text()
+
+
+def test_the_python_api_keeps_the_notice_in_the_result() -> None:
+    import fusion_magic
+
+    r = fusion_magic.fuse("What is 2+2?", max_tokens=2)
+    assert r.warnings and r.warnings[0].startswith("No API key set: using the offline pool")

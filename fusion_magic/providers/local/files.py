@@ -1,5 +1,6 @@
 """Where the local model's GGUF file comes from: pure Python, no llama.cpp (safe to import anywhere).
 
+    check_model("gemma3-270m")                # plan time: a name we can serve? (cheap, builds nothing)
     path = model_path("gemma3-270m")          # the bundled model, assembled once per machine
     path = model_path("/models/qwen.gguf")    # any other GGUF file
 """
@@ -34,6 +35,25 @@ def check_installed(model: str) -> None:
             found = False
         if not found:
             raise ConfigError(INSTALL_HINT)
+
+
+VALID_FORMS = f"local:{DEFAULT_MODEL} (the bundled model) or local:/path/to/model.gguf (an existing file)"
+
+
+def check_model(name: str, *, need_file: bool = True) -> None:
+    """Raise ``ConfigError`` now unless ``name`` is a ``local:`` model we can serve: the bundled model or
+    an existing ``.gguf`` file (any ``.gguf`` path with ``need_file=False``, for a run that will not load
+    it). Cheap on purpose (a string compare or one ``stat``): it runs when a run is planned, before any
+    worker starts, and never assembles the bundled file.
+    """
+    if name == DEFAULT_MODEL:
+        return
+    if name.endswith(".gguf"):
+        path = Path(name).expanduser()
+        if need_file and not path.is_file():
+            raise ConfigError(f"no GGUF file at {path}: use {VALID_FORMS}")
+        return
+    raise ConfigError(f"unknown local model {name!r}: use {VALID_FORMS}")
 
 
 def model_dir() -> Path:
@@ -86,10 +106,16 @@ def model_path(name: str) -> Path:
         if not path.is_file():
             raise BadRequestError(f"no GGUF file at {path}", provider="local", model=name)
         return path
-    raise BadRequestError(
-        f"unknown local model {name!r}: use local:{DEFAULT_MODEL} or local:/path/to/model.gguf",
-        provider="local", model=name,
-    )
+    raise BadRequestError(f"unknown local model {name!r}: use {VALID_FORMS}", provider="local", model=name)
 
 
-__all__ = ["DEFAULT_MODEL", "INSTALL_HINT", "bundled_gguf", "check_installed", "model_dir", "model_path"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "INSTALL_HINT",
+    "VALID_FORMS",
+    "bundled_gguf",
+    "check_installed",
+    "check_model",
+    "model_dir",
+    "model_path",
+]

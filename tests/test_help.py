@@ -1,0 +1,62 @@
+"""%fuse help, %fuse? and %%fuse?: a short text that starts with the usage, one line per option, three
+examples; none of IPython's argparse decorations (``::``, ``%%%``, ``<{a,b}>``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from fusion_magic._args import FUSE_HELP, FUSE_PARSER
+
+
+def help_printed(shell: InteractiveShell, capsys: pytest.CaptureFixture[str], cell: str) -> str:
+    capsys.readouterr()
+    outcome = shell.run_cell(cell)
+    assert outcome.success
+    return capsys.readouterr().out
+
+
+def test_help_text_is_short_and_plain() -> None:
+    assert FUSE_HELP.startswith("Usage: %%fuse [options]")
+    for decoration in ("::", "%%%", "<{", "{best-of,merge,debate}"):
+        assert decoration not in FUSE_HELP
+    assert len(FUSE_HELP.splitlines()) <= 40 and max(len(line) for line in FUSE_HELP.splitlines()) <= 100
+
+
+def test_every_option_has_one_line() -> None:
+    lines = FUSE_HELP.splitlines()
+    for action in FUSE_PARSER._actions:
+        listed = ", ".join(action.option_strings)  # "-p, --pool"
+        matching = [line for line in lines if line.startswith(f"  {listed} ")]
+        assert len(matching) == 1, listed
+
+
+def test_three_examples() -> None:
+    examples = FUSE_HELP.split("Examples:\n", 1)[1]
+    assert [line.strip() for line in examples.splitlines() if line.startswith("  %")] == [
+        "%%fuse -p openai:gpt-4o,anthropic:claude-sonnet-4-5 -j vote -o r",
+        "%%fuse -p local:gemma3-270m --self 5 -j vote",
+        "%fuse rejudge -m merge -j openrouter:openai/gpt-4o",
+    ]
+
+
+@pytest.mark.parametrize("cell", ["%fuse help", "%fuse", "%fuse?", "%%fuse?"])
+def test_every_help_form_shows_the_text(shell: InteractiveShell, capsys: pytest.CaptureFixture[str],
+                                        cell: str) -> None:
+    # "%%fuse?" is what a notebook cell sends; terminal IPython waits for a cell body after any %%
+    # line, so the README documents %fuse? and %fuse help, which work everywhere.
+    shown = help_printed(shell, capsys, cell)
+    assert "Usage: %%fuse [options]" in shown and "Examples:" in shown
+    assert "::" not in shown and "%%%" not in shown
+
+
+def test_terminal_ipython_treats_the_documented_forms_as_complete(shell: InteractiveShell) -> None:
+    for form in ("%fuse?", "%fuse help"):
+        assert shell.input_transformer_manager.check_complete(form)[0] == "complete"
+
+
+def test_readme_documents_a_form_that_works() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert "`%fuse?` or `%fuse help` shows the help" in readme and "%%fuse?" not in readme
