@@ -101,32 +101,34 @@ reasoning:
 ========================================================================
 Answers (2)
 ========================================================================
---- gpt-4o · openrouter:openai/gpt-4o · done ---
-12→4 tok · 0.90 s · $0.000070
+--- gpt-4o · openrouter:openai/gpt-4o ---
+done · 12→4 tok · 0.90 s · $0.000070
 Rayleigh scattering.
 
---- gemma3-270m #2 · local:gemma3-270m · failed: timeout: no answer within 30 s ---
-12→2 tok · 30.00 s · $0.000000
+--- gemma3-270m #2 · local:gemma3-270m ---
+failed: timeout: no answer within 30 s · 12→2 tok · 30.00 s · $0.000000
 The sk
 
 ========================================================================
 Cost & latency
 ========================================================================
-model                        role                   round  status   late  tries  ttft s  latency s  in tok  out tok    cost $  source    error
----------------------------  ---------------------  -----  -------  ----  -----  ------  ---------  ------  -------  --------  --------  ---------------------
-openrouter:openai/gpt-4o     member gpt-4o              0  ok                 1    0.31       0.90      12        4  0.000070  provider
-local:gemma3-270m            member gemma3-270m #2      0  timeout            1    0.05      30.00      12        2  0.000000  local     no answer within 30 s
-anthropic:claude-sonnet-4-5  judge                      0  ok                 1    0.40       1.10     200       30  0.001050  provider
-TOTAL                        3 calls                       2 ok               3       -      31.50     224       36  0.001120  sum
-overhead                     wall - critical path                             -       -       0.40       -        -  0.000000
+call             status   tries  ttft s  latency s  in tok  out tok    cost $  source
+---------------  -------  -----  ------  ---------  ------  -------  --------  --------
+gpt-4o           ok           1    0.31       0.90      12        4  0.000070  provider
+gemma3-270m #2   timeout      1    0.05      30.00      12        2  0.000000  local
+  error: no answer within 30 s
+judge            ok           1    0.40       1.10     200       30  0.001050  provider
+TOTAL (3 calls)  2 ok         3       -      31.50     224       36  0.001120  sum
+overhead                      -       -       0.40       -        -  0.000000
+overhead: wall time minus the critical path (the slowest member of each round, plus the judge)
 
 ========================================================================
 Warnings
 ========================================================================
 - one member failed; the judge saw 1 answer
 
-DEGRADED: 1 member call failed: gemma3-270m #2 (timeout: no answer within 30 s)
-"""  # noqa: E501
+DEGRADED: 1 member call failed: gemma3-270m #2 (timeout: no answer within 30 s).
+"""
 
 
 def test_text_report_layout_is_stable() -> None:
@@ -143,7 +145,7 @@ def test_text_report_sections_come_in_order() -> None:
     assert "labels:    Answer A = openrouter:openai/gpt-4o (gpt-4o)" in text
     assert "           Answer B = ollama:llama3.2 (llama3.2)" in text
     assert "notes:     candidate B contained markup" in text
-    assert "--- slowpoke · gemini:gemini-2.5-pro · late, done ---" in text
+    assert "--- slowpoke · gemini:gemini-2.5-pro ---\nlate, done · 12→4 tok" in text
     assert "12→4 tok · 0.90 s · cost ?" in text  # an unknown price is never shown as $0
     assert "DEGRADED" not in text  # a late member is not a failure
     lines = text.splitlines()
@@ -153,12 +155,13 @@ def test_text_report_sections_come_in_order() -> None:
 def test_text_report_ledger_has_a_row_per_call_and_totals() -> None:
     text = text_report(hostile_result())
     table = text[text.index("Cost & latency") : text.index("Warnings")].splitlines()
-    rows = [line for line in table if line.startswith(("openrouter:", "ollama:", "gemini:", JUDGE, "TOTAL"))]
+    rows = [line for line in table if line.startswith(("gpt-4o ", "llama3.2 ", "slowpoke ", "judge ", "TOTAL "))]
     assert len(rows) == 5
+    assert rows[2].split()[:3] == ["slowpoke", "ok,", "late"]  # the late flag joins the status
     total = rows[-1].split()
-    assert total[:5] == ["TOTAL", "4", "calls", "4", "ok"]
+    assert total[:5] == ["TOTAL", "(4", "calls)", "4", "ok"]
     assert "?" in total  # total cost unknown because one price is
-    assert "unknown (a price is missing)" in rows[-1]
+    assert "unknown (a price is missing)" in " ".join(" ".join(table).split())  # wrapped in its cell
 
 
 def test_text_report_degraded_line_names_every_failure() -> None:
@@ -167,12 +170,14 @@ def test_text_report_degraded_line_names_every_failure() -> None:
     result.judge_responses[0].error = "HTTP 529 overloaded\nretry later"
     assert result.verdict is not None
     result.verdict.fallback = True
-    line = text_report(result).splitlines()[-1]
-    assert line == (
+    summary = degraded_summary(result)
+    assert summary == (
         "DEGRADED: 1 member call failed: gemma3-270m #2 (timeout: no answer within 30 s); "
-        f"judge {JUDGE} failed (server: HTTP 529 overloaded); "
-        "the verdict is a fallback (majority vote), not the judge's"
+        f"judge {JUDGE} failed (server: HTTP 529 overloaded), so a vote chose the answer."
     )
+    text = text_report(result)
+    tail = " ".join(line.strip() for line in text[text.index("DEGRADED") :].splitlines())
+    assert tail == summary  # wrapped at the report's width, word for word the same sentence
     assert degraded_summary(hostile_result()) is None
 
 
@@ -192,8 +197,8 @@ def test_text_report_of_debate_rounds_and_missing_verdict() -> None:
     result = FusionResult(prompt="Why?", mode="debate", judge=JUDGE, pool=["a", "b"], responses=rounds)
     text = text_report(result)
     assert "Answers (2)" in text
-    assert text.index("gpt-4o · openrouter:openai/gpt-4o · round 0") < text.index("Blue, I think.")
-    assert text.index("round 1 · done") < text.index("Blue: Rayleigh")
+    assert text.index("gpt-4o · openrouter:openai/gpt-4o · round 0 ---") < text.index("Blue, I think.")
+    assert text.index("round 1 ---\ndone · ") < text.index("Blue: Rayleigh")
     assert "Judge\n" + "=" * 72 + "\nno verdict" in text
     assert "(no answer)" in text
 

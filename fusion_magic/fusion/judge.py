@@ -23,6 +23,7 @@ from ..calls import CallContext, Target, run_call
 from ..errors import FusionError
 from ..providers.base import ChatRequest, Message
 from ..result import Response, Verdict
+from ..states import failure_detail
 from . import best_of, merge
 
 JUDGE_SYSTEM = (
@@ -34,7 +35,13 @@ JUDGE_SYSTEM = (
 
 
 class JudgeFailed(FusionError):
-    """The judge call failed or its verdict could not be read; the engine falls back to a vote."""
+    """The judge call failed or its verdict could not be read; the engine falls back to a vote.
+
+    The message is the reason as a clause that completes "fell back to a vote because ...", without
+    the judge's id or the error's ``provider:model kind:`` prefix (the reader already sees which judge it
+    was): ``the judge's call failed (timeout: no answer within 30 s)``. ``response`` is the judge call,
+    when there was one: its status and full error stay there.
+    """
 
     def __init__(self, message: str, response: Response | None = None) -> None:
         super().__init__(message)
@@ -128,17 +135,17 @@ async def judge_call(
 ) -> tuple[Verdict, Response]:
     """Ask the judge; return its verdict and the call's Response. Raises JudgeFailed on any failure."""
     if not candidates:
-        raise JudgeFailed("no successful answer to judge")
+        raise JudgeFailed("there was no answer to judge")
     request = judge_request(target, mode, question, candidates, max_tokens=max_tokens)
     response = await run_call(target, request, ctx=ctx, role="judge", timeout=timeout)
     if not response.ok:
-        raise JudgeFailed(f"judge {target.model_id} failed: {response.error}", response)
+        raise JudgeFailed(f"the judge's call failed ({failure_detail(response)})", response)
     labels = {c.label: c.response for c in candidates}
     module = best_of if mode == "best-of" else merge
     try:
         verdict = module.read_verdict(response.text, labels, judge=target.model_id, mode=mode)
     except ValueError as exc:
-        raise JudgeFailed(f"judge {target.model_id} gave no usable verdict: {exc}", response) from exc
+        raise JudgeFailed(f"the judge gave no usable verdict ({exc})", response) from exc
     verdict.raw = response.text
     verdict.labels = {f"Answer {k}": v.model + (f" ({v.label})" if v.label else "") for k, v in labels.items()}
     return verdict, response

@@ -350,7 +350,7 @@ class JudgePane(_StreamingPane):
         self.mode = self.mode or verdict.mode
         self.state = "decided"
         self._render_info()
-        self.decision.value = "<h4>Verdict</h4>" + verdict_html(verdict)
+        self.decision.value = "<h4>Verdict</h4>" + verdict_html(verdict, self.judge)
 
     def _render_info(self) -> None:
         self.info.value = (
