@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from .ledger import with_totals
 from .result import Response
-from .states import failure_detail, status_word
+from .states import CallState, failure_detail, state_of, status_word
 from .view.sanitize import escape_markdown, escape_text, neutralize_markdown, render_markdown
 
 if TYPE_CHECKING:
@@ -123,12 +123,18 @@ def degraded_summary(result: FusionResult) -> str | None:
     if not result.degraded:
         return None
     parts: list[str] = []
-    failed = result.failed
+    # Cancelled is not a failure of the model (the user stopped the run): said apart, without a reason.
+    cancelled = [r for r in result.failed if state_of(r) is CallState.CANCELLED]
+    failed = [r for r in result.failed if state_of(r) is not CallState.CANCELLED]
     if failed:
         names = ", ".join(f"{_who(r)} ({_reason(r)})" for r in failed)
         parts.append(f"{len(failed)} member call{'s' if len(failed) != 1 else ''} failed: {names}")
+    if cancelled:
+        names = ", ".join(_who(r) for r in cancelled)
+        parts.append(f"{len(cancelled)} member call{'s' if len(cancelled) != 1 else ''} cancelled: {names}")
     judge_failed = [j for j in result.judge_responses if not j.ok]
-    parts += [f"judge {j.model} failed ({_reason(j)})" for j in judge_failed]
+    parts += [f"judge {j.model} cancelled" if state_of(j) is CallState.CANCELLED
+              else f"judge {j.model} failed ({_reason(j)})" for j in judge_failed]
     if result.verdict is not None and result.verdict.fallback:
         if judge_failed:
             parts[-1] += ", so a vote chose the answer"

@@ -91,6 +91,8 @@ def status_word(r: Response) -> str:
 def failure_detail(r: Response) -> str:
     """``<kind>: <message>`` for a failed call, the message without the ``provider:model kind:`` prefix
     that ``str(ProviderError)`` puts in ``r.error`` (the reader already sees which call it is)."""
+    if state_of(r) is CallState.CANCELLED:
+        return "cancelled"  # its error only repeats that (the run was interrupted or cancelled)
     message = _first_line(r.error)
     # r.error is "provider:model[ HTTP n]: kind: message"; keep "HTTP n" when there is one.
     match = _PREFIX.match(message)

@@ -142,3 +142,14 @@ def test_an_interrupted_rejudge_keeps_the_earlier_result(
         shell.run_line_magic("fuse", "rejudge -m merge -j anthropic:judge")
     assert shell.user_ns["r"] is earlier and magics_of(shell).last is earlier and earlier.answer == "4"
     capsys.readouterr()
+
+
+def test_the_partial_result_says_cancelled_not_failed(shell: InteractiveShell, emulator_env: Emulator) -> None:
+    emulator_env.script("fast", ModelScript(reply="Paris."))
+    emulator_env.script("hangs", ModelScript(faults=[Fault("hang")]))
+    threading.Timer(1.0, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        shell.run_cell_magic("fuse", "-p openai:fast,anthropic:hangs -j vote -o r", "Capital of France?")
+    text = shell.user_ns["r"].to_text()
+    assert "1 member call cancelled: hangs" in text and "failed" not in text.split("DEGRADED", 1)[-1]
+    assert "cancelled: cancelled" not in text and "stopped before it finished" not in text.split("Answers")[0]
