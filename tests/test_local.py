@@ -4,6 +4,7 @@ test run), including what happens when that process dies."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -194,7 +195,9 @@ def test_event_loop_stays_live_while_generating() -> None:
     assert len(set(ticks_at_delta)) >= 5, ticks_at_delta
 
 
-async def _read_some_then_stop(stream: AsyncIterator[ProviderEvent], how: str) -> None:
+async def _read_some_then_stop(stream: AsyncIterator[ProviderEvent], how: str,
+                               on_first: Callable[[], None] = lambda: None) -> None:
+    """Consume until text arrives (calling ``on_first`` then), then close the stream or cancel its task."""
     if how == "aclose":
         seen = 0
         async for event in stream:
@@ -207,7 +210,8 @@ async def _read_some_then_stop(stream: AsyncIterator[ProviderEvent], how: str) -
 
     async def consume() -> None:
         async for event in stream:
-            if isinstance(event, TextDelta):
+            if isinstance(event, TextDelta) and not first.is_set():
+                on_first()
                 first.set()
 
     task = asyncio.create_task(consume())
@@ -298,22 +302,9 @@ def test_a_worker_stuck_in_native_code_is_killed_after_a_cancel(monkeypatch: pyt
     monkeypatch.setattr(client, "CANCEL_GRACE_S", 0.5)
     stuck = worker()
 
-    async def main() -> None:
-        first = asyncio.Event()
-
-        async def consume() -> None:
-            async for event in local.LocalProvider().stream(counting(max_tokens=400)):
-                if isinstance(event, TextDelta) and not first.is_set():
-                    os.kill(stuck.pid, signal.SIGSTOP)  # frozen mid-generation, as a native deadlock would be
-                    first.set()
-
-        task = asyncio.create_task(consume())
-        await first.wait()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    run(main())
+    # Frozen mid-generation, as a native deadlock would be; then the cell is cancelled.
+    freeze = functools.partial(os.kill, stuck.pid, signal.SIGSTOP)
+    run(_read_some_then_stop(local.LocalProvider().stream(counting(max_tokens=400)), "cancel", on_first=freeze))
     assert stuck.wait_idle(10) and not stuck.alive and stuck.exit is not None and "SIGKILL" in stuck.exit
     again = fusion_magic.complete(LOCAL, "What is the capital of France?", temperature=0.0)
     assert again.status == "ok" and "Paris" in again.text and worker().pid != stuck.pid
