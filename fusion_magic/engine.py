@@ -37,10 +37,10 @@ from .fusion.debate import final_answers, run_debate
 from .fusion.judge import Candidate, JudgeFailed, anonymise, judge_call
 from .fusion.vote import vote
 from .pool import Member, run_round
+from .present.wording import CallState, is_running
 from .providers.base import ChatRequest, Message
 from .result import FusionResult, Response, Verdict
 from .settings import MODES, Settings
-from .states import CallState, is_running
 
 LOCAL_MAX_TOKENS = 128
 HTTP_MAX_TOKENS = 1024

@@ -33,9 +33,9 @@ from .errors import FusionError
 from .estimate import check_budget, estimate
 from .events import OffloadedListener
 from .listing import provider_listing
+from .present.wording import CallState, state_of, status_word
 from .result import FusionResult, Response
 from .settings import CACHE_MODES, MODES, Settings, check_endpoints, parse_prices
-from .states import CallState, state_of, status_word
 
 F = TypeVar("F", bound=Callable[..., Any])
 

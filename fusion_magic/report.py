@@ -28,15 +28,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from .ledger import with_totals
-from .result import Response
-from .states import CallState, failure_detail, state_of, status_word
-from .view.sanitize import escape_markdown, escape_text, neutralize_markdown, render_markdown
+from .present.sanitize import escape_markdown, escape_text, neutralize_markdown, render_markdown
+from .present.wording import CallState, describe_failure, failure_detail, state_of, status_word
 
 if TYPE_CHECKING:
     import pandas as pd
     from markdown_it import MarkdownIt
 
-    from .result import FusionResult, Verdict
+    from .result import FusionResult, Response, Verdict
 
 __all__ = [
     "degraded_summary",
@@ -560,7 +559,7 @@ def _row_error(model: object, status: object, error: object) -> str:
     if error is None or error is pd.NA or _isnan(error) or not str(error).strip():
         return ""
     kind = _plain(status)
-    detail = failure_detail(Response(model=_plain(model), status=kind, error=_plain(error)))
+    detail = describe_failure(kind, _plain(error))
     return "" if detail == kind else detail.removeprefix(f"{kind}: ")
 
 

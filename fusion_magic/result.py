@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+# The result renders itself through these; they know result types only as type hints, so this is no circle.
+from .ledger import ledger_frame
+from .report import html_report, markdown_report, text_report
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -144,8 +148,6 @@ class FusionResult:
     @property
     def ledger(self) -> pd.DataFrame:
         """One row per call, cost and latency included."""
-        from .ledger import ledger_frame
-
         return ledger_frame(self.calls)
 
     @property
@@ -154,14 +156,10 @@ class FusionResult:
 
     def to_markdown(self) -> str:
         """The whole run as Markdown: answer, verdict, each member, the ledger."""
-        from .report import markdown_report
-
         return markdown_report(self)
 
     def to_text(self) -> str:
         """The whole run as plain text, as shown in a terminal."""
-        from .report import text_report
-
         return text_report(self)
 
     def summary(self) -> str:
@@ -181,6 +179,4 @@ class FusionResult:
             # the stable summary line, once. Displaying the result later (``r`` in another cell) shows it all.
             self._shown_live = False
             return {"text/plain": self.summary()}
-        from .report import html_report
-
         return {"text/plain": self.to_text(), "text/html": html_report(self)}

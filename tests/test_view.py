@@ -26,10 +26,10 @@ from fusion_magic.events import (
     VerdictReady,
     emit,
 )
+from fusion_magic.present.sanitize import escape_text, neutralize_markdown, render_markdown
 from fusion_magic.report import html_report, text_report
 from fusion_magic.result import FusionResult, Response, Verdict
 from fusion_magic.view import FusionView, Pane
-from fusion_magic.view.sanitize import escape_text, neutralize_markdown, render_markdown
 from fusion_magic.view.tabs import MarkdownStream
 
 EVIL = "<img src=x onerror=alert(1)>"

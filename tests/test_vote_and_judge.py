@@ -7,7 +7,8 @@ import random
 import pytest
 
 from fusion_magic.fusion import best_of, merge
-from fusion_magic.fusion.judge import anonymise, parse_json_verdict
+from fusion_magic.fusion.judge import anonymise
+from fusion_magic.fusion.verdicts import parse_json_verdict
 from fusion_magic.fusion.vote import agree, extract_final, vote
 from fusion_magic.result import Response
 

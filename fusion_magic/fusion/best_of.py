@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..result import Response, Verdict
+from .verdicts import parse_json_verdict
 
 
 def schema(labels: Sequence[str]) -> dict[str, Any]:
@@ -33,8 +34,6 @@ _LOOSE = re.compile(r"(?i:winner|best answer)\W{0,3}(?i:is\W{0,3})?(?i:answer\s+
 
 def read_verdict(text: str, candidates: Mapping[str, Response], *, judge: str, mode: str) -> Verdict:
     """Parse the judge's choice; accepts "B", "Answer B" and prose like "Winner: B" when JSON is absent."""
-    from .judge import parse_json_verdict
-
     data = parse_json_verdict(text) or {}
     winner = str(data.get("winner", "")).strip()
     winner = re.sub(r"(?i)^answer\s+", "", winner).strip(" .()").upper()

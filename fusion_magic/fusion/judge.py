@@ -11,20 +11,17 @@ shown with their token counts and an instruction to ignore length and position; 
 
 from __future__ import annotations
 
-import json
 import random
-import re
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from ..calls import CallContext, Target, run_call
 from ..errors import FusionError
+from ..present.wording import failure_detail
 from ..providers.base import ChatRequest, Message
 from ..result import Response, Verdict
-from ..states import failure_detail
-from . import best_of, merge
+from .table import judge_style
 
 JUDGE_SYSTEM = (
     "You are an impartial expert judge. The answers below are anonymous and in random order. "
@@ -91,7 +88,7 @@ def render_candidates(candidates: Sequence[Candidate], *, debate: bool = False) 
 def judge_request(target: Target, mode: str, question: str, candidates: Sequence[Candidate],
                   *, max_tokens: int | None) -> ChatRequest:
     labels = [c.label for c in candidates]
-    module = best_of if mode == "best-of" else merge
+    module = judge_style(mode)
     debate = mode == "debate"
     user = (
         f"## Question\n{question.strip()}\n\n## Answers\n{render_candidates(candidates, debate=debate)}\n\n"
@@ -107,20 +104,6 @@ def judge_request(target: Target, mode: str, question: str, candidates: Sequence
     )
 
 
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
-
-
-def parse_json_verdict(text: str) -> dict[str, Any] | None:
-    """The verdict object from a judge's text: strict JSON, or the outermost {...} inside prose or a
-    ```json fence (judges without structured output wrap it)."""
-    for candidate in (text.strip(), *(_JSON_OBJECT.findall(text))):
-        try:
-            value = json.loads(candidate)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
 
 
 async def judge_call(
@@ -141,7 +124,7 @@ async def judge_call(
     if not response.ok:
         raise JudgeFailed(f"the judge's call failed ({failure_detail(response)})", response)
     labels = {c.label: c.response for c in candidates}
-    module = best_of if mode == "best-of" else merge
+    module = judge_style(mode)
     try:
         verdict = module.read_verdict(response.text, labels, judge=target.model_id, mode=mode)
     except ValueError as exc:

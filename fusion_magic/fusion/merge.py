@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..result import Response, Verdict
+from .verdicts import parse_json_verdict
 
 
 def schema(labels: Sequence[str]) -> dict[str, Any]:
@@ -33,8 +34,6 @@ def instructions(labels: Sequence[str], *, debate: bool = False) -> str:
 
 def read_verdict(text: str, candidates: Mapping[str, Response], *, judge: str, mode: str) -> Verdict:
     """Parse the synthesis; a judge that ignored the format but wrote prose still counts as the answer."""
-    from .judge import parse_json_verdict
-
     data = parse_json_verdict(text)
     if data is None:
         if not text.strip():

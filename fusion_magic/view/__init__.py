@@ -1,4 +1,4 @@
-"""The view layer: widgets for a live run, and the sanitizer every model-written string goes through.
+"""The view layer: widgets for a live run (model text reaches them only through ``present.sanitize``).
 
 It only consumes engine events and result objects; it knows nothing of HTTP or providers.
 
@@ -9,8 +9,6 @@ It only consumes engine events and result objects; it knows nothing of HTTP or p
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-
-from .sanitize import escape_text, neutralize_markdown, render_markdown
 
 if TYPE_CHECKING:
     from .tabs import FusedPane, JudgePane, LedgerPane, MemberPane, Pane
@@ -23,9 +21,6 @@ __all__ = [
     "LedgerPane",
     "MemberPane",
     "Pane",
-    "escape_text",
-    "neutralize_markdown",
-    "render_markdown",
 ]
 
 _LAZY = {
@@ -39,8 +34,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: report.py imports view.sanitize, and the widget modules import report.py; importing them
-    # here eagerly would be circular, and ipywidgets is a slow import a text-only user never needs.
+    # Lazy: ipywidgets is a slow import that a terminal or script user never needs.
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

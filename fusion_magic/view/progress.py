@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from ..events import CallFinished, EngineEvent, JudgeStarted, RunFinished, RunStarted, RunStopped
-from ..states import status_word
+from ..present.wording import status_word
 
 
 class ProgressPrinter:

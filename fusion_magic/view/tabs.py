@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from ..ledger import ledger_frame, with_totals
+from ..present.sanitize import escape_text, render_markdown
+from ..present.wording import colour, state_of, status_word
 from ..report import figures, ledger_html, verdict_html
-from ..states import colour, state_of, status_word
-from .sanitize import escape_text, render_markdown
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -27,9 +27,9 @@ from ..events import (
     RunStopped,
     VerdictReady,
 )
+from ..present.sanitize import escape_text
+from ..present.wording import is_running
 from ..report import degraded_summary, html_report, text_report
-from ..states import is_running
-from .sanitize import escape_text
 from .tabs import CallKey, FusedPane, JudgePane, LedgerPane, MemberPane, Pane, call_key
 
 if TYPE_CHECKING:

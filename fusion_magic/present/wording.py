@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .result import Response
+    from ..result import Response
 
 
 class CallState(StrEnum):
@@ -91,14 +91,19 @@ def status_word(r: Response) -> str:
 def failure_detail(r: Response) -> str:
     """``<kind>: <message>`` for a failed call, the message without the ``provider:model kind:`` prefix
     that ``str(ProviderError)`` puts in ``r.error`` (the reader already sees which call it is)."""
-    if state_of(r) is CallState.CANCELLED:
+    return describe_failure(r.status, r.error)
+
+
+def describe_failure(status: str, error: str | None) -> str:
+    """``failure_detail`` from a call's raw status and error (a ledger row has no record at hand)."""
+    if _RAW.get(status) is CallState.CANCELLED:
         return "cancelled"  # its error only repeats that (the run was interrupted or cancelled)
-    message = _first_line(r.error)
-    # r.error is "provider:model[ HTTP n]: kind: message"; keep "HTTP n" when there is one.
+    message = _first_line(error)
+    # The error is "provider:model[ HTTP n]: kind: message"; keep "HTTP n" when there is one.
     match = _PREFIX.match(message)
-    if match and match.group("kind") == r.status:
+    if match and match.group("kind") == status:
         message = (f"HTTP {match.group('http')}: " if match.group("http") else "") + message[match.end():]
-    return f"{r.status}: {message}" if message else r.status
+    return f"{status}: {message}" if message else status
 
 
 def colour(r: Response) -> str:
@@ -110,4 +115,13 @@ def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
 
 
-__all__ = ["LATE_COLOUR", "CallState", "colour", "failure_detail", "is_running", "state_of", "status_word"]
+__all__ = [
+    "LATE_COLOUR",
+    "CallState",
+    "colour",
+    "describe_failure",
+    "failure_detail",
+    "is_running",
+    "state_of",
+    "status_word",
+]
