@@ -5,14 +5,14 @@
     Why is the sky blue?
 
 The same from Python: ``fusion_magic.fuse(prompt, pool=[...])`` or ``await fusion_magic.afuse(...)``;
-one model: ``fusion_magic.complete(model_id, prompt)``.
+judge again: ``fusion_magic.rejudge(result, mode="merge")``; one model: ``fusion_magic.complete(model_id, prompt)``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .api import FusionJob, acomplete, afuse, complete, fuse
+from .api import FusionJob, acomplete, afuse, arejudge, complete, fuse, rejudge
 from .result import FusionResult, Response, Verdict
 from .settings import Settings
 
@@ -26,9 +26,11 @@ __all__ = [
     "Verdict",
     "acomplete",
     "afuse",
+    "arejudge",
     "complete",
     "fuse",
     "load_ipython_extension",
+    "rejudge",
     "unload_ipython_extension",
 ]
 

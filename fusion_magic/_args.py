@@ -59,7 +59,7 @@ FUSE_PARSER = _fuse_parser()
 # and wraps choices in angle brackets. tests/test_help.py checks that every option of the parser is here.
 FUSE_HELP = """\
 Usage: %%fuse [options]          the cell below is the prompt; {name} inserts a notebook variable
-       %fuse list | rejudge [-m MODE] [-j ID] [-o NAME] [NAME] | help
+       %fuse list | rejudge [-m MODE] [-j ID] [--cache] [-o NAME] [NAME] | help
 
 Sends one prompt to several models at once, streams each answer into its own tab, and has a judge
 pick the best (best-of) or write one answer from all of them (merge, debate).
@@ -183,6 +183,7 @@ def _rejudge_parser() -> MagicArgumentParser:
     p.add_argument("-m", "--mode", choices=MODES)
     p.add_argument("-j", "--judge", metavar="ID")
     p.add_argument("-o", "--out", metavar="NAME")
+    p.add_argument("--cache", nargs="?", const="on", choices=CACHE_MODES)
     p.add_argument("source", nargs="?", metavar="NAME", help="a stored result variable (default: the last)")
     return p
 
@@ -192,7 +193,7 @@ LINE_COMMANDS = ("list", "rejudge", "help")
 
 
 def parse_line_magic(line: str) -> tuple[str, Any]:
-    """``%fuse list`` / ``%fuse rejudge [-m MODE] [-j ID] [NAME]`` / ``%fuse help``."""
+    """``%fuse list`` / ``%fuse rejudge [-m MODE] [-j ID] [--cache] [-o NAME] [NAME]`` / ``%fuse help``."""
     parts = _split(line)
     if not parts:
         return "help", None

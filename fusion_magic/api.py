@@ -20,6 +20,7 @@ from ._runner import Job, get_runner, new_client
 from .cache import CallCache
 from .calls import CallContext, Target, prepare, run_call
 from .engine import HTTP_MAX_TOKENS, LOCAL_MAX_TOKENS, FusionPlan, drain, plan_fusion, run_fusion
+from .engine import rejudge as engine_rejudge
 from .events import Listener
 from .providers.base import ChatRequest, Message
 from .result import FusionResult, Response
@@ -108,9 +109,45 @@ def _noticed(plan: FusionPlan) -> FusionPlan:
 
 
 def _context(plan: FusionPlan, client: httpx.AsyncClient, listeners: Sequence[Listener]) -> CallContext:
-    s = plan.settings
+    return _context_for(plan.settings, client, listeners)
+
+
+def _context_for(s: Settings, client: httpx.AsyncClient | None, listeners: Sequence[Listener]) -> CallContext:
+    """The calls' shared context for one run: client, listeners and the cache the settings ask for."""
     cache = CallCache(s.cache_path(), s.cache) if s.cache != "off" else None
     return CallContext(client=client, settings=s, listeners=list(listeners), cache=cache)
+
+
+async def run_rejudge(previous: FusionResult, settings: Settings, client: httpx.AsyncClient,
+                      listeners: Sequence[Listener] = (), *, mode: str | None = None,
+                      judge: str | None = None) -> FusionResult:
+    """Judge ``previous`` again with the given client: the same path (and cache) as a fresh run's judge."""
+    return await engine_rejudge(previous, settings, _context_for(settings, client, listeners), mode=mode,
+                                judge=judge)
+
+
+async def arejudge(previous: FusionResult, *, mode: str | None = None, judge: str | None = None,
+                   settings: Settings | None = None, keys: Mapping[str, str] | None = None,
+                   cache: str | None = None, listeners: Sequence[Listener] = ()) -> FusionResult:
+    """Judge an earlier result again on the running loop, without calling the pool (late answers count).
+
+        again = await fusion_magic.arejudge(result, mode="merge", judge="anthropic:claude-sonnet-4-5")
+    """
+    async with new_client() as client:
+        return await run_rejudge(previous, _settings(settings, keys, cache), client, listeners, mode=mode,
+                                 judge=judge)
+
+
+def rejudge(previous: FusionResult, *, mode: str | None = None, judge: str | None = None,
+            settings: Settings | None = None, keys: Mapping[str, str] | None = None, cache: str | None = None,
+            listeners: Sequence[Listener] = ()) -> FusionResult:
+    """Judge an earlier result again and wait (``%fuse rejudge`` from Python); with ``cache="on"`` the same
+    rejudge twice is answered from the recording.
+
+        again = fusion_magic.rejudge(result, mode="merge", judge="vote")
+    """
+    s = _settings(settings, keys, cache)
+    return get_runner().run(lambda client: run_rejudge(previous, s, client, listeners, mode=mode, judge=judge))
 
 
 async def run_plan(plan: FusionPlan, client: httpx.AsyncClient, listeners: Sequence[Listener] = (),

@@ -227,9 +227,14 @@ def member_request(plan: FusionPlan, member: Member, messages: tuple[Message, ..
 def _rng_for(plan: FusionPlan, ctx: CallContext) -> random.Random:
     """A fresh shuffle per judge call. With the cache on, the shuffles are seeded from the run itself, so
     a re-run sends byte-identical judge and debate requests and replays instead of billing again."""
+    return _seeded_under_cache(ctx, plan.prompt, plan.mode, plan.judge_id, *plan.pool)
+
+
+def _seeded_under_cache(ctx: CallContext, *parts: str) -> random.Random:
+    """Unseeded without a cache; with one, seeded from ``parts`` so the same run shuffles the same way."""
     if ctx.cache is None:
         return random.Random()
-    digest = hashlib.sha256("\0".join([plan.prompt, plan.mode, plan.judge_id, *plan.pool]).encode()).hexdigest()
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
     return random.Random(int(digest[:16], 16))
 
 
@@ -395,8 +400,10 @@ async def rejudge(
     for r in result.responses:
         emit(ctx.listeners, CallFinished(r))
     started = time.monotonic()
+    # Seeded under the cache like a fresh run: the same rejudge sends the same request, and replays.
+    rng = rng or _seeded_under_cache(ctx, "rejudge", previous.prompt, mode, judge_id, *(r.text for r in answers))
     await _judge(result, target, judge_id, mode, previous.prompt, answers,
-                 first_round=first_round if mode == "debate" else None, ctx=ctx, rng=rng or random.Random(),
+                 first_round=first_round if mode == "debate" else None, ctx=ctx, rng=rng,
                  max_tokens=judge_max_tokens(target), timeout=settings.timeout)
     result.wall_s = time.monotonic() - started
     emit(ctx.listeners, RunFinished(result))

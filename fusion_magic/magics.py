@@ -26,9 +26,8 @@ from traitlets.config import Configurable
 
 from . import _args
 from ._runner import Job, get_runner
-from .api import FusionJob, make_plan, run_plan
-from .calls import CallContext
-from .engine import FusionPlan, new_result, rejudge
+from .api import FusionJob, make_plan, run_plan, run_rejudge
+from .engine import FusionPlan, new_result
 from .errors import FusionError
 from .estimate import check_budget, estimate
 from .events import OffloadedListener
@@ -226,12 +225,12 @@ class FusionMagics(Magics, Configurable):
             source = source.result()
         if not isinstance(source, FusionResult):
             raise UsageError("%fuse rejudge needs an earlier %%fuse result (run one first, or name its variable)")
-        settings = self.settings()
+        settings = self.settings().with_(cache=ns.cache)
         listeners = self._open_view()
 
         async def go(client: Any) -> FusionResult:
-            ctx = CallContext(client=client, settings=settings, listeners=list(listeners))
-            return await rejudge(source, settings, ctx, mode=ns.mode, judge=ns.judge)
+            # The api's path, so a rejudge uses the cache like a fresh run's judge.
+            return await run_rejudge(source, settings, client, listeners, mode=ns.mode, judge=ns.judge)
 
         started = time.monotonic()
         try:

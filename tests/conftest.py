@@ -40,7 +40,7 @@ def shell() -> Iterator[InteractiveShell]:
     yield sh
     for name, value in defaults.items():
         setattr(magics, name, value)
-    for name in ("r", "topic", "out", "job"):
+    for name in ("r", "topic", "out", "job", "first"):
         sh.user_ns.pop(name, None)
 
 

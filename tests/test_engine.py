@@ -184,17 +184,24 @@ def test_rejudge_calls_only_the_judge(emulator_env: Emulator) -> None:
     first = fusion_magic.fuse("6 x 7?", pool=POOL, judge="vote", settings=FAST)
     n = len(emulator_env.requests)
     emulator_env.script("rj", ModelScript(reply=pick_answer_with("6 x 7")))
-    from fusion_magic._runner import get_runner
-    from fusion_magic.calls import CallContext
-    from fusion_magic.engine import rejudge
-
-    async def go(client: Any) -> Any:
-        return await rejudge(first, FAST, CallContext(client=client, settings=FAST), mode="best-of",
-                             judge="openrouter:rj")
-
-    again = get_runner().run(go)
+    again = fusion_magic.rejudge(first, mode="best-of", judge="openrouter:rj", settings=FAST)
     assert [q.model for q in emulator_env.requests[n:]] == ["rj"]
     assert again.answer == "42, since 6 x 7 = 42." and again.mode == "best-of"
+
+
+def test_the_same_rejudge_under_the_cache_is_answered_from_it(emulator_env: Emulator) -> None:
+    script_pool(emulator_env)
+    emulator_env.script("rj", ModelScript(reply=pick_answer_with("6 x 7")))
+    first = fusion_magic.fuse("6 x 7?", pool=POOL, judge="vote", settings=FAST, cache="on")
+    n = len(emulator_env.requests)
+    recorded = fusion_magic.rejudge(first, mode="best-of", judge="openrouter:rj", settings=FAST, cache="on")
+    assert [q.model for q in emulator_env.requests[n:]] == ["rj"]
+    replayed = fusion_magic.rejudge(first, mode="best-of", judge="openrouter:rj", settings=FAST, cache="on")
+    assert [q.model for q in emulator_env.requests[n:]] == ["rj"]  # nothing new reached the server
+    judge_call = replayed.judge_responses[-1]
+    assert judge_call.cost_source.startswith("cache") and judge_call.cost_usd == 0.0
+    assert replayed.answer == recorded.answer and replayed.verdict is not None
+    assert replayed.verdict.choice == recorded.verdict.choice  # the same shuffle, so the same request
 
 
 def test_missing_key_fails_before_any_call(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -152,6 +152,18 @@ def test_rejudge_uses_the_last_result(shell: InteractiveShell, emulator_env: Emu
     assert [q.model for q in emulator_env.requests[n:]] == ["j"]
 
 
+def test_rejudge_line_uses_the_cache(shell: InteractiveShell, emulator_env: Emulator) -> None:
+    emulator_env.script("a", ModelScript(reply="It is 4."))
+    emulator_env.script("b", ModelScript(reply="Four, i.e. 4."))
+    emulator_env.script("j", ModelScript(reply='{"reasoning": "fine", "answer": "4 (merged)"}'))
+    shell.run_cell_magic("fuse", "-p openai:a,openai:b -j vote -o first --cache on", "2+2?")
+    n = len(emulator_env.requests)
+    shell.run_line_magic("fuse", "rejudge -m merge -j openai:j --cache on first")
+    again = shell.run_line_magic("fuse", "rejudge -m merge -j openai:j --cache on first")
+    assert [q.model for q in emulator_env.requests[n:]] == ["j"]  # the second came from the cache
+    assert again.answer == "4 (merged)" and again.judge_responses[-1].cost_source.startswith("cache")
+
+
 def test_rejudge_without_a_result(shell: InteractiveShell) -> None:
     magics_of(shell).last = None
     with pytest.raises(UsageError, match="needs an earlier"):
