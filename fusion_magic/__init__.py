@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from .api import FusionJob, acomplete, afuse, arejudge, complete, fuse, rejudge
-from .result import FusionResult, Response, Verdict
+from .record import Response
+from .result import FusionResult, Verdict
 from .settings import Settings
 
 __version__ = "0.1.0"

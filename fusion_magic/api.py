@@ -23,7 +23,8 @@ from .engine import HTTP_MAX_TOKENS, LOCAL_MAX_TOKENS, FusionPlan, drain, plan_f
 from .engine import rejudge as engine_rejudge
 from .events import Listener
 from .providers.base import ChatRequest, Message
-from .result import FusionResult, Response
+from .record import Response
+from .result import FusionResult
 from .settings import Settings
 
 _background: set[asyncio.Task[None]] = set()  # strong refs: late members finishing after afuse returned

@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .providers.base import ChatRequest
-from .result import Response
+from .record import Response
 
 FORMAT_VERSION = 1
 

@@ -31,7 +31,7 @@ from .events import CallDelta, CallFinished, CallStarted, Listener, emit
 from .pricing import approx_tokens, price_for
 from .providers.base import ChatRequest, Endpoint, Finished, TextDelta, Usage
 from .providers.registry import ProviderSpec, make_provider, resolve_endpoint, split_model_id
-from .result import Response
+from .record import Response
 from .settings import Settings
 
 if TYPE_CHECKING:

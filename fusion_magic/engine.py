@@ -39,7 +39,8 @@ from .fusion.vote import vote
 from .pool import Member, run_round
 from .present.wording import CallState, is_running
 from .providers.base import ChatRequest, Message
-from .result import FusionResult, Response, Verdict
+from .record import Response
+from .result import FusionResult, Verdict
 from .settings import MODES, Settings
 
 LOCAL_MAX_TOKENS = 128

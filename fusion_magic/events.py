@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .result import FusionResult, Response, Verdict
+    from .record import Response
+    from .result import FusionResult, Verdict
 
 log = logging.getLogger("fusion_magic")
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .result import Response
+    from .record import Response
 
 COLUMNS = [
     "model",

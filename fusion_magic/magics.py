@@ -33,7 +33,8 @@ from .estimate import check_budget, estimate
 from .events import OffloadedListener
 from .listing import provider_listing
 from .present.wording import CallState, state_of, status_word
-from .result import FusionResult, Response
+from .record import Response
+from .result import FusionResult
 from .settings import CACHE_MODES, MODES, Settings, check_endpoints, parse_prices
 
 F = TypeVar("F", bound=Callable[..., Any])

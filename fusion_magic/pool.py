@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .calls import CallContext, Target, run_call
 from .providers.base import ChatRequest
-from .result import Response
+from .record import Response
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from markdown_it import MarkdownIt
 
-    from .result import FusionResult, Response, Verdict
+    from .record import Response
+    from .result import FusionResult, Verdict
 
 __all__ = [
     "degraded_summary",

@@ -9,6 +9,7 @@ import pytest
 from html_checks import assert_inert, assert_no_script
 from markdown_it import MarkdownIt
 
+from fusion_magic.record import Response
 from fusion_magic.report import (
     degraded_summary,
     figures,
@@ -18,7 +19,7 @@ from fusion_magic.report import (
     status_word,
     text_report,
 )
-from fusion_magic.result import FusionResult, Response, Verdict
+from fusion_magic.result import FusionResult, Verdict
 
 EVIL = "<img src=x onerror=alert(1)>"
 JUDGE = "anthropic:claude-sonnet-4-5"

@@ -74,7 +74,7 @@ def test_shell_entry_point(emulator_env: Emulator, capsys: pytest.CaptureFixture
 
 def test_ledger_totals_and_overhead_follow_the_critical_path() -> None:
     from fusion_magic.ledger import ledger_frame, with_totals
-    from fusion_magic.result import Response
+    from fusion_magic.record import Response
 
     def call(role: str, rnd: int, secs: float, cost: float | None, label: str | None = "m") -> Response:
         return Response(model="x:y", status="ok", role=role, round=rnd, latency_s=secs, cost_usd=cost,

@@ -27,8 +27,9 @@ from fusion_magic.events import (
     emit,
 )
 from fusion_magic.present.sanitize import escape_text, neutralize_markdown, render_markdown
+from fusion_magic.record import Response
 from fusion_magic.report import html_report, text_report
-from fusion_magic.result import FusionResult, Response, Verdict
+from fusion_magic.result import FusionResult, Verdict
 from fusion_magic.view import FusionView, Pane
 from fusion_magic.view.tabs import MarkdownStream
 

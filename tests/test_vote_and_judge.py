@@ -10,7 +10,7 @@ from fusion_magic.fusion import best_of, merge
 from fusion_magic.fusion.judge import anonymise
 from fusion_magic.fusion.verdicts import parse_json_verdict
 from fusion_magic.fusion.vote import agree, extract_final, vote
-from fusion_magic.result import Response
+from fusion_magic.record import Response
 
 
 def ok(text: str, label: str, model: str | None = None) -> Response:

@@ -6,7 +6,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..result import Response, Verdict
+from ..record import Response
+from ..result import Verdict
 from .verdicts import parse_json_verdict
 
 

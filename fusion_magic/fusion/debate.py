@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from ..calls import CallContext
 from ..pool import Member, run_round
 from ..providers.base import ChatRequest, Message
-from ..result import Response
+from ..record import Response
 from .vote import agree
 
 REVISE = (

@@ -20,7 +20,8 @@ from ..calls import CallContext, Target, run_call
 from ..errors import FusionError
 from ..present.wording import failure_detail
 from ..providers.base import ChatRequest, Message
-from ..result import Response, Verdict
+from ..record import Response
+from ..result import Verdict
 from .table import judge_style
 
 JUDGE_SYSTEM = (

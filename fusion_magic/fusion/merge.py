@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..result import Response, Verdict
+from ..record import Response
+from ..result import Verdict
 from .verdicts import parse_json_verdict
 
 

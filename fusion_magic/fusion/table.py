@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from ..result import Response, Verdict
+from ..record import Response
+from ..result import Verdict
 from . import best_of, merge
 
 

@@ -16,7 +16,8 @@ from collections import Counter
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 
-from ..result import Response, Verdict
+from ..record import Response
+from ..result import Verdict
 
 _MARKED = re.compile(
     r"(?:final answer|the answer is|answer\s*[:=]|=>|####)\s*\**\s*([^\n]+)", re.IGNORECASE

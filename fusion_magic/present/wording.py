@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..result import Response
+    from ..record import Response
 
 
 class CallState(StrEnum):

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from ..result import FusionResult, Response, Verdict
+    from ..record import Response
+    from ..result import FusionResult, Verdict
 
 CallKey = tuple[int, str, str | None, int, str]
 

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from IPython.display import DisplayHandle
 
-    from ..result import FusionResult, Response
+    from ..record import Response
+    from ..result import FusionResult
 
 __all__ = ["FusionView"]
 
