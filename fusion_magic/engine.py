@@ -22,17 +22,8 @@ from dataclasses import dataclass, field, replace
 
 from .calls import CallContext, Target, prepare
 from .errors import ConfigError
-from .events import (
-    CallFinished,
-    CallStarted,
-    EngineEvent,
-    JudgeStarted,
-    RunFinished,
-    RunStarted,
-    RunStopped,
-    VerdictReady,
-    emit,
-)
+from .events import CallFinished, CallStarted, EngineEvent, emit
+from .fuse_events import JudgeStarted, RunFinished, RunStarted, RunStopped, VerdictReady
 from .fusion.debate import final_answers, run_debate
 from .fusion.judge import Candidate, JudgeFailed, anonymise, judge_call
 from .fusion.vote import vote

@@ -1,5 +1,8 @@
 """Engine events: what a run reports while it happens. The view and the tests subscribe to the same stream.
 
+An open base: ``EngineEvent``. The call events here are shared by every job kind; each job kind declares
+its own beside its code (a fused run's in ``fuse_events``), so a new kind adds events without editing this.
+
 Listeners are plain callables. They are called on the engine's event-loop thread, in order, and
 must be quick; an exception in a listener is swallowed so a broken view never breaks a run.
 
@@ -19,31 +22,25 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .record import Response
-    from .result import FusionResult, Verdict
 
 log = logging.getLogger("fusion_magic")
 
 
-@dataclass(frozen=True)
-class RunStarted:
-    """A fused run is about to start its pool. ``labels`` are the tab names, in pool order."""
+class EngineEvent:
+    """Base of every event a run emits; listeners receive these and pick what they know by ``isinstance``."""
 
-    prompt: str
-    mode: str
-    judge: str
-    labels: tuple[str, ...]
-    models: tuple[str, ...]
+    __slots__ = ()
 
 
 @dataclass(frozen=True)
-class CallStarted:
+class CallStarted(EngineEvent):
     """A call started. ``label`` names the pool member (None for the judge)."""
 
     response: Response
 
 
 @dataclass(frozen=True)
-class CallDelta:
+class CallDelta(EngineEvent):
     """Text arrived for a call; ``response.text`` already includes it."""
 
     response: Response
@@ -51,44 +48,12 @@ class CallDelta:
 
 
 @dataclass(frozen=True)
-class CallFinished:
+class CallFinished(EngineEvent):
     """A call ended (ok, failed, cancelled or late); ``response`` holds the final figures."""
 
     response: Response
 
 
-@dataclass(frozen=True)
-class JudgeStarted:
-    """The pool is done (or quorum/deadline fired); the judge starts."""
-
-    judge: str
-    mode: str
-
-
-@dataclass(frozen=True)
-class VerdictReady:
-    """The judge (or the vote) decided."""
-
-    verdict: Verdict
-
-
-@dataclass(frozen=True)
-class RunFinished:
-    """The fused result is complete (late members may still report CallFinished after this)."""
-
-    result: FusionResult
-
-
-@dataclass(frozen=True)
-class RunStopped:
-    """The run ended without a result: interrupted (``reason="cancelled"``) or a setup error."""
-
-    reason: str
-
-
-EngineEvent = (
-    RunStarted | CallStarted | CallDelta | CallFinished | JudgeStarted | VerdictReady | RunFinished | RunStopped
-)
 Listener = Callable[[EngineEvent], None]
 
 

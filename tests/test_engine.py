@@ -14,7 +14,8 @@ import pytest
 import fusion_magic
 from fusion_magic.errors import BudgetError, CallCancelled, ConfigError, MissingKeyError, ReplayMissError
 from fusion_magic.estimate import check_budget, estimate
-from fusion_magic.events import CallDelta, CallFinished, EngineEvent, RunFinished, VerdictReady
+from fusion_magic.events import CallDelta, CallFinished, EngineEvent
+from fusion_magic.fuse_events import RunFinished, VerdictReady
 from fusion_magic.settings import Settings
 from fusion_magic.testing import Emulator, Fault, ModelScript
 

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from fusion_magic.events import EngineEvent, JudgeStarted, OffloadedListener
+from fusion_magic.events import EngineEvent, OffloadedListener
+from fusion_magic.fuse_events import JudgeStarted
 
 
 def ev(i: int) -> EngineEvent:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 
-from fusion_magic.events import CallFinished, JudgeStarted, RunFinished, RunStarted
+from fusion_magic.events import CallFinished
+from fusion_magic.fuse_events import JudgeStarted, RunFinished, RunStarted
 from fusion_magic.record import Response
 from fusion_magic.result import FusionResult
 from fusion_magic.view.progress import ProgressPrinter

@@ -14,18 +14,8 @@ import pytest
 from html_checks import assert_inert, assert_no_script
 from markdown_it import MarkdownIt
 
-from fusion_magic.events import (
-    CallDelta,
-    CallFinished,
-    CallStarted,
-    EngineEvent,
-    JudgeStarted,
-    Listener,
-    RunFinished,
-    RunStarted,
-    VerdictReady,
-    emit,
-)
+from fusion_magic.events import CallDelta, CallFinished, CallStarted, EngineEvent, Listener, emit
+from fusion_magic.fuse_events import JudgeStarted, RunFinished, RunStarted, VerdictReady
 from fusion_magic.present.sanitize import escape_text, neutralize_markdown, render_markdown
 from fusion_magic.record import Response
 from fusion_magic.report import html_report, text_report

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from ..events import CallFinished, EngineEvent, JudgeStarted, RunFinished, RunStarted, RunStopped
+from ..events import CallFinished, EngineEvent
+from ..fuse_events import JudgeStarted, RunFinished, RunStarted, RunStopped
 from ..present.wording import status_word
 
 

@@ -16,17 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from ..events import (
-    CallDelta,
-    CallFinished,
-    CallStarted,
-    EngineEvent,
-    JudgeStarted,
-    RunFinished,
-    RunStarted,
-    RunStopped,
-    VerdictReady,
-)
+from ..events import CallDelta, CallFinished, CallStarted, EngineEvent
+from ..fuse_events import JudgeStarted, RunFinished, RunStarted, RunStopped, VerdictReady
 from ..present.sanitize import escape_text
 from ..present.wording import is_running
 from ..report import degraded_summary, html_report, text_report
