@@ -9,16 +9,10 @@ import pytest
 from html_checks import assert_inert, assert_no_script
 from markdown_it import MarkdownIt
 
+from fusion_magic.present.ledger_table import figures, ledger_display
+from fusion_magic.present.wording import status_word
 from fusion_magic.record import Response
-from fusion_magic.report import (
-    degraded_summary,
-    figures,
-    html_report,
-    ledger_display,
-    markdown_report,
-    status_word,
-    text_report,
-)
+from fusion_magic.report import degraded_summary, html_report, markdown_report, text_report
 from fusion_magic.result import FusionResult, Verdict
 
 EVIL = "<img src=x onerror=alert(1)>"

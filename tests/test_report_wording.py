@@ -22,8 +22,9 @@ from html_checks import assert_inert
 
 import fusion_magic
 from fusion_magic.ledger import COLUMNS, ledger_frame, with_totals
+from fusion_magic.present.ledger_table import WIDTH, ledger_html, shorten
 from fusion_magic.record import Response
-from fusion_magic.report import WIDTH, degraded_summary, html_report, ledger_html, shorten, text_report
+from fusion_magic.report import degraded_summary, html_report, text_report
 from fusion_magic.result import FusionResult, Verdict
 from fusion_magic.settings import Settings
 from fusion_magic.testing import Emulator, Fault, ModelScript

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from ..ledger import ledger_frame, with_totals
+from ..present.ledger_table import figures, ledger_html
 from ..present.sanitize import escape_text, render_markdown
 from ..present.wording import colour, state_of, status_word
-from ..report import figures, ledger_html, verdict_html
+from ..report import verdict_html
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -1,0 +1,303 @@
+"""Call records as tables and figures a person reads: text within 100 columns, escaped HTML that fits a
+notebook panel. Any job kind's ledger goes through these.
+
+    figures(r)                      # "12→54 tok · 1.23 s · $0.000123"
+    ledger_html(with_totals(ledger_frame(calls), wall_s=3.2))
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from typing import TYPE_CHECKING
+
+from .sanitize import escape_text
+from .wording import describe_failure
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..record import Response
+
+
+_MISSING = "-"
+
+
+# The text report's width: a terminal or a saved notebook's text output shows it without wrapping.
+WIDTH = 100
+
+
+# Display headers: short enough for a terminal, units in the name.
+_HEADERS = {
+    "attempts": "tries",
+    "ttft_s": "ttft s",
+    "latency_s": "latency s",
+    "input_tokens": "in tok",
+    "output_tokens": "out tok",
+    "cost_usd": "cost $",
+    "cost_source": "source",
+}
+
+
+_NUMERIC = frozenset({"round", "tries", "ttft s", "latency s", "in tok", "out tok", "cost $"})
+
+
+def figures(r: Response) -> str:
+    """Tokens, seconds and cost of one call: ``12→54 tok · 1.23 s · $0.000123``.
+
+    Unknown figures read ``?`` (a cost is never shown as 0 when the price is unknown).
+    """
+    mark = "~" if r.tokens_source == "counted" else ""
+    tokens = f"{mark}{_n(r.input_tokens)}→{mark}{_n(r.output_tokens)} tok"
+    secs = "? s" if r.latency_s is None else f"{r.latency_s:.2f} s"
+    cost = "cost ?" if r.cost_usd is None else f"${r.cost_usd:.6f}"
+    return f"{tokens} · {secs} · {cost}"
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` if it fits ``limit`` characters, else its leading whole clauses and ``…``; ``""`` when even
+    the first clause is too long.
+
+    A clause ends at ``: ``, ``; ``, ``, ``, ``. `` or before a parenthesis, outside brackets, so a
+    parenthetical is kept or dropped whole and no word or sentence is cut in the middle.
+
+    >>> shorten("server: HTTP 503: The upstream provider returned an error", 20)
+    'server: HTTP 503…'
+    """
+    if len(text) <= limit:
+        return text
+    best = ""
+    depth = 0
+    for i, ch in enumerate(text[:limit]):
+        end = None
+        if ch in "([{":
+            if depth == 0 and text[i - 1 : i] == " ":
+                end = i - 1
+            depth += 1
+        elif ch in ")]}":
+            depth = max(depth - 1, 0)
+        elif depth == 0 and ch in ":;,." and text[i + 1 : i + 2] == " ":
+            end = i
+        if end is not None:
+            clause = text[:end].rstrip(" :;,.")
+            if clause and len(clause) < limit:
+                best = clause
+    return f"{best}…" if best else ""
+
+
+def ledger_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ledger (totals row included) as strings for display: fixed decimals, ``-``/``?`` for unknowns,
+    short headers with units (``latency s``, ``cost $``), and each error's first line without the
+    ``provider:model kind:`` prefix the row already shows."""
+    import pandas as pd
+
+    def fmt(value: object, spec: str, missing: str = _MISSING) -> str:
+        return missing if value is None or value is pd.NA or _isnan(value) else format(value, spec)
+
+    out = pd.DataFrame(index=frame.index)
+    out["model"] = [plain(v) for v in frame["model"]]
+    out["role"] = [plain(v) for v in frame["role"]]
+    out["round"] = [fmt(v, "d", "") for v in frame["round"]]
+    out["status"] = [plain(v) for v in frame["status"]]
+    out["late"] = ["late" if bool(v) else "" for v in frame["late"]]
+    out["attempts"] = [fmt(v, "d") for v in frame["attempts"]]
+    out["ttft_s"] = [fmt(v, ".2f") for v in frame["ttft_s"]]
+    out["latency_s"] = [fmt(v, ".2f") for v in frame["latency_s"]]
+    # "~": counted by us from the stream because the server reported no usage (see COUNTED_NOTE).
+    counted = ["~" if source == "counted" else "" for source in frame["tokens_source"]]
+    out["input_tokens"] = [mark + fmt(v, "d") for mark, v in zip(counted, frame["input_tokens"], strict=True)]
+    out["output_tokens"] = [mark + fmt(v, "d") for mark, v in zip(counted, frame["output_tokens"], strict=True)]
+    out["cost_usd"] = [fmt(v, ".6f", "?") for v in frame["cost_usd"]]
+    out["cost_source"] = [plain(v) for v in frame["cost_source"]]
+    out["error"] = [
+        _row_error(model, status, error)
+        for model, status, error in zip(frame["model"], frame["status"], frame["error"], strict=True)
+    ]
+    return out.reset_index(drop=True).rename(columns=_HEADERS)
+
+
+COUNTED_NOTE = "~ tokens counted by fusion_magic: the server streamed no usage (output: text chunks; input: chars/4)"
+
+
+OVERHEAD_NOTE = "overhead: wall time minus the critical path (the slowest member of each round, plus the judge)"
+
+
+def counted_note(frame: pd.DataFrame) -> str | None:
+    """The footnote for ``~`` figures, when the ledger has any."""
+    return COUNTED_NOTE if (frame["tokens_source"] == "counted").any() else None
+
+
+# Figures and one-word columns stay on one line; names, sources and errors wrap, which lets the table
+# shrink to a narrow panel instead of pushing the error column off it. A model id may break after its
+# "/" and ":" (<wbr>); an error may break anywhere, as it can quote a long unbroken token (JSON, a URL).
+# table-layout:auto overrides JupyterLab's `table-layout: fixed`, which would make every column as wide.
+_CELL_NOWRAP = "padding:2px 6px;vertical-align:top;white-space:nowrap;text-align:{align}"
+
+
+_CELL_WRAP = "padding:2px 6px;vertical-align:top;white-space:normal;overflow-wrap:{wrap};text-align:left"
+
+
+_CELL_STYLES = {
+    "model": _CELL_WRAP.format(wrap="break-word"),
+    "role": _CELL_WRAP.format(wrap="break-word"),
+    "source": _CELL_WRAP.format(wrap="break-word"),
+    "error": _CELL_WRAP.format(wrap="anywhere"),
+}
+
+
+def ledger_html(frame: pd.DataFrame) -> str:
+    """The ledger as an HTML table built here, every cell escaped (errors may quote provider text). It
+    fits the width it is given: no fixed minimum, the text columns wrap."""
+    if frame.empty:
+        return "<p><i>no calls yet</i></p>"
+    shown = ledger_display(frame)
+    columns = list(shown.columns)
+    styles = [
+        _CELL_STYLES.get(c) or _CELL_NOWRAP.format(align="right" if c in _NUMERIC else "left") for c in columns
+    ]
+
+    def cell(column: str, value: object) -> str:
+        text = escape_text(value)
+        return text.replace("/", "/<wbr>").replace(":", ":<wbr>") if column == "model" else text
+
+    head = "".join(f'<th style="{st}">{escape_text(c)}</th>' for c, st in zip(columns, styles, strict=True))
+    rows = []
+    for record in shown.itertuples(index=False):
+        cells = "".join(
+            f'<td style="{st}">{cell(c, v)}</td>' for c, v, st in zip(columns, record, styles, strict=True)
+        )
+        rows.append(f'<tr style="font-weight:bold">{cells}</tr>' if record[0] == "TOTAL" else f"<tr>{cells}</tr>")
+    notes = [n for n in (counted_note(frame), OVERHEAD_NOTE if (frame["model"] == "overhead").any() else None) if n]
+    footnote = "".join(f'<p style="font-size:85%"><i>{escape_text(n)}</i></p>' for n in notes)
+    return (
+        '<div style="overflow-x:auto;max-width:100%"><table style="border-collapse:collapse;font-size:85%;'
+        f'table-layout:auto;width:100%"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        f"</div>{footnote}"
+    )
+
+
+# The text ledger: one line per call (more only where a name or source wraps), each failed call's error
+# on the line under it. The model id and role merge into "call" (the tab's label; the Answers section
+# pairs it with the model id), the late flag into status; result.ledger keeps every column.
+_TEXT_COLUMNS = ("call", "status", "tries", "ttft s", "latency s", "in tok", "out tok", "cost $", "source")
+
+
+# The columns that wrap when the table is too wide, in the order they give way, and how far.
+_MIN_WIDTHS = {"source": 12, "call": 14}
+
+
+_ERROR_PREFIX = "  error: "
+
+
+def text_ledger(frame: pd.DataFrame) -> list[str]:
+    shown = ledger_display(frame)
+    rows: list[list[str]] = []
+    errors: list[str] = []
+    for rec in shown.to_dict("records"):
+        model, role, status = str(rec["model"]), str(rec["role"]), str(rec["status"])
+        summary_row = model in ("TOTAL", "overhead")
+        if model == "TOTAL":
+            call = f"TOTAL ({role})"
+        elif model == "overhead":
+            call = "overhead"
+        else:
+            call = role.removeprefix("member ") if role.startswith("member ") else (model if role == "member" else role)
+            call += f", round {rec['round']}" if rec["round"] not in ("", "0") else ""
+        late = ", late" if rec["late"] and not summary_row else ""
+        rows.append([call, status + late, *(str(rec[c]) for c in _TEXT_COLUMNS[2:])])
+        errors.append(str(rec["error"]))
+    head, blocks = _text_table(list(_TEXT_COLUMNS), rows)
+    out = head
+    for block, error in zip(blocks, errors, strict=True):
+        out += block
+        if error:
+            out += _error_lines(error)
+    for note in (counted_note(frame), OVERHEAD_NOTE if (frame["model"] == "overhead").any() else None):
+        if note:
+            out += wrap(note, "  ")
+    return out
+
+
+def _error_lines(error: str) -> list[str]:
+    room = WIDTH - len(_ERROR_PREFIX)
+    short = shorten(error, room)
+    if short:
+        return [_ERROR_PREFIX + short]
+    return wrap(_ERROR_PREFIX + error, " " * len(_ERROR_PREFIX))
+
+
+def _text_table(headers: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    # Built by hand rather than DataFrame.to_string (which right-aligns text) or tabulate (which pads
+    # every header): text left, figures right, two spaces apart, trailing blanks trimmed. When the
+    # natural widths pass WIDTH, the wrapping columns give way in _MIN_WIDTHS order, each to its minimum.
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    shrinkable = [i for i, h in enumerate(headers) if h in _MIN_WIDTHS]
+    for name, least in _MIN_WIDTHS.items():
+        i = headers.index(name)
+        excess = sum(widths) + 2 * (len(widths) - 1) - WIDTH
+        widths[i] -= max(0, min(excess, widths[i] - least))
+
+    def lines(cells: list[str]) -> list[str]:
+        wrapped = [
+            textwrap.wrap(c, w, break_on_hyphens=True) or [""] if i in shrinkable else [c]
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        out = []
+        for n in range(max(len(w) for w in wrapped)):
+            parts = []
+            for w, width, h in zip(wrapped, widths, headers, strict=True):
+                piece = w[n] if n < len(w) else ""
+                parts.append(piece.rjust(width) if h in _NUMERIC else piece.ljust(width))
+            out.append("  ".join(parts).rstrip())
+        return out
+
+    return [*lines(headers), "  ".join("-" * w for w in widths)], [lines(r) for r in rows]
+
+
+# C0/C1 controls except tab and newline: a model can emit ANSI escapes that clear or rewrite a terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def plain(value: object) -> str:
+    return _CONTROL.sub("", "" if value is None else str(value).replace("\r\n", "\n"))
+
+
+def _row_error(model: object, status: object, error: object) -> str:
+    # The same words as the call's status line (states.failure_detail), less the kind the row shows.
+    import pandas as pd
+
+    if error is None or error is pd.NA or _isnan(error) or not str(error).strip():
+        return ""
+    kind = plain(status)
+    detail = describe_failure(kind, plain(error))
+    return "" if detail == kind else detail.removeprefix(f"{kind}: ")
+
+
+def _isnan(value: object) -> bool:
+    return isinstance(value, float) and value != value
+
+
+def _n(v: int | None) -> str:
+    return "?" if v is None else str(v)
+
+
+def wrap(text: str, indent: str = "") -> list[str]:
+    """One of our own lines (names, statuses, errors) wrapped at WIDTH; later lines start with ``indent``."""
+    # Hyphens are no place to break: model ids and labels are full of them.
+    return textwrap.wrap(" ".join(plain(text).split()), WIDTH, subsequent_indent=indent,
+                         break_on_hyphens=False) or [""]
+
+
+__all__ = [
+    "COUNTED_NOTE",
+    "OVERHEAD_NOTE",
+    "WIDTH",
+    "counted_note",
+    "figures",
+    "ledger_display",
+    "ledger_html",
+    "plain",
+    "shorten",
+    "text_ledger",
+    "wrap",
+]
