@@ -34,7 +34,7 @@ PROMPT = "Describe, in detail and at length, how a steam engine works, step by s
 def job_message(max_tokens: int) -> dict[str, Any]:
     """The worker's job for the cell's member call, as %%fuse builds it (minus the seat's seed, moot at 0)."""
     from fusion_magic.providers.base import ChatRequest, Message
-    from fusion_magic.providers.local.provider import job_for
+    from fusion_magic.providers.chat.local.provider import job_for
 
     job = job_for(ChatRequest("gemma3-270m", (Message("user", PROMPT),), max_tokens=max_tokens, temperature=0.0))
     return job.to_wire()
@@ -46,8 +46,8 @@ def job_message(max_tokens: int) -> dict[str, Any]:
 def direct_child(extra_bufts: bool) -> None:
     """Serve timed generations over stdin/stdout: one JSON job in, one JSON result out."""
     started = time.perf_counter()
-    from fusion_magic.providers.local import native
-    from fusion_magic.providers.local.files import bundled_gguf
+    from fusion_magic.providers.chat.local import native
+    from fusion_magic.providers.chat.local.files import bundled_gguf
 
     imported = time.perf_counter()
     os.environ["FUSION_MAGIC_LOCAL_EXTRA_BUFTS"] = "1" if extra_bufts else "0"
@@ -129,7 +129,7 @@ def main() -> None:
 
     from IPython.core.interactiveshell import InteractiveShell
 
-    from fusion_magic.providers import local
+    from fusion_magic.providers.chat import local
 
     job = job_message(ns.max_tokens)
     print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; prompt {PROMPT!r}, "

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from .api import FusionJob, acomplete, afuse, arejudge, complete, fuse, rejudge
-from .record import Response
-from .result import FusionResult, Verdict
-from .settings import Settings
+from .calls.settings import Settings
+from .core.record import Response
+from .fuse.result import FusionResult, Verdict
 
 __version__ = "0.1.0"
 
@@ -38,13 +38,13 @@ __all__ = [
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext fusion_magic``: register %%fuse and %fuse."""
-    from .magics import load
+    from .ipython.magics import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext fusion_magic``: forget the configurable and cancel running work."""
-    from .magics import unload
+    from .ipython.magics import unload
 
     unload(ipython)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import _args
-from .errors import FusionError
-from .view.progress import ProgressPrinter
+from .core.errors import FusionError
+from .fuse.progress import ProgressPrinter
+from .ipython import args as _args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,9 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("question", nargs="+", help="the prompt")
     ns = parser.parse_args(argv)
-    from ._runner import get_runner
     from .api import make_plan, run_plan
-    from .estimate import check_budget, estimate
+    from .core.runner import get_runner
+    from .fuse.estimate import check_budget, estimate
 
     options = {k: getattr(ns, k) for k in ("judge", "mode", "self_n", "rounds", "quorum", "deadline",
                                             "timeout", "max_tokens", "temperature", "system")}

@@ -16,16 +16,16 @@ from typing import Any
 
 import httpx
 
-from ._runner import Job, get_runner, new_client
-from .cache import CallCache
-from .calls import CallContext, Target, prepare, run_call
-from .engine import HTTP_MAX_TOKENS, LOCAL_MAX_TOKENS, FusionPlan, drain, plan_fusion, run_fusion
-from .engine import rejudge as engine_rejudge
-from .events import Listener
+from .calls.cache import CallCache
+from .calls.call import CallContext, Target, prepare, run_call
+from .calls.settings import Settings
+from .core.events import Listener
+from .core.record import Response
+from .core.runner import Job, get_runner, new_client
+from .fuse.engine import HTTP_MAX_TOKENS, LOCAL_MAX_TOKENS, FusionPlan, drain, plan_fusion, run_fusion
+from .fuse.engine import rejudge as engine_rejudge
+from .fuse.result import FusionResult
 from .providers.base import ChatRequest, Message
-from .record import Response
-from .result import FusionResult
-from .settings import Settings
 
 _background: set[asyncio.Task[None]] = set()  # strong refs: late members finishing after afuse returned
 

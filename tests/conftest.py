@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from fusion_magic.magics import FusionMagics
+from fusion_magic.ipython.magics import FusionMagics
 
 pytest_plugins = ["fusion_magic.testing.pytest_plugin"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from IPython.core.error import UsageError
 
-from fusion_magic._args import parse_fuse_line, parse_line_magic
+from fusion_magic.ipython.args import parse_fuse_line, parse_line_magic
 
 
 def test_hash_inside_quotes_is_text_not_a_comment() -> None:

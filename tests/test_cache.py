@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fusion_magic.cache import CallCache, request_key
+from fusion_magic.calls.cache import CallCache, request_key
+from fusion_magic.core.record import Response
 from fusion_magic.providers.base import ChatRequest, Message
-from fusion_magic.record import Response
 
 MODEL = "openai:gpt-4o"
 SECRET = "the-prompt-text-must-not-be-logged"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 import fusion_magic
-from fusion_magic.ledger import ledger_frame
+from fusion_magic.core.ledger import ledger_frame
+from fusion_magic.fuse.report import text_report
 from fusion_magic.present.ledger_table import COUNTED_NOTE, figures, ledger_display, ledger_html
-from fusion_magic.report import text_report
 from fusion_magic.testing import Emulator, Fault, ModelScript
 
 REPLY = "Paris is the capital of France."  # 31 characters: 4 chunks of 8

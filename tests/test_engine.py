@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 import fusion_magic
-from fusion_magic.errors import BudgetError, CallCancelled, ConfigError, MissingKeyError, ReplayMissError
-from fusion_magic.estimate import check_budget, estimate
-from fusion_magic.events import CallDelta, CallFinished, EngineEvent
-from fusion_magic.fuse_events import RunFinished, VerdictReady
-from fusion_magic.settings import Settings
+from fusion_magic.calls.settings import Settings
+from fusion_magic.core.errors import BudgetError, CallCancelled, ConfigError, MissingKeyError, ReplayMissError
+from fusion_magic.core.events import CallDelta, CallFinished, EngineEvent
+from fusion_magic.fuse.estimate import check_budget, estimate
+from fusion_magic.fuse.events import RunFinished, VerdictReady
 from fusion_magic.testing import Emulator, Fault, ModelScript
 
 POOL = ["openrouter:t/alpha", "anthropic:beta", "gemini:gamma"]
@@ -362,9 +362,9 @@ def test_a_straggler_still_waiting_is_late_not_failed(emulator_env: Emulator) ->
 
 
 def test_rejudge_sees_a_late_answer(emulator_env: Emulator) -> None:
-    from fusion_magic._runner import get_runner
-    from fusion_magic.calls import CallContext
-    from fusion_magic.engine import rejudge
+    from fusion_magic.calls.call import CallContext
+    from fusion_magic.core.runner import get_runner
+    from fusion_magic.fuse.engine import rejudge
 
     emulator_env.script("p1", ModelScript(reply="It is 41."))
     emulator_env.script("p2", ModelScript(reply="It is 42.", ttft_s=1.0))
@@ -383,10 +383,10 @@ def test_rejudge_sees_a_late_answer(emulator_env: Emulator) -> None:
 def test_judge_order_is_reshuffled_per_call_on_the_wire(emulator_env: Emulator) -> None:
     import random
 
-    from fusion_magic._runner import get_runner
     from fusion_magic.api import make_plan, run_plan  # noqa: F401  (run_plan kept as the public path)
-    from fusion_magic.calls import CallContext
-    from fusion_magic.engine import run_fusion
+    from fusion_magic.calls.call import CallContext
+    from fusion_magic.core.runner import get_runner
+    from fusion_magic.fuse.engine import run_fusion
 
     script_pool(emulator_env)
     emulator_env.script("oj", ModelScript(reply='{"reasoning": "r", "winner": "A"}'))

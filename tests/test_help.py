@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from fusion_magic._args import FUSE_HELP, FUSE_PARSER
+from fusion_magic.ipython.args import FUSE_HELP, FUSE_PARSER
 
 
 def help_printed(shell: InteractiveShell, capsys: pytest.CaptureFixture[str], cell: str) -> str:

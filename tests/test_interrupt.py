@@ -13,8 +13,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from fusion_magic.magics import FusionInterrupted
-from fusion_magic.result import FusionResult
+from fusion_magic.fuse.result import FusionResult
+from fusion_magic.ipython.magics import FusionInterrupted
 from fusion_magic.testing import Emulator, Fault, ModelScript
 
 LONG = "Rayleigh scattering makes short wavelengths scatter more, so the sky looks blue. " * 20

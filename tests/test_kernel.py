@@ -106,8 +106,8 @@ def test_interrupt_in_a_kernel_closes_requests_and_keeps_the_kernel(emulator_env
 
 KILL_MID_STREAM = """
 import os, signal, fusion_magic
-from fusion_magic.events import CallDelta
-from fusion_magic.providers import local
+from fusion_magic.core.events import CallDelta
+from fusion_magic.providers.chat import local
 local.preload()
 victim = local.current_worker('gemma3-270m').pid
 hit = []
@@ -132,7 +132,7 @@ def test_interrupting_local_generation_keeps_the_worker_warm_and_idle() -> None:
     nb = run(
         [
             "%load_ext fusion_magic",
-            "from fusion_magic.providers import local\nlocal.preload()\n"
+            "from fusion_magic.providers.chat import local\nlocal.preload()\n"
             "w = local.current_worker('gemma3-270m')\npid = w.pid",
             # Thirty seats take turns on one worker: several seconds of work, interrupted after three.
             "%%fuse -p local:gemma3-270m --self 30 -j vote\nWhat is the capital of Italy?",

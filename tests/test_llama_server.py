@@ -1,6 +1,6 @@
 """fusion_magic.complete against a real OpenAI-compatible server we did not write: llama-cpp-python's
 own server serving the bundled Gemma model on 127.0.0.1, started through
-``fusion_magic.providers.local.llama_server`` so that it loads with plain CPU buffers (the stock
+``fusion_magic.providers.chat.local.llama_server`` so that it loads with plain CPU buffers (the stock
 ``python -m llama_cpp.server`` segfaults on its first request on CPUs with AMX)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 import fusion_magic
-from fusion_magic.providers.local.files import bundled_gguf
+from fusion_magic.providers.chat.local.files import bundled_gguf
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -34,7 +34,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = log_path.open("wb")
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fusion_magic.providers.local.llama_server", "--model", str(gguf),
+        [sys.executable, "-m", "fusion_magic.providers.chat.local.llama_server", "--model", str(gguf),
          "--model_alias", "gemma3-270m", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024"],
         stdout=log, stderr=subprocess.STDOUT,
     )

@@ -20,10 +20,8 @@ import jsonschema
 import pytest
 
 import fusion_magic
-from fusion_magic.errors import BadRequestError, ProtocolError, WorkerCrashed
-from fusion_magic.events import CallDelta, EngineEvent
-from fusion_magic.providers import local
-from fusion_magic.providers._fewshot import bound_schema, build_prompt, copied_example, example_for_schema
+from fusion_magic.core.errors import BadRequestError, ProtocolError, WorkerCrashed
+from fusion_magic.core.events import CallDelta, EngineEvent
 from fusion_magic.providers.base import (
     ChatRequest,
     Finished,
@@ -32,8 +30,10 @@ from fusion_magic.providers.base import (
     TextDelta,
     Usage,
 )
-from fusion_magic.providers.local.client import LocalWorker, WorkerCall
-from fusion_magic.providers.local.provider import job_for
+from fusion_magic.providers.chat import local
+from fusion_magic.providers.chat.local.client import LocalWorker, WorkerCall
+from fusion_magic.providers.chat.local.fewshot import bound_schema, build_prompt, copied_example, example_for_schema
+from fusion_magic.providers.chat.local.provider import job_for
 from fusion_magic.providers.registry import BUILTIN, resolve_endpoint
 
 T = TypeVar("T")
@@ -297,7 +297,7 @@ def test_crashed_is_a_typed_error_on_the_provider_stream() -> None:
 
 
 def test_a_worker_stuck_in_native_code_is_killed_after_a_cancel(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fusion_magic.providers.local import client
+    from fusion_magic.providers.chat.local import client
 
     monkeypatch.setattr(client, "CANCEL_GRACE_S", 0.5)
     stuck = worker()

@@ -27,6 +27,6 @@ def test_testing_without_uvicorn_says_what_to_install() -> None:
 
 
 def test_the_library_itself_imports_without_uvicorn() -> None:
-    code = "import sys; sys.modules['uvicorn'] = None; import fusion_magic, fusion_magic.magics"
+    code = "import sys; sys.modules['uvicorn'] = None; import fusion_magic, fusion_magic.ipython.magics"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr

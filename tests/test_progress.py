@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 
-from fusion_magic.events import CallFinished
-from fusion_magic.fuse_events import JudgeStarted, RunFinished, RunStarted
-from fusion_magic.record import Response
-from fusion_magic.result import FusionResult
-from fusion_magic.view.progress import ProgressPrinter
+from fusion_magic.core.events import CallFinished
+from fusion_magic.core.record import Response
+from fusion_magic.fuse.events import JudgeStarted, RunFinished, RunStarted
+from fusion_magic.fuse.progress import ProgressPrinter
+from fusion_magic.fuse.result import FusionResult
 
 
 def test_lines_while_running_and_silence_after_run_finished() -> None:

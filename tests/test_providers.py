@@ -20,7 +20,7 @@ from typing import Any, cast
 import httpx
 import pytest
 
-from fusion_magic.errors import (
+from fusion_magic.core.errors import (
     AuthError,
     BadRequestError,
     BlockedError,
@@ -31,7 +31,6 @@ from fusion_magic.errors import (
     RateLimitError,
     ServerError,
 )
-from fusion_magic.providers import anthropic, gemini, openai_compat
 from fusion_magic.providers._http import (
     WireContext,
     error_info,
@@ -40,6 +39,7 @@ from fusion_magic.providers._http import (
     translate_transport_error,
 )
 from fusion_magic.providers.base import ChatRequest, Finished, Message, ProviderEvent, TextDelta, Usage
+from fusion_magic.providers.chat import anthropic, gemini, openai_compat
 from fusion_magic.providers.registry import BUILTIN, make_provider, resolve_endpoint
 from fusion_magic.testing import Emulator, Fault, ModelScript, RecordedRequest
 

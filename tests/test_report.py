@@ -9,11 +9,11 @@ import pytest
 from html_checks import assert_inert, assert_no_script
 from markdown_it import MarkdownIt
 
+from fusion_magic.core.record import Response
+from fusion_magic.fuse.report import degraded_summary, html_report, markdown_report, text_report
+from fusion_magic.fuse.result import FusionResult, Verdict
 from fusion_magic.present.ledger_table import figures, ledger_display
 from fusion_magic.present.wording import status_word
-from fusion_magic.record import Response
-from fusion_magic.report import degraded_summary, html_report, markdown_report, text_report
-from fusion_magic.result import FusionResult, Verdict
 
 EVIL = "<img src=x onerror=alert(1)>"
 JUDGE = "anthropic:claude-sonnet-4-5"

@@ -21,12 +21,12 @@ import pytest
 from html_checks import assert_inert
 
 import fusion_magic
-from fusion_magic.ledger import COLUMNS, ledger_frame, with_totals
+from fusion_magic.calls.settings import Settings
+from fusion_magic.core.ledger import COLUMNS, ledger_frame, with_totals
+from fusion_magic.core.record import Response
+from fusion_magic.fuse.report import degraded_summary, html_report, text_report
+from fusion_magic.fuse.result import FusionResult, Verdict
 from fusion_magic.present.ledger_table import WIDTH, ledger_html, shorten
-from fusion_magic.record import Response
-from fusion_magic.report import degraded_summary, html_report, text_report
-from fusion_magic.result import FusionResult, Verdict
-from fusion_magic.settings import Settings
 from fusion_magic.testing import Emulator, Fault, ModelScript
 
 FAST = Settings(max_retries=0, timeout=20)

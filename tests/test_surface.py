@@ -7,9 +7,9 @@ import pytest
 
 import fusion_magic
 from fusion_magic.__main__ import main
-from fusion_magic.pricing import price_for
+from fusion_magic.calls.settings import LOCAL_POOL, OPENROUTER_POOL, Settings
+from fusion_magic.core.pricing import price_for
 from fusion_magic.providers.registry import BUILTIN, resolve_endpoint
-from fusion_magic.settings import LOCAL_POOL, OPENROUTER_POOL, Settings
 from fusion_magic.testing import Emulator, ModelScript
 
 
@@ -73,8 +73,8 @@ def test_shell_entry_point(emulator_env: Emulator, capsys: pytest.CaptureFixture
 
 
 def test_ledger_totals_and_overhead_follow_the_critical_path() -> None:
-    from fusion_magic.ledger import ledger_frame, with_totals
-    from fusion_magic.record import Response
+    from fusion_magic.core.ledger import ledger_frame, with_totals
+    from fusion_magic.core.record import Response
 
     def call(role: str, rnd: int, secs: float, cost: float | None, label: str | None = "m") -> Response:
         return Response(model="x:y", status="ok", role=role, round=rnd, latency_s=secs, cost_usd=cost,
@@ -91,7 +91,7 @@ def test_ledger_totals_and_overhead_follow_the_critical_path() -> None:
 
 
 def test_openrouter_default_judge_is_from_another_family() -> None:
-    from fusion_magic.settings import OPENROUTER_JUDGE
+    from fusion_magic.calls.settings import OPENROUTER_JUDGE
 
     def family(model_id: str) -> str:
         return model_id.split(":", 1)[1].split("/", 1)[0]
@@ -100,7 +100,7 @@ def test_openrouter_default_judge_is_from_another_family() -> None:
 
 
 def test_listing_shows_where_calls_go(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fusion_magic.listing import provider_listing
+    from fusion_magic.ipython.listing import provider_listing
 
     monkeypatch.setenv("OLLAMA_HOST", "localhost")
     rows = provider_listing(Settings()).providers.set_index("provider")

@@ -14,13 +14,14 @@ import pytest
 from html_checks import assert_inert, assert_no_script
 from markdown_it import MarkdownIt
 
-from fusion_magic.events import CallDelta, CallFinished, CallStarted, EngineEvent, Listener, emit
-from fusion_magic.fuse_events import JudgeStarted, RunFinished, RunStarted, VerdictReady
+from fusion_magic.core.events import CallDelta, CallFinished, CallStarted, EngineEvent, Listener, emit
+from fusion_magic.core.record import Response
+from fusion_magic.fuse.events import JudgeStarted, RunFinished, RunStarted, VerdictReady
+from fusion_magic.fuse.report import html_report, text_report
+from fusion_magic.fuse.result import FusionResult, Verdict
+from fusion_magic.fuse.view import FusionView
 from fusion_magic.present.sanitize import escape_text, neutralize_markdown, render_markdown
-from fusion_magic.record import Response
-from fusion_magic.report import html_report, text_report
-from fusion_magic.result import FusionResult, Verdict
-from fusion_magic.view import FusionView, Pane
+from fusion_magic.view import Pane
 from fusion_magic.view.tabs import MarkdownStream
 
 EVIL = "<img src=x onerror=alert(1)>"

@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from fusion_magic.fusion import best_of, merge
-from fusion_magic.fusion.judge import anonymise
-from fusion_magic.fusion.verdicts import parse_json_verdict
-from fusion_magic.fusion.vote import agree, extract_final, vote
-from fusion_magic.record import Response
+from fusion_magic.core.record import Response
+from fusion_magic.fuse.modes import best_of, merge
+from fusion_magic.fuse.modes.judge import anonymise
+from fusion_magic.fuse.modes.verdicts import parse_json_verdict
+from fusion_magic.fuse.modes.vote import agree, extract_final, vote
 
 
 def ok(text: str, label: str, model: str | None = None) -> Response:

@@ -17,7 +17,7 @@ from .wording import describe_failure
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..record import Response
+    from ..core.record import Response
 
 
 _MISSING = "-"

@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..record import Response
+    from ..core.record import Response
 
 
 class CallState(StrEnum):

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import httpx
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 
-from ..errors import (
+from ..core.errors import (
     BadRequestError,
     ProtocolError,
     ProviderError,

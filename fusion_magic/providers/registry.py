@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, MissingKeyError, UnknownModelError
+from ..core.errors import ConfigError, MissingKeyError, UnknownModelError
 from .base import Endpoint, Provider
 
 if TYPE_CHECKING:
@@ -191,21 +191,21 @@ def make_provider(spec: ProviderSpec, endpoint: Endpoint, client: httpx.AsyncCli
     """Build the provider object for one protocol. Imports are lazy so ``local`` needs no httpx path
     and HTTP users never import llama.cpp."""
     if spec.protocol == "local":
-        from .local import LocalProvider
+        from .chat.local import LocalProvider
 
         return LocalProvider(endpoint, client)
     if client is None:
         raise ValueError("HTTP providers need an httpx.AsyncClient")
     if spec.protocol == "openai":
-        from .openai_compat import OpenAICompatProvider
+        from .chat.openai_compat import OpenAICompatProvider
 
         return OpenAICompatProvider(endpoint, client)
     if spec.protocol == "anthropic":
-        from .anthropic import AnthropicProvider
+        from .chat.anthropic import AnthropicProvider
 
         return AnthropicProvider(endpoint, client)
     if spec.protocol == "gemini":
-        from .gemini import GeminiProvider
+        from .chat.gemini import GeminiProvider
 
         return GeminiProvider(endpoint, client)
     raise ConfigError(f"provider {spec.name!r} has unknown protocol {spec.protocol!r}")

@@ -15,22 +15,19 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
-from ..ledger import ledger_frame, with_totals
+from ..core.ledger import ledger_frame, with_totals
 from ..present.ledger_table import figures, ledger_html
 from ..present.sanitize import escape_text, render_markdown
 from ..present.wording import colour, state_of, status_word
-from ..report import verdict_html
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     import pandas as pd
 
-    from ..record import Response
-    from ..result import FusionResult, Verdict
+    from ..core.record import Response
 
 CallKey = tuple[int, str, str | None, int, str]
-
 
 
 def call_key(r: Response) -> CallKey:
@@ -56,7 +53,7 @@ class Pane:
         self.body = body
 
 
-class _Throttled:
+class Throttled:
     """Re-render at most once per ``interval`` seconds; ``flush`` renders whatever is pending.
 
     Deltas can arrive hundreds of times a second across a pool, and each render sends a comm message;
@@ -149,25 +146,25 @@ def _block_boundary(text: str, *, any_line: bool = False) -> int:
 
 
 @dataclass
-class _Section:
+class Section:
     """One call's part of a tab: a heading line and the text."""
 
     response: Response
     heading: widgets.HTML
     text: widgets.HTML
-    throttle: _Throttled
+    throttle: Throttled
     finished: bool = False
     stream: MarkdownStream | None = None
 
 
-class _StreamingPane(Pane):
+class StreamingPane(Pane):
     """A tab whose calls stream into sections: re-rendered at most every ``interval`` while text
     arrives, always in full when a call finishes or on ``flush``. Subclasses provide ``_section`` and
     ``_render``."""
 
-    sections: dict[CallKey, _Section]
+    sections: dict[CallKey, Section]
 
-    def _section(self, r: Response) -> _Section:
+    def _section(self, r: Response) -> Section:
         raise NotImplementedError
 
     def _render(self, r: Response, now: float | None) -> None:
@@ -187,7 +184,7 @@ class _StreamingPane(Pane):
                 self._render(section.response, None)
 
 
-class MemberPane(_StreamingPane):
+class MemberPane(StreamingPane):
     """A pool member's tab: a status header, then its text streaming live; debate rounds stack below.
 
     pane = MemberPane("gemma3-270m #2", "local:gemma3-270m")
@@ -199,7 +196,7 @@ class MemberPane(_StreamingPane):
         self.model = model
         self.interval = interval
         self.header = widgets.HTML(self._header_html(None))
-        self.sections: dict[CallKey, _Section] = {}
+        self.sections: dict[CallKey, Section] = {}
         super().__init__(label, widgets.VBox(children=(self.header,)))
 
     @property
@@ -224,15 +221,15 @@ class MemberPane(_StreamingPane):
         self._section(r)
         self._render(r, None)
 
-    def _latest(self) -> _Section | None:
+    def _latest(self) -> Section | None:
         return next(reversed(self.sections.values()), None)
 
-    def _section(self, r: Response) -> _Section:
+    def _section(self, r: Response) -> Section:
         key = call_key(r)
         section = self.sections.get(key)
         if section is None:
             stream = MarkdownStream()
-            section = _Section(r, widgets.HTML(), stream.tail, _Throttled(self.interval), stream=stream)
+            section = Section(r, widgets.HTML(), stream.tail, Throttled(self.interval), stream=stream)
             self.sections[key] = section
             self._relayout()
         section.response = r
@@ -258,19 +255,19 @@ class MemberPane(_StreamingPane):
         if section is self._latest():
             self.header.value = self._header_html(r)
 
-    def _render_heading(self, section: _Section, *, several: bool) -> None:
+    def _render_heading(self, section: Section, *, several: bool) -> None:
         if not several:
             return
         r = section.response
-        section.heading.value = f"<h4>Round {r.round}</h4><p>{status_html(r)}{_figures_html(r)}</p>"
+        section.heading.value = f"<h4>Round {r.round}</h4><p>{status_html(r)}{figures_html(r)}</p>"
 
     def _header_html(self, r: Response | None) -> str:
         status = '<span style="color:#757575;font-weight:bold">queued</span>' if r is None else status_html(r)
-        figs = "" if r is None else _figures_html(r)
+        figs = "" if r is None else figures_html(r)
         return f"<p><b>{escape_text(self.label)}</b> · <code>{escape_text(self.model)}</code> · {status}{figs}</p>"
 
 
-def _figures_html(r: Response) -> str:
+def figures_html(r: Response) -> str:
     """Tokens, time and cost once a call has any to show: a call still waiting has only question marks."""
     return "" if state_of(r).running and not r.text else f" · {escape_text(figures(r))}"
 
@@ -281,106 +278,6 @@ def _placeholder(r: Response) -> str:
     if state.running:
         return f"<p><i>{escape_text(status_word(r))}…</i></p>"
     return "<p><i>(no text)</i></p>"
-
-
-class FusedPane(Pane):
-    """The fused answer; a placeholder until the verdict arrives.
-
-    pane = FusedPane()
-    pane.show_verdict(verdict)
-    """
-
-    PLACEHOLDER = "<p><i>waiting for the judge…</i></p>"
-
-    def __init__(self) -> None:
-        self.html = widgets.HTML(self.PLACEHOLDER)
-        self.answer: str | None = None
-        super().__init__("Fused", self.html)
-
-    def show_verdict(self, verdict: Verdict) -> None:
-        self._show(verdict.answer, verdict.mode, verdict.model)
-
-    def show_result(self, result: FusionResult) -> None:
-        self._show(result.answer, result.mode, result.judge)
-
-    def _show(self, answer: str, mode: str, judge: str) -> None:
-        self.answer = answer
-        body = render_markdown(answer) or "<p><i>(the judge gave no answer)</i></p>"
-        self.html.value = (
-            f"{body}<hr><p><small>{escape_text(mode)} · judge <code>{escape_text(judge)}</code></small></p>"
-        )
-
-
-class JudgePane(_StreamingPane):
-    """The judge: who and how, its raw text streaming live, then the verdict and label mapping.
-
-    pane = JudgePane()
-    pane.begin("openai:gpt-4o", "best-of"); pane.show_verdict(verdict)
-    """
-
-    def __init__(self, *, interval: float = 0.1) -> None:
-        self.interval = interval
-        self.info = widgets.HTML("<p><i>the judge starts when the pool is done</i></p>")
-        self.decision = widgets.HTML("")
-        self.sections: dict[CallKey, _Section] = {}
-        self.verdict: Verdict | None = None
-        self.judge: str | None = None
-        self.mode: str | None = None
-        self.state = "waiting"
-        super().__init__("Judge", widgets.VBox(children=(self.info, self.decision)))
-
-    @property
-    def raw(self) -> str:
-        """All judge calls' raw text, in order (unsanitized: for tests and code, not HTML)."""
-        return "\n".join(s.response.text for s in self.sections.values())
-
-    def begin(self, judge: str, mode: str) -> None:
-        self.judge, self.mode = judge, mode
-        self.state = "judging"
-        self._render_info()
-
-    def start(self, r: Response) -> None:
-        self._section(r)
-        if self.state == "waiting":
-            self.state = "judging"
-            self._render_info()
-        self._render(r, None)
-
-    def show_verdict(self, verdict: Verdict) -> None:
-        self.verdict = verdict
-        self.judge = self.judge or verdict.model
-        self.mode = self.mode or verdict.mode
-        self.state = "decided"
-        self._render_info()
-        self.decision.value = "<h4>Verdict</h4>" + verdict_html(verdict, self.judge)
-
-    def _render_info(self) -> None:
-        self.info.value = (
-            f"<p><b>judge</b> <code>{escape_text(self.judge or '?')}</code> · "
-            f"<b>mode</b> {escape_text(self.mode or '?')} · {escape_text(self.state)}</p>"
-        )
-
-    def _section(self, r: Response) -> _Section:
-        key = call_key(r)
-        section = self.sections.get(key)
-        if section is None:
-            section = _Section(r, widgets.HTML(), widgets.HTML(), _Throttled(self.interval))
-            self.sections[key] = section
-            children: list[widgets.Widget] = [self.info, self.decision]
-            for s in self.sections.values():
-                children += [s.heading, s.text]
-            self.body.children = tuple(children)
-        section.response = r
-        return section
-
-    def _render(self, r: Response, now: float | None) -> None:
-        section = self.sections[call_key(r)]
-        section.heading.value = (
-            f"<p><b>raw judge output</b> <code>{escape_text(r.model)}</code> · {status_html(r)}{_figures_html(r)}</p>"
-        )
-        # Raw, not rendered: this is the judge's working text (often JSON), shown as written.
-        section.text.value = f'<pre style="white-space:pre-wrap">{escape_text(r.text)}</pre>' if r.text else ""
-        section.throttle.rendered(now)
 
 
 class LedgerPane(Pane):

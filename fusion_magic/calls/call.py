@@ -1,0 +1,283 @@
+"""One call to one model, with the policy around it: retries, timeout, timing, pricing, events, cache.
+
+``run_call`` never raises for a provider failure: the failure becomes the returned ``Response``'s
+``status`` and ``error``, and whatever text arrived is kept. It re-raises only ``CancelledError``
+(after recording the call as cancelled), so cancellation still unwinds the caller.
+
+    ctx = CallContext(client=client, settings=Settings())
+    response = await run_call(prepare("openrouter:openai/gpt-4o", ctx.settings), request, ctx=ctx)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..core.errors import (
+    CallCancelled,
+    ConfigError,
+    FusionError,
+    ProtocolError,
+    ProviderError,
+    ProviderTimeout,
+    ReplayMissError,
+)
+from ..core.events import CallDelta, CallFinished, CallStarted, Listener, emit
+from ..core.pricing import approx_tokens, price_for
+from ..core.record import Response
+from ..providers.base import ChatRequest, Endpoint, Finished, TextDelta, Usage
+from ..providers.registry import ProviderSpec, make_provider, resolve_endpoint, split_model_id
+from .settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .cache import CallCache
+
+# Backoff when the server gives no hint: 0.5 s, 1 s, 2 s ... capped, with +-25 % jitter so a pool
+# that hit the same 429 does not retry in lockstep.
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 8.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """A model id resolved to its provider and endpoint (key included, hidden from repr)."""
+
+    model_id: str
+    spec: ProviderSpec
+    endpoint: Endpoint
+    model: str
+
+    @property
+    def is_local(self) -> bool:
+        return self.spec.protocol == "local"
+
+
+def prepare(model_id: str, settings: Settings, *, require_key: bool = True) -> Target:
+    """Resolve a model id now, so a bad id or a missing key fails before any call is made."""
+    if not isinstance(model_id, str) or not model_id.strip():
+        raise ConfigError("empty model id")
+    spec, model = split_model_id(model_id, settings.endpoints)
+    endpoint = resolve_endpoint(spec, settings.keys, require_key=require_key)
+    _check_endpoint(spec, endpoint)
+    if spec.protocol == "local":
+        # llama.cpp missing, or a name the worker cannot serve, fails here with one line, before any
+        # progress line is printed or a worker starts. An estimate or a cache replay never runs the
+        # model, so it needs neither llama.cpp nor the file. Lazy: HTTP-only runs never load the package.
+        from ..providers.chat.local.files import check_installed, check_model
+
+        runs = require_key and settings.cache != "replay"
+        if runs:
+            check_installed(model)
+        check_model(model, need_file=runs)
+    return Target(model_id.strip(), spec, endpoint, model)
+
+
+def _check_endpoint(spec: ProviderSpec, endpoint: Endpoint) -> None:
+    """Catch a pasted key with a stray character or a mistyped base URL now, with one line, instead of
+    as an encoding error deep inside the HTTP client (whose traceback would show the header)."""
+    key = endpoint.api_key
+    if key is not None and (not key.isascii() or not key.isprintable() or key != key.strip()):
+        names = " or ".join(spec.key_envs) or f"the {spec.name} key"
+        raise ConfigError(f"{names} contains spaces or invisible/non-ASCII characters: paste the key again")
+    if spec.protocol == "local":
+        return
+    import httpx
+
+    shown = _safe_url(endpoint.base_url)
+    try:
+        url = httpx.URL(endpoint.base_url)
+        scheme, host = url.scheme, url.host  # the host decodes lazily: IDNA errors surface here
+    except (httpx.InvalidURL, ValueError) as exc:  # IDNA errors are ValueErrors, not InvalidURL
+        raise ConfigError(f"{spec.name} base URL {shown} is not a valid URL ({type(exc).__name__})") from None
+    if scheme not in ("http", "https"):
+        raise ConfigError(f"{spec.name} base URL {shown} must start with http:// or https://")
+    if not host:
+        raise ConfigError(f"{spec.name} base URL {shown} has no host name")
+
+
+def _safe_url(url: str) -> str:
+    """A base URL fit to print: without ``user:token@`` and without the query (``?key=``)."""
+    head, sep, rest = url.partition("://")
+    rest = rest.split("?", 1)[0].split("#", 1)[0]
+    host, slash, path = rest.partition("/")
+    host = host.rsplit("@", 1)[-1]
+    return repr(f"{head}{sep}{host}{slash}{path}")
+
+
+@dataclass
+class CallContext:
+    """What every call of one run shares: the HTTP client (bound to the running loop), listeners,
+    settings, the optional cache, and the counter that orders calls in the ledger."""
+
+    client: httpx.AsyncClient | None
+    settings: Settings
+    listeners: list[Listener] = field(default_factory=list)
+    cache: CallCache | None = None
+    counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # Late members still running after their round returned (quorum/deadline); owners drain or cancel.
+    pending: set[asyncio.Task[Response]] = field(default_factory=set)
+
+
+async def run_call(
+    target: Target,
+    request: ChatRequest,
+    *,
+    ctx: CallContext,
+    role: str = "member",
+    label: str | None = None,
+    round: int = 0,
+    timeout: float | None = None,
+    response: Response | None = None,
+) -> Response:
+    """Run one call to completion and return its ``Response`` (ok or failed, never raising for failure).
+
+    Pass ``response`` to fill a record the caller already announced (the pool shows queued tabs first).
+    A replay-mode cache miss raises ``ReplayMissError``: that is the user's setup, not a model failing.
+    """
+    r = response or Response(model=target.model_id, role=role, label=label, round=round)
+    r.call_id = r.call_id or next(ctx.counter)
+    r.status = "waiting"
+    emit(ctx.listeners, CallStarted(r))
+    started = time.monotonic()
+    limit = timeout if timeout is not None else ctx.settings.timeout
+    tally = _Tally()
+    try:
+        async with asyncio.timeout(limit):
+            if ctx.cache is not None and ctx.cache.mode != "off":
+                recorded = ctx.cache.lookup(target.model_id, request)
+                if recorded is not None:
+                    _replay(r, recorded, ctx, started)
+                elif ctx.cache.mode == "replay":
+                    raise ReplayMissError(
+                        f"cache replay: no recording for {target.model_id} with this exact prompt "
+                        f"(in {ctx.cache.root}); run once with cache 'on' to record it"
+                    )
+                else:
+                    await _call_with_retries(target, request, r, ctx, started, tally)
+                    _count_missing_usage(r, request, tally)
+                    if r.status == "ok":
+                        ctx.cache.store(target.model_id, request, r)
+            else:
+                await _call_with_retries(target, request, r, ctx, started, tally)
+    except TimeoutError:
+        _fail(r, ProviderTimeout(f"no complete answer within {limit:g}s", provider=target.spec.name,
+                                 model=target.model))
+    except ProviderError as exc:
+        _fail(r, exc)
+    except FusionError:
+        raise  # the user's setup (a replay miss, the local model not installed): one line for the whole run
+    except Exception as exc:  # a bug or an odd environment must fail this call only, not the pool
+        message = f"unexpected {type(exc).__name__}: {exc}"
+        if target.endpoint.api_key:
+            message = message.replace(target.endpoint.api_key, "***")
+        _fail(r, ProtocolError(message, provider=target.spec.name, model=target.model))
+    except asyncio.CancelledError:
+        _fail(r, CallCancelled("stopped before it finished: the run was interrupted or cancelled",
+                               provider=target.spec.name, model=target.model))
+        _count_missing_usage(r, request, tally)
+        r.latency_s = time.monotonic() - started
+        emit(ctx.listeners, CallFinished(r))
+        raise
+    _count_missing_usage(r, request, tally)
+    r.latency_s = time.monotonic() - started
+    if r.status in ("waiting", "streaming"):  # replayed from the cache
+        r.status = "ok"
+    price = price_for(target.model_id, dict(ctx.settings.prices))
+    # The provider's own figure wins; a model on the user's machine is free whatever it reported.
+    if price is not None and (r.cost_source == "unknown" or price.free):
+        cost = price.cost(r.input_tokens, r.output_tokens)
+        if cost is not None:
+            r.cost_usd, r.cost_source = cost, price.source
+    emit(ctx.listeners, CallFinished(r))
+    return r
+
+
+@dataclass
+class _Tally:
+    """Text chunks of the call's stream (retries happen only before the first one, so one attempt's)."""
+
+    chunks: int = 0
+
+
+def _count_missing_usage(r: Response, request: ChatRequest, tally: _Tally) -> None:
+    """A call that produced text always has token figures: when the server streamed no usage (llama.cpp's
+    and some other local servers ignore ``stream_options``), count them and say so."""
+    if not r.text or (r.input_tokens is not None and r.output_tokens is not None):
+        return
+    r.tokens_source = "counted"
+    if r.output_tokens is None:
+        # Local servers send one token per chunk; a cloud API that batches would have reported usage.
+        r.output_tokens = tally.chunks or approx_tokens(r.text)
+    if r.input_tokens is None:
+        r.input_tokens = approx_tokens("\n".join(m.content for m in request.messages))
+
+
+def _fail(r: Response, exc: ProviderError) -> None:
+    r.status, r.error, r.http_status = exc.kind, str(exc), exc.status
+
+
+async def _call_with_retries(
+    target: Target, request: ChatRequest, r: Response, ctx: CallContext, started: float, tally: _Tally
+) -> None:
+    provider = make_provider(target.spec, target.endpoint, ctx.client)
+    waited = 0.0
+    while True:
+        r.attempts += 1
+        got_event = False
+        try:
+            # aclosing: on cancel or timeout the generator closes now, and with it the HTTP connection.
+            async with contextlib.aclosing(provider.stream(request)) as events:
+                async for event in events:
+                    got_event = True
+                    tally.chunks += isinstance(event, TextDelta)
+                    _apply(r, event, ctx, started)
+            r.status = "ok"
+            return
+        except ProviderError as exc:
+            # Never retry once text arrived: the user already saw it, and a retry would bill twice.
+            if got_event or not exc.retryable or r.attempts > ctx.settings.max_retries:
+                raise
+            delay = exc.retry_after
+            if delay is None:
+                delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (r.attempts - 1))
+                delay *= random.uniform(0.75, 1.25)
+            if waited + delay > ctx.settings.retry_max_wait:
+                raise
+            waited += delay
+            await asyncio.sleep(delay)
+
+
+def _apply(r: Response, event: TextDelta | Usage | Finished, ctx: CallContext, started: float) -> None:
+    if isinstance(event, TextDelta):
+        if r.ttft_s is None:
+            r.ttft_s = time.monotonic() - started
+        r.status = "streaming"
+        r.text += event.text
+        emit(ctx.listeners, CallDelta(r, event.text))
+    elif isinstance(event, Usage):
+        # Later usage events carry cumulative counts: each known field replaces the earlier one.
+        if event.input_tokens is not None:
+            r.input_tokens = event.input_tokens
+        if event.output_tokens is not None:
+            r.output_tokens = event.output_tokens
+        if event.cost_usd is not None:
+            r.cost_usd, r.cost_source = event.cost_usd, "provider"
+    elif isinstance(event, Finished):
+        r.finish_reason = event.reason
+        r.served_model, r.request_id = event.served_model, event.request_id
+
+
+def _replay(r: Response, recorded: Response, ctx: CallContext, started: float) -> None:
+    r.attempts = 0
+    _apply(r, TextDelta(recorded.text), ctx, started)
+    r.input_tokens, r.output_tokens = recorded.input_tokens, recorded.output_tokens
+    r.finish_reason = recorded.finish_reason
+    recorded_cost = "unknown" if recorded.cost_usd is None else f"${recorded.cost_usd:.6f}"
+    r.cost_usd, r.cost_source = 0.0, f"cache (recorded cost {recorded_cost})"

@@ -1,0 +1,146 @@
+"""Frozen settings the engine runs with, and the defaults that depend on which keys are set.
+
+The magics class turns its traitlets into a ``Settings`` before calling the engine, so the engine
+never imports IPython. Scripts build one directly or pass keyword arguments to ``fuse``.
+
+    settings = Settings(pool=("openrouter:openai/gpt-4o", "gemini:gemini-2.5-flash"), judge="vote")
+    settings.resolved_pool()
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import ConfigError
+from ..providers.registry import BUILTIN, custom_spec, find_key
+
+MODES = ("best-of", "merge", "debate")
+CACHE_MODES = ("off", "on", "replay")
+
+LOCAL_MODEL = "local:gemma3-270m"
+# Three members of the local model; the pool gives each its own seed so they answer differently.
+LOCAL_POOL = (LOCAL_MODEL, LOCAL_MODEL, LOCAL_MODEL)
+
+# With an OpenRouter key: one current model from each of three vendors, and a judge from a fourth
+# family so no member judges itself (self-preference bias).
+OPENROUTER_POOL = (
+    "openrouter:anthropic/claude-sonnet-4.5",
+    "openrouter:google/gemini-2.5-flash",
+    "openrouter:deepseek/deepseek-chat",
+)
+OPENROUTER_JUDGE = "openrouter:openai/gpt-4o"
+
+# With only direct vendor keys: one model per vendor whose key is set.
+DIRECT_MODELS = {
+    "anthropic": "anthropic:claude-sonnet-4-5",
+    "gemini": "gemini:gemini-2.5-flash",
+    "openai": "openai:gpt-4.1-mini",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs besides the prompt. Empty ``pool``/``judge`` mean "pick defaults".
+
+    ``keys`` (explicit per-provider keys) is kept out of ``repr`` so it never shows in outputs.
+    """
+
+    pool: tuple[str, ...] = ()
+    judge: str = ""
+    mode: str = "best-of"
+    rounds: int = 2
+    timeout: float = 120.0
+    max_tokens: int | None = None
+    temperature: float | None = None
+    system: str | None = None
+    cache: str = "off"
+    cache_dir: str | None = None
+    endpoints: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    keys: Mapping[str, str] = field(default_factory=dict, repr=False)
+    max_retries: int = 3
+    retry_max_wait: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.cache not in CACHE_MODES:
+            raise ConfigError(f"cache must be one of {', '.join(CACHE_MODES)}, not {self.cache!r}")
+        if self.rounds < 1:
+            raise ConfigError("rounds must be at least 1")
+        if self.timeout <= 0:
+            raise ConfigError("timeout must be positive")
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (None values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def has_key(self, provider: str) -> bool:
+        spec = BUILTIN[provider]
+        return find_key(spec, self.keys) is not None
+
+    def default_pool(self) -> tuple[tuple[str, ...], str, str | None]:
+        """(pool, judge, note) when the user configured none. The note says what was chosen and why."""
+        if self.has_key("openrouter"):
+            return OPENROUTER_POOL, OPENROUTER_JUDGE, None
+        direct = tuple(model for provider, model in DIRECT_MODELS.items() if self.has_key(provider))
+        if len(direct) >= 2:
+            return direct, "vote", None
+        return (
+            LOCAL_POOL,
+            "vote",
+            "No API key set: using the offline pool (3 x local:gemma3-270m)"
+            + ("" if self.judge else " and the vote judge")
+            + ". For real models set OPENROUTER_API_KEY (or ANTHROPIC_API_KEY, GEMINI_API_KEY, OPENAI_API_KEY).",
+        )
+
+    def default_judge(self) -> str:
+        """The configured judge, else a judge model through OpenRouter when its key is set, else the vote."""
+        return self.judge or (OPENROUTER_JUDGE if self.has_key("openrouter") else "vote")
+
+    def resolved_pool(self) -> tuple[tuple[str, ...], str, str | None]:
+        """The pool and judge to use: configured ones, else the defaults for the keys that are set."""
+        if self.pool:
+            return self.pool, self.default_judge(), None
+        pool, judge, note = self.default_pool()
+        return pool, self.judge or judge, note
+
+    def cache_path(self) -> Path:
+        """Where recorded calls live: ``cache_dir``, else $FUSION_MAGIC_CACHE_DIR, else ./.fusion_cache
+        (beside the notebook, since a kernel's working directory is the notebook's folder)."""
+        base = self.cache_dir or os.environ.get("FUSION_MAGIC_CACHE_DIR") or ".fusion_cache"
+        return Path(base)
+
+
+def parse_prices(prices: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """Check ``%config FusionMagics.prices``: ``{model: [input, output]}`` in USD per million tokens.
+
+    Config values arrive unchecked (a traitlets Dict), so a bad one becomes a one-line ``ConfigError``
+    naming the entry rather than a TypeError from ``tuple(1.0)`` or a wrong total later.
+    """
+    parsed: dict[str, tuple[float, float]] = {}
+    for model, value in prices.items():
+        if (
+            isinstance(value, list | tuple)
+            and len(value) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in value)
+        ):
+            parsed[model] = (float(value[0]), float(value[1]))
+        else:
+            raise ConfigError(
+                f"prices[{model!r}] must be [input, output] USD per million tokens, not {value!r}; "
+                f"e.g. %config FusionMagics.prices = {{{model!r}: [0.15, 0.6]}}"
+            )
+    return parsed
+
+
+def check_endpoints(endpoints: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Check every ``%config FusionMagics.endpoints`` entry up front (``custom_spec`` raises a
+    ``ConfigError`` naming a bad one), so a typo shows before the run, not only when a model uses it."""
+    for name, config in endpoints.items():
+        custom_spec(name, config)
+    return dict(endpoints)

@@ -1,0 +1,411 @@
+"""A fused run from plan to result: resolve everything up front, fan out, judge, report.
+
+``plan_fusion`` does all validation and key lookup, so bad input fails with a ``ConfigError`` before
+any network call. ``run_fusion`` is pure async policy; it never imports IPython or widgets. Cancelled
+(a kernel interrupt), a run still hands back what had arrived: the ``result`` it was given is left as
+the partial result before the ``CancelledError`` goes on.
+
+    plan = plan_fusion("Why is the sky blue?", Settings(), pool=["local:gemma3-270m"] * 3, judge="vote")
+    result = await run_fusion(plan, ctx)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from ..calls.call import CallContext, Target, prepare
+from ..calls.settings import MODES, Settings
+from ..core.errors import ConfigError
+from ..core.events import CallFinished, CallStarted, EngineEvent, emit
+from ..core.record import Response
+from ..present.wording import CallState, is_running
+from ..providers.base import ChatRequest, Message
+from .events import JudgeStarted, RunFinished, RunStarted, RunStopped, VerdictReady
+from .modes.debate import final_answers, run_debate
+from .modes.judge import Candidate, JudgeFailed, anonymise, judge_call
+from .modes.vote import vote
+from .pool import Member, run_round
+from .result import FusionResult, Verdict
+
+LOCAL_MAX_TOKENS = 128
+HTTP_MAX_TOKENS = 1024
+LOCAL_JUDGE_MAX_TOKENS = 384
+HTTP_JUDGE_MAX_TOKENS = 2048
+SAMPLING_TEMPERATURE = 0.8  # when one model fills several seats, it needs randomness to differ
+
+
+@dataclass(frozen=True)
+class FusionPlan:
+    """Everything a run will do, resolved and validated; nothing has been sent yet.
+
+    ``warnings`` belong to this run and go into its result. ``notice`` says which defaults were picked
+    (the offline pool when no key is set): the same for every run of a session, so the caller shows it
+    (the magic once per kernel) and it stays out of the result's warnings.
+    """
+
+    prompt: str
+    members: tuple[Member, ...]
+    judge_id: str
+    judge: Target | None
+    mode: str
+    rounds: int
+    quorum: int | None
+    deadline: float | None
+    timeout: float
+    max_tokens: int | None
+    judge_max_tokens: int
+    system: str | None
+    settings: Settings
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+    notice: str | None = None
+
+    @property
+    def pool(self) -> list[str]:
+        return [m.target.model_id for m in self.members]
+
+
+def short_label(model_id: str) -> str:
+    """A tab title from a model id: ``openrouter:anthropic/claude-3.7-sonnet`` -> ``claude-3.7-sonnet``."""
+    return model_id.partition(":")[2].rsplit("/", 1)[-1] or model_id
+
+
+def _labels(targets: Sequence[Target]) -> list[str]:
+    """Unique tab labels: the short model name; the longer id where two models share a short name;
+    ``#n`` where one model fills several seats."""
+    ids = list(dict.fromkeys(t.model_id for t in targets))
+    shorts = Counter(short_label(i) for i in ids)
+    name = {i: short_label(i) if shorts[short_label(i)] == 1 else i for i in ids}
+    counts = Counter(t.model_id for t in targets)
+    seen: Counter[str] = Counter()
+    labels = []
+    for t in targets:
+        seen[t.model_id] += 1
+        labels.append(name[t.model_id] + (f" #{seen[t.model_id]}" if counts[t.model_id] > 1 else ""))
+    return labels
+
+
+def assign_seats(targets: Sequence[Target], temperature: float | None) -> list[Member]:
+    """One seat per target. A model that fills several seats gets a seed per seat and, unless the user
+    set one, a sampling temperature: without randomness its seats would all say the same thing."""
+    counts = Counter(t.model_id for t in targets)
+    seen: Counter[str] = Counter()
+    members = []
+    for t, label in zip(targets, _labels(targets), strict=True):
+        seen[t.model_id] += 1
+        repeated = counts[t.model_id] > 1
+        members.append(Member(
+            t, label, seed=seen[t.model_id] if repeated else None,
+            temperature=temperature if temperature is not None else (SAMPLING_TEMPERATURE if repeated else None),
+        ))
+    return members
+
+
+def plan_fusion(
+    prompt: str,
+    settings: Settings,
+    *,
+    pool: Sequence[str] | None = None,
+    judge: str | None = None,
+    mode: str | None = None,
+    self_n: int | None = None,
+    rounds: int | None = None,
+    quorum: int | None = None,
+    deadline: float | None = None,
+    timeout: float | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    system: str | None = None,
+    require_keys: bool = True,
+) -> FusionPlan:
+    """Validate and resolve a run. Raises ``ConfigError`` with one readable line on any problem.
+
+    ``require_keys=False`` plans without keys, for ``--estimate``; such a plan must not be run.
+    """
+    if not prompt or not prompt.strip():
+        raise ConfigError("the prompt is empty: write it in the cell body below the %%fuse line")
+    mode = mode or settings.mode
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    warnings: list[str] = []
+    note = None
+    if pool:
+        ids, judge_id = list(pool), judge or settings.default_judge()
+    else:
+        # An explicit -j counts as a configured judge, so the note does not claim the vote.
+        default_ids, default_judge, note = settings.with_(judge=judge).resolved_pool()
+        ids, judge_id = list(default_ids), judge or default_judge
+    if self_n is not None:
+        if self_n < 2:
+            raise ConfigError("--self needs N >= 2 (one model sampled N times)")
+        if len(ids) != 1:
+            ids = ids[:1]
+        ids = ids * self_n
+    if not ids:
+        raise ConfigError("the pool is empty: pass -p provider:model,... or set %config FusionMagics.pool")
+    targets = [prepare(i, settings, require_key=require_keys) for i in ids]
+    judge_target = None if judge_id == "vote" else prepare(judge_id, settings, require_key=require_keys)
+    if judge_target is not None and judge_target.model_id in {t.model_id for t in targets}:
+        warnings.append(
+            f"The judge {judge_id} is also in the pool: judges favour their own answers; "
+            "consider a judge from another family, or -j vote."
+        )
+    members = assign_seats(targets, temperature if temperature is not None else settings.temperature)
+    if quorum is not None and not 1 <= quorum <= len(members):
+        raise ConfigError(f"--quorum must be between 1 and the pool size ({len(members)})")
+    if deadline is not None and deadline <= 0:
+        raise ConfigError("--deadline must be positive (seconds)")
+    if timeout is not None and timeout <= 0:
+        raise ConfigError("--timeout must be positive (seconds)")
+    if max_tokens is not None and max_tokens < 1:
+        raise ConfigError("--max-tokens must be at least 1")
+    if temperature is not None and not 0 <= temperature <= 2:
+        raise ConfigError("--temperature must be between 0 and 2")
+    n_rounds = rounds if rounds is not None else settings.rounds
+    if n_rounds < 1:
+        raise ConfigError("--rounds must be at least 1")
+    if mode == "debate" and len(members) < 2:
+        raise ConfigError("debate needs at least two pool members")
+    return FusionPlan(
+        prompt=prompt.strip(),
+        members=tuple(members),
+        judge_id=judge_id,
+        judge=judge_target,
+        mode=mode,
+        rounds=n_rounds,
+        quorum=quorum,
+        deadline=deadline,
+        timeout=timeout or settings.timeout,
+        max_tokens=max_tokens or settings.max_tokens,
+        judge_max_tokens=judge_max_tokens(judge_target),
+        system=system if system is not None else settings.system,
+        settings=settings,
+        warnings=tuple(warnings),
+        notice=note,
+    )
+
+
+def judge_max_tokens(judge: Target | None) -> int:
+    """The judge's output cap: room for reasoning plus a full answer; less for the small local model."""
+    return LOCAL_JUDGE_MAX_TOKENS if judge is not None and judge.is_local else HTTP_JUDGE_MAX_TOKENS
+
+
+def member_max_tokens(plan: FusionPlan, member: Member) -> int:
+    """Always cap a member: OpenRouter's in-flight budget holds max_tokens per concurrent call."""
+    if plan.max_tokens:
+        return plan.max_tokens
+    return LOCAL_MAX_TOKENS if member.target.is_local else HTTP_MAX_TOKENS
+
+
+def member_request(plan: FusionPlan, member: Member, messages: tuple[Message, ...] | None = None) -> ChatRequest:
+    if messages is None:
+        head = (Message("system", plan.system),) if plan.system else ()
+        messages = (*head, Message("user", plan.prompt))
+    return ChatRequest(
+        model=member.target.model,
+        messages=messages,
+        max_tokens=member_max_tokens(plan, member),
+        temperature=member.temperature,
+        seed=member.seed,
+    )
+
+
+def _rng_for(plan: FusionPlan, ctx: CallContext) -> random.Random:
+    """A fresh shuffle per judge call. With the cache on, the shuffles are seeded from the run itself, so
+    a re-run sends byte-identical judge and debate requests and replays instead of billing again."""
+    return _seeded_under_cache(ctx, plan.prompt, plan.mode, plan.judge_id, *plan.pool)
+
+
+def _seeded_under_cache(ctx: CallContext, *parts: str) -> random.Random:
+    """Unseeded without a cache; with one, seeded from ``parts`` so the same run shuffles the same way."""
+    if ctx.cache is None:
+        return random.Random()
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    return random.Random(int(digest[:16], 16))
+
+
+def new_result(plan: FusionPlan) -> FusionResult:
+    """The empty result a run of ``plan`` fills; hold on to it and pass it to ``run_fusion`` to keep what
+    an interrupted run had (the run raises, so it cannot return it)."""
+    return FusionResult(prompt=plan.prompt, mode=plan.mode, judge=plan.judge_id, pool=plan.pool,
+                        warnings=list(plan.warnings))
+
+
+async def run_fusion(plan: FusionPlan, ctx: CallContext, *, rng: random.Random | None = None,
+                     result: FusionResult | None = None) -> FusionResult:
+    """Run the pool (and debate rounds), then the judge; return the fused result (``result``, filled in
+    place, when given: see ``new_result``).
+
+    Late members (after quorum/deadline) keep running on this loop and fill their Response in place,
+    unless the run itself is cancelled or fails: then they are cancelled too, before this returns.
+    Cancelled, the run re-raises ``CancelledError`` (so timeouts and task groups around it still work)
+    after leaving ``result`` as the partial result: see ``_keep_partial``.
+    """
+    if result is None:
+        result = new_result(plan)
+    # Every call of the run, as it starts: a cancelled round never returns its responses, nor a
+    # cancelled judge call its own, and the partial result must still show them.
+    started_calls: list[Response] = []
+
+    def collect(event: EngineEvent) -> None:
+        if isinstance(event, CallStarted):
+            started_calls.append(event.response)
+
+    ctx.listeners.append(collect)
+    try:
+        return await _run_stages(plan, ctx, rng or _rng_for(plan, ctx), result, started_calls)
+    finally:
+        ctx.listeners.remove(collect)
+
+
+async def _run_stages(plan: FusionPlan, ctx: CallContext, rng: random.Random, result: FusionResult,
+                      started_calls: list[Response]) -> FusionResult:
+    started = time.monotonic()
+    loop = asyncio.get_running_loop()
+    deadline_at = None if plan.deadline is None else loop.time() + plan.deadline
+    emit(ctx.listeners, RunStarted(plan.prompt, plan.mode, plan.judge_id,
+                                   tuple(m.label for m in plan.members), tuple(plan.pool)))
+    try:
+        outcome = await run_round(
+            plan.members, [member_request(plan, m) for m in plan.members], ctx=ctx,
+            quorum=plan.quorum, deadline=plan.deadline, timeout=plan.timeout,
+        )
+        result.responses.extend(outcome.responses)
+        ctx.pending |= outcome.pending
+        first = [r for r in outcome.responses if not r.late]
+        final, first_round = first, None
+        if plan.mode == "debate":
+            # Only members that answered on time debate; a straggler's answer never reaches the judge.
+            on_time = [m for m, r in zip(plan.members, outcome.responses, strict=True) if not r.late]
+            history = await run_debate(
+                on_time, first, question=plan.prompt, system=plan.system, rounds=plan.rounds, ctx=ctx,
+                make_request=lambda m, msgs: member_request(plan, m, msgs), timeout=plan.timeout, rng=rng,
+                deadline_at=deadline_at,
+            )
+            for later in history[1:]:
+                result.responses.extend(later)
+            final = final_answers(on_time, history)
+            first_round = {r.label or "": r for r in first if r.ok}
+        await _judge(result, plan.judge, plan.judge_id, plan.mode, plan.prompt, final, first_round=first_round,
+                     ctx=ctx, rng=rng, max_tokens=plan.judge_max_tokens, timeout=plan.timeout)
+    except BaseException as exc:
+        # An interrupt (CancelledError) or a setup error: late members must not outlive the run.
+        await drain(ctx.pending, cancel=True)
+        cancelled = isinstance(exc, asyncio.CancelledError)
+        if cancelled:
+            _keep_partial(result, started_calls, time.monotonic() - started)
+        emit(ctx.listeners, RunStopped("cancelled" if cancelled else f"{type(exc).__name__}: {exc}"))
+        raise
+    result.wall_s = time.monotonic() - started
+    emit(ctx.listeners, RunFinished(result))
+    return result
+
+
+def _keep_partial(result: FusionResult, started_calls: Sequence[Response], wall_s: float) -> None:
+    """Turn ``result`` into what a cancelled run had: every call that started, with the text it had
+    streamed; those that had not finished ``cancelled``; no verdict; a warning that says so. Its
+    cancelled calls make it ``degraded``."""
+    calls = {id(r): r for r in (*result.responses, *result.judge_responses, *started_calls)}
+    for r in calls.values():
+        if is_running(r):  # run_call records its own cancellation; this covers a call stopped before that
+            r.status, r.error = CallState.CANCELLED.value, CallState.CANCELLED.value
+    ordered = sorted(calls.values(), key=lambda r: r.call_id)
+    result.responses = [r for r in ordered if r.role != "judge"]
+    result.judge_responses = [r for r in ordered if r.role == "judge"]
+    result.wall_s = wall_s
+    result.warnings.append(f"Interrupted after {wall_s:.1f} s: no verdict; the answers are what had arrived.")
+
+
+async def _judge(
+    result: FusionResult,
+    judge: Target | None,
+    judge_id: str,
+    mode: str,
+    question: str,
+    answers: Sequence[Response],
+    *,
+    first_round: dict[str, Response] | None,
+    ctx: CallContext,
+    rng: random.Random,
+    max_tokens: int,
+    timeout: float,
+) -> None:
+    emit(ctx.listeners, JudgeStarted(judge_id, mode))
+    verdict: Verdict
+    if judge is None:
+        verdict = vote(answers, mode=mode)
+    else:
+        candidates: list[Candidate] = anonymise(answers, rng, first_round)
+        try:
+            verdict, response = await judge_call(judge, mode, question, candidates, ctx=ctx,
+                                                 max_tokens=max_tokens, timeout=timeout)
+            result.judge_responses.append(response)
+        except JudgeFailed as exc:
+            if exc.response is not None:
+                result.judge_responses.append(exc.response)
+            verdict = vote(answers, mode=mode)
+            verdict.fallback = True
+            # The reason, said once: the judge call keeps its own status and full error on its Response
+            # (the ledger, the Judge tab), and the report's DEGRADED line names it in short.
+            verdict.reasoning = f"Fell back to a vote because {exc}. {verdict.reasoning}"
+    result.verdict = verdict
+    result.answer = verdict.answer
+    emit(ctx.listeners, VerdictReady(verdict))
+
+
+async def rejudge(
+    previous: FusionResult,
+    settings: Settings,
+    ctx: CallContext,
+    *,
+    mode: str | None = None,
+    judge: str | None = None,
+    rng: random.Random | None = None,
+) -> FusionResult:
+    """Judge an earlier run again (late answers included) without calling the pool again."""
+    mode = mode or previous.mode
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    judge_id = judge or previous.judge
+    target = None if judge_id == "vote" else prepare(judge_id, settings)
+    rounds = max((r.round for r in previous.responses), default=0)
+    if mode == "debate" and rounds == 0:
+        raise ConfigError("rejudge as debate needs a run that debated (the pool is not called again)")
+    first_round = {r.label or "": r for r in previous.responses if r.round == 0 and r.ok}
+    # The judge's row follows the earlier calls in the ledger.
+    ctx.counter = itertools.count(max((r.call_id for r in previous.calls), default=0) + 1)
+    result = FusionResult(prompt=previous.prompt, mode=mode, judge=judge_id, pool=list(previous.pool),
+                          responses=[replace(r) for r in previous.responses],
+                          warnings=[f"Rejudged with {judge_id} ({mode}); the pool was not called again."])
+    for r in result.responses:
+        r.late = False  # a late answer is now on time: the new judge sees it
+    answers = [r for r in result.members if r.ok]  # each member's latest good answer
+    labels = tuple(dict.fromkeys(r.label for r in result.responses if r.label))
+    models = tuple(next(r.model for r in result.responses if r.label == label) for label in labels)
+    emit(ctx.listeners, RunStarted(result.prompt, mode, judge_id, labels, models))
+    for r in result.responses:
+        emit(ctx.listeners, CallFinished(r))
+    started = time.monotonic()
+    # Seeded under the cache like a fresh run: the same rejudge sends the same request, and replays.
+    rng = rng or _seeded_under_cache(ctx, "rejudge", previous.prompt, mode, judge_id, *(r.text for r in answers))
+    await _judge(result, target, judge_id, mode, previous.prompt, answers,
+                 first_round=first_round if mode == "debate" else None, ctx=ctx, rng=rng,
+                 max_tokens=judge_max_tokens(target), timeout=settings.timeout)
+    result.wall_s = time.monotonic() - started
+    emit(ctx.listeners, RunFinished(result))
+    return result
+
+
+async def drain(tasks: set[asyncio.Task[Response]], *, cancel: bool = False) -> None:
+    """Wait for late members (before closing a client they still use), cancelling them first if asked."""
+    if cancel:
+        for task in tasks:
+            task.cancel()
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)

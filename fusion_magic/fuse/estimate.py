@@ -1,0 +1,102 @@
+"""Projected cost of a run before any call: ``--estimate`` prints it, ``--budget`` enforces it.
+
+Input tokens are estimated as characters / 4 (a common rule of thumb for English) of the text each
+call will send: the prompt for HTTP models, the whole few-shot document for the local model (which
+wraps even "hi" in about a hundred tokens of examples). Output tokens are each call's ``max_tokens``
+cap, so the projection is an upper bound on output. A model without a known price makes the total
+unknown, and ``--budget`` then refuses rather than guess.
+
+    est = estimate(plan)
+    est.total_usd, est.frame
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..core.errors import BudgetError
+from ..core.pricing import approx_tokens, price_for
+from ..providers.chat.local.fewshot import build_prompt
+from .engine import FusionPlan, member_max_tokens, member_request
+from .pool import Member
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass
+class Estimate:
+    """Per-call projections and the total (None when any price is unknown)."""
+
+    rows: list[dict[str, object]]
+    total_usd: float | None
+    unknown: list[str]
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+    def __str__(self) -> str:
+        total = "unknown" if self.total_usd is None else f"${self.total_usd:.4f}"
+        lines = ["Projected cost (no call was made; output at the max_tokens cap, so an upper bound):",
+                 self.frame.to_string(index=False), f"Total: {total}"]
+        if self.unknown:
+            lines.append(f"No price known for: {', '.join(self.unknown)} (add one with %config FusionMagics.prices)")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p: object, cycle: bool) -> None:
+        p.text(str(self))  # type: ignore[attr-defined]
+
+
+def estimate(plan: FusionPlan) -> Estimate:
+    """Project every call of ``plan`` (members, debate rounds, judge) without making any."""
+    prices = dict(plan.settings.prices)
+    prompt_tokens = approx_tokens(plan.prompt + (plan.system or ""))
+    rows: list[dict[str, object]] = []
+    n_member_calls = plan.rounds + 1 if plan.mode == "debate" else 1
+    total_out = 0
+    for m in plan.members:
+        out = member_max_tokens(plan, m)
+        total_out += out
+        first = _local_input_tokens(plan, m) if m.target.is_local else prompt_tokens
+        # A debate round re-sends the question, the member's answer and the others' answers.
+        inp = first * n_member_calls + (n_member_calls - 1) * out * len(plan.members)
+        rows.append(_row(m.target.model_id, f"member {m.label}", n_member_calls, inp, out * n_member_calls, prices))
+    if plan.judge is not None:
+        factor = 2 if plan.mode == "debate" else 1
+        inp = prompt_tokens + total_out * factor + 200
+        rows.append(_row(plan.judge.model_id, "judge", 1, inp, plan.judge_max_tokens, prices))
+    unknown = sorted({str(r["model"]) for r in rows if r["est_cost_usd"] is None})
+    costs = [r["est_cost_usd"] for r in rows]
+    total = None if unknown else sum(c for c in costs if isinstance(c, float))
+    return Estimate(rows, total, unknown)
+
+
+def _local_input_tokens(plan: FusionPlan, member: Member) -> int:
+    """A local member's first call sends the few-shot document its provider builds around the prompt
+    (``LocalProvider`` uses the same ``build_prompt``), so count that text, not the bare prompt."""
+    return approx_tokens(build_prompt(member_request(plan, member)))
+
+
+def _row(model: str, role: str, calls: int, inp: int, out: int,
+         prices: dict[str, tuple[float, float]]) -> dict[str, object]:
+    price = price_for(model, prices)
+    return {"model": model, "role": role, "calls": calls, "est_input_tokens": inp, "est_output_tokens": out,
+            "est_cost_usd": None if price is None else price.cost(inp, out)}
+
+
+def check_budget(est: Estimate, budget: float) -> None:
+    """Raise ``BudgetError`` when the projection is above the budget or cannot be known."""
+    if est.total_usd is None:
+        raise BudgetError(
+            f"--budget cannot be checked: no price known for {', '.join(est.unknown)} "
+            "(set %config FusionMagics.prices, or drop --budget)"
+        )
+    if est.total_usd > budget:
+        raise BudgetError(
+            f"projected cost ${est.total_usd:.4f} is above --budget ${budget:.4f}; nothing was sent "
+            "(lower --max-tokens, shrink the pool, or raise the budget)"
+        )

@@ -1,0 +1,59 @@
+"""The events a fused run adds to the call events (``fusion_magic.events``): run start, judge, verdict, end.
+
+    def listener(event: EngineEvent) -> None:
+        if isinstance(event, VerdictReady):
+            print(event.verdict.answer)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..core.events import EngineEvent
+
+if TYPE_CHECKING:
+    from .result import FusionResult, Verdict
+
+
+@dataclass(frozen=True)
+class RunStarted(EngineEvent):
+    """A fused run is about to start its pool. ``labels`` are the tab names, in pool order."""
+
+    prompt: str
+    mode: str
+    judge: str
+    labels: tuple[str, ...]
+    models: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JudgeStarted(EngineEvent):
+    """The pool is done (or quorum/deadline fired); the judge starts."""
+
+    judge: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class VerdictReady(EngineEvent):
+    """The judge (or the vote) decided."""
+
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class RunFinished(EngineEvent):
+    """The fused result is complete (late members may still report CallFinished after this)."""
+
+    result: FusionResult
+
+
+@dataclass(frozen=True)
+class RunStopped(EngineEvent):
+    """The run ended without a result: interrupted (``reason="cancelled"``) or a setup error."""
+
+    reason: str
+
+
+__all__ = ["JudgeStarted", "RunFinished", "RunStarted", "RunStopped", "VerdictReady"]

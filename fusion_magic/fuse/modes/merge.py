@@ -1,0 +1,48 @@
+"""merge (and the last step of debate): the judge writes a synthesis of the answers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ...core.record import Response
+from ..result import Verdict
+from .verdicts import parse_json_verdict
+
+
+def schema(labels: Sequence[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"reasoning": {"type": "string"}, "answer": {"type": "string"}},
+        "required": ["reasoning", "answer"],
+        "additionalProperties": False,
+    }
+
+
+def instructions(labels: Sequence[str], *, debate: bool = False) -> str:
+    seen = (
+        "Each participant's first-round and final-round answers are shown; weigh how their views moved, "
+        "and do not trust agreement alone: a debate can converge on a wrong answer. "
+        if debate
+        else ""
+    )
+    return (
+        f"{seen}Write the best possible answer to the question, keeping what is correct in each answer "
+        "and fixing or dropping what is wrong. Reply with only a JSON object with two fields: "
+        '"reasoning" (briefly, which answers you relied on and why) and "answer" (the complete answer).'
+    )
+
+
+def read_verdict(text: str, candidates: Mapping[str, Response], *, judge: str, mode: str) -> Verdict:
+    """Parse the synthesis; a judge that ignored the format but wrote prose still counts as the answer."""
+    data = parse_json_verdict(text)
+    if data is None:
+        if not text.strip():
+            raise ValueError("empty verdict")
+        return Verdict(model=judge, mode=mode, reasoning="(the judge replied without the JSON format)",
+                       answer=text.strip())
+    raw_answer = data.get("answer")
+    answer = raw_answer.strip() if isinstance(raw_answer, str) else ""
+    if not any(ch.isalnum() for ch in answer):  # "", "...": a judge that echoed the format, not an answer
+        raise ValueError("the verdict has no answer")
+    return Verdict(model=judge, mode=mode, reasoning=str(data.get("reasoning", "")).strip(), answer=answer)

@@ -1,0 +1,360 @@
+"""A finished run as a document: plain text, Markdown, or sanitized HTML.
+
+The text form is what terminal IPython, scripts and saved notebooks show, so its layout is stable:
+fused answer, judge verdict, each member, the cost and latency table, warnings, then a
+``DEGRADED: ...`` sentence when something failed. It fits 100 columns: prose is wrapped (model code
+blocks and tables are kept as written), the ledger's wide columns wrap in their cells, and an error
+that must be shortened loses whole clauses, never half a word; the full text stays in the result
+(``result.ledger``, ``Response.error``). Model-written strings are untrusted: the HTML form sends each
+through ``view.sanitize``, the Markdown form neutralizes raw HTML and link syntax, the text form drops
+terminal control characters.
+
+Each fact is said once, where it belongs: a failed call's own status on its row and in its section,
+the verdict's fallback (and why) in the Judge section, and who failed, in short, on the DEGRADED line.
+
+    print(text_report(result))
+    html = html_report(result)
+
+The small ``*_html`` and ``status_word`` helpers are shared with the live widget view so both say the
+same thing in the same words.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from ..core.ledger import with_totals
+from ..present.ledger_table import (
+    OVERHEAD_NOTE,
+    WIDTH,
+    counted_note,
+    figures,
+    ledger_display,
+    ledger_html,
+    plain,
+    shorten,
+    text_ledger,
+    wrap,
+)
+from ..present.sanitize import escape_markdown, escape_text, neutralize_markdown, render_markdown
+from ..present.wording import CallState, failure_detail, state_of, status_word
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from markdown_it import MarkdownIt
+
+    from ..core.record import Response
+    from .result import FusionResult, Verdict
+
+__all__ = ["degraded_summary", "html_report", "markdown_report", "text_report", "verdict_html"]
+
+_RULE = "=" * 72
+# A failure's reason on the DEGRADED line: its kind and the first clauses of its message.
+_REASON_CHARS = 80
+
+
+# --- shared wording -----------------------------------------------------------------------------------
+
+
+def degraded_summary(result: FusionResult) -> str | None:
+    """What went wrong, in one sentence, or None when the run is not degraded: who failed and, in short,
+    why (the call's own status has the full text), and whether a vote stood in for the judge."""
+    if not result.degraded:
+        return None
+    parts: list[str] = []
+    # Cancelled is not a failure of the model (the user stopped the run): said apart, without a reason.
+    cancelled = [r for r in result.failed if state_of(r) is CallState.CANCELLED]
+    failed = [r for r in result.failed if state_of(r) is not CallState.CANCELLED]
+    if failed:
+        names = ", ".join(f"{_who(r)} ({_reason(r)})" for r in failed)
+        parts.append(f"{len(failed)} member call{'s' if len(failed) != 1 else ''} failed: {names}")
+    if cancelled:
+        names = ", ".join(_who(r) for r in cancelled)
+        parts.append(f"{len(cancelled)} member call{'s' if len(cancelled) != 1 else ''} cancelled: {names}")
+    judge_failed = [j for j in result.judge_responses if not j.ok]
+    parts += [f"judge {j.model} cancelled" if state_of(j) is CallState.CANCELLED
+              else f"judge {j.model} failed ({_reason(j)})" for j in judge_failed]
+    if result.verdict is not None and result.verdict.fallback:
+        if judge_failed:
+            parts[-1] += ", so a vote chose the answer"
+        elif result.judge_responses:
+            parts.append("the judge gave no usable verdict, so a vote chose the answer")
+        else:
+            parts.append("no answer reached the judge")
+    return "DEGRADED: " + "; ".join(parts or ["see the ledger"]) + "."
+
+
+def verdict_html(verdict: Verdict, judge: str | None = None) -> str:
+    """The judge's decision: mode, judge, choice, which label was which model, reasoning, notes.
+
+    ``judge`` is the judge the run asked for; a fallback vote names it as the judge it stands in for.
+    """
+    items = [
+        ("mode", escape_text(verdict.mode)),
+        ("judge", f"<code>{escape_text(verdict.model)}</code>{escape_text(_fallback_words(verdict, judge))}"),
+        ("choice", escape_text(_choice(verdict))),
+    ]
+    rows = "".join(f"<li><b>{k}</b>: {v}</li>" for k, v in items)
+    parts = [f"<ul>{rows}</ul>"]
+    if verdict.labels:
+        pairs = "".join(
+            f"<tr><td>{escape_text(label)}</td><td><code>{escape_text(model)}</code></td></tr>"
+            for label, model in verdict.labels.items()
+        )
+        parts.append(f"<table><thead><tr><th>label</th><th>model</th></tr></thead><tbody>{pairs}</tbody></table>")
+    if verdict.reasoning:
+        parts.append(f"<h4>Reasoning</h4>{render_markdown(verdict.reasoning)}")
+    if verdict.notes:
+        parts.append("<ul>" + "".join(f"<li>{escape_text(n)}</li>" for n in verdict.notes) + "</ul>")
+    return "".join(parts)
+
+
+# --- text ------------------------------------------------------------------------------------------
+
+
+def text_report(result: FusionResult) -> str:
+    """The whole run as plain text at most ``WIDTH`` columns wide (model code blocks and tables, and
+    words longer than a line, excepted): answer, verdict, members, ledger with totals, warnings, DEGRADED."""
+    out: list[str] = []
+    out += _heading(f"Fused answer ({result.mode}, judge {plain(result.judge)})")
+    out += _fit(plain(result.answer).strip() or "(no answer)")
+    out.append("")
+
+    out += _heading("Judge")
+    v = result.verdict
+    if v is None:
+        out.append("no verdict")
+    else:
+        out += _field("mode:", v.mode)
+        out += _field("judge:", v.model + _fallback_words(v, result.judge))
+        out += _field("choice:", _choice(v))
+        for i, (label, model) in enumerate(v.labels.items()):
+            out += _field("labels:" if i == 0 else "", f"{label} = {model}")
+        for i, note in enumerate(v.notes):
+            out += _field("notes:" if i == 0 else "", note)
+        if v.reasoning.strip():
+            out.append("reasoning:")
+            out += _fit(plain(v.reasoning).strip(), indent="    ")
+    out.append("")
+
+    groups = _by_member(result.responses)
+    out += _heading(f"Answers ({len(groups)})")
+    for label, calls in groups:
+        several = len(calls) > 1
+        for r in calls:
+            round_ = f" · round {r.round}" if several else ""
+            out += wrap(f"--- {label} · {r.model}{round_} ---")
+            status = plain(f"{status_word(r)} · {figures(r)}")
+            # A long failure reads better whole, with the figures on their own line than after it.
+            out += [status] if len(status) <= WIDTH else [*wrap(status_word(r), "  "), figures(r)]
+            out += _fit(plain(r.text).strip() or "(no text)")
+            out.append("")
+
+    out += _heading("Cost & latency")
+    frame = _ledger(result)
+    out += text_ledger(frame) if not frame.empty else ["no calls"]
+    out.append("")
+
+    if result.warnings:
+        out += _heading("Warnings")
+        for w in result.warnings:
+            out += wrap(f"- {w}", "  ")
+        out.append("")
+    degraded = degraded_summary(result)
+    if degraded:
+        out += wrap(degraded, "  ")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _heading(title: str) -> list[str]:
+    return [_RULE, *wrap(title), _RULE]
+
+
+def _field(name: str, value: str) -> list[str]:
+    """``name`` in an 11-column gutter, ``value`` wrapped beside it."""
+    gutter = f"{name:<11}"
+    return textwrap.wrap(" ".join(plain(value).split()), WIDTH, initial_indent=gutter,
+                         subsequent_indent=" " * len(gutter), break_on_hyphens=False) or [name]
+
+
+# Indentation, blockquote markers and a list marker: what a wrapped line's continuation lines align under.
+_LEAD = re.compile(r"[ \t>]*(?:(?:[-+*]|\d{1,9}[.)])[ \t]+)?")
+
+
+def _fit(text: str, indent: str = "") -> list[str]:
+    """Model text for a terminal: prose lines wrapped at WIDTH under their own indentation or list
+    marker; code blocks, tables and HTML blocks kept line for line (wrapping would change them)."""
+    verbatim = _verbatim_lines(text)
+    out: list[str] = []
+    for n, line in enumerate(text.split("\n")):
+        if not line.strip():
+            out.append("")
+            continue
+        if n in verbatim or len(indent) + len(line) <= WIDTH:
+            out.append(indent + line)
+            continue
+        lead = _LEAD.match(line)
+        prefix = lead.group() if lead else ""
+        hang = re.sub(r"[^ \t>]", " ", prefix)
+        out += textwrap.wrap(line[len(prefix):], WIDTH, initial_indent=indent + prefix,
+                             subsequent_indent=indent + hang, break_long_words=False, break_on_hyphens=False)
+    return out
+
+
+def _verbatim_lines(text: str) -> set[int]:
+    tokens = _block_parser().parse(text)
+    return {
+        n
+        for t in tokens
+        if t.type in ("fence", "code_block", "table_open", "html_block") and t.map is not None
+        for n in range(*t.map)
+    }
+
+
+@lru_cache(maxsize=1)
+def _block_parser() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable("table")
+
+
+# --- markdown ----------------------------------------------------------------------------------------
+
+
+def markdown_report(result: FusionResult) -> str:
+    """The whole run as Markdown; model text keeps its Markdown but raw HTML, stray list markers and
+    links to anything but a web page are inert; our own strings are escaped to read as plain text."""
+    md: list[str] = []
+    md.append("## Fused answer")
+    md.append(f"*{escape_markdown(result.mode)} · judge {escape_markdown(result.judge)}*")
+    md.append("")
+    md.append(neutralize_markdown(result.answer.strip()) or "*(no answer)*")
+    md.append("")
+
+    md.append("## Judge")
+    v = result.verdict
+    if v is None:
+        md.append("No verdict.")
+    else:
+        md.append(f"- **mode:** {escape_markdown(v.mode)}")
+        md.append(f"- **judge:** {escape_markdown(v.model + _fallback_words(v, result.judge))}")
+        md.append(f"- **choice:** {escape_markdown(_choice(v))}")
+        for label, model in v.labels.items():
+            md.append(f"- **{escape_markdown(label)}** = {escape_markdown(model)}")
+        md += [f"- {escape_markdown(n)}" for n in v.notes]
+        if v.reasoning.strip():
+            md += ["", "**Reasoning**", "", neutralize_markdown(v.reasoning.strip())]
+    md.append("")
+
+    md.append("## Answers")
+    for label, calls in _by_member(result.responses):
+        several = len(calls) > 1
+        for r in calls:
+            round_ = f" (round {r.round})" if several else ""
+            md.append(f"### {escape_markdown(label)}{round_}")
+            md.append(escape_markdown(f"{r.model} · {status_word(r)} · {figures(r)}"))
+            md.append("")
+            md.append(neutralize_markdown(r.text.strip()) or "*(no text)*")
+            md.append("")
+
+    md.append("## Cost & latency")
+    frame = _ledger(result)
+    if frame.empty:
+        md.append("No calls.")
+    else:
+        md.append(ledger_display(frame).map(escape_markdown).to_markdown(index=False))
+        for note in (counted_note(frame), OVERHEAD_NOTE if (frame["model"] == "overhead").any() else None):
+            if note:
+                md += ["", escape_markdown(note)]
+    md.append("")
+
+    if result.warnings:
+        md.append("## Warnings")
+        md += [f"- {escape_markdown(w)}" for w in result.warnings]
+        md.append("")
+    degraded = degraded_summary(result)
+    if degraded:
+        md.append(f"**{escape_markdown(degraded)}**")
+    return "\n".join(md).rstrip() + "\n"
+
+
+# --- html --------------------------------------------------------------------------------------------
+
+
+def html_report(result: FusionResult) -> str:
+    """The whole run as an HTML fragment; every model-written string goes through ``view.sanitize``."""
+    h: list[str] = ['<div class="fusion-magic-report">']
+    h.append("<h3>Fused answer</h3>")
+    h.append(f"<p><small>{escape_text(result.mode)} · judge <code>{escape_text(result.judge)}</code></small></p>")
+    h.append(render_markdown(result.answer) or "<p><i>(no answer)</i></p>")
+
+    h.append("<h3>Judge</h3>")
+    h.append(verdict_html(result.verdict, result.judge) if result.verdict is not None else "<p>no verdict</p>")
+
+    h.append("<h3>Answers</h3>")
+    for label, calls in _by_member(result.responses):
+        several = len(calls) > 1
+        for r in calls:
+            round_ = f" · round {r.round}" if several else ""
+            h.append(
+                f"<details open><summary><b>{escape_text(label)}</b>{round_} · "
+                f"<code>{escape_text(r.model)}</code> · {escape_text(status_word(r))} · "
+                f"{escape_text(figures(r))}</summary>"
+                f"{render_markdown(r.text) or '<p><i>(no text)</i></p>'}</details>"
+            )
+
+    h.append("<h3>Cost &amp; latency</h3>")
+    h.append(ledger_html(_ledger(result)))
+    if result.warnings:
+        h.append("<h3>Warnings</h3><ul>")
+        h += [f"<li>{escape_text(w)}</li>" for w in result.warnings]
+        h.append("</ul>")
+    degraded = degraded_summary(result)
+    if degraded:
+        h.append(f"<p><b>{escape_text(degraded)}</b></p>")
+    h.append("</div>")
+    return "\n".join(h)
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def _reason(r: Response) -> str:
+    """Why ``r`` failed, short: its kind and as many whole clauses of the message as fit."""
+    return shorten(failure_detail(r), _REASON_CHARS) or r.status
+
+
+def _fallback_words(v: Verdict, judge: str | None) -> str:
+    if not v.fallback:
+        return ""
+    instead = judge if judge and judge != v.model else "the judge"
+    return f" (fallback, in place of {instead})"
+
+
+def _who(r: Response) -> str:
+    name = r.label or r.model
+    return f"{name} round {r.round}" if r.round else name
+
+
+def _choice(v: Verdict) -> str:
+    if v.choice_label and v.choice:
+        return f"{v.choice_label} = {v.choice}"
+    if v.choice:
+        return v.choice
+    return "merged answer" if v.mode in ("merge", "debate") else "none"
+
+
+def _by_member(responses: Iterable[Response]) -> list[tuple[str, list[Response]]]:
+    """Member calls grouped by pool label (first-seen order), rounds in call order."""
+    groups: dict[str, list[Response]] = {}
+    for r in sorted(responses, key=lambda r: (r.call_id, r.round)):
+        groups.setdefault(r.label or r.model, []).append(r)
+    return list(groups.items())
+
+
+def _ledger(result: FusionResult) -> pd.DataFrame:
+    return with_totals(result.ledger, result.wall_s or None)

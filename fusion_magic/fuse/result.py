@@ -1,0 +1,123 @@
+"""A fused run's result: what the judge decided (`Verdict`) and the whole run (`FusionResult`), made of
+call records (`fusion_magic.record.Response`). Plain dataclasses: no network code, no IPython.
+
+    f = fusion_magic.fuse("Why is the sky blue?", pool=["local:gemma3-270m"] * 3, judge="vote")
+    f.answer, f.verdict, f.ledger
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+# The result renders itself through these; they know result types only as type hints, so this is no circle.
+from ..core.ledger import ledger_frame
+from ..core.record import IN_FLIGHT, Response
+from .report import html_report, markdown_report, text_report
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass
+class Verdict:
+    """What the judge decided.
+
+    ``choice`` is the winning model id (best-of and vote), ``choice_label`` the anonymous label it had
+    ("Answer B"), ``answer`` the fused text, ``labels`` the permutation used: label -> model id.
+    """
+
+    model: str
+    mode: str
+    reasoning: str = ""
+    answer: str = ""
+    choice: str | None = None
+    choice_label: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    raw: str = ""
+    fallback: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FusionResult:
+    """A fused run: every member's answer, the judge's verdict, the fused answer and the ledger.
+
+        r = fusion_magic.fuse("Why is the sky blue?", pool=["local:gemma3-270m"] * 3, judge="vote")
+        print(r.answer); r.ledger
+    """
+
+    prompt: str
+    mode: str
+    judge: str
+    pool: list[str]
+    responses: list[Response] = field(default_factory=list)
+    verdict: Verdict | None = None
+    answer: str = ""
+    wall_s: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    judge_responses: list[Response] = field(default_factory=list)
+    _shown_live: bool = field(default=False, repr=False)
+
+    @property
+    def members(self) -> list[Response]:
+        """Each member's latest good answer (its last ok debate round), else its last call, in pool order."""
+        last: dict[str, Response] = {}
+        for r in self.responses:
+            # A late answer was not judged: it stays out until a rejudge takes it in (stable summary()).
+            if r.label is not None and not r.late and (r.ok or not (r.label in last and last[r.label].ok)):
+                last[r.label] = r
+        return list(last.values())
+
+    @property
+    def failed(self) -> list[Response]:
+        """Member calls that ended without a clean answer (late members were not judged and don't count)."""
+        return [r for r in self.responses if not r.ok and not r.late and r.status not in IN_FLIGHT]
+
+    @property
+    def degraded(self) -> bool:
+        """True when any member or the judge failed, or the judge fell back to a vote."""
+        judge_failed = any(not r.ok for r in self.judge_responses)
+        fell_back = self.verdict is not None and self.verdict.fallback
+        return bool(self.failed) or judge_failed or fell_back
+
+    @property
+    def calls(self) -> list[Response]:
+        """Every call in start order: members (all rounds) and judge."""
+        return sorted([*self.responses, *self.judge_responses], key=lambda r: r.call_id)
+
+    @property
+    def ledger(self) -> pd.DataFrame:
+        """One row per call, cost and latency included."""
+        return ledger_frame(self.calls)
+
+    @property
+    def n_ok(self) -> int:
+        return sum(1 for r in self.members if r.ok)
+
+    def to_markdown(self) -> str:
+        """The whole run as Markdown: answer, verdict, each member, the ledger."""
+        return markdown_report(self)
+
+    def to_text(self) -> str:
+        """The whole run as plain text, as shown in a terminal."""
+        return text_report(self)
+
+    def summary(self) -> str:
+        """A short deterministic line (no timings, no model text): safe for nbval to compare."""
+        state = "degraded" if self.degraded else "ok"
+        return (
+            f"<FusionResult mode={self.mode} judge={self.judge} "
+            f"answers={self.n_ok}/{len(self.pool)} {state}>"
+        )
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        if self._shown_live:
+            # The cell's own result, under the live widget that already shows everything: repeat only
+            # the stable summary line, once. Displaying the result later (``r`` in another cell) shows it all.
+            self._shown_live = False
+            return {"text/plain": self.summary()}
+        return {"text/plain": self.to_text(), "text/html": html_report(self)}

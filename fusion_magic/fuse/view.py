@@ -1,0 +1,415 @@
+"""The live view of a fused run: a status line over tabs (Fused, Judge, one per member, Cost & latency),
+fed by engine events.
+
+Events arrive on the engine's thread. Widget trait updates from a thread are fine in ipykernel (comm
+messages are thread-safe enough, the way ``tqdm.notebook`` animates), but Output-widget context
+managers are not, so nothing here uses them: every widget is an ``HTML`` whose value is built from
+sanitized fragments.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
+from ..present.sanitize import escape_text, render_markdown
+from ..present.wording import is_running
+from ..view.tabs import (
+    CallKey,
+    LedgerPane,
+    MemberPane,
+    Pane,
+    Section,
+    StreamingPane,
+    Throttled,
+    call_key,
+    figures_html,
+    status_html,
+)
+from .events import JudgeStarted, RunFinished, RunStarted, RunStopped, VerdictReady
+from .report import degraded_summary, html_report, text_report, verdict_html
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from IPython.display import DisplayHandle
+
+    from ..core.record import Response
+    from .result import FusionResult, Verdict
+
+__all__ = ["FusionView"]
+
+
+class FusionView:
+    """The widget view of one fused run, built before the run and fed its events as a listener.
+
+    view = FusionView(); view.display()
+    engine_listeners.append(view.handle)
+    """
+
+    def __init__(self, *, render_interval: float = 0.1, clock: Callable[[], float] = time.monotonic) -> None:
+        self.render_interval = render_interval
+        self._clock = clock
+        # Events come from the engine thread while display()/_repr_mimebundle_ run on the kernel's
+        # main thread; one lock keeps a repr from reading half-applied state.
+        self._lock = threading.RLock()
+        self._handle: DisplayHandle | None = None
+        self._calls: dict[CallKey, Response] = {}
+        self._finished: set[CallKey] = set()
+
+        self.run: RunStarted | None = None
+        self.stopped: str | None = None
+        self.result: FusionResult | None = None
+        self.fused = FusedPane()
+        self.judge = JudgePane(interval=render_interval)
+        self.members: dict[str, MemberPane] = {}
+        self.extra: list[Pane] = []
+        self.ledger_pane = LedgerPane()
+
+        self.status = widgets.HTML(self._status_html())
+        self.tab = widgets.Tab(children=(), titles=())
+        self._relayout()
+        self.widget = widgets.VBox(children=(self.status, self.tab))
+
+    # --- public surface ----------------------------------------------------------------------------
+
+    @property
+    def panes(self) -> list[Pane]:
+        """Every tab's pane, in tab order."""
+        return [self.fused, self.judge, *self.members.values(), *self.extra, self.ledger_pane]
+
+    @property
+    def titles(self) -> tuple[str, ...]:
+        return tuple(self.tab.titles)
+
+    @property
+    def ledger(self) -> pd.DataFrame | None:
+        """The ledger as last shown, totals row included; None before the first call finished."""
+        return self.ledger_pane.frame
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+    def add_pane(self, pane: Pane) -> None:
+        """Add a tab of another kind (a video, say); it sits after the members, before the ledger."""
+        with self._lock:
+            self.extra.append(pane)
+            self._relayout()
+
+    def handle(self, event: EngineEvent) -> None:
+        """The engine listener: apply one event to the widgets."""
+        with self._lock:
+            if isinstance(event, CallDelta):
+                self._on_delta(event.response)
+                # A first token moves a call from waiting to streaming: the status line must say so,
+                # but re-send it only when its text changed (deltas come hundreds of times a second).
+                status = self._status_html()
+                if status != self.status.value:
+                    self.status.value = status
+                return
+            # Anything but a delta is a natural moment to show text that throttling held back.
+            self._flush()
+            if isinstance(event, RunStarted):
+                self._on_run_started(event)
+            elif isinstance(event, CallStarted):
+                self._on_call_started(event.response)
+            elif isinstance(event, CallFinished):
+                self._on_call_finished(event.response)
+            elif isinstance(event, JudgeStarted):
+                self.judge.begin(event.judge, event.mode)
+            elif isinstance(event, VerdictReady):
+                self.judge.show_verdict(event.verdict)
+                self.fused.show_verdict(event.verdict)
+            elif isinstance(event, RunFinished):
+                self._on_run_finished(event.result)
+            elif isinstance(event, RunStopped):
+                self.stopped = event.reason
+                self.fused.html.value = f"<p><i>no answer: the run stopped ({escape_text(event.reason)})</i></p>"
+            self.status.value = self._status_html()
+
+    def display(self) -> DisplayHandle | None:
+        """Show the view and keep the display handle, so the final report replaces the progress text."""
+        from IPython.display import display
+
+        handle = display(self, display_id=True)
+        with self._lock:
+            self._handle = handle
+        return handle
+
+    def text(self) -> str:
+        """The plain-text form: the full report once the run finished, else a short progress line."""
+        with self._lock:
+            if self.result is not None:
+                return text_report(self.result)
+            return self._progress()
+
+    @classmethod
+    def of(cls, result: FusionResult) -> FusionView:
+        """A finished result as a view, built by replaying its calls as events (same path as live)."""
+        view = cls(render_interval=0.0)
+        labels = tuple(r.label or r.model for r in result.members)
+        models = tuple(r.model for r in result.members)
+        view.handle(RunStarted(result.prompt, result.mode, result.judge, labels, models))
+        for r in result.calls:
+            view.handle(CallStarted(r))
+            view.handle(CallFinished(r))
+        if result.verdict is not None:
+            view.handle(VerdictReady(result.verdict))
+        view.handle(RunFinished(result))
+        return view
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """The live widget while the run goes on; once it finished, the static report.
+
+        A saved notebook keeps the last bundle of each output. Had it kept the widget, a reopened notebook
+        (or one on another server) would show "Error displaying widget: model not found", because widget
+        models live in the kernel that is gone. So the finished run replaces its own output, through the
+        display handle, with sanitized HTML (and text) that any frontend, GitHub and nbconvert show.
+        """
+        with self._lock:
+            if self.result is not None:
+                return {"text/html": html_report(self.result), "text/plain": text_report(self.result)}
+            # The widget's own text/plain is repr(widget), which lists trait values and so leaks
+            # (truncated, nondeterministic) model text; the progress line is what a terminal needs.
+            bundle = dict(self.widget._repr_mimebundle_() or {})
+            bundle["text/plain"] = self._progress()
+            return bundle
+
+    def __repr__(self) -> str:
+        return self._progress() if self.result is None else self.result.summary()
+
+    # --- events --------------------------------------------------------------------------------------
+
+    def _on_run_started(self, event: RunStarted) -> None:
+        self.run = event
+        self.judge.judge, self.judge.mode = event.judge, event.mode
+        for label, model in zip(event.labels, event.models, strict=False):
+            if label not in self.members:
+                self.members[label] = MemberPane(label, model, interval=self.render_interval)
+        self._relayout()
+
+    def _on_call_started(self, r: Response) -> None:
+        self._calls[call_key(r)] = r
+        pane = self._pane_for(r)
+        if pane is not None:
+            pane.start(r)
+
+    def _on_delta(self, r: Response) -> None:
+        self._calls.setdefault(call_key(r), r)
+        pane = self._pane_for(r)
+        if pane is not None:
+            pane.delta(r, self._clock())
+
+    def _on_call_finished(self, r: Response) -> None:
+        self._calls[call_key(r)] = r
+        self._finished.add(call_key(r))
+        pane = self._pane_for(r)
+        if pane is not None:
+            pane.finish(r)
+        self._refresh_ledger()
+        if self.result is not None:
+            # A late member after the run finished: the saved text report should include it too.
+            self._update_display()
+
+    def _on_run_finished(self, result: FusionResult) -> None:
+        self.result = result
+        # Whatever the events missed (a call cancelled before it streamed), the result has final state.
+        for r in result.calls:
+            key = call_key(r)
+            self._calls[key] = r
+            pane = self._pane_for(r)
+            if pane is None or key in self._finished:
+                continue
+            if is_running(r):
+                pane.start(r)  # still running (a late member): keep it live
+            else:
+                self._finished.add(key)
+                pane.finish(r)
+        if result.verdict is not None:
+            self.judge.show_verdict(result.verdict)
+        self.fused.show_result(result)
+        self._refresh_ledger()
+        self.status.value = self._status_html()
+        self._update_display()
+
+    # --- helpers -------------------------------------------------------------------------------------
+
+    def _pane_for(self, r: Response) -> MemberPane | JudgePane | None:
+        if r.role == "judge":
+            return self.judge
+        if r.label is None and r.role != "member":
+            return None  # another kind of call (a video job): ledger only
+        label = r.label or r.model
+        pane = self.members.get(label)
+        if pane is None:
+            pane = self.members[label] = MemberPane(label, r.model, interval=self.render_interval)
+            self._relayout()
+        return pane
+
+    def _flush(self) -> None:
+        self.judge.flush()
+        for member in self.members.values():
+            member.flush()
+
+    def _refresh_ledger(self) -> None:
+        wall = self.result.wall_s if self.result is not None and self.result.wall_s else None
+        self.ledger_pane.refresh(self._calls.values(), wall)
+
+    def _relayout(self) -> None:
+        panes = self.panes
+        children = tuple(p.body for p in panes)
+        titles = tuple(p.title for p in panes)
+        current = tuple(self.tab.children)
+        if children == current and titles == tuple(self.tab.titles):
+            return
+        if children[: len(current)] == current:
+            # Tabs added at the end: the browser applies that in order. Children first, then titles:
+            # titles are validated against the number of children.
+            with self.tab.hold_sync():
+                self.tab.children = children
+                self.tab.titles = titles
+            return
+        # Tabs inserted before others (the members go before "Cost & latency"): a browser that already
+        # drew the old tabs adds the new ones at once but removes the moved one a moment later, while it
+        # sets the titles at once, by position, so labels land on the wrong tabs (seen in Chromium).
+        # A fresh Tab widget has no old tabs to remove.
+        selected = self.tab.selected_index
+        keep = current[selected] if selected is not None and selected < len(current) else None
+        tab = widgets.Tab(children=children, titles=titles)
+        tab.selected_index = children.index(keep) if keep in children else 0
+        old, self.tab = self.tab, tab
+        if hasattr(self, "widget"):
+            self.widget.children = (self.status, tab)
+        old.close()
+
+    def _update_display(self) -> None:
+        if self._handle is not None:
+            self._handle.update(self)
+
+    def _progress(self) -> str:
+        if self.run is None:
+            return "fusion_magic: waiting for the run to start"
+        members = list(self.members.values())
+        done = sum(1 for p in members if not p.running)
+        streaming = sum(1 for p in members if p.sections and p.status == "streaming")
+        now = f", {streaming} streaming" if streaming else ""
+        return (
+            f"fusion_magic: {self.run.mode}, judge {self.run.judge}: "
+            f"{done}/{len(self.run.labels)} answers in{now}, judge {self.judge.state}"
+        )
+
+    def _status_html(self) -> str:
+        if self.result is None and self.stopped is not None:
+            return f'<p><b style="color:#c62828">stopped: {escape_text(self.stopped)}</b></p>'
+        if self.result is not None:
+            r = self.result
+            line = f"done in {r.wall_s:.2f} s · {r.n_ok}/{len(r.pool)} answers · {r.mode} · judge {r.judge}"
+            degraded = degraded_summary(r)
+            extra = f'<br><span style="color:#c62828">{escape_text(degraded)}</span>' if degraded else ""
+            return f"<p><b>{escape_text(line)}</b>{extra}</p>"
+        return f"<p><i>{escape_text(self._progress())}</i></p>"
+
+
+class FusedPane(Pane):
+    """The fused answer; a placeholder until the verdict arrives.
+
+    pane = FusedPane()
+    pane.show_verdict(verdict)
+    """
+
+    PLACEHOLDER = "<p><i>waiting for the judge…</i></p>"
+
+    def __init__(self) -> None:
+        self.html = widgets.HTML(self.PLACEHOLDER)
+        self.answer: str | None = None
+        super().__init__("Fused", self.html)
+
+    def show_verdict(self, verdict: Verdict) -> None:
+        self._show(verdict.answer, verdict.mode, verdict.model)
+
+    def show_result(self, result: FusionResult) -> None:
+        self._show(result.answer, result.mode, result.judge)
+
+    def _show(self, answer: str, mode: str, judge: str) -> None:
+        self.answer = answer
+        body = render_markdown(answer) or "<p><i>(the judge gave no answer)</i></p>"
+        self.html.value = (
+            f"{body}<hr><p><small>{escape_text(mode)} · judge <code>{escape_text(judge)}</code></small></p>"
+        )
+
+
+class JudgePane(StreamingPane):
+    """The judge: who and how, its raw text streaming live, then the verdict and label mapping.
+
+    pane = JudgePane()
+    pane.begin("openai:gpt-4o", "best-of"); pane.show_verdict(verdict)
+    """
+
+    def __init__(self, *, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.info = widgets.HTML("<p><i>the judge starts when the pool is done</i></p>")
+        self.decision = widgets.HTML("")
+        self.sections: dict[CallKey, Section] = {}
+        self.verdict: Verdict | None = None
+        self.judge: str | None = None
+        self.mode: str | None = None
+        self.state = "waiting"
+        super().__init__("Judge", widgets.VBox(children=(self.info, self.decision)))
+
+    @property
+    def raw(self) -> str:
+        """All judge calls' raw text, in order (unsanitized: for tests and code, not HTML)."""
+        return "\n".join(s.response.text for s in self.sections.values())
+
+    def begin(self, judge: str, mode: str) -> None:
+        self.judge, self.mode = judge, mode
+        self.state = "judging"
+        self._render_info()
+
+    def start(self, r: Response) -> None:
+        self._section(r)
+        if self.state == "waiting":
+            self.state = "judging"
+            self._render_info()
+        self._render(r, None)
+
+    def show_verdict(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+        self.judge = self.judge or verdict.model
+        self.mode = self.mode or verdict.mode
+        self.state = "decided"
+        self._render_info()
+        self.decision.value = "<h4>Verdict</h4>" + verdict_html(verdict, self.judge)
+
+    def _render_info(self) -> None:
+        self.info.value = (
+            f"<p><b>judge</b> <code>{escape_text(self.judge or '?')}</code> · "
+            f"<b>mode</b> {escape_text(self.mode or '?')} · {escape_text(self.state)}</p>"
+        )
+
+    def _section(self, r: Response) -> Section:
+        key = call_key(r)
+        section = self.sections.get(key)
+        if section is None:
+            section = Section(r, widgets.HTML(), widgets.HTML(), Throttled(self.interval))
+            self.sections[key] = section
+            children: list[widgets.Widget] = [self.info, self.decision]
+            for s in self.sections.values():
+                children += [s.heading, s.text]
+            self.body.children = tuple(children)
+        section.response = r
+        return section
+
+    def _render(self, r: Response, now: float | None) -> None:
+        section = self.sections[call_key(r)]
+        section.heading.value = (
+            f"<p><b>raw judge output</b> <code>{escape_text(r.model)}</code> · {status_html(r)}{figures_html(r)}</p>"
+        )
+        # Raw, not rendered: this is the judge's working text (often JSON), shown as written.
+        section.text.value = f'<pre style="white-space:pre-wrap">{escape_text(r.text)}</pre>' if r.text else ""
+        section.throttle.rendered(now)

@@ -1,0 +1,238 @@
+"""Argument parsing for ``%%fuse`` and ``%fuse`` (one place), and the cell-body interpolation.
+
+Parse errors raise IPython's ``UsageError`` (the parser's ``error()`` does), so bad flags print one
+line and make no call.
+
+    args = parse_fuse_line("-p openrouter:openai/gpt-4o,gemini:gemini-2.5-flash -m merge -o r")
+"""
+
+from __future__ import annotations
+
+import io
+import keyword
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic_arguments import MagicArgumentParser
+
+from ..calls.settings import CACHE_MODES, MODES
+
+
+def _fuse_parser() -> MagicArgumentParser:
+    p = MagicArgumentParser(
+        prog="%%fuse",
+        description=(
+            "Send the cell's prompt to a pool of models at once, stream each answer into its own tab, "
+            "and let a judge pick (best-of) or fuse (merge, debate) the best answer. {name} in the cell "
+            "interpolates a variable from the notebook; other braces pass through untouched."
+        ),
+        add_help=False,
+    )
+    a = p.add_argument
+    a("-p", "--pool", metavar="IDS", help="comma-separated provider:model ids (default: %%config FusionMagics.pool)")
+    a("--self", dest="self_n", type=int, metavar="N", help="sample the first pool model N times instead")
+    a("-j", "--judge", metavar="ID", help="judge model id, or 'vote' for a model-free majority/consensus vote")
+    a("-m", "--mode", choices=MODES, help="best-of, merge or debate")
+    a("-r", "--rounds", type=int, metavar="N", help="debate rounds (default 2)")
+    a("-q", "--quorum", type=int, metavar="K", help="judge as soon as K answers are in; the rest are late")
+    a("-d", "--deadline", type=float, metavar="SECONDS", help="judge after this long with what has arrived")
+    a("-t", "--timeout", type=float, metavar="SECONDS", help="per-call timeout")
+    a("--max-tokens", type=int, metavar="N", help="output cap per member call")
+    a("--temperature", type=float, metavar="T", help="sampling temperature for members")
+    a("-s", "--system", metavar="TEXT", help="system prompt (quote it)")
+    a("--estimate", action="store_true", help="print the projected cost and make no call")
+    a("--budget", type=float, metavar="USD", help="refuse to start if the projected cost is above USD")
+    a("--background", action="store_true", help="return at once; the view keeps updating")
+    a("--cache", nargs="?", const="on", choices=CACHE_MODES, help="record/replay calls (on, off, replay)")
+    a("--no-interpolate", action="store_true", help="send {braces} in the cell literally")
+    a("-o", "--out", metavar="NAME", help="store the result in this variable")
+    return p
+
+
+FUSE_PARSER = _fuse_parser()
+
+# Written by hand rather than by the parser: IPython's help formatter prefixes "::" and a second "%",
+# and wraps choices in angle brackets. tests/test_help.py checks that every option of the parser is here.
+FUSE_HELP = """\
+Usage: %%fuse [options]          the cell below is the prompt; {name} inserts a notebook variable
+       %fuse list | rejudge [-m MODE] [-j ID] [--cache] [-o NAME] [NAME] | help
+
+Sends one prompt to several models at once, streams each answer into its own tab, and has a judge
+pick the best (best-of) or write one answer from all of them (merge, debate).
+
+Options:
+  -p, --pool IDS          comma-separated provider:model ids (default: %config FusionMagics.pool)
+  --self N                ask the first pool model N times, one seed each
+  -j, --judge ID          judge model id, or vote (a free, model-free majority vote)
+  -m, --mode MODE         best-of (default), merge or debate
+  -r, --rounds N          debate rounds (default 2)
+  -q, --quorum K          judge once K answers are in; later ones are kept, marked late
+  -d, --deadline SECONDS  judge after this long with what has arrived
+  -t, --timeout SECONDS   per-call timeout (default 120)
+  --max-tokens N          output cap per member call
+  --temperature T         member sampling temperature, 0 to 2
+  -s, --system TEXT       system prompt (quote it)
+  --estimate              print the projected cost; make no call, need no key
+  --budget USD            refuse to start when the projected cost is above USD
+  --background            return at once; the view keeps updating (-o job, then job.result())
+  --cache [on|off|replay] record calls beside the notebook; replay runs offline from them
+  --no-interpolate        send {braces} in the cell literally
+  -o, --out NAME          store the result (a FusionResult) in the variable NAME
+
+Line magic:
+  %fuse list              providers, which keys are set, known models and prices
+  %fuse rejudge           judge the last result (or NAME) again, late answers included; no pool call
+  %fuse help, %fuse?      this text
+
+Examples:
+  %%fuse -p openai:gpt-4o,anthropic:claude-sonnet-4-5 -j vote -o r
+  Why is the sky blue?
+
+  %%fuse -p local:gemma3-270m --self 5 -j vote
+  What is the capital of Italy?
+
+  %fuse rejudge -m merge -j openrouter:openai/gpt-4o
+"""
+
+
+@dataclass(frozen=True)
+class FuseArgs:
+    """The parsed ``%%fuse`` line."""
+
+    pool: tuple[str, ...] | None
+    self_n: int | None
+    judge: str | None
+    mode: str | None
+    rounds: int | None
+    quorum: int | None
+    deadline: float | None
+    timeout: float | None
+    max_tokens: int | None
+    temperature: float | None
+    system: str | None
+    estimate: bool
+    budget: float | None
+    background: bool
+    cache: str | None
+    no_interpolate: bool
+    out: str | None
+
+    def engine_options(self) -> dict[str, Any]:
+        """The keyword arguments ``plan_fusion`` takes."""
+        return {
+            "pool": self.pool, "judge": self.judge, "mode": self.mode, "self_n": self.self_n,
+            "rounds": self.rounds, "quorum": self.quorum, "deadline": self.deadline, "timeout": self.timeout,
+            "max_tokens": self.max_tokens, "temperature": self.temperature, "system": self.system,
+        }
+
+
+def _split(line: str) -> list[str]:
+    """Split the magic line like a POSIX shell (``arg_split(line, posix=True)`` does the same) and drop a
+    trailing ``# comment``: the first unquoted word that starts with "#" and everything after it.
+
+    Quote-aware on purpose: ``-s "Use # headings"`` and ``-s "#1 rule"`` keep their text, ``-s C#`` is
+    no comment, and the comment itself is never tokenized, so ``# don't`` is no unbalanced quote.
+    """
+    stream = io.StringIO(line)
+    lex = shlex.shlex(stream, posix=True)
+    lex.whitespace_split = True
+    lex.commenters = ""  # we find comments ourselves: shlex would also cut "C#" mid-word
+    tokens: list[str] = []
+    try:
+        while True:
+            rest = line[stream.tell():]
+            if rest.lstrip(lex.whitespace).startswith("#"):  # an unquoted word starting with "#"
+                break
+            token = lex.get_token()
+            if token is None:  # end of line (posix shlex: "" is a real, quoted empty word)
+                break
+            tokens.append(token)
+    except ValueError as exc:  # unbalanced quotes
+        raise UsageError(f"%%fuse: cannot read the options: {exc}") from exc
+    return tokens
+
+
+def check_name(name: str | None) -> None:
+    if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
+        raise UsageError(f"-o needs a Python variable name, not {name!r}")
+
+
+def parse_fuse_line(line: str) -> FuseArgs:
+    """Parse the ``%%fuse`` options; raise ``UsageError`` with one line on any problem."""
+    ns = FUSE_PARSER.parse_args(_split(line))
+    pool = None
+    if ns.pool is not None:
+        pool = tuple(p.strip() for p in ns.pool.split(",") if p.strip())
+        if not pool:
+            raise UsageError("-p/--pool needs at least one provider:model id")
+    check_name(ns.out)
+    if ns.budget is not None and not ns.budget >= 0:  # also refuses nan
+        raise UsageError("--budget must be a non-negative amount in USD")
+    return FuseArgs(pool=pool, **{k: v for k, v in vars(ns).items() if k != "pool"})
+
+
+# ---- %fuse line magic -----------------------------------------------------------------------------
+
+def _rejudge_parser() -> MagicArgumentParser:
+    p = MagicArgumentParser(prog="%fuse rejudge", add_help=False,
+                            description="Judge the last result again; the pool is not called.")
+    p.add_argument("-m", "--mode", choices=MODES)
+    p.add_argument("-j", "--judge", metavar="ID")
+    p.add_argument("-o", "--out", metavar="NAME")
+    p.add_argument("--cache", nargs="?", const="on", choices=CACHE_MODES)
+    p.add_argument("source", nargs="?", metavar="NAME", help="a stored result variable (default: the last)")
+    return p
+
+
+REJUDGE_PARSER = _rejudge_parser()
+LINE_COMMANDS = ("list", "rejudge", "help")
+
+
+def parse_line_magic(line: str) -> tuple[str, Any]:
+    """``%fuse list`` / ``%fuse rejudge [-m MODE] [-j ID] [--cache] [-o NAME] [NAME]`` / ``%fuse help``."""
+    parts = _split(line)
+    if not parts:
+        return "help", None
+    command, rest = parts[0], parts[1:]
+    if command not in LINE_COMMANDS:
+        raise UsageError(f"%fuse: unknown command {command!r}; use one of: {', '.join(LINE_COMMANDS)}")
+    if command == "rejudge":
+        ns = REJUDGE_PARSER.parse_args(rest)
+        check_name(ns.out)
+        return command, ns
+    if rest:
+        raise UsageError(f"%fuse {command} takes no arguments")
+    return command, None
+
+
+# ---- the cell body --------------------------------------------------------------------------------
+
+_VAR = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+_NBVAL = re.compile(r"^[ \t]*#[ \t]*(?:NBVAL_\w+|PYTEST_VALIDATE_IGNORE_OUTPUT)[ \t]*(?:\n|$)", re.MULTILINE)
+MAX_VALUE_CHARS = 20_000
+
+
+def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
+    """Replace ``{name}`` with the variable's value where ``name`` is defined; leave every other brace
+    (JSON, code, ``{{x}}``, format specs) untouched. Never evaluates expressions."""
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in namespace:
+            return match.group(0)
+        value = namespace[name]
+        rendered = value.to_csv(index=False) if hasattr(value, "to_csv") else str(value)
+        if len(rendered) > MAX_VALUE_CHARS:
+            rendered = rendered[:MAX_VALUE_CHARS] + "\n[... truncated]"
+        return rendered
+
+    return _VAR.sub(sub, text)
+
+
+def strip_markers(cell: str) -> str:
+    """Drop nbval marker lines: they sit inside the prompt, below the %%fuse line."""
+    return _NBVAL.sub("", cell).strip("\n")

@@ -1,0 +1,55 @@
+"""``%fuse list``: which providers exist, which keys are set (never their values), prices we know."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..calls.settings import Settings
+from ..core.pricing import TABLE_SOURCE, known_prices
+from ..providers.registry import BUILTIN, custom_spec, find_key, resolve_endpoint
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass
+class Listing:
+    """Providers and prices as two DataFrames, shown as text.
+
+        listing = provider_listing(Settings())
+        listing.providers
+    """
+
+    providers: pd.DataFrame
+    prices: pd.DataFrame
+
+    def __str__(self) -> str:
+        return (f"Providers (model ids are provider:model):\n{self.providers.to_string(index=False)}\n\n"
+                f"Known prices, USD per million tokens ({TABLE_SOURCE}; OpenRouter reports its own cost):\n"
+                f"{self.prices.to_string(index=False)}")
+
+    def _repr_pretty_(self, p: object, cycle: bool) -> None:
+        p.text(str(self))  # type: ignore[attr-defined]
+
+
+def provider_listing(settings: Settings) -> Listing:
+    import pandas as pd
+
+    specs = [*BUILTIN.values(), *(custom_spec(n, c) for n, c in settings.endpoints.items())]
+    rows = []
+    for spec in specs:
+        # The same resolution a call uses (OLLAMA_HOST forms included), so the listing shows where calls go.
+        base = resolve_endpoint(spec, settings.keys, require_key=False).base_url
+        key_set = find_key(spec, settings.keys) is not None
+        rows.append({
+            "provider": spec.name,
+            "protocol": spec.protocol,
+            "key variable": " or ".join(spec.key_envs) or "-",
+            "key": "set" if key_set else ("not needed" if not spec.key_required else "missing"),
+            "base URL": base or "in-process",
+        })
+    prices = pd.DataFrame(
+        [{"model": m, "input": i, "output": o} for m, (i, o) in sorted(known_prices().items())]
+    )
+    return Listing(pd.DataFrame(rows), prices)

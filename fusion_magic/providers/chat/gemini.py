@@ -1,0 +1,196 @@
+"""Gemini ``streamGenerateContent?alt=sse``.
+
+No terminator: a clean close is the end, so the last chunk's ``finishReason`` is what tells a
+complete answer from a cut one. Errors are ``google.rpc.Status`` objects whose ``details`` carry the
+facts the status hides (an invalid key is a 400; a per-day quota is a 429 that must not be retried).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from ...core.errors import AuthError, BlockedError, ProtocolError, ProviderError, error_for_status
+from .._http import (
+    Classifier,
+    ErrorInfo,
+    SSEProvider,
+    StreamParser,
+    WireContext,
+    error_info,
+    load_event,
+    parse_duration,
+)
+from ..base import ChatRequest, Finished, ProviderEvent, TextDelta, Usage
+
+# Only these end an answer cleanly; SAFETY, RECITATION, PROHIBITED_CONTENT, BLOCKLIST, SPII, OTHER, ...
+# mean the text was withheld or stopped by policy.
+_CLEAN_FINISH = frozenset({"STOP", "MAX_TOKENS"})
+# Sent on non-final chunks by some versions; it means "not finished yet", not a reason.
+_NO_REASON = frozenset({"", "FINISH_REASON_UNSPECIFIED"})
+
+
+def classifier(ctx: WireContext) -> Classifier:
+    """Our error for a ``google.rpc.Status`` error, HTTP body or in-stream chunk alike."""
+
+    def classify(info: ErrorInfo) -> ProviderError:
+        status = info.status or 500
+        details = [d for d in info.error.get("details") or () if isinstance(d, Mapping)]
+        reasons = {d.get("reason") for d in details}
+        # google.rpc.Status names its class in "status" (RESOURCE_EXHAUSTED); "code" is the number.
+        code = info.error.get("status") if isinstance(info.error.get("status"), str) else None
+        if "API_KEY_INVALID" in reasons:
+            # Gemini answers a bad key with 400 INVALID_ARGUMENT; it is an auth problem all the same.
+            return ctx.error(AuthError, info.message, status=status, code="API_KEY_INVALID")
+        retry_after = info.retry_after
+        if retry_after is None:
+            delays = (parse_duration(d.get("retryDelay")) for d in details)
+            retry_after = next((d for d in delays if d is not None), None)
+        retryable: bool | None = None
+        if status == 429 and any("PerDay" in quota for quota in _quota_ids(details)):
+            retryable = False  # a daily quota resets tomorrow, not within any sensible back-off
+        return ctx.error(error_for_status(status), info.message, status=status, code=code,
+                         retry_after=retry_after, retryable=retryable)
+
+    return classify
+
+
+def _quota_ids(details: list[Mapping[str, Any]]) -> Iterator[str]:
+    for detail in details:
+        for violation in detail.get("violations") or ():
+            if isinstance(violation, Mapping) and isinstance(violation.get("quotaId"), str):
+                yield violation["quotaId"]
+
+
+class ChunkParser(StreamParser):
+    """Turns ``GenerateContentResponse`` chunks into our events; no I/O.
+
+        parser = ChunkParser(ctx, request_id=None)
+        events = list(parser.feed('{"candidates":[{"content":{"parts":[{"text":"Hi"}]}}]}'))
+    """
+
+    @staticmethod
+    def make_classifier(ctx: WireContext) -> Classifier:
+        return classifier(ctx)
+
+    def __init__(self, ctx: WireContext, request_id: str | None) -> None:
+        super().__init__(ctx, request_id)
+        self.finish_reason: str | None = None
+        self.last_usage: Usage | None = None
+
+    def feed(self, data: str) -> Iterator[ProviderEvent]:
+        if not data.strip():
+            return
+        chunk = load_event(data, self.ctx)
+        if chunk.get("error"):
+            raise self.classify(error_info(chunk))
+        if isinstance(chunk.get("modelVersion"), str):
+            self.served_model = chunk["modelVersion"]
+        if self.request_id is None and isinstance(chunk.get("responseId"), str):
+            self.request_id = chunk["responseId"]
+        candidates = chunk.get("candidates")
+        if candidates and isinstance(candidates, list) and isinstance(candidates[0], Mapping):
+            yield from self._candidate(candidates[0])
+        usage = chunk.get("usageMetadata")
+        if isinstance(usage, Mapping):
+            event = _usage(usage)
+            # Usage may ride on every chunk; only a change is news.
+            if event != self.last_usage:
+                self.last_usage = event
+                yield event
+        if not candidates:
+            feedback = chunk.get("promptFeedback")
+            reason = feedback.get("blockReason") if isinstance(feedback, Mapping) else None
+            if reason:
+                raise self.ctx.error(BlockedError, f"the prompt was blocked ({reason})", code=str(reason))
+        # The block check runs after usage so a blocked prompt's token count is still reported.
+        if self.finish_reason is not None and self.finish_reason not in _CLEAN_FINISH:
+            raise self.ctx.error(BlockedError, f"the answer was stopped ({self.finish_reason})",
+                                 code=self.finish_reason)
+
+    def _candidate(self, candidate: Mapping[str, Any]) -> Iterator[ProviderEvent]:
+        content = candidate.get("content")
+        parts = content.get("parts") if isinstance(content, Mapping) else None
+        for part in parts or ():
+            # Thought summaries are not the answer.
+            if isinstance(part, Mapping) and not part.get("thought"):
+                text = part.get("text")
+                if isinstance(text, str) and text:
+                    yield TextDelta(text)
+        reason = candidate.get("finishReason")
+        if isinstance(reason, str) and reason not in _NO_REASON:
+            self.finish_reason = reason
+
+    def finish(self) -> Finished:
+        if self.finish_reason is None:
+            raise self.ctx.error(ProtocolError, "stream ended early: no finishReason")
+        return Finished(self.finish_reason, self.served_model, self.request_id)
+
+
+class GeminiProvider(SSEProvider):
+    """Streams one Gemini answer.
+
+        provider = GeminiProvider(resolve_endpoint(BUILTIN["gemini"]), client)
+        text = "".join([e.text async for e in provider.stream(request) if isinstance(e, TextDelta)])
+    """
+
+    protocol: ClassVar[str] = "gemini"
+    parser_class = ChunkParser
+    params: ClassVar[Mapping[str, str]] = {"alt": "sse"}
+
+    def url(self, request: ChatRequest) -> str:
+        name = quote(request.model.removeprefix("models/"), safe="")
+        return f"{self.endpoint.base_url.rstrip('/')}/v1beta/models/{name}:streamGenerateContent"
+
+    def headers(self) -> dict[str, str]:
+        headers = dict(self.endpoint.headers)
+        if self.endpoint.api_key:
+            # Never ?key=: URLs end up in logs, proxies and exception messages.
+            headers["x-goog-api-key"] = self.endpoint.api_key
+        return headers
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "contents": [
+                {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+                for m in request.turns
+            ],
+        }
+        if request.system is not None:
+            body["systemInstruction"] = {"parts": [{"text": request.system}]}
+        config: dict[str, Any] = {}
+        if request.temperature is not None:
+            config["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            config["maxOutputTokens"] = request.max_tokens
+        if request.stop:
+            config["stopSequences"] = list(request.stop)
+        if request.seed is not None:
+            config["seed"] = request.seed
+        if request.json_schema is not None:
+            # Standard JSON Schema (responseJsonSchema), not Google's OpenAPI subset (responseSchema).
+            config["responseMimeType"] = "application/json"
+            config["responseJsonSchema"] = dict(request.json_schema)
+        if config:
+            body["generationConfig"] = config
+        return body
+
+
+def _usage(usage: Mapping[str, Any]) -> Usage:
+    candidates = _int(usage.get("candidatesTokenCount"))
+    thoughts = _int(usage.get("thoughtsTokenCount"))
+    # Thinking is billed as output, and Gemini counts it apart.
+    output = None if candidates is None and thoughts is None else (candidates or 0) + (thoughts or 0)
+    return Usage(
+        input_tokens=_int(usage.get("promptTokenCount")),
+        output_tokens=output,
+        cached_input_tokens=_int(usage.get("cachedContentTokenCount")),
+    )
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+__all__ = ["ChunkParser", "GeminiProvider"]

@@ -1,0 +1,328 @@
+"""The kernel's side of the local model: one worker process per model, started on first use, kept warm.
+
+No llama.cpp here (the import-linter contract in pyproject.toml says so): this module only starts
+``python -m fusion_magic.providers.chat.local.worker MODEL`` and talks to it over pipes (``protocol.py``).
+
+    worker = worker_for("gemma3-270m")       # starts one if none is alive
+    call = WorkerCall(job, deliver=print)    # deliver() gets every message for this job, on a thread
+    worker.submit(call); ...; call.cancel()
+
+When the worker dies (a segfault, an abort, the OOM killer), its reader thread sees the pipe close and:
+
+- the job that was running (it had said ``start``) gets a ``crashed`` message naming the signal;
+- jobs still waiting in the dead worker's queue never ran, so they move to a fresh worker unseen;
+- if the worker died before it was ready (while loading), every job gets the crash: retrying a load that
+  crashes would only crash again.
+
+Invariants: a job is in exactly one worker's ``_calls`` from ``submit`` until its terminal message
+(``end``/``error``/``stopped``/``crashed``) is delivered; ``_calls`` and ``_dead`` change together under
+``_lock``, so a job submitted while the worker dies is either refused or handed over by the reader.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import contextlib
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from ....core.errors import FusionError, ServerError
+from .files import check_installed
+from .protocol import TERMINAL, Job, decode, encode, error_from_wire
+
+_IDS = itertools.count(1)
+_STDERR_LINES = 40
+# A running job answers a cancel within one token. One that has not after this long is stuck in native
+# code (or its prompt is enormous): the worker is killed, so the model's next call gets a fresh one.
+CANCEL_GRACE_S = 15.0
+# Variables the worker never needs: keys stay in the kernel (and out of any native crash dump).
+_SECRET_SUFFIXES = ("_API_KEY", "_KEY", "_TOKEN", "_SECRET")
+
+Deliver = Callable[[dict[str, Any]], None]
+
+
+@dataclass(eq=False)
+class WorkerCall:
+    """One job on its way through a worker; ``deliver`` is called on the worker's reader thread."""
+
+    job: Job
+    deliver: Deliver
+    id: int = field(default_factory=lambda: next(_IDS))
+    started: bool = False
+    worker: LocalWorker | None = None
+
+    def cancel(self) -> None:
+        """Ask the worker to stop this job (between two tokens); its ``stopped`` message follows."""
+        if self.worker is not None:
+            self.worker.cancel(self.id)
+
+
+def _describe_exit(code: int) -> tuple[str, str | None]:
+    """(words for how the worker ended, the signal's name)."""
+    if code < 0:
+        try:
+            sig = signal.Signals(-code)
+        except ValueError:
+            return f"was killed by signal {-code}", None
+        why = {
+            signal.SIGSEGV: "a segmentation fault in llama.cpp",
+            signal.SIGBUS: "a bus error in llama.cpp",
+            signal.SIGILL: "an instruction this CPU does not have",
+            signal.SIGABRT: "llama.cpp aborted (a failed assertion)",
+            signal.SIGKILL: "killed, often by the out-of-memory killer",
+        }.get(sig, signal.strsignal(sig.value) or sig.name)
+        return f"died with {sig.name} ({why})", sig.name
+    return f"exited with code {code}", None
+
+
+class LocalWorker:
+    """One worker process serving one local model. Use ``worker_for(model)`` rather than building one.
+
+        worker = worker_for("gemma3-270m")
+        worker.wait_ready(60); print(worker.info["load_s"], worker.pid)
+    """
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.info: dict[str, Any] | None = None  # the worker's "ready" message
+        self.started_at = time.perf_counter()
+        self.ready_s: float | None = None  # spawn to ready, seen from the kernel
+        self.exit: str | None = None  # how the process ended, once it has
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._calls: dict[int, WorkerCall] = {}
+        self._dead = False
+        self._load_error: dict[str, Any] | None = None
+        self._ready = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
+        env = {k: v for k, v in os.environ.items() if not k.upper().endswith(_SECRET_SUFFIXES)}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "fusion_magic.providers.chat.local.worker", model],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            # Its own session: a kernel interrupt (SIGINT to the process group) or a terminal's Ctrl-C
+            # must not kill it; cancelling goes through the pipe instead.
+            start_new_session=True,
+        )
+        assert self._proc.stdin and self._proc.stdout and self._proc.stderr
+        self._stdin: IO[bytes] = self._proc.stdin
+        threading.Thread(target=self._read_replies, args=(self._proc.stdout,), daemon=True,
+                         name=f"fusion_magic-local-{model}").start()
+        threading.Thread(target=self._drain_stderr, args=(self._proc.stderr,), daemon=True,
+                         name=f"fusion_magic-local-{model}-stderr").start()
+
+    # ---- state ----------------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    @property
+    def alive(self) -> bool:
+        with self._lock:
+            return not self._dead
+
+    @property
+    def busy(self) -> bool:
+        """Whether any job is queued or running in this worker."""
+        return not self._idle.is_set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the model is loaded (True) or the worker failed or died first (False)."""
+        self._ready.wait(timeout)
+        return self.info is not None
+
+    def load_error(self) -> FusionError | None:
+        """Why the model could not be loaded, once the worker said so."""
+        return None if self._load_error is None else error_from_wire(self._load_error, self.model)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no job is queued or running here; True if that happened within ``timeout``."""
+        return self._idle.wait(timeout)
+
+    # ---- requests -------------------------------------------------------------------------------
+
+    def submit(self, call: WorkerCall) -> bool:
+        """Queue ``call`` here; False if this worker is already dead (take another from ``worker_for``)."""
+        with self._lock:
+            if self._dead:
+                return False
+            self._calls[call.id] = call
+            call.worker, call.started = self, False
+            self._idle.clear()
+        # A write to a worker that just died fails here; the reader thread, seeing the pipe close,
+        # then hands the registered call over, so nothing is lost either way.
+        self._write({"op": "generate", "id": call.id, "job": call.job.to_wire()})
+        return True
+
+    def cancel(self, call_id: int) -> None:
+        with self._lock:
+            if call_id not in self._calls:
+                return
+        self._write({"op": "cancel", "id": call_id})
+        watchdog = threading.Timer(CANCEL_GRACE_S, self._kill_if_stuck, args=(call_id,))
+        watchdog.daemon = True
+        watchdog.start()
+
+    def _kill_if_stuck(self, call_id: int) -> None:
+        with self._lock:
+            call = self._calls.get(call_id)
+            stuck = call is not None and call.started and not self._dead
+        if stuck:
+            with contextlib.suppress(OSError):
+                self._proc.kill()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """End the worker: close its input (it stops and exits), then make sure it is gone."""
+        with self._write_lock, contextlib.suppress(OSError):
+            self._stdin.close()
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+    def _write(self, message: dict[str, Any]) -> None:
+        try:
+            with self._write_lock:
+                self._stdin.write(encode(message))
+                self._stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+
+    # ---- the reader thread ----------------------------------------------------------------------
+
+    def _drain_stderr(self, stream: IO[bytes]) -> None:
+        # Drained so a chatty native library can never fill the pipe and stall the worker; the tail
+        # goes into the crash report.
+        with stream:
+            for line in stream:
+                self._stderr.append(line.decode("utf-8", "replace").rstrip())
+
+    def _read_replies(self, stream: IO[bytes]) -> None:
+        with stream:
+            self._dispatch(stream)
+        self._on_exit()
+
+    def _dispatch(self, stream: IO[bytes]) -> None:
+        for line in stream:
+            try:
+                message = decode(line)
+            except ValueError:
+                continue  # not ours (native output that slipped past the fd swap)
+            kind = message.get("t")
+            if kind == "ready":
+                self.info = message
+                self.ready_s = time.perf_counter() - self.started_at
+                self._ready.set()
+                continue
+            if kind == "load_error":
+                self._load_error = message
+                continue
+            with self._lock:
+                call = self._calls.get(int(message.get("id", -1)))
+                if call is None:
+                    continue
+                if kind == "start":
+                    call.started = True
+                if kind in TERMINAL:
+                    del self._calls[call.id]
+                    if not self._calls:
+                        self._idle.set()
+            call.deliver(message)
+
+    def _on_exit(self) -> None:
+        code = self._proc.wait()
+        with self._write_lock, contextlib.suppress(OSError):
+            self._stdin.close()
+        how, sig = _describe_exit(code)
+        with self._lock:
+            self._dead = True
+            self.exit = how
+            orphans = list(self._calls.values())
+            self._calls.clear()
+        self._ready.set()
+        _forget(self)
+        tail = "\n".join(self._stderr)
+        for call in orphans:
+            if self._load_error is not None:
+                call.deliver({"t": "error", "id": call.id, **{k: self._load_error[k] for k in ("kind", "message")}})
+            elif call.started or self.info is None:
+                # The running job, or every job when the model never finished loading: retrying a
+                # load that crashes would only crash again.
+                during = "while generating" if call.started else "while loading the model"
+                call.deliver({"t": "crashed", "id": call.id, "signal": sig, "exit_code": code, "stderr": tail,
+                              "message": f"the local model's worker process {how} {during}; the kernel is "
+                                         "fine and the next call starts a fresh worker"})
+            else:
+                _resubmit(call, self.model)
+        self._idle.set()
+
+
+# ---- the registry: one live worker per model --------------------------------------------------------
+
+_WORKERS: dict[str, LocalWorker] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def worker_for(model: str) -> LocalWorker:
+    """The live worker for ``model``, starting one if there is none (the process starts at once; the
+    model loads in the background while jobs queue up in its pipe)."""
+    with _REGISTRY_LOCK:
+        worker = _WORKERS.get(model)
+        if worker is None or not worker.alive:
+            check_installed(model)
+            worker = _WORKERS[model] = LocalWorker(model)
+        return worker
+
+
+def current_worker(model: str) -> LocalWorker | None:
+    """The worker now serving ``model``, if one is alive (for diagnostics and tests)."""
+    with _REGISTRY_LOCK:
+        worker = _WORKERS.get(model)
+    return worker if worker is not None and worker.alive else None
+
+
+def submit(call: WorkerCall) -> None:
+    """Send ``call`` to its model's worker, starting one if needed."""
+    for _ in range(3):  # a worker may die between worker_for() and submit(); the next one is fresh
+        if worker_for(call.job.model).submit(call):
+            return
+    raise ServerError("the local model's worker keeps dying on start", provider="local", model=call.job.model)
+
+
+def _resubmit(call: WorkerCall, model: str) -> None:
+    try:
+        submit(call)
+    except Exception as exc:  # could not start a new worker: this call fails, with the reason
+        call.deliver({"t": "error", "id": call.id, "kind": "server",
+                      "message": f"could not restart the local model's worker: {exc}"})
+
+
+def _forget(worker: LocalWorker) -> None:
+    with _REGISTRY_LOCK:
+        if _WORKERS.get(worker.model) is worker:
+            del _WORKERS[worker.model]
+
+
+@atexit.register
+def shutdown() -> None:
+    """Stop every worker (they would also exit on their own once this process's pipes close)."""
+    with _REGISTRY_LOCK:
+        workers = list(_WORKERS.values())
+        _WORKERS.clear()
+    for worker in workers:
+        worker.close()
+
+
+__all__ = ["LocalWorker", "WorkerCall", "current_worker", "shutdown", "submit", "worker_for"]

@@ -1,0 +1,215 @@
+"""OpenAI-compatible chat completions: OpenRouter, OpenAI, Ollama, vLLM, llama.cpp server, LM Studio.
+
+One protocol, several dialects, chosen by ``Endpoint.flavor``: OpenAI itself wants
+``max_completion_tokens``; OpenRouter reports ``usage.cost``, always sends usage, and silently drops
+parameters a backend cannot honour unless ``provider.require_parameters`` is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+from ...core.errors import (
+    BlockedError,
+    PaymentError,
+    ProtocolError,
+    ProviderError,
+    RateLimitError,
+    ServerError,
+    error_for_status,
+)
+from .._http import Classifier, ErrorInfo, SSEProvider, StreamParser, WireContext, error_info, load_event
+from ..base import ChatRequest, Finished, ProviderEvent, TextDelta, Usage
+
+# In-stream errors may name their class only by a string (OpenAI ``type``, OpenRouter
+# ``metadata.error_type`` or a string ``code``): the HTTP status each stands for.
+_STATUS_BY_CODE: dict[str, int] = {
+    "invalid_request_error": 400,
+    "invalid_request": 400,
+    "invalid_prompt": 400,
+    "context_length_exceeded": 400,
+    "max_tokens_exceeded": 400,
+    "token_limit_exceeded": 400,
+    "string_too_long": 400,
+    "authentication": 401,
+    "authentication_error": 401,
+    "invalid_api_key": 401,
+    "payment_required": 402,
+    "permission_denied": 403,
+    "not_found": 404,
+    "model_not_found": 404,
+    "insufficient_quota": 429,
+    "requests": 429,  # OpenAI's rate-limit error types name the exhausted limit
+    "tokens": 429,
+    "rate_limit_exceeded": 429,
+    "rate_limit_error": 429,
+    "provider_unavailable": 502,
+    "provider_overloaded": 503,
+    "server": 500,
+    "server_error": 500,
+    "timeout": 408,
+}
+
+
+def classifier(ctx: WireContext) -> Classifier:
+    """Our error for an OpenAI-style error object: the status first, then the codes that overrule it."""
+
+    def classify(info: ErrorInfo) -> ProviderError:
+        meta = info.metadata
+        error_type = meta.get("error_type")
+        code = error_type if isinstance(error_type, str) else info.code
+        status = info.status or _STATUS_BY_CODE.get(code or "") or _STATUS_BY_CODE.get(info.type or "")
+        if status == 402:
+            source = meta.get("limit_source")
+            source = source if isinstance(source, str) else None
+            if source == "openrouter_in_flight_budget" or meta.get("reason") == "in_flight_budget_exhausted":
+                # Credit held by this key's other in-flight requests: it frees up, so this is a wait.
+                return ctx.error(RateLimitError, info.message, status=402,
+                                 code=source or "in_flight_budget_exhausted", retry_after=info.retry_after)
+            return ctx.error(PaymentError, info.message, status=402, code=source or code)
+        if status == 429 and "insufficient_quota" in (info.code, info.type):
+            # OpenAI's empty-balance answer wears a 429 but does not clear by waiting.
+            return ctx.error(PaymentError, info.message, status=429, code="insufficient_quota")
+        if status == 403 and ("flagged_input" in meta or "reasons" in meta):
+            # OpenRouter moderation: the prompt was refused, the key is fine.
+            return ctx.error(BlockedError, info.message, status=403, code=code or "moderation")
+        cls = error_for_status(status) if status else ServerError
+        return ctx.error(cls, info.message, status=status, code=code, retry_after=info.retry_after)
+
+    return classify
+
+
+class ChunkParser(StreamParser):
+    """Turns ``chat.completion.chunk`` payloads into our events; no I/O, so each quirk is one branch.
+
+        parser = ChunkParser(ctx, request_id=None)
+        events = list(parser.feed('{"choices":[{"index":0,"delta":{"content":"Hi"}}]}'))
+    """
+
+    @staticmethod
+    def make_classifier(ctx: WireContext) -> Classifier:
+        return classifier(ctx)
+
+    def __init__(self, ctx: WireContext, request_id: str | None) -> None:
+        super().__init__(ctx, request_id)
+        self.finish_reason: str | None = None
+
+    def feed(self, data: str) -> Iterator[ProviderEvent]:
+        """Events for one ``data:`` payload. A generator, so text that precedes an error in the same
+        chunk still reaches the caller before the error is raised."""
+        if data.strip() == "[DONE]":
+            self.done = True
+            return
+        chunk = load_event(data, self.ctx)
+        if self.request_id is None and isinstance(chunk.get("id"), str):
+            self.request_id = chunk["id"]
+        if isinstance(chunk.get("model"), str) and chunk["model"]:
+            # OpenRouter names the model that actually served (it can differ under fallbacks).
+            self.served_model = chunk["model"]
+        if chunk.get("error"):
+            raise self.classify(error_info(chunk))
+        choices = chunk.get("choices") or []
+        if not isinstance(choices, list):
+            raise self.ctx.error(ProtocolError, f"choices is not a list: {data[:120]!r}")
+        for choice in choices:
+            # We never ask for n > 1; some servers omit the index.
+            if isinstance(choice, Mapping) and choice.get("index") in (0, None):
+                yield from self._choice(choice)
+        usage = chunk.get("usage")
+        if isinstance(usage, Mapping):
+            yield _usage(usage)
+
+    def _choice(self, choice: Mapping[str, Any]) -> Iterator[ProviderEvent]:
+        delta = choice.get("delta")
+        if isinstance(delta, Mapping):
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                yield TextDelta(content)
+        if choice.get("error"):
+            raise self.classify(error_info({"error": choice["error"]}))
+        reason = choice.get("finish_reason")
+        if reason == "error":
+            raise self.ctx.error(ServerError, "the provider ended the stream with finish_reason 'error'",
+                                 code="error")
+        if reason == "content_filter":
+            raise self.ctx.error(BlockedError, "the answer was stopped by the content filter",
+                                 code="content_filter")
+        if isinstance(reason, str) and reason and self.finish_reason is None:
+            # OpenRouter repeats the finish reason on its usage chunk: accounting, not a second end.
+            self.finish_reason = reason
+
+    def finish(self) -> Finished:
+        # Some local servers close right after the finish_reason chunk without [DONE]: the answer
+        # is complete, so only a stream with neither is cut short.
+        if not self.done and self.finish_reason is None:
+            raise self.ctx.error(ProtocolError, "stream ended early: no [DONE] and no finish_reason")
+        return Finished(self.finish_reason, self.served_model, self.request_id)
+
+
+class OpenAICompatProvider(SSEProvider):
+    """Streams one chat completion from any OpenAI-compatible server.
+
+        provider = OpenAICompatProvider(resolve_endpoint(BUILTIN["openrouter"]), client)
+        text = "".join([e.text async for e in provider.stream(request) if isinstance(e, TextDelta)])
+    """
+
+    protocol: ClassVar[str] = "openai"
+    parser_class = ChunkParser
+
+    def url(self, request: ChatRequest) -> str:
+        return f"{self.endpoint.base_url.rstrip('/')}/chat/completions"
+
+    def headers(self) -> dict[str, str]:
+        headers = dict(self.endpoint.headers)
+        if self.endpoint.api_key:
+            headers["Authorization"] = f"Bearer {self.endpoint.api_key}"
+        return headers
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        flavor = self.endpoint.flavor
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "stream": True,
+        }
+        if request.max_tokens is not None:
+            # OpenAI deprecated max_tokens and its reasoning models reject it; everyone else wants it.
+            body["max_completion_tokens" if flavor == "openai" else "max_tokens"] = request.max_tokens
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if flavor != "openrouter":
+            # Without it OpenAI and local servers send no usage at all when streaming;
+            # OpenRouter always sends usage and documents the option as a deprecated no-op.
+            body["stream_options"] = {"include_usage": True}
+        if request.json_schema is not None:
+            schema = {"name": request.schema_name, "strict": True, "schema": dict(request.json_schema)}
+            body["response_format"] = {"type": "json_schema", "json_schema": schema}
+            if flavor == "openrouter":
+                # Otherwise OpenRouter may route to a backend that silently ignores the schema.
+                body["provider"] = {"require_parameters": True}
+        return body
+
+
+def _usage(usage: Mapping[str, Any]) -> Usage:
+    prompt_details = usage.get("prompt_tokens_details")
+    cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, Mapping) else None
+    cost = usage.get("cost")
+    return Usage(
+        input_tokens=_int(usage.get("prompt_tokens")),
+        output_tokens=_int(usage.get("completion_tokens")),
+        # Only OpenRouter reports cost (USD-denominated credits); others leave pricing to the ledger.
+        cost_usd=float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None,
+        cached_input_tokens=_int(cached),
+    )
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+__all__ = ["ChunkParser", "OpenAICompatProvider"]
