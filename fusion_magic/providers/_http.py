@@ -1,12 +1,13 @@
-"""What the three HTTP protocols share: opening an SSE stream, reading error bodies, the one
-boundary where httpx exceptions become ours, and ``SSEProvider``, the ``stream()`` they all run.
+"""The transport boundary of the HTTP protocols: send the request, turn a failed response (status
+and error body) into a typed ``ProviderError``, and translate httpx and httpx-sse exceptions, once.
 
-A protocol module supplies a *classifier* (an ``ErrorInfo`` in, a typed ``ProviderError`` out) for
-its vendor quirks; everything else here is protocol-neutral:
+A protocol supplies a *classifier* (an ``ErrorInfo`` in, a typed ``ProviderError`` out) for its
+vendor's error bodies; everything here is protocol-neutral. What arrives on a stream that opened is
+read in ``chat/_sse.py``, inside the ``async with`` so that its transport errors are translated here:
 
     ctx = WireContext("anthropic", "claude-sonnet-4-5", secret=endpoint.api_key)
-    async with sse_stream(client, url, body=body, headers=headers, ctx=ctx, classify=classify) as (r, sses):
-        async for sse in sses: ...
+    async with open_stream(client, url, body=body, headers=headers, ctx=ctx, classify=classify) as response:
+        async for sse in EventSource(response).aiter_sse(): ...
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import json
 import math
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
-from httpx_sse import EventSource, ServerSentEvent, SSEError
+from httpx_sse import SSEError
 
 from ..core.errors import (
     BadRequestError,
@@ -32,16 +33,21 @@ from ..core.errors import (
     ServerError,
     error_for_status,
 )
-from .base import ChatRequest, Endpoint, Finished, ProviderEvent
+from .base import redact
 
 # Error bodies can be whole HTML pages from a proxy; a message is for a human, one screen at most.
 _MAX_MESSAGE = 500
-REDACTED = "<redacted>"
+# The only media type a streamed answer may come in: all three HTTP protocols stream server-sent events.
+EVENT_STREAM = "text/event-stream"
 
 
 @dataclass(frozen=True)
 class WireContext:
-    """Who is being called, so every error we build carries provider and model and never the key."""
+    """Who is being called, so every error we build carries provider and model and never the key.
+
+        ctx = WireContext("openai", "gpt-4o", secret=endpoint.api_key)
+        raise ctx.error(ProtocolError, "stream ended early")
+    """
 
     provider: str
     model: str
@@ -49,9 +55,8 @@ class WireContext:
     secret: str | None = field(default=None, repr=False)
 
     def scrub(self, text: str) -> str:
-        if self.secret and len(self.secret) >= 4:
-            text = text.replace(self.secret, REDACTED)
-        return text
+        """``text`` with the key taken out (``base.redact``)."""
+        return redact(text, self.secret)
 
     def error(
         self,
@@ -85,6 +90,9 @@ class ErrorInfo:
     ``error`` is the inner error object: ``body["error"]`` for the nested shape (OpenAI, OpenRouter,
     Anthropic, Gemini), the body itself for the flat one (older vLLM), ``{}`` when it was not JSON.
     ``status`` is the HTTP status, or the numeric ``error.code`` of an in-stream error.
+
+        info = error_info({"error": {"message": "slow down", "type": "rate_limit_error"}}, status=429)
+        info.type, info.code  # ("rate_limit_error", "rate_limit_error")
     """
 
     status: int | None
@@ -203,28 +211,17 @@ def request_id(headers: httpx.Headers) -> str | None:
     return None
 
 
-# ---- the stream ------------------------------------------------------------------------------------
-
-
-def load_event(data: str, ctx: WireContext) -> dict[str, Any]:
-    """One SSE ``data`` payload as a JSON object; anything else is a protocol violation."""
-    try:
-        payload = json.loads(data)
-    except ValueError as exc:
-        raise ctx.error(ProtocolError, f"malformed JSON in stream: {data[:120]!r}") from exc
-    if not isinstance(payload, dict):
-        raise ctx.error(ProtocolError, f"stream event is not a JSON object: {data[:120]!r}")
-    return payload
+# ---- sending ---------------------------------------------------------------------------------------
 
 
 async def check_response(response: httpx.Response, ctx: WireContext, classify: Classifier) -> None:
     """Raise the typed error for a failed response before any event is read.
 
-    Runs before the SSE loop because error bodies are plain JSON with a 4xx/5xx status, and because
-    the caller may only retry errors raised before the first event.
+    Runs before the stream is read because error bodies are plain JSON with a 4xx/5xx status, and
+    because the caller may only retry errors raised before the first event.
     """
     content_type = response.headers.get("content-type", "")
-    if response.is_success and "text/event-stream" in content_type:
+    if response.is_success and EVENT_STREAM in content_type:
         return
     try:
         raw = await response.aread()
@@ -257,7 +254,7 @@ async def check_response(response: httpx.Response, ctx: WireContext, classify: C
 
 
 @asynccontextmanager
-async def sse_stream(
+async def open_stream(
     client: httpx.AsyncClient,
     url: str,
     *,
@@ -266,23 +263,22 @@ async def sse_stream(
     ctx: WireContext,
     classify: Classifier,
     params: Mapping[str, str] | None = None,
-) -> AsyncIterator[tuple[httpx.Response, AsyncIterator[ServerSentEvent]]]:
-    """POST ``body`` and hand over the response and its server-sent events.
+) -> AsyncIterator[httpx.Response]:
+    """POST ``body`` asking for an event stream, and hand over the response once its status is good.
 
-    Every httpx exception raised while opening or reading (including inside the caller's ``async
-    with`` body) leaves as a ``ProviderError``; the client is the caller's and is never closed here.
+    Every httpx or httpx-sse exception raised while opening or reading (including inside the
+    caller's ``async with`` body) leaves as a ``ProviderError``; the client is the caller's and is
+    never closed here.
     """
     started = False
     try:
         async with client.stream(
-            "POST", url, json=dict(body), headers={"Accept": "text/event-stream", **headers},
-            params=params,
+            "POST", url, json=dict(body), headers={"Accept": EVENT_STREAM, **headers}, params=params,
         ) as response:
             await check_response(response, ctx, classify)
             started = True
-            async with aclosing(EventSource(response).aiter_sse()) as events:
-                yield response, events
-    except httpx.HTTPError as exc:
+            yield response
+    except httpx.HTTPError as exc:  # httpx_sse.SSEError is one too
         err = translate_transport_error(
             exc, ctx.provider, ctx.model, started_stream=started, secret=ctx.secret
         )
@@ -290,85 +286,6 @@ async def sse_stream(
             # h11 quotes a bad header value, key included: drop the cause rather than leak it.
             raise err from None
         raise err from exc
-
-
-# ---- the provider template ------------------------------------------------------------------------
-
-
-class StreamParser:
-    """The state every protocol's stream parser keeps; subclasses add ``feed`` and ``finish``.
-
-    ``make_classifier`` names the protocol's error classifier once, for both the pre-stream status
-    check (``SSEProvider.classifier``) and errors that arrive inside the stream.
-    """
-
-    @staticmethod
-    def make_classifier(ctx: WireContext) -> Classifier:
-        return default_classify(ctx)
-
-    def __init__(self, ctx: WireContext, request_id: str | None) -> None:
-        self.ctx = ctx
-        self.classify = self.make_classifier(ctx)
-        self.request_id = request_id
-        self.served_model: str | None = None
-        self.done = False  # set when the protocol's terminator arrived
-
-    def finish(self) -> Finished:
-        raise NotImplementedError
-
-
-class SSEProvider:
-    """One streamed call over SSE; a protocol subclass says only where, what and how to read it.
-
-        provider = OpenAICompatProvider(resolve_endpoint(BUILTIN["openrouter"]), client)
-        text = "".join([e.text async for e in provider.stream(request) if isinstance(e, TextDelta)])
-    """
-
-    protocol: ClassVar[str]
-    supports_json_schema: ClassVar[bool] = True
-    params: ClassVar[Mapping[str, str] | None] = None
-
-    def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
-        self.endpoint = endpoint
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.endpoint!r})"
-
-    def url(self, request: ChatRequest) -> str:
-        raise NotImplementedError
-
-    def headers(self) -> dict[str, str]:
-        raise NotImplementedError
-
-    def body(self, request: ChatRequest) -> dict[str, Any]:
-        raise NotImplementedError
-
-    parser_class: ClassVar[type[StreamParser]] = StreamParser
-
-    def classifier(self, ctx: WireContext) -> Classifier:
-        return self.parser_class.make_classifier(ctx)
-
-    def parser(self, ctx: WireContext, request_id: str | None) -> StreamParser:
-        return self.parser_class(ctx, request_id)
-
-    def feed(self, parser: Any, sse: ServerSentEvent) -> Iterator[ProviderEvent]:
-        """One event through the parser; most parsers want only its ``data``."""
-        return parser.feed(sse.data)
-
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[ProviderEvent, None]:
-        ctx = WireContext(self.endpoint.provider, request.model, self.endpoint.api_key)
-        async with sse_stream(
-            self.client, self.url(request), body=self.body(request), headers=self.headers(), ctx=ctx,
-            classify=self.classifier(ctx), params=self.params,
-        ) as (response, events):
-            parser = self.parser(ctx, request_id(response.headers))
-            async for sse in events:
-                for event in self.feed(parser, sse):
-                    yield event
-                if parser.done:
-                    break
-        yield parser.finish()
 
 
 # ---- the one boundary for library exceptions -------------------------------------------------------
@@ -408,18 +325,16 @@ def _shorten(text: str) -> str:
 
 
 __all__ = [
+    "EVENT_STREAM",
     "Classifier",
     "ErrorInfo",
-    "SSEProvider",
-    "StreamParser",
     "WireContext",
     "check_response",
     "default_classify",
     "error_info",
-    "load_event",
+    "open_stream",
     "parse_duration",
     "parse_retry_after",
     "request_id",
-    "sse_stream",
     "translate_transport_error",
 ]

@@ -1,7 +1,9 @@
 """The contract every provider module fulfils: a request in, a stream of events out.
 
 Providers only translate between these types and a vendor's JSON. They never retry on their own,
-never price, never time: policy lives in ``fusion_magic.calls`` and ``fusion_magic.pool``.
+never price, never time: policy lives in ``fusion_magic.calls`` and ``fusion_magic.fuse.pool``. A key
+never reaches a message: ``redact`` (or ``Endpoint.redact``) puts ``REDACTED`` in its place, here and
+in the calls above.
 
     provider = OpenAICompatProvider(endpoint, client)
     async for event in provider.stream(ChatRequest(model="gpt-4o", messages=(Message("user", "hi"),))):
@@ -98,6 +100,9 @@ class Endpoint:
     """Where and how to reach one provider: resolved base URL, key and extra headers.
 
     The key is excluded from ``repr`` so it never lands in logs or tracebacks.
+
+        endpoint = Endpoint("openai", "https://api.openai.com/v1", api_key="sk-...", flavor="openai")
+        endpoint.redact(f"request failed: {exc}")  # any echo of the key becomes <redacted>
     """
 
     provider: str
@@ -106,6 +111,10 @@ class Endpoint:
     headers: Mapping[str, str] = field(default_factory=dict)
     # Dialect switches inside one protocol (OpenRouter extras, OpenAI's max_completion_tokens, ...).
     flavor: str = "generic"
+
+    def redact(self, text: str) -> str:
+        """``text`` with this endpoint's key taken out, for messages that may echo it."""
+        return redact(text, self.api_key)
 
 
 class Provider(Protocol):
@@ -123,7 +132,26 @@ class Provider(Protocol):
         ...
 
 
+# ---- keeping keys out of messages -----------------------------------------------------------------
+
+# The one marker a key is replaced by, wherever a message might echo it.
+REDACTED = "<redacted>"
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with every copy of ``secret`` (an API key) replaced by ``REDACTED``.
+
+    ``redact("Incorrect API key provided: sk-1234", "sk-1234")`` -> ``"Incorrect API key provided: <redacted>"``
+    """
+    # A value this short is a dummy key a local server accepts, not a secret; replacing it would
+    # mangle ordinary words in the message.
+    if secret and len(secret) >= 4:
+        return text.replace(secret, REDACTED)
+    return text
+
+
 __all__ = [
+    "REDACTED",
     "ChatRequest",
     "Endpoint",
     "Finished",
@@ -132,4 +160,5 @@ __all__ = [
     "ProviderEvent",
     "TextDelta",
     "Usage",
+    "redact",
 ]

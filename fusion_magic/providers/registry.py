@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigError, MissingKeyError, UnknownModelError
+from ..core.pricing import FREE_PROVIDERS
 from .base import Endpoint, Provider
 
 if TYPE_CHECKING:
@@ -43,7 +44,8 @@ class ProviderSpec:
 
 
 BUILTIN: dict[str, ProviderSpec] = {
-    s.name: s
+    # A provider on the user's own machine (core.pricing.FREE_PROVIDERS, the one list) needs no key.
+    s.name: replace(s, key_required=s.name not in FREE_PROVIDERS)
     for s in (
         ProviderSpec(
             "openrouter", "openai", "https://openrouter.ai/api/v1", "OPENROUTER_BASE_URL",
@@ -55,19 +57,19 @@ BUILTIN: dict[str, ProviderSpec] = {
         ),
         ProviderSpec(
             "ollama", "openai", "http://localhost:11434/v1", "OLLAMA_HOST", ("OLLAMA_API_KEY",),
-            key_required=False, flavor="ollama", base_url_suffix="/v1", placeholder_key="ollama",
+            flavor="ollama", base_url_suffix="/v1", placeholder_key="ollama",
         ),
         ProviderSpec(
             "vllm", "openai", "http://localhost:8000/v1", "VLLM_BASE_URL", ("VLLM_API_KEY",),
-            key_required=False, flavor="vllm",
+            flavor="vllm",
         ),
         ProviderSpec(
             "llamacpp", "openai", "http://127.0.0.1:8080/v1", "LLAMACPP_BASE_URL", ("LLAMACPP_API_KEY",),
-            key_required=False, flavor="llamacpp",
+            flavor="llamacpp",
         ),
         ProviderSpec(
             "lmstudio", "openai", "http://localhost:1234/v1", "LMSTUDIO_BASE_URL", ("LMSTUDIO_API_KEY",),
-            key_required=False, flavor="lmstudio",
+            flavor="lmstudio",
         ),
         ProviderSpec(
             "anthropic", "anthropic", "https://api.anthropic.com", "ANTHROPIC_BASE_URL",
@@ -77,9 +79,10 @@ BUILTIN: dict[str, ProviderSpec] = {
             "gemini", "gemini", "https://generativelanguage.googleapis.com", "GEMINI_BASE_URL",
             ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
         ),
-        ProviderSpec("local", "local", "", None, (), key_required=False),
+        ProviderSpec("local", "local", "", None, ()),
     )
 }
+
 
 def custom_spec(name: str, config: object) -> ProviderSpec:
     """A user-named OpenAI-compatible endpoint, from ``%config FusionMagics.endpoints``.
@@ -130,6 +133,7 @@ def split_model_id(model_id: str, endpoints: Mapping[str, Mapping[str, Any]] | N
 
 
 def known_providers(endpoints: Mapping[str, Any] | None = None) -> list[str]:
+    """Every provider name a model id may start with: the built-ins and the user's own ``endpoints``."""
     return sorted({*BUILTIN, *(endpoints or {})})
 
 

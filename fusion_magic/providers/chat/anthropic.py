@@ -12,9 +12,10 @@ from typing import Any, ClassVar
 
 from httpx_sse import ServerSentEvent
 
-from ...core.errors import BlockedError, ProtocolError, ProviderError, RateLimitError, ServerError, error_for_status
-from .._http import Classifier, ErrorInfo, SSEProvider, StreamParser, WireContext, error_info, load_event
-from ..base import ChatRequest, Finished, ProviderEvent, TextDelta, Usage
+from ...core.errors import BlockedError, ProviderError, RateLimitError, ServerError, error_for_status
+from .._http import Classifier, ErrorInfo, WireContext, error_info
+from ..base import ChatRequest, ProviderEvent, TextDelta, Usage
+from ._sse import SSEProvider, StreamParser, json_int, load_event
 
 API_VERSION = "2023-06-01"
 # The API refuses a request without max_tokens; this is what the official quickstarts use.
@@ -63,13 +64,11 @@ class EventParser(StreamParser):
         events = list(parser.feed("content_block_delta", '{"delta":{"type":"text_delta","text":"Hi"}}'))
     """
 
-    @staticmethod
-    def make_classifier(ctx: WireContext) -> Classifier:
-        return classifier(ctx)
+    error_classifier = staticmethod(classifier)
+    missing_end = "no message_stop"
 
     def __init__(self, ctx: WireContext, request_id: str | None) -> None:
         super().__init__(ctx, request_id)
-        self.stop_reason: str | None = None
         self.input_tokens: int | None = None
         self.cached_tokens: int | None = None
         self.output_tokens: int | None = None
@@ -120,7 +119,7 @@ class EventParser(StreamParser):
             raise self.ctx.error(BlockedError, "the model refused to answer (stop_reason 'refusal')",
                                  code="refusal")
         if isinstance(reason, str) and reason:
-            self.stop_reason = reason
+            self.reason = reason
 
     def _count(self, usage: Mapping[str, Any]) -> None:
         """Counts are cumulative: each report replaces the last, never adds to it.
@@ -128,25 +127,20 @@ class EventParser(StreamParser):
         ``input_tokens`` here excludes cache reads and writes; we report the whole prompt (as OpenAI
         and Gemini do) and the cache-read part apart.
         """
-        base = _int(usage.get("input_tokens"))
-        read = _int(usage.get("cache_read_input_tokens"))
-        written = _int(usage.get("cache_creation_input_tokens"))
+        base = json_int(usage.get("input_tokens"))
+        read = json_int(usage.get("cache_read_input_tokens"))
+        written = json_int(usage.get("cache_creation_input_tokens"))
         if base is not None:
             self.input_tokens = base + (read or 0) + (written or 0)
         if read is not None:
             self.cached_tokens = read
-        output = _int(usage.get("output_tokens"))
+        output = json_int(usage.get("output_tokens"))
         if output is not None:
             self.output_tokens = output
 
     def _usage(self) -> Usage:
         return Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens,
                      cached_input_tokens=self.cached_tokens)
-
-    def finish(self) -> Finished:
-        if not self.done:
-            raise self.ctx.error(ProtocolError, "stream ended early: no message_stop")
-        return Finished(self.stop_reason, self.served_model, self.request_id)
 
 
 class AnthropicProvider(SSEProvider):
@@ -158,15 +152,11 @@ class AnthropicProvider(SSEProvider):
 
     protocol: ClassVar[str] = "anthropic"
     parser_class = EventParser
+    key_header = "x-api-key"
+    fixed_headers: ClassVar[Mapping[str, str]] = {"anthropic-version": API_VERSION}
 
     def url(self, request: ChatRequest) -> str:
         return f"{self.endpoint.base_url.rstrip('/')}/v1/messages"
-
-    def headers(self) -> dict[str, str]:
-        headers = {**self.endpoint.headers, "anthropic-version": API_VERSION}
-        if self.endpoint.api_key:
-            headers["x-api-key"] = self.endpoint.api_key
-        return headers
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -189,10 +179,6 @@ class AnthropicProvider(SSEProvider):
     def feed(self, parser: EventParser, sse: ServerSentEvent) -> Iterator[ProviderEvent]:
         # Messages streams name their events; the parser falls back on the name when data has no type.
         return parser.feed(sse.event, sse.data)
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 __all__ = ["AnthropicProvider", "EventParser"]

@@ -11,18 +11,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from ...core.errors import AuthError, BlockedError, ProtocolError, ProviderError, error_for_status
-from .._http import (
-    Classifier,
-    ErrorInfo,
-    SSEProvider,
-    StreamParser,
-    WireContext,
-    error_info,
-    load_event,
-    parse_duration,
-)
-from ..base import ChatRequest, Finished, ProviderEvent, TextDelta, Usage
+from ...core.errors import AuthError, BlockedError, ProviderError, error_for_status
+from .._http import Classifier, ErrorInfo, WireContext, error_info, parse_duration
+from ..base import ChatRequest, ProviderEvent, TextDelta, Usage
+from ._sse import SSEProvider, StreamParser, json_int, load_event
 
 # Only these end an answer cleanly; SAFETY, RECITATION, PROHIBITED_CONTENT, BLOCKLIST, SPII, OTHER, ...
 # mean the text was withheld or stopped by policy.
@@ -70,13 +62,11 @@ class ChunkParser(StreamParser):
         events = list(parser.feed('{"candidates":[{"content":{"parts":[{"text":"Hi"}]}}]}'))
     """
 
-    @staticmethod
-    def make_classifier(ctx: WireContext) -> Classifier:
-        return classifier(ctx)
+    error_classifier = staticmethod(classifier)
+    missing_end = "no finishReason"
 
     def __init__(self, ctx: WireContext, request_id: str | None) -> None:
         super().__init__(ctx, request_id)
-        self.finish_reason: str | None = None
         self.last_usage: Usage | None = None
 
     def feed(self, data: str) -> Iterator[ProviderEvent]:
@@ -105,9 +95,8 @@ class ChunkParser(StreamParser):
             if reason:
                 raise self.ctx.error(BlockedError, f"the prompt was blocked ({reason})", code=str(reason))
         # The block check runs after usage so a blocked prompt's token count is still reported.
-        if self.finish_reason is not None and self.finish_reason not in _CLEAN_FINISH:
-            raise self.ctx.error(BlockedError, f"the answer was stopped ({self.finish_reason})",
-                                 code=self.finish_reason)
+        if self.reason is not None and self.reason not in _CLEAN_FINISH:
+            raise self.ctx.error(BlockedError, f"the answer was stopped ({self.reason})", code=self.reason)
 
     def _candidate(self, candidate: Mapping[str, Any]) -> Iterator[ProviderEvent]:
         content = candidate.get("content")
@@ -120,12 +109,12 @@ class ChunkParser(StreamParser):
                     yield TextDelta(text)
         reason = candidate.get("finishReason")
         if isinstance(reason, str) and reason not in _NO_REASON:
-            self.finish_reason = reason
+            self.reason = reason
 
-    def finish(self) -> Finished:
-        if self.finish_reason is None:
-            raise self.ctx.error(ProtocolError, "stream ended early: no finishReason")
-        return Finished(self.finish_reason, self.served_model, self.request_id)
+    @property
+    def complete(self) -> bool:
+        # Gemini sends no terminator: a close after a finishReason is the end, one before it a cut.
+        return self.reason is not None
 
 
 class GeminiProvider(SSEProvider):
@@ -138,17 +127,12 @@ class GeminiProvider(SSEProvider):
     protocol: ClassVar[str] = "gemini"
     parser_class = ChunkParser
     params: ClassVar[Mapping[str, str]] = {"alt": "sse"}
+    # A header, never ?key=: URLs end up in logs, proxies and exception messages.
+    key_header = "x-goog-api-key"
 
     def url(self, request: ChatRequest) -> str:
         name = quote(request.model.removeprefix("models/"), safe="")
         return f"{self.endpoint.base_url.rstrip('/')}/v1beta/models/{name}:streamGenerateContent"
-
-    def headers(self) -> dict[str, str]:
-        headers = dict(self.endpoint.headers)
-        if self.endpoint.api_key:
-            # Never ?key=: URLs end up in logs, proxies and exception messages.
-            headers["x-goog-api-key"] = self.endpoint.api_key
-        return headers
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -178,19 +162,15 @@ class GeminiProvider(SSEProvider):
 
 
 def _usage(usage: Mapping[str, Any]) -> Usage:
-    candidates = _int(usage.get("candidatesTokenCount"))
-    thoughts = _int(usage.get("thoughtsTokenCount"))
+    candidates = json_int(usage.get("candidatesTokenCount"))
+    thoughts = json_int(usage.get("thoughtsTokenCount"))
     # Thinking is billed as output, and Gemini counts it apart.
     output = None if candidates is None and thoughts is None else (candidates or 0) + (thoughts or 0)
     return Usage(
-        input_tokens=_int(usage.get("promptTokenCount")),
+        input_tokens=json_int(usage.get("promptTokenCount")),
         output_tokens=output,
-        cached_input_tokens=_int(usage.get("cachedContentTokenCount")),
+        cached_input_tokens=json_int(usage.get("cachedContentTokenCount")),
     )
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 __all__ = ["ChunkParser", "GeminiProvider"]

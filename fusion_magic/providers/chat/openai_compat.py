@@ -19,8 +19,9 @@ from ...core.errors import (
     ServerError,
     error_for_status,
 )
-from .._http import Classifier, ErrorInfo, SSEProvider, StreamParser, WireContext, error_info, load_event
-from ..base import ChatRequest, Finished, ProviderEvent, TextDelta, Usage
+from .._http import Classifier, ErrorInfo, WireContext, error_info
+from ..base import ChatRequest, ProviderEvent, TextDelta, Usage
+from ._sse import SSEProvider, StreamParser, json_int, load_event
 
 # In-stream errors may name their class only by a string (OpenAI ``type``, OpenRouter
 # ``metadata.error_type`` or a string ``code``): the HTTP status each stands for.
@@ -87,13 +88,8 @@ class ChunkParser(StreamParser):
         events = list(parser.feed('{"choices":[{"index":0,"delta":{"content":"Hi"}}]}'))
     """
 
-    @staticmethod
-    def make_classifier(ctx: WireContext) -> Classifier:
-        return classifier(ctx)
-
-    def __init__(self, ctx: WireContext, request_id: str | None) -> None:
-        super().__init__(ctx, request_id)
-        self.finish_reason: str | None = None
+    error_classifier = staticmethod(classifier)
+    missing_end = "no [DONE] and no finish_reason"
 
     def feed(self, data: str) -> Iterator[ProviderEvent]:
         """Events for one ``data:`` payload. A generator, so text that precedes an error in the same
@@ -135,16 +131,15 @@ class ChunkParser(StreamParser):
         if reason == "content_filter":
             raise self.ctx.error(BlockedError, "the answer was stopped by the content filter",
                                  code="content_filter")
-        if isinstance(reason, str) and reason and self.finish_reason is None:
+        if isinstance(reason, str) and reason and self.reason is None:
             # OpenRouter repeats the finish reason on its usage chunk: accounting, not a second end.
-            self.finish_reason = reason
+            self.reason = reason
 
-    def finish(self) -> Finished:
+    @property
+    def complete(self) -> bool:
         # Some local servers close right after the finish_reason chunk without [DONE]: the answer
         # is complete, so only a stream with neither is cut short.
-        if not self.done and self.finish_reason is None:
-            raise self.ctx.error(ProtocolError, "stream ended early: no [DONE] and no finish_reason")
-        return Finished(self.finish_reason, self.served_model, self.request_id)
+        return self.done or self.reason is not None
 
 
 class OpenAICompatProvider(SSEProvider):
@@ -156,15 +151,11 @@ class OpenAICompatProvider(SSEProvider):
 
     protocol: ClassVar[str] = "openai"
     parser_class = ChunkParser
+    key_header = "Authorization"
+    key_prefix = "Bearer "
 
     def url(self, request: ChatRequest) -> str:
         return f"{self.endpoint.base_url.rstrip('/')}/chat/completions"
-
-    def headers(self) -> dict[str, str]:
-        headers = dict(self.endpoint.headers)
-        if self.endpoint.api_key:
-            headers["Authorization"] = f"Bearer {self.endpoint.api_key}"
-        return headers
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         flavor = self.endpoint.flavor
@@ -200,16 +191,12 @@ def _usage(usage: Mapping[str, Any]) -> Usage:
     cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, Mapping) else None
     cost = usage.get("cost")
     return Usage(
-        input_tokens=_int(usage.get("prompt_tokens")),
-        output_tokens=_int(usage.get("completion_tokens")),
+        input_tokens=json_int(usage.get("prompt_tokens")),
+        output_tokens=json_int(usage.get("completion_tokens")),
         # Only OpenRouter reports cost (USD-denominated credits); others leave pricing to the ledger.
         cost_usd=float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None,
-        cached_input_tokens=_int(cached),
+        cached_input_tokens=json_int(cached),
     )
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 __all__ = ["ChunkParser", "OpenAICompatProvider"]
