@@ -8,14 +8,15 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import httpx
 import httpx_sse
 import pytest
 
 from fusion_magic.testing import ASGI_URL, Emulator, Fault, ModelScript, RecordedRequest
+from fusion_magic.testing.registry import Family, Request, Route, register, unregister
 
 FAMILIES = ("openrouter", "openai", "ollama", "anthropic", "gemini")
 PROMPT = "What is the capital of France?"
@@ -500,6 +501,56 @@ def test_max_tokens_truncates(emulator: Emulator, family: str, cap: dict[str, An
         assert body["choices"][0]["message"]["content"] == "abcdefgh"
         assert body["choices"][0]["finish_reason"] == reason
         assert body["usage"]["completion_tokens"] == 2
+
+
+# ---- a new family by registration alone ----------------------------------------------------------
+
+
+class _Kettle(Family):
+    """A test-only family: one route, the base class's Bearer check, an answer drawn from the script."""
+
+    name = "kettle"
+    env: ClassVar[Mapping[str, str]] = {"KETTLE_BASE_URL": "/kettle/v1"}
+    test_keys: ClassVar[Mapping[str, str]] = {"KETTLE_API_KEY": "kettle-test-key"}
+
+    def routes(self) -> Sequence[Route]:
+        return [Route("POST", "/kettle/v1/pots/{pot}:boil", self.boil)]
+
+    async def boil(self, req: Request) -> None:
+        cue = req.scripts.draw(req.body["model"])
+        reply = cue.reply if isinstance(cue.reply, str) else "unscripted"
+        await req.json(201, {"pot": req.params["pot"], "reply": reply, "id": req.request_id}, [("x-kettle", "on")])
+
+
+@pytest.fixture
+def kettle() -> Iterator[Family]:
+    family = register(_Kettle())
+    yield family
+    unregister(family.name)
+
+
+def test_a_new_family_is_served_by_registration_alone(emulator: Emulator, kettle: Family) -> None:
+    # The session's emulator was already running when the family registered: no core edit, no restart.
+    base, key = emulator.env()["KETTLE_BASE_URL"], emulator.test_keys()["KETTLE_API_KEY"]
+    assert base == emulator.url + "/kettle/v1" and emulator.env()["OPENAI_BASE_URL"] == emulator.url + "/openai/v1"
+    emulator.script("earl-grey", ModelScript(reply="Steeped."))
+    body = {"model": "earl-grey"}
+    response = http().post(base + "/pots/blue:boil", headers={"authorization": f"Bearer {key}"}, json=body)
+    assert response.status_code == 201 and response.headers["x-kettle"] == "on"
+    answer = response.json()
+    assert answer["pot"] == "blue" and answer["reply"] == "Steeped." and answer["id"].startswith("req_emu")
+    # The core's routing, auth and log apply to it as to any built-in family.
+    assert http().post(base + "/pots/blue:boil", json=body).status_code == 401
+    assert http().get(base + "/pots/blue:boil").status_code == 405
+    assert call(emulator, "anthropic", "claude-x", stream=False).status_code == 200
+    log = emulator.requests
+    assert [r.family for r in log] == ["kettle", "kettle", "kettle", "anthropic"]
+    assert log[0].model == "earl-grey" and log[0].headers["authorization"] == "<redacted>"
+    with pytest.raises(ValueError, match="already registered"):
+        register(_Kettle())
+    unregister("kettle")
+    assert http().post(base + "/pots/blue:boil", json=body).status_code == 404
+    assert "KETTLE_BASE_URL" not in emulator.env() and emulator.requests[-1].family == "unknown"
 
 
 # ---- concurrency, transports, lifecycle ------------------------------------------------------------

@@ -5,6 +5,20 @@
 
 ``python -m fusion_magic.testing`` runs one in the foreground; ``fusion_magic.testing.pytest_plugin``
 provides the ``emulator`` and ``emulator_env`` fixtures.
+
+Layout: ``emulator`` is the core (ASGI app and server, request log, scripts, lifecycle); ``registry``
+is the table of families it serves; ``chat`` is the pacing and faults the text families share;
+``families/`` holds one module per provider family.
+
+Adding a family (the video APIs, say) touches two files and no core module:
+
+1. ``families/<name>.py``: a ``registry.Family`` subclass (``chat.ChatFamily`` for a text API) with its
+   ``name``, ``env`` and ``test_keys``, its ``routes()`` (``Route("POST", "/<name>/v1/...", self.handler)``),
+   its key check (``presented_key``, ``key_error``) and its bodies and error shapes.
+2. ``families/__init__.py``: import it and add one row to ``BUILTIN``.
+
+A test can serve a family of its own with ``registry.register(MyFamily())`` and remove it with
+``registry.unregister("my-family")``; running emulators pick it up on the next request.
 """
 
 from __future__ import annotations
@@ -17,6 +31,7 @@ if importlib.util.find_spec("uvicorn") is None:
     raise ModuleNotFoundError("fusion_magic.testing needs uvicorn: pip install 'fusion_magic[testing]'",
                               name="uvicorn")
 
+from . import families  # noqa: F401  (importing it registers the built-in families)
 from .emulator import ASGI_URL, Emulator, RecordedRequest
 from .script import Fault, FaultKind, ModelScript
 

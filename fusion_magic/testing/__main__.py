@@ -17,7 +17,7 @@ from .emulator import Emulator
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fusion_magic.testing",
-        description="Loopback emulator of the OpenRouter, OpenAI, Ollama, Anthropic and Gemini APIs.",
+        description="Loopback emulator of the provider APIs fusion_magic speaks (OpenRouter, OpenAI, Ollama, ...).",
     )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     args = parser.parse_args(argv)

@@ -2,10 +2,13 @@
 
     emu.script("gpt-4o", ModelScript(reply="Paris.", ttft_s=0.2, tokens_per_s=50))
     emu.script("claude-x", ModelScript(faults=[Fault("status", status=529, times=2)]))
+
+:class:`ScriptBook` keeps the scripts and per-model counters an Emulator draws from, one :class:`Cue` per request.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -75,3 +78,70 @@ class ModelScript:
     # False: a server that streams no usage even when asked with stream_options.include_usage
     # (llama-cpp-python's server, some LM Studio and Ollama versions). OpenAI-style families only.
     stream_usage: bool = True
+
+
+@dataclass(frozen=True)
+class Cue:
+    """What one request for a model draws from the book: its script, the fault it gets (if any), and
+    the reply to give (None: the model is unscripted, so the family answers with ``default_reply``)."""
+
+    script: ModelScript
+    fault: Fault | None
+    reply: Reply | None
+
+
+class ScriptBook:
+    """Scripts by model name and how often each model was asked and answered.
+
+        book.set("gpt-4o", ModelScript(reply="Paris.")); cue = book.draw("gpt-4o")
+
+    Thread-safe: tests write from their thread while the server thread draws.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._scripts: dict[str, ModelScript] = {}
+        self._counts: dict[str, int] = {}
+        self._answered: dict[str, int] = {}
+
+    def set(self, model: str, script: ModelScript) -> None:
+        """Script ``model``, replacing an earlier script."""
+        with self._lock:
+            self._scripts[model] = script
+
+    def models(self) -> list[str]:
+        """The scripted model names, oldest first."""
+        with self._lock:
+            return list(self._scripts)
+
+    def clear(self) -> None:
+        """Forget every script and counter."""
+        with self._lock:
+            self._scripts.clear()
+            self._counts.clear()
+            self._answered.clear()
+
+    def draw(self, model: str) -> Cue:
+        """Count one request for ``model`` and say what it gets."""
+        with self._lock:
+            script = self._scripts.get(model)
+            scripted = script is not None
+            script = script or ModelScript()
+            nth = self._counts.get(model, 0)
+            self._counts[model] = nth + 1
+            fault = next(
+                (f for f in script.faults if nth >= f.skip and (f.times is None or nth < f.skip + f.times)), None
+            )
+            # Replies advance only on answers without a fault, so "fail twice, then answer" scripts
+            # still start from the first reply.
+            answered = self._answered.get(model, 0)
+            if fault is None:
+                self._answered[model] = answered + 1
+        reply: Reply | None
+        if not scripted:
+            reply = None
+        elif script.replies:
+            reply = script.replies[min(answered, len(script.replies) - 1)]
+        else:
+            reply = script.reply
+        return Cue(script, fault, reply)

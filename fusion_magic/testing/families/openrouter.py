@@ -1,0 +1,247 @@
+"""OpenRouter (``/openrouter/api/v1``): OpenAI's chat completions plus its own routing, accounting and errors.
+
+What it adds to :class:`~.openai.OpenAI`: processing comments while it routes, the upstream ``provider`` and
+``native_finish_reason``, cost in every usage object, errors with ``metadata`` (402 flavours, moderation
+403s, 200 bodies for errors after routing), rate-limit headers, and an unauthenticated model list.
+Shapes: ``shared/reference/llm-apis.md`` §1.4-1.9.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from .._wire import default_message, sse, sse_comment
+from ..chat import Plan, Turn
+from ..registry import Request
+from ..script import Fault
+from .openai import OpenAI
+
+_DEFAULT_MODELS = ("openai/gpt-4o-mini", "anthropic/claude-sonnet-4.5", "google/gemini-2.5-flash")
+
+# OpenRouter reports the upstream provider by name; the author prefix of the slug is a fair guess.
+_PROVIDERS = {
+    "openai": "OpenAI",
+    "anthropic": "Anthropic",
+    "google": "Google",
+    "meta-llama": "Meta",
+    "mistralai": "Mistral",
+    "deepseek": "DeepSeek",
+    "x-ai": "xAI",
+    "qwen": "Alibaba",
+}
+_ERROR_TYPES = {
+    400: "invalid_request",
+    401: "authentication",
+    402: "payment_required",
+    403: "permission_denied",
+    404: "not_found",
+    408: "timeout",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    422: "unprocessable",
+    429: "rate_limit_exceeded",
+    500: "server",
+    502: "provider_unavailable",
+    503: "provider_overloaded",
+}
+_REMEDY = {
+    "openrouter_in_flight_budget": "Retry after your in-flight requests settle (see the Retry-After header).",
+    "openrouter_credits": "Add credits or lower max_tokens.",
+    "openrouter_key_limit": "Raise this key's credit limit.",
+}
+_PROCESSING = "OPENROUTER PROCESSING"
+
+
+def provider_of(model: str) -> str:
+    """The upstream provider OpenRouter names for a model slug."""
+    author = model.split("/", 1)[0] if "/" in model else ""
+    return _PROVIDERS.get(author, "Emulator")
+
+
+def error_type(status: int) -> str:
+    """``error.metadata.error_type`` for a status."""
+    return _ERROR_TYPES.get(status, "server" if status >= 500 else "invalid_request")
+
+
+def model_entry(model: str) -> dict[str, Any]:
+    """One entry of GET /api/v1/models. Prices match the emulator's default cost (1e-6 USD/token)."""
+    name = model.split("/", 1)[-1].replace("-", " ").title()
+    return {
+        "id": model,
+        "canonical_slug": model,
+        "name": f"Emulated {name}",
+        "created": 1_700_000_000,
+        "description": "A model served by the fusion_magic loopback emulator.",
+        "context_length": 128000,
+        "architecture": {
+            "input_modalities": ["text"],
+            "output_modalities": ["text"],
+            "tokenizer": "Other",
+            "instruct_type": None,
+        },
+        "pricing": {
+            "prompt": "0.000001",
+            "completion": "0.000001",
+            "request": "0",
+            "image": "0",
+            "web_search": "0",
+            "internal_reasoning": "0",
+        },
+        "top_provider": {"context_length": 128000, "max_completion_tokens": 16384, "is_moderated": False},
+        "per_request_limits": None,
+        "supported_parameters": ["max_tokens", "temperature", "response_format", "structured_outputs", "seed"],
+        "default_parameters": None,
+        "expiration_date": None,
+    }
+
+
+class OpenRouter(OpenAI):
+    """``POST /openrouter/api/v1/chat/completions``, ``GET /openrouter/api/v1/models`` (no auth).
+
+        emu.script("openai/gpt-4o", ModelScript(reply="Paris.", cost_usd=0.0004))  # usage.cost on the wire
+    """
+
+    name = "openrouter"
+    env: ClassVar[Mapping[str, str]] = {"OPENROUTER_BASE_URL": "/openrouter/api/v1"}
+    test_keys: ClassVar[Mapping[str, str]] = {"OPENROUTER_API_KEY": "sk-or-test-emulator"}
+    base: ClassVar[str] = "/openrouter/api/v1"
+    # A blocked prompt is a moderation 403 (send_blocked), not a truncated answer.
+    refusal_reason = None
+    models_need_auth: ClassVar[bool] = False
+
+    def key_error(self, req: Request, has_key: bool) -> tuple[int, Any]:
+        message = "No cookie auth credentials found" if not has_key else "User not found."
+        return 401, {"error": {"code": 401, "message": message}}
+
+    def response_id(self, seq: int) -> str:
+        return f"gen-emu-{seq:06d}"
+
+    def reply_headers(self, req: Request, turn: Turn) -> list[tuple[str, str]]:
+        return [("x-generation-id", turn.response_id)]
+
+    async def models(self, req: Request) -> None:
+        """Scripted slugs first, then a few defaults, in OpenRouter's paged shape."""
+        names = [m for m in req.scripts.models() if "/" in m]
+        names += [m for m in _DEFAULT_MODELS if m not in names]
+        await req.json(
+            200, {"data": [model_entry(m) for m in names], "total_count": len(names), "links": {"next": None}}
+        )
+
+    # ---- framing --------------------------------------------------------------------------------------
+
+    def brand(self, turn: Turn) -> dict[str, Any]:
+        return {"provider": provider_of(turn.served_model)}
+
+    def usage(self, turn: Turn) -> dict[str, Any]:
+        return {
+            "prompt_tokens": turn.input_tokens,
+            "completion_tokens": turn.output_tokens,
+            "total_tokens": turn.input_tokens + turn.output_tokens,
+            "cost": turn.cost_usd,
+            "is_byok": False,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        }
+
+    def chunk(self, turn: Turn, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        # No `"usage": null` placeholders: usage comes once, in the accounting chunk.
+        return {
+            "id": turn.response_id,
+            "object": "chat.completion.chunk",
+            "created": turn.created,
+            "model": turn.served_model,
+            **self.brand(turn),
+            "choices": choices,
+            **extra,
+        }
+
+    def choice(self, turn: Turn, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        return {"index": 0, "delta": delta, "finish_reason": finish, "native_finish_reason": finish}
+
+    def preamble(self, turn: Turn) -> list[bytes]:
+        # OpenRouter keeps the connection warm with comments while it routes; the role rides on the
+        # first text chunk.
+        return [sse_comment(_PROCESSING, nl=turn.nl)]
+
+    def keepalive(self, turn: Turn) -> bytes | None:
+        return sse_comment(_PROCESSING, nl=turn.nl)
+
+    def text(self, turn: Turn, index: int, piece: str, final_reason: str | None) -> list[bytes]:
+        delta = {"role": "assistant", "content": piece} if index == 0 else {"content": piece}
+        return [self.event(turn, self.chunk(turn, [self.choice(turn, delta, None)]))]
+
+    def end(self, turn: Turn, reason: str, reason_sent: bool) -> list[bytes]:
+        delta = {"content": "", "role": "assistant"}
+        # The accounting chunk repeats the finish in a content-free choice (or, in the older documented
+        # shape, carries no choice at all). Usage is always sent on OpenRouter.
+        choices = [] if turn.usage_choices_empty else [self.choice(turn, delta, reason)]
+        return [
+            self.event(turn, self.chunk(turn, [self.choice(turn, delta, reason)])),
+            self.event(turn, self.chunk(turn, choices, usage=self.usage(turn))),
+            sse("[DONE]", nl=turn.nl),
+        ]
+
+    def stream_error(self, turn: Turn, status: int, message: str) -> list[bytes]:
+        error = {"code": status, "message": message, "metadata": {"error_type": error_type(status)}}
+        choice = {"index": 0, "delta": {"content": ""}, "finish_reason": "error"}
+        return [self.event(turn, self.chunk(turn, [choice], error=error))]
+
+    def json_body(self, turn: Turn, text: str, reason: str) -> dict[str, Any]:
+        body = super().json_body(turn, text, reason)
+        body["choices"][0]["native_finish_reason"] = reason
+        return body
+
+    def error_body(
+        self, status: int, message: str | None = None, *, request_id: str = "", fault: Fault | None = None
+    ) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"error_type": error_type(status)}
+        limit_source = fault.limit_source if fault is not None else None
+        if status == 402 and limit_source:
+            reason = fault.reason if fault is not None else None
+            if reason is None and limit_source == "openrouter_in_flight_budget":
+                reason = "in_flight_budget_exhausted"
+            if reason is not None:
+                metadata["reason"] = reason
+            metadata["limit_source"] = limit_source
+            metadata["remedy_hint"] = _REMEDY.get(limit_source, "")
+        return {"error": {"code": status, "message": message or default_message(status), "metadata": metadata}}
+
+    # ---- OpenRouter-shaped faults ---------------------------------------------------------------------
+
+    def fault_headers(self, plan: Plan, fault: Fault) -> list[tuple[str, str]]:
+        headers = super().fault_headers(plan, fault)
+        if fault.status == 429:
+            reset_ms = int((time.time() + 60) * 1000)
+            headers += [
+                ("x-ratelimit-limit", "20"),
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", str(reset_ms)),
+            ]
+        return headers
+
+    async def send_blocked(self, req: Request, plan: Plan) -> None:
+        # The moderation guard answers 403 naming the model and quoting the flagged input.
+        _, flagged = self.prompt_texts(req.body)
+        model = plan.turn.model
+        fault_message = plan.fault.message if plan.fault is not None else None
+        body = {
+            "error": {
+                "code": 403,
+                "message": fault_message or f"{model} requires moderation on OpenRouter. Your input was flagged.",
+                "metadata": {
+                    "reasons": ["violence"],
+                    "flagged_input": flagged[:100],
+                    "provider_name": provider_of(model),
+                    "model_slug": model,
+                },
+            }
+        }
+        await req.json(403, body, plan.headers)
+
+    async def send_json_error(self, req: Request, plan: Plan, fault: Fault) -> None:
+        # OpenRouter reports errors that happen after routing in a 200 body.
+        message = fault.message or default_message(fault.status)
+        error = {"code": fault.status, "message": message, "metadata": {"error_type": error_type(fault.status)}}
+        await req.json(200, {"id": plan.turn.response_id, "error": error}, plan.headers)
