@@ -1,15 +1,18 @@
-"""CallCache with real files: a bad entry is a miss, an unwritable folder leaves calls unrecorded."""
+"""CallCache with real files: a bad entry is a miss, an unwritable folder leaves calls unrecorded, and a
+request and record of another kind than chat (a video clip) round-trip under a stable key."""
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fusion_magic.calls.cache import CallCache, request_key
-from fusion_magic.core.record import Response
+from fusion_magic.core.record import CallRecord, Response
 from fusion_magic.providers.base import ChatRequest, Message
 
 MODEL = "openai:gpt-4o"
@@ -45,6 +48,8 @@ def test_round_trip(tmp_path: Path) -> None:
     '{"input_tokens": 3}',                      # no text
     '{"text": 42}',                             # text is not a string
     '{"text": "ok", "input_tokens": "many"}',   # a count that would break the cost maths later
+    '{"text": "", "video_seconds": "eight"}',   # so would a duration
+    '{"text": "", "clips": true}',
     "{not json",
     b"\xff\xfe garbage",
 ])
@@ -75,3 +80,62 @@ def test_unwritable_folder_leaves_the_call_unrecorded(tmp_path: Path, caplog: py
         assert cache.lookup(MODEL, request()) is None
     assert len(caplog.records) == 1 and "could not record" in caplog.text
     assert MODEL in caplog.text and SECRET not in caplog.text and "Paris" not in caplog.text
+
+
+def test_the_chat_key_is_the_one_recordings_were_made_under() -> None:
+    # Chat keys must not move when other kinds are added: a user's recordings would stop replaying.
+    assert request_key(MODEL, request()) == "3b6725c0a966dfa975b51bdd29b9ac1b392e932b41f6ca7b90534f9dbe9fa475"
+
+
+@dataclass(frozen=True)
+class ClipRequest:
+    """A request of another kind, shaped like a video job's."""
+
+    model: str
+    prompt: str
+    seconds: int = 8
+    aspect_ratio: str = "16:9"
+    first_frame: bytes | None = None
+    options: tuple[tuple[str, str], ...] = ()
+    styles: frozenset[str] = frozenset()  # iterates in a different order in each process
+    label: str = field(default="", compare=False)  # not part of what is asked
+
+
+VIDEO_MODEL = "gemini:veo-3.1-generate-preview"
+IMAGE = b"\x89PNG the-first-frame-bytes-must-not-be-stored"
+
+
+def clip_request(**changes: Any) -> ClipRequest:
+    base = ClipRequest("veo-3.1-generate-preview", SECRET, first_frame=IMAGE, options=(("resolution", "720p"),),
+                       styles=frozenset({"noir", "slow", "wide"}))
+    return replace(base, **changes)
+
+
+def test_another_kind_of_request_has_a_stable_key() -> None:
+    key = request_key(VIDEO_MODEL, clip_request())
+    assert key == request_key(VIDEO_MODEL, clip_request(label="tab 2"))  # equal requests, one key
+    # The same in every process: no repr, no object ids (pinned, so a change to the form is noticed).
+    assert key == "926cd9efdf0acf81842bbfe678bcb37e8085a9f19b9c7e77b0b310b4d39aae40"
+    others = {request_key(VIDEO_MODEL, clip_request(**change)) for change in (
+        {"prompt": "another"}, {"seconds": 4}, {"first_frame": b"other"}, {"options": (("resolution", "1080p"),)},
+    )}
+    assert len(others | {key, request_key("gemini:veo-3.1-fast-generate-preview", clip_request())}) == 6
+    with pytest.raises(TypeError, match="cannot include a object"):
+        request_key(VIDEO_MODEL, clip_request(options=object()))
+
+
+def test_another_kind_of_record_round_trips(tmp_path: Path) -> None:
+    cache = CallCache(tmp_path / "c")
+    recorded = CallRecord(model=VIDEO_MODEL, status="ok", video_seconds=8.0, clips=1, cost_usd=3.2,
+                          finish_reason="completed", role="video", latency_s=41.0)
+    cache.store(VIDEO_MODEL, clip_request(), recorded)
+    hit = cache.lookup(VIDEO_MODEL, clip_request(label="again"))
+    assert hit is not None
+    assert (hit.text, hit.video_seconds, hit.clips, hit.cost_usd, hit.finish_reason) == ("", 8.0, 1, 3.2, "completed")
+    assert (hit.input_tokens, hit.output_tokens) == (None, None)
+    assert cache.lookup(VIDEO_MODEL, clip_request(seconds=4)) is None
+    # The entry holds the answer and its usage: no prompt, no input bytes, nothing of the endpoint.
+    key = request_key(VIDEO_MODEL, clip_request())
+    stored = (cache.root / key[:2] / f"{key}.json").read_text(encoding="utf-8")
+    assert SECRET not in stored and "first-frame" not in stored
+    assert set(json.loads(stored)) == {"text", "video_seconds", "clips", "cost_usd", "finish_reason", "model"}

@@ -1,11 +1,13 @@
-"""Optional record/replay of calls, content-addressed by the canonical request.
+"""Optional record/replay of calls of any kind, content-addressed by the canonical request.
 
-The key is a SHA-256 of the model id and the request fields that change the answer (messages,
-max_tokens, temperature, seed, stop, schema). Endpoints and keys are not part of it and nothing
-secret is written: an entry holds the answer text, token counts, finish reason and recorded cost.
+The key is a SHA-256 of the model id and the request fields that change the answer: for chat the
+messages, max_tokens, temperature, seed, stop and schema; for any other request dataclass (a video
+job, an evaluation) every field that takes part in its equality. Endpoints and keys are not part of it
+and nothing secret is written: an entry holds the answer text, its usage (tokens, seconds of video,
+clips), finish reason and recorded cost.
 
     cache = CallCache(Path(".fusion_cache"), mode="on")
-    cache.lookup("openrouter:openai/gpt-4o", request)  # a Response or None
+    cache.lookup("openrouter:openai/gpt-4o", request)  # a CallRecord or None
 
 The cache never takes a run down: an unreadable or wrongly shaped entry is a miss, and a folder we
 cannot write to means the call is simply not recorded; each logs a warning naming only the model id.
@@ -14,41 +16,104 @@ cannot write to means the call is simply not recorded; each logs a warning namin
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import enum
 import hashlib
 import json
 import logging
 import os
 import tempfile
-from dataclasses import asdict
-from pathlib import Path
+from collections.abc import Mapping
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
 
-from ..core.record import Response
+from ..core.record import CallRecord
 from ..providers.base import ChatRequest
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 FORMAT_VERSION = 1
+
+# What an entry keeps of a record besides its text, with the JSON types each may have: the answer's
+# usage, cost and ending, never the endpoint, key or prompt. A field that is None is left out.
+_ENTRY_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "input_tokens": int,
+    "output_tokens": int,
+    "video_seconds": (int, float),
+    "clips": int,
+    "cost_usd": (int, float),
+    "finish_reason": str,
+}
 
 log = logging.getLogger("fusion_magic")
 
 
-def request_key(model_id: str, request: ChatRequest) -> str:
-    """The canonical, stable key of a request (independent of dict order and endpoint)."""
-    canonical = {
-        "v": FORMAT_VERSION,
-        "model": model_id,
-        "messages": [[m.role, m.content] for m in request.messages],
-        "max_tokens": request.max_tokens,
-        "temperature": request.temperature,
-        "seed": request.seed,
-        "stop": list(request.stop),
-        "schema": request.json_schema,
-    }
+def request_key(model_id: str, request: DataclassInstance) -> str:
+    """The canonical, stable key of a request (independent of dict order, endpoint and process).
+
+    ``request`` is a ``ChatRequest`` or any other request dataclass; the latter is keyed on its class
+    name and every field with ``compare=True``. ``TypeError`` for a field value with no stable form.
+    """
+    canonical: dict[str, object]
+    if isinstance(request, ChatRequest):
+        # Chat keeps the form it had before other kinds existed, so recordings made then still replay.
+        canonical = {
+            "v": FORMAT_VERSION,
+            "model": model_id,
+            "messages": [[m.role, m.content] for m in request.messages],
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "seed": request.seed,
+            "stop": list(request.stop),
+            "schema": request.json_schema,
+        }
+    else:
+        if not dataclasses.is_dataclass(request) or isinstance(request, type):
+            raise TypeError(f"a cache key needs a request dataclass, not {type(request).__name__}")
+        canonical = {
+            "v": FORMAT_VERSION,
+            "model": model_id,
+            "kind": type(request).__name__,
+            "request": _canonical(request),
+        }
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _canonical(value: object) -> object:
+    """``value`` as plain JSON data that is the same in every process: no ``repr``, no object ids."""
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # compare=False fields (labels, caches) do not make two requests different, so not two keys.
+        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value) if f.compare}
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError("a cache key needs string keys in mappings")
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, set | frozenset):
+        items = [_canonical(v) for v in value]
+        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
+    if isinstance(value, bytes | bytearray):
+        # An input image or clip: its digest, so the key stays short and the bytes never reach disk.
+        return {"sha256": hashlib.sha256(value).hexdigest()}
+    if isinstance(value, enum.Enum):
+        return _canonical(value.value)
+    if isinstance(value, PurePath):
+        return value.as_posix()
+    raise TypeError(f"a cache key cannot include a {type(value).__name__}")
+
+
 class CallCache:
     """A directory of JSON files, one per recorded call. ``mode`` is "on" (replay hits, record misses)
-    or "replay" (hits only; the caller treats a miss as an error)."""
+    or "replay" (hits only; the caller treats a miss as an error).
+
+        cache.store("gemini:veo-3.1-generate-preview", clip_request, record)
+        cache.lookup("gemini:veo-3.1-generate-preview", clip_request)  # the record's text and usage
+    """
 
     def __init__(self, root: Path, mode: str = "on") -> None:
         self.root = root
@@ -58,12 +123,12 @@ class CallCache:
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
-    def lookup(self, model_id: str, request: ChatRequest) -> Response | None:
+    def lookup(self, model_id: str, request: DataclassInstance) -> CallRecord | None:
         """The recorded answer, or None for a miss (also when the entry is unreadable or malformed)."""
         path = self._path(request_key(model_id, request))
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return _entry_response(model_id, data)
+            return _entry_record(model_id, data)
         except (FileNotFoundError, NotADirectoryError):  # never recorded (store warns if it cannot write)
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:  # ValueError covers bad JSON and UTF-8
@@ -72,12 +137,12 @@ class CallCache:
                         model_id, path.name, type(exc).__name__)
             return None
 
-    def store(self, model_id: str, request: ChatRequest, response: Response) -> None:
+    def store(self, model_id: str, request: DataclassInstance, response: CallRecord) -> None:
         """Record a successful call. Written atomically so a crash never leaves half a file. A folder we
         cannot write to (read-only, full disk) leaves the call unrecorded instead of failing the run."""
         path = self._path(request_key(model_id, request))
-        keep = asdict(response)
-        entry = {k: keep[k] for k in ("text", "input_tokens", "output_tokens", "cost_usd", "finish_reason")}
+        entry: dict[str, object] = {"text": response.text}
+        entry.update((k, v) for k in _ENTRY_FIELDS if (v := getattr(response, k)) is not None)
         entry["model"] = model_id
         tmp: str | None = None
         try:
@@ -97,24 +162,24 @@ class CallCache:
                             "the run goes on unrecorded", model_id, self.root, type(exc).__name__, exc.strerror)
 
 
-def _entry_response(model_id: str, data: object) -> Response:
-    """A cache entry as a ``Response``; ``TypeError`` when valid JSON has the wrong shape (a list, a
+def _entry_record(model_id: str, data: object) -> CallRecord:
+    """A cache entry as a ``CallRecord``; ``TypeError`` when valid JSON has the wrong shape (a list, a
     number for the text, a string for a token count), so the caller treats it as a miss."""
     if not isinstance(data, dict) or not isinstance(data["text"], str):
         raise TypeError("entry is not an object with a text string")
-    fields: dict[str, type | tuple[type, ...]] = {
-        "input_tokens": int, "output_tokens": int, "cost_usd": (int, float), "finish_reason": str,
-    }
-    for name, kind in fields.items():
+    for name, kind in _ENTRY_FIELDS.items():
         value = data.get(name)
         if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
             raise TypeError(f"{name} has the wrong type")
-    return Response(
+    seconds = data.get("video_seconds")
+    return CallRecord(
         model=model_id,
         text=data["text"],
         status="ok",
         input_tokens=data.get("input_tokens"),
         output_tokens=data.get("output_tokens"),
+        video_seconds=None if seconds is None else float(seconds),
+        clips=data.get("clips"),
         cost_usd=data.get("cost_usd"),
         finish_reason=data.get("finish_reason"),
     )

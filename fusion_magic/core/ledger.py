@@ -1,7 +1,10 @@
 """The cost and latency ledger: one row per call, as a pandas DataFrame.
 
-A row is built from a ``Response``; a later video job becomes a row the same way (``role="video"``),
-so the columns stay general: what was called, in which role and round, how it ended, time and money.
+A row is built from a ``CallRecord`` of any kind; a video job becomes a row the same way
+(``role="video"``), so the columns stay general: what was called, in which role and round, how it ended,
+usage, time and money. Usage in units other than tokens gets its columns only when some call has it.
+
+    frame = with_totals(ledger_frame(records), wall_s=3.2)
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .record import Response
+    from .record import CallRecord
 
 COLUMNS = [
     "model",
@@ -31,9 +34,13 @@ COLUMNS = [
     "error",
 ]
 
+# Video generation's usage: a column each, placed before the cost, present only when some row has it
+# (a chat-only ledger keeps exactly COLUMNS).
+USAGE_COLUMNS = ("video_seconds", "clips")
 
-def ledger_rows(responses: Iterable[Response]) -> list[dict[str, object]]:
-    """Plain dict rows, in call order."""
+
+def ledger_rows(responses: Iterable[CallRecord]) -> list[dict[str, object]]:
+    """Plain dict rows, in call order, with every usage unit (None where the call has none)."""
     return [
         {
             "model": r.model,
@@ -47,6 +54,8 @@ def ledger_rows(responses: Iterable[Response]) -> list[dict[str, object]]:
             "input_tokens": r.input_tokens,
             "output_tokens": r.output_tokens,
             "tokens_source": r.tokens_source,
+            "video_seconds": r.video_seconds,
+            "clips": r.clips,
             "cost_usd": r.cost_usd,
             "cost_source": r.cost_source,
             "error": r.error,
@@ -55,15 +64,21 @@ def ledger_rows(responses: Iterable[Response]) -> list[dict[str, object]]:
     ]
 
 
-def ledger_frame(responses: Iterable[Response]) -> pd.DataFrame:
-    """The ledger as a DataFrame with nullable numeric columns (unknown stays <NA>, never 0)."""
+def ledger_frame(responses: Iterable[CallRecord]) -> pd.DataFrame:
+    """The ledger as a DataFrame with nullable numeric columns (unknown stays <NA>, never 0): ``COLUMNS``,
+    plus a ``USAGE_COLUMNS`` column for each unit some call was billed in."""
     import pandas as pd
 
-    frame = pd.DataFrame(ledger_rows(responses), columns=COLUMNS)
-    for col in ("input_tokens", "output_tokens", "attempts", "round"):
-        frame[col] = frame[col].astype("Int64")
-    for col in ("ttft_s", "latency_s", "cost_usd"):
-        frame[col] = frame[col].astype("Float64")
+    rows = ledger_rows(responses)
+    used = [c for c in USAGE_COLUMNS if any(row[c] is not None for row in rows)]
+    at = COLUMNS.index("cost_usd")
+    frame = pd.DataFrame(rows, columns=[*COLUMNS[:at], *used, *COLUMNS[at:]])
+    for col in ("input_tokens", "output_tokens", "attempts", "round", "clips"):
+        if col in frame:
+            frame[col] = frame[col].astype("Int64")
+    for col in ("ttft_s", "latency_s", "video_seconds", "cost_usd"):
+        if col in frame:
+            frame[col] = frame[col].astype("Float64")
     return frame
 
 
@@ -101,6 +116,10 @@ def with_totals(frame: pd.DataFrame, wall_s: float | None = None) -> pd.DataFram
         "cost_source": "sum" if total_cost is not pd.NA else "unknown (a price is missing)",
         "error": pd.NA,
     }
+    if "video_seconds" in frame:
+        total["video_seconds"] = float(frame["video_seconds"].fillna(0).sum())
+    if "clips" in frame:
+        total["clips"] = int(frame["clips"].fillna(0).sum())
     extra = [total]
     if wall_s is not None:
         extra.append({
@@ -109,5 +128,6 @@ def with_totals(frame: pd.DataFrame, wall_s: float | None = None) -> pd.DataFram
             "input_tokens": pd.NA, "output_tokens": pd.NA, "tokens_source": "", "cost_usd": 0.0,
             "cost_source": "", "error": pd.NA,
         })
-    out = pd.concat([frame, pd.DataFrame(extra, columns=COLUMNS)], ignore_index=True)
+    # Columns the summary rows leave out (the overhead row's usage) come out as <NA>.
+    out = pd.concat([frame, pd.DataFrame(extra, columns=frame.columns)], ignore_index=True)
     return out.astype(frame.dtypes.to_dict())

@@ -1,16 +1,23 @@
 """What a call costs when the provider does not say.
 
-The provider's own figure wins (OpenRouter reports ``usage.cost``). Otherwise we price tokens with the
-table below. A model missing from the table has an unknown price: ``None``, shown as unknown, never 0.
+The provider's own figure wins (OpenRouter reports ``usage.cost``). Otherwise we price the call's usage
+with the tables below, in the unit its price has: tokens (chat, video understanding), seconds of
+generated video, or clips. A model missing from the tables has an unknown price: ``None``, shown as
+unknown, never 0.
 
     price = price_for("anthropic:claude-sonnet-4-5")
     price.cost(input_tokens=1000, output_tokens=200)
+    price_record(record, settings.prices)  # fills record.cost_usd and cost_source
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TypeAlias
+
+from .record import CallRecord
 
 # USD per million tokens (input, output). Transcribed from the vendors' public pricing pages
 # (openai.com/api/pricing, docs.anthropic.com pricing, ai.google.dev/gemini-api/docs/pricing);
@@ -55,30 +62,84 @@ def approx_tokens(text: str) -> int:
     return len(text) // CHARS_PER_TOKEN + 1
 
 
-# Providers that run on the user's own machine: tokens cost nothing.
+# The built-in providers that run on the user's own machine: their calls cost nothing and need no key.
+# Kept in core, the lowest layer, so pricing and the provider registry above it (its key_required) read
+# one list.
 FREE_PROVIDERS = frozenset({"local", "ollama", "vllm", "llamacpp", "lmstudio"})
+
+
+USER_SOURCE = "user price (%config FusionMagics.prices)"
 
 
 @dataclass(frozen=True)
 class Price:
-    """Per-million-token prices and where they came from."""
+    """What a model charges, per unit of usage, and where the figure came from.
 
-    input_per_mtok: float
-    output_per_mtok: float
-    source: str
+    A rate of 0 means the unit is not billed; every rate 0 is a free model. Token prices are per million
+    tokens (input, output); video generation is billed per second of output video or per clip.
+
+        Price(3.00, 15.00, "vendor page").cost(input_tokens=1000, output_tokens=200)   # 0.006
+        Price(per_second=0.40, source="vendor page").cost(video_seconds=8)             # 3.2
+    """
+
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+    source: str = ""
+    per_second: float = 0.0
+    per_clip: float = 0.0
 
     @property
     def free(self) -> bool:
-        """A model on the user's own machine: it costs nothing whatever the token counts."""
-        return self.input_per_mtok == 0 and self.output_per_mtok == 0
+        """A model on the user's own machine: it costs nothing whatever its usage."""
+        return not (self.input_per_mtok or self.output_per_mtok or self.per_second or self.per_clip)
 
-    def cost(self, input_tokens: int | None, output_tokens: int | None) -> float | None:
-        """USD for a call; None if a token count is unknown (a partial figure would mislead)."""
+    def cost(
+        self,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        *,
+        video_seconds: float | None = None,
+        clips: int | None = None,
+    ) -> float | None:
+        """USD for the given usage; None if a billed unit's amount is unknown (a partial figure would
+        mislead). Units the price does not bill are ignored."""
         if self.free:
             return 0.0
-        if input_tokens is None or output_tokens is None:
-            return None
-        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
+        total = 0.0
+        if self.input_per_mtok or self.output_per_mtok:
+            if input_tokens is None or output_tokens is None:
+                return None
+            total += (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
+        if self.per_second:
+            if video_seconds is None:
+                return None
+            total += video_seconds * self.per_second
+        if self.per_clip:
+            if clips is None:
+                return None
+            total += clips * self.per_clip
+        return total
+
+    def cost_of(self, record: CallRecord) -> float | None:
+        """USD for one recorded call, from its usage in whichever units this price bills."""
+        return self.cost(record.input_tokens, record.output_tokens, video_seconds=record.video_seconds,
+                         clips=record.clips)
+
+
+# A user's price: (input, output) USD per million tokens as %config takes it, or a Price for other units.
+UserPrice: TypeAlias = tuple[float, float] | Price
+
+
+# Video models billed per second of output or per clip, e.g. "veo-3.1-generate": Price(per_second=...).
+# Empty on purpose: the per-second figures at hand are third-party transcriptions of the vendors' pages,
+# and a row goes in only once a vendor's own page confirms it. Until then users supply them.
+_UNIT_TABLE: dict[str, Price] = {}
+
+
+_BUNDLED: dict[str, Price] = {
+    **{name: Price(inp, out, TABLE_SOURCE) for name, (inp, out) in _TABLE.items()},
+    **_UNIT_TABLE,
+}
 
 
 def _normalise(model: str) -> str:
@@ -90,25 +151,46 @@ def _normalise(model: str) -> str:
     return name
 
 
-def price_for(model_id: str, extra: dict[str, tuple[float, float]] | None = None) -> Price | None:
+def _user_price(value: UserPrice) -> Price:
+    if isinstance(value, Price):
+        return value if value.source else replace(value, source=USER_SOURCE)
+    inp, out = value
+    return Price(inp, out, USER_SOURCE)
+
+
+def price_for(model_id: str, extra: Mapping[str, UserPrice] | None = None) -> Price | None:
     """The price of ``provider:model``, or None when unknown. ``extra`` (user prices) wins."""
     provider, _, model = model_id.partition(":")
     if provider in FREE_PROVIDERS:
-        return Price(0.0, 0.0, "local model (free)")
-    if extra and model in extra:
-        return Price(*extra[model], "user price (%config FusionMagics.prices)")
+        return Price(source="local model (free)")
     name = _normalise(model)
-    if extra and name in extra:
-        return Price(*extra[name], "user price (%config FusionMagics.prices)")
-    if name in _TABLE:
-        return Price(*_TABLE[name], TABLE_SOURCE)
+    if extra:
+        for key in (model, name):
+            if key in extra:
+                return _user_price(extra[key])
+    if name in _BUNDLED:
+        return _BUNDLED[name]
     # Dated or suffixed variants ("gpt-4o-2024-08-06") fall back to the longest known prefix.
-    for known in sorted(_TABLE, key=len, reverse=True):
+    for known in sorted(_BUNDLED, key=len, reverse=True):
         if name.startswith(known + "-"):
-            return Price(*_TABLE[known], TABLE_SOURCE)
+            return _BUNDLED[known]
     return None
 
 
+def price_record(record: CallRecord, extra: Mapping[str, UserPrice] | None = None) -> None:
+    """Set ``record.cost_usd`` and ``cost_source`` from our prices, in the units the record was billed in.
+
+    The provider's own figure wins; a model on the user's machine is free whatever it reported. An unknown
+    price, or usage missing in a billed unit, leaves the cost as it was (None: unknown, never 0).
+    """
+    price = price_for(record.model, extra)
+    if price is None or (record.cost_source != "unknown" and not price.free):
+        return
+    cost = price.cost_of(record)
+    if cost is not None:
+        record.cost_usd, record.cost_source = cost, price.source
+
+
 def known_prices() -> dict[str, tuple[float, float]]:
-    """A copy of the bundled table (model -> (input, output) USD per million tokens)."""
+    """A copy of the bundled token table (model -> (input, output) USD per million tokens)."""
     return dict(_TABLE)

@@ -4,7 +4,8 @@
     r.text, r.status, r.cost_usd
 
 Plain data: no network code, no IPython. Job kinds keep their own results (a fused run, a video job) as
-lists of these.
+lists of these. Usage is counted in the units calls are billed in: tokens (chat, video understanding),
+seconds of generated video, or clips.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ IN_FLIGHT = ("queued", "waiting", "streaming")
 
 
 @dataclass
-class Response:
-    """One call to one model.
+class CallRecord:
+    """One call to one model: a chat answer, a generated clip, a question about a video.
 
     ``status`` is ``"ok"`` or the error kind (``"auth"``, ``"rate_limit"``, ``"timeout"``, ...).
     ``text`` keeps whatever arrived, also when the call failed mid-stream. ``cost_usd`` is None when
@@ -50,6 +51,10 @@ class Response:
     label: str | None = None
     served_model: str | None = None  # OpenRouter may serve a fallback model
     request_id: str | None = None  # the provider's id, for support tickets
+    # Video generation is billed by seconds of output or per clip, not by tokens. Added last, so the
+    # fields above keep their positions for callers that build a record positionally.
+    video_seconds: float | None = None
+    clips: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -60,16 +65,38 @@ class Response:
         p.text(self.describe())
 
     def describe(self) -> str:
-        """A one-line summary with the status, tokens, time and cost."""
+        """A one-line summary with the status, usage, time and cost."""
         cost = "cost unknown" if self.cost_usd is None else f"${self.cost_usd:.6f}"
-        tokens = f"{_n(self.input_tokens)}→{_n(self.output_tokens)} tok"
+        usage = ", ".join(self.usage_figures())
         secs = "" if self.latency_s is None else f", {self.latency_s:.2f}s"
         err = f" ({self.error})" if self.error else ""
-        return f"[{self.status}] {self.model}: {tokens}{secs}, {cost}{err}\n{self.text}"
+        return f"[{self.status}] {self.model}: {usage}{secs}, {cost}{err}\n{self.text}"
+
+    def usage_figures(self, *, mark_counted: bool = False) -> list[str]:
+        """The usage in each unit the call has: ``["12→54 tok"]``, ``["8 s of video", "1 clip"]``.
+
+        An unknown token count reads ``?``. Tokens are shown for every call except one that reports only
+        video usage. ``mark_counted`` prefixes token counts we counted ourselves (not the server) with ``~``.
+        """
+        has_tokens = self.input_tokens is not None or self.output_tokens is not None
+        video = self.video_seconds is not None or self.clips is not None
+        figures = []
+        if has_tokens or not video:
+            mark = "~" if mark_counted and self.tokens_source == "counted" else ""
+            figures.append(f"{mark}{_count(self.input_tokens)}→{mark}{_count(self.output_tokens)} tok")
+        if self.video_seconds is not None:
+            figures.append(f"{self.video_seconds:g} s of video")
+        if self.clips is not None:
+            figures.append(f"{self.clips} clip" + ("" if self.clips == 1 else "s"))
+        return figures
 
 
-def _n(v: int | None) -> str:
+# The name chat code and users already know: the same class.
+Response = CallRecord
+
+
+def _count(v: int | None) -> str:
     return "?" if v is None else str(v)
 
 
-__all__ = ["IN_FLIGHT", "Response"]
+__all__ = ["IN_FLIGHT", "CallRecord", "Response"]

@@ -17,7 +17,7 @@ from .wording import describe_failure
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..core.record import Response
+    from ..core.record import CallRecord
 
 
 _MISSING = "-"
@@ -34,24 +34,26 @@ _HEADERS = {
     "latency_s": "latency s",
     "input_tokens": "in tok",
     "output_tokens": "out tok",
+    "video_seconds": "video s",
+    "clips": "clips",
     "cost_usd": "cost $",
     "cost_source": "source",
 }
 
 
-_NUMERIC = frozenset({"round", "tries", "ttft s", "latency s", "in tok", "out tok", "cost $"})
+_NUMERIC = frozenset({"round", "tries", "ttft s", "latency s", "in tok", "out tok", "video s", "clips", "cost $"})
 
 
-def figures(r: Response) -> str:
-    """Tokens, seconds and cost of one call: ``12→54 tok · 1.23 s · $0.000123``.
+def figures(r: CallRecord) -> str:
+    """Usage, seconds and cost of one call: ``12→54 tok · 1.23 s · $0.000123``; a video call shows its
+    usage in its own units (``8 s of video · 41.20 s · $3.200000``).
 
     Unknown figures read ``?`` (a cost is never shown as 0 when the price is unknown).
     """
-    mark = "~" if r.tokens_source == "counted" else ""
-    tokens = f"{mark}{_n(r.input_tokens)}→{mark}{_n(r.output_tokens)} tok"
+    usage = " · ".join(r.usage_figures(mark_counted=True))
     secs = "? s" if r.latency_s is None else f"{r.latency_s:.2f} s"
     cost = "cost ?" if r.cost_usd is None else f"${r.cost_usd:.6f}"
-    return f"{tokens} · {secs} · {cost}"
+    return f"{usage} · {secs} · {cost}"
 
 
 def shorten(text: str, limit: int) -> str:
@@ -107,6 +109,11 @@ def ledger_display(frame: pd.DataFrame) -> pd.DataFrame:
     counted = ["~" if source == "counted" else "" for source in frame["tokens_source"]]
     out["input_tokens"] = [mark + fmt(v, "d") for mark, v in zip(counted, frame["input_tokens"], strict=True)]
     out["output_tokens"] = [mark + fmt(v, "d") for mark, v in zip(counted, frame["output_tokens"], strict=True)]
+    # Usage in other units: only ledgers that have it carry the column (see core.ledger.USAGE_COLUMNS).
+    if "video_seconds" in frame:
+        out["video_seconds"] = [fmt(v, ".1f") for v in frame["video_seconds"]]
+    if "clips" in frame:
+        out["clips"] = [fmt(v, "d") for v in frame["clips"]]
     out["cost_usd"] = [fmt(v, ".6f", "?") for v in frame["cost_usd"]]
     out["cost_source"] = [plain(v) for v in frame["cost_source"]]
     out["error"] = [
@@ -182,6 +189,10 @@ def ledger_html(frame: pd.DataFrame) -> str:
 _TEXT_COLUMNS = ("call", "status", "tries", "ttft s", "latency s", "in tok", "out tok", "cost $", "source")
 
 
+# Usage columns a ledger has only when some call was billed in that unit; they go before the cost.
+_TEXT_USAGE_COLUMNS = ("video s", "clips")
+
+
 # The columns that wrap when the table is too wide, in the order they give way, and how far.
 _MIN_WIDTHS = {"source": 12, "call": 14}
 
@@ -190,7 +201,11 @@ _ERROR_PREFIX = "  error: "
 
 
 def text_ledger(frame: pd.DataFrame) -> list[str]:
+    """The ledger as lines of text within ``WIDTH`` columns, each failed call's error under its row."""
     shown = ledger_display(frame)
+    at = _TEXT_COLUMNS.index("cost $")
+    usage = [c for c in _TEXT_USAGE_COLUMNS if c in shown]
+    columns = [*_TEXT_COLUMNS[:at], *usage, *_TEXT_COLUMNS[at:]]
     rows: list[list[str]] = []
     errors: list[str] = []
     for rec in shown.to_dict("records"):
@@ -204,9 +219,9 @@ def text_ledger(frame: pd.DataFrame) -> list[str]:
             call = role.removeprefix("member ") if role.startswith("member ") else (model if role == "member" else role)
             call += f", round {rec['round']}" if rec["round"] not in ("", "0") else ""
         late = ", late" if rec["late"] and not summary_row else ""
-        rows.append([call, status + late, *(str(rec[c]) for c in _TEXT_COLUMNS[2:])])
+        rows.append([call, status + late, *(str(rec[c]) for c in columns[2:])])
         errors.append(str(rec["error"]))
-    head, blocks = _text_table(list(_TEXT_COLUMNS), rows)
+    head, blocks = _text_table(columns, rows)
     out = head
     for block, error in zip(blocks, errors, strict=True):
         out += block
@@ -275,10 +290,6 @@ def _row_error(model: object, status: object, error: object) -> str:
 
 def _isnan(value: object) -> bool:
     return isinstance(value, float) and value != value
-
-
-def _n(v: int | None) -> str:
-    return "?" if v is None else str(v)
 
 
 def wrap(text: str, indent: str = "") -> list[str]:
