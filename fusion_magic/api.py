@@ -1,7 +1,9 @@
 """The Python API without magics: one model (`complete`) or a fused pool (`fuse`), sync and async.
 
-The sync functions run on the engine loop thread (see ``_runner``) and work in scripts, terminal
-IPython and kernels alike; the async ones run on the caller's loop: ``await afuse(...)`` in a cell.
+The sync functions run on the engine loop thread (``core/runner.py``, the one bridge: only this module
+submits to it) and work in scripts, terminal IPython and kernels alike; the async ones run on the
+caller's loop: ``await afuse(...)`` in a cell. The magic and ``python -m fusion_magic`` come through here
+too (``make_plan``, ``start``, ``start_rejudge``); the engine below never calls back up.
 
     r = fusion_magic.complete("anthropic:claude-sonnet-4-5", "One line on entropy.")
     f = fusion_magic.fuse("Why is the sky blue?", pool=["local:gemma3-270m"] * 3, judge="vote")
@@ -22,10 +24,13 @@ from .calls.settings import Settings
 from .core.events import Listener
 from .core.record import Response
 from .core.runner import Job, get_runner, new_client
-from .fuse.engine import HTTP_MAX_TOKENS, LOCAL_MAX_TOKENS, FusionPlan, drain, plan_fusion, run_fusion
+from .fuse.engine import FusionPlan, drain, plan_fusion, run_fusion
+from .fuse.engine import new_result as new_result  # for callers of start(): the result a run fills
 from .fuse.engine import rejudge as engine_rejudge
+from .fuse.options import FuseOptions
+from .fuse.requests import opening, output_cap
 from .fuse.result import FusionResult
-from .providers.base import ChatRequest, Message
+from .providers.base import ChatRequest
 
 _background: set[asyncio.Task[None]] = set()  # strong refs: late members finishing after afuse returned
 
@@ -33,16 +38,10 @@ _background: set[asyncio.Task[None]] = set()  # strong refs: late members finish
 def _complete_parts(model_id: str, prompt: str, system: str | None, max_tokens: int | None,
                     temperature: float | None, timeout: float | None,
                     keys: Mapping[str, str] | None) -> tuple[Target, ChatRequest, Settings]:
-    settings = Settings(keys=dict(keys or {}))
-    settings = settings.with_(timeout=timeout)
+    settings = Settings(keys=dict(keys or {})).with_(timeout=timeout)
     target = prepare(model_id, settings)
-    head = (Message("system", system),) if system else ()
-    request = ChatRequest(
-        model=target.model,
-        messages=(*head, Message("user", prompt)),
-        max_tokens=max_tokens or (LOCAL_MAX_TOKENS if target.is_local else HTTP_MAX_TOKENS),
-        temperature=temperature,
-    )
+    request = ChatRequest(model=target.model, messages=opening(prompt, system),
+                          max_tokens=output_cap(target, max_tokens), temperature=temperature)
     return target, request, settings
 
 
@@ -87,21 +86,24 @@ def complete(
     return get_runner().run(lambda client: _one(target, request, settings, client, ()))
 
 
-def _settings(settings: Settings | None, keys: Mapping[str, str] | None, cache: str | None) -> Settings:
+def _settings(settings: Settings | None, keys: Mapping[str, str] | None, cache: str | None = None) -> Settings:
     base = settings or Settings()
     if keys:
         base = base.with_(keys={**base.keys, **keys})
     return base.with_(cache=cache)
 
 
-def make_plan(prompt: str, settings: Settings | None = None, *, keys: Mapping[str, str] | None = None,
-              cache: str | None = None, **options: Any) -> FusionPlan:
+def make_plan(prompt: str, settings: Settings | None = None, options: FuseOptions | None = None, *,
+              keys: Mapping[str, str] | None = None, require_keys: bool = True) -> FusionPlan:
     """Validate and resolve a fused run without sending anything (``--estimate`` uses this).
 
-    The plan's ``notice`` (which defaults were picked) is the caller's to show; ``fuse``/``afuse`` put it
-    in the result's warnings, since nothing else would.
+    ``options`` default to the settings' own (``FuseOptions.defaults``); to change a few, start from those:
+    ``FuseOptions.defaults(settings).with_(judge="vote")``. The plan's ``notice`` (which defaults were
+    picked) is the caller's to show; ``fuse``/``afuse`` put it in the result's warnings, since nothing
+    else would.
     """
-    return plan_fusion(prompt, _settings(settings, keys, cache), **options)
+    s = _settings(settings, keys)
+    return plan_fusion(prompt, s, options or FuseOptions.defaults(s), require_keys=require_keys)
 
 
 def _noticed(plan: FusionPlan) -> FusionPlan:
@@ -109,22 +111,44 @@ def _noticed(plan: FusionPlan) -> FusionPlan:
     return replace(plan, warnings=(plan.notice, *plan.warnings), notice=None) if plan.notice else plan
 
 
-def _context(plan: FusionPlan, client: httpx.AsyncClient, listeners: Sequence[Listener]) -> CallContext:
-    return _context_for(plan.settings, client, listeners)
-
-
-def _context_for(s: Settings, client: httpx.AsyncClient | None, listeners: Sequence[Listener]) -> CallContext:
+def _context(s: Settings, client: httpx.AsyncClient | None, listeners: Sequence[Listener]) -> CallContext:
     """The calls' shared context for one run: client, listeners and the cache the settings ask for."""
     cache = CallCache(s.cache_path(), s.cache) if s.cache != "off" else None
     return CallContext(client=client, settings=s, listeners=list(listeners), cache=cache)
+
+
+async def run_plan(plan: FusionPlan, client: httpx.AsyncClient, listeners: Sequence[Listener] = (),
+                   result: FusionResult | None = None) -> FusionResult:
+    """Run a prepared plan on the running loop with the given client (the runner's, or afuse's own).
+
+    ``result`` (from ``new_result(plan)``) is filled in place, so a caller whose run is interrupted still
+    holds the partial result.
+    """
+    return await run_fusion(plan, _context(plan.settings, client, listeners), result=result)
+
+
+def start(plan: FusionPlan, listeners: Sequence[Listener] = (), result: FusionResult | None = None) -> FusionJob:
+    """Start a prepared plan on the engine thread and return at once; ``result`` as in ``run_plan``.
+
+        job = start(plan, listeners, partial := new_result(plan))
+        job.result()   # Ctrl-C cancels the run; ``partial`` holds what had arrived
+    """
+    return FusionJob(get_runner().submit(lambda client: run_plan(plan, client, listeners, result)))
 
 
 async def run_rejudge(previous: FusionResult, settings: Settings, client: httpx.AsyncClient,
                       listeners: Sequence[Listener] = (), *, mode: str | None = None,
                       judge: str | None = None) -> FusionResult:
     """Judge ``previous`` again with the given client: the same path (and cache) as a fresh run's judge."""
-    return await engine_rejudge(previous, settings, _context_for(settings, client, listeners), mode=mode,
+    return await engine_rejudge(previous, settings, _context(settings, client, listeners), mode=mode,
                                 judge=judge)
+
+
+def start_rejudge(previous: FusionResult, settings: Settings, listeners: Sequence[Listener] = (), *,
+                  mode: str | None = None, judge: str | None = None) -> FusionJob:
+    """Start a rejudge on the engine thread and return at once (``%fuse rejudge`` waits on it)."""
+    return FusionJob(get_runner().submit(
+        lambda client: run_rejudge(previous, settings, client, listeners, mode=mode, judge=judge)))
 
 
 async def arejudge(previous: FusionResult, *, mode: str | None = None, judge: str | None = None,
@@ -147,18 +171,12 @@ def rejudge(previous: FusionResult, *, mode: str | None = None, judge: str | Non
 
         again = fusion_magic.rejudge(result, mode="merge", judge="vote")
     """
-    s = _settings(settings, keys, cache)
-    return get_runner().run(lambda client: run_rejudge(previous, s, client, listeners, mode=mode, judge=judge))
+    return start_rejudge(previous, _settings(settings, keys, cache), listeners, mode=mode, judge=judge).result()
 
 
-async def run_plan(plan: FusionPlan, client: httpx.AsyncClient, listeners: Sequence[Listener] = (),
-                   result: FusionResult | None = None) -> FusionResult:
-    """Run a prepared plan on the running loop with the given client (the runner's, or afuse's own).
-
-    ``result`` (from ``engine.new_result(plan)``) is filled in place, so a caller whose run is
-    interrupted still holds the partial result.
-    """
-    return await run_fusion(plan, _context(plan, client, listeners), result=result)
+def cancel_all() -> None:
+    """Cancel every run and call on the engine thread, late members included (``%unload_ext``)."""
+    get_runner().cancel_all()
 
 
 async def afuse(
@@ -167,20 +185,30 @@ async def afuse(
     pool: Sequence[str] | None = None,
     judge: str | None = None,
     mode: str | None = None,
+    self_n: int | None = None,
+    rounds: int | None = None,
+    quorum: int | None = None,
+    deadline: float | None = None,
+    timeout: float | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    system: str | None = None,
     settings: Settings | None = None,
     keys: Mapping[str, str] | None = None,
     cache: str | None = None,
     listeners: Sequence[Listener] = (),
-    **options: Any,
 ) -> FusionResult:
     """Fuse on the running loop: ``result = await fusion_magic.afuse("...", pool=[...])``.
 
-    ``options``: self_n, rounds, quorum, deadline, timeout, max_tokens, temperature, system.
+    The keywords are ``fuse``'s, except ``background``.
     """
-    plan = _noticed(make_plan(prompt, settings, keys=keys, cache=cache, pool=pool, judge=judge, mode=mode,
-                              **options))
+    s = _settings(settings, keys)
+    options = FuseOptions.defaults(s).with_(
+        pool=pool, judge=judge, mode=mode, self_n=self_n, rounds=rounds, quorum=quorum, deadline=deadline,
+        timeout=timeout, max_tokens=max_tokens, temperature=temperature, system=system, cache=cache)
+    plan = _noticed(plan_fusion(prompt, s, options))
     client = new_client()
-    ctx = _context(plan, client, listeners)
+    ctx = _context(plan.settings, client, listeners)
     try:
         result = await run_fusion(plan, ctx)
     except BaseException:
@@ -216,7 +244,8 @@ class FusionJob:
 
     def result(self, timeout: float | None = None) -> FusionResult:
         """Wait for the result (Ctrl-C cancels the run)."""
-        return self._job.result(timeout)
+        result: FusionResult = self._job.result(timeout)
+        return result
 
     def cancel(self) -> bool:
         """Cancel every call of the run; True once its connections are closed."""
@@ -232,19 +261,30 @@ def fuse(
     pool: Sequence[str] | None = None,
     judge: str | None = None,
     mode: str | None = None,
+    self_n: int | None = None,
+    rounds: int | None = None,
+    quorum: int | None = None,
+    deadline: float | None = None,
+    timeout: float | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    system: str | None = None,
     settings: Settings | None = None,
     keys: Mapping[str, str] | None = None,
     cache: str | None = None,
     listeners: Sequence[Listener] = (),
     background: bool = False,
-    **options: Any,
 ) -> Any:
     """Fuse and wait: works in scripts, terminal IPython and notebooks. Ctrl-C cancels every call.
 
-    Returns a ``FusionResult``, or a ``FusionJob`` at once with ``background=True``.
-    ``options``: self_n, rounds, quorum, deadline, timeout, max_tokens, temperature, system.
+    Returns a ``FusionResult``, or a ``FusionJob`` at once with ``background=True``. Each keyword from
+    ``pool`` to ``system``, and ``cache``, is the ``%%fuse`` flag of the same name (``self_n`` is ``--self``);
+    left out, it comes from ``settings`` (the same defaults as ``%config FusionMagics``).
     """
-    plan = _noticed(make_plan(prompt, settings, keys=keys, cache=cache, pool=pool, judge=judge, mode=mode,
-                              **options))
-    job = get_runner().submit(lambda client: run_plan(plan, client, listeners))
-    return FusionJob(job) if background else job.result()
+    s = _settings(settings, keys)
+    options = FuseOptions.defaults(s).with_(
+        pool=pool, judge=judge, mode=mode, self_n=self_n, rounds=rounds, quorum=quorum, deadline=deadline,
+        timeout=timeout, max_tokens=max_tokens, temperature=temperature, system=system, cache=cache)
+    job = start(_noticed(plan_fusion(prompt, s, options)), listeners)
+    return job if background else job.result()
+

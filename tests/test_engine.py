@@ -17,6 +17,7 @@ from fusion_magic.core.errors import BudgetError, CallCancelled, ConfigError, Mi
 from fusion_magic.core.events import CallDelta, CallFinished, EngineEvent
 from fusion_magic.fuse.estimate import check_budget, estimate
 from fusion_magic.fuse.events import RunFinished, VerdictReady
+from fusion_magic.fuse.options import FuseOptions
 from fusion_magic.testing import Emulator, Fault, ModelScript
 
 POOL = ["openrouter:t/alpha", "anthropic:beta", "gemini:gamma"]
@@ -225,14 +226,15 @@ def test_bad_ids_and_options_are_config_errors() -> None:
 
 
 def test_estimate_and_budget_make_no_call(emulator_env: Emulator) -> None:
-    plan = fusion_magic.api.make_plan("Explain entropy.", pool=["openai:gpt-4o", "anthropic:claude-sonnet-4-5"],
-                                      judge="openai:gpt-4o-mini", max_tokens=100)
+    plan = fusion_magic.api.make_plan("Explain entropy.", options=FuseOptions(
+        pool=("openai:gpt-4o", "anthropic:claude-sonnet-4-5"), judge="openai:gpt-4o-mini", max_tokens=100))
     est = estimate(plan)
     assert est.total_usd is not None and 0 < est.total_usd < 0.05
     with pytest.raises(BudgetError, match="above --budget"):
         check_budget(est, 0.000001)
     check_budget(est, 1.0)
-    unknown = estimate(fusion_magic.api.make_plan("x", pool=["openai:some-new-model"], judge="vote"))
+    unknown = estimate(fusion_magic.api.make_plan("x", options=FuseOptions(pool=("openai:some-new-model",),
+                                                                           judge="vote")))
     assert unknown.total_usd is None
     with pytest.raises(BudgetError, match="cannot be checked"):
         check_budget(unknown, 1.0)
@@ -324,9 +326,11 @@ def test_cancel_during_the_judge_also_cancels_late_members(emulator_env: Emulato
                             settings=FAST, background=True)
     emulator_env.wait_for(lambda reqs: any(q.model == "slow-judge" for q in reqs), timeout=5)
     assert job.cancel()
-    hung = emulator_env.wait_for(
-        lambda reqs: [q for q in reqs if q.model in ("straggler", "slow-judge") and q.disconnected], timeout=5)
-    assert {q.model for q in hung} == {"straggler", "slow-judge"}
+    # Both connections must close: wait until both have, not until the first one did.
+    gone = emulator_env.wait_for(
+        lambda reqs: {q.model for q in reqs if q.model in ("straggler", "slow-judge") and q.disconnected}
+        == {"straggler", "slow-judge"}, timeout=5)
+    assert gone
     with pytest.raises(CallCancelled):
         job.result()
 
@@ -383,14 +387,14 @@ def test_rejudge_sees_a_late_answer(emulator_env: Emulator) -> None:
 def test_judge_order_is_reshuffled_per_call_on_the_wire(emulator_env: Emulator) -> None:
     import random
 
-    from fusion_magic.api import make_plan, run_plan  # noqa: F401  (run_plan kept as the public path)
+    from fusion_magic.api import make_plan
     from fusion_magic.calls.call import CallContext
     from fusion_magic.core.runner import get_runner
     from fusion_magic.fuse.engine import run_fusion
 
     script_pool(emulator_env)
     emulator_env.script("oj", ModelScript(reply='{"reasoning": "r", "winner": "A"}'))
-    plan = make_plan("6 x 7?", FAST, pool=POOL, judge="openai:oj")
+    plan = make_plan("6 x 7?", FAST, FuseOptions.defaults(FAST).with_(pool=POOL, judge="openai:oj"))
     orders = []
     for seed in range(6):
         get_runner().run(lambda client, seed=seed: run_fusion(plan, CallContext(client=client, settings=FAST),

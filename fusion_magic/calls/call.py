@@ -28,7 +28,7 @@ from ..core.errors import (
     ReplayMissError,
 )
 from ..core.events import CallDelta, CallFinished, CallStarted, Listener, emit
-from ..core.pricing import approx_tokens, price_for
+from ..core.pricing import approx_tokens, price_record
 from ..core.record import Response
 from ..providers.base import ChatRequest, Endpoint, Finished, TextDelta, Usage
 from ..providers.registry import ProviderSpec, make_provider, resolve_endpoint, split_model_id
@@ -174,9 +174,7 @@ async def run_call(
     except FusionError:
         raise  # the user's setup (a replay miss, the local model not installed): one line for the whole run
     except Exception as exc:  # a bug or an odd environment must fail this call only, not the pool
-        message = f"unexpected {type(exc).__name__}: {exc}"
-        if target.endpoint.api_key:
-            message = message.replace(target.endpoint.api_key, "***")
+        message = target.endpoint.redact(f"unexpected {type(exc).__name__}: {exc}")
         _fail(r, ProtocolError(message, provider=target.spec.name, model=target.model))
     except asyncio.CancelledError:
         _fail(r, CallCancelled("stopped before it finished: the run was interrupted or cancelled",
@@ -189,12 +187,7 @@ async def run_call(
     r.latency_s = time.monotonic() - started
     if r.status in ("waiting", "streaming"):  # replayed from the cache
         r.status = "ok"
-    price = price_for(target.model_id, dict(ctx.settings.prices))
-    # The provider's own figure wins; a model on the user's machine is free whatever it reported.
-    if price is not None and (r.cost_source == "unknown" or price.free):
-        cost = price.cost(r.input_tokens, r.output_tokens)
-        if cost is not None:
-            r.cost_usd, r.cost_source = cost, price.source
+    price_record(r, ctx.settings.prices)  # the provider's own figure wins; local models are free
     emit(ctx.listeners, CallFinished(r))
     return r
 

@@ -1,7 +1,9 @@
 """Frozen settings the engine runs with, and the defaults that depend on which keys are set.
 
 The magics class turns its traitlets into a ``Settings`` before calling the engine, so the engine
-never imports IPython. Scripts build one directly or pass keyword arguments to ``fuse``.
+never imports IPython. Scripts build one directly or pass keyword arguments to ``fuse``. A fused run's
+own options are ``fuse.options.FuseOptions``: the fields here that share their names are the session's
+defaults for them (``FuseOptions.defaults``), which ``%config FusionMagics`` sets.
 
     settings = Settings(pool=("openrouter:openai/gpt-4o", "gemini:gemini-2.5-flash"), judge="vote")
     settings.resolved_pool()
@@ -10,7 +12,7 @@ never imports IPython. Scripts build one directly or pass keyword arguments to `
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,10 @@ DIRECT_MODELS = {
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a run needs besides the prompt. Empty ``pool``/``judge`` mean "pick defaults".
+    """The session: keys, endpoints, prices, retries and the cache folder, plus the defaults of a fused
+    run's options (``pool`` to ``cache``; ``FuseOptions`` checks and documents them). Empty ``pool``/``judge``
+    mean "pick defaults". The call layer reads ``timeout`` and ``cache`` from here (a run puts its own in:
+    ``FuseOptions.run_settings``).
 
     ``keys`` (explicit per-provider keys) is kept out of ``repr`` so it never shows in outputs.
     """
@@ -66,10 +71,8 @@ class Settings:
     retry_max_wait: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-        if self.cache not in CACHE_MODES:
-            raise ConfigError(f"cache must be one of {', '.join(CACHE_MODES)}, not {self.cache!r}")
+        check_choice("mode", self.mode, MODES)
+        check_choice("cache", self.cache, CACHE_MODES)
         if self.rounds < 1:
             raise ConfigError("rounds must be at least 1")
         if self.timeout <= 0:
@@ -114,6 +117,12 @@ class Settings:
         (beside the notebook, since a kernel's working directory is the notebook's folder)."""
         base = self.cache_dir or os.environ.get("FUSION_MAGIC_CACHE_DIR") or ".fusion_cache"
         return Path(base)
+
+
+def check_choice(name: str, value: str, choices: Collection[str]) -> None:
+    """One line naming the choices (``Settings``, ``FuseOptions`` and a rejudge's mode all say it so)."""
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
 
 
 def parse_prices(prices: Mapping[str, Any]) -> dict[str, tuple[float, float]]:

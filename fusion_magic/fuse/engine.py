@@ -1,11 +1,12 @@
 """A fused run from plan to result: resolve everything up front, fan out, judge, report.
 
-``plan_fusion`` does all validation and key lookup, so bad input fails with a ``ConfigError`` before
-any network call. ``run_fusion`` is pure async policy; it never imports IPython or widgets. Cancelled
-(a kernel interrupt), a run still hands back what had arrived: the ``result`` it was given is left as
-the partial result before the ``CancelledError`` goes on.
+``plan_fusion`` takes the run's ``FuseOptions`` (already checked) and resolves the pool, the judge and
+every key, so bad input fails with a ``ConfigError`` before any network call. ``run_fusion`` is pure
+async policy; it never imports IPython or widgets, nor the api above it. Cancelled (a kernel interrupt),
+a run still hands back what had arrived: the ``result`` it was given is left as the partial result
+before the ``CancelledError`` goes on.
 
-    plan = plan_fusion("Why is the sky blue?", Settings(), pool=["local:gemma3-270m"] * 3, judge="vote")
+    plan = plan_fusion("Why is the sky blue?", Settings(), FuseOptions(pool=("local:gemma3-270m",), self_n=3))
     result = await run_fusion(plan, ctx)
 """
 
@@ -21,23 +22,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from ..calls.call import CallContext, Target, prepare
-from ..calls.settings import MODES, Settings
+from ..calls.settings import MODES, Settings, check_choice
 from ..core.errors import ConfigError
 from ..core.events import CallFinished, CallStarted, EngineEvent, emit
 from ..core.record import Response
 from ..present.wording import CallState, is_running
-from ..providers.base import ChatRequest, Message
 from .events import JudgeStarted, RunFinished, RunStarted, RunStopped, VerdictReady
 from .modes.debate import final_answers, run_debate
 from .modes.judge import Candidate, JudgeFailed, anonymise, judge_call
 from .modes.vote import vote
+from .options import FuseOptions
 from .pool import Member, run_round
+from .requests import member_request
 from .result import FusionResult, Verdict
 
-LOCAL_MAX_TOKENS = 128
-HTTP_MAX_TOKENS = 1024
-LOCAL_JUDGE_MAX_TOKENS = 384
-HTTP_JUDGE_MAX_TOKENS = 2048
 SAMPLING_TEMPERATURE = 0.8  # when one model fills several seats, it needs randomness to differ
 
 
@@ -45,23 +43,17 @@ SAMPLING_TEMPERATURE = 0.8  # when one model fills several seats, it needs rando
 class FusionPlan:
     """Everything a run will do, resolved and validated; nothing has been sent yet.
 
-    ``warnings`` belong to this run and go into its result. ``notice`` says which defaults were picked
-    (the offline pool when no key is set): the same for every run of a session, so the caller shows it
-    (the magic once per kernel) and it stays out of the result's warnings.
+    ``settings`` are the ones the run's calls see (``FuseOptions.run_settings``). ``warnings`` belong to
+    this run and go into its result. ``notice`` says which defaults were picked (the offline pool when no
+    key is set): the same for every run of a session, so the caller shows it (the magic once per kernel)
+    and it stays out of the result's warnings.
     """
 
     prompt: str
+    options: FuseOptions
     members: tuple[Member, ...]
     judge_id: str
     judge: Target | None
-    mode: str
-    rounds: int
-    quorum: int | None
-    deadline: float | None
-    timeout: float
-    max_tokens: int | None
-    judge_max_tokens: int
-    system: str | None
     settings: Settings
     warnings: tuple[str, ...] = field(default_factory=tuple)
     notice: str | None = None
@@ -107,119 +99,47 @@ def assign_seats(targets: Sequence[Target], temperature: float | None) -> list[M
     return members
 
 
-def plan_fusion(
-    prompt: str,
-    settings: Settings,
-    *,
-    pool: Sequence[str] | None = None,
-    judge: str | None = None,
-    mode: str | None = None,
-    self_n: int | None = None,
-    rounds: int | None = None,
-    quorum: int | None = None,
-    deadline: float | None = None,
-    timeout: float | None = None,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    system: str | None = None,
-    require_keys: bool = True,
-) -> FusionPlan:
-    """Validate and resolve a run. Raises ``ConfigError`` with one readable line on any problem.
+def plan_fusion(prompt: str, settings: Settings, options: FuseOptions, *,
+                require_keys: bool = True) -> FusionPlan:
+    """Resolve a run: the pool and judge (configured ones, else the defaults for the keys that are set),
+    each model id and its key. Raises ``ConfigError`` with one readable line on any problem.
 
     ``require_keys=False`` plans without keys, for ``--estimate``; such a plan must not be run.
     """
     if not prompt or not prompt.strip():
         raise ConfigError("the prompt is empty: write it in the cell body below the %%fuse line")
-    mode = mode or settings.mode
-    if mode not in MODES:
-        raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-    warnings: list[str] = []
-    note = None
-    if pool:
-        ids, judge_id = list(pool), judge or settings.default_judge()
-    else:
-        # An explicit -j counts as a configured judge, so the note does not claim the vote.
-        default_ids, default_judge, note = settings.with_(judge=judge).resolved_pool()
-        ids, judge_id = list(default_ids), judge or default_judge
-    if self_n is not None:
-        if self_n < 2:
-            raise ConfigError("--self needs N >= 2 (one model sampled N times)")
-        if len(ids) != 1:
-            ids = ids[:1]
-        ids = ids * self_n
-    if not ids:
-        raise ConfigError("the pool is empty: pass -p provider:model,... or set %config FusionMagics.pool")
+    settings = options.run_settings(settings)
+    # The options already hold the session's pool and judge under any given ones; empty still means
+    # "pick for the keys that are set", and an explicit judge keeps the note from claiming the vote.
+    ids, judge_id, note = settings.with_(pool=options.pool, judge=options.judge).resolved_pool()
+    if options.self_n is not None:
+        ids = ids[:1] * options.self_n
     targets = [prepare(i, settings, require_key=require_keys) for i in ids]
     judge_target = None if judge_id == "vote" else prepare(judge_id, settings, require_key=require_keys)
+    warnings: list[str] = []
     if judge_target is not None and judge_target.model_id in {t.model_id for t in targets}:
         warnings.append(
             f"The judge {judge_id} is also in the pool: judges favour their own answers; "
             "consider a judge from another family, or -j vote."
         )
-    members = assign_seats(targets, temperature if temperature is not None else settings.temperature)
-    if quorum is not None and not 1 <= quorum <= len(members):
-        raise ConfigError(f"--quorum must be between 1 and the pool size ({len(members)})")
-    if deadline is not None and deadline <= 0:
-        raise ConfigError("--deadline must be positive (seconds)")
-    if timeout is not None and timeout <= 0:
-        raise ConfigError("--timeout must be positive (seconds)")
-    if max_tokens is not None and max_tokens < 1:
-        raise ConfigError("--max-tokens must be at least 1")
-    if temperature is not None and not 0 <= temperature <= 2:
-        raise ConfigError("--temperature must be between 0 and 2")
-    n_rounds = rounds if rounds is not None else settings.rounds
-    if n_rounds < 1:
-        raise ConfigError("--rounds must be at least 1")
-    if mode == "debate" and len(members) < 2:
-        raise ConfigError("debate needs at least two pool members")
+    members = assign_seats(targets, options.temperature)
+    options.check_seats(len(members))
     return FusionPlan(
         prompt=prompt.strip(),
+        options=options,
         members=tuple(members),
         judge_id=judge_id,
         judge=judge_target,
-        mode=mode,
-        rounds=n_rounds,
-        quorum=quorum,
-        deadline=deadline,
-        timeout=timeout or settings.timeout,
-        max_tokens=max_tokens or settings.max_tokens,
-        judge_max_tokens=judge_max_tokens(judge_target),
-        system=system if system is not None else settings.system,
         settings=settings,
         warnings=tuple(warnings),
         notice=note,
     )
 
 
-def judge_max_tokens(judge: Target | None) -> int:
-    """The judge's output cap: room for reasoning plus a full answer; less for the small local model."""
-    return LOCAL_JUDGE_MAX_TOKENS if judge is not None and judge.is_local else HTTP_JUDGE_MAX_TOKENS
-
-
-def member_max_tokens(plan: FusionPlan, member: Member) -> int:
-    """Always cap a member: OpenRouter's in-flight budget holds max_tokens per concurrent call."""
-    if plan.max_tokens:
-        return plan.max_tokens
-    return LOCAL_MAX_TOKENS if member.target.is_local else HTTP_MAX_TOKENS
-
-
-def member_request(plan: FusionPlan, member: Member, messages: tuple[Message, ...] | None = None) -> ChatRequest:
-    if messages is None:
-        head = (Message("system", plan.system),) if plan.system else ()
-        messages = (*head, Message("user", plan.prompt))
-    return ChatRequest(
-        model=member.target.model,
-        messages=messages,
-        max_tokens=member_max_tokens(plan, member),
-        temperature=member.temperature,
-        seed=member.seed,
-    )
-
-
 def _rng_for(plan: FusionPlan, ctx: CallContext) -> random.Random:
     """A fresh shuffle per judge call. With the cache on, the shuffles are seeded from the run itself, so
     a re-run sends byte-identical judge and debate requests and replays instead of billing again."""
-    return _seeded_under_cache(ctx, plan.prompt, plan.mode, plan.judge_id, *plan.pool)
+    return _seeded_under_cache(ctx, plan.prompt, plan.options.mode, plan.judge_id, *plan.pool)
 
 
 def _seeded_under_cache(ctx: CallContext, *parts: str) -> random.Random:
@@ -233,7 +153,7 @@ def _seeded_under_cache(ctx: CallContext, *parts: str) -> random.Random:
 def new_result(plan: FusionPlan) -> FusionResult:
     """The empty result a run of ``plan`` fills; hold on to it and pass it to ``run_fusion`` to keep what
     an interrupted run had (the run raises, so it cannot return it)."""
-    return FusionResult(prompt=plan.prompt, mode=plan.mode, judge=plan.judge_id, pool=plan.pool,
+    return FusionResult(prompt=plan.prompt, mode=plan.options.mode, judge=plan.judge_id, pool=plan.pool,
                         warnings=list(plan.warnings))
 
 
@@ -266,34 +186,32 @@ async def run_fusion(plan: FusionPlan, ctx: CallContext, *, rng: random.Random |
 
 async def _run_stages(plan: FusionPlan, ctx: CallContext, rng: random.Random, result: FusionResult,
                       started_calls: list[Response]) -> FusionResult:
+    options = plan.options
     started = time.monotonic()
     loop = asyncio.get_running_loop()
-    deadline_at = None if plan.deadline is None else loop.time() + plan.deadline
-    emit(ctx.listeners, RunStarted(plan.prompt, plan.mode, plan.judge_id,
+    deadline_at = None if options.deadline is None else loop.time() + options.deadline
+    emit(ctx.listeners, RunStarted(plan.prompt, options.mode, plan.judge_id,
                                    tuple(m.label for m in plan.members), tuple(plan.pool)))
     try:
         outcome = await run_round(
-            plan.members, [member_request(plan, m) for m in plan.members], ctx=ctx,
-            quorum=plan.quorum, deadline=plan.deadline, timeout=plan.timeout,
+            plan.members, [member_request(m, plan.prompt, options) for m in plan.members], ctx=ctx,
+            quorum=options.quorum, deadline=options.deadline, timeout=options.timeout,
         )
         result.responses.extend(outcome.responses)
         ctx.pending |= outcome.pending
         first = [r for r in outcome.responses if not r.late]
         final, first_round = first, None
-        if plan.mode == "debate":
+        if options.mode == "debate":
             # Only members that answered on time debate; a straggler's answer never reaches the judge.
             on_time = [m for m, r in zip(plan.members, outcome.responses, strict=True) if not r.late]
-            history = await run_debate(
-                on_time, first, question=plan.prompt, system=plan.system, rounds=plan.rounds, ctx=ctx,
-                make_request=lambda m, msgs: member_request(plan, m, msgs), timeout=plan.timeout, rng=rng,
-                deadline_at=deadline_at,
-            )
+            history = await run_debate(on_time, first, question=plan.prompt, options=options, ctx=ctx, rng=rng,
+                                       deadline_at=deadline_at)
             for later in history[1:]:
                 result.responses.extend(later)
             final = final_answers(on_time, history)
             first_round = {r.label or "": r for r in first if r.ok}
-        await _judge(result, plan.judge, plan.judge_id, plan.mode, plan.prompt, final, first_round=first_round,
-                     ctx=ctx, rng=rng, max_tokens=plan.judge_max_tokens, timeout=plan.timeout)
+        await _judge(result, plan.judge, plan.judge_id, options.mode, plan.prompt, final, first_round=first_round,
+                     ctx=ctx, rng=rng, timeout=options.timeout)
     except BaseException as exc:
         # An interrupt (CancelledError) or a setup error: late members must not outlive the run.
         await drain(ctx.pending, cancel=True)
@@ -333,7 +251,6 @@ async def _judge(
     first_round: dict[str, Response] | None,
     ctx: CallContext,
     rng: random.Random,
-    max_tokens: int,
     timeout: float,
 ) -> None:
     emit(ctx.listeners, JudgeStarted(judge_id, mode))
@@ -343,8 +260,7 @@ async def _judge(
     else:
         candidates: list[Candidate] = anonymise(answers, rng, first_round)
         try:
-            verdict, response = await judge_call(judge, mode, question, candidates, ctx=ctx,
-                                                 max_tokens=max_tokens, timeout=timeout)
+            verdict, response = await judge_call(judge, mode, question, candidates, ctx=ctx, timeout=timeout)
             result.judge_responses.append(response)
         except JudgeFailed as exc:
             if exc.response is not None:
@@ -370,8 +286,7 @@ async def rejudge(
 ) -> FusionResult:
     """Judge an earlier run again (late answers included) without calling the pool again."""
     mode = mode or previous.mode
-    if mode not in MODES:
-        raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    check_choice("mode", mode, MODES)
     judge_id = judge or previous.judge
     target = None if judge_id == "vote" else prepare(judge_id, settings)
     rounds = max((r.round for r in previous.responses), default=0)
@@ -396,7 +311,7 @@ async def rejudge(
     rng = rng or _seeded_under_cache(ctx, "rejudge", previous.prompt, mode, judge_id, *(r.text for r in answers))
     await _judge(result, target, judge_id, mode, previous.prompt, answers,
                  first_round=first_round if mode == "debate" else None, ctx=ctx, rng=rng,
-                 max_tokens=judge_max_tokens(target), timeout=settings.timeout)
+                 timeout=settings.timeout)
     result.wall_s = time.monotonic() - started
     emit(ctx.listeners, RunFinished(result))
     return result

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 from ..core.errors import BudgetError
 from ..core.pricing import approx_tokens, price_for
 from ..providers.chat.local.fewshot import build_prompt
-from .engine import FusionPlan, member_max_tokens, member_request
+from .engine import FusionPlan
 from .pool import Member
+from .requests import member_request, output_cap
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,22 +54,23 @@ class Estimate:
 
 def estimate(plan: FusionPlan) -> Estimate:
     """Project every call of ``plan`` (members, debate rounds, judge) without making any."""
+    options = plan.options
     prices = dict(plan.settings.prices)
-    prompt_tokens = approx_tokens(plan.prompt + (plan.system or ""))
+    prompt_tokens = approx_tokens(plan.prompt + (options.system or ""))
     rows: list[dict[str, object]] = []
-    n_member_calls = plan.rounds + 1 if plan.mode == "debate" else 1
+    n_member_calls = options.rounds + 1 if options.mode == "debate" else 1
     total_out = 0
     for m in plan.members:
-        out = member_max_tokens(plan, m)
+        out = output_cap(m.target, options.max_tokens)
         total_out += out
         first = _local_input_tokens(plan, m) if m.target.is_local else prompt_tokens
         # A debate round re-sends the question, the member's answer and the others' answers.
         inp = first * n_member_calls + (n_member_calls - 1) * out * len(plan.members)
         rows.append(_row(m.target.model_id, f"member {m.label}", n_member_calls, inp, out * n_member_calls, prices))
     if plan.judge is not None:
-        factor = 2 if plan.mode == "debate" else 1
+        factor = 2 if options.mode == "debate" else 1
         inp = prompt_tokens + total_out * factor + 200
-        rows.append(_row(plan.judge.model_id, "judge", 1, inp, plan.judge_max_tokens, prices))
+        rows.append(_row(plan.judge.model_id, "judge", 1, inp, output_cap(plan.judge, judge=True), prices))
     unknown = sorted({str(r["model"]) for r in rows if r["est_cost_usd"] is None})
     costs = [r["est_cost_usd"] for r in rows]
     total = None if unknown else sum(c for c in costs if isinstance(c, float))
@@ -78,7 +80,7 @@ def estimate(plan: FusionPlan) -> Estimate:
 def _local_input_tokens(plan: FusionPlan, member: Member) -> int:
     """A local member's first call sends the few-shot document its provider builds around the prompt
     (``LocalProvider`` uses the same ``build_prompt``), so count that text, not the bare prompt."""
-    return approx_tokens(build_prompt(member_request(plan, member)))
+    return approx_tokens(build_prompt(member_request(member, plan.prompt, plan.options)))
 
 
 def _row(model: str, role: str, calls: int, inp: int, out: int,

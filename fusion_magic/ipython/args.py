@@ -1,25 +1,30 @@
 """Argument parsing for ``%%fuse`` and ``%fuse`` (one place), and the cell-body interpolation.
 
-Parse errors raise IPython's ``UsageError`` (the parser's ``error()`` does), so bad flags print one
-line and make no call.
+Each option of a run has one flag whose ``dest`` is its ``FuseOptions`` field; the others (``--estimate``,
+``--budget``, ``--background``, ``--no-interpolate``, ``-o``) are the magic's own. Parse errors raise
+IPython's ``UsageError`` (the parser's ``error()`` does), and a bad value the ``ConfigError`` of
+``FuseOptions``, so bad flags print one line and make no call.
 
     args = parse_fuse_line("-p openrouter:openai/gpt-4o,gemini:gemini-2.5-flash -m merge -o r")
+    options = args.options(FuseOptions.defaults(settings))
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import keyword
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
 from ..calls.settings import CACHE_MODES, MODES
+from ..fuse.options import FuseOptions
 
 
 def _fuse_parser() -> MagicArgumentParser:
@@ -101,33 +106,22 @@ Examples:
 
 @dataclass(frozen=True)
 class FuseArgs:
-    """The parsed ``%%fuse`` line."""
+    """The parsed ``%%fuse`` line: the run's options it sets, and what the magic itself does.
 
-    pool: tuple[str, ...] | None
-    self_n: int | None
-    judge: str | None
-    mode: str | None
-    rounds: int | None
-    quorum: int | None
-    deadline: float | None
-    timeout: float | None
-    max_tokens: int | None
-    temperature: float | None
-    system: str | None
-    estimate: bool
-    budget: float | None
-    background: bool
-    cache: str | None
-    no_interpolate: bool
-    out: str | None
+        args = parse_fuse_line("-j vote --estimate")
+        args.options(FuseOptions()).judge, args.estimate   # ("vote", True)
+    """
 
-    def engine_options(self) -> dict[str, Any]:
-        """The keyword arguments ``plan_fusion`` takes."""
-        return {
-            "pool": self.pool, "judge": self.judge, "mode": self.mode, "self_n": self.self_n,
-            "rounds": self.rounds, "quorum": self.quorum, "deadline": self.deadline, "timeout": self.timeout,
-            "max_tokens": self.max_tokens, "temperature": self.temperature, "system": self.system,
-        }
+    given: Mapping[str, Any] = field(default_factory=dict)  # FuseOptions fields set on the line
+    estimate: bool = False
+    budget: float | None = None
+    background: bool = False
+    no_interpolate: bool = False
+    out: str | None = None
+
+    def options(self, defaults: FuseOptions) -> FuseOptions:
+        """The run's options: the line's over ``defaults`` (the magic's ``%config``); checked here."""
+        return defaults.with_(**self.given)
 
 
 def _split(line: str) -> list[str]:
@@ -157,22 +151,30 @@ def _split(line: str) -> list[str]:
 
 
 def check_name(name: str | None) -> None:
+    """``-o NAME`` must be a variable the magic can assign."""
     if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
         raise UsageError(f"-o needs a Python variable name, not {name!r}")
 
 
-def parse_fuse_line(line: str) -> FuseArgs:
-    """Parse the ``%%fuse`` options; raise ``UsageError`` with one line on any problem."""
-    ns = FUSE_PARSER.parse_args(_split(line))
-    pool = None
-    if ns.pool is not None:
-        pool = tuple(p.strip() for p in ns.pool.split(",") if p.strip())
-        if not pool:
+def fuse_args(ns: argparse.Namespace) -> FuseArgs:
+    """A namespace from ``FUSE_PARSER`` (or a parser built on it, as ``python -m fusion_magic``'s) as
+    ``FuseArgs``; raises ``UsageError`` for the checks argparse cannot make."""
+    values = vars(ns)
+    given = {name: values[name] for name in FuseOptions.names() if values[name] is not None}
+    if "pool" in given:
+        given["pool"] = tuple(p.strip() for p in given["pool"].split(",") if p.strip())
+        if not given["pool"]:
             raise UsageError("-p/--pool needs at least one provider:model id")
     check_name(ns.out)
     if ns.budget is not None and not ns.budget >= 0:  # also refuses nan
         raise UsageError("--budget must be a non-negative amount in USD")
-    return FuseArgs(pool=pool, **{k: v for k, v in vars(ns).items() if k != "pool"})
+    return FuseArgs(given=given, estimate=ns.estimate, budget=ns.budget, background=ns.background,
+                    no_interpolate=ns.no_interpolate, out=ns.out)
+
+
+def parse_fuse_line(line: str) -> FuseArgs:
+    """Parse the ``%%fuse`` options; raise ``UsageError`` with one line on any problem."""
+    return fuse_args(FUSE_PARSER.parse_args(_split(line)))
 
 
 # ---- %fuse line magic -----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The IPython face: ``%%fuse`` (cell) and ``%fuse list|rejudge|help`` (line). Thin on purpose:
-parse the line, build a plan, run it through the one bridge, show the view, return the result.
+parse the line (``args.py``), freeze the traits into the defaults, plan and start the run through the
+api, show the view, return the result. Nothing here touches the engine loop or the engine's internals.
 
 Only this module turns our errors into IPython's one-line ``UsageError``, and an interrupt into one
 line saying what was kept (set ``FUSION_MAGIC_RAISE_ERRORS=1`` to see the real exception and traceback
@@ -24,14 +25,14 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from traitlets import Dict, Enum, Float, Int, List, Unicode
 from traitlets.config import Configurable
 
-from ..api import FusionJob, make_plan, run_plan, run_rejudge
+from ..api import FusionJob, cancel_all, make_plan, new_result, start, start_rejudge
 from ..calls.settings import CACHE_MODES, MODES, Settings, check_endpoints, parse_prices
 from ..core.errors import FusionError
 from ..core.events import OffloadedListener
 from ..core.record import Response
-from ..core.runner import Job, get_runner
-from ..fuse.engine import FusionPlan, new_result
+from ..fuse.engine import FusionPlan
 from ..fuse.estimate import check_budget, estimate
+from ..fuse.options import CONFIGURABLE, FuseOptions
 from ..fuse.result import FusionResult
 from ..present.wording import CallState, state_of, status_word
 from . import args as _args
@@ -88,17 +89,19 @@ class FusionMagics(Magics, Configurable):
 
     shell: Any  # set by IPython; typed loosely so the engine-facing code stays free of IPython types
 
-    pool = List(Unicode(), help="Default pool of provider:model ids; empty picks defaults from the keys set.").tag(
+    # The run's options among these (fuse/options.py: CONFIGURABLE) take FuseOptions' defaults.
+    pool = List(Unicode(), list(FuseOptions.pool),
+                help="Default pool of provider:model ids; empty picks defaults from the keys set.").tag(config=True)
+    judge = Unicode(FuseOptions.judge, help="Default judge id, or 'vote'; empty picks a default.").tag(config=True)
+    mode = Enum(list(MODES), FuseOptions.mode, help="Default fusion mode.").tag(config=True)
+    rounds = Int(FuseOptions.rounds, help="Debate rounds.").tag(config=True)
+    timeout = Float(FuseOptions.timeout, help="Per-call timeout in seconds.").tag(config=True)
+    max_tokens = Int(FuseOptions.max_tokens, allow_none=True,
+                     help="Output cap per member call (default per provider).").tag(config=True)
+    temperature = Float(FuseOptions.temperature, allow_none=True, help="Member sampling temperature.").tag(
         config=True)
-    judge = Unicode("", help="Default judge id, or 'vote'; empty picks a default.").tag(config=True)
-    mode = Enum(list(MODES), "best-of", help="Default fusion mode.").tag(config=True)
-    rounds = Int(2, help="Debate rounds.").tag(config=True)
-    timeout = Float(120.0, help="Per-call timeout in seconds.").tag(config=True)
-    max_tokens = Int(None, allow_none=True, help="Output cap per member call (default per provider).").tag(
-        config=True)
-    temperature = Float(None, allow_none=True, help="Member sampling temperature.").tag(config=True)
-    system = Unicode(None, allow_none=True, help="Default system prompt.").tag(config=True)
-    cache = Enum(list(CACHE_MODES), "off", help="Record/replay calls: off, on, replay.").tag(config=True)
+    system = Unicode(FuseOptions.system, allow_none=True, help="Default system prompt.").tag(config=True)
+    cache = Enum(list(CACHE_MODES), FuseOptions.cache, help="Record/replay calls: off, on, replay.").tag(config=True)
     cache_dir = Unicode(None, allow_none=True, help="Cache folder (default ./.fusion_cache).").tag(config=True)
     endpoints = Dict(help="Extra OpenAI-compatible providers: {name: {base_url, key_env}}.").tag(config=True)
     prices = Dict(help="Extra prices, USD per million tokens: {model: [input, output]}.").tag(config=True)
@@ -117,11 +120,11 @@ class FusionMagics(Magics, Configurable):
         self.notices_shown: set[str] = set()
 
     def settings(self) -> Settings:
-        """Freeze the traits into the engine's settings (the engine never sees traitlets)."""
+        """Freeze the traits into the engine's settings (the engine never sees traitlets); the run options
+        among them are the defaults ``FuseOptions.defaults`` reads back."""
+        run_defaults: dict[str, Any] = {name: getattr(self, name) for name in CONFIGURABLE} | {"pool": tuple(self.pool)}
         return Settings(
-            pool=tuple(self.pool), judge=self.judge, mode=self.mode, rounds=self.rounds, timeout=self.timeout,
-            max_tokens=self.max_tokens, temperature=self.temperature, system=self.system, cache=self.cache,
-            cache_dir=self.cache_dir, endpoints=check_endpoints(self.endpoints),
+            **run_defaults, cache_dir=self.cache_dir, endpoints=check_endpoints(self.endpoints),
             prices=parse_prices(self.prices), max_retries=self.max_retries,
         )
 
@@ -137,11 +140,14 @@ class FusionMagics(Magics, Configurable):
         if cell is None:
             return self._line(line)
         args = _args.parse_fuse_line(line)
+        settings = self.settings()
+        options = args.options(FuseOptions.defaults(settings))
         body = _args.strip_markers(cell)
         prompt = body if args.no_interpolate else _args.interpolate(body, self.shell.user_ns)
-        if args.estimate:  # no call, so no key needed: see the cost before getting one
-            return estimate(make_plan(prompt, self.settings(), require_keys=False, **args.engine_options()))
-        plan = make_plan(prompt, self.settings(), cache=args.cache, **args.engine_options())
+        # --estimate makes no call, so it needs no key: see the cost before getting one.
+        plan = make_plan(prompt, settings, options, require_keys=not args.estimate)
+        if args.estimate:
+            return estimate(plan)
         if plan.notice and plan.notice not in self.notices_shown:
             self.notices_shown.add(plan.notice)
             print(plan.notice)
@@ -151,7 +157,7 @@ class FusionMagics(Magics, Configurable):
             check_budget(estimate(plan), args.budget)
         listeners = self._open_view()
         if args.background:
-            job = FusionJob(get_runner().submit(lambda client: run_plan(plan, client, listeners)))
+            job = start(plan, listeners)
             self.last = job
             if args.out:
                 self.shell.push({args.out: job})
@@ -161,20 +167,20 @@ class FusionMagics(Magics, Configurable):
 
     def _run_plan(self, plan: FusionPlan, listeners: list[OffloadedListener], out: str | None) -> FusionResult:
         """Run the plan, blocking; an interrupt stores the partial result and ends in ``FusionInterrupted``."""
-        result = new_result(plan)  # filled in place: after an interrupt it is the partial result
+        partial = new_result(plan)  # filled in place: after an interrupt it is the partial result
         started = time.monotonic()
-        job = get_runner().submit(lambda client: run_plan(plan, client, listeners, result))
+        job = start(plan, listeners, partial)
         try:
             return self._wait(job, listeners)
         except KeyboardInterrupt as exc:
-            self.last = result
+            self.last = partial
             if out:
-                self.shell.push({out: result})
+                self.shell.push({out: partial})
             if os.environ.get("FUSION_MAGIC_RAISE_ERRORS") == "1":
                 raise
-            line = interrupted_line(result, len(plan.members), time.monotonic() - started, out,
+            line = interrupted_line(partial, len(plan.members), time.monotonic() - started, out,
                                     finished=job.done())
-            raise FusionInterrupted(line, result) from exc
+            raise FusionInterrupted(line, partial) from exc
 
     def _open_view(self) -> list[OffloadedListener]:
         """Show a live view when the frontend has widgets; return the listeners that feed it."""
@@ -190,12 +196,11 @@ class FusionMagics(Magics, Configurable):
         return [OffloadedListener(self.last_view.handle)]
 
     @staticmethod
-    def _wait(job: Job, listeners: list[OffloadedListener]) -> FusionResult:
+    def _wait(job: FusionJob, listeners: list[OffloadedListener]) -> FusionResult:
         """Block on the engine (interruptible: an interrupt cancels the run and waits for it to unwind),
         then let the view catch up before the cell ends, so nbclient and nbval see its final state."""
         try:
-            result: FusionResult = job.result()
-            return result
+            return job.result()
         finally:
             for listener in listeners:
                 listener.flush()
@@ -228,14 +233,10 @@ class FusionMagics(Magics, Configurable):
             raise UsageError("%fuse rejudge needs an earlier %%fuse result (run one first, or name its variable)")
         settings = self.settings().with_(cache=ns.cache)
         listeners = self._open_view()
-
-        async def go(client: Any) -> FusionResult:
-            # The api's path, so a rejudge uses the cache like a fresh run's judge.
-            return await run_rejudge(source, settings, client, listeners, mode=ns.mode, judge=ns.judge)
-
         started = time.monotonic()
         try:
-            result = self._wait(get_runner().submit(go), listeners)
+            # The api's path, so a rejudge uses the cache like a fresh run's judge.
+            result = self._wait(start_rejudge(source, settings, listeners, mode=ns.mode, judge=ns.judge), listeners)
         except KeyboardInterrupt as exc:
             if os.environ.get("FUSION_MAGIC_RAISE_ERRORS") == "1":
                 raise
@@ -278,5 +279,5 @@ def load(shell: Any) -> None:
 def unload(shell: Any) -> None:
     """Forget our configurable (so %config does not hit a stale instance) and cancel running work."""
     shell.configurables[:] = [c for c in shell.configurables if not isinstance(c, FusionMagics)]
-    get_runner().cancel_all()
+    cancel_all()
     print("fusion_magic unloaded.", file=sys.stderr)

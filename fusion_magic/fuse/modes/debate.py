@@ -5,7 +5,7 @@ Conformity is the known failure of debate (pools converge confidently on a wrong
 are capped, members are told to keep a correct answer under pressure, and the judge is shown how each
 answer moved rather than only the consensus.
 
-    rounds = await run_debate(members, first_round, question=q, rounds=2, ctx=ctx, make_request=...)
+    rounds = await run_debate(members, first_round, question=q, options=options, ctx=ctx, rng=rng)
 """
 
 from __future__ import annotations
@@ -13,13 +13,18 @@ from __future__ import annotations
 import asyncio
 import random
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ...calls.call import CallContext
 from ...core.record import Response
-from ...providers.base import ChatRequest, Message
+from ...providers.base import Message
 from ..pool import Member, run_round
+from ..requests import member_request
 from .vote import agree
+
+if TYPE_CHECKING:
+    from ..options import FuseOptions
 
 REVISE = (
     "Other participants answered the same question; their answers follow, anonymous and in random order."
@@ -28,19 +33,15 @@ REVISE = (
     "only."
 )
 
-RequestFactory = Callable[[Member, tuple[Message, ...]], ChatRequest]
 
-
-def revision_messages(question: str, system: str | None, own: Response, others: Sequence[Response],
-                      rng: random.Random) -> tuple[Message, ...]:
+def revision_turns(own: Response, others: Sequence[Response], rng: random.Random) -> tuple[Message, Message]:
+    """The turns a revision adds after the opening: the member's own answer, then the others' (shuffled)."""
     shuffled = list(others)
     rng.shuffle(shuffled)
     rendered = "\n\n".join(
         f"### Answer {string.ascii_uppercase[i]}\n{r.text.strip()}" for i, r in enumerate(shuffled)
     )
-    head = (Message("system", system),) if system else ()
-    return (*head, Message("user", question), Message("assistant", own.text.strip()),
-            Message("user", REVISE.format(others=rendered)))
+    return Message("assistant", own.text.strip()), Message("user", REVISE.format(others=rendered))
 
 
 async def run_debate(
@@ -48,15 +49,13 @@ async def run_debate(
     first: list[Response],
     *,
     question: str,
-    system: str | None,
-    rounds: int,
+    options: FuseOptions,
     ctx: CallContext,
-    make_request: RequestFactory,
-    timeout: float | None,
     rng: random.Random,
     deadline_at: float | None = None,
 ) -> list[list[Response]]:
-    """Revision rounds after ``first``. Returns every round's latest answer per member, round 0 first.
+    """Up to ``options.rounds`` revision rounds after ``first``. Returns every round's latest answer per
+    member, round 0 first.
 
     A member that failed in round 0 sits the debate out; one that fails or is late in a later round keeps
     its last good answer. ``deadline_at`` (loop time) bounds the whole debate: no round starts after it,
@@ -65,7 +64,7 @@ async def run_debate(
     loop = asyncio.get_running_loop()
     history: list[list[Response]] = [first]
     current = {m.label: r for m, r in zip(members, first, strict=True) if r.ok}
-    for n in range(1, rounds + 1):
+    for n in range(1, options.rounds + 1):
         if len(current) < 2 or agree(list(current.values())):
             break
         remaining = None if deadline_at is None else deadline_at - loop.time()
@@ -73,12 +72,11 @@ async def run_debate(
             break
         active = [m for m in members if m.label in current]
         requests = [
-            make_request(m, revision_messages(
-                question, system, current[m.label],
-                [r for label, r in current.items() if label != m.label], rng))
+            member_request(m, question, options, *revision_turns(
+                current[m.label], [r for label, r in current.items() if label != m.label], rng))
             for m in active
         ]
-        outcome = await run_round(active, requests, ctx=ctx, round=n, timeout=timeout, deadline=remaining)
+        outcome = await run_round(active, requests, ctx=ctx, round=n, timeout=options.timeout, deadline=remaining)
         ctx.pending |= outcome.pending
         for m, r in zip(active, outcome.responses, strict=True):
             if r.ok and r.text.strip() and not r.late:

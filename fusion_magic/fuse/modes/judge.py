@@ -6,7 +6,7 @@ with no model names, shuffled afresh for every judge call with the permutation k
 shown with their token counts and an instruction to ignore length and position; temperature is 0.
 
     candidates = anonymise(responses, random.Random())
-    verdict = await judge_call(target, "best-of", question, candidates, ctx=ctx)
+    verdict, response = await judge_call(target, "best-of", question, candidates, ctx=ctx)
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from ...calls.call import CallContext, Target, run_call
 from ...core.errors import FusionError
 from ...core.record import Response
 from ...present.wording import failure_detail
-from ...providers.base import ChatRequest, Message
+from ...providers.base import ChatRequest
+from ..requests import opening, output_cap
 from ..result import Verdict
 from .table import judge_style
 
@@ -86,8 +87,8 @@ def render_candidates(candidates: Sequence[Candidate], *, debate: bool = False) 
     return "\n\n".join(blocks)
 
 
-def judge_request(target: Target, mode: str, question: str, candidates: Sequence[Candidate],
-                  *, max_tokens: int | None) -> ChatRequest:
+def judge_request(target: Target, mode: str, question: str, candidates: Sequence[Candidate]) -> ChatRequest:
+    """The judge's request: its system prompt, then the question, the anonymous answers and the mode's task."""
     labels = [c.label for c in candidates]
     module = judge_style(mode)
     debate = mode == "debate"
@@ -97,14 +98,12 @@ def judge_request(target: Target, mode: str, question: str, candidates: Sequence
     )
     return ChatRequest(
         model=target.model,
-        messages=(Message("system", JUDGE_SYSTEM), Message("user", user)),
-        max_tokens=max_tokens,
+        messages=opening(user, JUDGE_SYSTEM),
+        max_tokens=output_cap(target, judge=True),
         temperature=0.0,
         json_schema=module.schema(labels),
         schema_name="verdict",
     )
-
-
 
 
 async def judge_call(
@@ -114,13 +113,12 @@ async def judge_call(
     candidates: Sequence[Candidate],
     *,
     ctx: CallContext,
-    max_tokens: int | None,
     timeout: float | None = None,
 ) -> tuple[Verdict, Response]:
     """Ask the judge; return its verdict and the call's Response. Raises JudgeFailed on any failure."""
     if not candidates:
         raise JudgeFailed("there was no answer to judge")
-    request = judge_request(target, mode, question, candidates, max_tokens=max_tokens)
+    request = judge_request(target, mode, question, candidates)
     response = await run_call(target, request, ctx=ctx, role="judge", timeout=timeout)
     if not response.ok:
         raise JudgeFailed(f"the judge's call failed ({failure_detail(response)})", response)
