@@ -77,6 +77,9 @@ def escape_text(text: object) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
+# A pure function of the text, and the same texts come back: the live view renders each finished answer,
+# then the static report that replaces the view renders it again. Bounded, so a long session stays small.
+@lru_cache(maxsize=512)
 def render_markdown(text: str) -> str:
     """Model-written Markdown as safe HTML: CommonMark plus tables, raw HTML shown as text, then nh3.
 
