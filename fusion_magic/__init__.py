@@ -38,13 +38,13 @@ __all__ = [
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext fusion_magic``: register %%fuse and %fuse."""
-    from .ipython.magics import load
+    from .ipython.extension import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext fusion_magic``: forget the configurable and cancel running work."""
-    from .ipython.magics import unload
+    from .ipython.extension import unload
 
     unload(ipython)

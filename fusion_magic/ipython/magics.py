@@ -25,7 +25,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from traitlets import Dict, Enum, Float, Int, List, Unicode
 from traitlets.config import Configurable
 
-from ..api import FusionJob, cancel_all, make_plan, new_result, start, start_rejudge
+from ..api import FusionJob, make_plan, new_result, start, start_rejudge
 from ..calls.settings import CACHE_MODES, MODES, Settings, check_endpoints, parse_prices
 from ..core.errors import FusionError
 from ..core.events import OffloadedListener
@@ -269,15 +269,3 @@ def interrupted_line(partial: FusionResult, seats: int, seconds: float, out: str
 
 FUSE_DOC = _args.FUSE_HELP
 FusionMagics.fuse.__doc__ = FUSE_DOC
-
-
-def load(shell: Any) -> None:
-    """Register the magics once per shell (a second %load_ext is a no-op in IPython already)."""
-    shell.register_magics(FusionMagics(shell))
-
-
-def unload(shell: Any) -> None:
-    """Forget our configurable (so %config does not hit a stale instance) and cancel running work."""
-    shell.configurables[:] = [c for c in shell.configurables if not isinstance(c, FusionMagics)]
-    cancel_all()
-    print("fusion_magic unloaded.", file=sys.stderr)

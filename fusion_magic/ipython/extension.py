@@ -1,0 +1,35 @@
+"""``%load_ext fusion_magic``: the magics the extension registers, in one table.
+
+A job kind's magic is one module in ``ipython/`` with its ``Magics`` class, and one row in ``MAGICS``.
+
+    load(get_ipython())     # what %load_ext fusion_magic calls
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from IPython.core.magic import Magics
+
+from ..api import cancel_all
+from .magics import FusionMagics
+
+# Each class is also a traitlets Configurable: it registers itself in shell.configurables (for %config).
+MAGICS: tuple[type[Magics], ...] = (FusionMagics,)
+
+
+def load(shell: Any) -> None:
+    """Register every magic once per shell (a second %load_ext is a no-op in IPython already)."""
+    for magics in MAGICS:
+        shell.register_magics(magics(shell))
+
+
+def unload(shell: Any) -> None:
+    """Forget our configurables (so %config does not hit a stale instance) and cancel running work."""
+    shell.configurables[:] = [c for c in shell.configurables if not isinstance(c, MAGICS)]
+    cancel_all()
+    print("fusion_magic unloaded.", file=sys.stderr)
+
+
+__all__ = ["MAGICS", "load", "unload"]
