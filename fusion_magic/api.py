@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
@@ -27,7 +27,7 @@ from .core.runner import Job, get_runner, new_client
 from .fuse.engine import FusionPlan, drain, plan_fusion, run_fusion
 from .fuse.engine import new_result as new_result  # for callers of start(): the result a run fills
 from .fuse.engine import rejudge as engine_rejudge
-from .fuse.options import FuseOptions
+from .fuse.options import FuseKeywords, FuseOptions
 from .fuse.requests import opening, output_cap
 from .fuse.result import FusionResult
 from .providers.base import ChatRequest
@@ -179,34 +179,30 @@ def cancel_all() -> None:
     get_runner().cancel_all()
 
 
+def _fuse_options(s: Settings, given: FuseKeywords) -> FuseOptions:
+    """A run's options: the keywords given, the settings' defaults for the rest. A keyword that is not an
+    option is a TypeError, as a misspelt keyword of a plain signature would be."""
+    unknown = sorted(set(given) - set(FuseKeywords.__annotations__))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
+    return FuseOptions.defaults(s).with_(**given)
+
+
 async def afuse(
     prompt: str,
     *,
-    pool: Sequence[str] | None = None,
-    judge: str | None = None,
-    mode: str | None = None,
-    self_n: int | None = None,
-    rounds: int | None = None,
-    quorum: int | None = None,
-    deadline: float | None = None,
-    timeout: float | None = None,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    system: str | None = None,
     settings: Settings | None = None,
     keys: Mapping[str, str] | None = None,
-    cache: str | None = None,
     listeners: Sequence[Listener] = (),
+    **options: Unpack[FuseKeywords],
 ) -> FusionResult:
     """Fuse on the running loop: ``result = await fusion_magic.afuse("...", pool=[...])``.
 
     The keywords are ``fuse``'s, except ``background``.
     """
     s = _settings(settings, keys)
-    options = FuseOptions.defaults(s).with_(
-        pool=pool, judge=judge, mode=mode, self_n=self_n, rounds=rounds, quorum=quorum, deadline=deadline,
-        timeout=timeout, max_tokens=max_tokens, temperature=temperature, system=system, cache=cache)
-    plan = _noticed(plan_fusion(prompt, s, options))
+    run_options = _fuse_options(s, options)
+    plan = _noticed(plan_fusion(prompt, s, run_options))
     client = new_client()
     ctx = _context(plan.settings, client, listeners)
     try:
@@ -258,22 +254,11 @@ class FusionJob:
 def fuse(
     prompt: str,
     *,
-    pool: Sequence[str] | None = None,
-    judge: str | None = None,
-    mode: str | None = None,
-    self_n: int | None = None,
-    rounds: int | None = None,
-    quorum: int | None = None,
-    deadline: float | None = None,
-    timeout: float | None = None,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    system: str | None = None,
     settings: Settings | None = None,
     keys: Mapping[str, str] | None = None,
-    cache: str | None = None,
     listeners: Sequence[Listener] = (),
     background: bool = False,
+    **options: Unpack[FuseKeywords],
 ) -> Any:
     """Fuse and wait: works in scripts, terminal IPython and notebooks. Ctrl-C cancels every call.
 
@@ -282,9 +267,7 @@ def fuse(
     left out, it comes from ``settings`` (the same defaults as ``%config FusionMagics``).
     """
     s = _settings(settings, keys)
-    options = FuseOptions.defaults(s).with_(
-        pool=pool, judge=judge, mode=mode, self_n=self_n, rounds=rounds, quorum=quorum, deadline=deadline,
-        timeout=timeout, max_tokens=max_tokens, temperature=temperature, system=system, cache=cache)
-    job = start(_noticed(plan_fusion(prompt, s, options)), listeners)
+    run_options = _fuse_options(s, options)
+    job = start(_noticed(plan_fusion(prompt, s, run_options)), listeners)
     return job if background else job.result()
 

@@ -3,7 +3,9 @@ same one-line error for a bad value whichever way it came in, before any call.""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import typing
 from dataclasses import fields
 from typing import Any
 
@@ -15,7 +17,7 @@ import fusion_magic
 from fusion_magic.__main__ import main
 from fusion_magic.calls.settings import Settings
 from fusion_magic.core.errors import ConfigError
-from fusion_magic.fuse.options import CONFIGURABLE, FuseOptions
+from fusion_magic.fuse.options import CONFIGURABLE, FuseKeywords, FuseOptions
 from fusion_magic.fuse.requests import (
     HTTP_JUDGE_MAX_TOKENS,
     HTTP_MAX_TOKENS,
@@ -53,11 +55,16 @@ def test_every_configurable_option_has_exactly_one_trait_and_a_settings_field() 
 
 @pytest.mark.parametrize("function", [fusion_magic.fuse, fusion_magic.afuse])
 def test_every_option_has_exactly_one_keyword(function: Any) -> None:
+    """The option keywords are one typed list (FuseKeywords, unpacked into **options), exactly the options."""
+    assert set(typing.get_type_hints(FuseKeywords)) == set(NAMES)
     parameters = inspect.signature(function).parameters
-    for name in NAMES:
-        assert name in parameters, name
-        assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY and parameters[name].default is None, name
-    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())  # no **options
+    assert not set(NAMES) & set(parameters)  # not spelled out a second time
+    kwargs = next(p for p in parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD)
+    assert "Unpack[FuseKeywords]" in str(kwargs.annotation)  # typed, never **options: Any
+    with pytest.raises(TypeError, match="unexpected keyword argument: modee"):
+        outcome = function("q", modee="merge")
+        if inspect.iscoroutine(outcome):
+            asyncio.run(outcome)
 
 
 def test_flags_land_in_their_fields() -> None:

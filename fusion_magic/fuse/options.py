@@ -14,8 +14,9 @@ key is looked up or any call is made.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from ..calls.settings import CACHE_MODES, MODES, Settings, check_choice
 from ..core.errors import ConfigError
@@ -27,6 +28,24 @@ CONFIGURABLE = ("pool", "judge", "mode", "rounds", "timeout", "max_tokens", "tem
 # Given as empty, these mean "not given": the layer below (the settings, then the defaults for the keys
 # that are set) decides, as an empty -p or -j always has.
 _EMPTY_IS_UNSET = frozenset({"pool", "judge", "mode"})
+
+
+class FuseKeywords(TypedDict, total=False):
+    """The option keywords of ``fuse()``/``afuse()``, typed, in one place (``**options: Unpack[...]``).
+    Each is the ``FuseOptions`` field of the same name; one left out (or None) comes from the settings."""
+
+    pool: Sequence[str] | None
+    self_n: int | None
+    judge: str | None
+    mode: str | None
+    rounds: int | None
+    quorum: int | None
+    deadline: float | None
+    timeout: float | None
+    max_tokens: int | None
+    temperature: float | None
+    system: str | None
+    cache: str | None
 
 
 @dataclass(frozen=True)
