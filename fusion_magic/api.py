@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Unpack
+from typing import Any, TypedDict, Unpack
 
 import httpx
 
@@ -35,30 +35,45 @@ from .providers.base import ChatRequest
 _background: set[asyncio.Task[None]] = set()  # strong refs: late members finishing after afuse returned
 
 
-def _complete_parts(model_id: str, prompt: str, system: str | None, max_tokens: int | None,
-                    temperature: float | None, timeout: float | None,
-                    keys: Mapping[str, str] | None) -> tuple[Target, ChatRequest, Settings]:
-    settings = Settings(keys=dict(keys or {})).with_(timeout=timeout)
+class CompleteKeywords(TypedDict, total=False):
+    """The keywords of ``complete()``/``acomplete()``, typed, in one place."""
+
+    system: str | None
+    max_tokens: int | None
+    temperature: float | None
+    timeout: float | None
+    keys: Mapping[str, str] | None
+
+
+def _complete_parts(model_id: str, prompt: str, ask: CompleteKeywords) -> tuple[Target, ChatRequest, Settings]:
+    _check_keywords(ask, CompleteKeywords)
+    settings = Settings(keys=dict(ask.get("keys") or {})).with_(timeout=ask.get("timeout"))
     target = prepare(model_id, settings)
-    request = ChatRequest(model=target.model, messages=opening(prompt, system),
-                          max_tokens=output_cap(target, max_tokens), temperature=temperature)
+    request = ChatRequest(model=target.model, messages=opening(prompt, ask.get("system")),
+                          max_tokens=output_cap(target, ask.get("max_tokens")), temperature=ask.get("temperature"))
     return target, request, settings
+
+
+def _check_keywords(given: Mapping[str, object], allowed: type) -> None:
+    """A keyword that is not in ``allowed`` (a TypedDict) is a TypeError, as with a plain signature."""
+    unknown = sorted(set(given) - set(allowed.__annotations__))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
 
 
 async def acomplete(
     model_id: str,
     prompt: str,
     *,
-    system: str | None = None,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    timeout: float | None = None,
-    keys: Mapping[str, str] | None = None,
     client: httpx.AsyncClient | None = None,
     listeners: Sequence[Listener] = (),
+    **ask: Unpack[CompleteKeywords],
 ) -> Response:
-    """Ask one model, on the running loop. Provider failures come back as ``Response.status``."""
-    target, request, settings = _complete_parts(model_id, prompt, system, max_tokens, temperature, timeout, keys)
+    """Ask one model, on the running loop. Provider failures come back as ``Response.status``.
+
+    Keywords: ``system``, ``max_tokens``, ``temperature``, ``timeout``, ``keys`` (as ``complete``).
+    """
+    target, request, settings = _complete_parts(model_id, prompt, ask)
     if client is not None:
         return await _one(target, request, settings, client, listeners)
     async with new_client() as own:
@@ -71,18 +86,13 @@ async def _one(target: Target, request: ChatRequest, settings: Settings, client:
     return await run_call(target, request, ctx=ctx, role="single")
 
 
-def complete(
-    model_id: str,
-    prompt: str,
-    *,
-    system: str | None = None,
-    max_tokens: int | None = None,
-    temperature: float | None = None,
-    timeout: float | None = None,
-    keys: Mapping[str, str] | None = None,
-) -> Response:
-    """Ask one model and wait for the answer (works in scripts and notebooks alike)."""
-    target, request, settings = _complete_parts(model_id, prompt, system, max_tokens, temperature, timeout, keys)
+def complete(model_id: str, prompt: str, **ask: Unpack[CompleteKeywords]) -> Response:
+    """Ask one model and wait for the answer (works in scripts and notebooks alike).
+
+    Keywords: ``system``, ``max_tokens``, ``temperature``, ``timeout`` (seconds), ``keys`` (a mapping of key
+    variable names to keys, ahead of the environment).
+    """
+    target, request, settings = _complete_parts(model_id, prompt, ask)
     return get_runner().run(lambda client: _one(target, request, settings, client, ()))
 
 
@@ -180,11 +190,8 @@ def cancel_all() -> None:
 
 
 def _fuse_options(s: Settings, given: FuseKeywords) -> FuseOptions:
-    """A run's options: the keywords given, the settings' defaults for the rest. A keyword that is not an
-    option is a TypeError, as a misspelt keyword of a plain signature would be."""
-    unknown = sorted(set(given) - set(FuseKeywords.__annotations__))
-    if unknown:
-        raise TypeError(f"unexpected keyword argument{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
+    """A run's options: the keywords given, the settings' defaults for the rest."""
+    _check_keywords(given, FuseKeywords)
     return FuseOptions.defaults(s).with_(**given)
 
 
