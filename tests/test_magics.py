@@ -141,10 +141,14 @@ def test_fuse_list_shows_key_state_not_values(shell: InteractiveShell, emulator_
         assert key not in text
 
 
+def script_two_members_and_a_merge_judge(emulator: Emulator) -> None:
+    emulator.script("a", ModelScript(reply="It is 4."))
+    emulator.script("b", ModelScript(reply="Four, i.e. 4."))
+    emulator.script("j", ModelScript(reply='{"reasoning": "fine", "answer": "4 (merged)"}'))
+
+
 def test_rejudge_uses_the_last_result(shell: InteractiveShell, emulator_env: Emulator) -> None:
-    emulator_env.script("a", ModelScript(reply="It is 4."))
-    emulator_env.script("b", ModelScript(reply="Four, i.e. 4."))
-    emulator_env.script("j", ModelScript(reply='{"reasoning": "fine", "answer": "4 (merged)"}'))
+    script_two_members_and_a_merge_judge(emulator_env)
     shell.run_cell_magic("fuse", "-p openai:a,openai:b -j vote", "2+2?")
     n = len(emulator_env.requests)
     again = shell.run_line_magic("fuse", "rejudge -m merge -j openai:j -o r")
@@ -153,9 +157,7 @@ def test_rejudge_uses_the_last_result(shell: InteractiveShell, emulator_env: Emu
 
 
 def test_rejudge_line_uses_the_cache(shell: InteractiveShell, emulator_env: Emulator) -> None:
-    emulator_env.script("a", ModelScript(reply="It is 4."))
-    emulator_env.script("b", ModelScript(reply="Four, i.e. 4."))
-    emulator_env.script("j", ModelScript(reply='{"reasoning": "fine", "answer": "4 (merged)"}'))
+    script_two_members_and_a_merge_judge(emulator_env)
     shell.run_cell_magic("fuse", "-p openai:a,openai:b -j vote -o first --cache on", "2+2?")
     n = len(emulator_env.requests)
     shell.run_line_magic("fuse", "rejudge -m merge -j openai:j --cache on first")
