@@ -7,8 +7,9 @@ import pytest
 
 import fusion_magic
 from fusion_magic.__main__ import main
-from fusion_magic.calls.settings import LOCAL_POOL, OPENROUTER_POOL, Settings
+from fusion_magic.calls.settings import Settings
 from fusion_magic.core.pricing import price_for
+from fusion_magic.fuse.defaults import LOCAL_POOL, OPENROUTER_POOL, resolved_pool
 from fusion_magic.providers.registry import BUILTIN, resolve_endpoint
 from fusion_magic.testing import Emulator, ModelScript
 
@@ -21,15 +22,15 @@ def test_exported_members() -> None:
 
 
 def test_default_pool_follows_the_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    pool, judge, note = Settings().resolved_pool()
+    pool, judge, note = resolved_pool(Settings())
     assert pool == LOCAL_POOL and judge == "vote" and note and "OPENROUTER_API_KEY" in note
     monkeypatch.setenv("OPENROUTER_API_KEY", "k")
-    pool, judge, note = Settings().resolved_pool()
+    pool, judge, note = resolved_pool(Settings())
     assert pool == OPENROUTER_POOL and judge not in pool and note is None
     monkeypatch.delenv("OPENROUTER_API_KEY")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
     monkeypatch.setenv("GOOGLE_API_KEY", "k")
-    pool, judge, _ = Settings().resolved_pool()
+    pool, judge, _ = resolved_pool(Settings())
     assert {p.split(":")[0] for p in pool} == {"anthropic", "gemini"} and judge == "vote"
 
 
@@ -91,7 +92,7 @@ def test_ledger_totals_and_overhead_follow_the_critical_path() -> None:
 
 
 def test_openrouter_default_judge_is_from_another_family() -> None:
-    from fusion_magic.calls.settings import OPENROUTER_JUDGE
+    from fusion_magic.fuse.defaults import OPENROUTER_JUDGE
 
     def family(model_id: str) -> str:
         return model_id.split(":", 1)[1].split("/", 1)[0]

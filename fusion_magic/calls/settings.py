@@ -6,7 +6,9 @@ own options are ``fuse.options.FuseOptions``: the fields here that share their n
 defaults for them (``FuseOptions.defaults``), which ``%config FusionMagics`` sets.
 
     settings = Settings(pool=("openrouter:openai/gpt-4o", "gemini:gemini-2.5-flash"), judge="vote")
-    settings.resolved_pool()
+    settings.has_key("openrouter")
+
+Which pool and judge to use when none is configured is the fuse job kind's policy (``fuse.defaults``).
 """
 
 from __future__ import annotations
@@ -22,27 +24,6 @@ from ..providers.registry import BUILTIN, custom_spec, find_key
 
 MODES = ("best-of", "merge", "debate")
 CACHE_MODES = ("off", "on", "replay")
-
-LOCAL_MODEL = "local:gemma3-270m"
-# Three members of the local model; the pool gives each its own seed so they answer differently.
-LOCAL_POOL = (LOCAL_MODEL, LOCAL_MODEL, LOCAL_MODEL)
-
-# With an OpenRouter key: one current model from each of three vendors, and a judge from a fourth
-# family so no member judges itself (self-preference bias).
-OPENROUTER_POOL = (
-    "openrouter:anthropic/claude-sonnet-4.5",
-    "openrouter:google/gemini-2.5-flash",
-    "openrouter:deepseek/deepseek-chat",
-)
-OPENROUTER_JUDGE = "openrouter:openai/gpt-4o"
-
-# With only direct vendor keys: one model per vendor whose key is set.
-DIRECT_MODELS = {
-    "anthropic": "anthropic:claude-sonnet-4-5",
-    "gemini": "gemini:gemini-2.5-flash",
-    "openai": "openai:gpt-4.1-mini",
-}
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -85,32 +66,6 @@ class Settings:
     def has_key(self, provider: str) -> bool:
         spec = BUILTIN[provider]
         return find_key(spec, self.keys) is not None
-
-    def default_pool(self) -> tuple[tuple[str, ...], str, str | None]:
-        """(pool, judge, note) when the user configured none. The note says what was chosen and why."""
-        if self.has_key("openrouter"):
-            return OPENROUTER_POOL, OPENROUTER_JUDGE, None
-        direct = tuple(model for provider, model in DIRECT_MODELS.items() if self.has_key(provider))
-        if len(direct) >= 2:
-            return direct, "vote", None
-        return (
-            LOCAL_POOL,
-            "vote",
-            "No API key set: using the offline pool (3 x local:gemma3-270m)"
-            + ("" if self.judge else " and the vote judge")
-            + ". For real models set OPENROUTER_API_KEY (or ANTHROPIC_API_KEY, GEMINI_API_KEY, OPENAI_API_KEY).",
-        )
-
-    def default_judge(self) -> str:
-        """The configured judge, else a judge model through OpenRouter when its key is set, else the vote."""
-        return self.judge or (OPENROUTER_JUDGE if self.has_key("openrouter") else "vote")
-
-    def resolved_pool(self) -> tuple[tuple[str, ...], str, str | None]:
-        """The pool and judge to use: configured ones, else the defaults for the keys that are set."""
-        if self.pool:
-            return self.pool, self.default_judge(), None
-        pool, judge, note = self.default_pool()
-        return pool, self.judge or judge, note
 
     def cache_path(self) -> Path:
         """Where recorded calls live: ``cache_dir``, else $FUSION_MAGIC_CACHE_DIR, else ./.fusion_cache

@@ -27,6 +27,7 @@ from ..core.errors import ConfigError
 from ..core.events import CallFinished, CallStarted, EngineEvent, emit
 from ..core.record import Response
 from ..present.wording import CallState, is_running
+from .defaults import resolved_pool
 from .events import JudgeStarted, RunFinished, RunStarted, RunStopped, VerdictReady
 from .modes.debate import final_answers, run_debate
 from .modes.judge import Candidate, JudgeFailed, anonymise, judge_call
@@ -111,7 +112,7 @@ def plan_fusion(prompt: str, settings: Settings, options: FuseOptions, *,
     settings = options.run_settings(settings)
     # The options already hold the session's pool and judge under any given ones; empty still means
     # "pick for the keys that are set", and an explicit judge keeps the note from claiming the vote.
-    ids, judge_id, note = settings.with_(pool=options.pool, judge=options.judge).resolved_pool()
+    ids, judge_id, note = resolved_pool(settings.with_(pool=options.pool, judge=options.judge))
     if options.self_n is not None:
         ids = ids[:1] * options.self_n
     targets = [prepare(i, settings, require_key=require_keys) for i in ids]
