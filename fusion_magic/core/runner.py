@@ -35,7 +35,7 @@ WAIT_SLICE_S = 0.1
 CANCEL_WAIT_S = 2.0
 
 # Long reads: a model may think for minutes before its first token; the per-call timeout in
-# calls.py is the real limit.
+# calls/call.py is the real limit.
 HTTP_TIMEOUT = httpx.Timeout(connect=15.0, read=600.0, write=60.0, pool=60.0)
 HTTP_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=16)
 

@@ -1,4 +1,4 @@
-"""The events a fused run adds to the call events (``fusion_magic.events``): run start, judge, verdict, end.
+"""The events a fused run adds to the call events (``fusion_magic.core.events``): run start, judge, verdict, end.
 
     def listener(event: EngineEvent) -> None:
         if isinstance(event, VerdictReady):

@@ -6,7 +6,7 @@ fused answer, judge verdict, each member, the cost and latency table, warnings, 
 blocks and tables are kept as written), the ledger's wide columns wrap in their cells, and an error
 that must be shortened loses whole clauses, never half a word; the full text stays in the result
 (``result.ledger``, ``Response.error``). Model-written strings are untrusted: the HTML form sends each
-through ``view.sanitize``, the Markdown form neutralizes raw HTML and link syntax, the text form drops
+through ``present.sanitize``, the Markdown form neutralizes raw HTML and link syntax, the text form drops
 terminal control characters.
 
 Each fact is said once, where it belongs: a failed call's own status on its row and in its section,
@@ -286,7 +286,7 @@ def markdown_report(result: FusionResult) -> str:
 
 
 def html_report(result: FusionResult) -> str:
-    """The whole run as an HTML fragment; every model-written string goes through ``view.sanitize``."""
+    """The whole run as an HTML fragment; every model-written string goes through ``present.sanitize``."""
     h: list[str] = ['<div class="fusion-magic-report">']
     h.append("<h3>Fused answer</h3>")
     h.append(f"<p><small>{escape_text(result.mode)} · judge <code>{escape_text(result.judge)}</code></small></p>")
