@@ -305,9 +305,35 @@ def test_a_worker_stuck_in_native_code_is_killed_after_a_cancel(monkeypatch: pyt
     # Frozen mid-generation, as a native deadlock would be; then the cell is cancelled.
     freeze = functools.partial(os.kill, stuck.pid, signal.SIGSTOP)
     run(_read_some_then_stop(local.LocalProvider().stream(counting(max_tokens=400)), "cancel", on_first=freeze))
-    assert stuck.wait_idle(10) and not stuck.alive and stuck.exit is not None and "SIGKILL" in stuck.exit
+    assert stuck.wait_idle(10) and not stuck.alive
+    assert stuck.exit == "was stopped by fusion_magic: a cancel went unanswered for 0.5 s"
     again = fusion_magic.complete(LOCAL, "What is the capital of France?", temperature=0.0)
     assert again.status == "ok" and "Paris" in again.text and worker().pid != stuck.pid
+
+
+def test_cancelled_jobs_queued_in_a_dead_worker_are_not_run_again() -> None:
+    fresh = LocalWorker(local.DEFAULT_MODEL)  # not the registered one
+    assert fresh.wait_ready(120), fresh.exit
+    got: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": []}
+    done = {name: threading.Event() for name in got}
+
+    def collect(name: str) -> Callable[[dict[str, Any]], None]:
+        def deliver(message: dict[str, Any]) -> None:
+            got[name].append(message)
+            if message["t"] in ("end", "error", "stopped", "crashed"):
+                done[name].set()
+        return deliver
+
+    calls = {name: WorkerCall(job_for(counting(max_tokens=400)), collect(name)) for name in got}
+    for call in calls.values():
+        assert fresh.submit(call)
+    assert fresh.wait_idle(0.5) is False  # a is generating, b and c wait behind it
+    calls["b"].cancel()
+    calls["c"].cancel()
+    os.kill(fresh.pid, signal.SIGKILL)
+    assert all(event.wait(30) for event in done.values())
+    assert got["a"][-1]["t"] == "crashed"
+    assert got["b"][-1]["t"] == got["c"][-1]["t"] == "stopped"  # not moved to a fresh worker to run for nobody
 
 
 def test_a_worker_that_dies_while_loading_fails_its_calls_instead_of_retrying() -> None:

@@ -269,6 +269,9 @@ def test_an_interrupted_view_says_it_stopped(shell: InteractiveShell, emulator_e
     view = magics.last_view
     assert "stopped: cancelled" in view.status.value
     assert all(p.status == "cancelled" for p in view.members.values())
+    # The saved output is the partial run's static report, never a widget a reopened notebook cannot show.
+    bundle = view._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" not in bundle and "hx" in bundle["text/html"]
     assert [x.status for x in shell.user_ns["r"].responses] == ["cancelled", "cancelled"]
 
 

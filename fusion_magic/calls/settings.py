@@ -1,4 +1,4 @@
-"""Frozen settings the engine runs with, and the defaults that depend on which keys are set.
+"""Frozen settings the engine runs with: keys, endpoints, prices, retries, the cache and what the user set.
 
 The magics class turns its traitlets into a ``Settings`` before calling the engine, so the engine
 never imports IPython. Scripts build one directly or pass keyword arguments to ``fuse``. A fused run's

@@ -219,7 +219,8 @@ async def _run_stages(plan: FusionPlan, ctx: CallContext, rng: random.Random, re
         cancelled = isinstance(exc, asyncio.CancelledError)
         if cancelled:
             _keep_partial(result, started_calls, time.monotonic() - started)
-        emit(ctx.listeners, RunStopped("cancelled" if cancelled else f"{type(exc).__name__}: {exc}"))
+        emit(ctx.listeners, RunStopped("cancelled" if cancelled else f"{type(exc).__name__}: {exc}",
+                                       result if cancelled else None))
         raise
     result.wall_s = time.monotonic() - started
     emit(ctx.listeners, RunFinished(result))

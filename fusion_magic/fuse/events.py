@@ -51,9 +51,11 @@ class RunFinished(EngineEvent):
 
 @dataclass(frozen=True)
 class RunStopped(EngineEvent):
-    """The run ended without a result: interrupted (``reason="cancelled"``) or a setup error."""
+    """The run ended without a verdict: interrupted (``reason="cancelled"``, ``partial`` holds what had
+    arrived) or a setup error (``partial`` is None)."""
 
     reason: str
+    partial: FusionResult | None = None
 
 
 __all__ = ["JudgeStarted", "RunFinished", "RunStarted", "RunStopped", "VerdictReady"]

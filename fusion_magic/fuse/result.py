@@ -1,5 +1,5 @@
 """A fused run's result: what the judge decided (`Verdict`) and the whole run (`FusionResult`), made of
-call records (`fusion_magic.record.Response`). Plain dataclasses: no network code, no IPython.
+call records (`fusion_magic.core.record.CallRecord`, alias `Response`). Plain dataclasses: no network code, no IPython.
 
     f = fusion_magic.fuse("Why is the sky blue?", pool=["local:gemma3-270m"] * 3, judge="vote")
     f.answer, f.verdict, f.ledger

@@ -64,6 +64,7 @@ class FusionView:
         self.run: RunStarted | None = None
         self.stopped: str | None = None
         self.result: FusionResult | None = None
+        self.partial: FusionResult | None = None  # what an interrupted run had
         self.fused = FusedPane()
         self.judge = JudgePane(interval=render_interval)
         self.members: dict[str, MemberPane] = {}
@@ -130,6 +131,11 @@ class FusionView:
             elif isinstance(event, RunStopped):
                 self.stopped = event.reason
                 self.fused.html.value = f"<p><i>no answer: the run stopped ({escape_text(event.reason)})</i></p>"
+                if event.partial is not None:
+                    # Interrupted: the saved output becomes the partial run's static report, like a
+                    # finished one's, so a reopened notebook never shows a widget it cannot restore.
+                    self.partial = event.partial
+                    self._update_display()
             self.status.value = self._status_html()
 
     def display(self) -> DisplayHandle | None:
@@ -172,8 +178,9 @@ class FusionView:
         display handle, with sanitized HTML (and text) that any frontend, GitHub and nbconvert show.
         """
         with self._lock:
-            if self.result is not None:
-                return {"text/html": html_report(self.result), "text/plain": text_report(self.result)}
+            done = self.result if self.result is not None else self.partial
+            if done is not None:
+                return {"text/html": html_report(done), "text/plain": text_report(done)}
             # The widget's own text/plain is repr(widget), which lists trait values and so leaks
             # (truncated, nondeterministic) model text; the progress line is what a terminal needs.
             bundle = dict(self.widget._repr_mimebundle_() or {})

@@ -278,7 +278,7 @@ def plain(value: object) -> str:
 
 
 def _row_error(model: object, status: object, error: object) -> str:
-    # The same words as the call's status line (states.failure_detail), less the kind the row shows.
+    # The same words as the call's status line (wording.failure_detail), less the kind the row shows.
     import pandas as pd
 
     if error is None or error is pd.NA or _isnan(error) or not str(error).strip():

@@ -192,8 +192,8 @@ def _ollama_origin(host: str) -> str:
 
 
 def make_provider(spec: ProviderSpec, endpoint: Endpoint, client: httpx.AsyncClient | None) -> Provider:
-    """Build the provider object for one protocol. Imports are lazy so ``local`` needs no httpx path
-    and HTTP users never import llama.cpp."""
+    """Build the provider object for one protocol. Imports are lazy: a run loads only the protocol
+    modules it uses (llama.cpp itself is loaded only in the local model's worker process)."""
     if spec.protocol == "local":
         from .chat.local import LocalProvider
 

@@ -30,7 +30,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -45,7 +44,7 @@ _STDERR_LINES = 40
 # code (or its prompt is enormous): the worker is killed, so the model's next call gets a fresh one.
 CANCEL_GRACE_S = 15.0
 # Variables the worker never needs: keys stay in the kernel (and out of any native crash dump).
-_SECRET_SUFFIXES = ("_API_KEY", "_KEY", "_TOKEN", "_SECRET")
+_SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET")
 
 Deliver = Callable[[dict[str, Any]], None]
 
@@ -59,9 +58,12 @@ class WorkerCall:
     id: int = field(default_factory=lambda: next(_IDS))
     started: bool = False
     worker: LocalWorker | None = None
+    # Set before the cancel is sent: a job moved off a dead worker must not run again for nobody.
+    cancelled: bool = False
 
     def cancel(self) -> None:
         """Ask the worker to stop this job (between two tokens); its ``stopped`` message follows."""
+        self.cancelled = True
         if self.worker is not None:
             self.worker.cancel(self.id)
 
@@ -94,13 +96,13 @@ class LocalWorker:
     def __init__(self, model: str) -> None:
         self.model = model
         self.info: dict[str, Any] | None = None  # the worker's "ready" message
-        self.started_at = time.perf_counter()
-        self.ready_s: float | None = None  # spawn to ready, seen from the kernel
         self.exit: str | None = None  # how the process ended, once it has
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._calls: dict[int, WorkerCall] = {}
         self._dead = False
+        self._closing = False  # close() ended it: queued jobs stop instead of moving to a new worker
+        self._killed_stuck = False  # the cancel watchdog ended it: say so rather than blame the OOM killer
         self._load_error: dict[str, Any] | None = None
         self._ready = threading.Event()
         self._idle = threading.Event()
@@ -118,8 +120,9 @@ class LocalWorker:
         self._stdin: IO[bytes] = self._proc.stdin
         threading.Thread(target=self._read_replies, args=(self._proc.stdout,), daemon=True,
                          name=f"fusion_magic-local-{model}").start()
-        threading.Thread(target=self._drain_stderr, args=(self._proc.stderr,), daemon=True,
-                         name=f"fusion_magic-local-{model}-stderr").start()
+        self._stderr_thread = threading.Thread(target=self._drain_stderr, args=(self._proc.stderr,), daemon=True,
+                                               name=f"fusion_magic-local-{model}-stderr")
+        self._stderr_thread.start()
 
     # ---- state ----------------------------------------------------------------------------------
 
@@ -154,6 +157,9 @@ class LocalWorker:
 
     def submit(self, call: WorkerCall) -> bool:
         """Queue ``call`` here; False if this worker is already dead (take another from ``worker_for``)."""
+        if call.cancelled:  # cancelled while it waited to move off a dead worker: it is over
+            call.deliver({"t": "stopped", "id": call.id})
+            return True
         with self._lock:
             if self._dead:
                 return False
@@ -179,11 +185,13 @@ class LocalWorker:
             call = self._calls.get(call_id)
             stuck = call is not None and call.started and not self._dead
         if stuck:
+            self._killed_stuck = True
             with contextlib.suppress(OSError):
                 self._proc.kill()
 
     def close(self, timeout: float = 2.0) -> None:
         """End the worker: close its input (it stops and exits), then make sure it is gone."""
+        self._closing = True
         with self._write_lock, contextlib.suppress(OSError):
             self._stdin.close()
         try:
@@ -223,7 +231,6 @@ class LocalWorker:
             kind = message.get("t")
             if kind == "ready":
                 self.info = message
-                self.ready_s = time.perf_counter() - self.started_at
                 self._ready.set()
                 continue
             if kind == "load_error":
@@ -246,6 +253,8 @@ class LocalWorker:
         with self._write_lock, contextlib.suppress(OSError):
             self._stdin.close()
         how, sig = _describe_exit(code)
+        if self._killed_stuck:
+            how = f"was stopped by fusion_magic: a cancel went unanswered for {CANCEL_GRACE_S:g} s"
         with self._lock:
             self._dead = True
             self.exit = how
@@ -253,10 +262,14 @@ class LocalWorker:
             self._calls.clear()
         self._ready.set()
         _forget(self)
+        # The last native lines (a GGML_ASSERT, say) explain the crash: let the drain thread read them first.
+        self._stderr_thread.join(timeout=1.0)
         tail = "\n".join(self._stderr)
         for call in orphans:
             if self._load_error is not None:
                 call.deliver({"t": "error", "id": call.id, **{k: self._load_error[k] for k in ("kind", "message")}})
+            elif call.cancelled or self._closing:
+                call.deliver({"t": "stopped", "id": call.id})  # nobody waits for it: never run it again
             elif call.started or self.info is None:
                 # The running job, or every job when the model never finished loading: retrying a
                 # load that crashes would only crash again.

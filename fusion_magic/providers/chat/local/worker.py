@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         job_id = int(message["id"])
         if job_id in cancels:
             send({"t": "stopped", "id": job_id})
+            cancels.discard(job_id)
             continue
         send({"t": "start", "id": job_id})
 
