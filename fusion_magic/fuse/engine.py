@@ -214,13 +214,16 @@ async def _run_stages(plan: FusionPlan, ctx: CallContext, rng: random.Random, re
         await _judge(result, plan.judge, plan.judge_id, options.mode, plan.prompt, final, first_round=first_round,
                      ctx=ctx, rng=rng, timeout=options.timeout)
     except BaseException as exc:
-        # An interrupt (CancelledError) or a setup error: late members must not outlive the run.
-        await drain(ctx.pending, cancel=True)
+        # An interrupt (CancelledError) or a setup error: late members must not outlive the run. The
+        # partial result is kept even if a second cancel (%unload_ext) interrupts the drain.
         cancelled = isinstance(exc, asyncio.CancelledError)
-        if cancelled:
-            _keep_partial(result, started_calls, time.monotonic() - started)
-        emit(ctx.listeners, RunStopped("cancelled" if cancelled else f"{type(exc).__name__}: {exc}",
-                                       result if cancelled else None))
+        try:
+            await drain(ctx.pending, cancel=True)
+        finally:
+            if cancelled:
+                _keep_partial(result, started_calls, time.monotonic() - started)
+            emit(ctx.listeners, RunStopped("cancelled" if cancelled else f"{type(exc).__name__}: {exc}",
+                                           result if cancelled else None))
         raise
     result.wall_s = time.monotonic() - started
     emit(ctx.listeners, RunFinished(result))

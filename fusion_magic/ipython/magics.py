@@ -41,6 +41,11 @@ from .listing import provider_listing
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _raise_errors() -> bool:
+    """``FUSION_MAGIC_RAISE_ERRORS=1``: tests and debugging see the real exception, not the one line."""
+    return os.environ.get("FUSION_MAGIC_RAISE_ERRORS") == "1"
+
+
 class FusionInterrupted(KeyboardInterrupt):
     """A ``%%fuse`` cell stopped by an interrupt. Still a ``KeyboardInterrupt``, so the cell fails like
     any interrupted cell ("Run All" stops there, nbclient raises), but IPython shows ``str(self)``, one
@@ -70,7 +75,7 @@ def friendly_errors(method: F) -> F:
         try:
             return method(*args, **kwargs)
         except FusionError as exc:
-            if os.environ.get("FUSION_MAGIC_RAISE_ERRORS") == "1":
+            if _raise_errors():
                 raise
             # IPython prints a traceback for UsageError subclasses: raise the class itself.
             raise UsageError(str(exc)) from None
@@ -176,7 +181,7 @@ class FusionMagics(Magics, Configurable):
             self.last = partial
             if out:
                 self.shell.push({out: partial})
-            if os.environ.get("FUSION_MAGIC_RAISE_ERRORS") == "1":
+            if _raise_errors():
                 raise
             line = interrupted_line(partial, len(plan.members), time.monotonic() - started, out,
                                     finished=job.done())
@@ -238,7 +243,7 @@ class FusionMagics(Magics, Configurable):
             # The api's path, so a rejudge uses the cache like a fresh run's judge.
             result = self._wait(start_rejudge(source, settings, listeners, mode=ns.mode, judge=ns.judge), listeners)
         except KeyboardInterrupt as exc:
-            if os.environ.get("FUSION_MAGIC_RAISE_ERRORS") == "1":
+            if _raise_errors():
                 raise
             raise FusionInterrupted(f"fusion_magic: rejudge interrupted after {time.monotonic() - started:.1f} s; "
                                     "the earlier result is unchanged") from exc
