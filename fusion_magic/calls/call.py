@@ -31,7 +31,7 @@ from ..core.events import CallDelta, CallFinished, CallStarted, Listener, emit
 from ..core.pricing import approx_tokens, price_record
 from ..core.record import Response
 from ..providers.base import ChatRequest, Endpoint, Finished, TextDelta, Usage
-from ..providers.registry import ProviderSpec, make_provider, resolve_endpoint, split_model_id
+from ..providers.registry import ProviderSpec, check_model, make_provider, resolve_endpoint, split_model_id
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -66,16 +66,8 @@ def prepare(model_id: str, settings: Settings, *, require_key: bool = True) -> T
     spec, model = split_model_id(model_id, settings.endpoints)
     endpoint = resolve_endpoint(spec, settings.keys, require_key=require_key)
     _check_endpoint(spec, endpoint)
-    if spec.protocol == "local":
-        # llama.cpp missing, or a name the worker cannot serve, fails here with one line, before any
-        # progress line is printed or a worker starts. An estimate or a cache replay never runs the
-        # model, so it needs neither llama.cpp nor the file. Lazy: HTTP-only runs never load the package.
-        from ..providers.chat.local.files import check_installed, check_model
-
-        runs = require_key and settings.cache != "replay"
-        if runs:
-            check_installed(model)
-        check_model(model, need_file=runs)
+    # An estimate or a cache replay sends nothing, so it needs no key, no local model file, no llama.cpp.
+    check_model(spec, model, will_run=require_key and settings.cache != "replay")
     return Target(model_id.strip(), spec, endpoint, model)
 
 
@@ -86,8 +78,8 @@ def _check_endpoint(spec: ProviderSpec, endpoint: Endpoint) -> None:
     if key is not None and (not key.isascii() or not key.isprintable() or key != key.strip()):
         names = " or ".join(spec.key_envs) or f"the {spec.name} key"
         raise ConfigError(f"{names} contains spaces or invisible/non-ASCII characters: paste the key again")
-    if spec.protocol == "local":
-        return
+    if not endpoint.base_url:
+        return  # a provider that is not reached over HTTP (the local model) has no URL to check
     import httpx
 
     shown = _safe_url(endpoint.base_url)

@@ -191,25 +191,38 @@ def _ollama_origin(host: str) -> str:
     return origin + (slash + path if path else "")
 
 
+# One row per wire protocol: the module and class that speak it, imported on first use, so a run loads
+# only the protocols it uses (llama.cpp itself is loaded only in the local model's worker process).
+PROTOCOLS: dict[str, tuple[str, str]] = {
+    "openai": ("fusion_magic.providers.chat.openai_compat", "OpenAICompatProvider"),
+    "anthropic": ("fusion_magic.providers.chat.anthropic", "AnthropicProvider"),
+    "gemini": ("fusion_magic.providers.chat.gemini", "GeminiProvider"),
+    "local": ("fusion_magic.providers.chat.local", "LocalProvider"),
+}
+
+
+def provider_class(spec: ProviderSpec) -> Any:
+    """The class that speaks ``spec``'s protocol (a ``Provider``)."""
+    row = PROTOCOLS.get(spec.protocol)
+    if row is None:
+        raise ConfigError(f"provider {spec.name!r} has unknown protocol {spec.protocol!r}")
+    from importlib import import_module
+
+    return getattr(import_module(row[0]), row[1])
+
+
+def check_model(spec: ProviderSpec, model: str, *, will_run: bool) -> None:
+    """Let the protocol refuse a model it can never serve now, before any call (a missing local model
+    file, say); ``will_run`` False for a run that sends nothing (an estimate, a cache replay)."""
+    check = getattr(provider_class(spec), "check_model", None)
+    if check is not None:
+        check(model, will_run=will_run)
+
+
 def make_provider(spec: ProviderSpec, endpoint: Endpoint, client: httpx.AsyncClient | None) -> Provider:
-    """Build the provider object for one protocol. Imports are lazy: a run loads only the protocol
-    modules it uses (llama.cpp itself is loaded only in the local model's worker process)."""
-    if spec.protocol == "local":
-        from .chat.local import LocalProvider
-
-        return LocalProvider(endpoint, client)
-    if client is None:
+    """Build the provider object for one protocol."""
+    cls = provider_class(spec)
+    if client is None and getattr(cls, "needs_http", True):
         raise ValueError("HTTP providers need an httpx.AsyncClient")
-    if spec.protocol == "openai":
-        from .chat.openai_compat import OpenAICompatProvider
-
-        return OpenAICompatProvider(endpoint, client)
-    if spec.protocol == "anthropic":
-        from .chat.anthropic import AnthropicProvider
-
-        return AnthropicProvider(endpoint, client)
-    if spec.protocol == "gemini":
-        from .chat.gemini import GeminiProvider
-
-        return GeminiProvider(endpoint, client)
-    raise ConfigError(f"provider {spec.name!r} has unknown protocol {spec.protocol!r}")
+    provider: Provider = cls(endpoint, client)
+    return provider

@@ -15,6 +15,8 @@ from ....core.errors import ProtocolError, ServerError, WorkerCrashed
 from ...base import ChatRequest, Endpoint, Finished, ProviderEvent, TextDelta, Usage
 from .client import WorkerCall, submit
 from .fewshot import TEXT_STOPS, build_prompt, copied_example
+from .files import check_installed
+from .files import check_model as check_local_model
 from .protocol import Job, error_from_wire
 
 DEFAULT_MAX_TOKENS = 96
@@ -50,6 +52,15 @@ class LocalProvider:
 
     protocol: ClassVar[str] = "local"
     supports_json_schema: ClassVar[bool] = True
+    needs_http: ClassVar[bool] = False
+
+    @staticmethod
+    def check_model(model: str, *, will_run: bool) -> None:
+        """Refuse at plan time, with one line and no worker started: llama.cpp missing (when the run will
+        use it) or a name the worker cannot serve. Cheap: nothing is loaded or assembled."""
+        if will_run:
+            check_installed(model)
+        check_local_model(model, need_file=will_run)
 
     def __init__(self, endpoint: Endpoint | None = None, client: object | None = None) -> None:
         # `client` is the registry's httpx client, unused: nothing here goes over HTTP.
