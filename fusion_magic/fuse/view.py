@@ -237,12 +237,11 @@ class FusionView:
             else:
                 self._finished.add(key)
                 pane.finish(r)
-        if result.verdict is not None:
-            self.judge.show_verdict(result.verdict)
+        if result.verdict is not None and self.judge.verdict is not result.verdict:
+            self.judge.show_verdict(result.verdict)  # only when VerdictReady did not already show it
         self.fused.show_result(result)
         self._refresh_ledger()
-        self.status.value = self._status_html()
-        self._update_display()
+        self._update_display()  # handle() redraws the status line after this event, as after any other
 
     # --- helpers -------------------------------------------------------------------------------------
 
