@@ -56,7 +56,7 @@ def request_key(model_id: str, request: DataclassInstance) -> str:
     name and every field with ``compare=True``. ``TypeError`` for a field value with no stable form.
     """
     canonical: dict[str, object]
-    if isinstance(request, ChatRequest):
+    if type(request) is ChatRequest:  # not a subclass: a VideoQuestion's video is part of its key
         # Chat keeps the form it had before other kinds existed, so recordings made then still replay.
         canonical = {
             "v": FORMAT_VERSION,

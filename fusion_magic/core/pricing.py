@@ -130,10 +130,18 @@ class Price:
 UserPrice: TypeAlias = tuple[float, float] | Price
 
 
-# Video models billed per second of output or per clip, e.g. "veo-3.1-generate": Price(per_second=...).
-# Empty on purpose: the per-second figures at hand are third-party transcriptions of the vendors' pages,
-# and a row goes in only once a vendor's own page confirms it. Until then users supply them.
-_UNIT_TABLE: dict[str, Price] = {}
+# Video models billed per second of output (720p). No vendor page could be read from here: these are
+# third-party transcriptions (shared/reference/video-apis.md §2.6 and §3), and the source says so wherever
+# a cost is shown. A user's own figure (%config VideoMagics.prices) wins.
+VIDEO_TABLE_SOURCE = "third-party price list 2026-09 (unconfirmed)"
+_UNIT_TABLE: dict[str, Price] = {
+    "veo-3.1-generate": Price(per_second=0.40, source=VIDEO_TABLE_SOURCE),
+    "veo-3.1-fast-generate": Price(per_second=0.10, source=VIDEO_TABLE_SOURCE),
+    "veo-3.1-lite-generate": Price(per_second=0.05, source=VIDEO_TABLE_SOURCE),
+    "gemini-omni-flash": Price(per_second=0.10, source=VIDEO_TABLE_SOURCE),
+    "gemini-omni-1.1-flash": Price(per_second=0.10, source=VIDEO_TABLE_SOURCE),
+    "gemini-omni-1.2-flash": Price(per_second=0.10, source=VIDEO_TABLE_SOURCE),
+}
 
 
 _BUNDLED: dict[str, Price] = {

@@ -288,6 +288,52 @@ async def open_stream(
         raise err from exc
 
 
+async def send_json(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    ctx: WireContext,
+    classify: Classifier,
+    headers: Mapping[str, str],
+    body: Mapping[str, Any] | None = None,
+    params: Mapping[str, str] | None = None,
+    timeout: httpx.Timeout | float | None = None,
+) -> tuple[Any, httpx.Response]:
+    """One plain JSON request/response (the job APIs: submit, poll, list): the decoded body and the
+    response, or the typed error for a failed status, a non-JSON body or a transport failure.
+
+    Redirects are not followed: a 3xx here is a protocol error, never a hop that would carry the key.
+    """
+    try:
+        response = await client.request(
+            method, url, json=dict(body) if body is not None else None, headers=dict(headers), params=params,
+            follow_redirects=False, timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+        )
+    except httpx.HTTPError as exc:
+        err = translate_transport_error(exc, ctx.provider, ctx.model, started_stream=False, secret=ctx.secret)
+        if ctx.secret and ctx.secret in str(exc):
+            raise err from None
+        raise err from exc
+    text = response.text
+    try:
+        payload: Any = json.loads(text) if text.strip() else None
+    except ValueError:
+        payload = None
+    if not response.is_success:
+        info = error_info(
+            payload,
+            status=response.status_code,
+            text=text if payload is None and len(text) <= 200 else "",
+            fallback=response.reason_phrase or f"HTTP {response.status_code}",
+            retry_after=parse_retry_after(response.headers),
+        )
+        raise classify(info)
+    if payload is None and text.strip():
+        raise ctx.error(ProtocolError, f"expected JSON, got {text[:120]!r}", status=response.status_code)
+    return payload, response
+
+
 # ---- the one boundary for library exceptions -------------------------------------------------------
 
 
@@ -336,5 +382,6 @@ __all__ = [
     "parse_duration",
     "parse_retry_after",
     "request_id",
+    "send_json",
     "translate_transport_error",
 ]

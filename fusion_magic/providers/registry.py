@@ -33,7 +33,7 @@ class ProviderSpec:
     """
 
     name: str
-    protocol: str  # "openai" | "anthropic" | "gemini" | "local"
+    protocol: str  # a row of PROTOCOLS: "openai" | "anthropic" | "gemini" | "local" | "fal" ...
     default_base_url: str
     base_url_env: str | None
     key_envs: tuple[str, ...] = ()
@@ -79,6 +79,7 @@ BUILTIN: dict[str, ProviderSpec] = {
             "gemini", "gemini", "https://generativelanguage.googleapis.com", "GEMINI_BASE_URL",
             ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
         ),
+        ProviderSpec("fal", "fal", "https://queue.fal.run", "FAL_BASE_URL", ("FAL_KEY",)),
         ProviderSpec("local", "local", "", None, ()),
     )
 }
@@ -198,6 +199,11 @@ PROTOCOLS: dict[str, tuple[str, str]] = {
     "anthropic": ("fusion_magic.providers.chat.anthropic", "AnthropicProvider"),
     "gemini": ("fusion_magic.providers.chat.gemini", "GeminiProvider"),
     "local": ("fusion_magic.providers.chat.local", "LocalProvider"),
+    # Video (providers/video/): generation jobs, and questions about a video (a chat call with a video).
+    "veo": ("fusion_magic.providers.video.veo", "VeoProvider"),
+    "interactions": ("fusion_magic.providers.video.interactions", "InteractionsProvider"),
+    "fal": ("fusion_magic.providers.video.fal", "FalProvider"),
+    "gemini_video": ("fusion_magic.providers.video.gemini_video", "GeminiVideoProvider"),
 }
 
 

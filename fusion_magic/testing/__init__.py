@@ -34,5 +34,6 @@ if importlib.util.find_spec("uvicorn") is None:
 from . import families  # noqa: F401  (importing it registers the built-in families)
 from .emulator import ASGI_URL, Emulator, RecordedRequest
 from .script import Fault, FaultKind, ModelScript
+from .video_script import VideoScript
 
-__all__ = ["ASGI_URL", "Emulator", "Fault", "FaultKind", "ModelScript", "RecordedRequest"]
+__all__ = ["ASGI_URL", "Emulator", "Fault", "FaultKind", "ModelScript", "RecordedRequest", "VideoScript"]

@@ -25,6 +25,7 @@ from ._exchange import QUIET_CUTS, ClientGone, ConnectionCut, Exchange, Receive,
 from .chat import default_reply
 from .registry import Match, Request, registry
 from .script import Fault, ModelScript, ScriptBook
+from .video_script import VideoBook, VideoScript
 
 Scope = MutableMapping[str, Any]
 T = TypeVar("T")
@@ -55,6 +56,7 @@ class Emulator:
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._scripts = ScriptBook()
+        self._video = VideoBook()
         self._log: list[RecordedRequest] = []
         self._seq = itertools.count(1)
         self._server: Any = None
@@ -86,9 +88,22 @@ class Emulator:
         """Fake API keys, one per key variable; any non-empty key is accepted unless ``expected_keys``."""
         return {name: key for family in registry.families() for name, key in family.test_keys.items()}
 
-    def script(self, model: str, script: ModelScript) -> None:
-        """Script ``model`` (the name as sent on the wire, any family); replaces an earlier script."""
-        self._scripts.set(model, script)
+    def script(self, model: str, script: ModelScript | VideoScript) -> None:
+        """Script ``model`` (the name as sent on the wire, any family); replaces an earlier script.
+        A ``VideoScript`` scripts a video model's jobs (testing/video.py)."""
+        if isinstance(script, VideoScript):
+            self._video.set(model, script)
+        else:
+            self._scripts.set(model, script)
+
+    def video_jobs(self, model: str) -> int:
+        """How many jobs were submitted for video model ``model`` (each is paid at a real provider)."""
+        return self._video.submissions(model)
+
+    @property
+    def video(self) -> VideoBook:
+        """Video scripts, jobs and stored clips (testing/video.py)."""
+        return self._video
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -114,6 +129,7 @@ class Emulator:
         """Forget scripts, per-model counters, expected keys and the request log."""
         with self._lock:
             self._scripts.clear()
+            self._video.clear()
             self._log.clear()
             self.expected_keys.clear()
 
@@ -319,10 +335,11 @@ class Emulator:
             seq=self._next_id(),
             scripts=self._scripts,
             expected_key=self.expected_keys.get(family.name),
+            video=self._video,
         )
         if route.route.auth and not await family.authorize(req):
             return
         await route.route.handler(req)
 
 
-__all__ = ["ASGI_URL", "Emulator", "Fault", "ModelScript", "RecordedRequest", "default_reply"]
+__all__ = ["ASGI_URL", "Emulator", "Fault", "ModelScript", "RecordedRequest", "VideoScript", "default_reply"]

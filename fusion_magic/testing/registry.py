@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from ._exchange import Exchange, RecordedRequest
 from .script import ScriptBook
+from .video_script import VideoBook
 
 Handler = Callable[["Request"], Awaitable[None]]
 
@@ -63,6 +64,8 @@ class Request:
     scripts: ScriptBook
     # Emulator.expected_keys[family.name]: the only key accepted, or None for any non-empty one.
     expected_key: str | None
+    # Video models' scripts, jobs and stored clips (video_script.py).
+    video: VideoBook
 
     @property
     def record(self) -> RecordedRequest:

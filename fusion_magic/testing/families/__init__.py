@@ -7,10 +7,15 @@ only the emulator's shared pieces (``registry``, ``chat``, ``_wire``), never the
 from __future__ import annotations
 
 from ..registry import Family, register
+from ..video import Storage
 from .anthropic import Anthropic
+from .fal import Fal
 from .gemini import Gemini
+from .gemini_files import GeminiFiles
+from .interactions import Interactions
 from .openai import Ollama, OpenAI
 from .openrouter import OpenRouter
+from .veo import Veo
 
 # One row per family. The order is the order of Emulator.env() and Emulator.test_keys().
 BUILTIN: tuple[Family, ...] = (
@@ -19,9 +24,16 @@ BUILTIN: tuple[Family, ...] = (
     Ollama(),
     Anthropic(),
     Gemini(),
+    # Video: the storage host downloads are redirected to, Gemini's Files API, Veo, Omni, fal.
+    Storage(),
+    GeminiFiles(),
+    Veo(),
+    Interactions(),
+    Fal(),
 )
 
 for _family in BUILTIN:
     register(_family)
 
-__all__ = ["BUILTIN", "Anthropic", "Gemini", "Ollama", "OpenAI", "OpenRouter"]
+__all__ = ["BUILTIN", "Anthropic", "Fal", "Gemini", "GeminiFiles", "Interactions", "Ollama", "OpenAI", "OpenRouter",
+           "Storage", "Veo"]

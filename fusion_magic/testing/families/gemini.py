@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from .._wire import default_message, dumps, sse, sse_headers
 from ..chat import ChatFamily, Plan, Turn, text_of
-from ..registry import Request, Route
+from ..registry import Family, Request, Route
 from ..script import Fault
 
 _STATUS = {
@@ -42,7 +42,32 @@ def gemini_error(status: int, message: str, details: list[dict[str, Any]] | None
     return {"error": error}
 
 
-class Gemini(ChatFamily):
+class GeminiAuth(Family):
+    """How every Gemini API route reads a key (``x-goog-api-key`` or ``?key=``) and says no (a 400 with
+    ``API_KEY_INVALID``); the chat, video and Files families share it."""
+
+    env: ClassVar[Mapping[str, str]] = {"GEMINI_BASE_URL": "/gemini"}
+    test_keys: ClassVar[Mapping[str, str]] = {"GEMINI_API_KEY": "AIza-test-emulator"}
+    secret_headers: ClassVar[frozenset[str]] = frozenset({"x-goog-api-key"})
+    secret_query: ClassVar[frozenset[str]] = frozenset({"key"})
+
+    def presented_key(self, req: Request) -> str:
+        return req.headers.get("x-goog-api-key") or req.query.get("key", "")
+
+    def key_error(self, req: Request, has_key: bool) -> tuple[int, Any]:
+        # Gemini calls a bad key a bad argument: 400, with the reason in ErrorInfo.
+        details = [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            }
+        ]
+        return 400, gemini_error(400, "API key not valid. Please pass a valid API key.", details)
+
+
+class Gemini(GeminiAuth, ChatFamily):
     """``POST /gemini/v1beta/models/{model}:generateContent`` and ``:streamGenerateContent[?alt=sse]``.
 
         emu.script("gemini-2.5-flash", ModelScript(faults=[Fault("status", status=429, retry_after=34)]))
@@ -65,21 +90,6 @@ class Gemini(ChatFamily):
         ]
 
     # ---- auth and requests --------------------------------------------------------------------------
-
-    def presented_key(self, req: Request) -> str:
-        return req.headers.get("x-goog-api-key") or req.query.get("key", "")
-
-    def key_error(self, req: Request, has_key: bool) -> tuple[int, Any]:
-        # Gemini calls a bad key a bad argument: 400, with the reason in ErrorInfo.
-        details = [
-            {
-                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                "reason": "API_KEY_INVALID",
-                "domain": "googleapis.com",
-                "metadata": {"service": "generativelanguage.googleapis.com"},
-            }
-        ]
-        return 400, gemini_error(400, "API key not valid. Please pass a valid API key.", details)
 
     def validate(self, body: Mapping[str, Any]) -> str | None:
         contents = body.get("contents")

@@ -1,0 +1,57 @@
+"""Video protocols: generation jobs (Veo, Omni through Interactions, fal) and questions about a video
+(Gemini ``generateContent``, Omni). ``base`` is the contract; one module per wire protocol.
+
+A model id names a provider, and the provider's protocol depends on the model and the task: on the Gemini
+API, ``veo-*`` generates through ``predictLongRunning``, ``gemini-omni-*`` generates and answers through
+Interactions, and other Gemini models answer questions through ``generateContent``. ``video_protocol``
+is that one decision.
+
+    protocol = video_protocol("gemini", "gemini-omni-1.2-flash", "generate")    # "interactions"
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ...core.errors import ConfigError
+
+Task = Literal["generate", "understand"]
+
+# Shown when a model cannot do the task: the current ids (list them at run time with %video list).
+EXAMPLES = {
+    "generate": "gemini:gemini-omni-1.2-flash, gemini:veo-3.1-fast-generate-preview, "
+                "fal:fal-ai/kling-video/v2.1/standard/text-to-video",
+    "understand": "gemini:gemini-2.5-flash, gemini:gemini-omni-1.2-flash, local:frames",
+}
+
+
+def is_omni(model: str) -> bool:
+    """Gemini Omni models generate and understand video through the Interactions API only."""
+    return model.startswith("gemini-omni")
+
+
+def video_protocol(provider: str, model: str, task: Task) -> str:
+    """The wire protocol (a row of ``registry.PROTOCOLS``) that does ``task`` with ``provider:model``;
+    ``ConfigError`` with one line when none does."""
+    if provider == "gemini":
+        if model.startswith("veo-"):
+            if task == "generate":
+                return "veo"
+            raise ConfigError(f"gemini:{model} generates video but cannot watch one; to ask about a video "
+                              f"use {EXAMPLES['understand']}")
+        if is_omni(model):
+            return "interactions"
+        if task == "understand":
+            return "gemini_video"
+        raise ConfigError(f"gemini:{model} is not a video-generation model; use one of {EXAMPLES['generate']} "
+                          "(%video list shows what your key can use)")
+    if provider == "fal":
+        if task == "generate":
+            return "fal"
+        raise ConfigError(f"fal:{model}: fal models here generate video only; to ask about a video use "
+                          f"{EXAMPLES['understand']}")
+    verb = "generate video" if task == "generate" else "watch video"
+    raise ConfigError(f"{provider}:{model} cannot {verb} in fusion_magic; use one of {EXAMPLES[task]}")
+
+
+__all__ = ["EXAMPLES", "Task", "is_omni", "video_protocol"]

@@ -1,0 +1,103 @@
+"""Streaming a finished clip to disk: bounded memory, no partial file left behind, and the key never sent
+to a host it was not meant for.
+
+Gemini's file URIs want the key and answer with a redirect to a storage host. httpx forwards custom
+headers such as ``x-goog-api-key`` across a cross-origin redirect (it strips only ``Authorization``), so
+redirects are followed here, by hand, and every hop after the first goes without the key
+(shared/reference/video-apis.md §2.5).
+
+    n = await download_to(client, uri, Path("videos/fox.mp4"), ctx=ctx, classify=classify,
+                          headers={"x-goog-api-key": key})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+from ...core.errors import ProtocolError
+from .._http import Classifier, WireContext, error_info, parse_retry_after, translate_transport_error
+
+# Big enough that the per-chunk overhead is noise next to the disk write, small enough to bound memory.
+CHUNK_BYTES = 1 << 20
+MAX_REDIRECTS = 5
+# Connecting should be quick; a storage host may pause between chunks of a large file.
+DOWNLOAD_TIMEOUT = httpx.Timeout(30.0, read=300.0)
+
+
+async def download_to(
+    client: httpx.AsyncClient,
+    url: str,
+    dest: Path,
+    *,
+    ctx: WireContext,
+    classify: Classifier,
+    headers: Mapping[str, str] | None = None,
+) -> int:
+    """GET ``url`` into ``dest`` (through ``dest.part``, renamed when complete); returns the bytes written.
+
+    ``headers`` (the key) go to ``url`` only. Redirects are followed without them.
+    """
+    part = dest.with_name(dest.name + ".part")
+    send: dict[str, str] = dict(headers or {})
+    written = 0
+    try:
+        for _hop in range(MAX_REDIRECTS + 1):
+            async with client.stream("GET", url, headers=send, follow_redirects=False,
+                                     timeout=DOWNLOAD_TIMEOUT) as response:
+                if response.is_redirect:
+                    location = response.headers.get("location")
+                    if not location:
+                        raise ctx.error(ProtocolError, f"redirect (HTTP {response.status_code}) without a Location")
+                    url = str(response.url.join(location))
+                    send = {}  # never the key to the next host, whichever it is
+                    continue
+                if not response.is_success:
+                    raw = await response.aread()
+                    text = raw[:4096].decode("utf-8", errors="replace")
+                    try:
+                        payload = json.loads(text) if text.strip() else None
+                    except ValueError:
+                        payload = None
+                    raise classify(error_info(
+                        payload, status=response.status_code,
+                        text=text if payload is None and len(text) <= 200 else "",
+                        fallback=response.reason_phrase or f"HTTP {response.status_code}",
+                        retry_after=parse_retry_after(response.headers),
+                    ))
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with open(part, "wb") as out:
+                    async for chunk in response.aiter_bytes(CHUNK_BYTES):
+                        out.write(chunk)
+                        written += len(chunk)
+                expected = response.headers.get("content-length")
+                if expected is not None and expected.isdigit() and int(expected) != written \
+                        and "content-encoding" not in response.headers:
+                    raise ctx.error(ProtocolError, f"download ended early: {written} of {expected} bytes")
+                os.replace(part, dest)
+                return written
+        raise ctx.error(ProtocolError, f"more than {MAX_REDIRECTS} redirects")
+    except httpx.HTTPError as exc:
+        err = translate_transport_error(exc, ctx.provider, ctx.model, started_stream=written > 0,
+                                        secret=ctx.secret)
+        raise err from None if ctx.secret and ctx.secret in str(exc) else exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+
+
+def write_inline(data: bytes, dest: Path) -> int:
+    """Write inline clip bytes to ``dest`` the same way (through a ``.part`` file)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    part.write_bytes(data)
+    os.replace(part, dest)
+    return len(data)
+
+
+__all__ = ["CHUNK_BYTES", "download_to", "write_inline"]

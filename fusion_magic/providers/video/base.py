@@ -1,0 +1,190 @@
+"""The contract of the video protocols: a generation job (submit, poll, download, cancel) and a question
+about a video (a chat call with a video attached).
+
+A generation is a paid, long-running job at the provider, so the contract is built around its id: ``submit``
+returns a ``JobRef`` (everything needed to find the job again, nothing secret), which the caller persists
+before anything else happens; ``poll`` reads its state; ``download`` streams a finished clip to disk.
+Providers never sleep, retry or price: the job loop in ``fusion_magic.video.jobs`` does.
+
+    provider = make_video_provider(target, client)
+    job = await provider.submit(VideoRequest(model="veo-3.1-generate-preview", prompt="a fox in snow"))
+    status = await provider.poll(job)           # JobStatus(state="running", ...)
+    await provider.download(status.clips[0], Path("videos/fox.mp4"))
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+from ...core.errors import ProviderError
+from ..base import ChatRequest, Usage
+
+# Where a job is. "succeeded", "failed", "filtered" and "cancelled" are final. "filtered" is its own
+# state: the provider's safety filter withheld the clip (not an error of ours, and not billed).
+JobState = Literal["queued", "running", "succeeded", "failed", "filtered", "cancelled"]
+FINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "filtered", "cancelled"})
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """What one generation asks of one model. ``model`` is the provider-side name (no ``provider:``).
+
+    ``None`` means "the model's default". ``image`` is a first frame read from disk; ``previous_job`` is the
+    id of an earlier job this one revises (Omni's ``previous_interaction_id``, the ``--edit`` flag).
+    """
+
+    model: str
+    prompt: str
+    seconds: int | None = None
+    aspect: str | None = None  # "16:9" | "9:16"
+    resolution: str | None = None  # "720p", "1080p", ...
+    negative: str | None = None
+    image: Path | None = None
+    previous_job: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """A submitted job, as persisted in the clip's sidecar: enough to poll, download or cancel it later,
+    from another process. Never holds a key (fal's URLs and Gemini's operation names carry none).
+
+        JobRef.from_json(json.loads(JobRef("veo", "veo-3.1", "models/veo-3.1/operations/x").to_json()))
+    """
+
+    protocol: str  # "veo" | "interactions" | "fal"
+    model: str
+    job_id: str
+    urls: Mapping[str, str] = field(default_factory=dict)  # fal: status_url, response_url, cancel_url
+
+    def to_json(self) -> str:
+        return json.dumps({"protocol": self.protocol, "model": self.model, "job_id": self.job_id,
+                           "urls": dict(self.urls)}, sort_keys=True)
+
+    def as_dict(self) -> dict[str, Any]:
+        return json.loads(self.to_json())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobRef:
+        urls = data.get("urls") or {}
+        return cls(str(data["protocol"]), str(data["model"]), str(data["job_id"]),
+                   {str(k): str(v) for k, v in urls.items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> JobRef:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One finished output: a URI to download, or the bytes themselves (inline delivery).
+
+    ``needs_key``: the URI is on the provider's own host and wants the key (Gemini's files); a CDN link
+    (fal) is fetched without it. A redirect is never followed with the key either way.
+    """
+
+    uri: str | None = None
+    data: bytes | None = field(default=None, repr=False)
+    mime: str = "video/mp4"
+    needs_key: bool = True
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One poll's answer. ``progress`` is a short human phrase ("queue position 2", "40 %") or None;
+    ``error`` is set when ``state`` is "failed"; ``reason`` is the provider's words when "filtered"."""
+
+    state: JobState
+    clips: tuple[Clip, ...] = ()
+    error: ProviderError | None = None
+    reason: str | None = None
+    progress: str | None = None
+    usage: Usage | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+class VideoProvider(Protocol):
+    """One video-generation wire protocol. Instances are cheap; the ``httpx.AsyncClient`` is the caller's.
+
+    Every method raises a typed ``ProviderError`` (``core.errors``) on failure; a job that failed at the
+    provider is not an exception but a ``JobStatus`` with state "failed".
+    """
+
+    protocol: ClassVar[str]
+    # The recommended first poll interval in seconds (shared/reference/video-apis.md §0); the job loop
+    # backs off from here.
+    poll_interval: ClassVar[float]
+
+    @classmethod
+    def check_request(cls, request: VideoRequest) -> list[str]:
+        """Refuse, before anything is sent, a request the model can never accept (a ``ConfigError`` with
+        one line), and return notes for options the model ignores ("--negative: veo-x has no negative
+        prompt; ignored")."""
+        ...
+
+    async def submit(self, request: VideoRequest) -> JobRef:
+        """Start one paid job; returns once the provider accepted it. Never retried by the caller."""
+        ...
+
+    async def poll(self, job: JobRef) -> JobStatus:
+        """The job's state now."""
+        ...
+
+    async def download(self, clip: Clip, dest: Path) -> int:
+        """Stream ``clip`` to ``dest`` in bounded memory (inline bytes are written as they are); returns
+        the number of bytes written. A partial file never stays at ``dest``."""
+        ...
+
+    async def cancel(self, job: JobRef) -> None:
+        """Ask the provider to stop the job (best effort; some protocols have no cancel)."""
+        ...
+
+    async def list_models(self) -> list[str]:
+        """The video models this key can use, asked of the provider at run time (provider-side names)."""
+        ...
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """The video a question is about: a local file or a URL (``https://``, a YouTube link, a Files API URI).
+
+    ``start_s``/``end_s`` clip the part the model watches and ``fps`` its sampling rate, where the
+    protocol supports them (Gemini's ``videoMetadata``).
+    """
+
+    path: Path | None = None
+    url: str | None = None
+    mime: str = "video/mp4"
+    start_s: float | None = None
+    end_s: float | None = None
+    fps: float | None = None
+
+
+@dataclass(frozen=True)
+class VideoQuestion(ChatRequest):
+    """A chat request with a video attached to its last user turn: what understanding sends.
+
+    Being a ``ChatRequest``, it runs through the same call policy (``calls.run_call``: retries, timeout,
+    pricing, events, cache) as any chat call; only the protocols that can watch video accept it.
+    """
+
+    video: VideoSource | None = None
+
+
+__all__ = [
+    "FINAL_STATES",
+    "Clip",
+    "JobRef",
+    "JobState",
+    "JobStatus",
+    "VideoProvider",
+    "VideoQuestion",
+    "VideoRequest",
+    "VideoSource",
+]
