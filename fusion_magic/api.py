@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, TypedDict, Unpack
+from pathlib import Path
+from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
 import httpx
 
@@ -31,6 +32,14 @@ from .fuse.options import FuseKeywords, FuseOptions
 from .fuse.requests import opening, output_cap
 from .fuse.result import FusionResult
 from .providers.base import ChatRequest
+from .video.engine import new_result as new_video_result
+from .video.engine import plan_resume, resume, run_video
+from .video.listing import VideoListing, video_models
+from .video.options import VideoKeywords, VideoOptions
+from .video.plan import VideoPlan, plan_video
+from .video.result import VideoResult
+
+T = TypeVar("T")
 
 _background: set[asyncio.Task[None]] = set()  # strong refs: late members finishing after afuse returned
 
@@ -231,12 +240,8 @@ async def afuse(
     return result
 
 
-class FusionJob:
-    """A fused run going on in the background (``%%fuse --background`` or ``fuse(..., background=True)``).
-
-        job = fusion_magic.fuse("...", pool=[...], background=True)
-        result = job.result()
-    """
+class RunJob(Generic[T]):
+    """A run going on in the background on the engine thread: ``done()``, ``result()``, ``cancel()``."""
 
     def __init__(self, job: Job) -> None:
         self._job = job
@@ -245,9 +250,9 @@ class FusionJob:
         """True once the run finished (or failed, or was cancelled)."""
         return self._job.done()
 
-    def result(self, timeout: float | None = None) -> FusionResult:
+    def result(self, timeout: float | None = None) -> T:
         """Wait for the result (Ctrl-C cancels the run)."""
-        result: FusionResult = self._job.result(timeout)
+        result: T = self._job.result(timeout)
         return result
 
     def cancel(self) -> bool:
@@ -255,7 +260,15 @@ class FusionJob:
         return self._job.cancel()
 
     def __repr__(self) -> str:
-        return f"<FusionJob {'done' if self.done() else 'running'}>"
+        return f"<{type(self).__name__} {'done' if self.done() else 'running'}>"
+
+
+class FusionJob(RunJob[FusionResult]):
+    """A fused run going on in the background (``%%fuse --background`` or ``fuse(..., background=True)``).
+
+        job = fusion_magic.fuse("...", pool=[...], background=True)
+        result = job.result()
+    """
 
 
 def fuse(
@@ -278,3 +291,70 @@ def fuse(
     job = start(_noticed(plan_fusion(prompt, s, run_options)), listeners)
     return job if background else job.result()
 
+
+
+# ---- %%video -----------------------------------------------------------------------------------------
+
+
+class VideoJob(RunJob[VideoResult]):
+    """A video run going on in the background (``%%video --background`` or ``video(..., background=True)``).
+    Cancelling it stops waiting: jobs still at the provider stay resumable (``%video resume``)."""
+
+
+def make_video_plan(prompt: str, settings: Settings | None = None, options: VideoOptions | None = None, *,
+                    keys: Mapping[str, str] | None = None) -> VideoPlan:
+    """Check and resolve a video run without sending anything (``--estimate`` uses this)."""
+    return plan_video(prompt, _settings(settings, keys), options or VideoOptions())
+
+
+def start_video(plan: VideoPlan, listeners: Sequence[Listener] = (), result: VideoResult | None = None) -> VideoJob:
+    """Start a video plan on the engine thread and return at once; ``result`` (``new_video_result(plan)``) is
+    filled in place, so an interrupted caller keeps what arrived."""
+    return VideoJob(get_runner().submit(
+        lambda client: run_video(plan, _context(plan.settings, client, listeners), result)))
+
+
+def start_resume(out_dir: str | Path = "videos", settings: Settings | None = None,
+                 listeners: Sequence[Listener] = (), *, timeout: float = 600.0,
+                 poll_s: float | None = None) -> VideoJob:
+    """Re-attach to the jobs earlier runs left pending in ``out_dir`` and download what finished."""
+    s = _settings(settings, None)
+    jobs = plan_resume(Path(out_dir), s)
+    return VideoJob(get_runner().submit(
+        lambda client: resume(jobs, s, _context(s, client, listeners), timeout=timeout, poll_s=poll_s)))
+
+
+async def avideo(prompt: str, *, settings: Settings | None = None, keys: Mapping[str, str] | None = None,
+                 listeners: Sequence[Listener] = (), **options: Unpack[VideoKeywords]) -> VideoResult:
+    """Generate (or ask about) video on the running loop: ``r = await fusion_magic.avideo("...", models=[...])``."""
+    _check_keywords(options, VideoKeywords)
+    plan = plan_video(prompt, _settings(settings, keys), VideoOptions.from_keywords(options))
+    client = new_client()
+    try:
+        return await run_video(plan, _context(plan.settings, client, listeners))
+    finally:
+        await client.aclose()
+
+
+def video(prompt: str, *, settings: Settings | None = None, keys: Mapping[str, str] | None = None,
+          listeners: Sequence[Listener] = (), background: bool = False,
+          **options: Unpack[VideoKeywords]) -> Any:
+    """Generate clips with a pool of video models, or ask about a video, and wait (Ctrl-C stops waiting; paid
+    jobs stay resumable). Each keyword is the ``%%video`` flag of the same name (``models`` is ``-m``,
+    ``understand`` is ``--understand``, ``out_dir`` is ``--out-dir``). Returns a ``VideoResult``, or a
+    ``VideoJob`` at once with ``background=True``.
+
+        r = fusion_magic.video("a paper boat on a rainy street", models=["gemini:gemini-omni-1.2-flash"], seconds=6)
+        r.videos[0].path
+    """
+    _check_keywords(options, VideoKeywords)
+    plan = plan_video(prompt, _settings(settings, keys), VideoOptions.from_keywords(options))
+    job = start_video(plan, listeners, new_video_result(plan))
+    return job if background else job.result()
+
+
+def list_video_models(settings: Settings | None = None, *, keys: Mapping[str, str] | None = None) -> VideoListing:
+    """The video models each key can use, asked of the providers now (``%video list``)."""
+    s = _settings(settings, keys)
+    result: VideoListing = get_runner().run(lambda client: video_models(s, client))
+    return result

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError
+from ..core.pricing import UserPrice
 from ..providers.registry import BUILTIN, custom_spec, find_key
 
 MODES = ("best-of", "merge", "debate")
@@ -46,7 +47,8 @@ class Settings:
     cache: str = "off"
     cache_dir: str | None = None
     endpoints: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # (input, output) USD per million tokens, or a core.pricing.Price (per second of video, per clip).
+    prices: Mapping[str, UserPrice] = field(default_factory=dict)
     keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     max_retries: int = 3
     retry_max_wait: float = 30.0

@@ -322,6 +322,33 @@ async def rejudge(
     return result
 
 
+async def judge_answers(
+    question: str,
+    answers: Sequence[Response],
+    settings: Settings,
+    ctx: CallContext,
+    *,
+    mode: str,
+    judge: str,
+) -> FusionResult:
+    """Fuse answers that were asked elsewhere (a question about a video, put to several models) with a fused
+    run's judge and modes; the models are not asked again. Debate needs a pool it can ask for revisions, so
+    it is refused here."""
+    check_choice("mode", mode, MODES)
+    if mode == "debate":
+        raise ConfigError("debate asks the pool to revise its answers; here use best-of, merge or vote")
+    target = None if judge == "vote" else prepare(judge, settings)
+    result = FusionResult(prompt=question, mode=mode, judge=judge, pool=[r.model for r in answers],
+                          responses=list(answers))
+    ok = [r for r in answers if r.ok]
+    rng = _seeded_under_cache(ctx, "answers", question, mode, judge, *(r.text for r in ok))
+    started = time.monotonic()
+    await _judge(result, target, judge, mode, question, ok, first_round=None, ctx=ctx, rng=rng,
+                 timeout=settings.timeout)
+    result.wall_s = time.monotonic() - started
+    return result
+
+
 async def drain(tasks: set[asyncio.Task[Response]], *, cancel: bool = False) -> None:
     """Wait for late members (before closing a client they still use), cancelling them first if asked."""
     if cancel:

@@ -12,11 +12,12 @@ unknown, and ``--budget`` then refuses rather than guess.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..core.errors import BudgetError
-from ..core.pricing import approx_tokens, price_for
+from ..core.pricing import UserPrice, approx_tokens, price_for
 from ..providers.chat.local.fewshot import build_prompt
 from .engine import FusionPlan
 from .pool import Member
@@ -84,7 +85,7 @@ def _local_input_tokens(plan: FusionPlan, member: Member) -> int:
 
 
 def _row(model: str, role: str, calls: int, inp: int, out: int,
-         prices: dict[str, tuple[float, float]]) -> dict[str, object]:
+         prices: Mapping[str, UserPrice]) -> dict[str, object]:
     price = price_for(model, prices)
     return {"model": model, "role": role, "calls": calls, "est_input_tokens": inp, "est_output_tokens": out,
             "est_cost_usd": None if price is None else price.cost(inp, out)}

@@ -238,3 +238,152 @@ def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
 def strip_markers(cell: str) -> str:
     """Drop nbval marker lines: they sit inside the prompt, below the %%fuse line."""
     return _NBVAL.sub("", cell).strip("\n")
+
+
+# ---- %%video -------------------------------------------------------------------------------------
+
+
+def _video_parser() -> MagicArgumentParser:
+    p = MagicArgumentParser(prog="%%video", add_help=False,
+                            description="Generate clips with a pool of video models, or ask about a video.")
+    a = p.add_argument
+    a("-m", "--models", metavar="IDS", help="comma-separated provider:model ids")
+    a("--seconds", type=int, metavar="N")
+    a("--aspect", metavar="RATIO")
+    a("--resolution", metavar="RES")
+    a("--negative", metavar="TEXT")
+    a("--image", metavar="PATH")
+    a("--out-dir", dest="out_dir", metavar="DIR")
+    a("--estimate", action="store_true")
+    a("--budget", type=float, metavar="USD")
+    a("-t", "--timeout", type=float, metavar="SECONDS")
+    a("--background", action="store_true")
+    a("--understand", metavar="PATH_OR_URL")
+    a("--start", type=float, metavar="SECONDS")
+    a("--end", type=float, metavar="SECONDS")
+    a("--fps", type=float, metavar="FPS")
+    a("--check", metavar="ID")
+    a("--edit", nargs="?", const="", metavar="NAME")
+    a("-j", "--judge", metavar="ID")
+    a("--mode", choices=MODES)
+    a("--new", action="store_true")
+    a("--poll", dest="poll_s", type=float, metavar="SECONDS")
+    a("--no-interpolate", action="store_true")
+    a("-o", "--out", metavar="NAME")
+    return p
+
+
+VIDEO_PARSER = _video_parser()
+
+VIDEO_HELP = """\
+Usage: %%video [options]          the cell below is the prompt (or, with --understand, the question)
+       %video list | resume [--out-dir DIR] [-t SECONDS] [-o NAME] | help
+
+Generates clips with a pool of video models at once, plays them inline, and answers questions about videos.
+Each clip is saved as MP4 with a JSON sidecar; a job's id is saved the moment it is accepted, so nothing
+paid is lost: running the same cell again (or %video resume) fetches pending jobs instead of paying twice.
+
+Generate:
+  -m, --models IDS        comma-separated ids (default: gemini:gemini-omni-1.2-flash with GEMINI_API_KEY)
+  --seconds N             clip length
+  --aspect 16:9|9:16      aspect ratio
+  --resolution RES        720p, 1080p, ... (what the model offers)
+  --negative TEXT         what to avoid, where the model has a negative prompt (said when it has not)
+  --image PATH            a PNG or JPEG first frame
+  --edit [NAME]           revise the clip of the last result (or of result NAME) through Omni
+  --check ID              a model watches each clip and scores it 0-10 (local:frames: the technical spec)
+  --new                   pay for a fresh clip even if this same request has one already
+Understand:
+  --understand PATH_OR_URL  ask the cell's question about this video (several -m models: fused by the judge)
+  --start/--end SECONDS   the part to watch
+  --fps FPS               frames per second to sample (Gemini; up to 24)
+  -j, --judge ID          judge for several answers, or vote (default: %config FusionMagics.judge)
+  --mode MODE             best-of, merge or vote's mode for several answers
+Run:
+  --out-dir DIR           where clips go, inside the working folder (default videos/)
+  --estimate              print the cost per clip; submit nothing, need no key
+  --budget USD            a hard cap: refuse to submit when the estimate is above USD
+  -t, --timeout SECONDS   stop waiting after this long (the jobs stay resumable; default 600)
+  --poll SECONDS          poll interval (default: each provider's recommended one)
+  --background            return at once; the view keeps updating (-o job, then job.result())
+  --no-interpolate        send {braces} in the cell literally
+  -o, --out NAME          store the result (a VideoResult) in the variable NAME
+
+Line magic:
+  %video list             the video models your keys can use, asked of the providers now
+  %video resume           fetch the jobs earlier runs left pending in videos/ (no new submission)
+  %video help, %video?    this text
+
+Examples:
+  %%video -m gemini:gemini-omni-1.2-flash,gemini:veo-3.1-fast-generate-preview --seconds 6 --check local:frames -o r
+  A paper boat drifting down a rainy street, seen from above
+
+  %%video --edit r
+  Make it slower, and add rain on the lens
+
+  %%video --understand videos/boat.mp4 -m local:frames,gemini:gemini-2.5-flash
+  When does the boat first appear?
+"""
+
+
+@dataclass(frozen=True)
+class VideoArgs:
+    """The parsed ``%%video`` line: the run's options (``given``, ``VideoOptions`` fields) and the magic's own."""
+
+    given: Mapping[str, Any] = field(default_factory=dict)
+    edit: str | None = None
+    background: bool = False
+    no_interpolate: bool = False
+    out: str | None = None
+
+
+_VIDEO_MAGIC_OWN = frozenset({"edit", "background", "no_interpolate", "out"})
+
+
+def parse_video_line(line: str) -> VideoArgs:
+    """Parse the ``%%video`` options; raise ``UsageError`` with one line on any problem."""
+    ns = VIDEO_PARSER.parse_args(_split(line))
+    values = {k: v for k, v in vars(ns).items() if v is not None and k not in _VIDEO_MAGIC_OWN}
+    if "models" in values:
+        values["models"] = tuple(m.strip() for m in values["models"].split(",") if m.strip())
+        if not values["models"]:
+            raise UsageError("-m/--models needs at least one provider:model id")
+    for flag in ("estimate", "new"):
+        if not values.get(flag):
+            values.pop(flag, None)
+    check_name(ns.out)
+    if ns.edit:
+        check_name(ns.edit)
+    return VideoArgs(given=values, edit=ns.edit, background=ns.background, no_interpolate=ns.no_interpolate,
+                     out=ns.out)
+
+
+def _resume_parser() -> MagicArgumentParser:
+    p = MagicArgumentParser(prog="%video resume", add_help=False, description="Fetch pending jobs.")
+    p.add_argument("--out-dir", dest="out_dir", metavar="DIR", default="videos")
+    p.add_argument("-t", "--timeout", type=float, metavar="SECONDS")
+    p.add_argument("--poll", dest="poll_s", type=float, metavar="SECONDS")
+    p.add_argument("-o", "--out", metavar="NAME")
+    return p
+
+
+VIDEO_RESUME_PARSER = _resume_parser()
+VIDEO_COMMANDS = ("list", "resume", "help")
+
+
+def parse_video_line_magic(line: str) -> tuple[str, Any]:
+    """``%video list`` / ``%video resume [--out-dir DIR] [-t S] [-o NAME]`` / ``%video help``."""
+    parts = _split(line)
+    if not parts:
+        return "help", None
+    command, rest = parts[0], parts[1:]
+    if command not in VIDEO_COMMANDS:
+        raise UsageError(f"%video: unknown command {command!r}; use one of: {', '.join(VIDEO_COMMANDS)} "
+                         "(%%video, with two %, generates from the cell below)")
+    if command == "resume":
+        ns = VIDEO_RESUME_PARSER.parse_args(rest)
+        check_name(ns.out)
+        return command, ns
+    if rest:
+        raise UsageError(f"%video {command} takes no arguments")
+    return command, None

@@ -14,9 +14,10 @@ from IPython.core.magic import Magics
 
 from ..api import cancel_all
 from .magics import FusionMagics
+from .video import VideoMagics
 
 # Each class is also a traitlets Configurable: it registers itself in shell.configurables (for %config).
-MAGICS: tuple[type[Magics], ...] = (FusionMagics,)
+MAGICS: tuple[type[Magics], ...] = (FusionMagics, VideoMagics)
 
 
 def load(shell: Any) -> None:

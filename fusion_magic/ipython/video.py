@@ -1,0 +1,221 @@
+"""The IPython face of video: ``%%video`` (cell) and ``%video list|resume|help`` (line). Thin on purpose:
+parse the line, plan and start the run through the api, show the view, return the result.
+
+An interrupt stops waiting, not the paid jobs: it ends in one line saying which clips are still at the
+provider and that ``%video resume`` (or the same cell again) fetches them without paying twice.
+
+    %%video -m gemini:gemini-omni-1.2-flash --seconds 6 -o r
+    A paper boat drifting down a rainy street
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from traitlets import Dict, Enum, Float, List, Unicode
+from traitlets.config import Configurable
+
+from ..api import (
+    VideoJob,
+    list_video_models,
+    make_video_plan,
+    new_video_result,
+    start_resume,
+    start_video,
+)
+from ..calls.settings import Settings
+from ..core.events import OffloadedListener
+from ..core.pricing import Price
+from ..video.estimate import VideoEstimate
+from ..video.options import DEFAULT_OUT_DIR, DEFAULT_TIMEOUT_S, VideoOptions
+from ..video.result import VideoResult
+from . import args as _args
+from .magics import FusionMagics, friendly_errors
+
+
+class VideoInterrupted(KeyboardInterrupt):
+    """A ``%%video`` cell stopped by an interrupt: one line (no traceback) saying what is still at the
+    provider; ``partial`` holds what had arrived."""
+
+    def __init__(self, message: str, partial: VideoResult | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+    def _render_traceback_(self) -> list[str]:
+        return [str(self)]
+
+
+@magics_class
+class VideoMagics(Magics, Configurable):
+    """Magics for video. Settable with ``%config VideoMagics.NAME = ...``; keys, endpoints, the judge and its
+    mode come from ``%config FusionMagics``.
+
+        %config VideoMagics.models = ["gemini:gemini-omni-1.2-flash"]
+        %config VideoMagics.prices = {"veo-3.1-generate": 0.40}   # USD per second of video
+    """
+
+    shell: Any
+
+    models = List(Unicode(), [], help="Default generation pool; empty picks one for the keys set.").tag(config=True)
+    out_dir = Unicode(DEFAULT_OUT_DIR, help="Where clips and sidecars go (inside the working folder).").tag(
+        config=True)
+    timeout = Float(DEFAULT_TIMEOUT_S, help="Seconds to wait for jobs before leaving them pending.").tag(config=True)
+    poll = Float(None, allow_none=True, help="Poll interval in seconds (default: each provider's).").tag(config=True)
+    prices = Dict(help="Video prices, USD per second of output: {model: usd}.").tag(config=True)
+    view = Enum(["auto", "widgets", "text"], "auto", help="auto: widgets in Jupyter kernels, text elsewhere.").tag(
+        config=True)
+
+    def __init__(self, shell: Any) -> None:
+        Configurable.__init__(self, config=shell.config)
+        Magics.__init__(self, shell=shell)
+        self.shell.configurables.append(self)
+        self.last: VideoResult | VideoJob | None = None
+        self.last_view: Any = None
+
+    def settings(self) -> Settings:
+        """The fused run's settings (keys, endpoints, judge, mode, prices), with our per-second prices."""
+        fusion = next((c for c in self.shell.configurables if isinstance(c, FusionMagics)), None)
+        base = fusion.settings() if fusion is not None else Settings()
+        video_prices: dict[str, Any] = {}
+        for model, usd in self.prices.items():
+            if not isinstance(usd, int | float) or isinstance(usd, bool) or usd < 0:
+                raise UsageError(f"VideoMagics.prices[{model!r}] must be USD per second of video, e.g. 0.40")
+            video_prices[str(model)] = Price(per_second=float(usd), source="user price (%config VideoMagics.prices)")
+        return base.with_(prices={**base.prices, **video_prices}) if video_prices else base
+
+    def _widgets_wanted(self) -> bool:
+        if self.view != "auto":
+            return self.view == "widgets"
+        return type(self.shell).__name__ == "ZMQInteractiveShell"
+
+    @no_var_expand
+    @line_cell_magic
+    @friendly_errors
+    def video(self, line: str, cell: str | None = None) -> Any:
+        if cell is None:
+            return self._line(line)
+        args = _args.parse_video_line(line)
+        settings = self.settings()
+        given = dict(args.given)
+        given.setdefault("out_dir", self.out_dir)
+        given.setdefault("timeout", self.timeout)
+        if self.poll is not None:
+            given.setdefault("poll_s", self.poll)
+        if self.models and "models" not in given and "understand" not in given and args.edit is None:
+            given["models"] = tuple(self.models)
+        if args.edit is not None:
+            given["edit_of"] = self._edit_of(args.edit)
+        options = VideoOptions.from_keywords(given)  # type: ignore[arg-type]
+        body = _args.strip_markers(cell)
+        prompt = body if args.no_interpolate else _args.interpolate(body, self.shell.user_ns)
+        plan = make_video_plan(prompt, settings, options)
+        if options.estimate:
+            return VideoEstimate.of(plan)
+        for note in plan.notes:
+            print(note)
+        listeners = self._open_view()
+        partial = new_video_result(plan)
+        job = start_video(plan, listeners, partial)
+        if args.background:
+            self.last = job
+            if args.out:
+                self.shell.push({args.out: job})
+            print(f"Running in the background{f'; {args.out}.result() waits for it' if args.out else ''}.")
+            return None
+        return self._wait(job, listeners, partial, args.out)
+
+    def _wait(self, job: VideoJob, listeners: list[OffloadedListener], partial: VideoResult,
+              out: str | None) -> VideoResult:
+        started = time.monotonic()
+        try:
+            result = job.result()
+        except KeyboardInterrupt as exc:
+            job.cancel()
+            for listener in listeners:
+                listener.flush()
+            if out:
+                self.shell.push({out: partial})
+            self.last = partial
+            raise VideoInterrupted(interrupted_line(partial, time.monotonic() - started, out), partial) from exc
+        finally:
+            for listener in listeners:
+                listener.flush()
+        result._shown_live = self.last_view is not None
+        self.last = result
+        if out:
+            self.shell.push({out: result})
+        return result
+
+    def _open_view(self) -> list[OffloadedListener]:
+        self.last_view = None
+        if not self._widgets_wanted():
+            from ..video.progress import ProgressPrinter
+
+            return [OffloadedListener(ProgressPrinter(sys.stderr))]
+        from ..video.view import VideoView
+
+        self.last_view = VideoView()
+        self.last_view.display()
+        return [OffloadedListener(self.last_view.handle)]
+
+    def _edit_of(self, name: str) -> tuple[str, str]:
+        """The (model id, job id) of the clip ``--edit`` revises: the last result's, or variable ``name``'s."""
+        source = self.shell.user_ns.get(name) if name else self.last
+        if not isinstance(source, VideoResult):
+            where = f"variable {name!r}" if name else "the last %%video result"
+            raise UsageError(f"--edit: {where} is not a finished VideoResult (run %%video -o NAME first)")
+        clips = [source.best] if source.best is not None else []
+        clips += [v for v in source.videos if v.ok]
+        clip = next((v for v in clips if v is not None and v.job_id and v.model.startswith("gemini:gemini-omni")),
+                    None)
+        if clip is None or clip.job_id is None:
+            raise UsageError("--edit revises a clip made by a Gemini Omni model (its interaction id); "
+                             "this result has none")
+        return clip.model, clip.job_id
+
+    def _line(self, line: str) -> Any:
+        command, ns = _args.parse_video_line_magic(line)
+        if command == "help":
+            print(_args.VIDEO_HELP)
+            return None
+        if command == "list":
+            return list_video_models(self.settings())
+        listeners = self._open_view()
+        job = start_resume(ns.out_dir, self.settings(), listeners, timeout=ns.timeout or self.timeout,
+                           poll_s=ns.poll_s or self.poll)
+        result = job.result()
+        for listener in listeners:
+            listener.flush()
+        result._shown_live = self.last_view is not None
+        if not result.videos:
+            print(f"No pending jobs in {ns.out_dir}/.")
+        self.last = result
+        if ns.out:
+            self.shell.push({ns.out: result})
+        return result
+
+
+def interrupted_line(partial: VideoResult, seconds: float, out: str | None) -> str:
+    """``fusion_magic: video interrupted after 4.2 s: 1 of 2 clips saved, 1 still at the provider (%video
+    resume fetches it without paying again); the partial result is in r``"""
+    saved = sum(v.ok for v in partial.videos)
+    parts = []
+    if partial.videos:
+        parts.append(f"{saved} of {len(partial.videos)} clip{'s' if len(partial.videos) != 1 else ''} saved")
+    pending = len(partial.pending)
+    if pending:
+        parts.append(f"{pending} still at the provider (%video resume fetches "
+                     f"{'it' if pending == 1 else 'them'} without paying again)")
+    if partial.answers:
+        parts.append(f"{sum(r.ok for r in partial.answers)} of {len(partial.answers)} answers done")
+    kept = f"the partial result is in {out}" if out else "nothing stored (-o NAME keeps the partial result)"
+    return f"fusion_magic: video interrupted after {seconds:.1f} s: {', '.join(parts) or 'nothing done'}; {kept}"
+
+
+VideoMagics.video.__doc__ = _args.VIDEO_HELP
+
+__all__ = ["VideoInterrupted", "VideoMagics", "interrupted_line"]

@@ -1,0 +1,110 @@
+"""``--check MODEL``: after generation, a model watches each clip and scores how well it matches the prompt
+(0-10, with reasons and timestamps); the best clip is marked. ``--check local:frames`` checks the technical
+spec offline instead (duration, aspect, resolution, audio, black or frozen stretches).
+
+    records = await check_clips(plan, videos, ctx)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+from ..calls.call import CallContext, run_call
+from ..core.events import CallFinished, emit
+from ..core.record import CallRecord
+from ..providers.video.base import VideoSource
+from .events import VideoUpdated
+from .plan import Asker, VideoPlan
+from .result import Video
+from .understand import question_for
+
+CHECK_SYSTEM = (
+    "You check generated video clips against the prompt they were made from. Watch the whole clip. Score from "
+    "0 (nothing like the prompt) to 10 (everything the prompt asks for, well made), and give short reasons, each "
+    "with the time in the clip (M:SS) where you saw it. Answer with JSON only."
+)
+CHECK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "score": {"type": "integer", "minimum": 0, "maximum": 10},
+        "reasons": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["score", "reasons"],
+}
+_SCORE = re.compile(r"\"?score\"?\s*[:=]\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+def read_score(text: str) -> tuple[float, list[str]] | None:
+    """Score and reasons from a checker's answer: its JSON, or failing that a ``score: N`` in prose."""
+    start, end = text.find("{"), text.rfind("}")
+    if start != -1 and end > start:
+        try:
+            data = json.loads(text[start:end + 1])
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("score"), int | float):
+            reasons = data.get("reasons")
+            lines = [str(r) for r in reasons] if isinstance(reasons, list) else []
+            return max(0.0, min(10.0, float(data["score"]))), lines
+    match = _SCORE.search(text)
+    if match:
+        return max(0.0, min(10.0, float(match.group(1)))), [text.strip()]
+    return None
+
+
+async def check_clips(plan: VideoPlan, videos: list[Video], ctx: CallContext) -> list[CallRecord]:
+    """Score every saved clip with ``plan.check``; mark the best. Failures land on the records."""
+    assert plan.check is not None
+    checker = plan.check
+    ready = [v for v in videos if v.ok and v.path is not None]
+    records = await asyncio.gather(*(_check(checker, plan, v, ctx) for v in ready))
+    scored = [v for v in ready if v.score is not None]
+    if scored:
+        best = max(scored, key=lambda v: v.score or 0.0)  # the first of equals: pool order
+        best.best = True
+        emit(ctx.listeners, VideoUpdated(best))
+    return list(records)
+
+
+async def _check(checker: Asker, plan: VideoPlan, video: Video, ctx: CallContext) -> CallRecord:
+    assert video.path is not None
+    label = f"check {video.label}"
+    if checker.offline:
+        return _frames_check(plan, video, ctx, label)
+    source = VideoSource(path=video.path)
+    prompt = f"The prompt the clip was made from:\n\n{plan.prompt}\n\nScore the clip."
+    request = question_for(checker, prompt, source, system=CHECK_SYSTEM, json_schema=CHECK_SCHEMA, max_tokens=600)
+    assert checker.target is not None
+    record = await run_call(checker.target, request, ctx=ctx, role="check", label=label)
+    parsed = read_score(record.text) if record.ok else None
+    if parsed is not None:
+        video.score, reasons = parsed
+        video.score_reasons = "\n".join(reasons)
+    elif record.ok:
+        video.notes.append(f"the check by {checker.model_id} gave no score")
+    emit(ctx.listeners, VideoUpdated(video))
+    return record
+
+
+def _frames_check(plan: VideoPlan, video: Video, ctx: CallContext, label: str) -> CallRecord:
+    from .frames_check import check_spec
+
+    record = CallRecord(model="local:frames", role="check", label=label, call_id=next(ctx.counter))
+    if video.analysis is None:
+        record.status, record.error = "analysis", "the clip could not be analysed"
+    else:
+        request = next(c.request for c in plan.clips if c.model_id == video.model)
+        score, reasons = check_spec(video.analysis, seconds=request.seconds, aspect=request.aspect,
+                                    resolution=request.resolution)
+        video.score, video.score_reasons = score, "\n".join(reasons)
+        record.text, record.status = video.score_reasons, "ok"
+        record.cost_usd, record.cost_source, record.latency_s = 0.0, "local analysis (free)", 0.0
+    emit(ctx.listeners, VideoUpdated(video))
+    emit(ctx.listeners, CallFinished(record))
+    return record
+
+
+__all__ = ["CHECK_SCHEMA", "CHECK_SYSTEM", "check_clips", "read_score"]

@@ -1,0 +1,146 @@
+"""Run one planned ``%%video``: generate the clips concurrently (then check them), or ask the models about a
+video (then fuse their answers); and ``resume``, which fetches the jobs earlier runs left pending.
+
+The engine knows nothing of IPython or widgets: it reports through events (``video/events.py`` and the call
+events) and returns a ``VideoResult``. An interrupt cancels the run: clips still at the provider become
+"pending" (their sidecars keep the job ids) and the partial result is kept on ``VideoStopped``.
+
+    result = await run_video(plan, ctx)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from ..calls.call import CallContext
+from ..calls.settings import Settings
+from ..core.errors import ConfigError, FusionError
+from ..core.events import emit
+from ..core.record import CallRecord
+from . import sidecar
+from .check import check_clips
+from .events import VideoRunFinished, VideoRunStarted
+from .jobs import follow, run_clip, video_provider
+from .plan import VideoPlan, _target
+from .result import Video, VideoResult
+from .understand import ask_all
+
+
+class VideoStopped(FusionError):
+    """The run was interrupted; ``partial`` holds what had arrived (pending clips stay resumable)."""
+
+    def __init__(self, message: str, partial: VideoResult) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+def new_result(plan: VideoPlan) -> VideoResult:
+    """The result object a run fills in, with one ``Video`` per planned clip."""
+    videos = [Video(model=c.model_id, label=c.label, prompt=plan.prompt, notes=list(c.notes)) for c in plan.clips]
+    for video in videos:
+        video.record = CallRecord(model=video.model, role="generate", label=video.label)
+    source = plan.options.understand
+    return VideoResult(prompt=plan.prompt, videos=videos, source=source, notes=list(plan.notes))
+
+
+async def run_video(plan: VideoPlan, ctx: CallContext, result: VideoResult | None = None) -> VideoResult:
+    """Run ``plan`` to the end; on cancellation raise ``VideoStopped`` with the partial result."""
+    result = result or new_result(plan)
+    started = time.monotonic()
+    emit(ctx.listeners, VideoRunStarted(plan.prompt, tuple(result.videos),
+                                        understand=tuple(a.model_id for a in plan.askers),
+                                        source=plan.options.understand,
+                                        check=plan.check.model_id if plan.check else None))
+    try:
+        if plan.source is not None:
+            records, analysis, fused = await ask_all(plan, ctx)
+            result.answers, result.analysis = records, analysis
+            if fused is not None:
+                result.verdict, result.answer = fused.verdict, fused.answer
+                result.judge_calls = list(fused.judge_responses)
+            else:
+                result.answer = next((r.text for r in records if r.ok), None)
+        else:
+            options = plan.options
+            await asyncio.gather(*(
+                run_clip(clip, video, ctx, out_dir=plan.out_dir, timeout=options.timeout, poll_s=options.poll_s,
+                         new=options.new)
+                for clip, video in zip(plan.clips, result.videos, strict=True)))
+            if plan.check is not None:
+                result.checks = await check_clips(plan, result.videos, ctx)
+    except asyncio.CancelledError:
+        result.wall_s = time.monotonic() - started
+        result.notes.append(_stopped_note(result))
+        emit(ctx.listeners, VideoRunFinished(result, stopped=True))
+        raise
+    result.wall_s = time.monotonic() - started
+    if result.pending:
+        result.notes.append(f"{len(result.pending)} clip(s) still at the provider: %video resume fetches them "
+                            "without paying again")
+    emit(ctx.listeners, VideoRunFinished(result))
+    return result
+
+
+def _stopped_note(result: VideoResult) -> str:
+    pending = len(result.pending)
+    kept = f"; {pending} job(s) go on at the provider: %video resume fetches them without paying again" \
+        if pending else ""
+    return f"Interrupted after {result.wall_s:.1f} s{kept}."
+
+
+def open_jobs(out_dir: Path) -> list[tuple[Path, sidecar.Sidecar]]:
+    """The sidecars in ``out_dir`` whose job may still be fetched (submitted, pending, or succeeded but not
+    downloaded), oldest first."""
+    return [(path, side) for path, side in sidecar.sidecars(out_dir) if side.open]
+
+
+def plan_resume(out_dir: Path, settings: Settings) -> list[tuple[Path, sidecar.Sidecar]]:
+    """Check a resume before anything is sent: the folder, and a key for every job's provider."""
+    jobs = open_jobs(out_dir)
+    for _path, side in jobs:
+        _target(side.model, settings, True, "generate")  # a missing key or unknown model: one line now
+    if not out_dir.is_dir():
+        raise ConfigError(f"%video resume: no folder {out_dir}")
+    return jobs
+
+
+async def resume(jobs: list[tuple[Path, sidecar.Sidecar]], settings: Settings, ctx: CallContext, *,
+                 timeout: float, poll_s: float | None) -> VideoResult:
+    """Re-attach to every open job (no submission) and download what finished."""
+    result = VideoResult(prompt="%video resume")
+    pairs = []
+    for path, side in jobs:
+        job = side.job_ref
+        assert job is not None
+        label = side.model.partition(":")[2].rsplit("/", 1)[-1]
+        video = Video(model=side.model, label=label, prompt=side.prompt, status="running", sidecar=path,
+                      job_id=job.job_id, polls=side.polls)
+        video.record = CallRecord(model=side.model, role="generate", label=label, call_id=next(ctx.counter))
+        video.started = time.monotonic()
+        result.videos.append(video)
+        pairs.append((video, side, job))
+    emit(ctx.listeners, VideoRunStarted(result.prompt, tuple(result.videos)))
+    started = time.monotonic()
+
+    async def one(video: Video, side: sidecar.Sidecar) -> None:
+        job = side.job_ref
+        assert job is not None
+        provider = video_provider(_target(side.model, settings, True, "generate"), ctx)
+        await follow(provider, job, video, side, ctx, out_dir=path_dir(video), timeout=timeout, poll_s=poll_s)
+
+    try:
+        await asyncio.gather(*(one(video, side) for video, side, _ in pairs))
+    finally:
+        result.wall_s = time.monotonic() - started
+    emit(ctx.listeners, VideoRunFinished(result))
+    return result
+
+
+def path_dir(video: Video) -> Path:
+    assert video.sidecar is not None
+    return video.sidecar.parent
+
+
+__all__ = ["VideoStopped", "new_result", "open_jobs", "plan_resume", "resume", "run_video"]

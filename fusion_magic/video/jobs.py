@@ -1,0 +1,274 @@
+"""One generation job from submission to a file on disk: submit once, write the job id, poll, download.
+
+The rules (shared/reference/video-apis.md §0):
+- a submit is never retried (a duplicate would be paid twice), and its job id is in the sidecar before the
+  first poll;
+- polls are retried on 429/5xx with back-off (``Retry-After`` honoured); a job never shows as running once
+  it failed;
+- a timeout or an interrupt stops *waiting*, not the job: the clip becomes "pending", and ``resume`` (or the
+  same cell again) re-attaches to it and downloads it without a second submission;
+- a safety-filtered job is its own final state, with the provider's reason and no cost.
+
+    await run_clip(clip_plan, video, ctx, options=options, out_dir=plan.out_dir)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from pathlib import Path
+from typing import cast
+
+from ..calls.call import CallContext, Target
+from ..core.errors import ProviderError
+from ..core.events import CallFinished, CallStarted, emit
+from ..core.pricing import price_record
+from ..providers.registry import make_provider
+from ..providers.video.base import JobRef, JobStatus, VideoProvider
+from . import sidecar
+from .events import VideoUpdated
+from .plan import ClipPlan
+from .result import Video
+from .sidecar import Sidecar
+
+log = logging.getLogger("fusion_magic")
+
+# Polls back off from the protocol's recommended interval by this factor, up to POLL_CAP_S (fal starts at
+# 1 s, and 5 s is its sensible ceiling for video; Veo's 10 s stays 10 s), with +-20 % jitter.
+POLL_GROWTH = 1.5
+POLL_CAP_S = 5.0
+# Consecutive failed polls (429, 5xx, connection lost) before we stop waiting; the job stays resumable.
+MAX_POLL_ERRORS = 6
+KEYFRAMES_DIR = ".keyframes"
+
+
+def video_provider(target: Target, ctx: CallContext) -> VideoProvider:
+    """The provider object that speaks ``target``'s video protocol."""
+    return cast(VideoProvider, make_provider(target.spec, target.endpoint, ctx.client))
+
+
+async def run_clip(clip: ClipPlan, video: Video, ctx: CallContext, *, out_dir: Path, timeout: float,
+                   poll_s: float | None, new: bool = False) -> None:
+    """Make one clip: reuse a finished one from an earlier run of the same request, re-attach to its
+    pending job, or submit a new one; then follow it to a file. Never raises for a provider failure (it
+    lands on ``video``); re-raises ``CancelledError`` after marking the clip pending."""
+    side_path = out_dir / f"{clip.stem}.json"
+    video.sidecar = side_path
+    record = video.record
+    record.model, record.label, record.role = clip.model_id, clip.label, "generate"
+    record.call_id = record.call_id or next(ctx.counter)
+    previous = None if new else sidecar.read(side_path)
+    if previous is not None and previous.status == "ok" and previous.file and (out_dir / previous.file).is_file():
+        _reuse(video, previous, out_dir)
+        emit(ctx.listeners, VideoUpdated(video))
+        emit(ctx.listeners, CallFinished(record))
+        return
+    provider = video_provider(clip.target, ctx)
+    video.started = time.monotonic()
+    emit(ctx.listeners, CallStarted(record))
+    if previous is not None and previous.open and (job := previous.job_ref) is not None:
+        side = previous
+        video.notes.append("re-attached to the job an earlier run submitted: not paid again")
+    else:
+        side = Sidecar.for_request(clip.model_id, clip.request, clip.key)
+        _set(video, ctx, "submitting")
+        try:
+            job = await provider.submit(clip.request)
+        except ProviderError as exc:
+            _failed(video, exc, ctx, reason=None)
+            return
+        except asyncio.CancelledError:
+            # Interrupted mid-submit: the provider may or may not have accepted the job, and we have no id.
+            video.status, video.error = "cancelled", "interrupted while submitting: no job id came back"
+            _finish_record(video, ctx)
+            raise
+        side.job, side.status, side.submitted_at = job.as_dict(), "submitted", sidecar.now_iso()
+        sidecar.write(side_path, side)  # before anything else: the job id is the receipt
+    await follow(provider, job, video, side, ctx, out_dir=out_dir, timeout=timeout, poll_s=poll_s)
+
+
+async def follow(provider: VideoProvider, job: JobRef, video: Video, side: Sidecar, ctx: CallContext, *,
+                 out_dir: Path, timeout: float, poll_s: float | None) -> None:
+    """Poll ``job`` until it ends (or ``timeout`` s pass), then download its clip and measure it."""
+    assert video.sidecar is not None
+    video.job_id = video.record.request_id = job.job_id
+    started = video.started if video.started is not None else time.monotonic()
+    video.started = started
+    interval = poll_s or provider.poll_interval
+    cap = poll_s or max(POLL_CAP_S, provider.poll_interval)
+    errors = 0
+    try:
+        while True:
+            try:
+                status = await provider.poll(job)
+            except ProviderError as exc:
+                errors += 1
+                if not _worth_polling_again(exc) or errors >= MAX_POLL_ERRORS:
+                    _pending(video, side, ctx, f"could not read the job's state ({exc})")
+                    return
+                await asyncio.sleep(exc.retry_after if exc.retry_after is not None else _jitter(interval))
+                continue
+            errors = 0
+            video.polls = side.polls = video.polls + 1
+            video.progress = status.progress
+            if status.final:
+                break
+            _set(video, ctx, status.state)
+            if time.monotonic() - started >= timeout:
+                _pending(video, side, ctx, f"not finished after {timeout:g} s")
+                return
+            await asyncio.sleep(_jitter(interval))
+            interval = min(cap, interval * POLL_GROWTH)
+        await _finish(provider, status, video, side, ctx, out_dir)
+    except asyncio.CancelledError:
+        if video.status not in ("ok", "failed", "filtered", "cancelled"):
+            _pending(video, side, ctx, "interrupted")
+        raise
+
+
+async def _finish(provider: VideoProvider, status: JobStatus, video: Video, side: Sidecar, ctx: CallContext,
+                  out_dir: Path) -> None:
+    assert video.sidecar is not None
+    if status.state == "filtered":
+        video.reason = status.reason or "no reason given"
+        side.status, side.reason = "filtered", video.reason
+        _final(video, side, ctx, "filtered")
+        return
+    if status.state == "failed":
+        error = status.error
+        video.error = str(error) if error is not None else "the job failed (no reason given)"
+        side.status, side.error = "failed", video.error
+        _final(video, side, ctx, "failed")
+        return
+    if status.state == "cancelled":
+        video.error = "cancelled at the provider"
+        side.status, side.error = "cancelled", video.error
+        _final(video, side, ctx, "cancelled")
+        return
+    if not status.clips:
+        video.error = "the job succeeded but returned no clip"
+        side.status, side.error = "failed", video.error
+        _final(video, side, ctx, "failed")
+        return
+    side.status = "succeeded"  # paid for: from here on, resume downloads it again if need be
+    sidecar.write(video.sidecar, side)
+    _set(video, ctx, "downloading")
+    path = video.sidecar.with_suffix(".mp4")
+    try:
+        await provider.download(status.clips[0], path)
+    except ProviderError as exc:
+        _pending(video, side, ctx, f"the clip is ready but its download failed ({exc})", status="succeeded")
+        return
+    video.path, side.file = path, path.name
+    await _measure(video, out_dir)
+    side.seconds, side.resolution = video.seconds, video.resolution
+    _final(video, side, ctx, "ok")
+
+
+async def _measure(video: Video, out_dir: Path) -> None:
+    """Duration, resolution and a filmstrip of keyframes, from the file itself (PyAV in a child process)."""
+    from .analyse import AnalysisFailed, analyse
+
+    assert video.path is not None
+    try:
+        analysis = await analyse(video.path, out_dir / KEYFRAMES_DIR / video.path.stem)
+    except AnalysisFailed as exc:
+        video.notes.append(f"could not analyse the clip: {exc.message}")
+        return
+    video.seconds = round(analysis.duration_s, 2) if analysis.duration_s else None
+    video.resolution = f"{analysis.width}x{analysis.height}" if analysis.width else None
+    video.keyframes = tuple(Path(p) for p in analysis.keyframes)
+    video.analysis = analysis
+
+
+def _final(video: Video, side: Sidecar, ctx: CallContext, state: str) -> None:
+    assert video.sidecar is not None
+    video.status = state
+    record = video.record
+    if state == "ok":
+        record.status, record.clips = "ok", 1
+        record.video_seconds = video.seconds if video.seconds is not None else video_request_seconds(side)
+        price_record(record, ctx.settings.prices)
+    elif state == "filtered":
+        # The documented rule: a filtered clip is not charged.
+        record.status, record.error = "blocked", f"filtered: {video.reason}"
+        record.cost_usd, record.cost_source = 0.0, "not billed (filtered by the provider)"
+    else:
+        record.status, record.error = state, video.error
+    _finish_record(video, ctx)
+    side.finished_at = sidecar.now_iso()
+    side.cost_usd, side.cost_source, side.latency_s = record.cost_usd, record.cost_source, record.latency_s
+    sidecar.write(video.sidecar, side)
+    emit(ctx.listeners, VideoUpdated(video))
+    emit(ctx.listeners, CallFinished(record))
+
+
+def _pending(video: Video, side: Sidecar, ctx: CallContext, why: str, *, status: str = "pending") -> None:
+    """We stop waiting; the job goes on at the provider and stays resumable from its sidecar."""
+    assert video.sidecar is not None
+    video.status = "pending"
+    video.error = f"{why}; the job goes on at the provider: %video resume fetches it without paying again"
+    side.status, side.error = status, why
+    sidecar.write(video.sidecar, side)
+    video.record.status, video.record.error = "pending", video.error
+    _finish_record(video, ctx)
+    emit(ctx.listeners, VideoUpdated(video))
+    emit(ctx.listeners, CallFinished(video.record))
+
+
+def _failed(video: Video, exc: ProviderError, ctx: CallContext, *, reason: str | None) -> None:
+    video.status, video.error = "failed", str(exc)
+    video.record.status, video.record.error, video.record.http_status = exc.kind, str(exc), exc.status
+    _finish_record(video, ctx)
+    emit(ctx.listeners, VideoUpdated(video))
+    emit(ctx.listeners, CallFinished(video.record))
+
+
+def _finish_record(video: Video, ctx: CallContext) -> None:
+    if video.started is not None:
+        video.record.latency_s = time.monotonic() - video.started
+
+
+def _reuse(video: Video, previous: Sidecar, out_dir: Path) -> None:
+    """A finished clip of this same request is on disk: show it, pay nothing."""
+    assert previous.file is not None
+    video.status, video.reused = "ok", True
+    video.path = out_dir / previous.file
+    video.job_id = video.record.request_id = (previous.job or {}).get("job_id")
+    video.seconds, video.resolution = previous.seconds, previous.resolution
+    video.keyframes = tuple(sorted((out_dir / KEYFRAMES_DIR / video.path.stem).glob("*.jpg")))
+    video.notes.append("made by an earlier run of the same request: shown again, not paid again "
+                       "(--new pays for a fresh clip)")
+    record = video.record
+    record.status, record.clips, record.video_seconds = "ok", 1, previous.seconds
+    record.cost_usd, record.cost_source = 0.0, f"earlier run (cost then: {_money(previous.cost_usd)})"
+    record.latency_s = 0.0
+
+
+def _set(video: Video, ctx: CallContext, state: str) -> None:
+    video.status = state
+    emit(ctx.listeners, VideoUpdated(video))
+
+
+def _worth_polling_again(exc: ProviderError) -> bool:
+    """Rate limits, server errors and lost connections pass; a 4xx (the job is unknown, the key was revoked)
+    will not fix itself by asking again."""
+    return exc.retryable or exc.kind in ("timeout", "server", "rate_limit")
+
+
+def _jitter(seconds: float) -> float:
+    return seconds * random.uniform(0.8, 1.2)
+
+
+def _money(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.2f}"
+
+
+def video_request_seconds(side: Sidecar) -> float | None:
+    value = side.parameters.get("seconds")
+    return float(value) if isinstance(value, int | float) else None
+
+
+__all__ = ["KEYFRAMES_DIR", "follow", "run_clip", "video_provider"]

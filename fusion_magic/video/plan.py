@@ -1,0 +1,253 @@
+"""Plan a ``%%video`` run before anything is paid: resolve every model and key, check every file and
+option, price the run and hold it to ``--budget``.
+
+Everything a user can get wrong fails here as one ``ConfigError`` line and costs no network call: a missing
+or non-video file, an ``--out-dir`` outside the working folder, an unknown video model, a value the model
+never accepts, a budget below the estimate.
+
+    options = VideoOptions(models=("gemini:veo-3.1-fast-generate-preview",), seconds=4)
+    plan = plan_video("a paper boat in the rain", Settings(), options)
+    plan.estimate_usd
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..calls.call import Target, prepare
+from ..calls.settings import Settings
+from ..core.errors import BudgetError, ConfigError
+from ..core.pricing import Price, price_for
+from ..providers.registry import provider_class
+from ..providers.video import Task, is_omni, video_protocol
+from ..providers.video.base import VideoRequest, VideoSource
+from . import sidecar
+from .options import VideoOptions
+
+FRAMES = "local:frames"
+# Seconds a model makes when none is asked for, for the estimate (the providers' documented defaults).
+DEFAULT_SECONDS = {"veo": 8, "interactions": 6, "fal": 5}
+DEFAULT_OMNI = "gemini:gemini-omni-1.2-flash"
+DEFAULT_UNDERSTAND = "gemini:gemini-2.5-flash"
+DEFAULT_FAL = "fal:fal-ai/kling-video/v2.1/standard/text-to-video"
+_IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """One clip to generate: the model, its resolved target, the request, and where its files go."""
+
+    model_id: str
+    label: str
+    target: Target
+    request: VideoRequest
+    key: str  # sidecar.request_key: the same request finds its earlier job
+    stem: str
+    price: Price | None
+    estimate_usd: float | None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Asker:
+    """A model that watches a video: answers the question (``--understand``) or checks a clip (``--check``).
+    ``target`` is None for ``local:frames`` (no provider: PyAV in a child process)."""
+
+    model_id: str
+    label: str
+    target: Target | None
+
+    @property
+    def offline(self) -> bool:
+        return self.target is None
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    """A checked run: nothing in it can fail for a reason the user could have fixed first."""
+
+    prompt: str
+    options: VideoOptions
+    settings: Settings
+    out_dir: Path
+    clips: tuple[ClipPlan, ...] = ()
+    askers: tuple[Asker, ...] = ()
+    source: VideoSource | None = None
+    check: Asker | None = None
+    judge: str = "vote"
+    mode: str = "best-of"
+    estimate_usd: float | None = 0.0
+    notes: tuple[str, ...] = ()
+
+
+def plan_video(prompt: str, settings: Settings, options: VideoOptions) -> VideoPlan:
+    """Check and resolve one run; ``ConfigError``/``BudgetError`` with one line, nothing sent."""
+    prompt = prompt.strip()
+    if not prompt:
+        what = "the question about the video" if options.understand else "what to generate"
+        raise ConfigError(f"%%video needs a prompt in the cell body: {what}")
+    out_dir = _out_dir(options.out_dir)
+    needs_key = not options.estimate
+    notes: list[str] = []
+    if options.understand is not None:
+        source = _source(options)
+        models = options.models or (DEFAULT_UNDERSTAND if settings.has_key("gemini") else FRAMES,)
+        askers = tuple(_asker(m, settings, needs_key, source) for m in _unique(models))
+        judge = options.judge or settings.judge or "vote"
+        plan = VideoPlan(prompt, options, settings, out_dir, askers=askers, source=source, judge=judge,
+                         mode=options.mode or settings.mode, estimate_usd=None,
+                         notes=("questions are billed per token (about 300 tokens per second of video "
+                                "for Gemini); --budget covers generation only",) if options.budget else ())
+        return plan
+    models = options.models or _default_generators(settings, options)
+    image = _image(options.image)
+    clips: list[ClipPlan] = []
+    labels = _labels(models)
+    for model_id, label in zip(models, labels, strict=True):
+        clips.append(_clip(model_id, label, prompt, image, settings, options, needs_key))
+    check = None
+    if options.check:
+        check = _asker(options.check, settings, needs_key, None)
+    estimate = _total(clips)
+    if options.budget is not None:
+        unknown = [c.model_id for c in clips if c.estimate_usd is None]
+        if unknown:
+            raise ConfigError(f"--budget: the price of {', '.join(unknown)} is unknown, so the cap cannot be "
+                              "enforced; set %config VideoMagics.prices = {'MODEL': USD_PER_SECOND} or drop --budget")
+        assert estimate is not None
+        if estimate > options.budget:
+            raise BudgetError(f"the estimate ${estimate:.2f} is above --budget ${options.budget:.2f}; nothing was "
+                              "submitted (fewer models, fewer seconds or a cheaper model)")
+    if check is not None and not check.offline:
+        notes.append(f"the check by {check.model_id} is billed per token and is not in the estimate")
+    for clip in clips:
+        notes.extend(clip.notes)
+    return VideoPlan(prompt, options, settings, out_dir, clips=tuple(clips), check=check,
+                     estimate_usd=estimate, notes=tuple(dict.fromkeys(notes)))
+
+
+def _default_generators(settings: Settings, options: VideoOptions) -> tuple[str, ...]:
+    if options.edit_of is not None:
+        return (options.edit_of[0],)
+    if settings.has_key("gemini"):
+        return (DEFAULT_OMNI,)
+    if settings.has_key("fal"):
+        return (DEFAULT_FAL,)
+    raise ConfigError("%%video needs a video model: set GEMINI_API_KEY (Omni, Veo) or FAL_KEY and pass -m MODEL; "
+                      "offline, ask about a video with --understand FILE -m local:frames")
+
+
+def _clip(model_id: str, label: str, prompt: str, image: Path | None, settings: Settings,
+          options: VideoOptions, needs_key: bool) -> ClipPlan:
+    target = _target(model_id, settings, needs_key, "generate")
+    previous = None
+    if options.edit_of is not None:
+        edit_model, previous = options.edit_of
+        if not is_omni(target.model):
+            raise ConfigError(f"--edit revises a clip through Omni's previous_interaction_id; {model_id} cannot "
+                              f"(the clip was made by {edit_model}): use -m {edit_model} or drop --edit")
+    request = VideoRequest(model=target.model, prompt=prompt, seconds=options.seconds, aspect=options.aspect,
+                           resolution=options.resolution.lower() if options.resolution else None,
+                           negative=options.negative, image=image, previous_job=previous)
+    notes = tuple(f"{model_id}: {note}" for note in provider_class(target.spec).check_request(request))
+    key = sidecar.request_key(model_id, request)
+    price = price_for(model_id, settings.prices)
+    seconds = request.seconds or DEFAULT_SECONDS.get(target.spec.protocol, 8)
+    estimate = None if price is None else price.cost(video_seconds=seconds, clips=1)
+    return ClipPlan(model_id, label, target, request, key, sidecar.clip_stem(prompt, model_id, key), price,
+                    estimate, notes)
+
+
+def _target(model_id: str, settings: Settings, needs_key: bool, task: Task) -> Target:
+    target = prepare(model_id, settings, require_key=needs_key)
+    protocol = video_protocol(target.spec.name, target.model, task)
+    return replace(target, spec=replace(target.spec, protocol=protocol))
+
+
+def _asker(model_id: str, settings: Settings, needs_key: bool, source: VideoSource | None) -> Asker:
+    model_id = model_id.strip()
+    label = model_id.partition(":")[2].rsplit("/", 1)[-1] or model_id
+    if model_id == FRAMES:
+        if source is not None and source.path is None:
+            raise ConfigError("local:frames analyses a local file; download the video first or use a Gemini model "
+                              "for a URL")
+        return Asker(model_id, "frames", None)
+    return Asker(model_id, label, _target(model_id, settings, needs_key, "understand"))
+
+
+def _source(options: VideoOptions) -> VideoSource:
+    assert options.understand is not None
+    where = options.understand.strip()
+    if where.startswith(("http://", "https://")):
+        return VideoSource(url=where, start_s=options.start, end_s=options.end, fps=options.fps)
+    path = Path(where).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"--understand: no such file: {where}")
+    from .analyse import probe
+
+    problem = probe(path)
+    if problem is not None:
+        raise ConfigError(f"--understand: {where} is not a video we can read ({problem})")
+    mime = mimetypes.guess_type(path.name)[0] or "video/mp4"
+    if not mime.startswith("video/"):
+        mime = "video/mp4"
+    return VideoSource(path=path, mime=mime, start_s=options.start, end_s=options.end, fps=options.fps)
+
+
+def _image(image: Path | None) -> Path | None:
+    if image is None:
+        return None
+    path = image.expanduser()
+    if not path.is_file():
+        raise ConfigError(f"--image: no such file: {image}")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not any(head.startswith(magic) for magic in _IMAGE_TYPES):
+        raise ConfigError(f"--image: {image} is not a PNG or JPEG image (the first frame must be one)")
+    return path
+
+
+def image_mime(path: Path) -> str:
+    """``image/png`` or ``image/jpeg``, from the file's first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return next((mime for magic, mime in _IMAGE_TYPES.items() if head.startswith(magic)), "image/png")
+
+
+def _out_dir(out_dir: Path) -> Path:
+    """``--out-dir`` resolved, and inside the working folder: a clip is never written somewhere the user
+    did not expect (``../../``, an absolute system path)."""
+    cwd = Path.cwd().resolve()
+    resolved = (cwd / out_dir.expanduser()).resolve()
+    if resolved != cwd and cwd not in resolved.parents:
+        raise ConfigError(f"--out-dir {out_dir} is outside the working folder {cwd}; use a folder inside it "
+                          "(the default is videos/)")
+    if resolved.exists() and not resolved.is_dir():
+        raise ConfigError(f"--out-dir {out_dir} exists and is not a folder")
+    return resolved
+
+
+def _labels(models: tuple[str, ...]) -> list[str]:
+    """Tab titles: the model's short name, numbered when a model appears twice."""
+    shorts = [m.partition(":")[2].rsplit("/", 1)[-1] or m for m in models]
+    seen: dict[str, int] = {}
+    labels = []
+    for short in shorts:
+        seen[short] = seen.get(short, 0) + 1
+        labels.append(short if shorts.count(short) == 1 else f"{short} #{seen[short]}")
+    return labels
+
+
+def _unique(models: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(m.strip() for m in models))
+
+
+def _total(clips: list[ClipPlan]) -> float | None:
+    if any(c.estimate_usd is None for c in clips):
+        return None
+    return sum(c.estimate_usd or 0.0 for c in clips)
+
+
+__all__ = ["FRAMES", "Asker", "ClipPlan", "VideoPlan", "image_mime", "plan_video"]

@@ -1,0 +1,179 @@
+"""A ``%%video`` run's result: each generated clip (``Video``) and the whole run (``VideoResult``), with the
+answers to a question about a video. Plain dataclasses: no network code, no IPython.
+
+    r = fusion_magic.video("a paper boat on a rainy street", models=["gemini:gemini-omni-1.2-flash"])
+    r.best.path, r.ledger, r.degraded
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core.ledger import ledger_frame
+from ..core.record import CallRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..fuse.result import Verdict
+
+# A clip's life. "pending": the job still runs at the provider but we stopped waiting (a timeout, an
+# interrupt): its sidecar keeps the job id, and ``%video resume`` (or the same cell again) fetches it
+# without paying twice. The last five are final.
+VIDEO_STATES = ("planned", "submitting", "queued", "running", "downloading",
+                "ok", "failed", "filtered", "cancelled", "pending")
+FINAL_VIDEO_STATES = frozenset({"ok", "failed", "filtered", "cancelled", "pending"})
+
+
+@dataclass
+class Video:
+    """One clip asked of one model: where its job is, and once done, the file and its figures.
+
+    ``status`` is one of ``VIDEO_STATES``. ``seconds`` and ``resolution`` are measured on the saved file
+    (``"1280x720"``); ``score`` (0-10) and ``score_reasons`` come from ``--check``. ``record`` is the call's
+    ledger row (cost per second of video, latency).
+    """
+
+    model: str
+    label: str
+    prompt: str
+    status: str = "planned"
+    path: Path | None = None
+    sidecar: Path | None = None
+    job_id: str | None = None
+    seconds: float | None = None
+    resolution: str | None = None
+    error: str | None = None
+    reason: str | None = None  # the provider's words when its safety filter withheld the clip
+    progress: str | None = None
+    polls: int = 0
+    started: float | None = None  # time.monotonic() when it was submitted (or re-attached)
+    score: float | None = None
+    score_reasons: str = ""
+    best: bool = False
+    reused: bool = False  # found finished by an earlier run of the same cell: nothing was paid again
+    keyframes: tuple[Path, ...] = ()
+    analysis: Any = None  # the saved file's Analysis (video/analyse.py), for --check local:frames
+    notes: list[str] = field(default_factory=list)
+    record: CallRecord = field(default_factory=lambda: CallRecord(model="", role="generate"))
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_VIDEO_STATES
+
+    @property
+    def cost_usd(self) -> float | None:
+        return self.record.cost_usd
+
+    @property
+    def latency_s(self) -> float | None:
+        return self.record.latency_s
+
+    def describe(self) -> str:
+        """One line: model, state, file, figures."""
+        parts = [f"[{self.status}] {self.model}"]
+        if self.path is not None and self.ok:
+            parts.append(str(self.path))
+        if self.seconds is not None:
+            parts.append(f"{self.seconds:.1f} s")
+        if self.resolution:
+            parts.append(self.resolution)
+        if self.score is not None:
+            parts.append(f"score {self.score:g}/10" + (" (best)" if self.best else ""))
+        if self.cost_usd is not None:
+            parts.append(f"${self.cost_usd:.2f}")
+        if self.reason:
+            parts.append(f"filtered: {self.reason}")
+        elif self.error:
+            parts.append(self.error)
+        return " · ".join(parts)
+
+
+@dataclass
+class VideoResult:
+    """A ``%%video`` run: the clips (``videos``), the answer to a question about a video (``answer``, fused
+    by the judge when several models answered), the checks, and the ledger of every call.
+
+        r.best          # the clip --check scored highest (None without a check)
+        r.answer        # --understand: the (fused) answer
+        r.ledger        # one row per call: generation billed per second of video, questions per token
+    """
+
+    prompt: str
+    videos: list[Video] = field(default_factory=list)
+    answers: list[CallRecord] = field(default_factory=list)  # one per understanding model
+    answer: str | None = None
+    verdict: Verdict | None = None
+    judge_calls: list[CallRecord] = field(default_factory=list)
+    checks: list[CallRecord] = field(default_factory=list)
+    source: str | None = None  # --understand: the file or URL asked about
+    wall_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    analysis: Any = None  # local:frames: the Analysis of the --understand file
+    _shown_live: bool = field(default=False, repr=False)
+
+    @property
+    def best(self) -> Video | None:
+        """The clip marked best by ``--check`` (highest score among finished clips), else None."""
+        return next((v for v in self.videos if v.best), None)
+
+    @property
+    def pending(self) -> list[Video]:
+        """Clips whose job still runs at the provider (``%video resume`` fetches them)."""
+        return [v for v in self.videos if v.status == "pending"]
+
+    @property
+    def calls(self) -> list[CallRecord]:
+        """Every call, in start order: generations, answers, checks, judge."""
+        records = [v.record for v in self.videos if v.record.call_id]
+        return sorted([*records, *self.answers, *self.checks, *self.judge_calls], key=lambda r: r.call_id)
+
+    @property
+    def ledger(self) -> pd.DataFrame:
+        """One row per call with its cost and latency."""
+        return ledger_frame(self.calls)
+
+    @property
+    def degraded(self) -> bool:
+        """True when any clip did not arrive (failed, filtered, still pending) or any answer or check failed."""
+        return (any(not v.ok for v in self.videos)
+                or any(not r.ok for r in [*self.answers, *self.checks, *self.judge_calls])
+                or (self.verdict is not None and self.verdict.fallback))
+
+    def summary(self) -> str:
+        """A short deterministic line (no timings, no model text): safe for nbval to compare."""
+        parts = []
+        if self.videos:
+            parts.append(f"clips={sum(v.ok for v in self.videos)}/{len(self.videos)}")
+        if self.answers or self.analysis is not None:
+            parts.append(f"answers={sum(r.ok for r in self.answers) + (self.analysis is not None)}")
+        if self.best is not None:
+            parts.append(f"best={self.best.model}")
+        parts.append("degraded" if self.degraded else "ok")
+        return f"<VideoResult {' '.join(parts)}>"
+
+    def to_text(self) -> str:
+        """The run as plain text, as shown in a terminal."""
+        from .report import text_report
+
+        return text_report(self)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        from .report import html_report
+
+        if self._shown_live:
+            self._shown_live = False
+            return {"text/plain": self.summary()}
+        return {"text/plain": self.to_text(), "text/html": html_report(self)}
+
+
+__all__ = ["FINAL_VIDEO_STATES", "VIDEO_STATES", "Video", "VideoResult"]

@@ -1,0 +1,153 @@
+"""The JSON file beside each clip: what was asked, of which model, the job id, and what came of it.
+
+Jobs are money. The sidecar is written the moment the provider accepts a job (status "submitted", with its
+``JobRef``), before the first poll, so a timeout, an interrupt or a dead kernel never loses a paid job:
+``%video resume`` and a re-run of the same cell find it here and re-attach instead of paying again. It is
+updated as the job ends (ok, failed, filtered, cancelled, or still pending when we stopped waiting).
+
+No key is ever written: a ``JobRef`` holds none, and errors are redacted before they reach a record.
+
+    stem = clip_stem("A fox in snow!", "gemini:veo-3.1-generate-preview", key)   # "a-fox-in-snow-veo-3-1-...-3f2a9c1e"
+    write(out_dir / f"{stem}.json", sidecar)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+import unicodedata
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..providers.video.base import JobRef, VideoRequest
+
+FORMAT_VERSION = 1
+# The states a sidecar records that resume picks up: "submitted" and "pending" (the job may still be running
+# at the provider) and "succeeded" (it finished there, but the download did not complete).
+OPEN_STATES = frozenset({"submitted", "pending", "succeeded"})
+_SLUG_CHARS = re.compile(r"[^a-z0-9]+")
+
+
+def slug(text: str, limit: int) -> str:
+    """Lower-case ASCII letters, digits and single hyphens, at most ``limit`` characters ("" if none)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return _SLUG_CHARS.sub("-", ascii_text.lower()).strip("-")[:limit].strip("-")
+
+
+def request_key(model_id: str, request: VideoRequest) -> str:
+    """A stable hash of everything that changes the clip: model, prompt, every parameter, and the first
+    frame's bytes (not its path). The same cell run again has the same key."""
+    image = None
+    if request.image is not None:
+        image = hashlib.sha256(request.image.read_bytes()).hexdigest()
+    canonical = {"v": FORMAT_VERSION, "model": model_id, "prompt": request.prompt, "seconds": request.seconds,
+                 "aspect": request.aspect, "resolution": request.resolution, "negative": request.negative,
+                 "image": image, "previous": request.previous_job}
+    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def clip_stem(prompt: str, model_id: str, key: str) -> str:
+    """A file name stem safe on every OS whatever the prompt: prompt words, model, and the request key
+    (so two requests never share a file, and the same request always finds its own)."""
+    model = slug(model_id.partition(":")[2].rsplit("/", 1)[-1], 30) or "model"
+    return f"{slug(prompt, 40) or 'clip'}-{model}-{key[:10]}"
+
+
+@dataclass
+class Sidecar:
+    """What the JSON file holds. ``file`` is the clip's name in the same folder (set once downloaded)."""
+
+    model: str
+    prompt: str
+    parameters: dict[str, Any]
+    request_key: str
+    status: str = "submitted"
+    job: dict[str, Any] | None = None
+    file: str | None = None
+    submitted_at: str | None = None
+    finished_at: str | None = None
+    seconds: float | None = None
+    resolution: str | None = None
+    cost_usd: float | None = None
+    cost_source: str | None = None
+    latency_s: float | None = None
+    polls: int = 0
+    error: str | None = None
+    reason: str | None = None
+    version: int = FORMAT_VERSION
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def job_ref(self) -> JobRef | None:
+        return JobRef.from_dict(self.job) if self.job else None
+
+    @property
+    def open(self) -> bool:
+        """The job may still be running at the provider: resume polls it instead of submitting again."""
+        return self.status in OPEN_STATES and self.job is not None
+
+    @classmethod
+    def for_request(cls, model_id: str, request: VideoRequest, key: str) -> Sidecar:
+        parameters = {"seconds": request.seconds, "aspect": request.aspect, "resolution": request.resolution,
+                      "negative": request.negative, "image": request.image.name if request.image else None,
+                      "edit_of": request.previous_job}
+        return cls(model=model_id, prompt=request.prompt, parameters=parameters, request_key=key)
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def write(path: Path, sidecar: Sidecar) -> None:
+    """Write atomically (a temporary file renamed over the old one): a crash mid-write never leaves half
+    a sidecar, and the job id in it is never lost."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(asdict(sidecar), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def read(path: Path) -> Sidecar | None:
+    """The sidecar at ``path``; None when it is missing, unreadable or not ours."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, Mapping) or data.get("version") != FORMAT_VERSION:
+        return None
+    known = {f for f in Sidecar.__dataclass_fields__}
+    try:
+        return Sidecar(**{k: v for k, v in data.items() if k in known})
+    except TypeError:
+        return None
+
+
+def sidecars(out_dir: Path) -> Iterator[tuple[Path, Sidecar]]:
+    """Every readable sidecar in ``out_dir``, oldest first."""
+    if not out_dir.is_dir():
+        return
+    paths = sorted(out_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    for path in paths:
+        sidecar = read(path)
+        if sidecar is not None:
+            yield path, sidecar
+
+
+__all__ = ["OPEN_STATES", "Sidecar", "clip_stem", "now_iso", "read", "request_key", "sidecars", "slug", "write"]
