@@ -20,7 +20,7 @@ from ..calls.call import Target, prepare
 from ..calls.settings import Settings
 from ..core.errors import BudgetError, ConfigError
 from ..core.pricing import Price, price_for
-from ..providers.registry import provider_class
+from ..providers.registry import BUILTIN, PROTOCOLS, provider_class
 from ..providers.video import Task, is_omni, video_protocol
 from ..providers.video.base import VideoRequest, VideoSource
 from . import sidecar
@@ -31,7 +31,7 @@ FRAMES = "local:frames"
 DEFAULT_SECONDS = {"veo": 8, "interactions": 6, "fal": 5}
 DEFAULT_OMNI = "gemini:gemini-omni-1.2-flash"
 DEFAULT_UNDERSTAND = "gemini:gemini-2.5-flash"
-DEFAULT_FAL = "fal:fal-ai/kling-video/v2.1/standard/text-to-video"
+DEFAULT_FAL = "fal:fal-ai/kling-video/v2.5-turbo/pro/text-to-video"
 _IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 
 
@@ -90,6 +90,7 @@ def plan_video(prompt: str, settings: Settings, options: VideoOptions) -> VideoP
         raise ConfigError(f"%%video needs a prompt in the cell body: {what}")
     out_dir = _out_dir(options.out_dir)
     needs_key = not options.estimate
+    settings = _with_provider_prices(settings, options.models)
     notes: list[str] = []
     if options.understand is not None:
         source = _source(options)
@@ -126,6 +127,20 @@ def plan_video(prompt: str, settings: Settings, options: VideoOptions) -> VideoP
         notes.extend(clip.notes)
     return VideoPlan(prompt, options, settings, out_dir, clips=tuple(clips), check=check,
                      estimate_usd=estimate, notes=tuple(dict.fromkeys(notes)))
+
+
+def _with_provider_prices(settings: Settings, models: tuple[str, ...]) -> Settings:
+    """Prices a protocol keeps per model id (fal's, per endpoint), under the user's own: every later step
+    (the estimate, the ledger) prices through ``settings.prices``."""
+    found: dict[str, Price] = {}
+    for provider in {m.partition(":")[0] for m in (*models, DEFAULT_FAL)}:
+        spec = BUILTIN.get(provider)
+        if spec is None or spec.protocol not in PROTOCOLS:
+            continue
+        table = getattr(provider_class(spec), "unit_prices", None)
+        if table is not None:
+            found.update(table())
+    return settings.with_(prices={**found, **settings.prices}) if found else settings
 
 
 def _default_generators(settings: Settings, options: VideoOptions) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ Task = Literal["generate", "understand"]
 # Shown when a model cannot do the task: the current ids (list them at run time with %video list).
 EXAMPLES = {
     "generate": "gemini:gemini-omni-1.2-flash, gemini:veo-3.1-fast-generate-preview, "
-                "fal:fal-ai/kling-video/v2.1/standard/text-to-video",
+                "fal:fal-ai/kling-video/v2.5-turbo/pro/text-to-video",
     "understand": "gemini:gemini-2.5-flash, gemini:gemini-omni-1.2-flash, local:frames",
 }
 
