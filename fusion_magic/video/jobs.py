@@ -198,7 +198,7 @@ def _final(video: Video, side: Sidecar, ctx: CallContext, state: str) -> None:
     else:
         record.status, record.error = state, video.error
     _finish_record(video, ctx)
-    side.finished_at = sidecar.now_iso()
+    side.status, side.finished_at = state, sidecar.now_iso()
     side.cost_usd, side.cost_source, side.latency_s = record.cost_usd, record.cost_source, record.latency_s
     sidecar.write(video.sidecar, side)
     emit(ctx.listeners, VideoUpdated(video))

@@ -96,11 +96,18 @@ def plan_video(prompt: str, settings: Settings, options: VideoOptions) -> VideoP
         source = _source(options)
         models = options.models or (DEFAULT_UNDERSTAND if settings.has_key("gemini") else FRAMES,)
         askers = tuple(_asker(m, settings, needs_key, source) for m in _unique(models))
+        clipped = source.start_s is not None or source.end_s is not None or source.fps is not None
+        notes.extend(f"{a.model_id}: --start/--end/--fps are not sent (Omni's video input has no such fields); "
+                     "it watches the whole video" for a in askers
+                     if clipped and a.target is not None and a.target.spec.protocol == "interactions")
+        if options.budget:
+            notes.append("questions are billed per token (about 300 tokens per second of video for Gemini); "
+                         "--budget covers generation only")
         judge = options.judge or settings.judge or "vote"
+        if judge != "vote":
+            prepare(judge, settings, require_key=needs_key)  # a bad judge id: one line now, not after the answers
         plan = VideoPlan(prompt, options, settings, out_dir, askers=askers, source=source, judge=judge,
-                         mode=options.mode or settings.mode, estimate_usd=None,
-                         notes=("questions are billed per token (about 300 tokens per second of video "
-                                "for Gemini); --budget covers generation only",) if options.budget else ())
+                         mode=options.mode or settings.mode, estimate_usd=None, notes=tuple(notes))
         return plan
     models = options.models or _default_generators(settings, options)
     image = _image(options.image)

@@ -1,21 +1,238 @@
 """Gemini Veo: ``POST /gemini/v1beta/models/{model}:predictLongRunning`` and operation polling
-(shared/reference/video-apis.md §2). Finished clips are downloaded through ``gemini_files``."""
+(shared/reference/video-apis.md §2), and the Gemini model list (``GET /gemini/v1beta/models``).
+Finished clips are downloaded through ``gemini_files``.
+
+    emu.script("veo-3.1-generate-preview", VideoScript(polls=2, delivery="inline"))
+    emu.script("veo-2.0-generate-001", VideoScript(submit_faults=[Fault("status", status=404)]))
+
+The operation answers without ``done`` on odd polls and with ``"done": false`` on even ones, as both
+are seen on the wire, so a client must read a missing ``done`` as false.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import binascii
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
-from ..registry import Route
-from .gemini import GeminiAuth
+from .._wire import default_message
+from ..registry import Request, Route
+from ..script import Fault
+from ..video import api_origin
+from ..video_script import EmulatedJob
+from .gemini import GeminiAuth, gemini_error
+from .gemini_files import file_uri
+
+_MODELS = "/gemini/v1beta/models"
+_RESPONSE_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse"
+
+# Veo 3.1's limits (§2.3), as the server enforces them.
+_ASPECTS = ("16:9", "9:16")
+_SECONDS = (4, 6, 8)
+_RESOLUTIONS = ("720p", "1080p", "4k")
+_EIGHT_SECONDS_ONLY = ("1080p", "4k")
+_IMAGE_TYPES = ("image/png", "image/jpeg")
+
+# What GET /models lists besides the scripted video models: a few chat models, the current Veo models and Omni.
+_CHAT_MODELS = ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite")
+_VEO_MODELS = ("veo-3.1-generate-preview", "veo-3.1-fast-generate-preview")
+_OMNI_MODELS = ("gemini-omni-1.2-flash",)
+_DEFAULT_PAGE_SIZE = 50
+_MAX_PAGE_SIZE = 1000
+_PAGE_TOKEN = "emu-page-"
 
 
 class Veo(GeminiAuth):
-    """Veo's long-running operations."""
+    """Veo's long-running operations, driven by the ``VideoScript`` of the model in the path."""
 
     name = "gemini-veo"
 
     def routes(self) -> Sequence[Route]:
-        return []
+        # None of these collide with the chat family's POST {model:path}:generateContent routes.
+        return [
+            Route("POST", _MODELS + "/{model}:predictLongRunning", self.submit),
+            Route("GET", _MODELS + "/{model}/operations/{op}", self.poll),
+            Route("GET", _MODELS, self.list_models),
+        ]
+
+    # ---- submit -----------------------------------------------------------------------------------
+
+    async def submit(self, req: Request) -> None:
+        model = req.params["model"]
+        if await self._fault(req, model, "submit"):
+            return
+        problem = validate(req.body)
+        if problem is not None:
+            await req.json(400, gemini_error(400, problem))
+            return
+        job = req.video.submit(self.name, model, req.body)
+        await req.json(200, {"name": _operation(model, job)})
+
+    # ---- poll -------------------------------------------------------------------------------------
+
+    async def poll(self, req: Request) -> None:
+        model, op = req.params["model"], req.params["op"]
+        if await self._fault(req, model, "poll"):
+            return
+        job = req.video.job(op)
+        if job is None or job.model != model or job.family != self.name:
+            await req.json(404, gemini_error(404, "Requested entity was not found."))
+            return
+        state = job.advance()
+        name = _operation(model, job)
+        if state in ("queued", "running"):
+            # Both shapes are seen in the wild: "done": false, and no "done" at all.
+            await req.json(200, {"name": name} if job.polls % 2 else {"name": name, "done": False})
+            return
+        if state == "cancelled":
+            await req.json(200, {"name": name, "done": True, "error": {"code": 1, "message": "Operation cancelled."}})
+            return
+        if state == "failed":
+            error = {"code": 13, "message": job.script.error_message}  # google.rpc.Code INTERNAL
+            await req.json(200, {"name": name, "done": True, "error": error})
+            return
+        videos: dict[str, Any]
+        if state == "filtered":
+            videos = {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": [job.script.reason]}
+        elif job.script.delivery == "inline":
+            encoded = base64.b64encode(job.script.data()).decode("ascii")
+            videos = {"generatedSamples": [{"video": {"encodedVideo": encoded, "encoding": "video/mp4"}}]}
+        else:
+            uri = file_uri(api_origin(req), req.video.finish(job))
+            videos = {"generatedSamples": [{"video": {"uri": uri}}]}
+        await req.json(200, {"name": name, "done": True,
+                             "response": {"@type": _RESPONSE_TYPE, "generateVideoResponse": videos}})
+
+    # ---- the model list ---------------------------------------------------------------------------
+
+    async def list_models(self, req: Request) -> None:
+        models = _listed_models(req)
+        raw_size = req.query.get("pageSize", "")
+        size = int(raw_size) if raw_size.isdigit() and int(raw_size) > 0 else _DEFAULT_PAGE_SIZE
+        # Never everything in one page, so a client that ignores nextPageToken misses models.
+        size = min(size, _MAX_PAGE_SIZE, max(1, math.ceil(len(models) / 2)))
+        token = req.query.get("pageToken", "")
+        start = 0
+        if token:
+            offset = token.removeprefix(_PAGE_TOKEN)
+            if not token.startswith(_PAGE_TOKEN) or not offset.isdigit() or int(offset) > len(models):
+                await req.json(400, gemini_error(400, "Invalid page token."))
+                return
+            start = int(offset)
+        body: dict[str, Any] = {"models": models[start:start + size]}
+        if start + size < len(models):
+            body["nextPageToken"] = f"{_PAGE_TOKEN}{start + size}"
+        await req.json(200, body)
+
+    # ---- faults -----------------------------------------------------------------------------------
+
+    async def _fault(self, req: Request, model: str, which: Literal["submit", "poll"]) -> bool:
+        fault = req.video.fault(model, which)
+        if fault is None:
+            return False
+        req.record.fault = fault.kind
+        if fault.kind == "hang":
+            await req.exchange.gone.wait()
+            return True
+        await req.json(fault.status, _fault_body(model, fault))
+        return True
 
 
-__all__ = ["Veo"]
+def _operation(model: str, job: EmulatedJob) -> str:
+    return f"models/{model}/operations/{job.id}"
+
+
+def _fault_body(model: str, fault: Fault) -> dict[str, Any]:
+    if fault.status == 404 and fault.message is None:
+        # What the real API says for a retired or unknown id.
+        message = f"models/{model} is not found for API version v1beta, or is not supported for predictLongRunning."
+        return gemini_error(404, message)
+    details: list[dict[str, Any]] = []
+    if fault.retry_after is not None:
+        details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{fault.retry_after:g}s"})
+    return gemini_error(fault.status, fault.message or default_message(fault.status), details)
+
+
+def validate(body: Any) -> str | None:
+    """The server's 400 message for a ``predictLongRunning`` body it refuses, None when it is acceptable."""
+    if not isinstance(body, Mapping):
+        return "Invalid JSON payload received."
+    instances = body.get("instances")
+    if not isinstance(instances, list) or not instances or not isinstance(instances[0], Mapping):
+        return "* PredictLongRunningRequest.instances: instances is required"
+    if len(instances) != 1:
+        return "Only one instance is supported per request."
+    instance = instances[0]
+    prompt = instance.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        return "A text prompt is required."
+    image = instance.get("image")
+    if image is not None and (problem := _image_problem(image)):
+        return problem
+    parameters = body.get("parameters") or {}
+    if not isinstance(parameters, Mapping):
+        return "Invalid JSON payload received. Unknown name \"parameters\": not an object."
+    seconds = _seconds(parameters.get("durationSeconds", 8))
+    if seconds is None or seconds not in _SECONDS:
+        return f"Duration must be one of {', '.join(map(str, _SECONDS))} seconds."
+    aspect = parameters.get("aspectRatio", "16:9")
+    if aspect not in _ASPECTS:
+        return f"Aspect ratio {aspect} is not supported. Supported: {', '.join(_ASPECTS)}."
+    resolution = parameters.get("resolution", "720p")
+    if resolution not in _RESOLUTIONS:
+        return f"Resolution {resolution} is not supported. Supported: {', '.join(_RESOLUTIONS)}."
+    if resolution in _EIGHT_SECONDS_ONLY and seconds != 8:
+        return f"Resolution {resolution} is only supported for 8s duration."
+    count = parameters.get("sampleCount", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 4:
+        return "sampleCount must be between 1 and 4."
+    return None
+
+
+def _seconds(value: Any) -> int | None:
+    # The SDK sends an integer; the REST samples send a string ("8"). Both are accepted.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _image_problem(image: Any) -> str | None:
+    if not isinstance(image, Mapping):
+        return "instances[0].image must be an object."
+    if image.get("mimeType") not in _IMAGE_TYPES:
+        return f"Unsupported image MIME type {image.get('mimeType')!r}; use image/png or image/jpeg."
+    data = image.get("bytesBase64Encoded")
+    try:
+        if not isinstance(data, str) or not base64.b64decode(data, validate=True):
+            return "instances[0].image.bytesBase64Encoded is empty."
+    except (binascii.Error, ValueError):
+        return "instances[0].image.bytesBase64Encoded is not valid base64."
+    return None
+
+
+def _listed_models(req: Request) -> list[dict[str, Any]]:
+    """Model resources, chat first, then the video ones (scripted and current)."""
+    rows: dict[str, list[str]] = {m: ["generateContent", "countTokens"] for m in _CHAT_MODELS}
+    # fal ids have slashes, Gemini ids never do; a scripted "gemini-2.5-flash" answers questions about a video.
+    scripted = [m for m in req.video.models() if "/" not in m and m not in rows]
+    for model in (*_VEO_MODELS, *_OMNI_MODELS, *scripted):
+        if model.startswith("gemini-omni"):
+            rows[model] = ["interactionsOnly"]
+        elif model.startswith("gemini-"):
+            rows[model] = ["generateContent", "countTokens"]
+        else:
+            rows[model] = ["predictLongRunning"]
+    return [
+        {"name": f"models/{model}", "version": "001", "displayName": model, "description": f"Emulated {model}.",
+         "inputTokenLimit": 1_048_576 if "generateContent" in methods else 1024,
+         "outputTokenLimit": 65_536 if "generateContent" in methods else 8192,
+         "supportedGenerationMethods": methods}
+        for model, methods in rows.items()
+    ]
+
+
+__all__ = ["Veo", "validate"]

@@ -1,0 +1,318 @@
+"""Gemini Veo through ``predictLongRunning`` (shared/reference/video-apis.md §2).
+
+A generation is a long-running operation: ``submit`` POSTs the prompt and gets back the operation's name
+(``models/{model}/operations/{id}``), ``poll`` GETs that name until ``done``, and the finished operation
+names a file URI (which wants the key and redirects to a storage host) or carries the clip inline.
+
+    provider = VeoProvider(resolve_endpoint(BUILTIN["gemini"]), client)
+    job = await provider.submit(VideoRequest(model="veo-3.1-fast-generate-preview", prompt="a fox in snow"))
+    status = await provider.poll(job)          # until status.final
+    await provider.download(status.clips[0], Path("videos/fox.mp4"))
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from ...core.errors import (
+    AuthError,
+    BadRequestError,
+    CallCancelled,
+    ConfigError,
+    ProtocolError,
+    ProviderError,
+    ProviderTimeout,
+    RateLimitError,
+    ServerError,
+    error_for_status,
+)
+from .._http import Classifier, ErrorInfo, WireContext, send_json
+from ..base import Endpoint
+from ..chat.gemini import classifier
+from ._download import download_to, write_inline
+from .base import Clip, JobRef, JobStatus, VideoRequest
+
+# ---- Veo 3.1's limits (§2.3), the one table check_request reads ------------------------------------
+
+ASPECTS = ("16:9", "9:16")
+SECONDS = (4, 6, 8)
+RESOLUTIONS = ("720p", "1080p", "4k")
+# These resolutions render 8 s clips only.
+EIGHT_SECONDS_ONLY = frozenset({"1080p", "4k"})
+# Lite renders 720p and 1080p only.
+NOT_ON_LITE = frozenset({"4k"})
+# First-frame images Veo accepts, by file suffix.
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+# Named when an id is refused (veo-2.0 and veo-3.0 were shut down on 2026-06-30).
+CURRENT_MODELS = ("veo-3.1-generate-preview", "veo-3.1-fast-generate-preview")
+OMNI_EXAMPLE = "gemini:gemini-omni-1.2-flash"
+
+# A submit may carry a first-frame image of several MB; polls and lists are small.
+_TIMEOUT = httpx.Timeout(60.0, connect=15.0)
+_LIST_PAGE_SIZE = "1000"
+# A server that keeps handing out page tokens must not keep us listing forever.
+_MAX_PAGES = 50
+_KEY_HEADER = "x-goog-api-key"
+
+
+def _describe(values: tuple[Any, ...]) -> str:
+    words = [str(v) for v in values]
+    return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else words[0]
+
+
+def _resolution(request: VideoRequest) -> str | None:
+    return request.resolution.strip().lower() if request.resolution else None
+
+
+# ---- google.rpc.Code of a failed operation ---------------------------------------------------------
+
+# An operation's ``error.code`` is a google.rpc.Code number, not an HTTP status.
+_RPC_CODES: dict[int, tuple[str, type[ProviderError]]] = {
+    1: ("CANCELLED", CallCancelled),
+    2: ("UNKNOWN", ServerError),
+    3: ("INVALID_ARGUMENT", BadRequestError),
+    4: ("DEADLINE_EXCEEDED", ProviderTimeout),
+    5: ("NOT_FOUND", BadRequestError),
+    7: ("PERMISSION_DENIED", AuthError),
+    8: ("RESOURCE_EXHAUSTED", RateLimitError),
+    9: ("FAILED_PRECONDITION", BadRequestError),
+    10: ("ABORTED", ServerError),
+    11: ("OUT_OF_RANGE", BadRequestError),
+    12: ("UNIMPLEMENTED", BadRequestError),
+    13: ("INTERNAL", ServerError),
+    14: ("UNAVAILABLE", ServerError),
+    15: ("DATA_LOSS", ServerError),
+    16: ("UNAUTHENTICATED", AuthError),
+}
+
+
+def operation_error(ctx: WireContext, error: Mapping[str, Any]) -> ProviderError:
+    """Our typed error for a finished operation's ``error`` (a ``google.rpc.Status``)."""
+    message = error.get("message")
+    text = message if isinstance(message, str) and message.strip() else "the video could not be generated"
+    raw = error.get("code")
+    code = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+    if code is not None and code in _RPC_CODES:
+        name, cls = _RPC_CODES[code]
+        return ctx.error(cls, text, code=name)
+    if code is not None and code >= 100:
+        # Not confirmed for Veo that the code is never an HTTP status; read one as such if it comes.
+        return ctx.error(error_for_status(code), text, code=str(code))
+    return ctx.error(ServerError, text, code=str(code) if code is not None else None)
+
+
+# ---- the provider ----------------------------------------------------------------------------------
+
+
+class VeoProvider:
+    """Veo on the Gemini API: one ``predictLongRunning`` operation per clip. The key rides in
+    ``x-goog-api-key`` (never ``?key=``: URLs end up in logs) and only to the endpoint's own origin."""
+
+    protocol: ClassVar[str] = "veo"
+    # The official REST sample polls every 10 s; a clip takes 11 s at best, minutes at peak.
+    poll_interval: ClassVar[float] = 10.0
+
+    def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
+        self.endpoint = endpoint
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.endpoint!r})"
+
+    # ---- before anything is sent ------------------------------------------------------------------
+
+    @classmethod
+    def check_request(cls, request: VideoRequest) -> list[str]:
+        """Refuse what Veo 3.1 never accepts (``ConfigError``, one line); no notes to add otherwise."""
+        model = request.model
+        if request.previous_job:
+            raise ConfigError(f"--edit needs an Omni model ({OMNI_EXAMPLE}); {model} cannot revise an earlier clip")
+        if request.aspect is not None and request.aspect not in ASPECTS:
+            raise ConfigError(f"{model}: --aspect must be {_describe(ASPECTS)}, not {request.aspect!r}")
+        if request.seconds is not None and request.seconds not in SECONDS:
+            raise ConfigError(f"{model}: --seconds must be {_describe(SECONDS)}, not {request.seconds}")
+        resolution = _resolution(request)
+        if resolution is not None:
+            if resolution not in RESOLUTIONS:
+                raise ConfigError(f"{model}: --resolution must be {_describe(RESOLUTIONS)}, not {request.resolution!r}")
+            if resolution in EIGHT_SECONDS_ONLY and request.seconds not in (None, 8):
+                raise ConfigError(f"{model}: {resolution} needs --seconds 8 (got {request.seconds})")
+            if resolution in NOT_ON_LITE and "-lite" in model:
+                raise ConfigError(f"{model}: Veo Lite renders 720p or 1080p, not {resolution}")
+        if request.image is not None:
+            if request.image.suffix.lower() not in IMAGE_TYPES:
+                raise ConfigError(f"{model}: the first-frame image must be PNG or JPEG, not {request.image.name}")
+            if not request.image.is_file():
+                raise ConfigError(f"{model}: no such image file: {request.image}")
+        return []
+
+    # ---- the job ----------------------------------------------------------------------------------
+
+    async def submit(self, request: VideoRequest) -> JobRef:
+        """POST ``models/{model}:predictLongRunning``; the job id is the operation's name."""
+        self.check_request(request)
+        model = request.model.removeprefix("models/")
+        ctx = self._ctx(model)
+        url = f"{self._api()}/models/{quote(model, safe='')}:predictLongRunning"
+        payload, _ = await send_json(self.client, "POST", url, ctx=ctx, classify=self._submit_classifier(ctx),
+                                     headers=self._headers(), body=self.body(request), timeout=_TIMEOUT)
+        name = payload.get("name") if isinstance(payload, Mapping) else None
+        if not isinstance(name, str) or not name:
+            raise ctx.error(ProtocolError, "predictLongRunning answered without an operation name")
+        return JobRef(self.protocol, model, name)
+
+    def body(self, request: VideoRequest) -> dict[str, Any]:
+        """The ``predictLongRunning`` body: one instance, and only the parameters the request sets."""
+        instance: dict[str, Any] = {"prompt": request.prompt}
+        if request.image is not None:
+            try:
+                data = request.image.read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"{request.model}: cannot read {request.image}: {exc.strerror or exc}") from None
+            instance["image"] = {"bytesBase64Encoded": base64.b64encode(data).decode("ascii"),
+                                 "mimeType": IMAGE_TYPES[request.image.suffix.lower()]}
+        parameters: dict[str, Any] = {}
+        if request.aspect is not None:
+            parameters["aspectRatio"] = request.aspect
+        if request.resolution is not None:
+            parameters["resolution"] = _resolution(request)
+        if request.seconds is not None:
+            parameters["durationSeconds"] = int(request.seconds)  # the SDK sends an integer
+        if request.negative:
+            parameters["negativePrompt"] = request.negative
+        # One clip per job: a job is what is priced, saved and shown.
+        parameters["sampleCount"] = 1
+        return {"instances": [instance], "parameters": parameters}
+
+    async def poll(self, job: JobRef) -> JobStatus:
+        """GET the operation: running until ``done`` (absent means false), then its outcome."""
+        ctx = self._ctx(job.model)
+        # Keep the name's slashes but never let it add a query or a fragment to the URL.
+        url = f"{self._api()}/{quote(job.job_id.lstrip('/'), safe='/')}"
+        payload, _ = await send_json(self.client, "GET", url, ctx=ctx, classify=classifier(ctx),
+                                     headers=self._headers(), timeout=_TIMEOUT)
+        if not isinstance(payload, Mapping):
+            raise ctx.error(ProtocolError, "the operation is not a JSON object")
+        return self.status(ctx, payload)
+
+    def status(self, ctx: WireContext, operation: Mapping[str, Any]) -> JobStatus:
+        """The ``JobStatus`` an operation says (no I/O)."""
+        if operation.get("done") is not True:
+            return JobStatus("running")
+        error = operation.get("error")
+        if isinstance(error, Mapping):
+            err = operation_error(ctx, error)
+            return JobStatus("cancelled" if isinstance(err, CallCancelled) else "failed", error=err)
+        response = operation.get("response")
+        videos = response.get("generateVideoResponse") if isinstance(response, Mapping) else None
+        if not isinstance(videos, Mapping):
+            videos = {}
+        clips = tuple(self._clip(ctx, sample) for sample in videos.get("generatedSamples") or ()
+                      if isinstance(sample, Mapping) and isinstance(sample.get("video"), Mapping))
+        if clips:
+            return JobStatus("succeeded", clips=clips)
+        reasons = [r.strip() for r in videos.get("raiMediaFilteredReasons") or () if isinstance(r, str) and r.strip()]
+        if reasons or videos.get("raiMediaFilteredCount"):
+            # Not an error and not billed: the safety filter withheld the clip, and says why in free text.
+            reason = "; ".join(reasons) or "withheld by Veo's safety filter (no reason given)"
+            return JobStatus("filtered", reason=reason)
+        return JobStatus("failed", error=ctx.error(ProtocolError, "the operation finished without a video or a reason"))
+
+    def _clip(self, ctx: WireContext, sample: Mapping[str, Any]) -> Clip:
+        video: Mapping[str, Any] = sample["video"]
+        encoded = video.get("encodedVideo")
+        mime = video.get("encoding") or video.get("mimeType") or "video/mp4"
+        if isinstance(encoded, str) and encoded:
+            try:
+                data = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                raise ctx.error(ProtocolError, "encodedVideo is not base64") from None
+            return Clip(data=data, mime=str(mime))
+        uri = video.get("uri")
+        if not isinstance(uri, str) or not uri:
+            raise ctx.error(ProtocolError, "a generated sample has neither a uri nor encodedVideo")
+        return Clip(uri=uri, mime=str(mime), needs_key=True)
+
+    async def download(self, clip: Clip, dest: Path) -> int:
+        """Write inline bytes, or stream the URI to disk with the key (never across a redirect, and never
+        to a host other than the endpoint's own)."""
+        if clip.data is not None:
+            return write_inline(clip.data, dest)
+        ctx = self._ctx("veo")
+        if not clip.uri:
+            raise ctx.error(ProtocolError, "the clip has neither bytes nor a URI")
+        headers = self._headers() if clip.needs_key and self._same_origin(clip.uri) else {}
+        return await download_to(self.client, clip.uri, dest, ctx=ctx, classify=classifier(ctx), headers=headers)
+
+    async def cancel(self, job: JobRef) -> None:
+        """Nothing to do: the Gemini API offers no cancel for Veo operations (the SDK has none either), so
+        a submitted clip runs to the end and is billed; the caller simply stops polling."""
+        return None
+
+    async def list_models(self) -> list[str]:
+        """The models whose ``supportedGenerationMethods`` include ``predictLongRunning``, every page read."""
+        ctx = self._ctx("models")
+        url = f"{self._api()}/models"
+        found: list[str] = []
+        token = ""
+        for _page in range(_MAX_PAGES):
+            params = {"pageSize": _LIST_PAGE_SIZE, **({"pageToken": token} if token else {})}
+            payload, _ = await send_json(self.client, "GET", url, ctx=ctx, classify=classifier(ctx),
+                                         headers=self._headers(), params=params, timeout=_TIMEOUT)
+            if not isinstance(payload, Mapping):
+                raise ctx.error(ProtocolError, "the model list is not a JSON object")
+            for model in payload.get("models") or ():
+                if not isinstance(model, Mapping) or not isinstance(model.get("name"), str):
+                    continue
+                methods = model.get("supportedGenerationMethods") or ()
+                name = model["name"].removeprefix("models/")
+                if "predictLongRunning" in methods and name not in found:
+                    found.append(name)
+            next_token = payload.get("nextPageToken")
+            if not isinstance(next_token, str) or not next_token or next_token == token:
+                return found
+            token = next_token
+        return found
+
+    # ---- plumbing ---------------------------------------------------------------------------------
+
+    def _api(self) -> str:
+        return f"{self.endpoint.base_url.rstrip('/')}/v1beta"
+
+    def _ctx(self, model: str) -> WireContext:
+        return WireContext(self.endpoint.provider, model, secret=self.endpoint.api_key)
+
+    def _headers(self) -> dict[str, str]:
+        headers = dict(self.endpoint.headers)
+        if self.endpoint.api_key:
+            headers[_KEY_HEADER] = self.endpoint.api_key
+        return headers
+
+    def _same_origin(self, uri: str) -> bool:
+        ours, theirs = urlsplit(self.endpoint.base_url), urlsplit(uri)
+        return (ours.scheme, ours.netloc.lower()) == (theirs.scheme, theirs.netloc.lower())
+
+    def _submit_classifier(self, ctx: WireContext) -> Classifier:
+        gemini = classifier(ctx)
+
+        def classify(info: ErrorInfo) -> ProviderError:
+            if info.status == 404:
+                # A retired or unknown id (veo-2.0 and veo-3.0 were shut down on 2026-06-30): say what to use.
+                return ctx.error(
+                    BadRequestError,
+                    f"{ctx.model} is not available (retired or unknown); current Veo models: "
+                    f"{', '.join(CURRENT_MODELS)} (%video list shows what your key can use)",
+                    status=404, code="NOT_FOUND")
+            return gemini(info)
+
+        return classify
+
+
+__all__ = ["ASPECTS", "CURRENT_MODELS", "RESOLUTIONS", "SECONDS", "VeoProvider", "operation_error"]

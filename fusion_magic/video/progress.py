@@ -1,0 +1,95 @@
+"""Progress lines for frontends without widgets (terminal IPython, scripts): one line per meaningful change
+of a clip (submitted, a new state, saved, failed, scored) and per finished answer or check, never one per
+poll. Model text is not printed here; the final report is.
+
+    listeners.append(ProgressPrinter(sys.stderr))
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TextIO
+
+from ..core.events import CallFinished, CallStarted, EngineEvent
+from ..present.ledger_table import plain
+from ..present.wording import status_word
+from .events import VideoRunFinished, VideoRunStarted, VideoUpdated
+from .report import PENDING_HINT
+
+if TYPE_CHECKING:
+    from .result import Video
+
+__all__ = ["ProgressPrinter"]
+
+
+class ProgressPrinter:
+    """A listener that writes a short line per change worth knowing. It goes quiet at
+    ``VideoRunFinished``: a call ending after the cell would otherwise print into whichever cell runs then.
+
+        printer = ProgressPrinter(sys.stderr)
+        fusion_magic.video("a paper boat", listeners=[printer])
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.finished = False
+        self._seen: dict[str, tuple[str, str | None, float | None]] = {}  # label -> state, job id, score
+
+    def __call__(self, event: EngineEvent) -> None:
+        if self.finished:
+            return
+        lines: list[str] = []
+        if isinstance(event, VideoRunFinished):
+            self.finished = True
+            if event.stopped:
+                lines.append("stopped: what had arrived is kept")
+        elif isinstance(event, VideoRunStarted):
+            lines += _started(event)
+        elif isinstance(event, VideoUpdated):
+            lines += self._changes(event.video)
+        elif isinstance(event, CallStarted) and event.response.role == "judge":
+            lines.append(f"  fusing the answers with {event.response.model}...")
+        elif isinstance(event, CallFinished) and event.response.role in ("understand", "check", "judge"):
+            r = event.response
+            secs = f" in {r.latency_s:.1f}s" if r.latency_s is not None else ""
+            lines.append(f"  {r.role} {r.model}: {status_word(r)}{secs}")
+        for line in lines:
+            print(plain(line), file=self.stream, flush=True)
+
+    def _changes(self, v: Video) -> list[str]:
+        state, job, score = self._seen.get(v.label, ("planned", None, None))
+        self._seen[v.label] = (v.status, v.job_id, v.score)
+        lines = []
+        if v.job_id and v.job_id != job:
+            lines.append(f"  {v.label}: {'re-attached to' if v.reused else 'submitted,'} job {v.job_id}")
+        if v.status != state:
+            lines.append(f"  {v.label}: {_state_line(v)}")
+        if v.score is not None and v.score != score:
+            lines.append(f"  {v.label}: score {v.score:g}/10" + (" (best)" if v.best else ""))
+        return lines
+
+
+def _started(event: VideoRunStarted) -> list[str]:
+    lines = []
+    if event.videos:
+        models = ", ".join(dict.fromkeys(v.model for v in event.videos))
+        n = len(event.videos)
+        lines.append(f"generating {n} clip{'s' if n != 1 else ''} with {models}...")
+    if event.understand:
+        about = f" about {event.source}" if event.source else ""
+        lines.append(f"asking {', '.join(event.understand)}{about}...")
+    if event.check:
+        lines.append(f"each clip will be checked by {event.check}")
+    return lines
+
+
+def _state_line(v: Video) -> str:
+    if v.status == "ok":
+        figures = ", ".join(f for f in (f"{v.seconds:.1f} s" if v.seconds is not None else "", v.resolution or "") if f)
+        return f"saved {v.path}" + (f" ({figures})" if figures else "")
+    if v.status == "filtered":
+        return f"withheld by the provider's filter: {v.reason or 'no reason given'}"
+    if v.status == "pending":
+        return f"{PENDING_HINT} (job {v.job_id or '?'})"
+    if v.status in ("failed", "cancelled") and v.error:
+        return f"{v.status}: {v.error}"
+    return v.status

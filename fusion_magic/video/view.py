@@ -1,0 +1,369 @@
+"""The live view of a ``%%video`` run: a status line over tabs (one per clip, one per model answering a
+question, the Answer, the Check, Cost & latency), fed by the run's events; built like ``fuse.view``.
+
+Events arrive on the listener's thread (``core.events.OffloadedListener``); widget trait updates from a
+thread are fine, Output-widget context managers are not, so every pane is built from ``HTML``, ``Video``
+and ``Image`` widgets whose values are set from sanitized fragments. When the run ends the display is
+replaced by the static report (``video.report.html_report``), which a saved notebook shows without widget
+state.
+
+    view = VideoView(); view.display()
+    listeners.append(OffloadedListener(view.handle))
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
+from ..fuse.report import verdict_html
+from ..present.sanitize import escape_text, render_markdown
+from ..view.tabs import LedgerPane, MemberPane, Pane, call_key, figures_html, status_html
+from ..view.video import VideoPane
+from .events import VideoRunFinished, VideoRunStarted, VideoUpdated
+from .report import degraded_summary, html_report, text_report
+
+if TYPE_CHECKING:
+    from IPython.display import DisplayHandle
+
+    from ..core.record import CallRecord
+    from .result import Video, VideoResult
+
+__all__ = ["AnswerPane", "CheckPane", "VideoView"]
+
+
+class VideoView:
+    """The widget view of one ``%%video`` run, built before the run and fed its events as a listener.
+
+    view = VideoView(); view.display()
+    engine_listeners.append(view.handle)
+    """
+
+    def __init__(self, *, render_interval: float = 0.1, clock: Callable[[], float] = time.monotonic) -> None:
+        self.render_interval = render_interval
+        self._clock = clock
+        # Events come from the listener thread while display()/_repr_mimebundle_ run on the kernel's
+        # main thread; one lock keeps a repr from reading half-applied state.
+        self._lock = threading.RLock()
+        self._handle: DisplayHandle | None = None
+        self._calls: dict[object, CallRecord] = {}  # every call seen (clips by label), for the ledger
+        self._started_at: float | None = None
+
+        self.run: VideoRunStarted | None = None
+        self.result: VideoResult | None = None
+        self.stopped = False
+        self.clips: dict[str, VideoPane] = {}
+        self.understanders: dict[str, MemberPane] = {}
+        self.answer: AnswerPane | None = None
+        self.check: CheckPane | None = None
+        self.ledger_pane = LedgerPane()
+
+        self.status = widgets.HTML(self._status_html())
+        self.tab = widgets.Tab(children=(), titles=())
+        self._relayout()
+        self.widget = widgets.VBox(children=(self.status, self.tab))
+
+    # --- public surface ----------------------------------------------------------------------------
+
+    @property
+    def panes(self) -> list[Pane]:
+        """Every tab's pane, in tab order."""
+        extra = [p for p in (self.answer, self.check) if p is not None]
+        return [*self.clips.values(), *self.understanders.values(), *extra, self.ledger_pane]
+
+    @property
+    def titles(self) -> tuple[str, ...]:
+        return tuple(self.tab.titles)
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+    def handle(self, event: EngineEvent) -> None:
+        """The listener: apply one event to the widgets."""
+        with self._lock:
+            if not isinstance(event, CallDelta):
+                for member in self.understanders.values():
+                    member.flush()  # any other event is a natural moment to show text throttling held back
+            if isinstance(event, VideoRunStarted):
+                self._on_run_started(event)
+            elif isinstance(event, VideoUpdated):
+                self._on_video(event.video)
+            elif isinstance(event, CallStarted):
+                self._on_call(event.response, started=True)
+            elif isinstance(event, CallDelta):
+                pane = self._understander(event.response)
+                if pane is not None:
+                    pane.delta(event.response, self._clock())
+            elif isinstance(event, CallFinished):
+                self._on_call(event.response, started=False)
+            elif isinstance(event, VideoRunFinished):
+                self._on_run_finished(event.result, event.stopped)
+            self.status.value = self._status_html()  # traitlets sends it only when it changed
+
+    def display(self) -> DisplayHandle | None:
+        """Show the view and keep the display handle, so the final report replaces the live widget."""
+        from IPython.display import display
+
+        handle = display(self, display_id=True)
+        with self._lock:
+            self._handle = handle
+        return handle
+
+    def text(self) -> str:
+        """The plain-text form: the full report once the run finished, else a short progress line."""
+        with self._lock:
+            return text_report(self.result) if self.result is not None else self._progress()
+
+    @classmethod
+    def of(cls, result: VideoResult) -> VideoView:
+        """A finished result as a view, built by replaying it as events (the same path as live)."""
+        view = cls(render_interval=0.0)
+        check = result.checks[0].model if result.checks else None
+        view.handle(VideoRunStarted(result.prompt, tuple(result.videos), tuple(r.model for r in result.answers),
+                                    result.source, check))
+        for video in result.videos:
+            view.handle(VideoUpdated(video))
+        for r in [*result.answers, *result.checks, *result.judge_calls]:
+            view.handle(CallStarted(r))
+            view.handle(CallFinished(r))
+        view.handle(VideoRunFinished(result))
+        return view
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """The live widget while the run goes on; once it ended, the static report.
+
+        A saved notebook keeps the last bundle of each output; a widget there would read "model not
+        found" once the kernel is gone, so the finished run replaces its own output, through the display
+        handle, with HTML (and text) that any frontend, GitHub and nbconvert show.
+        """
+        with self._lock:
+            if self.result is not None:
+                return {"text/html": html_report(self.result), "text/plain": text_report(self.result)}
+            # The widget's own text/plain is repr(widget), which lists trait values (model text among them).
+            bundle = dict(self.widget._repr_mimebundle_() or {})
+            bundle["text/plain"] = self._progress()
+            return bundle
+
+    def __repr__(self) -> str:
+        return self._progress() if self.result is None else self.result.summary()
+
+    # --- events --------------------------------------------------------------------------------------
+
+    def _on_run_started(self, event: VideoRunStarted) -> None:
+        self.run = event
+        self._started_at = self._clock()
+        for video in event.videos:
+            self._clip(video)
+        titles = _short_names(event.understand)
+        for model in event.understand:
+            if model not in self.understanders:
+                self.understanders[model] = MemberPane(titles[model], model, interval=self.render_interval)
+        if event.understand:
+            self.answer = AnswerPane()
+        if event.check:
+            self.check = CheckPane(event.check)
+        self._relayout()
+
+    def _on_video(self, video: Video) -> None:
+        self._clip(video).update(video)
+        if video.record.call_id:  # numbered when submitted, as in VideoResult.calls
+            self._calls[("clip", video.label)] = video.record
+            if video.final:
+                self._refresh_ledger()
+        if self.check is not None:
+            self.check.show(self._videos())
+
+    def _on_call(self, r: CallRecord, *, started: bool) -> None:
+        self._calls[call_key(r)] = r
+        if r.role == "judge" and self.answer is not None:
+            self.answer.judge_call(r)
+        elif r.role == "check" and self.check is not None:
+            self.check.call(r)
+            self.check.show(self._videos())
+        else:
+            pane = self._understander(r)
+            if pane is not None:
+                (pane.start if started else pane.finish)(r)
+        if not started:
+            self._refresh_ledger()
+            if self.result is not None:
+                self._update_display()  # a call that ended after the run: the saved report includes it
+
+    def _on_run_finished(self, result: VideoResult, stopped: bool) -> None:
+        self.result, self.stopped = result, stopped
+        # Whatever the events missed, the result holds the final state.
+        for video in result.videos:
+            self._on_video(video)
+        for r in [*result.answers, *result.checks, *result.judge_calls]:
+            self._calls[call_key(r)] = r
+            pane = self._understander(r)
+            if pane is not None:
+                pane.finish(r)
+        if self.answer is not None:
+            self.answer.show_result(result)
+        self._refresh_ledger()
+        self._update_display()
+
+    # --- helpers -------------------------------------------------------------------------------------
+
+    def _clip(self, video: Video) -> VideoPane:
+        pane = self.clips.get(video.label)
+        if pane is None:
+            pane = self.clips[video.label] = VideoPane(video, clock=self._clock)
+            self._relayout()
+        return pane
+
+    def _understander(self, r: CallRecord) -> MemberPane | None:
+        if r.role != "understand":
+            return None
+        key = r.label if r.label in self.understanders else r.model
+        pane = self.understanders.get(key)
+        if pane is None:
+            pane = self.understanders[key] = MemberPane(key, r.model, interval=self.render_interval)
+            self._relayout()
+        return pane
+
+    def _videos(self) -> list[Video]:
+        return [p.video for p in self.clips.values()]
+
+    def _refresh_ledger(self) -> None:
+        # A clip's record may also have come as a call event: count each record once.
+        unique = {id(r): r for r in self._calls.values()}
+        self.ledger_pane.refresh(unique.values())
+
+    def _relayout(self) -> None:
+        panes = self.panes
+        children = tuple(p.body for p in panes)
+        titles = tuple(p.title for p in panes)
+        current = tuple(self.tab.children)
+        if children == current and titles == tuple(self.tab.titles):
+            return
+        if children[: len(current)] == current:
+            # Tabs added at the end: children first, then titles (validated against the children).
+            with self.tab.hold_sync():
+                self.tab.children = children
+                self.tab.titles = titles
+            return
+        # A tab inserted before others: a browser that drew the old tabs would put titles on the wrong
+        # ones (see fuse.view); a fresh Tab has no old tabs.
+        selected = self.tab.selected_index
+        keep = current[selected] if selected is not None and selected < len(current) else None
+        tab = widgets.Tab(children=children, titles=titles)
+        tab.selected_index = children.index(keep) if keep in children else 0
+        old, self.tab = self.tab, tab
+        if hasattr(self, "widget"):
+            self.widget.children = (self.status, tab)
+        old.close()
+
+    def _update_display(self) -> None:
+        if self._handle is not None:
+            self._handle.update(self)
+
+    def _progress(self) -> str:
+        if self.run is None:
+            return "fusion_magic: waiting for the video run to start"
+        parts = []
+        videos = self._videos()
+        if videos:
+            ready = sum(v.ok for v in videos)
+            parts.append(f"{ready} of {len(videos)} clip{'s' if len(videos) != 1 else ''} ready")
+            waiting = [v.status for v in videos if not v.final]
+            if waiting:
+                parts.append(", ".join(f"{waiting.count(s)} {s}" for s in dict.fromkeys(waiting)))
+        if self.understanders:
+            done = sum(not p.running for p in self.understanders.values())
+            parts.append(f"{done} of {len(self.understanders)} answers in")
+        if self._started_at is not None:
+            parts.append(f"{self._clock() - self._started_at:.0f} s")
+        return "fusion_magic: " + " · ".join(parts)
+
+    def _status_html(self) -> str:
+        r = self.result
+        if r is None:
+            return f"<p><i>{escape_text(self._progress())}</i></p>"
+        parts = [f"{'stopped after' if self.stopped else 'done in'} {r.wall_s:.1f} s"]
+        if r.videos:
+            parts.append(f"{sum(v.ok for v in r.videos)} of {len(r.videos)} clips saved")
+        if r.answers:
+            parts.append(f"{sum(a.ok for a in r.answers)} of {len(r.answers)} answers")
+        if r.best is not None:
+            parts.append(f"best: {r.best.label}")
+        degraded = degraded_summary(r)
+        extra = f'<br><span style="color:#c62828">{escape_text(degraded)}</span>' if degraded else ""
+        return f"<p><b>{escape_text(' · '.join(parts))}</b>{extra}</p>"
+
+
+class AnswerPane(Pane):
+    """The answer to the question: a placeholder while the models answer, the judge's state while it
+    fuses, then the answer (Markdown, sanitized) and the verdict.
+
+    pane = AnswerPane()
+    pane.judge_call(r); pane.show_result(result)
+    """
+
+    PLACEHOLDER = "<p><i>waiting for the answers…</i></p>"
+
+    def __init__(self) -> None:
+        self.info = widgets.HTML("")
+        self.html = widgets.HTML(self.PLACEHOLDER)
+        self.text: str | None = None
+        super().__init__("Answer", widgets.VBox(children=(self.info, self.html)))
+
+    def judge_call(self, r: CallRecord) -> None:
+        self.info.value = f"<p><b>judge</b> <code>{escape_text(r.model)}</code> · {status_html(r)}{figures_html(r)}</p>"
+
+    def show_result(self, result: VideoResult) -> None:
+        self.text = result.answer
+        body = render_markdown(result.answer or "") or "<p><i>(no answer)</i></p>"
+        if result.verdict is not None:
+            judge = result.judge_calls[0].model if result.judge_calls else None
+            body += "<hr><h4>Verdict</h4>" + verdict_html(result.verdict, judge)
+        self.html.value = body
+
+
+class CheckPane(Pane):
+    """The check of each saved clip: score out of 10, the reasons, the best one marked; and the calls.
+
+    pane = CheckPane("gemini:gemini-2.5-flash")
+    pane.call(r); pane.show(videos)
+    """
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.calls: dict[object, CallRecord] = {}
+        self.html = widgets.HTML()
+        super().__init__("Check", self.html)
+        self.show(())
+
+    def call(self, r: CallRecord) -> None:
+        self.calls[call_key(r)] = r
+
+    def show(self, videos: Iterable[Video]) -> None:
+        rows = []
+        for v in videos:
+            if v.score is not None:
+                best = " <b>(best)</b>" if v.best else ""
+                reasons = f"<br><small>{escape_text(v.score_reasons)}</small>" if v.score_reasons else ""
+                rows.append(f"<li><b>{escape_text(v.label)}</b>: score {v.score:g}/10{best}{reasons}</li>")
+            else:
+                word = "not scored" if v.final else "waiting for the clip"
+                rows.append(f"<li><b>{escape_text(v.label)}</b>: <i>{word}</i></li>")
+        calls = "".join(f"<li><code>{escape_text(r.model)}</code> · {status_html(r)}{figures_html(r)}</li>"
+                        for r in self.calls.values())
+        self.html.value = (f"<p>checked by <code>{escape_text(self.model)}</code></p><ul>{''.join(rows)}</ul>"
+                           + (f"<p>calls</p><ul>{calls}</ul>" if calls else ""))
+
+
+def _short_names(models: Iterable[str]) -> dict[str, str]:
+    """Each model's tab title: the name without provider and path (``gemini-2.5-flash``), or the whole
+    id where two would read the same."""
+    models = list(dict.fromkeys(models))
+    short = {m: m.split(":", 1)[-1].rsplit("/", 1)[-1] or m for m in models}
+    taken = list(short.values())
+    return {m: s if taken.count(s) == 1 else m for m, s in short.items()}

@@ -1,0 +1,189 @@
+"""One generated clip as a tab: where its job stands, then the player, a filmstrip of keyframes, a link to
+the file, its measured figures and its check score.
+
+The pane reads a ``video.result.Video`` by duck typing (``view/`` sits below the job kinds). ``update`` is
+called on every poll, so it sends a widget value only when that value changed, and reads the file into a
+player only once per saved file.
+
+    pane = VideoPane(video)
+    pane.update(video)  # after each VideoUpdated
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import ipywidgets as widgets
+
+from ..present.sanitize import escape_text
+from .tabs import Pane
+
+if TYPE_CHECKING:
+    from ..video.result import Video
+
+__all__ = ["MAX_INLINE_BYTES", "PENDING_HINT", "VideoPane", "file_href", "shown_path"]
+
+# Larger files are not sent over the comm: the whole value travels at once and freezes the browser
+# (ipywidgets #3036), and it would bloat a notebook saved with its widget state.
+MAX_INLINE_BYTES = 50 * 1024 * 1024
+
+# Grey before the provider has it, purple waiting at the provider, blue while it works or we download,
+# green saved, red failed, orange withheld by a filter, brown stopped on purpose or still at the provider.
+_COLOURS = {
+    "planned": "#757575", "submitting": "#757575", "queued": "#6a1b9a", "running": "#1565c0",
+    "downloading": "#1565c0", "ok": "#2e7d32", "failed": "#c62828", "filtered": "#ef6c00",
+    "cancelled": "#6d4c41", "pending": "#6d4c41",
+}  # fmt: skip
+_WORDS = {"ok": "saved"}
+_FINAL = frozenset({"ok", "failed", "filtered", "cancelled", "pending"})
+PENDING_HINT = "still running at the provider: %video resume fetches it"
+
+# Browsers play H.264 in an MP4 or a QuickTime file alike, but not under the "quicktime" MIME type that
+# ipywidgets would guess for ".mov".
+_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mp4", ".webm": "webm", ".ogv": "ogg"}
+_IMAGE_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
+
+
+def shown_path(path: Path) -> Path:
+    """``path`` relative to the working directory (the notebook's) when inside it: what a link points at,
+    and what a saved notebook shows instead of the user's home directory."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except (OSError, ValueError):
+        return path
+
+
+def file_href(path: Path) -> str:
+    """``path`` as a link target: ``shown_path``, percent-encoded, so a name with spaces, ``#`` or quotes
+    still points at the file."""
+    return quote(shown_path(path).as_posix(), safe="/")
+
+
+class VideoPane(Pane):
+    """A clip's tab: status line, player (once saved), keyframe filmstrip, link, figures and score.
+
+    pane = VideoPane(video, clock=time.monotonic)
+    pane.update(video)
+    """
+
+    def __init__(self, video: Video, *, clock: Callable[[], float] = time.monotonic,
+                 max_inline_bytes: int = MAX_INLINE_BYTES) -> None:
+        self.video = video
+        self._clock = clock
+        self.max_inline_bytes = max_inline_bytes
+        self.status = widgets.HTML()
+        self.player: widgets.Video | None = None
+        self.player_box = widgets.VBox()
+        self.filmstrip = widgets.HBox()
+        self.details = widgets.HTML()
+        self._played: Path | None = None  # the file the player (or its note) shows
+        self._strip: tuple[Path, ...] = ()
+        super().__init__(video.label, widgets.VBox(children=(self.status, self.player_box, self.filmstrip,
+                                                             self.details)))
+        self.update(video)
+
+    @property
+    def images(self) -> list[widgets.Image]:
+        """The filmstrip's images, in keyframe order."""
+        return [w for w in self.filmstrip.children if isinstance(w, widgets.Image)]
+
+    def update(self, video: Video) -> None:
+        """Show ``video`` as it is now; only the parts that changed are sent to the browser."""
+        self.video = video
+        self.status.value = self._status_html()  # traitlets sends only a changed value
+        saved = video.path if video.ok else None
+        if saved != self._played:
+            self._show_player(saved)
+        keyframes = tuple(video.keyframes) if video.ok else ()
+        if keyframes != self._strip:
+            self._strip = keyframes
+            self.filmstrip.children = tuple(_thumbnail(p) for p in keyframes if p.is_file())
+        self.details.value = self._details_html()
+
+    def status_text(self) -> str:
+        """The status line as plain words (what the HTML line says)."""
+        v = self.video
+        parts = [_WORDS.get(v.status, v.status)]
+        elapsed = self._elapsed()
+        if elapsed is not None:
+            parts.append(f"{elapsed:.0f} s")
+        if v.polls:
+            parts.append(f"{v.polls} poll{'s' if v.polls != 1 else ''}")
+        if v.progress and v.status not in _FINAL:
+            parts.append(v.progress)
+        if v.status == "filtered":
+            parts.append(f"withheld by the provider's filter: {v.reason or 'no reason given'}")
+        elif v.status == "pending":
+            parts.append(PENDING_HINT)
+        elif v.status in ("failed", "cancelled") and v.error:
+            parts.append(v.error)
+        if v.reused:
+            parts.append("from an earlier run, not paid again")
+        return " · ".join(parts)
+
+    def _elapsed(self) -> float | None:
+        v = self.video
+        if v.status in _FINAL and v.record.latency_s is not None:
+            return v.record.latency_s
+        if v.started is None:
+            return None
+        return max(0.0, self._clock() - v.started)
+
+    def _status_html(self) -> str:
+        word, _, rest = self.status_text().partition(" · ")
+        colour = _COLOURS.get(self.video.status, "#757575")
+        tail = f" · {escape_text(rest)}" if rest else ""
+        return (f'<p><b>{escape_text(self.video.label)}</b> · <code>{escape_text(self.video.model)}</code> · '
+                f'<span style="color:{colour};font-weight:bold">{escape_text(word)}</span>{tail}</p>')
+
+    def _show_player(self, path: Path | None) -> None:
+        self._played = path
+        self.player = None
+        if path is None:
+            self.player_box.children = ()
+            return
+        try:
+            size = path.stat().st_size
+        except OSError:
+            self.player_box.children = (widgets.HTML("<p><i>the saved file is missing</i></p>"),)
+            return
+        if size > self.max_inline_bytes:
+            note = (f"<p><i>{size / 1e6:.0f} MB: too large to play here; "
+                    "open the file with the link below</i></p>")
+            self.player_box.children = (widgets.HTML(note),)
+            return
+        # autoplay and loop default to True; browsers block autoplay with sound, and a looping clip
+        # with audio is noise while the reader looks at another one.
+        self.player = widgets.Video(value=path.read_bytes(), format=_FORMATS.get(path.suffix.lower(), "mp4"),
+                                    controls=True, autoplay=False, loop=False, width="640")
+        self.player.layout.max_width = "100%"
+        self.player_box.children = (self.player,)
+
+    def _details_html(self) -> str:
+        v = self.video
+        lines = []
+        if v.ok and v.path is not None:
+            lines.append(f'<a href="{escape_text(file_href(v.path))}" target="_blank" rel="noopener">'
+                         f"{escape_text(shown_path(v.path))}</a>")
+        figures = [f"{v.seconds:.1f} s" if v.seconds is not None else "", v.resolution or ""]
+        if v.cost_usd is not None:
+            figures.append(f"${v.cost_usd:.2f}")
+        if any(figures):
+            lines.append(escape_text(" · ".join(f for f in figures if f)))
+        if v.score is not None:
+            badge = (' <span style="background:#2e7d32;color:#fff;padding:0 4px;border-radius:3px">best</span>'
+                     if v.best else "")
+            reasons = f": {escape_text(v.score_reasons)}" if v.score_reasons else ""
+            lines.append(f"<b>score {v.score:g}/10</b>{badge}{reasons}")
+        lines += [f"<i>{escape_text(n)}</i>" for n in v.notes]
+        lines.append(f"<small>prompt: {escape_text(v.prompt)}</small>")
+        return "<p>" + "<br>".join(lines) + "</p>"
+
+
+def _thumbnail(path: Path) -> widgets.Image:
+    return widgets.Image(value=path.read_bytes(), format=_IMAGE_FORMATS.get(path.suffix.lower(), "jpeg"),
+                         width="96")

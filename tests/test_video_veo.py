@@ -1,0 +1,360 @@
+"""Veo (``predictLongRunning``) against the loopback emulator, through a real socket.
+
+Each test builds the endpoint the way the engine does (``resolve_endpoint`` from the emulator's environment)
+and drives ``VeoProvider`` by hand: submit, poll in a loop (jobs advance per poll, no sleeping), download.
+What the emulator received (``emu.requests``) is the evidence: bodies, keys, redirects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import av
+import httpx
+import pytest
+
+from fusion_magic.core.errors import (
+    AuthError,
+    BadRequestError,
+    ConfigError,
+    ProviderError,
+    RateLimitError,
+    ServerError,
+)
+from fusion_magic.providers._http import WireContext
+from fusion_magic.providers.registry import BUILTIN, resolve_endpoint
+from fusion_magic.providers.video.base import JobRef, JobStatus, VideoRequest
+from fusion_magic.providers.video.veo import CURRENT_MODELS, VeoProvider, operation_error
+from fusion_magic.testing import Emulator, Fault, RecordedRequest, VideoScript
+from fusion_magic.testing.families.veo import validate
+from fusion_magic.testing.media import png_bytes
+
+MODEL = "veo-3.1-fast-generate-preview"
+T = TypeVar("T")
+
+
+def run(fn: Callable[[VeoProvider], Awaitable[T]]) -> T:
+    """Run ``fn`` with a VeoProvider pointed (by the environment) at the emulator."""
+
+    async def go() -> T:
+        async with httpx.AsyncClient() as client:
+            return await fn(VeoProvider(resolve_endpoint(BUILTIN["gemini"]), client))
+
+    return asyncio.run(go())
+
+
+async def until_final(provider: VeoProvider, job: JobRef, limit: int = 20) -> tuple[JobStatus, int]:
+    """Poll until a final state; the status and the number of polls it took."""
+    for n in range(1, limit + 1):
+        status = await provider.poll(job)
+        if status.final:
+            return status, n
+    raise AssertionError(f"not final after {limit} polls")
+
+
+def of(emu: Emulator, family: str, method: str | None = None) -> list[RecordedRequest]:
+    return [r for r in emu.requests if r.family == family and (method is None or r.method == method)]
+
+
+def duration_s(path: Path) -> float:
+    with av.open(str(path)) as container:
+        assert container.streams.video, "no video stream"
+        assert container.duration is not None
+        return float(container.duration / av.time_base)
+
+
+# ---- success, per delivery ---------------------------------------------------------------------------
+
+
+def test_redirect_delivery_downloads_a_real_mp4_and_never_sends_the_key_to_storage(
+    emulator_env: Emulator, tmp_path: Path
+) -> None:
+    emu = emulator_env
+    emu.script(MODEL, VideoScript(polls=2, clip_seconds=1.5, delivery="redirect"))
+    dest = tmp_path / "videos" / "fox.mp4"
+    request = VideoRequest(model=MODEL, prompt="a fox in snow", seconds=6, aspect="9:16", negative="blurry")
+
+    async def go(provider: VeoProvider) -> tuple[JobRef, JobStatus, int, int]:
+        job = await provider.submit(request)
+        status, polls = await until_final(provider, job)
+        return job, status, polls, await provider.download(status.clips[0], dest)
+
+    job, status, polls, written = run(go)
+
+    assert job.protocol == "veo" and job.model == MODEL
+    assert job.job_id.startswith(f"models/{MODEL}/operations/")
+    assert (status.state, polls) == ("succeeded", 3)  # two polls running, the third done
+    assert status.clips[0].uri is not None and status.clips[0].needs_key
+    [submit] = of(emu, "gemini-veo", "POST")
+    assert submit.path == f"/gemini/v1beta/models/{MODEL}:predictLongRunning"
+    assert submit.headers["x-goog-api-key"] == "<redacted>"  # the key was there (the log redacts it)
+    assert submit.body == {
+        "instances": [{"prompt": "a fox in snow"}],
+        "parameters": {"aspectRatio": "9:16", "durationSeconds": 6, "negativePrompt": "blurry", "sampleCount": 1},
+    }
+    assert all(r.path == "/gemini/" + job.job_id.replace("models/", "v1beta/models/", 1)
+               for r in of(emu, "gemini-veo", "GET"))
+    [files] = of(emu, "gemini-files")
+    assert files.status == 302 and files.headers.get("x-goog-api-key") == "<redacted>"
+    [storage] = of(emu, "storage")
+    assert storage.status == 200
+    assert not {"x-goog-api-key", "authorization", "x-api-key"} & set(storage.headers)
+    assert "key" not in storage.query
+    assert dest.read_bytes()[4:8] == b"ftyp" and written == dest.stat().st_size
+    assert not list(dest.parent.glob("*.part"))
+    assert duration_s(dest) == pytest.approx(1.5, abs=0.2)
+
+
+def test_inline_delivery_is_written_as_sent(emulator_env: Emulator, tmp_path: Path) -> None:
+    emu = emulator_env
+    emu.script(MODEL, VideoScript(delivery="inline", clip_seconds=1.0))
+    dest = tmp_path / "inline.mp4"
+
+    async def go(provider: VeoProvider) -> JobStatus:
+        status, _ = await until_final(provider, await provider.submit(VideoRequest(MODEL, "waves")))
+        await provider.download(status.clips[0], dest)
+        return status
+
+    status = run(go)
+    clip = status.clips[0]
+    assert clip.uri is None and clip.data is not None and clip.mime == "video/mp4"
+    assert dest.read_bytes() == clip.data
+    assert duration_s(dest) == pytest.approx(1.0, abs=0.2)
+    assert not of(emu, "gemini-files") and not of(emu, "storage")
+
+
+def test_uri_delivery_is_served_by_the_api_host(emulator_env: Emulator, tmp_path: Path) -> None:
+    emu = emulator_env
+    emu.script(MODEL, VideoScript(delivery="uri"))
+    dest = tmp_path / "uri.mp4"
+
+    async def go(provider: VeoProvider) -> int:
+        status, _ = await until_final(provider, await provider.submit(VideoRequest(MODEL, "rain")))
+        return await provider.download(status.clips[0], dest)
+
+    written = run(go)
+    [files] = of(emu, "gemini-files")
+    assert files.status == 200 and files.headers.get("x-goog-api-key") == "<redacted>"
+    assert not of(emu, "storage")
+    assert written == dest.stat().st_size > 0 and dest.read_bytes()[4:8] == b"ftyp"
+
+
+def test_first_frame_image_is_sent_base64_with_its_type(emulator_env: Emulator, tmp_path: Path) -> None:
+    emu = emulator_env
+    image = tmp_path / "first.png"
+    image.write_bytes(png_bytes())
+    run(lambda p: p.submit(VideoRequest(MODEL, "it starts moving", image=image, resolution="1080p", seconds=8)))
+    [submit] = of(emu, "gemini-veo", "POST")
+    sent = submit.body["instances"][0]["image"]
+    assert sent["mimeType"] == "image/png"
+    assert base64.b64decode(sent["bytesBase64Encoded"]) == image.read_bytes()
+    assert submit.body["parameters"] == {"resolution": "1080p", "durationSeconds": 8, "sampleCount": 1}
+
+
+# ---- other final states ------------------------------------------------------------------------------
+
+
+def test_filtered_is_its_own_state_with_the_reason(emulator_env: Emulator) -> None:
+    reason = "Audio track blocked: it may contain a real person's voice."
+    emulator_env.script(MODEL, VideoScript(outcome="filtered", reason=reason))
+
+    async def go(provider: VeoProvider) -> JobStatus:
+        return (await until_final(provider, await provider.submit(VideoRequest(MODEL, "a crowd"))))[0]
+
+    status = run(go)
+    assert (status.state, status.reason, status.clips, status.error) == ("filtered", reason, (), None)
+
+
+def test_failed_job_carries_a_typed_error_with_the_message(emulator_env: Emulator) -> None:
+    emulator_env.script(MODEL, VideoScript(outcome="failed", error_message="The model ran out of ideas."))
+
+    async def go(provider: VeoProvider) -> JobStatus:
+        return (await until_final(provider, await provider.submit(VideoRequest(MODEL, "a plot twist"))))[0]
+
+    status = run(go)
+    assert status.state == "failed" and isinstance(status.error, ServerError)
+    assert status.error.code == "INTERNAL" and status.error.model == MODEL
+    assert "The model ran out of ideas." in str(status.error)
+
+
+def test_operation_error_codes_are_rpc_codes_not_http_statuses() -> None:
+    ctx = WireContext("gemini", MODEL)
+    assert isinstance(operation_error(ctx, {"code": 3, "message": "bad"}), BadRequestError)
+    assert isinstance(operation_error(ctx, {"code": 8, "message": "busy"}), RateLimitError)
+    assert isinstance(operation_error(ctx, {"code": 13, "message": "boom"}), ServerError)
+    assert isinstance(operation_error(ctx, {"code": 16}), AuthError)
+    assert isinstance(operation_error(ctx, {"code": 500, "message": "http-ish"}), ServerError)
+
+
+# ---- errors at submit ----------------------------------------------------------------------------------
+
+
+def test_retired_id_is_one_line_naming_the_id_and_the_current_models(emulator_env: Emulator) -> None:
+    retired = "veo-3.0-generate-001"
+    emulator_env.script(retired, VideoScript(submit_faults=[Fault("status", status=404)]))
+    with pytest.raises(BadRequestError) as info:
+        run(lambda p: p.submit(VideoRequest(retired, "anything")))
+    message = str(info.value)
+    assert "\n" not in message and info.value.status == 404
+    assert retired in message and all(m in message for m in CURRENT_MODELS)
+    assert "%video list" in message
+    [submit] = of(emulator_env, "gemini-veo")
+    assert submit.status == 404 and emulator_env.video_jobs(retired) == 0
+
+
+def test_1080p_with_4s_is_refused_before_sending_and_by_the_server_when_sent(emulator_env: Emulator) -> None:
+    emu = emulator_env
+    request = VideoRequest(MODEL, "a skyline", seconds=4, resolution="1080p")
+    with pytest.raises(ConfigError, match="1080p needs --seconds 8"):
+        VeoProvider.check_request(request)
+    with pytest.raises(ConfigError):
+        run(lambda p: p.submit(request))  # submit checks too
+    assert emu.requests == []
+
+    # Sent anyway (a client without the check), the server says no; durationSeconds as a string is fine.
+    async def raw(provider: VeoProvider, seconds: Any) -> httpx.Response:
+        body = provider.body(request)
+        body["parameters"]["durationSeconds"] = seconds
+        url = f"{emu.url}/gemini/v1beta/models/{MODEL}:predictLongRunning"
+        return await provider.client.post(url, json=body, headers={"x-goog-api-key": "AIza-test-emulator"})
+
+    refused = run(lambda p: raw(p, 4))
+    assert refused.status_code == 400
+    assert refused.json()["error"] == {"code": 400, "status": "INVALID_ARGUMENT",
+                                       "message": "Resolution 1080p is only supported for 8s duration."}
+    assert run(lambda p: raw(p, "8")).status_code == 200
+    assert emu.video_jobs(MODEL) == 1
+
+
+@pytest.mark.parametrize(
+    ("request_", "words"),
+    [
+        (VideoRequest(MODEL, "x", seconds=5), "--seconds must be 4, 6 or 8"),
+        (VideoRequest(MODEL, "x", aspect="1:1"), "--aspect must be 16:9 or 9:16"),
+        (VideoRequest("veo-3.1-lite-generate-preview", "x", resolution="4k", seconds=8), "not 4k"),
+        (VideoRequest(MODEL, "x", resolution="4k", seconds=6), "4k needs --seconds 8"),
+        (VideoRequest(MODEL, "x", image=Path("frame.gif")), "PNG or JPEG"),
+        (VideoRequest(MODEL, "x", previous_job="models/x/operations/y"), "--edit needs an Omni model"),
+    ],
+)
+def test_check_request_refuses_what_veo_never_accepts(request_: VideoRequest, words: str) -> None:
+    with pytest.raises(ConfigError, match=words) as info:
+        VeoProvider.check_request(request_)
+    assert "\n" not in str(info.value)
+
+
+def test_check_request_accepts_the_documented_combinations() -> None:
+    assert VeoProvider.check_request(VideoRequest(MODEL, "x", seconds=8, resolution="4K", aspect="16:9")) == []
+    assert VeoProvider.check_request(VideoRequest(MODEL, "x", resolution="1080p")) == []  # default is 8 s
+
+
+def test_emulator_validates_bodies_like_the_server() -> None:
+    assert validate({"instances": [{"prompt": "x"}], "parameters": {"durationSeconds": "6"}}) is None
+    assert validate({"instances": []}) is not None
+    assert validate({"instances": [{"prompt": "x"}], "parameters": {"durationSeconds": "six"}}) is not None
+    assert validate({"instances": [{"prompt": "x", "image": {"mimeType": "image/gif",
+                                                             "bytesBase64Encoded": "AA=="}}]}) is not None
+
+
+# ---- polling -------------------------------------------------------------------------------------------
+
+
+def test_an_operation_without_done_is_still_running(emulator_env: Emulator) -> None:
+    emu = emulator_env
+    emu.script(MODEL, VideoScript(polls=3))
+
+    async def go(provider: VeoProvider) -> tuple[dict[str, Any], list[str]]:
+        job = await provider.submit(VideoRequest(MODEL, "clouds"))
+        # The first poll, read raw: the emulator leaves "done" out on odd polls.
+        raw = await provider.client.get(f"{emu.url}/gemini/v1beta/{job.job_id}",
+                                        headers={"x-goog-api-key": "AIza-test-emulator"})
+        states: list[str] = [(await provider.poll(job)).state for _ in range(3)]
+        states.append(provider.status(WireContext("gemini", MODEL), {"name": "x", "done": False}).state)
+        return raw.json(), states
+
+    first, states = run(go)
+    assert "done" not in first and first["name"].startswith(f"models/{MODEL}/operations/")
+    # Polls 2 ("done": false), 3 (no "done") and 4 (done); then a literal "done": false.
+    assert states == ["running", "running", "succeeded", "running"]
+
+
+def test_a_poll_fault_is_a_retryable_server_error_and_the_next_poll_works(emulator_env: Emulator) -> None:
+    emulator_env.script(MODEL, VideoScript(polls=1, poll_faults=[Fault("status", status=503, times=1)]))
+
+    async def go(provider: VeoProvider) -> tuple[ProviderError, JobStatus]:
+        job = await provider.submit(VideoRequest(MODEL, "a storm"))
+        try:
+            await provider.poll(job)
+        except ProviderError as exc:
+            return exc, (await until_final(provider, job))[0]
+        raise AssertionError("the scripted 503 did not raise")
+
+    error, status = run(go)
+    assert isinstance(error, ServerError) and error.retryable and error.status == 503
+    assert status.state == "succeeded"
+
+
+def test_cancel_sends_nothing(emulator_env: Emulator) -> None:
+    run(lambda p: p.cancel(JobRef("veo", MODEL, f"models/{MODEL}/operations/abc")))
+    assert emulator_env.requests == []
+
+
+# ---- the model list ------------------------------------------------------------------------------------
+
+
+def test_list_models_reads_every_page_and_keeps_predict_long_running(emulator_env: Emulator) -> None:
+    emu = emulator_env
+    emu.script("veo-emulated-custom", VideoScript())
+    emu.script("fal-ai/kling-video/v2.1/standard/text-to-video", VideoScript())
+    models = run(lambda p: p.list_models())
+    assert models == [*CURRENT_MODELS, "veo-emulated-custom"]
+    pages = of(emu, "gemini-veo", "GET")
+    assert len(pages) == 2 and all(p.query["pageSize"] == "1000" for p in pages)
+    assert "pageToken" not in pages[0].query and pages[1].query["pageToken"]
+
+
+# ---- keys ----------------------------------------------------------------------------------------------
+
+
+def test_the_key_never_appears_in_an_error_or_a_job_ref(
+    emulator_env: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = emulator_env
+    secret = "AIza-distinctive-9f8e7d6c5b4a"
+    monkeypatch.setenv("GEMINI_API_KEY", secret)
+    # The server echoes the key in its message: our error must not.
+    emu.script(MODEL, VideoScript(submit_faults=[Fault("status", status=400, message=f"bad request for {secret}",
+                                                       times=1)],
+                                  poll_faults=[Fault("status", status=429, message=f"slow down {secret}")]))
+    errors: list[BaseException] = []
+
+    async def go(provider: VeoProvider) -> JobRef:
+        try:
+            await provider.submit(VideoRequest(MODEL, "x"))
+        except ProviderError as exc:
+            errors.append(exc)
+        job = await provider.submit(VideoRequest(MODEL, "x"))
+        try:
+            await provider.poll(job)
+        except ProviderError as exc:
+            errors.append(exc)
+        assert secret not in repr(provider)
+        return job
+
+    job = run(go)
+    emu.expected_keys["gemini-veo"] = "AIza-the-right-one"
+    with pytest.raises(AuthError) as wrong:
+        run(lambda p: p.submit(VideoRequest(MODEL, "x")))
+    errors.append(wrong.value)
+
+    assert [type(e) for e in errors] == [BadRequestError, RateLimitError, AuthError]
+    for error in errors:
+        assert secret not in str(error) and secret not in repr(error.args)
+    assert "<redacted>" in str(errors[0])
+    assert secret not in job.to_json()
+    assert all(secret not in json.dumps([r.headers, r.query]) for r in emu.requests)
