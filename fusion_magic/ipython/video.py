@@ -28,7 +28,7 @@ from ..api import (
     start_video,
 )
 from ..calls.settings import Settings
-from ..core.events import OffloadedListener
+from ..core.events import Listener, OffloadedListener
 from ..core.pricing import Price
 from ..video.estimate import VideoEstimate
 from ..video.options import DEFAULT_OUT_DIR, DEFAULT_TIMEOUT_S, VideoOptions
@@ -128,34 +128,34 @@ class VideoMagics(Magics, Configurable):
             return None
         return self._wait(job, listeners, partial, args.out)
 
-    def _wait(self, job: VideoJob, listeners: list[OffloadedListener], partial: VideoResult,
+    def _wait(self, job: VideoJob, listeners: list[Listener], partial: VideoResult,
               out: str | None) -> VideoResult:
         started = time.monotonic()
         try:
             result = job.result()
         except KeyboardInterrupt as exc:
             job.cancel()
-            for listener in listeners:
-                listener.flush()
+            _flush(listeners)
             if out:
                 self.shell.push({out: partial})
             self.last = partial
             raise VideoInterrupted(interrupted_line(partial, time.monotonic() - started, out), partial) from exc
         finally:
-            for listener in listeners:
-                listener.flush()
+            _flush(listeners)
         result._shown_live = self.last_view is not None
         self.last = result
         if out:
             self.shell.push({out: result})
         return result
 
-    def _open_view(self) -> list[OffloadedListener]:
+    def _open_view(self) -> list[Listener]:
         self.last_view = None
         if not self._widgets_wanted():
             from ..video.progress import ProgressPrinter
 
-            return [OffloadedListener(ProgressPrinter(sys.stderr))]
+            # Called on the engine thread, not offloaded: an event carries the live Video, and a printer
+            # running later would read a later state (a short "queued" would never be printed).
+            return [ProgressPrinter(sys.stderr)]
         from ..video.view import VideoView
 
         self.last_view = VideoView()
@@ -188,8 +188,7 @@ class VideoMagics(Magics, Configurable):
         job = start_resume(ns.out_dir, self.settings(), listeners, timeout=ns.timeout or self.timeout,
                            poll_s=ns.poll_s or self.poll)
         result = job.result()
-        for listener in listeners:
-            listener.flush()
+        _flush(listeners)
         result._shown_live = self.last_view is not None
         if not result.videos:
             print(f"No pending jobs in {ns.out_dir}/.")
@@ -197,6 +196,13 @@ class VideoMagics(Magics, Configurable):
         if ns.out:
             self.shell.push({ns.out: result})
         return result
+
+
+def _flush(listeners: list[Listener]) -> None:
+    """Let the view catch up before the cell ends (nbclient and nbval see its final state)."""
+    for listener in listeners:
+        if isinstance(listener, OffloadedListener):
+            listener.flush()
 
 
 def interrupted_line(partial: VideoResult, seconds: float, out: str | None) -> str:

@@ -1,0 +1,218 @@
+"""%%video and %video in a real InteractiveShell: every job through the loopback emulator's Omni, Veo and fal
+routes over a socket; clips are real MP4 files; sidecars, resume, reuse, interrupts and bad input."""
+
+from __future__ import annotations
+
+import _thread
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from fusion_magic.core.errors import BudgetError
+from fusion_magic.ipython.video import VideoInterrupted, VideoMagics
+from fusion_magic.testing import Emulator, VideoScript
+from fusion_magic.testing.media import Scene, make_clip
+from fusion_magic.video.result import VideoResult
+
+OMNI, VEO = "gemini-omni-1.2-flash", "veo-3.1-fast-generate-preview"
+FAL = "fal-ai/minimax/hailuo-02/standard/text-to-video"
+POOL = f"gemini:{OMNI},gemini:{VEO},fal:{FAL}"
+
+
+@pytest.fixture
+def vshell(shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[InteractiveShell]:
+    """The shell with VideoMagics in text view, fast polls, and the working folder a fresh tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    magics = next(c for c in shell.configurables if isinstance(c, VideoMagics))
+    defaults = {name: trait.default() for name, trait in magics.traits(config=True).items()}
+    magics.view, magics.poll = "text", 0.01
+    yield shell
+    for name, value in defaults.items():
+        setattr(magics, name, value)
+    for name in ("v", "w"):
+        shell.user_ns.pop(name, None)
+
+
+def submissions(emu: Emulator) -> dict[str, int]:
+    return {m: emu.video_jobs(m) for m in (OMNI, VEO, FAL)}
+
+
+def test_a_pool_generates_concurrently_and_saves_mp4_with_sidecars(vshell: InteractiveShell,
+                                                                    emulator_env: Emulator) -> None:
+    for model in (OMNI, VEO, FAL):
+        emulator_env.script(model, VideoScript(polls=2, clip_seconds=1.5))
+    out = vshell.run_cell_magic("video", f"-m {POOL} --seconds 6 -o v", "A paper boat on a rainy street")
+    assert isinstance(out, VideoResult) and vshell.user_ns["v"] is out
+    assert [v.status for v in out.videos] == ["ok", "ok", "ok"] and not out.degraded
+    assert submissions(emulator_env) == {OMNI: 1, VEO: 1, FAL: 1}
+    for v in out.videos:
+        assert v.path is not None and v.path.suffix == ".mp4" and v.path.parent == Path.cwd() / "videos"
+        assert v.seconds == pytest.approx(1.5, abs=0.2) and v.resolution == "320x180"
+        side = json.loads(v.path.with_suffix(".json").read_text())
+        assert side["status"] == "ok" and side["job"]["job_id"] == v.job_id and side["file"] == v.path.name
+        assert side["prompt"] == "A paper boat on a rainy street" and side["parameters"]["seconds"] == 6
+        assert v.keyframes and all(k.is_file() for k in v.keyframes)
+    # Keys never reach files: not the sidecars, not the result's text.
+    keys = Emulator.test_keys().values()
+    written = "".join(p.read_text() for p in (Path.cwd() / "videos").glob("*.json")) + out.to_text()
+    assert not any(k in written for k in keys)
+    # Veo's and Omni's clips came through the redirect; the storage host never saw a key.
+    storage = [q for q in emulator_env.requests if q.family == "storage"]
+    assert len(storage) == 3 and all("x-goog-api-key" not in q.headers and "authorization" not in q.headers
+                                     for q in storage)
+    veo = out.videos[1]
+    assert veo.record.video_seconds == pytest.approx(1.5, abs=0.2) and veo.cost_usd is not None
+    assert out.ledger["model"].tolist() == [f"gemini:{OMNI}", f"gemini:{VEO}", f"fal:{FAL}"]
+
+
+def test_failed_and_filtered_jobs_fail_their_own_tab_only(vshell: InteractiveShell, emulator_env: Emulator) -> None:
+    emulator_env.script(OMNI, VideoScript(polls=1))
+    emulator_env.script(VEO, VideoScript(polls=1, outcome="filtered", reason="audio track blocked"))
+    emulator_env.script(FAL, VideoScript(polls=1, outcome="failed"))
+    out = vshell.run_cell_magic("video", f"-m {POOL}", "A fox")
+    omni, veo, fal = out.videos
+    assert omni.ok and out.degraded
+    assert veo.status == "filtered" and "audio track blocked" in (veo.reason or "") and veo.cost_usd == 0.0
+    assert fal.status == "failed" and fal.error and fal.path is None
+    assert json.loads(veo.sidecar.read_text())["status"] == "filtered"  # type: ignore[union-attr]
+    assert "filtered" in out.to_text() and "failed" in out.to_text()
+
+
+def test_the_same_cell_again_reuses_its_clip_and_pays_nothing(vshell: InteractiveShell,
+                                                               emulator_env: Emulator) -> None:
+    emulator_env.script(OMNI, VideoScript(polls=1))
+    first = vshell.run_cell_magic("video", f"-m gemini:{OMNI} --seconds 4", "A fox")
+    again = vshell.run_cell_magic("video", f"-m gemini:{OMNI} --seconds 4", "A fox")
+    assert emulator_env.video_jobs(OMNI) == 1
+    assert again.videos[0].reused and again.videos[0].path == first.videos[0].path and again.videos[0].ok
+    assert again.videos[0].cost_usd == 0.0
+    fresh = vshell.run_cell_magic("video", f"-m gemini:{OMNI} --seconds 4 --new", "A fox")
+    assert emulator_env.video_jobs(OMNI) == 2 and fresh.videos[0].ok
+
+
+def test_a_timeout_leaves_the_job_pending_and_resume_fetches_it_with_one_submission(
+        vshell: InteractiveShell, emulator_env: Emulator) -> None:
+    emulator_env.script(VEO, VideoScript(polls=40))
+    out = vshell.run_cell_magic("video", f"-m gemini:{VEO} -t 0.2 -o v", "A slow fox")
+    video = out.videos[0]
+    assert video.status == "pending" and out.pending == [video] and out.degraded
+    assert "%video resume" in (video.error or "")
+    side = json.loads(video.sidecar.read_text())  # type: ignore[union-attr]
+    assert side["status"] == "pending" and side["job"]["job_id"] == video.job_id
+    emulator_env.script(VEO, VideoScript(polls=0))  # the job finishes at the provider meanwhile
+    job = emulator_env.video.job(video.job_id.rsplit("/", 1)[-1])  # type: ignore[union-attr]
+    if job is not None:
+        job.script = VideoScript(polls=0)
+    resumed = vshell.run_line_magic("video", "resume -o w")
+    assert [v.status for v in resumed.videos] == ["ok"] and resumed.videos[0].path is not None
+    assert emulator_env.video_jobs(VEO) == 1  # re-attached, not paid twice
+    assert json.loads(video.sidecar.read_text())["status"] == "ok"  # type: ignore[union-attr]
+    again = vshell.run_line_magic("video", "resume")
+    assert again.videos == []
+
+
+def test_an_interrupt_prints_one_line_and_the_paid_job_survives(vshell: InteractiveShell, emulator_env: Emulator,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    emulator_env.script(OMNI, VideoScript(polls=10_000))
+    threading.Timer(1.0, _thread.interrupt_main).start()
+    outcome = vshell.run_cell(f"%%video -m gemini:{OMNI} -o v\nA fox that never ends")
+    shown = capsys.readouterr()
+    text = shown.out + shown.err
+    assert isinstance(outcome.error_in_exec, VideoInterrupted) and "Traceback" not in text
+    line = next(x for x in text.splitlines() if x.startswith("fusion_magic: video interrupted"))
+    assert "1 still at the provider" in line and "%video resume" in line and "in v" in line
+    partial = vshell.user_ns["v"]
+    assert partial.videos[0].status == "pending"
+    assert json.loads(partial.videos[0].sidecar.read_text())["status"] == "pending"
+    # Running the same cell again re-attaches to the job instead of paying for a second one.
+    emulator_env.video.jobs(OMNI)[0].script = VideoScript(polls=0)
+    again = vshell.run_cell_magic("video", f"-m gemini:{OMNI}", "A fox that never ends")
+    assert again.videos[0].ok and emulator_env.video_jobs(OMNI) == 1
+
+
+def test_check_by_local_frames_scores_each_clip_and_marks_the_best(vshell: InteractiveShell,
+                                                                    emulator_env: Emulator) -> None:
+    emulator_env.script(OMNI, VideoScript(polls=0, clip_seconds=4.0))
+    emulator_env.script(VEO, VideoScript(polls=0, clip_seconds=2.0))
+    out = vshell.run_cell_magic("video", f"-m gemini:{OMNI},gemini:{VEO} --seconds 4 --check local:frames", "A fox")
+    omni, veo = out.videos
+    assert omni.score is not None and veo.score is not None and omni.score > veo.score
+    assert out.best is omni and omni.best and not veo.best
+    assert "duration" in veo.score_reasons.lower()
+    assert [r.role for r in out.checks] == ["check", "check"]
+
+
+def test_understanding_with_two_models_is_fused_by_the_judge(vshell: InteractiveShell, emulator_env: Emulator,
+                                                            tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "cuts.mp4", scenes=[Scene(1.5), Scene(1.5)])
+    out = vshell.run_cell_magic("video", f"--understand {clip} -m local:frames,gemini:gemini-2.5-flash -j vote",
+                                "What happens in this clip?")
+    assert [r.model for r in out.answers] == ["local:frames", "gemini:gemini-2.5-flash"]
+    assert all(r.ok for r in out.answers) and out.answer and out.verdict is not None
+    assert out.analysis is not None and len(out.analysis.cuts) == 1
+    sent = next(q for q in emulator_env.requests if q.model == "gemini-2.5-flash").body
+    parts = sent["contents"][-1]["parts"]
+    assert ("inline_data" in parts[0] or "inlineData" in parts[0]) and "text" in parts[-1]
+
+
+def test_edit_revises_the_last_omni_clip(vshell: InteractiveShell, emulator_env: Emulator) -> None:
+    emulator_env.script(OMNI, VideoScript(polls=0))
+    first = vshell.run_cell_magic("video", f"-m gemini:{OMNI} -o v", "A fox")
+    second = vshell.run_cell_magic("video", "--edit v", "Make it slower, add rain")
+    assert second.videos[0].ok and second.videos[0].model == f"gemini:{OMNI}"
+    creates = [q.body for q in emulator_env.requests if q.family == "gemini-interactions" and q.method == "POST"]
+    assert creates[-1]["previous_interaction_id"] == first.videos[0].job_id
+
+
+@pytest.mark.parametrize(("line", "body", "message"), [
+    ("--understand missing.mp4", "What?", "no such file"),
+    ("--understand notvideo.mp4", "What?", "is not a video"),
+    (f"-m gemini:{OMNI} --out-dir ../elsewhere", "A fox", "outside the working folder"),
+    ("-m gemini:gemini-2.5-flash", "A fox", "not a video-generation model"),
+    ("-m nosuch:model", "A fox", "unknown provider"),
+    (f"-m gemini:{VEO} --seconds 4 --resolution 1080p", "A fox", "1080p"),
+    (f"-m gemini:{OMNI} --aspect 4:3", "A fox", "--aspect"),
+    (f"-m gemini:{VEO} --seconds 8 --budget 0.10", "A fox", "above --budget"),
+    ("--image nothere.png", "A fox", "no such file"),
+    (f"-m gemini:{OMNI}", "# NBVAL_IGNORE_OUTPUT\n", "needs a prompt"),
+])
+def test_bad_input_is_one_line_and_no_call(vshell: InteractiveShell, emulator_env: Emulator, line: str,
+                                           body: str, message: str) -> None:
+    Path("notvideo.mp4").write_text("this is not a video")
+    with pytest.raises(UsageError, match=message) as info:
+        vshell.run_cell_magic("video", line, body)
+    assert "\n" not in str(info.value)
+    assert emulator_env.requests == []
+
+
+def test_budget_refusal_is_a_budget_error_under_raise_errors(vshell: InteractiveShell, emulator_env: Emulator,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FUSION_MAGIC_RAISE_ERRORS", "1")
+    with pytest.raises(BudgetError):
+        vshell.run_cell_magic("video", f"-m gemini:{VEO} --seconds 8 --budget 0.10", "A fox")
+    assert emulator_env.requests == []
+
+
+def test_estimate_needs_no_key_and_sends_nothing(vshell: InteractiveShell, emulator: Emulator) -> None:
+    est = vshell.run_cell_magic("video", f"-m gemini:{VEO},gemini:{OMNI} --seconds 6 --estimate", "A fox")
+    text = str(est)
+    assert "$0.60" in text and "Total: $1.20" in text and emulator.requests == []
+
+
+def test_list_shows_the_models_the_key_can_use(vshell: InteractiveShell, emulator_env: Emulator) -> None:
+    listing = vshell.run_line_magic("video", "list")
+    models = set(listing.models["model"])
+    assert {"local:frames", f"gemini:{VEO}", f"gemini:{OMNI}"} <= models
+    assert any(m.startswith("fal:") for m in models)
+
+
+def test_help_and_unknown_line_commands(vshell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    vshell.run_line_magic("video", "help")
+    assert "--understand PATH_OR_URL" in capsys.readouterr().out
+    with pytest.raises(UsageError, match="unknown command"):
+        vshell.run_line_magic("video", "generate")
