@@ -16,6 +16,7 @@ from ..core.errors import ProviderError
 from ..core.pricing import price_for
 from ..providers.registry import BUILTIN, find_key, make_provider
 from ..providers.video.base import VideoProvider
+from .plan import with_provider_prices
 
 if TYPE_CHECKING:
     import httpx
@@ -46,6 +47,7 @@ async def video_models(settings: Settings, client: httpx.AsyncClient) -> VideoLi
     """Ask every provider whose key is set for its video models."""
     import pandas as pd
 
+    settings = with_provider_prices(settings, ("fal:listing",))
     rows: list[dict[str, object]] = [{"model": "local:frames", "does": "understand (offline analysis)",
                                       "USD per second": 0.0}]
     notes: list[str] = []

@@ -90,7 +90,7 @@ def plan_video(prompt: str, settings: Settings, options: VideoOptions) -> VideoP
         raise ConfigError(f"%%video needs a prompt in the cell body: {what}")
     out_dir = _out_dir(options.out_dir)
     needs_key = not options.estimate
-    settings = _with_provider_prices(settings, options.models)
+    settings = with_provider_prices(settings, options.models)
     notes: list[str] = []
     if options.understand is not None:
         source = _source(options)
@@ -136,7 +136,7 @@ def plan_video(prompt: str, settings: Settings, options: VideoOptions) -> VideoP
                      estimate_usd=estimate, notes=tuple(dict.fromkeys(notes)))
 
 
-def _with_provider_prices(settings: Settings, models: tuple[str, ...]) -> Settings:
+def with_provider_prices(settings: Settings, models: tuple[str, ...]) -> Settings:
     """Prices a protocol keeps per model id (fal's, per endpoint), under the user's own: every later step
     (the estimate, the ledger) prices through ``settings.prices``."""
     found: dict[str, Price] = {}
@@ -272,4 +272,4 @@ def _total(clips: list[ClipPlan]) -> float | None:
     return sum(c.estimate_usd or 0.0 for c in clips)
 
 
-__all__ = ["FRAMES", "Asker", "ClipPlan", "VideoPlan", "image_mime", "plan_video"]
+__all__ = ["FRAMES", "Asker", "ClipPlan", "VideoPlan", "image_mime", "plan_video", "with_provider_prices"]

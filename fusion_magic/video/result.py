@@ -79,7 +79,7 @@ class Video:
         """One line: model, state, file, figures."""
         parts = [f"[{self.status}] {self.model}"]
         if self.path is not None and self.ok:
-            parts.append(str(self.path))
+            parts.append(_shown(self.path))
         if self.seconds is not None:
             parts.append(f"{self.seconds:.1f} s")
         if self.resolution:
@@ -152,7 +152,7 @@ class VideoResult:
         if self.videos:
             parts.append(f"clips={sum(v.ok for v in self.videos)}/{len(self.videos)}")
         if self.answers or self.analysis is not None:
-            parts.append(f"answers={sum(r.ok for r in self.answers) + (self.analysis is not None)}")
+            parts.append(f"answers={sum(r.ok for r in self.answers)}")
         if self.best is not None:
             parts.append(f"best={self.best.model}")
         parts.append("degraded" if self.degraded else "ok")
@@ -174,6 +174,15 @@ class VideoResult:
             self._shown_live = False
             return {"text/plain": self.summary()}
         return {"text/plain": self.to_text(), "text/html": html_report(self)}
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working folder when it is inside it: a saved notebook then shows no home
+    directory, and the path still opens from the notebook."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 __all__ = ["FINAL_VIDEO_STATES", "VIDEO_STATES", "Video", "VideoResult"]
