@@ -6,16 +6,18 @@
 
 The same from Python: ``fusion_magic.fuse(prompt, pool=[...])`` or ``await fusion_magic.afuse(...)``;
 judge again: ``fusion_magic.rejudge(result, mode="merge")``; one model: ``fusion_magic.complete(model_id, prompt)``.
+Video: ``%%video`` in a notebook, ``fusion_magic.video(prompt, models=[...])`` or ``await fusion_magic.avideo(...)``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .api import FusionJob, acomplete, afuse, arejudge, complete, fuse, rejudge
+from .api import FusionJob, VideoJob, acomplete, afuse, arejudge, avideo, complete, fuse, rejudge, video
 from .calls.settings import Settings
 from .core.record import Response
 from .fuse.result import FusionResult, Verdict
+from .video.result import Video, VideoResult
 
 __version__ = "0.1.0"
 
@@ -25,19 +27,24 @@ __all__ = [
     "Response",
     "Settings",
     "Verdict",
+    "Video",
+    "VideoJob",
+    "VideoResult",
     "acomplete",
     "afuse",
     "arejudge",
+    "avideo",
     "complete",
     "fuse",
     "load_ipython_extension",
     "rejudge",
     "unload_ipython_extension",
+    "video",
 ]
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext fusion_magic``: register %%fuse and %fuse."""
+    """``%load_ext fusion_magic``: register %%fuse, %fuse, %%video and %video."""
     from .ipython.extension import load
 
     load(ipython)

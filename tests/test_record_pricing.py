@@ -53,14 +53,25 @@ def test_a_price_bills_only_its_own_units() -> None:
 
 
 def test_an_unknown_price_stays_unknown() -> None:
-    assert price_for(VEO) is None
+    unknown = "gemini:veo-9-imaginary-preview"
+    assert price_for(unknown) is None
     r = clip()
+    r.model = unknown
     price_record(r)
     assert (r.cost_usd, r.cost_source) == (None, "unknown")
     # A per-second price cannot price a call whose seconds are unknown: None, never 0.
     r = clip(seconds=None, clips=1)
     price_record(r, {"veo-3.1-generate-preview": Price(per_second=0.40)})
     assert r.cost_usd is None
+
+
+def test_bundled_video_prices_say_they_are_third_party() -> None:
+    # No vendor page was readable here: the per-second figures are labelled wherever a cost is shown.
+    price = price_for(VEO)
+    assert price is not None and price.per_second == 0.40 and "third-party" in price.source
+    r = clip(seconds=8.0)
+    price_record(r)
+    assert r.cost_usd == pytest.approx(3.2) and "unconfirmed" in r.cost_source
 
 
 def test_a_local_model_is_free_and_the_providers_figure_wins_elsewhere() -> None:

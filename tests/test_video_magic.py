@@ -216,3 +216,19 @@ def test_help_and_unknown_line_commands(vshell: InteractiveShell, capsys: pytest
     assert "--understand PATH_OR_URL" in capsys.readouterr().out
     with pytest.raises(UsageError, match="unknown command"):
         vshell.run_line_magic("video", "generate")
+
+
+def test_the_python_api_runs_the_same_engine(emulator_env: Emulator, monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    import asyncio
+
+    import fusion_magic
+
+    monkeypatch.chdir(tmp_path)
+    emulator_env.script(OMNI, VideoScript(polls=1))
+    r = fusion_magic.video("A fox", models=[f"gemini:{OMNI}"], seconds=4, poll_s=0.01)
+    assert isinstance(r, VideoResult) and r.videos[0].ok and r.videos[0].path is not None
+    again = asyncio.run(fusion_magic.avideo("A fox", models=[f"gemini:{OMNI}"], seconds=4, poll_s=0.01))
+    assert again.videos[0].reused and emulator_env.video_jobs(OMNI) == 1
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        fusion_magic.video("A fox", model="x")  # type: ignore[call-arg]

@@ -370,7 +370,8 @@ def test_text_report_lists_clips_pending_answer_checks_ledger_and_degraded(workd
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= 100
     assert "Clips (1 of 3 saved)" in lines
-    assert (f"- veo #1: [ok] gemini:veo-3.1-fast-generate-preview · {workdir / 'clips' / 'boat.mp4'} · 1.0 s · "
+    # Relative to the working folder (the notebook's): a saved notebook shows no home directory.
+    assert ("- veo #1: [ok] gemini:veo-3.1-fast-generate-preview · clips/boat.mp4 · 1.0 s · "
             "320x180 · score 8/10 (best) · $0.15") in " ".join(line.strip() for line in lines)
     assert "    job models/veo/operations/xyz: still running at the provider: %video resume fetches it" in lines
     assert "    2 keyframes" in lines
