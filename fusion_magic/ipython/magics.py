@@ -67,6 +67,14 @@ class FusionInterrupted(KeyboardInterrupt):
         return [str(self)]
 
 
+def widgets_wanted(shell: Any, view: str) -> bool:
+    """Whether to show a live widget view: ``view`` "widgets" or "text" decides, "auto" means a Jupyter
+    kernel (terminal IPython and scripts get text)."""
+    if view != "auto":
+        return view == "widgets"
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def friendly_errors(method: F) -> F:
     """Our errors become one ``UsageError`` line (no traceback), unless FUSION_MAGIC_RAISE_ERRORS=1."""
 
@@ -134,9 +142,7 @@ class FusionMagics(Magics, Configurable):
         )
 
     def _widgets_wanted(self) -> bool:
-        if self.view != "auto":
-            return self.view == "widgets"
-        return type(self.shell).__name__ == "ZMQInteractiveShell"
+        return widgets_wanted(self.shell, self.view)
 
     @no_var_expand
     @line_cell_magic

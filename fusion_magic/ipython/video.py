@@ -34,7 +34,7 @@ from ..video.estimate import VideoEstimate
 from ..video.options import DEFAULT_OUT_DIR, DEFAULT_TIMEOUT_S, VideoOptions
 from ..video.result import VideoResult
 from . import args as _args
-from .magics import FusionMagics, friendly_errors
+from .magics import FusionMagics, friendly_errors, widgets_wanted
 
 
 class VideoInterrupted(KeyboardInterrupt):
@@ -87,10 +87,6 @@ class VideoMagics(Magics, Configurable):
             video_prices[str(model)] = Price(per_second=float(usd), source="user price (%config VideoMagics.prices)")
         return base.with_(prices={**base.prices, **video_prices}) if video_prices else base
 
-    def _widgets_wanted(self) -> bool:
-        if self.view != "auto":
-            return self.view == "widgets"
-        return type(self.shell).__name__ == "ZMQInteractiveShell"
 
     @no_var_expand
     @line_cell_magic
@@ -150,7 +146,7 @@ class VideoMagics(Magics, Configurable):
 
     def _open_view(self) -> list[Listener]:
         self.last_view = None
-        if not self._widgets_wanted():
+        if not widgets_wanted(self.shell, self.view):
             from ..video.progress import ProgressPrinter
 
             # Called on the engine thread, not offloaded: an event carries the live Video, and a printer

@@ -16,11 +16,11 @@ import base64
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 from ..core.ledger import with_totals
 from ..fuse.report import verdict_html
 from ..present.ledger_table import WIDTH, figures, ledger_html, plain, shorten, text_ledger, wrap
+from ..present.paths import file_href, shown_path
 from ..present.sanitize import escape_text, render_markdown
 from ..present.wording import failure_detail, status_word
 
@@ -30,27 +30,12 @@ if TYPE_CHECKING:
     from ..core.record import CallRecord
     from .result import Video, VideoResult
 
-__all__ = ["PENDING_HINT", "degraded_summary", "file_href", "html_report", "shown_path", "text_report"]
+__all__ = ["PENDING_HINT", "degraded_summary", "html_report", "text_report"]
 
 PENDING_HINT = "still running at the provider: %video resume fetches it"
 _RULE = "=" * 72
 _REASON_CHARS = 80
 _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
-
-
-def shown_path(path: Path) -> Path:
-    """``path`` relative to the working directory (the notebook's) when inside it: what a link points at,
-    and what a saved notebook shows instead of the user's home directory."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve())
-    except (OSError, ValueError):
-        return path
-
-
-def file_href(path: Path) -> str:
-    """``path`` as a link target: ``shown_path``, percent-encoded, so a name with spaces, ``#`` or quotes
-    still points at the file."""
-    return quote(shown_path(path).as_posix(), safe="/")
 
 
 def degraded_summary(result: VideoResult) -> str | None:

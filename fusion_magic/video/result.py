@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.ledger import ledger_frame
 from ..core.record import CallRecord
+from ..present.paths import shown_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,7 +80,7 @@ class Video:
         """One line: model, state, file, figures."""
         parts = [f"[{self.status}] {self.model}"]
         if self.path is not None and self.ok:
-            parts.append(_shown(self.path))
+            parts.append(str(shown_path(self.path)))
         if self.seconds is not None:
             parts.append(f"{self.seconds:.1f} s")
         if self.resolution:
@@ -174,15 +175,6 @@ class VideoResult:
             self._shown_live = False
             return {"text/plain": self.summary()}
         return {"text/plain": self.to_text(), "text/html": html_report(self)}
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the working folder when it is inside it: a saved notebook then shows no home
-    directory, and the path still opens from the notebook."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 __all__ = ["FINAL_VIDEO_STATES", "VIDEO_STATES", "Video", "VideoResult"]

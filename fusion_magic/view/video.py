@@ -15,17 +15,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 import ipywidgets as widgets
 
+from ..present.paths import file_href, shown_path
 from ..present.sanitize import escape_text
 from .tabs import Pane
 
 if TYPE_CHECKING:
     from ..video.result import Video
 
-__all__ = ["MAX_INLINE_BYTES", "PENDING_HINT", "VideoPane", "file_href", "shown_path"]
+__all__ = ["MAX_INLINE_BYTES", "PENDING_HINT", "VideoPane"]
 
 # Larger files are not sent over the comm: the whole value travels at once and freezes the browser
 # (ipywidgets #3036), and it would bloat a notebook saved with its widget state.
@@ -46,21 +46,6 @@ PENDING_HINT = "still running at the provider: %video resume fetches it"
 # ipywidgets would guess for ".mov".
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mp4", ".webm": "webm", ".ogv": "ogg"}
 _IMAGE_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
-
-
-def shown_path(path: Path) -> Path:
-    """``path`` relative to the working directory (the notebook's) when inside it: what a link points at,
-    and what a saved notebook shows instead of the user's home directory."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve())
-    except (OSError, ValueError):
-        return path
-
-
-def file_href(path: Path) -> str:
-    """``path`` as a link target: ``shown_path``, percent-encoded, so a name with spaces, ``#`` or quotes
-    still points at the file."""
-    return quote(shown_path(path).as_posix(), safe="/")
 
 
 class VideoPane(Pane):

@@ -42,14 +42,14 @@ from .._http import WireContext, send_json
 from ..base import ChatRequest, Endpoint, Finished, ProviderEvent, TextDelta, Usage
 from ..chat._sse import json_int
 from ..chat.gemini import classifier
+from . import is_omni
 from ._download import download_to, write_inline
 from .base import Clip, JobRef, JobStatus, VideoQuestion, VideoRequest, VideoSource
+from .gemini_models import list_models
 
 # The GA path, what google-genai 3.6.1 sends. The preview path was "v1beta" with an ``Api-Revision:
 # 2026-05-20`` header; the GA one takes no revision header.
 API_VERSION = "v1"
-# Listing models is not part of the Interactions API and stays on v1beta.
-MODELS_VERSION = "v1beta"
 KEY_HEADER = "x-goog-api-key"
 
 ASPECTS = ("16:9", "9:16")
@@ -66,7 +66,6 @@ QUESTION_FIRST_POLL_S = 0.5
 QUESTION_MAX_POLL_S = 2.0
 # The best-effort cancel of an abandoned question must not hold up the cancellation that caused it.
 CANCEL_TIMEOUT_S = 5.0
-MAX_MODEL_PAGES = 50
 
 _QUEUED = frozenset({"queued"})
 _RUNNING = frozenset({"in_progress", "requires_action"})
@@ -217,23 +216,8 @@ class InteractionsProvider:
     async def list_models(self) -> list[str]:
         """Omni models this key can use: ``supportedGenerationMethods`` names ``interactionsOnly`` [3P], or
         the id is a ``gemini-omni`` one."""
-        ctx = self._ctx("")
-        url = f"{self.base}/{MODELS_VERSION}/models"
-        found: list[str] = []
-        token: str | None = None
-        for _page in range(MAX_MODEL_PAGES):
-            page = await self._send("GET", url, ctx, params={"pageToken": token} if token else None)
-            for model in page.get("models") or ():
-                if not isinstance(model, Mapping) or not isinstance(model.get("name"), str):
-                    continue
-                name = model["name"].removeprefix("models/")
-                methods = model.get("supportedGenerationMethods") or ()
-                if "interactionsOnly" in methods or name.startswith("gemini-omni"):
-                    found.append(name)
-            token = page.get("nextPageToken") if isinstance(page.get("nextPageToken"), str) else None
-            if not token:
-                break
-        return found
+        return await list_models(self.client, self.base, self.headers(), self._ctx(""),
+                                 keep=lambda name, methods: "interactionsOnly" in methods or is_omni(name))
 
     # ---- questions about a video -----------------------------------------------------------------------
 

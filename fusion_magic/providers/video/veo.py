@@ -38,6 +38,7 @@ from ..base import Endpoint
 from ..chat.gemini import classifier
 from ._download import download_to, write_inline
 from .base import Clip, JobRef, JobStatus, VideoRequest
+from .gemini_models import list_models
 
 # ---- Veo 3.1's limits (§2.3), the one table check_request reads ------------------------------------
 
@@ -56,9 +57,6 @@ OMNI_EXAMPLE = "gemini:gemini-omni-1.2-flash"
 
 # A submit may carry a first-frame image of several MB; polls and lists are small.
 _TIMEOUT = httpx.Timeout(60.0, connect=15.0)
-_LIST_PAGE_SIZE = "1000"
-# A server that keeps handing out page tokens must not keep us listing forever.
-_MAX_PAGES = 50
 _KEY_HEADER = "x-goog-api-key"
 
 
@@ -258,28 +256,8 @@ class VeoProvider:
 
     async def list_models(self) -> list[str]:
         """The models whose ``supportedGenerationMethods`` include ``predictLongRunning``, every page read."""
-        ctx = self._ctx("models")
-        url = f"{self._api()}/models"
-        found: list[str] = []
-        token = ""
-        for _page in range(_MAX_PAGES):
-            params = {"pageSize": _LIST_PAGE_SIZE, **({"pageToken": token} if token else {})}
-            payload, _ = await send_json(self.client, "GET", url, ctx=ctx, classify=classifier(ctx),
-                                         headers=self._headers(), params=params, timeout=_TIMEOUT)
-            if not isinstance(payload, Mapping):
-                raise ctx.error(ProtocolError, "the model list is not a JSON object")
-            for model in payload.get("models") or ():
-                if not isinstance(model, Mapping) or not isinstance(model.get("name"), str):
-                    continue
-                methods = model.get("supportedGenerationMethods") or ()
-                name = model["name"].removeprefix("models/")
-                if "predictLongRunning" in methods and name not in found:
-                    found.append(name)
-            next_token = payload.get("nextPageToken")
-            if not isinstance(next_token, str) or not next_token or next_token == token:
-                return found
-            token = next_token
-        return found
+        return await list_models(self.client, self.endpoint.base_url, self._headers(), self._ctx("models"),
+                                 keep=lambda _name, methods: "predictLongRunning" in methods)
 
     # ---- plumbing ---------------------------------------------------------------------------------
 
