@@ -32,8 +32,8 @@ from .fuse.options import FuseKeywords, FuseOptions
 from .fuse.requests import opening, output_cap
 from .fuse.result import FusionResult
 from .providers.base import ChatRequest
+from .video.engine import ResumePlan, plan_resume, resume, run_video
 from .video.engine import new_result as new_video_result
-from .video.engine import plan_resume, resume, run_video
 from .video.listing import VideoListing, video_models
 from .video.options import VideoKeywords, VideoOptions
 from .video.plan import VideoPlan, plan_video
@@ -314,14 +314,18 @@ def start_video(plan: VideoPlan, listeners: Sequence[Listener] = (), result: Vid
         lambda client: run_video(plan, _context(plan.settings, client, listeners), result)))
 
 
-def start_resume(out_dir: str | Path = "videos", settings: Settings | None = None,
-                 listeners: Sequence[Listener] = (), *, timeout: float = 600.0,
-                 poll_s: float | None = None) -> VideoJob:
-    """Re-attach to the jobs earlier runs left pending in ``out_dir`` and download what finished."""
-    s = _settings(settings, None)
-    jobs = plan_resume(Path(out_dir), s)
+def plan_video_resume(out_dir: str | Path = "videos", settings: Settings | None = None) -> ResumePlan:
+    """The jobs earlier runs left open in ``out_dir`` that can be fetched now (nothing is sent)."""
+    return plan_resume(Path(out_dir), _settings(settings, None))
+
+
+def start_resume(plan: ResumePlan, listeners: Sequence[Listener] = (), result: VideoResult | None = None, *,
+                 timeout: float = 600.0, poll_s: float | None = None) -> VideoJob:
+    """Re-attach to the planned jobs (no new submission) and download what finished; ``result`` is filled in
+    place, as in ``start_video``."""
     return VideoJob(get_runner().submit(
-        lambda client: resume(jobs, s, _context(s, client, listeners), timeout=timeout, poll_s=poll_s)))
+        lambda client: resume(plan, _context(plan.settings, client, listeners), timeout=timeout, poll_s=poll_s,
+                              result=result)))
 
 
 async def avideo(prompt: str, *, settings: Settings | None = None, keys: Mapping[str, str] | None = None,

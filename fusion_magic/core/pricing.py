@@ -134,10 +134,15 @@ UserPrice: TypeAlias = tuple[float, float] | Price
 # third-party transcriptions (shared/reference/video-apis.md §2.6 and §3), and the source says so wherever
 # a cost is shown. A user's own figure (%config VideoMagics.prices) wins.
 VIDEO_TABLE_SOURCE = "third-party price list 2026-09 (unconfirmed)"
+# A key "model@resolution" prices that resolution; the plain key is the 720p price.
 _UNIT_TABLE: dict[str, Price] = {
     "veo-3.1-generate": Price(per_second=0.40, source=VIDEO_TABLE_SOURCE),
+    "veo-3.1-generate@4k": Price(per_second=0.60, source=VIDEO_TABLE_SOURCE),
     "veo-3.1-fast-generate": Price(per_second=0.10, source=VIDEO_TABLE_SOURCE),
+    "veo-3.1-fast-generate@1080p": Price(per_second=0.12, source=VIDEO_TABLE_SOURCE),
+    "veo-3.1-fast-generate@4k": Price(per_second=0.30, source=VIDEO_TABLE_SOURCE),
     "veo-3.1-lite-generate": Price(per_second=0.05, source=VIDEO_TABLE_SOURCE),
+    "veo-3.1-lite-generate@1080p": Price(per_second=0.08, source=VIDEO_TABLE_SOURCE),
     "gemini-omni-flash": Price(per_second=0.10, source=VIDEO_TABLE_SOURCE),
     "gemini-omni-1.1-flash": Price(per_second=0.10, source=VIDEO_TABLE_SOURCE),
     "gemini-omni-1.2-flash": Price(per_second=0.10, source=VIDEO_TABLE_SOURCE),
@@ -166,16 +171,24 @@ def _user_price(value: UserPrice) -> Price:
     return Price(inp, out, USER_SOURCE)
 
 
-def price_for(model_id: str, extra: Mapping[str, UserPrice] | None = None) -> Price | None:
-    """The price of ``provider:model``, or None when unknown. ``extra`` (user prices) wins."""
+def price_for(model_id: str, extra: Mapping[str, UserPrice] | None = None, *,
+              resolution: str | None = None) -> Price | None:
+    """The price of ``provider:model``, or None when unknown. ``extra`` (user prices) wins. A video model's
+    ``resolution`` picks its ``model@resolution`` row where the table has one."""
     provider, _, model = model_id.partition(":")
     if provider in FREE_PROVIDERS:
         return Price(source="local model (free)")
     name = _normalise(model)
+    keys = (model, name)
+    if resolution:
+        keys = (f"{model}@{resolution}", f"{name}@{resolution}", *keys)
     if extra:
-        for key in (model, name):
+        for key in keys:
             if key in extra:
                 return _user_price(extra[key])
+    for key in keys[:-2] if resolution else ():
+        if key in _BUNDLED:
+            return _BUNDLED[key]
     if name in _BUNDLED:
         return _BUNDLED[name]
     # Dated or suffixed variants ("gpt-4o-2024-08-06") fall back to the longest known prefix.
@@ -185,13 +198,14 @@ def price_for(model_id: str, extra: Mapping[str, UserPrice] | None = None) -> Pr
     return None
 
 
-def price_record(record: CallRecord, extra: Mapping[str, UserPrice] | None = None) -> None:
+def price_record(record: CallRecord, extra: Mapping[str, UserPrice] | None = None, *,
+                 resolution: str | None = None) -> None:
     """Set ``record.cost_usd`` and ``cost_source`` from our prices, in the units the record was billed in.
 
     The provider's own figure wins; a model on the user's machine is free whatever it reported. An unknown
     price, or usage missing in a billed unit, leaves the cost as it was (None: unknown, never 0).
     """
-    price = price_for(record.model, extra)
+    price = price_for(record.model, extra, resolution=resolution)
     if price is None or (record.cost_source != "unknown" and not price.free):
         return
     cost = price.cost_of(record)

@@ -360,7 +360,7 @@ def parse_video_line(line: str) -> VideoArgs:
 
 def _resume_parser() -> MagicArgumentParser:
     p = MagicArgumentParser(prog="%video resume", add_help=False, description="Fetch pending jobs.")
-    p.add_argument("--out-dir", dest="out_dir", metavar="DIR", default="videos")
+    p.add_argument("--out-dir", dest="out_dir", metavar="DIR")
     p.add_argument("-t", "--timeout", type=float, metavar="SECONDS")
     p.add_argument("--poll", dest="poll_s", type=float, metavar="SECONDS")
     p.add_argument("-o", "--out", metavar="NAME")

@@ -24,6 +24,7 @@ from ..api import (
     list_video_models,
     make_video_plan,
     new_video_result,
+    plan_video_resume,
     start_resume,
     start_video,
 )
@@ -180,18 +181,17 @@ class VideoMagics(Magics, Configurable):
             return None
         if command == "list":
             return list_video_models(self.settings())
+        out_dir = ns.out_dir or self.out_dir
+        plan = plan_video_resume(out_dir, self.settings())
+        for line in plan.skipped:
+            print(line)
+        if not plan.jobs:
+            print(f"No pending jobs in {out_dir}/.")
+            return None
         listeners = self._open_view()
-        job = start_resume(ns.out_dir, self.settings(), listeners, timeout=ns.timeout or self.timeout,
-                           poll_s=ns.poll_s or self.poll)
-        result = job.result()
-        _flush(listeners)
-        result._shown_live = self.last_view is not None
-        if not result.videos:
-            print(f"No pending jobs in {ns.out_dir}/.")
-        self.last = result
-        if ns.out:
-            self.shell.push({ns.out: result})
-        return result
+        partial = VideoResult(prompt="%video resume")
+        job = start_resume(plan, listeners, partial, timeout=ns.timeout or self.timeout, poll_s=ns.poll_s or self.poll)
+        return self._wait(job, listeners, partial, ns.out)
 
 
 def _flush(listeners: list[Listener]) -> None:

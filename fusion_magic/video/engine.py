@@ -3,7 +3,7 @@ video (then fuse their answers); and ``resume``, which fetches the jobs earlier 
 
 The engine knows nothing of IPython or widgets: it reports through events (``video/events.py`` and the call
 events) and returns a ``VideoResult``. An interrupt cancels the run: clips still at the provider become
-"pending" (their sidecars keep the job ids) and the partial result is kept on ``VideoStopped``.
+"pending" (their sidecars keep the job ids), and the result object the caller passed in holds what arrived.
 
     result = await run_video(plan, ctx)
 """
@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..calls.call import CallContext
+from ..calls.call import CallContext, Target
 from ..calls.settings import Settings
-from ..core.errors import ConfigError, FusionError
+from ..core.errors import ConfigError
 from ..core.events import emit
 from ..core.record import CallRecord
 from . import sidecar
@@ -26,14 +27,6 @@ from .jobs import follow, run_clip, video_provider
 from .plan import VideoPlan, _target
 from .result import Video, VideoResult
 from .understand import ask_all
-
-
-class VideoStopped(FusionError):
-    """The run was interrupted; ``partial`` holds what had arrived (pending clips stay resumable)."""
-
-    def __init__(self, message: str, partial: VideoResult) -> None:
-        super().__init__(message)
-        self.partial = partial
 
 
 def new_result(plan: VideoPlan) -> VideoResult:
@@ -92,26 +85,41 @@ def _stopped_note(result: VideoResult) -> str:
 
 def open_jobs(out_dir: Path) -> list[tuple[Path, sidecar.Sidecar]]:
     """The sidecars in ``out_dir`` whose job may still be fetched (submitted, pending, or succeeded but not
-    downloaded), oldest first."""
+    downloaded), oldest first. Unreadable sidecars are not ours to judge: they are left alone."""
     return [(path, side) for path, side in sidecar.sidecars(out_dir) if side.open]
 
 
-def plan_resume(out_dir: Path, settings: Settings) -> list[tuple[Path, sidecar.Sidecar]]:
-    """Check a resume before anything is sent: the folder, and a key for every job's provider."""
-    jobs = open_jobs(out_dir)
-    for _path, side in jobs:
-        _target(side.model, settings, True, "generate")  # a missing key or unknown model: one line now
+@dataclass(frozen=True)
+class ResumePlan:
+    """The open jobs a resume fetches (sidecar path, sidecar, target), and one line per job it cannot fetch
+    now (its provider's key is not set, its model is no longer known)."""
+
+    settings: Settings
+    jobs: tuple[tuple[Path, sidecar.Sidecar, Target], ...]
+    skipped: tuple[str, ...] = ()
+
+
+def plan_resume(out_dir: Path, settings: Settings) -> ResumePlan:
+    """Check a resume before anything is sent: a job whose key is missing is skipped with a line saying so
+    (it stays resumable), and the others go ahead."""
     if not out_dir.is_dir():
         raise ConfigError(f"%video resume: no folder {out_dir}")
-    return jobs
+    jobs: list[tuple[Path, sidecar.Sidecar, Target]] = []
+    skipped: list[str] = []
+    for path, side in open_jobs(out_dir):
+        try:
+            jobs.append((path, side, _target(side.model, settings, True, "generate")))
+        except ConfigError as exc:
+            skipped.append(f"skipped {path.name} (job {(side.job or {}).get('job_id')}): {exc}")
+    return ResumePlan(settings, tuple(jobs), tuple(skipped))
 
 
-async def resume(jobs: list[tuple[Path, sidecar.Sidecar]], settings: Settings, ctx: CallContext, *,
-                 timeout: float, poll_s: float | None) -> VideoResult:
-    """Re-attach to every open job (no submission) and download what finished."""
-    result = VideoResult(prompt="%video resume")
+async def resume(plan: ResumePlan, ctx: CallContext, *, timeout: float, poll_s: float | None,
+                 result: VideoResult | None = None) -> VideoResult:
+    """Re-attach to every planned job (no submission) and download what finished."""
+    result = result if result is not None else VideoResult(prompt="%video resume")
     pairs = []
-    for path, side in jobs:
+    for path, side, target in plan.jobs:
         job = side.job_ref
         assert job is not None
         label = side.model.partition(":")[2].rsplit("/", 1)[-1]
@@ -120,20 +128,20 @@ async def resume(jobs: list[tuple[Path, sidecar.Sidecar]], settings: Settings, c
         video.record = CallRecord(model=side.model, role="generate", label=label, call_id=next(ctx.counter))
         video.started = time.monotonic()
         result.videos.append(video)
-        pairs.append((video, side, job))
+        pairs.append((video, side, job, target))
     emit(ctx.listeners, VideoRunStarted(result.prompt, tuple(result.videos)))
     started = time.monotonic()
-
-    async def one(video: Video, side: sidecar.Sidecar) -> None:
-        job = side.job_ref
-        assert job is not None
-        provider = video_provider(_target(side.model, settings, True, "generate"), ctx)
-        await follow(provider, job, video, side, ctx, out_dir=path_dir(video), timeout=timeout, poll_s=poll_s)
-
     try:
-        await asyncio.gather(*(one(video, side) for video, side, _ in pairs))
-    finally:
+        await asyncio.gather(*(
+            follow(video_provider(target, ctx), job, video, side, ctx, out_dir=path_dir(video), timeout=timeout,
+                   poll_s=poll_s)
+            for video, side, job, target in pairs))
+    except asyncio.CancelledError:
         result.wall_s = time.monotonic() - started
+        result.notes.append(_stopped_note(result))
+        emit(ctx.listeners, VideoRunFinished(result, stopped=True))
+        raise
+    result.wall_s = time.monotonic() - started
     emit(ctx.listeners, VideoRunFinished(result))
     return result
 
@@ -143,4 +151,4 @@ def path_dir(video: Video) -> Path:
     return video.sidecar.parent
 
 
-__all__ = ["VideoStopped", "new_result", "open_jobs", "plan_resume", "resume", "run_video"]
+__all__ = ["ResumePlan", "new_result", "open_jobs", "plan_resume", "resume", "run_video"]

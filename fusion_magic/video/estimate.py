@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .plan import DEFAULT_SECONDS, VideoPlan
+from .plan import VideoPlan, default_seconds
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class VideoEstimate:
     def of(cls, plan: VideoPlan) -> VideoEstimate:
         rows = []
         for clip in plan.clips:
-            seconds = clip.request.seconds or DEFAULT_SECONDS.get(clip.target.spec.protocol, 8)
+            seconds = clip.request.seconds or default_seconds(clip.target, clip.request.model)
             per_second = clip.price.per_second if clip.price is not None else None
             source = clip.price.source if clip.price is not None else "unknown: %config VideoMagics.prices"
             rows.append((clip.model_id, seconds, per_second, clip.estimate_usd, source))

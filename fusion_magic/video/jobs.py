@@ -190,7 +190,8 @@ def _final(video: Video, side: Sidecar, ctx: CallContext, state: str) -> None:
     if state == "ok":
         record.status, record.clips = "ok", 1
         record.video_seconds = video.seconds if video.seconds is not None else video_request_seconds(side)
-        price_record(record, ctx.settings.prices)
+        resolution = side.parameters.get("resolution")
+        price_record(record, ctx.settings.prices, resolution=resolution if isinstance(resolution, str) else None)
     elif state == "filtered":
         # The documented rule: a filtered clip is not charged.
         record.status, record.error = "blocked", f"filtered: {video.reason}"

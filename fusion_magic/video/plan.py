@@ -13,6 +13,7 @@ never accepts, a budget below the estimate.
 from __future__ import annotations
 
 import mimetypes
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -113,8 +114,9 @@ def plan_video(prompt: str, settings: Settings, options: VideoOptions) -> VideoP
     image = _image(options.image)
     clips: list[ClipPlan] = []
     labels = _labels(models)
-    for model_id, label in zip(models, labels, strict=True):
-        clips.append(_clip(model_id, label, prompt, image, settings, options, needs_key))
+    for n, (model_id, label) in enumerate(zip(models, labels, strict=True)):
+        seat = models[:n].count(model_id)  # the same model twice: two clips, two sidecars
+        clips.append(_clip(model_id, label, prompt, image, settings, options, needs_key, seat))
     check = None
     if options.check:
         check = _asker(options.check, settings, needs_key, None)
@@ -162,7 +164,7 @@ def _default_generators(settings: Settings, options: VideoOptions) -> tuple[str,
 
 
 def _clip(model_id: str, label: str, prompt: str, image: Path | None, settings: Settings,
-          options: VideoOptions, needs_key: bool) -> ClipPlan:
+          options: VideoOptions, needs_key: bool, seat: int = 0) -> ClipPlan:
     target = _target(model_id, settings, needs_key, "generate")
     previous = None
     if options.edit_of is not None:
@@ -174,12 +176,20 @@ def _clip(model_id: str, label: str, prompt: str, image: Path | None, settings: 
                            resolution=options.resolution.lower() if options.resolution else None,
                            negative=options.negative, image=image, previous_job=previous)
     notes = tuple(f"{model_id}: {note}" for note in provider_class(target.spec).check_request(request))
-    key = sidecar.request_key(model_id, request)
-    price = price_for(model_id, settings.prices)
-    seconds = request.seconds or DEFAULT_SECONDS.get(target.spec.protocol, 8)
+    key = sidecar.request_key(model_id, request, seat)
+    price = price_for(model_id, settings.prices, resolution=request.resolution)
+    seconds = request.seconds or default_seconds(target, request.model)
     estimate = None if price is None else price.cost(video_seconds=seconds, clips=1)
     return ClipPlan(model_id, label, target, request, key, sidecar.clip_stem(prompt, model_id, key), price,
                     estimate, notes)
+
+
+def default_seconds(target: Target, model: str) -> int:
+    """The length a model makes when none is asked for: the protocol's own figure for the model (fal's
+    table), else the provider's documented default."""
+    own = getattr(provider_class(target.spec), "default_seconds", None)
+    seconds = own(model) if own is not None else None
+    return seconds or DEFAULT_SECONDS.get(target.spec.protocol, 8)
 
 
 def _target(model_id: str, settings: Settings, needs_key: bool, task: Task) -> Target:
@@ -248,6 +258,11 @@ def _out_dir(out_dir: Path) -> Path:
                           "(the default is videos/)")
     if resolved.exists() and not resolved.is_dir():
         raise ConfigError(f"--out-dir {out_dir} exists and is not a folder")
+    # Created only when the first clip arrives; but a folder that cannot be created or written must be
+    # refused now, before a job is paid for whose receipt could not be kept.
+    existing = next(p for p in (resolved, *resolved.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out-dir {out_dir}: cannot write in {existing} (permissions, or a file in the way)")
     return resolved
 
 
@@ -272,4 +287,5 @@ def _total(clips: list[ClipPlan]) -> float | None:
     return sum(c.estimate_usd or 0.0 for c in clips)
 
 
-__all__ = ["FRAMES", "Asker", "ClipPlan", "VideoPlan", "image_mime", "plan_video", "with_provider_prices"]
+__all__ = ["FRAMES", "Asker", "ClipPlan", "VideoPlan", "default_seconds", "image_mime", "plan_video",
+           "with_provider_prices"]

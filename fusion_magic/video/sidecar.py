@@ -41,15 +41,16 @@ def slug(text: str, limit: int) -> str:
     return _SLUG_CHARS.sub("-", ascii_text.lower()).strip("-")[:limit].strip("-")
 
 
-def request_key(model_id: str, request: VideoRequest) -> str:
+def request_key(model_id: str, request: VideoRequest, seat: int = 0) -> str:
     """A stable hash of everything that changes the clip: model, prompt, every parameter, and the first
-    frame's bytes (not its path). The same cell run again has the same key."""
+    frame's bytes (not its path). The same cell run again has the same key. ``seat`` tells apart the same
+    model named twice in one pool (two paid clips, two files)."""
     image = None
     if request.image is not None:
         image = hashlib.sha256(request.image.read_bytes()).hexdigest()
     canonical = {"v": FORMAT_VERSION, "model": model_id, "prompt": request.prompt, "seconds": request.seconds,
                  "aspect": request.aspect, "resolution": request.resolution, "negative": request.negative,
-                 "image": image, "previous": request.previous_job}
+                 "image": image, "previous": request.previous_job, **({"seat": seat} if seat else {})}
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -201,6 +201,12 @@ class FalProvider:
                 for endpoint, row in MODELS.items() if row.price_per_second is not None}
 
     @classmethod
+    def default_seconds(cls, model: str) -> int | None:
+        """The shortest length a model in ``MODELS`` makes (what it makes when none is asked for), else None."""
+        row = MODELS.get(model)
+        return row.seconds[0] if row is not None and row.seconds else None
+
+    @classmethod
     def check_request(cls, request: VideoRequest) -> list[str]:
         """ConfigError for a value a known model refuses; notes for options it (or an unknown model) ignores."""
         model = request.model
