@@ -179,7 +179,7 @@ def price_for(model_id: str, extra: Mapping[str, UserPrice] | None = None, *,
     if provider in FREE_PROVIDERS:
         return Price(source="local model (free)")
     name = _normalise(model)
-    keys = (model, name)
+    keys: tuple[str, ...] = (model, name)
     if resolution:
         keys = (f"{model}@{resolution}", f"{name}@{resolution}", *keys)
     if extra:
