@@ -24,7 +24,7 @@ from . import sidecar
 from .check import check_clips
 from .events import VideoRunFinished, VideoRunStarted
 from .jobs import follow, run_clip, video_provider
-from .plan import VideoPlan, _target
+from .plan import VideoPlan, _target, tab_labels
 from .result import Video, VideoResult
 from .understand import ask_all
 
@@ -107,6 +107,9 @@ def plan_resume(out_dir: Path, settings: Settings) -> ResumePlan:
     jobs: list[tuple[Path, sidecar.Sidecar, Target]] = []
     skipped: list[str] = []
     for path, side in open_jobs(out_dir):
+        if side.job_ref is None:
+            skipped.append(f"skipped {path.name}: its job record is damaged (no protocol, model or job id)")
+            continue
         try:
             jobs.append((path, side, _target(side.model, settings, True, "generate")))
         except ConfigError as exc:
@@ -119,12 +122,12 @@ async def resume(plan: ResumePlan, ctx: CallContext, *, timeout: float, poll_s: 
     """Re-attach to every planned job (no submission) and download what finished."""
     result = result if result is not None else VideoResult(prompt="%video resume")
     pairs = []
-    for path, side, target in plan.jobs:
+    labels = tab_labels(tuple(side.model for _, side, _ in plan.jobs))
+    for (path, side, target), label in zip(plan.jobs, labels, strict=True):
         job = side.job_ref
         assert job is not None
-        label = side.model.partition(":")[2].rsplit("/", 1)[-1]
         video = Video(model=side.model, label=label, prompt=side.prompt, status="running", sidecar=path,
-                      job_id=job.job_id, polls=side.polls)
+                      job_id=job.job_id, polls=side.polls, reattached=True)
         video.record = CallRecord(model=side.model, role="generate", label=label, call_id=next(ctx.counter))
         video.started = time.monotonic()
         result.videos.append(video)

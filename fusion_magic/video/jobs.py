@@ -15,11 +15,12 @@ The rules (shared/reference/video-apis.md §0):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from ..calls.call import CallContext, Target
 from ..core.errors import ProviderError
@@ -42,6 +43,8 @@ POLL_CAP_S = 5.0
 # Consecutive failed polls (429, 5xx, connection lost) before we stop waiting; the job stays resumable.
 MAX_POLL_ERRORS = 6
 KEYFRAMES_DIR = ".keyframes"
+# The clip tasks of this kernel's runs, by sidecar path: a second run of the same request waits for the first.
+_IN_FLIGHT: dict[Path, asyncio.Future[Any]] = {}
 
 
 def video_provider(target: Target, ctx: CallContext) -> VideoProvider:
@@ -55,38 +58,97 @@ async def run_clip(clip: ClipPlan, video: Video, ctx: CallContext, *, out_dir: P
     pending job, or submit a new one; then follow it to a file. Never raises for a provider failure (it
     lands on ``video``); re-raises ``CancelledError`` after marking the clip pending."""
     side_path = out_dir / f"{clip.stem}.json"
+    if new:
+        side_path = _free_stem(out_dir, clip.stem)  # never over an earlier receipt: it may be a paid job
     video.sidecar = side_path
     record = video.record
     record.model, record.label, record.role = clip.model_id, clip.label, "generate"
     record.call_id = record.call_id or next(ctx.counter)
+    other = _IN_FLIGHT.get(side_path)
+    if other is not None and not other.done():
+        # The same request is being made by another run in this kernel (a --background cell, say): wait for
+        # it, then reuse or re-attach to what it made instead of paying again.
+        video.notes.append("waited for another run of this same request")
+        _set(video, ctx, "queued")
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.shield(other)
+    me = asyncio.current_task()
+    if me is not None:
+        _IN_FLIGHT[side_path] = me
+    try:
+        await _make(clip, video, ctx, side_path, out_dir=out_dir, timeout=timeout, poll_s=poll_s, new=new)
+    finally:
+        if _IN_FLIGHT.get(side_path) is me:
+            del _IN_FLIGHT[side_path]
+
+
+async def _make(clip: ClipPlan, video: Video, ctx: CallContext, side_path: Path, *, out_dir: Path,
+                timeout: float, poll_s: float | None, new: bool) -> None:
+    record = video.record
     previous = None if new else sidecar.read(side_path)
     if previous is not None and previous.status == "ok" and previous.file and (out_dir / previous.file).is_file():
         _reuse(video, previous, out_dir)
+        await _measure(video, out_dir)  # the keyframes and the analysis a --check local:frames reads
         emit(ctx.listeners, VideoUpdated(video))
         emit(ctx.listeners, CallFinished(record))
         return
     provider = video_provider(clip.target, ctx)
     video.started = time.monotonic()
     emit(ctx.listeners, CallStarted(record))
-    if previous is not None and previous.open and (job := previous.job_ref) is not None:
+    job = previous.job_ref if previous is not None and previous.open else None
+    if previous is not None and job is not None:
         side = previous
+        video.reattached = True
         video.notes.append("re-attached to the job an earlier run submitted: not paid again")
     else:
         side = Sidecar.for_request(clip.model_id, clip.request, clip.key)
         _set(video, ctx, "submitting")
-        try:
-            job = await provider.submit(clip.request)
-        except ProviderError as exc:
-            _failed(video, exc, ctx, reason=None)
+        job = await _submit(provider, clip, video, side, side_path, ctx)
+        if job is None:
             return
-        except asyncio.CancelledError:
-            # Interrupted mid-submit: the provider may or may not have accepted the job, and we have no id.
-            video.status, video.error = "cancelled", "interrupted while submitting: no job id came back"
-            _finish_record(video, ctx)
-            raise
+    await follow(provider, job, video, side, ctx, out_dir=out_dir, timeout=timeout, poll_s=poll_s)
+
+
+async def _submit(provider: VideoProvider, clip: ClipPlan, video: Video, side: Sidecar, side_path: Path,
+                  ctx: CallContext) -> JobRef | None:
+    """Submit once and write the receipt. An interrupt while the provider answers does not drop the answer:
+    the submit finishes (shielded, in the background) and its job id still goes into the sidecar, so the
+    job stays resumable; the clip shows as pending meanwhile."""
+    task = asyncio.ensure_future(provider.submit(clip.request))
+
+    def keep_receipt(done: asyncio.Future[JobRef]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        job = done.result()
         side.job, side.status, side.submitted_at = job.as_dict(), "submitted", sidecar.now_iso()
         sidecar.write(side_path, side)  # before anything else: the job id is the receipt
-    await follow(provider, job, video, side, ctx, out_dir=out_dir, timeout=timeout, poll_s=poll_s)
+
+    task.add_done_callback(keep_receipt)
+    try:
+        return await asyncio.shield(task)
+    except ProviderError as exc:
+        _failed(video, exc, ctx, reason=None)
+        return None
+    except asyncio.CancelledError:
+        # Until the answer is in, another run of this request waits for it rather than paying again.
+        _IN_FLIGHT[side_path] = task
+        task.add_done_callback(lambda _: _IN_FLIGHT.pop(side_path, None) if _IN_FLIGHT.get(side_path) is task
+                               else None)
+        video.status = "pending"
+        video.error = ("interrupted while the provider was accepting the job; its id is saved when the answer "
+                       "arrives: %video resume (or the same cell again) fetches it without paying again")
+        video.record.status, video.record.error = "pending", video.error
+        _finish_record(video, ctx)
+        raise
+
+
+def _free_stem(out_dir: Path, stem: str) -> Path:
+    """``stem.json``, or the first ``stem-2.json``, ``stem-3.json``... that no earlier run wrote."""
+    path, n = out_dir / f"{stem}.json", 1
+    while path.exists() or path.with_suffix(".mp4").exists():
+        n += 1
+        path = out_dir / f"{stem}-{n}.json"
+    return path
 
 
 async def follow(provider: VideoProvider, job: JobRef, video: Video, side: Sidecar, ctx: CallContext, *,

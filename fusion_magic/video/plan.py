@@ -113,7 +113,7 @@ def plan_video(prompt: str, settings: Settings, options: VideoOptions) -> VideoP
     models = options.models or _default_generators(settings, options)
     image = _image(options.image)
     clips: list[ClipPlan] = []
-    labels = _labels(models)
+    labels = tab_labels(models)
     for n, (model_id, label) in enumerate(zip(models, labels, strict=True)):
         seat = models[:n].count(model_id)  # the same model twice: two clips, two sidecars
         clips.append(_clip(model_id, label, prompt, image, settings, options, needs_key, seat))
@@ -266,7 +266,7 @@ def _out_dir(out_dir: Path) -> Path:
     return resolved
 
 
-def _labels(models: tuple[str, ...]) -> list[str]:
+def tab_labels(models: tuple[str, ...]) -> list[str]:
     """Tab titles: the model's short name, numbered when a model appears twice."""
     shorts = [m.partition(":")[2].rsplit("/", 1)[-1] or m for m in models]
     seen: dict[str, int] = {}
@@ -288,4 +288,4 @@ def _total(clips: list[ClipPlan]) -> float | None:
 
 
 __all__ = ["FRAMES", "Asker", "ClipPlan", "VideoPlan", "default_seconds", "image_mime", "plan_video",
-           "with_provider_prices"]
+           "tab_labels", "with_provider_prices"]

@@ -60,7 +60,9 @@ class ProgressPrinter:
         self._seen[v.label] = (v.status, v.job_id, v.score)
         lines = []
         if v.job_id and v.job_id != job:
-            lines.append(f"  {v.label}: {'re-attached to' if v.reused else 'submitted,'} job {v.job_id}")
+            again = v.reused or v.reattached
+            lines.append(f"  {v.label}: {'re-attached to' if again else 'submitted,'} job {v.job_id}"
+                         + (" (not paid again)" if again else ""))
         if v.status != state:
             lines.append(f"  {v.label}: {_state_line(v)}")
         if v.score is not None and v.score != score:

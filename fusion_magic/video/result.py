@@ -55,6 +55,7 @@ class Video:
     score_reasons: str = ""
     best: bool = False
     reused: bool = False  # found finished by an earlier run of the same cell: nothing was paid again
+    reattached: bool = False  # following a job an earlier run submitted (not a new submission)
     keyframes: tuple[Path, ...] = ()
     analysis: Any = None  # the saved file's Analysis (video/analyse.py), for --check local:frames
     notes: list[str] = field(default_factory=list)

@@ -88,7 +88,13 @@ class Sidecar:
 
     @property
     def job_ref(self) -> JobRef | None:
-        return JobRef.from_dict(self.job) if self.job else None
+        """The job, or None when there is none or its record is damaged (a hand edit, another writer)."""
+        if not self.job:
+            return None
+        try:
+            return JobRef.from_dict(self.job)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
 
     @property
     def open(self) -> bool:

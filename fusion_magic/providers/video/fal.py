@@ -30,6 +30,7 @@ import httpx
 
 from ...core.errors import (
     AuthError,
+    BadRequestError,
     BlockedError,
     ConfigError,
     ProtocolError,
@@ -335,9 +336,18 @@ class FalProvider:
 
     def _urls(self, job: JobRef) -> Mapping[str, str]:
         # A sidecar written without URLs (or by hand) still finds its job.
-        if all(job.urls.get(key) for key in URL_KEYS):
-            return job.urls
-        return {**queue_urls(self._base, job.model, job.job_id), **{k: v for k, v in job.urls.items() if v}}
+        urls = job.urls if all(job.urls.get(key) for key in URL_KEYS) else {
+            **queue_urls(self._base, job.model, job.job_id), **{k: v for k, v in job.urls.items() if v}}
+        # The key goes with every queue call, so a URL must be on the queue's own host: a sidecar copied in
+        # from elsewhere (or a submit answer) naming another host must not collect the key.
+        home = httpx.URL(self._base)
+        for name, url in urls.items():
+            there = httpx.URL(url)
+            if (there.scheme, there.host, there.port) != (home.scheme, home.host, home.port):
+                raise self._ctx(job.model).error(
+                    BadRequestError, f"the job's {name} is on {there.host}, not on the queue host {home.host}; "
+                    "not sending the key there")
+        return urls
 
     def _completed_with_error(self, job: JobRef, error: str, error_type: str | None) -> JobStatus:
         if error_type == CANCELLED:
