@@ -20,10 +20,11 @@ from ..calls.settings import Settings
 from ..core.errors import ConfigError
 from ..core.events import emit
 from ..core.record import CallRecord
+from ..providers.video.base import JobRef
 from . import sidecar
 from .check import check_clips
-from .events import VideoRunFinished, VideoRunStarted
-from .jobs import follow, run_clip, video_provider
+from .events import VideoRunFinished, VideoRunStarted, VideoUpdated
+from .jobs import follow, in_flight, run_clip, show_receipt, video_provider, wait_for_other_run
 from .plan import VideoPlan, _target, tab_labels
 from .result import Video, VideoResult
 from .understand import ask_all
@@ -134,11 +135,23 @@ async def resume(plan: ResumePlan, ctx: CallContext, *, timeout: float, poll_s: 
         pairs.append((video, side, job, target))
     emit(ctx.listeners, VideoRunStarted(result.prompt, tuple(result.videos)))
     started = time.monotonic()
+    async def one(video: Video, side: sidecar.Sidecar, job: JobRef, target: Target) -> None:
+        assert video.sidecar is not None
+        other = in_flight(video.sidecar)
+        if other is not None:
+            # A run of this kernel follows this job now: let it finish, then show what it made.
+            await wait_for_other_run(other, video, ctx)
+            latest = sidecar.read(video.sidecar) or side
+            if not latest.open:
+                show_receipt(video, latest, path_dir(video))
+                emit(ctx.listeners, VideoUpdated(video))
+                return
+            side = latest
+        await follow(video_provider(target, ctx), job, video, side, ctx, out_dir=path_dir(video), timeout=timeout,
+                     poll_s=poll_s)
+
     try:
-        await asyncio.gather(*(
-            follow(video_provider(target, ctx), job, video, side, ctx, out_dir=path_dir(video), timeout=timeout,
-                   poll_s=poll_s)
-            for video, side, job, target in pairs))
+        await asyncio.gather(*(one(video, side, job, target) for video, side, job, target in pairs))
     except asyncio.CancelledError:
         result.wall_s = time.monotonic() - started
         result.notes.append(_stopped_note(result))

@@ -15,7 +15,6 @@ The rules (shared/reference/video-apis.md §0):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -65,16 +64,11 @@ async def run_clip(clip: ClipPlan, video: Video, ctx: CallContext, *, out_dir: P
     record.model, record.label, record.role = clip.model_id, clip.label, "generate"
     record.call_id = record.call_id or next(ctx.counter)
     other = _IN_FLIGHT.get(side_path)
-    if other is not None and not other.done():
-        # The same request is being made by another run in this kernel (a --background cell, say): wait for
-        # it, then reuse or re-attach to what it made instead of paying again.
-        video.notes.append("waited for another run of this same request")
-        _set(video, ctx, "queued")
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await asyncio.shield(other)
     me = asyncio.current_task()
     if me is not None:
-        _IN_FLIGHT[side_path] = me
+        _IN_FLIGHT[side_path] = me  # no await since the stem was picked: two --new runs never share one
+    if other is not None:
+        await wait_for_other_run(other, video, ctx)
     try:
         await _make(clip, video, ctx, side_path, out_dir=out_dir, timeout=timeout, poll_s=poll_s, new=new)
     finally:
@@ -142,10 +136,35 @@ async def _submit(provider: VideoProvider, clip: ClipPlan, video: Video, side: S
         raise
 
 
+async def wait_for_other_run(other: asyncio.Future[Any], video: Video, ctx: CallContext) -> None:
+    """Another run in this kernel is making this same clip (a --background cell, a resume): wait for it, so
+    that afterwards its receipt is read and reused or re-attached to, never paid for twice. Our own
+    cancellation (Ctrl-C) still stops us; the other run's fate does not."""
+    if other.done():
+        return
+    video.notes.append("waited for another run of this same request")
+    _set(video, ctx, "queued")
+    me = asyncio.current_task()
+    try:
+        await asyncio.shield(other)
+    except asyncio.CancelledError:
+        if me is not None and me.cancelling():
+            raise
+    except Exception:  # its failure is its own; ours starts from its receipt, if any
+        pass
+
+
+def in_flight(side_path: Path) -> asyncio.Future[Any] | None:
+    """The task of this kernel that is making the clip of ``side_path`` now, if any."""
+    task = _IN_FLIGHT.get(side_path)
+    return task if task is not None and not task.done() else None
+
+
 def _free_stem(out_dir: Path, stem: str) -> Path:
-    """``stem.json``, or the first ``stem-2.json``, ``stem-3.json``... that no earlier run wrote."""
+    """``stem.json``, or the first ``stem-2.json``, ``stem-3.json``... that no earlier run wrote and no
+    running one is writing."""
     path, n = out_dir / f"{stem}.json", 1
-    while path.exists() or path.with_suffix(".mp4").exists():
+    while path.exists() or path.with_suffix(".mp4").exists() or in_flight(path) is not None:
         n += 1
         path = out_dir / f"{stem}-{n}.json"
     return path
@@ -310,6 +329,17 @@ def _reuse(video: Video, previous: Sidecar, out_dir: Path) -> None:
     record.latency_s = 0.0
 
 
+def show_receipt(video: Video, side: Sidecar, out_dir: Path) -> None:
+    """Show a job another run finished: its clip (ok, nothing paid again) or its final state."""
+    if side.status == "ok" and side.file and (out_dir / side.file).is_file():
+        _reuse(video, side, out_dir)
+        video.notes[-1] = "made by another run of this kernel: shown here, not paid again"
+        return
+    video.status = {"succeeded": "pending", "submitted": "pending"}.get(side.status, side.status)
+    video.error, video.reason = side.error, side.reason
+    video.record.status, video.record.error = video.status, side.error or side.reason
+
+
 def _set(video: Video, ctx: CallContext, state: str) -> None:
     video.status = state
     emit(ctx.listeners, VideoUpdated(video))
@@ -334,4 +364,4 @@ def video_request_seconds(side: Sidecar) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-__all__ = ["KEYFRAMES_DIR", "follow", "run_clip", "video_provider"]
+__all__ = ["KEYFRAMES_DIR", "follow", "in_flight", "run_clip", "video_provider", "wait_for_other_run"]

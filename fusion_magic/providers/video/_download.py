@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -42,11 +43,16 @@ async def download_to(
     classify: Classifier,
     headers: Mapping[str, str] | None = None,
 ) -> int:
-    """GET ``url`` into ``dest`` (through ``dest.part``, renamed when complete); returns the bytes written.
+    """GET ``url`` into ``dest`` (through a ``.part`` file of its own, renamed when complete: two downloads of
+    one clip never write into each other); returns the bytes written.
 
     ``headers`` (the key) go to ``url`` only. Redirects are followed without them.
     """
-    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.close(fd)
+    part = Path(name)
+    os.chmod(part, 0o644)  # mkstemp makes it private; the clip is an ordinary file of the notebook's folder
     send: dict[str, str] = dict(headers or {})
     written = 0
     try:
