@@ -12,7 +12,8 @@ too (``make_plan``, ``start``, ``start_rejudge``); the engine below never calls 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Generic, TypedDict, TypeVar, Unpack
@@ -21,7 +22,9 @@ import httpx
 
 from .calls.cache import CallCache
 from .calls.call import CallContext, Target, prepare, run_call
+from .calls.runlog import RunLog
 from .calls.settings import Settings
+from .core.errors import ConfigError
 from .core.events import Listener
 from .core.record import Response
 from .core.runner import Job, get_runner, new_client
@@ -34,6 +37,7 @@ from .fuse.result import FusionResult
 from .providers.base import ChatRequest
 from .video.engine import ResumePlan, plan_resume, resume, run_video
 from .video.engine import new_result as new_video_result
+from .video.jobs import finish_submits
 from .video.listing import VideoListing, video_models
 from .video.options import VideoKeywords, VideoOptions
 from .video.plan import VideoPlan, plan_video
@@ -91,8 +95,12 @@ async def acomplete(
 
 async def _one(target: Target, request: ChatRequest, settings: Settings, client: httpx.AsyncClient,
                listeners: Sequence[Listener]) -> Response:
-    ctx = CallContext(client=client, settings=settings, listeners=list(listeners))
-    return await run_call(target, request, ctx=ctx, role="single")
+    def call(ls: list[Listener]) -> Awaitable[Response]:
+        return run_call(target, request, ctx=CallContext(client=client, settings=settings, listeners=ls),
+                        role="single")
+
+    prompt = request.messages[-1].content if request.messages else ""
+    return await _logged(settings, "complete", prompt, {"model": target.model_id}, listeners, call)
 
 
 def complete(model_id: str, prompt: str, **ask: Unpack[CompleteKeywords]) -> Response:
@@ -130,6 +138,45 @@ def _noticed(plan: FusionPlan) -> FusionPlan:
     return replace(plan, warnings=(plan.notice, *plan.warnings), notice=None) if plan.notice else plan
 
 
+_LOGS: dict[Path, RunLog] = {}  # one writer per run-log file in this process
+
+
+def _run_log(s: Settings) -> RunLog | None:
+    path = s.run_log_path()
+    if path is None:
+        return None
+    path = path.resolve()
+    if path not in _LOGS:
+        _LOGS[path] = RunLog(path)
+    return _LOGS[path]
+
+
+async def _logged(s: Settings, kind: str, prompt: str, options: Mapping[str, object], listeners: Sequence[Listener],
+                  run: Callable[[list[Listener]], Awaitable[T]]) -> T:
+    """Run ``run`` with the run log listening (every call written as it starts and ends, so a dead kernel
+    loses nothing that arrived) and the run's outcome written when it ends, interrupted or failed included."""
+    log = _run_log(s)
+    if log is None:
+        return await run(list(listeners))
+    run_id = log.start_run(kind, prompt, options, secrets=tuple(s.keys.values()))
+    started = time.monotonic()
+    try:
+        result = await run([*listeners, log.listener(run_id)])
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        log.finish_run(run_id, "interrupted", time.monotonic() - started)
+        raise
+    except BaseException as exc:
+        log.finish_run(run_id, "failed", time.monotonic() - started, f"{type(exc).__name__}: {exc}"[:300])
+        raise
+    degraded = bool(getattr(result, "degraded", False)) or getattr(result, "ok", True) is False
+    summary = getattr(result, "answer", None) or getattr(result, "text", None)
+    if hasattr(result, "summary") and callable(result.summary):
+        summary = result.summary()
+    log.finish_run(run_id, "degraded" if degraded else "ok", time.monotonic() - started,
+                   str(summary)[:300] if summary else None)
+    return result
+
+
 def _context(s: Settings, client: httpx.AsyncClient | None, listeners: Sequence[Listener]) -> CallContext:
     """The calls' shared context for one run: client, listeners and the cache the settings ask for."""
     cache = CallCache(s.cache_path(), s.cache) if s.cache != "off" else None
@@ -143,7 +190,12 @@ async def run_plan(plan: FusionPlan, client: httpx.AsyncClient, listeners: Seque
     ``result`` (from ``new_result(plan)``) is filled in place, so a caller whose run is interrupted still
     holds the partial result.
     """
-    return await run_fusion(plan, _context(plan.settings, client, listeners), result=result)
+    return await _logged(plan.settings, "fuse", plan.prompt, _fuse_log_options(plan), listeners,
+                         lambda ls: run_fusion(plan, _context(plan.settings, client, ls), result=result))
+
+
+def _fuse_log_options(plan: FusionPlan) -> dict[str, object]:
+    return {"pool": plan.pool, "judge": plan.judge_id, "mode": plan.options.mode}
 
 
 def start(plan: FusionPlan, listeners: Sequence[Listener] = (), result: FusionResult | None = None) -> FusionJob:
@@ -159,8 +211,9 @@ async def run_rejudge(previous: FusionResult, settings: Settings, client: httpx.
                       listeners: Sequence[Listener] = (), *, mode: str | None = None,
                       judge: str | None = None) -> FusionResult:
     """Judge ``previous`` again with the given client: the same path (and cache) as a fresh run's judge."""
-    return await engine_rejudge(previous, settings, _context(settings, client, listeners), mode=mode,
-                                judge=judge)
+    return await _logged(settings, "rejudge", previous.prompt, {"mode": mode, "judge": judge}, listeners,
+                         lambda ls: engine_rejudge(previous, settings, _context(settings, client, ls), mode=mode,
+                                                   judge=judge))
 
 
 def start_rejudge(previous: FusionResult, settings: Settings, listeners: Sequence[Listener] = (), *,
@@ -220,9 +273,15 @@ async def afuse(
     run_options = _fuse_options(s, options)
     plan = _noticed(plan_fusion(prompt, s, run_options))
     client = new_client()
-    ctx = _context(plan.settings, client, listeners)
+    contexts: list[CallContext] = []
+
+    def run(ls: list[Listener]) -> Awaitable[FusionResult]:
+        contexts.append(_context(plan.settings, client, ls))
+        return run_fusion(plan, contexts[0])
+
     try:
-        result = await run_fusion(plan, ctx)
+        result = await _logged(plan.settings, "fuse", plan.prompt, _fuse_log_options(plan), listeners, run)
+        ctx = contexts[0]
     except BaseException:
         await client.aclose()
         raise
@@ -310,8 +369,15 @@ def make_video_plan(prompt: str, settings: Settings | None = None, options: Vide
 def start_video(plan: VideoPlan, listeners: Sequence[Listener] = (), result: VideoResult | None = None) -> VideoJob:
     """Start a video plan on the engine thread and return at once; ``result`` (``new_video_result(plan)``) is
     filled in place, so an interrupted caller keeps what arrived."""
-    return VideoJob(get_runner().submit(
-        lambda client: run_video(plan, _context(plan.settings, client, listeners), result)))
+    return VideoJob(get_runner().submit(lambda client: _run_video(plan, client, listeners, result)))
+
+
+async def _run_video(plan: VideoPlan, client: httpx.AsyncClient, listeners: Sequence[Listener],
+                     result: VideoResult | None = None) -> VideoResult:
+    options = {"models": [c.model_id for c in plan.clips] or [a.model_id for a in plan.askers],
+               "understand": plan.options.understand, "check": plan.options.check}
+    return await _logged(plan.settings, "video", plan.prompt, options, listeners,
+                         lambda ls: run_video(plan, _context(plan.settings, client, ls), result))
 
 
 def plan_video_resume(out_dir: str | Path = "videos", settings: Settings | None = None) -> ResumePlan:
@@ -323,9 +389,10 @@ def start_resume(plan: ResumePlan, listeners: Sequence[Listener] = (), result: V
                  timeout: float = 600.0, poll_s: float | None = None) -> VideoJob:
     """Re-attach to the planned jobs (no new submission) and download what finished; ``result`` is filled in
     place, as in ``start_video``."""
-    return VideoJob(get_runner().submit(
-        lambda client: resume(plan, _context(plan.settings, client, listeners), timeout=timeout, poll_s=poll_s,
-                              result=result)))
+    return VideoJob(get_runner().submit(lambda client: _logged(
+        plan.settings, "video", "%video resume", {"jobs": len(plan.jobs)}, listeners,
+        lambda ls: resume(plan, _context(plan.settings, client, ls), timeout=timeout, poll_s=poll_s,
+                          result=result))))
 
 
 async def avideo(prompt: str, *, settings: Settings | None = None, keys: Mapping[str, str] | None = None,
@@ -335,8 +402,9 @@ async def avideo(prompt: str, *, settings: Settings | None = None, keys: Mapping
     plan = plan_video(prompt, _settings(settings, keys), VideoOptions.from_keywords(options))
     client = new_client()
     try:
-        return await run_video(plan, _context(plan.settings, client, listeners))
+        return await _run_video(plan, client, listeners)
     finally:
+        await finish_submits()  # an interrupted submit keeps its receipt: it needs the client a while longer
         await client.aclose()
 
 
@@ -362,3 +430,22 @@ def list_video_models(settings: Settings | None = None, *, keys: Mapping[str, st
     s = _settings(settings, keys)
     result: VideoListing = get_runner().run(lambda client: video_models(s, client))
     return result
+
+
+def history(settings: Settings | None = None, *, limit: int = 50) -> Any:
+    """Past runs from the run log, newest first (a DataFrame; ``%fuse history``)."""
+    log = _run_log(_settings(settings, None))
+    if log is None:
+        raise ConfigError("the run log is off (%config FusionMagics.run_log = 'off'); nothing was recorded")
+    return log.runs(limit)
+
+
+def export_history(dest: str | Path, settings: Settings | None = None, *, run_id: str | None = None) -> int:
+    """Write the run log's calls (of one run, or all) to ``dest`` as JSONL or CSV; returns the rows written."""
+    log = _run_log(_settings(settings, None))
+    if log is None:
+        raise ConfigError("the run log is off (%config FusionMagics.run_log = 'off'); nothing was recorded")
+    try:
+        return log.export(Path(dest), run_id=run_id)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

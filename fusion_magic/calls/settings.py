@@ -52,6 +52,8 @@ class Settings:
     keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     max_retries: int = 3
     retry_max_wait: float = 30.0
+    # The SQLite run log: a path, "off", or None for $FUSION_MAGIC_RUN_LOG, else ./fusion_runs.sqlite.
+    run_log: str | None = None
 
     def __post_init__(self) -> None:
         check_choice("mode", self.mode, MODES)
@@ -68,6 +70,11 @@ class Settings:
     def has_key(self, provider: str) -> bool:
         spec = BUILTIN[provider]
         return find_key(spec, self.keys) is not None
+
+    def run_log_path(self) -> Path | None:
+        """Where every run and call is logged as it happens (beside the notebook by default), or None when off."""
+        where = self.run_log or os.environ.get("FUSION_MAGIC_RUN_LOG") or "fusion_runs.sqlite"
+        return None if where.strip().lower() in ("off", "none", "") else Path(where).expanduser()
 
     def cache_path(self) -> Path:
         """Where recorded calls live: ``cache_dir``, else $FUSION_MAGIC_CACHE_DIR, else ./.fusion_cache

@@ -162,6 +162,8 @@ class VideoMagics(Magics, Configurable):
     def _edit_of(self, name: str) -> tuple[str, str]:
         """The (model id, job id) of the clip ``--edit`` revises: the last result's, or variable ``name``'s."""
         source = self.shell.user_ns.get(name) if name else self.last
+        if isinstance(source, VideoJob) and source.done():
+            source = source.result()
         if not isinstance(source, VideoResult):
             where = f"variable {name!r}" if name else "the last %%video result"
             raise UsageError(f"--edit: {where} is not a finished VideoResult (run %%video -o NAME first)")

@@ -64,6 +64,8 @@ _COLOURS = {
     CallState.CANCELLED: "#6d4c41",
 }
 LATE_COLOUR = "#ef6c00"
+# A video job we stopped waiting for: it goes on at the provider and stays resumable from its sidecar.
+PENDING_HINT = "still running at the provider: %video resume fetches it"
 _PREFIX = re.compile(r"^[\w.\-/@]+:[\w.\-/@:]+(?: HTTP (?P<http>\d+))?: (?P<kind>\w+): ")
 
 

@@ -58,10 +58,16 @@ async def run_video(plan: VideoPlan, ctx: CallContext, result: VideoResult | Non
                 result.answer = next((r.text for r in records if r.ok), None)
         else:
             options = plan.options
-            await asyncio.gather(*(
+            outcomes = await asyncio.gather(*(
                 run_clip(clip, video, ctx, out_dir=plan.out_dir, timeout=options.timeout, poll_s=options.poll_s,
                          new=options.new)
-                for clip, video in zip(plan.clips, result.videos, strict=True)))
+                for clip, video in zip(plan.clips, result.videos, strict=True)), return_exceptions=True)
+            for video, outcome in zip(result.videos, outcomes, strict=True):
+                if isinstance(outcome, asyncio.CancelledError):
+                    raise outcome
+                if isinstance(outcome, BaseException):  # a bug or the environment: this clip only
+                    video.status, video.error = "failed", f"unexpected {type(outcome).__name__}: {outcome}"
+                    video.record.status, video.record.error = "failed", video.error
             if plan.check is not None:
                 result.checks = await check_clips(plan, result.videos, ctx)
     except asyncio.CancelledError:
@@ -105,6 +111,7 @@ def plan_resume(out_dir: Path, settings: Settings) -> ResumePlan:
     (it stays resumable), and the others go ahead."""
     if not out_dir.is_dir():
         raise ConfigError(f"%video resume: no folder {out_dir}")
+    out_dir = out_dir.resolve()  # the paths this kernel's running clips are known by
     jobs: list[tuple[Path, sidecar.Sidecar, Target]] = []
     skipped: list[str] = []
     for path, side in open_jobs(out_dir):

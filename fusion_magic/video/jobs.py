@@ -9,7 +9,7 @@ The rules (shared/reference/video-apis.md §0):
   same cell again) re-attaches to it and downloads it without a second submission;
 - a safety-filtered job is its own final state, with the provider's reason and no cost.
 
-    await run_clip(clip_plan, video, ctx, options=options, out_dir=plan.out_dir)
+    await run_clip(clip_plan, video, ctx, out_dir=plan.out_dir, timeout=600, poll_s=None)
 """
 
 from __future__ import annotations
@@ -44,6 +44,15 @@ MAX_POLL_ERRORS = 6
 KEYFRAMES_DIR = ".keyframes"
 # The clip tasks of this kernel's runs, by sidecar path: a second run of the same request waits for the first.
 _IN_FLIGHT: dict[Path, asyncio.Future[Any]] = {}
+# Submits whose run was interrupted while the provider answered: they finish (shielded) to keep the receipt.
+_SUBMITTING: set[asyncio.Future[Any]] = set()
+
+
+async def finish_submits(timeout: float = 30.0) -> None:
+    """Let interrupted submits finish and write their receipts before their HTTP client is closed."""
+    pending = [task for task in _SUBMITTING if not task.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
 
 
 def video_provider(target: Target, ctx: CallContext) -> VideoProvider:
@@ -63,12 +72,14 @@ async def run_clip(clip: ClipPlan, video: Video, ctx: CallContext, *, out_dir: P
     record = video.record
     record.model, record.label, record.role = clip.model_id, clip.label, "generate"
     record.call_id = record.call_id or next(ctx.counter)
-    other = _IN_FLIGHT.get(side_path)
+    # Another run of this kernel making the same clip goes first; we register only once none is left, with
+    # no await between that check and the registration (one event loop), so no entry is ever overwritten
+    # while its run goes on, and two --new runs never share a stem.
+    while (other := in_flight(side_path)) is not None:
+        await wait_for_other_run(other, video, ctx)
     me = asyncio.current_task()
     if me is not None:
-        _IN_FLIGHT[side_path] = me  # no await since the stem was picked: two --new runs never share one
-    if other is not None:
-        await wait_for_other_run(other, video, ctx)
+        _IN_FLIGHT[side_path] = me
     try:
         await _make(clip, video, ctx, side_path, out_dir=out_dir, timeout=timeout, poll_s=poll_s, new=new)
     finally:
@@ -111,21 +122,33 @@ async def _submit(provider: VideoProvider, clip: ClipPlan, video: Video, side: S
     task = asyncio.ensure_future(provider.submit(clip.request))
 
     def keep_receipt(done: asyncio.Future[JobRef]) -> None:
-        if done.cancelled() or done.exception() is not None:
+        if done.cancelled():
+            return
+        if (error := done.exception()) is not None:
+            if video.status == "pending":  # an interrupted submit that then failed: nothing was paid
+                video.status, video.error = "failed", f"the interrupted submit failed: {error}"
             return
         job = done.result()
         side.job, side.status, side.submitted_at = job.as_dict(), "submitted", sidecar.now_iso()
-        sidecar.write(side_path, side)  # before anything else: the job id is the receipt
+        try:
+            sidecar.write(side_path, side)  # before anything else: the job id is the receipt
+        except OSError as exc:
+            log.warning("fusion_magic: job %s of %s was accepted but its receipt %s could not be written (%s)",
+                        job.job_id, clip.model_id, side_path, exc)
+            video.notes.append(f"job {job.job_id} was accepted, but its receipt could not be written ({exc}); "
+                               "keep this id to fetch the clip")
 
     task.add_done_callback(keep_receipt)
     try:
         return await asyncio.shield(task)
     except ProviderError as exc:
-        _failed(video, exc, ctx, reason=None)
+        _failed(video, exc, ctx)
         return None
     except asyncio.CancelledError:
         # Until the answer is in, another run of this request waits for it rather than paying again.
         _IN_FLIGHT[side_path] = task
+        _SUBMITTING.add(task)
+        task.add_done_callback(_SUBMITTING.discard)
         task.add_done_callback(lambda _: _IN_FLIGHT.pop(side_path, None) if _IN_FLIGHT.get(side_path) is task
                                else None)
         video.status = "pending"
@@ -186,6 +209,12 @@ async def follow(provider: VideoProvider, job: JobRef, video: Video, side: Sidec
                 status = await provider.poll(job)
             except ProviderError as exc:
                 errors += 1
+                if exc.status == 404:
+                    # Results are kept for days, not forever (Veo: 2 days): the job is gone, not pending.
+                    video.error = f"the provider no longer knows this job (expired or deleted): {exc}"
+                    side.status, side.error = "failed", video.error
+                    _final(video, side, ctx, "failed")
+                    return
                 if not _worth_polling_again(exc) or errors >= MAX_POLL_ERRORS:
                     _pending(video, side, ctx, f"could not read the job's state ({exc})")
                     return
@@ -239,7 +268,7 @@ async def _finish(provider: VideoProvider, status: JobStatus, video: Video, side
     path = video.sidecar.with_suffix(".mp4")
     try:
         await provider.download(status.clips[0], path)
-    except ProviderError as exc:
+    except (ProviderError, OSError) as exc:  # OSError: the disk (full, permissions), not the provider
         _pending(video, side, ctx, f"the clip is ready but its download failed ({exc})", status="succeeded")
         return
     video.path, side.file = path, path.name
@@ -300,7 +329,7 @@ def _pending(video: Video, side: Sidecar, ctx: CallContext, why: str, *, status:
     emit(ctx.listeners, CallFinished(video.record))
 
 
-def _failed(video: Video, exc: ProviderError, ctx: CallContext, *, reason: str | None) -> None:
+def _failed(video: Video, exc: ProviderError, ctx: CallContext) -> None:
     video.status, video.error = "failed", str(exc)
     video.record.status, video.record.error, video.record.http_status = exc.kind, str(exc), exc.status
     _finish_record(video, ctx)
@@ -364,4 +393,5 @@ def video_request_seconds(side: Sidecar) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-__all__ = ["KEYFRAMES_DIR", "follow", "in_flight", "run_clip", "video_provider", "wait_for_other_run"]
+__all__ = ["KEYFRAMES_DIR", "finish_submits", "follow", "in_flight", "run_clip", "show_receipt", "video_provider",
+           "wait_for_other_run"]

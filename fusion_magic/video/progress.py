@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from ..core.events import CallFinished, CallStarted, EngineEvent
 from ..present.ledger_table import plain
-from ..present.wording import status_word
+from ..present.wording import PENDING_HINT, status_word
 from .events import VideoRunFinished, VideoRunStarted, VideoUpdated
-from .report import PENDING_HINT
 
 if TYPE_CHECKING:
     from .result import Video
@@ -75,7 +74,8 @@ def _started(event: VideoRunStarted) -> list[str]:
     if event.videos:
         models = ", ".join(dict.fromkeys(v.model for v in event.videos))
         n = len(event.videos)
-        lines.append(f"generating {n} clip{'s' if n != 1 else ''} with {models}...")
+        verb = "resuming" if event.prompt == "%video resume" else "generating"
+        lines.append(f"{verb} {n} clip{'s' if n != 1 else ''} with {models}...")
     if event.understand:
         about = f" about {event.source}" if event.source else ""
         lines.append(f"asking {', '.join(event.understand)}{about}...")

@@ -22,7 +22,7 @@ from ..fuse.report import verdict_html
 from ..present.ledger_table import WIDTH, figures, ledger_html, plain, shorten, text_ledger, wrap
 from ..present.paths import file_href, shown_path
 from ..present.sanitize import escape_text, render_markdown
-from ..present.wording import failure_detail, status_word
+from ..present.wording import PENDING_HINT, failure_detail, status_word
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,9 +30,8 @@ if TYPE_CHECKING:
     from ..core.record import CallRecord
     from .result import Video, VideoResult
 
-__all__ = ["PENDING_HINT", "degraded_summary", "html_report", "text_report"]
+__all__ = ["degraded_summary", "html_report", "text_report"]
 
-PENDING_HINT = "still running at the provider: %video resume fetches it"
 _RULE = "=" * 72
 _REASON_CHARS = 80
 _MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}

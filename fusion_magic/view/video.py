@@ -20,12 +20,13 @@ import ipywidgets as widgets
 
 from ..present.paths import file_href, shown_path
 from ..present.sanitize import escape_text
+from ..present.wording import PENDING_HINT
 from .tabs import Pane
 
 if TYPE_CHECKING:
     from ..video.result import Video
 
-__all__ = ["MAX_INLINE_BYTES", "PENDING_HINT", "VideoPane"]
+__all__ = ["MAX_INLINE_BYTES", "VideoPane"]
 
 # Larger files are not sent over the comm: the whole value travels at once and freezes the browser
 # (ipywidgets #3036), and it would bloat a notebook saved with its widget state.
@@ -40,7 +41,6 @@ _COLOURS = {
 }  # fmt: skip
 _WORDS = {"ok": "saved"}
 _FINAL = frozenset({"ok", "failed", "filtered", "cancelled", "pending"})
-PENDING_HINT = "still running at the provider: %video resume fetches it"
 
 # Browsers play H.264 in an MP4 or a QuickTime file alike, but not under the "quicktime" MIME type that
 # ipywidgets would guess for ".mov".
