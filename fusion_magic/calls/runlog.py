@@ -472,6 +472,43 @@ def _parse_options(text: str | None) -> object:
         return text
 
 
+def write_records(records: Iterable[CallRecord], dest: str | os.PathLike[str]) -> int:
+    """Write call records (a result's ``calls``) to ``dest``: JSON Lines for ``.jsonl``, CSV for ``.csv``
+    (ValueError for another suffix). Keys are redacted as in the log. Returns the rows written.
+
+        write_records(result.calls, "run.jsonl")
+    """
+    dest = Path(dest).expanduser()
+    suffix = dest.suffix.lower()
+    if suffix not in (".jsonl", ".csv"):
+        raise ValueError(f"export writes .jsonl or .csv, not {dest.name!r}")
+    secrets = environ_secrets()
+    rows = []
+    for r in records:
+        row = {name: getattr(r, name, None) for name in _RECORD_FIELDS}
+        for name in ("text", "error"):
+            value = row[name]
+            if isinstance(value, str):
+                row[name] = redact_secrets(value, secrets)
+        rows.append(row)
+    partial = dest.with_name(dest.name + ".part")
+    with partial.open("w", encoding="utf-8", newline="") as out:
+        if suffix == ".jsonl":
+            for row in rows:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            writer = csv.DictWriter(out, fieldnames=list(_RECORD_FIELDS))
+            writer.writeheader()
+            writer.writerows(rows)
+    partial.replace(dest)
+    return len(rows)
+
+
+_RECORD_FIELDS = ("call_id", "model", "role", "label", "round", "status", "error", "text", "input_tokens",
+                  "output_tokens", "tokens_source", "video_seconds", "clips", "cost_usd", "cost_source", "ttft_s",
+                  "latency_s", "attempts", "request_id", "served_model", "late", "http_status", "finish_reason")
+
+
 __all__ = [
     "CALL_COLUMNS",
     "DEFAULT_NAME",
@@ -483,4 +520,5 @@ __all__ = [
     "RunLog",
     "environ_secrets",
     "redact_secrets",
+    "write_records",
 ]
