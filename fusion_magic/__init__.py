@@ -6,6 +6,7 @@
 
 The same from Python: ``fusion_magic.fuse(prompt, pool=[...])`` or ``await fusion_magic.afuse(...)``;
 judge again: ``fusion_magic.rejudge(result, mode="merge")``; one model: ``fusion_magic.complete(model_id, prompt)``.
+Is fusion worth it on my questions: ``fusion_magic.evaluate(data, pool=[...])`` or ``%fuse eval``.
 Video: ``%%video`` in a notebook, ``fusion_magic.video(prompt, models=[...])`` or ``await fusion_magic.avideo(...)``.
 """
 
@@ -13,15 +14,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from .api import FusionJob, VideoJob, acomplete, afuse, arejudge, avideo, complete, fuse, rejudge, video
+from .api import (
+    EvalJob,
+    FusionJob,
+    VideoJob,
+    acomplete,
+    aevaluate,
+    afuse,
+    arejudge,
+    avideo,
+    complete,
+    evaluate,
+    fuse,
+    rejudge,
+    video,
+)
 from .calls.settings import Settings
 from .core.record import Response
+from .evaluation import EvalResult
 from .fuse.result import FusionResult, Verdict
 from .video.result import Video, VideoResult
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EvalJob",
+    "EvalResult",
     "FusionJob",
     "FusionResult",
     "Response",
@@ -31,10 +49,12 @@ __all__ = [
     "VideoJob",
     "VideoResult",
     "acomplete",
+    "aevaluate",
     "afuse",
     "arejudge",
     "avideo",
     "complete",
+    "evaluate",
     "fuse",
     "load_ipython_extension",
     "rejudge",

@@ -28,6 +28,8 @@ from .core.errors import ConfigError
 from .core.events import Listener
 from .core.record import Response
 from .core.runner import Job, get_runner, new_client
+from .evaluation import EvalPlan, EvalResult, RowCallback, plan_evaluation, run_evaluation
+from .evaluation import new_result as new_eval_result
 from .fuse.engine import FusionPlan, drain, plan_fusion, run_fusion
 from .fuse.engine import new_result as new_result  # for callers of start(): the result a run fills
 from .fuse.engine import rejudge as engine_rejudge
@@ -449,3 +451,60 @@ def export_history(dest: str | Path, settings: Settings | None = None, *, run_id
         return log.export(Path(dest), run_id=run_id)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+# ---- evaluation ---------------------------------------------------------------------------------------
+
+
+class EvalJob(RunJob[EvalResult]):
+    """An evaluation going on in the background; cancelling it keeps every finished row."""
+
+
+def make_eval_plan(data: Any, settings: Settings | None = None, *, keys: Mapping[str, str] | None = None,
+                   **options: Any) -> EvalPlan:
+    """Check and resolve an evaluation without sending anything (``plan_evaluation``'s keywords)."""
+    return plan_evaluation(data, _settings(settings, keys), **options)
+
+
+async def _run_eval(plan: EvalPlan, client: httpx.AsyncClient, listeners: Sequence[Listener],
+                    result: EvalResult | None, on_row: RowCallback | None) -> EvalResult:
+    options = {"strategies": plan.strategy_names, "repeats": plan.repeats, "judge": plan.judge,
+               "questions": len(plan.questions)}
+    return await _logged(plan.settings, "eval", f"{len(plan.questions)} questions", options, listeners,
+                         lambda ls: run_evaluation(plan, _context(plan.settings, client, ls), on_row=on_row,
+                                                   result=result))
+
+
+def start_eval(plan: EvalPlan, listeners: Sequence[Listener] = (), result: EvalResult | None = None,
+               on_row: RowCallback | None = None) -> EvalJob:
+    """Start an evaluation on the engine thread; ``result`` (``new_eval_result(plan)``) keeps finished rows."""
+    return EvalJob(get_runner().submit(lambda client: _run_eval(plan, client, listeners, result, on_row)))
+
+
+async def aevaluate(data: Any, *, settings: Settings | None = None, keys: Mapping[str, str] | None = None,
+                    listeners: Sequence[Listener] = (), on_row: RowCallback | None = None,
+                    **options: Any) -> EvalResult:
+    """``evaluate`` on the running loop: ``r = await fusion_magic.aevaluate(df, pool=[...])``."""
+    plan = make_eval_plan(data, settings, keys=keys, **options)
+    async with new_client() as client:
+        return await _run_eval(plan, client, listeners, None, on_row)
+
+
+def evaluate(data: Any, *, settings: Settings | None = None, keys: Mapping[str, str] | None = None,
+             listeners: Sequence[Listener] = (), on_row: RowCallback | None = None, background: bool = False,
+             **options: Any) -> Any:
+    """Is fusion worth it on my questions? Every strategy (each pool member alone, ``self:K`` samples and a
+    vote, best-of, merge, debate) answers every question of ``data`` (a DataFrame, CSV or JSONL with a
+    ``question`` and a ``reference`` or ``rubric``), scored, with accuracy and a 95 % interval, cost, latency
+    and calls per strategy. Ctrl-C keeps every finished row; with ``settings=Settings(cache="on")`` a re-run
+    takes finished calls from the cache.
+
+        r = fusion_magic.evaluation(BUNDLED_QUESTIONS, pool=["local:gemma3-270m"], strategies=["single", "self:5"])
+        r.summary; r.plot()
+
+    Keywords: ``pool``, ``strategies``, ``repeats``, ``judge``, ``concurrency``, ``rubric_judge``,
+    ``instruction`` (see ``fusion_magic.evaluation.plan_evaluation``).
+    """
+    plan = make_eval_plan(data, settings, keys=keys, **options)
+    job = start_eval(plan, listeners, new_eval_result(plan), on_row)
+    return job if background else job.result()

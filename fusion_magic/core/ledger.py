@@ -99,7 +99,9 @@ def with_totals(frame: pd.DataFrame, wall_s: float | None = None) -> pd.DataFram
     judges = frame[frame["role"] == "judge"]
     # Rounds run one after another (debate), members within a round side by side.
     slowest_per_round = members.groupby("round")["latency_s"].max().fillna(0)
-    critical = float(slowest_per_round.sum()) + float(judges["latency_s"].fillna(0).sum())
+    # Judge calls of several orderings (--orders) run side by side: the slowest one is on the critical path.
+    critical = float(slowest_per_round.sum()) + (float(judges["latency_s"].fillna(0).max()) if not judges.empty
+                                                 else 0.0)
     total = {
         "model": "TOTAL",
         "role": f"{len(frame)} calls",

@@ -29,8 +29,9 @@ from ..core.record import Response
 from ..present.wording import CallState, is_running
 from .defaults import resolved_pool
 from .events import JudgeStarted, RunFinished, RunStarted, RunStopped, VerdictReady
+from .modes.analysis import failures, member_name
 from .modes.debate import final_answers, run_debate
-from .modes.judge import Candidate, JudgeFailed, anonymise, judge_call
+from .modes.judge import Candidate, JudgeFailed, anonymise, judge_in_orders
 from .modes.vote import vote
 from .options import FuseOptions
 from .pool import Member, run_round
@@ -38,6 +39,7 @@ from .requests import member_request
 from .result import FusionResult, Verdict
 
 SAMPLING_TEMPERATURE = 0.8  # when one model fills several seats, it needs randomness to differ
+VOTE_IGNORES_ORDERS = "The vote ignores --orders: it reads no order of the answers, so it has no position bias."
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,7 @@ async def _run_stages(plan: FusionPlan, ctx: CallContext, rng: random.Random, re
             final = final_answers(on_time, history)
             first_round = {r.label or "": r for r in first if r.ok}
         await _judge(result, plan.judge, plan.judge_id, options.mode, plan.prompt, final, first_round=first_round,
-                     ctx=ctx, rng=rng, timeout=options.timeout)
+                     ctx=ctx, rng=rng, timeout=options.timeout, orders=options.orders)
     except BaseException as exc:
         # An interrupt (CancelledError) or a setup error: late members must not outlive the run. The
         # partial result is kept even if a second cancel (%unload_ext) interrupts the drain.
@@ -257,24 +259,32 @@ async def _judge(
     ctx: CallContext,
     rng: random.Random,
     timeout: float,
+    orders: int = 1,
 ) -> None:
     emit(ctx.listeners, JudgeStarted(judge_id, mode))
     verdict: Verdict
     if judge is None:
         verdict = vote(answers, mode=mode)
+        if orders > 1:
+            verdict.notes.append(VOTE_IGNORES_ORDERS)
     else:
         candidates: list[Candidate] = anonymise(answers, rng, first_round)
         try:
-            verdict, response = await judge_call(judge, mode, question, candidates, ctx=ctx, timeout=timeout)
-            result.judge_responses.append(response)
+            verdict, responses = await judge_in_orders(judge, mode, question, candidates, orders=orders, ctx=ctx,
+                                                       timeout=timeout)
+            result.judge_responses.extend(responses)
         except JudgeFailed as exc:
-            if exc.response is not None:
-                result.judge_responses.append(exc.response)
+            result.judge_responses.extend(exc.responses)
             verdict = vote(answers, mode=mode)
             verdict.fallback = True
             # The reason, said once: the judge call keeps its own status and full error on its Response
             # (the ledger, the Judge tab), and the report's DEGRADED line names it in short.
             verdict.reasoning = f"Fell back to a vote because {exc}. {verdict.reasoning}"
+    if verdict.analysis is not None:
+        # Columns in pool order, and the members that had nothing to judge: from their records, since the
+        # judge never saw them.
+        verdict.analysis.models = list(dict.fromkeys(member_name(r) for r in answers if r.ok and r.text.strip()))
+        verdict.analysis.failed = failures(result.members)
     result.verdict = verdict
     result.answer = verdict.answer
     emit(ctx.listeners, VerdictReady(verdict))
@@ -288,8 +298,10 @@ async def rejudge(
     mode: str | None = None,
     judge: str | None = None,
     rng: random.Random | None = None,
+    orders: int = 1,
 ) -> FusionResult:
-    """Judge an earlier run again (late answers included) without calling the pool again."""
+    """Judge an earlier run again (late answers included) without calling the pool again; ``orders`` as
+    ``--orders`` (the judge on that many orderings of the answers)."""
     mode = mode or previous.mode
     check_choice("mode", mode, MODES)
     judge_id = judge or previous.judge
@@ -316,7 +328,7 @@ async def rejudge(
     rng = rng or _seeded_under_cache(ctx, "rejudge", previous.prompt, mode, judge_id, *(r.text for r in answers))
     await _judge(result, target, judge_id, mode, previous.prompt, answers,
                  first_round=first_round if mode == "debate" else None, ctx=ctx, rng=rng,
-                 timeout=settings.timeout)
+                 timeout=settings.timeout, orders=orders)
     result.wall_s = time.monotonic() - started
     emit(ctx.listeners, RunFinished(result))
     return result
@@ -330,6 +342,7 @@ async def judge_answers(
     *,
     mode: str,
     judge: str,
+    orders: int = 1,
 ) -> FusionResult:
     """Fuse answers that were asked elsewhere (a question about a video, put to several models) with a fused
     run's judge and modes; the models are not asked again. Debate needs a pool it can ask for revisions, so
@@ -344,7 +357,7 @@ async def judge_answers(
     rng = _seeded_under_cache(ctx, "answers", question, mode, judge, *(r.text for r in ok))
     started = time.monotonic()
     await _judge(result, target, judge, mode, question, ok, first_round=None, ctx=ctx, rng=rng,
-                 timeout=settings.timeout)
+                 timeout=settings.timeout, orders=orders)
     result.wall_s = time.monotonic() - started
     return result
 

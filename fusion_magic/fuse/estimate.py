@@ -12,6 +12,7 @@ unknown, and ``--budget`` then refuses rather than guess.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -71,7 +72,9 @@ def estimate(plan: FusionPlan) -> Estimate:
     if plan.judge is not None:
         factor = 2 if options.mode == "debate" else 1
         inp = prompt_tokens + total_out * factor + 200
-        rows.append(_row(plan.judge.model_id, "judge", 1, inp, output_cap(plan.judge, judge=True), prices))
+        # --orders N: one judge call per distinct ordering of the answers (at most n! of them).
+        n = min(plan.options.orders, math.factorial(max(1, len(plan.members))))
+        rows.append(_row(plan.judge.model_id, "judge", n, inp * n, output_cap(plan.judge, judge=True) * n, prices))
     unknown = sorted({str(r["model"]) for r in rows if r["est_cost_usd"] is None})
     costs = [r["est_cost_usd"] for r in rows]
     total = None if unknown else sum(c for c in costs if isinstance(c, float))

@@ -22,8 +22,11 @@ from ..calls.settings import CACHE_MODES, MODES, Settings, check_choice
 from ..core.errors import ConfigError
 
 # The options that also have a session default: a ``%config FusionMagics`` trait and a ``Settings`` field
-# of the same name. The others (self_n, quorum, deadline) belong to one run only.
+# of the same name. The others (self_n, quorum, deadline, orders) belong to one run only.
 CONFIGURABLE = ("pool", "judge", "mode", "rounds", "timeout", "max_tokens", "temperature", "system", "cache")
+
+# --orders: each ordering is one more judge call, paid in full; eight are plenty to see a position bias.
+MIN_ORDERS, MAX_ORDERS = 1, 8
 
 # Given as empty, these mean "not given": the layer below (the settings, then the defaults for the keys
 # that are set) decides, as an empty -p or -j always has.
@@ -46,6 +49,7 @@ class FuseKeywords(TypedDict, total=False):
     temperature: float | None
     system: str | None
     cache: str | None
+    orders: int | None
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class FuseOptions:
     temperature: float | None = None
     system: str | None = None
     cache: str = "off"
+    # The judge runs on this many orderings of the anonymous answers (its position bias, measured).
+    orders: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pool", tuple(self.pool))  # a list from Python or a trait, frozen like the rest
@@ -88,6 +94,9 @@ class FuseOptions:
             raise ConfigError("--temperature must be between 0 and 2")
         if self.rounds < 1:
             raise ConfigError("--rounds must be at least 1")
+        if isinstance(self.orders, bool) or not isinstance(self.orders, int) or not (
+                MIN_ORDERS <= self.orders <= MAX_ORDERS):
+            raise ConfigError(f"--orders must be between {MIN_ORDERS} and {MAX_ORDERS}")
 
     @classmethod
     def defaults(cls, settings: Settings) -> FuseOptions:
@@ -119,4 +128,4 @@ class FuseOptions:
         return settings.with_(timeout=self.timeout, cache=self.cache)
 
 
-__all__ = ["CONFIGURABLE", "FuseOptions"]
+__all__ = ["CONFIGURABLE", "MAX_ORDERS", "MIN_ORDERS", "FuseKeywords", "FuseOptions"]

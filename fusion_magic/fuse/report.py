@@ -48,9 +48,10 @@ if TYPE_CHECKING:
     from markdown_it import MarkdownIt
 
     from ..core.record import Response
+    from .modes.analysis import JudgeAnalysis
     from .result import FusionResult, Verdict
 
-__all__ = ["degraded_summary", "html_report", "markdown_report", "text_report", "verdict_html"]
+__all__ = ["analysis_html", "degraded_summary", "html_report", "markdown_report", "text_report", "verdict_html"]
 
 _RULE = "=" * 72
 # A failure's reason on the DEGRADED line: its kind and the first clauses of its message.
@@ -98,6 +99,12 @@ def verdict_html(verdict: Verdict, judge: str | None = None) -> str:
         ("judge", f"<code>{escape_text(verdict.model)}</code>{escape_text(_fallback_words(verdict, judge))}"),
         ("choice", escape_text(_choice(verdict))),
     ]
+    best = _ranked_best(verdict)
+    if best:
+        items.append(("ranked best", escape_text(best)))
+    orders = _orders(verdict)
+    if orders:
+        items.append(("orders", escape_text(orders)))
     rows = "".join(f"<li><b>{k}</b>: {v}</li>" for k, v in items)
     parts = [f"<ul>{rows}</ul>"]
     if verdict.labels:
@@ -106,10 +113,38 @@ def verdict_html(verdict: Verdict, judge: str | None = None) -> str:
             for label, model in verdict.labels.items()
         )
         parts.append(f"<table><thead><tr><th>label</th><th>model</th></tr></thead><tbody>{pairs}</tbody></table>")
+    if verdict.analysis is not None:
+        parts.append(analysis_html(verdict.analysis))
     if verdict.reasoning:
         parts.append(f"<h4>Reasoning</h4>{render_markdown(verdict.reasoning)}")
     if verdict.notes:
         parts.append("<ul>" + "".join(f"<li>{escape_text(n)}</li>" for n in verdict.notes) + "</ul>")
+    return "".join(parts)
+
+
+def analysis_html(analysis: JudgeAnalysis) -> str:
+    """The judge's analysis as a compact "who said what": the contradictions as a table (a row per topic,
+    a column per member), then consensus, points only one answer made, blind spots and failed members as
+    short lists. Every string is escaped: the judge's text and the model ids are shown as plain text."""
+    parts = ["<h4>Who said what</h4>"]
+    if analysis.contradictions:
+        columns = _columns(analysis)
+        head = "".join(f"<th><code>{escape_text(m)}</code></th>" for m in columns)
+        rows = "".join(
+            f"<tr><td>{escape_text(c.topic)}</td>"
+            + "".join(f"<td>{escape_text(c.stances.get(m, _UNSTATED))}</td>" for m in columns)
+            + "</tr>"
+            for c in analysis.contradictions
+        )
+        parts.append(f"<table><thead><tr><th>contradiction</th>{head}</tr></thead><tbody>{rows}</tbody></table>")
+    for title, items in _analysis_lists(analysis):
+        lis = "".join(
+            f"<li><code>{escape_text(who)}</code>: {escape_text(what)}</li>" if who else f"<li>{escape_text(what)}</li>"
+            for who, what in items
+        )
+        parts.append(f"<p><b>{escape_text(title)}</b></p><ul>{lis}</ul>")
+    if analysis.empty:
+        parts.append(f"<p><i>{escape_text(_NOTHING_FOUND)}</i></p>")
     return "".join(parts)
 
 
@@ -132,10 +167,18 @@ def text_report(result: FusionResult) -> str:
         out += _field("mode:", v.mode)
         out += _field("judge:", v.model + _fallback_words(v, result.judge))
         out += _field("choice:", _choice(v))
+        best = _ranked_best(v)
+        if best:
+            out += _field("best:", best)
+        orders = _orders(v)
+        if orders:
+            out += _field("orders:", orders)
         for i, (label, model) in enumerate(v.labels.items()):
             out += _field("labels:" if i == 0 else "", f"{label} = {model}")
         for i, note in enumerate(v.notes):
             out += _field("notes:" if i == 0 else "", note)
+        if v.analysis is not None:
+            out += _analysis_text(v.analysis)
         if v.reasoning.strip():
             out.append("reasoning:")
             out += _fit(plain(v.reasoning).strip(), indent="    ")
@@ -168,6 +211,31 @@ def text_report(result: FusionResult) -> str:
     if degraded:
         out += wrap(degraded, "  ")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _analysis_text(analysis: JudgeAnalysis) -> list[str]:
+    """The analysis for a terminal: a table would not fit 100 columns with several members, so each
+    contradiction lists its stances under it."""
+    out = ["who said what:"]
+    for c in analysis.contradictions:
+        out += _indented(f"- contradiction: {c.topic}", "  ")
+        for m in _columns(analysis):
+            out += _indented(f"{m}: {c.stances.get(m, _UNSTATED)}", "      ")
+    for title, items in _analysis_lists(analysis):
+        out.append(f"  {title}:")
+        for who, what in items:
+            out += _indented(f"- {who}: {what}" if who else f"- {what}", "    ")
+    if analysis.empty:
+        out += _indented(_NOTHING_FOUND, "  ")
+    return out
+
+
+def _indented(text: str, indent: str) -> list[str]:
+    """One of our lines holding model text, wrapped at WIDTH under ``indent``; a list item's continuation
+    lines align under its text."""
+    hang = indent + ("  " if text.startswith("- ") else "")
+    return textwrap.wrap(" ".join(plain(text).split()), WIDTH, initial_indent=indent, subsequent_indent=hang,
+                         break_on_hyphens=False) or [indent.rstrip()]
 
 
 def _heading(title: str) -> list[str]:
@@ -243,9 +311,17 @@ def markdown_report(result: FusionResult) -> str:
         md.append(f"- **mode:** {escape_markdown(v.mode)}")
         md.append(f"- **judge:** {escape_markdown(v.model + _fallback_words(v, result.judge))}")
         md.append(f"- **choice:** {escape_markdown(_choice(v))}")
+        best = _ranked_best(v)
+        if best:
+            md.append(f"- **ranked best:** {escape_markdown(best)}")
+        orders = _orders(v)
+        if orders:
+            md.append(f"- **orders:** {escape_markdown(orders)}")
         for label, model in v.labels.items():
             md.append(f"- **{escape_markdown(label)}** = {escape_markdown(model)}")
         md += [f"- {escape_markdown(n)}" for n in v.notes]
+        if v.analysis is not None:
+            md += ["", *_analysis_markdown(v.analysis)]
         if v.reasoning.strip():
             md += ["", "**Reasoning**", "", neutralize_markdown(v.reasoning.strip())]
     md.append("")
@@ -280,6 +356,28 @@ def markdown_report(result: FusionResult) -> str:
     if degraded:
         md.append(f"**{escape_markdown(degraded)}**")
     return "\n".join(md).rstrip() + "\n"
+
+
+def _analysis_markdown(analysis: JudgeAnalysis) -> list[str]:
+    """The analysis as Markdown: the contradictions as a table, the rest as short lists; every string is
+    escaped to read as plain text (a ``|`` in a stance cannot break the table)."""
+    md = ["**Who said what**", ""]
+    if analysis.contradictions:
+        columns = _columns(analysis)
+        md.append("| contradiction | " + " | ".join(escape_markdown(m) for m in columns) + " |")
+        md.append("|" + " --- |" * (len(columns) + 1))
+        md += ["| " + " | ".join([escape_markdown(c.topic),
+                                  *(escape_markdown(c.stances.get(m, _UNSTATED)) for m in columns)]) + " |"
+               for c in analysis.contradictions]
+        md.append("")
+    for title, items in _analysis_lists(analysis):
+        md.append(f"*{escape_markdown(title)}*")
+        md += [f"- {escape_markdown(who)}: {escape_markdown(what)}" if who else f"- {escape_markdown(what)}"
+               for who, what in items]
+        md.append("")
+    if analysis.empty:
+        md += [escape_markdown(_NOTHING_FOUND), ""]
+    return md
 
 
 # --- html --------------------------------------------------------------------------------------------
@@ -338,6 +436,46 @@ def _fallback_words(v: Verdict, judge: str | None) -> str:
 def _who(r: Response) -> str:
     name = r.label or r.model
     return f"{name} round {r.round}" if r.round else name
+
+
+_UNSTATED = "—"
+_NOTHING_FOUND = "The judge found no consensus, contradiction, unique point or blind spot to report."
+
+
+def _columns(analysis: JudgeAnalysis) -> list[str]:
+    """The table's columns: the judged members in pool order, then any member a stance names besides."""
+    named = [m for c in analysis.contradictions for m in c.stances]
+    return list(dict.fromkeys([*analysis.models, *named]))
+
+
+def _analysis_lists(analysis: JudgeAnalysis) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The analysis's short lists that have items, titled: (title, [(member or "", text)])."""
+    lists: list[tuple[str, list[tuple[str, str]]]] = [
+        ("all agree", [("", point) for point in analysis.consensus]),
+        ("only one answer", [(u.model, u.point) for u in analysis.unique]),
+        ("no answer covered", [("", point) for point in analysis.blind_spots]),
+        ("failed members", list(analysis.failed)),
+    ]
+    return [(title, items) for title, items in lists if items]
+
+
+def _ranked_best(v: Verdict) -> str | None:
+    """A merging judge's pick of the best single answer, as "Answer B = model"."""
+    if not v.best_label:
+        return None
+    model = v.labels.get(v.best_label)
+    return f"{v.best_label} = {model}" if model else v.best_label
+
+
+def _orders(v: Verdict) -> str | None:
+    """``--orders``: "position consistency 2/3; order 1: X, order 2: Y, order 3: Z", or None for one order."""
+    if not v.orders:
+        return None
+    agreement = v.agreement
+    measured = (f"position consistency {agreement[0]}/{agreement[1]}" if agreement is not None and agreement[1] >= 2
+                else "position consistency not measured (fewer than two orders named a best answer)")
+    picks = ", ".join(f"order {i}: {pick or 'no pick'}" for i, pick in enumerate(v.orders, start=1))
+    return f"{measured}; {picks}"
 
 
 def _choice(v: Verdict) -> str:

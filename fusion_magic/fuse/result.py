@@ -18,6 +18,8 @@ from .report import html_report, markdown_report, text_report
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .modes.analysis import JudgeAnalysis
+
 
 @dataclass
 class Verdict:
@@ -25,6 +27,13 @@ class Verdict:
 
     ``choice`` is the winning model id (best-of and vote), ``choice_label`` the anonymous label it had
     ("Answer B"), ``answer`` the fused text, ``labels`` the permutation used: label -> model id.
+    ``best_label`` is the answer a merging judge ranked best ("Answer C"), when it said.
+
+    ``analysis`` is the judge's structured comparison of the answers (None for the vote, a fallback, or a
+    judge that gave none: then ``notes`` says so). With ``--orders N`` the judge ran on N orderings of the
+    answers: ``orders`` holds the member each ordering ranked best (None where one gave no usable pick)
+    and ``agreement`` (agreeing, usable) how many of the usable ones agree with the verdict's pick; the
+    verdict itself (``labels``, ``raw``, ``analysis``) is one ordering's, which ``notes`` names.
     """
 
     model: str
@@ -37,6 +46,19 @@ class Verdict:
     raw: str = ""
     fallback: bool = False
     notes: list[str] = field(default_factory=list)
+    best_label: str | None = None
+    analysis: JudgeAnalysis | None = None
+    orders: list[str | None] = field(default_factory=list)
+    agreement: tuple[int, int] | None = None
+
+    @property
+    def position_consistency(self) -> float | None:
+        """The share of the orderings whose pick agrees with the verdict's, or None when fewer than two
+        orderings gave a usable pick (nothing was measured)."""
+        if self.agreement is None or self.agreement[1] < 2:
+            return None
+        agreeing, usable = self.agreement
+        return agreeing / usable
 
 
 @dataclass
@@ -80,6 +102,18 @@ class FusionResult:
         judge_failed = any(not r.ok for r in self.judge_responses)
         fell_back = self.verdict is not None and self.verdict.fallback
         return bool(self.failed) or judge_failed or fell_back
+
+    @property
+    def analysis(self) -> JudgeAnalysis | None:
+        """The judge's structured comparison of the answers (consensus, contradictions, unique points,
+        blind spots, failed members), or None when there is none (the vote, a fallback, a judge without one)."""
+        return self.verdict.analysis if self.verdict is not None else None
+
+    @property
+    def position_consistency(self) -> float | None:
+        """With ``--orders N``: the share of the judge's orderings of the answers that agree with the verdict's
+        pick (1.0: the order never changed its mind); None when fewer than two orderings were judged."""
+        return self.verdict.position_consistency if self.verdict is not None else None
 
     @property
     def calls(self) -> list[Response]:

@@ -350,7 +350,9 @@ class FusedPane(Pane):
 
 
 class JudgePane(StreamingPane):
-    """The judge: who and how, its raw text streaming live, then the verdict and label mapping.
+    """The judge: who and how, its raw text streaming live (a section per call: one per ordering with
+    ``--orders``), then the verdict, the label mapping, position consistency and the analysis ("who said
+    what"), all from ``report.verdict_html``.
 
     pane = JudgePane()
     pane.begin("openai:gpt-4o", "best-of"); pane.show_verdict(verdict)
@@ -413,8 +415,11 @@ class JudgePane(StreamingPane):
 
     def _render(self, r: Response, now: float | None) -> None:
         section = self.sections[call_key(r)]
+        # With --orders each ordering's call has its own section; its round is the ordering's number.
+        order = f" · order {r.round}" if r.round else ""
         section.heading.value = (
-            f"<p><b>raw judge output</b> <code>{escape_text(r.model)}</code> · {status_html(r)}{figures_html(r)}</p>"
+            f"<p><b>raw judge output</b>{order} <code>{escape_text(r.model)}</code> · "
+            f"{status_html(r)}{figures_html(r)}</p>"
         )
         # Raw, not rendered: this is the judge's working text (often JSON), shown as written.
         section.text.value = f'<pre style="white-space:pre-wrap">{escape_text(r.text)}</pre>' if r.text else ""

@@ -43,6 +43,8 @@ def _fuse_parser() -> MagicArgumentParser:
     a("-j", "--judge", metavar="ID", help="judge model id, or 'vote' for a model-free majority/consensus vote")
     a("-m", "--mode", choices=MODES, help="best-of, merge or debate")
     a("-r", "--rounds", type=int, metavar="N", help="debate rounds (default 2)")
+    a("--orders", type=int, metavar="N",
+      help="judge N orderings of the answers and report how often its pick held (1 to 8; default 1)")
     a("-q", "--quorum", type=int, metavar="K", help="judge as soon as K answers are in; the rest are late")
     a("-d", "--deadline", type=float, metavar="SECONDS", help="judge after this long with what has arrived")
     a("-t", "--timeout", type=float, metavar="SECONDS", help="per-call timeout")
@@ -64,7 +66,7 @@ FUSE_PARSER = _fuse_parser()
 # and wraps choices in angle brackets. tests/test_help.py checks that every option of the parser is here.
 FUSE_HELP = """\
 Usage: %%fuse [options]          the cell below is the prompt; {name} inserts a notebook variable
-       %fuse list | rejudge [-m MODE] [-j ID] [--cache] [-o NAME] [NAME] | help
+       %fuse list | rejudge [-m MODE] [-j ID] [-o NAME] [NAME] | history | eval DATA | help
 
 Sends one prompt to several models at once, streams each answer into its own tab, and has a judge
 pick the best (best-of) or write one answer from all of them (merge, debate).
@@ -75,6 +77,7 @@ Options:
   -j, --judge ID          judge model id, or vote (a free, model-free majority vote)
   -m, --mode MODE         best-of (default), merge or debate
   -r, --rounds N          debate rounds (default 2)
+  --orders N              judge N orderings of the answers, report position consistency (1-8)
   -q, --quorum K          judge once K answers are in; later ones are kept, marked late
   -d, --deadline SECONDS  judge after this long with what has arrived
   -t, --timeout SECONDS   per-call timeout (default 120)
@@ -91,6 +94,9 @@ Options:
 Line magic:
   %fuse list              providers, which keys are set, known models and prices
   %fuse rejudge           judge the last result (or NAME) again, late answers included; no pool call
+  %fuse history           past runs from the run log (-n N; --export runs.jsonl|.csv [--run ID])
+  %fuse eval DATA         is fusion worth it here? DATA: CSV, JSONL, a DataFrame or bundled;
+                          -p IDS -s single,self:5,best-of,merge,debate -r N -j ID --cache -o NAME
   %fuse help, %fuse?      this text
 
 Examples:
@@ -191,11 +197,37 @@ def _rejudge_parser() -> MagicArgumentParser:
 
 
 REJUDGE_PARSER = _rejudge_parser()
-LINE_COMMANDS = ("list", "rejudge", "help")
+
+
+def _history_parser() -> MagicArgumentParser:
+    p = MagicArgumentParser(prog="%fuse history", add_help=False, description="Past runs from the run log.")
+    p.add_argument("-n", "--limit", type=int, default=20, metavar="N")
+    p.add_argument("--export", metavar="PATH", help="write the calls as JSONL or CSV (by the suffix)")
+    p.add_argument("--run", metavar="ID", help="only this run (with --export)")
+    return p
+
+
+def _eval_parser() -> MagicArgumentParser:
+    p = MagicArgumentParser(prog="%fuse eval", add_help=False, description="Evaluate strategies on questions.")
+    p.add_argument("data", metavar="DATA", help="a CSV or JSONL file, a DataFrame variable, or 'bundled'")
+    p.add_argument("-p", "--pool", metavar="IDS")
+    p.add_argument("-s", "--strategies", metavar="NAMES")
+    p.add_argument("-r", "--repeats", type=int, default=1, metavar="N")
+    p.add_argument("-j", "--judge", metavar="ID")
+    p.add_argument("--concurrency", type=int, metavar="N")
+    p.add_argument("--cache", nargs="?", const="on", choices=CACHE_MODES)
+    p.add_argument("-o", "--out", metavar="NAME")
+    return p
+
+
+HISTORY_PARSER = _history_parser()
+EVAL_PARSER = _eval_parser()
+LINE_COMMANDS = ("list", "rejudge", "history", "eval", "help")
 
 
 def parse_line_magic(line: str) -> tuple[str, Any]:
-    """``%fuse list`` / ``%fuse rejudge [-m MODE] [-j ID] [--cache] [-o NAME] [NAME]`` / ``%fuse help``."""
+    """``%fuse list`` / ``rejudge [-m MODE] [-j ID] [--cache] [-o NAME] [NAME]`` / ``history [-n N] [--export
+    PATH]`` / ``eval DATA [-p IDS] [-s NAMES] [-r N] [-j ID] [--cache] [-o NAME]`` / ``help``."""
     parts = _split(line)
     if not parts:
         return "help", None
@@ -204,6 +236,12 @@ def parse_line_magic(line: str) -> tuple[str, Any]:
         raise UsageError(f"%fuse: unknown command {command!r}; use one of: {', '.join(LINE_COMMANDS)}")
     if command == "rejudge":
         ns = REJUDGE_PARSER.parse_args(rest)
+        check_name(ns.out)
+        return command, ns
+    if command == "history":
+        return command, HISTORY_PARSER.parse_args(rest)
+    if command == "eval":
+        ns = EVAL_PARSER.parse_args(rest)
         check_name(ns.out)
         return command, ns
     if rest:

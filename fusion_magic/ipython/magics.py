@@ -25,7 +25,18 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from traitlets import Dict, Enum, Float, Int, List, Unicode
 from traitlets.config import Configurable
 
-from ..api import FusionJob, make_plan, new_result, start, start_rejudge
+from ..api import (
+    FusionJob,
+    export_history,
+    history,
+    make_eval_plan,
+    make_plan,
+    new_eval_result,
+    new_result,
+    start,
+    start_eval,
+    start_rejudge,
+)
 from ..calls.settings import CACHE_MODES, MODES, Settings, check_endpoints, parse_prices
 from ..core.errors import FusionError
 from ..core.events import OffloadedListener
@@ -37,6 +48,7 @@ from ..fuse.result import FusionResult
 from ..present.wording import CallState, state_of, status_word
 from . import args as _args
 from .listing import provider_listing
+from .progress import EvalProgress
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -119,6 +131,8 @@ class FusionMagics(Magics, Configurable):
     endpoints = Dict(help="Extra OpenAI-compatible providers: {name: {base_url, key_env}}.").tag(config=True)
     prices = Dict(help="Extra prices, USD per million tokens: {model: [input, output]}.").tag(config=True)
     max_retries = Int(3, help="Retries for 429/5xx/connection resets before any text arrived.").tag(config=True)
+    run_log = Unicode(None, allow_none=True,
+                      help="Run log (SQLite) path, or 'off'; default ./fusion_runs.sqlite.").tag(config=True)
     view = Enum(["auto", "widgets", "text"], "auto",
                 help="auto: widgets in Jupyter kernels, text elsewhere.").tag(config=True)
 
@@ -138,7 +152,7 @@ class FusionMagics(Magics, Configurable):
         run_defaults: dict[str, Any] = {name: getattr(self, name) for name in CONFIGURABLE} | {"pool": tuple(self.pool)}
         return Settings(
             **run_defaults, cache_dir=self.cache_dir, endpoints=check_endpoints(self.endpoints),
-            prices=parse_prices(self.prices), max_retries=self.max_retries,
+            prices=parse_prices(self.prices), max_retries=self.max_retries, run_log=self.run_log,
         )
 
     def _widgets_wanted(self) -> bool:
@@ -234,7 +248,54 @@ class FusionMagics(Magics, Configurable):
             return None
         if command == "list":
             return provider_listing(self.settings())
+        if command == "history":
+            return self._history(ns)
+        if command == "eval":
+            return self._eval(ns)
         return self._rejudge(ns)
+
+    def _history(self, ns: Any) -> Any:
+        if ns.export:
+            n = export_history(ns.export, self.settings(), run_id=ns.run)
+            print(f"Wrote {n} row{'s' if n != 1 else ''} to {ns.export}.")
+            return None
+        return history(self.settings(), limit=ns.limit)
+
+    def _eval(self, ns: Any) -> Any:
+        """``%fuse eval``: plan (every check first), run with a progress bar, keep finished rows on Ctrl-C."""
+        from ..evaluation import BUNDLED_QUESTIONS
+
+        data: Any = BUNDLED_QUESTIONS if ns.data == "bundled" else self.shell.user_ns.get(ns.data, ns.data)
+        settings = self.settings().with_(cache=ns.cache)
+        options: dict[str, Any] = {"repeats": ns.repeats, "judge": ns.judge, "strategies": ns.strategies}
+        if ns.pool:
+            options["pool"] = [p.strip() for p in ns.pool.split(",") if p.strip()]
+        if ns.concurrency:
+            options["concurrency"] = ns.concurrency
+        plan = make_eval_plan(data, settings, **options)
+        if plan.notice and plan.notice not in self.notices_shown:
+            self.notices_shown.add(plan.notice)
+            print(plan.notice)
+        for warning in plan.warnings:
+            print(warning)
+        partial = new_eval_result(plan)
+        progress = EvalProgress(plan.total, widgets=self._widgets_wanted())
+        job = start_eval(plan, (), partial, progress.row)
+        started = time.monotonic()
+        try:
+            result = job.result()
+        except KeyboardInterrupt as exc:
+            job.cancel()
+            if ns.out:
+                self.shell.push({ns.out: partial})
+            kept = f"the finished rows are in {ns.out}" if ns.out else "nothing stored (-o NAME keeps them)"
+            raise FusionInterrupted(f"fusion_magic: evaluation interrupted after {time.monotonic() - started:.1f} s: "
+                                    f"{len(partial.rows)} of {plan.total} rows done; {kept}") from exc
+        finally:
+            progress.close()
+        if ns.out:
+            self.shell.push({ns.out: result})
+        return result
 
     def _rejudge(self, ns: Any) -> FusionResult:
         source = self.shell.user_ns.get(ns.source) if ns.source else self.last

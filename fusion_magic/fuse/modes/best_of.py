@@ -1,4 +1,5 @@
-"""best-of: the judge names one answer; the fused answer is that answer, verbatim."""
+"""best-of: the judge names one answer; the fused answer is that answer, verbatim. The judge's analysis of
+the answers (``analysis``) comes before its pick, so it compares before it decides."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 from ...core.record import Response
 from ..result import Verdict
-from .verdicts import parse_json_verdict
+from .analysis import INSTRUCTIONS, analysis_schema
+from .verdicts import parse_json_verdict, read_label
 
 
 def schema(labels: Sequence[str]) -> dict[str, Any]:
@@ -16,17 +18,19 @@ def schema(labels: Sequence[str]) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "reasoning": {"type": "string"},
+            "analysis": analysis_schema(labels),
             "winner": {"type": "string", "enum": list(labels)},
         },
-        "required": ["reasoning", "winner"],
+        "required": ["reasoning", "analysis", "winner"],
         "additionalProperties": False,
     }
 
 
 def instructions(labels: Sequence[str], *, debate: bool = False) -> str:
     return (
-        "Compare the answers and pick the single best one. Reply with only a JSON object with two fields: "
-        f'"reasoning" (briefly, why) and "winner" (the letter of the best answer: {", ".join(labels)}).'
+        "Compare the answers and pick the single best one. Reply with only a JSON object with three fields: "
+        f'"reasoning" (briefly, why), "analysis" and "winner" (the letter of the best answer: {", ".join(labels)}). '
+        + INSTRUCTIONS
     )
 
 
@@ -36,12 +40,11 @@ _LOOSE = re.compile(r"(?i:winner|best answer)\W{0,3}(?i:is\W{0,3})?(?i:answer\s+
 def read_verdict(text: str, candidates: Mapping[str, Response], *, judge: str, mode: str) -> Verdict:
     """Parse the judge's choice; accepts "B", "Answer B" and prose like "Winner: B" when JSON is absent."""
     data = parse_json_verdict(text) or {}
-    winner = str(data.get("winner", "")).strip()
-    winner = re.sub(r"(?i)^answer\s+", "", winner).strip(" .()").upper()
-    if winner not in candidates:
+    winner = read_label(str(data.get("winner", "")), candidates)
+    if winner is None:
         loose = _LOOSE.search(text)
-        winner = loose.group(1).upper() if loose else ""
-    if winner not in candidates:
+        winner = read_label(loose.group(1), candidates) if loose else None
+    if winner is None:
         raise ValueError(f"no winner among {', '.join(candidates)} in the verdict")
     chosen = candidates[winner]
     return Verdict(

@@ -1,18 +1,24 @@
-"""The judge call: anonymise and shuffle the answers, ask for reasoning plus a structured verdict,
-parse it tolerantly.
+"""The judge call: anonymise and shuffle the answers, ask for reasoning, an analysis and a structured verdict,
+parse it tolerantly; with ``--orders N``, ask it on N orderings of the same answers at once and aggregate.
 
 Hygiene (see the bias table in the notebook conventions): candidates are labelled "Answer A, B, ..."
 with no model names, shuffled afresh for every judge call with the permutation kept for attribution,
 shown with their token counts and an instruction to ignore length and position; temperature is 0.
+Judges still prefer answers by position, so ``judge_in_orders`` can show the same answers in other orders
+(rotations: each answer moves to another place) and report how often the pick stayed the same.
 
     candidates = anonymise(responses, random.Random())
     verdict, response = await judge_call(target, "best-of", question, candidates, ctx=ctx)
+    verdict, calls = await judge_in_orders(target, "best-of", question, candidates, orders=2, ctx=ctx)
+    verdict.position_consistency   # 1.0 when both orders picked the same answer
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import string
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -23,13 +29,20 @@ from ...present.wording import failure_detail
 from ...providers.base import ChatRequest
 from ..requests import opening, output_cap
 from ..result import Verdict
+from .analysis import bounded_for_local, member_name, read_analysis
 from .table import judge_style
+from .verdicts import parse_json_verdict
 
 JUDGE_SYSTEM = (
     "You are an impartial expert judge. The answers below are anonymous and in random order. "
     "Judge correctness first, then completeness and clarity. Do not favour an answer for its position, "
     "its length or its style: a short correct answer beats a long padded one. For a factual or "
     "mathematical question, work out the answer yourself before you compare."
+)
+
+NO_ANALYSIS = (
+    "The judge gave no usable analysis (consensus, contradictions, unique points, blind spots): "
+    "this is its plain verdict."
 )
 
 
@@ -39,12 +52,15 @@ class JudgeFailed(FusionError):
     The message is the reason as a clause that completes "fell back to a vote because ...", without
     the judge's id or the error's ``provider:model kind:`` prefix (the reader already sees which judge it
     was): ``the judge's call failed (timeout: no answer within 30 s)``. ``response`` is the judge call,
-    when there was one: its status and full error stay there.
+    when there was one: its status and full error stay there. ``responses`` are all the judge calls made
+    (one per ordering with ``--orders``), ``response`` among them.
     """
 
-    def __init__(self, message: str, response: Response | None = None) -> None:
+    def __init__(self, message: str, response: Response | None = None,
+                 responses: Sequence[Response] | None = None) -> None:
         super().__init__(message)
         self.response = response
+        self.responses = list(responses) if responses is not None else ([response] if response else [])
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,32 @@ def anonymise(responses: Sequence[Response], rng: random.Random,
     ]
 
 
+def orderings(candidates: Sequence[Candidate], count: int) -> list[list[Candidate]]:
+    """Up to ``count`` different orders of the same answers, relabelled A, B, ... by position, the first
+    being ``candidates`` as they are.
+
+    Rotations of the given order come first (``n`` of them put every answer in every position once, so a
+    judge that favours a position favours each answer once), then rotations of its reverse: ``2n``
+    different orders for three answers or more, two for two (the swap), one for one. Fewer than ``count``
+    come back only when fewer exist. Deterministic, so under the cache a re-run sends the same requests.
+    """
+    base = list(candidates)
+    reverse = base[::-1]
+    sequences = [base[k:] + base[:k] for k in range(len(base))]
+    sequences += [reverse[k:] + reverse[:k] for k in range(len(base))]
+    out: list[list[Candidate]] = []
+    seen: set[tuple[int, ...]] = set()
+    for seq in sequences:
+        key = tuple(id(c.response) for c in seq)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append([Candidate(string.ascii_uppercase[i], c.response, c.first) for i, c in enumerate(seq)])
+        if len(out) == count:
+            break
+    return out
+
+
 def _tokens(r: Response) -> str:
     n = r.output_tokens if r.output_tokens is not None else len(r.text.split())
     return f"{n} tokens"
@@ -88,7 +130,11 @@ def render_candidates(candidates: Sequence[Candidate], *, debate: bool = False) 
 
 
 def judge_request(target: Target, mode: str, question: str, candidates: Sequence[Candidate]) -> ChatRequest:
-    """The judge's request: its system prompt, then the question, the anonymous answers and the mode's task."""
+    """The judge's request: its system prompt, then the question, the anonymous answers and the mode's task.
+
+    The local judge's schema has its analysis bounded (``bounded_for_local``): its grammar must close
+    within the token cap. Strong judges get no length keywords, which some vendors refuse.
+    """
     labels = [c.label for c in candidates]
     module = judge_style(mode)
     debate = mode == "debate"
@@ -96,12 +142,13 @@ def judge_request(target: Target, mode: str, question: str, candidates: Sequence
         f"## Question\n{question.strip()}\n\n## Answers\n{render_candidates(candidates, debate=debate)}\n\n"
         f"## Task\n{module.instructions(labels, debate=debate)}"
     )
+    schema = module.schema(labels)
     return ChatRequest(
         model=target.model,
         messages=opening(user, JUDGE_SYSTEM),
         max_tokens=output_cap(target, judge=True),
         temperature=0.0,
-        json_schema=module.schema(labels),
+        json_schema=bounded_for_local(schema) if target.is_local else schema,
         schema_name="verdict",
     )
 
@@ -114,12 +161,15 @@ async def judge_call(
     *,
     ctx: CallContext,
     timeout: float | None = None,
+    order: int = 0,
 ) -> tuple[Verdict, Response]:
-    """Ask the judge; return its verdict and the call's Response. Raises JudgeFailed on any failure."""
+    """Ask the judge; return its verdict (with its analysis, or a note that it gave none) and the call's
+    Response, whose ``round`` is ``order`` (the ordering's number with ``--orders``; 0 for a single call).
+    Raises JudgeFailed on any failure."""
     if not candidates:
         raise JudgeFailed("there was no answer to judge")
     request = judge_request(target, mode, question, candidates)
-    response = await run_call(target, request, ctx=ctx, role="judge", timeout=timeout)
+    response = await run_call(target, request, ctx=ctx, role="judge", round=order, timeout=timeout)
     if not response.ok:
         raise JudgeFailed(f"the judge's call failed ({failure_detail(response)})", response)
     labels = {c.label: c.response for c in candidates}
@@ -130,4 +180,118 @@ async def judge_call(
         raise JudgeFailed(f"the judge gave no usable verdict ({exc})", response) from exc
     verdict.raw = response.text
     verdict.labels = {f"Answer {k}": v.model + (f" ({v.label})" if v.label else "") for k, v in labels.items()}
+    names = {c.label: member_name(c.response) for c in candidates}
+    columns = [member_name(c.response) for c in sorted(candidates, key=lambda c: c.response.call_id)]
+    verdict.analysis = read_analysis((parse_json_verdict(response.text) or {}).get("analysis"), names, columns)
+    if verdict.analysis is None:
+        verdict.notes.append(NO_ANALYSIS)
     return verdict, response
+
+
+# --- several orderings ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One ordering's judge call: its verdict, or why there is none."""
+
+    order: int
+    candidates: list[Candidate]
+    verdict: Verdict | None
+    response: Response | None
+    failure: JudgeFailed | None
+
+    @property
+    def pick(self) -> Response | None:
+        """The answer this ordering ranked best: best-of's winner, merge's ``best``; None if it named none."""
+        if self.verdict is None:
+            return None
+        label = self.verdict.choice_label or self.verdict.best_label
+        letter = (label or "").removeprefix("Answer ")
+        return next((c.response for c in self.candidates if c.label == letter), None)
+
+
+async def judge_in_orders(
+    target: Target,
+    mode: str,
+    question: str,
+    candidates: Sequence[Candidate],
+    *,
+    orders: int,
+    ctx: CallContext,
+    timeout: float | None = None,
+) -> tuple[Verdict, list[Response]]:
+    """Judge ``candidates`` in up to ``orders`` different orderings (``orderings``), concurrently, and
+    aggregate: best-of takes the answer most orderings picked (a tie goes to the earliest ordering's pick);
+    merge takes the first usable ordering's synthesis. ``verdict.orders`` and ``verdict.agreement`` say
+    what each ordering ranked best and how many agree (best-of's winner; merge's ``best``). Returns the
+    verdict and every judge call, in ordering order. With ``orders=1`` this is ``judge_call``.
+
+    Raises JudgeFailed (with every call in ``responses``) when no ordering gave a usable verdict; an
+    ordering that failed while another succeeded is a note. Any other error (a cache miss in replay mode,
+    a cancellation) cancels the other orderings' calls and goes on.
+    """
+    ordered = orderings(candidates, orders) if candidates else []
+    if len(ordered) <= 1:
+        verdict, response = await judge_call(target, mode, question, candidates, ctx=ctx, timeout=timeout)
+        if orders > 1:
+            verdict.notes.insert(0, _capped(orders, len(candidates), 1))
+        return verdict, [response]
+    tasks = [asyncio.ensure_future(_judge_one(target, mode, question, cands, k, ctx=ctx, timeout=timeout))
+             for k, cands in enumerate(ordered, start=1)]
+    try:
+        outcomes = list(await asyncio.gather(*tasks))
+    except BaseException:
+        # gather cancels the others only when it is cancelled itself; an error in one must stop them too.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    verdict = _aggregate(outcomes, mode)
+    if len(ordered) < orders:
+        verdict.notes.insert(0, _capped(orders, len(candidates), len(ordered)))
+    return verdict, [o.response for o in outcomes if o.response is not None]
+
+
+async def _judge_one(target: Target, mode: str, question: str, candidates: list[Candidate], order: int, *,
+                     ctx: CallContext, timeout: float | None) -> _Outcome:
+    try:
+        verdict, response = await judge_call(target, mode, question, candidates, ctx=ctx, timeout=timeout,
+                                             order=order)
+    except JudgeFailed as exc:
+        return _Outcome(order, candidates, None, exc.response, exc)
+    return _Outcome(order, candidates, verdict, response, None)
+
+
+def _aggregate(outcomes: Sequence[_Outcome], mode: str) -> Verdict:
+    calls = [o.response for o in outcomes if o.response is not None]
+    usable = [o for o in outcomes if o.verdict is not None]
+    if not usable:
+        first = outcomes[0].failure
+        raise JudgeFailed(f"{first}, in each of the {len(outcomes)} orders of the answers",
+                          first.response if first else None, calls)
+    picks = [o.pick for o in outcomes]
+    counted = Counter(id(p) for p in picks if p is not None)
+    top = max(counted.values(), default=0)
+    # The most-picked answer; a tie goes to the pick of the earliest ordering among the tied.
+    reference = next((p for p in picks if p is not None and counted[id(p)] == top), None)
+    # best-of stands with the most-picked answer; a synthesis cannot be voted on: the first usable one stands.
+    chosen = next(o for o in usable if o.pick is reference) if mode == "best-of" else usable[0]
+    verdict = chosen.verdict
+    assert verdict is not None  # chosen is usable
+    verdict.orders = [member_name(p) if p is not None else None for p in picks]
+    n_picks = sum(1 for p in picks if p is not None)
+    verdict.agreement = (top, n_picks) if reference is not None else None
+    # The tally itself is on the verdict (orders, agreement), which the reports show in one line.
+    what = "the merged answer" if mode != "best-of" else "the labels"
+    notes = [f"This verdict ({what}, reasoning and analysis) is order {chosen.order}'s."]
+    notes += [f"Order {o.order} gave no verdict: {o.failure}." for o in outcomes if o.verdict is None]
+    verdict.notes = [*notes, *verdict.notes]
+    return verdict
+
+
+def _capped(asked: int, answers: int, distinct: int) -> str:
+    noun = "answer has" if answers == 1 else "answers have"
+    times = "once" if distinct == 1 else f"{distinct} times"
+    return (f"--orders {asked}: {answers} {noun} only {distinct} different order{'s' if distinct != 1 else ''}, "
+            f"so the judge ran {times}.")

@@ -1,4 +1,6 @@
-"""merge (and the last step of debate): the judge writes a synthesis of the answers."""
+"""merge (and the last step of debate): the judge writes a synthesis of the answers. It also names the answer
+it ranks best (``best``): with ``--orders`` that pick is what position consistency is measured on, since two
+syntheses are never compared word for word."""
 
 from __future__ import annotations
 
@@ -7,14 +9,20 @@ from typing import Any
 
 from ...core.record import Response
 from ..result import Verdict
-from .verdicts import parse_json_verdict
+from .analysis import INSTRUCTIONS, analysis_schema
+from .verdicts import parse_json_verdict, read_label
 
 
 def schema(labels: Sequence[str]) -> dict[str, Any]:
     return {
         "type": "object",
-        "properties": {"reasoning": {"type": "string"}, "answer": {"type": "string"}},
-        "required": ["reasoning", "answer"],
+        "properties": {
+            "reasoning": {"type": "string"},
+            "analysis": analysis_schema(labels),
+            "best": {"type": "string", "enum": list(labels)},
+            "answer": {"type": "string"},
+        },
+        "required": ["reasoning", "analysis", "best", "answer"],
         "additionalProperties": False,
     }
 
@@ -28,8 +36,10 @@ def instructions(labels: Sequence[str], *, debate: bool = False) -> str:
     )
     return (
         f"{seen}Write the best possible answer to the question, keeping what is correct in each answer "
-        "and fixing or dropping what is wrong. Reply with only a JSON object with two fields: "
-        '"reasoning" (briefly, which answers you relied on and why) and "answer" (the complete answer).'
+        "and fixing or dropping what is wrong. Reply with only a JSON object with four fields: "
+        '"reasoning" (briefly, which answers you relied on and why), "analysis", '
+        f'"best" (the letter of the best single answer: {", ".join(labels)}) and "answer" (the complete answer). '
+        + INSTRUCTIONS
     )
 
 
@@ -45,4 +55,6 @@ def read_verdict(text: str, candidates: Mapping[str, Response], *, judge: str, m
     answer = raw_answer.strip() if isinstance(raw_answer, str) else ""
     if not any(ch.isalnum() for ch in answer):  # "", "...": a judge that echoed the format, not an answer
         raise ValueError("the verdict has no answer")
-    return Verdict(model=judge, mode=mode, reasoning=str(data.get("reasoning", "")).strip(), answer=answer)
+    best = read_label(data.get("best"), candidates)
+    return Verdict(model=judge, mode=mode, reasoning=str(data.get("reasoning", "")).strip(), answer=answer,
+                   best_label=None if best is None else f"Answer {best}")

@@ -1,0 +1,214 @@
+"""An evaluation from plan to result: every question x strategy x repeat, scored, with bounded concurrency.
+
+``plan_evaluation`` reads and checks the questions and plans every strategy (model ids, keys, options), so
+bad input is a one-line ``ConfigError`` before any call. ``run_evaluation`` is pure async policy: it fills
+the ``EvalResult`` it is given in place, row by row as each finishes, so an interrupt keeps every finished
+row; the ``CancelledError`` goes on after the result is marked ``interrupted``. Running the same plan again
+with the cache on (``Settings(cache="on")``) answers the finished calls from the cache; passing the same
+result again skips its finished rows without any call.
+
+    plan = plan_evaluation("questions.csv", Settings(cache="on"), pool=[...], strategies=["single", "self:5"])
+    result = new_result(plan)
+    await run_evaluation(plan, ctx, on_row=lambda done, total, row: print(done, "/", total), result=result)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..calls.call import CallContext, Target, prepare
+from ..calls.settings import Settings
+from ..core.errors import ConfigError
+from ..fuse.defaults import resolved_pool
+from .data import AUTO, CLOSED_INSTRUCTION, Question, load_questions
+from .result import EvalResult, EvalRow
+from .scoring import judge_rubric, matches
+from .strategies import Strategy, answer, plan_strategies
+
+log = logging.getLogger("fusion_magic")
+
+DEFAULT_CONCURRENCY = 4
+
+# on_row(done, total, row): called on the engine loop after each row is scored; must be quick.
+RowCallback = Callable[[int, int, EvalRow], None]
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """Everything an evaluation will do, checked; nothing has been sent.
+
+    ``scorer`` is the judge model that scores open questions (None when every question is closed).
+    ``notice`` says which default pool or judge was picked (the caller shows it once).
+    """
+
+    questions: tuple[Question, ...]
+    strategies: tuple[Strategy, ...]
+    repeats: int
+    judge: str
+    scorer: Target | None
+    concurrency: int
+    settings: Settings
+    instruction: str | None = AUTO
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+    notice: str | None = None
+
+    @property
+    def total(self) -> int:
+        """Rows the run makes: questions x strategies x repeats."""
+        return len(self.questions) * len(self.strategies) * self.repeats
+
+    @property
+    def strategy_names(self) -> list[str]:
+        return [s.name for s in self.strategies]
+
+
+def plan_evaluation(
+    data: Any,
+    settings: Settings,
+    *,
+    pool: Sequence[str] | None = None,
+    strategies: Sequence[str] | None = None,
+    repeats: int = 1,
+    judge: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    rubric_judge: str | None = None,
+    instruction: str | None = AUTO,
+) -> EvalPlan:
+    """Check and resolve an evaluation. Raises ``ConfigError`` (one line) on any problem; sends nothing.
+
+    ``data``: see ``load_questions``. ``pool`` and ``judge`` left out come from the settings, else the defaults
+    for the keys that are set (as ``%%fuse``). ``strategies``: see ``strategies.py``; left out, every single
+    member plus best-of (a pool of one model: plus self:5). ``judge`` is the judge of best-of, merge and
+    debate; open questions are scored by ``rubric_judge`` (default: ``judge`` when it is a model).
+    ``instruction`` is appended to closed questions: ``"auto"`` is ``CLOSED_INSTRUCTION`` for strategies that ask
+    models over HTTP and nothing for the local model (see ``data.AUTO``); None is the bare question.
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ConfigError(f"repeats must be a whole number >= 1, not {repeats!r}")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
+    if isinstance(strategies, str):
+        strategies = [s for s in strategies.replace(",", " ").split() if s]
+    questions = load_questions(data)
+    ids, judge_id, notice = resolved_pool(settings.with_(pool=tuple(pool or ()), judge=judge or ""))
+    names = list(strategies) if strategies else _default_strategies(ids)
+    planned, warnings = plan_strategies(names, ids, judge_id, settings, questions[0].question)
+    scorer = _scorer(questions, rubric_judge, judge_id, settings)
+    return EvalPlan(
+        questions=tuple(questions), strategies=tuple(planned), repeats=repeats, judge=judge_id, scorer=scorer,
+        concurrency=concurrency, settings=settings, instruction=instruction, warnings=tuple(warnings),
+        notice=notice,
+    )
+
+
+def _default_strategies(pool: Sequence[str]) -> list[str]:
+    return ["single", "best-of"] if len(set(pool)) > 1 else ["single", "self"]
+
+
+def _scorer(questions: Sequence[Question], rubric_judge: str | None, judge: str, settings: Settings) -> Target | None:
+    if not any(q.kind == "open" for q in questions):
+        return None
+    model = rubric_judge or (judge if judge != "vote" else None)
+    if not model or model == "vote":
+        raise ConfigError("open questions (with a rubric) need a judge model to score them: pass rubric_judge=... "
+                          "(the vote cannot read a rubric)")
+    return prepare(model, settings)
+
+
+def new_result(plan: EvalPlan) -> EvalResult:
+    """The empty result a run of ``plan`` fills; hold on to it to keep the rows of an interrupted run."""
+    return EvalResult(questions=list(plan.questions), strategies=plan.strategy_names, repeats=plan.repeats,
+                      judge=plan.judge, warnings=list(plan.warnings))
+
+
+async def run_evaluation(plan: EvalPlan, ctx: CallContext, *, on_row: RowCallback | None = None,
+                         result: EvalResult | None = None) -> EvalResult:
+    """Answer and score every question x strategy x repeat, at most ``plan.concurrency`` at a time, in order
+    (repeat, then question, then strategy: an interrupted run has compared every strategy on its first
+    questions). Rows already in ``result`` are kept and not run again.
+
+    Cancelled, it cancels what is running, marks ``result.interrupted`` and re-raises ``CancelledError``; a
+    setup error from a call (a cache replay miss) does the same and re-raises that error.
+    """
+    if result is None:
+        result = new_result(plan)
+    finished = {e.key for e in result.entries}
+    units = [(q, s, rep) for rep in range(plan.repeats) for q in plan.questions for s in plan.strategies
+             if (q.id, s.name, rep) not in finished]
+    done = plan.total - len(units)
+    result.interrupted = False
+    semaphore = asyncio.Semaphore(plan.concurrency)
+    started = time.monotonic()
+    base_wall = result.wall_s
+
+    async def one(question: Question, strategy: Strategy, repeat: int) -> None:
+        nonlocal done
+        async with semaphore:
+            row = await run_row(plan, question, strategy, repeat, ctx)
+        # Appended only once scored: an interrupted row is never half in the result.
+        result.entries.append(row)
+        done += 1
+        if on_row is not None:
+            try:
+                on_row(done, plan.total, row)
+            except Exception:  # a progress bar's bug must not stop the evaluation
+                log.exception("fusion_magic evaluation: the on_row callback failed")
+
+    # Tasks start in order and the semaphore is FIFO, so rows are worked on in the order of ``units``.
+    tasks = [asyncio.create_task(one(*unit)) for unit in units]
+    try:
+        if tasks:
+            finished_tasks, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            failure = next((t.exception() for t in finished_tasks if not t.cancelled() and t.exception()), None)
+            if failure is not None:
+                raise failure
+    except BaseException as exc:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        result.interrupted = True
+        if not isinstance(exc, asyncio.CancelledError):
+            result.warnings.append(f"Stopped: {exc}")
+        raise
+    finally:
+        result.wall_s = base_wall + time.monotonic() - started
+    return result
+
+
+def instruction_for(strategy: Strategy, instruction: str | None) -> str | None:
+    """The instruction ``strategy`` is asked with (``AUTO`` resolved for its models)."""
+    if instruction != AUTO:
+        return instruction
+    return None if strategy.local_only else CLOSED_INSTRUCTION
+
+
+async def run_row(plan: EvalPlan, question: Question, strategy: Strategy, repeat: int,
+                  ctx: CallContext) -> EvalRow:
+    """One question answered by one strategy and scored."""
+    started = time.monotonic()
+    attempt = await answer(strategy, question.prompt(instruction_for(strategy, plan.instruction)), repeat=repeat,
+                           ctx=ctx)
+    latency = time.monotonic() - started
+    row = EvalRow(question=question, strategy=strategy.name, repeat=repeat, answer=attempt.answer, correct=False,
+                  calls=attempt.calls, latency_s=latency, error=attempt.error, note=attempt.note)
+    if attempt.error is not None:
+        return row  # no answer is a wrong answer: the strategy failed to give one
+    if question.kind == "closed":
+        match = matches(attempt.answer, question.references)
+        row.correct, row.extracted = match.correct, match.extracted
+        return row
+    assert plan.scorer is not None  # planned: open questions have a scorer
+    score = await judge_rubric(plan.scorer, question, attempt.answer, ctx=ctx, timeout=strategy.options.timeout)
+    row.correct, row.scoring_calls = score.correct, score.calls
+    if score.correct is None or score.reason:
+        row.note = "; ".join(n for n in (row.note, f"scorer: {score.reason}") if n)
+    return row
+
+
+__all__ = ["DEFAULT_CONCURRENCY", "EvalPlan", "RowCallback", "instruction_for", "new_result", "plan_evaluation",
+           "run_evaluation", "run_row"]

@@ -1,0 +1,203 @@
+"""The strategies an evaluation compares, by name, and how each answers one question.
+
+    single            each pool member alone (one strategy per distinct model)
+    single:<model>    that model alone
+    self:<k>          k samples of the pool's first model, majority vote (self-consistency); ``self`` is self:5
+    vote              the whole pool, majority vote (no judge call)
+    best-of           the whole pool, the judge picks one answer
+    merge             the whole pool, the judge writes one answer from them
+    debate            the whole pool revises over rounds, then the judge writes the answer
+
+Everything but ``single`` is a fused run, planned once per strategy with ``fuse.engine.plan_fusion`` (so every
+model id and key is checked before any call) and run per question with ``run_fusion``: the same requests,
+judge and vote a ``%%fuse`` cell sends.
+
+    strategies, warnings = plan_strategies(["single", "self:5", "best-of"], pool, "vote", settings, "2+2?")
+    attempt = await answer(strategies[0], "What is 2+2?", repeat=0, ctx=ctx)
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from ..calls.call import CallContext, Target, prepare, run_call
+from ..calls.settings import Settings
+from ..core.errors import ConfigError
+from ..core.record import Response
+from ..fuse.engine import FusionPlan, new_result, plan_fusion, run_fusion, short_label
+from ..fuse.options import FuseOptions
+from ..fuse.pool import Member
+from ..fuse.requests import member_request
+from ..present.wording import failure_detail
+
+DEFAULT_SELF_K = 5
+# Repeat r of a strategy shifts every seat's seed by r * SEED_STRIDE: each repeat is its own request (a
+# fresh sample, and its own cache entry) while repeat 0 sends exactly what a %%fuse cell would.
+SEED_STRIDE = 1000
+FUSED = ("vote", "best-of", "merge", "debate")
+NAMES_HELP = "single, single:<model>, self:<k>, vote, best-of, merge or debate"
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One planned strategy: its ``name`` (a row label), the run's ``options``, and either the ``target`` of
+    a single model or the ``fusion`` plan (its prompt is replaced per question)."""
+
+    name: str
+    kind: Literal["single", "fused"]
+    options: FuseOptions
+    settings: Settings
+    target: Target | None = None
+    fusion: FusionPlan | None = None
+
+    @property
+    def local_only(self) -> bool:
+        """Every answering model is the local one (the judge aside)."""
+        if self.target is not None:
+            return self.target.is_local
+        assert self.fusion is not None
+        return all(m.target.is_local for m in self.fusion.members)
+
+    @property
+    def models(self) -> list[str]:
+        """The model ids this strategy calls (the judge included)."""
+        if self.target is not None:
+            return [self.target.model_id]
+        assert self.fusion is not None
+        judge = [] if self.fusion.judge is None else [self.fusion.judge_id]
+        return [*dict.fromkeys(self.fusion.pool), *judge]
+
+
+@dataclass
+class Attempt:
+    """A strategy's answer to one question: the text (empty when nothing usable arrived), every call it
+    made, and why it has no answer (``error``) or what went wrong on the way (``note``)."""
+
+    answer: str
+    calls: list[Response] = field(default_factory=list)
+    error: str | None = None
+    note: str | None = None
+
+
+def expand_names(names: Sequence[str], pool: Sequence[str]) -> list[str]:
+    """The strategy names, ``single`` expanded to one per distinct pool model, ``self`` to ``self:5``,
+    duplicates dropped (first kept)."""
+    out: list[str] = []
+    for raw in names:
+        if not isinstance(raw, str) or not raw.strip():
+            raise ConfigError(f"a strategy name must be a non-empty string ({NAMES_HELP}), not {raw!r}")
+        name = raw.strip()
+        if name == "single":
+            out.extend(f"single:{m}" for m in dict.fromkeys(pool))
+        elif name == "self":
+            out.append(f"self:{DEFAULT_SELF_K}")
+        else:
+            out.append(name)
+    return list(dict.fromkeys(out))
+
+
+def plan_strategies(names: Sequence[str], pool: Sequence[str], judge: str, settings: Settings,
+                    probe: str) -> tuple[list[Strategy], list[str]]:
+    """Plan every strategy (``ConfigError`` on a bad name, model id, key or option) and collect their
+    warnings. ``probe`` is any question's prompt: plans do not depend on it, it only has to be valid."""
+    if not pool:
+        raise ConfigError("the pool is empty: pass pool=[...] (model ids)")
+    base = FuseOptions.defaults(settings).with_(pool=tuple(pool), judge=judge)
+    strategies: list[Strategy] = []
+    warnings: list[str] = []
+    for name in expand_names(names, pool):
+        strategy = _plan_one(name, base, settings, probe)
+        strategies.append(strategy)
+        if strategy.fusion is not None:
+            warnings.extend(w for w in strategy.fusion.warnings if w not in warnings)
+        if strategy.kind == "fused" and strategy.options.mode in ("merge", "debate") and judge == "vote":
+            warnings.append(f"{name} with the vote judge: the final answers are voted on, not merged.")
+    if not strategies:
+        raise ConfigError(f"no strategy given: use {NAMES_HELP}")
+    return strategies, warnings
+
+
+def _plan_one(name: str, base: FuseOptions, settings: Settings, probe: str) -> Strategy:
+    kind, _, arg = name.partition(":")
+    if kind == "single" and arg:
+        options = base.with_(pool=(arg,))
+        target = prepare(arg, options.run_settings(settings))
+        return Strategy(name, "single", options, options.run_settings(settings), target=target)
+    if kind == "self":
+        k = _self_k(arg, name)
+        options = base.with_(pool=base.pool[:1], self_n=k, judge="vote", mode="best-of")
+    elif name == "vote":
+        if len(base.pool) < 2:
+            raise ConfigError("the vote strategy needs a pool of at least two (or use self:<k> for one model)")
+        options = base.with_(judge="vote", mode="best-of")
+    elif name in FUSED:
+        options = base.with_(mode=name)
+    else:
+        raise ConfigError(f"unknown strategy {name!r}: use {NAMES_HELP}")
+    plan = plan_fusion(probe, settings, options)
+    return Strategy(name, "fused", options, plan.settings, fusion=plan)
+
+
+def _self_k(arg: str, name: str) -> int:
+    try:
+        k = int(arg)
+    except ValueError:
+        raise ConfigError(f"{name!r}: self needs a whole number of samples, as in self:5") from None
+    if k < 2:
+        raise ConfigError(f"{name!r}: self-consistency needs at least 2 samples")
+    return k
+
+
+def seed_for(seed: int | None, repeat: int) -> int | None:
+    """The seat's seed in repeat ``repeat`` (unchanged in repeat 0; see ``SEED_STRIDE``)."""
+    if repeat == 0:
+        return seed
+    return (seed or 0) + repeat * SEED_STRIDE
+
+
+async def answer(strategy: Strategy, prompt: str, *, repeat: int, ctx: CallContext) -> Attempt:
+    """Ask ``strategy`` one question (``prompt``) in repeat ``repeat``. Provider failures become the attempt's
+    ``error``; only a setup error (a cache replay miss) or a cancellation raises."""
+    # A context of its own: run_fusion adds and removes a listener and may leave late members in
+    # ``pending``; concurrent questions must not see each other's. Client, cache and call counter are shared.
+    own = CallContext(client=ctx.client, settings=strategy.settings, listeners=list(ctx.listeners),
+                      cache=ctx.cache, counter=ctx.counter)
+    if strategy.target is not None:
+        return await _single(strategy, strategy.target, prompt, repeat, own)
+    assert strategy.fusion is not None
+    return await _fused(strategy.fusion, prompt, repeat, own)
+
+
+async def _single(strategy: Strategy, target: Target, prompt: str, repeat: int, ctx: CallContext) -> Attempt:
+    member = Member(target, short_label(target.model_id), seed=seed_for(None, repeat),
+                    temperature=strategy.options.temperature)
+    request = member_request(member, prompt.strip(), strategy.options)
+    r = await run_call(target, request, ctx=ctx, label=member.label, timeout=strategy.options.timeout)
+    if r.ok and r.text.strip():
+        return Attempt(r.text, [r])
+    return Attempt("", [r], error=f"no answer ({failure_detail(r)})" if not r.ok else "an empty answer")
+
+
+async def _fused(template: FusionPlan, prompt: str, repeat: int, ctx: CallContext) -> Attempt:
+    members = tuple(replace(m, seed=seed_for(m.seed, repeat)) for m in template.members)
+    plan = replace(template, prompt=prompt.strip(), members=members)
+    result = new_result(plan)
+    # Repeat 0 shuffles the judge's answers as a %%fuse cell does. A later repeat shuffles them its own
+    # way (position bias averages out over repeats), seeded, so a resumed run sends the same judge request.
+    rng = None if repeat == 0 else random.Random(f"repeat {repeat}\0{plan.prompt}\0{plan.options.mode}")
+    await run_fusion(plan, ctx, rng=rng, result=result)
+    calls = result.calls
+    verdict = result.verdict
+    note = "the judge failed: the answers were voted on" if verdict is not None and verdict.fallback else None
+    if result.answer.strip():
+        return Attempt(result.answer, calls, note=note)
+    failed = next((r for r in calls if not r.ok), None)
+    why = f"no answer ({failure_detail(failed)})" if failed is not None else "no answer arrived"
+    return Attempt("", calls, error=why, note=note)
+
+
+__all__ = ["DEFAULT_SELF_K", "SEED_STRIDE", "Attempt", "Strategy", "answer", "expand_names", "plan_strategies",
+           "seed_for"]
