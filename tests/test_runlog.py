@@ -242,34 +242,30 @@ def test_a_locked_log_is_skipped_quietly_and_written_again_once_free(
     assert locked not in set(log.runs()["run_id"]) and list(log.calls(free)["status"]) == ["ok"]
 
 
-# The child: a fused run of one fast and one hanging model, logged to the file named by argv[1]. It prints
-# its run id and then waits on the hanging call until it is killed.
+# The child: a fused run of one fast and one hanging model, in a kernel-like process whose run log is the file
+# named by $FUSION_MAGIC_RUN_LOG (the api logs every run itself). It says when it starts, then waits on the
+# hanging call until it is killed.
 CHILD = textwrap.dedent("""
-    import sys
-    from pathlib import Path
     import fusion_magic
-    from fusion_magic.calls.runlog import RunLog
     from fusion_magic.calls.settings import Settings
 
-    log = RunLog(Path(sys.argv[1]))
-    pool = ["openai:fast", "openai:hangs"]
-    run_id = log.start_run("fuse", "Is it up?", {"pool": pool, "judge": "vote"})
-    print(run_id, flush=True)
-    result = fusion_magic.fuse("Is it up?", pool=pool, judge="vote", settings=Settings(max_retries=0, timeout=120),
-                               listeners=[log.listener(run_id)])
-    log.finish_run(run_id, "ok", result.wall_s, result.answer)
+    print("started", flush=True)
+    fusion_magic.fuse("Is it up?", pool=["openai:fast", "openai:hangs"], judge="vote",
+                      settings=Settings(max_retries=0, timeout=120))
 """)
 
+# A new process reads it back the way a user does: %fuse history in a fresh shell, then --export of that run.
 READER = textwrap.dedent("""
     import json, sys
-    from pathlib import Path
-    from fusion_magic.calls.runlog import RunLog
+    from IPython.core.interactiveshell import InteractiveShell
 
-    log = RunLog(Path(sys.argv[1]))
-    runs = log.runs()
-    calls = log.calls(sys.argv[2])
-    print(json.dumps({"runs": json.loads(runs.to_json(orient="records")),
-                      "calls": json.loads(calls.to_json(orient="records"))}))
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "fusion_magic")
+    runs = shell.run_line_magic("fuse", "history")
+    run_id = runs["run_id"].iloc[0]
+    shell.run_line_magic("fuse", f"history --export {sys.argv[1]} --run {run_id}")
+    calls = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8")]
+    print(json.dumps({"runs": json.loads(runs.to_json(orient="records")), "calls": calls}))
 """)
 
 
@@ -278,13 +274,13 @@ def test_a_killed_process_leaves_its_finished_calls_readable_from_a_new_one(emul
     emulator.script("fast", ModelScript(reply="Yes, it is up."))
     emulator.script("hangs", ModelScript(faults=[Fault("hang")]))
     path = tmp_path / DEFAULT_NAME
-    env = {**os.environ, **emulator.env(), **emulator.test_keys()}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], env=env, stdout=subprocess.PIPE,
+    env = {**os.environ, **emulator.env(), **emulator.test_keys(), "FUSION_MAGIC_RUN_LOG": str(path)}
+    child = subprocess.Popen([sys.executable, "-c", CHILD], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None
-        run_id = child.stdout.readline().strip()
-        assert run_id, child.stderr.read() if child.stderr else ""
+        started = child.stdout.readline().strip()
+        assert started == "started", child.stderr.read() if child.stderr else ""
         # Wait until the fast call's finished row is on disk, and the hanging call was asked.
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -308,12 +304,12 @@ def test_a_killed_process_leaves_its_finished_calls_readable_from_a_new_one(emul
             if stream is not None:
                 stream.close()
 
-    reader = subprocess.run([sys.executable, "-c", READER, str(path), run_id], env=env, capture_output=True,
-                            text=True, timeout=60)
+    reader = subprocess.run([sys.executable, "-c", READER, str(tmp_path / "calls.jsonl")], env=env,
+                            capture_output=True, text=True, timeout=60)
     assert reader.returncode == 0, reader.stderr
-    seen = json.loads(reader.stdout)
+    seen = json.loads(reader.stdout.strip().splitlines()[-1])
     [run] = seen["runs"]
-    assert (run["run_id"], run["kind"], run["status"], run["finished_at"]) == (run_id, "fuse", "running", None)
+    assert (run["kind"], run["status"], run["finished_at"]) == ("fuse", "running", None)
     assert run["prompt"] == "Is it up?" and run["calls"] == 2 and run["ok_calls"] == 1
     calls = {c["model"]: c for c in seen["calls"]}
     assert set(calls) == {"openai:fast", "openai:hangs"}
