@@ -30,7 +30,7 @@ def test_every_run_is_in_the_history_and_exports(shell: InteractiveShell, emulat
     rows = [json.loads(line) for line in dest.read_text().splitlines()]
     assert {r["model"] for r in rows} == {"openai:a", "openai:b"} and all(r["text"] == "Paris." for r in rows)
     assert not any(key in dest.read_text() for key in Emulator.test_keys().values())
-    with pytest.raises(UsageError, match=".jsonl or .csv"):
+    with pytest.raises(UsageError, match=r"\.jsonl or \.csv"):
         shell.run_line_magic("fuse", f"history --export {tmp_path / 'runs.xlsx'}")
 
 
