@@ -215,6 +215,7 @@ def _eval_parser() -> MagicArgumentParser:
     p.add_argument("-r", "--repeats", type=int, default=1, metavar="N")
     p.add_argument("-j", "--judge", metavar="ID")
     p.add_argument("--concurrency", type=int, metavar="N")
+    p.add_argument("--rubric-judge", dest="rubric_judge", metavar="ID")
     p.add_argument("--cache", nargs="?", const="on", choices=CACHE_MODES)
     p.add_argument("-o", "--out", metavar="NAME")
     return p

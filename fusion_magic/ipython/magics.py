@@ -272,6 +272,8 @@ class FusionMagics(Magics, Configurable):
             options["pool"] = [p.strip() for p in ns.pool.split(",") if p.strip()]
         if ns.concurrency:
             options["concurrency"] = ns.concurrency
+        if ns.rubric_judge:
+            options["rubric_judge"] = ns.rubric_judge
         plan = make_eval_plan(data, settings, **options)
         if plan.notice and plan.notice not in self.notices_shown:
             self.notices_shown.add(plan.notice)
