@@ -211,41 +211,42 @@ def start(plan: FusionPlan, listeners: Sequence[Listener] = (), result: FusionRe
 
 async def run_rejudge(previous: FusionResult, settings: Settings, client: httpx.AsyncClient,
                       listeners: Sequence[Listener] = (), *, mode: str | None = None,
-                      judge: str | None = None) -> FusionResult:
+                      judge: str | None = None, orders: int = 1) -> FusionResult:
     """Judge ``previous`` again with the given client: the same path (and cache) as a fresh run's judge."""
     return await _logged(settings, "rejudge", previous.prompt, {"mode": mode, "judge": judge}, listeners,
                          lambda ls: engine_rejudge(previous, settings, _context(settings, client, ls), mode=mode,
-                                                   judge=judge))
+                                                   judge=judge, orders=orders))
 
 
 def start_rejudge(previous: FusionResult, settings: Settings, listeners: Sequence[Listener] = (), *,
-                  mode: str | None = None, judge: str | None = None) -> FusionJob:
+                  mode: str | None = None, judge: str | None = None, orders: int = 1) -> FusionJob:
     """Start a rejudge on the engine thread and return at once (``%fuse rejudge`` waits on it)."""
     return FusionJob(get_runner().submit(
-        lambda client: run_rejudge(previous, settings, client, listeners, mode=mode, judge=judge)))
+        lambda client: run_rejudge(previous, settings, client, listeners, mode=mode, judge=judge, orders=orders)))
 
 
 async def arejudge(previous: FusionResult, *, mode: str | None = None, judge: str | None = None,
                    settings: Settings | None = None, keys: Mapping[str, str] | None = None,
-                   cache: str | None = None, listeners: Sequence[Listener] = ()) -> FusionResult:
+                   cache: str | None = None, listeners: Sequence[Listener] = (), orders: int = 1) -> FusionResult:
     """Judge an earlier result again on the running loop, without calling the pool (late answers count).
 
         again = await fusion_magic.arejudge(result, mode="merge", judge="anthropic:claude-sonnet-4-5")
     """
     async with new_client() as client:
         return await run_rejudge(previous, _settings(settings, keys, cache), client, listeners, mode=mode,
-                                 judge=judge)
+                                 judge=judge, orders=orders)
 
 
 def rejudge(previous: FusionResult, *, mode: str | None = None, judge: str | None = None,
             settings: Settings | None = None, keys: Mapping[str, str] | None = None, cache: str | None = None,
-            listeners: Sequence[Listener] = ()) -> FusionResult:
+            listeners: Sequence[Listener] = (), orders: int = 1) -> FusionResult:
     """Judge an earlier result again and wait (``%fuse rejudge`` from Python); with ``cache="on"`` the same
     rejudge twice is answered from the recording.
 
         again = fusion_magic.rejudge(result, mode="merge", judge="vote")
     """
-    return start_rejudge(previous, _settings(settings, keys, cache), listeners, mode=mode, judge=judge).result()
+    return start_rejudge(previous, _settings(settings, keys, cache), listeners, mode=mode, judge=judge,
+                         orders=orders).result()
 
 
 def cancel_all() -> None:

@@ -294,3 +294,13 @@ def test_order_one_is_the_single_judge_call_and_a_replay_miss_still_raises(emula
     r = fusion_magic.fuse("Capital of France?", pool=POOL, judge="openai:judge", orders=2, settings=FAST, cache="on")
     assert [j.cost_source.startswith("cache") for j in sorted(r.judge_responses, key=lambda j: j.round)] == [
         True, False]
+
+
+def test_rejudge_takes_orders_too(shell: InteractiveShell, emulator_env: Emulator) -> None:
+    emulator_env.script("a", ModelScript(reply="Paris."))
+    emulator_env.script("b", ModelScript(reply="Lyon."))
+    shell.run_cell_magic("fuse", "-p openai:a,openai:b -j vote -o r", "Capital of France?")
+    emulator_env.script("judge", ModelScript(reply=content_judge()))
+    again = shell.run_line_magic("fuse", "rejudge -j openai:judge --orders 2 r")
+    assert again.position_consistency == 1.0
+    assert len([c for c in again.judge_responses if c.role == "judge"]) == 2

@@ -190,6 +190,7 @@ def _rejudge_parser() -> MagicArgumentParser:
                             description="Judge the last result again; the pool is not called.")
     p.add_argument("-m", "--mode", choices=MODES)
     p.add_argument("-j", "--judge", metavar="ID")
+    p.add_argument("--orders", type=int, default=1, metavar="N")
     p.add_argument("-o", "--out", metavar="NAME")
     p.add_argument("--cache", nargs="?", const="on", choices=CACHE_MODES)
     p.add_argument("source", nargs="?", metavar="NAME", help="a stored result variable (default: the last)")

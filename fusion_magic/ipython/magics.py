@@ -310,7 +310,8 @@ class FusionMagics(Magics, Configurable):
         started = time.monotonic()
         try:
             # The api's path, so a rejudge uses the cache like a fresh run's judge.
-            result = self._wait(start_rejudge(source, settings, listeners, mode=ns.mode, judge=ns.judge), listeners)
+            result = self._wait(start_rejudge(source, settings, listeners, mode=ns.mode, judge=ns.judge,
+                                              orders=ns.orders), listeners)
         except KeyboardInterrupt as exc:
             if _raise_errors():
                 raise
