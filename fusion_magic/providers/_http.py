@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 from httpx_sse import SSEError
@@ -214,6 +214,36 @@ def request_id(headers: httpx.Headers) -> str | None:
 # ---- sending ---------------------------------------------------------------------------------------
 
 
+def decode_json(text: str) -> Any:
+    """The JSON value in ``text``, or None when it is empty or not JSON (an error body may be a proxy's HTML)."""
+    try:
+        return json.loads(text) if text.strip() else None
+    except ValueError:
+        return None
+
+
+def response_error(response: httpx.Response, text: str, classify: Classifier) -> ProviderError:
+    """The typed error for a failed response whose body is ``text``, whatever the body's shape."""
+    payload = decode_json(text)
+    return classify(error_info(
+        payload,
+        status=response.status_code,
+        # A non-JSON body (a proxy's HTML page) is only worth showing when short.
+        text=text if payload is None and len(text) <= 200 else "",
+        fallback=response.reason_phrase or f"HTTP {response.status_code}",
+        retry_after=parse_retry_after(response.headers),
+    ))
+
+
+def raise_transport_error(exc: httpx.HTTPError, ctx: WireContext, *, started_stream: bool) -> NoReturn:
+    """Raise our typed error for an httpx exception (``translate_transport_error``), dropping the cause when
+    its text holds the key (h11 quotes a bad header value, key included)."""
+    err = translate_transport_error(exc, ctx.provider, ctx.model, started_stream=started_stream, secret=ctx.secret)
+    if ctx.secret and ctx.secret in str(exc):
+        raise err from None
+    raise err from exc
+
+
 async def check_response(response: httpx.Response, ctx: WireContext, classify: Classifier) -> None:
     """Raise the typed error for a failed response before any event is read.
 
@@ -229,12 +259,9 @@ async def check_response(response: httpx.Response, ctx: WireContext, classify: C
     except httpx.HTTPError:
         # The status alone still says what went wrong; a body we cannot read adds nothing.
         text = ""
-    try:
-        payload: Any = json.loads(text) if text.strip() else None
-    except ValueError:
-        payload = None
     if response.is_success:
         # A 200 that is not a stream: some servers put an error in a plain JSON body.
+        payload = decode_json(text)
         if isinstance(payload, Mapping) and payload.get("error"):
             raise classify(error_info(payload, text="", retry_after=parse_retry_after(response.headers)))
         raise ctx.error(
@@ -242,15 +269,7 @@ async def check_response(response: httpx.Response, ctx: WireContext, classify: C
             f"expected an event stream, got {content_type or 'no content type'}: {text[:120]!r}",
             status=response.status_code,
         )
-    info = error_info(
-        payload,
-        status=response.status_code,
-        # A non-JSON body (a proxy's HTML page) is only worth showing when short.
-        text=text if payload is None and len(text) <= 200 else "",
-        fallback=response.reason_phrase or f"HTTP {response.status_code}",
-        retry_after=parse_retry_after(response.headers),
-    )
-    raise classify(info)
+    raise response_error(response, text, classify)
 
 
 @asynccontextmanager
@@ -279,13 +298,7 @@ async def open_stream(
             started = True
             yield response
     except httpx.HTTPError as exc:  # httpx_sse.SSEError is one too
-        err = translate_transport_error(
-            exc, ctx.provider, ctx.model, started_stream=started, secret=ctx.secret
-        )
-        if ctx.secret and ctx.secret in str(exc):
-            # h11 quotes a bad header value, key included: drop the cause rather than leak it.
-            raise err from None
-        raise err from exc
+        raise_transport_error(exc, ctx, started_stream=started)
 
 
 async def send_json(
@@ -311,24 +324,11 @@ async def send_json(
             follow_redirects=False, timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
         )
     except httpx.HTTPError as exc:
-        err = translate_transport_error(exc, ctx.provider, ctx.model, started_stream=False, secret=ctx.secret)
-        if ctx.secret and ctx.secret in str(exc):
-            raise err from None
-        raise err from exc
+        raise_transport_error(exc, ctx, started_stream=False)
     text = response.text
-    try:
-        payload: Any = json.loads(text) if text.strip() else None
-    except ValueError:
-        payload = None
     if not response.is_success:
-        info = error_info(
-            payload,
-            status=response.status_code,
-            text=text if payload is None and len(text) <= 200 else "",
-            fallback=response.reason_phrase or f"HTTP {response.status_code}",
-            retry_after=parse_retry_after(response.headers),
-        )
-        raise classify(info)
+        raise response_error(response, text, classify)
+    payload = decode_json(text)
     if payload is None and text.strip():
         raise ctx.error(ProtocolError, f"expected JSON, got {text[:120]!r}", status=response.status_code)
     return payload, response
@@ -376,12 +376,15 @@ __all__ = [
     "ErrorInfo",
     "WireContext",
     "check_response",
+    "decode_json",
     "default_classify",
     "error_info",
     "open_stream",
     "parse_duration",
     "parse_retry_after",
+    "raise_transport_error",
     "request_id",
+    "response_error",
     "send_json",
     "translate_transport_error",
 ]

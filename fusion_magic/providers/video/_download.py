@@ -18,7 +18,6 @@ redirects are followed here, by hand, and every hop after the first goes without
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Mapping
@@ -27,7 +26,7 @@ from pathlib import Path
 import httpx
 
 from ...core.errors import ProtocolError
-from .._http import Classifier, WireContext, error_info, parse_retry_after, translate_transport_error
+from .._http import Classifier, WireContext, raise_transport_error, response_error
 
 MAX_REDIRECTS = 5
 # Connecting should be quick; a storage host may pause between chunks of a large file.
@@ -68,17 +67,7 @@ async def download_to(
                     continue
                 if not response.is_success:
                     raw = await response.aread()
-                    text = raw[:4096].decode("utf-8", errors="replace")
-                    try:
-                        payload = json.loads(text) if text.strip() else None
-                    except ValueError:
-                        payload = None
-                    raise classify(error_info(
-                        payload, status=response.status_code,
-                        text=text if payload is None and len(text) <= 200 else "",
-                        fallback=response.reason_phrase or f"HTTP {response.status_code}",
-                        retry_after=parse_retry_after(response.headers),
-                    ))
+                    raise response_error(response, raw[:4096].decode("utf-8", errors="replace"), classify)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 with open(part, "wb") as out:
                     async for chunk in response.aiter_bytes():
@@ -92,9 +81,7 @@ async def download_to(
                 return written
         raise ctx.error(ProtocolError, f"more than {MAX_REDIRECTS} redirects")
     except httpx.HTTPError as exc:
-        err = translate_transport_error(exc, ctx.provider, ctx.model, started_stream=written > 0,
-                                        secret=ctx.secret)
-        raise err from None if ctx.secret and ctx.secret in str(exc) else exc
+        raise_transport_error(exc, ctx, started_stream=written > 0)
     finally:
         with contextlib.suppress(FileNotFoundError):
             part.unlink()

@@ -41,7 +41,7 @@ from ...core.errors import (
     error_for_status,
 )
 from ...core.pricing import Price
-from .._http import Classifier, ErrorInfo, WireContext, error_info, parse_retry_after, translate_transport_error
+from .._http import Classifier, ErrorInfo, WireContext, decode_json, raise_transport_error, response_error
 from ..base import Endpoint
 from ._download import download_to
 from .base import Clip, JobRef, JobStatus, VideoRequest
@@ -318,7 +318,7 @@ class FalProvider:
             return
         if isinstance(payload, Mapping) and payload.get("status") == "ALREADY_COMPLETED":
             return
-        raise self._classify(job.model, response, payload)
+        raise self._classify(job.model, response)
 
     async def list_models(self) -> list[str]:
         """fal has no endpoint listing the models a key can use: these are the endpoints this module maps
@@ -399,33 +399,21 @@ class FalProvider:
                 params=params, follow_redirects=False, timeout=_TIMEOUT,
             )
         except httpx.HTTPError as exc:
-            err = translate_transport_error(exc, "fal", model, started_stream=False, secret=ctx.secret)
-            raise err from None if ctx.secret and ctx.secret in str(exc) else exc
-        try:
-            payload: Any = response.json() if response.content.strip() else None
-        except ValueError:
-            payload = None
-        return response, payload
+            raise_transport_error(exc, ctx, started_stream=False)
+        return response, decode_json(response.text)
 
     async def _call(self, method: str, url: str, model: str, *, body: Mapping[str, Any] | None = None,
                     params: Mapping[str, str] | None = None) -> Any:
         response, payload = await self._send(method, url, model, body=body, params=params)
         if not response.is_success:
-            raise self._classify(model, response, payload)
+            raise self._classify(model, response)
         if payload is None:
             raise self._ctx(model).error(ProtocolError, f"expected JSON, got {response.text[:120]!r}",
                                          status=response.status_code)
         return payload
 
-    def _classify(self, model: str, response: httpx.Response, payload: Any) -> ProviderError:
-        text = response.text
-        info = error_info(
-            payload, status=response.status_code,
-            text=text if payload is None and len(text) <= 200 else "",
-            fallback=response.reason_phrase or f"HTTP {response.status_code}",
-            retry_after=parse_retry_after(response.headers),
-        )
-        return classifier(self._ctx(model), response.headers)(info)
+    def _classify(self, model: str, response: httpx.Response) -> ProviderError:
+        return response_error(response, response.text, classifier(self._ctx(model), response.headers))
 
 
 def _flags(request: VideoRequest) -> list[tuple[str, object]]:

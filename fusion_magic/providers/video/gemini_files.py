@@ -24,14 +24,7 @@ from urllib.parse import quote
 import httpx
 
 from ...core.errors import BadRequestError, ConfigError, ProtocolError, ProviderError, ProviderTimeout
-from .._http import (
-    Classifier,
-    WireContext,
-    error_info,
-    parse_retry_after,
-    send_json,
-    translate_transport_error,
-)
+from .._http import Classifier, WireContext, raise_transport_error, response_error, send_json
 from ..base import Endpoint
 
 # The SDK's chunk (python-genai ``_api_client.CHUNK_SIZE``): few requests, bounded memory.
@@ -180,8 +173,7 @@ async def _send_chunk(
             response = await client.request("POST", session, content=data, headers=send,
                                             follow_redirects=False, timeout=UPLOAD_TIMEOUT)
         except httpx.HTTPError as exc:
-            err = translate_transport_error(exc, ctx.provider, ctx.model, started_stream=False, secret=ctx.secret)
-            raise err from None if ctx.secret and ctx.secret in str(exc) else exc
+            raise_transport_error(exc, ctx, started_stream=False)
         has_status = bool(response.headers.get("x-goog-upload-status"))
         if has_status and response.is_success:
             return response
@@ -203,17 +195,7 @@ def _json(response: httpx.Response, ctx: WireContext) -> Any:
 
 
 def _error(response: httpx.Response, classify: Classifier) -> ProviderError:
-    text = response.text
-    try:
-        payload: Any = json.loads(text) if text.strip() else None
-    except ValueError:
-        payload = None
-    return classify(error_info(
-        payload, status=response.status_code,
-        text=text if payload is None and len(text) <= 200 else "",
-        fallback=response.reason_phrase or f"HTTP {response.status_code}",
-        retry_after=parse_retry_after(response.headers),
-    ))
+    return response_error(response, response.text, classify)
 
 
 async def get_file(client: httpx.AsyncClient, endpoint: Endpoint, name: str, *, ctx: WireContext,
