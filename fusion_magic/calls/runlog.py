@@ -339,19 +339,10 @@ class RunLog:
                 () if run_id is None else (run_id,))]
         if run_id is not None and not rows:
             raise ValueError(f"no run {run_id!r} in {self.path}")
-        # Written beside the destination, then moved: a failed export never leaves half a file.
-        partial = dest.with_name(dest.name + ".part")
-        with partial.open("w", encoding="utf-8", newline="") as out:
-            if suffix == ".jsonl":
-                for row in rows:
-                    row["run_options"] = _parse_options(row["run_options"])
-                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            else:
-                writer = csv.DictWriter(out, fieldnames=list(EXPORT_COLUMNS))
-                writer.writeheader()
-                writer.writerows(rows)
-        partial.replace(dest)
-        return len(rows)
+        if suffix == ".jsonl":
+            for row in rows:
+                row["run_options"] = _parse_options(row["run_options"])
+        return _write_rows(rows, dest, EXPORT_COLUMNS)
 
     @contextlib.contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection | None]:
@@ -491,13 +482,19 @@ def write_records(records: Iterable[CallRecord], dest: str | os.PathLike[str]) -
             if isinstance(value, str):
                 row[name] = redact_secrets(value, secrets)
         rows.append(row)
+    return _write_rows(rows, dest, _RECORD_FIELDS)
+
+
+def _write_rows(rows: list[dict[str, object]], dest: Path, columns: tuple[str, ...]) -> int:
+    """``rows`` as JSON Lines (``.jsonl``) or CSV (else) at ``dest``, written beside it and then moved: a failed
+    export never leaves half a file. Returns the number of rows."""
     partial = dest.with_name(dest.name + ".part")
     with partial.open("w", encoding="utf-8", newline="") as out:
-        if suffix == ".jsonl":
+        if dest.suffix.lower() == ".jsonl":
             for row in rows:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
         else:
-            writer = csv.DictWriter(out, fieldnames=list(_RECORD_FIELDS))
+            writer = csv.DictWriter(out, fieldnames=list(columns))
             writer.writeheader()
             writer.writerows(rows)
     partial.replace(dest)

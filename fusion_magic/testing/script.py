@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -90,6 +90,11 @@ class Cue:
     reply: Reply | None
 
 
+def fault_for(faults: Sequence[Fault], nth: int) -> Fault | None:
+    """The fault the ``nth`` request (from 0) to a model gets: the first whose ``skip``/``times`` window holds it."""
+    return next((f for f in faults if nth >= f.skip and (f.times is None or nth < f.skip + f.times)), None)
+
+
 class ScriptBook:
     """Scripts by model name and how often each model was asked and answered.
 
@@ -129,9 +134,7 @@ class ScriptBook:
             script = script or ModelScript()
             nth = self._counts.get(model, 0)
             self._counts[model] = nth + 1
-            fault = next(
-                (f for f in script.faults if nth >= f.skip and (f.times is None or nth < f.skip + f.times)), None
-            )
+            fault = fault_for(script.faults, nth)
             # Replies advance only on answers without a fault, so "fail twice, then answer" scripts
             # still start from the first reply.
             answered = self._answered.get(model, 0)

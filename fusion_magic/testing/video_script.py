@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .media import clip_bytes
-from .script import Fault
+from .script import Fault, fault_for
 
 Outcome = Literal["ok", "filtered", "failed"]
 # "redirect": a URI on the API host that 302s to the storage host; "uri": a URI served directly (fal's CDN
@@ -141,7 +141,7 @@ class VideoBook:
         with self._lock:
             nth = self._faults.get((model, which), 0)
             self._faults[(model, which)] = nth + 1
-        return next((f for f in faults if nth >= f.skip and (f.times is None or nth < f.skip + f.times)), None)
+        return fault_for(faults, nth)
 
     def submit(self, family: str, model: str, body: Any, *, prefix: str = "") -> EmulatedJob:
         """Accept one job (a paid submission) and return it."""
