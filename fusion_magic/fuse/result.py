@@ -8,11 +8,12 @@ call records (`fusion_magic.core.record.CallRecord`, alias `Response`). Plain da
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # The result renders itself through these; they know result types only as type hints, so this is no circle.
 from ..core.ledger import ledger_frame
 from ..core.record import IN_FLIGHT, Response
+from ..present.shown_once import ShownOnce
 from .report import html_report, markdown_report, text_report
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class Verdict:
 
 
 @dataclass
-class FusionResult:
+class FusionResult(ShownOnce):
     """A fused run: every member's answer, the judge's verdict, the fused answer and the ledger.
 
         r = fusion_magic.fuse("Why is the sky blue?", pool=["local:gemma3-270m"] * 3, judge="vote")
@@ -145,13 +146,6 @@ class FusionResult:
             f"answers={self.n_ok}/{len(self.pool)} {state}>"
         )
 
-    def __str__(self) -> str:
-        return self.to_text()
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        if self._shown_live:
-            # The cell's own result, under the live widget that already shows everything: repeat only
-            # the stable summary line, once. Displaying the result later (``r`` in another cell) shows it all.
-            self._shown_live = False
-            return {"text/plain": self.summary()}
-        return {"text/plain": self.to_text(), "text/html": html_report(self)}
+    def to_html(self) -> str:
+        """The whole run as safe HTML (the static report a saved notebook shows)."""
+        return html_report(self)

@@ -71,16 +71,21 @@ async def run_video(plan: VideoPlan, ctx: CallContext, result: VideoResult | Non
             if plan.check is not None:
                 result.checks = await check_clips(plan, result.videos, ctx)
     except asyncio.CancelledError:
-        result.wall_s = time.monotonic() - started
-        result.notes.append(_stopped_note(result))
-        emit(ctx.listeners, VideoRunFinished(result, stopped=True))
+        _ended(result, started, ctx, stopped=True)
         raise
-    result.wall_s = time.monotonic() - started
     if result.pending:
         result.notes.append(f"{len(result.pending)} clip(s) still at the provider: %video resume fetches them "
                             "without paying again")
-    emit(ctx.listeners, VideoRunFinished(result))
+    _ended(result, started, ctx)
     return result
+
+
+def _ended(result: VideoResult, started: float, ctx: CallContext, *, stopped: bool = False) -> None:
+    """Stamp the wall time and say the run is over (``stopped``: interrupted, with a note on what goes on)."""
+    result.wall_s = time.monotonic() - started
+    if stopped:
+        result.notes.append(_stopped_note(result))
+    emit(ctx.listeners, VideoRunFinished(result, stopped=stopped))
 
 
 def _stopped_note(result: VideoResult) -> str:
@@ -160,12 +165,9 @@ async def resume(plan: ResumePlan, ctx: CallContext, *, timeout: float, poll_s: 
     try:
         await asyncio.gather(*(one(video, side, job, target) for video, side, job, target in pairs))
     except asyncio.CancelledError:
-        result.wall_s = time.monotonic() - started
-        result.notes.append(_stopped_note(result))
-        emit(ctx.listeners, VideoRunFinished(result, stopped=True))
+        _ended(result, started, ctx, stopped=True)
         raise
-    result.wall_s = time.monotonic() - started
-    emit(ctx.listeners, VideoRunFinished(result))
+    _ended(result, started, ctx)
     return result
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.ledger import ledger_frame
 from ..core.record import CallRecord
 from ..present.paths import shown_path
+from ..present.shown_once import ShownOnce
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,7 +99,7 @@ class Video:
 
 
 @dataclass
-class VideoResult:
+class VideoResult(ShownOnce):
     """A ``%%video`` run: the clips (``videos``), the answer to a question about a video (``answer``, fused
     by the judge when several models answered), the checks, and the ledger of every call.
 
@@ -166,16 +167,11 @@ class VideoResult:
 
         return text_report(self)
 
-    def __str__(self) -> str:
-        return self.to_text()
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+    def to_html(self) -> str:
+        """The run as safe HTML (the static report a saved notebook shows)."""
         from .report import html_report
 
-        if self._shown_live:
-            self._shown_live = False
-            return {"text/plain": self.summary()}
-        return {"text/plain": self.to_text(), "text/html": html_report(self)}
+        return html_report(self)
 
 
 __all__ = ["FINAL_VIDEO_STATES", "VIDEO_STATES", "Video", "VideoResult"]
