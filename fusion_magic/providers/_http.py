@@ -214,6 +214,18 @@ def request_id(headers: httpx.Headers) -> str | None:
 # ---- sending ---------------------------------------------------------------------------------------
 
 
+def same_origin(url: str, base: str) -> bool:
+    """Whether ``url`` is on ``base``'s origin (scheme, host, port; default ports filled in): the only place
+    a key may go. An unreadable URL is another origin."""
+    try:
+        a, b = httpx.URL(url), httpx.URL(base)
+    except (httpx.InvalidURL, ValueError):
+        return False
+    ports = {"http": 80, "https": 443}
+    return ((a.scheme, a.host.lower(), a.port or ports.get(a.scheme))
+            == (b.scheme, b.host.lower(), b.port or ports.get(b.scheme)))
+
+
 def decode_json(text: str) -> Any:
     """The JSON value in ``text``, or None when it is empty or not JSON (an error body may be a proxy's HTML)."""
     try:
@@ -385,6 +397,7 @@ __all__ = [
     "raise_transport_error",
     "request_id",
     "response_error",
+    "same_origin",
     "send_json",
     "translate_transport_error",
 ]

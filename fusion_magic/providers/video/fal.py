@@ -41,7 +41,15 @@ from ...core.errors import (
     error_for_status,
 )
 from ...core.pricing import Price
-from .._http import Classifier, ErrorInfo, WireContext, decode_json, raise_transport_error, response_error
+from .._http import (
+    Classifier,
+    ErrorInfo,
+    WireContext,
+    decode_json,
+    raise_transport_error,
+    response_error,
+    same_origin,
+)
 from ..base import Endpoint
 from ._download import download_to
 from .base import Clip, JobRef, JobStatus, VideoRequest
@@ -340,13 +348,11 @@ class FalProvider:
             **queue_urls(self._base, job.model, job.job_id), **{k: v for k, v in job.urls.items() if v}}
         # The key goes with every queue call, so a URL must be on the queue's own host: a sidecar copied in
         # from elsewhere (or a submit answer) naming another host must not collect the key.
-        home = httpx.URL(self._base)
         for name, url in urls.items():
-            there = httpx.URL(url)
-            if (there.scheme, there.host, there.port) != (home.scheme, home.host, home.port):
+            if not same_origin(url, self._base):
                 raise self._ctx(job.model).error(
-                    BadRequestError, f"the job's {name} is on {there.host}, not on the queue host {home.host}; "
-                    "not sending the key there")
+                    BadRequestError, f"the job's {name} is on {httpx.URL(url).host}, not on the queue host "
+                    f"{httpx.URL(self._base).host}; not sending the key there")
         return urls
 
     def _completed_with_error(self, job: JobRef, error: str, error_type: str | None) -> JobStatus:

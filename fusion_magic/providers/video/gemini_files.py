@@ -24,7 +24,7 @@ from urllib.parse import quote
 import httpx
 
 from ...core.errors import BadRequestError, ConfigError, ProtocolError, ProviderError, ProviderTimeout
-from .._http import Classifier, WireContext, raise_transport_error, response_error, send_json
+from .._http import Classifier, WireContext, raise_transport_error, response_error, same_origin, send_json
 from ..base import Endpoint
 
 # The SDK's chunk (python-genai ``_api_client.CHUNK_SIZE``): few requests, bounded memory.
@@ -48,12 +48,6 @@ def api_headers(endpoint: Endpoint) -> dict[str, str]:
     return headers
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parsed = httpx.URL(url)
-    default = {"http": 80, "https": 443}.get(parsed.scheme)
-    return parsed.scheme, parsed.host.lower(), parsed.port or default
-
-
 def session_headers(endpoint: Endpoint, session_url: str) -> dict[str, str]:
     """The headers that may go to an upload session URL: the API host's (key included) only when the session
     is on the base URL's own origin, else none.
@@ -62,11 +56,7 @@ def session_headers(endpoint: Endpoint, session_url: str) -> dict[str, str]:
     the capability: the SDK sends no key to it at all. The URL is whatever the server put in a header, so a
     proxy or a misconfigured base URL could name another host; the key must never follow it there.
     """
-    try:
-        same = _origin(session_url) == _origin(endpoint.base_url)
-    except (httpx.InvalidURL, ValueError):
-        same = False
-    return api_headers(endpoint) if same else {}
+    return api_headers(endpoint) if same_origin(session_url, endpoint.base_url) else {}
 
 
 def _files_url(endpoint: Endpoint, name: str, ctx: WireContext) -> str:

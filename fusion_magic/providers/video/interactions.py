@@ -38,7 +38,7 @@ from ...core.errors import (
     RateLimitError,
     ServerError,
 )
-from .._http import WireContext, send_json
+from .._http import WireContext, same_origin, send_json
 from ..base import ChatRequest, Endpoint, Finished, ProviderEvent, TextDelta, Usage
 from ..chat._sse import json_int
 from ..chat.gemini import classifier
@@ -437,12 +437,6 @@ def download_url(uri: str) -> str:
     return uri
 
 
-def same_origin(url: str, origin: str) -> bool:
-    """Whether ``url`` is on the host (scheme, name and port) of ``origin``."""
-    a, b = urlsplit(url), urlsplit(origin)
-    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
-
-
 def _status(interaction: Mapping[str, Any], ctx: WireContext) -> str:
     status = interaction.get("status")
     if not isinstance(status, str) or not status:
@@ -489,4 +483,4 @@ async def _video_block(video: VideoSource, ctx: WireContext) -> dict[str, Any]:
 
 
 __all__ = ["API_VERSION", "InteractionsProvider", "download_url", "interaction_fault", "interaction_usage",
-           "output_text", "output_video", "read_interaction", "same_origin"]
+           "output_text", "output_video", "read_interaction"]

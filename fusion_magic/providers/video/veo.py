@@ -17,7 +17,7 @@ import binascii
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
@@ -33,7 +33,7 @@ from ...core.errors import (
     ServerError,
     error_for_status,
 )
-from .._http import Classifier, ErrorInfo, WireContext, send_json
+from .._http import Classifier, ErrorInfo, WireContext, same_origin, send_json
 from ..base import Endpoint
 from ..chat.gemini import classifier
 from ._download import download_to, write_inline
@@ -246,7 +246,7 @@ class VeoProvider:
         ctx = self._ctx("veo")
         if not clip.uri:
             raise ctx.error(ProtocolError, "the clip has neither bytes nor a URI")
-        headers = self._headers() if clip.needs_key and self._same_origin(clip.uri) else {}
+        headers = self._headers() if clip.needs_key and same_origin(clip.uri, self.endpoint.base_url) else {}
         return await download_to(self.client, clip.uri, dest, ctx=ctx, classify=classifier(ctx), headers=headers)
 
     async def cancel(self, job: JobRef) -> None:
@@ -272,10 +272,6 @@ class VeoProvider:
         if self.endpoint.api_key:
             headers[_KEY_HEADER] = self.endpoint.api_key
         return headers
-
-    def _same_origin(self, uri: str) -> bool:
-        ours, theirs = urlsplit(self.endpoint.base_url), urlsplit(uri)
-        return (ours.scheme, ours.netloc.lower()) == (theirs.scheme, theirs.netloc.lower())
 
     def _submit_classifier(self, ctx: WireContext) -> Classifier:
         gemini = classifier(ctx)
