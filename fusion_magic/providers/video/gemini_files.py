@@ -26,6 +26,7 @@ import httpx
 from ...core.errors import BadRequestError, ConfigError, ProtocolError, ProviderError, ProviderTimeout
 from .._http import Classifier, WireContext, raise_transport_error, response_error, same_origin, send_json
 from ..base import Endpoint
+from .gemini_api import api_headers
 
 # The SDK's chunk (python-genai ``_api_client.CHUNK_SIZE``): few requests, bounded memory.
 CHUNK_BYTES = 8 << 20
@@ -35,17 +36,8 @@ CHUNK_ATTEMPTS = 3
 CHUNK_RETRY_DELAY_S = 1.0
 # Connecting is quick; writing 8 MiB on a slow uplink, or the server hashing the file at finalize, is not.
 UPLOAD_TIMEOUT = httpx.Timeout(30.0, write=300.0, read=300.0)
-KEY_HEADER = "x-goog-api-key"
 # A chunk that failed with one of these, and no upload status, is worth sending again.
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-
-
-def api_headers(endpoint: Endpoint) -> dict[str, str]:
-    """The headers of a request to the API host: the endpoint's own, then the key."""
-    headers = dict(endpoint.headers)
-    if endpoint.api_key:
-        headers[KEY_HEADER] = endpoint.api_key
-    return headers
 
 
 def session_headers(endpoint: Endpoint, session_url: str) -> dict[str, str]:
@@ -238,7 +230,6 @@ async def delete_file(client: httpx.AsyncClient, endpoint: Endpoint, name: str, 
 
 __all__ = [
     "CHUNK_BYTES",
-    "api_headers",
     "delete_file",
     "get_file",
     "session_headers",

@@ -45,12 +45,11 @@ from ..chat.gemini import classifier
 from . import is_omni
 from ._download import download_to, write_inline
 from .base import Clip, JobRef, JobStatus, VideoQuestion, VideoRequest, VideoSource
-from .gemini_models import list_models
+from .gemini_api import api_headers, list_models
 
 # The GA path, what google-genai 3.6.1 sends. The preview path was "v1beta" with an ``Api-Revision:
 # 2026-05-20`` header; the GA one takes no revision header.
 API_VERSION = "v1"
-KEY_HEADER = "x-goog-api-key"
 
 ASPECTS = ("16:9", "9:16")
 RESOLUTIONS = ("360p", "720p", "1080p", "4k")
@@ -120,10 +119,7 @@ class InteractionsProvider:
         return url + (f"/{verb}" if verb else "")
 
     def headers(self) -> dict[str, str]:
-        headers = dict(self.endpoint.headers)
-        if self.endpoint.api_key:
-            headers[KEY_HEADER] = self.endpoint.api_key
-        return headers
+        return api_headers(self.endpoint)
 
     def _ctx(self, model: str) -> WireContext:
         return WireContext(self.endpoint.provider, model, self.endpoint.api_key)

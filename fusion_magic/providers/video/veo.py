@@ -38,7 +38,7 @@ from ..base import Endpoint
 from ..chat.gemini import classifier
 from ._download import download_to, write_inline
 from .base import Clip, JobRef, JobStatus, VideoRequest
-from .gemini_models import list_models
+from .gemini_api import api_headers, list_models
 
 # ---- Veo 3.1's limits (§2.3), the one table check_request reads ------------------------------------
 
@@ -57,7 +57,6 @@ OMNI_EXAMPLE = "gemini:gemini-omni-1.2-flash"
 
 # A submit may carry a first-frame image of several MB; polls and lists are small.
 _TIMEOUT = httpx.Timeout(60.0, connect=15.0)
-_KEY_HEADER = "x-goog-api-key"
 
 
 def _describe(values: tuple[Any, ...]) -> str:
@@ -268,10 +267,7 @@ class VeoProvider:
         return WireContext(self.endpoint.provider, model, secret=self.endpoint.api_key)
 
     def _headers(self) -> dict[str, str]:
-        headers = dict(self.endpoint.headers)
-        if self.endpoint.api_key:
-            headers[_KEY_HEADER] = self.endpoint.api_key
-        return headers
+        return api_headers(self.endpoint)
 
     def _submit_classifier(self, ctx: WireContext) -> Classifier:
         gemini = classifier(ctx)

@@ -1,5 +1,6 @@
-"""The Gemini API's model list (``GET /v1beta/models``, every page): Veo and Omni both find their video models
-here at run time, because ids drift (shared/reference/video-apis.md §1).
+"""What the Gemini video protocols (Veo, Omni, the Files API) share: the key header, and the model list
+(``GET /v1beta/models``, every page), where Veo and Omni find their video models at run time because ids drift
+(shared/reference/video-apis.md §1).
 
     names = await list_models(client, base, headers, ctx, keep=lambda name, methods: "predictLongRunning" in methods)
 """
@@ -12,12 +13,23 @@ import httpx
 
 from ...core.errors import ProtocolError
 from .._http import WireContext, send_json
+from ..base import Endpoint
 from ..chat.gemini import classifier
 
+KEY_HEADER = "x-goog-api-key"
 PAGE_SIZE = "1000"
 # A guard against a server that keeps handing out tokens; no real key sees anywhere near 50 000 models.
 MAX_PAGES = 50
 TIMEOUT = httpx.Timeout(60.0, connect=15.0)
+
+
+def api_headers(endpoint: Endpoint) -> dict[str, str]:
+    """The headers of a request to the API host: the endpoint's own, then the key (never ``?key=``: URLs end up
+    in logs)."""
+    headers = dict(endpoint.headers)
+    if endpoint.api_key:
+        headers[KEY_HEADER] = endpoint.api_key
+    return headers
 
 
 async def list_models(client: httpx.AsyncClient, base: str, headers: Mapping[str, str], ctx: WireContext, *,
@@ -47,4 +59,4 @@ async def list_models(client: httpx.AsyncClient, base: str, headers: Mapping[str
     return found
 
 
-__all__ = ["list_models"]
+__all__ = ["KEY_HEADER", "api_headers", "list_models"]
