@@ -9,16 +9,16 @@ sanitized fragments.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
 from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
 from ..present.sanitize import escape_text, render_markdown
 from ..present.wording import is_running
+from ..view.live import LiveView
 from ..view.tabs import (
     CallKey,
     LedgerPane,
@@ -36,7 +36,6 @@ from .report import degraded_summary, html_report, text_report, verdict_html
 
 if TYPE_CHECKING:
     import pandas as pd
-    from IPython.display import DisplayHandle
 
     from ..core.record import Response
     from .result import FusionResult, Verdict
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["FusionView"]
 
 
-class FusionView:
+class FusionView(LiveView):
     """The widget view of one fused run, built before the run and fed its events as a listener.
 
     view = FusionView(); view.display()
@@ -52,12 +51,7 @@ class FusionView:
     """
 
     def __init__(self, *, render_interval: float = 0.1, clock: Callable[[], float] = time.monotonic) -> None:
-        self.render_interval = render_interval
-        self._clock = clock
-        # Events come from the engine thread while display()/_repr_mimebundle_ run on the kernel's
-        # main thread; one lock keeps a repr from reading half-applied state.
-        self._lock = threading.RLock()
-        self._handle: DisplayHandle | None = None
+        super().__init__(render_interval=render_interval, clock=clock)
         self._calls: dict[CallKey, Response] = {}
         self._finished: set[CallKey] = set()
 
@@ -70,11 +64,7 @@ class FusionView:
         self.members: dict[str, MemberPane] = {}
         self.extra: list[Pane] = []
         self.ledger_pane = LedgerPane()
-
-        self.status = widgets.HTML(self._status_html())
-        self.tab = widgets.Tab(children=(), titles=())
-        self._relayout()
-        self.widget = widgets.VBox(children=(self.status, self.tab))
+        self._build()
 
     # --- public surface ----------------------------------------------------------------------------
 
@@ -82,10 +72,6 @@ class FusionView:
     def panes(self) -> list[Pane]:
         """Every tab's pane, in tab order."""
         return [self.fused, self.judge, *self.members.values(), *self.extra, self.ledger_pane]
-
-    @property
-    def titles(self) -> tuple[str, ...]:
-        return tuple(self.tab.titles)
 
     @property
     def ledger(self) -> pd.DataFrame | None:
@@ -138,15 +124,6 @@ class FusionView:
                     self._update_display()
             self.status.value = self._status_html()
 
-    def display(self) -> DisplayHandle | None:
-        """Show the view and keep the display handle, so the final report replaces the progress text."""
-        from IPython.display import display
-
-        handle = display(self, display_id=True)
-        with self._lock:
-            self._handle = handle
-        return handle
-
     def text(self) -> str:
         """The plain-text form: the full report once the run finished, else a short progress line."""
         with self._lock:
@@ -169,23 +146,10 @@ class FusionView:
         view.handle(RunFinished(result))
         return view
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """The live widget while the run goes on; once it finished, the static report.
-
-        A saved notebook keeps the last bundle of each output. Had it kept the widget, a reopened notebook
-        (or one on another server) would show "Error displaying widget: model not found", because widget
-        models live in the kernel that is gone. So the finished run replaces its own output, through the
-        display handle, with sanitized HTML (and text) that any frontend, GitHub and nbconvert show.
-        """
-        with self._lock:
-            done = self.result if self.result is not None else self.partial
-            if done is not None:
-                return {"text/html": html_report(done), "text/plain": text_report(done)}
-            # The widget's own text/plain is repr(widget), which lists trait values and so leaks
-            # (truncated, nondeterministic) model text; the progress line is what a terminal needs.
-            bundle = dict(self.widget._repr_mimebundle_() or {})
-            bundle["text/plain"] = self._progress()
-            return bundle
+    def _report(self) -> tuple[str, str] | None:
+        # An interrupted run's output becomes its partial report, like a finished one's.
+        done = self.result if self.result is not None else self.partial
+        return None if done is None else (html_report(done), text_report(done))
 
     def __repr__(self) -> str:
         return self._progress() if self.result is None else self.result.summary()
@@ -265,37 +229,6 @@ class FusionView:
     def _refresh_ledger(self) -> None:
         wall = self.result.wall_s if self.result is not None and self.result.wall_s else None
         self.ledger_pane.refresh(self._calls.values(), wall)
-
-    def _relayout(self) -> None:
-        panes = self.panes
-        children = tuple(p.body for p in panes)
-        titles = tuple(p.title for p in panes)
-        current = tuple(self.tab.children)
-        if children == current and titles == tuple(self.tab.titles):
-            return
-        if children[: len(current)] == current:
-            # Tabs added at the end: the browser applies that in order. Children first, then titles:
-            # titles are validated against the number of children.
-            with self.tab.hold_sync():
-                self.tab.children = children
-                self.tab.titles = titles
-            return
-        # Tabs inserted before others (the members go before "Cost & latency"): a browser that already
-        # drew the old tabs adds the new ones at once but removes the moved one a moment later, while it
-        # sets the titles at once, by position, so labels land on the wrong tabs (seen in Chromium).
-        # A fresh Tab widget has no old tabs to remove.
-        selected = self.tab.selected_index
-        keep = current[selected] if selected is not None and selected < len(current) else None
-        tab = widgets.Tab(children=children, titles=titles)
-        tab.selected_index = children.index(keep) if keep in children else 0
-        old, self.tab = self.tab, tab
-        if hasattr(self, "widget"):
-            self.widget.children = (self.status, tab)
-        old.close()
-
-    def _update_display(self) -> None:
-        if self._handle is not None:
-            self._handle.update(self)
 
     def _progress(self) -> str:
         if self.run is None:

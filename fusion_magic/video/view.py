@@ -13,23 +13,22 @@ state.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
 from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
 from ..fuse.report import verdict_html
 from ..present.sanitize import escape_text, render_markdown
+from ..view.live import LiveView
 from ..view.tabs import LedgerPane, MemberPane, Pane, call_key, figures_html, status_html
 from ..view.video import VideoPane
 from .events import VideoRunFinished, VideoRunStarted, VideoUpdated
 from .report import degraded_summary, html_report, text_report
 
 if TYPE_CHECKING:
-    from IPython.display import DisplayHandle
 
     from ..core.record import CallRecord
     from .result import Video, VideoResult
@@ -37,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["AnswerPane", "CheckPane", "VideoView"]
 
 
-class VideoView:
+class VideoView(LiveView):
     """The widget view of one ``%%video`` run, built before the run and fed its events as a listener.
 
     view = VideoView(); view.display()
@@ -45,12 +44,7 @@ class VideoView:
     """
 
     def __init__(self, *, render_interval: float = 0.1, clock: Callable[[], float] = time.monotonic) -> None:
-        self.render_interval = render_interval
-        self._clock = clock
-        # Events come from the listener thread while display()/_repr_mimebundle_ run on the kernel's
-        # main thread; one lock keeps a repr from reading half-applied state.
-        self._lock = threading.RLock()
-        self._handle: DisplayHandle | None = None
+        super().__init__(render_interval=render_interval, clock=clock)
         self._calls: dict[object, CallRecord] = {}  # every call seen (clips by label), for the ledger
         self._started_at: float | None = None
 
@@ -62,11 +56,7 @@ class VideoView:
         self.answer: AnswerPane | None = None
         self.check: CheckPane | None = None
         self.ledger_pane = LedgerPane()
-
-        self.status = widgets.HTML(self._status_html())
-        self.tab = widgets.Tab(children=(), titles=())
-        self._relayout()
-        self.widget = widgets.VBox(children=(self.status, self.tab))
+        self._build()
 
     # --- public surface ----------------------------------------------------------------------------
 
@@ -75,10 +65,6 @@ class VideoView:
         """Every tab's pane, in tab order."""
         extra = [p for p in (self.answer, self.check) if p is not None]
         return [*self.clips.values(), *self.understanders.values(), *extra, self.ledger_pane]
-
-    @property
-    def titles(self) -> tuple[str, ...]:
-        return tuple(self.tab.titles)
 
     @property
     def finished(self) -> bool:
@@ -106,15 +92,6 @@ class VideoView:
                 self._on_run_finished(event.result, event.stopped)
             self.status.value = self._status_html()  # traitlets sends it only when it changed
 
-    def display(self) -> DisplayHandle | None:
-        """Show the view and keep the display handle, so the final report replaces the live widget."""
-        from IPython.display import display
-
-        handle = display(self, display_id=True)
-        with self._lock:
-            self._handle = handle
-        return handle
-
     def text(self) -> str:
         """The plain-text form: the full report once the run finished, else a short progress line."""
         with self._lock:
@@ -135,20 +112,8 @@ class VideoView:
         view.handle(VideoRunFinished(result))
         return view
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """The live widget while the run goes on; once it ended, the static report.
-
-        A saved notebook keeps the last bundle of each output; a widget there would read "model not
-        found" once the kernel is gone, so the finished run replaces its own output, through the display
-        handle, with HTML (and text) that any frontend, GitHub and nbconvert show.
-        """
-        with self._lock:
-            if self.result is not None:
-                return {"text/html": html_report(self.result), "text/plain": text_report(self.result)}
-            # The widget's own text/plain is repr(widget), which lists trait values (model text among them).
-            bundle = dict(self.widget._repr_mimebundle_() or {})
-            bundle["text/plain"] = self._progress()
-            return bundle
+    def _report(self) -> tuple[str, str] | None:
+        return None if self.result is None else (html_report(self.result), text_report(self.result))
 
     def __repr__(self) -> str:
         return self._progress() if self.result is None else self.result.summary()
@@ -236,34 +201,6 @@ class VideoView:
         # A clip's record may also have come as a call event: count each record once.
         unique = {id(r): r for r in self._calls.values()}
         self.ledger_pane.refresh(unique.values())
-
-    def _relayout(self) -> None:
-        panes = self.panes
-        children = tuple(p.body for p in panes)
-        titles = tuple(p.title for p in panes)
-        current = tuple(self.tab.children)
-        if children == current and titles == tuple(self.tab.titles):
-            return
-        if children[: len(current)] == current:
-            # Tabs added at the end: children first, then titles (validated against the children).
-            with self.tab.hold_sync():
-                self.tab.children = children
-                self.tab.titles = titles
-            return
-        # A tab inserted before others: a browser that drew the old tabs would put titles on the wrong
-        # ones (see fuse.view); a fresh Tab has no old tabs.
-        selected = self.tab.selected_index
-        keep = current[selected] if selected is not None and selected < len(current) else None
-        tab = widgets.Tab(children=children, titles=titles)
-        tab.selected_index = children.index(keep) if keep in children else 0
-        old, self.tab = self.tab, tab
-        if hasattr(self, "widget"):
-            self.widget.children = (self.status, tab)
-        old.close()
-
-    def _update_display(self) -> None:
-        if self._handle is not None:
-            self._handle.update(self)
 
     def _progress(self) -> str:
         if self.run is None:

@@ -1,0 +1,120 @@
+"""A live view: a status line over a ``Tab`` of panes, shown through a display handle so that a run that ended
+replaces its own output with the static report. Each job kind's view (``fuse/view.py``, ``video/view.py``)
+subclasses it and says what its panes, progress line, status and report are.
+
+A saved notebook keeps the last bundle of each output. Had it kept the widget, a reopened notebook (or one on
+another server) would show "Error displaying widget: model not found", because widget models live in the kernel
+that is gone; sanitized HTML and text show anywhere (GitHub, nbconvert).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+if TYPE_CHECKING:
+    from IPython.display import DisplayHandle
+
+    from .tabs import Pane
+
+
+class LiveView:
+    """The mechanics every live view shares. A subclass creates its panes, then calls ``_build()``."""
+
+    def __init__(self, *, render_interval: float = 0.1, clock: Callable[[], float] = time.monotonic) -> None:
+        self.render_interval = render_interval
+        self._clock = clock
+        # Events come from the engine (or listener) thread while display()/_repr_mimebundle_ run on the
+        # kernel's main thread; one lock keeps a repr from reading half-applied state.
+        self._lock = threading.RLock()
+        self._handle: DisplayHandle | None = None
+
+    def _build(self) -> None:
+        self.status = widgets.HTML(self._status_html())
+        self.tab = widgets.Tab(children=(), titles=())
+        self._relayout()
+        self.widget = widgets.VBox(children=(self.status, self.tab))
+
+    # --- what a subclass says ------------------------------------------------------------------------
+
+    @property
+    def panes(self) -> list[Pane]:
+        """Every tab's pane, in tab order."""
+        raise NotImplementedError
+
+    def _progress(self) -> str:
+        """One plain line on how the run stands (a terminal's view, and the widget's text/plain)."""
+        raise NotImplementedError
+
+    def _status_html(self) -> str:
+        raise NotImplementedError
+
+    def _report(self) -> tuple[str, str] | None:
+        """The static report (HTML, text) once the run ended, else None."""
+        raise NotImplementedError
+
+    # --- shared --------------------------------------------------------------------------------------
+
+    @property
+    def titles(self) -> tuple[str, ...]:
+        return tuple(self.tab.titles)
+
+    def display(self) -> DisplayHandle | None:
+        """Show the view and keep the display handle, so the final report replaces the live widget."""
+        from IPython.display import display
+
+        handle = display(self, display_id=True)
+        with self._lock:
+            self._handle = handle
+        return handle
+
+    def _update_display(self) -> None:
+        if self._handle is not None:
+            self._handle.update(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """The live widget while the run goes on; once it ended, the static report."""
+        with self._lock:
+            report = self._report()
+            if report is not None:
+                html, text = report
+                return {"text/html": html, "text/plain": text}
+            # The widget's own text/plain is repr(widget), which lists trait values and so leaks
+            # (truncated, nondeterministic) model text; the progress line is what a terminal needs.
+            bundle = dict(self.widget._repr_mimebundle_() or {})
+            bundle["text/plain"] = self._progress()
+            return bundle
+
+    def _relayout(self) -> None:
+        panes = self.panes
+        children = tuple(p.body for p in panes)
+        titles = tuple(p.title for p in panes)
+        current = tuple(self.tab.children)
+        if children == current and titles == tuple(self.tab.titles):
+            return
+        if children[: len(current)] == current:
+            # Tabs added at the end: the browser applies that in order. Children first, then titles:
+            # titles are validated against the number of children.
+            with self.tab.hold_sync():
+                self.tab.children = children
+                self.tab.titles = titles
+            return
+        # Tabs inserted before others (members go before "Cost & latency"): a browser that already drew the
+        # old tabs adds the new ones at once but removes the moved one a moment later, while it sets the
+        # titles at once, by position, so labels land on the wrong tabs (seen in Chromium). A fresh Tab
+        # widget has no old tabs to remove.
+        selected = self.tab.selected_index
+        keep = current[selected] if selected is not None and selected < len(current) else None
+        tab = widgets.Tab(children=children, titles=titles)
+        tab.selected_index = children.index(keep) if keep in children else 0
+        old, self.tab = self.tab, tab
+        if hasattr(self, "widget"):
+            self.widget.children = (self.status, tab)
+        old.close()
+
+
+__all__ = ["LiveView"]
