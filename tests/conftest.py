@@ -11,6 +11,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from fusion_magic.ipython.magics import FusionMagics
+from fusion_magic.ipython.video import VideoMagics
 
 pytest_plugins = ["fusion_magic.testing.pytest_plugin"]
 
@@ -55,3 +56,17 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     if "FUSION_MAGIC_MODEL_DIR" in os.environ:
         monkeypatch.setenv("FUSION_MAGIC_MODEL_DIR", os.environ["FUSION_MAGIC_MODEL_DIR"])
     yield
+
+
+@pytest.fixture
+def vshell(shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[InteractiveShell]:
+    """The shell with VideoMagics in text view, fast polls, and the working folder a fresh tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    magics = next(c for c in shell.configurables if isinstance(c, VideoMagics))
+    defaults = {name: trait.default() for name, trait in magics.traits(config=True).items()}
+    magics.view, magics.poll = "text", 0.01
+    yield shell
+    for name, value in defaults.items():
+        setattr(magics, name, value)
+    for name in ("v", "w"):
+        shell.user_ns.pop(name, None)

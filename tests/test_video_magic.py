@@ -6,7 +6,6 @@ from __future__ import annotations
 import _thread
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from fusion_magic.core.errors import BudgetError
-from fusion_magic.ipython.video import VideoInterrupted, VideoMagics
+from fusion_magic.ipython.video import VideoInterrupted
 from fusion_magic.testing import Emulator, VideoScript
 from fusion_magic.testing.media import Scene, make_clip
 from fusion_magic.video.result import VideoResult
@@ -22,20 +21,6 @@ from fusion_magic.video.result import VideoResult
 OMNI, VEO = "gemini-omni-1.2-flash", "veo-3.1-fast-generate-preview"
 FAL = "fal-ai/minimax/hailuo-02/standard/text-to-video"
 POOL = f"gemini:{OMNI},gemini:{VEO},fal:{FAL}"
-
-
-@pytest.fixture
-def vshell(shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[InteractiveShell]:
-    """The shell with VideoMagics in text view, fast polls, and the working folder a fresh tmp_path."""
-    monkeypatch.chdir(tmp_path)
-    magics = next(c for c in shell.configurables if isinstance(c, VideoMagics))
-    defaults = {name: trait.default() for name, trait in magics.traits(config=True).items()}
-    magics.view, magics.poll = "text", 0.01
-    yield shell
-    for name, value in defaults.items():
-        setattr(magics, name, value)
-    for name in ("v", "w"):
-        shell.user_ns.pop(name, None)
 
 
 def submissions(emu: Emulator) -> dict[str, int]:

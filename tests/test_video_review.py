@@ -6,7 +6,6 @@ from __future__ import annotations
 import _thread
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,6 @@ from fusion_magic.testing import Emulator, VideoScript
 
 OMNI, VEO = "gemini-omni-1.2-flash", "veo-3.1-fast-generate-preview"
 FAL = "fal-ai/minimax/hailuo-02/standard/text-to-video"
-
-
-@pytest.fixture
-def vshell(shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[InteractiveShell]:
-    monkeypatch.chdir(tmp_path)
-    magics = next(c for c in shell.configurables if isinstance(c, VideoMagics))
-    defaults = {name: trait.default() for name, trait in magics.traits(config=True).items()}
-    magics.view, magics.poll = "text", 0.01
-    yield shell
-    for name, value in defaults.items():
-        setattr(magics, name, value)
-    for name in ("v", "w"):
-        shell.user_ns.pop(name, None)
 
 
 def _magics(sh: InteractiveShell) -> VideoMagics:
