@@ -131,6 +131,59 @@ def test_check_by_local_frames_scores_each_clip_and_marks_the_best(vshell: Inter
     assert [r.role for r in out.checks] == ["check", "check"]
 
 
+CHECK_ANSWER = '{"score": 7, "reasons": ["0:01 the fox runs across the frame"]}'
+
+
+def question_bodies(emu: Emulator) -> list[dict[str, object]]:
+    """What the Interactions API was asked in text (questions and checks, not generations)."""
+    return [q.body for q in emu.requests if q.family == "gemini-interactions" and q.method == "POST"
+            and isinstance(q.body, dict) and q.body.get("response_modalities") == ["text"]]
+
+
+def video_blocks(body: dict[str, object]) -> bool:
+    """Whether the request carries a video (a ``{"type": "video", ...}`` block anywhere in its input)."""
+    return '"type": "video"' in json.dumps(body["input"])
+
+
+def test_check_by_omni_continues_the_interaction_that_made_its_clip(vshell: InteractiveShell,
+                                                                    emulator_env: Emulator) -> None:
+    emulator_env.script(OMNI, VideoScript(polls=0, answer=CHECK_ANSWER))
+    emulator_env.script(VEO, VideoScript(polls=0))
+    out = vshell.run_cell_magic("video", f"-m gemini:{OMNI},gemini:{VEO} --check gemini:{OMNI}", "A fox")
+    omni, veo = out.videos
+    assert (omni.score, veo.score) == (7.0, 7.0) and not out.degraded
+    assert "0:01 the fox runs" in omni.score_reasons
+    by_previous = {b.get("previous_interaction_id"): b for b in question_bodies(emulator_env)}
+    # Omni's own clip: the check continues the interaction that made it and sends no video again ...
+    own = by_previous[omni.job_id]
+    assert not video_blocks(own)
+    # ... while Veo's clip, made elsewhere, is sent to Omni inline.
+    other = by_previous[None]
+    assert video_blocks(other)
+    assert len(out.checks) == 2 and all(r.ok for r in out.checks)
+
+
+def test_a_check_that_cannot_continue_the_interaction_sends_the_clip(vshell: InteractiveShell,
+                                                                     emulator_env: Emulator) -> None:
+    emulator_env.script(OMNI, VideoScript(polls=0, answer=CHECK_ANSWER))
+    first = vshell.run_cell_magic("video", f"-m gemini:{OMNI}", "A fox")
+    job_id = first.videos[0].job_id
+    assert job_id is not None
+    emulator_env.video.forget(job_id)  # the provider no longer keeps that interaction (expired)
+    again = vshell.run_cell_magic("video", f"-m gemini:{OMNI} --check gemini:{OMNI}", "A fox")
+    clip = again.videos[0]
+    generations = [q for q in emulator_env.requests if q.family == "gemini-interactions" and q.method == "POST"
+                   and isinstance(q.body, dict) and q.body.get("response_modalities") == ["video"]]
+    assert clip.reused and len(generations) == 1  # the clip is not paid again
+    continued, sent = again.checks
+    assert not continued.ok and sent.ok and clip.score == 7.0
+    assert any("could not continue" in note for note in clip.notes)
+    assert not again.degraded  # the check was made good by sending the clip
+    bodies = question_bodies(emulator_env)
+    assert bodies[0].get("previous_interaction_id") == job_id and not video_blocks(bodies[0])
+    assert "previous_interaction_id" not in bodies[1] and video_blocks(bodies[1])
+
+
 def test_understanding_with_two_models_is_fused_by_the_judge(vshell: InteractiveShell, emulator_env: Emulator,
                                                             tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "cuts.mp4", scenes=[Scene(1.5), Scene(1.5)])

@@ -157,6 +157,12 @@ class VideoBook:
         with self._lock:
             return self._jobs.get(job_id)
 
+    def forget(self, job_id: str) -> None:
+        """The provider no longer keeps this job (expired, or stored with ``store: false``): a poll of it,
+        or an interaction that continues it, is then refused as a real API refuses an unknown id."""
+        with self._lock:
+            self._jobs.pop(job_id, None)
+
     def jobs(self, model: str | None = None) -> list[EmulatedJob]:
         with self._lock:
             return [j for j in self._jobs.values() if model is None or j.model == model]

@@ -2,6 +2,11 @@
 (0-10, with reasons and timestamps); the best clip is marked. ``--check local:frames`` checks the technical
 spec offline instead (duration, aspect, resolution, audio, black or frozen stretches).
 
+An Omni checker scoring a clip the same Omni model made continues that interaction
+(``previous_interaction_id``): the model already holds the clip, so nothing is uploaded again, and a clip over
+the inline limit can still be checked. When the interaction is gone (expired, a clip reused from long ago),
+the clip is sent instead and the first, failed call stays in the ledger.
+
     records = await check_clips(plan, videos, ctx)
 """
 
@@ -15,7 +20,7 @@ from typing import Any
 from ..calls.call import CallContext, run_call
 from ..core.events import CallFinished, emit
 from ..core.record import CallRecord
-from ..providers.video.base import VideoSource
+from ..providers.video.base import VideoQuestion, VideoSource
 from .events import VideoUpdated
 from .plan import Asker, VideoPlan
 from .result import Video
@@ -60,25 +65,55 @@ async def check_clips(plan: VideoPlan, videos: list[Video], ctx: CallContext) ->
     assert plan.check is not None
     checker = plan.check
     ready = [v for v in videos if v.ok and v.path is not None]
-    records = await asyncio.gather(*(_check(checker, plan, v, ctx) for v in ready))
+    per_clip = await asyncio.gather(*(_check(checker, plan, v, ctx) for v in ready))
     scored = [v for v in ready if v.score is not None]
     if scored:
         best = max(scored, key=lambda v: v.score or 0.0)  # the first of equals: pool order
         best.best = True
         emit(ctx.listeners, VideoUpdated(best))
-    return list(records)
+    return [record for records in per_clip for record in records]
 
 
-async def _check(checker: Asker, plan: VideoPlan, video: Video, ctx: CallContext) -> CallRecord:
+def continues_interaction(checker: Asker, video: Video) -> bool:
+    """Whether the check can continue the Omni interaction that made the clip: the same Omni model, which
+    then watches the clip it already holds instead of receiving it again."""
+    target = checker.target
+    return (target is not None and target.spec.protocol == "interactions" and checker.model_id == video.model
+            and bool(video.job_id))
+
+
+async def _check(checker: Asker, plan: VideoPlan, video: Video, ctx: CallContext) -> list[CallRecord]:
     assert video.path is not None
     label = f"check {video.label}"
     if checker.offline:
-        return _frames_check(plan, video, ctx, label)
+        return [_frames_check(plan, video, ctx, label)]
+    assert checker.target is not None
     source = VideoSource(path=video.path)
     prompt = f"The prompt the clip was made from:\n\n{plan.prompt}\n\nScore the clip."
-    request = question_for(checker, prompt, source, system=CHECK_SYSTEM, json_schema=CHECK_SCHEMA, max_tokens=600)
-    assert checker.target is not None
-    record = await run_call(checker.target, request, ctx=ctx, role="check", label=label)
+
+    def request(previous: str | None) -> VideoQuestion:
+        return question_for(checker, prompt, source, system=CHECK_SYSTEM, json_schema=CHECK_SCHEMA,
+                            schema_name="check", max_tokens=600, previous_interaction=previous)
+
+    records: list[CallRecord] = []
+    if continues_interaction(checker, video):
+        record = await run_call(checker.target, request(video.job_id), ctx=ctx, role="check", label=label)
+        records.append(record)
+        if record.ok:
+            _score(checker, video, record, ctx)
+            return records
+        if record.status == "cancelled":
+            return records
+        # The interaction may be gone (not stored, expired, a clip reused from long ago): send the clip.
+        video.notes.append(f"the check could not continue the interaction that made the clip "
+                           f"({record.error or record.status}); the clip was sent instead")
+    record = await run_call(checker.target, request(None), ctx=ctx, role="check", label=label)
+    records.append(record)
+    _score(checker, video, record, ctx)
+    return records
+
+
+def _score(checker: Asker, video: Video, record: CallRecord, ctx: CallContext) -> None:
     parsed = read_score(record.text) if record.ok else None
     if parsed is not None:
         video.score, reasons = parsed
@@ -86,7 +121,6 @@ async def _check(checker: Asker, plan: VideoPlan, video: Video, ctx: CallContext
     elif record.ok:
         video.notes.append(f"the check by {checker.model_id} gave no score")
     emit(ctx.listeners, VideoUpdated(video))
-    return record
 
 
 def _frames_check(plan: VideoPlan, video: Video, ctx: CallContext, label: str) -> CallRecord:
@@ -107,4 +141,4 @@ def _frames_check(plan: VideoPlan, video: Video, ctx: CallContext, label: str) -
     return record
 
 
-__all__ = ["CHECK_SCHEMA", "CHECK_SYSTEM", "check_clips", "read_score"]
+__all__ = ["CHECK_SCHEMA", "CHECK_SYSTEM", "check_clips", "continues_interaction", "read_score"]

@@ -53,7 +53,7 @@ def degraded_summary(result: VideoResult) -> str | None:
     if result.pending:
         parts.append(f"{len(result.pending)} pending at the provider (%video resume fetches "
                      f"{'it' if len(result.pending) == 1 else 'them'})")
-    for role, calls in (("answer", result.answers), ("check", result.checks), ("judge", result.judge_calls)):
+    for role, calls in (("answer", result.answers), ("check", result.failed_checks), ("judge", result.judge_calls)):
         parts += [f"{role} by {r.model} failed ({_call_reason(r)})" for r in calls if not r.ok]
     if result.verdict is not None and result.verdict.fallback:
         parts.append("the judge gave no usable verdict, so a vote chose the answer")

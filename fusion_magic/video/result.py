@@ -146,8 +146,15 @@ class VideoResult(ShownOnce):
     def degraded(self) -> bool:
         """True when any clip did not arrive (failed, filtered, still pending) or any answer or check failed."""
         return (any(not v.ok for v in self.videos)
-                or any(not r.ok for r in [*self.answers, *self.checks, *self.judge_calls])
+                or any(not r.ok for r in [*self.answers, *self.judge_calls]) or bool(self.failed_checks)
                 or (self.verdict is not None and self.verdict.fallback))
+
+    @property
+    def failed_checks(self) -> list[CallRecord]:
+        """Checks that failed and were not made good by a later check of the same clip (a check that could
+        not continue Omni's interaction is retried with the clip sent; only a failed retry counts)."""
+        scored = {r.label for r in self.checks if r.ok}
+        return [r for r in self.checks if not r.ok and r.label not in scored]
 
     def summary(self) -> str:
         """A short deterministic line (no timings, no model text): safe for nbval to compare."""

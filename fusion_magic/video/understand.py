@@ -29,12 +29,15 @@ if TYPE_CHECKING:
 
 
 def question_for(asker: Asker, prompt: str, source: VideoSource, *, system: str | None = None,
-                 json_schema: dict[str, object] | None = None, max_tokens: int | None = None) -> VideoQuestion:
-    """The request that asks ``asker`` about ``source``."""
+                 json_schema: dict[str, object] | None = None, schema_name: str = "answer",
+                 max_tokens: int | None = None, previous_interaction: str | None = None) -> VideoQuestion:
+    """The request that asks ``asker`` about ``source`` (``previous_interaction``: the Omni interaction
+    that made the clip, continued instead of sending the clip again)."""
     assert asker.target is not None
     messages = ((Message("system", system),) if system else ()) + (Message("user", prompt),)
     return VideoQuestion(model=asker.target.model, messages=messages, video=source, json_schema=json_schema,
-                         schema_name="check", max_tokens=max_tokens)
+                         schema_name=schema_name, max_tokens=max_tokens,
+                         previous_interaction=previous_interaction)
 
 
 async def ask(asker: Asker, prompt: str, source: VideoSource, ctx: CallContext, *, out_dir: Path,

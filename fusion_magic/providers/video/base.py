@@ -175,6 +175,9 @@ class VideoQuestion(ChatRequest):
     """
 
     video: VideoSource | None = None
+    # An Omni interaction that already holds the video (the one that generated the clip): the Interactions
+    # protocol continues it instead of uploading the clip again. Other protocols ignore it and send ``video``.
+    previous_interaction: str | None = None
 
 
 __all__ = [

@@ -219,12 +219,14 @@ class InteractionsProvider:
 
     async def question_body(self, request: ChatRequest) -> dict[str, Any]:
         """The create body of a question: the video block, then the question text (the order the Gemini
-        docs advise), as a background interaction that answers in text."""
+        docs advise), as a background interaction that answers in text. A question that continues the
+        interaction which made the clip (``previous_interaction``) sends no video: the model has it."""
         ctx = self._ctx(request.model)
         turns = request.turns
         question = turns[-1].content if turns else ""
+        previous = request.previous_interaction if isinstance(request, VideoQuestion) else None
         blocks: list[dict[str, Any]] = []
-        if isinstance(request, VideoQuestion) and request.video is not None:
+        if isinstance(request, VideoQuestion) and request.video is not None and previous is None:
             blocks.append(await _video_block(request.video, ctx))
         blocks.append({"type": "text", "text": question})
         content: list[dict[str, Any]] = blocks
@@ -235,6 +237,8 @@ class InteractionsProvider:
             content.append({"type": "user_input", "content": blocks})
         body: dict[str, Any] = {"model": request.model, "input": content, "response_modalities": ["text"],
                                 "background": True}
+        if previous is not None:
+            body["previous_interaction_id"] = previous
         if request.system is not None:
             body["system_instruction"] = request.system
         # The Interactions generation_config has no temperature; the rest maps one to one.
