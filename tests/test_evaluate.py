@@ -7,6 +7,7 @@ import asyncio
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -373,14 +374,30 @@ def test_the_result_as_text_html_and_plot(emulator_env: Emulator) -> None:
     assert "<script" not in html and "best-of" in html
     assert "| best-of |" in result.to_markdown()
     assert set(result.ledger["role"]) == {"member a", "member b", "judge"}
+    # The plot: one point per strategy at (mean cost, accuracy), labelled, and a PNG for the notebook.
+    fig = result.plot()
+    [ax] = fig.axes
+    points = [tuple(float(v) for v in line.get_xydata()[0]) for line in ax.lines if line.get_marker() == "o"]
+    summary = result.summary.set_index("strategy")
+    expected = [(float(summary.loc[n, "mean_cost_usd"]), float(summary.loc[n, "accuracy"])) for n in summary.index]
+    assert sorted(points) == sorted(expected)  # the emulator's costs are binary-exact
+    assert sorted(t.get_text() for t in ax.texts) == sorted(summary.index)
+    png = fig._repr_png_()  # what IPython shows for a cell ending in r.plot()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5_000
+
+
+def test_plot_without_matplotlib_is_one_line(emulator_env: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fusion_magic.present import figure
+
+    script(emulator_env)
+    result = run(plan_evaluation(QUESTIONS, FAST, pool=[A], strategies=["single"]))
+    figure._shown_figure_class.cache_clear()
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails as if it were not installed
     try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        with pytest.raises(ConfigError, match="pip install matplotlib"):
+        with pytest.raises(ConfigError, match=r"fusion_magic\[plot\]"):
             result.plot()
-    else:
-        fig = result.plot()
-        assert len(fig.axes) == 1
+    finally:
+        figure._shown_figure_class.cache_clear()
 
 
 def test_rows_of_an_unfinished_result_are_typed_and_empty() -> None:

@@ -1,9 +1,9 @@
 """An evaluation's result: one row per question x strategy x repeat, a summary per strategy, a plot.
 
-    r = fusion_magic.evaluation("questions.csv", pool=[...], strategies=["single", "self:5", "best-of"])
+    r = fusion_magic.evaluate("questions.csv", pool=[...], strategies=["single", "self:5", "best-of"])
     r.summary        # strategy, n, accuracy with its 95 % Wilson interval, cost, latency, calls
     r.rows           # every answer, scored
-    r.plot()         # accuracy against cost, one point per strategy (needs matplotlib)
+    r.plot()         # accuracy against cost, one point per strategy (the ``plot`` extra: matplotlib)
 
 Costs are what each strategy costs: a call answered from the cache counts at the cost it was recorded
 with (``paid_usd`` is what this run paid). Latency is averaged over rows that called a model, since a
@@ -19,7 +19,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..core.errors import ConfigError
 from ..core.ledger import ledger_frame
 from ..core.record import Response
 from ..present.ledger_table import plain, wrap
@@ -223,16 +222,14 @@ class EvalResult:
     def plot(self) -> Figure:
         """Accuracy (with its 95 % interval) against the mean cost per question, one point per strategy; when
         every call was free (local models) against the mean calls per question instead. Returns a matplotlib
-        ``Figure``; ``ConfigError`` when matplotlib is not installed."""
-        try:
-            from matplotlib.figure import Figure
-        except ImportError:
-            raise ConfigError("plot() needs matplotlib, which is not installed: pip install matplotlib") from None
+        ``Figure`` that a notebook shows as PNG; ``ConfigError`` when matplotlib is not installed."""
+        from ..present.figure import new_figure
+
         records = self._summary_records()
         shown = [s for s in records if s["n"] and s["mean_cost_usd"] is not None]
         left_out = [s["strategy"] for s in records if s not in shown]
         free = bool(shown) and all(s["mean_cost_usd"] == 0 for s in shown)
-        fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+        fig = new_figure(figsize=(6.4, 4.2), layout="constrained")
         ax = fig.add_subplot()
         for s in shown:
             rows = sum(1 for e in self.entries if e.strategy == s["strategy"])
