@@ -52,6 +52,7 @@ bench: $(VENV)/.dev-installed
 	$(PY) bench/bench_fuse.py
 	$(PY) bench/bench_local.py
 	$(PY) bench/bench_interrupt.py
+	$(PY) bench/bench_download.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
