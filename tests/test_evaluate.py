@@ -239,9 +239,8 @@ def test_an_interrupt_keeps_finished_rows_and_the_cache_resumes_only_the_rest(
     assert not resumed.interrupted and len(resumed.entries) == 4
     assert list(resumed.rows["cached"]) == [True, True, False, False]
     assert list(resumed.rows["paid_usd"]) == [0.0, 0.0, UNIT, UNIT]
-    # The strategy's cost counts replayed calls at their recorded cost (the ledger's source text keeps it to
-    # 6 decimals: $0.000977 for 2**-10).
-    assert by_strategy(resumed)[f"single:{A}"]["total_cost_usd"] == pytest.approx(4 * UNIT, abs=2e-6)
+    # The strategy's cost counts replayed calls at their recorded cost, exactly (2**-10 is binary-exact).
+    assert by_strategy(resumed)[f"single:{A}"]["total_cost_usd"] == 4 * UNIT
     assert by_strategy(resumed)[f"single:{A}"]["correct"] == 3
 
 
@@ -260,9 +259,9 @@ def test_a_second_run_from_the_cache_makes_no_new_calls(emulator_env: Emulator, 
     again = run(plan, cache=cache)
     assert len(emulator_env.requests) == calls  # everything replayed
     assert all(again.rows["cached"])
-    # Replayed calls count at their recorded cost (kept to 6 decimals in the ledger's source text).
+    # Replayed calls count at their recorded cost, exactly: the summary is the first run's to the last bit.
     pd.testing.assert_frame_equal(first.summary.drop(columns="mean_latency_s"),
-                                  again.summary.drop(columns="mean_latency_s"), check_exact=False, atol=5e-5)
+                                  again.summary.drop(columns="mean_latency_s"), check_exact=True)
     assert list(again.rows["paid_usd"]) == [0.0] * len(again.rows)
     assert again.summary["mean_latency_s"].isna().all()  # a replay's latency is not the strategy's
 

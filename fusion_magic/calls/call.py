@@ -266,3 +266,4 @@ def _replay(r: Response, recorded: Response, ctx: CallContext, started: float) -
     r.finish_reason = recorded.finish_reason
     recorded_cost = "unknown" if recorded.cost_usd is None else f"${recorded.cost_usd:.6f}"
     r.cost_usd, r.cost_source = 0.0, f"cache (recorded cost {recorded_cost})"
+    r.recorded_cost_usd = recorded.cost_usd

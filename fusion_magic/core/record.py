@@ -55,6 +55,9 @@ class CallRecord:
     # fields above keep their positions for callers that build a record positionally.
     video_seconds: float | None = None
     clips: int | None = None
+    # A call answered from the cache costs nothing now (``cost_usd`` 0); this is what it cost when it was
+    # recorded (None: unknown, or not a replay), so an evaluation can price a resumed strategy exactly.
+    recorded_cost_usd: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -14,7 +14,6 @@ cost, not the strategy's. Plain data: no network code, no IPython.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,8 +30,6 @@ if TYPE_CHECKING:
 
 Z_95 = 1.959963984540054  # the standard normal's 97.5 % quantile
 
-# ``calls.call._replay`` writes "cache (recorded cost $0.000123)" (or "unknown") on a replayed call.
-_RECORDED = re.compile(r"^cache \(recorded cost \$(?P<usd>[0-9][0-9.eE+-]*)\)")
 
 ROW_COLUMNS = [
     "question_id", "topic", "kind", "strategy", "repeat", "answer", "extracted", "reference", "correct",
@@ -63,12 +60,7 @@ def strategy_cost(r: Response) -> float | None:
     """What a call costs the strategy: its price, or for a call replayed from the cache the cost it was
     recorded with; None when unknown."""
     if r.cost_source.startswith("cache"):
-        # A record that carries the recorded figure itself is exact; the source text keeps 6 decimals.
-        recorded: float | None = getattr(r, "recorded_cost_usd", None)
-        if recorded is not None:
-            return recorded
-        match = _RECORDED.match(r.cost_source)
-        return float(match.group("usd")) if match else None
+        return r.recorded_cost_usd
     return r.cost_usd
 
 
