@@ -8,12 +8,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from IPython.core.interactiveshell import InteractiveShell
 
 from fusion_magic.ipython.magics import FusionMagics
 from fusion_magic.ipython.video import VideoMagics
 
 pytest_plugins = ["fusion_magic.testing.pytest_plugin"]
+
+# Property tests: no per-example deadline (that would be a wall-clock assert on a shared, noisy machine), and
+# function-scoped fixtures are fine where a property only reads them.
+settings.register_profile("fusion_magic", deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture])
+settings.load_profile("fusion_magic")
 
 _SCRUB = (
     "OPENROUTER_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
