@@ -217,6 +217,8 @@ def test_live_view_tabs_status_and_final_swap(workdir: Path, clock: FakeClock) -
     assert view.titles == ("veo #1", "kling #1", "veo #2", "gemini-2.5-flash", "gpt-4o", "Answer", "Check",
                            "Cost & latency")
     assert [type(p).__name__ for p in view.panes][:5] == ["VideoPane"] * 3 + ["MemberPane"] * 2
+    # It opens on the first clip, not on the ledger that was its only tab before the run started.
+    assert view.tab.selected_index == 0
 
     for v in (veo1, kling, veo2):
         v.status, v.started = "running", clock.now

@@ -108,7 +108,10 @@ class LiveView:
         # titles at once, by position, so labels land on the wrong tabs (seen in Chromium). A fresh Tab
         # widget has no old tabs to remove.
         selected = self.tab.selected_index
-        keep = current[selected] if selected is not None and selected < len(current) else None
+        # The tab the reader looks at stays selected; a lone tab (a view whose other panes came with the run's
+        # start, such as the ledger before any clip) was chosen by nobody, so the first pane is shown instead.
+        chosen = selected is not None and selected < len(current) and len(current) > 1
+        keep = current[selected] if chosen and selected is not None else None
         tab = widgets.Tab(children=children, titles=titles)
         tab.selected_index = children.index(keep) if keep in children else 0
         old, self.tab = self.tab, tab

@@ -79,10 +79,11 @@ class VideoPane(Pane):
     def update(self, video: Video) -> None:
         """Show ``video`` as it is now; only the parts that changed are sent to the browser."""
         self.video = video
-        self.status.value = self._status_html()  # traitlets sends only a changed value
+        # The player before the status: a tab that says "saved" has its clip already.
         saved = video.path if video.ok else None
         if saved != self._played:
             self._show_player(saved)
+        self.status.value = self._status_html()  # traitlets sends only a changed value
         keyframes = tuple(video.keyframes) if video.ok else ()
         if keyframes != self._strip:
             self._strip = keyframes

@@ -180,7 +180,9 @@ class Fal(Family):
             answer |= {"status": "IN_QUEUE", "queue_position": max(job.script.polls - job.polls, 0)}
         elif state == "running":
             if logs is not None:
-                logs.append(_log(f"Generating video: step {job.polls} of {job.script.polls}"))
+                # A job scripted by time runs past its poll count: no "step 23 of 1".
+                of = f" of {job.script.polls}" if job.polls <= job.script.polls else ""
+                logs.append(_log(f"Generating video: step {job.polls}{of}"))
             answer |= {"status": "IN_PROGRESS", "logs": logs}
         else:
             answer |= {"status": "COMPLETED", "logs": logs, "metrics": {"inference_time": 1.5 * job.polls}}

@@ -1,0 +1,247 @@
+"""Helpers for the real-browser tests (tests/test_browser*.py): a JupyterLab server on a free loopback port
+pointed at the emulator, headless Chromium (Debian's, driven by Playwright) on a notebook, and patient polls
+of what the page shows.
+
+    require_components()
+    env = lab_env(tmp_path, emu)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        with jupyter_lab(root, tmp_path, env, "lab-1") as lab, notebook_page(browser, lab, "fuse.ipynb") as page:
+            run_all_cells(page)
+            wait_text(cell_output(page, 1), lambda t: "done" in t, "the run to finish")
+
+Every wait has a deadline that only turns a hang into a failure saying what the page showed; none is an
+assertion on how long something took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import nbformat
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Locator, Page
+
+    from fusion_magic.testing import Emulator
+
+__all__ = [
+    "CHROMIUM", "CHROMIUM_ARGS", "SHOTS", "UI_MS", "Lab", "assert_no_widget_errors", "cell_output", "free_port",
+    "jupyter_lab", "lab_env", "notebook_page", "require_components", "run_all_cells", "saved_outputs", "shot",
+    "wait_for", "wait_kernel_idle", "wait_text",
+]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+SHOTS = Path(__file__).resolve().parents[1] / "build" / "browser-test"
+
+T = TypeVar("T")
+
+SERVER_START_S = 120.0
+UI_MS = 60_000  # Playwright waits, in milliseconds
+
+
+def require_components() -> None:
+    """Fail (never skip) with one line saying what is missing and how to get it."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium chromium-driver)")
+    missing = [m for m in ("playwright", "jupyterlab") if not _importable(m)]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed: pip install -e '.[dev]' (or run `make test`)")
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ---- the Jupyter server ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, n: int = 40) -> str:
+        lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
+        return "\n".join(lines[-n:])
+
+    def page_url(self, notebook: str) -> str:
+        return f"{self.url}/lab/tree/{notebook}?token={self.token}"
+
+
+def lab_env(tmp: Path, emu: Emulator) -> dict[str, str]:
+    """os.environ plus the emulator's URLs and fake keys (the kernel inherits them), with Jupyter's and
+    IPython's per-user dirs moved under tmp. The kernelspec and the lab extensions (jupyterlab_widgets) are
+    found under sys.prefix, which stays on Jupyter's path."""
+    env = {**os.environ, **emu.env(), **emu.test_keys()}
+    for name, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
+                      ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")):
+        (tmp / sub).mkdir(exist_ok=True)
+        env[name] = str(tmp / sub)
+    env.pop("JUPYTER_PATH", None)
+    env.pop("JUPYTER_CONFIG_PATH", None)
+    env["JUPYTER_PLATFORM_DIRS"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    # No news fetch (there is no network) and no "get notified about Jupyter news?" toast over the output.
+    settings = tmp / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}), encoding="utf-8")
+    return env
+
+
+@contextlib.contextmanager
+def jupyter_lab(root: Path, tmp: Path, env: dict[str, str], name: str) -> Iterator[Lab]:
+    """A JupyterLab server on 127.0.0.1 serving ``root``; terminated (and its kernels with it) on exit."""
+    port, token = free_port(), secrets.token_hex(16)
+    log = tmp / f"{name}.log"
+    cmd = [
+        sys.executable, "-m", "jupyterlab",
+        "--allow-root", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
+        f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
+        f"--LabApp.workspaces_dir={tmp / 'workspaces'}", f"--LabApp.user_settings_dir={tmp / 'settings'}",
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    lab = Lab(f"http://127.0.0.1:{port}", token, proc, log)
+    try:
+        wait_for_server(lab)
+        yield lab
+    finally:
+        stop_server(lab)
+
+
+def wait_for_server(lab: Lab) -> None:
+    deadline = time.monotonic() + SERVER_START_S
+    request = urllib.request.Request(f"{lab.url}/api/status", headers={"Authorization": f"token {lab.token}"})
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+    while time.monotonic() < deadline:
+        if lab.proc.poll() is not None:
+            pytest.fail(f"jupyter lab exited with status {lab.proc.returncode} before answering:\n{lab.tail()}")
+        with contextlib.suppress(OSError), direct.open(request, timeout=5) as reply:
+            if reply.status == 200:
+                return
+        time.sleep(0.5)
+    pytest.fail(f"jupyter lab did not answer {lab.url}/api/status within {SERVER_START_S:.0f} s:\n{lab.tail()}")
+
+
+def stop_server(lab: Lab) -> None:
+    """SIGTERM lets the server shut its kernels down; SIGKILL its process group if it will not go."""
+    if lab.proc.poll() is None:
+        lab.proc.terminate()
+        try:
+            lab.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(lab.proc.pid, signal.SIGKILL)
+            lab.proc.wait(timeout=10)
+
+
+# ---- the page ----------------------------------------------------------------------------------------------
+
+
+def shot(page: Page, name: str, folder: Path = SHOTS) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+@contextlib.contextmanager
+def notebook_page(browser: Browser, lab: Lab, notebook: str, *, cell: int = 1,
+                  shots: Path = SHOTS) -> Iterator[Page]:
+    """``notebook`` open in a fresh page, its cell ``cell`` drawn and the kernel idle; on failure a
+    screenshot (in ``shots``) while the server still runs."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    try:
+        page.set_default_timeout(UI_MS)
+        page.goto(lab.page_url(notebook))
+        page.locator(".jp-Notebook .jp-Cell").nth(cell).wait_for()
+        wait_kernel_idle(page)
+        yield page
+    except BaseException:
+        with contextlib.suppress(Exception):
+            shot(page, "failure", shots)
+        raise
+    finally:
+        page.close()
+
+
+def wait_kernel_idle(page: Page) -> None:
+    """The kernel is started, connected and idle: the status bar reads "Python 3 (ipykernel) | Idle" (the
+    toolbar's execution indicator alone says idle before the kernel has even started)."""
+    page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for()
+    wait_text(page.locator("#jp-main-statusbar"), lambda t: re.search(r"\|\s*Idle", t) is not None,
+              "the kernel to be idle", timeout_s=2 * UI_MS / 1000)
+
+
+def run_all_cells(page: Page) -> None:
+    page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-item:not(.lm-mod-disabled) .lm-Menu-itemLabel",
+                 has_text=re.compile(r"^Run All Cells$")).click()
+
+
+def cell_output(page: Page, cell: int) -> Locator:
+    """The output area of the notebook's cell number ``cell`` (from 0)."""
+    return page.locator(".jp-Notebook .jp-Cell").nth(cell).locator(".jp-OutputArea")
+
+
+def wait_for(read: Callable[[], T], ok: Callable[[T], bool], what: str, timeout_s: float = 90.0) -> T:
+    """Poll ``read()`` until ``ok`` holds for its value and return it; fail with the last value read."""
+    deadline = time.monotonic() + timeout_s
+    seen: list[str] = []  # each distinct value read, in order: what the page went through
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            value = read()
+            if ok(value):
+                return value
+            if not seen or seen[-1] != str(value):
+                seen.append(str(value))
+        time.sleep(0.2)
+    reads = " -> ".join(v[:1000] for v in seen[-4:])
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}; read: {reads}")
+
+
+def wait_text(locator: Locator, ok: Callable[[str], bool], what: str, timeout_s: float = 90.0) -> str:
+    """Poll ``locator``'s whole text (hidden tab panes included) until ``ok`` holds; return it."""
+    return wait_for(lambda: " ".join(locator.all_text_contents()), ok, what, timeout_s)
+
+
+def assert_no_widget_errors(page: Page) -> None:
+    body = page.locator("body").inner_text()
+    for bad in ("Error displaying widget", "model not found"):
+        assert bad not in body, f"the page shows {bad!r}: {body[:3000]!r}"
+
+
+def saved_outputs(path: Path, cell: int = 1) -> str:
+    """The outputs of cell ``cell`` of the notebook saved at ``path``, as JSON text."""
+    nb = nbformat.read(path, as_version=4)
+    return json.dumps(nb.cells[cell].get("outputs", []))
