@@ -22,7 +22,7 @@ import httpx
 
 from .calls.cache import CallCache
 from .calls.call import CallContext, Target, prepare, run_call
-from .calls.runlog import RunLog
+from .calls.runlog import ExportsCalls, RunLog
 from .calls.settings import Settings
 from .core.errors import ConfigError
 from .core.events import Listener
@@ -170,6 +170,8 @@ async def _logged(s: Settings, kind: str, prompt: str, options: Mapping[str, obj
     except BaseException as exc:
         log.finish_run(run_id, "failed", time.monotonic() - started, f"{type(exc).__name__}: {exc}"[:300])
         raise
+    if isinstance(result, ExportsCalls):
+        result.run_id = run_id
     degraded = bool(getattr(result, "degraded", False)) or getattr(result, "ok", True) is False
     summary = getattr(result, "answer", None) or getattr(result, "text", None)
     if hasattr(result, "summary") and callable(result.summary):

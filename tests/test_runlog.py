@@ -19,6 +19,7 @@ import pytest
 import fusion_magic
 from fusion_magic.calls.runlog import CALL_COLUMNS, DEFAULT_NAME, EXPORT_COLUMNS, RunLog
 from fusion_magic.calls.settings import Settings
+from fusion_magic.core.errors import ConfigError
 from fusion_magic.core.events import CallDelta, CallFinished, CallStarted, emit
 from fusion_magic.core.record import CallRecord
 from fusion_magic.providers.base import REDACTED
@@ -81,7 +82,9 @@ def test_a_call_reported_only_when_finished_and_an_unnumbered_one_are_kept(tmp_p
     run_id = log.start_run("rejudge", "q", {})
     listener = log.listener(run_id)
     earlier = CallRecord(model="openai:a", call_id=1, status="ok", text="4", latency_s=2.0)
-    emit([listener], CallFinished(earlier))  # a rejudge re-reports the earlier pool's calls
+    emit([listener], CallFinished(earlier))  # reported only when it finished
+    shown_again = CallRecord(model="openai:b", call_id=7, status="ok", text="5", cost_usd=0.5)
+    emit([listener], CallFinished(shown_again, reused=True))  # an earlier run's call a rejudge shows: not this run's
     clip, check = CallRecord(model="veo", role="generate"), CallRecord(model="local:frames", role="check")
     for event in (CallStarted(clip), CallStarted(check), CallFinished(clip), CallFinished(check)):
         emit([listener], event)
@@ -126,6 +129,38 @@ def test_a_real_fused_run_is_logged_through_its_listeners(emulator_env: Emulator
     [run] = log.runs().to_dict("records")
     assert (run["status"], run["calls"], run["ok_calls"]) == ("ok", 2, 2)
     assert run["cost_usd"] == pytest.approx(0.003)
+
+
+def test_a_result_exports_its_calls_and_names_its_run_in_the_log(emulator_env: Emulator, tmp_path: Path) -> None:
+    emulator_env.script("t/alpha", ModelScript(reply="It is 42.", cost_usd=0.002))
+    emulator_env.script("t/beta", ModelScript(reply="41", cost_usd=0.001))
+    emulator_env.script("t/judge", ModelScript(reply='{"reasoning": "6 x 7 = 42", "winner": "A", "answer": "42"}',
+                                               cost_usd=0.004))
+    pool = ["openrouter:t/alpha", "openrouter:t/beta"]
+    result = fusion_magic.fuse("6 x 7?", pool=pool, judge="vote", settings=FAST)
+    assert result.export(tmp_path / "run.jsonl") == 2
+    rows = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
+    assert [(r["model"], r["text"], r["cost_usd"]) for r in rows] == [
+        ("openrouter:t/alpha", "It is 42.", 0.002), ("openrouter:t/beta", "41", 0.001)]
+    assert result.export(tmp_path / "run.csv") == 2
+    with open(tmp_path / "run.csv", newline="", encoding="utf-8") as f:
+        assert [r["model"] for r in csv.DictReader(f)] == pool
+    with pytest.raises(ConfigError, match=r"\.jsonl or \.csv"):
+        result.export(tmp_path / "run.xlsx")
+    # The run id names the same run in the log: its calls there are the result's.
+    assert result.run_id is not None
+    assert fusion_magic.history()["run_id"].iloc[0] == result.run_id
+    assert fusion_magic.export_history(tmp_path / "logged.jsonl", run_id=result.run_id) == 2
+
+    # A rejudge's run is its judge call alone: the answers it judged were paid by the first run.
+    again = fusion_magic.rejudge(result, mode="best-of", judge="openrouter:t/judge", settings=FAST)
+    assert again.run_id not in (None, result.run_id)
+    runs = fusion_magic.history().set_index("run_id")
+    assert (runs.loc[again.run_id, "calls"], runs.loc[again.run_id, "cost_usd"]) == (1, 0.004)
+    assert (runs.loc[result.run_id, "calls"], runs.loc[result.run_id, "cost_usd"]) == (2, pytest.approx(0.003))
+    assert again.export(tmp_path / "rejudged.jsonl") == 3  # the result itself still holds every call it shows
+    written = "".join(p.read_text() for p in (*tmp_path.glob("*.jsonl"), *tmp_path.glob("*.csv")))
+    assert not any(key in written for key in Emulator.test_keys().values())
 
 
 def test_export_round_trips_as_jsonl_and_csv(tmp_path: Path) -> None:

@@ -34,11 +34,12 @@ import secrets as _random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..core.errors import ConfigError
 from ..core.events import CallFinished, CallStarted, EngineEvent
 from ..providers.base import redact
 
@@ -374,6 +375,8 @@ class RunListener:
         # without a write per chunk.
         if not isinstance(event, CallStarted | CallFinished):
             return
+        if isinstance(event, CallFinished) and event.reused:
+            return  # an earlier run's call, shown again by a rejudge: that run has it, this one did not pay it
         try:
             record = event.response
             self.runlog.record_call(self.run_id, record, call_id=self._call_id(record),
@@ -485,6 +488,30 @@ def write_records(records: Iterable[CallRecord], dest: str | os.PathLike[str]) -
     return _write_rows(rows, dest, _RECORD_FIELDS)
 
 
+class ExportsCalls:
+    """What every job kind's result does with its calls: ``export(dest)`` writes them to a file. ``run_id``
+    names the run in the run log (``%fuse history --run ID``), None when the log is off."""
+
+    run_id: str | None
+
+    @property
+    def calls(self) -> Sequence[CallRecord]:
+        raise NotImplementedError
+
+    def export(self, dest: str | os.PathLike[str]) -> int:
+        """Write every call of this run to ``dest``: JSON Lines for ``.jsonl``, CSV for ``.csv``, one row per
+        call with its text, status, tokens, cost and timings (keys redacted). Returns the rows written.
+
+            r.export("run.jsonl")
+        """
+        try:
+            return write_records(self.calls, dest)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot write {dest}: {exc.strerror or exc}") from None
+
+
 def _write_rows(rows: list[dict[str, object]], dest: Path, columns: tuple[str, ...]) -> int:
     """``rows`` as JSON Lines (``.jsonl``) or CSV (else) at ``dest``, written beside it and then moved: a failed
     export never leaves half a file. Returns the number of rows."""
@@ -513,6 +540,7 @@ __all__ = [
     "KINDS",
     "RUNS_FRAME_COLUMNS",
     "RUN_STATUSES",
+    "ExportsCalls",
     "RunListener",
     "RunLog",
     "environ_secrets",

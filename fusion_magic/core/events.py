@@ -49,9 +49,11 @@ class CallDelta(EngineEvent):
 
 @dataclass(frozen=True)
 class CallFinished(EngineEvent):
-    """A call ended (ok, failed, cancelled or late); ``response`` holds the final figures."""
+    """A call ended (ok, failed, cancelled or late); ``response`` holds the final figures. ``reused``: a call
+    of an earlier run shown again (a rejudge shows the answers it judges), not a call this run made."""
 
     response: Response
+    reused: bool = False
 
 
 Listener = Callable[[EngineEvent], None]

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..calls.runlog import ExportsCalls
 from ..core.ledger import ledger_frame
 from ..core.record import Response
 from ..present.ledger_table import plain, wrap
@@ -119,7 +120,7 @@ class EvalRow:
 
 
 @dataclass
-class EvalResult:
+class EvalResult(ExportsCalls):
     """Every finished row of an evaluation. Filled in place while it runs, so an interrupted run keeps its
     finished rows (``interrupted`` is then True); run the same plan again with the cache on to resume.
 
@@ -134,6 +135,7 @@ class EvalResult:
     interrupted: bool = False
     wall_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    run_id: str | None = field(default=None, compare=False)  # this run in the run log (%fuse history)
 
     @property
     def total(self) -> int:

@@ -322,7 +322,7 @@ async def rejudge(
     models = tuple(next(r.model for r in result.responses if r.label == label) for label in labels)
     emit(ctx.listeners, RunStarted(result.prompt, mode, judge_id, labels, models))
     for r in result.responses:
-        emit(ctx.listeners, CallFinished(r))
+        emit(ctx.listeners, CallFinished(r, reused=True))
     started = time.monotonic()
     # Seeded under the cache like a fresh run: the same rejudge sends the same request, and replays.
     rng = rng or _seeded_under_cache(ctx, "rejudge", previous.prompt, mode, judge_id, *(r.text for r in answers))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 # The result renders itself through these; they know result types only as type hints, so this is no circle.
+from ..calls.runlog import ExportsCalls
 from ..core.ledger import ledger_frame
 from ..core.record import IN_FLIGHT, Response
 from ..present.shown_once import ShownOnce
@@ -63,7 +64,7 @@ class Verdict:
 
 
 @dataclass
-class FusionResult(ShownOnce):
+class FusionResult(ShownOnce, ExportsCalls):
     """A fused run: every member's answer, the judge's verdict, the fused answer and the ledger.
 
         r = fusion_magic.fuse("Why is the sky blue?", pool=["local:gemma3-270m"] * 3, judge="vote")
@@ -80,6 +81,7 @@ class FusionResult(ShownOnce):
     wall_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
     judge_responses: list[Response] = field(default_factory=list)
+    run_id: str | None = field(default=None, compare=False)  # this run in the run log (%fuse history)
     _shown_live: bool = field(default=False, repr=False)
 
     @property

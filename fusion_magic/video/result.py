@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..calls.runlog import ExportsCalls
 from ..core.ledger import ledger_frame
 from ..core.record import CallRecord
 from ..present.paths import shown_path
@@ -99,7 +100,7 @@ class Video:
 
 
 @dataclass
-class VideoResult(ShownOnce):
+class VideoResult(ShownOnce, ExportsCalls):
     """A ``%%video`` run: the clips (``videos``), the answer to a question about a video (``answer``, fused
     by the judge when several models answered), the checks, and the ledger of every call.
 
@@ -119,6 +120,7 @@ class VideoResult(ShownOnce):
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     analysis: Any = None  # local:frames: the Analysis of the --understand file
+    run_id: str | None = field(default=None, compare=False)  # this run in the run log (%fuse history)
     _shown_live: bool = field(default=False, repr=False)
 
     @property
