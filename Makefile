@@ -48,11 +48,9 @@ lint: $(VENV)/.dev-installed
 	$(PY) -m mypy fusion_magic
 	$(VENV)/bin/lint-imports
 
+# Every benchmark in bench/, one at a time, then one table of ratios against the ideal and targets met.
 bench: $(VENV)/.dev-installed
-	$(PY) bench/bench_fuse.py
-	$(PY) bench/bench_local.py
-	$(PY) bench/bench_interrupt.py
-	$(PY) bench/bench_download.py
+	$(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
