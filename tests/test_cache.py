@@ -11,9 +11,12 @@ from typing import Any
 
 import pytest
 
+import fusion_magic
 from fusion_magic.calls.cache import CallCache, request_key
+from fusion_magic.calls.settings import Settings
 from fusion_magic.core.record import CallRecord, Response
 from fusion_magic.providers.base import ChatRequest, Message
+from fusion_magic.testing import Emulator, ModelScript
 
 MODEL = "openai:gpt-4o"
 SECRET = "the-prompt-text-must-not-be-logged"
@@ -139,3 +142,17 @@ def test_another_kind_of_record_round_trips(tmp_path: Path) -> None:
     stored = (cache.root / key[:2] / f"{key}.json").read_text(encoding="utf-8")
     assert SECRET not in stored and "first-frame" not in stored
     assert set(json.loads(stored)) == {"text", "video_seconds", "clips", "cost_usd", "finish_reason", "model"}
+
+
+def test_an_emoji_split_across_stream_chunks_is_joined_and_recorded(emulator_env: Emulator, tmp_path: Path) -> None:
+    # The server cuts its text between the two UTF-16 halves of an emoji and escapes each ("\ud83d", "\ude00"),
+    # and leaves one half alone at the end: the answer is kept, the pair joined, the lone half U+FFFD, and
+    # the call is recorded (UTF-8 refuses a lone surrogate: the call used to fail as it was cached).
+    emulator_env.script("t/emoji", ModelScript(reply="smile \ud83d\ude00 and half \ud83d!", chunk_chars=7))
+    settings = Settings(cache="on", cache_dir=str(tmp_path / "c"), max_retries=0)
+    result = fusion_magic.fuse("hi", pool=["openrouter:t/emoji"], judge="vote", settings=settings)
+    [r] = result.responses
+    assert (r.status, r.text) == ("ok", "smile \U0001f600 and half \ufffd!")
+    assert len(list((tmp_path / "c").rglob("*.json"))) == 1
+    again = fusion_magic.fuse("hi", pool=["openrouter:t/emoji"], judge="vote", settings=settings)
+    assert again.responses[0].text == r.text and again.responses[0].cost_source.startswith("cache")

@@ -133,3 +133,16 @@ def test_the_ledger_shows_video_usage_only_when_a_call_has_it() -> None:
     counted = ledger_frame([clip(seconds=None, clips=1), clip(seconds=None, clips=2)])
     assert "clips" in counted.columns and "video_seconds" not in counted.columns
     assert with_totals(counted)["clips"].iloc[-1] == 3
+
+
+@pytest.mark.parametrize(("model_id", "known"), [
+    ("openai:gpt-4o-2024-08-06", "openai:gpt-4o"),
+    ("anthropic:claude-sonnet-4-5-20250929", "anthropic:claude-sonnet-4-5"),
+    ("gemini:gemini-2.5-flash-preview-05-20", "gemini:gemini-2.5-flash"),
+    ("openai:gpt-5-pro", None),  # another model, about 12 times gpt-5's price: unknown, not gpt-5's figure
+    ("openai:o3-mini", None),
+])
+def test_a_release_of_a_known_model_costs_what_it_costs_and_another_model_is_unknown(model_id: str,
+                                                                                    known: str | None) -> None:
+    price = price_for(model_id)
+    assert price == (price_for(known) if known else None)

@@ -30,6 +30,7 @@ from ..core.errors import (
 from ..core.events import CallDelta, CallFinished, CallStarted, Listener, emit
 from ..core.pricing import approx_tokens, price_record
 from ..core.record import Response
+from ..core.text import valid_text
 from ..providers.base import ChatRequest, Endpoint, Finished, TextDelta, Usage
 from ..providers.registry import ProviderSpec, check_model, make_provider, resolve_endpoint, split_model_id
 from .settings import Settings
@@ -153,6 +154,7 @@ async def run_call(
                     )
                 else:
                     await _call_with_retries(target, request, r, ctx, started, tally)
+                    r.text = valid_text(r.text)
                     _count_missing_usage(r, request, tally)
                     if r.status == "ok":
                         ctx.cache.store(target.model_id, request, r)
@@ -171,10 +173,12 @@ async def run_call(
     except asyncio.CancelledError:
         _fail(r, CallCancelled("stopped before it finished: the run was interrupted or cancelled",
                                provider=target.spec.name, model=target.model))
+        r.text = valid_text(r.text)
         _count_missing_usage(r, request, tally)
         r.latency_s = time.monotonic() - started
         emit(ctx.listeners, CallFinished(r))
         raise
+    r.text = valid_text(r.text)  # whatever arrived, complete: a surrogate pair split across chunks is joined
     _count_missing_usage(r, request, tally)
     r.latency_s = time.monotonic() - started
     if r.status in ("waiting", "streaming"):  # replayed from the cache

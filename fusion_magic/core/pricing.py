@@ -191,11 +191,16 @@ def price_for(model_id: str, extra: Mapping[str, UserPrice] | None = None, *,
             return _BUNDLED[key]
     if name in _BUNDLED:
         return _BUNDLED[name]
-    # Dated or suffixed variants ("gpt-4o-2024-08-06") fall back to the longest known prefix.
+    # A dated or versioned release of a known model ("gpt-4o-2024-08-06", "claude-sonnet-4-5-20250929",
+    # "gemini-1.5-pro-002", "...-latest") costs what the model costs. Another suffix names another model
+    # ("gpt-5-pro", "o3-mini"), often at another price: unknown, never a wrong figure.
     for known in sorted(_BUNDLED, key=len, reverse=True):
-        if name.startswith(known + "-"):
+        if name.startswith(known + "-") and _RELEASE_SUFFIX.fullmatch(name[len(known) + 1:]):
             return _BUNDLED[known]
     return None
+
+
+_RELEASE_SUFFIX = re.compile(r"\d[\d-]*|latest|preview(?:-[\d-]+)?|exp(?:-[\d-]+)?")
 
 
 def price_record(record: CallRecord, extra: Mapping[str, UserPrice] | None = None, *,

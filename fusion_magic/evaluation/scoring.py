@@ -17,6 +17,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..calls.call import CallContext, Target, run_call
@@ -38,8 +39,8 @@ def normalise(text: str) -> str | None:
     value = extract_final(_fold(text))
     if value is None:
         return None
-    words = [w for w in value.split() if w not in ARTICLES]
-    return " ".join(words) or value
+    words = [w for w in value.lower().split() if w not in ARTICLES]
+    return " ".join(words) or value.lower()
 
 
 def _fold(text: str) -> str:
@@ -80,8 +81,8 @@ def matches(answer: str, references: Sequence[str]) -> Match:
 
 def _same_number(a: str, b: str) -> bool:
     try:
-        return float(a) == float(b)
-    except ValueError:
+        return Decimal(a) == Decimal(b)
+    except InvalidOperation:
         return False
 
 

@@ -258,6 +258,19 @@ _NBVAL = re.compile(r"^[ \t]*#[ \t]*(?:NBVAL_\w+|PYTEST_VALIDATE_IGNORE_OUTPUT)[
 MAX_VALUE_CHARS = 20_000
 
 
+def _as_text(value: Any) -> str:
+    """A data frame as CSV, anything else as ``str``: a class, or a frame whose ``to_csv`` needs a path, as text."""
+    to_csv = getattr(value, "to_csv", None)
+    if callable(to_csv) and not isinstance(value, type):
+        try:
+            csv = to_csv(index=False)
+        except Exception:  # dask, vaex: to_csv writes to a path it requires
+            csv = None
+        if isinstance(csv, str):
+            return csv
+    return str(value)
+
+
 def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
     """Replace ``{name}`` with the variable's value where ``name`` is defined; leave every other brace
     (JSON, code, ``{{x}}``, format specs) untouched. Never evaluates expressions."""
@@ -267,7 +280,7 @@ def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
         if name not in namespace:
             return match.group(0)
         value = namespace[name]
-        rendered = value.to_csv(index=False) if hasattr(value, "to_csv") else str(value)
+        rendered = _as_text(value)
         if len(rendered) > MAX_VALUE_CHARS:
             rendered = rendered[:MAX_VALUE_CHARS] + "\n[... truncated]"
         return rendered

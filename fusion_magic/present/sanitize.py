@@ -26,6 +26,8 @@ import nh3
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from ..core.text import valid_text
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -61,7 +63,7 @@ def clean_html(fragment: str) -> str:
     server) and get ``rel="noopener noreferrer"``. Markdown-it's table alignment is the only style kept.
     """
     return nh3.clean(
-        fragment,
+        valid_text(fragment),
         tags=set(_TAGS),
         attributes=_ATTRIBUTES,
         url_schemes=set(_SCHEMES),
@@ -88,6 +90,7 @@ def render_markdown(text: str) -> str:
     """
     if not text:
         return ""
+    text = valid_text(text)
     md = _markdown()
     _, tokens, env = _settled(_newlines(text), md, links=False)
     return clean_html(md.renderer.render(tokens, md.options, env))

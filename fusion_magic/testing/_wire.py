@@ -27,8 +27,14 @@ _DEFAULT_MESSAGES = {
 
 
 def dumps(obj: Any) -> str:
-    """Compact JSON, as the real servers send it."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, as the real servers send it: UTF-8 as is, and a lone surrogate (text cut inside a UTF-16
+    pair, which UTF-8 cannot carry) as its ``\\ud83d`` escape, as a server that cuts between pairs sends it."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":"))
+    return text
 
 
 def sse(data: str, *, event: str | None = None, nl: str = "\n") -> bytes:

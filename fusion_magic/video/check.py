@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 from typing import Any
 
@@ -48,12 +49,15 @@ def read_score(text: str) -> tuple[float, list[str]] | None:
     if start != -1 and end > start:
         try:
             data = json.loads(text[start:end + 1])
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None
-        if isinstance(data, dict) and isinstance(data.get("score"), int | float):
+        score = data.get("score") if isinstance(data, dict) else None
+        # JSON true is an int to Python, and NaN or Infinity would rank a clip best: none of them is a score.
+        if isinstance(data, dict) and isinstance(score, int | float) and not isinstance(score, bool) \
+                and math.isfinite(score):
             reasons = data.get("reasons")
             lines = [str(r) for r in reasons] if isinstance(reasons, list) else []
-            return max(0.0, min(10.0, float(data["score"]))), lines
+            return max(0.0, min(10.0, float(score))), lines
     match = _SCORE.search(text)
     if match:
         return max(0.0, min(10.0, float(match.group(1)))), [text.strip()]

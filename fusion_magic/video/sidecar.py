@@ -20,6 +20,8 @@ import os
 import re
 import tempfile
 import time
+import types
+import typing
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -109,6 +111,20 @@ class Sidecar:
         return cls(model=model_id, prompt=request.prompt, parameters=parameters, request_key=key)
 
 
+def _json_types(annotation: Any) -> tuple[type, ...]:
+    """The JSON value types a field annotation allows: ``float | None`` -> (float, int, NoneType)."""
+    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    allowed: list[type] = []
+    for option in options:
+        base = typing.get_origin(option) or option
+        allowed += [base, int] if base is float else [base]  # JSON writes 6.0 as 6
+    return tuple(allowed)
+
+
+# Each field's allowed types, read from the dataclass itself so a new field is checked too.
+_TYPES = {name: _json_types(hint) for name, hint in typing.get_type_hints(Sidecar).items()}
+
+
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -139,10 +155,18 @@ def read(path: Path) -> Sidecar | None:
         return None
     if not isinstance(data, Mapping) or data.get("version") != FORMAT_VERSION:
         return None
-    known = {f for f in Sidecar.__dataclass_fields__}
+    fields = {k: v for k, v in data.items() if k in _TYPES}
+    for name, value in fields.items():
+        if isinstance(value, bool) or not isinstance(value, _TYPES[name]):
+            return None  # a hand edit or another program: not ours to use
+    notes, file = fields.get("notes", []), fields.get("file")
+    if not all(isinstance(n, str) for n in notes):
+        return None
+    if file is not None and (Path(file).name != file or file in (".", "..")):
+        return None  # the clip's name in this folder, never a path elsewhere
     try:
-        return Sidecar(**{k: v for k, v in data.items() if k in known})
-    except TypeError:
+        return Sidecar(**fields)
+    except TypeError:  # a required field is missing
         return None
 
 

@@ -22,7 +22,7 @@ def parse_json_verdict(text: str) -> dict[str, Any] | None:
     for candidate in (text.strip(), *(_JSON_OBJECT.findall(text))):
         try:
             value = json.loads(candidate)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(value, dict):
             return value

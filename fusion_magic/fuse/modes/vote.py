@@ -14,40 +14,48 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from difflib import SequenceMatcher
 
 from ...core.record import Response
 from ..result import Verdict
 
 _MARKED = re.compile(
-    r"(?:final answer|the answer is|answer\s*[:=]|=>|####)\s*\**\s*([^\n]+)", re.IGNORECASE
+    r"(?:final answer\s*[:=]?|the answer is\s*[:=]?|answer\s*[:=]|=>|####)\s*\**\s*([^\n]+)", re.IGNORECASE
 )
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-_CHOICE = re.compile(r"^\(?([A-Ea-e])\)?(?:[.):]|\s|$)")
+_CHOICE = re.compile(r"^\(?([A-Ea-e])\)?[.):]?$")
 _WORD = re.compile(r"[a-z0-9]+")
+# Markup and quotes around a value, and a full stop or "!" after it (after the markup too: "**B**.").
+_EDGES = re.compile(r"^[\s*_`\"']+|[\s*_`\"'.!]+$")
 SHORT_WORDS = 12
 
 
 def _normalise_value(value: str) -> str | None:
-    value = value.strip().strip("*_`\"' ").rstrip(".!")
+    value = _EDGES.sub("", value)
     if not value:
         return None
     numbers = _NUMBER.findall(value)
-    if numbers and len(value.split()) <= 4:
+    if numbers and len(value.split()) <= SHORT_WORDS:
         n = numbers[-1].replace(",", "")
         try:
-            f = float(n)
-        except ValueError:
+            d = Decimal(n)
+        except InvalidOperation:
             return n
-        return str(int(f)) if f.is_integer() else repr(f)
+        # Exact and without an exponent: 42.00 -> 42, 1e-08 never appears, 20! keeps every digit.
+        if d == 0:
+            return "0"
+        text = format(d, "f")  # the digits as written: no rounding, no exponent
+        return text.rstrip("0").rstrip(".") if "." in text else text
     choice = _CHOICE.match(value)
-    if choice and len(value) <= 4:
+    if choice:
         return choice.group(1).upper()
-    lowered = value.lower()
-    for word in ("yes", "no", "true", "false"):
-        if re.match(rf"{word}\b", lowered):
-            return word
-    words = _WORD.findall(lowered)
+    words = _WORD.findall(value.lower())
+    first = next((w for w in words if w not in ("a", "an", "the")), None)
+    if first in ("yes", "no", "true", "false"):
+        return first
+    if len(words) == 1 and words[0] in ("a", "b", "c", "d", "e"):
+        return words[0].upper()  # the choice letter, as _CHOICE gives it
     return " ".join(words) if words else None
 
 

@@ -34,7 +34,7 @@ def load_event(data: str, ctx: WireContext) -> dict[str, Any]:
     """One SSE ``data`` payload as a JSON object; anything else is a protocol violation."""
     try:
         payload = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: a payload nested thousands deep
         raise ctx.error(ProtocolError, f"malformed JSON in stream: {data[:120]!r}") from exc
     if not isinstance(payload, dict):
         raise ctx.error(ProtocolError, f"stream event is not a JSON object: {data[:120]!r}")
