@@ -39,3 +39,26 @@ def test_failed_and_cancelled_calls_read_the_way_the_view_says_them() -> None:
         "  a: failed: timeout: no complete answer within 5s in 5.0s",
         "  b: cancelled in 1.0s",
     ]
+
+
+def test_the_eval_bar_becomes_a_static_line_so_a_saved_notebook_shows_no_widget() -> None:
+    from IPython.core.displaypub import CapturingDisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from fusion_magic.ipython.progress import EvalProgress
+
+    shell = InteractiveShell.instance()
+    publisher, shell.display_pub = shell.display_pub, CapturingDisplayPublisher()
+    try:
+        progress = EvalProgress(4, widgets=True)
+        progress.row(1, 4, None)
+        progress.row(2, 4, None)
+        progress.close()  # interrupted after two rows
+        first, last = shell.display_pub.outputs
+    finally:
+        shell.display_pub = publisher
+    assert "application/vnd.jupyter.widget-view+json" in first["data"] and not first.get("update")
+    # The same output (display id) is replaced, and what stays in the notebook has no widget in it.
+    assert last["update"] and last["transient"] == first["transient"]
+    assert set(last["data"]) == {"text/plain", "text/html"}
+    assert last["data"]["text/plain"].startswith("stopped after 2 of 4 rows in ")
