@@ -358,3 +358,186 @@ def test_the_key_never_appears_in_an_error_or_a_job_ref(
     assert "<redacted>" in str(errors[0])
     assert secret not in job.to_json()
     assert all(secret not in json.dumps([r.headers, r.query]) for r in emu.requests)
+
+
+# ---- first and last frame, extension (Veo 3.1 only) -------------------------------------------------------
+
+
+def jpeg_bytes(colour: tuple[int, int, int] = (200, 60, 30)) -> bytes:
+    """A small real JPEG (a last frame), made with PyAV's MJPEG encoder."""
+    import numpy as np
+
+    image = np.empty((36, 64, 3), dtype=np.uint8)
+    image[:] = colour
+    codec = av.CodecContext.create("mjpeg", "w")
+    codec.width, codec.height, codec.pix_fmt = 64, 36, "yuvj420p"
+    frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuvj420p")
+    return b"".join(bytes(p) for p in [*codec.encode(frame), *codec.encode(None)])
+
+
+def frames(tmp_path: Path) -> tuple[Path, Path]:
+    first, last = tmp_path / "first.png", tmp_path / "last.jpg"
+    first.write_bytes(png_bytes())
+    last.write_bytes(jpeg_bytes())
+    return first, last
+
+
+def sample_uri(emu: Emulator, job: JobRef) -> str:
+    """The URI the finished operation names for its clip, read raw from the emulator (not through our code)."""
+    answer = httpx.get(f"{emu.url}/gemini/v1beta/{job.job_id}", headers={"x-goog-api-key": "AIza-test-emulator"})
+    uri: str = answer.json()["response"]["generateVideoResponse"]["generatedSamples"][0]["video"]["uri"]
+    return uri
+
+
+def test_first_and_last_frame_are_sent_base64_with_their_types_and_8_seconds(emulator_env: Emulator,
+                                                                            tmp_path: Path) -> None:
+    emu = emulator_env
+    first, last = frames(tmp_path)
+    request = VideoRequest(MODEL, "the ball rolls from blue to red", image=first, last_frame=last)
+    assert VeoProvider.check_request(request) == []
+    job = run(lambda p: p.submit(request))
+    [submit] = of(emu, "gemini-veo", "POST")
+    assert submit.status == 200 and emu.video_jobs(MODEL) == 1 and job.model == MODEL
+    instance = submit.body["instances"][0]
+    assert instance["image"]["mimeType"] == "image/png" and instance["lastFrame"]["mimeType"] == "image/jpeg"
+    assert base64.b64decode(instance["image"]["bytesBase64Encoded"]) == first.read_bytes()
+    assert base64.b64decode(instance["lastFrame"]["bytesBase64Encoded"]) == last.read_bytes()
+    # 8 s is the only length an interpolation takes: said, not left to the server's default.
+    assert submit.body["parameters"] == {"durationSeconds": 8, "sampleCount": 1}
+
+
+def test_an_extension_sends_the_sample_uri_and_gets_the_whole_clip_longer(emulator_env: Emulator,
+                                                                          tmp_path: Path) -> None:
+    emu = emulator_env
+    emu.script(MODEL, VideoScript(polls=0, clip_seconds=1.0, delivery="redirect"))
+    first_dest, longer_dest = tmp_path / "first.mp4", tmp_path / "longer.mp4"
+
+    async def first_clip(provider: VeoProvider) -> JobRef:
+        job = await provider.submit(VideoRequest(MODEL, "a fox in snow", aspect="9:16"))
+        status, _ = await until_final(provider, job)
+        await provider.download(status.clips[0], first_dest)
+        return job
+
+    first = run(first_clip)
+    uri = sample_uri(emu, first)
+    request = VideoRequest(MODEL, "the fox dives into a snowdrift", extend_uri=uri)
+    assert VeoProvider.check_request(request) and VeoProvider.billed_seconds(request) == 7
+
+    async def extend(provider: VeoProvider) -> JobStatus:
+        status, _ = await until_final(provider, await provider.submit(request))
+        await provider.download(status.clips[0], longer_dest)
+        return status
+
+    status = run(extend)
+    extension = of(emu, "gemini-veo", "POST")[-1]
+    assert extension.status == 200 and emu.video_jobs(MODEL) == 2
+    assert extension.body == {
+        "instances": [{"prompt": "the fox dives into a snowdrift", "video": {"uri": uri}}],
+        "parameters": {"resolution": "720p", "durationSeconds": 8, "sampleCount": 1},
+    }
+    assert "/storage/" not in uri and "key" not in httpx.URL(uri).params
+    assert status.clips[0].uri != uri  # a new clip of its own
+    assert duration_s(first_dest) == pytest.approx(1.0, abs=0.2)
+    assert duration_s(longer_dest) == pytest.approx(2.0, abs=0.2)  # the combined video: the first clip and more
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"last_frame": Path("last.png")}, "--last-frame needs --image"),
+        ({"image": "first", "last_frame": "last", "seconds": 6}, "first and last frame need --seconds 8"),
+        ({"image": "first", "last_frame": Path("last.gif")}, "last-frame image must be PNG or JPEG"),
+        ({"model": "veo-3.0-generate-001", "image": "first", "last_frame": "last"}, "--last-frame needs Veo 3.1"),
+        ({"extend_uri": "URI", "seconds": 4}, "drop --seconds 4"),
+        ({"extend_uri": "URI", "resolution": "1080p"}, "720p only, not 1080p"),
+        ({"extend_uri": "URI", "aspect": "9:16"}, "drop --aspect"),
+        ({"extend_uri": "URI", "image": "first"}, "drop --image and --last-frame"),
+        ({"extend_uri": "/tmp/clip.mp4"}, "is not the URI of a Veo result"),
+        ({"model": "veo-2.0-generate-001", "extend_uri": "URI"}, "--extend needs Veo 3.1"),
+    ],
+)
+def test_check_request_refuses_frames_and_extensions_veo_never_accepts(tmp_path: Path, change: dict[str, Any],
+                                                                        words: str) -> None:
+    first, last = frames(tmp_path)
+    named = {"first": first, "last": last, "URI": "https://generativelanguage.googleapis.com/v1beta/files/a:download"}
+    values: dict[str, Any] = {k: named.get(v, v) if isinstance(v, str) else v for k, v in change.items()}
+    with pytest.raises(ConfigError, match=words) as info:
+        VeoProvider.check_request(VideoRequest(**{"model": MODEL, "prompt": "x", **values}))
+    assert "\n" not in str(info.value)
+
+
+def test_the_emulator_refuses_what_veo_refuses_for_frames_and_extensions(emulator_env: Emulator,
+                                                                         tmp_path: Path) -> None:
+    """A client that sent video bytes, a wrong length or resolution, or a URI Veo did not make, fails here as it
+    would against the API: these are the checks our own extension and interpolation pass through."""
+    emu = emulator_env
+    emu.script(MODEL, VideoScript(polls=0))
+    first, last = frames(tmp_path)
+
+    async def prepare(provider: VeoProvider) -> JobRef:
+        job = await provider.submit(VideoRequest(MODEL, "a fox"))
+        await until_final(provider, job)
+        return job
+
+    uri = sample_uri(emu, run(prepare))
+    made = emu.video_jobs(MODEL)
+
+    async def bodies(provider: VeoProvider) -> tuple[dict[str, Any], dict[str, Any]]:
+        return (provider.body(VideoRequest(MODEL, "more", extend_uri=uri)),
+                provider.body(VideoRequest(MODEL, "between", image=first, last_frame=last)))
+
+    good, frame = run(bodies)
+    blob = emu.video.jobs(MODEL)[0].blob
+    storage = f"{emu.url.replace('127.0.0.1', 'localhost')}/storage/{blob}"
+
+    def varied(body: dict[str, Any], instance: dict[str, Any] | None = None, **parameters: Any) -> dict[str, Any]:
+        return {"instances": [{**body["instances"][0], **(instance or {})}],
+                "parameters": {**body["parameters"], **parameters}}
+
+    refused = {
+        "video bytes": varied(good, {"video": {"bytesBase64Encoded": base64.b64encode(b"mp4").decode()}}),
+        "bytes beside the uri": varied(good, {"video": {"uri": uri, "encodedVideo": "AAAA"}}),
+        "6 s extension": varied(good, durationSeconds=6),
+        "1080p extension": varied(good, resolution="1080p"),
+        "the storage redirect target": varied(good, {"video": {"uri": storage}}),
+        "a file Veo never made": varied(good, {"video": {"uri": uri.replace(str(blob), "gemini-veo-0000nothing")}}),
+        "extension with a first frame": varied(good, {"image": frame["instances"][0]["image"]}),
+        "6 s interpolation": varied(frame, durationSeconds=6),
+        "a last frame alone": {"instances": [{"prompt": "x", "lastFrame": frame["instances"][0]["lastFrame"]}]},
+        "a last frame that is a gif": varied(frame, {"lastFrame": {"bytesBase64Encoded": "R0lG",
+                                                                   "mimeType": "image/gif"}}),
+    }
+    url = f"{emu.url}/gemini/v1beta/models/{MODEL}:predictLongRunning"
+    key = {"x-goog-api-key": "AIza-test-emulator"}
+    for what, body in refused.items():
+        answer = httpx.post(url, json=body, headers=key)
+        assert answer.status_code == 400, what
+        assert answer.json()["error"]["status"] == "INVALID_ARGUMENT", what
+    assert emu.video_jobs(MODEL) == made  # nothing refused was accepted as a job
+    for body in (good, frame, varied(good, durationSeconds="8")):
+        assert httpx.post(url, json=body, headers=key).status_code == 200
+    assert emu.video_jobs(MODEL) == made + 3
+
+
+def test_the_emulator_extends_up_to_141_seconds_of_video(emulator_env: Emulator) -> None:
+    """8 s, then +7 s per extension: the 20th extension takes a 141 s video (148 s out), a 21st is refused."""
+    emu = emulator_env
+    emu.script(MODEL, VideoScript(polls=0, clip_seconds=0.1, delivery="uri"))
+
+    async def chain(provider: VeoProvider) -> tuple[int, ProviderError | None]:
+        job = await provider.submit(VideoRequest(MODEL, "a long walk", seconds=8))
+        status, _ = await until_final(provider, job)
+        extensions = 0
+        while True:
+            try:
+                job = await provider.submit(VideoRequest(MODEL, "further", extend_uri=status.clips[0].uri))
+            except ProviderError as exc:
+                return extensions, exc
+            status, _ = await until_final(provider, job)
+            extensions += 1
+            if extensions > 25:
+                return extensions, None
+
+    extensions, error = run(chain)
+    assert extensions == 20
+    assert isinstance(error, BadRequestError) and "141" in str(error) and error.status == 400

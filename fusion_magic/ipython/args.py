@@ -306,6 +306,7 @@ def _video_parser() -> MagicArgumentParser:
     a("--resolution", metavar="RES")
     a("--negative", metavar="TEXT")
     a("--image", metavar="PATH")
+    a("--last-frame", dest="last_frame", metavar="PATH")
     a("--out-dir", dest="out_dir", metavar="DIR")
     a("--estimate", action="store_true")
     a("--budget", type=float, metavar="USD")
@@ -317,6 +318,7 @@ def _video_parser() -> MagicArgumentParser:
     a("--fps", type=float, metavar="FPS")
     a("--check", metavar="ID")
     a("--edit", nargs="?", const="", metavar="NAME")
+    a("--extend", nargs="?", const="", metavar="NAME")
     a("-j", "--judge", metavar="ID")
     a("--mode", choices=MODES)
     a("--new", action="store_true")
@@ -343,7 +345,9 @@ Generate:
   --resolution RES        720p, 1080p, ... (what the model offers)
   --negative TEXT         what to avoid, where the model has a negative prompt (said when it has not)
   --image PATH            a PNG or JPEG first frame
+  --last-frame PATH       a PNG or JPEG last frame, with --image (Veo 3.1: 8 s; some fal models)
   --edit [NAME]           revise the clip of the last result (or of result NAME) through Omni
+  --extend [NAME]         Veo adds 7 s to the Veo clip of the last result (or of NAME), at 720p
   --check ID              a model watches each clip and scores it 0-10 (local:frames: the technical spec)
   --new                   pay for a fresh clip even if this same request has one already
 Understand:
@@ -385,12 +389,13 @@ class VideoArgs:
 
     given: Mapping[str, Any] = field(default_factory=dict)
     edit: str | None = None
+    extend: str | None = None
     background: bool = False
     no_interpolate: bool = False
     out: str | None = None
 
 
-_VIDEO_MAGIC_OWN = frozenset({"edit", "background", "no_interpolate", "out"})
+_VIDEO_MAGIC_OWN = frozenset({"edit", "extend", "background", "no_interpolate", "out"})
 
 
 def parse_video_line(line: str) -> VideoArgs:
@@ -405,10 +410,13 @@ def parse_video_line(line: str) -> VideoArgs:
         if not values.get(flag):
             values.pop(flag, None)
     check_name(ns.out)
-    if ns.edit:
-        check_name(ns.edit)
-    return VideoArgs(given=values, edit=ns.edit, background=ns.background, no_interpolate=ns.no_interpolate,
-                     out=ns.out)
+    for name in (ns.edit, ns.extend):
+        if name:
+            check_name(name)
+    if ns.edit is not None and ns.extend is not None:
+        raise UsageError("--edit (Omni revises a clip) and --extend (Veo continues one): one at a time")
+    return VideoArgs(given=values, edit=ns.edit, extend=ns.extend, background=ns.background,
+                     no_interpolate=ns.no_interpolate, out=ns.out)
 
 
 def _resume_parser() -> MagicArgumentParser:

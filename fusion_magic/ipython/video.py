@@ -32,7 +32,8 @@ from ..calls.settings import Settings
 from ..core.events import Listener, OffloadedListener
 from ..core.pricing import Price
 from ..video.estimate import VideoEstimate
-from ..video.options import DEFAULT_OUT_DIR, DEFAULT_TIMEOUT_S, VideoOptions
+from ..video.options import DEFAULT_OUT_DIR, DEFAULT_TIMEOUT_S, ExtendOf, VideoOptions
+from ..video.plan import extension_source
 from ..video.result import VideoResult
 from . import args as _args
 from .magics import FusionMagics, friendly_errors, widgets_wanted
@@ -102,10 +103,13 @@ class VideoMagics(Magics, Configurable):
         given.setdefault("timeout", self.timeout)
         if self.poll is not None:
             given.setdefault("poll_s", self.poll)
-        if self.models and "models" not in given and "understand" not in given and args.edit is None:
+        revising = args.edit is not None or args.extend is not None
+        if self.models and "models" not in given and "understand" not in given and not revising:
             given["models"] = tuple(self.models)
         if args.edit is not None:
             given["edit_of"] = self._edit_of(args.edit)
+        if args.extend is not None:
+            given["extend_of"] = self._extend_of(args.extend)
         options = VideoOptions.from_keywords(given)  # type: ignore[arg-type]
         body = _args.strip_markers(cell)
         prompt = body if args.no_interpolate else _args.interpolate(body, self.shell.user_ns)
@@ -159,14 +163,23 @@ class VideoMagics(Magics, Configurable):
         self.last_view.display()
         return [OffloadedListener(self.last_view.handle)]
 
-    def _edit_of(self, name: str) -> tuple[str, str]:
-        """The (model id, job id) of the clip ``--edit`` revises: the last result's, or variable ``name``'s."""
+    def _result(self, flag: str, name: str) -> VideoResult:
+        """The result ``--edit``/``--extend`` works on: variable ``name``'s, or the last one."""
         source = self.shell.user_ns.get(name) if name else self.last
         if isinstance(source, VideoJob) and source.done():
             source = source.result()
         if not isinstance(source, VideoResult):
             where = f"variable {name!r}" if name else "the last %%video result"
-            raise UsageError(f"--edit: {where} is not a finished VideoResult (run %%video -o NAME first)")
+            raise UsageError(f"{flag}: {where} is not a finished VideoResult (run %%video -o NAME first)")
+        return source
+
+    def _extend_of(self, name: str) -> ExtendOf:
+        """The Veo clip ``--extend`` continues: the last result's, or variable ``name``'s."""
+        return extension_source(self._result("--extend", name))
+
+    def _edit_of(self, name: str) -> tuple[str, str]:
+        """The (model id, job id) of the clip ``--edit`` revises: the last result's, or variable ``name``'s."""
+        source = self._result("--edit", name)
         clips = [source.best] if source.best is not None else []
         clips += [v for v in source.videos if v.ok]
         clip = next((v for v in clips if v is not None and v.job_id and v.model.startswith("gemini:gemini-omni")),

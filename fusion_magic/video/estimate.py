@@ -23,7 +23,7 @@ class VideoEstimate:
     def of(cls, plan: VideoPlan) -> VideoEstimate:
         rows = []
         for clip in plan.clips:
-            seconds = clip.request.seconds or default_seconds(clip.target, clip.request.model)
+            seconds = clip.billed_seconds or clip.request.seconds or default_seconds(clip.target, clip.request.model)
             per_second = clip.price.per_second if clip.price is not None else None
             source = clip.price.source if clip.price is not None else "unknown: %config VideoMagics.prices"
             rows.append((clip.model_id, seconds, per_second, clip.estimate_usd, source))

@@ -106,7 +106,7 @@ async def _make(clip: ClipPlan, video: Video, ctx: CallContext, side_path: Path,
         video.reattached = True
         video.notes.append("re-attached to the job an earlier run submitted: not paid again")
     else:
-        side = Sidecar.for_request(clip.model_id, clip.request, clip.key)
+        side = Sidecar.for_request(clip.model_id, clip.request, clip.key, billed_seconds=clip.billed_seconds)
         _set(video, ctx, "submitting")
         job = await _submit(provider, clip, video, side, side_path, ctx)
         if job is None:
@@ -263,6 +263,10 @@ async def _finish(provider: VideoProvider, status: JobStatus, video: Video, side
         _final(video, side, ctx, "failed")
         return
     side.status = "succeeded"  # paid for: from here on, resume downloads it again if need be
+    # The URI the provider named, not where a download is redirected (that host holds no job, and Veo takes
+    # only its own URIs back for --extend); never a key in it.
+    uri = status.clips[0].uri
+    side.clip_uri = sidecar.public_uri(uri) if uri else None
     sidecar.write(video.sidecar, side)
     _set(video, ctx, "downloading")
     path = video.sidecar.with_suffix(".mp4")
@@ -299,7 +303,11 @@ def _final(video: Video, side: Sidecar, ctx: CallContext, state: str) -> None:
     record = video.record
     if state == "ok":
         record.status, record.clips = "ok", 1
-        record.video_seconds = video.seconds if video.seconds is not None else video_request_seconds(side)
+        billed = side.parameters.get("billed_seconds")
+        if isinstance(billed, int | float) and not isinstance(billed, bool):
+            record.video_seconds = float(billed)  # an extension: the seconds it added, not the whole clip
+        else:
+            record.video_seconds = video.seconds if video.seconds is not None else video_request_seconds(side)
         resolution = side.parameters.get("resolution")
         price_record(record, ctx.settings.prices, resolution=resolution if isinstance(resolution, str) else None)
     elif state == "filtered":

@@ -34,6 +34,7 @@ class VideoKeywords(TypedDict, total=False):
     resolution: str | None
     negative: str | None
     image: str | Path | None
+    last_frame: str | Path | None
     out_dir: str | Path
     estimate: bool
     budget: float | None
@@ -50,13 +51,27 @@ class VideoKeywords(TypedDict, total=False):
 
 
 @dataclass(frozen=True)
+class ExtendOf:
+    """The clip ``--extend`` continues: the model id that made it, the URI its finished Veo operation named (what
+    Veo's ``video.uri`` takes back; never a storage redirect's target, never with a key), its measured length,
+    and its file name (for messages)."""
+
+    model: str
+    uri: str
+    seconds: float | None = None
+    file: str | None = None
+
+
+@dataclass(frozen=True)
 class VideoOptions:
     """Every option of one video run, checked when built.
 
     ``models``: the generation pool, or with ``understand`` the models that answer the question (empty:
     picked for the keys that are set). ``edit_of`` is filled by the magic from ``--edit``: the job id and
-    model of the clip being revised. ``new`` pays for fresh jobs even when this same request already has a
-    clip or a pending job in ``out_dir``. ``poll_s`` overrides each protocol's recommended poll interval.
+    model of the clip being revised; ``extend_of`` from ``--extend``: the Veo clip being extended.
+    ``last_frame`` is the frame a clip ends on (with ``image``, the first). ``new`` pays for fresh jobs even
+    when this same request already has a clip or a pending job in ``out_dir``. ``poll_s`` overrides each
+    protocol's recommended poll interval.
     """
 
     models: tuple[str, ...] = ()
@@ -65,6 +80,7 @@ class VideoOptions:
     resolution: str | None = None
     negative: str | None = None
     image: Path | None = None
+    last_frame: Path | None = None
     out_dir: Path = Path(DEFAULT_OUT_DIR)
     estimate: bool = False
     budget: float | None = None
@@ -79,6 +95,7 @@ class VideoOptions:
     new: bool = False
     poll_s: float | None = None
     edit_of: tuple[str, str] | None = None  # (model id, job id) of the clip --edit revises
+    extend_of: ExtendOf | None = None
 
     def __post_init__(self) -> None:
         _positive_int("--seconds", self.seconds)
@@ -106,8 +123,15 @@ class VideoOptions:
         if self.understand and self.check:
             raise ConfigError("--check checks generated clips; with --understand the models answer about the given "
                               "video instead (drop one of them)")
-        if self.understand and (self.image or self.edit_of):
-            raise ConfigError("--image and --edit are for generating; with --understand nothing is generated")
+        if self.understand and (self.image or self.edit_of or self.last_frame or self.extend_of):
+            raise ConfigError("--image, --last-frame, --edit and --extend are for generating; with --understand "
+                              "nothing is generated")
+        if self.edit_of and self.extend_of:
+            raise ConfigError("--edit (Omni revises a clip) and --extend (Veo continues one): one at a time")
+        if self.extend_of and (self.image or self.last_frame):
+            raise ConfigError("--extend continues the clip from where it ends: drop --image and --last-frame")
+        if self.last_frame is not None and self.image is None:
+            raise ConfigError("--last-frame needs --image: the clip runs from the first frame to the last")
         generation_only = {"--seconds": self.seconds, "--aspect": self.aspect, "--resolution": self.resolution,
                            "--negative": self.negative}
         given = [flag for flag, value in generation_only.items() if value is not None]
@@ -132,7 +156,7 @@ class VideoOptions:
         if "models" in values:
             models = values["models"]
             values["models"] = (models,) if isinstance(models, str) else tuple(models)
-        for name in ("image", "out_dir"):
+        for name in ("image", "last_frame", "out_dir"):
             if name in values:
                 values[name] = Path(values[name])
         return cls(**values)
@@ -143,4 +167,5 @@ def _positive_int(flag: str, value: int | None) -> None:
         raise ConfigError(f"{flag} must be a whole number of seconds above 0, not {value!r}")
 
 
-__all__ = ["ASPECTS", "DEFAULT_OUT_DIR", "DEFAULT_TIMEOUT_S", "RESOLUTIONS", "VideoKeywords", "VideoOptions"]
+__all__ = ["ASPECTS", "DEFAULT_OUT_DIR", "DEFAULT_TIMEOUT_S", "RESOLUTIONS", "ExtendOf", "VideoKeywords",
+           "VideoOptions"]

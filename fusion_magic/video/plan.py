@@ -3,7 +3,7 @@ option, price the run and hold it to ``--budget``.
 
 Everything a user can get wrong fails here as one ``ConfigError`` line and costs no network call: a missing
 or non-video file, an ``--out-dir`` outside the working folder, an unknown video model, a value the model
-never accepts, a budget below the estimate.
+never accepts, a budget below the estimate, an ``--extend`` by a model that cannot extend.
 
     options = VideoOptions(models=("gemini:veo-3.1-fast-generate-preview",), seconds=4)
     plan = plan_video("a paper boat in the rain", Settings(), options)
@@ -24,8 +24,10 @@ from ..core.pricing import Price, price_for
 from ..providers.registry import BUILTIN, PROTOCOLS, provider_class
 from ..providers.video import Task, is_omni, video_protocol
 from ..providers.video.base import VideoRequest, VideoSource
+from ..providers.video.veo import CURRENT_MODELS, MAX_EXTEND_INPUT_S
 from . import sidecar
-from .options import VideoOptions
+from .options import ExtendOf, VideoOptions
+from .result import VideoResult
 
 FRAMES = "local:frames"
 # Seconds a model makes when none is asked for, for the estimate (the providers' documented defaults).
@@ -49,6 +51,9 @@ class ClipPlan:
     price: Price | None
     estimate_usd: float | None
     notes: tuple[str, ...] = ()
+    # What the clip is billed for when that is not its length (a Veo extension: the 7 s it adds, not the whole
+    # clip it returns); None: its length.
+    billed_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,11 +117,14 @@ def plan_video(prompt: str, settings: Settings, options: VideoOptions) -> VideoP
         return plan
     models = options.models or _default_generators(settings, options)
     image = _image(options.image)
+    last_frame = _image(options.last_frame, "--last-frame")
+    if options.extend_of is not None:
+        _check_extend_input(options.extend_of)
     clips: list[ClipPlan] = []
     labels = tab_labels(models)
     for n, (model_id, label) in enumerate(zip(models, labels, strict=True)):
         seat = models[:n].count(model_id)  # the same model twice: two clips, two sidecars
-        clips.append(_clip(model_id, label, prompt, image, settings, options, needs_key, seat))
+        clips.append(_clip(model_id, label, prompt, (image, last_frame), settings, options, needs_key, seat))
     check = None
     if options.check:
         check = _asker(options.check, settings, needs_key, None)
@@ -155,6 +163,8 @@ def with_provider_prices(settings: Settings, models: tuple[str, ...]) -> Setting
 def _default_generators(settings: Settings, options: VideoOptions) -> tuple[str, ...]:
     if options.edit_of is not None:
         return (options.edit_of[0],)
+    if options.extend_of is not None:
+        return (options.extend_of.model,)
     if settings.has_key("gemini"):
         return (DEFAULT_OMNI,)
     if settings.has_key("fal"):
@@ -163,7 +173,7 @@ def _default_generators(settings: Settings, options: VideoOptions) -> tuple[str,
                       "offline, ask about a video with --understand FILE -m local:frames")
 
 
-def _clip(model_id: str, label: str, prompt: str, image: Path | None, settings: Settings,
+def _clip(model_id: str, label: str, prompt: str, frames: tuple[Path | None, Path | None], settings: Settings,
           options: VideoOptions, needs_key: bool, seat: int = 0) -> ClipPlan:
     target = _target(model_id, settings, needs_key, "generate")
     previous = None
@@ -172,16 +182,61 @@ def _clip(model_id: str, label: str, prompt: str, image: Path | None, settings: 
         if not is_omni(target.model):
             raise ConfigError(f"--edit revises a clip through Omni's previous_interaction_id; {model_id} cannot "
                               f"(the clip was made by {edit_model}): use -m {edit_model} or drop --edit")
+    extend = options.extend_of
+    if extend is not None and target.spec.protocol != "veo":
+        raise ConfigError(f"--extend continues a Veo clip through Veo's video.uri; {model_id} cannot (the clip was "
+                          f"made by {extend.model}): use -m {extend.model} or drop --extend")
+    image, last_frame = frames
     request = VideoRequest(model=target.model, prompt=prompt, seconds=options.seconds, aspect=options.aspect,
                            resolution=options.resolution.lower() if options.resolution else None,
-                           negative=options.negative, image=image, previous_job=previous)
-    notes = tuple(f"{model_id}: {note}" for note in provider_class(target.spec).check_request(request))
+                           negative=options.negative, image=image, previous_job=previous, last_frame=last_frame,
+                           extend_uri=extend.uri if extend is not None else None)
+    cls = provider_class(target.spec)
+    notes = tuple(f"{model_id}: {note}" for note in cls.check_request(request))
     key = sidecar.request_key(model_id, request, seat)
     price = price_for(model_id, settings.prices, resolution=request.resolution)
-    seconds = request.seconds or default_seconds(target, request.model)
+    billing = getattr(cls, "billed_seconds", None)
+    billed: int | None = billing(request) if billing is not None else None
+    seconds = billed or request.seconds or default_seconds(target, request.model)
     estimate = None if price is None else price.cost(video_seconds=seconds, clips=1)
     return ClipPlan(model_id, label, target, request, key, sidecar.clip_stem(prompt, model_id, key), price,
-                    estimate, notes)
+                    estimate, notes, billed)
+
+
+def extension_source(result: VideoResult) -> ExtendOf:
+    """What ``--extend`` continues in ``result``: its best clip, else its first finished one, that a Veo model
+    made, with the URI Veo's operation named for it (kept in the clip's sidecar). ``ConfigError`` with one line
+    saying what to do when there is none."""
+    clips = [result.best] if result.best is not None else []
+    clips += [v for v in result.videos if v.ok]
+    clip = next((v for v in clips if v is not None and v.ok and _made_by_veo(v.model)), None)
+    if clip is None:
+        made = ", ".join(dict.fromkeys(v.model for v in result.videos)) or "none"
+        raise ConfigError("--extend continues a clip made by a Gemini Veo model (%%video -m "
+                          f"gemini:{CURRENT_MODELS[-1]} first); this result has no finished one (its clips: "
+                          f"{made}; an Omni clip is revised with --edit)")
+    side = sidecar.read(clip.sidecar) if clip.sidecar is not None else None
+    name = clip.path.name if clip.path is not None else clip.model
+    if side is None or not side.clip_uri:
+        raise ConfigError(f"--extend: {name} has no Veo URI in its sidecar (it came back inline, or was saved "
+                          "before URIs were kept), and Veo extends only a URI it returned: make it again with --new")
+    seconds = clip.seconds if clip.seconds is not None else side.seconds
+    return ExtendOf(model=clip.model, uri=side.clip_uri, seconds=seconds, file=name)
+
+
+def _made_by_veo(model_id: str) -> bool:
+    provider, _, model = model_id.partition(":")
+    try:
+        return video_protocol(provider, model, "generate") == "veo"
+    except ConfigError:
+        return False
+
+
+def _check_extend_input(extend: ExtendOf) -> None:
+    """Veo extends a clip of at most 141 s (§2.3): a longer one is refused here, not after a paid submit."""
+    if extend.seconds is not None and extend.seconds > MAX_EXTEND_INPUT_S:
+        raise ConfigError(f"--extend: Veo extends clips of up to {MAX_EXTEND_INPUT_S:g} s; "
+                          f"{extend.file or 'this clip'} is {extend.seconds:g} s")
 
 
 def default_seconds(target: Target, model: str) -> int:
@@ -228,16 +283,17 @@ def _source(options: VideoOptions) -> VideoSource:
     return VideoSource(path=path, mime=mime, start_s=options.start, end_s=options.end, fps=options.fps)
 
 
-def _image(image: Path | None) -> Path | None:
+def _image(image: Path | None, flag: str = "--image") -> Path | None:
     if image is None:
         return None
     path = image.expanduser()
     if not path.is_file():
-        raise ConfigError(f"--image: no such file: {image}")
+        raise ConfigError(f"{flag}: no such file: {image}")
     with open(path, "rb") as f:
         head = f.read(8)
     if not any(head.startswith(magic) for magic in _IMAGE_TYPES):
-        raise ConfigError(f"--image: {image} is not a PNG or JPEG image (the first frame must be one)")
+        which = "first" if flag == "--image" else "last"
+        raise ConfigError(f"{flag}: {image} is not a PNG or JPEG image (the {which} frame must be one)")
     return path
 
 
@@ -287,5 +343,5 @@ def _total(clips: list[ClipPlan]) -> float | None:
     return sum(c.estimate_usd or 0.0 for c in clips)
 
 
-__all__ = ["FRAMES", "Asker", "ClipPlan", "VideoPlan", "default_seconds", "image_mime", "plan_video",
-           "tab_labels", "with_provider_prices"]
+__all__ = ["FRAMES", "Asker", "ClipPlan", "VideoPlan", "default_seconds", "extension_source", "image_mime",
+           "plan_video", "tab_labels", "with_provider_prices"]

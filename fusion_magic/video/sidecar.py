@@ -5,7 +5,8 @@ Jobs are money. The sidecar is written the moment the provider accepts a job (st
 ``%video resume`` and a re-run of the same cell find it here and re-attach instead of paying again. It is
 updated as the job ends (ok, failed, filtered, cancelled, or still pending when we stopped waiting).
 
-No key is ever written: a ``JobRef`` holds none, and errors are redacted before they reach a record.
+No key is ever written: a ``JobRef`` holds none, errors are redacted before they reach a record, and the
+clip's provider URI (``clip_uri``, what ``--extend`` sends back to Veo) is kept without any key parameter.
 
     stem = clip_stem("A fox in snow!", "gemini:veo-3.1-generate-preview", key)   # "a-fox-in-snow-veo-3-1-...-3f2a9c1e"
     write(out_dir / f"{stem}.json", sidecar)
@@ -27,6 +28,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..providers.video.base import JobRef, VideoRequest
 
@@ -35,6 +37,8 @@ FORMAT_VERSION = 1
 # at the provider) and "succeeded" (it finished there, but the download did not complete).
 OPEN_STATES = frozenset({"submitted", "pending", "succeeded"})
 _SLUG_CHARS = re.compile(r"[^a-z0-9]+")
+# Query parameters that carry a key in some API (Gemini's ``?key=``); never written next to a clip.
+_KEY_PARAMS = frozenset({"key", "api_key", "apikey", "access_token", "token"})
 
 
 def slug(text: str, limit: int) -> str:
@@ -50,9 +54,16 @@ def request_key(model_id: str, request: VideoRequest, seat: int = 0) -> str:
     image = None
     if request.image is not None:
         image = hashlib.sha256(request.image.read_bytes()).hexdigest()
+    # Added only when set, so every key written before these existed stays the same (a re-run still finds
+    # its clip). An extension's key names the clip it extends: never the key of that clip itself.
+    later: dict[str, Any] = {}
+    if request.last_frame is not None:
+        later["last_frame"] = hashlib.sha256(request.last_frame.read_bytes()).hexdigest()
+    if request.extend_uri is not None:
+        later["extends"] = request.extend_uri
     canonical = {"v": FORMAT_VERSION, "model": model_id, "prompt": request.prompt, "seconds": request.seconds,
                  "aspect": request.aspect, "resolution": request.resolution, "negative": request.negative,
-                 "image": image, "previous": request.previous_job, **({"seat": seat} if seat else {})}
+                 "image": image, "previous": request.previous_job, **({"seat": seat} if seat else {}), **later}
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -64,9 +75,23 @@ def clip_stem(prompt: str, model_id: str, key: str) -> str:
     return f"{slug(prompt, 40) or 'clip'}-{model}-{key[:10]}"
 
 
+def public_uri(uri: str) -> str:
+    """``uri`` without a key: no ``key=``-like query parameter and no user:password part. What a provider
+    names as a clip's URI carries none (the key rides in a header); this makes sure none is ever written."""
+    parts = urlsplit(uri)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if k.lower() not in _KEY_PARAMS]
+    if len(kept) == len(pairs) and "@" not in parts.netloc:
+        return uri  # the usual case: nothing to take out, and the URI stays byte for byte what the provider said
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(kept, safe=":/"), parts.fragment))
+
+
 @dataclass
 class Sidecar:
-    """What the JSON file holds. ``file`` is the clip's name in the same folder (set once downloaded)."""
+    """What the JSON file holds. ``file`` is the clip's name in the same folder (set once downloaded);
+    ``clip_uri`` the URI the provider's finished job named for it (for Veo, what ``--extend`` sends back: the
+    operation's own URI, not the storage host a download is redirected to; None for inline clips)."""
 
     model: str
     prompt: str
@@ -87,6 +112,7 @@ class Sidecar:
     reason: str | None = None
     version: int = FORMAT_VERSION
     notes: list[str] = field(default_factory=list)
+    clip_uri: str | None = None
 
     @property
     def job_ref(self) -> JobRef | None:
@@ -104,10 +130,20 @@ class Sidecar:
         return self.status in OPEN_STATES and self.job is not None
 
     @classmethod
-    def for_request(cls, model_id: str, request: VideoRequest, key: str) -> Sidecar:
-        parameters = {"seconds": request.seconds, "aspect": request.aspect, "resolution": request.resolution,
-                      "negative": request.negative, "image": request.image.name if request.image else None,
-                      "edit_of": request.previous_job}
+    def for_request(cls, model_id: str, request: VideoRequest, key: str, *,
+                    billed_seconds: int | None = None) -> Sidecar:
+        """A fresh receipt. ``billed_seconds``: what the clip is billed for when that is not its measured
+        length (a Veo extension bills the seconds it adds, not the whole clip it returns)."""
+        parameters: dict[str, Any] = {
+            "seconds": request.seconds, "aspect": request.aspect, "resolution": request.resolution,
+            "negative": request.negative, "image": request.image.name if request.image else None,
+            "edit_of": request.previous_job}
+        if request.last_frame is not None:
+            parameters["last_frame"] = request.last_frame.name
+        if request.extend_uri is not None:
+            parameters["extends"] = public_uri(request.extend_uri)
+        if billed_seconds is not None:
+            parameters["billed_seconds"] = billed_seconds
         return cls(model=model_id, prompt=request.prompt, parameters=parameters, request_key=key)
 
 
@@ -181,4 +217,5 @@ def sidecars(out_dir: Path) -> Iterator[tuple[Path, Sidecar]]:
             yield path, sidecar
 
 
-__all__ = ["OPEN_STATES", "Sidecar", "clip_stem", "now_iso", "read", "request_key", "sidecars", "slug", "write"]
+__all__ = ["OPEN_STATES", "Sidecar", "clip_stem", "now_iso", "public_uri", "read", "request_key", "sidecars", "slug",
+           "write"]

@@ -33,8 +33,11 @@ FINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "filtered", "ca
 class VideoRequest:
     """What one generation asks of one model. ``model`` is the provider-side name (no ``provider:``).
 
-    ``None`` means "the model's default". ``image`` is a first frame read from disk; ``previous_job`` is the
-    id of an earlier job this one revises (Omni's ``previous_interaction_id``, the ``--edit`` flag).
+    ``None`` means "the model's default". ``image`` is a first frame read from disk and ``last_frame`` the
+    frame the clip must end on (``--last-frame``: with ``image``, Veo 3.1's first+last-frame interpolation);
+    ``previous_job`` is the id of an earlier job this one revises (Omni's ``previous_interaction_id``, the
+    ``--edit`` flag); ``extend_uri`` is the URI a finished Veo operation named for an earlier clip, which this
+    job extends (Veo's ``video.uri``, the ``--extend`` flag).
     """
 
     model: str
@@ -45,6 +48,8 @@ class VideoRequest:
     negative: str | None = None
     image: Path | None = None
     previous_job: str | None = None
+    last_frame: Path | None = None
+    extend_uri: str | None = None
 
 
 @dataclass(frozen=True)

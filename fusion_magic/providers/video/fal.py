@@ -72,8 +72,10 @@ class FalModel:
 
     ``duration`` spells a length (``"{}s"`` -> ``"8s"``, ``"{}"`` -> ``"5"``); an empty ``aspects`` or
     ``resolutions`` means the model has no such input. A first frame switches to ``image_endpoint``, which
-    takes the image in ``image_field`` and an aspect ratio only if ``image_aspect``. ``price_per_second``
-    is USD for the default settings, or None where no trustworthy figure was found.
+    takes the image in ``image_field`` and an aspect ratio only if ``image_aspect``. A last frame (always with a
+    first) goes in ``last_frame_field`` (None: the model has none), on ``first_last_endpoint`` where the model
+    has a separate one (its first frame then in ``first_last_image_field``), else on ``image_endpoint``.
+    ``price_per_second`` is USD for the default settings, or None where no trustworthy figure was found.
     """
 
     seconds: tuple[int, ...]
@@ -84,6 +86,9 @@ class FalModel:
     image_endpoint: str | None = None
     image_field: str = "image_url"
     image_aspect: bool = True
+    last_frame_field: str | None = None
+    first_last_endpoint: str | None = None
+    first_last_image_field: str = "first_frame_url"
     price_per_second: float | None = None
     source: str = ""
 
@@ -93,28 +98,37 @@ MODELS: dict[str, FalModel] = {
     "fal-ai/veo3.1": FalModel(
         seconds=(4, 6, 8), duration="{}s", aspects=("16:9", "9:16"), resolutions=("720p", "1080p", "4k"),
         negative=True, image_endpoint="fal-ai/veo3.1/image-to-video", price_per_second=0.40,
+        # fal.ai/docs/model-api-reference/video-generation-api/veo3.1-first-last-frame-to-video: first_frame_url,
+        # last_frame_url (fal's own limits there: 4, 6 or 8 s, like its other Veo 3.1 endpoints).
+        last_frame_field="last_frame_url", first_last_endpoint="fal-ai/veo3.1/first-last-frame-to-video",
         # $0.40/s with audio (the default) at 720p or 1080p, $0.60 at 4k, $0.20 without audio.
         source="fal.ai/models/fal-ai/veo3.1/llms.txt",
     ),
     "fal-ai/veo3.1/fast": FalModel(
         seconds=(4, 6, 8), duration="{}s", aspects=("16:9", "9:16"), resolutions=("720p", "1080p"),
         negative=True, image_endpoint="fal-ai/veo3.1/fast/image-to-video", price_per_second=None,
+        # fal.ai/models/fal-ai/veo3.1/fast/first-last-frame-to-video/llms.txt
+        last_frame_field="last_frame_url", first_last_endpoint="fal-ai/veo3.1/fast/first-last-frame-to-video",
         source="fal.ai/docs/model-api-reference/video-generation-api/veo3.1-fast (no price read)",
     ),
     "fal-ai/kling-video/v2.5-turbo/pro/text-to-video": FalModel(
         seconds=(5, 10), duration="{}", aspects=("16:9", "9:16", "1:1"), negative=True,
         image_endpoint="fal-ai/kling-video/v2.5-turbo/pro/image-to-video", image_aspect=False,
+        last_frame_field="tail_image_url",  # "URL of the image to be used for the end of the video"
         # $0.35 for 5 s, $0.07 per further second: fal's image-to-video page; the same for text (third party).
         price_per_second=0.07, source="fal.ai/models/fal-ai/kling-video/v2.5-turbo/pro/image-to-video/llms.txt",
     ),
     "fal-ai/kling-video/v2.1/master/text-to-video": FalModel(
         seconds=(5, 10), duration="{}", aspects=("16:9", "9:16", "1:1"), negative=True,
         image_endpoint="fal-ai/kling-video/v2.1/master/image-to-video", image_aspect=False,
+        # No end-frame input on its image-to-video schema page as read (Kling 2.1 pro and 2.5 turbo have one):
+        # --last-frame is refused for it rather than dropped.
         # $1.40 for 5 s, $0.28 per further second.
         price_per_second=0.28, source="fal.ai/models/fal-ai/kling-video/v2.1/master/text-to-video/llms.txt",
     ),
     "fal-ai/minimax/hailuo-02/standard/text-to-video": FalModel(
         seconds=(6, 10), duration="{}", image_endpoint="fal-ai/minimax/hailuo-02/standard/image-to-video",
+        last_frame_field="end_image_url",  # "Optional URL of the image to use as the last frame of the video"
         # 768p only; $0.045/s at 768P (fal's image-to-video page, same model and resolution).
         price_per_second=0.045, source="fal.ai/models/fal-ai/minimax/hailuo-02/standard/image-to-video/llms.txt",
     ),
@@ -223,8 +237,12 @@ class FalProvider:
             raise ConfigError(f"fal:{model}: not a fal endpoint id (owner/name[/path], e.g. fal-ai/veo3.1)")
         if request.previous_job is not None:
             raise ConfigError(f"--edit: fal:{model} cannot revise an earlier job; only Gemini Omni models can")
-        if request.image is not None and not request.image.is_file():
-            raise ConfigError(f"--image: {request.image} is not a file")
+        if request.extend_uri is not None:
+            raise ConfigError(f"--extend: fal:{model} cannot extend a clip; only Gemini Veo models can "
+                              "(-m gemini:veo-3.1-fast-generate-preview)")
+        for flag, path in (("--image", request.image), ("--last-frame", request.last_frame)):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{flag}: {path} is not a file")
         spec = MODELS.get(model)
         if spec is None:
             flags = [flag for flag, value in _flags(request) if value is not None]
@@ -253,6 +271,13 @@ class FalProvider:
             notes.append(f"--negative: fal:{model} has no negative prompt; not sent")
         if request.image is not None and spec.image_endpoint is None:
             notes.append(f"--image: fal:{model} has no first-frame endpoint here; not sent")
+        if request.last_frame is not None:
+            # Refused, not noted: a clip that ignores the frame it was asked to end on is not what was asked for.
+            if spec.last_frame_field is None or spec.image_endpoint is None:
+                raise ConfigError(f"--last-frame: fal:{model} has no last-frame input; use one that has (e.g. "
+                                  "fal:fal-ai/veo3.1, fal:fal-ai/kling-video/v2.5-turbo/pro/text-to-video) or drop it")
+            if request.image is None:
+                raise ConfigError(f"--last-frame needs --image: fal:{model} runs from a first frame to the last")
         return notes
 
     @classmethod
@@ -265,8 +290,12 @@ class FalProvider:
             return request.model, body
         endpoint_id = request.model
         if request.image is not None and spec.image_endpoint is not None:
-            endpoint_id = spec.image_endpoint
-            body[spec.image_field] = _data_uri(request.image)
+            endpoint_id, image_field = spec.image_endpoint, spec.image_field
+            if request.last_frame is not None and spec.first_last_endpoint is not None:
+                endpoint_id, image_field = spec.first_last_endpoint, spec.first_last_image_field
+            body[image_field] = _data_uri(request.image)
+            if request.last_frame is not None and spec.last_frame_field is not None:
+                body[spec.last_frame_field] = _data_uri(request.last_frame)
         with_image = endpoint_id != request.model
         if request.seconds is not None:
             body["duration"] = spec.duration.format(request.seconds)
@@ -424,7 +453,7 @@ class FalProvider:
 
 def _flags(request: VideoRequest) -> list[tuple[str, object]]:
     return [("--seconds", request.seconds), ("--aspect", request.aspect), ("--resolution", request.resolution),
-            ("--negative", request.negative), ("--image", request.image)]
+            ("--negative", request.negative), ("--image", request.image), ("--last-frame", request.last_frame)]
 
 
 def _last_log(logs: object) -> str | None:

@@ -144,6 +144,14 @@ class InteractionsProvider:
             raise ConfigError(f"--resolution {request.resolution}: {name} makes {', '.join(RESOLUTIONS)}")
         if request.seconds is not None and not 1 <= request.seconds <= MAX_SECONDS:
             raise ConfigError(f"--seconds {request.seconds}: {name} makes 1 to {MAX_SECONDS} seconds of video")
+        if request.last_frame is not None:
+            # Omni's create body has no end frame (§3: text, image and video blocks, a task): refused rather than
+            # a clip that silently ignores the frame it was asked to end on.
+            raise ConfigError(f"--last-frame: {name} has no last-frame control; use a Veo 3.1 model "
+                              "(gemini:veo-3.1-fast-generate-preview) with --image and --last-frame")
+        if request.extend_uri is not None:
+            raise ConfigError(f"--extend continues a Veo clip through Veo's video.uri; {name} cannot (Omni revises "
+                              "its own clips with --edit)")
         if request.image is not None:
             _image_type(request.image)
             if not request.image.is_file():

@@ -4,6 +4,11 @@ A generation is a long-running operation: ``submit`` POSTs the prompt and gets b
 (``models/{model}/operations/{id}``), ``poll`` GETs that name until ``done``, and the finished operation
 names a file URI (which wants the key and redirects to a storage host) or carries the clip inline.
 
+Veo 3.1 is kept for two things Omni does not do (the Gemini video guide): a last frame (``lastFrame``, with
+``image`` as the first: the clip interpolates between them) and scene extension (``video: {"uri": ...}``, the
+URI an earlier Veo operation returned: the answer is the whole clip, 7 s longer). Both render 8 s only, and an
+extension 720p only (§2.3); ``check_request`` refuses anything else before it is sent.
+
     provider = VeoProvider(resolve_endpoint(BUILTIN["gemini"]), client)
     job = await provider.submit(VideoRequest(model="veo-3.1-fast-generate-preview", prompt="a fox in snow"))
     status = await provider.poll(job)          # until status.final
@@ -49,8 +54,25 @@ RESOLUTIONS = ("720p", "1080p", "4k")
 EIGHT_SECONDS_ONLY = frozenset({"1080p", "4k"})
 # Lite renders 720p and 1080p only.
 NOT_ON_LITE = frozenset({"4k"})
-# First-frame images Veo accepts, by file suffix.
+# First- and last-frame images Veo accepts, by file suffix.
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+# First+last frame and extension both need 8 s clips (§2.3's table). Third-party relays of Veo 3.1 (fal's
+# first-last-frame endpoint among them) offer 4, 6 and 8 s with two frames; the Gemini guide's table says 8,
+# and that is what we hold to here (unconfirmed which the Gemini API enforces).
+FRAMES_AND_EXTENSION_SECONDS = 8
+# An extension adds 7 s per call (up to 20 times), at 720p only, to a Veo video of at most 141 s; the answer is
+# one combined clip of at most 148 s (§2.3).
+EXTENSION_SECONDS = 7
+EXTENSION_RESOLUTION = "720p"
+MAX_EXTEND_INPUT_S = 141.0
+# Ids from before Veo 3.1 (retired on 2026-06-30) had neither last-frame control nor extension.
+_BEFORE_3_1 = ("veo-2.", "veo-3.0-")
+# What an extension sends and what it is billed as. The reference gives no price rule for an extension: Veo is
+# billed per second of video generated, and an extension generates the 7 s it adds (its durationSeconds says 8,
+# and the clip it returns is the whole, longer video); we bill the 7 s (unconfirmed).
+EXTEND_NOTE = (f"--extend: sends the clip's URI with durationSeconds {FRAMES_AND_EXTENSION_SECONDS} at "
+               f"{EXTENSION_RESOLUTION}; Veo returns the whole clip {EXTENSION_SECONDS} s longer, saved as a new "
+               f"clip and billed here as {EXTENSION_SECONDS} s (the seconds it adds; unconfirmed)")
 # Named when an id is refused (veo-2.0 and veo-3.0 were shut down on 2026-06-30).
 CURRENT_MODELS = ("veo-3.1-generate-preview", "veo-3.1-fast-generate-preview")
 OMNI_EXAMPLE = "gemini:gemini-omni-1.2-flash"
@@ -66,6 +88,54 @@ def _describe(values: tuple[Any, ...]) -> str:
 
 def _resolution(request: VideoRequest) -> str | None:
     return request.resolution.strip().lower() if request.resolution else None
+
+
+def _check_image(model: str, what: str, path: Path) -> None:
+    if path.suffix.lower() not in IMAGE_TYPES:
+        raise ConfigError(f"{model}: the {what} image must be PNG or JPEG, not {path.name}")
+    if not path.is_file():
+        raise ConfigError(f"{model}: no such image file: {path}")
+
+
+def _check_last_frame(request: VideoRequest, last_frame: Path) -> None:
+    model = request.model
+    if model.startswith(_BEFORE_3_1):
+        raise ConfigError(f"--last-frame needs Veo 3.1 ({', '.join(CURRENT_MODELS)}); {model} has no last frame")
+    if request.image is None:
+        # "First and last frame" is an interpolation between two frames (§2.1, §2.3); a last frame alone is
+        # not one of Veo's documented inputs (unconfirmed whether the API refuses it).
+        raise ConfigError(f"--last-frame needs --image: {model} interpolates from the first frame to the last")
+    _check_image(model, "last-frame", last_frame)
+    if request.seconds not in (None, FRAMES_AND_EXTENSION_SECONDS):
+        raise ConfigError(f"{model}: a first and last frame need --seconds {FRAMES_AND_EXTENSION_SECONDS} "
+                          f"(got {request.seconds})")
+
+
+def _check_extension(request: VideoRequest, resolution: str | None) -> None:
+    model = request.model
+    if model.startswith(_BEFORE_3_1):
+        raise ConfigError(f"--extend needs Veo 3.1 ({', '.join(CURRENT_MODELS)}); {model} cannot extend a clip")
+    if request.image is not None or request.last_frame is not None:
+        raise ConfigError("--extend continues the clip from where it ends: drop --image and --last-frame")
+    if request.seconds not in (None, FRAMES_AND_EXTENSION_SECONDS):
+        raise ConfigError(f"--extend adds {EXTENSION_SECONDS} s in one call Veo takes as "
+                          f"{FRAMES_AND_EXTENSION_SECONDS} s: drop --seconds {request.seconds}")
+    if resolution not in (None, EXTENSION_RESOLUTION):
+        raise ConfigError(f"--extend: Veo extends at {EXTENSION_RESOLUTION} only, not {resolution}")
+    if request.aspect is not None:
+        raise ConfigError("--extend keeps the clip's own aspect ratio: drop --aspect")
+    uri = request.extend_uri or ""
+    if not uri.startswith(("https://", "http://")):
+        raise ConfigError(f"--extend: {uri[:60]!r} is not the URI of a Veo result")
+
+
+def _inline_image(model: str, path: Path) -> dict[str, str]:
+    """A first or last frame as Veo takes it: base64 bytes and the MIME type."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{model}: cannot read {path}: {exc.strerror or exc}") from None
+    return {"bytesBase64Encoded": base64.b64encode(data).decode("ascii"), "mimeType": IMAGE_TYPES[path.suffix.lower()]}
 
 
 # ---- google.rpc.Code of a failed operation ---------------------------------------------------------
@@ -127,7 +197,8 @@ class VeoProvider:
 
     @classmethod
     def check_request(cls, request: VideoRequest) -> list[str]:
-        """Refuse what Veo 3.1 never accepts (``ConfigError``, one line); no notes to add otherwise."""
+        """Refuse what Veo 3.1 never accepts (``ConfigError``, one line); the one note says what an
+        extension sends."""
         model = request.model
         if request.previous_job:
             raise ConfigError(f"--edit needs an Omni model ({OMNI_EXAMPLE}); {model} cannot revise an earlier clip")
@@ -144,11 +215,19 @@ class VeoProvider:
             if resolution in NOT_ON_LITE and "-lite" in model:
                 raise ConfigError(f"{model}: Veo Lite renders 720p or 1080p, not {resolution}")
         if request.image is not None:
-            if request.image.suffix.lower() not in IMAGE_TYPES:
-                raise ConfigError(f"{model}: the first-frame image must be PNG or JPEG, not {request.image.name}")
-            if not request.image.is_file():
-                raise ConfigError(f"{model}: no such image file: {request.image}")
+            _check_image(model, "first-frame", request.image)
+        if request.last_frame is not None:
+            _check_last_frame(request, request.last_frame)
+        if request.extend_uri is not None:
+            _check_extension(request, resolution)
+            return [EXTEND_NOTE]
         return []
+
+    @classmethod
+    def billed_seconds(cls, request: VideoRequest) -> int | None:
+        """The seconds ``request`` is billed for when they are not the clip's length: an extension returns the
+        whole, longer clip but generates only the seconds it adds. None: the clip's own length."""
+        return EXTENSION_SECONDS if request.extend_uri is not None else None
 
     # ---- the job ----------------------------------------------------------------------------------
 
@@ -169,19 +248,25 @@ class VeoProvider:
         """The ``predictLongRunning`` body: one instance, and only the parameters the request sets."""
         instance: dict[str, Any] = {"prompt": request.prompt}
         if request.image is not None:
-            try:
-                data = request.image.read_bytes()
-            except OSError as exc:
-                raise ConfigError(f"{request.model}: cannot read {request.image}: {exc.strerror or exc}") from None
-            instance["image"] = {"bytesBase64Encoded": base64.b64encode(data).decode("ascii"),
-                                 "mimeType": IMAGE_TYPES[request.image.suffix.lower()]}
+            instance["image"] = _inline_image(request.model, request.image)
+        if request.last_frame is not None:
+            instance["lastFrame"] = _inline_image(request.model, request.last_frame)
+        extending = request.extend_uri is not None
+        if extending:
+            # A URI, never bytes: the API takes only a Veo result's URI here (the SDK drops video bytes, §2.2).
+            instance["video"] = {"uri": request.extend_uri}
         parameters: dict[str, Any] = {}
         if request.aspect is not None:
-            parameters["aspectRatio"] = request.aspect
-        if request.resolution is not None:
+            parameters["aspectRatio"] = request.aspect  # never with an extension: it keeps the clip's own
+        if extending:
+            parameters["resolution"] = EXTENSION_RESOLUTION  # said, not left to a default
+        elif request.resolution is not None:
             parameters["resolution"] = _resolution(request)
-        if request.seconds is not None:
-            parameters["durationSeconds"] = int(request.seconds)  # the SDK sends an integer
+        seconds = request.seconds
+        if seconds is None and (extending or request.last_frame is not None):
+            seconds = FRAMES_AND_EXTENSION_SECONDS  # the only length these take; said, not left to a default
+        if seconds is not None:
+            parameters["durationSeconds"] = int(seconds)  # the SDK sends an integer
         if request.negative:
             parameters["negativePrompt"] = request.negative
         # One clip per job: a job is what is priced, saved and shown.
@@ -285,4 +370,5 @@ class VeoProvider:
         return classify
 
 
-__all__ = ["ASPECTS", "CURRENT_MODELS", "RESOLUTIONS", "SECONDS", "VeoProvider", "operation_error"]
+__all__ = ["ASPECTS", "CURRENT_MODELS", "EXTENSION_RESOLUTION", "EXTENSION_SECONDS", "FRAMES_AND_EXTENSION_SECONDS",
+           "MAX_EXTEND_INPUT_S", "RESOLUTIONS", "SECONDS", "VeoProvider", "operation_error"]

@@ -52,6 +52,10 @@ _VEO_FAST = {**_VEO, "resolution": ("720p", "1080p")}
 _KLING = {"duration": ("5", "10"), "aspect_ratio": ("16:9", "9:16", "1:1")}
 _KLING_I2V = {"duration": ("5", "10")}
 _I2V = ("prompt", "image_url")
+_FLF = ("prompt", "first_frame_url", "last_frame_url")
+_VEO_FLF = {"duration": ("4s", "6s", "8s"), "aspect_ratio": ("auto", "16:9", "9:16")}
+# Every input that names an image: each must be a URL or data URI fal can fetch.
+_IMAGE_FIELDS = ("image_url", "first_frame_url", "last_frame_url", "tail_image_url", "end_image_url")
 
 # From https://fal.ai/models/{endpoint}/llms.txt. Other endpoints need a prompt and nothing else.
 SCHEMAS: dict[str, Schema] = {
@@ -59,6 +63,8 @@ SCHEMAS: dict[str, Schema] = {
     "fal-ai/veo3.1/image-to-video": Schema(_I2V, _VEO_I2V),
     "fal-ai/veo3.1/fast": Schema(enums=_VEO_FAST),
     "fal-ai/veo3.1/fast/image-to-video": Schema(_I2V, {**_VEO_FAST, "aspect_ratio": ("auto", "16:9", "9:16")}),
+    "fal-ai/veo3.1/first-last-frame-to-video": Schema(_FLF, _VEO_FLF),
+    "fal-ai/veo3.1/fast/first-last-frame-to-video": Schema(_FLF, _VEO_FLF),
     "fal-ai/kling-video/v2.5-turbo/pro/text-to-video": Schema(enums=_KLING),
     "fal-ai/kling-video/v2.5-turbo/pro/image-to-video": Schema(_I2V, _KLING_I2V),
     "fal-ai/kling-video/v2.1/master/text-to-video": Schema(enums=_KLING),
@@ -92,7 +98,7 @@ def validate(endpoint_id: str, body: Any) -> list[dict[str, Any]]:
         if name in body and body[name] not in allowed:
             expected = ", ".join(repr(v) for v in allowed[:-1]) + f" or {allowed[-1]!r}"
             errors.append(_item(name, f"Input should be {expected}", "enum", body[name], ctx={"expected": expected}))
-    for name in ("image_url",):
+    for name in _IMAGE_FIELDS:
         value = body.get(name)
         if isinstance(value, str) and not _fetchable(value):
             errors.append(_item(name, "Could not load the image from the given URL or data URI",

@@ -7,6 +7,14 @@ Finished clips are downloaded through ``gemini_files``.
 
 The operation answers without ``done`` on odd polls and with ``"done": false`` on even ones, as both
 are seen on the wire, so a client must read a missing ``done`` as false.
+
+Veo 3.1's first+last frame and scene extension are checked as §2.2-2.3 state them: ``lastFrame`` is an image
+like ``image`` and comes with one, and both it and an extension need 8 s; an extension's ``video`` is
+``{"uri": ...}`` only (bytes are refused), at 720p, and the URI must be a sample URI this emulator's Veo
+operations answered with (not the storage host a download is redirected to, not an inline clip, not another
+family's file) of at most 141 s of (nominal) video: a first clip counts its ``durationSeconds``, each extension
+7 s more. The clip an extension serves is the whole video, longer: its source's clip plus its own script's
+``clip_seconds``.
 """
 
 from __future__ import annotations
@@ -16,12 +24,13 @@ import binascii
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from .._wire import default_message
 from ..registry import Request, Route
 from ..script import Fault
 from ..video import api_origin
-from ..video_script import EmulatedJob
+from ..video_script import EmulatedJob, made_clip
 from .gemini import GeminiAuth, gemini_error
 from .gemini_files import file_uri
 
@@ -34,6 +43,11 @@ _SECONDS = (4, 6, 8)
 _RESOLUTIONS = ("720p", "1080p", "4k")
 _EIGHT_SECONDS_ONLY = ("1080p", "4k")
 _IMAGE_TYPES = ("image/png", "image/jpeg")
+# Extension (§2.3): +7 s per call at 720p and 8 s, input a Veo video of at most 141 s.
+_EXTENSION_ADDS = 7
+_EXTENSION_RESOLUTION = "720p"
+_MAX_EXTEND_INPUT = 141
+_FRAMES_AND_EXTENSION_SECONDS = 8
 
 # What GET /models lists besides the scripted video models: a few chat models, the current Veo models and Omni.
 _CHAT_MODELS = ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite")
@@ -63,7 +77,7 @@ class Veo(GeminiAuth):
         model = req.params["model"]
         if await self._fault(req, model, "submit"):
             return
-        problem = validate(req.body)
+        problem = validate(req.body) or self._extension_problem(req, req.body)
         if problem is not None:
             await req.json(400, gemini_error(400, problem))
             return
@@ -97,13 +111,82 @@ class Veo(GeminiAuth):
         if state == "filtered":
             videos = {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": [job.script.reason]}
         elif job.script.delivery == "inline":
-            encoded = base64.b64encode(job.script.data()).decode("ascii")
+            encoded = base64.b64encode(self._clip_data(req, job)).decode("ascii")
             videos = {"generatedSamples": [{"video": {"encodedVideo": encoded, "encoding": "video/mp4"}}]}
         else:
+            if job.blob is None and self.source(req, job) is not None:
+                # An extension's clip is the whole, longer video: stored before ``finish`` would store the
+                # script's own (shorter) clip.
+                job.blob = req.video.store(f"{job.family}-{job.id}", self._clip_data(req, job),
+                                           redirect=job.script.delivery != "uri")
             uri = file_uri(api_origin(req), req.video.finish(job))
             videos = {"generatedSamples": [{"video": {"uri": uri}}]}
         await req.json(200, {"name": name, "done": True,
                              "response": {"@type": _RESPONSE_TYPE, "generateVideoResponse": videos}})
+
+    # ---- extension ----------------------------------------------------------------------------------
+
+    def extended(self, req: Request, uri: Any) -> EmulatedJob | None:
+        """The finished Veo job whose sample URI ``uri`` is, or None (not a URI this emulator's Veo answered:
+        a storage redirect target, an inline clip, another family's file, another host)."""
+        if not isinstance(uri, str):
+            return None
+        given = urlsplit(uri)
+        for job in req.video.jobs():
+            if job.family != self.name or job.blob is None or job.state() != "succeeded":
+                continue
+            made = urlsplit(file_uri(api_origin(req), job.blob))
+            if (given.scheme, given.netloc, given.path) == (made.scheme, made.netloc, made.path):
+                return job
+        return None
+
+    def source(self, req: Request, job: EmulatedJob) -> EmulatedJob | None:
+        """The job whose clip ``job`` extends, or None for a first clip."""
+        video = _instance(job.body).get("video")
+        return self.extended(req, video.get("uri")) if isinstance(video, Mapping) else None
+
+    def nominal_seconds(self, req: Request, job: EmulatedJob) -> int:
+        """How long the real clip would be: its ``durationSeconds``, plus 7 s for each extension in its chain."""
+        seconds, extensions, seen = 0, 0, set()
+        current: EmulatedJob | None = job
+        while current is not None and current.id not in seen:
+            seen.add(current.id)
+            source = self.source(req, current)
+            if source is None:
+                parameters = current.body.get("parameters") if isinstance(current.body, Mapping) else None
+                asked = parameters.get("durationSeconds", 8) if isinstance(parameters, Mapping) else 8
+                seconds = _seconds(asked) or 8
+            else:
+                extensions += 1
+            current = source
+        return seconds + _EXTENSION_ADDS * extensions
+
+    def _extension_problem(self, req: Request, body: Any) -> str | None:
+        """The 400 for an extension whose input is not a Veo video this API made, or is too long."""
+        video = _instance(body).get("video")
+        if not isinstance(video, Mapping):
+            return None
+        source = self.extended(req, video.get("uri"))
+        if source is None:
+            return ("video.uri must be the uri of a video generated by Veo (an earlier operation's "
+                    "generatedSamples[].video.uri).")
+        seconds = self.nominal_seconds(req, source)
+        if seconds > _MAX_EXTEND_INPUT:
+            return f"The input video is {seconds}s long; Veo extends videos of up to {_MAX_EXTEND_INPUT}s."
+        return None
+
+    def _clip_data(self, req: Request, job: EmulatedJob) -> bytes:
+        """The clip a finished job serves: its script's, or for an extension the source's clip and this one's
+        ``clip_seconds`` more (one combined video)."""
+        if job.script.clip is not None:
+            return job.script.clip
+        seconds, seen = 0.0, set()
+        current: EmulatedJob | None = job
+        while current is not None and current.id not in seen:
+            seen.add(current.id)
+            seconds += current.script.clip_seconds
+            current = self.source(req, current)
+        return made_clip(seconds, job.script.size, job.script.audio)
 
     # ---- the model list ---------------------------------------------------------------------------
 
@@ -155,8 +238,15 @@ def _fault_body(model: str, fault: Fault) -> dict[str, Any]:
     return gemini_error(fault.status, fault.message or default_message(fault.status), details)
 
 
+def _instance(body: Any) -> Mapping[str, Any]:
+    instances = body.get("instances") if isinstance(body, Mapping) else None
+    first = instances[0] if isinstance(instances, list) and instances else None
+    return first if isinstance(first, Mapping) else {}
+
+
 def validate(body: Any) -> str | None:
-    """The server's 400 message for a ``predictLongRunning`` body it refuses, None when it is acceptable."""
+    """The server's 400 message for a ``predictLongRunning`` body it refuses, None when it is acceptable
+    (an extension's URI is checked against the jobs by ``Veo``, which has them). Messages are illustrative."""
     if not isinstance(body, Mapping):
         return "Invalid JSON payload received."
     instances = body.get("instances")
@@ -169,8 +259,22 @@ def validate(body: Any) -> str | None:
     if not isinstance(prompt, str) or not prompt.strip():
         return "A text prompt is required."
     image = instance.get("image")
-    if image is not None and (problem := _image_problem(image)):
+    if image is not None and (problem := _image_problem(image, "image")):
         return problem
+    last_frame = instance.get("lastFrame")
+    if last_frame is not None:
+        if problem := _image_problem(last_frame, "lastFrame"):
+            return problem
+        if image is None:
+            # A last frame is one end of an interpolation (unconfirmed that the API refuses it alone).
+            return "lastFrame requires image: a video is interpolated from a first frame to a last frame."
+    video = instance.get("video")
+    if video is not None:
+        if problem := _video_problem(video):
+            return problem
+        if image is not None or last_frame is not None:
+            # Unconfirmed: the guide lists them as separate uses.
+            return "Video extension cannot be combined with image or lastFrame."
     parameters = body.get("parameters") or {}
     if not isinstance(parameters, Mapping):
         return "Invalid JSON payload received. Unknown name \"parameters\": not an object."
@@ -185,6 +289,12 @@ def validate(body: Any) -> str | None:
         return f"Resolution {resolution} is not supported. Supported: {', '.join(_RESOLUTIONS)}."
     if resolution in _EIGHT_SECONDS_ONLY and seconds != 8:
         return f"Resolution {resolution} is only supported for 8s duration."
+    if video is not None and seconds != _FRAMES_AND_EXTENSION_SECONDS:
+        return f"Video extension is only supported for {_FRAMES_AND_EXTENSION_SECONDS}s duration."
+    if video is not None and resolution != _EXTENSION_RESOLUTION:
+        return f"Video extension is only supported at {_EXTENSION_RESOLUTION}, not {resolution}."
+    if last_frame is not None and seconds != _FRAMES_AND_EXTENSION_SECONDS:
+        return f"A first and last frame are only supported for {_FRAMES_AND_EXTENSION_SECONDS}s duration."
     count = parameters.get("sampleCount", 1)
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 4:
         return "sampleCount must be between 1 and 4."
@@ -200,17 +310,30 @@ def _seconds(value: Any) -> int | None:
     return None
 
 
-def _image_problem(image: Any) -> str | None:
+def _image_problem(image: Any, name: str) -> str | None:
     if not isinstance(image, Mapping):
-        return "instances[0].image must be an object."
+        return f"instances[0].{name} must be an object."
     if image.get("mimeType") not in _IMAGE_TYPES:
         return f"Unsupported image MIME type {image.get('mimeType')!r}; use image/png or image/jpeg."
     data = image.get("bytesBase64Encoded")
     try:
         if not isinstance(data, str) or not base64.b64decode(data, validate=True):
-            return "instances[0].image.bytesBase64Encoded is empty."
+            return f"instances[0].{name}.bytesBase64Encoded is empty."
     except (binascii.Error, ValueError):
-        return "instances[0].image.bytesBase64Encoded is not valid base64."
+        return f"instances[0].{name}.bytesBase64Encoded is not valid base64."
+    return None
+
+
+def _video_problem(video: Any) -> str | None:
+    """An extension's input must be a Veo result's URI (§2.2: "Extension input must be a URI (video bytes are
+    dropped)"); bytes in any spelling are refused."""
+    if not isinstance(video, Mapping):
+        return "instances[0].video must be an object."
+    if any(k in video for k in ("bytesBase64Encoded", "encodedVideo", "videoBytes")):
+        return "Video extension takes instances[0].video.uri of a Veo-generated video; video bytes are not supported."
+    uri = video.get("uri")
+    if not isinstance(uri, str) or not uri.strip():
+        return "instances[0].video.uri is required for video extension."
     return None
 
 
