@@ -119,6 +119,8 @@ def test_the_same_extension_again_reuses_its_clip_and_extending_it_continues_the
     assert emu.video_jobs(VEO) == 2  # the first clip and one extension: the re-run paid nothing
     assert again.videos[0].reused and again.videos[0].path == once.videos[0].path
     assert again.videos[0].cost_usd == 0.0 and len(veo_submits(emu)) == 2
+    # Shown again, it still counts the 7 s the extension added, not the whole longer clip.
+    assert again.videos[0].record.video_seconds == once.videos[0].record.video_seconds == 7.0
     # The extension is itself a Veo clip with a URI: extending it sends that URI (8 + 7 = 15 s in).
     third = vshell.run_cell_magic("video", "--extend w", "It shakes the snow off")
     assert third.videos[0].ok and emu.video_jobs(VEO) == 3

@@ -303,11 +303,7 @@ def _final(video: Video, side: Sidecar, ctx: CallContext, state: str) -> None:
     record = video.record
     if state == "ok":
         record.status, record.clips = "ok", 1
-        billed = side.parameters.get("billed_seconds")
-        if isinstance(billed, int | float) and not isinstance(billed, bool):
-            record.video_seconds = float(billed)  # an extension: the seconds it added, not the whole clip
-        else:
-            record.video_seconds = video.seconds if video.seconds is not None else video_request_seconds(side)
+        record.video_seconds = _billed_seconds(side, video.seconds)
         resolution = side.parameters.get("resolution")
         price_record(record, ctx.settings.prices, resolution=resolution if isinstance(resolution, str) else None)
     elif state == "filtered":
@@ -350,6 +346,15 @@ def _finish_record(video: Video, ctx: CallContext) -> None:
         video.record.latency_s = time.monotonic() - video.started
 
 
+def _billed_seconds(side: Sidecar, measured: float | None) -> float | None:
+    """The seconds a clip is billed for: an extension's added seconds (not the whole clip it returns), else
+    the measured length, else what was asked."""
+    billed = side.parameters.get("billed_seconds")
+    if isinstance(billed, int | float) and not isinstance(billed, bool):
+        return float(billed)
+    return measured if measured is not None else video_request_seconds(side)
+
+
 def _reuse(video: Video, previous: Sidecar, out_dir: Path) -> None:
     """A finished clip of this same request is on disk: show it, pay nothing."""
     assert previous.file is not None
@@ -361,7 +366,7 @@ def _reuse(video: Video, previous: Sidecar, out_dir: Path) -> None:
     video.notes.append("made by an earlier run of the same request: shown again, not paid again "
                        "(--new pays for a fresh clip)")
     record = video.record
-    record.status, record.clips, record.video_seconds = "ok", 1, previous.seconds
+    record.status, record.clips, record.video_seconds = "ok", 1, _billed_seconds(previous, previous.seconds)
     record.cost_usd, record.cost_source = 0.0, f"earlier run (cost then: {_money(previous.cost_usd)})"
     record.latency_s = 0.0
 
