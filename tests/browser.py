@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHROMIUM", "CHROMIUM_ARGS", "SHOTS", "UI_MS", "Lab", "assert_no_widget_errors", "cell_output", "free_port",
-    "jupyter_lab", "lab_env", "notebook_page", "require_components", "run_all_cells", "saved_outputs", "shot",
-    "wait_for", "wait_kernel_idle", "wait_text",
+    "jupyter_lab", "lab_env", "notebook_page", "require_components", "run_all_cells", "save_notebook",
+    "saved_outputs", "shot", "table_rows", "wait_cell_done", "wait_for", "wait_kernel_idle", "wait_text",
 ]
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -245,3 +245,35 @@ def saved_outputs(path: Path, cell: int = 1) -> str:
     """The outputs of cell ``cell`` of the notebook saved at ``path``, as JSON text."""
     nb = nbformat.read(path, as_version=4)
     return json.dumps(nb.cells[cell].get("outputs", []))
+
+
+def wait_cell_done(page: Page, cell: int) -> None:
+    """Cell ``cell`` (from 0) has run (its prompt reads ``[n]``, not ``[*]``) and the kernel is idle."""
+    prompt = page.locator(".jp-Notebook .jp-Cell").nth(cell).locator(".jp-InputPrompt")
+    prompt.filter(has_text=re.compile(r"\[\d+\]")).wait_for()
+    wait_kernel_idle(page)
+
+
+def save_notebook(page: Page, notebook: str) -> None:
+    """Save with Ctrl+S (focus on the notebook, not in a cell's editor) and wait until the tab is clean.
+    The tab is dirty first: a notebook saved before its outputs changed would not be checked at all."""
+    dirty = page.locator("#jp-main-dock-panel .lm-TabBar-tab.jp-mod-dirty", has_text=notebook)
+    dirty.wait_for()
+    page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
+    page.keyboard.press("Control+s")
+    dirty.wait_for(state="detached")
+
+
+TABLE_JS = """t => [...t.querySelectorAll('tr')].map(r => [...r.querySelectorAll('th, td')]
+    .map(c => c.textContent.replace(/\\s+/g, ' ').trim()))"""
+
+
+def table_rows(table: Locator) -> list[dict[str, str]]:
+    """A rendered ``<table>``'s body rows as {header: cell text}, the header row being the first ``<tr>``
+    (a pandas frame's index column has an empty header)."""
+    rows: list[list[str]] = table.evaluate(TABLE_JS)
+    if not rows:
+        return []
+    header, *body = rows
+    assert all(len(r) == len(header) for r in body), f"a ragged table: {rows}"
+    return [dict(zip(header, r, strict=True)) for r in body]

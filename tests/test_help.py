@@ -3,12 +3,14 @@ examples; none of IPython's argparse decorations (``::``, ``%%%``, ``<{a,b}>``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.magic_arguments import MagicArgumentParser
 
-from fusion_magic.ipython.args import FUSE_HELP, FUSE_PARSER
+from fusion_magic.ipython.args import EVAL_PARSER, FUSE_HELP, FUSE_PARSER, HISTORY_PARSER, REJUDGE_PARSER
 
 
 def help_printed(shell: InteractiveShell, capsys: pytest.CaptureFixture[str], cell: str) -> str:
@@ -22,7 +24,19 @@ def test_help_text_is_short_and_plain() -> None:
     assert FUSE_HELP.startswith("Usage: %%fuse [options]")
     for decoration in ("::", "%%%", "<{", "{best-of,merge,debate}"):
         assert decoration not in FUSE_HELP
-    assert len(FUSE_HELP.splitlines()) <= 42 and max(len(line) for line in FUSE_HELP.splitlines()) <= 100
+    assert len(FUSE_HELP.splitlines()) <= 44 and max(len(line) for line in FUSE_HELP.splitlines()) <= 100
+
+
+@pytest.mark.parametrize("parser", [REJUDGE_PARSER, HISTORY_PARSER, EVAL_PARSER], ids=lambda p: p.prog)
+def test_every_line_magic_option_is_in_the_help(parser: MagicArgumentParser) -> None:
+    """Each %fuse line command's options appear in its entry (a new flag is documented or this fails)."""
+    command = parser.prog.split()[-1]
+    section = FUSE_HELP.split("Line magic:\n", 1)[1].split("\n\nExamples:", 1)[0]
+    entry = section.split(f"  %fuse {command}", 1)[1].split("\n  %fuse ", 1)[0]
+    for action in parser._actions:
+        if action.option_strings:
+            assert any(re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", entry)
+                       for option in action.option_strings), (command, action.option_strings)
 
 
 def test_every_option_has_one_line() -> None:

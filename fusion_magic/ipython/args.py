@@ -94,9 +94,11 @@ Options:
 Line magic:
   %fuse list              providers, which keys are set, known models and prices
   %fuse rejudge           judge the last result (or NAME) again, late answers included; no pool call
+                          -m MODE -j ID --orders N --cache -o NAME
   %fuse history           past runs from the run log (-n N; --export runs.jsonl|.csv [--run ID])
   %fuse eval DATA         is fusion worth it here? DATA: CSV, JSONL, a DataFrame or bundled;
-                          -p IDS -s single,self:5,best-of,merge,debate -r N -j ID --cache -o NAME
+                          -p IDS -s single,self:5,vote,best-of,merge,debate -r N -j ID -o NAME
+                          --concurrency N (rows at once, default 4) --rubric-judge ID --cache
   %fuse help, %fuse?      this text
 
 Examples:

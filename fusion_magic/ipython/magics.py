@@ -294,7 +294,7 @@ class FusionMagics(Magics, Configurable):
             raise FusionInterrupted(f"fusion_magic: evaluation interrupted after {time.monotonic() - started:.1f} s: "
                                     f"{len(partial.rows)} of {plan.total} rows done; {kept}") from exc
         finally:
-            progress.close()
+            progress.close(partial.wall_s or None)
         if ns.out:
             self.shell.push({ns.out: result})
         return result

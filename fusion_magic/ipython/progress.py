@@ -32,7 +32,9 @@ class EvalProgress:
             import ipywidgets
             from IPython.display import display
 
-            self._bar = ipywidgets.IntProgress(value=0, min=0, max=max(total, 1), description="0/" + str(total))
+            # A tooltip of its own: ipywidgets 8 shows an unset one as "null" over the description.
+            self._bar = ipywidgets.IntProgress(value=0, min=0, max=max(total, 1), description="0/" + str(total),
+                                               tooltip="rows evaluated")
             self._handle = display(self, display_id=True)
 
     def row(self, done: int, total: int, row: Any) -> None:
@@ -46,15 +48,16 @@ class EvalProgress:
             else:
                 print(f"\r  evaluating: {done}/{total} rows ({strategy})", end="", file=sys.stderr, flush=True)
 
-    def close(self) -> None:
-        """The run ended: the bar becomes a static line (Jupyter), or the line ends (elsewhere)."""
+    def close(self, elapsed_s: float | None = None) -> None:
+        """The run ended: the bar becomes a static line (Jupyter), or the line ends (elsewhere). ``elapsed_s``:
+        the run's own wall time, so the line and the result's headline give the same figure."""
         with self._lock:
             if self._bar is None:
                 print(file=sys.stderr)
                 return
             if self._final is not None:
                 return
-            elapsed = time.monotonic() - self._started
+            elapsed = time.monotonic() - self._started if elapsed_s is None else elapsed_s
             state = "evaluated" if self.done >= self.total else "stopped after"
             self._final = f"{state} {self.done} of {self.total} rows in {elapsed:.1f} s"
         self._handle.update(self)
