@@ -10,7 +10,16 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic_arguments import MagicArgumentParser
 
-from fusion_magic.ipython.args import EVAL_PARSER, FUSE_HELP, FUSE_PARSER, HISTORY_PARSER, REJUDGE_PARSER
+from fusion_magic.ipython.args import (
+    EVAL_PARSER,
+    FUSE_HELP,
+    FUSE_PARSER,
+    HISTORY_PARSER,
+    REJUDGE_PARSER,
+    VIDEO_HELP,
+    VIDEO_PARSER,
+    VIDEO_RESUME_PARSER,
+)
 
 
 def help_printed(shell: InteractiveShell, capsys: pytest.CaptureFixture[str], cell: str) -> str:
@@ -74,3 +83,14 @@ def test_terminal_ipython_treats_the_documented_forms_as_complete(shell: Interac
 def test_readme_documents_a_form_that_works() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert "`%fuse?` or `%fuse help` shows the help" in readme and "%%fuse?" not in readme
+
+
+def test_the_video_help_fits_and_names_every_option() -> None:
+    lines = VIDEO_HELP.splitlines()
+    assert lines[0].startswith("Usage: %%video [options]")
+    assert len(lines) <= 50 and max(len(line) for line in lines) <= 100
+    for parser in (VIDEO_PARSER, VIDEO_RESUME_PARSER):
+        for action in parser._actions:
+            if action.option_strings:
+                assert any(re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", VIDEO_HELP)
+                           for option in action.option_strings), action.option_strings

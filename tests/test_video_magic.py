@@ -197,6 +197,23 @@ def test_understanding_with_two_models_is_fused_by_the_judge(vshell: Interactive
     assert ("inline_data" in parts[0] or "inlineData" in parts[0]) and "text" in parts[-1]
 
 
+def test_debate_on_answers_about_a_video_is_refused_before_any_question(vshell: InteractiveShell,
+                                                                       emulator_env: Emulator, tmp_path: Path) -> None:
+    # Debate asks the models to revise; a question about a video is asked once. Refused before anything is paid,
+    # whether the flag says it or the session's %config does.
+    clip = make_clip(tmp_path / "clip.mp4", scenes=[Scene(1.0)])
+    line = f"--understand {clip} -m gemini:gemini-2.5-flash,gemini:gemini-2.5-pro"
+    with pytest.raises(UsageError, match="--mode"):
+        vshell.run_cell_magic("video", line + " --mode debate", "What happens?")
+    vshell.run_line_magic("config", "FusionMagics.mode = 'debate'")
+    try:
+        with pytest.raises(UsageError, match="best-of or merge"):
+            vshell.run_cell_magic("video", line, "What happens?")
+    finally:
+        vshell.run_line_magic("config", "FusionMagics.mode = 'best-of'")
+    assert emulator_env.requests == []
+
+
 def test_edit_revises_the_last_omni_clip(vshell: InteractiveShell, emulator_env: Emulator) -> None:
     emulator_env.script(OMNI, VideoScript(polls=0))
     first = vshell.run_cell_magic("video", f"-m gemini:{OMNI} -o v", "A fox")

@@ -25,6 +25,7 @@ from IPython.core.magic_arguments import MagicArgumentParser
 
 from ..calls.settings import CACHE_MODES, MODES
 from ..fuse.options import FuseOptions
+from ..video.options import ANSWER_MODES
 
 
 def _fuse_parser() -> MagicArgumentParser:
@@ -322,7 +323,7 @@ def _video_parser() -> MagicArgumentParser:
     a("--edit", nargs="?", const="", metavar="NAME")
     a("--extend", nargs="?", const="", metavar="NAME")
     a("-j", "--judge", metavar="ID")
-    a("--mode", choices=MODES)
+    a("--mode", choices=ANSWER_MODES)
     a("--new", action="store_true")
     a("--poll", dest="poll_s", type=float, metavar="SECONDS")
     a("--no-interpolate", action="store_true")
@@ -336,28 +337,29 @@ VIDEO_HELP = """\
 Usage: %%video [options]          the cell below is the prompt (or, with --understand, the question)
        %video list | resume [--out-dir DIR] [-t SECONDS] [-o NAME] | help
 
-Generates clips with a pool of video models at once, plays them inline, and answers questions about videos.
-Each clip is saved as MP4 with a JSON sidecar; a job's id is saved the moment it is accepted, so nothing
-paid is lost: running the same cell again (or %video resume) fetches pending jobs instead of paying twice.
+Generates clips with a pool of video models at once, plays them inline, and answers questions
+about videos. Each clip is saved as MP4 with a JSON sidecar; a job's id is saved the moment it is
+accepted, so nothing paid is lost: the same cell again (or %video resume) fetches pending jobs
+instead of paying twice.
 
 Generate:
-  -m, --models IDS        comma-separated ids (default: gemini:gemini-omni-1.2-flash with GEMINI_API_KEY)
+  -m, --models IDS        comma-separated ids (default with GEMINI_API_KEY: gemini-omni-1.2-flash)
   --seconds N             clip length
   --aspect 16:9|9:16      aspect ratio
   --resolution RES        720p, 1080p, ... (what the model offers)
-  --negative TEXT         what to avoid, where the model has a negative prompt (said when it has not)
+  --negative TEXT         what to avoid, where the model takes it (a note says when it does not)
   --image PATH            a PNG or JPEG first frame
   --last-frame PATH       a PNG or JPEG last frame, with --image (Veo 3.1: 8 s; some fal models)
   --edit [NAME]           revise the clip of the last result (or of result NAME) through Omni
   --extend [NAME]         Veo adds 7 s to the Veo clip of the last result (or of NAME), at 720p
-  --check ID              a model watches each clip and scores it 0-10 (local:frames: the technical spec)
+  --check ID              a model scores each clip 0-10 against the prompt (local:frames: the spec)
   --new                   pay for a fresh clip even if this same request has one already
 Understand:
-  --understand PATH_OR_URL  ask the cell's question about this video (several -m models: fused by the judge)
+  --understand PATH_OR_URL  ask the cell's question about this video (several -m: the judge fuses)
   --start/--end SECONDS   the part to watch
   --fps FPS               frames per second to sample (Gemini; up to 24)
   -j, --judge ID          judge for several answers, or vote (default: %config FusionMagics.judge)
-  --mode MODE             best-of, merge or vote's mode for several answers
+  --mode MODE             how the judge fuses several answers: best-of or merge
 Run:
   --out-dir DIR           where clips go, inside the working folder (default videos/)
   --estimate              print the cost per clip; submit nothing, need no key
@@ -374,7 +376,7 @@ Line magic:
   %video help, %video?    this text
 
 Examples:
-  %%video -m gemini:gemini-omni-1.2-flash,gemini:veo-3.1-fast-generate-preview --seconds 6 --check local:frames -o r
+  %%video -m gemini:gemini-omni-1.2-flash,gemini:veo-3.1-fast-generate-preview --check local:frames
   A paper boat drifting down a rainy street, seen from above
 
   %%video --edit r

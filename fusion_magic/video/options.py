@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypedDict
 
-from ..calls.settings import MODES, check_choice
+from ..calls.settings import check_choice
 from ..core.errors import ConfigError
 
 ASPECTS = ("16:9", "9:16")
@@ -23,6 +23,10 @@ RESOLUTIONS = ("360p", "480p", "540p", "720p", "768p", "1080p", "4k")
 DEFAULT_OUT_DIR = "videos"
 # Jobs take from seconds to several minutes (Veo: about 6 minutes at peak, reference §2).
 DEFAULT_TIMEOUT_S = 600.0
+
+# The modes that fuse answers asked elsewhere: debate would ask the models to revise, and a question about a
+# video is asked once (fuse.engine.judge_answers refuses it; checked here, before anything is paid).
+ANSWER_MODES = ("best-of", "merge")
 
 
 class VideoKeywords(TypedDict, total=False):
@@ -117,7 +121,7 @@ class VideoOptions:
         if (self.start is not None or self.end is not None or self.fps is not None) and not self.understand:
             raise ConfigError("--start, --end and --fps apply to --understand; add --understand PATH_OR_URL")
         if self.mode is not None:
-            check_choice("--mode", self.mode, MODES)
+            check_choice("--mode", self.mode, ANSWER_MODES)
         if self.understand is not None and not self.understand.strip():
             raise ConfigError("--understand needs a file path or a URL")
         if self.understand and self.check:

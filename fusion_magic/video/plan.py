@@ -26,7 +26,7 @@ from ..providers.video import Task, is_omni, video_protocol
 from ..providers.video.base import VideoRequest, VideoSource
 from ..providers.video.veo import CURRENT_MODELS, MAX_EXTEND_INPUT_S
 from . import sidecar
-from .options import ExtendOf, VideoOptions
+from .options import ANSWER_MODES, ExtendOf, VideoOptions
 from .result import VideoResult
 
 FRAMES = "local:frames"
@@ -112,8 +112,13 @@ def plan_video(prompt: str, settings: Settings, options: VideoOptions) -> VideoP
         judge = options.judge or settings.judge or "vote"
         if judge != "vote":
             prepare(judge, settings, require_key=needs_key)  # a bad judge id: one line now, not after the answers
+        mode = options.mode or settings.mode
+        if len(askers) > 1 and mode not in ANSWER_MODES:
+            raise ConfigError(f"the session's mode is {mode} (%config FusionMagics.mode), which asks models to revise "
+                              f"their answers; answers about a video are fused with --mode "
+                              f"{' or '.join(ANSWER_MODES)}")
         plan = VideoPlan(prompt, options, settings, out_dir, askers=askers, source=source, judge=judge,
-                         mode=options.mode or settings.mode, estimate_usd=None, notes=tuple(notes))
+                         mode=mode, estimate_usd=None, notes=tuple(notes))
         return plan
     models = options.models or _default_generators(settings, options)
     image = _image(options.image)
