@@ -2,13 +2,12 @@
 pointed at the emulator, headless Chromium (Debian's, driven by Playwright) on a notebook, and patient polls
 of what the page shows.
 
-    require_components()
-    env = lab_env(tmp_path, emu)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        with jupyter_lab(root, tmp_path, env, "lab-1") as lab, notebook_page(browser, lab, "fuse.ipynb") as page:
-            run_all_cells(page)
-            wait_text(cell_output(page, 1), lambda t: "done" in t, "the run to finish")
+    problems = run_then_reopen(tmp_path, emu, ["%load_ext fusion_magic", CELL], "fuse.ipynb", SHOTS,
+                               run=lambda page, path: run_and_save(page, emu, path),
+                               reopened=lambda page: wait_text(cell_output(page, 1), ok, "the saved output"))
+
+``run_then_reopen`` is the whole test's frame: a notebook, a server that runs and saves it, a second server
+that only opens it (as anyone would a saved notebook), headless Chromium on both.
 
 Every wait has a deadline that only turns a hang into a failure saying what the page showed; none is an
 assertion on how long something took.
@@ -42,8 +41,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHROMIUM", "CHROMIUM_ARGS", "SHOTS", "UI_MS", "Lab", "assert_no_widget_errors", "cell_output", "free_port",
-    "jupyter_lab", "lab_env", "notebook_page", "require_components", "run_all_cells", "save_notebook",
-    "saved_outputs", "shot", "table_rows", "wait_cell_done", "wait_for", "wait_kernel_idle", "wait_text",
+    "jupyter_lab", "lab_env", "notebook_page", "require_components", "run_all_cells", "run_then_reopen",
+    "save_notebook", "saved_outputs", "shot", "table_rows", "wait_cell_done", "wait_for", "wait_kernel_idle",
+    "wait_text", "write_notebook",
 ]
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -277,3 +277,42 @@ def table_rows(table: Locator) -> list[dict[str, str]]:
     header, *body = rows
     assert all(len(r) == len(header) for r in body), f"a ragged table: {rows}"
     return [dict(zip(header, r, strict=True)) for r in body]
+
+
+def write_notebook(path: Path, cells: list[str]) -> None:
+    """A notebook of code ``cells`` on the Python 3 kernel."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    nbformat.write(nb, path)
+
+
+def run_then_reopen(tmp: Path, emu: Emulator, cells: list[str], notebook: str, shots: Path, *,
+                    run: Callable[[Page, Path], T], reopened: Callable[[Page], object]) -> T:
+    """The frame of every browser test: write ``cells`` as ``notebook``, open it in headless Chromium on one
+    JupyterLab server and ``run(page, path)`` there (it runs, checks and saves); then open the saved notebook
+    on a fresh server, with no cell run, and check it with ``reopened(page)``. Returns what ``run`` returned.
+    Fails (never skips) when a component is missing; only this run's screenshots are left in ``shots``."""
+    require_components()
+    from playwright.sync_api import sync_playwright
+
+    root = tmp / "root"
+    root.mkdir()
+    write_notebook(root / notebook, cells)
+    env = lab_env(tmp, emu)
+    for old in shots.glob("*.png"):
+        old.unlink()
+    started = time.monotonic()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            with jupyter_lab(root, tmp, env, "lab-1") as lab, \
+                    notebook_page(browser, lab, notebook, shots=shots) as page:
+                outcome = run(page, root / notebook)
+            with jupyter_lab(root, tmp, env, "lab-2") as lab, \
+                    notebook_page(browser, lab, notebook, shots=shots) as page:
+                reopened(page)
+        finally:
+            browser.close()
+    print(f"browser test of {notebook} took {time.monotonic() - started:.1f} s")
+    return outcome

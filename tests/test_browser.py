@@ -11,24 +11,17 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import nbformat
 import pytest
 from browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     SHOTS,
     assert_no_widget_errors,
     cell_output,
-    jupyter_lab,
-    lab_env,
-    notebook_page,
-    require_components,
     run_all_cells,
+    run_then_reopen,
     saved_outputs,
     shot,
     wait_for,
@@ -52,13 +45,6 @@ FUSE_CELL = "%%fuse -p openai:slow1,anthropic:slow2 -j gemini:judge -m merge -o 
 # The members stay silent this long: the whole "waiting for the first token" phase is checked inside it.
 TTFT_S = 8.0
 ANSWER = "Paris."
-
-
-def write_notebook(path: Path) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell("%load_ext fusion_magic"), nbformat.v4.new_code_cell(FUSE_CELL)]
-    nbformat.write(nb, path)
 
 
 def fuse_output(page: Page) -> Locator:
@@ -96,33 +82,19 @@ def slow_emulator() -> Iterator[Emulator]:
 
 
 def test_fuse_in_jupyterlab_with_chromium(slow_emulator: Emulator, tmp_path: Path) -> None:
-    require_components()
-    from playwright.sync_api import sync_playwright
-
-    root = tmp_path / "root"
-    root.mkdir()
-    write_notebook(root / NOTEBOOK)
-    env = lab_env(tmp_path, slow_emulator)
-    for old in SHOTS.glob("*.png"):  # this run's screenshots only
-        old.unlink()
-    started = time.monotonic()
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            with jupyter_lab(root, tmp_path, env, "lab-1") as lab, notebook_page(browser, lab, NOTEBOOK) as page:
-                problems = run_and_save(page, slow_emulator, root / NOTEBOOK)
-            # A fresh server on the same directory: the notebook as anyone would reopen it.
-            with jupyter_lab(root, tmp_path, env, "lab-2") as lab, notebook_page(browser, lab, NOTEBOOK) as page:
-                output = fuse_output(page)
-                wait_text(output, lambda t: ANSWER in t, "the saved output")
-                shot(page, "3-reopened")
-                assert_static_report(output, "after reopening")
-                assert_no_widget_errors(page)
-        finally:
-            browser.close()
-    print(f"browser test took {time.monotonic() - started:.1f} s")
+    problems = run_then_reopen(tmp_path, slow_emulator, ["%load_ext fusion_magic", FUSE_CELL], NOTEBOOK, SHOTS,
+                               run=lambda page, path: run_and_save(page, slow_emulator, path),
+                               reopened=check_reopened)
     assert not problems, "\n".join(problems)
+
+
+def check_reopened(page: Page) -> None:
+    """The saved notebook on a fresh server: the static report, no widget error."""
+    output = fuse_output(page)
+    wait_text(output, lambda t: ANSWER in t, "the saved output")
+    shot(page, "3-reopened")
+    assert_static_report(output, "after reopening")
+    assert_no_widget_errors(page)
 
 
 def run_and_save(page: Page, emu: Emulator, path: Path) -> list[str]:

@@ -19,25 +19,18 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import nbformat
 import pytest
 from browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     SHOTS,
     assert_no_widget_errors,
     cell_output,
-    jupyter_lab,
-    lab_env,
-    notebook_page,
-    require_components,
     run_all_cells,
+    run_then_reopen,
     save_notebook,
     saved_outputs,
     shot,
@@ -107,13 +100,6 @@ HEADLINE = f"Evaluation: {N} questions x {len(EXPECTED)} strategies x 1 repeat: 
 BAD_WORDS = ("failed", "Traceback", "Error", "error")
 IMAGE_JS = """i => ({src: (i.getAttribute('src') || '').slice(0, 22), complete: i.complete,
     width: i.naturalWidth, height: i.naturalHeight})"""
-
-
-def write_notebook(path: Path) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
-    nbformat.write(nb, path)
 
 
 def member(wrong: Mapping[str, str]) -> Callable[[Mapping[str, Any]], str]:
@@ -274,33 +260,16 @@ def eval_emulator() -> Iterator[Emulator]:
 
 
 def test_eval_in_jupyterlab_with_chromium(eval_emulator: Emulator, tmp_path: Path) -> None:
-    require_components()
-    from playwright.sync_api import sync_playwright
+    run_then_reopen(tmp_path, eval_emulator, CELLS, NOTEBOOK, EVAL_SHOTS,
+                    run=lambda page, path: run_and_save(page, eval_emulator, path), reopened=check_reopened)
 
-    root = tmp_path / "root"
-    root.mkdir()
-    write_notebook(root / NOTEBOOK)
-    env = lab_env(tmp_path, eval_emulator)
-    for old in EVAL_SHOTS.glob("*.png"):  # this run's screenshots only
-        old.unlink()
-    started = time.monotonic()
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            with jupyter_lab(root, tmp_path, env, "lab-1") as lab, \
-                    notebook_page(browser, lab, NOTEBOOK, shots=EVAL_SHOTS) as page:
-                run_and_save(page, eval_emulator, root / NOTEBOOK)
-            # A fresh server on the same directory: the notebook as anyone would reopen it, no cell run.
-            with jupyter_lab(root, tmp_path, env, "lab-2") as lab, \
-                    notebook_page(browser, lab, NOTEBOOK, shots=EVAL_SHOTS) as page:
-                wait_text(cell_output(page, EVAL), lambda t: FINAL.search(t) is not None, "the saved static line")
-                assert_finished(page, "after reopening")
-                shot(page, "3-reopened", EVAL_SHOTS)
-                assert_no_widget_errors(page)
-        finally:
-            browser.close()
-    print(f"browser eval test took {time.monotonic() - started:.1f} s")
+def check_reopened(page: Page) -> None:
+    """The saved notebook on a fresh server, no kernel run: the static line, the tables and the plot."""
+    wait_text(cell_output(page, EVAL), lambda t: FINAL.search(t) is not None, "the saved static line")
+    assert_finished(page, "after reopening")
+    shot(page, "3-reopened", EVAL_SHOTS)
+    assert_no_widget_errors(page)
 
 
 def run_and_save(page: Page, emu: Emulator, path: Path) -> None:
@@ -323,7 +292,7 @@ def run_and_save(page: Page, emu: Emulator, path: Path) -> None:
     assert_finished(page, "after the run")
     shot(page, "2-finished", EVAL_SHOTS)
     assert_no_widget_errors(page)
-    asked = sorted(q.model for q in emu.requests)
+    asked = sorted(q.model or "" for q in emu.requests)
     assert asked == sorted([ALPHA] * 2 * N + [BETA] * 2 * N), f"the emulator saw {asked}"
 
     # --- saved to disk ---------------------------------------------------------------------------------

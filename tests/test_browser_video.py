@@ -20,25 +20,18 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import nbformat
 import pytest
 from browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     SHOTS,
     assert_no_widget_errors,
     cell_output,
-    jupyter_lab,
-    lab_env,
-    notebook_page,
-    require_components,
     run_all_cells,
+    run_then_reopen,
     saved_outputs,
     shot,
     wait_for,
@@ -82,13 +75,6 @@ ALLOWED = {OMNI: {*WAITING, "downloading", "saved"}, FAL: {*WAITING, "downloadin
 PLAYER_JS = """v => ({controls: v.controls, autoplay: v.autoplay, loop: v.loop, preload: v.getAttribute('preload'),
     src: v.getAttribute('src'), current: v.currentSrc, ready: v.readyState, duration: v.duration,
     error: v.error ? v.error.code + ' ' + v.error.message : null})"""
-
-
-def write_notebook(path: Path) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(SETUP_CELL), nbformat.v4.new_code_cell(VIDEO_CELL)]
-    nbformat.write(nb, path)
 
 
 # ---- the live view ---------------------------------------------------------------------------------------
@@ -211,35 +197,19 @@ def video_emulator() -> Iterator[Emulator]:
 
 
 def test_video_in_jupyterlab_with_chromium(video_emulator: Emulator, tmp_path: Path) -> None:
-    require_components()
-    from playwright.sync_api import sync_playwright
-
-    root = tmp_path / "root"
-    root.mkdir()
-    write_notebook(root / NOTEBOOK)
-    env = lab_env(tmp_path, video_emulator)
-    for old in VIDEO_SHOTS.glob("*.png"):  # this run's screenshots only
-        old.unlink()
-    started = time.monotonic()
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            with jupyter_lab(root, tmp_path, env, "lab-1") as lab, \
-                    notebook_page(browser, lab, NOTEBOOK, shots=VIDEO_SHOTS) as page:
-                problems = run_and_save(page, video_emulator, root / NOTEBOOK)
-            # A fresh server on the same directory: the notebook as anyone would reopen it, no kernel run.
-            with jupyter_lab(root, tmp_path, env, "lab-2") as lab, \
-                    notebook_page(browser, lab, NOTEBOOK, shots=VIDEO_SHOTS) as page:
-                output = cell_output(page, 1)
-                wait_text(output, lambda t: HEADING in t, "the saved output")
-                assert_report(output, "after reopening")
-                shot(page, "4-reopened", VIDEO_SHOTS)
-                assert_no_widget_errors(page)
-        finally:
-            browser.close()
-    print(f"browser video test took {time.monotonic() - started:.1f} s")
+    problems = run_then_reopen(tmp_path, video_emulator, [SETUP_CELL, VIDEO_CELL], NOTEBOOK, VIDEO_SHOTS,
+                               run=lambda page, path: run_and_save(page, video_emulator, path),
+                               reopened=check_reopened)
     assert not problems, "\n".join(problems)
+
+
+def check_reopened(page: Page) -> None:
+    """The saved notebook on a fresh server, no kernel run: the report's players still load."""
+    output = cell_output(page, 1)
+    wait_text(output, lambda t: HEADING in t, "the saved output")
+    assert_report(output, "after reopening")
+    shot(page, "4-reopened", VIDEO_SHOTS)
+    assert_no_widget_errors(page)
 
 
 def run_and_save(page: Page, emu: Emulator, path: Path) -> list[str]:
