@@ -154,8 +154,7 @@ async def run_call(
                     )
                 else:
                     await _call_with_retries(target, request, r, ctx, started, tally)
-                    r.text = valid_text(r.text)
-                    _count_missing_usage(r, request, tally)
+                    _settle(r, request, tally)
                     if r.status == "ok":
                         ctx.cache.store(target.model_id, request, r)
             else:
@@ -173,13 +172,11 @@ async def run_call(
     except asyncio.CancelledError:
         _fail(r, CallCancelled("stopped before it finished: the run was interrupted or cancelled",
                                provider=target.spec.name, model=target.model))
-        r.text = valid_text(r.text)
-        _count_missing_usage(r, request, tally)
+        _settle(r, request, tally)
         r.latency_s = time.monotonic() - started
         emit(ctx.listeners, CallFinished(r))
         raise
-    r.text = valid_text(r.text)  # whatever arrived, complete: a surrogate pair split across chunks is joined
-    _count_missing_usage(r, request, tally)
+    _settle(r, request, tally)
     r.latency_s = time.monotonic() - started
     if r.status in ("waiting", "streaming"):  # replayed from the cache
         r.status = "ok"
@@ -193,6 +190,14 @@ class _Tally:
     """Text chunks of the call's stream (retries happen only before the first one, so one attempt's)."""
 
     chunks: int = 0
+
+
+def _settle(r: Response, request: ChatRequest, tally: _Tally) -> None:
+    """The stream is over (finished, failed or cancelled): whatever text arrived is made valid once, now that it
+    is complete (a surrogate pair split across chunks joined, a lone half U+FFFD), and usage the server did not
+    report is counted."""
+    r.text = valid_text(r.text)
+    _count_missing_usage(r, request, tally)
 
 
 def _count_missing_usage(r: Response, request: ChatRequest, tally: _Tally) -> None:
