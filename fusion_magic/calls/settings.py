@@ -24,6 +24,8 @@ from ..core.pricing import UserPrice
 from ..providers.registry import BUILTIN, custom_spec, find_key
 
 MODES = ("best-of", "merge", "debate")
+# The modes that fuse answers asked elsewhere (a question about a video): debate would ask the models again.
+ANSWER_MODES = ("best-of", "merge")
 CACHE_MODES = ("off", "on", "replay")
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from ..calls.call import CallContext, Target, prepare
-from ..calls.settings import MODES, Settings, check_choice
+from ..calls.settings import ANSWER_MODES, MODES, Settings, check_choice
 from ..core.errors import ConfigError
 from ..core.events import CallFinished, CallStarted, EngineEvent, emit
 from ..core.record import Response
@@ -348,8 +348,9 @@ async def judge_answers(
     run's judge and modes; the models are not asked again. Debate needs a pool it can ask for revisions, so
     it is refused here."""
     check_choice("mode", mode, MODES)
-    if mode == "debate":
-        raise ConfigError("debate asks the pool to revise its answers; here use best-of, merge or vote")
+    if mode not in ANSWER_MODES:
+        raise ConfigError(f"{mode} asks the pool to revise its answers; here use "
+                          f"{', '.join(ANSWER_MODES)} or the vote judge")
     target = None if judge == "vote" else prepare(judge, settings)
     result = FusionResult(prompt=question, mode=mode, judge=judge, pool=[r.model for r in answers],
                           responses=list(answers))

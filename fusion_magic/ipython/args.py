@@ -23,9 +23,8 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
-from ..calls.settings import CACHE_MODES, MODES
+from ..calls.settings import ANSWER_MODES, CACHE_MODES, MODES
 from ..fuse.options import FuseOptions
-from ..video.options import ANSWER_MODES
 
 
 def _fuse_parser() -> MagicArgumentParser:

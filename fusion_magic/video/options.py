@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypedDict
 
-from ..calls.settings import check_choice
+from ..calls.settings import ANSWER_MODES, check_choice
 from ..core.errors import ConfigError
 
 ASPECTS = ("16:9", "9:16")
@@ -23,10 +23,6 @@ RESOLUTIONS = ("360p", "480p", "540p", "720p", "768p", "1080p", "4k")
 DEFAULT_OUT_DIR = "videos"
 # Jobs take from seconds to several minutes (Veo: about 6 minutes at peak, reference §2).
 DEFAULT_TIMEOUT_S = 600.0
-
-# The modes that fuse answers asked elsewhere: debate would ask the models to revise, and a question about a
-# video is asked once (fuse.engine.judge_answers refuses it; checked here, before anything is paid).
-ANSWER_MODES = ("best-of", "merge")
 
 
 class VideoKeywords(TypedDict, total=False):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..calls.call import Target, prepare
-from ..calls.settings import Settings
+from ..calls.settings import ANSWER_MODES, Settings
 from ..core.errors import BudgetError, ConfigError
 from ..core.pricing import Price, price_for
 from ..providers.registry import BUILTIN, PROTOCOLS, provider_class
@@ -26,7 +26,7 @@ from ..providers.video import Task, is_omni, video_protocol
 from ..providers.video.base import VideoRequest, VideoSource
 from ..providers.video.veo import CURRENT_MODELS, MAX_EXTEND_INPUT_S
 from . import sidecar
-from .options import ANSWER_MODES, ExtendOf, VideoOptions
+from .options import ExtendOf, VideoOptions
 from .result import VideoResult
 
 FRAMES = "local:frames"
