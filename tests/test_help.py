@@ -29,6 +29,11 @@ def help_printed(shell: InteractiveShell, capsys: pytest.CaptureFixture[str], ce
     return capsys.readouterr().out
 
 
+def names(options: list[str], text: str) -> bool:
+    """Whether ``text`` names one of ``options`` as a whole flag ("--run" in "[--run ID]", not in "--running")."""
+    return any(re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text) for option in options)
+
+
 def test_help_text_is_short_and_plain() -> None:
     assert FUSE_HELP.startswith("Usage: %%fuse [options]")
     for decoration in ("::", "%%%", "<{", "{best-of,merge,debate}"):
@@ -44,8 +49,7 @@ def test_every_line_magic_option_is_in_the_help(parser: MagicArgumentParser) -> 
     entry = section.split(f"  %fuse {command}", 1)[1].split("\n  %fuse ", 1)[0]
     for action in parser._actions:
         if action.option_strings:
-            assert any(re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", entry)
-                       for option in action.option_strings), (command, action.option_strings)
+            assert names(action.option_strings, entry), (command, action.option_strings)
 
 
 def test_every_option_has_one_line() -> None:
@@ -92,5 +96,4 @@ def test_the_video_help_fits_and_names_every_option() -> None:
     for parser in (VIDEO_PARSER, VIDEO_RESUME_PARSER):
         for action in parser._actions:
             if action.option_strings:
-                assert any(re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", VIDEO_HELP)
-                           for option in action.option_strings), action.option_strings
+                assert names(action.option_strings, VIDEO_HELP), action.option_strings
