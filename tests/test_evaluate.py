@@ -27,14 +27,13 @@ from fusion_magic.evaluation import (
     EvalResult,
     EvalRow,
     load_questions,
-    matches,
     new_result,
-    normalise,
     plan_evaluation,
     run_evaluation,
     wilson_interval,
 )
 from fusion_magic.evaluation.engine import instruction_for
+from fusion_magic.judge.answers import answer_key, score
 from fusion_magic.testing import Emulator, Fault, ModelScript
 
 FAST = Settings(max_retries=0, timeout=20, rounds=1)
@@ -90,7 +89,7 @@ def judge(body: Mapping[str, Any]) -> str:
     q = which(text.split("## Answers", 1)[0])
     if "winner" in fields:
         for label, answer in re.findall(r"### Answer ([A-Z]) \(\d+ tokens\)\n(.*?)(?=\n\n###|\n\n## Task)", text, re.S):
-            if normalise(answer) == KEY[q]:
+            if answer_key(answer) == KEY[q]:
                 return json.dumps({"reasoning": "right", "winner": label})
         return json.dumps({"reasoning": "none is right", "winner": "A"})
     if "first round" in text:
@@ -331,11 +330,11 @@ def test_wilson_interval_known_values() -> None:
     ("The answer is 42.", "42", True),
     ("Final answer: 41", "42", False),
     ("Lyon", "Paris", False),
-    ("The capital of France is a lovely city on the Seine with many museums, called Paris.", "Paris", False),
+    ("The capital of France is a lovely city on the Seine with many museums, called Paris.", "Paris", None),
 ])
-def test_normalised_matching(answer: str, reference: str, correct: bool) -> None:
+def test_normalised_matching(answer: str, reference: str, correct: bool | None) -> None:
     references = [r for r in reference.split("|")]
-    assert matches(answer, references).correct is correct
+    assert score(answer, references).correct is correct
 
 
 def test_the_bundled_questions_load_and_their_references_match_themselves() -> None:
@@ -344,7 +343,7 @@ def test_the_bundled_questions_load_and_their_references_match_themselves() -> N
     assert {q.topic for q in questions} == {"arithmetic", "capitals", "units", "facts"}
     for q in questions:
         for ref in q.references:
-            assert matches(f"Final answer: {ref}.", q.references).correct, q.id
+            assert score(f"Final answer: {ref}.", q.references).correct, q.id
     assert all(len(line.splitlines()) == 1 for line in BUNDLED_QUESTIONS.read_text(encoding="utf-8").splitlines())
 
 

@@ -1,5 +1,5 @@
 """Property tests (hypothesis) for text we do not write: the cell body, model text shown as HTML or Markdown,
-answers the vote and the scorer read, and a checker's or judge's reply.
+and a checker's or judge's reply (answers the vote and the scorer read: ``tests/test_properties_answers.py``).
 
 Each test's docstring names the promise it checks, quoted from the code's docstrings where there is one.
 ``tests/test_properties_io.py`` has the properties of files, the magic line, the wire and the figures.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import re
 from typing import Any
 
@@ -19,10 +18,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from fusion_magic.core.record import Response
-from fusion_magic.evaluation.scoring import matches, normalise
 from fusion_magic.fuse.modes.verdicts import parse_json_verdict
-from fusion_magic.fuse.modes.vote import extract_final, medoid, similarity, vote
 from fusion_magic.ipython import args as magic_args
 from fusion_magic.present.sanitize import escape_markdown, neutralize_markdown, render_markdown
 from fusion_magic.video.check import read_score
@@ -173,136 +169,13 @@ def test_escaped_markdown_renders_as_exactly_the_text(text: str) -> None:
     assert html.unescape(found[1]) == want
 
 
-# ---- 3. the vote, and the evaluation's scoring ------------------------------------------------------------
-
 _ANSWER_PIECES = ["42", "42.0", "-3", "1,000", "0.5", "7", "Final answer:", "The answer is", "####", "=>", "**",
                   "answer =", "yes", "No", "true", "B", "(c)", "d)", "Paris", "the", "an", "km", "São", "\n", " ",
                   ".", "!", "١٢"]
 answer_text = st.one_of(st.lists(st.sampled_from(_ANSWER_PIECES), max_size=12).map(" ".join), st.text(max_size=60))
 
 
-@settings(max_examples=400)
-@given(answer_text)
-def test_extraction_and_normalising_never_raise(text: str) -> None:
-    """The vote's ``extract_final`` and the scorer's ``normalise`` read any text: a value or None."""
-    for value in (extract_final(text), normalise(text)):
-        assert value is None or (isinstance(value, str) and value)
-    assert isinstance(matches(text, [text, "42"]).correct, bool)
-
-
-_MARKER_WORDS = re.compile(r"final answer|the answer is|answer", re.IGNORECASE)
-
-
-@settings(max_examples=400)
-@given(answer_text)
-@example(text="0.00000001")
-@example(text="Answer: **B**.")
-def test_normalising_is_idempotent(text: str) -> None:
-    """``normalise`` gives "the form two equal answers share": a normal form stays itself when normalised
-    again (otherwise an answer and a reference already in that form compare unequal). Out of scope: a normal
-    form that still holds the marker words ("Final answer: Final answer: x"), which reads as marked again."""
-    value = normalise(text)
-    if value is not None:
-        assume(not _MARKER_WORDS.search(value))
-        assert normalise(value) == value
-
-
-_VALUES = ["A", "b", "C", "42", "-3", "0.5", "1,000", "yes", "No", "Paris", "São Paulo", "New York"]
-
-
-@settings(max_examples=100)
-@given(st.sampled_from(_VALUES), st.sampled_from(["Final answer:", "final answer", "The answer is", "Answer =",
-                                                  "####", "=>"]))
-@example(value="B", marker="Final answer:")
-def test_a_marked_final_answer_states_the_bare_value(value: str, marker: str) -> None:
-    """``extract_final``: "the final value an answer states", marked ("Final answer: ...", the format the
-    evaluation's instruction asks for) or bare: both are the same value, and match the reference."""
-    assert extract_final(f"{marker} {value}") == extract_final(value)
-    assert matches(f"Some reasoning.\n{marker} {value}", [value]).correct
-
-
-@settings(max_examples=100)
-@given(st.sampled_from(_VALUES), st.sampled_from(["", "*", "**", "_", "`", '"']), st.sampled_from(["", ".", "!"]))
-@example(value="B", wrap="**", end=".")
-def test_emphasis_and_end_punctuation_do_not_change_the_answer(value: str, wrap: str, end: str) -> None:
-    """``normalise``: "lower case, no punctuation": an answer in bold or quotes, with a full stop, states the same
-    value as the bare answer (a model writes "**B**." where the reference says "B")."""
-    written = f"{wrap}{value}{wrap}{end}"
-    assert normalise(written) == normalise(value)
-    assert matches(written, [value]).correct
-
-
-@settings(max_examples=200)
-@given(st.integers(min_value=-(10**30), max_value=10**30), st.data())
-def test_a_number_matches_however_it_is_written(n: int, data: st.DataObject) -> None:
-    """"numbers compared as numbers ("3.0" == "3", "1,000" == "1000", "12 km" == "12")": 42, 42.0, 42.00,
-    42,000-style grouping and a unit all match each other, inside or outside "Final answer:"."""
-    forms = [str(n), f"{n}.0", f"{n}.00", f"{n:,}", f"{n} km", f"Final answer: {n:,}.0"]
-    answer, reference = data.draw(st.sampled_from(forms)), data.draw(st.sampled_from(forms))
-    assert matches(answer, [reference]).correct, (answer, reference)
-
-
-@settings(max_examples=200)
-@given(st.integers(min_value=0, max_value=10**30), st.integers(min_value=1, max_value=1000))
-@example(n=2**53, delta=1)
-def test_different_whole_numbers_never_match(n: int, delta: int) -> None:
-    """Numbers are compared as numbers: an answer one off from the reference is wrong, however large
-    (20! = 2432902008176640000 is a typical reference)."""
-    assert not matches(str(n + delta), [str(n)]).correct
-
-
-def _responses(texts: list[str]) -> list[Response]:
-    return [Response(model=f"openai:m{i}", text=t, status="ok", label=f"m{i}", call_id=i + 1)
-            for i, t in enumerate(texts)]
-
-
-def _totals(texts: list[str]) -> list[float]:
-    return [sum(similarity(t, u) for j, u in enumerate(texts) if j != i) for i, t in enumerate(texts)]
-
-
-@settings(max_examples=200)
-@given(st.lists(answer_text, min_size=1, max_size=6), st.randoms(use_true_random=False))
-def test_the_vote_picks_one_of_the_answers_and_the_order_does_not_change_the_pick(
-        texts: list[str], rnd: Any) -> None:
-    """``vote``: the winner is one of the ok answers; a strict majority's value wins whatever the order ("the
-    first answer that states it is the fused answer"); otherwise the medoid wins, "ties: the first"."""
-    responses = _responses(texts)
-    verdict = vote(responses)
-    ok = [r for r in responses if r.text.strip()]
-    if not ok:
-        assert verdict.choice is None
-        return
-    assert verdict.answer in [r.text for r in ok]
-    assert verdict.choice in [r.model for r in ok]
-    shuffled = list(responses)
-    rnd.shuffle(shuffled)
-    again = vote(shuffled)
-    if verdict.reasoning.startswith("Majority"):
-        assert again.reasoning.startswith("Majority")
-        value = extract_final(verdict.answer or "")
-        assert extract_final(again.answer or "") == value
-        first = next(r for r in [r for r in shuffled if r.text.strip()] if extract_final(r.text) == value)
-        assert again.choice == first.model
-    else:
-        texts_in_order = [r.text for r in shuffled if r.text.strip()]
-        totals = _totals(texts_in_order)
-        best = max(totals)
-        assert again.answer == texts_in_order[totals.index(best)]  # the first of the best
-        assert math.isclose(best, max(_totals([r.text for r in ok])), abs_tol=1e-9)
-
-
-@settings(max_examples=200)
-@given(st.lists(answer_text, min_size=1, max_size=5))
-def test_medoid_is_an_index_with_the_highest_total_similarity(texts: list[str]) -> None:
-    """``medoid``: "the text with the highest total similarity to the others (ties: the first)"."""
-    i = medoid(texts)
-    assert 0 <= i < len(texts)
-    if len(texts) > 1:
-        totals = _totals(texts)
-        assert i == totals.index(max(totals))
-
-
-# ---- 4. a checker's score, and a judge's JSON ------------------------------------------------------------
+# ---- 3. a checker's score, and a judge's JSON ------------------------------------------------------------
 
 
 @settings(max_examples=400)

@@ -41,14 +41,17 @@ def test_vote_majority_picks_first_answer_stating_the_winner() -> None:
     assert v.choice == "m:b" and v.answer == "It is 42." and "2 of 3" in v.reasoning
 
 
-def test_vote_falls_back_to_medoid_without_majority() -> None:
+def test_vote_picks_nothing_among_free_text_answers() -> None:
+    """Free text has no final value to count: the vote says so instead of picking the answer most like the
+    others (which here would be one of two answers that agree with each other by wording alone)."""
     rs = [
         ok("The sky is blue because of Rayleigh scattering of sunlight by air molecules.", "a"),
         ok("Rayleigh scattering of sunlight by the air molecules makes the sky blue.", "b"),
         ok("Because the ocean reflects onto it, which is a common myth about colour.", "c"),
     ]
     v = vote(rs)
-    assert v.choice in ("m:a", "m:b") and "Consensus" in v.reasoning
+    assert v.undecided and v.choice is None and v.answer == ""
+    assert "No majority" in v.reasoning and "free text" in v.reasoning
 
 
 def test_vote_ignores_failed_and_handles_none() -> None:

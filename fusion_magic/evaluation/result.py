@@ -33,12 +33,12 @@ Z_95 = 1.959963984540054  # the standard normal's 97.5 % quantile
 
 
 ROW_COLUMNS = [
-    "question_id", "topic", "kind", "strategy", "repeat", "answer", "extracted", "reference", "correct",
-    "cost_usd", "paid_usd", "latency_s", "calls", "cached", "scoring_cost_usd", "error", "note",
+    "question_id", "topic", "kind", "strategy", "repeat", "answer", "extracted", "reference", "scorer", "correct",
+    "why", "cost_usd", "paid_usd", "latency_s", "calls", "cached", "scoring_cost_usd", "error", "note",
 ]
 SUMMARY_COLUMNS = [
     "strategy", "n", "correct", "accuracy", "ci_low", "ci_high", "total_cost_usd", "mean_cost_usd",
-    "mean_latency_s", "calls", "failed", "unscored",
+    "mean_latency_s", "calls", "failed", "unscorable", "unscorable_rate",
 ]
 
 
@@ -79,8 +79,9 @@ def _total(values: Iterable[float | None]) -> float | None:
 class EvalRow:
     """One question answered by one strategy in one repeat, and its score.
 
-    ``correct`` is None when the answer could not be scored (the rubric judge failed). ``calls`` are the
-    strategy's calls; ``scoring_calls`` the rubric judge's.
+    ``correct`` is True (right), False (wrong) or None (unscorable: no final value could be read with
+    confidence, or the judge that scores it failed); ``why`` says why it is wrong or unscorable, and
+    ``scorer`` which scorer read it. ``calls`` are the strategy's calls; ``scoring_calls`` the judge's.
     """
 
     question: Question
@@ -89,6 +90,8 @@ class EvalRow:
     answer: str
     correct: bool | None
     extracted: str | None = None
+    why: str | None = None
+    scorer: str = "match"
     calls: list[Response] = field(default_factory=list)
     scoring_calls: list[Response] = field(default_factory=list)
     latency_s: float | None = None
@@ -157,7 +160,8 @@ class EvalResult(ExportsCalls):
             "question_id": e.question.id, "topic": e.question.topic, "kind": e.question.kind,
             "strategy": e.strategy, "repeat": e.repeat, "answer": e.answer, "extracted": e.extracted,
             "reference": e.question.reference if e.question.kind == "closed" else e.question.rubric,
-            "correct": e.correct, "cost_usd": e.cost_usd, "paid_usd": e.paid_usd, "latency_s": e.latency_s,
+            "scorer": e.scorer, "correct": e.correct, "why": e.why, "cost_usd": e.cost_usd, "paid_usd": e.paid_usd,
+            "latency_s": e.latency_s,
             "calls": len(e.calls), "cached": e.cached, "scoring_cost_usd": e.scoring_cost_usd,
             "error": e.error, "note": e.note,
         } for e in self._ordered()]
@@ -182,21 +186,23 @@ class EvalResult(ExportsCalls):
                 "mean_latency_s": sum(timed) / len(timed) if timed else None,
                 "calls": sum(len(e.calls) for e in rows),
                 "failed": sum(1 for e in rows if e.error is not None),
-                "unscored": len(rows) - len(scored),
+                "unscorable": len(rows) - len(scored),
+                "unscorable_rate": (len(rows) - len(scored)) / len(rows) if rows else math.nan,
             })
         return out
 
     @property
     def summary(self) -> pd.DataFrame:
-        """One row per strategy: ``SUMMARY_COLUMNS``. ``n`` counts scored answers (a failed strategy call is
-        scored wrong; an answer the rubric judge could not score is left out and counted in ``unscored``)."""
+        """One row per strategy: ``SUMMARY_COLUMNS``. ``accuracy`` and its interval are over the ``n`` scored
+        answers (a failed strategy call is scored wrong); the answers that could not be scored are left out of
+        it and counted beside it (``unscorable``, ``unscorable_rate``: the rows' ``why`` says why)."""
         import pandas as pd
 
         frame = pd.DataFrame(self._summary_records(), columns=SUMMARY_COLUMNS)
         return frame.astype({"n": "Int64", "correct": "Int64", "accuracy": "Float64", "ci_low": "Float64",
                              "ci_high": "Float64", "total_cost_usd": "Float64", "mean_cost_usd": "Float64",
                              "mean_latency_s": "Float64", "calls": "Int64", "failed": "Int64",
-                             "unscored": "Int64"})
+                             "unscorable": "Int64", "unscorable_rate": "Float64"})
 
     @property
     def calls(self) -> list[Response]:
@@ -252,12 +258,14 @@ class EvalResult(ExportsCalls):
                 f"rows{state}, {self.wall_s:.1f} s")
 
     def _display_rows(self) -> tuple[list[str], list[list[str]]]:
-        headers = ["strategy", "n", "accuracy", "95% CI", "cost $", "$/question", "latency s", "calls", "failed"]
+        headers = ["strategy", "n", "accuracy", "95% CI", "unscorable", "cost $", "$/question", "latency s", "calls",
+                   "failed"]
         rows = []
         for s in self._summary_records():
             rows.append([
                 plain(s["strategy"]), str(s["n"]), _fmt(s["accuracy"], ".3f"),
                 "-" if s["n"] == 0 else f"{s['ci_low']:.3f}-{s['ci_high']:.3f}",
+                f"{s['unscorable']} ({s['unscorable_rate']:.0%})" if s["unscorable"] else "0",
                 _fmt(s["total_cost_usd"], ".6f", "?"), _fmt(s["mean_cost_usd"], ".6f", "?"),
                 _fmt(s["mean_latency_s"], ".2f"), str(s["calls"]), str(s["failed"]),
             ])
@@ -272,6 +280,10 @@ class EvalResult(ExportsCalls):
                          f"judge calls ({cost}), not counted in the strategies' cost.")
         if any(e.cached for e in self.entries):
             notes.append("Rows answered from the cache count at their recorded cost; their latency is left out.")
+        unscorable = sum(1 for e in self.entries if e.correct is None)
+        if unscorable:
+            notes.append(f"{unscorable} of {len(self.entries)} answers could not be scored and are left out of the "
+                         "accuracy; the rows' 'why' column says why.")
         if self.interrupted:
             notes.append("Interrupted: the figures cover the finished rows only; run again with the cache on "
                          "to resume.")

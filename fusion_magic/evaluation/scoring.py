@@ -1,89 +1,153 @@
-"""Scoring one answer: normalised match against a reference (closed-form), or a rubric judge (open).
+"""Scoring one answer: a closed-form scorer against the reference (right, wrong or unscorable), or a judge.
 
-Closed-form answers go through the same final-answer extraction as the vote (``fuse.modes.vote.extract_final``:
-"Final answer: ...", a short reply, the last number of a short reply), so a self-consistency vote and the
-score agree on what an answer says. On top of it: accents folded, articles dropped, numbers compared as
-numbers ("3.0" == "3", "1,000" == "1000", "12 km" == "12").
+The scorers a user can choose (``scorer=`` on ``evaluate()``, ``--scorer`` on ``%fuse eval``, or a ``scorer``
+column per question), after Inspect AI's:
 
-    matches("Final answer: 1,000 metres", ["1000"])    # Match(correct=True, extracted="1000")
-    score = await judge_rubric(target, question, answer, ctx=ctx)   # one recorded call, 0/1
+    match        the default: the answer's final value against the reference, by its kind (``judge.answers``)
+    exact        the whole answer equals a reference once normalised (case, punctuation, articles)
+    includes     a reference appears in the answer, as whole words (lenient: for free text)
+    numeric      the final value must be a number equal to the reference's
+    choice       the option letter the answer names (or the option it names by its text in the question)
+    re:PATTERN   the last match of PATTERN (its first group) is the value, then compared as ``match`` does
+    judge:MODEL  a model grades the answer against the reference (and the rubric, if any): 0 or 1
+    a callable   ``(answer, reference) -> bool | None`` (None: unscorable), once per accepted reference
 
-Open answers are scored by a judge model through ``calls.run_call`` with a JSON schema (a grammar on the
-local model), so the scoring call is recorded, priced and cached like any other.
+    s = score_closed(MATCH, "Final answer: 1,000 metres", ["1000"])   # Score(correct=True, ...)
+    score = await judge_rubric(target, question, answer, ctx=ctx)     # one recorded call, 0/1
+
+Open answers (a rubric) and ``judge:MODEL`` are scored by a judge model through ``calls.run_call`` with a JSON
+schema (a grammar on the local model), so the scoring call is recorded, priced and cached like any other.
 """
 
 from __future__ import annotations
 
-import unicodedata
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..calls.call import CallContext, Target, run_call
+from ..core.errors import ConfigError
 from ..core.record import Response
 from ..fuse.modes.verdicts import parse_json_verdict
-from ..fuse.modes.vote import extract_final
 from ..fuse.requests import opening, output_cap
+from ..judge.answers import Score, clean, final_span, labelled_number, normalise, parse_number, reduce, score
 from ..present.wording import failure_detail
 from ..providers.base import ChatRequest
 from .data import Question
 
-ARTICLES = frozenset({"a", "an", "the"})
-
-
-def normalise(text: str) -> str | None:
-    """The final answer ``text`` states, in the form two equal answers share (lower case, no punctuation,
-    accents or articles, numbers as numbers); None when it states none (long free text without a
-    "Final answer:" line)."""
-    value = extract_final(_fold(text))
-    if value is None:
-        return None
-    words = [w for w in value.lower().split() if w not in ARTICLES]
-    return " ".join(words) or value.lower()
-
-
-def _fold(text: str) -> str:
-    """Accents off ("São Paulo" == "Sao Paulo"): the vote's word pattern would otherwise split on them."""
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-
-
-def _reference_form(reference: str) -> str:
-    """A reference normalised like an answer; a long one (no short final value) keeps all its words."""
-    value = normalise(reference)
-    if value is not None:
-        return value
-    return " ".join(w for w in "".join(c if c.isalnum() else " " for c in _fold(reference).lower()).split()
-                    if w not in ARTICLES)
+ScorerFunction = Callable[[str, str], "bool | None"]
+NAMES = ("match", "exact", "includes", "numeric", "choice")
+SCORERS_HELP = "match, exact, includes, numeric, choice, re:PATTERN, judge:MODEL or a function"
 
 
 @dataclass(frozen=True)
-class Match:
-    """A closed-form score: ``correct`` and the answer's ``extracted`` final value (None: it stated none)."""
+class Scorer:
+    """A chosen scorer: its ``name`` (a row's ``scorer`` column), and the pattern, function or judge model
+    id it needs.
 
-    correct: bool
-    extracted: str | None
+        Scorer.parse("re:ANSWER: (\\w+)").name   # "re:ANSWER: (\\w+)"
+    """
+
+    name: str
+    pattern: re.Pattern[str] | None = None
+    function: ScorerFunction | None = field(default=None, compare=False)
+    judge: str | None = None
+
+    @classmethod
+    def parse(cls, spec: object) -> Scorer:
+        """A scorer from its name, ``re:PATTERN``, ``judge:MODEL`` or a function; ``ConfigError`` (one line)
+        for anything else."""
+        if isinstance(spec, Scorer):
+            return spec
+        if callable(spec):
+            return cls(getattr(spec, "__name__", "function"), function=spec)
+        if not isinstance(spec, str) or not spec.strip():
+            raise ConfigError(f"a scorer is {SCORERS_HELP}, not {spec!r}")
+        name = spec.strip()
+        if name in NAMES:
+            return cls(name)
+        if name.startswith("re:"):
+            try:
+                return cls(name, pattern=re.compile(name[3:], re.IGNORECASE | re.MULTILINE))
+            except re.error as exc:
+                raise ConfigError(f"scorer {name!r}: the pattern does not compile ({exc})") from None
+        if name.startswith("judge:") and name[6:].strip():
+            return cls(name, judge=name[6:].strip())
+        raise ConfigError(f"unknown scorer {name!r}: use {SCORERS_HELP}")
 
 
-def matches(answer: str, references: Sequence[str]) -> Match:
-    """Whether ``answer`` states one of ``references``: exactly, or after normalising (see ``normalise``)."""
-    extracted = normalise(answer)
-    if any(answer.strip() == r.strip() for r in references):
-        return Match(True, extracted if extracted is not None else answer.strip())
-    if extracted is None:
-        return Match(False, None)
+MATCH = Scorer("match")
+
+# Transitional names (removed once the engine reads Scorer): matches() is the default scorer.
+Match = Score
+
+
+def matches(answer: str, references: Sequence[str]) -> Score:
+    """The default scorer (``match``)."""
+    return score(answer, references)
+
+
+def score_closed(scorer: Scorer, answer: str, references: Sequence[str], *, question: str | None = None) -> Score:
+    """``answer`` scored by ``scorer`` (any but ``judge:``) against the accepted ``references``."""
+    if scorer.function is not None:
+        return _by_function(scorer, answer, references)
+    if scorer.pattern is not None:
+        found = [m.group(1) if m.groups() else m.group(0) for m in scorer.pattern.finditer(answer)]
+        if not found or not found[-1].strip():
+            return Score(None, None, f"the pattern {scorer.name[3:]!r} found nothing")
+        return replace(score(found[-1], references, question=question), extracted=found[-1].strip())
+    if scorer.name == "exact":
+        said = normalise(answer)
+        if any(said == normalise(r) for r in references):
+            return Score(True, answer.strip())
+        return Score(False, answer.strip(), "not the reference, word for word")
+    if scorer.name == "includes":
+        said = f" {normalise(answer)} "
+        if any(normalise(r) and f" {normalise(r)} " in said for r in references):
+            return Score(True, answer.strip())
+        return Score(False, answer.strip(), "no reference in the answer")
+    if scorer.name == "numeric":
+        return _numeric(answer, references)
+    if scorer.name == "choice":
+        letters = [clean(r).strip("()").upper() for r in references]
+        if not all(len(letter) == 1 and letter.isalpha() for letter in letters):
+            return Score(None, None, "the choice scorer needs a letter as the reference")
+    return score(answer, references, question=question)
+
+
+def _numeric(answer: str, references: Sequence[str]) -> Score:
+    span = final_span(answer)
+    if span is None:
+        return Score(None, None, "no final answer: a long reply with no 'Final answer:' line")
+    value = reduce(clean(span))
+    said = parse_number(value)
+    if said is None:
+        return Score(None, value, "no single number in the final answer")
+    wanted = [n for r in references if (n := parse_number(clean(r))) is not None]
+    if not wanted:
+        return Score(None, value, "the reference is not a number")
+    if any(n.value == said.value for n in wanted):
+        return Score(True, value)
+    return Score(False, value, f"{said.text()} is not {wanted[0].text()}")
+
+
+def _by_function(scorer: Scorer, answer: str, references: Sequence[str]) -> Score:
+    assert scorer.function is not None
+    verdicts = []
     for reference in references:
-        expected = _reference_form(reference)
-        if extracted == expected or _same_number(extracted, expected):
-            return Match(True, extracted)
-    return Match(False, extracted)
-
-
-def _same_number(a: str, b: str) -> bool:
-    try:
-        return Decimal(a) == Decimal(b)
-    except InvalidOperation:
-        return False
+        try:
+            verdict = scorer.function(answer, reference)
+        except Exception as exc:  # the user's function: its bug is this row's reason, not a dead evaluation
+            return Score(None, None, f"the scorer {scorer.name} raised {type(exc).__name__}: {exc}")
+        if verdict is not None and not isinstance(verdict, bool):
+            return Score(None, None, f"the scorer {scorer.name} returned {type(verdict).__name__}, not a bool or None")
+        verdicts.append(verdict)
+    if True in verdicts:
+        return Score(True, answer.strip())
+    if False in verdicts:
+        return Score(False, answer.strip(), f"{scorer.name} said wrong")
+    return Score(None, answer.strip(), f"{scorer.name} could not score it")
 
 
 # ---- open questions: the rubric judge -----------------------------------------------------------------
@@ -143,14 +207,14 @@ async def judge_rubric(target: Target, question: Question, answer: str, *, ctx: 
     if not response.ok:
         return RubricScore(None, f"the scoring call failed ({failure_detail(response)})", [response])
     data = parse_json_verdict(response.text) or {}
-    score = _score(data.get("score"))
     reason = str(data.get("reasoning", "")).strip()
-    if score is None:
+    graded = _grade(data.get("score")) if "score" in data else _grade_in_prose(response.text)
+    if graded is None:
         return RubricScore(None, "the scorer gave no 0/1 score", [response])
-    return RubricScore(score, reason, [response])
+    return RubricScore(graded, reason, [response])
 
 
-def _score(value: object) -> bool | None:
+def _grade(value: object) -> bool | None:
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float) and value in (0, 1):
@@ -160,4 +224,12 @@ def _score(value: object) -> bool | None:
     return None
 
 
-__all__ = ["RUBRIC_SCHEMA", "Match", "RubricScore", "judge_rubric", "matches", "normalise", "rubric_request"]
+def _grade_in_prose(text: str) -> bool | None:
+    """A judge without structured output that wrote "Score: 1" in prose: read by the answers' reader, so
+    "score: 1 or 0" or "score: not 1" is no grade."""
+    number = labelled_number(text, "score")
+    return None if number is None or number.value not in (0, 1) else number.value == 1
+
+
+__all__ = ["MATCH", "NAMES", "RUBRIC_SCHEMA", "SCORERS_HELP", "RubricScore", "Score", "Scorer", "ScorerFunction",
+           "judge_rubric", "matches", "rubric_request", "score_closed"]

@@ -36,6 +36,9 @@ class Verdict:
     answers: ``orders`` holds the member each ordering ranked best (None where one gave no usable pick)
     and ``agreement`` (agreeing, usable) how many of the usable ones agree with the verdict's pick; the
     verdict itself (``labels``, ``raw``, ``analysis``) is one ordering's, which ``notes`` names.
+
+    ``undecided``: the vote found no value that most answers state, and picked no answer (``reasoning`` says
+    why); a run with a tiebreak judge then asks it.
     """
 
     model: str
@@ -52,6 +55,7 @@ class Verdict:
     analysis: JudgeAnalysis | None = None
     orders: list[str | None] = field(default_factory=list)
     agreement: tuple[int, int] | None = None
+    undecided: bool = False
 
     @property
     def position_consistency(self) -> float | None:

@@ -1,12 +1,14 @@
-"""The model-free judge: majority vote on closed-form answers, else the consensus medoid.
+"""The model-free judge: a vote on the final values the answers state.
 
-No call, no cost, no position or brand bias. Closed-form means an answer states a final value we can
-extract (a number, a letter choice, yes/no, or a short phrase); when a strict majority of the answers
-agree on one value, that value wins and the first answer that states it is the fused answer.
-Otherwise the answer most similar to all the others (the medoid) wins.
+No call, no cost, no position or brand bias. Each answer's final value is read as the evaluation's scorer
+reads it (``judge.answers.answer_key``: "The answer is 2x." and "2x" state "2x"; "not 5" or "5 or 6" state
+nothing), so a vote and a score agree on what an answer says. The value most answers state wins when at
+least two state it and no other value is as common (self-consistency's plurality); the first answer that
+states it is the fused answer. Otherwise (free text, all different, a tie) the vote says so and picks
+nothing: ``Verdict.undecided``; the caller may defer to a judge model.
 
     verdict = vote([r1, r2, r3])
-    verdict.choice, verdict.answer
+    verdict.choice, verdict.answer, verdict.undecided
 """
 
 from __future__ import annotations
@@ -14,64 +16,18 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
 from difflib import SequenceMatcher
 
 from ...core.record import Response
+from ...judge.answers import answer_key
 from ..result import Verdict
 
-_MARKED = re.compile(
-    r"(?:final answer\s*[:=]?|the answer is\s*[:=]?|answer\s*[:=]|=>|####)\s*\**\s*([^\n]+)", re.IGNORECASE
-)
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-_CHOICE = re.compile(r"^\(?([A-Ea-e])\)?[.):]?$")
 _WORD = re.compile(r"[a-z0-9]+")
-# Markup and quotes around a value, and a full stop or "!" after it (after the markup too: "**B**.").
-_EDGES = re.compile(r"^[\s*_`\"']+|[\s*_`\"'.!]+$")
-SHORT_WORDS = 12
-
-
-def _normalise_value(value: str) -> str | None:
-    value = _EDGES.sub("", value)
-    if not value:
-        return None
-    numbers = _NUMBER.findall(value)
-    if numbers and len(value.split()) <= SHORT_WORDS:
-        n = numbers[-1].replace(",", "")
-        try:
-            d = Decimal(n)
-        except InvalidOperation:
-            return n
-        # Exact and without an exponent: 42.00 -> 42, 1e-08 never appears, 20! keeps every digit.
-        if d == 0:
-            return "0"
-        text = format(d, "f")  # the digits as written: no rounding, no exponent
-        return text.rstrip("0").rstrip(".") if "." in text else text
-    choice = _CHOICE.match(value)
-    if choice:
-        return choice.group(1).upper()
-    words = _WORD.findall(value.lower())
-    first = next((w for w in words if w not in ("a", "an", "the")), None)
-    if first in ("yes", "no", "true", "false"):
-        return first
-    if len(words) == 1 and words[0] in ("a", "b", "c", "d", "e"):
-        return words[0].upper()  # the choice letter, as _CHOICE gives it
-    return " ".join(words) if words else None
 
 
 def extract_final(text: str) -> str | None:
-    """The final value an answer states, normalised, or None when the answer is free text."""
-    marked = _MARKED.findall(text)
-    if marked:
-        return _normalise_value(marked[-1])
-    stripped = text.strip()
-    words = stripped.split()
-    if not words or len(words) > SHORT_WORDS:
-        return None
-    numbers = _NUMBER.findall(stripped)
-    if numbers:
-        return _normalise_value(numbers[-1])
-    return _normalise_value(stripped)
+    """The final value an answer states, in the form equal answers share, or None (see ``answer_key``)."""
+    return answer_key(text)
 
 
 def similarity(a: str, b: str) -> float:
@@ -82,42 +38,45 @@ def similarity(a: str, b: str) -> float:
     return SequenceMatcher(None, wa, wb, autojunk=False).ratio()
 
 
-def medoid(texts: Sequence[str]) -> int:
-    """Index of the text with the highest total similarity to the others (ties: the first)."""
-    if len(texts) == 1:
-        return 0
-    scores = [sum(similarity(t, u) for j, u in enumerate(texts) if j != i) for i, t in enumerate(texts)]
-    return max(range(len(texts)), key=lambda i: (scores[i], -i))
-
-
 def vote(responses: Sequence[Response], *, mode: str = "vote") -> Verdict:
-    """Pick an answer among the ok responses without calling a model."""
+    """Pick the answer whose final value most answers state, without calling a model; ``undecided`` when
+    none does (see the module docstring)."""
     ok = [r for r in responses if r.ok and r.text.strip()]
     if not ok:
         return Verdict(model="vote", mode=mode, reasoning="No answer arrived, so there is nothing to vote on.")
     labels = {r.label or r.model: r.model for r in ok}
-    values = [extract_final(r.text) for r in ok]
+    if len(ok) == 1:
+        only = ok[0]
+        return Verdict(model="vote", mode=mode, choice=only.model, choice_label=only.label, answer=only.text,
+                       labels=labels, reasoning="One answer arrived, so the vote takes it.")
+    values = [answer_key(r.text) for r in ok]
     counted = Counter(v for v in values if v is not None)
+    tally = ", ".join(f"{v!r}: {c}" for v, c in counted.most_common())
     if counted:
         (top, n), *rest = counted.most_common()
-        tie = bool(rest) and rest[0][1] == n
-        if n >= 2 and n * 2 > len(ok) and not tie:
+        if n >= 2 and not (rest and rest[0][1] == n):
             winner = ok[values.index(top)]
-            tally = ", ".join(f"{v!r}: {c}" for v, c in counted.most_common())
+            kind = "majority" if n * 2 > len(ok) else "plurality, not a majority"
             return Verdict(
                 model="vote", mode=mode, choice=winner.model, choice_label=winner.label,
                 answer=winner.text, labels=labels,
-                reasoning=f"Majority vote on the final answers ({tally}): {n} of {len(ok)} say {top!r}.",
+                reasoning=f"Vote on the final answers ({tally}): {n} of {len(ok)} say {top!r} (a {kind}).",
             )
-    i = medoid([r.text for r in ok])
-    winner = ok[i]
-    why = "no strict majority on a final value" if counted else "the answers are free text"
+    unread = values.count(None)
+    if not counted:
+        why = f"no final value could be read from the {_answers(len(ok))} (free text, hedged or negated)"
+    elif len(counted) == len(ok) - unread and max(counted.values()) == 1:
+        why = f"every final value differs ({tally})" + (f"; {unread} stated none" if unread else "")
+    else:
+        why = f"a tie ({tally})" + (f"; {unread} stated none" if unread else "")
     return Verdict(
-        model="vote", mode=mode, choice=winner.model, choice_label=winner.label, answer=winner.text,
-        labels=labels,
-        reasoning=f"Consensus ({why}): the answer from {winner.label or winner.model} is the most similar "
-        f"to the other {len(ok) - 1}.",
+        model="vote", mode=mode, labels=labels, undecided=True,
+        reasoning=f"No majority: {why}. The vote picks no answer; a judge model (-j MODEL) can weigh them.",
     )
+
+
+def _answers(n: int) -> str:
+    return "answer" if n == 1 else f"{n} answers"
 
 
 def agree(responses: Sequence[Response], threshold: float = 0.9) -> bool:
