@@ -19,7 +19,7 @@ import pytest
 from fusion_magic.core.errors import ProviderError
 from fusion_magic.testing.media import Scene, make_clip
 from fusion_magic.video.analyse import Analysis, AnalysisFailed, analyse, analyse_in_process, clock, probe
-from fusion_magic.video.frames_check import check_spec
+from fusion_magic.video.frames_check import check_spec, spec_tally
 
 NEAR = 0.5  # seconds: how close a found cut or stretch must be to the true one
 
@@ -278,6 +278,7 @@ def test_check_spec_mismatching() -> None:
     score, reasons = check_spec(_analysis(frozen=((2.0, 3.0),)), seconds=8, aspect="16:9", resolution="1080p",
                                 want_audio=True)
     assert score == 6.7 and sum(r.startswith("✗") for r in reasons) == 2
+    assert spec_tally(reasons) == (4, 6)  # what the reports show: "spec 4/6 checks passed", not a score
     # An aspect 3 % off is a mismatch; an unreadable spec fails its check rather than raising.
     assert check_spec(_analysis(width=1318), aspect="16:9")[0] < 10
     assert check_spec(_analysis(), resolution="huge")[1][0].startswith("✗ resolution 'huge' not understood")

@@ -1,6 +1,7 @@
 """``--check MODEL``: after generation, a model watches each clip and scores how well it matches the prompt
 (0-10, with reasons and timestamps); the best clip is marked. ``--check local:frames`` checks the technical
-spec offline instead (duration, aspect, resolution, audio, black or frozen stretches).
+spec offline instead (duration, aspect, resolution, audio, black or frozen stretches): its result is shown as
+"spec", its first clip as "best spec", never as a score of the content (``frames_check``).
 
 An Omni checker scoring a clip the same Omni model made continues that interaction
 (``previous_interaction_id``): the model already holds the clip, so nothing is uploaded again, and a clip over
@@ -15,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import re
 from typing import Any
 
 from ..calls.call import CallContext, run_call
 from ..core.events import CallFinished, emit
 from ..core.record import CallRecord
+from ..judge.answers import labelled_number
 from ..providers.video.base import VideoQuestion, VideoSource
 from .events import VideoUpdated
 from .plan import Asker, VideoPlan
@@ -40,7 +41,6 @@ CHECK_SCHEMA: dict[str, Any] = {
     },
     "required": ["score", "reasons"],
 }
-_SCORE = re.compile(r"\"?score\"?\s*[:=]\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
 def read_score(text: str) -> tuple[float, list[str]] | None:
@@ -58,9 +58,13 @@ def read_score(text: str) -> tuple[float, list[str]] | None:
             reasons = data.get("reasons")
             lines = [str(r) for r in reasons] if isinstance(reasons, list) else []
             return max(0.0, min(10.0, float(score))), lines
-    match = _SCORE.search(text)
-    if match:
-        return max(0.0, min(10.0, float(match.group(1)))), [text.strip()]
+        if isinstance(data, dict) and "score" in data:
+            return None  # the JSON's own score is no number: prose around it does not overrule it
+    # A checker without structured output: "Score: 7/10" in prose, read as the evaluation reads a final answer
+    # ("score: 7 or 8" and "score: not 7" are no score).
+    number = labelled_number(text, "score", out_of=10)
+    if number is not None:
+        return max(0.0, min(10.0, float(number.value))), [text.strip()]
     return None
 
 
@@ -88,9 +92,10 @@ def continues_interaction(checker: Asker, video: Video) -> bool:
 
 async def _check(checker: Asker, plan: VideoPlan, video: Video, ctx: CallContext) -> list[CallRecord]:
     assert video.path is not None
-    label = f"check {video.label}"
     if checker.offline:
-        return [_frames_check(plan, video, ctx, label)]
+        # The ledger, the run log and an export name what was measured: the spec, not the content.
+        return [_frames_check(plan, video, ctx, f"spec {video.label}")]
+    label = f"check {video.label}"
     assert checker.target is not None
     source = VideoSource(path=video.path)
     prompt = f"The prompt the clip was made from:\n\n{plan.prompt}\n\nScore the clip."
@@ -128,16 +133,16 @@ def _score(checker: Asker, video: Video, record: CallRecord, ctx: CallContext) -
 
 
 def _frames_check(plan: VideoPlan, video: Video, ctx: CallContext, label: str) -> CallRecord:
-    from .frames_check import check_spec
+    from .frames_check import CHECKER, check_spec, spec_tally
 
-    record = CallRecord(model="local:frames", role="check", label=label, call_id=next(ctx.counter))
+    record = CallRecord(model=CHECKER, role="check", label=label, call_id=next(ctx.counter))
     if video.analysis is None:
         record.status, record.error = "analysis", "the clip could not be analysed"
     else:
         request = next(c.request for c in plan.clips if c.model_id == video.model)
         score, reasons = check_spec(video.analysis, seconds=request.seconds, aspect=request.aspect,
                                     resolution=request.resolution)
-        video.score, video.score_reasons = score, "\n".join(reasons)
+        video.score, video.score_reasons, video.spec = score, "\n".join(reasons), spec_tally(reasons)
         record.text, record.status = video.score_reasons, "ok"
         record.cost_usd, record.cost_source, record.latency_s = 0.0, "local analysis (free)", 0.0
     emit(ctx.listeners, VideoUpdated(video))

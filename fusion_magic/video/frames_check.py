@@ -1,11 +1,15 @@
-"""``--check local:frames``: score a generated clip against what was asked, from its :class:`Analysis`.
+"""``--check local:frames``: check a generated clip's technical spec against what was asked, from its
+:class:`Analysis`. It measures length, aspect, resolution, audio and black or frozen stretches, never what the
+clip shows, so wherever its result is shown it is called "spec" (``spec 5/6 checks passed``, "best spec"),
+never a score of how well the clip matches the prompt.
 
     score, reasons = check_spec(analysis, seconds=8, aspect="16:9", resolution="720p", want_audio=True)
     # 8.3, ["✓ duration 8.0 s (asked 8 s)", ..., "✗ frozen 0:03.5-0:05.0"]
+    spec_tally(reasons)  # (5, 6): checks passed, checks made
 
 Each requested property is one check (an argument left None is not checked); "no black stretch" and "no
-frozen stretch" are always checked. The score is 10 x passed / checked. Every check gives one reason line,
-starting with ✓ or ✗.
+frozen stretch" are always checked. The score is 10 x passed / checked: it ranks clips by their spec, it says
+nothing of their content. Every check gives one reason line, starting with ✓ or ✗.
 """
 
 from __future__ import annotations
@@ -20,10 +24,15 @@ ASPECT_TOLERANCE = 0.02
 SIZE_TOLERANCE = 0.02
 _NAMED = {"4k": 2160, "2k": 1440}
 
+CHECKER = "local:frames"
+PASSED, FAILED = "✓", "✗"
+# Said beside a spec check's result wherever it is shown, so that nobody reads it as a verdict on the content.
+MEASURES = "the technical spec (length, aspect, resolution, black or frozen stretches), not the content"
+
 
 def check_spec(analysis: Analysis, *, seconds: float | None = None, aspect: str | None = None,
                resolution: str | None = None, want_audio: bool | None = None) -> tuple[float, list[str]]:
-    """(score 0..10, one reason line per check). Pure: reads only ``analysis``.
+    """(score 0..10 for ranking by spec, one reason line per check). Pure: reads only ``analysis``.
 
     ``aspect`` is ``"W:H"`` (``"16:9"``, ``"9:16"``, ``"1:1"``), matched within 2 %. ``resolution`` is
     ``"720p"``-style (the short side: height 720 for a landscape clip, width 720 for a portrait one; also
@@ -47,7 +56,12 @@ def check_spec(analysis: Analysis, *, seconds: float | None = None, aspect: str 
     checks.append(_check_spans("frozen", analysis.frozen))
     passed = sum(ok for ok, _ in checks)
     score = round(10 * passed / len(checks), 1)
-    return score, [f"{'✓' if ok else '✗'} {reason}" for ok, reason in checks]
+    return score, [f"{PASSED if ok else FAILED} {reason}" for ok, reason in checks]
+
+
+def spec_tally(reasons: list[str]) -> tuple[int, int]:
+    """(checks passed, checks made) from ``check_spec``'s reason lines: what a spec check is shown as."""
+    return sum(r.startswith(PASSED) for r in reasons), len(reasons)
 
 
 def _check_aspect(analysis: Analysis, aspect: str) -> tuple[bool, str]:
@@ -89,4 +103,4 @@ def _check_spans(label: str, spans: tuple[Span, ...]) -> tuple[bool, str]:
     return False, f"{label} {listed}{more}"
 
 
-__all__ = ["check_spec"]
+__all__ = ["CHECKER", "FAILED", "MEASURES", "PASSED", "check_spec", "spec_tally"]

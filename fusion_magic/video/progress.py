@@ -13,6 +13,7 @@ from ..core.events import CallFinished, CallStarted, EngineEvent
 from ..present.ledger_table import plain
 from ..present.wording import PENDING_HINT, status_word
 from .events import VideoRunFinished, VideoRunStarted, VideoUpdated
+from .frames_check import CHECKER, MEASURES
 
 if TYPE_CHECKING:
     from .result import Video
@@ -50,7 +51,8 @@ class ProgressPrinter:
         elif isinstance(event, CallFinished) and event.response.role in ("understand", "check", "judge"):
             r = event.response
             secs = f" in {r.latency_s:.1f}s" if r.latency_s is not None else ""
-            lines.append(f"  {r.role} {r.model}: {status_word(r)}{secs}")
+            role = "spec check" if r.role == "check" and r.model == CHECKER else r.role
+            lines.append(f"  {role} {r.model}: {status_word(r)}{secs}")
         for line in lines:
             print(plain(line), file=self.stream, flush=True)
 
@@ -64,8 +66,9 @@ class ProgressPrinter:
                          + (" (not paid again)" if again else ""))
         if v.status != state:
             lines.append(f"  {v.label}: {_state_line(v)}")
-        if v.score is not None and v.score != score:
-            lines.append(f"  {v.label}: score {v.score:g}/10" + (" (best)" if v.best else ""))
+        words = v.check_words()
+        if words is not None and v.score != score:
+            lines.append(f"  {v.label}: {words}" + (f" ({v.best_words})" if v.best else ""))
         return lines
 
 
@@ -79,7 +82,9 @@ def _started(event: VideoRunStarted) -> list[str]:
     if event.understand:
         about = f" about {event.source}" if event.source else ""
         lines.append(f"asking {', '.join(event.understand)}{about}...")
-    if event.check:
+    if event.check == CHECKER:
+        lines.append(f"each clip will be checked by {event.check}: {MEASURES}")
+    elif event.check:
         lines.append(f"each clip will be checked by {event.check}")
     return lines
 

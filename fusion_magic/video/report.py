@@ -23,6 +23,7 @@ from ..present.ledger_table import WIDTH, figures, ledger_html, plain, shorten, 
 from ..present.paths import file_href, shown_path
 from ..present.sanitize import escape_text, render_markdown
 from ..present.wording import PENDING_HINT, failure_detail, status_word
+from .frames_check import CHECKER, MEASURES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,7 +55,8 @@ def degraded_summary(result: VideoResult) -> str | None:
         parts.append(f"{len(result.pending)} pending at the provider (%video resume fetches "
                      f"{'it' if len(result.pending) == 1 else 'them'})")
     for role, calls in (("answer", result.answers), ("check", result.failed_checks), ("judge", result.judge_calls)):
-        parts += [f"{role} by {r.model} failed ({_call_reason(r)})" for r in calls if not r.ok]
+        parts += [f"{_check_title(r) if role == 'check' else role} by {r.model} failed ({_call_reason(r)})"
+                  for r in calls if not r.ok]
     if result.verdict is not None and result.verdict.fallback:
         parts.append("the judge gave no usable verdict, so a vote chose the answer")
     return "DEGRADED: " + "; ".join(parts or ["see the ledger"]) + "."
@@ -78,7 +80,7 @@ def text_report(result: VideoResult) -> str:
             if keyframes:
                 out.append(f"    {keyframes} keyframe{'s' if keyframes != 1 else ''}")
             if v.score_reasons:
-                out += _indented(f"check: {v.score_reasons}")
+                out += _indented(f"{v.reasons_label}: {v.score_reasons}")
             out += [line for note in v.notes for line in _indented(f"note: {note}")]
         out.append("")
 
@@ -104,7 +106,9 @@ def text_report(result: VideoResult) -> str:
         out.append("")
 
     if result.checks:
-        out += _heading("Check")
+        out += _heading(_checks_heading(result.checks))
+        if _is_spec(result.checks[0]):
+            out += wrap(f"{CHECKER} checks {MEASURES}", "    ")
         for r in result.checks:
             out += wrap(f"- {r.model}: {status_word(r)} · {figures(r)}", "    ")
         out.append("")
@@ -185,7 +189,10 @@ def html_report(result: VideoResult) -> str:
         h.append(f'<pre style="white-space:pre-wrap">{escape_text(_analysis_text(result.analysis))}</pre>')
 
     if result.checks:
-        h.append("<h3>Check</h3><ul>")
+        h.append(f"<h3>{escape_text(_checks_heading(result.checks))}</h3>")
+        if _is_spec(result.checks[0]):
+            h.append(f"<p><small>{escape_text(f'{CHECKER} checks {MEASURES}')}</small></p>")
+        h.append("<ul>")
         h += [f"<li><code>{escape_text(r.model)}</code>: {escape_text(status_word(r))} · "
               f"{escape_text(figures(r))}</li>" for r in result.checks]
         h.append("</ul>")
@@ -223,10 +230,11 @@ def _clip_html(v: Video) -> str:
         if any(strip):
             parts.append('<div style="display:flex;gap:4px;flex-wrap:wrap">' + "".join(strip) + "</div>")
         parts.append(f'<p><a href="{src}" target="_blank" rel="noopener">{escape_text(shown_path(v.path))}</a></p>')
-    if v.score is not None:
-        best = " (best)" if v.best else ""
+    words = v.check_words()
+    if words is not None:
+        best = f" ({v.best_words})" if v.best else ""
         reasons = f": {escape_text(v.score_reasons)}" if v.score_reasons else ""
-        parts.append(f"<p><b>score {v.score:g}/10{best}</b>{reasons}</p>")
+        parts.append(f"<p><b>{escape_text(words + best)}</b>{reasons}</p>")
     if v.notes:
         parts.append("<ul>" + "".join(f"<li>{escape_text(n)}</li>" for n in v.notes) + "</ul>")
     parts.append("</div>")
@@ -255,6 +263,19 @@ def _answered_by(result: VideoResult) -> str:
         if result.verdict.fallback:
             line += ", a vote in place of the judge"
     return line
+
+
+def _is_spec(r: CallRecord) -> bool:
+    return r.model == CHECKER
+
+
+def _check_title(r: CallRecord) -> str:
+    return "spec check" if _is_spec(r) else "check"
+
+
+def _checks_heading(checks: list[CallRecord]) -> str:
+    # One checker per run: its kind names the section.
+    return _check_title(checks[0]).capitalize()
 
 
 def _analysis_text(analysis: object) -> str:

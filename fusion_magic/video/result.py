@@ -35,8 +35,11 @@ class Video:
     """One clip asked of one model: where its job is, and once done, the file and its figures.
 
     ``status`` is one of ``VIDEO_STATES``. ``seconds`` and ``resolution`` are measured on the saved file
-    (``"1280x720"``); ``score`` (0-10) and ``score_reasons`` come from ``--check``. ``record`` is the call's
-    ledger row (cost per second of video, latency).
+    (``"1280x720"``); ``score`` (0-10) and ``score_reasons`` come from ``--check``. A model's check scores how
+    well the clip matches the prompt; ``--check local:frames`` measures the technical spec instead, and then
+    ``spec`` holds (checks passed, checks made) and ``score`` only ranks the clips by their spec. Show a check
+    through ``check_words`` and ``best_words``, which say which of the two was measured. ``record`` is the
+    call's ledger row (cost per second of video, latency).
     """
 
     model: str
@@ -55,6 +58,7 @@ class Video:
     started: float | None = None  # time.monotonic() when it was submitted (or re-attached)
     score: float | None = None
     score_reasons: str = ""
+    spec: tuple[int, int] | None = None  # --check local:frames: (checks passed, checks made); None: a model's score
     best: bool = False
     reused: bool = False  # found finished by an earlier run of the same cell: nothing was paid again
     reattached: bool = False  # following a job an earlier run submitted (not a new submission)
@@ -79,6 +83,25 @@ class Video:
     def latency_s(self) -> float | None:
         return self.record.latency_s
 
+    def check_words(self) -> str | None:
+        """What the check found, named after what it measured: ``"score 7/10"`` (a model's match to the
+        prompt) or ``"spec 5/6 checks passed"`` (local:frames); None before a check gave a result."""
+        if self.spec is not None:
+            passed, made = self.spec
+            return f"spec {passed}/{made} checks passed"
+        return None if self.score is None else f"score {self.score:g}/10"
+
+    @property
+    def best_words(self) -> str:
+        """The mark of the clip the check ranked first: "best spec" for a spec check, which never judged
+        the content, else "best"."""
+        return "best spec" if self.spec is not None else "best"
+
+    @property
+    def reasons_label(self) -> str:
+        """What the reasons are called: "spec checks" (local:frames' ✓/✗ lines) or "check" (a model's)."""
+        return "spec checks" if self.spec is not None else "check"
+
     def describe(self) -> str:
         """One line: model, state, file, figures."""
         parts = [f"[{self.status}] {self.model}"]
@@ -88,8 +111,9 @@ class Video:
             parts.append(f"{self.seconds:.1f} s")
         if self.resolution:
             parts.append(self.resolution)
-        if self.score is not None:
-            parts.append(f"score {self.score:g}/10" + (" (best)" if self.best else ""))
+        words = self.check_words()
+        if words is not None:
+            parts.append(words + (f" ({self.best_words})" if self.best else ""))
         if self.cost_usd is not None:
             parts.append(f"${self.cost_usd:.2f}")
         if self.reason:
@@ -104,7 +128,8 @@ class VideoResult(ShownOnce, ExportsCalls):
     """A ``%%video`` run: the clips (``videos``), the answer to a question about a video (``answer``, fused
     by the judge when several models answered), the checks, and the ledger of every call.
 
-        r.best          # the clip --check scored highest (None without a check)
+        r.best          # the clip --check ranked first (None without a check): by its match to the prompt,
+                        # or with --check local:frames by its technical spec (then r.best.spec is set)
         r.answer        # --understand: the (fused) answer
         r.ledger        # one row per call: generation billed per second of video, questions per token
     """
@@ -125,7 +150,8 @@ class VideoResult(ShownOnce, ExportsCalls):
 
     @property
     def best(self) -> Video | None:
-        """The clip marked best by ``--check`` (highest score among finished clips), else None."""
+        """The clip marked best by ``--check`` (highest score among finished clips), else None. After
+        ``--check local:frames`` that is the best spec (``best.spec`` is set), not the best content."""
         return next((v for v in self.videos if v.best), None)
 
     @property
@@ -166,7 +192,7 @@ class VideoResult(ShownOnce, ExportsCalls):
         if self.answers or self.analysis is not None:
             parts.append(f"answers={sum(r.ok for r in self.answers)}")
         if self.best is not None:
-            parts.append(f"best={self.best.model}")
+            parts.append(f"{self.best.best_words.replace(' ', '-')}={self.best.model}")
         parts.append("degraded" if self.degraded else "ok")
         return f"<VideoResult {' '.join(parts)}>"
 

@@ -26,6 +26,7 @@ from ..view.live import LiveView
 from ..view.tabs import LedgerPane, MemberPane, Pane, call_key, figures_html, status_html
 from ..view.video import VideoPane
 from .events import VideoRunFinished, VideoRunStarted, VideoUpdated
+from .frames_check import CHECKER, MEASURES
 from .report import degraded_summary, html_report, text_report
 
 if TYPE_CHECKING:
@@ -230,7 +231,7 @@ class VideoView(LiveView):
         if r.answers:
             parts.append(f"{sum(a.ok for a in r.answers)} of {len(r.answers)} answers")
         if r.best is not None:
-            parts.append(f"best: {r.best.label}")
+            parts.append(f"{r.best.best_words}: {r.best.label}")
         degraded = degraded_summary(r)
         extra = f'<br><span style="color:#c62828">{escape_text(degraded)}</span>' if degraded else ""
         return f"<p><b>{escape_text(' · '.join(parts))}</b>{extra}</p>"
@@ -265,7 +266,8 @@ class AnswerPane(Pane):
 
 
 class CheckPane(Pane):
-    """The check of each saved clip: score out of 10, the reasons, the best one marked; and the calls.
+    """The check of each saved clip: a model's score out of 10, or with ``local:frames`` the spec checks
+    passed (a "Spec check" tab that never calls them a score); the reasons, the best one marked; and the calls.
 
     pane = CheckPane("gemini:gemini-2.5-flash")
     pane.call(r); pane.show(videos)
@@ -273,9 +275,10 @@ class CheckPane(Pane):
 
     def __init__(self, model: str) -> None:
         self.model = model
+        self.spec = model == CHECKER
         self.calls: dict[object, CallRecord] = {}
         self.html = widgets.HTML()
-        super().__init__("Check", self.html)
+        super().__init__("Spec check" if self.spec else "Check", self.html)
         self.show(())
 
     def call(self, r: CallRecord) -> None:
@@ -284,16 +287,18 @@ class CheckPane(Pane):
     def show(self, videos: Iterable[Video]) -> None:
         rows = []
         for v in videos:
-            if v.score is not None:
-                best = " <b>(best)</b>" if v.best else ""
+            words = v.check_words()
+            if words is not None:
+                best = f" <b>({escape_text(v.best_words)})</b>" if v.best else ""
                 reasons = f"<br><small>{escape_text(v.score_reasons)}</small>" if v.score_reasons else ""
-                rows.append(f"<li><b>{escape_text(v.label)}</b>: score {v.score:g}/10{best}{reasons}</li>")
+                rows.append(f"<li><b>{escape_text(v.label)}</b>: {escape_text(words)}{best}{reasons}</li>")
             else:
-                word = "not scored" if v.final else "waiting for the clip"
+                word = ("not checked" if self.spec else "not scored") if v.final else "waiting for the clip"
                 rows.append(f"<li><b>{escape_text(v.label)}</b>: <i>{word}</i></li>")
         calls = "".join(f"<li><code>{escape_text(r.model)}</code> · {status_html(r)}{figures_html(r)}</li>"
                         for r in self.calls.values())
-        self.html.value = (f"<p>checked by <code>{escape_text(self.model)}</code></p><ul>{''.join(rows)}</ul>"
+        measures = f": {escape_text(MEASURES)}" if self.spec else ""
+        self.html.value = (f"<p>checked by <code>{escape_text(self.model)}</code>{measures}</p><ul>{''.join(rows)}</ul>"
                            + (f"<p>calls</p><ul>{calls}</ul>" if calls else ""))
 
 

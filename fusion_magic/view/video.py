@@ -1,5 +1,5 @@
 """One generated clip as a tab: where its job stands, then the player, a filmstrip of keyframes, a link to
-the file, its measured figures and its check score.
+the file, its measured figures and what its check found (a model's score, or local:frames' spec checks).
 
 The pane reads a ``video.result.Video`` by duck typing (``view/`` sits below the job kinds). ``update`` is
 called on every poll, so it sends a widget value only when that value changed, and reads the file into a
@@ -49,7 +49,7 @@ _IMAGE_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp
 
 
 class VideoPane(Pane):
-    """A clip's tab: status line, player (once saved), keyframe filmstrip, link, figures and score.
+    """A clip's tab: status line, player (once saved), keyframe filmstrip, link, figures and check result.
 
     pane = VideoPane(video, clock=time.monotonic)
     pane.update(video)
@@ -160,11 +160,12 @@ class VideoPane(Pane):
             figures.append(f"${v.cost_usd:.2f}")
         if any(figures):
             lines.append(escape_text(" · ".join(f for f in figures if f)))
-        if v.score is not None:
-            badge = (' <span style="background:#2e7d32;color:#fff;padding:0 4px;border-radius:3px">best</span>'
-                     if v.best else "")
+        words = v.check_words()
+        if words is not None:
+            badge = (' <span style="background:#2e7d32;color:#fff;padding:0 4px;border-radius:3px">'
+                     f"{escape_text(v.best_words)}</span>") if v.best else ""
             reasons = f": {escape_text(v.score_reasons)}" if v.score_reasons else ""
-            lines.append(f"<b>score {v.score:g}/10</b>{badge}{reasons}")
+            lines.append(f"<b>{escape_text(words)}</b>{badge}{reasons}")
         lines += [f"<i>{escape_text(n)}</i>" for n in v.notes]
         lines.append(f"<small>prompt: {escape_text(v.prompt)}</small>")
         return "<p>" + "<br>".join(lines) + "</p>"
