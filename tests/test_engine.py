@@ -122,7 +122,8 @@ def test_failed_member_fails_its_own_tab_only(emulator_env: Emulator) -> None:
     r = fusion_magic.fuse("6 x 7?", pool=POOL, judge="vote", settings=FAST)
     gamma = next(x for x in r.responses if x.model == "gemini:gamma")
     assert gamma.status == "protocol" and gamma.text  # what arrived is kept
-    assert r.degraded and r.n_ok == 2 and r.answer
+    # 41 against 42: the vote has no majority and says so rather than pick one of the two.
+    assert r.degraded and r.n_ok == 2 and r.verdict is not None and r.verdict.undecided and r.answer == ""
     assert "DEGRADED" in r.to_text()
 
 
@@ -354,7 +355,7 @@ def test_debate_round_failure_keeps_the_earlier_answers(emulator_env: Emulator) 
     r = fusion_magic.fuse("6 x 7?", pool=["openai:f1", "openai:f2"], judge="vote", mode="debate", rounds=1,
                           settings=FAST)
     assert [x.status for x in r.responses] == ["ok", "ok", "bad_request", "bad_request"]
-    assert r.n_ok == 2 and r.answer in ("It is 41.", "It is 42.") and r.degraded
+    assert r.n_ok == 2 and r.degraded and r.verdict is not None and "No majority" in r.verdict.reasoning
 
 
 def test_a_straggler_still_waiting_is_late_not_failed(emulator_env: Emulator) -> None:

@@ -1,9 +1,10 @@
 """The questions of an evaluation: read from a DataFrame, a CSV file or a JSONL file, checked before any call.
 
 Each row needs a ``question`` and either a ``reference`` (also spelled ``answer``: a closed-form answer,
-scored by normalised match) or a ``rubric`` (an open question, scored 0/1 by a judge model). Optional
-columns: ``id`` (else the row number), ``topic``. A reference may list several accepted answers separated
-by ``|`` (``Ulaanbaatar|Ulan Bator``).
+scored by its final value, see ``judge.answers``) or a ``rubric`` (an open question, scored 0/1 by a judge
+model). Optional columns: ``id`` (else the row number), ``topic``, ``scorer`` (this row's scorer, over the
+run's: ``match``, ``exact``, ``includes``, ``numeric``, ``choice``, ``re:PATTERN`` or ``judge:MODEL``). A
+reference may list several accepted answers separated by ``|`` (``Ulaanbaatar|Ulan Bator``).
 
     questions = load_questions("my_questions.csv")
     questions = load_questions(BUNDLED_QUESTIONS)     # the small offline set shipped with the package
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 BUNDLED_QUESTIONS = Path(__file__).with_name("questions.jsonl")
 
 # Appended to a closed-form question: a final line we can find however much the model writes before it
-# (``vote.extract_final`` reads "Final answer: ..."), so a correct answer is not scored wrong for its form.
+# (``judge.answers.final_span`` reads "Final answer: ..."), so a long answer is not left unscorable.
 CLOSED_INSTRUCTION = (
     'Answer briefly. End with a line "Final answer: <answer>", where <answer> is only a number, '
     "a name or a short phrase."
@@ -61,6 +62,7 @@ class Question:
     rubric: str | None = None
     kind: Kind = "closed"
     topic: str | None = None
+    scorer: str | None = None
 
     @property
     def references(self) -> tuple[str, ...]:
@@ -185,6 +187,7 @@ def _questions(rows: Iterable[Mapping[str, Any]], where: str) -> list[Question]:
         out.append(Question(
             id=_text(row.get("id")) or str(n), question=question, reference=reference, rubric=rubric,
             kind="open" if rubric is not None else "closed", topic=_text(row.get("topic")),
+            scorer=_text(row.get("scorer")),
         ))
     return out
 

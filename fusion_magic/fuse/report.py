@@ -148,6 +148,13 @@ def analysis_html(analysis: JudgeAnalysis) -> str:
     return "".join(parts)
 
 
+def no_answer_words(verdict: Verdict | None) -> str:
+    """What stands where the fused answer would: why there is none."""
+    if verdict is not None and verdict.undecided:
+        return "no answer: no majority among the answers, so the vote picked none; -j MODEL has a judge weigh them"
+    return "no answer"
+
+
 # --- text ------------------------------------------------------------------------------------------
 
 
@@ -156,7 +163,7 @@ def text_report(result: FusionResult) -> str:
     words longer than a line, excepted): answer, verdict, members, ledger with totals, warnings, DEGRADED."""
     out: list[str] = []
     out += _heading(f"Fused answer ({result.mode}, judge {plain(result.judge)})")
-    out += _fit(plain(result.answer).strip() or "(no answer)")
+    out += _fit(plain(result.answer).strip() or f"({no_answer_words(result.verdict)})")
     out.append("")
 
     out += _heading("Judge")
@@ -300,7 +307,8 @@ def markdown_report(result: FusionResult) -> str:
     md.append("## Fused answer")
     md.append(f"*{escape_markdown(result.mode)} · judge {escape_markdown(result.judge)}*")
     md.append("")
-    md.append(neutralize_markdown(result.answer.strip()) or "*(no answer)*")
+    md.append(neutralize_markdown(result.answer.strip())
+              or f"*({escape_markdown(no_answer_words(result.verdict))})*")
     md.append("")
 
     md.append("## Judge")
@@ -388,7 +396,7 @@ def html_report(result: FusionResult) -> str:
     h: list[str] = ['<div class="fusion-magic-report">']
     h.append("<h3>Fused answer</h3>")
     h.append(f"<p><small>{escape_text(result.mode)} · judge <code>{escape_text(result.judge)}</code></small></p>")
-    h.append(render_markdown(result.answer) or "<p><i>(no answer)</i></p>")
+    h.append(render_markdown(result.answer) or f"<p><i>({escape_text(no_answer_words(result.verdict))})</i></p>")
 
     h.append("<h3>Judge</h3>")
     h.append(verdict_html(result.verdict, result.judge) if result.verdict is not None else "<p>no verdict</p>")

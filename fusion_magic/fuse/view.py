@@ -32,7 +32,7 @@ from ..view.tabs import (
     status_html,
 )
 from .events import JudgeStarted, RunFinished, RunStarted, RunStopped, VerdictReady
-from .report import degraded_summary, html_report, text_report, verdict_html
+from .report import degraded_summary, html_report, no_answer_words, text_report, verdict_html
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -269,14 +269,15 @@ class FusedPane(Pane):
         super().__init__("Fused", self.html)
 
     def show_verdict(self, verdict: Verdict) -> None:
-        self._show(verdict.answer, verdict.mode, verdict.model)
+        self._show(verdict.answer, verdict.mode, verdict.model, verdict)
 
     def show_result(self, result: FusionResult) -> None:
-        self._show(result.answer, result.mode, result.judge)
+        self._show(result.answer, result.mode, result.judge, result.verdict)
 
-    def _show(self, answer: str, mode: str, judge: str) -> None:
+    def _show(self, answer: str, mode: str, judge: str, verdict: Verdict | None) -> None:
         self.answer = answer
-        body = render_markdown(answer) or "<p><i>(the judge gave no answer)</i></p>"
+        missing = no_answer_words(verdict) if verdict is not None and verdict.undecided else "the judge gave no answer"
+        body = render_markdown(answer) or f"<p><i>({escape_text(missing)})</i></p>"
         self.html.value = (
             f"{body}<hr><p><small>{escape_text(mode)} · judge <code>{escape_text(judge)}</code></small></p>"
         )

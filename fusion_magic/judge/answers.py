@@ -108,7 +108,7 @@ _LATEX = [
     (re.compile(r"\^\{([^{}]*)\}"), r"^\1"),
 ]
 # Markup and quotes around a value, and sentence punctuation after it ("**B**.", "'Paris'!").
-_EDGES = re.compile(r"^[\s*_`\"'“”‘’$]+(?=\S)|[\s*_`\"'“”‘’.!:;]+$")
+_EDGES = re.compile(r"^[\s*_`\"'“”‘’$]+(?=\S)|[\s*_`\"'“”‘’.,!:;]+$")
 _MATH_DELIMS = re.compile(r"^\\\(|\\\)$|^\\\[|\\\]$")
 
 
@@ -134,8 +134,10 @@ def clean(span: str) -> str:
     return out
 
 
-# Where an explanation starts after the value: "42, because ...", "B) Paris (the capital)", "5 - it is".
-_CLAUSE = re.compile(r",\s+|\s+\(|\s+-\s+|;\s*|\.\s+|\s+(?:because|since|as|which|so)\s+", re.IGNORECASE)
+# An explanation after the value ("42, because ...", "B) Paris (the capital)"): what follows is never the value.
+_EXPLAIN = re.compile(r",?\s+(?:because|since|as|which|so that)\s+|\s+\(|\s+-\s+", re.IGNORECASE)
+# Clauses of what is left: "Yes, it is", "You are right, it is 42", "42, not 41".
+_CLAUSE = re.compile(r",\s+|;\s*|\.\s+")
 # A copula or an equals sign before the value: "7 times 6 is 42", "x = 5", "The capital of France is Paris".
 _COPULA = re.compile(r"\s*=\s*|\s+(?:is|are|was|were|equals|would be|will be)\s+", re.IGNORECASE)
 _LEAD = re.compile(r"^(?:it's|it is|that's|that is|so|thus|therefore|hence|then|answer|ans)\b[\s:,]*",
@@ -143,17 +145,21 @@ _LEAD = re.compile(r"^(?:it's|it is|that's|that is|so|thus|therefore|hence|then|
 
 
 def reduce(value: str, *, split_clauses: bool = True) -> str:
-    """The value a cleaned span states: before its explanation, after its last copula or "="."""
+    """The value a cleaned span states: its explanation dropped, then of its clauses the last that states
+    something after a copula or "=" ("You are right, it is 42" -> "42"), else the first ("42, not 41" -> "42",
+    "Yes, it is" -> "Yes")."""
     value = _LEAD.sub("", value).strip() or value
-    if split_clauses:
-        head = _CLAUSE.split(value, maxsplit=1)[0].strip()
-        if head:
-            value = head
-    return _strip_edges(_after_copula(value))
+    if not split_clauses:
+        return _strip_edges(_after_copula(value))
+    value = _EXPLAIN.split(value, maxsplit=1)[0].strip() or value
+    clauses = [c.strip() for c in _CLAUSE.split(value) if c.strip()] or [value]
+    stated = [c for c in clauses if _after_copula(c) != c]
+    return _strip_edges(_after_copula(stated[-1]) if stated else clauses[0])
 
 
 def _after_copula(value: str) -> str:
     """What follows the last "is" or "=" ("7 times 6 is 42" -> "42"), or ``value`` when nothing does."""
+    value = _LEAD.sub("", value).strip() or value
     parts = _COPULA.split(value)
     return parts[-1].strip() if len(parts) > 1 and parts[-1].strip() else value
 
@@ -505,9 +511,6 @@ def _unscorable(extracted: str | None, why: str) -> Score:
     return Score(None, extracted, why)
 
 
-_EXPLAIN = re.compile(r"\s+(?:because|since|as|which|so that)\s+|\s+\(", re.IGNORECASE)
-
-
 def _hedged(value: str, reference: str) -> str | None:
     """Why ``value`` commits to no single answer, unless the reference says so too: negated ("not 5") or a
     question ("5?") in the value itself; hedged ("5 or 6", "maybe 5", "5, or maybe 6") or a range anywhere
@@ -666,13 +669,12 @@ _OUT_OF = re.compile(r"^(.+?)\s*(?:/|out\s+of)\s*(\d+)$", re.IGNORECASE)
 def labelled_number(text: str, label: str, *, out_of: int | None = None) -> Number | None:
     """The number after the last ``label:`` in prose ("Score: 7", "score = 7/10" with ``out_of=10``), read as a
     final answer is: None when it is hedged, negated, or not one number ("score: 7 or 8")."""
-    found = list(re.finditer(rf"\b{re.escape(label)}\b\s*(?:is\s*)?[:=]?\s*([^\n]+)", text, re.IGNORECASE))
+    found = list(re.finditer(rf"\b{re.escape(label)}\b[\"']?\s*(?:is\s*)?[:=]?\s*([^\n]+)", text, re.IGNORECASE))
     if not found:
         return None
-    value = clean(found[-1].group(1))
+    value = reduce(clean(found[-1].group(1)))
     if _hedged(value, "") is not None:
         return None
-    value = reduce(value)
     if out_of is not None and (m := _OUT_OF.match(value)) and int(m[2]) == out_of:
         value = m[1]
     number = parse_number(value)

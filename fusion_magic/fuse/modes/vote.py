@@ -65,8 +65,8 @@ def vote(responses: Sequence[Response], *, mode: str = "vote") -> Verdict:
     unread = values.count(None)
     if not counted:
         why = f"no final value could be read from the {_answers(len(ok))} (free text, hedged or negated)"
-    elif len(counted) == len(ok) - unread and max(counted.values()) == 1:
-        why = f"every final value differs ({tally})" + (f"; {unread} stated none" if unread else "")
+    elif max(counted.values()) == 1:
+        why = f"no two answers state the same final value ({tally})" + (f"; {unread} stated none" if unread else "")
     else:
         why = f"a tie ({tally})" + (f"; {unread} stated none" if unread else "")
     return Verdict(
