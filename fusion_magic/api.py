@@ -199,7 +199,8 @@ async def run_plan(plan: FusionPlan, client: httpx.AsyncClient, listeners: Seque
 
 
 def _fuse_log_options(plan: FusionPlan) -> dict[str, object]:
-    return {"pool": plan.pool, "judge": plan.judge_id, "mode": plan.options.mode}
+    seed = {} if plan.options.seed is None else {"seed": plan.options.seed}  # the history says how to repeat it
+    return {"pool": plan.pool, "judge": plan.judge_id, "mode": plan.options.mode, **seed}
 
 
 def start(plan: FusionPlan, listeners: Sequence[Listener] = (), result: FusionResult | None = None) -> FusionJob:
@@ -347,8 +348,9 @@ def fuse(
     """Fuse and wait: works in scripts, terminal IPython and notebooks. Ctrl-C cancels every call.
 
     Returns a ``FusionResult``, or a ``FusionJob`` at once with ``background=True``. Each keyword from
-    ``pool`` to ``system``, and ``cache``, is the ``%%fuse`` flag of the same name (``self_n`` is ``--self``);
-    left out, it comes from ``settings`` (the same defaults as ``%config FusionMagics``).
+    ``pool`` to ``system``, ``cache``, ``orders`` and ``seed`` is the ``%%fuse`` flag of the same name
+    (``self_n`` is ``--self``); left out, it comes from ``settings`` (the same defaults as
+    ``%config FusionMagics``). ``seed=N`` makes the run repeatable: the same seed sends the same requests.
     """
     s = _settings(settings, keys)
     run_options = _fuse_options(s, options)
@@ -472,7 +474,7 @@ def make_eval_plan(data: Any, settings: Settings | None = None, *, keys: Mapping
 async def _run_eval(plan: EvalPlan, client: httpx.AsyncClient, listeners: Sequence[Listener],
                     result: EvalResult | None, on_row: RowCallback | None) -> EvalResult:
     options = {"strategies": plan.strategy_names, "repeats": plan.repeats, "judge": plan.judge,
-               "questions": len(plan.questions)}
+               "questions": len(plan.questions), **({} if plan.seed is None else {"seed": plan.seed})}
     return await _logged(plan.settings, "eval", f"{len(plan.questions)} questions", options, listeners,
                          lambda ls: run_evaluation(plan, _context(plan.settings, client, ls), on_row=on_row,
                                                    result=result))
@@ -506,7 +508,7 @@ def evaluate(data: Any, *, settings: Settings | None = None, keys: Mapping[str, 
         r.summary; r.plot()
 
     Keywords: ``pool``, ``strategies``, ``repeats``, ``judge``, ``concurrency``, ``rubric_judge``,
-    ``instruction`` (see ``fusion_magic.evaluation.plan_evaluation``).
+    ``instruction``, ``seed`` (see ``fusion_magic.evaluation.plan_evaluation``).
     """
     plan = make_eval_plan(data, settings, keys=keys, **options)
     job = start_eval(plan, listeners, new_eval_result(plan), on_row)

@@ -25,6 +25,7 @@ from ..calls.call import CallContext, Target, prepare
 from ..calls.settings import Settings
 from ..core.errors import ConfigError
 from ..fuse.defaults import resolved_pool
+from ..fuse.options import check_seed
 from .data import AUTO, CLOSED_INSTRUCTION, Question, load_questions
 from .result import EvalResult, EvalRow
 from .scoring import judge_rubric, matches
@@ -43,7 +44,8 @@ class EvalPlan:
     """Everything an evaluation will do, checked; nothing has been sent.
 
     ``scorer`` is the judge model that scores open questions (None when every question is closed).
-    ``notice`` says which default pool or judge was picked (the caller shows it once).
+    ``notice`` says which default pool or judge was picked (the caller shows it once). ``seed`` is the one
+    every strategy's seeds are drawn from (None: the models' own randomness).
     """
 
     questions: tuple[Question, ...]
@@ -56,6 +58,7 @@ class EvalPlan:
     instruction: str | None = AUTO
     warnings: tuple[str, ...] = field(default_factory=tuple)
     notice: str | None = None
+    seed: int | None = None
 
     @property
     def total(self) -> int:
@@ -78,6 +81,7 @@ def plan_evaluation(
     concurrency: int = DEFAULT_CONCURRENCY,
     rubric_judge: str | None = None,
     instruction: str | None = AUTO,
+    seed: int | None = None,
 ) -> EvalPlan:
     """Check and resolve an evaluation. Raises ``ConfigError`` (one line) on any problem; sends nothing.
 
@@ -87,22 +91,25 @@ def plan_evaluation(
     debate; open questions are scored by ``rubric_judge`` (default: ``judge`` when it is a model).
     ``instruction`` is appended to closed questions: ``"auto"`` is ``CLOSED_INSTRUCTION`` for strategies that ask
     models over HTTP and nothing for the local model (see ``data.AUTO``); None is the bare question.
+    ``seed`` (as ``%%fuse --seed``) makes the evaluation repeatable: ``single`` sends it, a fused strategy's
+    seat i sends ``seed + i``, its judge the seed (each repeat shifted by ``strategies.SEED_STRIDE``).
     """
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"repeats must be a whole number >= 1, not {repeats!r}")
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
+    check_seed(seed)
     if isinstance(strategies, str):
         strategies = [s for s in strategies.replace(",", " ").split() if s]
     questions = load_questions(data)
     ids, judge_id, notice = resolved_pool(settings.with_(pool=tuple(pool or ()), judge=judge or ""))
     names = list(strategies) if strategies else _default_strategies(ids)
-    planned, warnings = plan_strategies(names, ids, judge_id, settings, questions[0].question)
+    planned, warnings = plan_strategies(names, ids, judge_id, settings, questions[0].question, seed=seed)
     scorer = _scorer(questions, rubric_judge, judge_id, settings)
     return EvalPlan(
         questions=tuple(questions), strategies=tuple(planned), repeats=repeats, judge=judge_id, scorer=scorer,
         concurrency=concurrency, settings=settings, instruction=instruction, warnings=tuple(warnings),
-        notice=notice,
+        notice=notice, seed=seed,
     )
 
 

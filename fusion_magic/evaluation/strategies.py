@@ -100,12 +100,13 @@ def expand_names(names: Sequence[str], pool: Sequence[str]) -> list[str]:
 
 
 def plan_strategies(names: Sequence[str], pool: Sequence[str], judge: str, settings: Settings,
-                    probe: str) -> tuple[list[Strategy], list[str]]:
+                    probe: str, *, seed: int | None = None) -> tuple[list[Strategy], list[str]]:
     """Plan every strategy (``ConfigError`` on a bad name, model id, key or option) and collect their
-    warnings. ``probe`` is any question's prompt: plans do not depend on it, it only has to be valid."""
+    warnings. ``probe`` is any question's prompt: plans do not depend on it, it only has to be valid.
+    ``seed`` goes into every strategy's options (``FuseOptions.seed``)."""
     if not pool:
         raise ConfigError("the pool is empty: pass pool=[...] (model ids)")
-    base = FuseOptions.defaults(settings).with_(pool=tuple(pool), judge=judge)
+    base = FuseOptions.defaults(settings).with_(pool=tuple(pool), judge=judge, seed=seed)
     strategies: list[Strategy] = []
     warnings: list[str] = []
     for name in expand_names(names, pool):
@@ -172,7 +173,7 @@ async def answer(strategy: Strategy, prompt: str, *, repeat: int, ctx: CallConte
 
 
 async def _single(strategy: Strategy, target: Target, prompt: str, repeat: int, ctx: CallContext) -> Attempt:
-    member = Member(target, short_label(target.model_id), seed=seed_for(None, repeat),
+    member = Member(target, short_label(target.model_id), seed=seed_for(strategy.options.seed, repeat),
                     temperature=strategy.options.temperature)
     request = member_request(member, prompt.strip(), strategy.options)
     r = await run_call(target, request, ctx=ctx, label=member.label, timeout=strategy.options.timeout)
@@ -186,8 +187,10 @@ async def _fused(template: FusionPlan, prompt: str, repeat: int, ctx: CallContex
     plan = replace(template, prompt=prompt.strip(), members=members)
     result = new_result(plan)
     # Repeat 0 shuffles the judge's answers as a %%fuse cell does. A later repeat shuffles them its own
-    # way (position bias averages out over repeats), seeded, so a resumed run sends the same judge request.
-    rng = None if repeat == 0 else random.Random(f"repeat {repeat}\0{plan.prompt}\0{plan.options.mode}")
+    # way (position bias averages out over repeats), seeded, so a resumed run sends the same judge request;
+    # another --seed, another order. Without one the key is as it always was: recorded runs still replay.
+    seeded = "" if plan.options.seed is None else f"seed {plan.options.seed}\0"
+    rng = None if repeat == 0 else random.Random(f"{seeded}repeat {repeat}\0{plan.prompt}\0{plan.options.mode}")
     await run_fusion(plan, ctx, rng=rng, result=result)
     calls = result.calls
     verdict = result.verdict

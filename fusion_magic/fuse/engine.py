@@ -86,17 +86,21 @@ def _labels(targets: Sequence[Target]) -> list[str]:
     return labels
 
 
-def assign_seats(targets: Sequence[Target], temperature: float | None) -> list[Member]:
+def assign_seats(targets: Sequence[Target], temperature: float | None, seed: int | None = None) -> list[Member]:
     """One seat per target. A model that fills several seats gets a seed per seat and, unless the user
-    set one, a sampling temperature: without randomness its seats would all say the same thing."""
+    set one, a sampling temperature: without randomness its seats would all say the same thing.
+
+    With a run ``seed`` (``--seed``), seat i (0-based, in pool order) sends ``seed + i``, every seat alike:
+    the same seed sends the same requests, and a model that fills several seats still differs per seat."""
     counts = Counter(t.model_id for t in targets)
     seen: Counter[str] = Counter()
     members = []
-    for t, label in zip(targets, _labels(targets), strict=True):
+    for i, (t, label) in enumerate(zip(targets, _labels(targets), strict=True)):
         seen[t.model_id] += 1
         repeated = counts[t.model_id] > 1
+        seat_seed = seed + i if seed is not None else (seen[t.model_id] if repeated else None)
         members.append(Member(
-            t, label, seed=seen[t.model_id] if repeated else None,
+            t, label, seed=seat_seed,
             temperature=temperature if temperature is not None else (SAMPLING_TEMPERATURE if repeated else None),
         ))
     return members
@@ -125,7 +129,7 @@ def plan_fusion(prompt: str, settings: Settings, options: FuseOptions, *,
             f"The judge {judge_id} is also in the pool: judges favour their own answers; "
             "consider a judge from another family, or -j vote."
         )
-    members = assign_seats(targets, options.temperature)
+    members = assign_seats(targets, options.temperature, options.seed)
     options.check_seats(len(members))
     return FusionPlan(
         prompt=prompt.strip(),
@@ -140,16 +144,21 @@ def plan_fusion(prompt: str, settings: Settings, options: FuseOptions, *,
 
 
 def _rng_for(plan: FusionPlan, ctx: CallContext) -> random.Random:
-    """A fresh shuffle per judge call. With the cache on, the shuffles are seeded from the run itself, so
-    a re-run sends byte-identical judge and debate requests and replays instead of billing again."""
-    return _seeded_under_cache(ctx, plan.prompt, plan.options.mode, plan.judge_id, *plan.pool)
+    """A fresh shuffle per judge call. With the cache on, or a ``--seed``, the shuffles are seeded from the
+    run itself, so a re-run sends byte-identical judge and debate requests (and replays instead of billing
+    again)."""
+    return _seeded_under_cache(ctx, plan.prompt, plan.options.mode, plan.judge_id, *plan.pool,
+                               seed=plan.options.seed)
 
 
-def _seeded_under_cache(ctx: CallContext, *parts: str) -> random.Random:
-    """Unseeded without a cache; with one, seeded from ``parts`` so the same run shuffles the same way."""
-    if ctx.cache is None:
+def _seeded_under_cache(ctx: CallContext, *parts: str, seed: int | None = None) -> random.Random:
+    """Unseeded without a cache or a seed; otherwise seeded from ``parts`` (and the seed) so the same run
+    shuffles the same way, and another seed another way."""
+    if ctx.cache is None and seed is None:
         return random.Random()
-    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    # Without a seed the parts alone, as before seeds existed: recordings made then still replay.
+    keyed = parts if seed is None else (f"seed {seed}", *parts)
+    digest = hashlib.sha256("\0".join(keyed).encode()).hexdigest()
     return random.Random(int(digest[:16], 16))
 
 
@@ -214,7 +223,7 @@ async def _run_stages(plan: FusionPlan, ctx: CallContext, rng: random.Random, re
             final = final_answers(on_time, history)
             first_round = {r.label or "": r for r in first if r.ok}
         await _judge(result, plan.judge, plan.judge_id, options.mode, plan.prompt, final, first_round=first_round,
-                     ctx=ctx, rng=rng, timeout=options.timeout, orders=options.orders)
+                     ctx=ctx, rng=rng, timeout=options.timeout, orders=options.orders, seed=options.seed)
     except BaseException as exc:
         # An interrupt (CancelledError) or a setup error: late members must not outlive the run. The
         # partial result is kept even if a second cancel (%unload_ext) interrupts the drain.
@@ -260,6 +269,7 @@ async def _judge(
     rng: random.Random,
     timeout: float,
     orders: int = 1,
+    seed: int | None = None,
 ) -> None:
     emit(ctx.listeners, JudgeStarted(judge_id, mode))
     verdict: Verdict
@@ -271,7 +281,7 @@ async def _judge(
         candidates: list[Candidate] = anonymise(answers, rng, first_round)
         try:
             verdict, responses = await judge_in_orders(judge, mode, question, candidates, orders=orders, ctx=ctx,
-                                                       timeout=timeout)
+                                                       timeout=timeout, seed=seed)
             result.judge_responses.extend(responses)
         except JudgeFailed as exc:
             result.judge_responses.extend(exc.responses)

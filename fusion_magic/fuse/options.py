@@ -22,7 +22,7 @@ from ..calls.settings import CACHE_MODES, MODES, Settings, check_choice
 from ..core.errors import ConfigError
 
 # The options that also have a session default: a ``%config FusionMagics`` trait and a ``Settings`` field
-# of the same name. The others (self_n, quorum, deadline, orders) belong to one run only.
+# of the same name. The others (self_n, quorum, deadline, orders, seed) belong to one run only.
 CONFIGURABLE = ("pool", "judge", "mode", "rounds", "timeout", "max_tokens", "temperature", "system", "cache")
 
 # --orders: each ordering is one more judge call, paid in full; eight are plenty to see a position bias.
@@ -31,6 +31,18 @@ MIN_ORDERS, MAX_ORDERS = 1, 8
 # Given as empty, these mean "not given": the layer below (the settings, then the defaults for the keys
 # that are set) decides, as an empty -p or -j always has.
 _EMPTY_IS_UNSET = frozenset({"pool", "judge", "mode"})
+
+
+# Providers take a 32-bit seed (Gemini's is an int32); seats add up to a few, repeats 1000 each: room is left.
+MAX_SEED = 2_000_000_000
+
+
+def check_seed(seed: object) -> None:
+    """A seed is a whole number in [0, ``MAX_SEED``] or None; ``ConfigError`` otherwise (the evaluation checks
+    its own with this)."""
+    # bool is an int to Python, but seed=True is a mistake, not seed 1.
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise ConfigError(f"--seed must be a whole number from 0 to {MAX_SEED}")
 
 
 class FuseKeywords(TypedDict, total=False):
@@ -50,6 +62,7 @@ class FuseKeywords(TypedDict, total=False):
     system: str | None
     cache: str | None
     orders: int | None
+    seed: int | None
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,9 @@ class FuseOptions:
     cache: str = "off"
     # The judge runs on this many orderings of the anonymous answers (its position bias, measured).
     orders: int = 1
+    # Repeatable runs: seat i sends seed + i, the judge sends seed, and the judge's order of the answers is
+    # drawn from it. None keeps each model's own randomness (the local model draws a seed per call).
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pool", tuple(self.pool))  # a list from Python or a trait, frozen like the rest
@@ -97,6 +113,7 @@ class FuseOptions:
         if isinstance(self.orders, bool) or not isinstance(self.orders, int) or not (
                 MIN_ORDERS <= self.orders <= MAX_ORDERS):
             raise ConfigError(f"--orders must be between {MIN_ORDERS} and {MAX_ORDERS}")
+        check_seed(self.seed)
 
     @classmethod
     def defaults(cls, settings: Settings) -> FuseOptions:
@@ -128,4 +145,4 @@ class FuseOptions:
         return settings.with_(timeout=self.timeout, cache=self.cache)
 
 
-__all__ = ["CONFIGURABLE", "MAX_ORDERS", "MIN_ORDERS", "FuseKeywords", "FuseOptions"]
+__all__ = ["CONFIGURABLE", "MAX_SEED", "MAX_ORDERS", "MIN_ORDERS", "FuseKeywords", "FuseOptions", "check_seed"]

@@ -50,6 +50,7 @@ def _fuse_parser() -> MagicArgumentParser:
     a("-t", "--timeout", type=float, metavar="SECONDS", help="per-call timeout")
     a("--max-tokens", type=int, metavar="N", help="output cap per member call")
     a("--temperature", type=float, metavar="T", help="sampling temperature for members")
+    a("--seed", type=int, metavar="N", help="repeatable run: seat i sends seed N+i, the judge N and a fixed order")
     a("-s", "--system", metavar="TEXT", help="system prompt (quote it)")
     a("--estimate", action="store_true", help="print the projected cost and make no call")
     a("--budget", type=float, metavar="USD", help="refuse to start if the projected cost is above USD")
@@ -68,8 +69,7 @@ FUSE_HELP = """\
 Usage: %%fuse [options]          the cell below is the prompt; {name} inserts a notebook variable
        %fuse list | rejudge [-m MODE] [-j ID] [-o NAME] [NAME] | history | eval DATA | help
 
-Sends one prompt to several models at once, streams each answer into its own tab, and has a judge
-pick the best (best-of) or write one answer from all of them (merge, debate).
+Sends one prompt to several models at once, each answer in its own tab; a judge picks or fuses them.
 
 Options:
   -p, --pool IDS          comma-separated provider:model ids (default: %config FusionMagics.pool)
@@ -83,6 +83,7 @@ Options:
   -t, --timeout SECONDS   per-call timeout (default 120)
   --max-tokens N          output cap per member call
   --temperature T         member sampling temperature, 0 to 2
+  --seed N                repeatable: seat i sends seed N+i, the judge N, in an order fixed by N
   -s, --system TEXT       system prompt (quote it)
   --estimate              print the projected cost; make no call, need no key
   --budget USD            refuse to start when the projected cost is above USD
@@ -97,8 +98,8 @@ Line magic:
                           -m MODE -j ID --orders N --cache -o NAME
   %fuse history           past runs from the run log (-n N; --export runs.jsonl|.csv [--run ID])
   %fuse eval DATA         is fusion worth it here? DATA: CSV, JSONL, a DataFrame or bundled;
-                          -p IDS -s single,self:5,vote,best-of,merge,debate -r N -j ID -o NAME
-                          --concurrency N (rows at once, default 4) --rubric-judge ID --cache
+                          -p IDS -s single,self:5,vote,best-of,merge,debate -r N -j ID --seed N
+                          --concurrency N (default 4 rows at once) --rubric-judge ID --cache -o NAME
   %fuse help, %fuse?      this text
 
 Examples:
@@ -220,6 +221,7 @@ def _eval_parser() -> MagicArgumentParser:
     p.add_argument("--concurrency", type=int, metavar="N")
     p.add_argument("--rubric-judge", dest="rubric_judge", metavar="ID")
     p.add_argument("--cache", nargs="?", const="on", choices=CACHE_MODES)
+    p.add_argument("--seed", type=int, metavar="N")
     p.add_argument("-o", "--out", metavar="NAME")
     return p
 
@@ -231,7 +233,7 @@ LINE_COMMANDS = ("list", "rejudge", "history", "eval", "help")
 
 def parse_line_magic(line: str) -> tuple[str, Any]:
     """``%fuse list`` / ``rejudge [-m MODE] [-j ID] [--cache] [-o NAME] [NAME]`` / ``history [-n N] [--export
-    PATH]`` / ``eval DATA [-p IDS] [-s NAMES] [-r N] [-j ID] [--cache] [-o NAME]`` / ``help``."""
+    PATH]`` / ``eval DATA [-p IDS] [-s NAMES] [-r N] [-j ID] [--cache] [--seed N] [-o NAME]`` / ``help``."""
     parts = _split(line)
     if not parts:
         return "help", None

@@ -274,6 +274,8 @@ class FusionMagics(Magics, Configurable):
             options["concurrency"] = ns.concurrency
         if ns.rubric_judge:
             options["rubric_judge"] = ns.rubric_judge
+        if ns.seed is not None:  # 0 is a seed
+            options["seed"] = ns.seed
         plan = make_eval_plan(data, settings, **options)
         if plan.notice and plan.notice not in self.notices_shown:
             self.notices_shown.add(plan.notice)

@@ -129,8 +129,10 @@ def render_candidates(candidates: Sequence[Candidate], *, debate: bool = False) 
     return "\n\n".join(blocks)
 
 
-def judge_request(target: Target, mode: str, question: str, candidates: Sequence[Candidate]) -> ChatRequest:
-    """The judge's request: its system prompt, then the question, the anonymous answers and the mode's task.
+def judge_request(target: Target, mode: str, question: str, candidates: Sequence[Candidate],
+                  seed: int | None = None) -> ChatRequest:
+    """The judge's request: its system prompt, then the question, the anonymous answers and the mode's task;
+    ``seed`` is the run's ``--seed`` (None: the provider's own randomness).
 
     The local judge's schema has its analysis bounded (``bounded_for_local``): its grammar must close
     within the token cap. Strong judges get no length keywords, which some vendors refuse.
@@ -150,6 +152,7 @@ def judge_request(target: Target, mode: str, question: str, candidates: Sequence
         temperature=0.0,
         json_schema=bounded_for_local(schema) if target.is_local else schema,
         schema_name="verdict",
+        seed=seed,
     )
 
 
@@ -162,13 +165,14 @@ async def judge_call(
     ctx: CallContext,
     timeout: float | None = None,
     order: int = 0,
+    seed: int | None = None,
 ) -> tuple[Verdict, Response]:
     """Ask the judge; return its verdict (with its analysis, or a note that it gave none) and the call's
     Response, whose ``round`` is ``order`` (the ordering's number with ``--orders``; 0 for a single call).
     Raises JudgeFailed on any failure."""
     if not candidates:
         raise JudgeFailed("there was no answer to judge")
-    request = judge_request(target, mode, question, candidates)
+    request = judge_request(target, mode, question, candidates, seed)
     response = await run_call(target, request, ctx=ctx, role="judge", round=order, timeout=timeout)
     if not response.ok:
         raise JudgeFailed(f"the judge's call failed ({failure_detail(response)})", response)
@@ -220,6 +224,7 @@ async def judge_in_orders(
     orders: int,
     ctx: CallContext,
     timeout: float | None = None,
+    seed: int | None = None,
 ) -> tuple[Verdict, list[Response]]:
     """Judge ``candidates`` in up to ``orders`` different orderings (``orderings``), concurrently, and
     aggregate: best-of takes the answer most orderings picked (a tie goes to the earliest ordering's pick);
@@ -233,11 +238,13 @@ async def judge_in_orders(
     """
     ordered = orderings(candidates, orders) if candidates else []
     if len(ordered) <= 1:
-        verdict, response = await judge_call(target, mode, question, candidates, ctx=ctx, timeout=timeout)
+        verdict, response = await judge_call(target, mode, question, candidates, ctx=ctx, timeout=timeout,
+                                             seed=seed)
         if orders > 1:
             verdict.notes.insert(0, _capped(orders, len(candidates), 1))
         return verdict, [response]
-    tasks = [asyncio.ensure_future(_judge_one(target, mode, question, cands, k, ctx=ctx, timeout=timeout))
+    tasks = [asyncio.ensure_future(_judge_one(target, mode, question, cands, k, ctx=ctx, timeout=timeout,
+                                              seed=seed))
              for k, cands in enumerate(ordered, start=1)]
     try:
         outcomes = list(await asyncio.gather(*tasks))
@@ -254,10 +261,10 @@ async def judge_in_orders(
 
 
 async def _judge_one(target: Target, mode: str, question: str, candidates: list[Candidate], order: int, *,
-                     ctx: CallContext, timeout: float | None) -> _Outcome:
+                     ctx: CallContext, timeout: float | None, seed: int | None = None) -> _Outcome:
     try:
         verdict, response = await judge_call(target, mode, question, candidates, ctx=ctx, timeout=timeout,
-                                             order=order)
+                                             order=order, seed=seed)
     except JudgeFailed as exc:
         return _Outcome(order, candidates, None, exc.response, exc)
     return _Outcome(order, candidates, verdict, response, None)
