@@ -474,7 +474,8 @@ def make_eval_plan(data: Any, settings: Settings | None = None, *, keys: Mapping
 async def _run_eval(plan: EvalPlan, client: httpx.AsyncClient, listeners: Sequence[Listener],
                     result: EvalResult | None, on_row: RowCallback | None) -> EvalResult:
     options = {"strategies": plan.strategy_names, "repeats": plan.repeats, "judge": plan.judge,
-               "questions": len(plan.questions), **({} if plan.seed is None else {"seed": plan.seed})}
+               "questions": len(plan.questions), **({} if plan.seed is None else {"seed": plan.seed}),
+               **({} if plan.scorer.name == "match" else {"scorer": plan.scorer.name})}
     return await _logged(plan.settings, "eval", f"{len(plan.questions)} questions", options, listeners,
                          lambda ls: run_evaluation(plan, _context(plan.settings, client, ls), on_row=on_row,
                                                    result=result))
@@ -504,11 +505,12 @@ def evaluate(data: Any, *, settings: Settings | None = None, keys: Mapping[str, 
     and calls per strategy. Ctrl-C keeps every finished row; with ``settings=Settings(cache="on")`` a re-run
     takes finished calls from the cache.
 
-        r = fusion_magic.evaluation(BUNDLED_QUESTIONS, pool=["local:gemma3-270m"], strategies=["single", "self:5"])
+        r = fusion_magic.evaluate(BUNDLED_QUESTIONS, pool=["local:gemma3-270m"], strategies=["single", "self:5"])
         r.summary; r.plot()
 
     Keywords: ``pool``, ``strategies``, ``repeats``, ``judge``, ``concurrency``, ``rubric_judge``,
-    ``instruction``, ``seed`` (see ``fusion_magic.evaluation.plan_evaluation``).
+    ``instruction``, ``seed``, ``scorer`` (see ``fusion_magic.evaluation.plan_evaluation``). Each closed answer
+    is right, wrong or unscorable; ``r.summary`` gives accuracy over the scored ones and the unscorable rate.
     """
     plan = make_eval_plan(data, settings, keys=keys, **options)
     job = start_eval(plan, listeners, new_eval_result(plan), on_row)

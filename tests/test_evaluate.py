@@ -131,7 +131,8 @@ def test_each_strategy_gets_its_exact_accuracy_cost_and_calls(emulator_env: Emul
         f"single:{A}": (3, 4, 4 * 1),
         f"single:{B}": (2, 4, 4 * 2),
         "self:3": (1, 12, 12 * 1),  # 3 samples of a per question
-        "vote": (3, 8, 4 * 1 + 4 * 2),  # a and b; a split vote goes to the first answer (the medoid tie)
+        # a and b agree on q1; on q2-q4 the vote has no majority and defers to the evaluation's judge (best-of)
+        "vote": (4, 11, 4 * 1 + 4 * 2 + 3 * 0.5),
         "best-of": (4, 12, 4 * 1 + 4 * 2 + 4 * 0.5),  # the judge picks the right answer where there is one
         "merge": (3, 12, 4 * 1 + 4 * 2 + 4 * 0.5),  # the judge's own answer, wrong on q4
         # q1 agrees at once (2 + judge); q2-q4 disagree and revise once (2 + 2 + judge): 3 + 3 * 5 = 18 calls
@@ -148,7 +149,7 @@ def test_each_strategy_gets_its_exact_accuracy_cost_and_calls(emulator_env: Emul
         lo, hi = wilson_interval(correct, 4)
         assert (row["ci_low"], row["ci_high"]) == (lo, hi)
     # Every call of the summary reached the emulator, and nothing else did.
-    assert len(emulator_env.requests) == sum(calls for _, calls, _ in expected.values()) == 70
+    assert len(emulator_env.requests) == sum(calls for _, calls, _ in expected.values()) == 73
     # The rows: one per question and strategy, scored against the reference.
     rows = result.rows
     assert len(rows) == 4 * 7 and not result.interrupted

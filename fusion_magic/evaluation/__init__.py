@@ -1,6 +1,7 @@
 """Evaluation runs: is fusion worth it on my questions? Each strategy (every pool member alone,
 self-consistency, vote, best-of, merge, debate) answers every question, scored against a reference or a
-rubric, with accuracy and its confidence interval, cost, latency and calls per strategy.
+rubric, right, wrong or unscorable, with accuracy over the scored answers and its confidence interval, the
+unscorable rate beside it, cost, latency and calls per strategy.
 
     plan = plan_evaluation(BUNDLED_QUESTIONS, Settings(cache="on"), pool=["local:gemma3-270m"],
                            strategies=["single", "self:5"])
@@ -13,7 +14,7 @@ Layer: above ``fuse`` (it plans and runs fused runs), below ``api``.
 from .data import AUTO, BUNDLED_QUESTIONS, CLOSED_INSTRUCTION, Question, load_questions
 from .engine import DEFAULT_CONCURRENCY, EvalPlan, RowCallback, new_result, plan_evaluation, run_evaluation
 from .result import EvalResult, EvalRow, wilson_interval
-from .scoring import Match, matches, normalise
+from .scoring import Scorer, score_closed
 
 __all__ = [
     "AUTO",
@@ -23,14 +24,13 @@ __all__ = [
     "EvalPlan",
     "EvalResult",
     "EvalRow",
-    "Match",
     "Question",
     "RowCallback",
+    "Scorer",
     "load_questions",
-    "matches",
     "new_result",
-    "normalise",
     "plan_evaluation",
     "run_evaluation",
+    "score_closed",
     "wilson_interval",
 ]

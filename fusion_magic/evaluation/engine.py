@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..calls.call import CallContext, Target, prepare
@@ -28,7 +28,7 @@ from ..fuse.defaults import resolved_pool
 from ..fuse.options import check_seed
 from .data import AUTO, CLOSED_INSTRUCTION, Question, load_questions
 from .result import EvalResult, EvalRow
-from .scoring import judge_rubric, matches
+from .scoring import MATCH, Scorer, ScorerFunction, judge_rubric, score_closed
 from .strategies import Strategy, answer, plan_strategies
 
 log = logging.getLogger("fusion_magic")
@@ -43,7 +43,9 @@ RowCallback = Callable[[int, int, EvalRow], None]
 class EvalPlan:
     """Everything an evaluation will do, checked; nothing has been sent.
 
-    ``scorer`` is the judge model that scores open questions (None when every question is closed).
+    ``scorer`` scores closed questions (a question's own ``scorer`` column overrides it); ``graders`` are the
+    judge models that score: open questions with ``rubric_judge`` (None when every question is closed), and
+    ``judge:MODEL`` scorers by model id.
     ``notice`` says which default pool or judge was picked (the caller shows it once). ``seed`` is the one
     every strategy's seeds are drawn from (None: the models' own randomness).
     """
@@ -52,13 +54,15 @@ class EvalPlan:
     strategies: tuple[Strategy, ...]
     repeats: int
     judge: str
-    scorer: Target | None
+    rubric_judge: Target | None
     concurrency: int
     settings: Settings
     instruction: str | None = AUTO
     warnings: tuple[str, ...] = field(default_factory=tuple)
     notice: str | None = None
     seed: int | None = None
+    scorer: Scorer = MATCH
+    graders: Mapping[str, Target] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -82,6 +86,7 @@ def plan_evaluation(
     rubric_judge: str | None = None,
     instruction: str | None = AUTO,
     seed: int | None = None,
+    scorer: str | Scorer | ScorerFunction | None = None,
 ) -> EvalPlan:
     """Check and resolve an evaluation. Raises ``ConfigError`` (one line) on any problem; sends nothing.
 
@@ -93,23 +98,27 @@ def plan_evaluation(
     models over HTTP and nothing for the local model (see ``data.AUTO``); None is the bare question.
     ``seed`` (as ``%%fuse --seed``) makes the evaluation repeatable: ``single`` sends it, a fused strategy's
     seat i sends ``seed + i``, its judge the seed (each repeat shifted by ``strategies.SEED_STRIDE``).
+    ``scorer`` scores closed questions (see ``scoring``: ``match`` by default, ``exact``, ``includes``,
+    ``numeric``, ``choice``, ``re:PATTERN``, ``judge:MODEL`` or a function); a ``scorer`` column sets it per row.
     """
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"repeats must be a whole number >= 1, not {repeats!r}")
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
     check_seed(seed)
+    default_scorer = MATCH if scorer is None else Scorer.parse(scorer)
     if isinstance(strategies, str):
         strategies = [s for s in strategies.replace(",", " ").split() if s]
     questions = load_questions(data)
     ids, judge_id, notice = resolved_pool(settings.with_(pool=tuple(pool or ()), judge=judge or ""))
     names = list(strategies) if strategies else _default_strategies(ids)
     planned, warnings = plan_strategies(names, ids, judge_id, settings, questions[0].question, seed=seed)
-    scorer = _scorer(questions, rubric_judge, judge_id, settings)
+    rubric = _rubric_judge(questions, rubric_judge, judge_id, settings)
+    graders = _graders(questions, default_scorer, settings)
     return EvalPlan(
-        questions=tuple(questions), strategies=tuple(planned), repeats=repeats, judge=judge_id, scorer=scorer,
-        concurrency=concurrency, settings=settings, instruction=instruction, warnings=tuple(warnings),
-        notice=notice, seed=seed,
+        questions=tuple(questions), strategies=tuple(planned), repeats=repeats, judge=judge_id,
+        rubric_judge=rubric, concurrency=concurrency, settings=settings, instruction=instruction,
+        warnings=tuple(warnings), notice=notice, seed=seed, scorer=default_scorer, graders=graders,
     )
 
 
@@ -117,7 +126,8 @@ def _default_strategies(pool: Sequence[str]) -> list[str]:
     return ["single", "best-of"] if len(set(pool)) > 1 else ["single", "self"]
 
 
-def _scorer(questions: Sequence[Question], rubric_judge: str | None, judge: str, settings: Settings) -> Target | None:
+def _rubric_judge(questions: Sequence[Question], rubric_judge: str | None, judge: str,
+                  settings: Settings) -> Target | None:
     if not any(q.kind == "open" for q in questions):
         return None
     model = rubric_judge or (judge if judge != "vote" else None)
@@ -125,6 +135,24 @@ def _scorer(questions: Sequence[Question], rubric_judge: str | None, judge: str,
         raise ConfigError("open questions (with a rubric) need a judge model to score them: pass rubric_judge=... "
                           "(the vote cannot read a rubric)")
     return prepare(model, settings)
+
+
+def _graders(questions: Sequence[Question], default: Scorer, settings: Settings) -> dict[str, Target]:
+    """Every ``judge:MODEL`` scorer's model, prepared (its id and key checked) before any call; a question's
+    unknown scorer is a ``ConfigError`` naming the question."""
+    scorers = [default]
+    for q in questions:
+        if q.scorer is not None:
+            try:
+                scorers.append(Scorer.parse(q.scorer))
+            except ConfigError as exc:
+                raise ConfigError(f"question {q.id!r}: {exc}") from None
+    return {s.judge: prepare(s.judge, settings) for s in scorers if s.judge is not None}
+
+
+def scorer_for(plan: EvalPlan, question: Question) -> Scorer:
+    """The scorer of ``question``: its own ``scorer`` column, else the run's."""
+    return plan.scorer if question.scorer is None else Scorer.parse(question.scorer)
 
 
 def new_result(plan: EvalPlan) -> EvalResult:
@@ -201,21 +229,42 @@ async def run_row(plan: EvalPlan, question: Question, strategy: Strategy, repeat
     attempt = await answer(strategy, question.prompt(instruction_for(strategy, plan.instruction)), repeat=repeat,
                            ctx=ctx)
     latency = time.monotonic() - started
+    scorer = scorer_for(plan, question)
     row = EvalRow(question=question, strategy=strategy.name, repeat=repeat, answer=attempt.answer, correct=False,
-                  calls=attempt.calls, latency_s=latency, error=attempt.error, note=attempt.note)
+                  scorer=scorer.name if question.kind == "closed" else "rubric", calls=attempt.calls,
+                  latency_s=latency, error=attempt.error, note=attempt.note)
     if attempt.error is not None:
-        return row  # no answer is a wrong answer: the strategy failed to give one
-    if question.kind == "closed":
-        match = matches(attempt.answer, question.references)
-        row.correct, row.extracted = match.correct, match.extracted
+        row.why = "no answer: the strategy failed"  # scored wrong: leaving it out would flatter the strategy
         return row
-    assert plan.scorer is not None  # planned: open questions have a scorer
-    score = await judge_rubric(plan.scorer, question, attempt.answer, ctx=ctx, timeout=strategy.options.timeout)
-    row.correct, row.scoring_calls = score.correct, score.calls
-    if score.correct is None or score.reason:
-        row.note = "; ".join(n for n in (row.note, f"scorer: {score.reason}") if n)
+    if not attempt.answer.strip():
+        row.why = "no answer: the vote found no majority"  # an abstention is wrong, for the same reason
+        return row
+    if question.kind == "closed" and scorer.judge is None:
+        s = score_closed(scorer, attempt.answer, question.references, question=question.question)
+        row.correct, row.extracted, row.why = s.correct, s.extracted, s.why
+        return row
+    grader = plan.graders[scorer.judge] if question.kind == "closed" and scorer.judge else plan.rubric_judge
+    assert grader is not None  # planned: open questions have a rubric judge, judge:MODEL its model
+    graded = await judge_rubric(grader, _graded(question), attempt.answer, ctx=ctx, timeout=strategy.options.timeout)
+    row.correct, row.scoring_calls = graded.correct, graded.calls
+    if graded.correct is None:
+        row.why = graded.reason
+    elif graded.reason:
+        row.note = "; ".join(n for n in (row.note, f"scorer: {graded.reason}") if n)
+        if not graded.correct:
+            row.why = graded.reason
     return row
 
 
+def _graded(question: Question) -> Question:
+    """What a judge grades against: an open question's rubric, or for a closed one graded by ``judge:MODEL``
+    a rubric that asks for the reference's answer."""
+    if question.kind == "open":
+        return question
+    rubric = ("States the same final answer as the reference answer (any equivalent form counts; a hedged, "
+              "negated or partly wrong answer does not).")
+    return replace(question, rubric=rubric)
+
+
 __all__ = ["DEFAULT_CONCURRENCY", "EvalPlan", "RowCallback", "instruction_for", "new_result", "plan_evaluation",
-           "run_evaluation", "run_row"]
+           "run_evaluation", "run_row", "scorer_for"]

@@ -79,14 +79,6 @@ class Scorer:
 
 MATCH = Scorer("match")
 
-# Transitional names (removed once the engine reads Scorer): matches() is the default scorer.
-Match = Score
-
-
-def matches(answer: str, references: Sequence[str]) -> Score:
-    """The default scorer (``match``)."""
-    return score(answer, references)
-
 
 def score_closed(scorer: Scorer, answer: str, references: Sequence[str], *, question: str | None = None) -> Score:
     """``answer`` scored by ``scorer`` (any but ``judge:``) against the accepted ``references``."""
@@ -232,4 +224,4 @@ def _grade_in_prose(text: str) -> bool | None:
 
 
 __all__ = ["MATCH", "NAMES", "RUBRIC_SCHEMA", "SCORERS_HELP", "RubricScore", "Score", "Scorer", "ScorerFunction",
-           "judge_rubric", "matches", "rubric_request", "score_closed"]
+           "judge_rubric", "rubric_request", "score_closed"]

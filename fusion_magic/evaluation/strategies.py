@@ -4,6 +4,9 @@
     single:<model>    that model alone
     self:<k>          k samples of the pool's first model, majority vote (self-consistency); ``self`` is self:5
     vote              the whole pool, majority vote (no judge call)
+
+A vote (``vote``, ``self:<k>``) with no majority defers to the evaluation's judge when it is a model, else it
+abstains (scored wrong, with the vote's reason).
     best-of           the whole pool, the judge picks one answer
     merge             the whole pool, the judge writes one answer from them
     debate            the whole pool revises over rounds, then the judge writes the answer
@@ -68,7 +71,8 @@ class Strategy:
             return [self.target.model_id]
         assert self.fusion is not None
         judge = [] if self.fusion.judge is None else [self.fusion.judge_id]
-        return [*dict.fromkeys(self.fusion.pool), *judge]
+        tiebreak = [] if self.fusion.tiebreak is None else [self.fusion.tiebreak.model_id]
+        return [*dict.fromkeys(self.fusion.pool), *judge, *tiebreak]
 
 
 @dataclass
@@ -139,6 +143,9 @@ def _plan_one(name: str, base: FuseOptions, settings: Settings, probe: str) -> S
     else:
         raise ConfigError(f"unknown strategy {name!r}: use {NAMES_HELP}")
     plan = plan_fusion(probe, settings, options)
+    if options.judge == "vote" and base.judge not in ("", "vote"):
+        # The evaluation has a judge model: a vote that finds no majority defers to it rather than pick none.
+        plan = replace(plan, tiebreak=prepare(base.judge, plan.settings))
     return Strategy(name, "fused", options, plan.settings, fusion=plan)
 
 
@@ -197,6 +204,9 @@ async def _fused(template: FusionPlan, prompt: str, repeat: int, ctx: CallContex
     note = "the judge failed: the answers were voted on" if verdict is not None and verdict.fallback else None
     if result.answer.strip():
         return Attempt(result.answer, calls, note=note)
+    if verdict is not None and verdict.undecided:
+        # An abstention, not a failure: scored wrong (leaving it out would flatter), with the vote's reason.
+        return Attempt("", calls, note=verdict.reasoning)
     failed = next((r for r in calls if not r.ok), None)
     why = f"no answer ({failure_detail(failed)})" if failed is not None else "no answer arrived"
     return Attempt("", calls, error=why, note=note)

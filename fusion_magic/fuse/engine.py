@@ -60,6 +60,8 @@ class FusionPlan:
     settings: Settings
     warnings: tuple[str, ...] = field(default_factory=tuple)
     notice: str | None = None
+    # The judge model an undecided vote defers to (an evaluation's judge for its vote and self:K strategies).
+    tiebreak: Target | None = None
 
     @property
     def pool(self) -> list[str]:
@@ -223,7 +225,8 @@ async def _run_stages(plan: FusionPlan, ctx: CallContext, rng: random.Random, re
             final = final_answers(on_time, history)
             first_round = {r.label or "": r for r in first if r.ok}
         await _judge(result, plan.judge, plan.judge_id, options.mode, plan.prompt, final, first_round=first_round,
-                     ctx=ctx, rng=rng, timeout=options.timeout, orders=options.orders, seed=options.seed)
+                     ctx=ctx, rng=rng, timeout=options.timeout, orders=options.orders, seed=options.seed,
+                     tiebreak=plan.tiebreak)
     except BaseException as exc:
         # An interrupt (CancelledError) or a setup error: late members must not outlive the run. The
         # partial result is kept even if a second cancel (%unload_ext) interrupts the drain.
@@ -270,14 +273,19 @@ async def _judge(
     timeout: float,
     orders: int = 1,
     seed: int | None = None,
+    tiebreak: Target | None = None,
 ) -> None:
     emit(ctx.listeners, JudgeStarted(judge_id, mode))
     verdict: Verdict
+    undecided: Verdict | None = None
     if judge is None:
         verdict = vote(answers, mode=mode)
         if orders > 1:
             verdict.notes.append(VOTE_IGNORES_ORDERS)
-    else:
+        if verdict.undecided and tiebreak is not None:
+            # No value most answers state (free text, a tie): the judge model weighs them, not an arbitrary pick.
+            undecided, judge = verdict, tiebreak
+    if judge is not None:
         candidates: list[Candidate] = anonymise(answers, rng, first_round)
         try:
             verdict, responses = await judge_in_orders(judge, mode, question, candidates, orders=orders, ctx=ctx,
@@ -290,6 +298,8 @@ async def _judge(
             # The reason, said once: the judge call keeps its own status and full error on its Response
             # (the ledger, the Judge tab), and the report's DEGRADED line names it in short.
             verdict.reasoning = f"Fell back to a vote because {exc}. {verdict.reasoning}"
+        if undecided is not None:
+            verdict.notes.insert(0, f"{undecided.reasoning.split('. The vote')[0]}: {judge.model_id} judged instead.")
     if verdict.analysis is not None:
         # Columns in pool order, and the members that had nothing to judge: from their records, since the
         # judge never saw them.

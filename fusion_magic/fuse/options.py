@@ -145,4 +145,4 @@ class FuseOptions:
         return settings.with_(timeout=self.timeout, cache=self.cache)
 
 
-__all__ = ["CONFIGURABLE", "MAX_SEED", "MAX_ORDERS", "MIN_ORDERS", "FuseKeywords", "FuseOptions", "check_seed"]
+__all__ = ["CONFIGURABLE", "MAX_ORDERS", "MAX_SEED", "MIN_ORDERS", "FuseKeywords", "FuseOptions", "check_seed"]

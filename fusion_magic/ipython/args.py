@@ -99,8 +99,8 @@ Line magic:
   %fuse history           past runs from the run log (-n N; --export runs.jsonl|.csv [--run ID])
   %fuse eval DATA         is fusion worth it here? DATA: CSV, JSONL, a DataFrame or bundled;
                           -p IDS -s single,self:5,vote,best-of,merge,debate -r N -j ID --seed N
-                          --concurrency N (default 4 rows at once) --rubric-judge ID --cache -o NAME
-  %fuse help, %fuse?      this text
+                          --scorer match|exact|includes|numeric|choice|re:PATTERN|judge:ID
+                          --rubric-judge ID --concurrency N (default 4 rows at once) --cache -o NAME
 
 Examples:
   %%fuse -p openai:gpt-4o,anthropic:claude-sonnet-4-5 -j vote -o r
@@ -222,6 +222,7 @@ def _eval_parser() -> MagicArgumentParser:
     p.add_argument("--rubric-judge", dest="rubric_judge", metavar="ID")
     p.add_argument("--cache", nargs="?", const="on", choices=CACHE_MODES)
     p.add_argument("--seed", type=int, metavar="N")
+    p.add_argument("--scorer", metavar="NAME")
     p.add_argument("-o", "--out", metavar="NAME")
     return p
 

@@ -276,6 +276,8 @@ class FusionMagics(Magics, Configurable):
             options["rubric_judge"] = ns.rubric_judge
         if ns.seed is not None:  # 0 is a seed
             options["seed"] = ns.seed
+        if ns.scorer:
+            options["scorer"] = ns.scorer
         plan = make_eval_plan(data, settings, **options)
         if plan.notice and plan.notice not in self.notices_shown:
             self.notices_shown.add(plan.notice)
