@@ -576,7 +576,10 @@ def _compare_number(reduced: str, reference: Number) -> Score:
             return _wrong(reduced, "not a plain number")
         return _wrong(reduced, "not a number")
     ok, why = same_number(said, reference)
-    return Score(True, reduced) if ok else _wrong(reduced, why or "another number")
+    if ok:
+        return Score(True, reduced)
+    # Said as the answer wrote it ("210 centimetres is not 200"), the unit named only when it is the difference.
+    return _wrong(reduced, why if why and why.startswith("in ") else f"{reduced} is not {reference.text()}")
 
 
 def _compare_choice(value: str, letter: str, question: str | None) -> Score:
