@@ -72,12 +72,12 @@ WRONG = {
 COST = {ALPHA: 2.0**-10, BETA: 2.0**-9}
 POOL = [f"openrouter:{ALPHA}", f"openrouter:{BETA}"]
 N = len(QUESTIONS)
-# Where the two answers differ neither is a majority, and the tie goes to the first seat's answer: vote
-# scores what alpha scores, and pays for both calls.
+# Where the two answers differ neither is a majority: the vote (no judge model to defer to) picks neither and
+# the row is scored wrong. It is right where both are (2 + 2, the spider), and pays for both calls.
 EXPECTED = {  # strategy: (correct of N, calls, cost per question)
     f"single:{POOL[0]}": (5, N, COST[ALPHA]),
     f"single:{POOL[1]}": (3, N, COST[BETA]),
-    "vote": (5, 2 * N, COST[ALPHA] + COST[BETA]),
+    "vote": (2, 2 * N, COST[ALPHA] + COST[BETA]),
 }
 TOTAL = N * len(EXPECTED)
 # Each call stays silent this long before it answers: one row at a time, 18 rows take about 10 s, long
@@ -89,7 +89,7 @@ DATA_CELL = f"""import pandas as pd
 questions = pd.DataFrame({{"id": {[f"q{i}" for i in range(1, N + 1)]!r},
                           "question": {list(QUESTIONS)!r},
                           "reference": {list(QUESTIONS.values())!r}}})"""
-EVAL_CELL = f"%fuse eval questions -p {','.join(POOL)} -s single,vote --concurrency 1 -o ev"
+EVAL_CELL = f"%fuse eval questions -p {','.join(POOL)} -s single,vote -j vote --concurrency 1 -o ev"
 SUMMARY_CELL = "ev.summary"
 PLOT_CELL = "ev.plot()"
 CELLS = [SETUP_CELL, DATA_CELL, EVAL_CELL, SUMMARY_CELL, PLOT_CELL]
@@ -213,7 +213,7 @@ def assert_summary_table(rows: list[dict[str, str]], where: str) -> None:
     assert list(got) == list(EXPECTED), f"{where}: ev.summary's strategies read {list(got)}: {rows}"
     for name, (correct, calls, per_question) in EXPECTED.items():
         row = got[name]
-        want = {"n": N, "correct": correct, "calls": calls, "failed": 0, "unscored": 0}
+        want = {"n": N, "correct": correct, "calls": calls, "failed": 0, "unscorable": 0}
         assert {k: int(row[k]) for k in want} == want, f"{where}: ev.summary's {name} reads {row}"
         assert float(row["accuracy"]) == round(correct / N, 6), f"{where}: {name}'s accuracy reads {row}"
         assert float(row["total_cost_usd"]) == round(per_question * N, 6), f"{where}: {name}'s cost reads {row}"
