@@ -159,3 +159,24 @@ def test_choice_scorer_reads_letters_and_refuses_other_references() -> None:
     assert score_closed(choice, "Paris", ["B"], question=question).correct is True
     assert score_closed(choice, "A", ["B"], question=question).correct is False
     assert score_closed(choice, "Paris", ["Paris"]).correct is None
+
+
+@pytest.mark.parametrize(("reply", "expected"), [
+    ("It names Rayleigh scattering. Score: 1", True),
+    ("It does not. score = 0.", False),
+    ("Hard to say. Score: 1 or 0", None),
+    ("Score: not 1", None),
+    ("I cannot grade this.", None),
+])
+def test_a_judge_without_json_is_read_like_an_answer(emulator_env: Emulator, reply: str,
+                                                     expected: bool | None) -> None:
+    """The rubric judge's fallback: a 0/1 in prose is read by the answers' reader, so a hedged or negated grade is
+    no grade (unscorable), never a guess."""
+    emulator_env.script("t/a", ModelScript(reply="Because of Rayleigh scattering."))
+    emulator_env.script("t/judge", ModelScript(reply=reply))
+    data = [{"id": "sky", "question": "Why is the sky blue?", "rubric": "Names Rayleigh scattering"}]
+    r = fusion_magic.evaluate(data, pool=[A], strategies=[f"single:{A}"], rubric_judge=JUDGE, settings=FAST)
+    got = r.rows["correct"].iloc[0]
+    assert (None if pd.isna(got) else bool(got)) is expected
+    if expected is None:
+        assert r.rows["why"].iloc[0] == "the scorer gave no 0/1 score" and r.summary["unscorable"].iloc[0] == 1
