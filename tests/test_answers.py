@@ -46,6 +46,8 @@ CASES: list[tuple[str, str, bool | None]] = [
     ("4.2", "42", False),
     ("fourteen", "4", False),
     ("1/4", "4", False),
+    ("81/9.", "9", False),
+    ("2/4", "0.5", False),
     # Signs.
     ("-5", "5", False),
     ("−5", "-5", True),

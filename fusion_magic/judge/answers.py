@@ -26,6 +26,7 @@ benchmark's equivalence of numeric forms), with one rule above all: **a wrong an
 from __future__ import annotations
 
 import ast
+import math
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -188,6 +189,7 @@ _NUMBER = re.compile(
     re.VERBOSE | re.IGNORECASE,
 )
 _ANY_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_FRACTION = re.compile(r"^[-+]?\d+\s*/\s*\d+$")
 _SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
 _ORDINAL = re.compile(r"^(?:st|nd|rd|th)\b", re.IGNORECASE)
 _UNIT = re.compile(r"^[^\W\d][\w°/.\- ]*$|^°\s*[cfk]\b.*$", re.IGNORECASE)
@@ -302,9 +304,11 @@ def parse_number(value: str) -> Number | None:
     digits = re.sub(r"[,\u00a0\u2009\u202f]", "", m["num"])
     number = Fraction(digits)
     if m["den"] is not None:
-        if int(m["den"]) == 0 or "." in digits:
+        den = int(m["den"])
+        # "81/9" restates a division, it does not answer it: only a fraction in lowest terms is a number.
+        if den <= 1 or "." in digits or math.gcd(int(digits), den) != 1:
             return None
-        number /= int(m["den"])
+        number /= den
     power = m["e"][1:] if m["e"] else m["pow"]
     if power is not None:
         exponent = int(power)
@@ -570,6 +574,8 @@ def _compare_number(reduced: str, reference: Number) -> Score:
         found = _ANY_NUMBER.findall(reduced)
         if expression(reduced) is not None:
             return _wrong(reduced, "an expression, not a number")
+        if _FRACTION.match(reduced):
+            return _wrong(reduced, "a division written out, not its result")
         if len(found) > 1:
             return _unscorable(reduced, f"several numbers ({', '.join(found[:4])}): which is the answer?")
         if found:
