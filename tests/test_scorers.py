@@ -148,7 +148,7 @@ def test_the_magic_takes_scorer(shell: InteractiveShell, scripted: Emulator) -> 
     shell.user_ns["qs"] = QUESTIONS
     shell.run_line_magic("fuse", f"eval qs -p {A} -s single:{A} --scorer numeric -o ev")
     assert set(shell.user_ns["ev"].rows["scorer"]) == {"numeric"}
-    with pytest.raises(UsageError, match="^unknown scorer 'fuzzy'"):
+    with pytest.raises(UsageError, match=r"^unknown scorer 'fuzzy'"):
         shell.run_line_magic("fuse", f"eval qs -p {A} -s single:{A} --scorer fuzzy")
 
 
