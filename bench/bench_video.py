@@ -12,7 +12,7 @@ Each rep runs, in alternating order, side by side in one process:
   sidecars, polls, downloads, the measurement of every clip, events, rendering and the report all count);
 * check: the same cell with ``--check local:frames``;
 * the references: a plain ``httpx`` streamed download of the same clip bytes from the emulator's storage host
-  (the redirect's hop is not timed), then ``fusion_magic.video.analyse`` of that one clip alone.
+  (the redirect's hop is not timed), then ``fusion_magic.videos.analyse`` of that one clip alone.
 
 Ideal of the cell = the slowest job's scripted time + that one download; of the check cell, + that one
 analysis. We print measured/ideal per rep and as medians (1.00 is perfect), and the time added in seconds.
@@ -138,8 +138,8 @@ class References:
 
     @staticmethod
     async def _analyse(clip: Path, thumbs: Path) -> float:
-        """``fusion_magic.video.analyse`` of one clip: its child process, keyframes and all."""
-        from fusion_magic.video.analyse import analyse
+        """``fusion_magic.videos.analyse`` of one clip: its child process, keyframes and all."""
+        from fusion_magic.videos.analyse import analyse
 
         t0 = time.perf_counter()
         analysis = await analyse(clip, thumbs)
@@ -250,7 +250,7 @@ def main() -> int:
           f"first), polled every {ns.poll:g} s; {ns.clip_seconds:g} s clips; emulator in another process; "
           f"{ns.reps} reps, alternating order")
     print("(ideal = slowest job's scripted time + a plain httpx download of one clip; check adds "
-          "fusion_magic.video.analyse of one clip alone; both measured in the same rep)")
+          "fusion_magic.videos.analyse of one clip alone; both measured in the same rep)")
     print(f"{'rep':>3} {'cell_s':>7} {'check_s':>7} {'slowest':>7} {'download':>8} {'analyse':>7} {'ideal':>6} "
           f"{'ideal_chk':>9} {'cell/ideal':>10} {'check/ideal':>11}")
     for i, row in enumerate(rows, 1):

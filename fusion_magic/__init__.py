@@ -13,8 +13,6 @@ Video: ``%%video`` in a notebook, ``fusion_magic.video(prompt, models=[...])`` o
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,22 +36,23 @@ if TYPE_CHECKING:
     from .calls.settings import Settings
     from .core.record import Response
     from .evaluation import EvalResult
-    from .fuse.result import FusionResult, Verdict
-    from .video.result import Video, VideoResult
+    from .fusion.result import FusionResult, Verdict
+    from .videos.result import Video, VideoResult
 
 # Where each public name lives. They load on first use (PEP 562), so ``import fusion_magic`` is cheap, and a
 # child process that runs one module of the package (the video analyser, the local model's worker) does not
-# import httpx, pandas and the engines it never uses.
+# import httpx, pandas and the engines it never uses. No public name is also a subpackage's (the job kinds live
+# in ``fusion/`` and ``videos/``), so ``import fusion_magic.fusion.engine as m`` never meets the function ``fuse``.
 _HOMES = {
     **dict.fromkeys(("EvalJob", "FusionJob", "VideoJob", "acomplete", "aevaluate", "afuse", "arejudge", "avideo",
                      "complete", "evaluate", "export_history", "fuse", "history", "rejudge", "video"), ".api"),
     "Settings": ".calls.settings",
     "Response": ".core.record",
     "EvalResult": ".evaluation",
-    "FusionResult": ".fuse.result",
-    "Verdict": ".fuse.result",
-    "Video": ".video.result",
-    "VideoResult": ".video.result",
+    "FusionResult": ".fusion.result",
+    "Verdict": ".fusion.result",
+    "Video": ".videos.result",
+    "VideoResult": ".videos.result",
 }
 
 
@@ -68,23 +67,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_HOMES})
-
-
-class _Package(types.ModuleType):
-    """The package module, which keeps the name ``video`` for the function ``fusion_magic.video(...)``.
-
-    Importing the subpackage ``fusion_magic.video`` makes the import system bind it here under the same name;
-    an eager ``from .api import video`` used to bind the function over it afterwards. Loading lazily, the
-    function could lose that race, so a subpackage never takes a public name (it stays in ``sys.modules``).
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _HOMES and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 __version__ = "0.1.0"

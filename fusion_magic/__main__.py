@@ -12,7 +12,7 @@ import sys
 from IPython.core.error import UsageError
 
 from .core.errors import FusionError
-from .fuse.progress import ProgressPrinter
+from .fusion.progress import ProgressPrinter
 from .ipython import args as _args
 
 
@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     from .api import make_plan, start
     from .calls.settings import Settings
-    from .fuse.estimate import check_budget, estimate
-    from .fuse.options import FuseOptions
+    from .fusion.estimate import check_budget, estimate
+    from .fusion.options import FuseOptions
 
     prompt = " ".join(ns.question)
     try:

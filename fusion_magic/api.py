@@ -30,20 +30,20 @@ from .core.record import Response
 from .core.runner import Job, get_runner, new_client
 from .evaluation import EvalPlan, EvalResult, RowCallback, plan_evaluation, run_evaluation
 from .evaluation import new_result as new_eval_result
-from .fuse.engine import FusionPlan, drain, plan_fusion, run_fusion
-from .fuse.engine import new_result as new_result  # for callers of start(): the result a run fills
-from .fuse.engine import rejudge as engine_rejudge
-from .fuse.options import FuseKeywords, FuseOptions
-from .fuse.requests import opening, output_cap
-from .fuse.result import FusionResult
+from .fusion.engine import FusionPlan, drain, plan_fusion, run_fusion
+from .fusion.engine import new_result as new_result  # for callers of start(): the result a run fills
+from .fusion.engine import rejudge as engine_rejudge
+from .fusion.options import FuseKeywords, FuseOptions
+from .fusion.requests import opening, output_cap
+from .fusion.result import FusionResult
 from .providers.base import ChatRequest
-from .video.engine import ResumePlan, plan_resume, resume, run_video
-from .video.engine import new_result as new_video_result
-from .video.jobs import finish_submits
-from .video.listing import VideoListing, video_models
-from .video.options import VideoKeywords, VideoOptions
-from .video.plan import VideoPlan, plan_video
-from .video.result import VideoResult
+from .videos.engine import ResumePlan, plan_resume, resume, run_video
+from .videos.engine import new_result as new_video_result
+from .videos.jobs import finish_submits
+from .videos.listing import VideoListing, video_models
+from .videos.options import VideoKeywords, VideoOptions
+from .videos.plan import VideoPlan, plan_video
+from .videos.result import VideoResult
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from fusion_magic.core.record import Response
-from fusion_magic.fuse.modes.vote import vote
+from fusion_magic.fusion.modes.vote import vote
 from fusion_magic.judge.answers import answer_key, final_span, labelled_number, score
 
 CASES: list[tuple[str, str, bool | None]] = [

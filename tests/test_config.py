@@ -6,7 +6,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from fusion_magic.fuse.estimate import Estimate
+from fusion_magic.fusion.estimate import Estimate
 from fusion_magic.testing import Emulator
 
 

@@ -7,7 +7,7 @@ import pytest
 
 import fusion_magic
 from fusion_magic.core.ledger import ledger_frame
-from fusion_magic.fuse.report import text_report
+from fusion_magic.fusion.report import text_report
 from fusion_magic.present.ledger_table import COUNTED_NOTE, figures, ledger_display, ledger_html
 from fusion_magic.testing import Emulator, Fault, ModelScript
 

@@ -15,9 +15,9 @@ import fusion_magic
 from fusion_magic.calls.settings import Settings
 from fusion_magic.core.errors import BudgetError, CallCancelled, ConfigError, MissingKeyError, ReplayMissError
 from fusion_magic.core.events import CallDelta, CallFinished, EngineEvent
-from fusion_magic.fuse.estimate import check_budget, estimate
-from fusion_magic.fuse.events import RunFinished, VerdictReady
-from fusion_magic.fuse.options import FuseOptions
+from fusion_magic.fusion.estimate import check_budget, estimate
+from fusion_magic.fusion.events import RunFinished, VerdictReady
+from fusion_magic.fusion.options import FuseOptions
 from fusion_magic.testing import Emulator, Fault, ModelScript
 
 POOL = ["openrouter:t/alpha", "anthropic:beta", "gemini:gamma"]
@@ -369,7 +369,7 @@ def test_a_straggler_still_waiting_is_late_not_failed(emulator_env: Emulator) ->
 def test_rejudge_sees_a_late_answer(emulator_env: Emulator) -> None:
     from fusion_magic.calls.call import CallContext
     from fusion_magic.core.runner import get_runner
-    from fusion_magic.fuse.engine import rejudge
+    from fusion_magic.fusion.engine import rejudge
 
     emulator_env.script("p1", ModelScript(reply="It is 41."))
     emulator_env.script("p2", ModelScript(reply="It is 42.", ttft_s=1.0))
@@ -391,7 +391,7 @@ def test_judge_order_is_reshuffled_per_call_on_the_wire(emulator_env: Emulator) 
     from fusion_magic.api import make_plan
     from fusion_magic.calls.call import CallContext
     from fusion_magic.core.runner import get_runner
-    from fusion_magic.fuse.engine import run_fusion
+    from fusion_magic.fusion.engine import run_fusion
 
     script_pool(emulator_env)
     emulator_env.script("oj", ModelScript(reply='{"reasoning": "r", "winner": "A"}'))

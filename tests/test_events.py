@@ -8,7 +8,7 @@ import time
 import pytest
 
 from fusion_magic.core.events import EngineEvent, OffloadedListener
-from fusion_magic.fuse.events import JudgeStarted
+from fusion_magic.fusion.events import JudgeStarted
 
 
 def ev(i: int) -> EngineEvent:

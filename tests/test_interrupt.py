@@ -13,7 +13,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from fusion_magic.fuse.result import FusionResult
+from fusion_magic.fusion.result import FusionResult
 from fusion_magic.ipython.magics import FusionInterrupted
 from fusion_magic.testing import Emulator, Fault, ModelScript
 

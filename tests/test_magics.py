@@ -13,8 +13,8 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from fusion_magic.core.errors import MissingKeyError
-from fusion_magic.fuse.estimate import Estimate
-from fusion_magic.fuse.result import FusionResult
+from fusion_magic.fusion.estimate import Estimate
+from fusion_magic.fusion.result import FusionResult
 from fusion_magic.ipython.magics import FusionInterrupted, FusionMagics
 from fusion_magic.providers.chat import local
 from fusion_magic.testing import Emulator, Fault, ModelScript

@@ -16,8 +16,8 @@ from html_checks import Tags, assert_inert, assert_no_script
 from markdown_it import MarkdownIt
 
 from fusion_magic.core.record import Response
-from fusion_magic.fuse.report import html_report, markdown_report
-from fusion_magic.fuse.result import FusionResult, Verdict
+from fusion_magic.fusion.report import html_report, markdown_report
+from fusion_magic.fusion.result import FusionResult, Verdict
 from fusion_magic.present.sanitize import escape_markdown, neutralize_markdown, render_markdown
 
 # Text that only looks like Markdown syntax, and what a reader must see.

@@ -17,8 +17,8 @@ import fusion_magic
 from fusion_magic.__main__ import main
 from fusion_magic.calls.settings import Settings
 from fusion_magic.core.errors import ConfigError
-from fusion_magic.fuse.options import CONFIGURABLE, FuseKeywords, FuseOptions
-from fusion_magic.fuse.requests import (
+from fusion_magic.fusion.options import CONFIGURABLE, FuseKeywords, FuseOptions
+from fusion_magic.fusion.requests import (
     HTTP_JUDGE_MAX_TOKENS,
     HTTP_MAX_TOKENS,
     LOCAL_JUDGE_MAX_TOKENS,

@@ -6,9 +6,9 @@ import io
 
 from fusion_magic.core.events import CallFinished
 from fusion_magic.core.record import Response
-from fusion_magic.fuse.events import JudgeStarted, RunFinished, RunStarted
-from fusion_magic.fuse.progress import ProgressPrinter
-from fusion_magic.fuse.result import FusionResult
+from fusion_magic.fusion.events import JudgeStarted, RunFinished, RunStarted
+from fusion_magic.fusion.progress import ProgressPrinter
+from fusion_magic.fusion.result import FusionResult
 
 
 def test_lines_while_running_and_silence_after_run_finished() -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fusion_magic.videos import sidecar
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from IPython.core.error import UsageError
@@ -30,14 +31,13 @@ from fusion_magic.core.errors import ConfigError
 from fusion_magic.core.pricing import Price, price_for
 from fusion_magic.core.record import CallRecord
 from fusion_magic.evaluation.result import wilson_interval
-from fusion_magic.fuse.options import FuseOptions
+from fusion_magic.fusion.options import FuseOptions
 from fusion_magic.ipython import args as magic_args
 from fusion_magic.providers.base import REDACTED
 from fusion_magic.providers.video.base import JobRef, VideoRequest
 from fusion_magic.testing import Emulator, ModelScript
-from fusion_magic.video import sidecar
-from fusion_magic.video.engine import open_jobs, plan_resume
-from fusion_magic.video.options import VideoOptions
+from fusion_magic.videos.engine import open_jobs, plan_resume
+from fusion_magic.videos.options import VideoOptions
 
 # Text that can be stored as UTF-8 (no lone surrogates) and shown (no NUL).
 storable = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40)

@@ -18,10 +18,10 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from fusion_magic.fuse.modes.verdicts import parse_json_verdict
+from fusion_magic.fusion.modes.verdicts import parse_json_verdict
 from fusion_magic.ipython import args as magic_args
 from fusion_magic.present.sanitize import escape_markdown, neutralize_markdown, render_markdown
-from fusion_magic.video.check import read_score
+from fusion_magic.videos.check import read_score
 
 # ---- strategies shared below ----------------------------------------------------------------------------
 

@@ -10,8 +10,8 @@ from html_checks import assert_inert, assert_no_script
 from markdown_it import MarkdownIt
 
 from fusion_magic.core.record import Response
-from fusion_magic.fuse.report import degraded_summary, html_report, markdown_report, text_report
-from fusion_magic.fuse.result import FusionResult, Verdict
+from fusion_magic.fusion.report import degraded_summary, html_report, markdown_report, text_report
+from fusion_magic.fusion.result import FusionResult, Verdict
 from fusion_magic.present.ledger_table import figures, ledger_display
 from fusion_magic.present.wording import status_word
 

@@ -24,8 +24,8 @@ import fusion_magic
 from fusion_magic.calls.settings import Settings
 from fusion_magic.core.ledger import COLUMNS, ledger_frame, with_totals
 from fusion_magic.core.record import Response
-from fusion_magic.fuse.report import degraded_summary, html_report, text_report
-from fusion_magic.fuse.result import FusionResult, Verdict
+from fusion_magic.fusion.report import degraded_summary, html_report, text_report
+from fusion_magic.fusion.result import FusionResult, Verdict
 from fusion_magic.present.ledger_table import WIDTH, ledger_html, shorten
 from fusion_magic.testing import Emulator, Fault, ModelScript
 

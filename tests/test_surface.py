@@ -9,7 +9,7 @@ import fusion_magic
 from fusion_magic.__main__ import main
 from fusion_magic.calls.settings import Settings
 from fusion_magic.core.pricing import price_for
-from fusion_magic.fuse.defaults import LOCAL_POOL, OPENROUTER_POOL, resolved_pool
+from fusion_magic.fusion.defaults import LOCAL_POOL, OPENROUTER_POOL, resolved_pool
 from fusion_magic.providers.registry import BUILTIN, resolve_endpoint
 from fusion_magic.testing import Emulator, ModelScript
 
@@ -92,7 +92,7 @@ def test_ledger_totals_and_overhead_follow_the_critical_path() -> None:
 
 
 def test_openrouter_default_judge_is_from_another_family() -> None:
-    from fusion_magic.fuse.defaults import OPENROUTER_JUDGE
+    from fusion_magic.fusion.defaults import OPENROUTER_JUDGE
 
     def family(model_id: str) -> str:
         return model_id.split(":", 1)[1].split("/", 1)[0]

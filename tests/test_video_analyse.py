@@ -18,8 +18,8 @@ import pytest
 
 from fusion_magic.core.errors import ProviderError
 from fusion_magic.testing.media import Scene, make_clip
-from fusion_magic.video.analyse import Analysis, AnalysisFailed, analyse, analyse_in_process, clock, probe
-from fusion_magic.video.frames_check import check_spec, spec_tally
+from fusion_magic.videos.analyse import Analysis, AnalysisFailed, analyse, analyse_in_process, clock, probe
+from fusion_magic.videos.frames_check import check_spec, spec_tally
 
 NEAR = 0.5  # seconds: how close a found cut or stretch must be to the true one
 

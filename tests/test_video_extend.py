@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fusion_magic.videos import sidecar
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -26,10 +27,9 @@ from fusion_magic.providers.video.base import VideoRequest
 from fusion_magic.providers.video.fal import FalProvider
 from fusion_magic.testing import Emulator, RecordedRequest, VideoScript
 from fusion_magic.testing.media import png_bytes
-from fusion_magic.video import sidecar
-from fusion_magic.video.options import ExtendOf, VideoOptions
-from fusion_magic.video.plan import plan_video
-from fusion_magic.video.result import VideoResult
+from fusion_magic.videos.options import ExtendOf, VideoOptions
+from fusion_magic.videos.plan import plan_video
+from fusion_magic.videos.result import VideoResult
 
 OMNI, VEO = "gemini-omni-1.2-flash", "veo-3.1-fast-generate-preview"
 KLING = "fal-ai/kling-video/v2.5-turbo/pro/text-to-video"

@@ -16,7 +16,7 @@ from fusion_magic.core.errors import BudgetError
 from fusion_magic.ipython.video import VideoInterrupted
 from fusion_magic.testing import Emulator, VideoScript
 from fusion_magic.testing.media import Scene, make_clip
-from fusion_magic.video.result import VideoResult
+from fusion_magic.videos.result import VideoResult
 
 OMNI, VEO = "gemini-omni-1.2-flash", "veo-3.1-fast-generate-preview"
 FAL = "fal-ai/minimax/hailuo-02/standard/text-to-video"

@@ -21,9 +21,9 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import fusion_magic
 from fusion_magic.testing import Emulator, VideoScript
-from fusion_magic.video.progress import ProgressPrinter
-from fusion_magic.video.result import VideoResult
-from fusion_magic.video.view import VideoView
+from fusion_magic.videos.progress import ProgressPrinter
+from fusion_magic.videos.result import VideoResult
+from fusion_magic.videos.view import VideoView
 
 OMNI, VEO = "gemini-omni-1.2-flash", "veo-3.1-fast-generate-preview"
 POOL = [f"gemini:{OMNI}", f"gemini:{VEO}"]

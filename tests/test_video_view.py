@@ -26,13 +26,13 @@ from fusion_magic.core.events import (
     OffloadedListener,
 )
 from fusion_magic.core.record import CallRecord
-from fusion_magic.fuse.result import Verdict
+from fusion_magic.fusion.result import Verdict
 from fusion_magic.testing.media import make_clip
-from fusion_magic.video.events import VideoRunFinished, VideoRunStarted, VideoUpdated
-from fusion_magic.video.progress import ProgressPrinter
-from fusion_magic.video.report import degraded_summary, html_report, text_report
-from fusion_magic.video.result import Video, VideoResult
-from fusion_magic.video.view import VideoView
+from fusion_magic.videos.events import VideoRunFinished, VideoRunStarted, VideoUpdated
+from fusion_magic.videos.progress import ProgressPrinter
+from fusion_magic.videos.report import degraded_summary, html_report, text_report
+from fusion_magic.videos.result import Video, VideoResult
+from fusion_magic.videos.view import VideoView
 from fusion_magic.view.video import VideoPane
 
 EVIL = "<img src=x onerror=alert(1)>"

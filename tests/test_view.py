@@ -16,10 +16,10 @@ from markdown_it import MarkdownIt
 
 from fusion_magic.core.events import CallDelta, CallFinished, CallStarted, EngineEvent, Listener, emit
 from fusion_magic.core.record import Response
-from fusion_magic.fuse.events import JudgeStarted, RunFinished, RunStarted, VerdictReady
-from fusion_magic.fuse.report import html_report, text_report
-from fusion_magic.fuse.result import FusionResult, Verdict
-from fusion_magic.fuse.view import FusionView
+from fusion_magic.fusion.events import JudgeStarted, RunFinished, RunStarted, VerdictReady
+from fusion_magic.fusion.report import html_report, text_report
+from fusion_magic.fusion.result import FusionResult, Verdict
+from fusion_magic.fusion.view import FusionView
 from fusion_magic.present.sanitize import escape_text, neutralize_markdown, render_markdown
 from fusion_magic.view import Pane
 from fusion_magic.view.tabs import MarkdownStream

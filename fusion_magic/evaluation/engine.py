@@ -24,8 +24,8 @@ from typing import Any
 from ..calls.call import CallContext, Target, prepare
 from ..calls.settings import Settings
 from ..core.errors import ConfigError
-from ..fuse.defaults import resolved_pool
-from ..fuse.options import check_seed
+from ..fusion.defaults import resolved_pool
+from ..fusion.options import check_seed
 from .data import AUTO, CLOSED_INSTRUCTION, Question, load_questions
 from .result import EvalResult, EvalRow
 from .scoring import MATCH, Scorer, ScorerFunction, judge_rubric, score_closed

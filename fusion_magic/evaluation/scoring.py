@@ -29,8 +29,8 @@ from typing import Any
 from ..calls.call import CallContext, Target, run_call
 from ..core.errors import ConfigError
 from ..core.record import Response
-from ..fuse.modes.verdicts import parse_json_verdict
-from ..fuse.requests import opening, output_cap
+from ..fusion.modes.verdicts import parse_json_verdict
+from ..fusion.requests import opening, output_cap
 from ..judge.answers import Score, clean, final_span, labelled_number, normalise, parse_number, reduce, score
 from ..present.wording import failure_detail
 from ..providers.base import ChatRequest

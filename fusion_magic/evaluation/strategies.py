@@ -30,10 +30,10 @@ from ..calls.call import CallContext, Target, prepare, run_call
 from ..calls.settings import Settings
 from ..core.errors import ConfigError
 from ..core.record import Response
-from ..fuse.engine import FusionPlan, new_result, plan_fusion, run_fusion, short_label
-from ..fuse.options import FuseOptions
-from ..fuse.pool import Member
-from ..fuse.requests import member_request
+from ..fusion.engine import FusionPlan, new_result, plan_fusion, run_fusion, short_label
+from ..fusion.options import FuseOptions
+from ..fusion.pool import Member
+from ..fusion.requests import member_request
 from ..present.wording import failure_detail
 
 DEFAULT_SELF_K = 5

@@ -24,7 +24,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
 from ..calls.settings import ANSWER_MODES, CACHE_MODES, MODES
-from ..fuse.options import FuseOptions
+from ..fusion.options import FuseOptions
 
 
 def _fuse_parser() -> MagicArgumentParser:

@@ -41,10 +41,10 @@ from ..calls.settings import CACHE_MODES, MODES, Settings, check_endpoints, pars
 from ..core.errors import FusionError
 from ..core.events import OffloadedListener
 from ..core.record import Response
-from ..fuse.engine import FusionPlan
-from ..fuse.estimate import check_budget, estimate
-from ..fuse.options import CONFIGURABLE, FuseOptions
-from ..fuse.result import FusionResult
+from ..fusion.engine import FusionPlan
+from ..fusion.estimate import check_budget, estimate
+from ..fusion.options import CONFIGURABLE, FuseOptions
+from ..fusion.result import FusionResult
 from ..present.wording import CallState, state_of, status_word
 from . import args as _args
 from .listing import provider_listing
@@ -211,10 +211,10 @@ class FusionMagics(Magics, Configurable):
         """Show a live view when the frontend has widgets; return the listeners that feed it."""
         self.last_view = None
         if not self._widgets_wanted():
-            from ..fuse.progress import ProgressPrinter
+            from ..fusion.progress import ProgressPrinter
 
             return [OffloadedListener(ProgressPrinter(sys.stderr))]
-        from ..fuse.view import FusionView
+        from ..fusion.view import FusionView
 
         self.last_view = FusionView()
         self.last_view.display()

@@ -31,10 +31,10 @@ from ..api import (
 from ..calls.settings import Settings
 from ..core.events import Listener, OffloadedListener
 from ..core.pricing import Price
-from ..video.estimate import VideoEstimate
-from ..video.options import DEFAULT_OUT_DIR, DEFAULT_TIMEOUT_S, ExtendOf, VideoOptions
-from ..video.plan import extension_source
-from ..video.result import VideoResult
+from ..videos.estimate import VideoEstimate
+from ..videos.options import DEFAULT_OUT_DIR, DEFAULT_TIMEOUT_S, ExtendOf, VideoOptions
+from ..videos.plan import extension_source
+from ..videos.result import VideoResult
 from . import args as _args
 from .magics import FusionMagics, friendly_errors, widgets_wanted
 
@@ -152,12 +152,12 @@ class VideoMagics(Magics, Configurable):
     def _open_view(self) -> list[Listener]:
         self.last_view = None
         if not widgets_wanted(self.shell, self.view):
-            from ..video.progress import ProgressPrinter
+            from ..videos.progress import ProgressPrinter
 
             # Called on the engine thread, not offloaded: an event carries the live Video, and a printer
             # running later would read a later state (a short "queued" would never be printed).
             return [ProgressPrinter(sys.stderr)]
-        from ..video.view import VideoView
+        from ..videos.view import VideoView
 
         self.last_view = VideoView()
         self.last_view.display()

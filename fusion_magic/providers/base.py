@@ -1,7 +1,7 @@
 """The contract every provider module fulfils: a request in, a stream of events out.
 
 Providers only translate between these types and a vendor's JSON. They never retry on their own,
-never price, never time: policy lives in ``fusion_magic.calls`` and ``fusion_magic.fuse.pool``. A key
+never price, never time: policy lives in ``fusion_magic.calls`` and ``fusion_magic.fusion.pool``. A key
 never reaches a message: ``redact`` (or ``Endpoint.redact``) puts ``REDACTED`` in its place, here and
 in the calls above.
 

@@ -24,7 +24,7 @@ from ..present.wording import PENDING_HINT
 from .tabs import Pane
 
 if TYPE_CHECKING:
-    from ..video.result import Video
+    from ..videos.result import Video
 
 __all__ = ["MAX_INLINE_BYTES", "VideoPane"]
 

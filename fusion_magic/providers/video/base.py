@@ -4,7 +4,7 @@ about a video (a chat call with a video attached).
 A generation is a paid, long-running job at the provider, so the contract is built around its id: ``submit``
 returns a ``JobRef`` (everything needed to find the job again, nothing secret), which the caller persists
 before anything else happens; ``poll`` reads its state; ``download`` streams a finished clip to disk.
-Providers never sleep, retry or price: the job loop in ``fusion_magic.video.jobs`` does.
+Providers never sleep, retry or price: the job loop in ``fusion_magic.videos.jobs`` does.
 
     provider = make_video_provider(target, client)
     job = await provider.submit(VideoRequest(model="veo-3.1-generate-preview", prompt="a fox in snow"))

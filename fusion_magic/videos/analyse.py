@@ -1,12 +1,12 @@
 """``local:frames``: what is in a video file, measured offline with PyAV, in a child process.
 
-    analysis = await analyse(Path("clip.mp4"), Path("thumbs"))   # runs python -m fusion_magic.video.analyse
+    analysis = await analyse(Path("clip.mp4"), Path("thumbs"))   # runs python -m fusion_magic.videos.analyse
     print(analysis.describe())        # "clip.mp4: 4.5 s, 320x180 at 24 fps, h264, no audio. 2 cuts: ..."
     probe(Path("notes.txt"))          # "notes.txt cannot be decoded: Invalid data found when processing input"
 
 Why a child process: FFmpeg is native code, and a native crash must never take the notebook kernel down
 (the lesson of llama.cpp segfaulting on some CPUs); decoding a long file must not block the kernel's event
-loop either. The kernel only starts ``python -m fusion_magic.video.analyse PATH --thumbs DIR``, which prints
+loop either. The kernel only starts ``python -m fusion_magic.videos.analyse PATH --thumbs DIR``, which prints
 one JSON line, the :class:`Analysis` or ``{"error": ..., "cause": ...}``. A crash, a timeout or a cancel
 ends as :class:`AnalysisFailed` (the child is killed and reaped first). Only :func:`probe` opens a file in
 the kernel, and only its header.
@@ -211,7 +211,7 @@ async def analyse(path: Path, thumbs_dir: Path, *, timeout: float = 120.0,
     env = {k: v for k, v in os.environ.items() if not k.upper().endswith(_SECRET_SUFFIXES)}
     try:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "fusion_magic.video.analyse", str(path), "--thumbs", str(thumbs_dir),
+            sys.executable, "-m", "fusion_magic.videos.analyse", str(path), "--thumbs", str(thumbs_dir),
             "--max-keyframes", str(max_keyframes),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=env,
@@ -569,8 +569,8 @@ def _jpeg(image: np.ndarray) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m fusion_magic.video.analyse PATH --thumbs DIR``: one JSON line on stdout, exit 0 or 1."""
-    parser = argparse.ArgumentParser(prog="python -m fusion_magic.video.analyse", description=__doc__.splitlines()[0])
+    """``python -m fusion_magic.videos.analyse PATH --thumbs DIR``: one JSON line on stdout, exit 0 or 1."""
+    parser = argparse.ArgumentParser(prog="python -m fusion_magic.videos.analyse", description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path)
     parser.add_argument("--thumbs", type=Path, required=True, help="folder for the keyframe thumbnails")
     parser.add_argument("--max-keyframes", type=int, default=MAX_KEYFRAMES)

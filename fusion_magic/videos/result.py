@@ -20,7 +20,7 @@ from ..present.shown_once import ShownOnce
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..fuse.result import Verdict
+    from ..fusion.result import Verdict
 
 # A clip's life. "pending": the job still runs at the provider but we stopped waiting (a timeout, an
 # interrupt): its sidecar keeps the job id, and ``%video resume`` (or the same cell again) fetches it

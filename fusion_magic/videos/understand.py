@@ -24,7 +24,7 @@ from .jobs import KEYFRAMES_DIR
 from .plan import Asker, VideoPlan
 
 if TYPE_CHECKING:
-    from ..fuse.result import FusionResult
+    from ..fusion.result import FusionResult
     from .analyse import Analysis
 
 
@@ -88,7 +88,7 @@ async def ask_all(plan: VideoPlan, ctx: CallContext) -> tuple[list[CallRecord], 
     analysis = next((a for _, a in results if a is not None), None)
     fused = None
     if sum(r.ok for r in records) >= 2:
-        from ..fuse.engine import judge_answers
+        from ..fusion.engine import judge_answers
 
         fused = await judge_answers(plan.prompt, records, plan.settings, ctx, mode=plan.mode, judge=plan.judge)
     return records, analysis, fused

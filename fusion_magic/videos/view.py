@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
-from ..fuse.report import verdict_html
+from ..fusion.report import verdict_html
 from ..present.sanitize import escape_text, render_markdown
 from ..view.live import LiveView
 from ..view.tabs import LedgerPane, MemberPane, Pane, call_key, figures_html, status_html

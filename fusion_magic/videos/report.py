@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.ledger import with_totals
-from ..fuse.report import verdict_html
+from ..fusion.report import verdict_html
 from ..present.ledger_table import WIDTH, figures, ledger_html, plain, shorten, text_ledger, wrap
 from ..present.paths import file_href, shown_path
 from ..present.sanitize import escape_text, render_markdown
