@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from fusion_magic.core.record import Response
-from fusion_magic.fusion.modes.vote import vote
 from fusion_magic.judge.answers import answer_key, final_span, labelled_number, score
+from fusion_magic.judge.vote import vote
 
 CASES: list[tuple[str, str, bool | None]] = [
     # The six, and what the last-number reader got wrong.

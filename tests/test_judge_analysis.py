@@ -18,8 +18,10 @@ import fusion_magic
 from fusion_magic.calls.call import prepare
 from fusion_magic.calls.settings import Settings
 from fusion_magic.core.record import Response
-from fusion_magic.fusion.modes import best_of, merge
-from fusion_magic.fusion.modes.analysis import (
+from fusion_magic.fusion.report import html_report, markdown_report, text_report
+from fusion_magic.fusion.view import FusionView
+from fusion_magic.judge import best_of, merge
+from fusion_magic.judge.analysis import (
     LOCAL_MAX_CHARS,
     LOCAL_MAX_ITEMS,
     MAX_CHARS,
@@ -30,9 +32,7 @@ from fusion_magic.fusion.modes.analysis import (
     member_name,
     read_analysis,
 )
-from fusion_magic.fusion.modes.judge import NO_ANALYSIS, anonymise, judge_request
-from fusion_magic.fusion.report import html_report, markdown_report, text_report
-from fusion_magic.fusion.view import FusionView
+from fusion_magic.judge.judging import NO_ANALYSIS, anonymise, judge_request
 from fusion_magic.present.sanitize import render_markdown
 from fusion_magic.providers.chat.local.fewshot import bound_schema
 from fusion_magic.testing import Emulator, Fault, ModelScript

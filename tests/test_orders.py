@@ -20,12 +20,11 @@ from fusion_magic.api import make_plan, new_result, start
 from fusion_magic.calls.settings import Settings
 from fusion_magic.core.errors import CallCancelled, ConfigError, ReplayMissError
 from fusion_magic.core.record import Response
-from fusion_magic.fusion.engine import VOTE_IGNORES_ORDERS
-from fusion_magic.fusion.modes.judge import NO_ANALYSIS, anonymise, orderings
 from fusion_magic.fusion.options import FuseOptions
 from fusion_magic.fusion.report import html_report, markdown_report, text_report
 from fusion_magic.fusion.result import FusionResult
 from fusion_magic.fusion.view import FusionView
+from fusion_magic.judge.judging import NO_ANALYSIS, VOTE_IGNORES_ORDERS, anonymise, orderings
 from fusion_magic.testing import Emulator, Fault, ModelScript
 
 FAST = Settings(max_retries=0, timeout=20)

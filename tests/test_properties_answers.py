@@ -16,8 +16,8 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from fusion_magic.core.record import Response
-from fusion_magic.fusion.modes.vote import vote
 from fusion_magic.judge.answers import answer_key, clean, final_span, normalise, score
+from fusion_magic.judge.vote import vote
 
 _ANSWER_PIECES = ["42", "42.0", "-3", "1,000", "0.5", "7", "3/4", "2x", "x^2", "+", "Final answer:", "The answer is",
                   "####", "=>", "**", "answer =", "=", "is", "not", "or", "maybe", "yes", "No", "true", "B", "(c)",

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fusion_magic.videos import sidecar
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from IPython.core.error import UsageError
@@ -36,6 +35,7 @@ from fusion_magic.ipython import args as magic_args
 from fusion_magic.providers.base import REDACTED
 from fusion_magic.providers.video.base import JobRef, VideoRequest
 from fusion_magic.testing import Emulator, ModelScript
+from fusion_magic.videos import sidecar
 from fusion_magic.videos.engine import open_jobs, plan_resume
 from fusion_magic.videos.options import VideoOptions
 

@@ -18,8 +18,8 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from fusion_magic.fusion.modes.verdicts import parse_json_verdict
 from fusion_magic.ipython import args as magic_args
+from fusion_magic.judge.verdicts import parse_json_verdict
 from fusion_magic.present.sanitize import escape_markdown, neutralize_markdown, render_markdown
 from fusion_magic.videos.check import read_score
 

@@ -12,10 +12,10 @@ import pytest
 
 import fusion_magic
 from fusion_magic.calls.settings import Settings
-from fusion_magic.fusion.modes import best_of, merge
-from fusion_magic.fusion.modes.analysis import Contradiction, UniquePoint
-from fusion_magic.fusion.modes.judge import NO_ANALYSIS
 from fusion_magic.fusion.result import FusionResult
+from fusion_magic.judge import best_of, merge
+from fusion_magic.judge.analysis import Contradiction, UniquePoint
+from fusion_magic.judge.judging import NO_ANALYSIS
 from fusion_magic.testing import Emulator, Fault, ModelScript
 from fusion_magic.testing.judges import (
     NOT_ADDRESSED,

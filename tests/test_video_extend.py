@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fusion_magic.videos import sidecar
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -27,6 +26,7 @@ from fusion_magic.providers.video.base import VideoRequest
 from fusion_magic.providers.video.fal import FalProvider
 from fusion_magic.testing import Emulator, RecordedRequest, VideoScript
 from fusion_magic.testing.media import png_bytes
+from fusion_magic.videos import sidecar
 from fusion_magic.videos.options import ExtendOf, VideoOptions
 from fusion_magic.videos.plan import plan_video
 from fusion_magic.videos.result import VideoResult

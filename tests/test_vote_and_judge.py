@@ -7,10 +7,10 @@ import random
 import pytest
 
 from fusion_magic.core.record import Response
-from fusion_magic.fusion.modes import best_of, merge
-from fusion_magic.fusion.modes.judge import anonymise
-from fusion_magic.fusion.modes.verdicts import parse_json_verdict
-from fusion_magic.fusion.modes.vote import agree, extract_final, vote
+from fusion_magic.judge import best_of, merge
+from fusion_magic.judge.judging import anonymise
+from fusion_magic.judge.verdicts import parse_json_verdict
+from fusion_magic.judge.vote import agree, extract_final, vote
 
 
 def ok(text: str, label: str, model: str | None = None) -> Response:

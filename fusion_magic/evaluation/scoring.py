@@ -27,11 +27,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..calls.call import CallContext, Target, run_call
+from ..calls.requests import opening, output_cap
 from ..core.errors import ConfigError
 from ..core.record import Response
-from ..fusion.modes.verdicts import parse_json_verdict
-from ..fusion.requests import opening, output_cap
 from ..judge.answers import Score, clean, final_span, labelled_number, normalise, parse_number, reduce, score
+from ..judge.verdicts import parse_json_verdict
 from ..present.wording import failure_detail
 from ..providers.base import ChatRequest
 from .data import Question

@@ -13,7 +13,6 @@ before the ``CancelledError`` goes on.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import random
 import time
@@ -22,24 +21,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from ..calls.call import CallContext, Target, prepare
-from ..calls.settings import ANSWER_MODES, MODES, Settings, check_choice
+from ..calls.settings import MODES, Settings, check_choice
 from ..core.errors import ConfigError
 from ..core.events import CallFinished, CallStarted, EngineEvent, emit
 from ..core.record import Response
+from ..judge.judging import decide, shuffle_rng
 from ..present.wording import CallState, is_running
+from .debate import final_answers, run_debate
 from .defaults import resolved_pool
 from .events import JudgeStarted, RunFinished, RunStarted, RunStopped, VerdictReady
-from .modes.analysis import failures, member_name
-from .modes.debate import final_answers, run_debate
-from .modes.judge import Candidate, JudgeFailed, anonymise, judge_in_orders
-from .modes.vote import vote
 from .options import FuseOptions
 from .pool import Member, run_round
 from .requests import member_request
-from .result import FusionResult, Verdict
+from .result import FusionResult
 
 SAMPLING_TEMPERATURE = 0.8  # when one model fills several seats, it needs randomness to differ
-VOTE_IGNORES_ORDERS = "The vote ignores --orders: it reads no order of the answers, so it has no position bias."
 
 
 @dataclass(frozen=True)
@@ -149,19 +145,8 @@ def _rng_for(plan: FusionPlan, ctx: CallContext) -> random.Random:
     """A fresh shuffle per judge call. With the cache on, or a ``--seed``, the shuffles are seeded from the
     run itself, so a re-run sends byte-identical judge and debate requests (and replays instead of billing
     again)."""
-    return _seeded_under_cache(ctx, plan.prompt, plan.options.mode, plan.judge_id, *plan.pool,
+    return shuffle_rng(ctx, plan.prompt, plan.options.mode, plan.judge_id, *plan.pool,
                                seed=plan.options.seed)
-
-
-def _seeded_under_cache(ctx: CallContext, *parts: str, seed: int | None = None) -> random.Random:
-    """Unseeded without a cache or a seed; otherwise seeded from ``parts`` (and the seed) so the same run
-    shuffles the same way, and another seed another way."""
-    if ctx.cache is None and seed is None:
-        return random.Random()
-    # Without a seed the parts alone, as before seeds existed: recordings made then still replay.
-    keyed = parts if seed is None else (f"seed {seed}", *parts)
-    digest = hashlib.sha256("\0".join(keyed).encode()).hexdigest()
-    return random.Random(int(digest[:16], 16))
 
 
 def new_result(plan: FusionPlan) -> FusionResult:
@@ -276,38 +261,12 @@ async def _judge(
     tiebreak: Target | None = None,
 ) -> None:
     emit(ctx.listeners, JudgeStarted(judge_id, mode))
-    verdict: Verdict
-    undecided: Verdict | None = None
-    if judge is None:
-        verdict = vote(answers, mode=mode)
-        if orders > 1:
-            verdict.notes.append(VOTE_IGNORES_ORDERS)
-        if verdict.undecided and tiebreak is not None:
-            # No value most answers state (free text, a tie): the judge model weighs them, not an arbitrary pick.
-            undecided, judge = verdict, tiebreak
-    if judge is not None:
-        candidates: list[Candidate] = anonymise(answers, rng, first_round)
-        try:
-            verdict, responses = await judge_in_orders(judge, mode, question, candidates, orders=orders, ctx=ctx,
-                                                       timeout=timeout, seed=seed)
-            result.judge_responses.extend(responses)
-        except JudgeFailed as exc:
-            result.judge_responses.extend(exc.responses)
-            verdict = vote(answers, mode=mode)
-            verdict.fallback = True
-            # The reason, said once: the judge call keeps its own status and full error on its Response
-            # (the ledger, the Judge tab), and the report's DEGRADED line names it in short.
-            verdict.reasoning = f"Fell back to a vote because {exc}. {verdict.reasoning}"
-        if undecided is not None:
-            verdict.notes.insert(0, f"{undecided.reasoning.split('. The vote')[0]}: {judge.model_id} judged instead.")
-    if verdict.analysis is not None:
-        # Columns in pool order, and the members that had nothing to judge: from their records, since the
-        # judge never saw them.
-        verdict.analysis.models = list(dict.fromkeys(member_name(r) for r in answers if r.ok and r.text.strip()))
-        verdict.analysis.failed = failures(result.members)
-    result.verdict = verdict
-    result.answer = verdict.answer
-    emit(ctx.listeners, VerdictReady(verdict))
+    judgement = await decide(judge, mode, question, answers, members=result.members, first_round=first_round,
+                             ctx=ctx, rng=rng, timeout=timeout, orders=orders, seed=seed, tiebreak=tiebreak)
+    result.judge_responses.extend(judgement.judge_responses)
+    result.verdict = judgement.verdict
+    result.answer = judgement.answer
+    emit(ctx.listeners, VerdictReady(judgement.verdict))
 
 
 async def rejudge(
@@ -345,41 +304,12 @@ async def rejudge(
         emit(ctx.listeners, CallFinished(r, reused=True))
     started = time.monotonic()
     # Seeded under the cache like a fresh run: the same rejudge sends the same request, and replays.
-    rng = rng or _seeded_under_cache(ctx, "rejudge", previous.prompt, mode, judge_id, *(r.text for r in answers))
+    rng = rng or shuffle_rng(ctx, "rejudge", previous.prompt, mode, judge_id, *(r.text for r in answers))
     await _judge(result, target, judge_id, mode, previous.prompt, answers,
                  first_round=first_round if mode == "debate" else None, ctx=ctx, rng=rng,
                  timeout=settings.timeout, orders=orders)
     result.wall_s = time.monotonic() - started
     emit(ctx.listeners, RunFinished(result))
-    return result
-
-
-async def judge_answers(
-    question: str,
-    answers: Sequence[Response],
-    settings: Settings,
-    ctx: CallContext,
-    *,
-    mode: str,
-    judge: str,
-    orders: int = 1,
-) -> FusionResult:
-    """Fuse answers that were asked elsewhere (a question about a video, put to several models) with a fused
-    run's judge and modes; the models are not asked again. Debate needs a pool it can ask for revisions, so
-    it is refused here."""
-    check_choice("mode", mode, MODES)
-    if mode not in ANSWER_MODES:
-        raise ConfigError(f"{mode} asks the pool to revise its answers; here use "
-                          f"{', '.join(ANSWER_MODES)} or the vote judge")
-    target = None if judge == "vote" else prepare(judge, settings)
-    result = FusionResult(prompt=question, mode=mode, judge=judge, pool=[r.model for r in answers],
-                          responses=list(answers))
-    ok = [r for r in answers if r.ok]
-    rng = _seeded_under_cache(ctx, "answers", question, mode, judge, *(r.text for r in ok))
-    started = time.monotonic()
-    await _judge(result, target, judge, mode, question, ok, first_round=None, ctx=ctx, rng=rng,
-                 timeout=settings.timeout, orders=orders)
-    result.wall_s = time.monotonic() - started
     return result
 
 

@@ -17,12 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..calls.requests import output_cap
 from ..core.errors import BudgetError
 from ..core.pricing import UserPrice, approx_tokens, price_for
 from ..providers.chat.local.fewshot import build_prompt
 from .engine import FusionPlan
 from .pool import Member
-from .requests import member_request, output_cap
+from .requests import member_request
 
 if TYPE_CHECKING:
     import pandas as pd

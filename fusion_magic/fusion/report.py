@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from markdown_it import MarkdownIt
 
     from ..core.record import Response
-    from .modes.analysis import JudgeAnalysis
+    from ..judge.analysis import JudgeAnalysis
     from .result import FusionResult, Verdict
 
 __all__ = ["analysis_html", "degraded_summary", "html_report", "markdown_report", "text_report", "verdict_html"]

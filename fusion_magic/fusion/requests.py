@@ -1,7 +1,5 @@
-"""What each call asks for, built from the same pieces: the opening turns and the output cap.
-
-A pool member's request (first round and debate revisions alike), the judge's request and a single
-``complete()`` call all open with ``opening`` and take their ``max_tokens`` from ``output_cap``.
+"""A pool member's request (first round and debate revisions alike), built from the pieces every call shares
+(``calls.requests``: the opening turns and the output cap).
 
     request = member_request(member, "Why is the sky blue?", options)
     request.max_tokens == output_cap(member.target, options.max_tokens)
@@ -11,38 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..calls.requests import opening, output_cap
 from ..providers.base import ChatRequest, Message
 
 if TYPE_CHECKING:
-    from ..calls.call import Target
     from .options import FuseOptions
     from .pool import Member
-
-# Every call is capped, even when the user set no cap: OpenRouter's in-flight budget holds max_tokens per
-# concurrent call, and the small local model rambles until it hits one. A judge needs room for its
-# reasoning plus a full answer.
-LOCAL_MAX_TOKENS = 128
-HTTP_MAX_TOKENS = 1024
-LOCAL_JUDGE_MAX_TOKENS = 384
-HTTP_JUDGE_MAX_TOKENS = 2048
-
-
-def output_cap(target: Target | None, asked: int | None = None, *, judge: bool = False) -> int:
-    """The ``max_tokens`` a call sends: the cap asked for (``--max-tokens``; members only), else the
-    default for the target's kind and role."""
-    if asked and not judge:
-        return asked
-    local = target is not None and target.is_local
-    if judge:
-        return LOCAL_JUDGE_MAX_TOKENS if local else HTTP_JUDGE_MAX_TOKENS
-    return LOCAL_MAX_TOKENS if local else HTTP_MAX_TOKENS
-
-
-def opening(prompt: str, system: str | None) -> tuple[Message, ...]:
-    """The first turns of every conversation: the system prompt, when there is one, then the prompt."""
-    user = Message("user", prompt)
-    return (Message("system", system), user) if system else (user,)
-
 
 def member_request(member: Member, prompt: str, options: FuseOptions, *later: Message) -> ChatRequest:
     """A pool member's request: the opening, any ``later`` turns (a debate revision's), the run's cap,
@@ -56,12 +28,4 @@ def member_request(member: Member, prompt: str, options: FuseOptions, *later: Me
     )
 
 
-__all__ = [
-    "HTTP_JUDGE_MAX_TOKENS",
-    "HTTP_MAX_TOKENS",
-    "LOCAL_JUDGE_MAX_TOKENS",
-    "LOCAL_MAX_TOKENS",
-    "member_request",
-    "opening",
-    "output_cap",
-]
+__all__ = ["member_request"]

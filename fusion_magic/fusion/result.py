@@ -1,5 +1,6 @@
-"""A fused run's result: what the judge decided (`Verdict`) and the whole run (`FusionResult`), made of
-call records (`fusion_magic.core.record.CallRecord`, alias `Response`). Plain dataclasses: no network code, no IPython.
+"""A fused run's result: the whole run (`FusionResult`), with what the judge decided (`Verdict`, from
+``judge/``), made of call records (`fusion_magic.core.record.CallRecord`, alias `Response`). Plain dataclasses:
+no network code, no IPython.
 
     f = fusion_magic.fuse("Why is the sky blue?", pool=["local:gemma3-270m"] * 3, judge="vote")
     f.answer, f.verdict, f.ledger
@@ -14,57 +15,14 @@ from typing import TYPE_CHECKING
 from ..calls.runlog import ExportsCalls
 from ..core.ledger import ledger_frame
 from ..core.record import IN_FLIGHT, Response
+from ..judge.verdict import Verdict
 from ..present.shown_once import ShownOnce
 from .report import html_report, markdown_report, text_report
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .modes.analysis import JudgeAnalysis
-
-
-@dataclass
-class Verdict:
-    """What the judge decided.
-
-    ``choice`` is the winning model id (best-of and vote), ``choice_label`` the anonymous label it had
-    ("Answer B"), ``answer`` the fused text, ``labels`` the permutation used: label -> model id.
-    ``best_label`` is the answer a merging judge ranked best ("Answer C"), when it said.
-
-    ``analysis`` is the judge's structured comparison of the answers (None for the vote, a fallback, or a
-    judge that gave none: then ``notes`` says so). With ``--orders N`` the judge ran on N orderings of the
-    answers: ``orders`` holds the member each ordering ranked best (None where one gave no usable pick)
-    and ``agreement`` (agreeing, usable) how many of the usable ones agree with the verdict's pick; the
-    verdict itself (``labels``, ``raw``, ``analysis``) is one ordering's, which ``notes`` names.
-
-    ``undecided``: the vote found no value that most answers state, and picked no answer (``reasoning`` says
-    why); a run with a tiebreak judge then asks it.
-    """
-
-    model: str
-    mode: str
-    reasoning: str = ""
-    answer: str = ""
-    choice: str | None = None
-    choice_label: str | None = None
-    labels: dict[str, str] = field(default_factory=dict)
-    raw: str = ""
-    fallback: bool = False
-    notes: list[str] = field(default_factory=list)
-    best_label: str | None = None
-    analysis: JudgeAnalysis | None = None
-    orders: list[str | None] = field(default_factory=list)
-    agreement: tuple[int, int] | None = None
-    undecided: bool = False
-
-    @property
-    def position_consistency(self) -> float | None:
-        """The share of the orderings whose pick agrees with the verdict's, or None when fewer than two
-        orderings gave a usable pick (nothing was measured)."""
-        if self.agreement is None or self.agreement[1] < 2:
-            return None
-        agreeing, usable = self.agreement
-        return agreeing / usable
+    from ..judge.analysis import JudgeAnalysis
 
 
 @dataclass

@@ -24,7 +24,7 @@ from .jobs import KEYFRAMES_DIR
 from .plan import Asker, VideoPlan
 
 if TYPE_CHECKING:
-    from ..fusion.result import FusionResult
+    from ..judge.verdict import Judgement
     from .analyse import Analysis
 
 
@@ -79,7 +79,7 @@ async def frames_answer(source: VideoSource, ctx: CallContext, *, out_dir: Path,
 
 
 async def ask_all(plan: VideoPlan, ctx: CallContext) -> tuple[list[CallRecord], Analysis | None,
-                                                             FusionResult | None]:
+                                                             Judgement | None]:
     """Every asker's answer, concurrently, and the judge's fusion of them when two or more answered."""
     assert plan.source is not None
     results = await asyncio.gather(*(ask(a, plan.prompt, plan.source, ctx, out_dir=plan.out_dir)
@@ -88,7 +88,7 @@ async def ask_all(plan: VideoPlan, ctx: CallContext) -> tuple[list[CallRecord], 
     analysis = next((a for _, a in results if a is not None), None)
     fused = None
     if sum(r.ok for r in records) >= 2:
-        from ..fusion.engine import judge_answers
+        from ..judge.judging import judge_answers
 
         fused = await judge_answers(plan.prompt, records, plan.settings, ctx, mode=plan.mode, judge=plan.judge)
     return records, analysis, fused

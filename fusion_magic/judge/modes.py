@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from ...core.record import Response
-from ..result import Verdict
+from ..core.record import Response
 from . import best_of, merge
+from .verdict import Verdict
 
 
 class JudgeStyle(Protocol):

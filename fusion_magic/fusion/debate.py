@@ -16,15 +16,15 @@ import string
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ...calls.call import CallContext
-from ...core.record import Response
-from ...providers.base import Message
-from ..pool import Member, run_round
-from ..requests import member_request
-from .vote import agree
+from ..calls.call import CallContext
+from ..core.record import Response
+from ..judge.vote import agree
+from ..providers.base import Message
+from .pool import Member, run_round
+from .requests import member_request
 
 if TYPE_CHECKING:
-    from ..options import FuseOptions
+    from .options import FuseOptions
 
 REVISE = (
     "Other participants answered the same question; their answers follow, anonymous and in random order."

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ...core.record import IN_FLIGHT, Response
-from ...present.ledger_table import shorten
-from ...present.wording import failure_detail
+from ..core.record import IN_FLIGHT, Response
+from ..present.ledger_table import shorten
+from ..present.wording import failure_detail
 from .verdicts import read_label
 
 # What is kept of a judge's analysis: enough for a table a reader takes in at a glance. A judge that writes

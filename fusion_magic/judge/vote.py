@@ -18,9 +18,9 @@ from collections import Counter
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 
-from ...core.record import Response
-from ...judge.answers import answer_key
-from ..result import Verdict
+from ..core.record import Response
+from ..judge.answers import answer_key
+from .verdict import Verdict
 
 _WORD = re.compile(r"[a-z0-9]+")
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ...core.record import Response
-from ..result import Verdict
+from ..core.record import Response
 from .analysis import INSTRUCTIONS, analysis_schema
+from .verdict import Verdict
 from .verdicts import parse_json_verdict, read_label
 
 

@@ -11,27 +11,35 @@ Judges still prefer answers by position, so ``judge_in_orders`` can show the sam
     verdict, response = await judge_call(target, "best-of", question, candidates, ctx=ctx)
     verdict, calls = await judge_in_orders(target, "best-of", question, candidates, orders=2, ctx=ctx)
     verdict.position_consistency   # 1.0 when both orders picked the same answer
+
+``decide`` is the whole decision every job kind uses: the vote or a judge model, the vote when the model fails,
+a judge model when an undecided vote has one to defer to. ``judge_answers`` decides on answers asked elsewhere
+(several models' answers about a video).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import string
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ...calls.call import CallContext, Target, run_call
-from ...core.errors import FusionError
-from ...core.record import Response
-from ...present.wording import failure_detail
-from ...providers.base import ChatRequest
-from ..requests import opening, output_cap
-from ..result import Verdict
-from .analysis import bounded_for_local, member_name, read_analysis
-from .table import judge_style
+from ..calls.call import CallContext, Target, prepare, run_call
+from ..calls.requests import opening, output_cap
+from ..calls.settings import ANSWER_MODES, MODES, Settings, check_choice
+from ..core.errors import ConfigError, FusionError
+from ..core.record import Response
+from ..present.wording import failure_detail
+from ..providers.base import ChatRequest
+from .analysis import bounded_for_local, failures, member_name, read_analysis
+from .modes import judge_style
+from .verdict import Judgement, Verdict
 from .verdicts import parse_json_verdict
+from .vote import vote
 
 JUDGE_SYSTEM = (
     "You are an impartial expert judge. The answers below are anonymous and in random order. "
@@ -39,6 +47,8 @@ JUDGE_SYSTEM = (
     "its length or its style: a short correct answer beats a long padded one. For a factual or "
     "mathematical question, work out the answer yourself before you compare."
 )
+
+VOTE_IGNORES_ORDERS = "The vote ignores --orders: it reads no order of the answers, so it has no position bias."
 
 NO_ANALYSIS = (
     "The judge gave no usable analysis (consensus, contradictions, unique points, blind spots): "
@@ -302,3 +312,88 @@ def _capped(asked: int, answers: int, distinct: int) -> str:
     times = "once" if distinct == 1 else f"{distinct} times"
     return (f"--orders {asked}: {answers} {noun} only {distinct} different order{'s' if distinct != 1 else ''}, "
             f"so the judge ran {times}.")
+
+
+def shuffle_rng(ctx: CallContext, *parts: str, seed: int | None = None) -> random.Random:
+    """The judge's shuffle of the answers: unseeded without a cache or a seed; otherwise seeded from ``parts``
+    (and the seed) so the same run shuffles the same way, and another seed another way."""
+    if ctx.cache is None and seed is None:
+        return random.Random()
+    # Without a seed the parts alone, as before seeds existed: recordings made then still replay.
+    keyed = parts if seed is None else (f"seed {seed}", *parts)
+    digest = hashlib.sha256("\0".join(keyed).encode()).hexdigest()
+    return random.Random(int(digest[:16], 16))
+
+
+async def decide(
+    judge: Target | None,
+    mode: str,
+    question: str,
+    answers: Sequence[Response],
+    *,
+    members: Sequence[Response],
+    first_round: dict[str, Response] | None,
+    ctx: CallContext,
+    rng: random.Random,
+    timeout: float,
+    orders: int = 1,
+    seed: int | None = None,
+    tiebreak: Target | None = None,
+) -> Judgement:
+    """Decide on ``answers``: the vote when ``judge`` is None, else the judge model on ``orders`` orderings
+    (falling back to the vote when it fails). An undecided vote defers to ``tiebreak`` when one is given.
+    ``members`` are every member's records (the analysis names the ones that failed)."""
+    verdict: Verdict
+    calls: list[Response] = []
+    undecided: Verdict | None = None
+    if judge is None:
+        verdict = vote(answers, mode=mode)
+        if orders > 1:
+            verdict.notes.append(VOTE_IGNORES_ORDERS)
+        if verdict.undecided and tiebreak is not None:
+            # No value most answers state (free text, a tie): the judge model weighs them, not an arbitrary pick.
+            undecided, judge = verdict, tiebreak
+    if judge is not None:
+        candidates = anonymise(answers, rng, first_round)
+        try:
+            verdict, responses = await judge_in_orders(judge, mode, question, candidates, orders=orders, ctx=ctx,
+                                                       timeout=timeout, seed=seed)
+            calls.extend(responses)
+        except JudgeFailed as exc:
+            calls.extend(exc.responses)
+            verdict = vote(answers, mode=mode)
+            verdict.fallback = True
+            # The reason, said once: the judge call keeps its own status and full error on its Response
+            # (the ledger, the Judge tab), and the report's DEGRADED line names it in short.
+            verdict.reasoning = f"Fell back to a vote because {exc}. {verdict.reasoning}"
+        if undecided is not None:
+            verdict.notes.insert(0, f"{undecided.reasoning.split('. The vote')[0]}: {judge.model_id} judged instead.")
+    if verdict.analysis is not None:
+        # Columns in pool order, and the members that had nothing to judge: from their records, since the
+        # judge never saw them.
+        verdict.analysis.models = list(dict.fromkeys(member_name(r) for r in answers if r.ok and r.text.strip()))
+        verdict.analysis.failed = failures(members)
+    return Judgement(verdict, calls)
+
+
+async def judge_answers(question: str, answers: Sequence[Response], settings: Settings, ctx: CallContext, *,
+                        mode: str, judge: str, orders: int = 1) -> Judgement:
+    """Decide on answers that were asked elsewhere (a question about a video, put to several models) with the
+    judges and modes of a fused run; the models are not asked again. Debate needs a pool it can ask for
+    revisions, so it is refused here."""
+    check_choice("mode", mode, MODES)
+    if mode not in ANSWER_MODES:
+        raise ConfigError(f"{mode} asks the pool to revise its answers; here use "
+                          f"{', '.join(ANSWER_MODES)} or the vote judge")
+    target = None if judge == "vote" else prepare(judge, settings)
+    ok = [r for r in answers if r.ok]
+    rng = shuffle_rng(ctx, "answers", question, mode, judge, *(r.text for r in ok))
+    started = time.monotonic()
+    judgement = await decide(target, mode, question, ok, members=answers, first_round=None, ctx=ctx, rng=rng,
+                             timeout=settings.timeout, orders=orders)
+    judgement.wall_s = time.monotonic() - started
+    return judgement
+
+
+__all__ = ["NO_ANALYSIS", "VOTE_IGNORES_ORDERS", "Candidate", "JudgeFailed", "anonymise", "decide", "judge_answers",
+           "judge_call", "judge_in_orders", "judge_request", "orderings", "render_candidates", "shuffle_rng"]

@@ -1,0 +1,45 @@
+"""What every call asks for, built from the same pieces: the opening turns and the output cap.
+
+A pool member's request (first round and debate revisions alike), the judge's request, a scorer's and a single
+``complete()`` call all open with ``opening`` and take their ``max_tokens`` from ``output_cap``.
+
+    request = ChatRequest(model=target.model, messages=opening(prompt, system), max_tokens=output_cap(target))
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..providers.base import Message
+
+if TYPE_CHECKING:
+    from .call import Target
+
+# Every call is capped, even when the user set no cap: OpenRouter's in-flight budget holds max_tokens per
+# concurrent call, and the small local model rambles until it hits one. A judge needs room for its
+# reasoning plus a full answer.
+LOCAL_MAX_TOKENS = 128
+HTTP_MAX_TOKENS = 1024
+LOCAL_JUDGE_MAX_TOKENS = 384
+HTTP_JUDGE_MAX_TOKENS = 2048
+
+
+def output_cap(target: Target | None, asked: int | None = None, *, judge: bool = False) -> int:
+    """The ``max_tokens`` a call sends: the cap asked for (``--max-tokens``; members only), else the
+    default for the target's kind and role."""
+    if asked and not judge:
+        return asked
+    local = target is not None and target.is_local
+    if judge:
+        return LOCAL_JUDGE_MAX_TOKENS if local else HTTP_JUDGE_MAX_TOKENS
+    return LOCAL_MAX_TOKENS if local else HTTP_MAX_TOKENS
+
+
+def opening(prompt: str, system: str | None) -> tuple[Message, ...]:
+    """The first turns of every conversation: the system prompt, when there is one, then the prompt."""
+    user = Message("user", prompt)
+    return (Message("system", system), user) if system else (user,)
+
+
+__all__ = ["HTTP_JUDGE_MAX_TOKENS", "HTTP_MAX_TOKENS", "LOCAL_JUDGE_MAX_TOKENS", "LOCAL_MAX_TOKENS", "opening",
+           "output_cap"]
