@@ -18,6 +18,7 @@ import av
 import httpx
 import pytest
 
+import fusion_magic
 from fusion_magic.core.errors import (
     AuthError,
     BadRequestError,
@@ -238,7 +239,7 @@ def test_1080p_with_4s_is_refused_before_sending_and_by_the_server_when_sent(emu
         (VideoRequest(MODEL, "x", aspect="1:1"), "--aspect must be 16:9 or 9:16"),
         (VideoRequest("veo-3.1-lite-generate-preview", "x", resolution="4k", seconds=8), "not 4k"),
         (VideoRequest(MODEL, "x", resolution="4k", seconds=6), "4k needs --seconds 8"),
-        (VideoRequest(MODEL, "x", image=Path("frame.gif")), "PNG or JPEG"),
+        (VideoRequest(MODEL, "x", image=Path("no-such-frame.png")), "no such image file"),
         (VideoRequest(MODEL, "x", previous_job="models/x/operations/y"), "--edit needs an Omni model"),
     ],
 )
@@ -446,7 +447,7 @@ def test_an_extension_sends_the_sample_uri_and_gets_the_whole_clip_longer(emulat
     [
         ({"last_frame": Path("last.png")}, "--last-frame needs --image"),
         ({"image": "first", "last_frame": "last", "seconds": 6}, "first and last frame need --seconds 8"),
-        ({"image": "first", "last_frame": Path("last.gif")}, "last-frame image must be PNG or JPEG"),
+        ({"image": "first", "last_frame": "gif"}, "last-frame image must be PNG or JPEG"),
         ({"model": "veo-3.0-generate-001", "image": "first", "last_frame": "last"}, "--last-frame needs Veo 3.1"),
         ({"extend_uri": "URI", "seconds": 4}, "drop --seconds 4"),
         ({"extend_uri": "URI", "resolution": "1080p"}, "720p only, not 1080p"),
@@ -459,7 +460,10 @@ def test_an_extension_sends_the_sample_uri_and_gets_the_whole_clip_longer(emulat
 def test_check_request_refuses_frames_and_extensions_veo_never_accepts(tmp_path: Path, change: dict[str, Any],
                                                                         words: str) -> None:
     first, last = frames(tmp_path)
-    named = {"first": first, "last": last, "URI": "https://generativelanguage.googleapis.com/v1beta/files/a:download"}
+    gif = tmp_path / "last.png"  # a GIF under a PNG's name: the bytes decide
+    gif.write_bytes(b"GIF89a" + bytes(32))
+    named = {"first": first, "last": last, "gif": gif,
+             "URI": "https://generativelanguage.googleapis.com/v1beta/files/a:download"}
     values: dict[str, Any] = {k: named.get(v, v) if isinstance(v, str) else v for k, v in change.items()}
     with pytest.raises(ConfigError, match=words) as info:
         VeoProvider.check_request(VideoRequest(**{"model": MODEL, "prompt": "x", **values}))
@@ -541,3 +545,16 @@ def test_the_emulator_extends_up_to_141_seconds_of_video(emulator_env: Emulator)
     extensions, error = run(chain)
     assert extensions == 20
     assert isinstance(error, BadRequestError) and "141" in str(error) and error.status == 400
+
+
+def test_a_frame_is_sent_as_the_type_its_bytes_are(emulator_env: Emulator, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """One MIME sniffer, from the bytes: a JPEG saved as ``frame.png`` goes out as image/jpeg (by its name it
+    was image/png, which Veo refuses or misreads)."""
+    frame = tmp_path / "frame.png"
+    frame.write_bytes(jpeg_bytes())
+    assert VeoProvider.check_request(VideoRequest(MODEL, "x", image=frame, seconds=8)) == []
+    monkeypatch.chdir(tmp_path)  # clips are saved inside the working folder
+    fusion_magic.video("A fox", models=[f"gemini:{MODEL}"], image=frame, seconds=8)
+    sent = next(q for q in emulator_env.requests if q.path.endswith(":predictLongRunning")).body or {}
+    assert sent["instances"][0]["image"]["mimeType"] == "image/jpeg"

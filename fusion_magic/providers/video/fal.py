@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import json
-import mimetypes
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from ...core.errors import (
     ServerError,
     error_for_status,
 )
+from ...core.mime import HEAD_BYTES, sniff
 from ...core.pricing import Price
 from .._http import (
     Classifier,
@@ -467,8 +467,10 @@ def _last_log(logs: object) -> str | None:
 
 def _data_uri(path: Path) -> str:
     """A first frame inline (fal accepts data URIs wherever it takes a file URL)."""
-    mime = mimetypes.guess_type(path.name)[0] or "image/png"
-    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+    data = path.read_bytes()
+    # The type the bytes are, not the name's (a JPEG saved as .png is a JPEG).
+    mime = sniff(data[:HEAD_BYTES]) or "application/octet-stream"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 __all__ = ["CONTENT_POLICY", "MODELS", "FalModel", "FalProvider", "classifier", "detail_message", "queue_urls"]
