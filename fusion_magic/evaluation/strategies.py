@@ -29,8 +29,9 @@ from typing import Literal
 from ..calls.call import CallContext, Target, prepare, run_call
 from ..calls.settings import Settings
 from ..core.errors import ConfigError
+from ..core.names import short_name
 from ..core.record import Response
-from ..fusion.engine import FusionPlan, new_result, plan_fusion, run_fusion, short_label
+from ..fusion.engine import FusionPlan, new_result, plan_fusion, run_fusion
 from ..fusion.options import FuseOptions
 from ..fusion.pool import Member
 from ..fusion.requests import member_request
@@ -180,7 +181,7 @@ async def answer(strategy: Strategy, prompt: str, *, repeat: int, ctx: CallConte
 
 
 async def _single(strategy: Strategy, target: Target, prompt: str, repeat: int, ctx: CallContext) -> Attempt:
-    member = Member(target, short_label(target.model_id), seed=seed_for(strategy.options.seed, repeat),
+    member = Member(target, short_name(target.model_id), seed=seed_for(strategy.options.seed, repeat),
                     temperature=strategy.options.temperature)
     request = member_request(member, prompt.strip(), strategy.options)
     r = await run_call(target, request, ctx=ctx, label=member.label, timeout=strategy.options.timeout)

@@ -24,6 +24,7 @@ from ..calls.call import CallContext, Target, prepare
 from ..calls.settings import MODES, Settings, check_choice
 from ..core.errors import ConfigError
 from ..core.events import CallFinished, CallStarted, EngineEvent, emit
+from ..core.names import seat_labels
 from ..core.record import Response
 from ..judge.judging import decide, shuffle_rng
 from ..present.wording import CallState, is_running
@@ -64,26 +65,6 @@ class FusionPlan:
         return [m.target.model_id for m in self.members]
 
 
-def short_label(model_id: str) -> str:
-    """A tab title from a model id: ``openrouter:anthropic/claude-3.7-sonnet`` -> ``claude-3.7-sonnet``."""
-    return model_id.partition(":")[2].rsplit("/", 1)[-1] or model_id
-
-
-def _labels(targets: Sequence[Target]) -> list[str]:
-    """Unique tab labels: the short model name; the longer id where two models share a short name;
-    ``#n`` where one model fills several seats."""
-    ids = list(dict.fromkeys(t.model_id for t in targets))
-    shorts = Counter(short_label(i) for i in ids)
-    name = {i: short_label(i) if shorts[short_label(i)] == 1 else i for i in ids}
-    counts = Counter(t.model_id for t in targets)
-    seen: Counter[str] = Counter()
-    labels = []
-    for t in targets:
-        seen[t.model_id] += 1
-        labels.append(name[t.model_id] + (f" #{seen[t.model_id]}" if counts[t.model_id] > 1 else ""))
-    return labels
-
-
 def assign_seats(targets: Sequence[Target], temperature: float | None, seed: int | None = None) -> list[Member]:
     """One seat per target. A model that fills several seats gets a seed per seat and, unless the user
     set one, a sampling temperature: without randomness its seats would all say the same thing.
@@ -93,7 +74,7 @@ def assign_seats(targets: Sequence[Target], temperature: float | None, seed: int
     counts = Counter(t.model_id for t in targets)
     seen: Counter[str] = Counter()
     members = []
-    for i, (t, label) in enumerate(zip(targets, _labels(targets), strict=True)):
+    for i, (t, label) in enumerate(zip(targets, seat_labels([t.model_id for t in targets]), strict=True)):
         seen[t.model_id] += 1
         repeated = counts[t.model_id] > 1
         seat_seed = seed + i if seed is not None else (seen[t.model_id] if repeated else None)
