@@ -17,8 +17,9 @@ import itertools
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ..calls.call import CallContext, Target, prepare
 from ..calls.settings import MODES, Settings, check_choice
@@ -27,6 +28,7 @@ from ..core.events import CallFinished, CallStarted, EngineEvent, emit
 from ..core.names import seat_labels
 from ..core.record import Response
 from ..judge.judging import decide, shuffle_rng
+from ..judge.verdict import Judgement
 from ..present.wording import CallState, is_running
 from .debate import final_answers, run_debate
 from .defaults import resolved_pool
@@ -190,9 +192,9 @@ async def _run_stages(plan: FusionPlan, ctx: CallContext, rng: random.Random, re
                 result.responses.extend(later)
             final = final_answers(on_time, history)
             first_round = {r.label or "": r for r in first if r.ok}
-        await _judge(result, plan.judge, plan.judge_id, options.mode, plan.prompt, final, first_round=first_round,
-                     ctx=ctx, rng=rng, timeout=options.timeout, orders=options.orders, seed=options.seed,
-                     tiebreak=plan.tiebreak)
+        await _judge(result, plan.judge_id, options.mode, ctx, decide(
+            plan.judge, options.mode, plan.prompt, final, members=result.members, first_round=first_round, ctx=ctx,
+            rng=rng, timeout=options.timeout, orders=options.orders, seed=options.seed, tiebreak=plan.tiebreak))
     except BaseException as exc:
         # An interrupt (CancelledError) or a setup error: late members must not outlive the run. The
         # partial result is kept even if a second cancel (%unload_ext) interrupts the drain.
@@ -225,25 +227,11 @@ def _keep_partial(result: FusionResult, started_calls: Sequence[Response], wall_
     result.warnings.append(f"Interrupted after {wall_s:.1f} s: no verdict; the answers are what had arrived.")
 
 
-async def _judge(
-    result: FusionResult,
-    judge: Target | None,
-    judge_id: str,
-    mode: str,
-    question: str,
-    answers: Sequence[Response],
-    *,
-    first_round: dict[str, Response] | None,
-    ctx: CallContext,
-    rng: random.Random,
-    timeout: float,
-    orders: int = 1,
-    seed: int | None = None,
-    tiebreak: Target | None = None,
-) -> None:
+async def _judge(result: FusionResult, judge_id: str, mode: str, ctx: CallContext,
+                 decision: Coroutine[Any, Any, Judgement]) -> None:
+    """Run ``decision`` (a ``judge.judging.decide`` not yet started) between the judge's events, into ``result``."""
     emit(ctx.listeners, JudgeStarted(judge_id, mode))
-    judgement = await decide(judge, mode, question, answers, members=result.members, first_round=first_round,
-                             ctx=ctx, rng=rng, timeout=timeout, orders=orders, seed=seed, tiebreak=tiebreak)
+    judgement = await decision
     result.judge_responses.extend(judgement.judge_responses)
     result.verdict = judgement.verdict
     result.answer = judgement.answer
@@ -286,9 +274,10 @@ async def rejudge(
     started = time.monotonic()
     # Seeded under the cache like a fresh run: the same rejudge sends the same request, and replays.
     rng = rng or shuffle_rng(ctx, "rejudge", previous.prompt, mode, judge_id, *(r.text for r in answers))
-    await _judge(result, target, judge_id, mode, previous.prompt, answers,
-                 first_round=first_round if mode == "debate" else None, ctx=ctx, rng=rng,
-                 timeout=settings.timeout, orders=orders)
+    await _judge(result, judge_id, mode, ctx, decide(
+        target, mode, previous.prompt, answers, members=result.members,
+        first_round=first_round if mode == "debate" else None, ctx=ctx, rng=rng, timeout=settings.timeout,
+        orders=orders))
     result.wall_s = time.monotonic() - started
     emit(ctx.listeners, RunFinished(result))
     return result

@@ -103,6 +103,12 @@ def failures(records: Iterable[Response]) -> list[tuple[str, str]]:
 # --- the schema -----------------------------------------------------------------------------------
 
 
+def verdict_schema(labels: Sequence[str], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A mode's verdict schema: its reasoning, the structured analysis, then the mode's own ``fields``."""
+    properties = {"reasoning": {"type": "string"}, "analysis": analysis_schema(labels), **fields}
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
 def analysis_schema(labels: Sequence[str]) -> dict[str, Any]:
     """The analysis object of the judge's JSON schema, for answers labelled ``labels``.
 
@@ -241,4 +247,5 @@ __all__ = [
     "failures",
     "member_name",
     "read_analysis",
+    "verdict_schema",
 ]

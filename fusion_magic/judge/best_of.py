@@ -8,22 +8,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..core.record import Response
-from .analysis import INSTRUCTIONS, analysis_schema
+from .analysis import INSTRUCTIONS, verdict_schema
 from .verdict import Verdict
 from .verdicts import parse_json_verdict, read_label
 
 
 def schema(labels: Sequence[str]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {
-            "reasoning": {"type": "string"},
-            "analysis": analysis_schema(labels),
-            "winner": {"type": "string", "enum": list(labels)},
-        },
-        "required": ["reasoning", "analysis", "winner"],
-        "additionalProperties": False,
-    }
+    return verdict_schema(labels, {"winner": {"type": "string", "enum": list(labels)}})
 
 
 def instructions(labels: Sequence[str], *, debate: bool = False) -> str:
