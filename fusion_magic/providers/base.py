@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+if TYPE_CHECKING:
+    import httpx
 
 Role = Literal["system", "user", "assistant"]
 
@@ -117,6 +120,21 @@ class Endpoint:
         return redact(text, self.api_key)
 
 
+class OverHTTP:
+    """What every provider over HTTP holds: where it speaks (its ``endpoint``, key included) and the caller's
+    ``client`` (never its own: a client belongs to one event loop).
+
+        class MyProvider(OverHTTP): protocol: ClassVar[str] = "mine"
+    """
+
+    def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
+        self.endpoint = endpoint
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.endpoint!r})"  # the key is not in an Endpoint's repr
+
+
 class Provider(Protocol):
     """One wire protocol. Instances are cheap; the ``httpx.AsyncClient`` belongs to the caller's loop."""
 
@@ -156,6 +174,7 @@ __all__ = [
     "Endpoint",
     "Finished",
     "Message",
+    "OverHTTP",
     "Provider",
     "ProviderEvent",
     "TextDelta",

@@ -20,12 +20,11 @@ from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import aclosing
 from typing import Any, ClassVar
 
-import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
 from ...core.errors import ProtocolError
 from .._http import WireContext, default_classify, open_stream, request_id
-from ..base import ChatRequest, Endpoint, Finished, ProviderEvent
+from ..base import ChatRequest, Finished, OverHTTP, ProviderEvent
 
 # ---- reading an event ------------------------------------------------------------------------------
 
@@ -83,7 +82,7 @@ class StreamParser:
         return Finished(self.reason, self.served_model, self.request_id)
 
 
-class SSEProvider:
+class SSEProvider(OverHTTP):
     """One streamed call over SSE; a protocol subclass says only where, what and how to read it.
 
         provider = OpenAICompatProvider(resolve_endpoint(BUILTIN["openrouter"]), client)
@@ -100,13 +99,6 @@ class SSEProvider:
     key_prefix: ClassVar[str] = ""
     # Sent on every request after the endpoint's own headers (an API version pin).
     fixed_headers: ClassVar[Mapping[str, str]] = {}
-
-    def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
-        self.endpoint = endpoint
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.endpoint!r})"
 
     def url(self, request: ChatRequest) -> str:
         """Where this request goes."""

@@ -50,7 +50,7 @@ from .._http import (
     response_error,
     same_origin,
 )
-from ..base import Endpoint
+from ..base import OverHTTP
 from ._download import download_to
 from .base import Clip, JobRef, JobStatus, VideoRequest
 
@@ -198,7 +198,7 @@ def classifier(ctx: WireContext, headers: httpx.Headers | None = None) -> Classi
     return classify
 
 
-class FalProvider:
+class FalProvider(OverHTTP):
     """Generates clips with fal-hosted models through the queue. Key: ``Authorization: Key $FAL_KEY``.
 
         provider = FalProvider(Endpoint("fal", "https://queue.fal.run", api_key=key), client)
@@ -206,13 +206,6 @@ class FalProvider:
 
     protocol: ClassVar[str] = "fal"
     poll_interval: ClassVar[float] = 1.0
-
-    def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
-        self.endpoint = endpoint
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.endpoint!r})"
 
     # ---- before anything is sent --------------------------------------------------------------------
 

@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import httpx
-
 from ...core.errors import (
     AuthError,
     BadRequestError,
@@ -40,7 +38,7 @@ from ...core.errors import (
 )
 from ...core.mime import sniff_file
 from .._http import WireContext, same_origin, send_json
-from ..base import ChatRequest, Endpoint, Finished, ProviderEvent, TextDelta, Usage
+from ..base import ChatRequest, Finished, OverHTTP, ProviderEvent, TextDelta, Usage
 from ..chat._sse import json_int
 from ..chat.gemini import classifier
 from . import is_omni
@@ -86,7 +84,7 @@ _ERROR_CLASSES: dict[str, type[ProviderError]] = {
 _FILE_RESOURCE = re.compile(r"/files/[^/:]+$")
 
 
-class InteractionsProvider:
+class InteractionsProvider(OverHTTP):
     """Omni's video jobs (a ``VideoProvider``) and questions about a video (a chat ``Provider``).
 
         job = await provider.submit(VideoRequest(model="gemini-omni-1.2-flash", prompt="a fox in snow"))
@@ -97,13 +95,6 @@ class InteractionsProvider:
     poll_interval: ClassVar[float] = 5.0
     supports_json_schema: ClassVar[bool] = False
     needs_http: ClassVar[bool] = True
-
-    def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
-        self.endpoint = endpoint
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.endpoint!r})"
 
     # ---- where and how ---------------------------------------------------------------------------------
 

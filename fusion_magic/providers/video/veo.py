@@ -40,7 +40,7 @@ from ...core.errors import (
 )
 from ...core.mime import HEAD_BYTES, sniff, sniff_file
 from .._http import Classifier, ErrorInfo, WireContext, same_origin, send_json
-from ..base import Endpoint
+from ..base import OverHTTP
 from ..chat.gemini import classifier
 from ._download import download_to, write_inline
 from .base import Clip, JobRef, JobStatus, VideoRequest
@@ -184,20 +184,13 @@ def operation_error(ctx: WireContext, error: Mapping[str, Any]) -> ProviderError
 # ---- the provider ----------------------------------------------------------------------------------
 
 
-class VeoProvider:
+class VeoProvider(OverHTTP):
     """Veo on the Gemini API: one ``predictLongRunning`` operation per clip. The key rides in
     ``x-goog-api-key`` (never ``?key=``: URLs end up in logs) and only to the endpoint's own origin."""
 
     protocol: ClassVar[str] = "veo"
     # The official REST sample polls every 10 s; a clip takes 11 s at best, minutes at peak.
     poll_interval: ClassVar[float] = 10.0
-
-    def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
-        self.endpoint = endpoint
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.endpoint!r})"
 
     # ---- before anything is sent ------------------------------------------------------------------
 
