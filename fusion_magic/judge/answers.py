@@ -649,7 +649,7 @@ def answer_key(answer: str, *, _depth: int = 0) -> str | None:
     if span is None:
         return None
     value = clean(span)
-    if not value or (_hedged(value, "") is not None and _bool(value) != "no"):
+    if not value or (_hedged(value, "") is not None and _bool(reduce(value)) != "no"):
         return None
     reduced = reduce(value)
     for candidate in (value, reduced):
