@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         rejudge,
         video,
     )
+    from .calls.job import JobResult
     from .calls.settings import Settings
     from .core.record import Response
     from .evaluation import EvalResult
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 _HOMES = {
     **dict.fromkeys(("EvalJob", "FusionJob", "VideoJob", "acomplete", "aevaluate", "afuse", "arejudge", "avideo",
                      "complete", "evaluate", "export_history", "fuse", "history", "rejudge", "video"), ".api"),
+    "JobResult": ".calls.job",
     "Settings": ".calls.settings",
     "Response": ".core.record",
     "EvalResult": ".evaluation",
@@ -76,6 +78,7 @@ __all__ = [
     "EvalResult",
     "FusionJob",
     "FusionResult",
+    "JobResult",
     "Response",
     "Settings",
     "Verdict",

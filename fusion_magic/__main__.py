@@ -1,7 +1,8 @@
 """``python -m fusion_magic "question"``: one fused run from the shell, with the %%fuse defaults.
 
 Progress goes to stderr as calls finish; the full report (answers, verdict, fused answer, ledger) to
-stdout. Takes the same options as %%fuse, read by the same code (``ipython/args.py``).
+stdout. Takes the same options as %%fuse, read by the same parser (``ipython/args.py``, generated from
+``FuseOptions``' declarations), and runs through the same ``plan_fuse`` and ``start`` as the magic.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("question", nargs="+", help="the prompt")
     ns = parser.parse_args(argv)
-    from .api import make_plan, start
+    from .api import plan_fuse, start
     from .calls.settings import Settings
     from .fusion.estimate import check_budget, estimate
     from .fusion.options import FuseOptions
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _args.fuse_args(ns)
         settings = Settings()
-        plan = make_plan(prompt, settings, args.options(FuseOptions.defaults(settings)),
+        plan = plan_fuse(prompt, settings, args.options(FuseOptions.defaults(settings)),
                          require_keys=not args.estimate)
         if args.estimate:
             print(estimate(plan))

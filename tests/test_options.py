@@ -15,16 +15,16 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import fusion_magic
 from fusion_magic.__main__ import main
-from fusion_magic.calls.settings import Settings
-from fusion_magic.core.errors import ConfigError
-from fusion_magic.fusion.options import CONFIGURABLE, FuseKeywords, FuseOptions
-from fusion_magic.fusion.requests import (
+from fusion_magic.calls.requests import (
     HTTP_JUDGE_MAX_TOKENS,
     HTTP_MAX_TOKENS,
     LOCAL_JUDGE_MAX_TOKENS,
     LOCAL_MAX_TOKENS,
     output_cap,
 )
+from fusion_magic.calls.settings import Settings
+from fusion_magic.core.errors import ConfigError
+from fusion_magic.fusion.options import CONFIGURABLE, FuseKeywords, FuseOptions
 from fusion_magic.ipython.args import FUSE_PARSER, parse_fuse_line
 from fusion_magic.ipython.magics import FusionMagics
 from fusion_magic.testing import Emulator
@@ -86,9 +86,9 @@ def test_a_flag_or_keyword_left_out_keeps_the_default() -> None:
 
 
 def test_the_caps_are_decided_in_one_place() -> None:
-    local = fusion_magic.api.make_plan("q", options=FuseOptions(pool=("local:gemma3-270m",), self_n=2),
+    local = fusion_magic.api.plan_fuse("q", options=FuseOptions(pool=("local:gemma3-270m",), self_n=2),
                                        require_keys=False).members[0].target
-    http = fusion_magic.api.make_plan("q", options=FuseOptions(pool=("openai:x",), judge="vote"),
+    http = fusion_magic.api.plan_fuse("q", options=FuseOptions(pool=("openai:x",), judge="vote"),
                                       require_keys=False).members[0].target
     assert (output_cap(local), output_cap(http)) == (LOCAL_MAX_TOKENS, HTTP_MAX_TOKENS)
     assert (output_cap(local, judge=True), output_cap(http, judge=True)) == (LOCAL_JUDGE_MAX_TOKENS,

@@ -68,8 +68,10 @@ def script_pool(emu: Emulator, *extra: tuple[str, str]) -> None:
 
 
 def judge_rows(r: FusionResult) -> list[int]:
+    """Each judge call's ordering, from the ledger (a single judge call has none: the column is left out)."""
     ledger = r.ledger
-    return [int(n) for n in ledger[ledger["role"] == "judge"]["round"]]
+    judged = ledger[ledger["role"] == "judge"]
+    return [int(n) for n in judged["ordering"]] if "ordering" in ledger else [0] * len(judged)
 
 
 def judged_orders(emu: Emulator, judge: str = "judge") -> list[list[str]]:
@@ -275,7 +277,7 @@ def test_cancelled_while_the_orders_are_judged_keeps_every_judge_call(emulator_e
     assert job.cancel()
     with pytest.raises(CallCancelled):
         job.result()
-    assert partial.verdict is None and sorted(j.round for j in partial.judge_responses) == [1, 2]
+    assert partial.verdict is None and sorted(j.ordering for j in partial.judge_responses) == [1, 2]
     assert [j.status for j in partial.judge_responses] == ["cancelled", "cancelled"]
 
 
@@ -291,7 +293,7 @@ def test_order_one_is_the_single_judge_call_and_a_replay_miss_still_raises(emula
                           cache="replay")
     assert len(emulator_env.requests) == sent
     r = fusion_magic.fuse("Capital of France?", pool=POOL, judge="openai:judge", orders=2, settings=FAST, cache="on")
-    assert [j.cost_source.startswith("cache") for j in sorted(r.judge_responses, key=lambda j: j.round)] == [
+    assert [j.cost_source.startswith("cache") for j in sorted(r.judge_responses, key=lambda j: j.ordering)] == [
         True, False]
 
 

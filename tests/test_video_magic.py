@@ -86,9 +86,12 @@ def test_a_timeout_leaves_the_job_pending_and_resume_fetches_it_with_one_submiss
     out = vshell.run_cell_magic("video", f"-m gemini:{VEO} -t 0.2 -o v", "A slow fox")
     video = out.videos[0]
     assert video.status == "pending" and out.pending == [video] and out.degraded
-    assert "%video resume" in (video.error or "")
+    # Why it is pending is a note, never an error (issue #16): the clip, its record and its sidecar say so.
+    assert video.error is None and video.record.error is None and video.note == "not finished after 0.2 s"
+    assert "%video resume" in out.to_text()
     side = json.loads(video.sidecar.read_text())  # type: ignore[union-attr]
     assert side["status"] == "pending" and side["job"]["job_id"] == video.job_id
+    assert side["note"] == "not finished after 0.2 s" and side["error"] is None
     emulator_env.script(VEO, VideoScript(polls=0))  # the job finishes at the provider meanwhile
     job = emulator_env.video.job(video.job_id.rsplit("/", 1)[-1])  # type: ignore[union-attr]
     if job is not None:

@@ -457,6 +457,6 @@ def test_progress_for_pending_and_filtered_clips() -> None:
     replay(printer, [VideoUpdated(pending), VideoUpdated(filtered), VideoRunFinished(VideoResult(prompt="p"))])
     assert out.getvalue().splitlines() == [
         "  veo #1: re-attached to job operations/xyz (not paid again)",
-        "  veo #1: still running at the provider: %video resume fetches it (job operations/xyz)",
+        "  veo #1: pending: still running at the provider: %video resume fetches it (job operations/xyz)",
         "  veo #2: withheld by the provider's filter: person detected",
     ]

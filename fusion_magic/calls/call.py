@@ -30,6 +30,7 @@ from ..core.errors import (
 from ..core.events import CallDelta, CallFinished, CallStarted, Listener, emit
 from ..core.pricing import approx_tokens, price_record
 from ..core.record import Response
+from ..core.state import State, from_wire
 from ..core.text import valid_text
 from ..providers.base import ChatRequest, Endpoint, Finished, TextDelta, Usage
 from ..providers.registry import ProviderSpec, check_model, make_provider, resolve_endpoint, split_model_id
@@ -126,17 +127,19 @@ async def run_call(
     role: str = "member",
     label: str | None = None,
     round: int = 0,
+    ordering: int = 0,
     timeout: float | None = None,
     response: Response | None = None,
 ) -> Response:
     """Run one call to completion and return its ``Response`` (ok or failed, never raising for failure).
 
-    Pass ``response`` to fill a record the caller already announced (the pool shows queued tabs first).
-    A replay-mode cache miss raises ``ReplayMissError``: that is the user's setup, not a model failing.
+    ``round`` is a debate round, ``ordering`` a judge's ordering of the answers (``--orders``). Pass
+    ``response`` to fill a record the caller already announced (the pool shows queued tabs first). A
+    replay-mode cache miss raises ``ReplayMissError``: that is the user's setup, not a model failing.
     """
-    r = response or Response(model=target.model_id, role=role, label=label, round=round)
+    r = response or Response(model=target.model_id, role=role, label=label, round=round, ordering=ordering)
     r.call_id = r.call_id or next(ctx.counter)
-    r.status = "waiting"
+    r.state = State.WAITING
     emit(ctx.listeners, CallStarted(r))
     started = time.monotonic()
     limit = timeout if timeout is not None else ctx.settings.timeout
@@ -155,7 +158,7 @@ async def run_call(
                 else:
                     await _call_with_retries(target, request, r, ctx, started, tally)
                     _settle(r, request, tally)
-                    if r.status == "ok":
+                    if r.ok:
                         ctx.cache.store(target.model_id, request, r)
             else:
                 await _call_with_retries(target, request, r, ctx, started, tally)
@@ -178,8 +181,8 @@ async def run_call(
         raise
     _settle(r, request, tally)
     r.latency_s = time.monotonic() - started
-    if r.status in ("waiting", "streaming"):  # replayed from the cache
-        r.status = "ok"
+    if r.state.is_running:  # replayed from the cache
+        r.state = State.DONE
     price_record(r, ctx.settings.prices)  # the provider's own figure wins; local models are free
     emit(ctx.listeners, CallFinished(r))
     return r
@@ -214,7 +217,9 @@ def _count_missing_usage(r: Response, request: ChatRequest, tally: _Tally) -> No
 
 
 def _fail(r: Response, exc: ProviderError) -> None:
-    r.status, r.error, r.http_status = exc.kind, str(exc), exc.status
+    # The kind names the failure; a cancelled call is its own state, not a failure of the model.
+    r.state, r.failure = from_wire(exc.kind)
+    r.error, r.http_status = str(exc), exc.status
 
 
 async def _call_with_retries(
@@ -232,7 +237,7 @@ async def _call_with_retries(
                     got_event = True
                     tally.chunks += isinstance(event, TextDelta)
                     _apply(r, event, ctx, started)
-            r.status = "ok"
+            r.state = State.DONE
             return
         except ProviderError as exc:
             # Never retry once text arrived: the user already saw it, and a retry would bill twice.
@@ -252,7 +257,7 @@ def _apply(r: Response, event: TextDelta | Usage | Finished, ctx: CallContext, s
     if isinstance(event, TextDelta):
         if r.ttft_s is None:
             r.ttft_s = time.monotonic() - started
-        r.status = "streaming"
+        r.state = State.STREAMING
         r.text += event.text
         emit(ctx.listeners, CallDelta(r, event.text))
     elif isinstance(event, Usage):

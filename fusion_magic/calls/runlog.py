@@ -17,6 +17,11 @@ Writing never raises: the log must not break a run. A database that cannot be wr
 another program, not a database) logs one warning and the log goes quiet, trying again after a pause.
 Reading (``runs``, ``calls``, ``export``) raises ``sqlite3.Error`` as usual: the person asked for it.
 
+Older logs load as they are: a column added since (a judge's ``ordering``, a pending job's ``note``) is added
+to a log the first time this version writes to it, and read from what older rows hold (a judge's ordering was
+its ``round``; a pending job's note was its ``error``). The schema version stays 1: an older fusion_magic
+still reads and writes a log this one wrote.
+
 Keys: records never hold keys. As a second line of defence every text written (answers, errors, the prompt,
 options, the summary) has the values of key-like environment variables (``*_KEY``, ``*_TOKEN``, ...) and any
 ``secrets`` given to ``start_run`` replaced by ``providers.base.REDACTED``.
@@ -68,7 +73,7 @@ _MIN_SECRET_CHARS = 8
 
 RUN_COLUMNS = ("id", "kind", "started_at", "finished_at", "status", "prompt", "options", "wall_s", "summary")
 CALL_COLUMNS = (
-    "run_id", "call_id", "model", "role", "label", "round", "status", "error", "text",
+    "run_id", "call_id", "model", "role", "label", "round", "ordering", "status", "error", "note", "text",
     "input_tokens", "output_tokens", "tokens_source", "video_seconds", "clips", "cost_usd", "cost_source",
     "ttft_s", "latency_s", "attempts", "request_id", "served_model", "late", "http_status", "finish_reason",
     "started_at", "finished_at",
@@ -94,8 +99,10 @@ _SCHEMA = (
         role TEXT,
         label TEXT,
         round INTEGER,
+        ordering INTEGER,
         status TEXT,
         error TEXT,
+        note TEXT,
         text TEXT,
         input_tokens INTEGER,
         output_tokens INTEGER,
@@ -118,6 +125,9 @@ _SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_at)",
 )
+# Columns added to ``calls`` after schema 1 was first written, with their SQL types: a log that lacks one
+# gets it when this version first writes to it.
+_ADDED_COLUMNS = {"ordering": "INTEGER", "note": "TEXT"}
 
 # A finished call replaces every field of its row but keeps the time it started (CallStarted wrote it).
 _UPSERT_CALL = (
@@ -150,9 +160,8 @@ EXPORT_COLUMNS = (
 _EXPORT_QUERY = (
     "SELECT r.id AS run_id, r.kind AS run_kind, r.status AS run_status, r.started_at AS run_started_at, "
     "r.finished_at AS run_finished_at, r.wall_s AS run_wall_s, r.prompt AS run_prompt, "
-    "r.options AS run_options, r.summary AS run_summary, "
-    + ", ".join(f"c.{c}" for c in CALL_COLUMNS if c != "run_id")
-    + " FROM runs r LEFT JOIN calls c ON c.run_id = r.id {where} ORDER BY r.started_at, r.id, c.call_id"
+    "r.options AS run_options, r.summary AS run_summary, {calls}"
+    " FROM runs r LEFT JOIN calls c ON c.run_id = r.id {where} ORDER BY r.started_at, r.id, c.call_id"
 )
 
 
@@ -319,8 +328,8 @@ class RunLog:
             if conn is None:
                 return pd.DataFrame(columns=list(CALL_COLUMNS))
             return pd.read_sql_query(
-                f"SELECT {', '.join(CALL_COLUMNS)} FROM calls WHERE run_id = ? ORDER BY call_id", conn,
-                params=(run_id,))
+                f"SELECT {_call_selects(conn, CALL_COLUMNS)} FROM calls c WHERE c.run_id = ? ORDER BY c.call_id",
+                conn, params=(run_id,))
 
     def export(self, dest: str | os.PathLike[str], run_id: str | None = None) -> int:
         """Write every call (of ``run_id``, or of every run) with its run's fields to ``dest``: JSON Lines for
@@ -336,7 +345,8 @@ class RunLog:
             raise ValueError(f"export writes .jsonl or .csv, not {dest.name!r}")
         with self._reader() as conn:
             rows = [] if conn is None else [dict(zip(EXPORT_COLUMNS, row, strict=True)) for row in conn.execute(
-                _EXPORT_QUERY.format(where="" if run_id is None else "WHERE r.id = ?"),
+                _EXPORT_QUERY.format(calls=_call_selects(conn, tuple(c for c in CALL_COLUMNS if c != "run_id")),
+                                     where="" if run_id is None else "WHERE r.id = ?"),
                 () if run_id is None else (run_id,))]
         if run_id is not None and not rows:
             raise ValueError(f"no run {run_id!r} in {self.path}")
@@ -425,6 +435,10 @@ def _prepare(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
     try:
         for statement in _SCHEMA:
             conn.execute(statement)
+        have = _call_table_columns(conn)
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE calls ADD COLUMN {name} {kind}")
         version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
         if version is None:
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
@@ -437,11 +451,34 @@ def _prepare(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
         raise
 
 
+def _call_table_columns(conn: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in conn.execute("PRAGMA table_info(calls)")}
+
+
+def _call_selects(conn: sqlite3.Connection, columns: Sequence[str]) -> str:
+    """The select list for ``columns`` of ``calls c``, each named as itself, that reads a log of any age:
+    rows written before a column existed (or by an older version since) say it the old way."""
+    have = _call_table_columns(conn)
+    # Before ``ordering``, a judge's ordering was its ``round``; before ``note``, a pending job's note was
+    # its ``error``. The call_id test keeps the fields of an export's call-less run empty.
+    old_ordering = "CASE WHEN c.call_id IS NULL THEN NULL WHEN c.role = 'judge' THEN c.round ELSE 0 END"
+    old_note = "CASE WHEN c.status = 'pending' THEN c.error END"
+    ordering = f"COALESCE(c.ordering, {old_ordering})" if "ordering" in have else old_ordering
+    if "note" in have:
+        note = f"COALESCE(c.note, {old_note})"
+        error = "CASE WHEN c.status = 'pending' AND c.note IS NULL THEN NULL ELSE c.error END"
+    else:
+        note, error = old_note, "CASE WHEN c.status = 'pending' THEN NULL ELSE c.error END"
+    special = {"ordering": ordering, "note": note, "error": error}
+    return ", ".join(f"{special[c]} AS {c}" if c in special else f"c.{c}" for c in columns)
+
+
 def _call_row(run_id: str, r: CallRecord, call_id: int, *, clean: Callable[[str], str],
               started_at: str | None, finished_at: str | None) -> tuple[object, ...]:
     values: dict[str, object] = {
         "run_id": run_id, "call_id": call_id, "model": r.model, "role": r.role, "label": r.label,
-        "round": r.round, "status": r.status, "error": None if r.error is None else clean(r.error),
+        "round": r.round, "ordering": r.ordering, "status": r.status,
+        "error": None if r.error is None else clean(r.error), "note": None if r.note is None else clean(r.note),
         "text": clean(r.text), "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
         "tokens_source": r.tokens_source, "video_seconds": r.video_seconds, "clips": r.clips,
         "cost_usd": r.cost_usd, "cost_source": r.cost_source, "ttft_s": r.ttft_s, "latency_s": r.latency_s,
@@ -480,7 +517,7 @@ def write_records(records: Iterable[CallRecord], dest: str | os.PathLike[str]) -
     rows = []
     for r in records:
         row = {name: getattr(r, name, None) for name in _RECORD_FIELDS}
-        for name in ("text", "error"):
+        for name in ("text", "error", "note"):
             value = row[name]
             if isinstance(value, str):
                 row[name] = redact_secrets(value, secrets)
@@ -528,9 +565,10 @@ def _write_rows(rows: list[dict[str, object]], dest: Path, columns: tuple[str, .
     return len(rows)
 
 
-_RECORD_FIELDS = ("call_id", "model", "role", "label", "round", "status", "error", "text", "input_tokens",
-                  "output_tokens", "tokens_source", "video_seconds", "clips", "cost_usd", "cost_source", "ttft_s",
-                  "latency_s", "attempts", "request_id", "served_model", "late", "http_status", "finish_reason")
+_RECORD_FIELDS = ("call_id", "model", "role", "label", "round", "ordering", "status", "error", "note", "text",
+                  "input_tokens", "output_tokens", "tokens_source", "video_seconds", "clips", "cost_usd",
+                  "cost_source", "ttft_s", "latency_s", "attempts", "request_id", "served_model", "late",
+                  "http_status", "finish_reason")
 
 
 __all__ = [

@@ -1,14 +1,17 @@
-"""Frozen settings the engine runs with: keys, endpoints, prices, retries, the cache and what the user set.
+"""Frozen settings the engine runs with: the session, not one run.
 
-The magics class turns its traitlets into a ``Settings`` before calling the engine, so the engine
-never imports IPython. Scripts build one directly or pass keyword arguments to ``fuse``. A fused run's
-own options are ``fuse.options.FuseOptions``: the fields here that share their names are the session's
-defaults for them (``FuseOptions.defaults``), which ``%config FusionMagics`` sets.
+The session is what ``%config FusionMagics`` (or a script's ``Settings(...)``) sets once for every run: keys,
+endpoints, prices, retries, the cache folder, the run log, and the session's default of each configurable run
+option (``pool`` to ``cache``). Those options are declared in ``fusion/options.py`` (``FuseOptions``: type,
+default, check, flag, help and trait, once); a field here only holds the session's value, which
+``FuseOptions.defaults`` reads back, and the call layer reads ``timeout`` and ``cache`` from here (a run puts
+its own in: ``FuseOptions.run_settings``). The magics class turns its traitlets into a ``Settings`` before
+calling the engine, so the engine never imports IPython.
 
     settings = Settings(pool=("openrouter:openai/gpt-4o", "gemini:gemini-2.5-flash"), judge="vote")
     settings.has_key("openrouter")
 
-Which pool and judge to use when none is configured is the fuse job kind's policy (``fuse.defaults``).
+Which pool and judge to use when none is configured is the fuse job kind's policy (``fusion.defaults``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError
+from ..core.option import one_of
 from ..core.pricing import UserPrice
 from ..providers.registry import BUILTIN, custom_spec, find_key
 
@@ -86,9 +90,9 @@ class Settings:
 
 
 def check_choice(name: str, value: str, choices: Collection[str]) -> None:
-    """One line naming the choices (``Settings``, ``FuseOptions`` and a rejudge's mode all say it so)."""
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    """One line naming the choices (``Settings``, the options' declarations and a rejudge's mode all say it
+    so: ``core.option.one_of``)."""
+    one_of(name, choices)(value)
 
 
 def parse_prices(prices: Mapping[str, Any]) -> dict[str, tuple[float, float]]:

@@ -2,7 +2,8 @@
 
 A row is built from a ``CallRecord`` of any kind; a video job becomes a row the same way
 (``role="video"``), so the columns stay general: what was called, in which role and round, how it ended,
-usage, time and money. Usage in units other than tokens gets its columns only when some call has it.
+usage, time and money. Usage in units other than tokens gets its columns only when some call has it, and so
+do a judge's ordering (``--orders``) and a note (why a video job is pending: a note, never an error).
 
     frame = with_totals(ledger_frame(records), wall_s=3.2)
 """
@@ -37,6 +38,9 @@ COLUMNS = [
 # Video generation's usage: a column each, placed before the cost, present only when some row has it
 # (a chat-only ledger keeps exactly COLUMNS).
 USAGE_COLUMNS = ("video_seconds", "clips")
+# Columns present only when some row has one, each after the column named: the judge's ordering with
+# --orders (never a debate round), and a note (a pending job's: where it is, not what went wrong).
+OPTIONAL_COLUMNS = {"ordering": "round", "note": "error"}
 
 
 def ledger_rows(responses: Iterable[CallRecord]) -> list[dict[str, object]]:
@@ -46,6 +50,7 @@ def ledger_rows(responses: Iterable[CallRecord]) -> list[dict[str, object]]:
             "model": r.model,
             "role": r.role if r.label is None else f"{r.role} {r.label}",
             "round": r.round,
+            "ordering": r.ordering or None,
             "status": r.status,
             "late": r.late,
             "attempts": r.attempts,
@@ -59,6 +64,7 @@ def ledger_rows(responses: Iterable[CallRecord]) -> list[dict[str, object]]:
             "cost_usd": r.cost_usd,
             "cost_source": r.cost_source,
             "error": r.error,
+            "note": r.note,
         }
         for r in responses
     ]
@@ -66,14 +72,19 @@ def ledger_rows(responses: Iterable[CallRecord]) -> list[dict[str, object]]:
 
 def ledger_frame(responses: Iterable[CallRecord]) -> pd.DataFrame:
     """The ledger as a DataFrame with nullable numeric columns (unknown stays <NA>, never 0): ``COLUMNS``,
-    plus a ``USAGE_COLUMNS`` column for each unit some call was billed in."""
+    plus a ``USAGE_COLUMNS`` column for each unit some call was billed in, and each ``OPTIONAL_COLUMNS``
+    column some call has."""
     import pandas as pd
 
     rows = ledger_rows(responses)
     used = [c for c in USAGE_COLUMNS if any(row[c] is not None for row in rows)]
     at = COLUMNS.index("cost_usd")
-    frame = pd.DataFrame(rows, columns=[*COLUMNS[:at], *used, *COLUMNS[at:]])
-    for col in ("input_tokens", "output_tokens", "attempts", "round", "clips"):
+    columns = [*COLUMNS[:at], *used, *COLUMNS[at:]]
+    for name, after in OPTIONAL_COLUMNS.items():
+        if any(row[name] is not None for row in rows):
+            columns.insert(columns.index(after) + 1, name)
+    frame = pd.DataFrame(rows, columns=columns)
+    for col in ("input_tokens", "output_tokens", "attempts", "round", "ordering", "clips"):
         if col in frame:
             frame[col] = frame[col].astype("Int64")
     for col in ("ttft_s", "latency_s", "video_seconds", "cost_usd"):
@@ -118,6 +129,9 @@ def with_totals(frame: pd.DataFrame, wall_s: float | None = None) -> pd.DataFram
         "cost_source": "sum" if total_cost is not pd.NA else "unknown (a price is missing)",
         "error": pd.NA,
     }
+    for name in OPTIONAL_COLUMNS:
+        if name in frame:
+            total[name] = pd.NA
     if "video_seconds" in frame:
         total["video_seconds"] = float(frame["video_seconds"].fillna(0).sum())
     if "clips" in frame:

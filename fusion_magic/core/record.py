@@ -10,18 +10,21 @@ seconds of generated video, or clips.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-IN_FLIGHT = ("queued", "waiting", "streaming")
+from .state import IN_FLIGHT, State, StatusWord
 
 
 @dataclass
 class CallRecord:
     """One call to one model: a chat answer, a generated clip, a question about a video.
 
-    ``status`` is ``"ok"`` or the error kind (``"auth"``, ``"rate_limit"``, ``"timeout"``, ...).
-    ``text`` keeps whatever arrived, also when the call failed mid-stream. ``cost_usd`` is None when
+    ``state`` is where it stands (``core.state.State``) and ``failure`` the kind of a failure (``"auth"``,
+    ``"rate_limit"``, ``"timeout"``, ...); ``status`` is both as the one word files have always held (``"ok"``,
+    an in-flight word, ``"pending"``, or the failure kind), and setting it sets them. ``note`` says something
+    about how the call stands that is not an error (why a video job is pending). ``text`` keeps whatever
+    arrived, also when the call failed mid-stream. ``cost_usd`` is None when
     the price is unknown (never a silent 0); ``cost_source`` says where the figure came from.
 
         r = fusion_magic.complete("gemini:gemini-2.5-flash", "2+2?")
@@ -30,7 +33,7 @@ class CallRecord:
 
     model: str
     text: str = ""
-    status: str = "queued"
+    status: StatusWord = StatusWord(State.QUEUED, kinds=True)  # noqa: RUF009 (a descriptor: one per class)
     error: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -58,11 +61,18 @@ class CallRecord:
     # A call answered from the cache costs nothing now (``cost_usd`` 0); this is what it cost when it was
     # recorded (None: unknown, or not a replay), so an evaluation can price a resumed strategy exactly.
     recorded_cost_usd: float | None = None
+    # The judge's ordering of the answers with --orders (1, 2, ...); 0 for every other call. A debate round is
+    # ``round``: the two never share a field.
+    ordering: int = 0
+    note: str | None = None
+    # What ``status`` reads and writes (see the class docstring); set one or the other.
+    state: State = field(default=State.QUEUED, init=False, repr=False)
+    failure: str | None = field(default=None, init=False, repr=False)
 
     @property
     def ok(self) -> bool:
         """True when the call finished cleanly."""
-        return self.status == "ok"
+        return self.state is State.DONE
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(self.describe())
@@ -72,7 +82,7 @@ class CallRecord:
         cost = "cost unknown" if self.cost_usd is None else f"${self.cost_usd:.6f}"
         usage = ", ".join(self.usage_figures())
         secs = "" if self.latency_s is None else f", {self.latency_s:.2f}s"
-        err = f" ({self.error})" if self.error else ""
+        err = f" ({self.error})" if self.error else f" ({self.note})" if self.note else ""
         return f"[{self.status}] {self.model}: {usage}{secs}, {cost}{err}\n{self.text}"
 
     def usage_figures(self, *, mark_counted: bool = False) -> list[str]:

@@ -8,6 +8,7 @@ with the cache on (``Settings(cache="on")``) answers the finished calls from the
 result again skips its finished rows without any call.
 
     plan = plan_evaluation("questions.csv", Settings(cache="on"), pool=[...], strategies=["single", "self:5"])
+    plan = plan_evaluation("questions.csv", Settings(), EvalOptions(repeats=3))   # the same options as one object
     result = new_result(plan)
     await run_evaluation(plan, ctx, on_row=lambda done, total, row: print(done, "/", total), result=result)
 """
@@ -19,21 +20,20 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Unpack
 
 from ..calls.call import CallContext, Target, prepare
 from ..calls.settings import Settings
 from ..core.errors import ConfigError
+from ..core.option import check_keywords
 from ..fusion.defaults import resolved_pool
-from ..fusion.options import check_seed
 from .data import AUTO, CLOSED_INSTRUCTION, Question, load_questions
+from .options import DEFAULT_CONCURRENCY, EvalKeywords, EvalOptions
 from .result import EvalResult, EvalRow
-from .scoring import MATCH, Scorer, ScorerFunction, judge_rubric, score_closed
+from .scoring import MATCH, Scorer, judge_rubric, score_closed
 from .strategies import Strategy, answer, plan_strategies
 
 log = logging.getLogger("fusion_magic")
-
-DEFAULT_CONCURRENCY = 4
 
 # on_row(done, total, row): called on the engine loop after each row is scored; must be quick.
 RowCallback = Callable[[int, int, EvalRow], None]
@@ -74,51 +74,28 @@ class EvalPlan:
         return [s.name for s in self.strategies]
 
 
-def plan_evaluation(
-    data: Any,
-    settings: Settings,
-    *,
-    pool: Sequence[str] | None = None,
-    strategies: Sequence[str] | None = None,
-    repeats: int = 1,
-    judge: str | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    rubric_judge: str | None = None,
-    instruction: str | None = AUTO,
-    seed: int | None = None,
-    scorer: str | Scorer | ScorerFunction | None = None,
-) -> EvalPlan:
+def plan_evaluation(data: Any, settings: Settings, options: EvalOptions | None = None,
+                    **keywords: Unpack[EvalKeywords]) -> EvalPlan:
     """Check and resolve an evaluation. Raises ``ConfigError`` (one line) on any problem; sends nothing.
 
-    ``data``: see ``load_questions``. ``pool`` and ``judge`` left out come from the settings, else the defaults
-    for the keys that are set (as ``%%fuse``). ``strategies``: see ``strategies.py``; left out, every single
-    member plus best-of (a pool of one model: plus self:5). ``judge`` is the judge of best-of, merge and
-    debate; open questions are scored by ``rubric_judge`` (default: ``judge`` when it is a model).
-    ``instruction`` is appended to closed questions: ``"auto"`` is ``CLOSED_INSTRUCTION`` for strategies that ask
-    models over HTTP and nothing for the local model (see ``data.AUTO``); None is the bare question.
-    ``seed`` (as ``%%fuse --seed``) makes the evaluation repeatable: ``single`` sends it, a fused strategy's
-    seat i sends ``seed + i``, its judge the seed (each repeat shifted by ``strategies.SEED_STRIDE``).
-    ``scorer`` scores closed questions (see ``scoring``: ``match`` by default, ``exact``, ``includes``,
-    ``numeric``, ``choice``, ``re:PATTERN``, ``judge:MODEL`` or a function); a ``scorer`` column sets it per row.
+    ``data``: see ``load_questions``. The options (``EvalOptions``, or its fields as keywords over it) say
+    which pool, strategies, judges, scorer and seed. ``seed`` (as ``%%fuse --seed``) makes the evaluation
+    repeatable: ``single`` sends it, a fused strategy's seat i sends ``seed + i``, its judge the seed (each
+    repeat shifted by ``strategies.SEED_STRIDE``). A question's ``scorer`` column overrides ``scorer``.
     """
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ConfigError(f"repeats must be a whole number >= 1, not {repeats!r}")
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ConfigError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
-    check_seed(seed)
-    default_scorer = MATCH if scorer is None else Scorer.parse(scorer)
-    if isinstance(strategies, str):
-        strategies = [s for s in strategies.replace(",", " ").split() if s]
+    check_keywords(keywords, EvalOptions)
+    o = (options or EvalOptions()).with_(**keywords)
+    default_scorer = MATCH if o.scorer is None else Scorer.parse(o.scorer)
     questions = load_questions(data)
-    ids, judge_id, notice = resolved_pool(settings.with_(pool=tuple(pool or ()), judge=judge or ""))
-    names = list(strategies) if strategies else _default_strategies(ids)
-    planned, warnings = plan_strategies(names, ids, judge_id, settings, questions[0].question, seed=seed)
-    rubric = _rubric_judge(questions, rubric_judge, judge_id, settings)
+    ids, judge_id, notice = resolved_pool(settings.with_(pool=o.pool, judge=o.judge))
+    names = list(o.strategies) if o.strategies else _default_strategies(ids)
+    planned, warnings = plan_strategies(names, ids, judge_id, settings, questions[0].question, seed=o.seed)
+    rubric = _rubric_judge(questions, o.rubric_judge, judge_id, settings)
     graders = _graders(questions, default_scorer, settings)
     return EvalPlan(
-        questions=tuple(questions), strategies=tuple(planned), repeats=repeats, judge=judge_id,
-        rubric_judge=rubric, concurrency=concurrency, settings=settings, instruction=instruction,
-        warnings=tuple(warnings), notice=notice, seed=seed, scorer=default_scorer, graders=graders,
+        questions=tuple(questions), strategies=tuple(planned), repeats=o.repeats, judge=judge_id,
+        rubric_judge=rubric, concurrency=o.concurrency, settings=settings, instruction=o.instruction,
+        warnings=tuple(warnings), notice=notice, seed=o.seed, scorer=default_scorer, graders=graders,
     )
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..calls.runlog import ExportsCalls
+from ..calls.job import RunResult
 from ..core.ledger import ledger_frame
 from ..core.record import Response
 from ..present.ledger_table import plain, wrap
@@ -123,7 +123,7 @@ class EvalRow:
 
 
 @dataclass
-class EvalResult(ExportsCalls):
+class EvalResult(RunResult):
     """Every finished row of an evaluation. Filled in place while it runs, so an interrupted run keeps its
     finished rows (``interrupted`` is then True); run the same plan again with the cache on to resume.
 
@@ -144,6 +144,11 @@ class EvalResult(ExportsCalls):
     def total(self) -> int:
         """Rows the plan asks for: questions x strategies x repeats."""
         return len(self.questions) * len(self.strategies) * self.repeats
+
+    @property
+    def degraded(self) -> bool:
+        """True when a strategy failed on a row (scored wrong) or a scoring call failed."""
+        return any(e.error is not None or any(not r.ok for r in e.scoring_calls) for e in self.entries)
 
     def _ordered(self) -> list[EvalRow]:
         q_at = {q.id: i for i, q in enumerate(self.questions)}

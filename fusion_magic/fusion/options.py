@@ -1,9 +1,11 @@
-"""The options of one fused run, each with its name, default and check in one place.
+"""The options of one fused run, each declared once: name, type, default, check, flag, help line and, where
+it has a session default, its ``%config FusionMagics`` trait (``core/option.py``).
 
-Every way in builds a ``FuseOptions`` once and the engine takes it: ``%%fuse`` flags (``ipython/args.py``)
-over the ``%config FusionMagics`` defaults, ``fuse()``/``afuse()`` keywords over the ``settings=`` defaults
-(``api.py``), and ``python -m fusion_magic``. ``tests/test_options.py`` checks that each field has exactly
-one flag, one keyword and, where configurable, one trait.
+Every way in builds a ``FuseOptions`` once and the engine takes it: ``%%fuse`` flags (``ipython/args.py``,
+generated from these fields) over the ``%config FusionMagics`` defaults (traits generated from them too),
+``fuse()``/``afuse()`` keywords over the ``settings=`` defaults (``api.py``), and ``python -m fusion_magic``.
+``tests/test_options.py`` checks that each field has its flag, its keyword, its help line and, where
+configurable, its trait and ``Settings`` field.
 
 A bad value raises ``ConfigError`` with one line naming the flag, when the options are built: before any
 key is looked up or any call is made.
@@ -15,15 +17,12 @@ key is looked up or any call is made.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
-from ..calls.settings import CACHE_MODES, MODES, Settings, check_choice
+from ..calls.settings import CACHE_MODES, MODES, Settings
 from ..core.errors import ConfigError
-
-# The options that also have a session default: a ``%config FusionMagics`` trait and a ``Settings`` field
-# of the same name. The others (self_n, quorum, deadline, orders, seed) belong to one run only.
-CONFIGURABLE = ("pool", "judge", "mode", "rounds", "timeout", "max_tokens", "temperature", "system", "cache")
+from ..core.option import at_least, check_options, check_that, declared, one_of, option, option_names, whole_number
 
 # --orders: each ordering is one more judge call, paid in full; eight are plenty to see a position bias.
 MIN_ORDERS, MAX_ORDERS = 1, 8
@@ -46,74 +45,93 @@ def check_seed(seed: object) -> None:
 
 
 class FuseKeywords(TypedDict, total=False):
-    """The option keywords of ``fuse()``/``afuse()``, typed, in one place (``**options: Unpack[...]``).
-    Each is the ``FuseOptions`` field of the same name; one left out (or None) comes from the settings."""
+    """The option keywords of ``fuse()``/``afuse()`` for a type checker (``**options: Unpack[...]``): each is
+    the ``FuseOptions`` field of the same name, or None (left out: from the settings). A TypedDict cannot be
+    generated where mypy sees it; ``tests/test_options.py`` holds these to the fields, name and type."""
 
     pool: Sequence[str] | None
     self_n: int | None
     judge: str | None
     mode: str | None
     rounds: int | None
+    orders: int | None
     quorum: int | None
     deadline: float | None
     timeout: float | None
     max_tokens: int | None
     temperature: float | None
+    seed: int | None
     system: str | None
     cache: str | None
-    orders: int | None
-    seed: int | None
+
+
+def _positive_seconds(flag: str) -> Any:
+    # "not x > 0" rather than "x <= 0": NaN fails it too.
+    return check_that(lambda v: v > 0, f"{flag} must be positive (seconds)")
 
 
 @dataclass(frozen=True)
 class FuseOptions:
     """Every option of one fused run, checked when built (``check_seats`` adds the checks that need the
     resolved pool). An empty ``pool`` or ``judge`` means "pick one for the keys that are set";
-    ``max_tokens=None`` means each provider's own cap (``requests.output_cap``).
+    ``max_tokens=None`` means each provider's own cap (``requests.output_cap``). The fields are in the order
+    of ``%%fuse``'s help.
 
         options = FuseOptions(pool=("openai:gpt-4o", "gemini:gemini-2.5-flash"), judge="vote", quorum=1)
         options.with_(mode="merge").mode   # "merge"
     """
 
-    pool: tuple[str, ...] = ()
-    self_n: int | None = None
-    judge: str = ""
-    mode: str = "best-of"
-    rounds: int = 2
-    quorum: int | None = None
-    deadline: float | None = None
-    timeout: float = 120.0
-    max_tokens: int | None = None
-    temperature: float | None = None
-    system: str | None = None
-    cache: str = "off"
+    pool: tuple[str, ...] = option(
+        (), "-p", "--pool", metavar="IDS", items="provider:model id",
+        help="comma-separated provider:model ids (default: %config FusionMagics.pool)",
+        config="Default pool of provider:model ids; empty picks defaults from the keys set.")
+    self_n: int | None = option(
+        None, "--self", metavar="N", help="ask the first pool model N times, one seed each",
+        check=check_that(lambda v: v >= 2, "--self needs N >= 2 (one model sampled N times)"))
+    judge: str = option(
+        "", "-j", "--judge", metavar="ID", help="judge model id, or vote (a free, model-free majority vote)",
+        config="Default judge id, or 'vote'; empty picks a default.")
+    mode: str = option(
+        "best-of", "-m", "--mode", metavar="MODE", choices=MODES, help="best-of (default), merge or debate",
+        check=one_of("mode", MODES), config="Default fusion mode.")
+    rounds: int = option(
+        2, "-r", "--rounds", metavar="N", help="debate rounds (default 2)",
+        check=at_least(1, "--rounds must be at least 1"), config="Debate rounds.")
     # The judge runs on this many orderings of the anonymous answers (its position bias, measured).
-    orders: int = 1
+    orders: int = option(
+        1, "--orders", metavar="N", help="judge N orderings of the answers, report position consistency (1-8)",
+        check=whole_number(MIN_ORDERS, MAX_ORDERS, f"--orders must be between {MIN_ORDERS} and {MAX_ORDERS}"))
+    quorum: int | None = option(
+        None, "-q", "--quorum", metavar="K", help="judge once K answers are in; later ones are kept, marked late")
+    deadline: float | None = option(
+        None, "-d", "--deadline", metavar="SECONDS", help="judge after this long with what has arrived",
+        check=_positive_seconds("--deadline"))
+    timeout: float = option(
+        120.0, "-t", "--timeout", metavar="SECONDS", help="per-call timeout (default 120)",
+        check=_positive_seconds("--timeout"), config="Per-call timeout in seconds.")
+    max_tokens: int | None = option(
+        None, "--max-tokens", metavar="N", help="output cap per member call",
+        check=at_least(1, "--max-tokens must be at least 1"),
+        config="Output cap per member call (default per provider).")
+    temperature: float | None = option(
+        None, "--temperature", metavar="T", help="member sampling temperature, 0 to 2",
+        check=check_that(lambda v: 0 <= v <= 2, "--temperature must be between 0 and 2"),
+        config="Member sampling temperature.")
     # Repeatable runs: seat i sends seed + i, the judge sends seed, and the judge's order of the answers is
     # drawn from it. None keeps each model's own randomness (the local model draws a seed per call).
-    seed: int | None = None
+    seed: int | None = option(
+        None, "--seed", metavar="N", help="repeatable: seat i sends seed N+i, the judge N, in an order fixed by N",
+        check=check_seed)
+    system: str | None = option(
+        None, "-s", "--system", metavar="TEXT", help="system prompt (quote it)", config="Default system prompt.")
+    cache: str = option(
+        "off", "--cache", choices=CACHE_MODES, const="on",
+        help="record calls beside the notebook; replay runs offline from them",
+        check=one_of("cache", CACHE_MODES), config="Record/replay calls: off, on, replay.")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pool", tuple(self.pool))  # a list from Python or a trait, frozen like the rest
-        check_choice("cache", self.cache, CACHE_MODES)
-        check_choice("mode", self.mode, MODES)
-        if self.self_n is not None and self.self_n < 2:
-            raise ConfigError("--self needs N >= 2 (one model sampled N times)")
-        # "not x > 0" rather than "x <= 0": NaN fails it too.
-        if self.deadline is not None and not self.deadline > 0:
-            raise ConfigError("--deadline must be positive (seconds)")
-        if not self.timeout > 0:
-            raise ConfigError("--timeout must be positive (seconds)")
-        if self.max_tokens is not None and self.max_tokens < 1:
-            raise ConfigError("--max-tokens must be at least 1")
-        if self.temperature is not None and not 0 <= self.temperature <= 2:
-            raise ConfigError("--temperature must be between 0 and 2")
-        if self.rounds < 1:
-            raise ConfigError("--rounds must be at least 1")
-        if isinstance(self.orders, bool) or not isinstance(self.orders, int) or not (
-                MIN_ORDERS <= self.orders <= MAX_ORDERS):
-            raise ConfigError(f"--orders must be between {MIN_ORDERS} and {MAX_ORDERS}")
-        check_seed(self.seed)
+        check_options(self)
 
     @classmethod
     def defaults(cls, settings: Settings) -> FuseOptions:
@@ -123,11 +141,11 @@ class FuseOptions:
     @classmethod
     def names(cls) -> tuple[str, ...]:
         """Every option's name, in field order (what the flags' ``dest`` and ``fuse()``'s keywords use)."""
-        return tuple(f.name for f in fields(cls))
+        return option_names(cls)
 
     def with_(self, **given: object) -> FuseOptions:
         """A copy with the options given; ``None`` (and an empty pool, judge or mode) means not given."""
-        # Each value's type is checked by __post_init__'s comparisons, as the keywords' were before.
+        # Each value's type is checked by the declared checks' comparisons, as the keywords' were before.
         changes: dict[str, Any] = {name: value for name, value in given.items()
                                    if value is not None and not (name in _EMPTY_IS_UNSET and not value)}
         return replace(self, **changes)
@@ -143,6 +161,12 @@ class FuseOptions:
         """The settings this run's calls see: the session's, with this run's timeout and cache (the call
         layer reads those two from ``Settings``)."""
         return settings.with_(timeout=self.timeout, cache=self.cache)
+
+
+# The options that also have a session default: a ``%config FusionMagics`` trait and a ``Settings`` field
+# of the same name (declared with ``config=``). The others (self_n, quorum, deadline, orders, seed) belong
+# to one run only.
+CONFIGURABLE = tuple(d.name for d in declared(FuseOptions) if d.configurable)
 
 
 __all__ = ["CONFIGURABLE", "MAX_ORDERS", "MAX_SEED", "MIN_ORDERS", "FuseKeywords", "FuseOptions", "check_seed"]

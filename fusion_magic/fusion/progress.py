@@ -43,7 +43,7 @@ class ProgressPrinter:
             r = event.response
             secs = f"{r.latency_s:.1f}s" if r.latency_s is not None else "?"
             who = r.label or r.role
-            rnd = f" {'order' if r.role == 'judge' else 'round'} {r.round}" if r.round else ""
+            rnd = f" order {r.ordering}" if r.ordering else f" round {r.round}" if r.round else ""
             line = f"  {who}{rnd}: {status_word(r)} in {secs}"
         elif isinstance(event, JudgeStarted):
             line = f"  judging with {event.judge}..."

@@ -28,6 +28,20 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ..core.ledger import with_totals
+from ..core.state import State
+from ..judge.report import (
+    NOTHING_FOUND,
+    UNSTATED,
+    analysis_columns,
+    analysis_html,
+    analysis_lists,
+    choice_words,
+    fallback_words,
+    no_answer_words,
+    orders_words,
+    ranked_best,
+    verdict_html,
+)
 from ..present.ledger_table import (
     OVERHEAD_NOTE,
     WIDTH,
@@ -41,7 +55,7 @@ from ..present.ledger_table import (
     wrap,
 )
 from ..present.sanitize import escape_markdown, escape_text, neutralize_markdown, render_markdown
-from ..present.wording import CallState, failure_detail, state_of, status_word
+from ..present.wording import failure_detail, status_word
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,7 +63,7 @@ if TYPE_CHECKING:
 
     from ..core.record import Response
     from ..judge.analysis import JudgeAnalysis
-    from .result import FusionResult, Verdict
+    from .result import FusionResult
 
 __all__ = ["analysis_html", "degraded_summary", "html_report", "markdown_report", "text_report", "verdict_html"]
 
@@ -68,8 +82,8 @@ def degraded_summary(result: FusionResult) -> str | None:
         return None
     parts: list[str] = []
     # Cancelled is not a failure of the model (the user stopped the run): said apart, without a reason.
-    cancelled = [r for r in result.failed if state_of(r) is CallState.CANCELLED]
-    failed = [r for r in result.failed if state_of(r) is not CallState.CANCELLED]
+    cancelled = [r for r in result.failed if r.state is State.CANCELLED]
+    failed = [r for r in result.failed if r.state is not State.CANCELLED]
     if failed:
         names = ", ".join(f"{_who(r)} ({_reason(r)})" for r in failed)
         parts.append(f"{len(failed)} member call{'s' if len(failed) != 1 else ''} failed: {names}")
@@ -77,7 +91,7 @@ def degraded_summary(result: FusionResult) -> str | None:
         names = ", ".join(_who(r) for r in cancelled)
         parts.append(f"{len(cancelled)} member call{'s' if len(cancelled) != 1 else ''} cancelled: {names}")
     judge_failed = [j for j in result.judge_responses if not j.ok]
-    parts += [f"judge {j.model} cancelled" if state_of(j) is CallState.CANCELLED
+    parts += [f"judge {j.model} cancelled" if j.state is State.CANCELLED
               else f"judge {j.model} failed ({_reason(j)})" for j in judge_failed]
     if result.verdict is not None and result.verdict.fallback:
         if judge_failed:
@@ -87,72 +101,6 @@ def degraded_summary(result: FusionResult) -> str | None:
         else:
             parts.append("no answer reached the judge")
     return "DEGRADED: " + "; ".join(parts or ["see the ledger"]) + "."
-
-
-def verdict_html(verdict: Verdict, judge: str | None = None) -> str:
-    """The judge's decision: mode, judge, choice, which label was which model, reasoning, notes.
-
-    ``judge`` is the judge the run asked for; a fallback vote names it as the judge it stands in for.
-    """
-    items = [
-        ("mode", escape_text(verdict.mode)),
-        ("judge", f"<code>{escape_text(verdict.model)}</code>{escape_text(_fallback_words(verdict, judge))}"),
-        ("choice", escape_text(_choice(verdict))),
-    ]
-    best = _ranked_best(verdict)
-    if best:
-        items.append(("ranked best", escape_text(best)))
-    orders = _orders(verdict)
-    if orders:
-        items.append(("orders", escape_text(orders)))
-    rows = "".join(f"<li><b>{k}</b>: {v}</li>" for k, v in items)
-    parts = [f"<ul>{rows}</ul>"]
-    if verdict.labels:
-        pairs = "".join(
-            f"<tr><td>{escape_text(label)}</td><td><code>{escape_text(model)}</code></td></tr>"
-            for label, model in verdict.labels.items()
-        )
-        parts.append(f"<table><thead><tr><th>label</th><th>model</th></tr></thead><tbody>{pairs}</tbody></table>")
-    if verdict.analysis is not None:
-        parts.append(analysis_html(verdict.analysis))
-    if verdict.reasoning:
-        parts.append(f"<h4>Reasoning</h4>{render_markdown(verdict.reasoning)}")
-    if verdict.notes:
-        parts.append("<ul>" + "".join(f"<li>{escape_text(n)}</li>" for n in verdict.notes) + "</ul>")
-    return "".join(parts)
-
-
-def analysis_html(analysis: JudgeAnalysis) -> str:
-    """The judge's analysis as a compact "who said what": the contradictions as a table (a row per topic,
-    a column per member), then consensus, points only one answer made, blind spots and failed members as
-    short lists. Every string is escaped: the judge's text and the model ids are shown as plain text."""
-    parts = ["<h4>Who said what</h4>"]
-    if analysis.contradictions:
-        columns = _columns(analysis)
-        head = "".join(f"<th><code>{escape_text(m)}</code></th>" for m in columns)
-        rows = "".join(
-            f"<tr><td>{escape_text(c.topic)}</td>"
-            + "".join(f"<td>{escape_text(c.stances.get(m, _UNSTATED))}</td>" for m in columns)
-            + "</tr>"
-            for c in analysis.contradictions
-        )
-        parts.append(f"<table><thead><tr><th>contradiction</th>{head}</tr></thead><tbody>{rows}</tbody></table>")
-    for title, items in _analysis_lists(analysis):
-        lis = "".join(
-            f"<li><code>{escape_text(who)}</code>: {escape_text(what)}</li>" if who else f"<li>{escape_text(what)}</li>"
-            for who, what in items
-        )
-        parts.append(f"<p><b>{escape_text(title)}</b></p><ul>{lis}</ul>")
-    if analysis.empty:
-        parts.append(f"<p><i>{escape_text(_NOTHING_FOUND)}</i></p>")
-    return "".join(parts)
-
-
-def no_answer_words(verdict: Verdict | None) -> str:
-    """What stands where the fused answer would: why there is none."""
-    if verdict is not None and verdict.undecided:
-        return "no answer: no majority among the answers, so the vote picked none; -j MODEL has a judge weigh them"
-    return "no answer"
 
 
 # --- text ------------------------------------------------------------------------------------------
@@ -172,12 +120,12 @@ def text_report(result: FusionResult) -> str:
         out.append("no verdict")
     else:
         out += _field("mode:", v.mode)
-        out += _field("judge:", v.model + _fallback_words(v, result.judge))
-        out += _field("choice:", _choice(v))
-        best = _ranked_best(v)
+        out += _field("judge:", v.model + fallback_words(v, result.judge))
+        out += _field("choice:", choice_words(v))
+        best = ranked_best(v)
         if best:
             out += _field("best:", best)
-        orders = _orders(v)
+        orders = orders_words(v)
         if orders:
             out += _field("orders:", orders)
         for i, (label, model) in enumerate(v.labels.items()):
@@ -226,14 +174,14 @@ def _analysis_text(analysis: JudgeAnalysis) -> list[str]:
     out = ["who said what:"]
     for c in analysis.contradictions:
         out += _indented(f"- contradiction: {c.topic}", "  ")
-        for m in _columns(analysis):
-            out += _indented(f"{m}: {c.stances.get(m, _UNSTATED)}", "      ")
-    for title, items in _analysis_lists(analysis):
+        for m in analysis_columns(analysis):
+            out += _indented(f"{m}: {c.stances.get(m, UNSTATED)}", "      ")
+    for title, items in analysis_lists(analysis):
         out.append(f"  {title}:")
         for who, what in items:
             out += _indented(f"- {who}: {what}" if who else f"- {what}", "    ")
     if analysis.empty:
-        out += _indented(_NOTHING_FOUND, "  ")
+        out += _indented(NOTHING_FOUND, "  ")
     return out
 
 
@@ -317,12 +265,12 @@ def markdown_report(result: FusionResult) -> str:
         md.append("No verdict.")
     else:
         md.append(f"- **mode:** {escape_markdown(v.mode)}")
-        md.append(f"- **judge:** {escape_markdown(v.model + _fallback_words(v, result.judge))}")
-        md.append(f"- **choice:** {escape_markdown(_choice(v))}")
-        best = _ranked_best(v)
+        md.append(f"- **judge:** {escape_markdown(v.model + fallback_words(v, result.judge))}")
+        md.append(f"- **choice:** {escape_markdown(choice_words(v))}")
+        best = ranked_best(v)
         if best:
             md.append(f"- **ranked best:** {escape_markdown(best)}")
-        orders = _orders(v)
+        orders = orders_words(v)
         if orders:
             md.append(f"- **orders:** {escape_markdown(orders)}")
         for label, model in v.labels.items():
@@ -371,20 +319,20 @@ def _analysis_markdown(analysis: JudgeAnalysis) -> list[str]:
     escaped to read as plain text (a ``|`` in a stance cannot break the table)."""
     md = ["**Who said what**", ""]
     if analysis.contradictions:
-        columns = _columns(analysis)
+        columns = analysis_columns(analysis)
         md.append("| contradiction | " + " | ".join(escape_markdown(m) for m in columns) + " |")
         md.append("|" + " --- |" * (len(columns) + 1))
         md += ["| " + " | ".join([escape_markdown(c.topic),
-                                  *(escape_markdown(c.stances.get(m, _UNSTATED)) for m in columns)]) + " |"
+                                  *(escape_markdown(c.stances.get(m, UNSTATED)) for m in columns)]) + " |"
                for c in analysis.contradictions]
         md.append("")
-    for title, items in _analysis_lists(analysis):
+    for title, items in analysis_lists(analysis):
         md.append(f"*{escape_markdown(title)}*")
         md += [f"- {escape_markdown(who)}: {escape_markdown(what)}" if who else f"- {escape_markdown(what)}"
                for who, what in items]
         md.append("")
     if analysis.empty:
-        md += [escape_markdown(_NOTHING_FOUND), ""]
+        md += [escape_markdown(NOTHING_FOUND), ""]
     return md
 
 
@@ -434,64 +382,9 @@ def _reason(r: Response) -> str:
     return shorten(failure_detail(r), _REASON_CHARS) or r.status
 
 
-def _fallback_words(v: Verdict, judge: str | None) -> str:
-    if not v.fallback:
-        return ""
-    instead = judge if judge and judge != v.model else "the judge"
-    return f" (fallback, in place of {instead})"
-
-
 def _who(r: Response) -> str:
     name = r.label or r.model
     return f"{name} round {r.round}" if r.round else name
-
-
-_UNSTATED = "—"
-_NOTHING_FOUND = "The judge found no consensus, contradiction, unique point or blind spot to report."
-
-
-def _columns(analysis: JudgeAnalysis) -> list[str]:
-    """The table's columns: the judged members in pool order, then any member a stance names besides."""
-    named = [m for c in analysis.contradictions for m in c.stances]
-    return list(dict.fromkeys([*analysis.models, *named]))
-
-
-def _analysis_lists(analysis: JudgeAnalysis) -> list[tuple[str, list[tuple[str, str]]]]:
-    """The analysis's short lists that have items, titled: (title, [(member or "", text)])."""
-    lists: list[tuple[str, list[tuple[str, str]]]] = [
-        ("all agree", [("", point) for point in analysis.consensus]),
-        ("only one answer", [(u.model, u.point) for u in analysis.unique]),
-        ("no answer covered", [("", point) for point in analysis.blind_spots]),
-        ("failed members", list(analysis.failed)),
-    ]
-    return [(title, items) for title, items in lists if items]
-
-
-def _ranked_best(v: Verdict) -> str | None:
-    """A merging judge's pick of the best single answer, as "Answer B = model"."""
-    if not v.best_label:
-        return None
-    model = v.labels.get(v.best_label)
-    return f"{v.best_label} = {model}" if model else v.best_label
-
-
-def _orders(v: Verdict) -> str | None:
-    """``--orders``: "position consistency 2/3; order 1: X, order 2: Y, order 3: Z", or None for one order."""
-    if not v.orders:
-        return None
-    agreement = v.agreement
-    measured = (f"position consistency {agreement[0]}/{agreement[1]}" if agreement is not None and agreement[1] >= 2
-                else "position consistency not measured (fewer than two orders named a best answer)")
-    picks = ", ".join(f"order {i}: {pick or 'no pick'}" for i, pick in enumerate(v.orders, start=1))
-    return f"{measured}; {picks}"
-
-
-def _choice(v: Verdict) -> str:
-    if v.choice_label and v.choice:
-        return f"{v.choice_label} = {v.choice}"
-    if v.choice:
-        return v.choice
-    return "merged answer" if v.mode in ("merge", "debate") else "none"
 
 
 def _by_member(responses: Iterable[Response]) -> list[tuple[str, list[Response]]]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 # The result renders itself through these; they know result types only as type hints, so this is no circle.
-from ..calls.runlog import ExportsCalls
+from ..calls.job import RunResult
 from ..core.ledger import ledger_frame
 from ..core.record import IN_FLIGHT, Response
 from ..judge.verdict import Verdict
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class FusionResult(ShownOnce, ExportsCalls):
+class FusionResult(ShownOnce, RunResult):
     """A fused run: every member's answer, the judge's verdict, the fused answer and the ledger.
 
         r = fusion_magic.fuse("Why is the sky blue?", pool=["local:gemma3-270m"] * 3, judge="vote")

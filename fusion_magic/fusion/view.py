@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
+from ..core.state import is_running
 from ..present.sanitize import escape_text, render_markdown
-from ..present.wording import is_running
 from ..view.live import LiveView
 from ..view.tabs import (
     CallKey,
@@ -349,8 +349,8 @@ class JudgePane(StreamingPane):
 
     def _render(self, r: Response, now: float | None) -> None:
         section = self.sections[call_key(r)]
-        # With --orders each ordering's call has its own section; its round is the ordering's number.
-        order = f" · order {r.round}" if r.round else ""
+        # With --orders each ordering's call has its own section, numbered by its ordering.
+        order = f" · order {r.ordering}" if r.ordering else ""
         section.heading.value = (
             f"<p><b>raw judge output</b>{order} <code>{escape_text(r.model)}</code> · "
             f"{status_html(r)}{figures_html(r)}</p>"

@@ -1,5 +1,6 @@
 """The IPython face of video: ``%%video`` (cell) and ``%video list|resume|help`` (line). Thin on purpose:
-parse the line, plan and start the run through the api, show the view, return the result.
+parse the line, plan and start the run through the api, show the view, wait in the cell (``wait.py``),
+return the result.
 
 An interrupt stops waiting, not the paid jobs: it ends in one line saying which clips are still at the
 provider and that ``%video resume`` (or the same cell again) fetches them without paying twice.
@@ -11,44 +12,30 @@ provider and that ``%video resume`` (or the same cell again) fetches them withou
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from traitlets import Dict, Enum, Float, List, Unicode
+from traitlets import Dict, Enum
 from traitlets.config import Configurable
 
-from ..api import (
-    VideoJob,
-    list_video_models,
-    make_video_plan,
-    new_video_result,
-    plan_video_resume,
-    start_resume,
-    start_video,
-)
+from ..api import VideoJob, list_video_models, plan_resume, plan_video, start
 from ..calls.settings import Settings
 from ..core.events import Listener, OffloadedListener
 from ..core.pricing import Price
 from ..videos.estimate import VideoEstimate
-from ..videos.options import DEFAULT_OUT_DIR, DEFAULT_TIMEOUT_S, ExtendOf, VideoOptions
+from ..videos.options import ExtendOf, VideoOptions
 from ..videos.plan import extension_source
 from ..videos.result import VideoResult
 from . import args as _args
+from .declared import config_traits, config_values
 from .magics import FusionMagics, friendly_errors, widgets_wanted
+from .wait import CellInterrupted, in_background, wait_in_cell
 
 
-class VideoInterrupted(KeyboardInterrupt):
+class VideoInterrupted(CellInterrupted):
     """A ``%%video`` cell stopped by an interrupt: one line (no traceback) saying what is still at the
-    provider; ``partial`` holds what had arrived."""
-
-    def __init__(self, message: str, partial: VideoResult | None = None) -> None:
-        super().__init__(message)
-        self.partial = partial
-
-    def _render_traceback_(self) -> list[str]:
-        return [str(self)]
+    provider; ``partial`` holds what had arrived (``wait.CellInterrupted``)."""
 
 
 @magics_class
@@ -62,11 +49,9 @@ class VideoMagics(Magics, Configurable):
 
     shell: Any
 
-    models = List(Unicode(), [], help="Default generation pool; empty picks one for the keys set.").tag(config=True)
-    out_dir = Unicode(DEFAULT_OUT_DIR, help="Where clips and sidecars go (inside the working folder).").tag(
-        config=True)
-    timeout = Float(DEFAULT_TIMEOUT_S, help="Seconds to wait for jobs before leaving them pending.").tag(config=True)
-    poll = Float(None, allow_none=True, help="Poll interval in seconds (default: each provider's).").tag(config=True)
+    # The run's options that have a session default (declared with config= in videos/options.py): models,
+    # out_dir, timeout and poll, generated from their declarations (see FusionMagics).
+    locals().update(config_traits(VideoOptions))
     prices = Dict(help="Video prices, USD per second of output: {model: usd}.").tag(config=True)
     view = Enum(["auto", "widgets", "text"], "auto", help="auto: widgets in Jupyter kernels, text elsewhere.").tag(
         config=True)
@@ -99,13 +84,15 @@ class VideoMagics(Magics, Configurable):
         args = _args.parse_video_line(line)
         settings = self.settings()
         given = dict(args.given)
-        given.setdefault("out_dir", self.out_dir)
-        given.setdefault("timeout", self.timeout)
-        if self.poll is not None:
-            given.setdefault("poll_s", self.poll)
+        configured = config_values(self, VideoOptions)
+        models = configured.pop("models")
+        for name, value in configured.items():
+            if value is not None:
+                given.setdefault(name, value)
+        # The configured pool generates; a question about a video, or a revision, picks its own models.
         revising = args.edit is not None or args.extend is not None
-        if self.models and "models" not in given and "understand" not in given and not revising:
-            given["models"] = tuple(self.models)
+        if models and "models" not in given and "understand" not in given and not revising:
+            given["models"] = models
         if args.edit is not None:
             given["edit_of"] = self._edit_of(args.edit)
         if args.extend is not None:
@@ -113,36 +100,31 @@ class VideoMagics(Magics, Configurable):
         options = VideoOptions.from_keywords(given)  # type: ignore[arg-type]
         body = _args.strip_markers(cell)
         prompt = body if args.no_interpolate else _args.interpolate(body, self.shell.user_ns)
-        plan = make_video_plan(prompt, settings, options)
+        plan = plan_video(prompt, settings, options)
         if options.estimate:
             return VideoEstimate.of(plan)
         for note in plan.notes:
             print(note)
         listeners = self._open_view()
-        partial = new_video_result(plan)
-        job = start_video(plan, listeners, partial)
+        job = start(plan, listeners)
         if args.background:
             self.last = job
-            if args.out:
-                self.shell.push({args.out: job})
-            print(f"Running in the background{f'; {args.out}.result() waits for it' if args.out else ''}.")
+            in_background(self.shell, job, args.out)
             return None
-        return self._wait(job, listeners, partial, args.out)
+        return self._wait(job, listeners, args.out)
 
-    def _wait(self, job: VideoJob, listeners: list[Listener], partial: VideoResult,
-              out: str | None) -> VideoResult:
-        started = time.monotonic()
-        try:
-            result = job.result()
-        except KeyboardInterrupt as exc:
-            job.cancel()
-            _flush(listeners)
+    def _wait(self, job: VideoJob, listeners: list[Listener], out: str | None) -> VideoResult:
+        """Wait in the cell; an interrupt stops waiting, keeps what arrived and says what is still pending."""
+
+        def stopped(seconds: float, finished: bool) -> CellInterrupted:
+            partial = job.partial
+            assert partial is not None  # start() made it
             if out:
                 self.shell.push({out: partial})
             self.last = partial
-            raise VideoInterrupted(interrupted_line(partial, time.monotonic() - started, out), partial) from exc
-        finally:
-            _flush(listeners)
+            return VideoInterrupted(interrupted_line(partial, seconds, out), partial)
+
+        result = wait_in_cell(job, listeners, stopped)
         result._shown_live = self.last_view is not None
         self.last = result
         if out:
@@ -196,24 +178,17 @@ class VideoMagics(Magics, Configurable):
             return None
         if command == "list":
             return list_video_models(self.settings())
-        out_dir = ns.out_dir or self.out_dir
-        plan = plan_video_resume(out_dir, self.settings())
+        configured = config_values(self, VideoOptions)
+        out_dir = ns.out_dir or configured["out_dir"]
+        plan = plan_resume(out_dir, self.settings(), timeout=ns.timeout or configured["timeout"],
+                           poll_s=ns.poll_s or configured["poll_s"])
         for line in plan.skipped:
             print(line)
         if not plan.jobs:
             print(f"No pending jobs in {out_dir}/.")
             return None
         listeners = self._open_view()
-        partial = VideoResult(prompt="%video resume")
-        job = start_resume(plan, listeners, partial, timeout=ns.timeout or self.timeout, poll_s=ns.poll_s or self.poll)
-        return self._wait(job, listeners, partial, ns.out)
-
-
-def _flush(listeners: list[Listener]) -> None:
-    """Let the view catch up before the cell ends (nbclient and nbval see its final state)."""
-    for listener in listeners:
-        if isinstance(listener, OffloadedListener):
-            listener.flush()
+        return self._wait(start(plan, listeners), listeners, ns.out)
 
 
 def interrupted_line(partial: VideoResult, seconds: float, out: str | None) -> str:

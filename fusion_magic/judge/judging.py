@@ -178,12 +178,12 @@ async def judge_call(
     seed: int | None = None,
 ) -> tuple[Verdict, Response]:
     """Ask the judge; return its verdict (with its analysis, or a note that it gave none) and the call's
-    Response, whose ``round`` is ``order`` (the ordering's number with ``--orders``; 0 for a single call).
+    Response, whose ``ordering`` is ``order`` (the ordering's number with ``--orders``; 0 for a single call).
     Raises JudgeFailed on any failure."""
     if not candidates:
         raise JudgeFailed("there was no answer to judge")
     request = judge_request(target, mode, question, candidates, seed)
-    response = await run_call(target, request, ctx=ctx, role="judge", round=order, timeout=timeout)
+    response = await run_call(target, request, ctx=ctx, role="judge", ordering=order, timeout=timeout)
     if not response.ok:
         raise JudgeFailed(f"the judge's call failed ({failure_detail(response)})", response)
     labels = {c.label: c.response for c in candidates}

@@ -12,7 +12,7 @@ import textwrap
 from typing import TYPE_CHECKING
 
 from .sanitize import escape_text
-from .wording import describe_failure
+from .wording import describe_failure, note_words
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,6 +29,7 @@ WIDTH = 100
 
 # Display headers: short enough for a terminal, units in the name.
 _HEADERS = {
+    "ordering": "order",
     "attempts": "tries",
     "ttft_s": "ttft s",
     "latency_s": "latency s",
@@ -41,7 +42,8 @@ _HEADERS = {
 }
 
 
-_NUMERIC = frozenset({"round", "tries", "ttft s", "latency s", "in tok", "out tok", "video s", "clips", "cost $"})
+_NUMERIC = frozenset({"round", "order", "tries", "ttft s", "latency s", "in tok", "out tok", "video s", "clips",
+                      "cost $"})
 
 
 def figures(r: CallRecord) -> str:
@@ -89,8 +91,9 @@ def shorten(text: str, limit: int) -> str:
 
 def ledger_display(frame: pd.DataFrame) -> pd.DataFrame:
     """The ledger (totals row included) as strings for display: fixed decimals, ``-``/``?`` for unknowns,
-    short headers with units (``latency s``, ``cost $``), and each error's first line without the
-    ``provider:model kind:`` prefix the row already shows."""
+    short headers with units (``latency s``, ``cost $``), each error's first line without the
+    ``provider:model kind:`` prefix the row already shows, and each note in ``wording``'s words (a pending
+    job's note is a note, never an error)."""
     import pandas as pd
 
     def fmt(value: object, spec: str, missing: str = _MISSING) -> str:
@@ -100,6 +103,8 @@ def ledger_display(frame: pd.DataFrame) -> pd.DataFrame:
     out["model"] = [plain(v) for v in frame["model"]]
     out["role"] = [plain(v) for v in frame["role"]]
     out["round"] = [fmt(v, "d", "") for v in frame["round"]]
+    if "ordering" in frame:
+        out["ordering"] = [fmt(v, "d", "") for v in frame["ordering"]]
     out["status"] = [plain(v) for v in frame["status"]]
     out["late"] = ["late" if bool(v) else "" for v in frame["late"]]
     out["attempts"] = [fmt(v, "d") for v in frame["attempts"]]
@@ -120,6 +125,9 @@ def ledger_display(frame: pd.DataFrame) -> pd.DataFrame:
         _row_error(model, status, error)
         for model, status, error in zip(frame["model"], frame["status"], frame["error"], strict=True)
     ]
+    if "note" in frame:
+        out["note"] = [note_words(plain(status), plain(note) if _present(note) else None)
+                       for status, note in zip(frame["status"], frame["note"], strict=True)]
     return out.reset_index(drop=True).rename(columns=_HEADERS)
 
 
@@ -149,6 +157,7 @@ _CELL_STYLES = {
     "role": _CELL_WRAP.format(wrap="break-word"),
     "source": _CELL_WRAP.format(wrap="break-word"),
     "error": _CELL_WRAP.format(wrap="anywhere"),
+    "note": _CELL_WRAP.format(wrap="anywhere"),
 }
 
 
@@ -184,8 +193,8 @@ def ledger_html(frame: pd.DataFrame) -> str:
 
 
 # The text ledger: one line per call (more only where a name or source wraps), each failed call's error
-# on the line under it. The model id and role merge into "call" (the tab's label; the Answers section
-# pairs it with the model id), the late flag into status; result.ledger keeps every column.
+# (or a pending job's note) on the line under it. The model id and role merge into "call" (the tab's label;
+# the Answers section pairs it with the model id), the late flag into status; result.ledger keeps every column.
 _TEXT_COLUMNS = ("call", "status", "tries", "ttft s", "latency s", "in tok", "out tok", "cost $", "source")
 
 
@@ -198,16 +207,18 @@ _MIN_WIDTHS = {"source": 12, "call": 14}
 
 
 _ERROR_PREFIX = "  error: "
+_NOTE_PREFIX = "  note: "
 
 
 def text_ledger(frame: pd.DataFrame) -> list[str]:
-    """The ledger as lines of text within ``WIDTH`` columns, each failed call's error under its row."""
+    """The ledger as lines of text within ``WIDTH`` columns, each failed call's error (or note) under its row."""
     shown = ledger_display(frame)
     at = _TEXT_COLUMNS.index("cost $")
     usage = [c for c in _TEXT_USAGE_COLUMNS if c in shown]
     columns = [*_TEXT_COLUMNS[:at], *usage, *_TEXT_COLUMNS[at:]]
     rows: list[list[str]] = []
     errors: list[str] = []
+    notes: list[str] = []
     for rec in shown.to_dict("records"):
         model, role, status = str(rec["model"]), str(rec["role"]), str(rec["status"])
         summary_row = model in ("TOTAL", "overhead")
@@ -217,28 +228,35 @@ def text_ledger(frame: pd.DataFrame) -> list[str]:
             call = "overhead"
         else:
             call = role.removeprefix("member ") if role.startswith("member ") else (model if role == "member" else role)
-            call += f", round {rec['round']}" if rec["round"] not in ("", "0") else ""
+            order = str(rec.get("order", ""))
+            if order not in ("", "0"):  # a judge's ordering (--orders); a debate round otherwise
+                call += f", order {order}"
+            elif rec["round"] not in ("", "0"):
+                call += f", round {rec['round']}"
         late = ", late" if rec["late"] and not summary_row else ""
         rows.append([call, status + late, *(str(rec[c]) for c in columns[2:])])
         errors.append(str(rec["error"]))
+        notes.append(str(rec.get("note", "")))
     head, blocks = _text_table(columns, rows)
     out = head
-    for block, error in zip(blocks, errors, strict=True):
+    for block, error, row_note in zip(blocks, errors, notes, strict=True):
         out += block
         if error:
             out += _error_lines(error)
+        if row_note:
+            out += _error_lines(row_note, _NOTE_PREFIX)
     for note in (counted_note(frame), OVERHEAD_NOTE if (frame["model"] == "overhead").any() else None):
         if note:
             out += wrap(note, "  ")
     return out
 
 
-def _error_lines(error: str) -> list[str]:
-    room = WIDTH - len(_ERROR_PREFIX)
+def _error_lines(error: str, prefix: str = _ERROR_PREFIX) -> list[str]:
+    room = WIDTH - len(prefix)
     short = shorten(error, room)
     if short:
-        return [_ERROR_PREFIX + short]
-    return wrap(_ERROR_PREFIX + error, " " * len(_ERROR_PREFIX))
+        return [prefix + short]
+    return wrap(prefix + error, " " * len(prefix))
 
 
 def _text_table(headers: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
@@ -279,13 +297,18 @@ def plain(value: object) -> str:
 
 def _row_error(model: object, status: object, error: object) -> str:
     # The same words as the call's status line (wording.failure_detail), less the kind the row shows.
-    import pandas as pd
-
-    if error is None or error is pd.NA or _isnan(error) or not str(error).strip():
+    if not _present(error):
         return ""
     kind = plain(status)
     detail = describe_failure(kind, plain(error))
     return "" if detail == kind else detail.removeprefix(f"{kind}: ")
+
+
+def _present(value: object) -> bool:
+    """A cell with text in it (not None, <NA>, NaN or blank)."""
+    import pandas as pd
+
+    return not (value is None or value is pd.NA or _isnan(value) or not str(value).strip())
 
 
 def _isnan(value: object) -> bool:

@@ -1,93 +1,103 @@
-"""Where a call stands: one state machine, and the one place that turns a state into words and a colour.
+"""The one place that turns a state (``core.state.State``) into the words and the colour people see.
 
-    queued ──> waiting ──> streaming ──> done
-       │          │            ├───────> failed      (status is the error kind: timeout, crashed, ...)
-       │          └────────────┴───────> cancelled   (the user interrupted, or the run was cancelled)
-       └─────────────────────────────> cancelled
-    late: a call that finished after the judge had started; kept and shown, not judged ("late, done").
+What a state *means* (running, final, resumable) is ``core.state``'s; this module only says it. The view,
+the progress lines, the reports and the ledgers of every job kind take their words from here, so a state
+reads the same everywhere, and a new state is one entry in each table below.
 
-``Response.status`` holds the raw value (``queued``, ``waiting``, ``streaming``, ``ok`` or an error kind);
-everything the view, the progress lines and the reports say about it comes from here, so a new state is
-one edit, not five.
+    status_word(r)        # "waiting for the first token", "failed: timeout: no answer in 60 s", "late, done"
+    colour(r)             # "#6a1b9a"
+    clip_word(State.DONE) # "saved"
+    pending_words(note)   # "not finished after 600 s; still running at the provider: %video resume fetches it"
 
-    state_of(r)      # CallState.WAITING
-    status_word(r)   # "waiting for the first token"
-    colour(r)        # "#6a1b9a"
+A job still running at the provider when the run stopped waiting is *pending*: its words never say failed,
+and why it is pending is a note (``CallRecord.note``), never an error.
 """
 
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 from typing import TYPE_CHECKING
+
+from ..core.state import CallState, State, from_wire, is_running, state_of
 
 if TYPE_CHECKING:
     from ..core.record import Response
 
-
-class CallState(StrEnum):
-    """A call's place in the state machine above."""
-
-    QUEUED = "queued"
-    WAITING = "waiting"
-    STREAMING = "streaming"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def running(self) -> bool:
-        """Not finished yet: queued, waiting for its first token, or streaming."""
-        return self in _RUNNING
-
-
-_RUNNING = frozenset({CallState.QUEUED, CallState.WAITING, CallState.STREAMING})
-_RAW = {"queued": CallState.QUEUED, "waiting": CallState.WAITING, "streaming": CallState.STREAMING,
-        "ok": CallState.DONE, "cancelled": CallState.CANCELLED}
-
 _WORDS = {
-    CallState.QUEUED: "queued",
-    CallState.WAITING: "waiting for the first token",
-    CallState.STREAMING: "streaming",
-    CallState.DONE: "done",
-    CallState.CANCELLED: "cancelled",
+    State.PLANNED: "planned",
+    State.SUBMITTING: "submitting",
+    State.QUEUED: "queued",
+    State.WAITING: "waiting for the first token",
+    State.STREAMING: "streaming",
+    State.RUNNING: "running",
+    State.DOWNLOADING: "downloading",
+    State.DONE: "done",
+    State.PENDING: "pending",
+    State.FAILED: "failed",
+    State.FILTERED: "filtered",
+    State.CANCELLED: "cancelled",
 }
+# A clip's tab says what became of its file.
+_CLIP_WORDS = {**_WORDS, State.DONE: "saved"}
 
-# Grey for not started, purple for waiting, blue for streaming, green done, red failed, brown cancelled
-# (stopped on purpose: not a failure of the model), orange late.
+# Grey for not started, purple waiting, blue working (streaming, running, downloading), green done, red
+# failed, orange withheld by a filter or late, brown stopped on purpose (not a failure of the model), teal
+# pending: alive at the provider, nothing lost.
 _COLOURS = {
-    CallState.QUEUED: "#757575",
-    CallState.WAITING: "#6a1b9a",
-    CallState.STREAMING: "#1565c0",
-    CallState.DONE: "#2e7d32",
-    CallState.FAILED: "#c62828",
-    CallState.CANCELLED: "#6d4c41",
+    State.PLANNED: "#757575",
+    State.SUBMITTING: "#757575",
+    State.QUEUED: "#757575",
+    State.WAITING: "#6a1b9a",
+    State.STREAMING: "#1565c0",
+    State.RUNNING: "#1565c0",
+    State.DOWNLOADING: "#1565c0",
+    State.DONE: "#2e7d32",
+    State.PENDING: "#00838f",
+    State.FAILED: "#c62828",
+    State.FILTERED: "#ef6c00",
+    State.CANCELLED: "#6d4c41",
 }
+# A queued clip is already in the provider's queue (paid, waiting there): purple, as a call waiting for its
+# first token; a queued call has not been sent.
+_CLIP_COLOURS = {**_COLOURS, State.QUEUED: "#6a1b9a"}
 LATE_COLOUR = "#ef6c00"
 # A video job we stopped waiting for: it goes on at the provider and stays resumable from its sidecar.
 PENDING_HINT = "still running at the provider: %video resume fetches it"
+FILTER_WORDS = "withheld by the provider's filter"
 _PREFIX = re.compile(r"^[\w.\-/@]+:[\w.\-/@:]+(?: HTTP (?P<http>\d+))?: (?P<kind>\w+): ")
-
-
-def state_of(r: Response) -> CallState:
-    """The state of ``r`` now."""
-    return _RAW.get(r.status, CallState.FAILED)
-
-
-def is_running(r: Response) -> bool:
-    """True while ``r`` is queued, waiting for its first token or streaming."""
-    return state_of(r).running
 
 
 def status_word(r: Response) -> str:
     """Where a call stands, in the words the view, the progress lines and the reports share.
 
     ``queued``, ``waiting for the first token``, ``streaming``, ``done``, ``cancelled``,
-    ``failed: <kind>: <error>``; a call that finished after the judge had started reads ``late, done``.
+    ``failed: <kind>: <error>``, ``pending: <why>; still running at the provider: ...``; a call that finished
+    after the judge had started reads ``late, done``.
     """
-    state = state_of(r)
-    word = _WORDS.get(state) or f"failed: {failure_detail(r)}"
-    return f"late, {word}" if r.late and not state.running else word
+    state = r.state
+    if state is State.FAILED:
+        word = f"failed: {failure_detail(r)}"
+    elif state is State.PENDING:
+        word = f"pending: {pending_words(r.note)}"
+    elif state is State.FILTERED:
+        word = f"{FILTER_WORDS}: {_first_line(r.error) or 'no reason given'}"
+    else:
+        word = _WORDS[state]
+    return f"late, {word}" if r.late and not state.is_running else word
+
+
+def pending_words(note: str | None) -> str:
+    """What a pending job's note and hint say: ``"<why>; still running at the provider: %video resume
+    fetches it"``, or the hint alone when there is no note."""
+    return f"{note}; {PENDING_HINT}" if note else PENDING_HINT
+
+
+def note_words(status: str, note: str | None) -> str:
+    """A ledger row's note from its raw status and note ("" when there is none): a pending job's says
+    where the job is and how to fetch it."""
+    if not note:
+        return ""
+    return pending_words(note) if from_wire(status)[0] is State.PENDING else note
 
 
 def failure_detail(r: Response) -> str:
@@ -98,7 +108,7 @@ def failure_detail(r: Response) -> str:
 
 def describe_failure(status: str, error: str | None) -> str:
     """``failure_detail`` from a call's raw status and error (a ledger row has no record at hand)."""
-    if _RAW.get(status) is CallState.CANCELLED:
+    if from_wire(status)[0] is State.CANCELLED:
         return "cancelled"  # its error only repeats that (the run was interrupted or cancelled)
     message = _first_line(error)
     # The error is "provider:model[ HTTP n]: kind: message"; keep "HTTP n" when there is one.
@@ -110,7 +120,17 @@ def describe_failure(status: str, error: str | None) -> str:
 
 def colour(r: Response) -> str:
     """The CSS colour of ``r``'s status word."""
-    return LATE_COLOUR if r.late and not is_running(r) else _COLOURS[state_of(r)]
+    return LATE_COLOUR if r.late and not r.state.is_running else _COLOURS[r.state]
+
+
+def clip_word(state: State) -> str:
+    """The first word of a clip's status line: ``saved`` for a clip on disk, else the state's word."""
+    return _CLIP_WORDS[state]
+
+
+def clip_colour(state: State) -> str:
+    """The CSS colour of a clip's status word."""
+    return _CLIP_COLOURS[state]
 
 
 def _first_line(text: str | None) -> str:
@@ -118,12 +138,18 @@ def _first_line(text: str | None) -> str:
 
 
 __all__ = [
+    "FILTER_WORDS",
     "LATE_COLOUR",
+    "PENDING_HINT",
     "CallState",
+    "clip_colour",
+    "clip_word",
     "colour",
     "describe_failure",
     "failure_detail",
     "is_running",
+    "note_words",
+    "pending_words",
     "state_of",
     "status_word",
 ]

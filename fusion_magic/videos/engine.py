@@ -20,13 +20,15 @@ from ..calls.settings import Settings
 from ..core.errors import ConfigError
 from ..core.events import emit
 from ..core.record import CallRecord
+from ..core.state import State
 from ..providers.video.base import JobRef
 from . import sidecar
 from .check import check_clips
-from .events import VideoRunFinished, VideoRunStarted, VideoUpdated
+from .events import VideoRunFinished, VideoRunStarted
 from .jobs import follow, in_flight, run_clip, show_receipt, video_provider, wait_for_other_run
 from .plan import VideoPlan, _target, tab_labels
 from .result import Video, VideoResult
+from .state import move
 from .understand import ask_all
 
 
@@ -34,7 +36,7 @@ def new_result(plan: VideoPlan) -> VideoResult:
     """The result object a run fills in, with one ``Video`` per planned clip."""
     videos = [Video(model=c.model_id, label=c.label, prompt=plan.prompt, notes=list(c.notes)) for c in plan.clips]
     for video in videos:
-        video.record = CallRecord(model=video.model, role="generate", label=video.label)
+        video.record = CallRecord(model=video.model, role="generate", label=video.label, status=video.status)
     source = plan.options.understand
     return VideoResult(prompt=plan.prompt, videos=videos, source=source, notes=list(plan.notes))
 
@@ -66,8 +68,7 @@ async def run_video(plan: VideoPlan, ctx: CallContext, result: VideoResult | Non
                 if isinstance(outcome, asyncio.CancelledError):
                     raise outcome
                 if isinstance(outcome, BaseException):  # a bug or the environment: this clip only
-                    video.status, video.error = "failed", f"unexpected {type(outcome).__name__}: {outcome}"
-                    video.record.status, video.record.error = "failed", video.error
+                    move(video, State.FAILED, ctx, error=f"unexpected {type(outcome).__name__}: {outcome}")
             if plan.check is not None:
                 result.checks = await check_clips(plan, result.videos, ctx)
     except asyncio.CancelledError:
@@ -139,9 +140,10 @@ async def resume(plan: ResumePlan, ctx: CallContext, *, timeout: float, poll_s: 
     for (path, side, target), label in zip(plan.jobs, labels, strict=True):
         job = side.job_ref
         assert job is not None
-        video = Video(model=side.model, label=label, prompt=side.prompt, status="running", sidecar=path,
+        video = Video(model=side.model, label=label, prompt=side.prompt, status=State.RUNNING, sidecar=path,
                       job_id=job.job_id, polls=side.polls, reattached=True)
-        video.record = CallRecord(model=side.model, role="generate", label=label, call_id=next(ctx.counter))
+        video.record = CallRecord(model=side.model, role="generate", label=label, call_id=next(ctx.counter),
+                                  status=video.status)
         video.started = time.monotonic()
         result.videos.append(video)
         pairs.append((video, side, job, target))
@@ -155,8 +157,7 @@ async def resume(plan: ResumePlan, ctx: CallContext, *, timeout: float, poll_s: 
             await wait_for_other_run(other, video, ctx)
             latest = sidecar.read(video.sidecar) or side
             if not latest.open:
-                show_receipt(video, latest, path_dir(video))
-                emit(ctx.listeners, VideoUpdated(video))
+                show_receipt(video, latest, path_dir(video), ctx)
                 return
             side = latest
         await follow(video_provider(target, ctx), job, video, side, ctx, out_dir=path_dir(video), timeout=timeout,

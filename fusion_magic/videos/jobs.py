@@ -7,7 +7,9 @@ The rules (shared/reference/video-apis.md §0):
   it failed;
 - a timeout or an interrupt stops *waiting*, not the job: the clip becomes "pending", and ``resume`` (or the
   same cell again) re-attaches to it and downloads it without a second submission;
-- a safety-filtered job is its own final state, with the provider's reason and no cost.
+- a safety-filtered job is its own final state, with the provider's reason and no cost;
+- every change of a clip's state goes through ``videos.state.move``, which keeps the clip, its record and its
+  sidecar in agreement.
 
     await run_clip(clip_plan, video, ctx, out_dir=plan.out_dir, timeout=600, poll_s=None)
 """
@@ -23,15 +25,16 @@ from typing import Any, cast
 
 from ..calls.call import CallContext, Target
 from ..core.errors import ProviderError
-from ..core.events import CallFinished, CallStarted, emit
+from ..core.events import CallStarted, emit
 from ..core.pricing import price_record
+from ..core.state import State
 from ..providers.registry import make_provider
 from ..providers.video.base import JobRef, JobStatus, VideoProvider
 from . import sidecar
-from .events import VideoUpdated
 from .plan import ClipPlan
 from .result import Video
 from .sidecar import Sidecar
+from .state import from_job, move, write_receipt
 
 log = logging.getLogger("fusion_magic")
 
@@ -94,8 +97,7 @@ async def _make(clip: ClipPlan, video: Video, ctx: CallContext, side_path: Path,
     if previous is not None and previous.status == "ok" and previous.file and (out_dir / previous.file).is_file():
         _reuse(video, previous, out_dir)
         await _measure(video, out_dir)  # the keyframes and the analysis a --check local:frames reads
-        emit(ctx.listeners, VideoUpdated(video))
-        emit(ctx.listeners, CallFinished(record))
+        move(video, State.DONE, ctx)
         return
     provider = video_provider(clip.target, ctx)
     video.started = time.monotonic()
@@ -107,7 +109,7 @@ async def _make(clip: ClipPlan, video: Video, ctx: CallContext, side_path: Path,
         video.notes.append("re-attached to the job an earlier run submitted: not paid again")
     else:
         side = Sidecar.for_request(clip.model_id, clip.request, clip.key, billed_seconds=clip.billed_seconds)
-        _set(video, ctx, "submitting")
+        move(video, State.SUBMITTING, ctx)
         job = await _submit(provider, clip, video, side, side_path, ctx)
         if job is None:
             return
@@ -125,18 +127,11 @@ async def _submit(provider: VideoProvider, clip: ClipPlan, video: Video, side: S
         if done.cancelled():
             return
         if (error := done.exception()) is not None:
-            if video.status == "pending":  # an interrupted submit that then failed: nothing was paid
-                video.status, video.error = "failed", f"the interrupted submit failed: {error}"
+            if video.state is State.PENDING:  # an interrupted submit that then failed: nothing was paid
+                kind = error.kind if isinstance(error, ProviderError) else None
+                move(video, State.FAILED, ctx, error=f"the interrupted submit failed: {error}", kind=kind)
             return
-        job = done.result()
-        side.job, side.status, side.submitted_at = job.as_dict(), "submitted", sidecar.now_iso()
-        try:
-            sidecar.write(side_path, side)  # before anything else: the job id is the receipt
-        except OSError as exc:
-            log.warning("fusion_magic: job %s of %s was accepted but its receipt %s could not be written (%s)",
-                        job.job_id, clip.model_id, side_path, exc)
-            video.notes.append(f"job {job.job_id} was accepted, but its receipt could not be written ({exc}); "
-                               "keep this id to fetch the clip")
+        write_receipt(video, side, done.result())  # before anything else: the job id is the receipt
 
     task.add_done_callback(keep_receipt)
     try:
@@ -151,11 +146,8 @@ async def _submit(provider: VideoProvider, clip: ClipPlan, video: Video, side: S
         task.add_done_callback(_SUBMITTING.discard)
         task.add_done_callback(lambda _: _IN_FLIGHT.pop(side_path, None) if _IN_FLIGHT.get(side_path) is task
                                else None)
-        video.status = "pending"
-        video.error = ("interrupted while the provider was accepting the job; its id is saved when the answer "
-                       "arrives: %video resume (or the same cell again) fetches it without paying again")
-        video.record.status, video.record.error = "pending", video.error
-        _finish_record(video, ctx)
+        move(video, State.PENDING, ctx, note="interrupted while the provider was accepting the job; its id is "
+                                             "saved when the answer arrives")
         raise
 
 
@@ -166,7 +158,7 @@ async def wait_for_other_run(other: asyncio.Future[Any], video: Video, ctx: Call
     if other.done():
         return
     video.notes.append("waited for another run of this same request")
-    _set(video, ctx, "queued")
+    move(video, State.QUEUED, ctx)
     me = asyncio.current_task()
     try:
         await asyncio.shield(other)
@@ -211,12 +203,11 @@ async def follow(provider: VideoProvider, job: JobRef, video: Video, side: Sidec
                 errors += 1
                 if exc.status == 404:
                     # Results are kept for days, not forever (Veo: 2 days): the job is gone, not pending.
-                    video.error = f"the provider no longer knows this job (expired or deleted): {exc}"
-                    side.status, side.error = "failed", video.error
-                    _final(video, side, ctx, "failed")
+                    move(video, State.FAILED, ctx, side=side,
+                         error=f"the provider no longer knows this job (expired or deleted): {exc}")
                     return
                 if not _worth_polling_again(exc) or errors >= MAX_POLL_ERRORS:
-                    _pending(video, side, ctx, f"could not read the job's state ({exc})")
+                    move(video, State.PENDING, ctx, side=side, note=f"could not read the job's state ({exc})")
                     return
                 await asyncio.sleep(exc.retry_after if exc.retry_after is not None else _jitter(interval))
                 continue
@@ -225,16 +216,16 @@ async def follow(provider: VideoProvider, job: JobRef, video: Video, side: Sidec
             video.progress = status.progress
             if status.final:
                 break
-            _set(video, ctx, status.state)
+            move(video, from_job(status.state), ctx, side=side)
             if time.monotonic() - started >= timeout:
-                _pending(video, side, ctx, f"not finished after {timeout:g} s")
+                move(video, State.PENDING, ctx, side=side, note=f"not finished after {timeout:g} s")
                 return
             await asyncio.sleep(_jitter(interval))
             interval = min(cap, interval * POLL_GROWTH)
         await _finish(provider, status, video, side, ctx, out_dir)
     except asyncio.CancelledError:
-        if video.status not in ("ok", "failed", "filtered", "cancelled"):
-            _pending(video, side, ctx, "interrupted")
+        if video.state.is_running:
+            move(video, State.PENDING, ctx, side=side, note="interrupted")
         raise
 
 
@@ -242,43 +233,37 @@ async def _finish(provider: VideoProvider, status: JobStatus, video: Video, side
                   out_dir: Path) -> None:
     assert video.sidecar is not None
     if status.state == "filtered":
-        video.reason = status.reason or "no reason given"
-        side.status, side.reason = "filtered", video.reason
-        _final(video, side, ctx, "filtered")
+        move(video, State.FILTERED, ctx, side=side, reason=status.reason)
         return
     if status.state == "failed":
         error = status.error
-        video.error = str(error) if error is not None else "the job failed (no reason given)"
-        side.status, side.error = "failed", video.error
-        _final(video, side, ctx, "failed")
+        move(video, State.FAILED, ctx, side=side,
+             error=str(error) if error is not None else "the job failed (no reason given)")
         return
     if status.state == "cancelled":
-        video.error = "cancelled at the provider"
-        side.status, side.error = "cancelled", video.error
-        _final(video, side, ctx, "cancelled")
+        move(video, State.CANCELLED, ctx, side=side, error="cancelled at the provider")
         return
     if not status.clips:
-        video.error = "the job succeeded but returned no clip"
-        side.status, side.error = "failed", video.error
-        _final(video, side, ctx, "failed")
+        move(video, State.FAILED, ctx, side=side, error="the job succeeded but returned no clip")
         return
-    side.status = "succeeded"  # paid for: from here on, resume downloads it again if need be
     # The URI the provider named, not where a download is redirected (that host holds no job, and Veo takes
     # only its own URIs back for --extend); never a key in it.
     uri = status.clips[0].uri
     side.clip_uri = sidecar.public_uri(uri) if uri else None
-    sidecar.write(video.sidecar, side)
-    _set(video, ctx, "downloading")
+    # Paid for: the receipt says "succeeded", so from here on a resume downloads it again if need be.
+    move(video, State.DOWNLOADING, ctx, side=side)
     path = video.sidecar.with_suffix(".mp4")
     try:
         await provider.download(status.clips[0], path)
     except (ProviderError, OSError) as exc:  # OSError: the disk (full, permissions), not the provider
-        _pending(video, side, ctx, f"the clip is ready but its download failed ({exc})", status="succeeded")
+        move(video, State.PENDING, ctx, side=side,
+             note=f"the clip is ready but its download did not complete ({exc})")
         return
     video.path, side.file = path, path.name
     await _measure(video, out_dir)
     side.seconds, side.resolution = video.seconds, video.resolution
-    _final(video, side, ctx, "ok")
+    _price(video, side, ctx)
+    move(video, State.DONE, ctx, side=side)
 
 
 async def _measure(video: Video, out_dir: Path) -> None:
@@ -297,53 +282,17 @@ async def _measure(video: Video, out_dir: Path) -> None:
     video.analysis = analysis
 
 
-def _final(video: Video, side: Sidecar, ctx: CallContext, state: str) -> None:
-    assert video.sidecar is not None
-    video.status = state
+def _price(video: Video, side: Sidecar, ctx: CallContext) -> None:
+    """The saved clip's usage and cost on its record: one clip, billed by the seconds ``_billed_seconds`` says."""
     record = video.record
-    if state == "ok":
-        record.status, record.clips = "ok", 1
-        record.video_seconds = _billed_seconds(side, video.seconds)
-        resolution = side.parameters.get("resolution")
-        price_record(record, ctx.settings.prices, resolution=resolution if isinstance(resolution, str) else None)
-    elif state == "filtered":
-        # The documented rule: a filtered clip is not charged.
-        record.status, record.error = "blocked", f"filtered: {video.reason}"
-        record.cost_usd, record.cost_source = 0.0, "not billed (filtered by the provider)"
-    else:
-        record.status, record.error = state, video.error
-    _finish_record(video, ctx)
-    side.status, side.finished_at = state, sidecar.now_iso()
-    side.cost_usd, side.cost_source, side.latency_s = record.cost_usd, record.cost_source, record.latency_s
-    sidecar.write(video.sidecar, side)
-    emit(ctx.listeners, VideoUpdated(video))
-    emit(ctx.listeners, CallFinished(record))
-
-
-def _pending(video: Video, side: Sidecar, ctx: CallContext, why: str, *, status: str = "pending") -> None:
-    """We stop waiting; the job goes on at the provider and stays resumable from its sidecar."""
-    assert video.sidecar is not None
-    video.status = "pending"
-    video.error = f"{why}; the job goes on at the provider: %video resume fetches it without paying again"
-    side.status, side.error = status, why
-    sidecar.write(video.sidecar, side)
-    video.record.status, video.record.error = "pending", video.error
-    _finish_record(video, ctx)
-    emit(ctx.listeners, VideoUpdated(video))
-    emit(ctx.listeners, CallFinished(video.record))
+    record.clips = 1
+    record.video_seconds = _billed_seconds(side, video.seconds)
+    resolution = side.parameters.get("resolution")
+    price_record(record, ctx.settings.prices, resolution=resolution if isinstance(resolution, str) else None)
 
 
 def _failed(video: Video, exc: ProviderError, ctx: CallContext) -> None:
-    video.status, video.error = "failed", str(exc)
-    video.record.status, video.record.error, video.record.http_status = exc.kind, str(exc), exc.status
-    _finish_record(video, ctx)
-    emit(ctx.listeners, VideoUpdated(video))
-    emit(ctx.listeners, CallFinished(video.record))
-
-
-def _finish_record(video: Video, ctx: CallContext) -> None:
-    if video.started is not None:
-        video.record.latency_s = time.monotonic() - video.started
+    move(video, State.FAILED, ctx, error=str(exc), kind=exc.kind, http_status=exc.status)
 
 
 def _billed_seconds(side: Sidecar, measured: float | None) -> float | None:
@@ -356,9 +305,10 @@ def _billed_seconds(side: Sidecar, measured: float | None) -> float | None:
 
 
 def _reuse(video: Video, previous: Sidecar, out_dir: Path) -> None:
-    """A finished clip of this same request is on disk: show it, pay nothing."""
+    """A finished clip of this same request is on disk: show it, pay nothing. Its figures only: the caller
+    moves it to done."""
     assert previous.file is not None
-    video.status, video.reused = "ok", True
+    video.reused = True
     video.path = out_dir / previous.file
     video.job_id = video.record.request_id = (previous.job or {}).get("job_id")
     video.seconds, video.resolution = previous.seconds, previous.resolution
@@ -366,25 +316,22 @@ def _reuse(video: Video, previous: Sidecar, out_dir: Path) -> None:
     video.notes.append("made by an earlier run of the same request: shown again, not paid again "
                        "(--new pays for a fresh clip)")
     record = video.record
-    record.status, record.clips, record.video_seconds = "ok", 1, _billed_seconds(previous, previous.seconds)
+    record.clips, record.video_seconds = 1, _billed_seconds(previous, previous.seconds)
     record.cost_usd, record.cost_source = 0.0, f"earlier run (cost then: {_money(previous.cost_usd)})"
     record.latency_s = 0.0
 
 
-def show_receipt(video: Video, side: Sidecar, out_dir: Path) -> None:
-    """Show a job another run finished: its clip (ok, nothing paid again) or its final state."""
+def show_receipt(video: Video, side: Sidecar, out_dir: Path, ctx: CallContext) -> None:
+    """Show a job another run finished: its clip (ok, nothing paid again) or its state (pending if it is still
+    open). The receipt is that run's: it is not written."""
     if side.status == "ok" and side.file and (out_dir / side.file).is_file():
         _reuse(video, side, out_dir)
         video.notes[-1] = "made by another run of this kernel: shown here, not paid again"
+        video.started = None  # nothing was waited for here: its record keeps the 0 s of a reuse
+        move(video, State.DONE, ctx)
         return
-    video.status = {"succeeded": "pending", "submitted": "pending"}.get(side.status, side.status)
-    video.error, video.reason = side.error, side.reason
-    video.record.status, video.record.error = video.status, side.error or side.reason
-
-
-def _set(video: Video, ctx: CallContext, state: str) -> None:
-    video.status = state
-    emit(ctx.listeners, VideoUpdated(video))
+    state = sidecar.state_of(side)
+    move(video, state, ctx, error=side.error, reason=side.reason, note=side.pending_note)
 
 
 def _worth_polling_again(exc: ProviderError) -> bool:

@@ -1,8 +1,9 @@
-"""The options of one ``%%video`` run, each with its default and check in one place.
+"""The options of one ``%%video`` run, each declared once (``core/option.py``): its default, check, flag, help
+line and, where it has a session default, its ``%config VideoMagics`` trait.
 
-Flags (``ipython/video.py``) and the ``video()``/``avideo()`` keywords (``api.py``) both build a
-``VideoOptions``; a bad value is a ``ConfigError`` with one line naming the flag, before any file is read
-or any call is made.
+Flags and traits (``ipython/video.py``, generated from these fields) and the ``video()``/``avideo()``
+keywords (``api.py``) all build a ``VideoOptions``; a bad value is a ``ConfigError`` with one line naming the
+flag, before any file is read or any call is made. Checks that relate two options are ``__post_init__``'s.
 
     options = VideoOptions(models=("gemini:gemini-omni-1.2-flash",), seconds=6, aspect="9:16")
 """
@@ -15,8 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypedDict
 
-from ..calls.settings import ANSWER_MODES, check_choice
+from ..calls.settings import ANSWER_MODES
 from ..core.errors import ConfigError
+from ..core.option import check_options, check_that, one_of, option, positive_number, whole_number
 
 ASPECTS = ("16:9", "9:16")
 RESOLUTIONS = ("360p", "480p", "540p", "720p", "768p", "1080p", "4k")
@@ -26,7 +28,8 @@ DEFAULT_TIMEOUT_S = 600.0
 
 
 class VideoKeywords(TypedDict, total=False):
-    """The option keywords of ``video()``/``avideo()``: each is the ``VideoOptions`` field of the same name."""
+    """The option keywords of ``video()``/``avideo()`` for a type checker: each is the ``VideoOptions`` field of
+    the same name (``tests/test_options.py`` holds them to the fields, name and type)."""
 
     models: Sequence[str]
     seconds: int | None
@@ -62,6 +65,17 @@ class ExtendOf:
     file: str | None = None
 
 
+def _seconds_from_start(flag: str) -> Any:
+    return check_that(lambda v: math.isfinite(v) and v >= 0,
+                      f"{flag} must be seconds from the start of the video (>= 0), not {{value!r}}")
+
+
+def _check_fps(fps: float) -> None:
+    positive_number("--fps")(fps)
+    if fps > 24:
+        raise ConfigError(f"--fps must be at most 24 (Gemini samples up to 24 frames a second), not {fps:g}")
+
+
 @dataclass(frozen=True)
 class VideoOptions:
     """Every option of one video run, checked when built.
@@ -74,52 +88,73 @@ class VideoOptions:
     protocol's recommended poll interval.
     """
 
-    models: tuple[str, ...] = ()
-    seconds: int | None = None
-    aspect: str | None = None
-    resolution: str | None = None
-    negative: str | None = None
-    image: Path | None = None
-    last_frame: Path | None = None
-    out_dir: Path = Path(DEFAULT_OUT_DIR)
-    estimate: bool = False
-    budget: float | None = None
-    timeout: float = DEFAULT_TIMEOUT_S
-    understand: str | None = None
-    start: float | None = None
-    end: float | None = None
-    fps: float | None = None
-    check: str | None = None
-    judge: str | None = None
-    mode: str | None = None
-    new: bool = False
-    poll_s: float | None = None
+    models: tuple[str, ...] = option(
+        (), "-m", "--models", metavar="IDS", group="Generate", items="provider:model id",
+        help="comma-separated ids (default with GEMINI_API_KEY: gemini-omni-1.2-flash)",
+        check=check_that(lambda ms: all(isinstance(m, str) and m.strip() for m in ms), "-m/--models: empty model id"),
+        config="Default generation pool; empty picks one for the keys set.")
+    seconds: int | None = option(
+        None, "--seconds", metavar="N", group="Generate", help="clip length",
+        check=whole_number(1, None, "--seconds must be a whole number of seconds above 0, not {value!r}"))
+    aspect: str | None = option(None, "--aspect", metavar="16:9|9:16", group="Generate", help="aspect ratio",
+                                check=one_of("--aspect", ASPECTS))
+    resolution: str | None = option(None, "--resolution", metavar="RES", group="Generate",
+                                    help="720p, 1080p, ... (what the model offers)",
+                                    check=one_of("--resolution", RESOLUTIONS, str.lower))
+    negative: str | None = option(None, "--negative", metavar="TEXT", group="Generate",
+                                  help="what to avoid, where the model takes it (a note says when it does not)")
+    # ruff's RUF009 takes option() for a call in a default; it returns a dataclasses.field, as field() does.
+    image: Path | None = option(
+        None, "--image", metavar="PATH", group="Generate", help="a PNG or JPEG first frame")
+    last_frame: Path | None = option(
+        None, "--last-frame", metavar="PATH", group="Generate",
+        help="a PNG or JPEG last frame, with --image (Veo 3.1: 8 s; some fal models)")
+    out_dir: Path = option(
+        Path(DEFAULT_OUT_DIR), "--out-dir", metavar="DIR", group="Run",
+        help="where clips go, inside the working folder (default videos/)",
+        config="Where clips and sidecars go (inside the working folder).")
+    estimate: bool = option(False, "--estimate", group="Run",
+                            help="print the cost per clip; submit nothing, need no key")
+    budget: float | None = option(None, "--budget", metavar="USD", group="Run",
+                                  help="a hard cap: refuse to submit when the estimate is above USD",
+                                  check=positive_number("--budget"))
+    timeout: float = option(DEFAULT_TIMEOUT_S, "-t", "--timeout", metavar="SECONDS", group="Run",
+                            help="stop waiting after this long (the jobs stay resumable; default 600)",
+                            check=positive_number("--timeout"),
+                            config="Seconds to wait for jobs before leaving them pending.")
+    understand: str | None = option(
+        None, "--understand", metavar="PATH_OR_URL", group="Understand",
+        help="ask the cell's question about this video (several -m: the judge fuses)",
+        check=check_that(lambda v: bool(v.strip()), "--understand needs a file path or a URL"))
+    start: float | None = option(None, "--start", metavar="SECONDS", group="Understand",
+                                 help="watch from here", check=_seconds_from_start("--start"))
+    end: float | None = option(None, "--end", metavar="SECONDS", group="Understand", help="watch up to here",
+                               check=_seconds_from_start("--end"))
+    fps: float | None = option(None, "--fps", metavar="FPS", group="Understand",
+                               help="frames per second to sample (Gemini; up to 24)", check=_check_fps)
+    check: str | None = option(
+        None, "--check", metavar="ID", group="Generate",
+        help="a model scores each clip 0-10 against the prompt (local:frames: the spec)")
+    judge: str | None = option(
+        None, "-j", "--judge", metavar="ID", group="Understand",
+        help="judge for several answers, or vote (default: %config FusionMagics.judge)")
+    mode: str | None = option(None, "--mode", metavar="MODE", choices=ANSWER_MODES, group="Understand",
+                              help="how the judge fuses several answers: best-of or merge",
+                              check=one_of("--mode", ANSWER_MODES))
+    new: bool = option(False, "--new", group="Generate",
+                       help="pay for a fresh clip even if this same request has one already")
+    poll_s: float | None = option(
+        None, "--poll", metavar="SECONDS", group="Run", help="poll interval (default: each provider's recommended one)",
+        check=positive_number("--poll"), trait="poll", config="Poll interval in seconds (default: each provider's).")
     edit_of: tuple[str, str] | None = None  # (model id, job id) of the clip --edit revises
     extend_of: ExtendOf | None = None
 
     def __post_init__(self) -> None:
-        _positive_int("--seconds", self.seconds)
-        if self.aspect is not None:
-            check_choice("--aspect", self.aspect, ASPECTS)
-        if self.resolution is not None:
-            check_choice("--resolution", self.resolution.lower(), RESOLUTIONS)
-        for flag, value in (("--budget", self.budget), ("--timeout", self.timeout), ("--fps", self.fps),
-                            ("--poll", self.poll_s)):
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"{flag} must be a positive number, not {value!r}")
-        for flag, value in (("--start", self.start), ("--end", self.end)):
-            if value is not None and not (math.isfinite(value) and value >= 0):
-                raise ConfigError(f"{flag} must be seconds from the start of the video (>= 0), not {value!r}")
+        check_options(self)
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise ConfigError(f"--end ({self.end:g} s) must come after --start ({self.start:g} s)")
-        if self.fps is not None and self.fps > 24:
-            raise ConfigError(f"--fps must be at most 24 (Gemini samples up to 24 frames a second), not {self.fps:g}")
         if (self.start is not None or self.end is not None or self.fps is not None) and not self.understand:
             raise ConfigError("--start, --end and --fps apply to --understand; add --understand PATH_OR_URL")
-        if self.mode is not None:
-            check_choice("--mode", self.mode, ANSWER_MODES)
-        if self.understand is not None and not self.understand.strip():
-            raise ConfigError("--understand needs a file path or a URL")
         if self.understand and self.check:
             raise ConfigError("--check checks generated clips; with --understand the models answer about the given "
                               "video instead (drop one of them)")
@@ -138,8 +173,6 @@ class VideoOptions:
         if self.understand and given:
             raise ConfigError(f"{', '.join(given)} set how clips are generated; with --understand nothing is "
                               "generated (drop them or --understand)")
-        if any(not isinstance(m, str) or not m.strip() for m in self.models):
-            raise ConfigError("-m/--models: empty model id")
 
     @property
     def generating(self) -> bool:
@@ -160,11 +193,6 @@ class VideoOptions:
             if name in values:
                 values[name] = Path(values[name])
         return cls(**values)
-
-
-def _positive_int(flag: str, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise ConfigError(f"{flag} must be a whole number of seconds above 0, not {value!r}")
 
 
 __all__ = ["ASPECTS", "DEFAULT_OUT_DIR", "DEFAULT_TIMEOUT_S", "RESOLUTIONS", "ExtendOf", "VideoKeywords",

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TextIO
 
 from ..core.events import CallFinished, CallStarted, EngineEvent
+from ..core.state import State
 from ..present.ledger_table import plain
-from ..present.wording import PENDING_HINT, status_word
+from ..present.wording import FILTER_WORDS, clip_word, pending_words, status_word
 from .events import VideoRunFinished, VideoRunStarted, VideoUpdated
 from .frames_check import CHECKER, MEASURES
 
@@ -90,13 +91,15 @@ def _started(event: VideoRunStarted) -> list[str]:
 
 
 def _state_line(v: Video) -> str:
-    if v.status == "ok":
+    state = v.state
+    if state is State.DONE:
         figures = ", ".join(f for f in (f"{v.seconds:.1f} s" if v.seconds is not None else "", v.resolution or "") if f)
-        return f"saved {v.path}" + (f" ({figures})" if figures else "")
-    if v.status == "filtered":
-        return f"withheld by the provider's filter: {v.reason or 'no reason given'}"
-    if v.status == "pending":
-        return f"{PENDING_HINT} (job {v.job_id or '?'})"
-    if v.status in ("failed", "cancelled") and v.error:
-        return f"{v.status}: {v.error}"
-    return v.status
+        return f"{clip_word(state)} {v.path}" + (f" ({figures})" if figures else "")
+    if state is State.FILTERED:
+        return f"{FILTER_WORDS}: {v.reason or 'no reason given'}"
+    if state is State.PENDING:
+        # Still at the provider and paid for: pending, with why we stopped waiting as a note, never an error.
+        return f"{clip_word(state)}: {pending_words(v.note)} (job {v.job_id or '?'})"
+    if state in (State.FAILED, State.CANCELLED) and v.error:
+        return f"{clip_word(state)}: {v.error}"
+    return clip_word(state)

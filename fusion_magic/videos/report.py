@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.ledger import with_totals
-from ..fusion.report import verdict_html
+from ..core.state import State
+from ..judge.report import verdict_html
 from ..present.ledger_table import WIDTH, figures, ledger_html, plain, shorten, text_ledger, wrap
 from ..present.paths import file_href, shown_path
 from ..present.sanitize import escape_text, render_markdown
-from ..present.wording import PENDING_HINT, failure_detail, status_word
+from ..present.wording import FILTER_WORDS, clip_word, failure_detail, pending_words, status_word
 from .frames_check import CHECKER, MEASURES
 
 if TYPE_CHECKING:
@@ -45,11 +46,11 @@ def degraded_summary(result: VideoResult) -> str | None:
         return None
     n = len(result.videos)
     parts: list[str] = []
-    for state, verb in (("failed", "failed"), ("filtered", "withheld by the provider's filter"),
-                        ("cancelled", "cancelled")):
-        clips = [v for v in result.videos if v.status == state]
+    for state, verb in ((State.FAILED, "failed"), (State.FILTERED, FILTER_WORDS), (State.CANCELLED, "cancelled")):
+        clips = [v for v in result.videos if v.state is state]
         if clips:
-            names = ", ".join(f"{v.label} ({_clip_reason(v)})" if state != "cancelled" else v.label for v in clips)
+            names = ", ".join(f"{v.label} ({_clip_reason(v)})" if state is not State.CANCELLED else v.label
+                              for v in clips)
             parts.append(f"{len(clips)} of {n} clip{'s' if n != 1 else ''} {verb}: {names}")
     if result.pending:
         parts.append(f"{len(result.pending)} pending at the provider (%video resume fetches "
@@ -74,8 +75,8 @@ def text_report(result: VideoResult) -> str:
         out += wrap(f"prompt: {result.prompt}", "        ")
         for v in result.videos:
             out += wrap(f"- {v.label}: {v.describe()}", "    ")
-            if v.status == "pending":
-                out += _indented(f"job {v.job_id or '?'}: {PENDING_HINT}")
+            if v.state is State.PENDING:  # why it is pending is a note here, never an error
+                out += _indented(f"job {v.job_id or '?'}: {pending_words(v.note)}")
             keyframes = sum(p.is_file() for p in v.keyframes) if v.ok else 0
             if keyframes:
                 out.append(f"    {keyframes} keyframe{'s' if keyframes != 1 else ''}")
@@ -211,15 +212,15 @@ def html_report(result: VideoResult) -> str:
 
 
 def _clip_html(v: Video) -> str:
-    state = "saved" if v.ok else v.status
-    head = [f"<b>{escape_text(v.label)}</b>", f"<code>{escape_text(v.model)}</code>", f"<b>{escape_text(state)}</b>"]
+    head = [f"<b>{escape_text(v.label)}</b>", f"<code>{escape_text(v.model)}</code>",
+            f"<b>{escape_text(clip_word(v.state))}</b>"]
     head += [escape_text(f) for f in (f"{v.seconds:.1f} s" if v.seconds is not None else "", v.resolution or "",
                                       f"${v.cost_usd:.2f}" if v.cost_usd is not None else "") if f]
-    if v.status == "filtered":
-        head.append(escape_text(f"withheld by the provider's filter: {v.reason or 'no reason given'}"))
-    elif v.status == "pending":
-        head.append(escape_text(f"job {v.job_id or '?'}: {PENDING_HINT}"))
-    elif v.error and not v.ok:
+    if v.state is State.FILTERED:
+        head.append(escape_text(f"{FILTER_WORDS}: {v.reason or 'no reason given'}"))
+    elif v.state is State.PENDING:
+        head.append(escape_text(f"job {v.job_id or '?'}: {pending_words(v.note)}"))
+    elif v.error and v.state in (State.FAILED, State.CANCELLED):
         head.append(escape_text(v.error))
     parts = ['<div style="margin:0 0 1em 0">', "<p>" + " · ".join(head) + "</p>"]
     if v.ok and v.path is not None:
@@ -284,7 +285,7 @@ def _analysis_text(analysis: object) -> str:
 
 
 def _clip_reason(v: Video) -> str:
-    text = v.reason if v.status == "filtered" else v.error
+    text = v.reason if v.state is State.FILTERED else v.error
     return shorten(plain(text or "no reason given"), _REASON_CHARS) or "see the ledger"
 
 

@@ -11,41 +11,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..calls.runlog import ExportsCalls
+from ..calls.job import RunResult
 from ..core.ledger import ledger_frame
 from ..core.record import CallRecord
+from ..core.state import State, StatusWord, to_wire
 from ..present.paths import shown_path
 from ..present.shown_once import ShownOnce
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..fusion.result import Verdict
+    from ..judge.verdict import Verdict
 
-# A clip's life. "pending": the job still runs at the provider but we stopped waiting (a timeout, an
-# interrupt): its sidecar keeps the job id, and ``%video resume`` (or the same cell again) fetches it
-# without paying twice. The last five are final.
-VIDEO_STATES = ("planned", "submitting", "queued", "running", "downloading",
-                "ok", "failed", "filtered", "cancelled", "pending")
-FINAL_VIDEO_STATES = frozenset({"ok", "failed", "filtered", "cancelled", "pending"})
+# A clip's life, as ``status`` words (``core.state.State``: "ok" is done). "pending": the job still runs at
+# the provider but we stopped waiting (a timeout, an interrupt): its sidecar keeps the job id, and
+# ``%video resume`` (or the same cell again) fetches it without paying twice. The last five end this run's wait.
+_CLIP_STATES = (State.PLANNED, State.SUBMITTING, State.QUEUED, State.RUNNING, State.DOWNLOADING,
+                State.DONE, State.FAILED, State.FILTERED, State.CANCELLED, State.PENDING)
+VIDEO_STATES = tuple(to_wire(s) for s in _CLIP_STATES)
+FINAL_VIDEO_STATES = frozenset(to_wire(s) for s in _CLIP_STATES if not s.is_running)
 
 
 @dataclass
 class Video:
     """One clip asked of one model: where its job is, and once done, the file and its figures.
 
-    ``status`` is one of ``VIDEO_STATES``. ``seconds`` and ``resolution`` are measured on the saved file
-    (``"1280x720"``); ``score`` (0-10) and ``score_reasons`` come from ``--check``. A model's check scores how
-    well the clip matches the prompt; ``--check local:frames`` measures the technical spec instead, and then
-    ``spec`` holds (checks passed, checks made) and ``score`` only ranks the clips by their spec. Show a check
-    through ``check_words`` and ``best_words``, which say which of the two was measured. ``record`` is the
-    call's ledger row (cost per second of video, latency).
+    ``state`` is where its job stands (``core.state.State``; only ``videos.state.move`` changes it) and
+    ``status`` the same as one of ``VIDEO_STATES``; ``note`` says why a pending clip is pending. ``seconds``
+    and ``resolution`` are measured on the saved file (``"1280x720"``); ``score`` (0-10) and ``score_reasons``
+    come from ``--check``. A model's check scores how well the clip matches the prompt; ``--check local:frames``
+    measures the technical spec instead, and then ``spec`` holds (checks passed, checks made) and ``score``
+    only ranks the clips by their spec. Show a check through ``check_words`` and ``best_words``, which say
+    which of the two was measured. ``record`` is the call's ledger row (cost per second of video, latency).
     """
 
     model: str
     label: str
     prompt: str
-    status: str = "planned"
+    status: StatusWord = StatusWord(State.PLANNED)  # noqa: RUF009 (a descriptor: one per class)
     path: Path | None = None
     sidecar: Path | None = None
     job_id: str | None = None
@@ -65,15 +68,26 @@ class Video:
     keyframes: tuple[Path, ...] = ()
     analysis: Any = None  # the saved file's Analysis (video/analyse.py), for --check local:frames
     notes: list[str] = field(default_factory=list)
-    record: CallRecord = field(default_factory=lambda: CallRecord(model="", role="generate"))
+    record: CallRecord = field(default_factory=lambda: CallRecord(model="", role="generate", status=State.PLANNED))
+    state: State = field(default=State.PLANNED, init=False, repr=False)  # what ``status`` reads and writes
+
+    def __post_init__(self) -> None:
+        if not self.record.model:  # the default record: it starts where its clip does
+            self.record.state = self.state
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.state is State.DONE
 
     @property
     def final(self) -> bool:
-        return self.status in FINAL_VIDEO_STATES
+        """This run waits for it no longer: saved, failed, filtered, cancelled, or pending at the provider."""
+        return not self.state.is_running
+
+    @property
+    def note(self) -> str | None:
+        """Why a pending clip is pending ("not finished after 600 s"): a note, never an error."""
+        return self.record.note
 
     @property
     def cost_usd(self) -> float | None:
@@ -124,7 +138,7 @@ class Video:
 
 
 @dataclass
-class VideoResult(ShownOnce, ExportsCalls):
+class VideoResult(ShownOnce, RunResult):
     """A ``%%video`` run: the clips (``videos``), the answer to a question about a video (``answer``, fused
     by the judge when several models answered), the checks, and the ledger of every call.
 
@@ -157,7 +171,7 @@ class VideoResult(ShownOnce, ExportsCalls):
     @property
     def pending(self) -> list[Video]:
         """Clips whose job still runs at the provider (``%video resume`` fetches them)."""
-        return [v for v in self.videos if v.status == "pending"]
+        return [v for v in self.videos if v.state is State.PENDING]
 
     @property
     def calls(self) -> list[CallRecord]:

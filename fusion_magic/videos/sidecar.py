@@ -3,7 +3,9 @@
 Jobs are money. The sidecar is written the moment the provider accepts a job (status "submitted", with its
 ``JobRef``), before the first poll, so a timeout, an interrupt or a dead kernel never loses a paid job:
 ``%video resume`` and a re-run of the same cell find it here and re-attach instead of paying again. It is
-updated as the job ends (ok, failed, filtered, cancelled, or still pending when we stopped waiting).
+updated as the job ends (ok, failed, filtered, cancelled, or still pending when we stopped waiting: then
+``note`` says why, and ``error`` stays empty). Its ``status`` words are the file's own (``state_of`` and
+``word_for`` translate them to and from ``core.state.State``), so every sidecar ever written still reads.
 
 No key is ever written: a ``JobRef`` holds none, errors are redacted before they reach a record, and the
 clip's provider URI (``clip_uri``, what ``--extend`` sends back to Veo) is kept without any key parameter.
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..core.state import State
 from ..providers.video.base import JobRef, VideoRequest
 
 FORMAT_VERSION = 1
@@ -113,6 +116,14 @@ class Sidecar:
     version: int = FORMAT_VERSION
     notes: list[str] = field(default_factory=list)
     clip_uri: str | None = None
+    # Why the job is pending (we stopped waiting; it goes on at the provider). Older sidecars kept this in
+    # ``error``: ``pending_note`` reads both.
+    note: str | None = None
+
+    @property
+    def pending_note(self) -> str | None:
+        """Why an open job was left pending, from this sidecar or one written before ``note`` existed."""
+        return (self.note or self.error) if self.status in OPEN_STATES else None
 
     @property
     def job_ref(self) -> JobRef | None:
@@ -145,6 +156,33 @@ class Sidecar:
         if billed_seconds is not None:
             parameters["billed_seconds"] = billed_seconds
         return cls(model=model_id, prompt=request.prompt, parameters=parameters, request_key=key)
+
+
+# The receipt's word for each settled state of its clip. A running clip keeps whatever open word its receipt
+# has ("submitted", or "pending" while a resume follows it): both say the job may still be fetched.
+_SETTLED_WORDS = {State.DONE: "ok", State.FAILED: "failed", State.FILTERED: "filtered",
+                  State.CANCELLED: "cancelled", State.PENDING: "pending"}
+
+
+def state_of(side: Sidecar) -> State:
+    """Where a receipt's job stands, seen by a run that is not following it: an open job ("submitted",
+    "pending", "succeeded" but not downloaded) is pending at the provider; an unknown word is a failure."""
+    if side.status in OPEN_STATES:
+        return State.PENDING
+    return next((state for state, word in _SETTLED_WORDS.items() if word == side.status), State.FAILED)
+
+
+def word_for(state: State, current: str) -> str:
+    """The status a receipt whose status is ``current`` gets when its clip moves to ``state``.
+
+    "succeeded" (the provider finished, the file is not on disk yet) is kept until the clip is saved or ends
+    otherwise, so a resume downloads it without polling; a clip being downloaded writes it.
+    """
+    if state is State.DOWNLOADING or (state is State.PENDING and current == "succeeded"):
+        return "succeeded"
+    if state in _SETTLED_WORDS:
+        return _SETTLED_WORDS[state]
+    return current if current in OPEN_STATES else "submitted"
 
 
 def _json_types(annotation: Any) -> tuple[type, ...]:
@@ -218,4 +256,4 @@ def sidecars(out_dir: Path) -> Iterator[tuple[Path, Sidecar]]:
 
 
 __all__ = ["OPEN_STATES", "Sidecar", "clip_stem", "now_iso", "public_uri", "read", "request_key", "sidecars", "slug",
-           "write"]
+           "state_of", "word_for", "write"]

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
-from ..fusion.report import verdict_html
+from ..judge.report import verdict_html
 from ..present.sanitize import escape_text, render_markdown
+from ..present.wording import clip_word
 from ..view.live import LiveView
 from ..view.tabs import LedgerPane, MemberPane, Pane, call_key, figures_html, status_html
 from ..view.video import VideoPane
@@ -211,7 +212,7 @@ class VideoView(LiveView):
         if videos:
             ready = sum(v.ok for v in videos)
             parts.append(f"{ready} of {len(videos)} clip{'s' if len(videos) != 1 else ''} ready")
-            waiting = [v.status for v in videos if not v.final]
+            waiting = [clip_word(v.state) for v in videos if not v.final]
             if waiting:
                 parts.append(", ".join(f"{waiting.count(s)} {s}" for s in dict.fromkeys(waiting)))
         if self.understanders:

@@ -18,7 +18,7 @@ import ipywidgets as widgets
 from ..core.ledger import ledger_frame, with_totals
 from ..present.ledger_table import figures, ledger_html
 from ..present.sanitize import escape_text, render_markdown
-from ..present.wording import colour, state_of, status_word
+from ..present.wording import colour, status_word
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -27,13 +27,13 @@ if TYPE_CHECKING:
 
     from ..core.record import Response
 
-CallKey = tuple[int, str, str | None, int, str]
+CallKey = tuple[int, str, str | None, int, int, str]
 
 
 def call_key(r: Response) -> CallKey:
     """Identify one call. ``call_id`` alone would do if every engine path numbered its calls; the rest
     keeps two un-numbered calls (ids left at 0) from landing in the same section."""
-    return (r.call_id, r.role, r.label, r.round, r.model)
+    return (r.call_id, r.role, r.label, r.round, r.ordering, r.model)
 
 
 def status_html(r: Response) -> str:
@@ -209,7 +209,7 @@ class MemberPane(StreamingPane):
     def running(self) -> bool:
         """True until the latest call finished (queued, waiting for its first token, or streaming)."""
         latest = self._latest()
-        return latest is None or state_of(latest.response).running
+        return latest is None or latest.response.state.is_running
 
     @property
     def text(self) -> str:
@@ -269,13 +269,12 @@ class MemberPane(StreamingPane):
 
 def figures_html(r: Response) -> str:
     """Tokens, time and cost once a call has any to show: a call still waiting has only question marks."""
-    return "" if state_of(r).running and not r.text else f" · {escape_text(figures(r))}"
+    return "" if r.state.is_running and not r.text else f" · {escape_text(figures(r))}"
 
 
 def _placeholder(r: Response) -> str:
     """What a member's text area says before any text: never "(no text)" for a call still running."""
-    state = state_of(r)
-    if state.running:
+    if r.state.is_running:
         return f"<p><i>{escape_text(status_word(r))}…</i></p>"
     return "<p><i>(no text)</i></p>"
 

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
+from ..core.state import State
 from ..present.paths import file_href, shown_path
 from ..present.sanitize import escape_text
-from ..present.wording import PENDING_HINT
+from ..present.wording import FILTER_WORDS, clip_colour, clip_word, pending_words
 from .tabs import Pane
 
 if TYPE_CHECKING:
@@ -31,16 +32,6 @@ __all__ = ["MAX_INLINE_BYTES", "VideoPane"]
 # Larger files are not sent over the comm: the whole value travels at once and freezes the browser
 # (ipywidgets #3036), and it would bloat a notebook saved with its widget state.
 MAX_INLINE_BYTES = 50 * 1024 * 1024
-
-# Grey before the provider has it, purple waiting at the provider, blue while it works or we download,
-# green saved, red failed, orange withheld by a filter, brown stopped on purpose or still at the provider.
-_COLOURS = {
-    "planned": "#757575", "submitting": "#757575", "queued": "#6a1b9a", "running": "#1565c0",
-    "downloading": "#1565c0", "ok": "#2e7d32", "failed": "#c62828", "filtered": "#ef6c00",
-    "cancelled": "#6d4c41", "pending": "#6d4c41",
-}  # fmt: skip
-_WORDS = {"ok": "saved"}
-_FINAL = frozenset({"ok", "failed", "filtered", "cancelled", "pending"})
 
 # Browsers play H.264 in an MP4 or a QuickTime file alike, but not under the "quicktime" MIME type that
 # ipywidgets would guess for ".mov".
@@ -91,21 +82,23 @@ class VideoPane(Pane):
         self.details.value = self._details_html()
 
     def status_text(self) -> str:
-        """The status line as plain words (what the HTML line says)."""
+        """The status line as plain words (what the HTML line says). A pending clip says where its job is and
+        why this run stopped waiting: a note, never an error."""
         v = self.video
-        parts = [_WORDS.get(v.status, v.status)]
+        state = v.state
+        parts = [clip_word(state)]
         elapsed = self._elapsed()
         if elapsed is not None:
             parts.append(f"{elapsed:.0f} s")
         if v.polls:
             parts.append(f"{v.polls} poll{'s' if v.polls != 1 else ''}")
-        if v.progress and v.status not in _FINAL:
+        if v.progress and state.is_running:
             parts.append(v.progress)
-        if v.status == "filtered":
-            parts.append(f"withheld by the provider's filter: {v.reason or 'no reason given'}")
-        elif v.status == "pending":
-            parts.append(PENDING_HINT)
-        elif v.status in ("failed", "cancelled") and v.error:
+        if state is State.FILTERED:
+            parts.append(f"{FILTER_WORDS}: {v.reason or 'no reason given'}")
+        elif state is State.PENDING:
+            parts.append(pending_words(v.note))
+        elif state in (State.FAILED, State.CANCELLED) and v.error:
             parts.append(v.error)
         if v.reused:
             parts.append("from an earlier run, not paid again")
@@ -113,7 +106,7 @@ class VideoPane(Pane):
 
     def _elapsed(self) -> float | None:
         v = self.video
-        if v.status in _FINAL and v.record.latency_s is not None:
+        if not v.state.is_running and v.record.latency_s is not None:
             return v.record.latency_s
         if v.started is None:
             return None
@@ -121,7 +114,7 @@ class VideoPane(Pane):
 
     def _status_html(self) -> str:
         word, _, rest = self.status_text().partition(" · ")
-        colour = _COLOURS.get(self.video.status, "#757575")
+        colour = clip_colour(self.video.state)
         tail = f" · {escape_text(rest)}" if rest else ""
         return (f'<p><b>{escape_text(self.video.label)}</b> · <code>{escape_text(self.video.model)}</code> · '
                 f'<span style="color:{colour};font-weight:bold">{escape_text(word)}</span>{tail}</p>')

@@ -1,0 +1,145 @@
+"""Flags, ``%config`` traits and help lines, generated from the options' declarations (``core/option.py``).
+
+An option is declared once, as a field of its job kind's options (``FuseOptions``, ``VideoOptions``,
+``EvalOptions``) or of a magic's own arguments (``FuseArgs``: ``--estimate``, ``-o``, ...). This module turns
+those declarations into what IPython needs, so none of them is written a second time:
+
+    parser = MagicArgumentParser(prog="%%fuse", add_help=False)
+    add_flags(parser, FuseOptions, FuseArgs)          # -p/--pool ... -o/--out
+    given = given_options(parser.parse_args(words), FuseOptions)
+    traits = config_traits(FuseOptions)               # pool, judge, mode, ... as traitlets
+    print("\\n".join(help_lines(FuseOptions, FuseArgs)))
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from IPython.core.error import UsageError
+from traitlets import Bool, Enum, Float, Int, List, TraitType, Unicode
+
+from ..core.option import Declared, declared
+
+HELP_COLUMN = 26  # where a help line's text starts: "  -d, --deadline SECONDS  judge after ..."
+HELP_WIDTH = 100
+
+
+def add_flags(parser: argparse.ArgumentParser, *classes: type) -> None:
+    """One argument per declared option of ``classes``, its ``dest`` the field's name; an option left off the
+    line is None (the layer below decides), never argparse's own default."""
+    for cls in classes:
+        for d in declared(cls):
+            kwargs: dict[str, Any] = {"help": d.option.help.replace("%", "%%")}  # argparse formats with %
+            if d.option.flags:
+                kwargs.update(dest=d.name, default=None)
+            if d.kind is bool:
+                kwargs["action"] = "store_true"
+            else:
+                kwargs["metavar"] = d.option.metavar
+                if d.kind in (int, float):
+                    kwargs["type"] = d.kind
+                if d.option.choices is not None:
+                    kwargs["choices"] = d.option.choices
+                    if d.option.metavar is None:  # argparse shows the choices
+                        del kwargs["metavar"]
+                if d.option.const is not None:
+                    kwargs.update(nargs="?", const=d.option.const)
+            parser.add_argument(*(d.option.flags or (d.name,)), **kwargs)
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """A list option's value as given on the line: comma- (or space-) separated."""
+    return tuple(part for part in re.split(r"[,\s]+", text) if part)
+
+
+def given_options(ns: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The options of ``cls`` set on the line (None: left out), list options split; an empty list is a
+    ``UsageError`` naming the flag (``-p ,`` names no model)."""
+    values = vars(ns)
+    given: dict[str, Any] = {}
+    for d in declared(cls):
+        value = values.get(d.name)
+        if value is None:
+            continue
+        if d.kind is tuple:
+            value = split_list(value)
+            if not value:
+                raise UsageError(f"{'/'.join(d.option.flags)} needs at least one {d.option.items}")
+        given[d.name] = value
+    return given
+
+
+def config_traits(cls: type) -> dict[str, TraitType[Any, Any]]:
+    """The ``%config`` trait of each configurable option of ``cls``, by trait name, with the option's default.
+    Put them in a ``Configurable``'s class body (``locals().update(config_traits(...))``)."""
+    return {d.trait_name: _trait(d).tag(config=True) for d in declared(cls) if d.configurable}
+
+
+def config_values(configurable: object, cls: type) -> dict[str, Any]:
+    """The ``%config`` values of ``cls``'s configurable options on ``configurable``, by option (field) name;
+    a list trait's value as a tuple, as the options hold it."""
+    values = {d.name: getattr(configurable, d.trait_name) for d in declared(cls) if d.configurable}
+    return {name: tuple(v) if isinstance(v, list) else v for name, v in values.items()}
+
+
+def _trait(d: Declared) -> TraitType[Any, Any]:
+    # Passed as a mapping: traitlets' stubs overload on allow_none's literal value, which is the option's.
+    common: dict[str, Any] = {"allow_none": d.nullable, "help": d.option.config or ""}
+    if d.option.choices is not None:
+        return Enum(list(d.option.choices), d.default, **common)
+    if d.kind is tuple:
+        return List(Unicode(), list(d.default), help=common["help"])
+    kinds: dict[type, type[TraitType[Any, Any]]] = {bool: Bool, int: Int, float: Float}
+    if d.kind in kinds:
+        return kinds[d.kind](d.default, **common)
+    return Unicode(None if d.default is None else str(d.default), **common)
+
+
+def _shown_value(d: Declared) -> str:
+    """What the help shows after the flags: `` N``, `` [on|off|replay]``, nothing for a switch."""
+    if d.kind is bool:
+        return ""
+    shown = d.option.metavar or "|".join(d.option.choices or ()) or "VALUE"
+    return f" [{shown}]" if d.option.const is not None else f" {shown}"
+
+
+def help_line(d: Declared) -> str:
+    """``  -p, --pool IDS          comma-separated provider:model ids ...``"""
+    left = "  " + (", ".join(d.option.flags) + _shown_value(d) if d.option.flags else d.option.metavar or d.name)
+    return f"{left:<{HELP_COLUMN - 1}} {d.option.help}"
+
+
+def help_lines(*classes: type, groups: Sequence[str] = ("",)) -> list[str]:
+    """The help lines of every flag of ``classes``, section by section: for each of ``groups`` its title
+    (``"Generate:"``; none for ``""``) and its options, in declaration order."""
+    options = [d for cls in classes for d in declared(cls) if d.option.flags]
+    lines: list[str] = []
+    for group in groups:
+        if group:
+            lines.append(f"{group}:")
+        lines += [help_line(d) for d in options if d.option.group == group]
+    missing = [d.name for d in options if d.option.group not in groups]
+    assert not missing, f"options in no help section: {missing}"  # a declaration names an unknown group
+    return lines
+
+
+def compact_flags(*classes: type, indent: int = HELP_COLUMN) -> list[str]:
+    """Every flag of ``classes`` in its short form (``-p IDS -r N --cache``), wrapped at ``HELP_WIDTH`` below
+    a line command's entry in the help."""
+    words = []
+    for d in (d for cls in classes for d in declared(cls) if d.option.flags):
+        value = "" if d.kind is bool or d.option.const is not None else _shown_value(d)
+        words.append(d.option.flags[0] + value)
+    lines = [" " * indent]
+    for word in words:  # a word is one flag and its value: never split inside it
+        if len(lines[-1]) + 1 + len(word) > HELP_WIDTH and lines[-1].strip():
+            lines.append(" " * indent)
+        lines[-1] += (" " if lines[-1].strip() else "") + word
+    return lines
+
+
+__all__ = ["add_flags", "compact_flags", "config_traits", "config_values", "given_options", "help_line", "help_lines",
+           "split_list"]
