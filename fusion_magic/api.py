@@ -341,9 +341,6 @@ def plan_fuse(prompt: str, settings: Settings | None = None, options: FuseOption
     return plan_fusion(prompt, s, options or FuseOptions.defaults(s), require_keys=require_keys)
 
 
-# The name plan_fuse had; tests/test_orders.py and tests/test_engine.py still call it so.
-make_plan = plan_fuse
-
 
 def _fuse_log_options(plan: FusionPlan) -> dict[str, object]:
     seed = {} if plan.options.seed is None else {"seed": plan.options.seed}  # the history says how to repeat it

@@ -227,14 +227,14 @@ def test_bad_ids_and_options_are_config_errors() -> None:
 
 
 def test_estimate_and_budget_make_no_call(emulator_env: Emulator) -> None:
-    plan = fusion_magic.api.make_plan("Explain entropy.", options=FuseOptions(
+    plan = fusion_magic.api.plan_fuse("Explain entropy.", options=FuseOptions(
         pool=("openai:gpt-4o", "anthropic:claude-sonnet-4-5"), judge="openai:gpt-4o-mini", max_tokens=100))
     est = estimate(plan)
     assert est.total_usd is not None and 0 < est.total_usd < 0.05
     with pytest.raises(BudgetError, match="above --budget"):
         check_budget(est, 0.000001)
     check_budget(est, 1.0)
-    unknown = estimate(fusion_magic.api.make_plan("x", options=FuseOptions(pool=("openai:some-new-model",),
+    unknown = estimate(fusion_magic.api.plan_fuse("x", options=FuseOptions(pool=("openai:some-new-model",),
                                                                            judge="vote")))
     assert unknown.total_usd is None
     with pytest.raises(BudgetError, match="cannot be checked"):
@@ -388,14 +388,14 @@ def test_rejudge_sees_a_late_answer(emulator_env: Emulator) -> None:
 def test_judge_order_is_reshuffled_per_call_on_the_wire(emulator_env: Emulator) -> None:
     import random
 
-    from fusion_magic.api import make_plan
+    from fusion_magic.api import plan_fuse
     from fusion_magic.calls.call import CallContext
     from fusion_magic.core.runner import get_runner
     from fusion_magic.fusion.engine import run_fusion
 
     script_pool(emulator_env)
     emulator_env.script("oj", ModelScript(reply='{"reasoning": "r", "winner": "A"}'))
-    plan = make_plan("6 x 7?", FAST, FuseOptions.defaults(FAST).with_(pool=POOL, judge="openai:oj"))
+    plan = plan_fuse("6 x 7?", FAST, FuseOptions.defaults(FAST).with_(pool=POOL, judge="openai:oj"))
     orders = []
     for seed in range(6):
         get_runner().run(lambda client, seed=seed: run_fusion(plan, CallContext(client=client, settings=FAST),

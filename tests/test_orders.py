@@ -16,7 +16,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import fusion_magic
-from fusion_magic.api import make_plan, new_result, start
+from fusion_magic.api import new_result, plan_fuse, start
 from fusion_magic.calls.settings import Settings
 from fusion_magic.core.errors import CallCancelled, ConfigError, ReplayMissError
 from fusion_magic.core.record import Response
@@ -267,7 +267,7 @@ def test_cancelled_while_the_orders_are_judged_keeps_every_judge_call(emulator_e
     script_pool(emulator_env)
     emulator_env.script("judge", ModelScript(faults=[Fault("hang")]))
     options = FuseOptions(pool=tuple(POOL), judge="openai:judge", orders=2)
-    plan = make_plan("Capital of France?", FAST, options)
+    plan = plan_fuse("Capital of France?", FAST, options)
     partial = new_result(plan)
     job = start(plan, (), partial)
     for _ in range(400):  # until both orders' requests reached the judge (no time is asserted)

@@ -20,6 +20,8 @@ from pathlib import Path
 from ..calls.call import Target, prepare
 from ..calls.settings import ANSWER_MODES, Settings
 from ..core.errors import BudgetError, ConfigError
+from ..core.mime import sniff_file
+from ..core.names import seat_labels, short_name
 from ..core.pricing import Price, price_for
 from ..providers.registry import BUILTIN, PROTOCOLS, provider_class
 from ..providers.video import Task, is_omni, video_protocol
@@ -35,7 +37,8 @@ DEFAULT_SECONDS = {"veo": 8, "interactions": 6, "fal": 5}
 DEFAULT_OMNI = "gemini:gemini-omni-1.2-flash"
 DEFAULT_UNDERSTAND = "gemini:gemini-2.5-flash"
 DEFAULT_FAL = "fal:fal-ai/kling-video/v2.5-turbo/pro/text-to-video"
-_IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
+# The first and last frames every video provider takes (sniffed from the bytes: core.mime).
+_FRAME_TYPES = frozenset({"image/png", "image/jpeg"})
 
 
 @dataclass(frozen=True)
@@ -260,7 +263,7 @@ def _target(model_id: str, settings: Settings, needs_key: bool, task: Task) -> T
 
 def _asker(model_id: str, settings: Settings, needs_key: bool, source: VideoSource | None) -> Asker:
     model_id = model_id.strip()
-    label = model_id.partition(":")[2].rsplit("/", 1)[-1] or model_id
+    label = short_name(model_id)
     if model_id == FRAMES:
         if source is not None and source.path is None:
             raise ConfigError("local:frames analyses a local file; download the video first or use a Gemini model "
@@ -294,19 +297,10 @@ def _image(image: Path | None, flag: str = "--image") -> Path | None:
     path = image.expanduser()
     if not path.is_file():
         raise ConfigError(f"{flag}: no such file: {image}")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if not any(head.startswith(magic) for magic in _IMAGE_TYPES):
+    if sniff_file(path) not in _FRAME_TYPES:
         which = "first" if flag == "--image" else "last"
         raise ConfigError(f"{flag}: {image} is not a PNG or JPEG image (the {which} frame must be one)")
     return path
-
-
-def image_mime(path: Path) -> str:
-    """``image/png`` or ``image/jpeg``, from the file's first bytes."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-    return next((mime for magic, mime in _IMAGE_TYPES.items() if head.startswith(magic)), "image/png")
 
 
 def _out_dir(out_dir: Path) -> Path:
@@ -328,14 +322,9 @@ def _out_dir(out_dir: Path) -> Path:
 
 
 def tab_labels(models: tuple[str, ...]) -> list[str]:
-    """Tab titles: the model's short name, numbered when a model appears twice."""
-    shorts = [m.partition(":")[2].rsplit("/", 1)[-1] or m for m in models]
-    seen: dict[str, int] = {}
-    labels = []
-    for short in shorts:
-        seen[short] = seen.get(short, 0) + 1
-        labels.append(short if shorts.count(short) == 1 else f"{short} #{seen[short]}")
-    return labels
+    """Tab titles (``core.names.seat_labels``): the short name; the whole id where two models share one (two
+    fal models both named text-to-video); numbered when a model appears twice."""
+    return seat_labels(models)
 
 
 def _unique(models: tuple[str, ...]) -> tuple[str, ...]:
@@ -348,5 +337,5 @@ def _total(clips: list[ClipPlan]) -> float | None:
     return sum(c.estimate_usd or 0.0 for c in clips)
 
 
-__all__ = ["FRAMES", "Asker", "ClipPlan", "VideoPlan", "default_seconds", "extension_source", "image_mime",
+__all__ = ["FRAMES", "Asker", "ClipPlan", "VideoPlan", "default_seconds", "extension_source",
            "plan_video", "tab_labels", "with_provider_prices"]

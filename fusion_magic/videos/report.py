@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.ledger import with_totals
+from ..core.mime import HEAD_BYTES, IMAGE_TYPES, sniff
 from ..core.state import State
 from ..judge.report import verdict_html
 from ..present.ledger_table import WIDTH, figures, ledger_html, plain, shorten, text_ledger, wrap
@@ -36,7 +37,6 @@ __all__ = ["degraded_summary", "html_report", "text_report"]
 
 _RULE = "=" * 72
 _REASON_CHARS = 80
-_MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 
 
 def degraded_summary(result: VideoResult) -> str | None:
@@ -248,7 +248,9 @@ def _image_html(path: Path) -> str:
         data = path.read_bytes()
     except OSError:
         return ""
-    mime = _MIME.get(path.suffix.lower(), "image/jpeg")
+    mime = sniff(data[:HEAD_BYTES])
+    if mime not in IMAGE_TYPES:
+        return ""  # not an image a browser shows inline: no broken <img>
     encoded = base64.b64encode(data).decode("ascii")
     return f'<img src="data:{mime};base64,{encoded}" width="96" alt="keyframe">'
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
+from ..core.names import seat_labels
 from ..judge.report import verdict_html
 from ..present.sanitize import escape_text, render_markdown
 from ..present.wording import clip_word
@@ -304,9 +305,7 @@ class CheckPane(Pane):
 
 
 def _short_names(models: Iterable[str]) -> dict[str, str]:
-    """Each model's tab title: the name without provider and path (``gemini-2.5-flash``), or the whole
-    id where two would read the same."""
+    """Each model's tab title (``core.names.seat_labels``): the short name, or the whole id where two would
+    read the same."""
     models = list(dict.fromkeys(models))
-    short = {m: m.split(":", 1)[-1].rsplit("/", 1)[-1] or m for m in models}
-    taken = list(short.values())
-    return {m: s if taken.count(s) == 1 else m for m, s in short.items()}
+    return dict(zip(models, seat_labels(models), strict=True))
