@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 FaultKind = Literal[
     "status",  # reply with `status` and the family's real error body before any stream starts
@@ -95,21 +95,18 @@ def fault_for(faults: Sequence[Fault], nth: int) -> Fault | None:
     return next((f for f in faults if nth >= f.skip and (f.times is None or nth < f.skip + f.times)), None)
 
 
-class ScriptBook:
-    """Scripts by model name and how often each model was asked and answered.
+S = TypeVar("S")
 
-        book.set("gpt-4o", ModelScript(reply="Paris.")); cue = book.draw("gpt-4o")
 
-    Thread-safe: tests write from their thread while the server thread draws.
-    """
+class Scripts(Generic[S]):
+    """Scripts by model name, thread-safe (tests write from their thread while the server thread reads); a
+    book adds what it counts and clears it in ``_forget``."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._scripts: dict[str, ModelScript] = {}
-        self._counts: dict[str, int] = {}
-        self._answered: dict[str, int] = {}
+        self._scripts: dict[str, S] = {}
 
-    def set(self, model: str, script: ModelScript) -> None:
+    def set(self, model: str, script: S) -> None:
         """Script ``model``, replacing an earlier script."""
         with self._lock:
             self._scripts[model] = script
@@ -120,11 +117,29 @@ class ScriptBook:
             return list(self._scripts)
 
     def clear(self) -> None:
-        """Forget every script and counter."""
+        """Forget every script and whatever the book counted."""
         with self._lock:
             self._scripts.clear()
-            self._counts.clear()
-            self._answered.clear()
+            self._forget()
+
+    def _forget(self) -> None:
+        """Clear the book's own counters (called under the lock)."""
+
+
+class ScriptBook(Scripts["ModelScript"]):
+    """Chat scripts by model name and how often each model was asked and answered.
+
+        book.set("gpt-4o", ModelScript(reply="Paris.")); cue = book.draw("gpt-4o")
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._counts: dict[str, int] = {}
+        self._answered: dict[str, int] = {}
+
+    def _forget(self) -> None:
+        self._counts.clear()
+        self._answered.clear()
 
     def draw(self, model: str) -> Cue:
         """Count one request for ``model`` and say what it gets."""

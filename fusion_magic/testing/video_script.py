@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import functools
 import itertools
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .media import clip_bytes
-from .script import Fault, fault_for
+from .script import Fault, Scripts, fault_for
 
 Outcome = Literal["ok", "filtered", "failed"]
 # "redirect": a URI on the API host that 302s to the storage host; "uri": a URI served directly (fal's CDN
@@ -100,12 +99,11 @@ class EmulatedJob:
         return "succeeded" if self.script.outcome == "ok" else self.script.outcome
 
 
-class VideoBook:
+class VideoBook(Scripts["VideoScript"]):
     """Video scripts, jobs and stored clips of one Emulator (``Request.video``). Thread-safe."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._scripts: dict[str, VideoScript] = {}
+        super().__init__()
         self._jobs: dict[str, EmulatedJob] = {}
         self._blobs: dict[str, bytes] = {}
         self._direct: set[str] = set()
@@ -113,26 +111,16 @@ class VideoBook:
         self._faults: dict[tuple[str, str], int] = {}
         self._ids = itertools.count(1)
 
-    def set(self, model: str, script: VideoScript) -> None:
-        with self._lock:
-            self._scripts[model] = script
-
     def script(self, model: str) -> VideoScript:
         with self._lock:
             return self._scripts.get(model) or VideoScript()
 
-    def models(self) -> list[str]:
-        with self._lock:
-            return list(self._scripts)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._scripts.clear()
-            self._jobs.clear()
-            self._blobs.clear()
-            self._direct.clear()
-            self._submits.clear()
-            self._faults.clear()
+    def _forget(self) -> None:
+        self._jobs.clear()
+        self._blobs.clear()
+        self._direct.clear()
+        self._submits.clear()
+        self._faults.clear()
 
     def fault(self, model: str, which: Literal["submit", "poll"]) -> Fault | None:
         """The scripted fault for this request to ``model``, counting requests per model and kind."""
