@@ -43,6 +43,12 @@ test: $(VENV)/.dev-installed $(CHROMIUM)
 	$(PY) -m pytest -q
 	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:randomly notebooks/
 
+# The quick lane, on every core: what needs no browser, no local model, no Jupyter kernel and runs no benchmark
+# script (tests/conftest.py marks those from the code they run; tests/lanes.py). `make test` still runs it all.
+.PHONY: test-fast
+test-fast: $(VENV)/.dev-installed
+	$(PY) -m pytest -q -n auto -m "not browser and not local_model and not notebook and not bench"
+
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check fusion_magic tests bench
 	$(PY) -m mypy fusion_magic

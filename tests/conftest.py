@@ -10,11 +10,21 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 from IPython.core.interactiveshell import InteractiveShell
+from lanes import needs
 
 from fusion_magic.ipython.magics import FusionMagics
 from fusion_magic.ipython.video import VideoMagics
 
 pytest_plugins = ["fusion_magic.testing.pytest_plugin"]
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: it must see these markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that need a browser, the local model or a Jupyter kernel, or run a benchmark script
+    (tests/lanes.py says how), so `make test-fast` leaves them out; `make test` runs them all."""
+    for item in items:
+        for marker in sorted(needs(item) - {m.name for m in item.iter_markers()}):
+            item.add_marker(marker)
 
 # Property tests: no per-example deadline (that would be a wall-clock assert on a shared, noisy machine), and
 # function-scoped fixtures are fine where a property only reads them.

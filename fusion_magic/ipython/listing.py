@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..calls.settings import Settings
 from ..core.pricing import TABLE_SOURCE, known_prices
-from ..providers.registry import BUILTIN, custom_spec, find_key, resolve_endpoint
+from ..providers.registry import find_key, provider_specs, resolve_endpoint
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,7 +36,7 @@ class Listing:
 def provider_listing(settings: Settings) -> Listing:
     import pandas as pd
 
-    specs = [*BUILTIN.values(), *(custom_spec(n, c) for n, c in settings.endpoints.items())]
+    specs = provider_specs(settings.endpoints)  # built-ins, plugins, then the user's own endpoints
     rows = []
     for spec in specs:
         # The same resolution a call uses (OLLAMA_HOST forms included), so the listing shows where calls go.

@@ -6,6 +6,12 @@ the OpenAI chat-completions protocol and differ only in base URL, key variable a
 
     spec, model = split_model_id("anthropic:claude-sonnet-4-5")
     endpoint = resolve_endpoint(spec, settings)
+
+Protocols are rows of ``PROTOCOLS`` (``plugins.ProtocolTable``), registered through the
+``fusion_magic.providers`` entry-point group: the built-ins in this package's ``pyproject.toml``, a plugin
+in its own. A plugin's protocol name is also a provider name, with its connection read from its class
+(``default_base_url``, ``base_url_env``, ``key_envs``); a built-in protocol is reached through the names in
+``BUILTIN``, since several vendors share one protocol.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.errors import ConfigError, MissingKeyError, UnknownModelError
 from ..core.pricing import FREE_PROVIDERS
 from .base import Endpoint, Provider
+from .plugins import GROUP, ProtocolTable
 
 if TYPE_CHECKING:
     import httpx
@@ -124,7 +131,7 @@ def split_model_id(model_id: str, endpoints: Mapping[str, Mapping[str, Any]] | N
         )
     if endpoints and prefix in endpoints:
         return custom_spec(prefix, endpoints[prefix]), model
-    spec = BUILTIN.get(prefix)
+    spec = provider_spec(prefix)
     if spec is None:
         raise UnknownModelError(
             f"unknown provider {prefix!r} in {model_id!r}; known: {', '.join(known_providers(endpoints))} "
@@ -134,8 +141,37 @@ def split_model_id(model_id: str, endpoints: Mapping[str, Mapping[str, Any]] | N
 
 
 def known_providers(endpoints: Mapping[str, Any] | None = None) -> list[str]:
-    """Every provider name a model id may start with: the built-ins and the user's own ``endpoints``."""
-    return sorted({*BUILTIN, *(endpoints or {})})
+    """Every provider name a model id may start with: the built-ins, the plugins' and the user's own
+    ``endpoints``."""
+    return sorted({*BUILTIN, *(row.name for row in PROTOCOLS.plugins()), *(endpoints or {})})
+
+
+def provider_spec(name: str) -> ProviderSpec | None:
+    """The built-in or plugin provider called ``name`` (not the user's ``endpoints``), or None."""
+    spec = BUILTIN.get(name)
+    if spec is not None:
+        return spec
+    row = PROTOCOLS.get(name)
+    if row is None or row.builtin:
+        return None
+    return plugin_spec(name, PROTOCOLS.provider_class(name))
+
+
+def provider_specs(endpoints: Mapping[str, Any] | None = None) -> list[ProviderSpec]:
+    """Every provider a model id may name, in listing order: the built-ins, the plugins, the user's own."""
+    plugins = [plugin_spec(row.name, PROTOCOLS.provider_class(row.name)) for row in PROTOCOLS.plugins()]
+    return [*BUILTIN.values(), *plugins, *(custom_spec(n, c) for n, c in (endpoints or {}).items())]
+
+
+def plugin_spec(name: str, cls: type) -> ProviderSpec:
+    """A plugin's provider name, from its class's attributes: a key is required when it names key variables,
+    unless it says ``key_required = False``."""
+    key_envs = tuple(getattr(cls, "key_envs", ()))
+    return ProviderSpec(
+        name, name, getattr(cls, "default_base_url", ""), getattr(cls, "base_url_env", None), key_envs,
+        key_required=getattr(cls, "key_required", bool(key_envs)), flavor=getattr(cls, "flavor", "generic"),
+        base_url_suffix=getattr(cls, "base_url_suffix", ""), placeholder_key=getattr(cls, "placeholder_key", None),
+    )
 
 
 def find_key(spec: ProviderSpec, keys: Mapping[str, str] | None = None,
@@ -192,29 +228,31 @@ def _ollama_origin(host: str) -> str:
     return origin + (slash + path if path else "")
 
 
-# One row per wire protocol: the module and class that speak it, imported on first use, so a run loads
-# only the protocols it uses (llama.cpp itself is loaded only in the local model's worker process).
-PROTOCOLS: dict[str, tuple[str, str]] = {
-    "openai": ("fusion_magic.providers.chat.openai_compat", "OpenAICompatProvider"),
-    "anthropic": ("fusion_magic.providers.chat.anthropic", "AnthropicProvider"),
-    "gemini": ("fusion_magic.providers.chat.gemini", "GeminiProvider"),
-    "local": ("fusion_magic.providers.chat.local", "LocalProvider"),
+# This package's own protocols: the rows of its pyproject.toml [project.entry-points."fusion_magic.providers"]
+# (tests/test_plugins.py keeps the two equal). Each is imported on first use, so a run loads only the protocols
+# it uses (llama.cpp itself is loaded only in the local model's worker process).
+BUILTIN_PROTOCOLS: Mapping[str, str] = {
+    "openai": "fusion_magic.providers.chat.openai_compat:OpenAICompatProvider",
+    "anthropic": "fusion_magic.providers.chat.anthropic:AnthropicProvider",
+    "gemini": "fusion_magic.providers.chat.gemini:GeminiProvider",
+    "local": "fusion_magic.providers.chat.local:LocalProvider",
     # Video (providers/video/): generation jobs, and questions about a video (a chat call with a video).
-    "veo": ("fusion_magic.providers.video.veo", "VeoProvider"),
-    "interactions": ("fusion_magic.providers.video.interactions", "InteractionsProvider"),
-    "fal": ("fusion_magic.providers.video.fal", "FalProvider"),
-    "gemini_video": ("fusion_magic.providers.video.gemini_video", "GeminiVideoProvider"),
+    "veo": "fusion_magic.providers.video.veo:VeoProvider",
+    "interactions": "fusion_magic.providers.video.interactions:InteractionsProvider",
+    "fal": "fusion_magic.providers.video.fal:FalProvider",
+    "gemini_video": "fusion_magic.providers.video.gemini_video:GeminiVideoProvider",
 }
+
+# Every protocol: the built-ins and the installed plugins (read on first use). A plugin may not take a
+# built-in provider name: "openai:" must keep meaning OpenAI, whatever else is installed.
+PROTOCOLS = ProtocolTable(GROUP, BUILTIN_PROTOCOLS, reserved=BUILTIN)
 
 
 def provider_class(spec: ProviderSpec) -> Any:
     """The class that speaks ``spec``'s protocol (a ``Provider``)."""
-    row = PROTOCOLS.get(spec.protocol)
-    if row is None:
+    if spec.protocol not in PROTOCOLS:
         raise ConfigError(f"provider {spec.name!r} has unknown protocol {spec.protocol!r}")
-    from importlib import import_module
-
-    return getattr(import_module(row[0]), row[1])
+    return PROTOCOLS.provider_class(spec.protocol)
 
 
 def check_model(spec: ProviderSpec, model: str, *, will_run: bool) -> None:

@@ -23,7 +23,7 @@ from ..core.errors import BudgetError, ConfigError
 from ..core.mime import sniff_file
 from ..core.names import seat_labels, short_name
 from ..core.pricing import Price, price_for
-from ..providers.registry import BUILTIN, PROTOCOLS, provider_class
+from ..providers.registry import PROTOCOLS, provider_class, provider_spec
 from ..providers.video import Task, is_omni, video_protocol
 from ..providers.video.base import VideoRequest, VideoSource
 from ..providers.video.veo import CURRENT_MODELS, MAX_EXTEND_INPUT_S
@@ -159,7 +159,7 @@ def with_provider_prices(settings: Settings, models: tuple[str, ...]) -> Setting
     (the estimate, the ledger) prices through ``settings.prices``."""
     found: dict[str, Price] = {}
     for provider in {m.partition(":")[0] for m in (*models, DEFAULT_FAL)}:
-        spec = BUILTIN.get(provider)
+        spec = provider_spec(provider)  # a plugin's unit prices count too
         if spec is None or spec.protocol not in PROTOCOLS:
             continue
         table = getattr(provider_class(spec), "unit_prices", None)

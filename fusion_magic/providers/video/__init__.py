@@ -4,7 +4,9 @@
 A model id names a provider, and the provider's protocol depends on the model and the task: on the Gemini
 API, ``veo-*`` generates through ``predictLongRunning``, ``gemini-omni-*`` generates and answers through
 Interactions, and other Gemini models answer questions through ``generateContent``. ``video_protocol``
-is that one decision.
+is that one decision. A plugin's provider (``plugins.py``) speaks its own protocol: it generates when its class
+has ``submit`` (the job contract in ``base``), and answers questions about a video when its class declares
+``watches_video = True``.
 
     protocol = video_protocol("gemini", "gemini-omni-1.2-flash", "generate")    # "interactions"
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 from typing import Literal
 
 from ...core.errors import ConfigError
+from ..registry import PROTOCOLS
 
 Task = Literal["generate", "understand"]
 
@@ -50,6 +53,12 @@ def video_protocol(provider: str, model: str, task: Task) -> str:
             return "fal"
         raise ConfigError(f"fal:{model}: fal models here generate video only; to ask about a video use "
                           f"{EXAMPLES['understand']}")
+    row = PROTOCOLS.get(provider)
+    if row is not None and not row.builtin:
+        cls = PROTOCOLS.provider_class(provider)
+        able = callable(getattr(cls, "submit", None)) if task == "generate" else getattr(cls, "watches_video", False)
+        if able:
+            return provider
     verb = "generate video" if task == "generate" else "watch video"
     raise ConfigError(f"{provider}:{model} cannot {verb} in fusion_magic; use one of {EXAMPLES[task]}")
 
