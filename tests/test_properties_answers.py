@@ -52,6 +52,7 @@ _MARKERS = re.compile(r"final answer|answer|####|=>|\bis\b|=", re.IGNORECASE)
 @example(text="0.00000001")
 @example(text="Answer: **B**.")
 @example(text="The sky is blue")
+@example(text="42 e5")
 def test_normal_forms_are_fixed_points(text: str) -> None:
     """"the form two equal answers share": normalising a normal form changes nothing, and a vote's key read
     again is the same key (otherwise an answer already in that form counts as another value). Out of scope: a

@@ -366,8 +366,8 @@ def expression(value: str) -> str | None:
     if re.search(r"\d\s+\d", text):
         return None  # "42 42": two numbers, which dropping the space would merge
     canonical = re.sub(r"\s+|\*(?!\*)", "", text).lower()
-    if re.search(r"[a-z]{2,}", canonical):
-        return None  # "x x" would read as the name "xx"
+    if re.search(r"[a-z]{2,}|[a-z]\d", canonical) or parse_number(canonical) is not None:
+        return None  # "x x" would read as the name "xx", "42 e5" as 42e5: a number, not an expression
     try:
         ast.parse(_python(canonical), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
