@@ -134,15 +134,16 @@ def test_interrupting_local_generation_keeps_the_worker_warm_and_idle() -> None:
             "%load_ext fusion_magic",
             "from fusion_magic.providers.chat import local\nlocal.preload()\n"
             "w = local.current_worker('gemma3-270m')\npid = w.pid",
-            # Thirty seats take turns on one worker: several seconds of work, interrupted after three.
-            "%%fuse -p local:gemma3-270m --self 30 -j vote\nWhat is the capital of Italy?",
+            # A hundred and twenty seats take turns on one worker: far more than three seconds of work even on a fast
+            # CPU (thirty finished inside three on a quiet machine here), interrupted after three.
+            "%%fuse -p local:gemma3-270m --self 120 -j vote\nWhat is the capital of Italy?",
             "print(w.wait_idle(1.0), local.current_worker('gemma3-270m') is w, w.pid == pid)",
             "%%fuse -p local:gemma3-270m --self 2 -j vote -o r\nWhat is the capital of France?",
             "print([x.status for x in r.responses], r.answer)",
         ],
         interrupt_on_timeout=True, allow_errors=True, startup_timeout=60,
         # Only the long cell is interrupted; the others get time to spare on a slow machine.
-        timeout_func=lambda cell: 3 if "--self 30" in cell.source else 120,
+        timeout_func=lambda cell: 3 if "--self 120" in cell.source else 120,
     )
     errors = [o for o in nb.cells[2].outputs if o.get("output_type") == "error"]
     assert errors and errors[0]["ename"] == "FusionInterrupted" and len(errors[0]["traceback"]) == 1
