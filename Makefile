@@ -36,6 +36,13 @@ $(CHROMIUM):
 demo: $(VENV)/.demo-installed
 	@$(PY) -m fusion_magic.demo notebooks/01-quickstart.ipynb
 
+# Every notebook in JupyterLab, on this project's environment (its "Python 3" kernel is .venv's python).
+# JupyterLab is installed on first use; as root it needs --allow-root.
+.PHONY: lab
+lab: $(VENV)/.demo-installed
+	@$(PY) -c "import jupyterlab" 2>/dev/null || { echo "Installing JupyterLab (first run only)..."; $(PIP) install 'jupyterlab>=4'; }
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
 test: $(VENV)/.dev-installed $(CHROMIUM)
 	$(PY) -m ruff check fusion_magic tests bench
 	$(PY) -m mypy fusion_magic
