@@ -106,4 +106,4 @@ def test_listing_shows_where_calls_go(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OLLAMA_HOST", "localhost")
     rows = provider_listing(Settings()).providers.set_index("provider")
     assert rows.loc["ollama", "base URL"] == "http://localhost:11434/v1"
-    assert rows.loc["openrouter", "key"] == "missing" and rows.loc["local", "base URL"] == "in-process"
+    assert rows.loc["openrouter", "key"] == "missing" and rows.loc["local", "base URL"] == "worker process"

@@ -43,12 +43,19 @@ USAGE_COLUMNS = ("video_seconds", "clips")
 OPTIONAL_COLUMNS = {"ordering": "round", "note": "error"}
 
 
+def _role(r: CallRecord) -> str:
+    """The role and the label, the role said once when the label already starts with it ("check omni")."""
+    if r.label is None:
+        return r.role
+    return r.label if r.label.split(" ", 1)[0] == r.role else f"{r.role} {r.label}"
+
+
 def ledger_rows(responses: Iterable[CallRecord]) -> list[dict[str, object]]:
     """Plain dict rows, in call order, with every usage unit (None where the call has none)."""
     return [
         {
             "model": r.model,
-            "role": r.role if r.label is None else f"{r.role} {r.label}",
+            "role": _role(r),
             "round": r.round,
             "ordering": r.ordering or None,
             "status": r.status,
@@ -115,7 +122,7 @@ def with_totals(frame: pd.DataFrame, wall_s: float | None = None) -> pd.DataFram
                                                  else 0.0)
     total = {
         "model": "TOTAL",
-        "role": f"{len(frame)} calls",
+        "role": f"{len(frame)} call{'s' if len(frame) != 1 else ''}",
         "round": pd.NA,
         "status": f"{int((frame['status'] == 'ok').sum())} ok",
         "late": bool(frame["late"].any()),

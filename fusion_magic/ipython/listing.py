@@ -47,7 +47,8 @@ def provider_listing(settings: Settings) -> Listing:
             "protocol": spec.protocol,
             "key variable": " or ".join(spec.key_envs) or "-",
             "key": "set" if key_set else ("not needed" if not spec.key_required else "missing"),
-            "base URL": base or "in-process",
+            # A protocol with no URL runs beside the kernel: the local model in its own worker process.
+            "base URL": base or "worker process",
         })
     prices = pd.DataFrame(
         [{"model": m, "input": i, "output": o} for m, (i, o) in sorted(known_prices().items())]
