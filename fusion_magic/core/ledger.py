@@ -100,6 +100,18 @@ def ledger_frame(responses: Iterable[CallRecord]) -> pd.DataFrame:
     return frame
 
 
+def _unknown_cost(frame: pd.DataFrame) -> str:
+    """Why the total is unknown: a model we have no price for, or a priced call that ended (cancelled, failed)
+    before it reported what it used."""
+    from .pricing import price_for
+
+    unknown = frame[frame["cost_usd"].isna()]
+    used = unknown["input_tokens"].fillna(0) + unknown["output_tokens"].fillna(0) > 0
+    if used.any() or any(price_for(str(model)) is None for model in unknown["model"]):
+        return "unknown (a price is missing)"
+    return "unknown (a call ended before it reported its usage)"
+
+
 def with_totals(frame: pd.DataFrame, wall_s: float | None = None) -> pd.DataFrame:
     """The ledger plus a totals row. Total cost is unknown (<NA>) if any row's cost is unknown.
 
@@ -133,7 +145,7 @@ def with_totals(frame: pd.DataFrame, wall_s: float | None = None) -> pd.DataFram
         "output_tokens": int(frame["output_tokens"].fillna(0).sum()),
         "tokens_source": "counted" if (frame["tokens_source"] == "counted").any() else "reported",
         "cost_usd": total_cost,
-        "cost_source": "sum" if total_cost is not pd.NA else "unknown (a price is missing)",
+        "cost_source": "sum" if total_cost is not pd.NA else _unknown_cost(frame),
         "error": pd.NA,
     }
     for name in OPTIONAL_COLUMNS:
