@@ -8,9 +8,10 @@ import pytest
 
 from fusion_magic.core.record import Response
 from fusion_magic.judge import best_of, merge
+from fusion_magic.judge.answers import answer_key
 from fusion_magic.judge.judging import anonymise
 from fusion_magic.judge.verdicts import parse_json_verdict
-from fusion_magic.judge.vote import agree, extract_final, vote
+from fusion_magic.judge.vote import agree, vote
 
 
 def ok(text: str, label: str, model: str | None = None) -> Response:
@@ -31,8 +32,8 @@ def ok(text: str, label: str, model: str | None = None) -> Response:
         ("Blah blah.\n#### 3.5", "3.5"),
     ],
 )
-def test_extract_final(text: str, value: str | None) -> None:
-    assert extract_final(text) == value
+def test_answer_key(text: str, value: str | None) -> None:
+    assert answer_key(text) == value
 
 
 def test_vote_majority_picks_first_answer_stating_the_winner() -> None:

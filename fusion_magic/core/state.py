@@ -49,11 +49,6 @@ class State(StrEnum):
         return self in _RUNNING
 
     @property
-    def running(self) -> bool:
-        """The same as ``is_running`` (the name the chat views use)."""
-        return self in _RUNNING
-
-    @property
     def is_final(self) -> bool:
         """It ended for good (done, failed, filtered, cancelled): no later event changes it."""
         return self in _FINAL

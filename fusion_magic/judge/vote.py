@@ -25,11 +25,6 @@ from .verdict import Verdict
 _WORD = re.compile(r"[a-z0-9]+")
 
 
-def extract_final(text: str) -> str | None:
-    """The final value an answer states, in the form equal answers share, or None (see ``answer_key``)."""
-    return answer_key(text)
-
-
 def similarity(a: str, b: str) -> float:
     """Word-level similarity in [0, 1]; cheap and good enough to find the consensus answer."""
     wa, wb = _WORD.findall(a.lower()), _WORD.findall(b.lower())
@@ -84,7 +79,7 @@ def agree(responses: Sequence[Response], threshold: float = 0.9) -> bool:
     ok = [r for r in responses if r.ok and r.text.strip()]
     if len(ok) < 2:
         return True
-    values = {extract_final(r.text) for r in ok}
+    values = {answer_key(r.text) for r in ok}
     if len(values) == 1 and None not in values:
         return True
     return all(similarity(a.text, b.text) >= threshold for i, a in enumerate(ok) for b in ok[i + 1 :])
