@@ -69,6 +69,8 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     monkeypatch.setenv("FUSION_MAGIC_CACHE_DIR", str(tmp_path / "fusion_cache"))
     # Apart from the logs tests/test_runlog.py opens itself (tmp_path / DEFAULT_NAME): one writer per file.
     monkeypatch.setenv("FUSION_MAGIC_RUN_LOG", str(tmp_path / "api_runs.sqlite"))
+    # A test that takes the override away still never writes to the real per-user folder (runlog.default_path).
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user_data"))
     # The local model is assembled once per machine, not per test: keep its cache where it is.
     if "FUSION_MAGIC_MODEL_DIR" in os.environ:
         monkeypatch.setenv("FUSION_MAGIC_MODEL_DIR", os.environ["FUSION_MAGIC_MODEL_DIR"])

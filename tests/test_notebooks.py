@@ -1,7 +1,7 @@
 """The notebooks as stored: nbval (``make test``) can only compare what a notebook keeps.
 
 A ``# NBVAL_CHECK_OUTPUT`` cell saved without output compares with nothing and always passes, so each one must
-keep its expected output (``notebooks/refresh_checked_outputs.py`` stores them). Every other cell is saved
+keep its expected output (``tools/refresh_checked_outputs.py`` stores them). Every other cell is saved
 empty: no timings, paths or model text in the repository, and never a key.
 """
 
@@ -31,7 +31,7 @@ def test_checked_cells_keep_their_expected_output_and_no_other_cell_keeps_any(pa
     assert checked, f"{path.name} checks no output: nbval would only see that its cells run"
     for cell in checked:
         assert cell.outputs, f"{path.name}: a checked cell has no stored output, so nbval compares nothing:\n" \
-                             f"{cell.source}\n(run notebooks/refresh_checked_outputs.py {path.name})"
+                             f"{cell.source}\n(run tools/refresh_checked_outputs.py notebooks/{path.name})"
         assert cell.execution_count is not None  # nbval refuses an output of an "unrun" cell
         assert not any(o.get("output_type") == "error" for o in cell.outputs)
     assert all(not c.outputs for c in code if c not in checked), f"{path.name} keeps outputs of unchecked cells"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import fusion_magic
-from fusion_magic.calls.runlog import CALL_COLUMNS, DEFAULT_NAME, EXPORT_COLUMNS, RunLog
+from fusion_magic.calls.runlog import CALL_COLUMNS, DEFAULT_NAME, EXPORT_COLUMNS, RunLog, default_path
 from fusion_magic.calls.settings import Settings
 from fusion_magic.core.errors import ConfigError
 from fusion_magic.core.events import CallDelta, CallFinished, CallStarted, emit
@@ -194,6 +194,46 @@ def test_export_round_trips_as_jsonl_and_csv(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no run"):
         log.export(tmp_path / "none.jsonl", run_id="nope")
     assert not (tmp_path / "runs.xlsx").exists() and not (tmp_path / "none.jsonl").exists()
+
+
+def test_the_default_log_is_one_file_per_user_in_the_platforms_data_folder(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {"HOME": str(home)}
+    assert default_path(env, "linux") == home / ".local/share/fusion_magic" / DEFAULT_NAME
+    assert default_path({**env, "XDG_DATA_HOME": str(tmp_path / "xdg")}, "linux") == \
+        tmp_path / "xdg/fusion_magic" / DEFAULT_NAME
+    # The XDG spec ignores a relative $XDG_DATA_HOME.
+    assert default_path({**env, "XDG_DATA_HOME": "rel"}, "linux") == home / ".local/share/fusion_magic" / DEFAULT_NAME
+    assert default_path(env, "darwin") == home / "Library/Application Support/fusion_magic" / DEFAULT_NAME
+    assert default_path({**env, "LOCALAPPDATA": str(tmp_path / "local")}, "win32") == \
+        tmp_path / "local/fusion_magic" / DEFAULT_NAME
+
+
+def test_the_config_then_the_variable_then_the_user_folder_name_the_log(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    monkeypatch.delenv("FUSION_MAGIC_RUN_LOG")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert Settings().run_log_path() == tmp_path / "xdg/fusion_magic" / DEFAULT_NAME == default_path()
+    monkeypatch.setenv("FUSION_MAGIC_RUN_LOG", str(tmp_path / "env.sqlite"))
+    assert Settings().run_log_path() == tmp_path / "env.sqlite"
+    assert Settings(run_log=str(tmp_path / "config.sqlite")).run_log_path() == tmp_path / "config.sqlite"
+    assert Settings(run_log="off").run_log_path() is None
+    monkeypatch.setenv("FUSION_MAGIC_RUN_LOG", "off")
+    assert Settings().run_log_path() is None
+
+
+def test_a_run_with_no_log_configured_leaves_the_working_folder_clean(emulator_env: Emulator, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FUSION_MAGIC_RUN_LOG")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    monkeypatch.chdir(notebooks)
+    emulator_env.script("t/alpha", ModelScript(reply="42"))
+    result = fusion_magic.fuse("6 x 7?", pool=["openrouter:t/alpha"], judge="vote", settings=FAST)
+    assert list(notebooks.iterdir()) == []
+    log = RunLog(tmp_path / "xdg/fusion_magic" / DEFAULT_NAME)
+    assert [r["run_id"] for r in log.runs().to_dict("records")] == [result.run_id]
 
 
 def test_reading_a_log_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ completed when it finishes. Each write commits at once (WAL, ``synchronous=NORMA
 that dies mid-run leaves everything that had arrived readable from a new process: the run stays ``running``,
 finished calls have their text and figures, calls still in flight show as started.
 
-    log = RunLog(Path(DEFAULT_NAME))
+    log = RunLog(default_path())    # ~/.local/share/fusion_magic/fusion_runs.sqlite on Linux
     run_id = log.start_run("fuse", prompt, {"pool": pool, "mode": "best-of"})
     result = fusion_magic.fuse(prompt, pool=pool, listeners=[log.listener(run_id)])
     log.finish_run(run_id, "ok", result.wall_s, result.answer[:200])
@@ -16,6 +16,10 @@ finished calls have their text and figures, calls still in flight show as starte
 Writing never raises: the log must not break a run. A database that cannot be written (read-only, locked by
 another program, not a database) logs one warning and the log goes quiet, trying again after a pause.
 Reading (``runs``, ``calls``, ``export``) raises ``sqlite3.Error`` as usual: the person asked for it.
+
+Where: one log per user (``default_path``: the platform's per-user data folder), not beside each notebook, so a
+notebook folder stays clean and ``%fuse history`` sees every run; ``%config FusionMagics.run_log`` or
+$FUSION_MAGIC_RUN_LOG picks another file (``Settings.run_log_path``).
 
 Older logs load as they are: a column added since (a judge's ``ordering``, a pending job's ``note``) is added
 to a log the first time this version writes to it, and read from what older rows hold (a judge's ordering was
@@ -37,6 +41,7 @@ import logging
 import os
 import secrets as _random
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -56,6 +61,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fusion_magic")
 
 DEFAULT_NAME = "fusion_runs.sqlite"
+APP_DIR = "fusion_magic"
 SCHEMA_VERSION = 1
 
 KINDS = ("fuse", "video", "rejudge", "complete", "eval")
@@ -172,7 +178,7 @@ class RunLog:
     Writes share one connection under a lock; each read opens its own read-only connection, so reading
     never waits for a run (WAL lets readers and the writer work at once) and never creates the file.
 
-        log = RunLog(Path("fusion_runs.sqlite"))
+        log = RunLog(default_path())
         run_id = log.start_run("fuse", "2+2?", {"pool": ["openai:gpt-4o"]})
         fusion_magic.fuse("2+2?", pool=["openai:gpt-4o"], listeners=[log.listener(run_id)])
         log.finish_run(run_id, "ok", 1.2, "4"); log.runs()
@@ -565,6 +571,29 @@ def _write_rows(rows: list[dict[str, object]], dest: Path, columns: tuple[str, .
     return len(rows)
 
 
+def user_data_dir(environ: Mapping[str, str] | None = None, platform: str | None = None) -> Path:
+    """The per-user data folder of fusion_magic, as platformdirs names it (without depending on it):
+    $XDG_DATA_HOME/fusion_magic or ~/.local/share/fusion_magic on Linux and the BSDs,
+    ~/Library/Application Support/fusion_magic on macOS, %LOCALAPPDATA%\\fusion_magic on Windows."""
+    env = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    home = Path(env.get("HOME") or Path.home())
+    if platform.startswith("win"):
+        base = env.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
+        return Path(base) / APP_DIR
+    if platform == "darwin":
+        return home / "Library" / "Application Support" / APP_DIR
+    xdg = env.get("XDG_DATA_HOME", "").strip()
+    # The XDG spec ignores a relative $XDG_DATA_HOME.
+    return (Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".local" / "share") / APP_DIR
+
+
+def default_path(environ: Mapping[str, str] | None = None, platform: str | None = None) -> Path:
+    """The run log when neither ``%config FusionMagics.run_log`` nor $FUSION_MAGIC_RUN_LOG names one: one
+    file per user in ``user_data_dir`` (the folder is made on the first write)."""
+    return user_data_dir(environ, platform) / DEFAULT_NAME
+
+
 _RECORD_FIELDS = ("call_id", "model", "role", "label", "round", "ordering", "status", "error", "note", "text",
                   "input_tokens", "output_tokens", "tokens_source", "video_seconds", "clips", "cost_usd",
                   "cost_source", "ttft_s", "latency_s", "attempts", "request_id", "served_model", "late",
@@ -581,7 +610,9 @@ __all__ = [
     "ExportsCalls",
     "RunListener",
     "RunLog",
+    "default_path",
     "environ_secrets",
     "redact_secrets",
+    "user_data_dir",
     "write_records",
 ]

@@ -58,7 +58,8 @@ class Settings:
     keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     max_retries: int = 3
     retry_max_wait: float = 30.0
-    # The SQLite run log: a path, "off", or None for $FUSION_MAGIC_RUN_LOG, else ./fusion_runs.sqlite.
+    # The SQLite run log: a path, "off", or None for $FUSION_MAGIC_RUN_LOG, else runlog.default_path() (one
+    # file per user: ~/.local/share/fusion_magic/fusion_runs.sqlite on Linux).
     run_log: str | None = None
 
     def __post_init__(self) -> None:
@@ -78,8 +79,14 @@ class Settings:
         return find_key(spec, self.keys) is not None
 
     def run_log_path(self) -> Path | None:
-        """Where every run and call is logged as it happens (beside the notebook by default), or None when off."""
-        where = self.run_log or os.environ.get("FUSION_MAGIC_RUN_LOG") or "fusion_runs.sqlite"
+        """Where every run and call is logged as it happens, or None when off: ``run_log``, else
+        $FUSION_MAGIC_RUN_LOG, else one file per user in the platform's data folder (``runlog.default_path``),
+        never the notebook's folder."""
+        where = self.run_log or os.environ.get("FUSION_MAGIC_RUN_LOG")
+        if not where:
+            from .runlog import default_path  # here: a call's settings need not import sqlite3 and csv
+
+            return default_path()
         return None if where.strip().lower() in ("off", "none", "") else Path(where).expanduser()
 
     def cache_path(self) -> Path:

@@ -6,7 +6,7 @@ does) and writes back the outputs of the checked cells only; every other cell is
 stay small and carry no timings, paths or model text. ``tests/test_notebooks.py`` fails when a checked cell
 has no stored output. Run it after changing what a checked cell prints, and read the diff before committing.
 
-    .venv/bin/python notebooks/refresh_checked_outputs.py [notebooks/03-video.ipynb ...]
+    .venv/bin/python tools/refresh_checked_outputs.py [notebooks/03-video.ipynb ...]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 CHECK = "# NBVAL_CHECK_OUTPUT"
-HERE = Path(__file__).resolve().parent
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def checked(source: str) -> bool:
@@ -59,9 +59,9 @@ def _plain(output: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="refresh_checked_outputs.py")
-    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook beside this script")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook in notebooks/")
     ns = parser.parse_args(argv)
-    for path in ns.notebooks or sorted(HERE.glob("*.ipynb")):
+    for path in ns.notebooks or sorted(NOTEBOOKS.glob("*.ipynb")):
         print(f"{path}: {refresh(path)} checked cells stored", flush=True)
     return 0
 
