@@ -190,10 +190,10 @@ def play_full_run(run: ScriptedRun, clock: FakeClock) -> tuple[FusionResult, Res
 
 def test_titles_follow_the_pool_in_order(run_view: tuple[ScriptedRun, FusionView]) -> None:
     run, view = run_view
-    assert view.titles == ("Fused", "Judge", "Cost & latency")
+    assert view.titles == ("Overview", "Fused", "Judge", "Cost & latency")
     run.run_started()
     labels = tuple(label for label, _ in MEMBERS)
-    assert view.titles == ("Fused", "Judge", *labels, "Cost & latency")
+    assert view.titles == ("Overview", "Fused", "Judge", *labels, "Cost & latency")
     assert view.tab.titles == view.titles
     assert len(view.tab.children) == len(view.titles)
     assert view.tab.selected_index == 0
@@ -459,7 +459,7 @@ def test_model_labels_and_errors_are_escaped_too(clock: FakeClock) -> None:
     run.run_started()
     r = run.start("<b onclick=x>")
     run.finish(r, status="server", error="<img src=x onerror=alert(9)> 503")
-    assert view.titles[2] == "<b onclick=x>"  # a tab title is text, not HTML
+    assert view.titles[3] == "<b onclick=x>"  # a tab title is text, not HTML
     for value in html_values(view.widget):
         assert_inert(value)
 
@@ -587,7 +587,7 @@ def test_events_from_a_background_thread(clock: FakeClock) -> None:
 def test_of_result_replays_a_finished_run(clock: FakeClock) -> None:
     result, _ = play_full_run(ScriptedRun(MEMBERS), clock)
     view = FusionView.of(result)
-    assert view.titles == ("Fused", "Judge", "gpt-4o", "llama3.2", "gemma3-270m #2", "slowpoke", "Cost & latency")
+    assert view.titles == ("Overview", "Fused", "Judge", "gpt-4o", "llama3.2", "gemma3-270m #2", "slowpoke", "Cost & latency")
     assert view.members["gemma3-270m #2"].status.startswith("failed: timeout")
     assert "<strong>blue</strong>" in view.fused.html.value
     assert view.text() == text_report(result)

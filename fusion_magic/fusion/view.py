@@ -1,5 +1,6 @@
-"""The live view of a fused run: a status line over tabs (Fused, Judge, one per member, Cost & latency),
-fed by engine events.
+"""The live view of a fused run: a status line over tabs (Overview, Fused, Judge, one per member, Cost &
+latency), fed by engine events. It opens on the overview, where every member streams at once with its live
+figures, and moves to the Fused tab when the judge starts (unless the reader chose another tab).
 
 Events arrive on the engine's thread. Widget trait updates from a thread are fine in ipykernel (comm
 messages are thread-safe enough, the way ``tqdm.notebook`` animates), but Output-widget context
@@ -9,6 +10,7 @@ sanitized fragments.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -19,6 +21,7 @@ from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
 from ..core.state import is_running
 from ..present.sanitize import escape_text, render_markdown
 from ..view.live import LiveView
+from ..view.overview import OverviewPane, Row
 from ..view.tabs import (
     CallKey,
     LedgerPane,
@@ -50,8 +53,11 @@ class FusionView(LiveView):
     engine_listeners.append(view.handle)
     """
 
-    def __init__(self, *, render_interval: float = 0.1, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, render_interval: float = 0.1, clock: Callable[[], float] = time.monotonic,
+                 tick_s: float = 0.5) -> None:
         super().__init__(render_interval=render_interval, clock=clock)
+        self.tick_s = tick_s
+        self._ticking = threading.Event()
         self._calls: dict[CallKey, Response] = {}
         self._finished: set[CallKey] = set()
 
@@ -59,6 +65,7 @@ class FusionView(LiveView):
         self.stopped: str | None = None
         self.result: FusionResult | None = None
         self.partial: FusionResult | None = None  # what an interrupted run had
+        self.overview = OverviewPane(interval=render_interval)
         self.fused = FusedPane()
         self.judge = JudgePane(interval=render_interval)
         self.members: dict[str, MemberPane] = {}
@@ -71,7 +78,7 @@ class FusionView(LiveView):
     @property
     def panes(self) -> list[Pane]:
         """Every tab's pane, in tab order."""
-        return [self.fused, self.judge, *self.members.values(), *self.extra, self.ledger_pane]
+        return [self.overview, self.fused, self.judge, *self.members.values(), *self.extra, self.ledger_pane]
 
     @property
     def ledger(self) -> pd.DataFrame | None:
@@ -109,12 +116,15 @@ class FusionView(LiveView):
                 self._on_call_finished(event.response)
             elif isinstance(event, JudgeStarted):
                 self.judge.begin(event.judge, event.mode)
+                self.fused.judging(event.judge, event.mode)
+                self._show(self.fused)
             elif isinstance(event, VerdictReady):
                 self.judge.show_verdict(event.verdict)
                 self.fused.show_verdict(event.verdict)
             elif isinstance(event, RunFinished):
                 self._on_run_finished(event.result)
             elif isinstance(event, RunStopped):
+                self._ticking.set()
                 self.stopped = event.reason
                 self.fused.html.value = f"<p><i>no answer: the run stopped ({escape_text(event.reason)})</i></p>"
                 if event.partial is not None:
@@ -162,19 +172,27 @@ class FusionView(LiveView):
         for label, model in zip(event.labels, event.models, strict=False):
             if label not in self.members:
                 self.members[label] = MemberPane(label, model, interval=self.render_interval)
+            self.overview.add(label, model)
+        self.overview.render(self._clock())
         self._relayout()
+        self._start_ticking()
 
     def _on_call_started(self, r: Response) -> None:
         self._calls[call_key(r)] = r
         pane = self._pane_for(r)
         if pane is not None:
             pane.start(r)
+            self.overview.started(_row_key(r), r, self._clock())
 
     def _on_delta(self, r: Response) -> None:
         self._calls.setdefault(call_key(r), r)
         pane = self._pane_for(r)
         if pane is not None:
-            pane.delta(r, self._clock())
+            now = self._clock()
+            pane.delta(r, now)
+            self.overview.delta(_row_key(r), r, now)
+            if r.role == "judge" and self.overview.throttle.last == now:  # rendered now, not throttled
+                self.fused.judge_progress(self.overview.rows[_row_key(r)], now)
 
     def _on_call_finished(self, r: Response) -> None:
         self._calls[call_key(r)] = r
@@ -182,12 +200,14 @@ class FusionView(LiveView):
         pane = self._pane_for(r)
         if pane is not None:
             pane.finish(r)
+            self.overview.finished(_row_key(r), r, self._clock())
         self._refresh_ledger()
         if self.result is not None:
             # A late member after the run finished: the saved text report should include it too.
             self._update_display()
 
     def _on_run_finished(self, result: FusionResult) -> None:
+        self._ticking.set()
         self.result = result
         # Whatever the events missed (a call cancelled before it streamed), the result has final state.
         for r in result.calls:
@@ -201,6 +221,7 @@ class FusionView(LiveView):
             else:
                 self._finished.add(key)
                 pane.finish(r)
+                self.overview.finished(_row_key(r), r, self._clock())
         if result.verdict is not None and self.judge.verdict is not result.verdict:
             self.judge.show_verdict(result.verdict)  # only when VerdictReady did not already show it
         self.fused.show_result(result)
@@ -208,6 +229,28 @@ class FusionView(LiveView):
         self._update_display()  # handle() redraws the status line after this event, as after any other
 
     # --- helpers -------------------------------------------------------------------------------------
+
+    def _show(self, pane: Pane) -> None:
+        """Select ``pane``'s tab, but only while the reader is on the overview: a tab they chose stays."""
+        panes = self.panes
+        if pane in panes and self.tab.selected_index in (None, panes.index(self.overview)):
+            self.tab.selected_index = panes.index(pane)
+
+    def _start_ticking(self) -> None:
+        """A clock for the overview: elapsed times advance while no text arrives (every member still waiting
+        for its first token). One daemon thread per view, stopped when the run finishes or stops."""
+        if self.tick_s <= 0 or self._ticking.is_set() or getattr(self, "_ticker", None) is not None:
+            return
+
+        def tick() -> None:
+            while not self._ticking.wait(self.tick_s):
+                with self._lock:
+                    if self.result is not None or self.stopped is not None:
+                        return
+                    self.overview.tick(self._clock())
+
+        self._ticker = threading.Thread(target=tick, name="fusion-magic-view-clock", daemon=True)
+        self._ticker.start()
 
     def _pane_for(self, r: Response) -> MemberPane | JudgePane | None:
         if r.role == "judge":
@@ -254,8 +297,15 @@ class FusionView(LiveView):
         return f"<p><i>{escape_text(self._progress())}</i></p>"
 
 
+def _row_key(r: Response) -> str:
+    """The overview's row for a call: its member's, or the judge's (one per ordering with ``--orders``)."""
+    if r.role == "judge":
+        return f"judge · order {r.ordering}" if r.ordering else "judge"
+    return r.label or r.model
+
+
 class FusedPane(Pane):
-    """The fused answer; a placeholder until the verdict arrives.
+    """The fused answer; a placeholder until the verdict arrives (saying how the judge is doing once it runs).
 
     pane = FusedPane()
     pane.show_verdict(verdict)
@@ -266,7 +316,24 @@ class FusedPane(Pane):
     def __init__(self) -> None:
         self.html = widgets.HTML(self.PLACEHOLDER)
         self.answer: str | None = None
+        self._judging = "the judge is deciding"
         super().__init__("Fused", self.html)
+
+    def judging(self, judge: str, mode: str) -> None:
+        self._judging = f"the judge <code>{escape_text(judge)}</code> is deciding ({escape_text(mode)})"
+        if self.answer is None:
+            self.html.value = f"<p><i>{self._judging}…</i></p>"
+
+    def judge_progress(self, row: Row, now: float) -> None:
+        """The judge's live figures under the placeholder, until the verdict replaces it."""
+        if self.answer is not None:
+            return
+        counted = row.tokens()
+        figures = [] if counted is None else [f"~{counted[0]} tok"]
+        elapsed = row.elapsed(now)
+        if elapsed is not None:
+            figures.append(f"{elapsed:.1f} s")
+        self.html.value = f"<p><i>{self._judging}… {' · '.join(figures)}</i></p>"
 
     def show_verdict(self, verdict: Verdict) -> None:
         self._show(verdict.answer, verdict.mode, verdict.model, verdict)
