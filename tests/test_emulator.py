@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -15,7 +16,8 @@ import httpx
 import httpx_sse
 import pytest
 
-from fusion_magic.testing import ASGI_URL, Emulator, Fault, ModelScript, RecordedRequest
+from fusion_magic.testing import ASGI_URL, SCRIPTED, Emulator, Fault, ModelScript, RecordedRequest, VideoScript
+from fusion_magic.testing.media import clip_bytes
 from fusion_magic.testing.registry import Family, Request, Route, register, unregister
 
 FAMILIES = ("openrouter", "openai", "ollama", "anthropic", "gemini")
@@ -179,7 +181,7 @@ def test_openai_stream_usage_only_on_request(emulator: Emulator, include_usage: 
 def test_ollama_takes_any_bearer_but_not_none(emulator: Emulator) -> None:
     response = call(emulator, "ollama", "llama3.2", key="ollama", stream=False)
     assert response.status_code == 200
-    assert response.json()["choices"][0]["message"]["content"].startswith("Emulated answer from llama3.2")
+    assert response.json()["choices"][0]["message"]["content"].startswith(f"{SCRIPTED} Emulated answer from llama3.2")
     assert call(emulator, "ollama", "llama3.2", key=None).status_code == 401
 
 
@@ -270,6 +272,32 @@ def test_crlf_and_split_events_parse_the_same(emulator: Emulator) -> None:
     assert parsed("odd") == parsed("plain")
     raw = call(emulator, "openrouter", "odd").text
     assert "\r\n\r\n" in raw
+
+
+def reply_text(family: str, body: Any) -> str:
+    """The answer's text in a non-streamed reply of ``family``."""
+    if family == "anthropic":
+        return str(body["content"][0]["text"])
+    if family == "gemini":
+        return str(body["candidates"][0]["content"]["parts"][0]["text"])
+    return str(body["choices"][0]["message"]["content"])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_an_unscripted_models_answer_says_it_is_scripted(emulator: Emulator, family: str) -> None:
+    text = reply_text(family, call(emulator, family, "unscripted-model", stream=False).json())
+    assert text.startswith(f"{SCRIPTED} ") and "unscripted-model" in text
+
+
+def test_a_video_models_default_answer_about_a_clip_says_it_is_scripted(emulator: Emulator) -> None:
+    emulator.script("gemini-2.5-flash", VideoScript())
+    clip = base64.b64encode(clip_bytes(seconds=1.0)).decode()
+    parts = [{"inlineData": {"mimeType": "video/mp4", "data": clip}}, {"text": "What moves?"}]
+    response = call(emulator, "gemini", "gemini-2.5-flash", stream=False,
+                    contents=[{"role": "user", "parts": parts}])
+    assert response.status_code == 200
+    assert reply_text("gemini", response.json()) == VideoScript().answer
+    assert VideoScript().answer.startswith(f"{SCRIPTED} ")
 
 
 def test_default_reply_is_deterministic_and_callable_replies_see_the_body(emulator: Emulator) -> None:

@@ -16,7 +16,7 @@ from fusion_magic.fusion.result import FusionResult
 from fusion_magic.judge import best_of, merge
 from fusion_magic.judge.analysis import Contradiction, UniquePoint
 from fusion_magic.judge.judging import NO_ANALYSIS
-from fusion_magic.testing import Emulator, Fault, ModelScript
+from fusion_magic.testing import SCRIPTED, Emulator, Fault, ModelScript
 from fusion_magic.testing.judges import (
     NOT_ADDRESSED,
     content_judge,
@@ -157,7 +157,7 @@ def test_the_default_analysis_says_who_states_the_preferred_text(emulator_env: E
     assert a.unique == [UniquePoint("anthropic:claude-haiku-4-5", "The only answer that states '80%'.")]
     assert a.consensus == [] and a.blind_spots == []
     others = sorted(label for label in v.labels if label != v.choice_label)
-    assert v.reasoning == f"{v.choice_label} states '80%'; {others[0]} and {others[1]} do not."
+    assert v.reasoning == f"{SCRIPTED} {v.choice_label} states '80%'; {others[0]} and {others[1]} do not."
 
 
 def test_a_reasoning_callable_writes_about_the_answers_that_arrived(emulator_env: Emulator) -> None:

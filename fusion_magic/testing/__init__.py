@@ -34,8 +34,8 @@ if importlib.util.find_spec("uvicorn") is None:
 from . import families  # noqa: F401  (importing it registers the built-in families)
 from .emulator import ASGI_URL, Emulator, RecordedRequest
 from .judges import content_judge, debater
-from .script import Fault, FaultKind, ModelScript
+from .script import SCRIPTED, Fault, FaultKind, ModelScript
 from .video_script import VideoScript
 
-__all__ = ["ASGI_URL", "Emulator", "Fault", "FaultKind", "ModelScript", "RecordedRequest", "VideoScript",
-           "content_judge", "debater"]
+__all__ = ["ASGI_URL", "SCRIPTED", "Emulator", "Fault", "FaultKind", "ModelScript", "RecordedRequest",
+           "VideoScript", "content_judge", "debater"]

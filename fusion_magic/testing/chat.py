@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from ._exchange import ClientGone, ConnectionCut
 from ._wire import default_message, dumps, sse_headers
 from .registry import Family, Request
-from .script import Fault, ModelScript, Reply
+from .script import SCRIPTED, Fault, ModelScript, Reply
 
 _PARTIAL_FAULTS = frozenset({"error_chunk", "cut", "malformed"})
 _DEFAULT_SENTENCES = (
@@ -29,12 +29,13 @@ _DEFAULT_SENTENCES = (
 
 
 def default_reply(model: str, prompt: str) -> str:
-    """The deterministic answer of an unscripted model: names the model, echoes the question."""
+    """The deterministic answer of an unscripted model: says it is scripted, names the model, echoes the
+    question (``emu.script(model, ModelScript(reply=...))`` gives it real words)."""
     gist = " ".join(prompt.split())
     if len(gist) > 60:
         gist = gist[:57].rstrip() + "..."
     sentence = _DEFAULT_SENTENCES[zlib.crc32(f"{model}\n{prompt}".encode()) % len(_DEFAULT_SENTENCES)]
-    return f'Emulated answer from {model}: you asked "{gist}". {sentence}'
+    return f'{SCRIPTED} Emulated answer from {model}: you asked "{gist}". {sentence}'
 
 
 def text_of(content: Any) -> str:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .chat import text_of
+from .script import SCRIPTED
 
 # A shown answer: its letter and its text, up to the next block or the task. In a debate the final round's
 # block comes after the first round's, so reading them in order keeps the final round's text.
@@ -106,7 +107,8 @@ def content_judge(
     the analysis out (fusion_magic then notes the judge gave none). ``reasoning`` is a text, where
     ``{winner}`` becomes the picked letter, or a callable ``(winner, shown) -> text`` given the picked letter
     and the shown answers by letter (to write reasoning that fits whichever answers arrived). ``merged`` is
-    the synthesis for merge and debate (default: the picked answer's text).
+    the synthesis for merge and debate (default: the picked answer's text). Left out, ``reasoning`` says
+    which answer states ``prefer``, starting with ``script.SCRIPTED`` so no reader takes it for a model's words.
     """
     needle = prefer.casefold()
     if not needle.strip():
@@ -163,8 +165,9 @@ def debater(first: str, revised: str) -> Callable[[Mapping[str, Any]], str]:
 
 def _default_reasoning(prefer: str, pick: str, others: Sequence[str]) -> str:
     if not others:
-        return f"Answer {pick} states {prefer!r} most directly."
-    return f"Answer {pick} states {prefer!r}; {_letters(others)} {'does' if len(others) == 1 else 'do'} not."
+        return f"{SCRIPTED} Answer {pick} states {prefer!r} most directly."
+    return (f"{SCRIPTED} Answer {pick} states {prefer!r}; {_letters(others)} "
+            f"{'does' if len(others) == 1 else 'do'} not.")
 
 
 def _letters(labels: Sequence[str]) -> str:

@@ -13,6 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
+# What every text the emulator writes by itself starts with (an unscripted model's answer, a video model's
+# default answer about a clip, a scripted judge's default reasoning), so a reader never takes it for a model's.
+SCRIPTED = "[scripted by fusion_magic.testing]"
+
 FaultKind = Literal[
     "status",  # reply with `status` and the family's real error body before any stream starts
     "error_chunk",  # HTTP 200, then (after `after_chunks` text chunks) the family's in-stream error event

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .media import clip_bytes
-from .script import Fault, Scripts, fault_for
+from .script import SCRIPTED, Fault, Scripts, fault_for
 
 Outcome = Literal["ok", "filtered", "failed"]
 # "redirect": a URI on the API host that 302s to the storage host; "uri": a URI served directly (fal's CDN
@@ -56,7 +56,7 @@ class VideoScript:
     # (unconfirmed whether the server sends it) or only ``steps``.
     output_video_field: bool = False
     # What the model answers when asked about a video (understanding through Interactions or generateContent).
-    answer: str = "The clip shows a white square moving from left to right across a coloured background."
+    answer: str = f"{SCRIPTED} The clip shows a white square moving from left to right across a coloured background."
 
     def data(self) -> bytes:
         """The clip's bytes."""
