@@ -83,6 +83,10 @@ Fused answer (best-of, judge anthropic:claude-sonnet-4-5)
 ========================================================================
 Rayleigh scattering.
 
+best-of · judge anthropic:claude-sonnet-4-5 chose Answer A = openrouter:openai/gpt-4o · 1/2 answers
+  · 31.50 s · $0.001120
+DEGRADED: 1 member call failed: gemma3-270m #2 (timeout: no answer within 30 s).
+
 ========================================================================
 Judge
 ========================================================================
@@ -118,11 +122,9 @@ overhead                      -       -       0.40       -        -  0.000000
 overhead: wall time minus the critical path (the slowest member of each round, plus the judge)
 
 ========================================================================
-Warnings
+Notes
 ========================================================================
 - one member failed; the judge saw 1 answer
-
-DEGRADED: 1 member call failed: gemma3-270m #2 (timeout: no answer within 30 s).
 """
 
 
@@ -132,7 +134,7 @@ def test_text_report_layout_is_stable() -> None:
 
 def test_text_report_sections_come_in_order() -> None:
     text = text_report(hostile_result())
-    order = ["Fused answer (merge, judge", "Judge", "Answers (3)", "Cost & latency", "Warnings"]
+    order = ["Fused answer (merge, judge", "Judge", "Answers (3)", "Cost & latency", "Notes"]
     positions = [text.index(heading) for heading in order]
     assert positions == sorted(positions)
     assert text.index("**Merged** answer") < text.index("Judge\n")
@@ -149,7 +151,7 @@ def test_text_report_sections_come_in_order() -> None:
 
 def test_text_report_ledger_has_a_row_per_call_and_totals() -> None:
     text = text_report(hostile_result())
-    table = text[text.index("Cost & latency") : text.index("Warnings")].splitlines()
+    table = text[text.index("Cost & latency") : text.index("Notes\n")].splitlines()
     rows = [line for line in table if line.startswith(("gpt-4o ", "llama3.2 ", "slowpoke ", "judge ", "TOTAL "))]
     assert len(rows) == 5
     assert rows[2].split()[:3] == ["slowpoke", "ok,", "late"]  # the late flag joins the status
@@ -171,8 +173,9 @@ def test_text_report_degraded_line_names_every_failure() -> None:
         f"judge {JUDGE} failed (server: HTTP 529 overloaded), so a vote chose the answer."
     )
     text = text_report(result)
-    tail = " ".join(line.strip() for line in text[text.index("DEGRADED") :].splitlines())
-    assert tail == summary  # wrapped at the report's width, word for word the same sentence
+    # Right under the answer and its summary line, wrapped at the report's width, word for word the same.
+    below = text[text.index("DEGRADED") : text.index("=" * 72 + "\nJudge")].splitlines()
+    assert " ".join(line.strip() for line in below).strip() == summary
     assert degraded_summary(hostile_result()) is None
 
 
@@ -247,7 +250,7 @@ def test_markdown_report_is_inert_under_a_renderer_that_allows_html() -> None:
     assert_no_script(html)
     assert "<strong>Merged</strong>" in html  # model Markdown still renders
     assert "<table>" in html and "TOTAL" in html
-    for heading in ("## Fused answer", "## Judge", "## Answers", "## Cost & latency", "## Warnings"):
+    for heading in ("## Fused answer", "## Judge", "## Answers", "## Cost & latency", "## Notes"):
         assert heading in md
 
 

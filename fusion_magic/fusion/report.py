@@ -42,6 +42,7 @@ from ..judge.report import (
     ranked_best,
     verdict_html,
 )
+from ..present.fold import REPORT_STYLE, capped_markdown, copy_button, folded
 from ..present.ledger_table import (
     OVERHEAD_NOTE,
     WIDTH,
@@ -54,8 +55,8 @@ from ..present.ledger_table import (
     text_ledger,
     wrap,
 )
-from ..present.sanitize import escape_markdown, escape_text, neutralize_markdown, render_markdown
-from ..present.wording import failure_detail, status_word
+from ..present.sanitize import escape_markdown, escape_text, neutralize_markdown
+from ..present.wording import colour, degraded_html, failure_detail, status_word
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,7 +66,8 @@ if TYPE_CHECKING:
     from ..judge.analysis import JudgeAnalysis
     from .result import FusionResult
 
-__all__ = ["analysis_html", "degraded_summary", "html_report", "markdown_report", "text_report", "verdict_html"]
+__all__ = ["analysis_html", "degraded_summary", "html_report", "markdown_report", "summary_line", "text_report",
+           "verdict_html"]
 
 _RULE = "=" * 72
 # A failure's reason on the DEGRADED line: its kind and the first clauses of its message.
@@ -103,6 +105,45 @@ def degraded_summary(result: FusionResult) -> str | None:
     return "DEGRADED: " + "; ".join(parts or ["see the ledger"]) + "."
 
 
+def summary_line(result: FusionResult, *, degraded: bool = True) -> str:
+    """The run in one line, under the answer: what decided it, how many answers, time, cost, degraded or not
+    (``degraded=False`` leaves that word to the ``DEGRADED: ...`` sentence the reports put right below it).
+
+    ``best-of · judge anthropic:claude-sonnet-4-5 chose Answer A = openai:gpt-4o · 3/3 answers · 2.31 s ·
+    $0.001234``
+    """
+    v = result.verdict
+    if v is None:
+        decided = "no verdict"
+    elif v.undecided:
+        decided = "the vote found no majority"
+    else:
+        who = "the vote" if v.model == "vote" else f"judge {v.model}"
+        if v.fallback:
+            who = f"a vote (in place of {result.judge})"
+        if v.mode in ("merge", "debate") and not v.fallback and not v.choice:
+            decided = f"{who} merged the answers"
+        else:
+            agreed = f" ({v.agreement[0]} of {v.agreement[1]} agreed)" if v.agreement else ""
+            decided = f"{who} chose {choice_words(v)}{agreed}"
+    parts = [result.mode, decided, f"{result.n_ok}/{len(result.pool)} answers"]
+    if result.wall_s:
+        parts.append(f"{result.wall_s:.2f} s")
+    parts.append(_total_cost(result))
+    if degraded and result.degraded:
+        parts.append("DEGRADED")
+    return " · ".join(parts)
+
+
+def _total_cost(result: FusionResult) -> str:
+    frame = _ledger(result)
+    if frame.empty:
+        return "no calls"
+    total = frame[frame["model"] == "TOTAL"]["cost_usd"]
+    cost = None if total.empty or total.isna().iloc[0] else float(total.iloc[0])
+    return "cost unknown (see the ledger)" if cost is None else f"${cost:.6f}"
+
+
 # --- text ------------------------------------------------------------------------------------------
 
 
@@ -112,6 +153,11 @@ def text_report(result: FusionResult) -> str:
     out: list[str] = []
     out += _heading(f"Fused answer ({result.mode}, judge {plain(result.judge)})")
     out += _fit(plain(result.answer).strip() or f"({no_answer_words(result.verdict)})")
+    out.append("")
+    out += wrap(plain(summary_line(result, degraded=False)), "  ")
+    degraded = degraded_summary(result)
+    if degraded:
+        out += wrap(degraded, "  ")
     out.append("")
 
     out += _heading("Judge")
@@ -158,13 +204,10 @@ def text_report(result: FusionResult) -> str:
     out.append("")
 
     if result.warnings:
-        out += _heading("Warnings")
+        out += _heading("Notes")
         for w in result.warnings:
             out += wrap(f"- {w}", "  ")
         out.append("")
-    degraded = degraded_summary(result)
-    if degraded:
-        out += wrap(degraded, "  ")
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -258,6 +301,11 @@ def markdown_report(result: FusionResult) -> str:
     md.append(neutralize_markdown(result.answer.strip())
               or f"*({escape_markdown(no_answer_words(result.verdict))})*")
     md.append("")
+    md.append(f"*{escape_markdown(summary_line(result, degraded=False))}*")
+    md.append("")
+    degraded = degraded_summary(result)
+    if degraded:
+        md += [f"**{escape_markdown(degraded)}**", ""]
 
     md.append("## Judge")
     v = result.verdict
@@ -305,12 +353,9 @@ def markdown_report(result: FusionResult) -> str:
     md.append("")
 
     if result.warnings:
-        md.append("## Warnings")
+        md.append("## Notes")
         md += [f"- {escape_markdown(w)}" for w in result.warnings]
         md.append("")
-    degraded = degraded_summary(result)
-    if degraded:
-        md.append(f"**{escape_markdown(degraded)}**")
     return "\n".join(md).rstrip() + "\n"
 
 
@@ -340,38 +385,55 @@ def _analysis_markdown(analysis: JudgeAnalysis) -> list[str]:
 
 
 def html_report(result: FusionResult) -> str:
-    """The whole run as an HTML fragment; every model-written string goes through ``present.sanitize``."""
-    h: list[str] = ['<div class="fusion-magic-report">']
-    h.append("<h3>Fused answer</h3>")
-    h.append(f"<p><small>{escape_text(result.mode)} · judge <code>{escape_text(result.judge)}</code></small></p>")
-    h.append(render_markdown(result.answer) or f"<p><i>({escape_text(no_answer_words(result.verdict))})</i></p>")
+    """The whole run as an HTML fragment that fits one screen: the fused answer first (long ones folded under
+    "show all") with a copy button, the one-line summary, then the judge, the members, the ledger and the notes
+    folded below it. Every model-written string goes through ``present.sanitize``."""
+    h: list[str] = [f'<div class="fusion-magic-report" style="{REPORT_STYLE}">']
+    h.append('<div style="display:flex;align-items:baseline;gap:.8em">'
+             f'<h3 style="margin:.3em 0">Fused answer</h3>{copy_button(result.answer) if result.answer else ""}</div>')
+    missing = f"<p><i>({escape_text(no_answer_words(result.verdict))})</i></p>"
+    h.append(capped_markdown(result.answer, empty=missing))
+    h.append(f'<p class="fm-summary"><small>{escape_text(summary_line(result, degraded=False))}</small></p>')
+    degraded = degraded_summary(result)
+    if degraded:
+        h.append(degraded_html(escape_text(degraded)))
 
-    h.append("<h3>Judge</h3>")
-    h.append(verdict_html(result.verdict, result.judge) if result.verdict is not None else "<p>no verdict</p>")
+    v = result.verdict
+    judge_line = "no verdict" if v is None else f"{v.mode} · {choice_words(v)}"
+    h.append(folded(f"<b>Judge</b> · {escape_text(judge_line)}",
+                    verdict_html(v, result.judge) if v is not None else "<p>no verdict</p>", cls="fm-judge"))
 
-    h.append("<h3>Answers</h3>")
-    for label, calls in _by_member(result.responses):
+    groups = _by_member(result.responses)
+    answers: list[str] = []
+    for label, calls in groups:
         several = len(calls) > 1
         for r in calls:
             round_ = f" · round {r.round}" if several else ""
-            h.append(
-                f"<details open><summary><b>{escape_text(label)}</b>{round_} · "
-                f"<code>{escape_text(r.model)}</code> · {escape_text(status_word(r))} · "
-                f"{escape_text(figures(r))}</summary>"
-                f"{render_markdown(r.text) or '<p><i>(no text)</i></p>'}</details>"
-            )
+            answers.append(folded(
+                f"<b>{escape_text(label)}</b>{round_} · <code>{escape_text(r.model)}</code> · "
+                f'<span style="color:{colour(r)}">{escape_text(status_word(r))}</span> · {escape_text(figures(r))}',
+                capped_markdown(r.text, empty="<p><i>(no text)</i></p>")))
+    h.append(folded(f"<b>Answers ({len(groups)})</b> · {escape_text(_states_words(result.responses))}",
+                    "".join(answers) or "<p>no answers</p>", cls="fm-members"))
 
-    h.append("<h3>Cost &amp; latency</h3>")
-    h.append(ledger_html(_ledger(result)))
+    frame = _ledger(result)
+    calls = len(frame[~frame["model"].isin(["TOTAL", "overhead"])]) if not frame.empty else 0
+    h.append(folded(f"<b>Cost &amp; latency</b> · {calls} call{'s' if calls != 1 else ''} · "
+                    f"{escape_text(_total_cost(result))}", ledger_html(frame), cls="fm-ledger"))
     if result.warnings:
-        h.append("<h3>Warnings</h3><ul>")
-        h += [f"<li>{escape_text(w)}</li>" for w in result.warnings]
-        h.append("</ul>")
-    degraded = degraded_summary(result)
-    if degraded:
-        h.append(f"<p><b>{escape_text(degraded)}</b></p>")
+        notes = "".join(f"<li>{escape_text(w)}</li>" for w in result.warnings)
+        h.append(folded(f"<b>Notes ({len(result.warnings)})</b>", f"<ul>{notes}</ul>", cls="fm-notes"))
     h.append("</div>")
     return "\n".join(h)
+
+
+def _states_words(responses: Iterable[Response]) -> str:
+    """How the member calls ended, counted: ``3 done, 1 failed``."""
+    counts: dict[str, int] = {}
+    for r in responses:
+        word = status_word(r).split(":")[0]
+        counts[word] = counts.get(word, 0) + 1
+    return ", ".join(f"{n} {word}" for word, n in counts.items()) or "none"
 
 
 # --- helpers -----------------------------------------------------------------------------------------

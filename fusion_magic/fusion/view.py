@@ -20,6 +20,7 @@ import ipywidgets as widgets
 from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
 from ..core.state import is_running
 from ..present.sanitize import escape_text, render_markdown
+from ..present.wording import DEGRADED_STYLE
 from ..view.live import LiveView
 from ..view.overview import OverviewPane, Row
 from ..view.tabs import (
@@ -287,12 +288,12 @@ class FusionView(LiveView):
 
     def _status_html(self) -> str:
         if self.result is None and self.stopped is not None:
-            return f'<p><b style="color:#c62828">stopped: {escape_text(self.stopped)}</b></p>'
+            return f'<p><span style="{DEGRADED_STYLE}">stopped: {escape_text(self.stopped)}</span></p>'
         if self.result is not None:
             r = self.result
             line = f"done in {r.wall_s:.2f} s · {r.n_ok}/{len(r.pool)} answers · {r.mode} · judge {r.judge}"
             degraded = degraded_summary(r)
-            extra = f'<br><span style="color:#c62828">{escape_text(degraded)}</span>' if degraded else ""
+            extra = f'<br><span style="{DEGRADED_STYLE}">{escape_text(degraded)}</span>' if degraded else ""
             return f"<p><b>{escape_text(line)}</b>{extra}</p>"
         return f"<p><i>{escape_text(self._progress())}</i></p>"
 

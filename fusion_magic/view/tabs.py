@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from ..core.ledger import ledger_frame, with_totals
+from ..present.fold import block_boundary
 from ..present.ledger_table import figures, ledger_html
 from ..present.sanitize import escape_text, render_markdown
 from ..present.wording import colour, status_word
@@ -110,9 +111,9 @@ class MarkdownStream:
     def _freeze(self, tail: str) -> None:
         if len(tail) <= self.chunk_chars:
             return
-        cut = _block_boundary(tail)
+        cut = block_boundary(tail, before_end=True)
         if cut <= 0 and len(tail) > 4 * self.chunk_chars:
-            cut = _block_boundary(tail, any_line=True)
+            cut = block_boundary(tail, any_line=True, before_end=True)
         if cut <= 0:
             return
         chunk = widgets.HTML(render_markdown(tail[:cut]))
@@ -125,24 +126,6 @@ class MarkdownStream:
             self._frozen = []
             self._frozen_text = ""
             self.body.children = (self.tail,)
-
-
-def _block_boundary(text: str, *, any_line: bool = False) -> int:
-    """Offset just past the last blank line outside fenced code (0 if none): a safe place to split
-    Markdown into separately rendered pieces. With ``any_line``, any line end outside a fence will do
-    (a model that never leaves a blank line). Cosmetic only: each piece is sanitized on its own."""
-    pos, cut, fence = 0, 0, ""
-    for line in text.splitlines(keepends=True):
-        pos += len(line)
-        stripped = line.strip()
-        if fence:
-            if stripped.startswith(fence):
-                fence = ""
-        elif stripped.startswith(("```", "~~~")):
-            fence = stripped[:3]
-        elif (any_line or not stripped) and pos < len(text) and line.endswith("\n"):
-            cut = pos
-    return cut
 
 
 @dataclass
