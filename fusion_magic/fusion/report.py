@@ -417,8 +417,8 @@ def html_report(result: FusionResult) -> str:
                     "".join(answers) or "<p>no answers</p>", cls="fm-members"))
 
     frame = _ledger(result)
-    calls = len(frame[~frame["model"].isin(["TOTAL", "overhead"])]) if not frame.empty else 0
-    h.append(folded(f"<b>Cost &amp; latency</b> · {calls} call{'s' if calls != 1 else ''} · "
+    n_calls = len(frame[~frame["model"].isin(["TOTAL", "overhead"])]) if not frame.empty else 0
+    h.append(folded(f"<b>Cost &amp; latency</b> · {n_calls} call{'s' if n_calls != 1 else ''} · "
                     f"{escape_text(_total_cost(result))}", ledger_html(frame), cls="fm-ledger"))
     if result.warnings:
         notes = "".join(f"<li>{escape_text(w)}</li>" for w in result.warnings)
