@@ -3,11 +3,23 @@ and shown in the ledger only where some call has it (a chat-only ledger keeps it
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pytest
 
 import fusion_magic
 from fusion_magic.core.ledger import COLUMNS, USAGE_COLUMNS, ledger_frame, with_totals
-from fusion_magic.core.pricing import FREE_PROVIDERS, USER_SOURCE, Price, price_for, price_record
+from fusion_magic.core.pricing import (
+    FREE_PROVIDERS,
+    STALE_AFTER_DAYS,
+    TABLE_DATE,
+    TABLE_SOURCE,
+    USER_SOURCE,
+    Price,
+    price_for,
+    price_record,
+    table_age_note,
+)
 from fusion_magic.core.record import CallRecord, Response
 from fusion_magic.present.ledger_table import figures, ledger_html, text_ledger
 from fusion_magic.providers.registry import BUILTIN
@@ -146,3 +158,27 @@ def test_a_release_of_a_known_model_costs_what_it_costs_and_another_model_is_unk
                                                                                     known: str | None) -> None:
     price = price_for(model_id)
     assert price == (price_for(known) if known else None)
+
+
+def test_the_price_table_says_how_old_it_is_once_past_ninety_days() -> None:
+    assert TABLE_SOURCE.endswith(TABLE_DATE.isoformat()) and STALE_AFTER_DAYS == 90
+    assert table_age_note(TABLE_DATE) is None
+    assert table_age_note(TABLE_DATE + timedelta(days=90)) is None
+    assert table_age_note(TABLE_DATE + timedelta(days=91)) == (
+        f"prices as of {TABLE_DATE.isoformat()} (91 days old): check the provider's page; "
+        "%config FusionMagics.prices sets your own")
+    note = table_age_note(date(2026, 5, 9), as_of=date(2025, 10, 1))
+    assert note is not None and note.startswith("prices as of 2025-10-01 (220 days old): ")
+
+
+def test_fuse_list_shows_the_note_beside_an_old_table_only() -> None:
+    from fusion_magic.calls.settings import Settings
+    from fusion_magic.ipython.listing import provider_listing
+
+    fresh = provider_listing(Settings(), today=TABLE_DATE + timedelta(days=30))
+    assert fresh.prices_note is None and "days old" not in str(fresh)
+    old = provider_listing(Settings(), today=TABLE_DATE + timedelta(days=400))
+    lines = str(old).splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("Known prices"))
+    assert lines[header + 1] == old.prices_note
+    assert old.prices_note is not None and "(400 days old)" in old.prices_note

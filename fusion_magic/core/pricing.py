@@ -8,6 +8,7 @@ unknown, never 0.
     price = price_for("anthropic:claude-sonnet-4-5")
     price.cost(input_tokens=1000, output_tokens=200)
     price_record(record, settings.prices)  # fills record.cost_usd and cost_source
+    table_age_note()  # a line to show beside the table's prices once they are over 90 days old, else None
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import TypeAlias
 
 from .record import CallRecord
@@ -23,7 +25,11 @@ from .record import CallRecord
 # (openai.com/api/pricing, docs.anthropic.com pricing, ai.google.dev/gemini-api/docs/pricing);
 # standard tier, no batch discount, prompts under the long-context threshold. Prices drift: check the
 # pages before trusting a total, and add models with %config FusionMagics.prices.
-TABLE_SOURCE = "price table 2025-10-01"
+TABLE_DATE = date(2025, 10, 1)
+TABLE_SOURCE = f"price table {TABLE_DATE.isoformat()}"
+# Vendors change prices every few months: past this age, wherever the table's prices are shown, one line
+# says how old they are (``table_age_note``).
+STALE_AFTER_DAYS = 90
 
 _TABLE: dict[str, tuple[float, float]] = {
     # OpenAI
@@ -216,6 +222,20 @@ def price_record(record: CallRecord, extra: Mapping[str, UserPrice] | None = Non
     cost = price.cost_of(record)
     if cost is not None:
         record.cost_usd, record.cost_source = cost, price.source
+
+
+def table_age_note(today: date | None = None, *, as_of: date = TABLE_DATE,
+                   stale_after_days: int = STALE_AFTER_DAYS) -> str | None:
+    """One line to show beside prices from a table dated ``as_of`` once it is more than ``stale_after_days``
+    old on ``today`` (default: the local date), else None.
+
+        table_age_note(date(2026, 5, 9))  # "prices as of 2025-10-01 (220 days old): check ..."
+    """
+    age = ((today or date.today()) - as_of).days
+    if age <= stale_after_days:
+        return None
+    return (f"prices as of {as_of.isoformat()} ({age} days old): check the provider's page; "
+            "%config FusionMagics.prices sets your own")
 
 
 def known_prices() -> dict[str, tuple[float, float]]:
