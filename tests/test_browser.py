@@ -1,6 +1,8 @@
 """%%fuse in JupyterLab, seen by a real browser: headless Chromium (Debian's, driven by Playwright) runs a
-notebook against the loopback emulator, watches the live view while the models are still silent, checks the
-finished report, saves, restarts the server and checks what a reopened notebook shows.
+notebook against the loopback emulator with eight members, watches the live view while the models are still
+silent and then while all eight stream (every member's text and token count on the overview, without a click,
+the counts advancing), checks the finished report (one screen, the answer first, the rest unfolding, the copy
+button), saves, restarts the server and checks the same on the reopened notebook.
 
 Needs /usr/bin/chromium (``make test`` installs Debian's chromium) and the ``dev`` extra (jupyterlab,
 playwright). Screenshots go to build/browser-test/. Run alone with
@@ -41,32 +43,78 @@ pytestmark = [
 ]
 
 NOTEBOOK = "fuse.ipynb"
-FUSE_CELL = "%%fuse -p openai:slow1,anthropic:slow2 -j gemini:judge -m merge -o r\nWhat is the capital of France?"
+MEMBERS = [f"slow{i}" for i in range(1, 9)]
+PROVIDERS = ["openai", "anthropic", "gemini", "openrouter"]
+POOL = ",".join(f"{PROVIDERS[i % 4]}:{m}" for i, m in enumerate(MEMBERS))
+FUSE_CELL = f"%%fuse -p {POOL} -j gemini:judge -m merge -o r\nWhat is the capital of France?"
 # The members stay silent this long: the whole "waiting for the first token" phase is checked inside it.
 TTFT_S = 8.0
+# Then they stream this slowly for about 8 s: long enough to read the overview twice while all eight stream.
+TOKENS_PER_S = 10
+REPLY = "Paris is the capital of France. " * 10
 ANSWER = "Paris."
+# A laptop's screen: the finished output, folded, must fit in it.
+SCREEN_PX = 800
 
 
 def fuse_output(page: Page) -> Locator:
     return cell_output(page, 1)
 
 
-def assert_static_report(output: Locator, where: str) -> None:
-    """The finished run as the static HTML report: the Fused answer first, then Judge, Answers, the ledger."""
+def assert_static_report(page: Page, output: Locator, where: str) -> None:
+    """The finished run as the static HTML report: one screen, the Fused answer first with its one-line summary,
+    then Judge, Answers, the ledger folded; each unfolds; the copy button puts the answer on the clipboard."""
     text = output.inner_text()
-    headings = ["Fused answer", "Judge", "Answers", "Cost & latency"]
+    headings = ["Fused answer", "Judge", "Answers (8)", "Cost & latency"]
     missing = [h for h in headings if h not in text]
     assert not missing, f"{where}: no static report (missing {missing}); the cell output reads: {text[:2000]!r}"
     places = [text.index(h) for h in headings]
     assert places == sorted(places), f"{where}: report sections out of order: {text[:2000]!r}"
     fused_part = text[places[0]:places[1]]
     assert ANSWER in fused_part, f"{where}: the fused answer {ANSWER!r} is not under 'Fused answer': {fused_part!r}"
+    assert "8/8 answers" in fused_part, f"{where}: no one-line summary under the answer: {fused_part!r}"
     answer = output.locator("p", has_text=re.compile(rf"^\s*{re.escape(ANSWER)}\s*$")).first
     assert answer.is_visible(), f"{where}: the fused answer {ANSWER!r} is not visible"
-    total = output.locator("td, th", has_text=re.compile(r"^\s*TOTAL\s*$")).first
-    assert total.is_visible(), f"{where}: the ledger's TOTAL row is not visible: {text[:2000]!r}"
-    assert "overhead" in text, f"{where}: the ledger has no 'overhead' row: {text[:2000]!r}"
+    box = output.bounding_box()
+    assert box is not None and box["height"] <= SCREEN_PX, f"{where}: the output is {box} high, over {SCREEN_PX} px"
     assert "Error displaying widget" not in text, f"{where}: {text[:2000]!r}"
+
+    # Folded: the ledger's TOTAL row and a member's answer show only once their section is opened.
+    total = output.locator("td, th", has_text=re.compile(r"^\s*TOTAL\s*$")).first
+    assert not total.is_visible(), f"{where}: the ledger is not folded"
+    for section in ("Judge", "Answers (8)", "Cost & latency"):
+        output.locator("summary", has_text=section).first.click()
+    assert total.is_visible(), f"{where}: the ledger's TOTAL row is not visible once unfolded"
+    assert "overhead" in output.inner_text(), f"{where}: the ledger has no 'overhead' row"
+    member = output.locator("details:has(> summary:has-text('slow8'))").first
+    assert member.is_visible(), f"{where}: no member slow8 under Answers"
+    member.locator("summary").first.click()
+    assert member.get_by_text(REPLY.strip()[:40]).first.is_visible(), f"{where}: slow8's answer does not unfold"
+    assert "both agree" in output.inner_text(), f"{where}: the judge's reasoning does not unfold"
+    shot(page, f"unfolded-{where.replace(' ', '-')}")
+
+    # The copy button: the answer as written on the clipboard (the page may read it back: permission granted).
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.evaluate("navigator.clipboard.writeText('')")
+    button = output.locator("button.fm-copy").first
+    button.click()
+    wait_for(lambda: button.inner_text(), lambda t: t == "Copied", f"{where}: the copy button to say Copied",
+             timeout_s=10)
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied == ANSWER, f"{where}: the clipboard holds {copied!r}, not the answer"
+
+
+def overview_counts(output: Locator) -> dict[str, int]:
+    """Each member's live token count as the overview shows it (visible rows only)."""
+    counts: dict[str, int] = {}
+    for row in output.locator(".fusion-magic-row").all():
+        if not row.is_visible():
+            continue
+        text = row.inner_text()
+        found = re.search(r"^(slow\d).*?~?(\d+) tok", text, re.S)
+        if found:
+            counts[found.group(1)] = int(found.group(2))
+    return counts
 
 
 # ---- the test ----------------------------------------------------------------------------------------------
@@ -75,8 +123,8 @@ def assert_static_report(output: Locator, where: str) -> None:
 @pytest.fixture
 def slow_emulator() -> Iterator[Emulator]:
     with Emulator() as emu:
-        for model in ("slow1", "slow2"):
-            emu.script(model, ModelScript(reply="Paris is the capital of France.", ttft_s=TTFT_S, tokens_per_s=20))
+        for model in MEMBERS:
+            emu.script(model, ModelScript(reply=REPLY, ttft_s=TTFT_S, tokens_per_s=TOKENS_PER_S))
         emu.script("judge", ModelScript(reply=json.dumps({"reasoning": "both agree", "answer": ANSWER})))
         yield emu
 
@@ -93,7 +141,7 @@ def check_reopened(page: Page) -> None:
     output = fuse_output(page)
     wait_text(output, lambda t: ANSWER in t, "the saved output")
     shot(page, "3-reopened")
-    assert_static_report(output, "after reopening")
+    assert_static_report(page, output, "after reopening")
     assert_no_widget_errors(page)
 
 
@@ -112,13 +160,13 @@ def run_and_save(page: Page, emu: Emulator, path: Path) -> list[str]:
     panes = wait_text(tab.first, lambda t: "waiting for the first token" in t, "a member to say it is waiting",
                       timeout_s=TTFT_S)
     shot(page, "1-waiting")
-    assert "0/2 answers in" in status_text and "streaming" not in status_text, status_text
+    assert "0/8 answers in" in status_text and "streaming" not in status_text, status_text
     assert "failed" not in panes.lower(), f"a tab says failed while waiting: {panes[:2000]!r}"
     assert "waiting for the first token" in panes, f"no member says it is waiting: {panes[:2000]!r}"
-    members = [q.model for q in emu.requests if q.model in ("slow1", "slow2")]
-    assert sorted(members) == ["slow1", "slow2"], f"the emulator saw {members}"
+    members = [q.model for q in emu.requests if q.model in MEMBERS]
+    assert sorted(members) == MEMBERS, f"the emulator saw {members}"
     # Tab titles: a wrong title is reported at the end, so one run still checks everything after it.
-    expected = ["Fused", "Judge", "slow1", "slow2", "Cost & latency"]
+    expected = ["Overview", "Fused", "Judge", *MEMBERS, "Cost & latency"]
     labels = output.locator(".widget-tab .lm-TabBar-tabLabel")
     problems: list[str] = []
     try:
@@ -127,12 +175,23 @@ def run_and_save(page: Page, emu: Emulator, path: Path) -> list[str]:
     except AssertionError as exc:
         problems.append(str(exc))
 
+    # --- all eight streaming: each member's text and count on the overview, no click, counts advancing ---
+    first = wait_for(lambda: overview_counts(output), lambda c: sorted(c) == MEMBERS and min(c.values()) >= 3,
+                     "every member's token count on the overview", timeout_s=TTFT_S + 10)
+    shot(page, "1b-streaming")
+    rows = output.locator(".fusion-magic-row")
+    shown = [rows.nth(i).inner_text() for i in range(rows.count()) if rows.nth(i).is_visible()]
+    quiet = [row for row in shown if "Paris is the capital" not in row]
+    assert len(shown) == len(MEMBERS) and not quiet, f"members whose text is not visible: {quiet or shown}"
+    wait_for(lambda: overview_counts(output), lambda c: all(c.get(m, 0) > first[m] for m in MEMBERS),
+             f"every member's count to advance past {first}", timeout_s=10)
+
     # --- finished: the live view gives way to the static report ----------------------------------------
     wait_text(output, lambda t: "Fused answer" in t or "done in" in t, "the run to finish")
     page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-InputPrompt", has_text=re.compile(r"\[\d+\]")).wait_for()
     wait_kernel_idle(page)
     shot(page, "2-finished")
-    assert_static_report(output, "after the run")
+    assert_static_report(page, output, "after the run")
     assert_no_widget_errors(page)
 
     # --- saved to disk ---------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ class Row:
         return (self.ended if self.ended is not None else now) - self.started
 
     def rate(self, now: float) -> float | None:
-        """Output tokens per second since the first token; None until there is a second's worth to divide."""
+        """Output tokens per second since the first token; None in the first half second (too short to tell)."""
         counted = self.tokens()
         if counted is None or self.first_token is None:
             return None
@@ -73,7 +73,7 @@ class Row:
         r = self.response
         if r is not None and not r.state.is_running and r.latency_s is not None and r.ttft_s is not None:
             span = r.latency_s - r.ttft_s  # the call's own clock, once it has one
-        return counted[0] / span if span >= 0.05 and counted[0] > 1 else None
+        return counted[0] / span if span >= 0.5 and counted[0] > 1 else None
 
 
 class OverviewPane(Pane):
