@@ -65,7 +65,7 @@ POLL_S = 0.5
 RUN_S = 12.0
 OMNI_MORE_S = 20.0
 SETUP_CELL = f"%load_ext fusion_magic\n%config VideoMagics.poll = {POLL_S}"
-VIDEO_CELL = f"%%video -m {OMNI},{FAL},{VEO} --seconds 6 -o clips\nA paper boat drifting down a rainy street"
+VIDEO_CELL = f"%%video -p {OMNI},{FAL},{VEO} --seconds 6 -o clips\nA paper boat drifting down a rainy street"
 HEADING = "Clips (2 of 3 saved)"
 WAITING = ("planned", "submitting", "queued", "running")
 # What each tab may say on its way, in the live view.

@@ -24,7 +24,7 @@ from fusion_magic.evaluation.engine import plan_evaluation
 from fusion_magic.evaluation.options import EvalKeywords, EvalOptions
 from fusion_magic.fusion.options import FuseKeywords, FuseOptions
 from fusion_magic.ipython.args import EVAL_PARSER, FUSE_HELP, FUSE_PARSER, VIDEO_HELP, VIDEO_PARSER
-from fusion_magic.ipython.declared import add_flags, config_traits, given_options, help_lines
+from fusion_magic.ipython.declared import Renamed, add_flags, config_traits, given_options, help_lines, renamed_notes
 from fusion_magic.ipython.magics import FusionMagics
 from fusion_magic.ipython.video import VideoMagics
 from fusion_magic.videos.options import VideoKeywords, VideoOptions
@@ -70,9 +70,11 @@ def keyword_takes(keyword: Any, value: Any) -> bool:
 @pytest.mark.parametrize(("kind", "d"), option_cases())
 def test_every_option_has_its_flag_trait_keyword_and_help_line(kind: str, d: Declared) -> None:
     _, parser, magics, keywords, help_text, functions = KINDS[kind]
-    # the flag: exactly one, with the declared letters, landing in the field
-    actions = [a for a in parser._actions if a.dest == d.name]
+    # the flag: exactly one, with the declared letters, landing in the field (and its old flags, if any)
+    actions = [a for a in parser._actions if a.dest == d.name and not isinstance(a, Renamed)]
     assert len(actions) == 1 and tuple(actions[0].option_strings) == d.option.flags and d.option.flags
+    old = [a for a in parser._actions if a.dest == d.name and isinstance(a, Renamed)]
+    assert [s for a in old for s in a.option_strings] == list(d.option.renamed)
     # the help line: one line naming the flags, with the declared help (eval's entry lists its flags compactly)
     if kind == "eval":
         assert f" {d.option.flags[0]}" in help_text
@@ -128,6 +130,7 @@ class Toy:
     tags: tuple[str, ...] = option((), "--tags", metavar="IDS", help="what it is about", items="tag")
     quiet: bool = option(False, "--quiet", help="say nothing")
     mode: str | None = option(None, "--mode", choices=("a", "b"), const="a", help="how")
+    loud: bool = option(False, "--loud", help="say it twice", renamed=("--noisy", "-n"))
     internal: int = 0  # no declaration: no option
 
     def __post_init__(self) -> None:
@@ -137,14 +140,14 @@ class Toy:
 
 
 def toy_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(prog="%toy", add_help=False)
     add_flags(parser, Toy)
     return parser
 
 
 def test_a_new_option_is_one_field() -> None:
     parser = toy_parser()
-    assert [a.dest for a in parser._actions] == ["level", "tags", "quiet", "mode"]
+    assert [a.dest for a in parser._actions] == ["level", "tags", "quiet", "mode", "loud", "loud"]
     assert given_options(parser.parse_args([]), Toy) == {}  # left out: the layer below decides
     assert given_options(parser.parse_args(["-l", "5", "--tags", "x, y", "--quiet", "--mode"]), Toy) == {
         "level": 5, "tags": ("x", "y"), "quiet": True, "mode": "a"}
@@ -155,7 +158,24 @@ def test_a_new_option_is_one_field() -> None:
         "  --tags IDS              what it is about",
         "  --quiet                 say nothing",
         "  --mode [a|b]            how",
-    ]
+        "  --loud                  say it twice",
+    ]  # an old flag is not listed
+    # an old flag still sets its option, and leaves one note naming the new spelling
+    ns = parser.parse_args(["-n", "--noisy"])
+    assert given_options(ns, Toy) == {"loud": True}
+    assert renamed_notes(ns) == ("note: -n is now --loud in %toy (the old spelling works until 0.3)",
+                                 "note: --noisy is now --loud in %toy (the old spelling works until 0.3)")
+    assert renamed_notes(parser.parse_args(["--loud"])) == ()
+
+
+def test_an_old_flag_cannot_shadow_a_current_one() -> None:
+    @dataclass(frozen=True)
+    class Clash:
+        mode: str = option("a", "-m", "--mode", help="how")
+        models: str = option("", "-p", "--pool", help="who", renamed=("-m",))
+
+    with pytest.raises(argparse.ArgumentError, match="conflicting option string: -m"):
+        add_flags(argparse.ArgumentParser(add_help=False), Clash)
     traits = config_traits(Toy)
     assert list(traits) == ["level"] and isinstance(traits["level"], Int)
     assert traits["level"].default() == 3 and traits["level"].help == "Default level."

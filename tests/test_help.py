@@ -3,6 +3,7 @@ examples; none of IPython's argparse decorations (``::``, ``%%%``, ``<{a,b}>``).
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def test_every_line_magic_option_is_in_the_help(parser: MagicArgumentParser) -> 
     section = FUSE_HELP.split("Line magic:\n", 1)[1].split("\n\nExamples:", 1)[0]
     entry = section.split(f"  %fuse {command}", 1)[1].split("\n  %fuse ", 1)[0]
     for action in parser._actions:
-        if action.option_strings:
+        if action.option_strings and action.help != argparse.SUPPRESS:  # an old spelling is not listed
             assert names(action.option_strings, entry), (command, action.option_strings)
 
 
@@ -95,5 +96,11 @@ def test_the_video_help_fits_and_names_every_option() -> None:
     assert len(lines) <= 50 and max(len(line) for line in lines) <= 100
     for parser in (VIDEO_PARSER, VIDEO_RESUME_PARSER):
         for action in parser._actions:
-            if action.option_strings:
+            if action.option_strings and action.help != argparse.SUPPRESS:
                 assert names(action.option_strings, VIDEO_HELP), action.option_strings
+    assert not names(["-m", "--models"], VIDEO_HELP)  # the old spellings of -p/--pool are not shown
+
+
+def test_the_help_shows_the_new_spellings_only() -> None:
+    entry = FUSE_HELP.split("  %fuse eval DATA", 1)[1].split("\n\n", 1)[0]
+    assert names(["--strategies", "--repeats", "-p"], entry) and not names(["-s", "-r"], entry)

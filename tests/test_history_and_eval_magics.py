@@ -49,7 +49,7 @@ def test_eval_runs_strategies_from_a_dataframe_variable(shell: InteractiveShell,
     emulator_env.script("a", ModelScript(reply=answer))
     shell.user_ns["qs"] = pd.DataFrame({"question": ["What is 2+2?", "Capital of France?"],
                                         "reference": ["4", "Paris"]})
-    out = shell.run_line_magic("fuse", "eval qs -p openai:a -s single -o ev")
+    out = shell.run_line_magic("fuse", "eval qs -p openai:a --strategies single -o ev")
     assert isinstance(out, EvalResult) and shell.user_ns["ev"] is out
     summary = out.summary.set_index("strategy")
     assert summary.loc[summary.index[0], "accuracy"] == pytest.approx(0.5) and len(out.rows) == 2

@@ -167,6 +167,6 @@ def test_the_video_magic_waits_through_the_same_helper(vshell: InteractiveShell,
     emulator_env.script(OMNI, VideoScript(polls=10_000))
     threading.Timer(1.0, _thread.interrupt_main).start()
     with pytest.raises(KeyboardInterrupt) as info:
-        vshell.run_cell_magic("video", f"-m gemini:{OMNI} -o v", "A fox that never ends")
+        vshell.run_cell_magic("video", f"-p gemini:{OMNI} -o v", "A fox that never ends")
     assert type(info.value) is KeyboardInterrupt
     assert vshell.user_ns["v"].videos[0].status == "pending" and vshell.user_ns["v"].status == "interrupted"

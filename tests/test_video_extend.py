@@ -66,7 +66,7 @@ def no_key_written() -> None:
 def first(vshell: InteractiveShell, emulator_env: Emulator) -> VideoResult:
     """A finished Veo clip (1 s as served, 8 s as asked) in the variable ``v``."""
     emulator_env.script(VEO, VideoScript(polls=1, clip_seconds=1.0))
-    out = vshell.run_cell_magic("video", f"-m gemini:{VEO} -o v", "A fox trots through fresh snow")
+    out = vshell.run_cell_magic("video", f"-p gemini:{VEO} -o v", "A fox trots through fresh snow")
     assert isinstance(out, VideoResult) and out.videos[0].ok
     return out
 
@@ -151,8 +151,8 @@ def test_estimate_and_budget_count_the_seven_seconds_an_extension_adds(
     ("--extend v --aspect 9:16", "drop --aspect"),
     ("--extend v --image first.png", "drop --image and --last-frame"),
     ("--extend v --edit v", "one at a time"),
-    (f"--extend v -m gemini:{OMNI}", "--extend continues a Veo clip"),
-    (f"--extend v -m gemini:{VEO},fal:{KLING}", f"fal:{KLING} cannot"),
+    (f"--extend v -p gemini:{OMNI}", "--extend continues a Veo clip"),
+    (f"--extend v -p gemini:{VEO},fal:{KLING}", f"fal:{KLING} cannot"),
     ("--extend nothing_here", "variable 'nothing_here' is not a finished VideoResult"),
     ("--extend v --understand clip.mp4", "--extend are for generating"),
 ])
@@ -169,7 +169,7 @@ def test_conflicting_flags_are_one_line_and_no_call(vshell: InteractiveShell, em
 def test_extending_an_omni_result_is_one_usage_error_naming_what_to_do(vshell: InteractiveShell,
                                                                       emulator_env: Emulator) -> None:
     emulator_env.script(OMNI, VideoScript(polls=0))
-    vshell.run_cell_magic("video", f"-m gemini:{OMNI} -o v", "A fox")
+    vshell.run_cell_magic("video", f"-p gemini:{OMNI} -o v", "A fox")
     before = len(emulator_env.requests)
     for line in ("--extend v", "--extend"):  # the named result, and the last one
         with pytest.raises(UsageError) as info:
@@ -182,7 +182,7 @@ def test_extending_an_omni_result_is_one_usage_error_naming_what_to_do(vshell: I
 def test_a_veo_clip_that_came_back_inline_has_no_uri_to_extend(vshell: InteractiveShell,
                                                                emulator_env: Emulator) -> None:
     emulator_env.script(VEO, VideoScript(polls=0, delivery="inline"))
-    out = vshell.run_cell_magic("video", f"-m gemini:{VEO} -o v", "A fox")
+    out = vshell.run_cell_magic("video", f"-p gemini:{VEO} -o v", "A fox")
     assert out.videos[0].ok and side_of(out)["clip_uri"] is None
     before = len(emulator_env.requests)
     with pytest.raises(UsageError, match="has no Veo URI in its sidecar") as info:
@@ -219,7 +219,7 @@ def test_last_frame_goes_to_veo_with_the_first_and_changes_the_request_key(vshel
     emu.script(VEO, VideoScript(polls=0))
     Path("a.png").write_bytes(png_bytes(colour=(10, 10, 200)))
     Path("b.png").write_bytes(png_bytes(colour=(200, 10, 10)))
-    framed = vshell.run_cell_magic("video", f"-m gemini:{VEO} --image a.png --last-frame b.png", "Blue to red")
+    framed = vshell.run_cell_magic("video", f"-p gemini:{VEO} --image a.png --last-frame b.png", "Blue to red")
     assert framed.videos[0].ok
     [submit] = veo_submits(emu)
     instance = submit.body["instances"][0]
@@ -227,18 +227,18 @@ def test_last_frame_goes_to_veo_with_the_first_and_changes_the_request_key(vshel
     assert instance["lastFrame"]["mimeType"] == "image/png" and "image" in instance
     assert submit.body["parameters"]["durationSeconds"] == 8
     assert side_of(framed)["parameters"]["last_frame"] == "b.png"
-    first_only = vshell.run_cell_magic("video", f"-m gemini:{VEO} --image a.png", "Blue to red")
+    first_only = vshell.run_cell_magic("video", f"-p gemini:{VEO} --image a.png", "Blue to red")
     assert not first_only.videos[0].reused and emu.video_jobs(VEO) == 2  # another request, another clip
     assert side_of(first_only)["request_key"] != side_of(framed)["request_key"]
 
 
 @pytest.mark.parametrize(("line", "words"), [
-    (f"-m gemini:{VEO} --last-frame b.png", "--last-frame needs --image"),
-    (f"-m gemini:{VEO} --image a.png --last-frame b.png --seconds 6", "need --seconds 8"),
-    (f"-m gemini:{VEO} --image a.png --last-frame notimage.png", "not a PNG or JPEG image"),
-    (f"-m gemini:{VEO} --image a.png --last-frame missing.png", "--last-frame: no such file"),
-    (f"-m gemini:{OMNI} --image a.png --last-frame b.png", "has no last-frame control"),
-    ("-m fal:fal-ai/kling-video/v2.1/master/text-to-video --image a.png --last-frame b.png",
+    (f"-p gemini:{VEO} --last-frame b.png", "--last-frame needs --image"),
+    (f"-p gemini:{VEO} --image a.png --last-frame b.png --seconds 6", "need --seconds 8"),
+    (f"-p gemini:{VEO} --image a.png --last-frame notimage.png", "not a PNG or JPEG image"),
+    (f"-p gemini:{VEO} --image a.png --last-frame missing.png", "--last-frame: no such file"),
+    (f"-p gemini:{OMNI} --image a.png --last-frame b.png", "has no last-frame control"),
+    ("-p fal:fal-ai/kling-video/v2.1/master/text-to-video --image a.png --last-frame b.png",
      "has no last-frame input"),
 ])
 def test_last_frame_refusals_are_one_line_and_no_call(vshell: InteractiveShell, emulator_env: Emulator,
@@ -277,7 +277,7 @@ def test_fal_last_frame_crosses_the_socket_to_the_first_last_endpoint(vshell: In
     emulator_env.script("fal-ai/veo3.1/first-last-frame-to-video", VideoScript(polls=0))
     Path("a.png").write_bytes(png_bytes())
     Path("b.png").write_bytes(png_bytes(colour=(200, 10, 10)))
-    out = vshell.run_cell_magic("video", "-m fal:fal-ai/veo3.1 --image a.png --last-frame b.png --seconds 6",
+    out = vshell.run_cell_magic("video", "-p fal:fal-ai/veo3.1 --image a.png --last-frame b.png --seconds 6",
                                 "Blue to red")
     assert out.videos[0].ok
     [submit] = [q for q in emulator_env.requests if q.family == "fal" and q.method == "POST"]

@@ -31,7 +31,7 @@ def test_a_pool_generates_concurrently_and_saves_mp4_with_sidecars(vshell: Inter
                                                                     emulator_env: Emulator) -> None:
     for model in (OMNI, VEO, FAL):
         emulator_env.script(model, VideoScript(polls=2, clip_seconds=1.5))
-    out = vshell.run_cell_magic("video", f"-m {POOL} --seconds 6 -o v", "A paper boat on a rainy street")
+    out = vshell.run_cell_magic("video", f"-p {POOL} --seconds 6 -o v", "A paper boat on a rainy street")
     assert isinstance(out, VideoResult) and vshell.user_ns["v"] is out
     assert [v.status for v in out.videos] == ["ok", "ok", "ok"] and not out.degraded
     assert submissions(emulator_env) == {OMNI: 1, VEO: 1, FAL: 1}
@@ -59,7 +59,7 @@ def test_failed_and_filtered_jobs_fail_their_own_tab_only(vshell: InteractiveShe
     emulator_env.script(OMNI, VideoScript(polls=1))
     emulator_env.script(VEO, VideoScript(polls=1, outcome="filtered", reason="audio track blocked"))
     emulator_env.script(FAL, VideoScript(polls=1, outcome="failed"))
-    out = vshell.run_cell_magic("video", f"-m {POOL}", "A fox")
+    out = vshell.run_cell_magic("video", f"-p {POOL}", "A fox")
     omni, veo, fal = out.videos
     assert omni.ok and out.degraded
     assert veo.status == "filtered" and "audio track blocked" in (veo.reason or "") and veo.cost_usd == 0.0
@@ -71,19 +71,19 @@ def test_failed_and_filtered_jobs_fail_their_own_tab_only(vshell: InteractiveShe
 def test_the_same_cell_again_reuses_its_clip_and_pays_nothing(vshell: InteractiveShell,
                                                                emulator_env: Emulator) -> None:
     emulator_env.script(OMNI, VideoScript(polls=1))
-    first = vshell.run_cell_magic("video", f"-m gemini:{OMNI} --seconds 4", "A fox")
-    again = vshell.run_cell_magic("video", f"-m gemini:{OMNI} --seconds 4", "A fox")
+    first = vshell.run_cell_magic("video", f"-p gemini:{OMNI} --seconds 4", "A fox")
+    again = vshell.run_cell_magic("video", f"-p gemini:{OMNI} --seconds 4", "A fox")
     assert emulator_env.video_jobs(OMNI) == 1
     assert again.videos[0].reused and again.videos[0].path == first.videos[0].path and again.videos[0].ok
     assert again.videos[0].cost_usd == 0.0
-    fresh = vshell.run_cell_magic("video", f"-m gemini:{OMNI} --seconds 4 --new", "A fox")
+    fresh = vshell.run_cell_magic("video", f"-p gemini:{OMNI} --seconds 4 --new", "A fox")
     assert emulator_env.video_jobs(OMNI) == 2 and fresh.videos[0].ok
 
 
 def test_a_timeout_leaves_the_job_pending_and_resume_fetches_it_with_one_submission(
         vshell: InteractiveShell, emulator_env: Emulator) -> None:
     emulator_env.script(VEO, VideoScript(polls=40))
-    out = vshell.run_cell_magic("video", f"-m gemini:{VEO} -t 0.2 -o v", "A slow fox")
+    out = vshell.run_cell_magic("video", f"-p gemini:{VEO} -t 0.2 -o v", "A slow fox")
     video = out.videos[0]
     assert video.status == "pending" and out.pending == [video] and out.degraded
     # Why it is pending is a note, never an error (issue #16): the clip, its record and its sidecar say so.
@@ -107,7 +107,7 @@ def test_an_interrupt_prints_one_line_and_the_paid_job_survives(vshell: Interact
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     emulator_env.script(OMNI, VideoScript(polls=10_000))
     threading.Timer(1.0, _thread.interrupt_main).start()
-    outcome = vshell.run_cell(f"%%video -m gemini:{OMNI} -o v\nA fox that never ends")
+    outcome = vshell.run_cell(f"%%video -p gemini:{OMNI} -o v\nA fox that never ends")
     shown = capsys.readouterr()
     text = shown.out + shown.err
     assert isinstance(outcome.error_in_exec, VideoInterrupted) and "Traceback" not in text
@@ -118,7 +118,7 @@ def test_an_interrupt_prints_one_line_and_the_paid_job_survives(vshell: Interact
     assert json.loads(partial.videos[0].sidecar.read_text())["status"] == "pending"
     # Running the same cell again re-attaches to the job instead of paying for a second one.
     emulator_env.video.jobs(OMNI)[0].script = VideoScript(polls=0)
-    again = vshell.run_cell_magic("video", f"-m gemini:{OMNI}", "A fox that never ends")
+    again = vshell.run_cell_magic("video", f"-p gemini:{OMNI}", "A fox that never ends")
     assert again.videos[0].ok and emulator_env.video_jobs(OMNI) == 1
 
 
@@ -126,7 +126,7 @@ def test_check_by_local_frames_scores_each_clip_and_marks_the_best(vshell: Inter
                                                                     emulator_env: Emulator) -> None:
     emulator_env.script(OMNI, VideoScript(polls=0, clip_seconds=4.0))
     emulator_env.script(VEO, VideoScript(polls=0, clip_seconds=2.0))
-    out = vshell.run_cell_magic("video", f"-m gemini:{OMNI},gemini:{VEO} --seconds 4 --check local:frames", "A fox")
+    out = vshell.run_cell_magic("video", f"-p gemini:{OMNI},gemini:{VEO} --seconds 4 --check local:frames", "A fox")
     omni, veo = out.videos
     assert omni.score is not None and veo.score is not None and omni.score > veo.score
     assert out.best is omni and omni.best and not veo.best
@@ -152,7 +152,7 @@ def test_check_by_omni_continues_the_interaction_that_made_its_clip(vshell: Inte
                                                                     emulator_env: Emulator) -> None:
     emulator_env.script(OMNI, VideoScript(polls=0, answer=CHECK_ANSWER))
     emulator_env.script(VEO, VideoScript(polls=0))
-    out = vshell.run_cell_magic("video", f"-m gemini:{OMNI},gemini:{VEO} --check gemini:{OMNI}", "A fox")
+    out = vshell.run_cell_magic("video", f"-p gemini:{OMNI},gemini:{VEO} --check gemini:{OMNI}", "A fox")
     omni, veo = out.videos
     assert (omni.score, veo.score) == (7.0, 7.0) and not out.degraded
     assert "0:01 the fox runs" in omni.score_reasons
@@ -169,11 +169,11 @@ def test_check_by_omni_continues_the_interaction_that_made_its_clip(vshell: Inte
 def test_a_check_that_cannot_continue_the_interaction_sends_the_clip(vshell: InteractiveShell,
                                                                      emulator_env: Emulator) -> None:
     emulator_env.script(OMNI, VideoScript(polls=0, answer=CHECK_ANSWER))
-    first = vshell.run_cell_magic("video", f"-m gemini:{OMNI}", "A fox")
+    first = vshell.run_cell_magic("video", f"-p gemini:{OMNI}", "A fox")
     job_id = first.videos[0].job_id
     assert job_id is not None
     emulator_env.video.forget(job_id)  # the provider no longer keeps that interaction (expired)
-    again = vshell.run_cell_magic("video", f"-m gemini:{OMNI} --check gemini:{OMNI}", "A fox")
+    again = vshell.run_cell_magic("video", f"-p gemini:{OMNI} --check gemini:{OMNI}", "A fox")
     clip = again.videos[0]
     generations = [q for q in emulator_env.requests if q.family == "gemini-interactions" and q.method == "POST"
                    and isinstance(q.body, dict) and q.body.get("response_modalities") == ["video"]]
@@ -190,7 +190,7 @@ def test_a_check_that_cannot_continue_the_interaction_sends_the_clip(vshell: Int
 def test_understanding_with_two_models_is_fused_by_the_judge(vshell: InteractiveShell, emulator_env: Emulator,
                                                             tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "cuts.mp4", scenes=[Scene(1.5), Scene(1.5)])
-    out = vshell.run_cell_magic("video", f"--understand {clip} -m local:frames,gemini:gemini-2.5-flash -j vote",
+    out = vshell.run_cell_magic("video", f"--understand {clip} -p local:frames,gemini:gemini-2.5-flash -j vote",
                                 "What happens in this clip?")
     assert [r.model for r in out.answers] == ["local:frames", "gemini:gemini-2.5-flash"]
     assert all(r.ok for r in out.answers) and out.verdict is not None
@@ -207,7 +207,7 @@ def test_debate_on_answers_about_a_video_is_refused_before_any_question(vshell: 
     # Debate asks the models to revise; a question about a video is asked once. Refused before anything is paid,
     # whether the flag says it or the session's %config does.
     clip = make_clip(tmp_path / "clip.mp4", scenes=[Scene(1.0)])
-    line = f"--understand {clip} -m gemini:gemini-2.5-flash,gemini:gemini-2.5-pro"
+    line = f"--understand {clip} -p gemini:gemini-2.5-flash,gemini:gemini-2.5-pro"
     with pytest.raises(UsageError, match="--mode"):
         vshell.run_cell_magic("video", line + " --mode debate", "What happens?")
     vshell.run_line_magic("config", "FusionMagics.mode = 'debate'")
@@ -221,7 +221,7 @@ def test_debate_on_answers_about_a_video_is_refused_before_any_question(vshell: 
 
 def test_edit_revises_the_last_omni_clip(vshell: InteractiveShell, emulator_env: Emulator) -> None:
     emulator_env.script(OMNI, VideoScript(polls=0))
-    first = vshell.run_cell_magic("video", f"-m gemini:{OMNI} -o v", "A fox")
+    first = vshell.run_cell_magic("video", f"-p gemini:{OMNI} -o v", "A fox")
     second = vshell.run_cell_magic("video", "--edit v", "Make it slower, add rain")
     assert second.videos[0].ok and second.videos[0].model == f"gemini:{OMNI}"
     creates = [q.body for q in emulator_env.requests if q.family == "gemini-interactions" and q.method == "POST"]
@@ -231,14 +231,14 @@ def test_edit_revises_the_last_omni_clip(vshell: InteractiveShell, emulator_env:
 @pytest.mark.parametrize(("line", "body", "message"), [
     ("--understand missing.mp4", "What?", "no such file"),
     ("--understand notvideo.mp4", "What?", "is not a video"),
-    (f"-m gemini:{OMNI} --out-dir ../elsewhere", "A fox", "outside the working folder"),
-    ("-m gemini:gemini-2.5-flash", "A fox", "not a video-generation model"),
-    ("-m nosuch:model", "A fox", "unknown provider"),
-    (f"-m gemini:{VEO} --seconds 4 --resolution 1080p", "A fox", "1080p"),
-    (f"-m gemini:{OMNI} --aspect 4:3", "A fox", "--aspect"),
-    (f"-m gemini:{VEO} --seconds 8 --budget 0.10", "A fox", "above --budget"),
+    (f"-p gemini:{OMNI} --out-dir ../elsewhere", "A fox", "outside the working folder"),
+    ("-p gemini:gemini-2.5-flash", "A fox", "not a video-generation model"),
+    ("-p nosuch:model", "A fox", "unknown provider"),
+    (f"-p gemini:{VEO} --seconds 4 --resolution 1080p", "A fox", "1080p"),
+    (f"-p gemini:{OMNI} --aspect 4:3", "A fox", "--aspect"),
+    (f"-p gemini:{VEO} --seconds 8 --budget 0.10", "A fox", "above --budget"),
     ("--image nothere.png", "A fox", "no such file"),
-    (f"-m gemini:{OMNI}", "# NBVAL_IGNORE_OUTPUT\n", "needs a prompt"),
+    (f"-p gemini:{OMNI}", "# NBVAL_IGNORE_OUTPUT\n", "needs a prompt"),
 ])
 def test_bad_input_is_one_line_and_no_call(vshell: InteractiveShell, emulator_env: Emulator, line: str,
                                            body: str, message: str) -> None:
@@ -253,12 +253,12 @@ def test_budget_refusal_is_a_budget_error_under_raise_errors(vshell: Interactive
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FUSION_MAGIC_RAISE_ERRORS", "1")
     with pytest.raises(BudgetError):
-        vshell.run_cell_magic("video", f"-m gemini:{VEO} --seconds 8 --budget 0.10", "A fox")
+        vshell.run_cell_magic("video", f"-p gemini:{VEO} --seconds 8 --budget 0.10", "A fox")
     assert emulator_env.requests == []
 
 
 def test_estimate_needs_no_key_and_sends_nothing(vshell: InteractiveShell, emulator: Emulator) -> None:
-    est = vshell.run_cell_magic("video", f"-m gemini:{VEO},gemini:{OMNI} --seconds 6 --estimate", "A fox")
+    est = vshell.run_cell_magic("video", f"-p gemini:{VEO},gemini:{OMNI} --seconds 6 --estimate", "A fox")
     text = str(est)
     assert "$0.60" in text and "Total: $1.20" in text and emulator.requests == []
 

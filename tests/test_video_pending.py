@@ -180,7 +180,7 @@ def test_the_video_cell_shows_a_pending_clip_as_pending_in_its_widgets(vshell: I
     emulator_env.script(VEO, VideoScript(polls=10_000))
     magics = next(c for c in vshell.configurables if isinstance(c, VideoMagics))
     magics.view = "widgets"
-    out = vshell.run_cell_magic("video", f"-m gemini:{VEO} -t 0.2 -o v", "A slow fox")
+    out = vshell.run_cell_magic("video", f"-p gemini:{VEO} -t 0.2 -o v", "A slow fox")
     view = magics.last_view
     assert isinstance(view, VideoView) and view.result is out
     (clip,) = out.videos
@@ -193,7 +193,7 @@ def test_the_video_cell_shows_a_pending_clip_as_pending_in_its_widgets(vshell: I
     assert submissions(emulator_env) == 1
 
     finish_at_the_provider(emulator_env, clip)
-    again = vshell.run_cell_magic("video", f"-m gemini:{VEO} -t 5", "A slow fox")  # the same cell re-attaches
+    again = vshell.run_cell_magic("video", f"-p gemini:{VEO} -t 5", "A slow fox")  # the same cell re-attaches
     assert again.videos[0].ok and again.videos[0].reattached and submissions(emulator_env) == 1
     pane = magics.last_view.clips[clip.label]
     assert pane.status_text().startswith("saved · ")

@@ -27,7 +27,7 @@ def test_same_model_twice_keeps_two_clips_and_two_job_ids(vshell: InteractiveShe
     """A pool naming a model twice is two paid jobs (tabs "#1", "#2"), but both share one request key, so one
     sidecar and one .mp4: the second job id overwrites the first and one paid clip is lost."""
     emulator_env.script(OMNI, VideoScript(polls=1))
-    out = vshell.run_cell_magic("video", f"-m gemini:{OMNI},gemini:{OMNI}", "A fox")
+    out = vshell.run_cell_magic("video", f"-p gemini:{OMNI},gemini:{OMNI}", "A fox")
     assert emulator_env.video_jobs(OMNI) == 2
     a, b = out.videos
     assert a.ok and b.ok
@@ -40,7 +40,7 @@ def test_resume_looks_in_the_configured_out_dir(vshell: InteractiveShell, emulat
     """%config VideoMagics.out_dir moves the clips, but %video resume still looks in videos/."""
     _magics(vshell).out_dir = "clips"
     emulator_env.script(VEO, VideoScript(polls=40))
-    out = vshell.run_cell_magic("video", f"-m gemini:{VEO} -t 0.2", "A slow fox")
+    out = vshell.run_cell_magic("video", f"-p gemini:{VEO} -t 0.2", "A slow fox")
     assert out.videos[0].status == "pending" and out.videos[0].sidecar.parent.name == "clips"  # type: ignore[union-attr]
     emulator_env.video.jobs(VEO)[0].script = VideoScript(polls=0)
     resumed = vshell.run_line_magic("video", "resume")
@@ -54,7 +54,7 @@ def test_an_out_dir_that_cannot_be_created_is_refused_before_paying(vshell: Inte
     Path("notes.txt").write_text("a file, not a folder")
     emulator_env.script(OMNI, VideoScript(polls=0))
     with pytest.raises(UsageError):
-        vshell.run_cell_magic("video", f"-m gemini:{OMNI} --out-dir notes.txt/clips", "A fox")
+        vshell.run_cell_magic("video", f"-p gemini:{OMNI} --out-dir notes.txt/clips", "A fox")
     assert emulator_env.video_jobs(OMNI) == 0
 
 
@@ -64,7 +64,7 @@ def test_resume_is_not_blocked_by_one_sidecar_whose_key_is_gone(vshell: Interact
     the paid Omni job beside it can never be fetched."""
     emulator_env.script(OMNI, VideoScript(polls=40))
     emulator_env.script(FAL, VideoScript(polls=40))
-    out = vshell.run_cell_magic("video", f"-m gemini:{OMNI},fal:{FAL} -t 0.2", "A slow fox")
+    out = vshell.run_cell_magic("video", f"-p gemini:{OMNI},fal:{FAL} -t 0.2", "A slow fox")
     assert [v.status for v in out.videos] == ["pending", "pending"]
     for job in emulator_env.video.jobs():
         job.script = VideoScript(polls=0)
@@ -76,9 +76,9 @@ def test_resume_is_not_blocked_by_one_sidecar_whose_key_is_gone(vshell: Interact
 
 @pytest.mark.parametrize(("line", "real_usd"), [
     # Veo 3.1 Fast costs $0.30/s at 4k (reference §2.6); the estimate uses the 720p $0.10/s.
-    (f"-m gemini:{VEO} --seconds 8 --resolution 4k --budget 1.00", 2.40),
+    (f"-p gemini:{VEO} --seconds 8 --resolution 4k --budget 1.00", 2.40),
     # Hailuo-02 makes 6 or 10 s (fal.MODELS); with no --seconds the estimate assumes 5 s.
-    (f"-m fal:{FAL} --budget 0.25", 0.27),
+    (f"-p fal:{FAL} --budget 0.25", 0.27),
 ])
 def test_budget_is_a_hard_cap_on_what_the_run_really_costs(vshell: InteractiveShell, emulator_env: Emulator,
                                                           line: str, real_usd: float) -> None:
@@ -93,7 +93,7 @@ def test_an_interrupted_resume_is_one_line(vshell: InteractiveShell, emulator_en
                                            capsys: pytest.CaptureFixture[str]) -> None:
     """Ctrl-C during %video resume ends in a bare KeyboardInterrupt traceback, unlike %%video's one line."""
     emulator_env.script(OMNI, VideoScript(polls=10_000))
-    vshell.run_cell_magic("video", f"-m gemini:{OMNI} -t 0.2", "A fox that never ends")
+    vshell.run_cell_magic("video", f"-p gemini:{OMNI} -t 0.2", "A fox that never ends")
     capsys.readouterr()
     threading.Timer(1.0, _thread.interrupt_main).start()
     vshell.run_cell("%video resume")
@@ -132,11 +132,11 @@ def test_an_interrupt_while_the_submit_answer_is_on_its_way_keeps_the_paid_job(
     emulator_env.script(OMNI, VideoScript(polls=0))
     switch = _slow_submit(monkeypatch, after=1.5)
     threading.Timer(0.7, _thread.interrupt_main).start()
-    vshell.run_cell(f"%%video -m gemini:{OMNI} -o v\nA fox")
+    vshell.run_cell(f"%%video -p gemini:{OMNI} -o v\nA fox")
     assert emulator_env.video_jobs(OMNI) == 1
     shown = vshell.user_ns["v"].videos[0].status
     switch["slow"] = False
-    vshell.run_cell_magic("video", f"-m gemini:{OMNI}", "A fox")
+    vshell.run_cell_magic("video", f"-p gemini:{OMNI}", "A fox")
     assert emulator_env.video_jobs(OMNI) == 1  # re-attached, not paid twice
     assert shown == "pending"  # not "cancelled": the job was never cancelled at the provider
 
@@ -147,8 +147,8 @@ def test_the_same_cell_while_a_background_run_is_submitting_does_not_pay_twice(
     second run submits (and pays for) the same request again."""
     emulator_env.script(OMNI, VideoScript(polls=0))
     _slow_submit(monkeypatch, before=0.5)
-    vshell.run_cell_magic("video", f"-m gemini:{OMNI} --background -o w", "A fox")
-    vshell.run_cell_magic("video", f"-m gemini:{OMNI}", "A fox")
+    vshell.run_cell_magic("video", f"-p gemini:{OMNI} --background -o w", "A fox")
+    vshell.run_cell_magic("video", f"-p gemini:{OMNI}", "A fox")
     vshell.user_ns["w"].result()
     assert emulator_env.video_jobs(OMNI) == 1
 
@@ -158,9 +158,9 @@ def test_new_does_not_throw_away_the_earlier_pending_job(vshell: InteractiveShel
     (paid) job is overwritten, so that job can never be resumed (and an earlier finished clip's .mp4 is
     overwritten the same way)."""
     emulator_env.script(VEO, VideoScript(polls=40))
-    first = vshell.run_cell_magic("video", f"-m gemini:{VEO} -t 0.2", "A slow fox")
+    first = vshell.run_cell_magic("video", f"-p gemini:{VEO} -t 0.2", "A slow fox")
     assert first.videos[0].status == "pending"
-    vshell.run_cell_magic("video", f"-m gemini:{VEO} -t 0.2 --new", "A slow fox")
+    vshell.run_cell_magic("video", f"-p gemini:{VEO} -t 0.2 --new", "A slow fox")
     assert emulator_env.video_jobs(VEO) == 2
     kept = {json.loads(p.read_text())["job"]["job_id"] for p in Path("videos").glob("*.json")}
     assert first.videos[0].job_id in kept
@@ -171,9 +171,9 @@ def test_the_same_cell_with_a_local_check_scores_its_reused_clip(vshell: Interac
     """Re-running a --check local:frames cell (the help's own example) reuses the clip but has no analysis
     for it: the check "fails", the result is degraded and nothing is marked best."""
     emulator_env.script(OMNI, VideoScript(polls=0, clip_seconds=4.0))
-    first = vshell.run_cell_magic("video", f"-m gemini:{OMNI} --seconds 4 --check local:frames", "A fox")
+    first = vshell.run_cell_magic("video", f"-p gemini:{OMNI} --seconds 4 --check local:frames", "A fox")
     assert first.best is not None and not first.degraded
-    again = vshell.run_cell_magic("video", f"-m gemini:{OMNI} --seconds 4 --check local:frames", "A fox")
+    again = vshell.run_cell_magic("video", f"-p gemini:{OMNI} --seconds 4 --check local:frames", "A fox")
     assert again.videos[0].reused
     assert again.best is not None and not again.degraded
 
@@ -196,10 +196,10 @@ def test_reattaching_is_not_reported_as_a_new_submission(vshell: InteractiveShel
     """The progress line says "submitted, job X" when the same cell re-attaches to its pending job: the
     user reads it as a second payment ("re-attached to" is only printed for a reused finished clip)."""
     emulator_env.script(VEO, VideoScript(polls=40))
-    first = vshell.run_cell_magic("video", f"-m gemini:{VEO} -t 0.2", "A slow fox")
+    first = vshell.run_cell_magic("video", f"-p gemini:{VEO} -t 0.2", "A slow fox")
     emulator_env.video.jobs(VEO)[0].script = VideoScript(polls=0)
     capsys.readouterr()
-    vshell.run_cell_magic("video", f"-m gemini:{VEO}", "A slow fox")
+    vshell.run_cell_magic("video", f"-p gemini:{VEO}", "A slow fox")
     err = capsys.readouterr().err
     assert emulator_env.video_jobs(VEO) == 1
     assert f"submitted, job {first.videos[0].job_id}" not in err
@@ -245,8 +245,8 @@ def test_resuming_two_jobs_of_one_model_shows_two_clips(vshell: InteractiveShell
     the progress printer and the widget view key clips by label: one "saved" line (the second clip's
     progress is read as a new submission), one tab."""
     emulator_env.script(VEO, VideoScript(polls=40))
-    vshell.run_cell_magic("video", f"-m gemini:{VEO} -t 0.2", "A slow fox")
-    vshell.run_cell_magic("video", f"-m gemini:{VEO} -t 0.2", "A slow owl")
+    vshell.run_cell_magic("video", f"-p gemini:{VEO} -t 0.2", "A slow fox")
+    vshell.run_cell_magic("video", f"-p gemini:{VEO} -t 0.2", "A slow owl")
     for job in emulator_env.video.jobs(VEO):
         job.script = VideoScript(polls=0)
     capsys.readouterr()
@@ -268,9 +268,9 @@ def test_an_interrupt_while_waiting_for_another_run_stops_this_run(vshell: Inter
 
     emulator_env.script(OMNI, VideoScript(polls=0, submit_faults=[Fault("status", status=500, times=1)]))
     _slow_submit(monkeypatch, before=1.0)
-    vshell.run_cell_magic("video", f"-m gemini:{OMNI} --background -o w", "A fox")
+    vshell.run_cell_magic("video", f"-p gemini:{OMNI} --background -o w", "A fox")
     threading.Timer(0.4, _thread.interrupt_main).start()
-    vshell.run_cell(f"%%video -m gemini:{OMNI} -o v\nA fox")
+    vshell.run_cell(f"%%video -p gemini:{OMNI} -o v\nA fox")
     time.sleep(1.5)
     assert emulator_env.video_jobs(OMNI) == 0  # nothing paid after Ctrl-C
 
@@ -285,7 +285,7 @@ def test_resume_while_a_background_run_follows_the_same_job(vshell: InteractiveS
 
     clip = made_clip(2.0, (320, 180), False) + b"\0" * 8_000_000  # a few MB, so the downloads overlap
     emulator_env.script(VEO, VideoScript(polls=20, clip=clip))
-    vshell.run_cell_magic("video", f"-m gemini:{VEO} --background -o w", "A fox")
+    vshell.run_cell_magic("video", f"-p gemini:{VEO} --background -o w", "A fox")
     time.sleep(0.1)  # its receipt is written
     resumed = vshell.run_line_magic("video", "resume")
     background = vshell.user_ns["w"].result()
@@ -300,10 +300,10 @@ def test_two_new_runs_of_one_cell_keep_both_clips(vshell: InteractiveShell, emul
     the first is still submitting picks the same "-2" stem, waits for the first run to finish, then submits
     into that stem, overwriting the first run's sidecar and .mp4 (two paid clips, one file)."""
     emulator_env.script(OMNI, VideoScript(polls=0))
-    vshell.run_cell_magic("video", f"-m gemini:{OMNI}", "A fox")
+    vshell.run_cell_magic("video", f"-p gemini:{OMNI}", "A fox")
     _slow_submit(monkeypatch, before=0.5)
-    vshell.run_cell_magic("video", f"-m gemini:{OMNI} --new --background -o w", "A fox")
-    second = vshell.run_cell_magic("video", f"-m gemini:{OMNI} --new", "A fox")
+    vshell.run_cell_magic("video", f"-p gemini:{OMNI} --new --background -o w", "A fox")
+    second = vshell.run_cell_magic("video", f"-p gemini:{OMNI} --new", "A fox")
     first = vshell.user_ns["w"].result()
     assert emulator_env.video_jobs(OMNI) == 3
     assert first.videos[0].path != second.videos[0].path
@@ -317,10 +317,10 @@ def test_an_interrupted_waiter_does_not_drop_the_guard_of_the_run_it_waited_for(
     the same cell once more finds no receipt and no run in flight, and pays a second time."""
     emulator_env.script(OMNI, VideoScript(polls=0))
     _slow_submit(monkeypatch, before=1.5)
-    vshell.run_cell_magic("video", f"-m gemini:{OMNI} --background -o w", "A fox")
+    vshell.run_cell_magic("video", f"-p gemini:{OMNI} --background -o w", "A fox")
     threading.Timer(0.4, _thread.interrupt_main).start()
-    vshell.run_cell(f"%%video -m gemini:{OMNI} -o v\nA fox")  # waits for w, then Ctrl-C
-    vshell.run_cell_magic("video", f"-m gemini:{OMNI}", "A fox")
+    vshell.run_cell(f"%%video -p gemini:{OMNI} -o v\nA fox")  # waits for w, then Ctrl-C
+    vshell.run_cell_magic("video", f"-p gemini:{OMNI}", "A fox")
     vshell.user_ns["w"].result()
     assert emulator_env.video_jobs(OMNI) == 1
 
@@ -333,7 +333,7 @@ def test_resume_waits_for_the_run_of_this_kernel_that_follows_the_job(vshell: In
     import time
 
     emulator_env.script(VEO, VideoScript(polls=20))
-    vshell.run_cell_magic("video", f"-m gemini:{VEO} --background -o w", "A fox")
+    vshell.run_cell_magic("video", f"-p gemini:{VEO} --background -o w", "A fox")
     time.sleep(0.1)  # its receipt is written
     resumed = vshell.run_line_magic("video", "resume")
     vshell.user_ns["w"].result()

@@ -150,7 +150,7 @@ def test_magic_prints_spec_not_score(vshell: InteractiveShell, emulator_env: Emu
                                      capsys: pytest.CaptureFixture[str]) -> None:
     """The terminal face of ``%%video --check local:frames``: progress lines and the report as printed."""
     emulator_env.script(OMNI, VideoScript(polls=0, clip_seconds=4.0))
-    vshell.run_cell(f"%%video -m gemini:{OMNI} --seconds 4 --check local:frames\nA fox")
+    vshell.run_cell(f"%%video -p gemini:{OMNI} --seconds 4 --check local:frames\nA fox")
     shown = capsys.readouterr()
     printed = shown.out + shown.err
     assert "spec 3/3 checks passed" in printed and "(best spec)" in printed and "Spec check" in printed

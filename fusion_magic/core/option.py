@@ -40,7 +40,9 @@ class Option:
     ``const``: the value of the bare flag (``--cache`` alone is ``"on"``), which makes the value optional.
     ``config``: the ``%config`` trait's help, None for an option of one run only; ``trait``: the trait's name
     where it is not the field's. ``check``: see ``Check``. ``group``: the help section it is listed in.
-    ``items``: what one element of a list option is, for the message when the list is empty.
+    ``items``: what one element of a list option is, for the message when the list is empty. ``renamed``:
+    the option's old flags (``("-m", "--models")``), which still parse to it until ``RENAMED_UNTIL`` and
+    print a one-line note naming the new spelling; never listed in the help.
     """
 
     flags: tuple[str, ...] = ()
@@ -53,15 +55,28 @@ class Option:
     check: Check | None = None
     group: str = ""
     items: str = "value"
+    renamed: tuple[str, ...] = ()
 
 
 def option(default: Any, *flags: str, help: str, metavar: str | None = None,
            choices: Collection[str] | None = None, const: object = None, config: str | None = None,
-           trait: str | None = None, check: Check | None = None, group: str = "", items: str = "value") -> Any:
+           trait: str | None = None, check: Check | None = None, group: str = "", items: str = "value",
+           renamed: Collection[str] = ()) -> Any:
     """A dataclass field declared as an option (see ``Option``); ``default`` is the field's default."""
     declaration = Option(flags=flags, help=help, metavar=metavar, choices=None if choices is None else tuple(choices),
-                         const=const, config=config, trait=trait, check=check, group=group, items=items)
+                         const=const, config=config, trait=trait, check=check, group=group, items=items,
+                         renamed=tuple(renamed))
     return field(default=default, metadata={OPTION: declaration})
+
+
+# An old flag (``Option.renamed``) keeps working, with a note, until this release; then it is dropped.
+RENAMED_UNTIL = "0.3"
+
+
+def renamed_note(old: str, current: Collection[str], magic: str) -> str:
+    """The one line an old spelling prints: ``note: -s is now --strategies in %fuse eval (the old spelling
+    works until 0.3)``."""
+    return f"note: {old} is now {'/'.join(current)} in {magic} (the old spelling works until {RENAMED_UNTIL})"
 
 
 @dataclass(frozen=True)
@@ -188,6 +203,6 @@ def one_of(name: str, choices: Collection[str], normal: Callable[[str], str] = s
     return check
 
 
-__all__ = ["OPTION", "Check", "Declared", "Option", "at_least", "check_keywords", "check_options", "check_that",
-           "declared", "one_of", "option", "option_names", "positive_number",
+__all__ = ["OPTION", "RENAMED_UNTIL", "Check", "Declared", "Option", "at_least", "check_keywords", "check_options",
+           "check_that", "declared", "one_of", "option", "option_names", "positive_number", "renamed_note",
            "whole_number"]

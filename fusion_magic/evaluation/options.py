@@ -66,9 +66,11 @@ class EvalOptions:
     pool: tuple[str, ...] = option((), "-p", "--pool", metavar="IDS", items="provider:model id",
                                    help="the pool (default: %config FusionMagics.pool)")
     strategies: tuple[str, ...] = option(
-        (), "-s", "--strategies", metavar="single,self:5,vote,best-of,merge,debate", items="strategy",
+        (), "--strategies", metavar="single,self:5,vote,best-of,merge,debate", items="strategy", renamed=("-s",),
         help="the strategies to compare (default: each member alone, and best-of)")
-    repeats: int = option(1, "-r", "--repeats", metavar="N", help="answer every question N times",
+    # -s and -r mean the system prompt and the rounds in %%fuse: here they are long-only (the old letters
+    # still parse, with a note, until core.option.RENAMED_UNTIL).
+    repeats: int = option(1, "--repeats", metavar="N", help="answer every question N times", renamed=("-r",),
                           check=whole_number(1, None, "repeats must be a whole number >= 1, not {value!r}"))
     judge: str = option("", "-j", "--judge", metavar="ID", help="the judge of best-of, merge and debate")
     concurrency: int = option(

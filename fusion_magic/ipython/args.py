@@ -3,9 +3,12 @@
 Every flag is generated from a declaration (``ipython/declared.py``): a run's options from their job kind's
 options (``FuseOptions``, ``VideoOptions``, ``EvalOptions``: each flag's ``dest`` is its field), and a magic's own
 flags (``--estimate``, ``--budget``, ``--background``, ``--no-interpolate``, ``-o``) from the fields of its
-parsed-line class below (``FuseArgs``, ``VideoArgs``, ``EvalArgs``). The help texts list them from the same
-declarations. Parse errors raise IPython's ``UsageError`` (the parser's ``error()`` does), and a bad value the
-``ConfigError`` of the options, so bad flags print one line and make no call.
+parsed-line class below (``FuseArgs``, ``VideoArgs``, ``EvalArgs``); ``%fuse rejudge`` takes its flags from
+``FuseOptions``' declarations too. One flag means one thing in every magic (``-p`` the pool, ``-m`` the mode,
+``-s`` the system prompt, ``-r`` the rounds); an option's old flags (its ``renamed``) still parse, and the
+parsed line carries the one-line notes they leave (``notes``) for the magic to print. The help texts list
+the flags from the same declarations. Parse errors raise IPython's ``UsageError`` (the parser's ``error()``
+does), and a bad value the ``ConfigError`` of the options, so bad flags print one line and make no call.
 
     args = parse_fuse_line("-p openrouter:openai/gpt-4o,gemini:gemini-2.5-flash -m merge -o r")
     options = args.options(FuseOptions.defaults(settings))
@@ -25,12 +28,12 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
-from ..calls.settings import CACHE_MODES, MODES
+from ..calls.settings import CACHE_MODES
 from ..core.option import option
 from ..evaluation.options import EvalOptions
 from ..fusion.options import FuseOptions
 from ..videos.options import VideoOptions
-from .declared import add_flags, compact_flags, given_options, help_lines
+from .declared import add_flags, compact_flags, given_options, help_lines, renamed_notes
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class FuseArgs:
     no_interpolate: bool = option(False, "--no-interpolate", help="send {braces} in the cell literally")
     out: str | None = option(None, "-o", "--out", metavar="NAME",
                              help="store the result (a FusionResult) in the variable NAME")
+    notes: tuple[str, ...] = ()  # one line per old flag on the line (declared.renamed_notes)
 
     def options(self, defaults: FuseOptions) -> FuseOptions:
         """The run's options: the line's over ``defaults`` (the magic's ``%config``); checked here."""
@@ -83,6 +87,7 @@ class EvalArgs:
     data: str = option("", metavar="DATA", help="a CSV or JSONL file, a DataFrame variable, or 'bundled'")
     cache: str | None = option(None, "--cache", choices=CACHE_MODES, const="on", help="record/replay calls")
     out: str | None = option(None, "-o", "--out", metavar="NAME", help="store the result in this variable")
+    notes: tuple[str, ...] = ()  # one line per old flag on the line (-s, -r)
 
 
 def _eval_parser() -> MagicArgumentParser:
@@ -109,8 +114,8 @@ FUSE_HELP = "\n".join([
     "  %fuse rejudge           judge the last result (or NAME) again, late answers included; no pool call",
     "                          -m MODE -j ID --orders N --cache -o NAME",
     "  %fuse history           past runs from the run log (-n N; --export runs.jsonl|.csv [--run ID])",
-    "  %fuse eval DATA         is fusion worth it here? DATA: CSV, JSONL, a DataFrame or bundled;",
-    *compact_flags(EvalArgs, EvalOptions),
+    *compact_flags(EvalOptions, EvalArgs,
+                   lead="  %fuse eval DATA         is fusion worth it here? DATA: CSV, JSONL, a DataFrame or bundled;"),
     "",
     "Examples:",
     "  %%fuse -p openai:gpt-4o,anthropic:claude-sonnet-4-5 -j vote -o r",
@@ -164,7 +169,7 @@ def fuse_args(ns: argparse.Namespace) -> FuseArgs:
     if ns.budget is not None and not ns.budget >= 0:  # also refuses nan
         raise UsageError("--budget must be a non-negative amount in USD")
     return FuseArgs(given=given, estimate=bool(ns.estimate), budget=ns.budget, background=bool(ns.background),
-                    no_interpolate=bool(ns.no_interpolate), out=ns.out)
+                    no_interpolate=bool(ns.no_interpolate), out=ns.out, notes=renamed_notes(ns))
 
 
 def parse_fuse_line(line: str) -> FuseArgs:
@@ -174,14 +179,15 @@ def parse_fuse_line(line: str) -> FuseArgs:
 
 # ---- %fuse line magic -----------------------------------------------------------------------------
 
+REJUDGE_OPTIONS = ("judge", "mode", "orders", "cache")  # the FuseOptions a rejudge takes
+
+
 def _rejudge_parser() -> MagicArgumentParser:
     p = MagicArgumentParser(prog="%fuse rejudge", add_help=False,
                             description="Judge the last result again; the pool is not called.")
-    p.add_argument("-m", "--mode", choices=MODES)
-    p.add_argument("-j", "--judge", metavar="ID")
-    p.add_argument("--orders", type=int, default=1, metavar="N")
+    add_flags(p, FuseOptions, only=REJUDGE_OPTIONS)  # the same flags as %%fuse's, from the same declarations
+    p.set_defaults(orders=1)
     p.add_argument("-o", "--out", metavar="NAME")
-    p.add_argument("--cache", nargs="?", const="on", choices=CACHE_MODES)
     p.add_argument("source", nargs="?", metavar="NAME", help="a stored result variable (default: the last)")
     return p
 
@@ -203,7 +209,8 @@ LINE_COMMANDS = ("list", "rejudge", "history", "eval", "help")
 
 def parse_line_magic(line: str) -> tuple[str, Any]:
     """``%fuse list`` / ``rejudge [-m MODE] [-j ID] [--cache] [-o NAME] [NAME]`` / ``history [-n N] [--export
-    PATH]`` / ``eval DATA [-p IDS] [-s NAMES] [-r N] [-j ID] [--cache] [--seed N] [-o NAME]`` / ``help``."""
+    PATH]`` / ``eval DATA [-p IDS] [--strategies NAMES] [--repeats N] [-j ID] [--cache] [--seed N] [-o NAME]`` /
+    ``help``."""
     parts = _split(line)
     if not parts:
         return "help", None
@@ -219,7 +226,8 @@ def parse_line_magic(line: str) -> tuple[str, Any]:
     if command == "eval":
         ns = EVAL_PARSER.parse_args(rest)
         check_name(ns.out)
-        return command, EvalArgs(given=given_options(ns, EvalOptions), data=ns.data, cache=ns.cache, out=ns.out)
+        return command, EvalArgs(given=given_options(ns, EvalOptions), data=ns.data, cache=ns.cache, out=ns.out,
+                                 notes=renamed_notes(ns))
     if rest:
         raise UsageError(f"%fuse {command} takes no arguments")
     return command, None
@@ -285,6 +293,7 @@ class VideoArgs:
     no_interpolate: bool = option(False, "--no-interpolate", group="Run", help="send {braces} in the cell literally")
     out: str | None = option(None, "-o", "--out", metavar="NAME", group="Run",
                              help="store the result (a VideoResult) in the variable NAME")
+    notes: tuple[str, ...] = ()  # one line per old flag on the line (-m, --models)
 
 
 def _video_parser() -> MagicArgumentParser:
@@ -312,13 +321,13 @@ VIDEO_HELP = "\n".join([
     "  %video help, %video?    this text",
     "",
     "Examples:",
-    "  %%video -m gemini:gemini-omni-1.2-flash,gemini:veo-3.1-fast-generate-preview --check local:frames",
+    "  %%video -p gemini:gemini-omni-1.2-flash,gemini:veo-3.1-fast-generate-preview --check local:frames",
     "  A paper boat drifting down a rainy street, seen from above",
     "",
     "  %%video --edit r",
     "  Make it slower, and add rain on the lens",
     "",
-    "  %%video --understand videos/boat.mp4 -m local:frames,gemini:gemini-2.5-flash",
+    "  %%video --understand videos/boat.mp4 -p local:frames,gemini:gemini-2.5-flash",
     "  When does the boat first appear?",
     "",
 ])
@@ -334,7 +343,8 @@ def parse_video_line(line: str) -> VideoArgs:
     if ns.edit is not None and ns.extend is not None:
         raise UsageError("--edit (Omni revises a clip) and --extend (Veo continues one): one at a time")
     return VideoArgs(given=given_options(ns, VideoOptions), edit=ns.edit, extend=ns.extend,
-                     background=bool(ns.background), no_interpolate=bool(ns.no_interpolate), out=ns.out)
+                     background=bool(ns.background), no_interpolate=bool(ns.no_interpolate), out=ns.out,
+                     notes=renamed_notes(ns))
 
 
 def _resume_parser() -> MagicArgumentParser:

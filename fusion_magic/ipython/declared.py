@@ -15,23 +15,27 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from IPython.core.error import UsageError
 from traitlets import Bool, Enum, Float, Int, List, TraitType, Unicode
 
-from ..core.option import Declared, declared
+from ..core.option import Declared, declared, renamed_note
 
 HELP_COLUMN = 26  # where a help line's text starts: "  -d, --deadline SECONDS  judge after ..."
 HELP_WIDTH = 100
 
 
-def add_flags(parser: argparse.ArgumentParser, *classes: type) -> None:
-    """One argument per declared option of ``classes``, its ``dest`` the field's name; an option left off the
-    line is None (the layer below decides), never argparse's own default."""
+def add_flags(parser: argparse.ArgumentParser, *classes: type, only: Collection[str] | None = None) -> None:
+    """One argument per declared option of ``classes`` (or only those named in ``only``), its ``dest`` the
+    field's name; an option left off the line is None (the layer below decides), never argparse's own default.
+    An option's old flags (``renamed``) parse to it too, unlisted, and leave a note (``renamed_notes``);
+    argparse refuses an old flag that is a current one of the same parser, so none shadows another."""
     for cls in classes:
         for d in declared(cls):
+            if only is not None and d.name not in only:
+                continue
             kwargs: dict[str, Any] = {"help": d.option.help.replace("%", "%%")}  # argparse formats with %
             if d.option.flags:
                 kwargs.update(dest=d.name, default=None)
@@ -48,6 +52,37 @@ def add_flags(parser: argparse.ArgumentParser, *classes: type) -> None:
                 if d.option.const is not None:
                     kwargs.update(nargs="?", const=d.option.const)
             parser.add_argument(*(d.option.flags or (d.name,)), **kwargs)
+            if d.option.renamed:
+                switch = kwargs.pop("action", None) == "store_true"
+                kwargs.update(help=argparse.SUPPRESS, action=Renamed, current=d.option.flags, magic=parser.prog)
+                if switch:
+                    kwargs.update(nargs=0, const=True)
+                parser.add_argument(*d.option.renamed, **kwargs)
+
+
+NOTES = "_renamed_notes"  # the namespace attribute where an old flag leaves its note
+
+
+class Renamed(argparse.Action):
+    """An option's old flag: stores its value where the current flag does, and leaves a one-line note."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, *, current: Sequence[str], magic: str,
+                 **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.current = tuple(current)
+        self.magic = magic
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        notes = list(getattr(namespace, NOTES, []))
+        notes.append(renamed_note(option_string or self.option_strings[0], self.current, self.magic))
+        setattr(namespace, NOTES, notes)
+
+
+def renamed_notes(ns: argparse.Namespace) -> tuple[str, ...]:
+    """The notes the old flags on the line left (each once), for the magic to print."""
+    return tuple(dict.fromkeys(getattr(ns, NOTES, ())))
 
 
 def split_list(text: str) -> tuple[str, ...]:
@@ -126,20 +161,22 @@ def help_lines(*classes: type, groups: Sequence[str] = ("",)) -> list[str]:
     return lines
 
 
-def compact_flags(*classes: type, indent: int = HELP_COLUMN) -> list[str]:
+def compact_flags(*classes: type, lead: str = "", indent: int = HELP_COLUMN) -> list[str]:
     """Every flag of ``classes`` in its short form (``-p IDS -r N --cache``), wrapped at ``HELP_WIDTH`` below
-    a line command's entry in the help."""
+    a line command's entry in the help (``lead``: the entry's own line, which the first flags may end)."""
     words = []
     for d in (d for cls in classes for d in declared(cls) if d.option.flags):
         value = "" if d.kind is bool or d.option.const is not None else _shown_value(d)
         words.append(d.option.flags[0] + value)
-    lines = [" " * indent]
-    for word in words:  # a word is one flag and its value: never split inside it
-        if len(lines[-1]) + 1 + len(word) > HELP_WIDTH and lines[-1].strip():
+    lines = [lead or " " * indent]
+    for word in words:  # a word is one flag and its value: never split inside it; a short one fills a gap
+        fits = [i for i, line in enumerate(lines) if len(line) + 1 + len(word) <= HELP_WIDTH or not line.strip()]
+        if not fits:
             lines.append(" " * indent)
-        lines[-1] += (" " if lines[-1].strip() else "") + word
+            fits = [len(lines) - 1]
+        lines[fits[0]] += (" " if lines[fits[0]].strip() else "") + word
     return lines
 
 
-__all__ = ["add_flags", "compact_flags", "config_traits", "config_values", "given_options", "help_line", "help_lines",
-           "split_list"]
+__all__ = ["Renamed", "add_flags", "compact_flags", "config_traits", "config_values", "given_options", "help_line",
+           "help_lines", "renamed_notes", "split_list"]

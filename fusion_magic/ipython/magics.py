@@ -129,6 +129,8 @@ class FusionMagics(Magics, Configurable):
         if cell is None:
             return self._line(line)
         args = _args.parse_fuse_line(line)
+        for note in args.notes:  # an old flag's spelling: one line each
+            print(note)
         settings = self.settings()
         options = args.options(FuseOptions.defaults(settings))
         body = _args.strip_markers(cell)
@@ -214,6 +216,8 @@ class FusionMagics(Magics, Configurable):
         """``%fuse eval``: plan (every check first), run with a progress bar, keep finished rows on Ctrl-C."""
         from ..evaluation import BUNDLED_QUESTIONS
 
+        for note in ns.notes:  # an old flag's spelling (-s, -r): one line each
+            print(note)
         data: Any = BUNDLED_QUESTIONS if ns.data == "bundled" else self.shell.user_ns.get(ns.data, ns.data)
         settings = self.settings().with_(cache=ns.cache)
         plan = plan_eval(data, settings, EvalOptions().with_(**ns.given))

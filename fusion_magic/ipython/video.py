@@ -5,7 +5,7 @@ return the result.
 An interrupt stops waiting, not the paid jobs: it ends in one line saying which clips are still at the
 provider and that ``%video resume`` (or the same cell again) fetches them without paying twice.
 
-    %%video -m gemini:gemini-omni-1.2-flash --seconds 6 -o r
+    %%video -p gemini:gemini-omni-1.2-flash --seconds 6 -o r
     A paper boat drifting down a rainy street
 """
 
@@ -82,6 +82,8 @@ class VideoMagics(Magics, Configurable):
         if cell is None:
             return self._line(line)
         args = _args.parse_video_line(line)
+        for note in args.notes:  # an old flag's spelling (-m, --models): one line each
+            print(note)
         settings = self.settings()
         given = dict(args.given)
         configured = config_values(self, VideoOptions)

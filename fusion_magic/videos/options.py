@@ -88,10 +88,13 @@ class VideoOptions:
     protocol's recommended poll interval.
     """
 
+    # The pool is -p/--pool in every magic (the field keeps its name: video(models=...), %config
+    # VideoMagics.models); -m/--models, its old flags, parse until core.option.RENAMED_UNTIL, and until then
+    # the mode is --mode alone here.
     models: tuple[str, ...] = option(
-        (), "-m", "--models", metavar="IDS", group="Generate", items="provider:model id",
+        (), "-p", "--pool", metavar="IDS", group="Generate", items="provider:model id", renamed=("-m", "--models"),
         help="comma-separated ids (default with GEMINI_API_KEY: gemini-omni-1.2-flash)",
-        check=check_that(lambda ms: all(isinstance(m, str) and m.strip() for m in ms), "-m/--models: empty model id"),
+        check=check_that(lambda ms: all(isinstance(m, str) and m.strip() for m in ms), "-p/--pool: empty model id"),
         config="Default generation pool; empty picks one for the keys set.")
     seconds: int | None = option(
         None, "--seconds", metavar="N", group="Generate", help="clip length",
@@ -124,7 +127,7 @@ class VideoOptions:
                             config="Seconds to wait for jobs before leaving them pending.")
     understand: str | None = option(
         None, "--understand", metavar="PATH_OR_URL", group="Understand",
-        help="ask the cell's question about this video (several -m: the judge fuses)",
+        help="ask the cell's question about this video (several -p: the judge fuses)",
         check=check_that(lambda v: bool(v.strip()), "--understand needs a file path or a URL"))
     start: float | None = option(None, "--start", metavar="SECONDS", group="Understand",
                                  help="watch from here", check=_seconds_from_start("--start"))
