@@ -120,10 +120,11 @@ def test_the_html_ledger_fits_a_panel_and_escapes_every_cell() -> None:
     table = ledger_html(with_totals(ledger_frame(calls), 12.5))
     assert_inert(table)
     assert table.count("&lt;img src=x onerror=alert(1)&gt;") == 3
-    assert "min-width" not in table
     assert "table-layout:auto" in table and "width:100%" in table
     error_cells = re.findall(r'<td style="([^"]*)">[^<]*upstream provider', table)
-    assert error_cells and "nowrap" not in error_cells[0] and "overflow-wrap:anywhere" in error_cells[0]
+    # Wraps at words within a readable width ("anywhere" let the column shrink to a letter).
+    assert error_cells and "nowrap" not in error_cells[0] and "overflow-wrap:break-word" in error_cells[0]
+    assert all("nowrap" in style for style in re.findall(r'<th style="([^"]*)">', table))
 
 
 def test_the_html_report_fits_a_960px_jupyterlab_panel(tmp_path: Path) -> None:
@@ -148,15 +149,20 @@ def test_the_html_report_fits_a_960px_jupyterlab_panel(tmp_path: Path) -> None:
             page.set_content(page_html)
             sizes = page.evaluate(
                 """() => {
+                    document.querySelectorAll('details').forEach(d => { d.open = true; });  // laid out unfolded
                     const panel = document.getElementById('panel').getBoundingClientRect();
                     const tables = [...document.querySelectorAll('table')].map(t => t.getBoundingClientRect().right);
                     const cells = [...document.querySelectorAll('td')].map(c => c.getBoundingClientRect().right);
-                    return {panel: panel.right, right: Math.max(...tables, ...cells)};
+                    const heads = [...document.querySelectorAll('th')].map(h => h.getBoundingClientRect().height);
+                    const line = parseFloat(getComputedStyle(document.querySelector('th')).lineHeight) || 16;
+                    return {panel: panel.right, right: Math.max(...tables, ...cells), head: Math.max(...heads),
+                            line: line, tables: tables.length};
                 }"""
             )
         finally:
             browser.close()
-    assert sizes["right"] <= sizes["panel"] + 0.5, sizes
+    assert sizes["tables"] >= 1 and sizes["right"] <= sizes["panel"] + 0.5, sizes
+    assert sizes["head"] < 2 * sizes["line"] + 12, sizes  # every header on one line (padding aside)
 
 
 # --- wording -------------------------------------------------------------------------------------------

@@ -152,13 +152,19 @@ _CELL_NOWRAP = "padding:2px 6px;vertical-align:top;white-space:nowrap;text-align
 _CELL_WRAP = "padding:2px 6px;vertical-align:top;white-space:normal;overflow-wrap:{wrap};text-align:left"
 
 
+# An error or a note is long prose: it wraps at words, within a width that keeps it readable. ("anywhere"
+# let the browser squeeze the column to one character, and its header wrapped letter by letter.)
+_PROSE = _CELL_WRAP.format(wrap="break-word") + ";min-width:14em"
+
 _CELL_STYLES = {
     "model": _CELL_WRAP.format(wrap="break-word"),
     "role": _CELL_WRAP.format(wrap="break-word"),
     "source": _CELL_WRAP.format(wrap="break-word"),
-    "error": _CELL_WRAP.format(wrap="anywhere"),
-    "note": _CELL_WRAP.format(wrap="anywhere"),
+    "error": _PROSE,
+    "note": _PROSE,
 }
+# A header is one or two short words: never broken.
+_HEAD_STYLE = "padding:2px 6px;vertical-align:bottom;white-space:nowrap;text-align:{align}"
 
 
 def ledger_html(frame: pd.DataFrame) -> str:
@@ -176,7 +182,8 @@ def ledger_html(frame: pd.DataFrame) -> str:
         text = escape_text(value)
         return text.replace("/", "/<wbr>").replace(":", ":<wbr>") if column == "model" else text
 
-    head = "".join(f'<th style="{st}">{escape_text(c)}</th>' for c, st in zip(columns, styles, strict=True))
+    head = "".join(f'<th style="{_HEAD_STYLE.format(align="right" if c in _NUMERIC else "left")}">{escape_text(c)}'
+                   "</th>" for c in columns)
     rows = []
     for record in shown.itertuples(index=False):
         cells = "".join(
