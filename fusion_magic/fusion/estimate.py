@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from ..calls.requests import output_cap
 from ..core.errors import BudgetError
 from ..core.pricing import UserPrice, approx_tokens, price_for
+from ..present.estimate import CostRow, estimate_text, tokens_counted
 from ..providers.chat.local.fewshot import build_prompt
 from .engine import FusionPlan
 from .pool import Member
@@ -44,12 +45,11 @@ class Estimate:
         return pd.DataFrame(self.rows)
 
     def __str__(self) -> str:
-        total = "unknown" if self.total_usd is None else f"${self.total_usd:.4f}"
-        lines = ["Projected cost (no call was made; output at the max_tokens cap, so an upper bound):",
-                 self.frame.to_string(index=False), f"Total: {total}"]
-        if self.unknown:
-            lines.append(f"No price known for: {', '.join(self.unknown)} (add one with %config FusionMagics.prices)")
-        return "\n".join(lines)
+        rows = [CostRow(str(r["role"]), str(r["model"]),
+                        tokens_counted(_int(r["calls"]), _int(r["est_input_tokens"]), _int(r["est_output_tokens"])),
+                        str(r["price_source"] or ""), _usd(r["est_cost_usd"])) for r in self.rows]
+        return estimate_text(rows, self.total_usd, basis="output counted at each call's max_tokens cap, so an upper "
+                             "bound", price_hint="%config FusionMagics.prices")
 
     def _repr_pretty_(self, p: object, cycle: bool) -> None:
         p.text(str(self))  # type: ignore[attr-defined]
@@ -92,7 +92,17 @@ def _row(model: str, role: str, calls: int, inp: int, out: int,
          prices: Mapping[str, UserPrice]) -> dict[str, object]:
     price = price_for(model, prices)
     return {"model": model, "role": role, "calls": calls, "est_input_tokens": inp, "est_output_tokens": out,
-            "est_cost_usd": None if price is None else price.cost(inp, out)}
+            "est_cost_usd": None if price is None else price.cost(inp, out),
+            "price_source": None if price is None else price.source}
+
+
+def _int(value: object) -> int:
+    assert isinstance(value, int)  # the rows _row builds
+    return value
+
+
+def _usd(value: object) -> float | None:
+    return value if isinstance(value, float) else None
 
 
 def check_budget(est: Estimate, budget: float) -> None:
