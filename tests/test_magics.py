@@ -227,8 +227,9 @@ def test_widget_view_tree(shell: InteractiveShell, emulator_env: Emulator, capsy
     r = shell.run_cell_magic("fuse", "-p openai:w1,anthropic:w2,gemini:w3 -j openai:wj -m merge -o r", "2+2?")
     view = magics.last_view
     tab = view.tab
-    assert tab.titles == ("Fused", "Judge", "w1", "w2", "w3", "Cost & latency")
-    fused, judge, w1, w2, w3, ledger = (widget_html(c) for c in tab.children)
+    assert tab.titles == ("Overview", "Fused", "Judge", "w1", "w2", "w3", "Cost & latency")
+    overview, fused, judge, w1, w2, w3, ledger = (widget_html(c) for c in tab.children)
+    assert all(f"<b>{name}</b>" in overview for name in ("w1", "w2", "w3", "judge"))
     assert "4" in fused and "A and B agree on 4" in judge and "wj" in judge
     assert "<strong>4</strong>" in w1 and "done" in w1
     assert "onerror" not in w2 or "&lt;img" in w2  # model HTML is inert
