@@ -32,8 +32,8 @@ from fusion_magic.judge.analysis import (
     member_name,
     read_analysis,
 )
-from fusion_magic.judge.judging import NO_ANALYSIS, anonymise, judge_request
-from fusion_magic.present.sanitize import render_markdown
+from fusion_magic.judge.judging import NO_ANALYSIS, VOTE_HAS_NO_ANALYSIS, anonymise, judge_request
+from fusion_magic.present.sanitize import escape_text, render_markdown
 from fusion_magic.providers.chat.local.fewshot import bound_schema
 from fusion_magic.testing import Emulator, Fault, ModelScript
 
@@ -267,10 +267,26 @@ def test_an_unusable_analysis_keeps_the_verdict(emulator_env: Emulator) -> None:
     assert r.verdict is not None and r.verdict.notes == [NO_ANALYSIS]
 
 
-def test_the_vote_has_no_analysis_and_no_note(emulator_env: Emulator) -> None:
+def test_the_vote_has_no_analysis_and_the_judge_section_says_why(emulator_env: Emulator) -> None:
     script_pool(emulator_env)
     r = fusion_magic.fuse("Capital of France?", pool=POOL, judge="vote", settings=FAST)
-    assert r.analysis is None and r.verdict is not None and r.verdict.notes == []
+    assert r.analysis is None and r.verdict is not None and r.verdict.notes == [VOTE_HAS_NO_ANALYSIS]
+    assert "model-free" in VOTE_HAS_NO_ANALYSIS and "-j MODEL" in VOTE_HAS_NO_ANALYSIS
+    text = text_report(r)
+    judge_section = " ".join(text[text.index("\nJudge\n") : text.index("\nAnswers (")].split())
+    assert VOTE_HAS_NO_ANALYSIS in judge_section
+    html = html_report(r)
+    judge_html = html[html.index("<b>Judge</b>") : html.index("<b>Answers (")]
+    assert escape_text(VOTE_HAS_NO_ANALYSIS) in judge_html
+    assert VOTE_HAS_NO_ANALYSIS in " ".join(markdown_report(r).replace("\\", "").split())
+
+
+def test_a_fallback_vote_says_why_once_in_its_reasoning_not_in_a_note(emulator_env: Emulator) -> None:
+    script_pool(emulator_env)
+    emulator_env.script("judge", ModelScript(faults=[Fault("status", status=500)]))
+    r = fusion_magic.fuse("Capital of France?", pool=POOL, judge="openai:judge", settings=FAST)
+    assert r.analysis is None and r.verdict is not None and r.verdict.fallback
+    assert r.verdict.notes == [] and r.verdict.reasoning.startswith("Fell back to a vote because the judge's call")
 
 
 # --- shown, inert ----------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from fusion_magic.fusion.options import FuseOptions
 from fusion_magic.fusion.report import html_report, markdown_report, text_report
 from fusion_magic.fusion.result import FusionResult
 from fusion_magic.fusion.view import FusionView
-from fusion_magic.judge.judging import NO_ANALYSIS, VOTE_IGNORES_ORDERS, anonymise, orderings
+from fusion_magic.judge.judging import NO_ANALYSIS, VOTE_HAS_NO_ANALYSIS, VOTE_IGNORES_ORDERS, anonymise, orderings
 from fusion_magic.testing import Emulator, Fault, ModelScript
 
 FAST = Settings(max_retries=0, timeout=20)
@@ -189,7 +189,7 @@ def test_merge_without_a_best_pick_measures_nothing(emulator_env: Emulator) -> N
 def test_the_vote_ignores_orders(emulator_env: Emulator) -> None:
     script_pool(emulator_env)
     r = fusion_magic.fuse("Capital of France?", pool=POOL, judge="vote", orders=3, settings=FAST)
-    assert r.verdict is not None and r.verdict.notes == [VOTE_IGNORES_ORDERS]
+    assert r.verdict is not None and r.verdict.notes == [VOTE_IGNORES_ORDERS, VOTE_HAS_NO_ANALYSIS]
     assert r.judge_responses == [] and r.position_consistency is None
 
 

@@ -71,7 +71,14 @@ class FusionResult(ShownOnce, RunResult):
     @property
     def analysis(self) -> JudgeAnalysis | None:
         """The judge's structured comparison of the answers (consensus, contradictions, unique points,
-        blind spots, failed members), or None when there is none (the vote, a fallback, a judge without one)."""
+        blind spots, failed members), or None when there is none, and ``verdict.notes`` (the report's Judge
+        section) says why: under ``-j vote`` the vote is model-free, so no model compared the answers (use
+        ``-j MODEL`` for who-said-what); a judge that gave none has its own note; a judge that failed fell back
+        to the vote (its reasoning says why).
+
+            r = fusion_magic.fuse("2+2?", pool=pool, judge="vote")
+            r.analysis is None; r.verdict.notes   # ["No analysis (who said what): the vote is model-free ..."]
+        """
         return self.verdict.analysis if self.verdict is not None else None
 
     @property

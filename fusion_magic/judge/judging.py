@@ -50,6 +50,13 @@ JUDGE_SYSTEM = (
 
 VOTE_IGNORES_ORDERS = "The vote ignores --orders: it reads no order of the answers, so it has no position bias."
 
+# Said where the analysis would be, so an empty r.analysis is never a silent None. Not on a fallback vote: its
+# reasoning already says the judge failed, and a run says a reason once.
+VOTE_HAS_NO_ANALYSIS = (
+    "No analysis (who said what): the vote is model-free and reads only each answer's final value; "
+    "use -j MODEL for a judge that compares them."
+)
+
 NO_ANALYSIS = (
     "The judge gave no usable analysis (consensus, contradictions, unique points, blind spots): "
     "this is its plain verdict."
@@ -353,6 +360,8 @@ async def decide(
         if verdict.undecided and tiebreak is not None:
             # No value most answers state (free text, a tie): the judge model weighs them, not an arbitrary pick.
             undecided, judge = verdict, tiebreak
+        else:
+            verdict.notes.append(VOTE_HAS_NO_ANALYSIS)
     if judge is not None:
         candidates = anonymise(answers, rng, first_round)
         try:
@@ -395,5 +404,6 @@ async def judge_answers(question: str, answers: Sequence[Response], settings: Se
     return judgement
 
 
-__all__ = ["NO_ANALYSIS", "VOTE_IGNORES_ORDERS", "Candidate", "JudgeFailed", "anonymise", "decide", "judge_answers",
-           "judge_call", "judge_in_orders", "judge_request", "orderings", "render_candidates", "shuffle_rng"]
+__all__ = ["NO_ANALYSIS", "VOTE_HAS_NO_ANALYSIS", "VOTE_IGNORES_ORDERS", "Candidate", "JudgeFailed", "anonymise",
+           "decide", "judge_answers", "judge_call", "judge_in_orders", "judge_request", "orderings",
+           "render_candidates", "shuffle_rng"]

@@ -26,10 +26,10 @@ class Verdict:
     ``best_label`` is the answer a merging judge ranked best ("Answer C"), when it said.
 
     ``analysis`` is the judge's structured comparison of the answers (None for the vote, a fallback, or a
-    judge that gave none: then ``notes`` says so). With ``--orders N`` the judge ran on N orderings of the
-    answers: ``orders`` holds the member each ordering ranked best (None where one gave no usable pick)
-    and ``agreement`` (agreeing, usable) how many of the usable ones agree with the verdict's pick; the
-    verdict itself (``labels``, ``raw``, ``analysis``) is one ordering's, which ``notes`` names.
+    judge that gave none: then ``notes`` says so, or for a fallback its ``reasoning``). With ``--orders N``
+    the judge ran on N orderings of the answers: ``orders`` holds the member each ordering ranked best (None
+    where one gave no usable pick) and ``agreement`` (agreeing, usable) how many of the usable ones agree with
+    the verdict's pick; the verdict itself (``labels``, ``raw``, ``analysis``) is one ordering's, which ``notes`` names.
 
     ``undecided``: the vote found no value that most answers state, and picked no answer (``reasoning`` says
     why); a run with a tiebreak judge then asks it.
