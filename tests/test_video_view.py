@@ -225,7 +225,7 @@ def test_live_view_tabs_status_and_final_swap(workdir: Path, clock: FakeClock) -
         view.handle(VideoUpdated(v))
     clock.now += 41
     view.handle(VideoUpdated(saved(veo1, workdir)))
-    assert view.text() == "fusion_magic: 1 of 3 clips ready · 2 running · 0 of 2 answers in · 41 s"
+    assert view.text().splitlines()[0] == "fusion_magic: 1 of 3 clips ready · 2 running · 0 of 2 answers in · 41 s"
     assert "1 of 3 clips ready" in view.status.value
     assert view.ledger_pane.frame is not None and list(view.ledger_pane.frame["role"]) == ["generate veo #1", "1 call"]
 
@@ -238,7 +238,7 @@ def test_live_view_tabs_status_and_final_swap(workdir: Path, clock: FakeClock) -
     assert "<strong>boat</strong>" in all_html(view.understanders[FLASH].body)
     r.status, r.latency_s = "ok", 2.0
     view.handle(CallFinished(r))
-    assert view.text().endswith("1 of 2 answers in · 41 s")
+    assert view.text().splitlines()[0].endswith("1 of 2 answers in · 41 s")
     judge = CallRecord(model=FLASH, role="judge", call_id=5, status="waiting")
     view.handle(CallStarted(judge))
     assert "waiting for the first token" in view.answer.info.value  # type: ignore[union-attr]
@@ -397,7 +397,7 @@ def test_degraded_summary_says_what_did_not_arrive(workdir: Path) -> None:
     result.answers[1].status = "timeout"
     result.answers[1].error = "openrouter:openai/gpt-4o: timeout: no answer in 60 s"
     assert degraded_summary(result) == (
-        "DEGRADED: 1 of 3 clips withheld by the provider's filter: kling #1 (person detected); "
+        "DEGRADED: 1 of 3 clips filtered: kling #1 (person detected); "
         "1 pending at the provider (%video resume fetches it); "
         "answer by openrouter:openai/gpt-4o failed (timeout: no answer in 60 s)."
     )
@@ -458,5 +458,5 @@ def test_progress_for_pending_and_filtered_clips() -> None:
     assert out.getvalue().splitlines() == [
         "  veo #1: re-attached to job operations/xyz (not paid again)",
         "  veo #1: pending: still running at the provider: %video resume fetches it (job operations/xyz)",
-        "  veo #2: withheld by the provider's filter: person detected",
+        "  veo #2: filtered (withheld by the provider's filter): person detected",
     ]

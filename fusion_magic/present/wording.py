@@ -19,6 +19,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ..core.state import CallState, State, from_wire, is_running, state_of
+from .sanitize import escape_text
 
 if TYPE_CHECKING:
     from ..core.record import Response
@@ -64,6 +65,10 @@ LATE_COLOUR = "#ef6c00"
 # A video job we stopped waiting for: it goes on at the provider and stays resumable from its sidecar.
 PENDING_HINT = "still running at the provider: %video resume fetches it"
 FILTER_WORDS = "withheld by the provider's filter"
+# A run that is missing something (a clip, an answer, a check) says so in this colour, bold, in every job kind's
+# view and report: the colour of a failure.
+DEGRADED_COLOUR = "#c62828"
+DEGRADED_STYLE = f"color:{DEGRADED_COLOUR};font-weight:bold"
 _PREFIX = re.compile(r"^[\w.\-/@]+:[\w.\-/@:]+(?: HTTP (?P<http>\d+))?: (?P<kind>\w+): ")
 
 
@@ -80,7 +85,7 @@ def status_word(r: Response) -> str:
     elif state is State.PENDING:
         word = f"pending: {pending_words(r.note)}"
     elif state is State.FILTERED:
-        word = f"{FILTER_WORDS}: {_first_line(r.error) or 'no reason given'}"
+        word = filtered_words(r.error)
     else:
         word = _WORDS[state]
     return f"late, {word}" if r.late and not state.is_running else word
@@ -128,6 +133,18 @@ def clip_word(state: State) -> str:
     return _CLIP_WORDS[state]
 
 
+def filtered_words(reason: str | None) -> str:
+    """A filtered job or call, led by its state's one word: ``"filtered (withheld by the provider's filter):
+    <reason>"``. A refusal by the provider's safety filter is "filtered" everywhere (never "blocked")."""
+    return f"{_WORDS[State.FILTERED]} ({FILTER_WORDS}): {_first_line(reason) or 'no reason given'}"
+
+
+def degraded_html(sentence: str, tag: str = "p") -> str:
+    """The ``DEGRADED: ...`` sentence, escaped, in its colour and bold: a ``<p>`` in a report, a ``<span>``
+    under a view's status line."""
+    return f'<{tag} style="{DEGRADED_STYLE}">{escape_text(sentence)}</{tag}>'
+
+
 def clip_colour(state: State) -> str:
     """The CSS colour of a clip's status word."""
     return _CLIP_COLOURS[state]
@@ -138,6 +155,8 @@ def _first_line(text: str | None) -> str:
 
 
 __all__ = [
+    "DEGRADED_COLOUR",
+    "DEGRADED_STYLE",
     "FILTER_WORDS",
     "LATE_COLOUR",
     "PENDING_HINT",
@@ -145,8 +164,10 @@ __all__ = [
     "clip_colour",
     "clip_word",
     "colour",
+    "degraded_html",
     "describe_failure",
     "failure_detail",
+    "filtered_words",
     "is_running",
     "note_words",
     "pending_words",

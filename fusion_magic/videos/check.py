@@ -8,7 +8,7 @@ An Omni checker scoring a clip the same Omni model made continues that interacti
 the inline limit can still be checked. When the interaction is gone (expired, a clip reused from long ago),
 the clip is sent instead and the first, failed call stays in the ledger.
 
-    records = await check_clips(plan, videos, ctx)
+    records = await check_clips(plan.check, videos, ctx, asked_in(plan))
 """
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..calls.call import CallContext, run_call
 from ..core.events import CallFinished, emit
 from ..core.record import CallRecord
 from ..judge.answers import labelled_number
-from ..providers.video.base import VideoQuestion, VideoSource
+from ..providers.video.base import VideoQuestion, VideoRequest, VideoSource
 from .events import VideoUpdated
 from .plan import Asker, VideoPlan
 from .result import Video
@@ -68,12 +70,37 @@ def read_score(text: str) -> tuple[float, list[str]] | None:
     return None
 
 
-async def check_clips(plan: VideoPlan, videos: list[Video], ctx: CallContext) -> list[CallRecord]:
-    """Score every saved clip with ``plan.check``; mark the best. Failures land on the records."""
-    assert plan.check is not None
-    checker = plan.check
+@dataclass(frozen=True)
+class Asked:
+    """What a clip was asked to be, as ``local:frames`` checks it: from the run's request, or from a receipt's
+    ``parameters`` when a resume checks a clip an earlier run submitted."""
+
+    seconds: float | None = None
+    aspect: str | None = None
+    resolution: str | None = None
+
+    @classmethod
+    def of(cls, request: VideoRequest) -> Asked:
+        return cls(request.seconds, request.aspect, request.resolution)
+
+    @classmethod
+    def from_parameters(cls, parameters: Mapping[str, Any]) -> Asked:
+        seconds, aspect, resolution = (parameters.get(k) for k in ("seconds", "aspect", "resolution"))
+        return cls(float(seconds) if isinstance(seconds, int | float) and not isinstance(seconds, bool) else None,
+                   aspect if isinstance(aspect, str) else None, resolution if isinstance(resolution, str) else None)
+
+
+def asked_in(plan: VideoPlan) -> dict[str, Asked]:
+    """What each planned clip asks for, by its label."""
+    return {c.label: Asked.of(c.request) for c in plan.clips}
+
+
+async def check_clips(checker: Asker, videos: list[Video], ctx: CallContext,
+                      asked: Mapping[str, Asked]) -> list[CallRecord]:
+    """Score every saved clip with ``checker`` against the prompt it was made from (``Video.prompt``) and, for
+    ``local:frames``, what it was ``asked`` (by label); mark the best. Failures land on the records."""
     ready = [v for v in videos if v.ok and v.path is not None]
-    per_clip = await asyncio.gather(*(_check(checker, plan, v, ctx) for v in ready))
+    per_clip = await asyncio.gather(*(_check(checker, v, ctx, asked.get(v.label, Asked())) for v in ready))
     scored = [v for v in ready if v.score is not None]
     if scored:
         best = max(scored, key=lambda v: v.score or 0.0)  # the first of equals: pool order
@@ -90,15 +117,15 @@ def continues_interaction(checker: Asker, video: Video) -> bool:
             and bool(video.job_id))
 
 
-async def _check(checker: Asker, plan: VideoPlan, video: Video, ctx: CallContext) -> list[CallRecord]:
+async def _check(checker: Asker, video: Video, ctx: CallContext, asked: Asked) -> list[CallRecord]:
     assert video.path is not None
     if checker.offline:
         # The ledger, the run log and an export name what was measured: the spec, not the content.
-        return [_frames_check(plan, video, ctx, f"spec {video.label}")]
+        return [_frames_check(video, ctx, f"spec {video.label}", asked)]
     label = f"check {video.label}"
     assert checker.target is not None
     source = VideoSource(path=video.path)
-    prompt = f"The prompt the clip was made from:\n\n{plan.prompt}\n\nScore the clip."
+    prompt = f"The prompt the clip was made from:\n\n{video.prompt}\n\nScore the clip."
 
     def request(previous: str | None) -> VideoQuestion:
         return question_for(checker, prompt, source, system=CHECK_SYSTEM, json_schema=CHECK_SCHEMA,
@@ -132,16 +159,15 @@ def _score(checker: Asker, video: Video, record: CallRecord, ctx: CallContext) -
     emit(ctx.listeners, VideoUpdated(video))
 
 
-def _frames_check(plan: VideoPlan, video: Video, ctx: CallContext, label: str) -> CallRecord:
+def _frames_check(video: Video, ctx: CallContext, label: str, asked: Asked) -> CallRecord:
     from .frames_check import CHECKER, check_spec, spec_tally
 
     record = CallRecord(model=CHECKER, role="check", label=label, call_id=next(ctx.counter))
     if video.analysis is None:
         record.status, record.error = "analysis", "the clip could not be analysed"
     else:
-        request = next(c.request for c in plan.clips if c.model_id == video.model)
-        score, reasons = check_spec(video.analysis, seconds=request.seconds, aspect=request.aspect,
-                                    resolution=request.resolution)
+        score, reasons = check_spec(video.analysis, seconds=asked.seconds, aspect=asked.aspect,
+                                    resolution=asked.resolution)
         video.score, video.score_reasons, video.spec = score, "\n".join(reasons), spec_tally(reasons)
         record.text, record.status = video.score_reasons, "ok"
         record.cost_usd, record.cost_source, record.latency_s = 0.0, "local analysis (free)", 0.0
@@ -150,4 +176,4 @@ def _frames_check(plan: VideoPlan, video: Video, ctx: CallContext, label: str) -
     return record
 
 
-__all__ = ["CHECK_SCHEMA", "CHECK_SYSTEM", "check_clips", "continues_interaction", "read_score"]
+__all__ = ["CHECK_SCHEMA", "CHECK_SYSTEM", "Asked", "asked_in", "check_clips", "continues_interaction", "read_score"]

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..calls.call import CallContext, Target
@@ -23,10 +24,10 @@ from ..core.record import CallRecord
 from ..core.state import State
 from ..providers.video.base import JobRef
 from . import sidecar
-from .check import check_clips
+from .check import Asked, asked_in, check_clips
 from .events import VideoRunFinished, VideoRunStarted
 from .jobs import follow, in_flight, run_clip, show_receipt, video_provider, wait_for_other_run
-from .plan import VideoPlan, _target, tab_labels
+from .plan import Asker, VideoPlan, _asker, _target, tab_labels
 from .result import Video, VideoResult
 from .state import move
 from .understand import ask_all
@@ -62,7 +63,7 @@ async def run_video(plan: VideoPlan, ctx: CallContext, result: VideoResult | Non
             options = plan.options
             outcomes = await asyncio.gather(*(
                 run_clip(clip, video, ctx, out_dir=plan.out_dir, timeout=options.timeout, poll_s=options.poll_s,
-                         new=options.new)
+                         new=options.new, check=plan.check.model_id if plan.check else None)
                 for clip, video in zip(plan.clips, result.videos, strict=True)), return_exceptions=True)
             for video, outcome in zip(result.videos, outcomes, strict=True):
                 if isinstance(outcome, asyncio.CancelledError):
@@ -70,7 +71,7 @@ async def run_video(plan: VideoPlan, ctx: CallContext, result: VideoResult | Non
                 if isinstance(outcome, BaseException):  # a bug or the environment: this clip only
                     move(video, State.FAILED, ctx, error=f"unexpected {type(outcome).__name__}: {outcome}")
             if plan.check is not None:
-                result.checks = await check_clips(plan, result.videos, ctx)
+                result.checks = await check_clips(plan.check, result.videos, ctx, asked_in(plan))
     except asyncio.CancelledError:
         _ended(result, started, ctx, stopped=True)
         raise
@@ -105,11 +106,13 @@ def open_jobs(out_dir: Path) -> list[tuple[Path, sidecar.Sidecar]]:
 @dataclass(frozen=True)
 class ResumePlan:
     """The open jobs a resume fetches (sidecar path, sidecar, target), and one line per job it cannot fetch
-    now (its provider's key is not set, its model is no longer known)."""
+    now (its provider's key is not set, its model is no longer known) or cannot check as its run would have;
+    ``checkers``: the ``--check`` of the runs that submitted them, by model id, resolved now."""
 
     settings: Settings
     jobs: tuple[tuple[Path, sidecar.Sidecar, Target], ...]
     skipped: tuple[str, ...] = ()
+    checkers: Mapping[str, Asker] = field(default_factory=dict)
 
 
 def plan_resume(out_dir: Path, settings: Settings) -> ResumePlan:
@@ -128,13 +131,21 @@ def plan_resume(out_dir: Path, settings: Settings) -> ResumePlan:
             jobs.append((path, side, _target(side.model, settings, True, "generate")))
         except ConfigError as exc:
             skipped.append(f"skipped {path.name} (job {(side.job or {}).get('job_id')}): {exc}")
-    return ResumePlan(settings, tuple(jobs), tuple(skipped))
+    checkers: dict[str, Asker] = {}
+    for check in dict.fromkeys(side.check for _, side, _ in jobs if side.check):
+        try:
+            checkers[check] = _asker(check, settings, True, None)
+        except ConfigError as exc:  # the clip is still fetched (it is paid for); only its check waits
+            skipped.append(f"not checking with {check} (the clips are fetched unchecked): {exc}")
+    return ResumePlan(settings, tuple(jobs), tuple(skipped), checkers)
 
 
 async def resume(plan: ResumePlan, ctx: CallContext, *, timeout: float, poll_s: float | None,
                  result: VideoResult | None = None) -> VideoResult:
-    """Re-attach to every planned job (no submission) and download what finished."""
-    result = result if result is not None else VideoResult(prompt="%video resume")
+    """Re-attach to every planned job (no submission), download what finished and check it with the
+    ``--check`` its run was started with. The result reports each clip's own prompt: the one its job was
+    submitted with (``result.prompt`` is that prompt when every job shares it)."""
+    result = result if result is not None else VideoResult(prompt=RESUME)
     pairs = []
     labels = tab_labels(tuple(side.model for _, side, _ in plan.jobs))
     for (path, side, target), label in zip(plan.jobs, labels, strict=True):
@@ -147,7 +158,12 @@ async def resume(plan: ResumePlan, ctx: CallContext, *, timeout: float, poll_s: 
         video.started = time.monotonic()
         result.videos.append(video)
         pairs.append((video, side, job, target))
-    emit(ctx.listeners, VideoRunStarted(result.prompt, tuple(result.videos)))
+    prompts = {side.prompt for _, side, _ in plan.jobs}
+    if len(prompts) == 1 and result.prompt == RESUME:
+        result.prompt = prompts.pop()
+    checks = {path: side.check for path, side, _ in plan.jobs if side.check in plan.checkers}
+    first_check = next(iter(checks.values()), None)
+    emit(ctx.listeners, VideoRunStarted(result.prompt, tuple(result.videos), check=first_check, resumed=True))
     started = time.monotonic()
     async def one(video: Video, side: sidecar.Sidecar, job: JobRef, target: Target) -> None:
         assert video.sidecar is not None
@@ -163,8 +179,21 @@ async def resume(plan: ResumePlan, ctx: CallContext, *, timeout: float, poll_s: 
         await follow(video_provider(target, ctx), job, video, side, ctx, out_dir=path_dir(video), timeout=timeout,
                      poll_s=poll_s)
 
+    asked = {video.label: Asked.from_parameters(side.parameters) for video, side, _, _ in pairs}
+
+    async def checked() -> None:
+        """The check of each clip this resume saved, as its run would have made it: one checker at a time,
+        the best marked among the clips of one prompt."""
+        for model, checker in plan.checkers.items():
+            for prompt in dict.fromkeys(v.prompt for v in result.videos):
+                group = [v for v in result.videos if v.sidecar is not None and checks.get(v.sidecar) == model
+                         and v.prompt == prompt and v.ok and not v.reused]
+                if group:
+                    result.checks += await check_clips(checker, group, ctx, asked)
+
     try:
         await asyncio.gather(*(one(video, side, job, target) for video, side, job, target in pairs))
+        await checked()
     except asyncio.CancelledError:
         _ended(result, started, ctx, stopped=True)
         raise
@@ -172,9 +201,13 @@ async def resume(plan: ResumePlan, ctx: CallContext, *, timeout: float, poll_s: 
     return result
 
 
+# The prompt of a resume whose jobs came from several prompts (then each clip says its own).
+RESUME = "%video resume"
+
+
 def path_dir(video: Video) -> Path:
     assert video.sidecar is not None
     return video.sidecar.parent
 
 
-__all__ = ["ResumePlan", "new_result", "open_jobs", "plan_resume", "resume", "run_video"]
+__all__ = ["RESUME", "ResumePlan", "new_result", "open_jobs", "plan_resume", "resume", "run_video"]

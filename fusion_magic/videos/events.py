@@ -19,13 +19,15 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class VideoRunStarted(EngineEvent):
     """A run is about to start: the clips it will make (in tab order) and the models that will answer a
-    question (``understand``: model ids; ``source``: the file or URL asked about)."""
+    question (``understand``: model ids; ``source``: the file or URL asked about); ``check``: the model that
+    checks each clip; ``resumed``: a ``%video resume`` (its clips were submitted by earlier runs)."""
 
     prompt: str
     videos: tuple[Video, ...]
     understand: tuple[str, ...] = ()
     source: str | None = None
     check: str | None = None
+    resumed: bool = False
 
 
 @dataclass(frozen=True)

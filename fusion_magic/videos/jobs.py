@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..calls.call import CallContext, Target
-from ..core.errors import ProviderError
+from ..core.errors import BlockedError, ProviderError
 from ..core.events import CallStarted, emit
 from ..core.pricing import price_record
 from ..core.state import State
@@ -64,10 +64,11 @@ def video_provider(target: Target, ctx: CallContext) -> VideoProvider:
 
 
 async def run_clip(clip: ClipPlan, video: Video, ctx: CallContext, *, out_dir: Path, timeout: float,
-                   poll_s: float | None, new: bool = False) -> None:
+                   poll_s: float | None, new: bool = False, check: str | None = None) -> None:
     """Make one clip: reuse a finished one from an earlier run of the same request, re-attach to its
     pending job, or submit a new one; then follow it to a file. Never raises for a provider failure (it
-    lands on ``video``); re-raises ``CancelledError`` after marking the clip pending."""
+    lands on ``video``); re-raises ``CancelledError`` after marking the clip pending. ``check``: the run's
+    ``--check`` model, kept in the receipt so that a resume checks the clip too."""
     side_path = out_dir / f"{clip.stem}.json"
     if new:
         side_path = _free_stem(out_dir, clip.stem)  # never over an earlier receipt: it may be a paid job
@@ -84,14 +85,15 @@ async def run_clip(clip: ClipPlan, video: Video, ctx: CallContext, *, out_dir: P
     if me is not None:
         _IN_FLIGHT[side_path] = me
     try:
-        await _make(clip, video, ctx, side_path, out_dir=out_dir, timeout=timeout, poll_s=poll_s, new=new)
+        await _make(clip, video, ctx, side_path, out_dir=out_dir, timeout=timeout, poll_s=poll_s, new=new,
+                    check=check)
     finally:
         if _IN_FLIGHT.get(side_path) is me:
             del _IN_FLIGHT[side_path]
 
 
 async def _make(clip: ClipPlan, video: Video, ctx: CallContext, side_path: Path, *, out_dir: Path,
-                timeout: float, poll_s: float | None, new: bool) -> None:
+                timeout: float, poll_s: float | None, new: bool, check: str | None) -> None:
     record = video.record
     previous = None if new else sidecar.read(side_path)
     if previous is not None and previous.status == "ok" and previous.file and (out_dir / previous.file).is_file():
@@ -105,10 +107,12 @@ async def _make(clip: ClipPlan, video: Video, ctx: CallContext, side_path: Path,
     job = previous.job_ref if previous is not None and previous.open else None
     if previous is not None and job is not None:
         side = previous
+        side.check = side.check or check  # written with the job's next change
         video.reattached = True
         video.notes.append("re-attached to the job an earlier run submitted: not paid again")
     else:
-        side = Sidecar.for_request(clip.model_id, clip.request, clip.key, billed_seconds=clip.billed_seconds)
+        side = Sidecar.for_request(clip.model_id, clip.request, clip.key, billed_seconds=clip.billed_seconds,
+                                   check=check)
         move(video, State.SUBMITTING, ctx)
         job = await _submit(provider, clip, video, side, side_path, ctx)
         if job is None:
@@ -292,6 +296,11 @@ def _price(video: Video, side: Sidecar, ctx: CallContext) -> None:
 
 
 def _failed(video: Video, exc: ProviderError, ctx: CallContext) -> None:
+    if isinstance(exc, BlockedError):
+        # The provider's safety filter refused the prompt at submission: the clip is filtered (its one word in
+        # the header, the ledger and the report), with the provider's words, and not billed; not a failure.
+        move(video, State.FILTERED, ctx, reason=exc.message)
+        return
     move(video, State.FAILED, ctx, error=str(exc), kind=exc.kind, http_status=exc.status)
 
 

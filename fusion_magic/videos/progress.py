@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TextIO
 from ..core.events import CallFinished, CallStarted, EngineEvent
 from ..core.state import State
 from ..present.ledger_table import plain
-from ..present.wording import FILTER_WORDS, clip_word, pending_words, status_word
+from ..present.wording import clip_word, filtered_words, pending_words, status_word
 from .events import VideoRunFinished, VideoRunStarted, VideoUpdated
 from .frames_check import CHECKER, MEASURES
 
@@ -78,7 +78,7 @@ def _started(event: VideoRunStarted) -> list[str]:
     if event.videos:
         models = ", ".join(dict.fromkeys(v.model for v in event.videos))
         n = len(event.videos)
-        verb = "resuming" if event.prompt == "%video resume" else "generating"
+        verb = "resuming" if event.resumed else "generating"
         lines.append(f"{verb} {n} clip{'s' if n != 1 else ''} with {models}...")
     if event.understand:
         about = f" about {event.source}" if event.source else ""
@@ -96,7 +96,7 @@ def _state_line(v: Video) -> str:
         figures = ", ".join(f for f in (f"{v.seconds:.1f} s" if v.seconds is not None else "", v.resolution or "") if f)
         return f"{clip_word(state)} {v.path}" + (f" ({figures})" if figures else "")
     if state is State.FILTERED:
-        return f"{FILTER_WORDS}: {v.reason or 'no reason given'}"
+        return filtered_words(v.reason)
     if state is State.PENDING:
         # Still at the provider and paid for: pending, with why we stopped waiting as a note, never an error.
         return f"{clip_word(state)}: {pending_words(v.note)} (job {v.job_id or '?'})"

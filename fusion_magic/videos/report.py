@@ -24,7 +24,14 @@ from ..judge.report import verdict_html
 from ..present.ledger_table import WIDTH, figures, ledger_html, plain, shorten, text_ledger, wrap
 from ..present.paths import file_href, shown_path
 from ..present.sanitize import escape_text, render_markdown
-from ..present.wording import FILTER_WORDS, clip_word, failure_detail, pending_words, status_word
+from ..present.wording import (
+    FILTER_WORDS,
+    clip_word,
+    degraded_html,
+    failure_detail,
+    pending_words,
+    status_word,
+)
 from .frames_check import CHECKER, MEASURES
 
 if TYPE_CHECKING:
@@ -46,12 +53,12 @@ def degraded_summary(result: VideoResult) -> str | None:
         return None
     n = len(result.videos)
     parts: list[str] = []
-    for state, verb in ((State.FAILED, "failed"), (State.FILTERED, FILTER_WORDS), (State.CANCELLED, "cancelled")):
+    for state in (State.FAILED, State.FILTERED, State.CANCELLED):
         clips = [v for v in result.videos if v.state is state]
         if clips:
             names = ", ".join(f"{v.label} ({_clip_reason(v)})" if state is not State.CANCELLED else v.label
                               for v in clips)
-            parts.append(f"{len(clips)} of {n} clip{'s' if n != 1 else ''} {verb}: {names}")
+            parts.append(f"{len(clips)} of {n} clip{'s' if n != 1 else ''} {clip_word(state)}: {names}")
     if result.pending:
         parts.append(f"{len(result.pending)} pending at the provider (%video resume fetches "
                      f"{'it' if len(result.pending) == 1 else 'them'})")
@@ -72,9 +79,13 @@ def text_report(result: VideoResult) -> str:
     out: list[str] = []
     if result.videos:
         out += _heading(f"Clips ({sum(v.ok for v in result.videos)} of {len(result.videos)} saved)")
-        out += wrap(f"prompt: {result.prompt}", "        ")
+        shared = _shared_prompt(result)
+        if shared is not None:
+            out += wrap(f"prompt: {shared}", "        ")
         for v in result.videos:
             out += wrap(f"- {v.label}: {v.describe()}", "    ")
+            if shared is None:
+                out += _indented(f"prompt: {v.prompt}")
             if v.state is State.PENDING:  # why it is pending is a note here, never an error
                 out += _indented(f"job {v.job_id or '?'}: {pending_words(v.note)}")
             keyframes = sum(p.is_file() for p in v.keyframes) if v.ok else 0
@@ -111,7 +122,7 @@ def text_report(result: VideoResult) -> str:
         if _is_spec(result.checks[0]):
             out += wrap(f"{CHECKER} checks {MEASURES}", "    ")
         for r in result.checks:
-            out += wrap(f"- {r.model}: {status_word(r)} · {figures(r)}", "    ")
+            out += wrap(f"- {_checked_clip(r)} by {r.model}: {status_word(r)} · {_check_figures(r)}", "    ")
         out.append("")
 
     out += _heading("Cost & latency")
@@ -167,8 +178,10 @@ def html_report(result: VideoResult) -> str:
     h: list[str] = ['<div class="fusion-magic-report">']
     if result.videos:
         h.append(f"<h3>Clips ({sum(v.ok for v in result.videos)} of {len(result.videos)} saved)</h3>")
-        h.append(f"<p><small>prompt: {escape_text(result.prompt)}</small></p>")
-        h += [_clip_html(v) for v in result.videos]
+        shared = _shared_prompt(result)
+        if shared is not None:
+            h.append(f"<p><small>prompt: {escape_text(shared)}</small></p>")
+        h += [_clip_html(v, own_prompt=shared is None) for v in result.videos]
 
     if result.answers or result.answer is not None:
         h.append("<h3>Answer</h3>")
@@ -194,8 +207,8 @@ def html_report(result: VideoResult) -> str:
         if _is_spec(result.checks[0]):
             h.append(f"<p><small>{escape_text(f'{CHECKER} checks {MEASURES}')}</small></p>")
         h.append("<ul>")
-        h += [f"<li><code>{escape_text(r.model)}</code>: {escape_text(status_word(r))} · "
-              f"{escape_text(figures(r))}</li>" for r in result.checks]
+        h += [f"<li><b>{escape_text(_checked_clip(r))}</b> by <code>{escape_text(r.model)}</code>: "
+              f"{escape_text(status_word(r))} · {escape_text(_check_figures(r))}</li>" for r in result.checks]
         h.append("</ul>")
 
     h.append("<h3>Cost &amp; latency</h3>")
@@ -206,23 +219,25 @@ def html_report(result: VideoResult) -> str:
         h.append("<h3>Notes</h3><ul>" + "".join(f"<li>{escape_text(n)}</li>" for n in result.notes) + "</ul>")
     degraded = degraded_summary(result)
     if degraded:
-        h.append(f'<p style="color:#c62828"><b>{escape_text(degraded)}</b></p>')
+        h.append(degraded_html(degraded))
     h.append("</div>")
     return "\n".join(h)
 
 
-def _clip_html(v: Video) -> str:
+def _clip_html(v: Video, *, own_prompt: bool = False) -> str:
     head = [f"<b>{escape_text(v.label)}</b>", f"<code>{escape_text(v.model)}</code>",
             f"<b>{escape_text(clip_word(v.state))}</b>"]
     head += [escape_text(f) for f in (f"{v.seconds:.1f} s" if v.seconds is not None else "", v.resolution or "",
                                       f"${v.cost_usd:.2f}" if v.cost_usd is not None else "") if f]
     if v.state is State.FILTERED:
-        head.append(escape_text(f"{FILTER_WORDS}: {v.reason or 'no reason given'}"))
+        head.append(escape_text(f"{FILTER_WORDS}: {v.reason or 'no reason given'}"))  # after the word "filtered"
     elif v.state is State.PENDING:
         head.append(escape_text(f"job {v.job_id or '?'}: {pending_words(v.note)}"))
     elif v.error and v.state in (State.FAILED, State.CANCELLED):
         head.append(escape_text(v.error))
     parts = ['<div style="margin:0 0 1em 0">', "<p>" + " · ".join(head) + "</p>"]
+    if own_prompt:
+        parts.append(f"<p><small>prompt: {escape_text(v.prompt)}</small></p>")
     if v.ok and v.path is not None:
         src = escape_text(file_href(v.path))
         parts.append(f'<video controls preload="metadata" width="640" style="max-width:100%" src="{src}">'
@@ -258,6 +273,13 @@ def _image_html(path: Path) -> str:
 # --- helpers -----------------------------------------------------------------------------------------
 
 
+def _shared_prompt(result: VideoResult) -> str | None:
+    """The prompt every clip was made from, or None when they differ (a resume fetches jobs of several cells:
+    then each clip says its own). Each clip keeps the prompt its job was submitted with."""
+    prompts = {v.prompt for v in result.videos}
+    return prompts.pop() if len(prompts) == 1 else None
+
+
 def _answered_by(result: VideoResult) -> str:
     names = ", ".join(f"{r.model} ({status_word(r)})" for r in result.answers) or "no model"
     line = f"answered by {names}"
@@ -270,6 +292,20 @@ def _answered_by(result: VideoResult) -> str:
 
 def _is_spec(r: CallRecord) -> bool:
     return r.model == CHECKER
+
+
+def _check_figures(r: CallRecord) -> str:
+    """A check's figures: a model's tokens, seconds and cost; local:frames reads no tokens and costs nothing
+    (its "?→? tok" would read as unknown usage), so its clip and seconds only."""
+    if not _is_spec(r):
+        return figures(r)
+    secs = "" if r.latency_s is None else f"{r.latency_s:.2f} s · "
+    return f"{secs}free (local analysis)"
+
+
+def _checked_clip(r: CallRecord) -> str:
+    """The clip a check looked at (its label is "check <clip>" or "spec <clip>")."""
+    return (r.label or "").partition(" ")[2] or "?"
 
 
 def _check_title(r: CallRecord) -> str:

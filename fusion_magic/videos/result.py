@@ -17,6 +17,7 @@ from ..core.record import CallRecord
 from ..core.state import State, StatusWord, to_wire
 from ..present.paths import shown_path
 from ..present.shown_once import ShownOnce
+from ..present.wording import FILTER_WORDS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -131,7 +132,7 @@ class Video:
         if self.cost_usd is not None:
             parts.append(f"${self.cost_usd:.2f}")
         if self.reason:
-            parts.append(f"filtered: {self.reason}")
+            parts.append(f"{FILTER_WORDS}: {self.reason}")
         elif self.error:
             parts.append(self.error)
         return " · ".join(parts)

@@ -2,7 +2,8 @@
 
 Jobs are money. The sidecar is written the moment the provider accepts a job (status "submitted", with its
 ``JobRef``), before the first poll, so a timeout, an interrupt or a dead kernel never loses a paid job:
-``%video resume`` and a re-run of the same cell find it here and re-attach instead of paying again. It is
+``%video resume`` and a re-run of the same cell find it here and re-attach instead of paying again (the prompt and
+the run's ``--check`` are kept too, so a resume reports and checks the clip as its run would have). It is
 updated as the job ends (ok, failed, filtered, cancelled, or still pending when we stopped waiting: then
 ``note`` says why, and ``error`` stays empty). Its ``status`` words are the file's own (``state_of`` and
 ``word_for`` translate them to and from ``core.state.State``), so every sidecar ever written still reads.
@@ -119,6 +120,9 @@ class Sidecar:
     # Why the job is pending (we stopped waiting; it goes on at the provider). Older sidecars kept this in
     # ``error``: ``pending_note`` reads both.
     note: str | None = None
+    # The run's ``--check`` (a model id, or "local:frames"): a resume checks the clip the same way. A model id
+    # only, never a key or an endpoint (those come from the settings of the run that resumes).
+    check: str | None = None
 
     @property
     def pending_note(self) -> str | None:
@@ -142,9 +146,10 @@ class Sidecar:
 
     @classmethod
     def for_request(cls, model_id: str, request: VideoRequest, key: str, *,
-                    billed_seconds: int | None = None) -> Sidecar:
+                    billed_seconds: int | None = None, check: str | None = None) -> Sidecar:
         """A fresh receipt. ``billed_seconds``: what the clip is billed for when that is not its measured
-        length (a Veo extension bills the seconds it adds, not the whole clip it returns)."""
+        length (a Veo extension bills the seconds it adds, not the whole clip it returns); ``check``: the
+        run's ``--check`` model, which a resume runs too."""
         parameters: dict[str, Any] = {
             "seconds": request.seconds, "aspect": request.aspect, "resolution": request.resolution,
             "negative": request.negative, "image": request.image.name if request.image else None,
@@ -155,7 +160,7 @@ class Sidecar:
             parameters["extends"] = public_uri(request.extend_uri)
         if billed_seconds is not None:
             parameters["billed_seconds"] = billed_seconds
-        return cls(model=model_id, prompt=request.prompt, parameters=parameters, request_key=key)
+        return cls(model=model_id, prompt=request.prompt, parameters=parameters, request_key=key, check=check)
 
 
 # The receipt's word for each settled state of its clip. A running clip keeps whatever open word its receipt

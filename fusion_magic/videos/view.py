@@ -1,5 +1,10 @@
-"""The live view of a ``%%video`` run: a status line over tabs (one per clip, one per model answering a
-question, the Answer, the Check, Cost & latency), fed by the run's events; built like ``fuse.view``.
+"""The live view of a ``%%video`` run: a status line and an overview of every job at once (one line each: seat
+label, model, state word in its colour, elapsed time, and once saved the clip's length and cost) over tabs (one
+per clip, one per model answering a question, the Answer, the Check, Cost & latency), fed by the run's events;
+built like ``fuse.view``.
+
+The overview is re-rendered on every event, and a clip's job reports one (``VideoUpdated``) on every poll, so
+elapsed times advance while jobs wait at the provider without a timer of the view's own.
 
 Events arrive on the listener's thread (``core.events.OffloadedListener``); widget trait updates from a
 thread are fine, Output-widget context managers are not, so every pane is built from ``HTML``, ``Video``
@@ -15,25 +20,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
 from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
 from ..core.names import seat_labels
+from ..core.record import CallRecord
 from ..judge.report import verdict_html
 from ..present.sanitize import escape_text, render_markdown
-from ..present.wording import clip_word
+from ..present.wording import clip_word, degraded_html
 from ..view.live import LiveView
-from ..view.tabs import LedgerPane, MemberPane, Pane, call_key, figures_html, status_html
-from ..view.video import VideoPane
+from ..view.tabs import CallKey, LedgerPane, MemberPane, Pane, call_key, figures_html, status_html
+from ..view.video import JobLine, VideoPane, call_line, clip_line, overview_html, overview_text
 from .events import VideoRunFinished, VideoRunStarted, VideoUpdated
 from .frames_check import CHECKER, MEASURES
 from .report import degraded_summary, html_report, text_report
 
 if TYPE_CHECKING:
-
-    from ..core.record import CallRecord
     from .result import Video, VideoResult
 
 __all__ = ["AnswerPane", "CheckPane", "VideoView"]
@@ -50,6 +55,8 @@ class VideoView(LiveView):
         super().__init__(render_interval=render_interval, clock=clock)
         self._calls: dict[object, CallRecord] = {}  # every call seen (clips by label), for the ledger
         self._started_at: float | None = None
+        self._asking: dict[str, CallRecord] = {}  # each understander's latest call, for the overview
+        self._asked_at: dict[CallKey, float] = {}  # when this view saw each of those calls start
 
         self.run: VideoRunStarted | None = None
         self.result: VideoResult | None = None
@@ -96,9 +103,23 @@ class VideoView(LiveView):
             self.status.value = self._status_html()  # traitlets sends it only when it changed
 
     def text(self) -> str:
-        """The plain-text form: the full report once the run finished, else a short progress line."""
+        """The plain-text form: the full report once the run finished, else the progress line and the overview
+        (a line per job)."""
         with self._lock:
-            return text_report(self.result) if self.result is not None else self._progress()
+            if self.result is not None:
+                return text_report(self.result)
+            return "\n".join([self._progress(), *overview_text(self.overview())])
+
+    def overview(self) -> list[JobLine]:
+        """Every job of the run as it stands now, one line each: the clips, then the models asked about a video."""
+        with self._lock:
+            now = self._clock()
+            lines = [clip_line(p.video, now) for p in self.clips.values()]
+            for key, pane in self.understanders.items():
+                r = self._asking.get(key) or CallRecord(model=pane.model, label=pane.title, status="queued")
+                line = call_line(r, self._asked_at.get(call_key(r)), now)
+                lines.append(replace(line, label=pane.title))
+            return lines
 
     @classmethod
     def of(cls, result: VideoResult) -> VideoView:
@@ -158,6 +179,7 @@ class VideoView(LiveView):
             pane = self._understander(r)
             if pane is not None:
                 (pane.start if started else pane.finish)(r)
+                self._asked(r)
         if not started:
             self._refresh_ledger()
             if self.result is not None:
@@ -173,6 +195,7 @@ class VideoView(LiveView):
             pane = self._understander(r)
             if pane is not None:
                 pane.finish(r)
+                self._asked(r)
         if self.answer is not None:
             self.answer.show_result(result)
         self._refresh_ledger()
@@ -196,6 +219,11 @@ class VideoView(LiveView):
             pane = self.understanders[key] = MemberPane(key, r.model, interval=self.render_interval)
             self._relayout()
         return pane
+
+    def _asked(self, r: CallRecord) -> None:
+        """Keep an understander's latest call, and when it was first seen, for its overview line."""
+        self._asking[r.label if r.label in self.understanders else r.model] = r
+        self._asked_at.setdefault(call_key(r), self._clock())
 
     def _videos(self) -> list[Video]:
         return [p.video for p in self.clips.values()]
@@ -224,9 +252,10 @@ class VideoView(LiveView):
         return "fusion_magic: " + " · ".join(parts)
 
     def _status_html(self) -> str:
+        jobs = overview_html(self.overview()) if hasattr(self, "ledger_pane") else ""  # none before __init__ ends
         r = self.result
         if r is None:
-            return f"<p><i>{escape_text(self._progress())}</i></p>"
+            return f"<p><i>{escape_text(self._progress())}</i></p>{jobs}"
         parts = [f"{'stopped after' if self.stopped else 'done in'} {r.wall_s:.1f} s"]
         if r.videos:
             parts.append(f"{sum(v.ok for v in r.videos)} of {len(r.videos)} clips saved")
@@ -235,8 +264,8 @@ class VideoView(LiveView):
         if r.best is not None:
             parts.append(f"{r.best.best_words}: {r.best.label}")
         degraded = degraded_summary(r)
-        extra = f'<br><span style="color:#c62828">{escape_text(degraded)}</span>' if degraded else ""
-        return f"<p><b>{escape_text(' · '.join(parts))}</b>{extra}</p>"
+        extra = f"<br>{degraded_html(degraded, 'span')}" if degraded else ""
+        return f"<p><b>{escape_text(' · '.join(parts))}</b>{extra}</p>{jobs}"
 
 
 class AnswerPane(Pane):

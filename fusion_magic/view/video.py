@@ -1,5 +1,6 @@
 """One generated clip as a tab: where its job stands, then the player, a filmstrip of keyframes, a link to
 the file, its measured figures and what its check found (a model's score, or local:frames' spec checks).
+And the overview of a whole run: one line per job (``JobLine``), every job at once.
 
 The pane reads a ``video.result.Video`` by duck typing (``view/`` sits below the job kinds). ``update`` is
 called on every poll, so it sends a widget value only when that value changed, and reads the file into a
@@ -7,27 +8,32 @@ player only once per saved file.
 
     pane = VideoPane(video)
     pane.update(video)  # after each VideoUpdated
+    lines = [clip_line(v, now) for v in videos]; overview_html(lines), overview_text(lines)
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
 from ..core.state import State
+from ..present.ledger_table import plain, shorten
 from ..present.paths import file_href, shown_path
 from ..present.sanitize import escape_text
-from ..present.wording import FILTER_WORDS, clip_colour, clip_word, pending_words
+from ..present.wording import FILTER_WORDS, clip_colour, clip_word, colour, pending_words, status_word
 from .tabs import Pane
 
 if TYPE_CHECKING:
+    from ..core.record import Response
     from ..videos.result import Video
 
-__all__ = ["MAX_INLINE_BYTES", "VideoPane"]
+__all__ = ["MAX_INLINE_BYTES", "JobLine", "VideoPane", "call_line", "clip_elapsed", "clip_line", "overview_html",
+           "overview_text"]
 
 # Larger files are not sent over the comm: the whole value travels at once and freezes the browser
 # (ipywidgets #3036), and it would bloat a notebook saved with its widget state.
@@ -105,12 +111,7 @@ class VideoPane(Pane):
         return " · ".join(parts)
 
     def _elapsed(self) -> float | None:
-        v = self.video
-        if not v.state.is_running and v.record.latency_s is not None:
-            return v.record.latency_s
-        if v.started is None:
-            return None
-        return max(0.0, self._clock() - v.started)
+        return clip_elapsed(self.video, self._clock())
 
     def _status_html(self) -> str:
         word, _, rest = self.status_text().partition(" · ")
@@ -162,6 +163,118 @@ class VideoPane(Pane):
         lines += [f"<i>{escape_text(n)}</i>" for n in v.notes]
         lines.append(f"<small>prompt: {escape_text(v.prompt)}</small>")
         return "<p>" + "<br>".join(lines) + "</p>"
+
+
+def clip_elapsed(v: Video, now: float) -> float | None:
+    """Seconds since the clip's job was submitted (or re-attached to), by ``now`` while it runs; its record's
+    latency once this run stopped waiting for it; None before it started."""
+    if not v.state.is_running and v.record.latency_s is not None:
+        return v.record.latency_s
+    if v.started is None:
+        return None
+    return max(0.0, now - v.started)
+
+
+# How much of an error, a filter's reason or a progress note one overview line shows (the tab has it all).
+_DETAIL_CHARS = 70
+
+
+@dataclass(frozen=True)
+class JobLine:
+    """One job of a run in the overview: its seat label, model, state word (and its colour), elapsed seconds,
+    and what there is to say next to them (a saved clip's length and cost, why it failed or is pending)."""
+
+    label: str
+    model: str
+    word: str
+    colour: str
+    elapsed: float | None = None
+    details: tuple[str, ...] = ()
+
+    def text(self, widths: tuple[int, int, int] = (0, 0, 0)) -> str:
+        """The line as plain text, its first columns padded to ``widths`` (label, model, word)."""
+        cells = [self.label.ljust(widths[0]), self.model.ljust(widths[1]), self.word.ljust(widths[2]),
+                 _seconds(self.elapsed).rjust(6)]
+        return plain("  ".join(cells) + "".join(f"  {d}" for d in self.details)).rstrip()
+
+
+def clip_line(v: Video, now: float) -> JobLine:
+    """A clip's overview line: ``veo #1 · gemini:veo-3.1 · saved · 41 s · 8.0 s clip · $3.20``."""
+    state = v.state
+    details: list[str] = []
+    if state is State.DONE:
+        if v.seconds is not None:
+            details.append(f"{v.seconds:.1f} s clip")
+        if v.reused:
+            details.append("from an earlier run, not paid again")
+        elif v.cost_usd is not None:
+            details.append(f"${v.cost_usd:.2f}")
+        else:
+            details.append("cost unknown")
+        words = v.check_words()
+        if words is not None:
+            details.append(words + (f" ({v.best_words})" if v.best else ""))
+    elif state is State.FILTERED:
+        details.append(_short(v.reason or "no reason given"))  # "filtered" says by whom
+    elif state is State.PENDING:
+        details.append(_short(pending_words(None)))
+    elif state in (State.FAILED, State.CANCELLED) and v.error:
+        details.append(_short(v.error))
+    elif state.is_running and v.progress:
+        details.append(_short(v.progress))
+    return JobLine(v.label, v.model, clip_word(state), clip_colour(state), clip_elapsed(v, now), tuple(details))
+
+
+def call_line(r: Response, started: float | None, now: float) -> JobLine:
+    """A call's overview line (a model answering a question about a video): its status word, elapsed time
+    (by ``now`` since ``started`` while it runs), and its cost once done."""
+    if not r.state.is_running and r.latency_s is not None:
+        elapsed: float | None = r.latency_s
+    else:
+        elapsed = None if started is None else max(0.0, now - started)
+    word = status_word(r)
+    details: list[str] = []
+    if r.state is State.DONE and r.cost_usd is not None:
+        details.append(f"${r.cost_usd:.4f}")
+    head, sep, rest = word.partition(": ")
+    if sep:  # "failed: timeout: ...": the word, then the reason, shortened
+        word = head
+        details.append(_short(rest))
+    return JobLine(r.label or r.model, r.model, word, colour(r), elapsed, tuple(details))
+
+
+def overview_html(lines: Sequence[JobLine]) -> str:
+    """Every job on one row of a compact table: label, model, state word in its colour, elapsed, details."""
+    if not lines:
+        return ""
+    cell = 'style="padding:0 .8em 0 0;vertical-align:top;white-space:nowrap"'
+    rows = []
+    for line in lines:
+        details = escape_text(" · ".join(line.details))
+        word = f'<span style="color:{line.colour};font-weight:bold">{escape_text(line.word)}</span>'
+        rows.append(f"<tr><td {cell}><b>{escape_text(line.label)}</b></td>"
+                    f'<td {cell}><code style="font-size:85%">{escape_text(line.model)}</code></td>'
+                    f"<td {cell}>{word}</td>"
+                    f'<td {cell[:-1]};text-align:right">{escape_text(_seconds(line.elapsed))}</td>'
+                    f'<td style="padding:0;vertical-align:top">{details}</td></tr>')
+    return ('<table class="fusion-magic-jobs" style="border-collapse:collapse;font-size:90%;margin:.2em 0 .6em 0">'
+            + "".join(rows) + "</table>")
+
+
+def overview_text(lines: Sequence[JobLine], indent: str = "  ") -> list[str]:
+    """Every job on one line, its columns aligned: what a terminal shows for the overview."""
+    widths = (max((len(x.label) for x in lines), default=0), max((len(x.model) for x in lines), default=0),
+              max((len(x.word) for x in lines), default=0))
+    return [indent + line.text(widths) for line in lines]
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f} s"
+
+
+def _short(text: str) -> str:
+    text = " ".join(plain(text).split())
+    return shorten(text, _DETAIL_CHARS) or text[: _DETAIL_CHARS - 1] + "…"
 
 
 def _thumbnail(path: Path) -> widgets.Image:
