@@ -8,7 +8,7 @@ queue). Job i ends ``--seconds`` x (N - i) / N after its submission (``VideoScri
 
 Each rep runs, in alternating order, side by side in one process:
 
-* cell:  a ``%%video -m <pool>`` cell in a real InteractiveShell with the widget view attached (parsing, plan,
+* cell:  a ``%%video -p <pool>`` cell in a real InteractiveShell with the widget view attached (parsing, plan,
   sidecars, polls, downloads, the measurement of every clip, events, rendering and the report all count);
 * check: the same cell with ``--check local:frames``;
 * the references: a plain ``httpx`` streamed download of the same clip bytes from the emulator's storage host
@@ -166,7 +166,7 @@ class Cells:
     def run(self, check: bool) -> tuple[float, Any]:
         """Seconds one %%video cell took (a fresh --out-dir, so nothing is reused), and its result."""
         self.count += 1
-        line = f"-m {self.models} --out-dir run{self.count} -o r" + (" --check local:frames" if check else "")
+        line = f"-p {self.models} --out-dir run{self.count} -o r" + (" --check local:frames" if check else "")
         with contextlib.redirect_stdout(self.sink):
             t0 = time.perf_counter()
             self.shell.run_cell_magic("video", line, "A paper boat drifting down a rainy street")

@@ -565,7 +565,7 @@ def video(prompt: str, *, settings: Settings | None = None, keys: Mapping[str, s
           listeners: Sequence[Listener] = (), background: bool = False,
           **options: Unpack[VideoKeywords]) -> VideoResult | VideoJob:
     """Generate clips with a pool of video models, or ask about a video, and wait (Ctrl-C stops waiting; paid
-    jobs stay resumable). Each keyword is the ``%%video`` flag of the same name (``models`` is ``-m``,
+    jobs stay resumable). Each keyword is the ``%%video`` flag of the same name (``models`` is ``-p``/``--pool``,
     ``understand`` is ``--understand``, ``out_dir`` is ``--out-dir``). Returns a ``VideoResult``, or a
     ``VideoJob`` at once with ``background=True``.
 
