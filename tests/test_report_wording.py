@@ -27,6 +27,7 @@ from fusion_magic.core.record import Response
 from fusion_magic.fusion.report import degraded_summary, html_report, text_report
 from fusion_magic.fusion.result import FusionResult, Verdict
 from fusion_magic.present.ledger_table import WIDTH, ledger_html, shorten
+from fusion_magic.present.wording import status_word
 from fusion_magic.testing import Emulator, Fault, ModelScript
 
 FAST = Settings(max_retries=0, timeout=20)
@@ -286,3 +287,18 @@ def result_of(calls: list[Response]) -> FusionResult:
     )  # fmt: skip
     return FusionResult(prompt="6 x 10?", mode="merge", judge=JUDGE, pool=POOL, responses=members,
                         judge_responses=judges, verdict=verdict, answer=verdict.answer, wall_s=12.5)  # fmt: skip
+
+
+def test_a_member_the_filter_refused_reads_filtered_everywhere(emulator_env: Emulator) -> None:
+    """A prompt the provider's safety filter refused is "filtered", as a clip the filter withheld: in its status,
+    the ledger and the DEGRADED line; never "failed: blocked"."""
+    script_pool(emulator_env)
+    emulator_env.script("mistralai/mistral-large-2411", ModelScript(faults=[Fault("blocked", message="flagged")]))
+    r = fusion_magic.fuse("Explain entropy.", pool=POOL, judge="vote", settings=FAST)
+    refused = next(m for m in r.responses if m.model.endswith("mistral-large-2411"))
+    assert refused.status == "filtered" and status_word(refused).startswith("filtered (withheld by the provider")
+    text, html = text_report(r), html_report(r)
+    assert "filtered by the provider: mistral-large-2411" in " ".join(text.split())
+    assert "blocked" not in (refused.status + status_word(refused).split(":")[0])
+    assert "failed: blocked" not in text and "failed: blocked" not in html
+    assert r.ledger.loc[r.ledger["model"] == refused.model, "status"].iloc[0] == "filtered"

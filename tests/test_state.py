@@ -24,7 +24,7 @@ from fusion_magic.videos import sidecar
 from fusion_magic.videos.result import Video
 from fusion_magic.videos.sidecar import Sidecar
 
-FAILURE_KINDS = ("auth", "payment", "rate_limit", "bad_request", "blocked", "server", "timeout", "protocol",
+FAILURE_KINDS = ("auth", "payment", "rate_limit", "bad_request", "server", "timeout", "protocol",
                  "crashed", "error", "analysis")
 
 
@@ -42,6 +42,14 @@ def test_every_state_is_running_final_or_pending_and_only_one() -> None:
 @pytest.mark.parametrize("state", list(State))
 def test_a_state_written_down_reads_back_as_itself(state: State) -> None:
     assert from_wire(to_wire(state)) == (state, None)
+
+
+def test_a_prompt_the_filter_refused_is_filtered_like_a_clip_not_a_failure() -> None:
+    """A chat call refused by the provider's safety filter (``BlockedError``, kind ``blocked``) reads like a clip
+    the filter withheld: the filtered state, written ``filtered``; never "failed: blocked"."""
+    assert from_wire("blocked") == (State.FILTERED, None)
+    r = CallRecord(model="gemini:gemini-2.5-flash", status="blocked", error="the prompt was blocked (SAFETY)")
+    assert (r.state, r.status, r.ok) == (State.FILTERED, "filtered", False)
 
 
 @pytest.mark.parametrize("kind", FAILURE_KINDS)

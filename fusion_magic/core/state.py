@@ -67,6 +67,10 @@ _FINAL = frozenset({State.DONE, State.FAILED, State.FILTERED, State.CANCELLED})
 _OK = "ok"
 
 
+# The kind a refused prompt's error carries (``BlockedError``): the filtered state, not a failure of its own.
+_BLOCKED = "blocked"
+
+
 def from_wire(word: str) -> tuple[State, str | None]:
     """A ``status`` as records, sidecars and run logs write it, read back as (state, failure kind).
 
@@ -75,6 +79,8 @@ def from_wire(word: str) -> tuple[State, str | None]:
     """
     if word == _OK:
         return State.DONE, None
+    if word == _BLOCKED:
+        return State.FILTERED, None  # the provider's safety filter: one state, one word, for clips and calls alike
     try:
         return State(word), None
     except ValueError:

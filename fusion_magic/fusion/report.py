@@ -85,10 +85,16 @@ def degraded_summary(result: FusionResult) -> str | None:
     parts: list[str] = []
     # Cancelled is not a failure of the model (the user stopped the run): said apart, without a reason.
     cancelled = [r for r in result.failed if r.state is State.CANCELLED]
-    failed = [r for r in result.failed if r.state is not State.CANCELLED]
+    # Withheld by the provider's safety filter: the same word as a filtered clip, not a failure of the model.
+    filtered = [r for r in result.failed if r.state is State.FILTERED]
+    failed = [r for r in result.failed if r.state not in (State.CANCELLED, State.FILTERED)]
     if failed:
         names = ", ".join(f"{_who(r)} ({_reason(r)})" for r in failed)
         parts.append(f"{len(failed)} member call{'s' if len(failed) != 1 else ''} failed: {names}")
+    if filtered:
+        names = ", ".join(_who(r) for r in filtered)
+        parts.append(f"{len(filtered)} member call{'s' if len(filtered) != 1 else ''} filtered by the provider: "
+                     f"{names}")
     if cancelled:
         names = ", ".join(_who(r) for r in cancelled)
         parts.append(f"{len(cancelled)} member call{'s' if len(cancelled) != 1 else ''} cancelled: {names}")
