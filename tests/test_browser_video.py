@@ -55,7 +55,7 @@ VIDEO_SHOTS = SHOTS / "video"
 OMNI = "gemini:gemini-omni-1.2-flash"
 FAL = "fal:fal-ai/minimax/hailuo-02/standard/text-to-video"
 VEO = "gemini:veo-3.1-generate-preview"  # withheld by the filter
-TITLES = ["gemini-omni-1.2-flash", "text-to-video", "veo-3.1-generate-preview", "Cost & latency"]
+TITLES = ["gemini-omni-1.2-flash", "minimax/hailuo-02/standard", "veo-3.1-generate-preview", "Cost & latency"]
 REASON = "The audio track was blocked by the safety filter."
 # Each saved clip's length: different, so a player that loads another clip's file reads the wrong duration.
 CLIP_S = {OMNI: 3.0, FAL: 2.0}
@@ -248,7 +248,7 @@ def run_and_save(page: Page, emu: Emulator, path: Path) -> list[str]:
     assert running(ended[OMNI]), f"Omni should still run while the others ended: {ended[OMNI]}"
     assert f"withheld by the provider's filter: {REASON}" in ended[VEO].text, ended[VEO].text
     assert clip_pane(output, VEO).locator("video").count() == 0, "the filtered clip has a player"
-    output.locator(".widget-tab .lm-TabBar-tab", has_text="text-to-video").click()
+    output.locator(".widget-tab .lm-TabBar-tab", has_text="minimax/hailuo-02/standard").click()
     video = clip_pane(output, FAL).locator("video")
     # The status line and the player are separate widgets: the browser may draw "saved" a moment before the
     # player's model arrives.

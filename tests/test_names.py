@@ -12,8 +12,18 @@ def test_short_name() -> None:
     assert short_name("fal:") == "fal:"
 
 
+def test_a_fal_endpoint_is_named_by_its_model_not_its_task() -> None:
+    """Two fal models read "text-to-video #1/#2" once: the label said nothing about which model made the clip."""
+    assert short_name("fal:fal-ai/minimax/hailuo-02/standard/text-to-video") == "minimax/hailuo-02/standard"
+    assert short_name("fal:fal-ai/kling-video/v2.5-turbo/pro/text-to-video") == "kling-video/v2.5-turbo/pro"
+    assert short_name("fal:fal-ai/veo3/fast") == "veo3/fast"
+    assert short_name("fal:fal-ai/text-to-video") == "text-to-video"
+
+
 def test_two_models_with_one_short_name_keep_their_ids_and_one_model_twice_is_numbered() -> None:
     a, b = "fal:fal-ai/kling-video/v2.5-turbo/pro/text-to-video", "fal:fal-ai/minimax/hailuo-02/text-to-video"
-    assert seat_labels([a, b, "openai:gpt-4o", "openai:gpt-4o"]) == [a, b, "gpt-4o #1", "gpt-4o #2"]
-    # %%video's tabs follow the same rule (they read "text-to-video #1" and "text-to-video #2").
-    assert tab_labels((a, b)) == [a, b]
+    assert seat_labels([a, b]) == ["kling-video/v2.5-turbo/pro", "minimax/hailuo-02"]
+    c, d = "fal:fal-ai/minimax/hailuo-02/text-to-video", "fal:fal-ai/minimax/hailuo-02/image-to-video"
+    assert seat_labels([c, d, "openai:gpt-4o", "openai:gpt-4o"]) == [c, d, "gpt-4o #1", "gpt-4o #2"]
+    # %%video's tabs follow the same rule.
+    assert tab_labels((c, d)) == [c, d] and tab_labels((a, b)) == seat_labels([a, b])

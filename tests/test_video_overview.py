@@ -85,7 +85,7 @@ def test_the_overview_shows_every_job_at_once_while_the_cell_runs(vshell: Intera
             assert f'<span style="color:{line.colour};font-weight:bold">{line.word}</span>' in status
         text = view.text().splitlines()
         assert text[0].startswith("fusion_magic: 1 of 3 clips ready") and len(text) == 4
-        assert text[3].split()[:3] == ["text-to-video", f"fal:{FAL}", "running"]
+        assert text[3].split()[:3] == ["minimax/hailuo-02/standard", f"fal:{FAL}", "running"]
     finally:
         emulator_env.video.jobs(FAL)[0].script = VideoScript(polls=0)
         vshell.user_ns["job"].result()
