@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from fusion_magic.core.pricing import table_age_note
 from fusion_magic.fusion.estimate import Estimate
 from fusion_magic.present.estimate import CostRow, estimate_text, money
 from fusion_magic.testing import Emulator
@@ -44,6 +45,9 @@ def test_fuse_and_video_estimates_read_the_same(vshell: InteractiveShell, emulat
         assert isinstance(data["est_cost_usd"], float) and row.endswith(money(data["est_cost_usd"]))
     assert "local model (free)" in f_rows[0] and "price table" in f_rows[1]
     assert fused.total_usd is not None and f_total == f"Total: {money(fused.total_usd)}"
+    # priced from the table: its age follows the total when it is old (as %fuse list says it)
+    age = table_age_note()
+    assert (str(fused).splitlines()[-1] == age) if age else (str(fused).splitlines()[-1] == f_total)
     # a clip: its seconds, the price per second, the price's source, its cost
     assert [row.split()[:2] for row in v_rows] == [["clip", VEO], ["clip", "gemini:gemini-omni-1.2-flash"]]
     assert all(" 6 s x $0.10/s " in row and row.endswith("$0.60") and "price list" in row for row in v_rows)

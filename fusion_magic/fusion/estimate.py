@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ..calls.requests import output_cap
 from ..core.errors import BudgetError
-from ..core.pricing import UserPrice, approx_tokens, price_for
+from ..core.pricing import TABLE_SOURCE, UserPrice, approx_tokens, price_for, table_age_note
 from ..present.estimate import CostRow, estimate_text, tokens_counted
 from ..providers.chat.local.fewshot import build_prompt
 from .engine import FusionPlan
@@ -48,8 +48,10 @@ class Estimate:
         rows = [CostRow(str(r["role"]), str(r["model"]),
                         tokens_counted(_int(r["calls"]), _int(r["est_input_tokens"]), _int(r["est_output_tokens"])),
                         str(r["price_source"] or ""), _usd(r["est_cost_usd"])) for r in self.rows]
+        # A projection priced from an old table says so, where the table priced any of it.
+        age = table_age_note() if any(r.source == TABLE_SOURCE for r in rows) else None
         return estimate_text(rows, self.total_usd, basis="output counted at each call's max_tokens cap, so an upper "
-                             "bound", price_hint="%config FusionMagics.prices")
+                             "bound", price_hint="%config FusionMagics.prices", notes=[age] if age else [])
 
     def _repr_pretty_(self, p: object, cycle: bool) -> None:
         p.text(str(self))  # type: ignore[attr-defined]

@@ -97,7 +97,8 @@ class FusionMagics(Magics, Configurable):
     prices = Dict(help="Extra prices, USD per million tokens: {model: [input, output]}.").tag(config=True)
     max_retries = Int(3, help="Retries for 429/5xx/connection resets before any text arrived.").tag(config=True)
     run_log = Unicode(None, allow_none=True,
-                      help="Run log (SQLite) path, or 'off'; default ./fusion_runs.sqlite.").tag(config=True)
+                      help="Run log (SQLite) path, or 'off'; default: fusion_runs.sqlite in the user's data folder "
+                           "(~/.local/share/fusion_magic on Linux; $FUSION_MAGIC_RUN_LOG wins).").tag(config=True)
     view = Enum(["auto", "widgets", "text"], "auto",
                 help="auto: widgets in Jupyter kernels, text elsewhere.").tag(config=True)
 
