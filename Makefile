@@ -43,12 +43,14 @@ lab: $(VENV)/.demo-installed
 	@$(PY) -c "import jupyterlab" 2>/dev/null || { echo "Installing JupyterLab (first run only)..."; $(PIP) install 'jupyterlab>=4'; }
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
+# The notebooks log their runs into a scratch run log, not the user's own (tests/conftest.py does the same).
 test: $(VENV)/.dev-installed $(CHROMIUM)
 	$(PY) -m ruff check fusion_magic tests bench
 	$(PY) -m mypy fusion_magic
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
-	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:randomly notebooks/
+	FUSION_MAGIC_RUN_LOG=$$(mktemp -d)/fusion_runs.sqlite $(PY) -m pytest -q --nbval-lax --nbval-current-env \
+		-p no:randomly notebooks/
 
 # The quick lane, on every core: what needs no browser, no local model, no Jupyter kernel and runs no benchmark
 # script (tests/conftest.py marks those from the code they run; tests/lanes.py). `make test` still runs it all.

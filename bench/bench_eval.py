@@ -172,7 +172,9 @@ def main() -> int:
             raise RuntimeError("the emulator process did not start within 120 s")
         os.environ.update(ours_end.recv())
         with tempfile.TemporaryDirectory(prefix="bench_eval_") as tmp:
-            os.chdir(tmp)  # the run log (./fusion_runs.sqlite) is written as in a notebook's folder, then removed
+            os.chdir(tmp)
+            # The run log is written as a user's would be, into this folder (then removed), not the user's own.
+            os.environ["FUSION_MAGIC_RUN_LOG"] = str(Path(tmp) / "fusion_runs.sqlite")
             try:
                 rows = bench(ns, names)
             finally:

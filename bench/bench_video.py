@@ -231,8 +231,9 @@ def main() -> int:
             raise RuntimeError("the emulator process did not start within 120 s")
         os.environ.update(ours_end.recv())
         with tempfile.TemporaryDirectory(prefix="bench_video_") as tmp:
-            # --out-dir must be inside the working folder; the run log (./fusion_runs.sqlite) lands there too.
+            # --out-dir must be inside the working folder; the run log goes there too, not to the user's own.
             os.chdir(tmp)
+            os.environ["FUSION_MAGIC_RUN_LOG"] = str(Path(tmp) / "fusion_runs.sqlite")
             try:
                 rows = bench(ns, jobs, Path(tmp))
             finally:

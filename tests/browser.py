@@ -95,11 +95,11 @@ class Lab:
         return f"{self.url}/lab/tree/{notebook}?token={self.token}"
 
 
-def lab_env(tmp: Path, emu: Emulator) -> dict[str, str]:
-    """os.environ plus the emulator's URLs and fake keys (the kernel inherits them), with Jupyter's and
-    IPython's per-user dirs moved under tmp. The kernelspec and the lab extensions (jupyterlab_widgets) are
-    found under sys.prefix, which stays on Jupyter's path."""
-    env = {**os.environ, **emu.env(), **emu.test_keys()}
+def lab_env(tmp: Path, emu: Emulator | None) -> dict[str, str]:
+    """os.environ plus the emulator's URLs and fake keys (the kernel inherits them; none without ``emu``), with
+    Jupyter's and IPython's per-user dirs moved under tmp. The kernelspec and the lab extensions
+    (jupyterlab_widgets) are found under sys.prefix, which stays on Jupyter's path."""
+    env = {**os.environ, **(emu.env() if emu else {}), **(emu.test_keys() if emu else {})}
     for name, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
                       ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")):
         (tmp / sub).mkdir(exist_ok=True)
@@ -113,6 +113,10 @@ def lab_env(tmp: Path, emu: Emulator) -> dict[str, str]:
     settings.mkdir(parents=True, exist_ok=True)
     (settings / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False}), encoding="utf-8")
+    # Every cell drawn, not only those on screen: a test reads prompts and outputs anywhere in the notebook.
+    notebook = tmp / "settings" / "@jupyterlab" / "notebook-extension"
+    notebook.mkdir(parents=True, exist_ok=True)
+    (notebook / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}), encoding="utf-8")
     return env
 
 
