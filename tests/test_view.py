@@ -587,7 +587,8 @@ def test_events_from_a_background_thread(clock: FakeClock) -> None:
 def test_of_result_replays_a_finished_run(clock: FakeClock) -> None:
     result, _ = play_full_run(ScriptedRun(MEMBERS), clock)
     view = FusionView.of(result)
-    assert view.titles == ("Overview", "Fused", "Judge", "gpt-4o", "llama3.2", "gemma3-270m #2", "slowpoke", "Cost & latency")
+    assert view.titles == ("Overview", "Fused", "Judge", "gpt-4o", "llama3.2", "gemma3-270m #2", "slowpoke",
+                           "Cost & latency")
     assert view.members["gemma3-270m #2"].status.startswith("failed: timeout")
     assert "<strong>blue</strong>" in view.fused.html.value
     assert view.text() == text_report(result)

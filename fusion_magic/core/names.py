@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-
 # fal names an endpoint ``fal-ai/<model path>/<task>``: the model is the path; its last segment is often only
 # the task (``text-to-video``), and a label of that alone says nothing about which model made the clip.
 _FAL = "fal"
