@@ -116,3 +116,10 @@ def test_the_text_report_leads_with_the_answer_and_its_summary() -> None:
     lines = text.splitlines()
     assert lines[3] == "Rayleigh scattering."
     assert lines[5].startswith("best-of · judge anthropic:claude-sonnet-4-5 chose Answer A")
+
+
+def test_the_degraded_sentence_is_escaped_once() -> None:
+    result = degraded_result()
+    result.responses[1].error = "no answer within 30 s & <b>x</b>"
+    html = html_report(result)
+    assert "30 s &amp; &lt;b&gt;x&lt;/b&gt;" in html and "&amp;amp;" not in html and "&amp;lt;" not in html

@@ -402,7 +402,7 @@ def html_report(result: FusionResult) -> str:
     h.append(f'<p class="fm-summary"><small>{escape_text(summary_line(result, degraded=False))}</small></p>')
     degraded = degraded_summary(result)
     if degraded:
-        h.append(degraded_html(escape_text(degraded)))
+        h.append(degraded_html(degraded))
 
     v = result.verdict
     judge_line = "no verdict" if v is None else f"{v.mode} · {choice_words(v)}"
