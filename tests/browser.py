@@ -91,8 +91,11 @@ class Lab:
         lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
         return "\n".join(lines[-n:])
 
-    def page_url(self, notebook: str) -> str:
-        return f"{self.url}/lab/tree/{notebook}?token={self.token}"
+    def page_url(self, notebook: str, workspace: str | None = None) -> str:
+        """The notebook in JupyterLab; in a workspace of its own when named, so no notebook opened before it is
+        restored beside it (and takes a "Run All" meant for this one)."""
+        where = f"/lab/workspaces/{workspace}" if workspace else "/lab"
+        return f"{self.url}{where}/tree/{notebook}?token={self.token}"
 
 
 def lab_env(tmp: Path, emu: Emulator | None) -> dict[str, str]:
@@ -181,13 +184,13 @@ def shot(page: Page, name: str, folder: Path = SHOTS) -> Path:
 
 @contextlib.contextmanager
 def notebook_page(browser: Browser, lab: Lab, notebook: str, *, cell: int = 1,
-                  shots: Path = SHOTS) -> Iterator[Page]:
+                  shots: Path = SHOTS, workspace: str | None = None) -> Iterator[Page]:
     """``notebook`` open in a fresh page, its cell ``cell`` drawn and the kernel idle; on failure a
     screenshot (in ``shots``) while the server still runs."""
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
     try:
         page.set_default_timeout(UI_MS)
-        page.goto(lab.page_url(notebook))
+        page.goto(lab.page_url(notebook, workspace))
         page.locator(".jp-Notebook .jp-Cell").nth(cell).wait_for()
         wait_kernel_idle(page)
         yield page

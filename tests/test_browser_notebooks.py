@@ -99,7 +99,8 @@ def test_run_all_on_every_notebook_in_jupyterlab(tmp_path: Path) -> None:
         try:
             with jupyter_lab(root, tmp_path, env, "lab-notebooks") as lab:
                 for name in names:
-                    with notebook_page(browser, lab, name, shots=NB_SHOTS) as page:
+                    workspace = re.sub(r"\W", "-", name.removesuffix(".ipynb"))
+                    with notebook_page(browser, lab, name, shots=NB_SHOTS, workspace=workspace) as page:
                         run_all_cells(page)
                         # Run All stops at a cell that raises: then the error is what there is to see.
                         wait_for(lambda: ran(page), lambda done: done, f"every code cell of {name} to run (or one "
