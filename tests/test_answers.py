@@ -202,3 +202,26 @@ def test_with_no_majority_the_vote_says_so_and_picks_nothing(texts: list[str]) -
 def test_one_answer_is_the_vote() -> None:
     v = vote([_ok("An essay about the sea and its many moods, written at length by one model alone.", "a")])
     assert v.answer.startswith("An essay") and not v.undecided
+
+
+@pytest.mark.parametrize(("answer", "reference", "expected"), [
+    ("Working: 6 x 7.\nFinal answer: 42\n\nI hope this answer helps.", "42", True),
+    ("Working: 6 x 7.\nFinal answer: 41\n\nI hope this answer helps.", "42", False),
+    ("The answer is 42.", "42", True),
+    ("Working it out.\nAnswer: 42", "42", True),
+    ("Working it out.\nanswer = 42", "42", True),
+    ("Working it out, the answer: 42", "42", True),
+])
+def test_a_bare_answer_word_in_prose_is_no_final_answer_marker(answer: str, reference: str,
+                                                               expected: bool | None) -> None:
+    """A closing sentence that uses the word "answer" ("I hope this answer helps.") is not the final answer;
+    a bare "answer" marks one only when "is", ":" or "=" follows."""
+    assert score(answer, [reference]).correct is expected
+
+
+def test_the_vote_does_not_count_a_closing_sentence_as_the_value() -> None:
+    tail = "\n\nI hope this answer helps."
+    texts = [f"Some working.\nFinal answer: {n}{tail}" for n in (41, 42, 43)]
+    assert [answer_key(t) for t in texts] == ["41", "42", "43"]
+    v = vote([_ok(t, chr(97 + i)) for i, t in enumerate(texts)])
+    assert v.undecided and v.choice is None

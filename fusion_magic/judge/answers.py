@@ -39,7 +39,8 @@ ARTICLES = frozenset({"a", "an", "the"})
 # ---- 1. the final span ------------------------------------------------------------------------------------
 
 _MARKER = re.compile(
-    r"(?:final\s+answer|the\s+(?:final\s+|correct\s+)?answer\s+is|(?<![a-z])answer)\s*(?:is\s*)?[:=]?"
+    r"(?:final\s+answer|the\s+(?:final\s+|correct\s+)?answer\s+is|(?<![a-z])answer(?=\s*(?:is\b|[:=])))"
+    r"\s*(?:is\s*)?[:=]?"
     r"|####|=>",
     re.IGNORECASE,
 )
