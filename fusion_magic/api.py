@@ -39,7 +39,7 @@ from .calls.runlog import RunLog
 from .calls.settings import Settings
 from .core.errors import ConfigError
 from .core.events import Listener
-from .core.option import check_keywords
+from .core.option import check_keywords, check_values
 from .core.record import Response
 from .core.runner import Job, get_runner, new_client
 from .evaluation import EvalPlan, EvalResult, RowCallback, plan_evaluation, run_evaluation
@@ -518,7 +518,9 @@ class ResumePlan:
 
 def plan_resume(out_dir: str | Path = "videos", settings: Settings | None = None, *,
                 timeout: float = DEFAULT_TIMEOUT_S, poll_s: float | None = None) -> ResumePlan:
-    """The jobs earlier runs left open in ``out_dir`` that can be fetched now (nothing is sent)."""
+    """The jobs earlier runs left open in ``out_dir`` that can be fetched now (nothing is sent); ``timeout``
+    and ``poll_s`` are checked as ``VideoOptions`` checks them (``--timeout``, ``--poll``)."""
+    check_values(VideoOptions, timeout=timeout, poll_s=poll_s)
     return ResumePlan(video_engine.plan_resume(Path(out_dir), _settings(settings, None)), timeout, poll_s)
 
 

@@ -195,3 +195,14 @@ def test_a_bad_config_value(shell: InteractiveShell, emulator_env: Emulator, tra
     assert magic_line(shell, "-p openai:a,openai:b -j vote") == line
     assert emulator_env.requests == []
 
+
+
+def test_check_values_runs_the_declared_checks_of_the_named_options_only() -> None:
+    from fusion_magic.core.option import check_values
+    from fusion_magic.videos.options import VideoOptions
+
+    check_values(VideoOptions, timeout=5.0, poll_s=None)  # None: unset, where the type allows it
+    with pytest.raises(ConfigError, match="--timeout must be a positive number"):
+        check_values(VideoOptions, timeout=0.0)
+    with pytest.raises(TypeError, match="no option nosuch"):
+        check_values(VideoOptions, nosuch=1)

@@ -291,3 +291,31 @@ def test_the_python_api_runs_the_same_engine(emulator_env: Emulator, monkeypatch
     assert again.videos[0].reused and emulator_env.video_jobs(OMNI) == 1
     with pytest.raises(TypeError, match="unexpected keyword"):
         fusion_magic.video("A fox", model="x")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(("words", "message"), [
+    ("-t -5", "--timeout must be a positive number, not -5.0"),
+    ("-t 0", "--timeout must be a positive number, not 0.0"),  # 0 is a value given, not the default
+    ("--poll -1", "--poll must be a positive number, not -1.0"),
+    ("--poll nan", "--poll must be a positive number"),
+])
+def test_resume_checks_its_options_as_video_does(vshell: InteractiveShell, emulator_env: Emulator, words: str,
+                                                 message: str) -> None:
+    """``%video resume`` takes --timeout and --poll from VideoOptions' declarations, checks and all: a bad value
+    is one line and no call, never a wait that polls without pause."""
+    (Path.cwd() / "videos").mkdir()
+    with pytest.raises(UsageError, match=message) as info:
+        vshell.run_line_magic("video", f"resume {words}")
+    assert "\n" not in str(info.value)
+    assert emulator_env.requests == []
+
+
+def test_plan_resume_checks_timeout_and_poll(tmp_path: Path) -> None:
+    from fusion_magic.api import plan_resume
+    from fusion_magic.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--timeout must be a positive number, not -5"):
+        plan_resume(tmp_path, timeout=-5)
+    with pytest.raises(ConfigError, match="--poll must be a positive number, not -1"):
+        plan_resume(tmp_path, poll_s=-1)
+    assert plan_resume(tmp_path, timeout=5, poll_s=None).jobs == ()

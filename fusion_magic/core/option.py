@@ -156,6 +156,20 @@ def check_options(options: object) -> None:
             d.option.check(value)
 
 
+def check_values(cls: type, **values: Any) -> None:
+    """Run the declared checks of ``cls``'s options named in ``values`` on those values, as building the
+    options would (None, where the option's type allows it, is unset and not checked): for a layer that takes
+    a few options one by one instead of building them (a resume's ``timeout``, a rejudge's ``orders``)."""
+    by_name = {d.name: d for d in declared(cls)}
+    unknown = sorted(set(values) - set(by_name))
+    if unknown:
+        raise TypeError(f"{cls.__name__} declares no option {', '.join(unknown)}")
+    for name, value in values.items():
+        d = by_name[name]
+        if d.option.check is not None and not (value is None and d.nullable):
+            d.option.check(value)
+
+
 def check_keywords(given: Mapping[str, object], cls: type, *extra: str) -> None:
     """A keyword that is neither an option of ``cls`` nor in ``extra`` is a TypeError, as with a plain
     signature (the typed keywords say the same to a type checker)."""
@@ -204,5 +218,5 @@ def one_of(name: str, choices: Collection[str], normal: Callable[[str], str] = s
 
 
 __all__ = ["OPTION", "RENAMED_UNTIL", "Check", "Declared", "Option", "at_least", "check_keywords", "check_options",
-           "check_that", "declared", "one_of", "option", "option_names", "positive_number", "renamed_note",
-           "whole_number"]
+           "check_that", "check_values", "declared", "one_of", "option", "option_names", "positive_number",
+           "renamed_note", "whole_number"]

@@ -347,11 +347,12 @@ def parse_video_line(line: str) -> VideoArgs:
                      notes=renamed_notes(ns))
 
 
+RESUME_OPTIONS = ("out_dir", "timeout", "poll_s")  # the VideoOptions a resume takes
+
+
 def _resume_parser() -> MagicArgumentParser:
     p = MagicArgumentParser(prog="%video resume", add_help=False, description="Fetch pending jobs.")
-    p.add_argument("--out-dir", dest="out_dir", metavar="DIR")
-    p.add_argument("-t", "--timeout", type=float, metavar="SECONDS")
-    p.add_argument("--poll", dest="poll_s", type=float, metavar="SECONDS")
+    add_flags(p, VideoOptions, only=RESUME_OPTIONS)  # the same flags (and checks) as %%video's
     p.add_argument("-o", "--out", metavar="NAME")
     return p
 

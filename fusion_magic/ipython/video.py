@@ -28,7 +28,7 @@ from ..videos.options import ExtendOf, VideoOptions
 from ..videos.plan import extension_source
 from ..videos.result import VideoResult
 from . import args as _args
-from .declared import config_traits, config_values
+from .declared import config_traits, config_values, given_options
 from .magics import FusionMagics, friendly_errors, widgets_wanted
 from .wait import CellInterrupted, in_background, wait_in_cell
 
@@ -180,10 +180,10 @@ class VideoMagics(Magics, Configurable):
             return None
         if command == "list":
             return list_video_models(self.settings())
-        configured = config_values(self, VideoOptions)
-        out_dir = ns.out_dir or configured["out_dir"]
-        plan = plan_resume(out_dir, self.settings(), timeout=ns.timeout or configured["timeout"],
-                           poll_s=ns.poll_s or configured["poll_s"])
+        # The line's options over the %config ones; plan_resume checks them as %%video does (-t 0 is refused).
+        given = {**config_values(self, VideoOptions), **given_options(ns, VideoOptions)}
+        out_dir = given["out_dir"]
+        plan = plan_resume(out_dir, self.settings(), timeout=given["timeout"], poll_s=given["poll_s"])
         for line in plan.skipped:
             print(line)
         if not plan.jobs:
