@@ -80,7 +80,7 @@ def test_the_default_scorer_is_three_valued_and_says_why(scripted: Emulator) -> 
 @pytest.mark.parametrize(("scorer", "expected"), [
     ("exact", [False, False, False, False, False]),
     ("includes", [False, False, False, True, True]),  # lenient: "not 8" includes 8 (why match is the default)
-    ("numeric", [None, True, None, None, None]),
+    ("numeric", [None, True, None, False, None]),  # "not 8" is wrong: a negated answer is never right
     ("re:Final answer: (\\S+)", [False, True, None, None, None]),
 ])
 def test_a_chosen_scorer(scripted: Emulator, scorer: str, expected: list[bool | None]) -> None:
@@ -159,6 +159,26 @@ def test_choice_scorer_reads_letters_and_refuses_other_references() -> None:
     assert score_closed(choice, "Paris", ["B"], question=question).correct is True
     assert score_closed(choice, "A", ["B"], question=question).correct is False
     assert score_closed(choice, "Paris", ["Paris"]).correct is None
+
+
+@pytest.mark.parametrize(("answer", "reference", "expected"), [
+    ("Final answer: 5, or maybe 6", "5", False),   # hedged
+    ("Final answer: 5 km", "5 m", False),          # another unit
+    ("Final answer: 50%", "0.5", True),            # a percent read as its fraction
+    ("Final answer: 1,000", "1000", True),
+    ("Final answer: 41", "42", False),
+    ("Final answer: Paris", "42", False),
+    ("3 hours and 6 minutes.", "186", None),       # several numbers
+    ("Final answer: 42", "Paris", None),           # the reference is not a number
+])
+def test_the_numeric_scorer_reads_the_answer_as_match_does(answer: str, reference: str,
+                                                           expected: bool | None) -> None:
+    """``numeric`` only adds that the reference must be a number: hedges, negations, units and percents are
+    read by the same reader as ``match``."""
+    s = score_closed(Scorer.parse("numeric"), answer, [reference])
+    assert s.correct is expected, s
+    if expected is None and reference == "Paris":
+        assert s.why == "the reference is not a number"
 
 
 @pytest.mark.parametrize(("reply", "expected"), [

@@ -6,7 +6,7 @@ column per question), after Inspect AI's:
     match        the default: the answer's final value against the reference, by its kind (``judge.answers``)
     exact        the whole answer equals a reference once normalised (case, punctuation, articles)
     includes     a reference appears in the answer, as whole words (lenient: for free text)
-    numeric      the final value must be a number equal to the reference's
+    numeric      ``match`` for a number: the reference must be one (else unscorable)
     choice       the option letter the answer names (or the option it names by its text in the question)
     re:PATTERN   the last match of PATTERN (its first group) is the value, then compared as ``match`` does
     judge:MODEL  a model grades the answer against the reference (and the rubric, if any): 0 or 1
@@ -30,7 +30,7 @@ from ..calls.call import CallContext, Target, run_call
 from ..calls.requests import opening, output_cap
 from ..core.errors import ConfigError
 from ..core.record import Response
-from ..judge.answers import Score, clean, final_span, labelled_number, normalise, parse_number, reduce, score
+from ..judge.answers import Score, clean, labelled_number, normalise, parse_number, score
 from ..judge.verdicts import parse_json_verdict
 from ..present.wording import failure_detail
 from ..providers.base import ChatRequest
@@ -100,7 +100,7 @@ def score_closed(scorer: Scorer, answer: str, references: Sequence[str], *, ques
             return Score(True, answer.strip())
         return Score(False, answer.strip(), "no reference in the answer")
     if scorer.name == "numeric":
-        return _numeric(answer, references)
+        return _numeric(answer, references, question)
     if scorer.name == "choice":
         letters = [clean(r).strip("()").upper() for r in references]
         if not all(len(letter) == 1 and letter.isalpha() for letter in letters):
@@ -108,20 +108,13 @@ def score_closed(scorer: Scorer, answer: str, references: Sequence[str], *, ques
     return score(answer, references, question=question)
 
 
-def _numeric(answer: str, references: Sequence[str]) -> Score:
-    span = final_span(answer)
-    if span is None:
-        return Score(None, None, "no final answer: a long reply with no 'Final answer:' line")
-    value = reduce(clean(span))
-    said = parse_number(value)
-    if said is None:
-        return Score(None, value, "no single number in the final answer")
-    wanted = [n for r in references if (n := parse_number(clean(r))) is not None]
-    if not wanted:
-        return Score(None, value, "the reference is not a number")
-    if any(n.value == said.value for n in wanted):
-        return Score(True, value)
-    return Score(False, value, f"{said.text()} is not {wanted[0].text()}")
+def _numeric(answer: str, references: Sequence[str], question: str | None) -> Score:
+    """``match`` restricted to numeric references: the answer is read by the same reader (hedges, negations,
+    units and percents included), so the two never disagree on what it says."""
+    numbers = [r for r in references if parse_number(clean(r)) is not None]
+    if not numbers:
+        return Score(None, None, "the reference is not a number")
+    return score(answer, numbers, question=question)
 
 
 def _by_function(scorer: Scorer, answer: str, references: Sequence[str]) -> Score:
