@@ -442,7 +442,10 @@ class RejudgePlan:
 def plan_rejudge(previous: FusionResult, settings: Settings | None = None, *, mode: str | None = None,
                  judge: str | None = None, orders: int = 1, keys: Mapping[str, str] | None = None,
                  cache: str | None = None) -> RejudgePlan:
-    """A rejudge of ``previous``, ready to start (the engine checks the mode and judge when it runs)."""
+    """A rejudge of ``previous``, ready to start: ``mode``, ``orders`` and ``cache`` are checked here as
+    ``FuseOptions`` checks them (``--orders`` 1 to 8); the judge is resolved when it runs."""
+    given = {"mode": mode, "orders": orders, "cache": cache}
+    check_values(FuseOptions, **{name: value for name, value in given.items() if value is not None})
     return RejudgePlan(previous, _settings(settings, keys, cache), mode, judge, orders)
 
 

@@ -12,7 +12,7 @@ from conftest import magics_of
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from fusion_magic.core.errors import MissingKeyError
+from fusion_magic.core.errors import ConfigError, MissingKeyError
 from fusion_magic.fusion.estimate import Estimate
 from fusion_magic.fusion.result import FusionResult
 from fusion_magic.ipython.magics import FusionInterrupted, FusionMagics
@@ -170,6 +170,36 @@ def test_rejudge_without_a_result(shell: InteractiveShell) -> None:
     magics_of(shell).last = None
     with pytest.raises(UsageError, match="needs an earlier"):
         shell.run_line_magic("fuse", "rejudge")
+
+
+@pytest.mark.parametrize(("words", "message"), [
+    ("--orders 9", "--orders must be between 1 and 8"),
+    ("--orders 0", "--orders must be between 1 and 8"),
+    ("--orders -3", "--orders must be between 1 and 8"),
+])
+def test_rejudge_checks_its_options_as_fuse_does(shell: InteractiveShell, emulator_env: Emulator, words: str,
+                                                 message: str) -> None:
+    """``%fuse rejudge`` takes --orders from FuseOptions' declaration, its 1..8 bound included: one line, and
+    not even the judge is called."""
+    script_two_members_and_a_merge_judge(emulator_env)
+    shell.run_cell_magic("fuse", "-p openai:a,openai:b -j vote", "2+2?")
+    n = len(emulator_env.requests)
+    with pytest.raises(UsageError, match=message) as info:
+        shell.run_line_magic("fuse", f"rejudge -j openai:j {words}")
+    assert "\n" not in str(info.value) and emulator_env.requests[n:] == []
+
+
+def test_rejudge_from_python_checks_orders_mode_and_cache() -> None:
+    from fusion_magic.api import plan_rejudge, rejudge
+
+    previous = FusionResult(prompt="2+2?", mode="best-of", judge="vote", pool=["openai:a"])
+    with pytest.raises(ConfigError, match="--orders must be between 1 and 8"):
+        rejudge(previous, orders=20)
+    with pytest.raises(ConfigError, match="mode must be one of"):
+        plan_rejudge(previous, mode="fuse-harder")
+    with pytest.raises(ConfigError, match="cache must be one of"):
+        plan_rejudge(previous, cache="sometimes")
+    assert plan_rejudge(previous, orders=8).orders == 8
 
 
 def test_every_member_failing_is_one_line(shell: InteractiveShell, emulator_env: Emulator) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..calls.call import CallContext, Target, prepare
-from ..calls.settings import MODES, Settings, check_choice
+from ..calls.settings import Settings
 from ..core.errors import ConfigError
 from ..core.events import CallFinished, CallStarted, EngineEvent, emit
 from ..core.names import seat_labels
@@ -250,8 +250,7 @@ async def rejudge(
 ) -> FusionResult:
     """Judge an earlier run again (late answers included) without calling the pool again; ``orders`` as
     ``--orders`` (the judge on that many orderings of the answers)."""
-    mode = mode or previous.mode
-    check_choice("mode", mode, MODES)
+    mode = mode or previous.mode  # checked by api.plan_rejudge, or the earlier run's own
     judge_id = judge or previous.judge
     target = None if judge_id == "vote" else prepare(judge_id, settings)
     rounds = max((r.round for r in previous.responses), default=0)
