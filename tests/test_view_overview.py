@@ -132,3 +132,34 @@ def test_the_clock_thread_ticks_and_stops_with_the_run() -> None:
     run.send(RunFinished(run.result(VERDICT)))
     view._ticker.join(timeout=5)
     assert not view._ticker.is_alive()
+
+
+def test_the_fused_tab_counts_the_judges_time_on_a_clock_tick() -> None:
+    """The judge may think for seconds before its first token: the Fused tab's elapsed time advances anyway."""
+    clock = FakeClock()
+    run, view = make(clock)
+    run.run_started()
+    for label, _ in MEMBERS:
+        run.finish(run.start(label))
+    run.start_judge()
+    clock.now += 4.0
+    view._tick(clock())
+    assert "4.0 s" in view.fused.html.value
+
+
+def test_a_video_question_shows_its_elapsed_time_while_the_model_is_silent() -> None:
+    """A model asked about a video sends no poll and no token for a while: the view's clock moves its line."""
+    from fusion_magic.core.events import CallStarted
+    from fusion_magic.core.record import Response
+    from fusion_magic.videos.events import VideoRunStarted
+    from fusion_magic.videos.view import VideoView
+
+    clock = FakeClock()
+    view = VideoView(clock=clock, tick_s=0.0)
+    view.handle(VideoRunStarted("What happens?", (), ("gemini:gemini-2.5-flash",), "clip.mp4"))
+    view.handle(CallStarted(Response(model="gemini:gemini-2.5-flash", role="understand", call_id=1,
+                                     status="waiting")))
+    clock.now += 30.0
+    view._tick(clock())
+    assert "30 s" in view.status.value
+    assert any(line.elapsed == 30.0 for line in view.overview())

@@ -10,7 +10,6 @@ sanitized fragments.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -20,7 +19,7 @@ import ipywidgets as widgets
 from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
 from ..core.state import is_running
 from ..present.sanitize import escape_text, render_markdown
-from ..present.wording import DEGRADED_STYLE
+from ..present.wording import degraded_html
 from ..view.live import LiveView
 from ..view.overview import OverviewPane, Row
 from ..view.tabs import (
@@ -56,9 +55,7 @@ class FusionView(LiveView):
 
     def __init__(self, *, render_interval: float = 0.1, clock: Callable[[], float] = time.monotonic,
                  tick_s: float = 0.5) -> None:
-        super().__init__(render_interval=render_interval, clock=clock)
-        self.tick_s = tick_s
-        self._ticking = threading.Event()
+        super().__init__(render_interval=render_interval, clock=clock, tick_s=tick_s)
         self._calls: dict[CallKey, Response] = {}
         self._finished: set[CallKey] = set()
 
@@ -125,7 +122,7 @@ class FusionView(LiveView):
             elif isinstance(event, RunFinished):
                 self._on_run_finished(event.result)
             elif isinstance(event, RunStopped):
-                self._ticking.set()
+                self._stop_clock()
                 self.stopped = event.reason
                 self.fused.html.value = f"<p><i>no answer: the run stopped ({escape_text(event.reason)})</i></p>"
                 if event.partial is not None:
@@ -145,7 +142,7 @@ class FusionView(LiveView):
     @classmethod
     def of(cls, result: FusionResult) -> FusionView:
         """A finished result as a view, built by replaying its calls as events (same path as live)."""
-        view = cls(render_interval=0.0)
+        view = cls(render_interval=0.0, tick_s=0.0)
         labels = tuple(r.label or r.model for r in result.members)
         models = tuple(r.model for r in result.members)
         view.handle(RunStarted(result.prompt, result.mode, result.judge, labels, models))
@@ -176,7 +173,7 @@ class FusionView(LiveView):
             self.overview.add(label, model)
         self.overview.render(self._clock())
         self._relayout()
-        self._start_ticking()
+        self._start_clock()
 
     def _on_call_started(self, r: Response) -> None:
         self._calls[call_key(r)] = r
@@ -191,8 +188,7 @@ class FusionView(LiveView):
         if pane is not None:
             now = self._clock()
             pane.delta(r, now)
-            self.overview.delta(_row_key(r), r, now)
-            if r.role == "judge" and self.overview.throttle.last == now:  # rendered now, not throttled
+            if self.overview.delta(_row_key(r), r, now) and r.role == "judge":
                 self.fused.judge_progress(self.overview.rows[_row_key(r)], now)
 
     def _on_call_finished(self, r: Response) -> None:
@@ -208,7 +204,7 @@ class FusionView(LiveView):
             self._update_display()
 
     def _on_run_finished(self, result: FusionResult) -> None:
-        self._ticking.set()
+        self._stop_clock()
         self.result = result
         # Whatever the events missed (a call cancelled before it streamed), the result has final state.
         for r in result.calls:
@@ -237,21 +233,12 @@ class FusionView(LiveView):
         if pane in panes and self.tab.selected_index in (None, panes.index(self.overview)):
             self.tab.selected_index = panes.index(pane)
 
-    def _start_ticking(self) -> None:
-        """A clock for the overview: elapsed times advance while no text arrives (every member still waiting
-        for its first token). One daemon thread per view, stopped when the run finishes or stops."""
-        if self.tick_s <= 0 or self._ticking.is_set() or getattr(self, "_ticker", None) is not None:
-            return
-
-        def tick() -> None:
-            while not self._ticking.wait(self.tick_s):
-                with self._lock:
-                    if self.result is not None or self.stopped is not None:
-                        return
-                    self.overview.tick(self._clock())
-
-        self._ticker = threading.Thread(target=tick, name="fusion-magic-view-clock", daemon=True)
-        self._ticker.start()
+    def _tick(self, now: float) -> None:
+        if self.result is None and self.stopped is None:
+            self.overview.tick(now)
+            judge = self.overview.rows.get("judge")
+            if judge is not None:
+                self.fused.judge_progress(judge, now)
 
     def _pane_for(self, r: Response) -> MemberPane | JudgePane | None:
         if r.role == "judge":
@@ -288,12 +275,12 @@ class FusionView(LiveView):
 
     def _status_html(self) -> str:
         if self.result is None and self.stopped is not None:
-            return f'<p><span style="{DEGRADED_STYLE}">stopped: {escape_text(self.stopped)}</span></p>'
+            return f"<p>{degraded_html(f'stopped: {self.stopped}', 'span')}</p>"
         if self.result is not None:
             r = self.result
             line = f"done in {r.wall_s:.2f} s · {r.n_ok}/{len(r.pool)} answers · {r.mode} · judge {r.judge}"
             degraded = degraded_summary(r)
-            extra = f'<br><span style="{DEGRADED_STYLE}">{escape_text(degraded)}</span>' if degraded else ""
+            extra = f"<br>{degraded_html(degraded, 'span')}" if degraded else ""
             return f"<p><b>{escape_text(line)}</b>{extra}</p>"
         return f"<p><i>{escape_text(self._progress())}</i></p>"
 
@@ -329,12 +316,7 @@ class FusedPane(Pane):
         """The judge's live figures under the placeholder, until the verdict replaces it."""
         if self.answer is not None:
             return
-        counted = row.tokens()
-        figures = [] if counted is None else [f"~{counted[0]} tok"]
-        elapsed = row.elapsed(now)
-        if elapsed is not None:
-            figures.append(f"{elapsed:.1f} s")
-        self.html.value = f"<p><i>{self._judging}… {' · '.join(figures)}</i></p>"
+        self.html.value = f"<p><i>{self._judging}… {escape_text(' · '.join(row.figures(now)))}</i></p>"
 
     def show_verdict(self, verdict: Verdict) -> None:
         self._show(verdict.answer, verdict.mode, verdict.model, verdict)

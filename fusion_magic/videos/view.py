@@ -3,8 +3,8 @@ label, model, state word in its colour, elapsed time, and once saved the clip's 
 per clip, one per model answering a question, the Answer, the Check, Cost & latency), fed by the run's events;
 built like ``fuse.view``.
 
-The overview is re-rendered on every event, and a clip's job reports one (``VideoUpdated``) on every poll, so
-elapsed times advance while jobs wait at the provider without a timer of the view's own.
+The overview is re-rendered on every event and on every tick of the view's clock (``view.live``): a clip's
+job reports on every poll, but a model asked about a video may say nothing for tens of seconds.
 
 Events arrive on the listener's thread (``core.events.OffloadedListener``); widget trait updates from a
 thread are fine, Output-widget context managers are not, so every pane is built from ``HTML``, ``Video``
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
@@ -32,7 +31,8 @@ from ..judge.report import verdict_html
 from ..present.sanitize import escape_text, render_markdown
 from ..present.wording import clip_word, degraded_html
 from ..view.live import LiveView
-from ..view.tabs import CallKey, LedgerPane, MemberPane, Pane, call_key, figures_html, status_html
+from ..view.overview import Row
+from ..view.tabs import LedgerPane, MemberPane, Pane, call_key, figures_html, status_html
 from ..view.video import JobLine, VideoPane, call_line, clip_line, overview_html, overview_text
 from .events import VideoRunFinished, VideoRunStarted, VideoUpdated
 from .frames_check import CHECKER, MEASURES
@@ -51,12 +51,12 @@ class VideoView(LiveView):
     engine_listeners.append(view.handle)
     """
 
-    def __init__(self, *, render_interval: float = 0.1, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(render_interval=render_interval, clock=clock)
+    def __init__(self, *, render_interval: float = 0.1, clock: Callable[[], float] = time.monotonic,
+                 tick_s: float = 0.5) -> None:
+        super().__init__(render_interval=render_interval, clock=clock, tick_s=tick_s)
         self._calls: dict[object, CallRecord] = {}  # every call seen (clips by label), for the ledger
         self._started_at: float | None = None
-        self._asking: dict[str, CallRecord] = {}  # each understander's latest call, for the overview
-        self._asked_at: dict[CallKey, float] = {}  # when this view saw each of those calls start
+        self._asking: dict[str, Row] = {}  # each understander's latest call and when it started, for the overview
 
         self.run: VideoRunStarted | None = None
         self.result: VideoResult | None = None
@@ -116,15 +116,13 @@ class VideoView(LiveView):
             now = self._clock()
             lines = [clip_line(p.video, now) for p in self.clips.values()]
             for key, pane in self.understanders.items():
-                r = self._asking.get(key) or CallRecord(model=pane.model, label=pane.title, status="queued")
-                line = call_line(r, self._asked_at.get(call_key(r)), now)
-                lines.append(replace(line, label=pane.title))
+                lines.append(call_line(self._asking.get(key) or Row.queued(pane.title, pane.model), now))
             return lines
 
     @classmethod
     def of(cls, result: VideoResult) -> VideoView:
         """A finished result as a view, built by replaying it as events (the same path as live)."""
-        view = cls(render_interval=0.0)
+        view = cls(render_interval=0.0, tick_s=0.0)
         check = result.checks[0].model if result.checks else None
         view.handle(VideoRunStarted(result.prompt, tuple(result.videos), tuple(r.model for r in result.answers),
                                     result.source, check))
@@ -139,6 +137,10 @@ class VideoView(LiveView):
     def _report(self) -> tuple[str, str] | None:
         return None if self.result is None else (html_report(self.result), text_report(self.result))
 
+    def _tick(self, now: float) -> None:
+        if self.result is None:
+            self.status.value = self._status_html()
+
     def __repr__(self) -> str:
         return self._progress() if self.result is None else self.result.summary()
 
@@ -147,6 +149,7 @@ class VideoView(LiveView):
     def _on_run_started(self, event: VideoRunStarted) -> None:
         self.run = event
         self._started_at = self._clock()
+        self._start_clock()
         for video in event.videos:
             self._clip(video)
         titles = _short_names(event.understand)
@@ -186,6 +189,7 @@ class VideoView(LiveView):
                 self._update_display()  # a call that ended after the run: the saved report includes it
 
     def _on_run_finished(self, result: VideoResult, stopped: bool) -> None:
+        self._stop_clock()
         self.result, self.stopped = result, stopped
         # Whatever the events missed, the result holds the final state.
         for video in result.videos:
@@ -221,9 +225,14 @@ class VideoView(LiveView):
         return pane
 
     def _asked(self, r: CallRecord) -> None:
-        """Keep an understander's latest call, and when it was first seen, for its overview line."""
-        self._asking[r.label if r.label in self.understanders else r.model] = r
-        self._asked_at.setdefault(call_key(r), self._clock())
+        """Keep an understander's latest call, and when this view saw it start, for its overview line."""
+        key = r.label if r.label in self.understanders else r.model
+        row = self._asking.get(key)
+        if row is None or call_key(row.response) != call_key(r):
+            pane = self.understanders.get(key)
+            row = self._asking[key] = Row(pane.title if pane else r.label or r.model, r.model, r,
+                                          started=self._clock())
+        row.response = r
 
     def _videos(self) -> list[Video]:
         return [p.video for p in self.clips.values()]
@@ -252,7 +261,7 @@ class VideoView(LiveView):
         return "fusion_magic: " + " · ".join(parts)
 
     def _status_html(self) -> str:
-        jobs = overview_html(self.overview()) if hasattr(self, "ledger_pane") else ""  # none before __init__ ends
+        jobs = overview_html(self.overview())
         r = self.result
         if r is None:
             return f"<p><i>{escape_text(self._progress())}</i></p>{jobs}"

@@ -1,6 +1,10 @@
 """A live view: a status line over a ``Tab`` of panes, shown through a display handle so that a run that ended
-replaces its own output with the static report. Each job kind's view (``fuse/view.py``, ``video/view.py``)
+replaces its own output with the static report. Each job kind's view (``fusion/view.py``, ``videos/view.py``)
 subclasses it and says what its panes, progress line, status and report are.
+
+A view has a clock as well as events: while every call is silent (waiting for a first token, a question about a
+video being read) no event arrives, yet elapsed times must advance. One daemon thread per view calls ``_tick``
+every ``tick_s`` seconds from the run's start until it ended (``_start_clock``/``_stop_clock``).
 
 A saved notebook keeps the last bundle of each output. Had it kept the widget, a reopened notebook (or one on
 another server) would show "Error displaying widget: model not found", because widget models live in the kernel
@@ -25,9 +29,13 @@ if TYPE_CHECKING:
 class LiveView:
     """The mechanics every live view shares. A subclass creates its panes, then calls ``_build()``."""
 
-    def __init__(self, *, render_interval: float = 0.1, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, render_interval: float = 0.1, clock: Callable[[], float] = time.monotonic,
+                 tick_s: float = 0.5) -> None:
         self.render_interval = render_interval
         self._clock = clock
+        self.tick_s = tick_s
+        self._stopped_clock = threading.Event()
+        self._ticker: threading.Thread | None = None
         # Events come from the engine (or listener) thread while display()/_repr_mimebundle_ run on the
         # kernel's main thread; one lock keeps a repr from reading half-applied state.
         self._lock = threading.RLock()
@@ -56,6 +64,28 @@ class LiveView:
     def _report(self) -> tuple[str, str] | None:
         """The static report (HTML, text) once the run ended, else None."""
         raise NotImplementedError
+
+    def _tick(self, now: float) -> None:
+        """A clock tick while the run goes on (under the view's lock): re-render what shows elapsed time."""
+        raise NotImplementedError
+
+    # --- the clock -----------------------------------------------------------------------------------
+
+    def _start_clock(self) -> None:
+        """Tick from now until ``_stop_clock``; a view replaying a finished run (``tick_s=0``) has no clock."""
+        if self.tick_s <= 0 or self._ticker is not None or self._stopped_clock.is_set():
+            return
+
+        def tick() -> None:
+            while not self._stopped_clock.wait(self.tick_s):
+                with self._lock:
+                    self._tick(self._clock())
+
+        self._ticker = threading.Thread(target=tick, name="fusion-magic-view-clock", daemon=True)
+        self._ticker.start()
+
+    def _stop_clock(self) -> None:
+        self._stopped_clock.set()
 
     # --- shared --------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from ..core.ledger import ledger_frame, with_totals
+from ..core.record import CallRecord
 from ..present.fold import block_boundary
 from ..present.ledger_table import figures, ledger_html
 from ..present.sanitize import escape_text, render_markdown
@@ -37,9 +38,14 @@ def call_key(r: Response) -> CallKey:
     return (r.call_id, r.role, r.label, r.round, r.ordering, r.model)
 
 
+def word_html(word: str, shade: str) -> str:
+    """A state word in its colour, bold: how every view shows where a call or a job stands."""
+    return f'<span style="color:{shade};font-weight:bold">{escape_text(word)}</span>'
+
+
 def status_html(r: Response) -> str:
     """``r``'s status word in its colour (``done``, ``waiting for the first token``, ``late, done`` ...)."""
-    return f'<span style="color:{colour(r)};font-weight:bold">{escape_text(status_word(r))}</span>'
+    return word_html(status_word(r), colour(r))
 
 
 class Pane:
@@ -245,7 +251,7 @@ class MemberPane(StreamingPane):
         section.heading.value = f"<h4>Round {r.round}</h4><p>{status_html(r)}{figures_html(r)}</p>"
 
     def _header_html(self, r: Response | None) -> str:
-        status = '<span style="color:#757575;font-weight:bold">queued</span>' if r is None else status_html(r)
+        status = status_html(r if r is not None else CallRecord(model=self.model, status="queued"))
         figs = "" if r is None else figures_html(r)
         return f"<p><b>{escape_text(self.label)}</b> · <code>{escape_text(self.model)}</code> · {status}{figs}</p>"
 

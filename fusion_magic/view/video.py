@@ -26,10 +26,10 @@ from ..present.ledger_table import plain, shorten
 from ..present.paths import file_href, shown_path
 from ..present.sanitize import escape_text
 from ..present.wording import FILTER_WORDS, clip_colour, clip_word, colour, pending_words, status_word
-from .tabs import Pane
+from .overview import Row
+from .tabs import Pane, word_html
 
 if TYPE_CHECKING:
-    from ..core.record import Response
     from ..videos.result import Video
 
 __all__ = ["MAX_INLINE_BYTES", "JobLine", "VideoPane", "call_line", "clip_elapsed", "clip_line", "overview_html",
@@ -118,7 +118,7 @@ class VideoPane(Pane):
         colour = clip_colour(self.video.state)
         tail = f" · {escape_text(rest)}" if rest else ""
         return (f'<p><b>{escape_text(self.video.label)}</b> · <code>{escape_text(self.video.model)}</code> · '
-                f'<span style="color:{colour};font-weight:bold">{escape_text(word)}</span>{tail}</p>')
+                f"{word_html(word, colour)}{tail}</p>")
 
     def _show_player(self, path: Path | None) -> None:
         self._played = path
@@ -225,13 +225,11 @@ def clip_line(v: Video, now: float) -> JobLine:
     return JobLine(v.label, v.model, clip_word(state), clip_colour(state), clip_elapsed(v, now), tuple(details))
 
 
-def call_line(r: Response, started: float | None, now: float) -> JobLine:
+def call_line(row: Row, now: float) -> JobLine:
     """A call's overview line (a model answering a question about a video): its status word, elapsed time
-    (by ``now`` since ``started`` while it runs), and its cost once done."""
-    if not r.state.is_running and r.latency_s is not None:
-        elapsed: float | None = r.latency_s
-    else:
-        elapsed = None if started is None else max(0.0, now - started)
+    (``Row.elapsed``), and its cost once done."""
+    r = row.response
+    elapsed = row.elapsed(now)
     word = status_word(r)
     details: list[str] = []
     if r.state is State.DONE and r.cost_usd is not None:
@@ -240,7 +238,7 @@ def call_line(r: Response, started: float | None, now: float) -> JobLine:
     if sep:  # "failed: timeout: ...": the word, then the reason, shortened
         word = head
         details.append(_short(rest))
-    return JobLine(r.label or r.model, r.model, word, colour(r), elapsed, tuple(details))
+    return JobLine(row.label, r.model, word, colour(r), elapsed, tuple(details))
 
 
 def overview_html(lines: Sequence[JobLine]) -> str:
@@ -251,7 +249,7 @@ def overview_html(lines: Sequence[JobLine]) -> str:
     rows = []
     for line in lines:
         details = escape_text(" · ".join(line.details))
-        word = f'<span style="color:{line.colour};font-weight:bold">{escape_text(line.word)}</span>'
+        word = word_html(line.word, line.colour)
         rows.append(f"<tr><td {cell}><b>{escape_text(line.label)}</b></td>"
                     f'<td {cell}><code style="font-size:85%">{escape_text(line.model)}</code></td>'
                     f"<td {cell}>{word}</td>"
