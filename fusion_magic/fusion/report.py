@@ -111,9 +111,10 @@ def degraded_summary(result: FusionResult) -> str | None:
     return "DEGRADED: " + "; ".join(parts or ["see the ledger"]) + "."
 
 
-def summary_line(result: FusionResult, *, degraded: bool = True) -> str:
+def summary_line(result: FusionResult, *, degraded: bool = True, ledger: pd.DataFrame | None = None) -> str:
     """The run in one line, under the answer: what decided it, how many answers, time, cost, degraded or not
     (``degraded=False`` leaves that word to the ``DEGRADED: ...`` sentence the reports put right below it).
+    ``ledger``: the run's ledger with totals, when the caller has it already.
 
     ``best-of · judge anthropic:claude-sonnet-4-5 chose Answer A = openai:gpt-4o · 3/3 answers · 2.31 s ·
     $0.001234``
@@ -135,14 +136,14 @@ def summary_line(result: FusionResult, *, degraded: bool = True) -> str:
     parts = [result.mode, decided, f"{result.n_ok}/{len(result.pool)} answers"]
     if result.wall_s:
         parts.append(f"{result.wall_s:.2f} s")
-    parts.append(_total_cost(result))
+    parts.append(_total_cost(_ledger(result) if ledger is None else ledger))
     if degraded and result.degraded:
         parts.append("DEGRADED")
     return " · ".join(parts)
 
 
-def _total_cost(result: FusionResult) -> str:
-    frame = _ledger(result)
+def _total_cost(frame: pd.DataFrame) -> str:
+    """The totals row's cost, in words: ``$0.001234``, why it is unknown, or that no call was made."""
     if frame.empty:
         return "no calls"
     total = frame[frame["model"] == "TOTAL"]["cost_usd"]
@@ -160,7 +161,8 @@ def text_report(result: FusionResult) -> str:
     out += _heading(f"Fused answer ({result.mode}, judge {plain(result.judge)})")
     out += _fit(plain(result.answer).strip() or f"({no_answer_words(result.verdict)})")
     out.append("")
-    out += wrap(plain(summary_line(result, degraded=False)), "  ")
+    frame = _ledger(result)
+    out += wrap(plain(summary_line(result, degraded=False, ledger=frame)), "  ")
     degraded = degraded_summary(result)
     if degraded:
         out += wrap(degraded, "  ")
@@ -205,7 +207,6 @@ def text_report(result: FusionResult) -> str:
             out.append("")
 
     out += _heading("Cost & latency")
-    frame = _ledger(result)
     out += text_ledger(frame) if not frame.empty else ["no calls"]
     out.append("")
 
@@ -307,7 +308,8 @@ def markdown_report(result: FusionResult) -> str:
     md.append(neutralize_markdown(result.answer.strip())
               or f"*({escape_markdown(no_answer_words(result.verdict))})*")
     md.append("")
-    md.append(f"*{escape_markdown(summary_line(result, degraded=False))}*")
+    frame = _ledger(result)
+    md.append(f"*{escape_markdown(summary_line(result, degraded=False, ledger=frame))}*")
     md.append("")
     degraded = degraded_summary(result)
     if degraded:
@@ -348,7 +350,6 @@ def markdown_report(result: FusionResult) -> str:
             md.append("")
 
     md.append("## Cost & latency")
-    frame = _ledger(result)
     if frame.empty:
         md.append("No calls.")
     else:
@@ -399,7 +400,9 @@ def html_report(result: FusionResult) -> str:
              f'<h3 style="margin:.3em 0">Fused answer</h3>{copy_button(result.answer) if result.answer else ""}</div>')
     missing = f"<p><i>({escape_text(no_answer_words(result.verdict))})</i></p>"
     h.append(capped_markdown(result.answer, empty=missing))
-    h.append(f'<p class="fm-summary"><small>{escape_text(summary_line(result, degraded=False))}</small></p>')
+    frame = _ledger(result)
+    h.append(f'<p class="fm-summary"><small>{escape_text(summary_line(result, degraded=False, ledger=frame))}'
+             "</small></p>")
     degraded = degraded_summary(result)
     if degraded:
         h.append(degraded_html(degraded))
@@ -422,10 +425,9 @@ def html_report(result: FusionResult) -> str:
     h.append(folded(f"<b>Answers ({len(groups)})</b> · {escape_text(_states_words(result.responses))}",
                     "".join(answers) or "<p>no answers</p>", cls="fm-members"))
 
-    frame = _ledger(result)
     n_calls = len(frame[~frame["model"].isin(["TOTAL", "overhead"])]) if not frame.empty else 0
     h.append(folded(f"<b>Cost &amp; latency</b> · {n_calls} call{'s' if n_calls != 1 else ''} · "
-                    f"{escape_text(_total_cost(result))}", ledger_html(frame), cls="fm-ledger"))
+                    f"{escape_text(_total_cost(frame))}", ledger_html(frame), cls="fm-ledger"))
     if result.warnings:
         notes = "".join(f"<li>{escape_text(w)}</li>" for w in result.warnings)
         h.append(folded(f"<b>Notes ({len(result.warnings)})</b>", f"<ul>{notes}</ul>", cls="fm-notes"))
