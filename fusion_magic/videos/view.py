@@ -1,7 +1,7 @@
 """The live view of a ``%%video`` run: a status line and an overview of every job at once (one line each: seat
 label, model, state word in its colour, elapsed time, and once saved the clip's length and cost) over tabs (one
 per clip, one per model answering a question, the Answer, the Check, Cost & latency), fed by the run's events;
-built like ``fuse.view``.
+built like ``fusion.view``.
 
 The overview is re-rendered on every event and on every tick of the view's clock (``view.live``): a clip's
 job reports on every poll, but a model asked about a video may say nothing for tens of seconds.
@@ -9,7 +9,7 @@ job reports on every poll, but a model asked about a video may say nothing for t
 Events arrive on the listener's thread (``core.events.OffloadedListener``); widget trait updates from a
 thread are fine, Output-widget context managers are not, so every pane is built from ``HTML``, ``Video``
 and ``Image`` widgets whose values are set from sanitized fragments. When the run ends the display is
-replaced by the static report (``video.report.html_report``), which a saved notebook shows without widget
+replaced by the static report (``videos.report.html_report``), which a saved notebook shows without widget
 state.
 
     view = VideoView(); view.display()

@@ -2,7 +2,7 @@
 the file, its measured figures and what its check found (a model's score, or local:frames' spec checks).
 And the overview of a whole run: one line per job (``JobLine``), every job at once.
 
-The pane reads a ``video.result.Video`` by duck typing (``view/`` sits below the job kinds). ``update`` is
+The pane reads a ``videos.result.Video`` by duck typing (``view/`` sits below the job kinds). ``update`` is
 called on every poll, so it sends a widget value only when that value changed, and reads the file into a
 player only once per saved file.
 
