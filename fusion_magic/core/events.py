@@ -1,7 +1,7 @@
 """Engine events: what a run reports while it happens. The view and the tests subscribe to the same stream.
 
 An open base: ``EngineEvent``. The call events here are shared by every job kind; each job kind declares
-its own beside its code (a fused run's in ``fuse/events.py``), so a new kind adds events without editing this.
+its own beside its code (a fused run's in ``fusion/events.py``), so a new kind adds events without editing this.
 
 Listeners are plain callables. They are called on the engine's event-loop thread, in order, and
 must be quick; an exception in a listener is swallowed so a broken view never breaks a run.
