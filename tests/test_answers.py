@@ -225,3 +225,10 @@ def test_the_vote_does_not_count_a_closing_sentence_as_the_value() -> None:
     assert [answer_key(t) for t in texts] == ["41", "42", "43"]
     v = vote([_ok(t, chr(97 + i)) for i, t in enumerate(texts)])
     assert v.undecided and v.choice is None
+
+
+def test_normalising_keeps_numbers_whole() -> None:
+    from fusion_magic.judge.answers import normalise
+    assert normalise("The answer: -5, not 3.5.") == "answer -5 not 3.5"
+    assert normalise("3-5 well-known") == "3 5 well known"  # a hyphen between words or numbers is no sign
+    assert normalise("-5") != normalise("5")

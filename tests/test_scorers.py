@@ -181,6 +181,25 @@ def test_the_numeric_scorer_reads_the_answer_as_match_does(answer: str, referenc
         assert s.why == "the reference is not a number"
 
 
+@pytest.mark.parametrize(("answer", "reference", "expected"), [
+    ("-5", "5", False),            # the sign is part of the number
+    ("5", "-5", False),
+    ("3.5", "35", False),          # so is the decimal point
+    ("1.5", "1 5", False),
+    ("-5", "-5", True),
+    ("The answer: 3.5!", "answer 3.5", True),
+    ("  PARIS.", "paris", True),
+])
+def test_the_exact_scorer_keeps_numbers_whole(answer: str, reference: str, expected: bool) -> None:
+    assert score_closed(Scorer.parse("exact"), answer, [reference]).correct is expected
+
+
+def test_includes_finds_a_number_only_with_its_sign() -> None:
+    includes = Scorer.parse("includes")
+    assert score_closed(includes, "It is -5 degrees.", ["5"]).correct is False
+    assert score_closed(includes, "It is -5 degrees.", ["-5"]).correct is True
+
+
 @pytest.mark.parametrize(("reply", "expected"), [
     ("It names Rayleigh scattering. Score: 1", True),
     ("It does not. score = 0.", False),

@@ -470,13 +470,17 @@ _LOWER_CHOICE = re.compile(r"^(?:(?:option|choice|letter)\s+)?\(([a-j])\)|^([a-j
 _OPTION_LINE = re.compile(r"(?:^|\s)\(?([A-J])[).:]\s+(.+?)(?=\s+\(?[A-J][).:]\s|$)", re.MULTILINE)
 _BOOLS = {"yes": "yes", "no": "no", "true": "yes", "false": "no", "correct": "yes", "incorrect": "no"}
 _WORD = re.compile(r"[a-z0-9]+")
+# A word, or a number kept whole with its sign and decimal point ("-5" is not "5", "3.5" not "3 5"); a minus
+# joined to a word or number before it ("3-5", "x-1") is a hyphen, not a sign.
+_TOKEN = re.compile(r"(?<![a-z0-9])-?\d+(?:\.\d+)*|[a-z0-9]+")
 _LIST_SPLIT = re.compile(r"\s*(?:,|;|\band\b|&)\s*", re.IGNORECASE)
 
 
 def normalise(text: str) -> str:
-    """SQuAD-style normal form: lower case, accents, punctuation and articles off, one space between words."""
+    """SQuAD-style normal form: lower case, accents, punctuation and articles off, one space between words;
+    numbers keep their sign and decimal point ("-5" stays "-5", "3.5" stays "3.5")."""
     folded = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).lower()
-    return " ".join(w for w in _WORD.findall(folded) if w not in ARTICLES)
+    return " ".join(w for w in _TOKEN.findall(folded) if w not in ARTICLES)
 
 
 def read_choice(value: str) -> str | None:
@@ -538,7 +542,7 @@ def _compare(value: str, reference: str, question: str | None) -> Score:
     if (why := _hedged(value, ref)) is not None:
         return _wrong(value, why)
     # Text without digits may match as written ("not applicable", "rock or paper"); numbers never do, since
-    # normalising drops the signs and points that make them differ ("-5" is not "5").
+    # normalising drops the operators between them ("3:4" and "3/4" both read "3 4"): they compare by value.
     if not re.search(r"\d", ref) and normalise(ref) and normalise(value) == normalise(ref):
         return Score(True, value)
     if (m := _LETTER_REF.match(ref)) and (len(ref) > 1 or ref.isupper()):
