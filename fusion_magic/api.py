@@ -53,12 +53,12 @@ from .fusion.result import FusionResult
 from .providers.base import ChatRequest
 from .videos import engine as video_engine
 from .videos import plan as video_planning
+from .videos.engine import RESUME, ResumePlan
 from .videos.jobs import finish_submits
 from .videos.listing import VideoListing, video_models
 from .videos.options import DEFAULT_TIMEOUT_S, VideoKeywords, VideoOptions
 from .videos.plan import VideoPlan
 from .videos.result import VideoResult
-from .videos.sidecar import Sidecar
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -232,7 +232,7 @@ def start(plan: Any, listeners: Sequence[Listener] = (), result: Any = None, *,
         clips = _video_run(plan, result if result is not None else video_engine.new_result(plan))
         return VideoJob(_submit(clips, listeners), clips.partial)
     if isinstance(plan, ResumePlan):
-        resumed = _resume_run(plan, result if result is not None else VideoResult(prompt="%video resume"))
+        resumed = _resume_run(plan, result if result is not None else VideoResult(prompt=RESUME))
         return VideoJob(_submit(resumed, listeners), resumed.partial)
     if isinstance(plan, EvalPlan):
         rows = _eval_run(plan, result if result is not None else new_eval_result(plan), on_row)
@@ -496,43 +496,18 @@ def _video_run(plan: VideoPlan, result: VideoResult | None = None) -> Run[VideoR
                lambda ctx: video_engine.run_video(plan, ctx, result), _summarised, result)
 
 
-@dataclass(frozen=True)
-class ResumePlan:
-    """The jobs earlier runs left open that a resume fetches (``jobs``; ``skipped``: one line per job it
-    cannot fetch now), and how long to wait for them."""
-
-    pending: video_engine.ResumePlan
-    timeout: float = DEFAULT_TIMEOUT_S
-    poll_s: float | None = None
-
-    @property
-    def settings(self) -> Settings:
-        return self.pending.settings
-
-    @property
-    def jobs(self) -> tuple[tuple[Path, Sidecar, Target], ...]:
-        """Each open job: its sidecar's path, the sidecar, the model's target."""
-        return self.pending.jobs
-
-    @property
-    def skipped(self) -> tuple[str, ...]:
-        return self.pending.skipped
-
-
 def plan_resume(out_dir: str | Path = "videos", settings: Settings | None = None, *,
                 timeout: float = DEFAULT_TIMEOUT_S, poll_s: float | None = None) -> ResumePlan:
     """The jobs earlier runs left open in ``out_dir`` that can be fetched now (nothing is sent); ``timeout``
     and ``poll_s`` are checked as ``VideoOptions`` checks them (``--timeout``, ``--poll``)."""
     check_values(VideoOptions, timeout=timeout, poll_s=poll_s)
-    return ResumePlan(video_engine.plan_resume(Path(out_dir), _settings(settings, None)), timeout, poll_s)
+    return video_engine.plan_resume(Path(out_dir), _settings(settings, None), timeout=timeout, poll_s=poll_s)
 
 
 def _resume_run(plan: ResumePlan, result: VideoResult | None = None) -> Run[VideoResult]:
     """Re-attach to the planned jobs (no new submission) and download what finished."""
-    return Run("video", "%video resume", plan.settings, {"jobs": len(plan.jobs)},
-               lambda ctx: video_engine.resume(plan.pending, ctx, timeout=plan.timeout, poll_s=plan.poll_s,
-                                               result=result),
-               _summarised, result)
+    return Run("video", RESUME, plan.settings, {"jobs": len(plan.jobs)},
+               lambda ctx: video_engine.resume(plan, ctx, result), _summarised, result)
 
 
 def _video_plan(prompt: str, settings: Settings | None, keys: Mapping[str, str] | None,

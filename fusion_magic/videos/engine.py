@@ -27,6 +27,7 @@ from . import sidecar
 from .check import Asked, asked_in, check_clips
 from .events import VideoRunFinished, VideoRunStarted
 from .jobs import follow, in_flight, run_clip, show_receipt, video_provider, wait_for_other_run
+from .options import DEFAULT_TIMEOUT_S
 from .plan import Asker, VideoPlan, _asker, _target, tab_labels
 from .result import Video, VideoResult
 from .state import move
@@ -107,17 +108,21 @@ def open_jobs(out_dir: Path) -> list[tuple[Path, sidecar.Sidecar]]:
 class ResumePlan:
     """The open jobs a resume fetches (sidecar path, sidecar, target), and one line per job it cannot fetch
     now (its provider's key is not set, its model is no longer known) or cannot check as its run would have;
-    ``checkers``: the ``--check`` of the runs that submitted them, by model id, resolved now."""
+    ``checkers``: the ``--check`` of the runs that submitted them, by model id, resolved now; ``timeout`` and
+    ``poll_s``: how long to wait for them, and how often to ask (None: each protocol's own interval)."""
 
     settings: Settings
     jobs: tuple[tuple[Path, sidecar.Sidecar, Target], ...]
     skipped: tuple[str, ...] = ()
     checkers: Mapping[str, Asker] = field(default_factory=dict)
+    timeout: float = DEFAULT_TIMEOUT_S
+    poll_s: float | None = None
 
 
-def plan_resume(out_dir: Path, settings: Settings) -> ResumePlan:
+def plan_resume(out_dir: Path, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_S,
+                poll_s: float | None = None) -> ResumePlan:
     """Check a resume before anything is sent: a job whose key is missing is skipped with a line saying so
-    (it stays resumable), and the others go ahead."""
+    (it stays resumable), and the others go ahead (``timeout`` and ``poll_s``: checked by the caller)."""
     if not out_dir.is_dir():
         raise ConfigError(f"%video resume: no folder {out_dir}")
     out_dir = out_dir.resolve()  # the paths this kernel's running clips are known by
@@ -137,11 +142,10 @@ def plan_resume(out_dir: Path, settings: Settings) -> ResumePlan:
             checkers[check] = _asker(check, settings, True, None)
         except ConfigError as exc:  # the clip is still fetched (it is paid for); only its check waits
             skipped.append(f"not checking with {check} (the clips are fetched unchecked): {exc}")
-    return ResumePlan(settings, tuple(jobs), tuple(skipped), checkers)
+    return ResumePlan(settings, tuple(jobs), tuple(skipped), checkers, timeout, poll_s)
 
 
-async def resume(plan: ResumePlan, ctx: CallContext, *, timeout: float, poll_s: float | None,
-                 result: VideoResult | None = None) -> VideoResult:
+async def resume(plan: ResumePlan, ctx: CallContext, result: VideoResult | None = None) -> VideoResult:
     """Re-attach to every planned job (no submission), download what finished and check it with the
     ``--check`` its run was started with. The result reports each clip's own prompt: the one its job was
     submitted with (``result.prompt`` is that prompt when every job shares it)."""
@@ -176,8 +180,8 @@ async def resume(plan: ResumePlan, ctx: CallContext, *, timeout: float, poll_s: 
                 show_receipt(video, latest, path_dir(video), ctx)
                 return
             side = latest
-        await follow(video_provider(target, ctx), job, video, side, ctx, out_dir=path_dir(video), timeout=timeout,
-                     poll_s=poll_s)
+        await follow(video_provider(target, ctx), job, video, side, ctx, out_dir=path_dir(video),
+                     timeout=plan.timeout, poll_s=plan.poll_s)
 
     asked = {video.label: Asked.from_parameters(side.parameters) for video, side, _, _ in pairs}
 
