@@ -280,9 +280,7 @@ class CompletePlan:
 
 def plan_complete(model_id: str, prompt: str, **ask: Unpack[CompleteKeywords]) -> CompletePlan:
     """Check and resolve one model's call without sending it (``complete``'s keywords)."""
-    unknown = sorted(set(ask) - set(CompleteKeywords.__annotations__))
-    if unknown:
-        raise TypeError(f"unexpected keyword argument{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
+    check_keywords(ask, allowed=CompleteKeywords.__annotations__)
     settings = Settings(keys=dict(ask.get("keys") or {})).with_(timeout=ask.get("timeout"))
     target = prepare(model_id, settings)
     request = ChatRequest(model=target.model, messages=opening(prompt, ask.get("system")),

@@ -114,6 +114,7 @@ def test_nothing_else_is_a_keyword_or_a_trait(kind: str) -> None:
     lambda: fusion_magic.video("q", modelz=["x"]),
     lambda: fusion_magic.evaluate("bundled", repeat=2),
     lambda: plan_evaluation("bundled", fusion_magic.Settings(), repeat=2),
+    lambda: fusion_magic.complete("local:gemma3-270m", "q", repeat=2),
 ])
 def test_an_unknown_keyword_is_a_type_error(call: Any) -> None:
     with pytest.raises(TypeError, match=r"unexpected keyword argument: (modee|modelz|repeat)$"):

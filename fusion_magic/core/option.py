@@ -170,10 +170,10 @@ def check_values(cls: type, **values: Any) -> None:
             d.option.check(value)
 
 
-def check_keywords(given: Mapping[str, object], cls: type, *extra: str) -> None:
-    """A keyword that is neither an option of ``cls`` nor in ``extra`` is a TypeError, as with a plain
+def check_keywords(given: Mapping[str, object], cls: type | None = None, *, allowed: Collection[str] = ()) -> None:
+    """A keyword that is neither an option of ``cls`` nor in ``allowed`` is a TypeError, as with a plain
     signature (the typed keywords say the same to a type checker)."""
-    unknown = sorted(set(given) - {*option_names(cls), *extra})
+    unknown = sorted(set(given) - {*(option_names(cls) if cls is not None else ()), *allowed})
     if unknown:
         raise TypeError(f"unexpected keyword argument{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
 
