@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
 
+from fusion_magic.calls.call import CallContext, prepare
+from fusion_magic.calls.settings import Settings
 from fusion_magic.core.record import Response
+from fusion_magic.core.runner import new_client
 from fusion_magic.judge import best_of, merge
 from fusion_magic.judge.answers import answer_key
-from fusion_magic.judge.judging import anonymise
+from fusion_magic.judge.judging import anonymise, decide
+from fusion_magic.judge.verdict import Judgement
 from fusion_magic.judge.verdicts import parse_json_verdict
 from fusion_magic.judge.vote import agree, vote
+from fusion_magic.testing import Emulator, ModelScript
 
 
 def ok(text: str, label: str, model: str | None = None) -> Response:
@@ -103,3 +109,27 @@ def test_merge_reads_answer_or_prose() -> None:
 def test_merge_rejects_an_echoed_format() -> None:
     with pytest.raises(ValueError):
         merge.read_verdict('{"reasoning": "...", "answer": "..."}', {}, judge="j", mode="merge")
+
+
+def test_an_undecided_vote_keeps_its_reason_and_the_tiebreak_note_says_it(emulator_env: Emulator) -> None:
+    """The vote's reason is data (``Verdict.no_majority``); a tiebreak judge's note repeats it as it is."""
+    texts = ["Final answer: 41", "Final answer: 42", "Final answer: 43"]
+    v = vote([ok(t, chr(97 + i)) for i, t in enumerate(texts)])
+    assert v.undecided and v.no_majority == "No majority: no two answers state the same final value " \
+                                           "('41': 1, '42': 1, '43': 1)"
+    assert v.reasoning.startswith(v.no_majority + ". The vote picks no answer")
+    assert vote([ok("42", "a"), ok("42", "b")]).no_majority is None
+
+    emulator_env.script("t/judge", ModelScript(reply='{"reasoning": "B is right.", "winner": "B"}'))
+    settings = Settings(max_retries=0, timeout=20)
+    tiebreak = prepare("openrouter:t/judge", settings)
+
+    async def go() -> Judgement:
+        async with new_client() as client:
+            ctx = CallContext(client=client, settings=settings)
+            answers = [ok(t, chr(65 + i)) for i, t in enumerate(texts)]
+            return await decide(None, "best-of", "What is 6 x 7?", answers, members=answers, first_round=None,
+                                ctx=ctx, rng=random.Random(0), timeout=20, tiebreak=tiebreak)
+
+    judgement = asyncio.run(go())
+    assert judgement.verdict.notes[0] == f"{v.no_majority}: openrouter:t/judge judged instead."

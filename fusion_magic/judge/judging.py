@@ -376,7 +376,8 @@ async def decide(
             # (the ledger, the Judge tab), and the report's DEGRADED line names it in short.
             verdict.reasoning = f"Fell back to a vote because {exc}. {verdict.reasoning}"
         if undecided is not None:
-            verdict.notes.insert(0, f"{undecided.reasoning.split('. The vote')[0]}: {judge.model_id} judged instead.")
+            reason = undecided.no_majority or "No majority"
+            verdict.notes.insert(0, f"{reason}: {judge.model_id} judged instead.")
     if verdict.analysis is not None:
         # Columns in pool order, and the members that had nothing to judge: from their records, since the
         # judge never saw them.

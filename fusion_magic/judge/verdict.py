@@ -32,7 +32,8 @@ class Verdict:
     the verdict's pick; the verdict itself (``labels``, ``raw``, ``analysis``) is one ordering's, which ``notes`` names.
 
     ``undecided``: the vote found no value that most answers state, and picked no answer (``reasoning`` says
-    why); a run with a tiebreak judge then asks it.
+    so at length); a run with a tiebreak judge then asks it. ``no_majority`` is the reason in short, as data
+    ("No majority: a tie ('42': 2, '41': 2)"; None when the vote picked one), for whoever says it again.
     """
 
     model: str
@@ -50,6 +51,7 @@ class Verdict:
     orders: list[str | None] = field(default_factory=list)
     agreement: tuple[int, int] | None = None
     undecided: bool = False
+    no_majority: str | None = None
 
     @property
     def position_consistency(self) -> float | None:

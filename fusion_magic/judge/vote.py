@@ -64,9 +64,10 @@ def vote(responses: Sequence[Response], *, mode: str = "vote") -> Verdict:
         why = f"no two answers state the same final value ({tally})" + (f"; {unread} stated none" if unread else "")
     else:
         why = f"a tie ({tally})" + (f"; {unread} stated none" if unread else "")
+    reason = f"No majority: {why}"
     return Verdict(
-        model="vote", mode=mode, labels=labels, undecided=True,
-        reasoning=f"No majority: {why}. The vote picks no answer; a judge model (-j MODEL) can weigh them.",
+        model="vote", mode=mode, labels=labels, undecided=True, no_majority=reason,
+        reasoning=f"{reason}. The vote picks no answer; a judge model (-j MODEL) can weigh them.",
     )
 
 
