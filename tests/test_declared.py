@@ -24,7 +24,16 @@ from fusion_magic.evaluation.engine import plan_evaluation
 from fusion_magic.evaluation.options import EvalKeywords, EvalOptions
 from fusion_magic.fusion.options import FuseKeywords, FuseOptions
 from fusion_magic.ipython.args import EVAL_PARSER, FUSE_HELP, FUSE_PARSER, VIDEO_HELP, VIDEO_PARSER
-from fusion_magic.ipython.declared import Renamed, add_flags, config_traits, given_options, help_lines, renamed_notes
+from fusion_magic.ipython.declared import (
+    Renamed,
+    add_flags,
+    config_traits,
+    given_options,
+    help_lines,
+    parsed,
+    parser,
+    renamed_notes,
+)
 from fusion_magic.ipython.magics import FusionMagics
 from fusion_magic.ipython.video import VideoMagics
 from fusion_magic.videos.options import VideoKeywords, VideoOptions
@@ -206,3 +215,22 @@ def test_the_eval_options_are_checked_when_built() -> None:
         EvalOptions(seed=-1)
     assert EvalOptions(strategies="single, self:5", pool=None).strategies == ("single", "self:5")
     assert EvalOptions().with_(instruction=None).instruction is None  # None is the bare question, a value
+
+
+def test_parsed_fills_a_line_class_from_its_declarations() -> None:
+    """``parsed``: the options given, the magic's own flags (left out: the field's default; a switch: a bool)
+    and the old flags' notes, for any parsed-line class."""
+
+    @dataclass(frozen=True)
+    class Own:
+        given: collections.abc.Mapping[str, Any]
+        loud: bool = option(False, "--loud", help="a switch")
+        name: str = option("plain", "--name", metavar="N", help="a value with a default")
+        notes: tuple[str, ...] = ()
+
+    p = parser("%demo", "A demo.", VideoOptions, Own)
+    quiet = parsed(p.parse_args(["--seconds", "3"]), Own, VideoOptions)
+    assert quiet == Own(given={"seconds": 3}, loud=False, name="plain", notes=())
+    loud = parsed(p.parse_args(["--loud", "--name", "x", "--models", "a,b"]), Own, VideoOptions)
+    assert loud.loud is True and loud.name == "x" and loud.given == {"models": ("a", "b")}
+    assert loud.notes and "--models" in loud.notes[0]

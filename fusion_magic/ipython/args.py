@@ -33,7 +33,7 @@ from ..core.option import option
 from ..evaluation.options import EvalOptions
 from ..fusion.options import FuseOptions
 from ..videos.options import VideoOptions
-from .declared import add_flags, compact_flags, given_options, help_lines, renamed_notes
+from .declared import compact_flags, help_lines, parsed, parser
 
 
 @dataclass(frozen=True)
@@ -61,21 +61,12 @@ class FuseArgs:
         return defaults.with_(**self.given)
 
 
-def _fuse_parser() -> MagicArgumentParser:
-    p = MagicArgumentParser(
-        prog="%%fuse",
-        description=(
-            "Send the cell's prompt to a pool of models at once, stream each answer into its own tab, "
-            "and let a judge pick (best-of) or fuse (merge, debate) the best answer. {name} in the cell "
-            "interpolates a variable from the notebook; other braces pass through untouched."
-        ),
-        add_help=False,
-    )
-    add_flags(p, FuseOptions, FuseArgs)
-    return p
-
-
-FUSE_PARSER = _fuse_parser()
+FUSE_PARSER = parser(
+    "%%fuse",
+    "Send the cell's prompt to a pool of models at once, stream each answer into its own tab, and let a judge pick "
+    "(best-of) or fuse (merge, debate) the best answer. {name} in the cell interpolates a variable from the "
+    "notebook; other braces pass through untouched.",
+    FuseOptions, FuseArgs)
 
 
 @dataclass(frozen=True)
@@ -90,13 +81,7 @@ class EvalArgs:
     notes: tuple[str, ...] = ()  # one line per old flag on the line (-s, -r)
 
 
-def _eval_parser() -> MagicArgumentParser:
-    p = MagicArgumentParser(prog="%fuse eval", add_help=False, description="Evaluate strategies on questions.")
-    add_flags(p, EvalArgs, EvalOptions)
-    return p
-
-
-EVAL_PARSER = _eval_parser()
+EVAL_PARSER = parser("%fuse eval", "Evaluate strategies on questions.", EvalArgs, EvalOptions)
 
 # The usage and the line commands' entries are written here; every option's line is generated from its
 # declaration (tests/test_help.py holds the text to 44 lines of at most 100 columns).
@@ -164,12 +149,11 @@ def check_name(name: str | None) -> None:
 def fuse_args(ns: argparse.Namespace) -> FuseArgs:
     """A namespace from ``FUSE_PARSER`` (or a parser built on it, as ``python -m fusion_magic``'s) as
     ``FuseArgs``; raises ``UsageError`` for the checks argparse cannot make."""
-    given = given_options(ns, FuseOptions)
-    check_name(ns.out)
-    if ns.budget is not None and not ns.budget >= 0:  # also refuses nan
+    args = parsed(ns, FuseArgs, FuseOptions)
+    check_name(args.out)
+    if args.budget is not None and not args.budget >= 0:  # also refuses nan
         raise UsageError("--budget must be a non-negative amount in USD")
-    return FuseArgs(given=given, estimate=bool(ns.estimate), budget=ns.budget, background=bool(ns.background),
-                    no_interpolate=bool(ns.no_interpolate), out=ns.out, notes=renamed_notes(ns))
+    return args
 
 
 def parse_fuse_line(line: str) -> FuseArgs:
@@ -183,9 +167,9 @@ REJUDGE_OPTIONS = ("judge", "mode", "orders", "cache")  # the FuseOptions a reju
 
 
 def _rejudge_parser() -> MagicArgumentParser:
-    p = MagicArgumentParser(prog="%fuse rejudge", add_help=False,
-                            description="Judge the last result again; the pool is not called.")
-    add_flags(p, FuseOptions, only=REJUDGE_OPTIONS)  # the same flags as %%fuse's, from the same declarations
+    # The same flags as %%fuse's, from the same declarations.
+    p = parser("%fuse rejudge", "Judge the last result again; the pool is not called.", FuseOptions,
+               only=REJUDGE_OPTIONS)
     p.set_defaults(orders=1)
     p.add_argument("-o", "--out", metavar="NAME")
     p.add_argument("source", nargs="?", metavar="NAME", help="a stored result variable (default: the last)")
@@ -226,8 +210,7 @@ def parse_line_magic(line: str) -> tuple[str, Any]:
     if command == "eval":
         ns = EVAL_PARSER.parse_args(rest)
         check_name(ns.out)
-        return command, EvalArgs(given=given_options(ns, EvalOptions), data=ns.data, cache=ns.cache, out=ns.out,
-                                 notes=renamed_notes(ns))
+        return command, parsed(ns, EvalArgs, EvalOptions)
     if rest:
         raise UsageError(f"%fuse {command} takes no arguments")
     return command, None
@@ -296,14 +279,8 @@ class VideoArgs:
     notes: tuple[str, ...] = ()  # one line per old flag on the line (-m, --models)
 
 
-def _video_parser() -> MagicArgumentParser:
-    p = MagicArgumentParser(prog="%%video", add_help=False,
-                            description="Generate clips with a pool of video models, or ask about a video.")
-    add_flags(p, VideoOptions, VideoArgs)
-    return p
-
-
-VIDEO_PARSER = _video_parser()
+VIDEO_PARSER = parser("%%video", "Generate clips with a pool of video models, or ask about a video.", VideoOptions,
+                      VideoArgs)
 
 VIDEO_HELP = "\n".join([
     "Usage: %%video [options]          the cell below is the prompt (or, with --understand, the question)",
@@ -342,17 +319,14 @@ def parse_video_line(line: str) -> VideoArgs:
             check_name(name)
     if ns.edit is not None and ns.extend is not None:
         raise UsageError("--edit (Omni revises a clip) and --extend (Veo continues one): one at a time")
-    return VideoArgs(given=given_options(ns, VideoOptions), edit=ns.edit, extend=ns.extend,
-                     background=bool(ns.background), no_interpolate=bool(ns.no_interpolate), out=ns.out,
-                     notes=renamed_notes(ns))
+    return parsed(ns, VideoArgs, VideoOptions)
 
 
 RESUME_OPTIONS = ("out_dir", "timeout", "poll_s")  # the VideoOptions a resume takes
 
 
 def _resume_parser() -> MagicArgumentParser:
-    p = MagicArgumentParser(prog="%video resume", add_help=False, description="Fetch pending jobs.")
-    add_flags(p, VideoOptions, only=RESUME_OPTIONS)  # the same flags (and checks) as %%video's
+    p = parser("%video resume", "Fetch pending jobs.", VideoOptions, only=RESUME_OPTIONS)  # %%video's flags
     p.add_argument("-o", "--out", metavar="NAME")
     return p
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, TypeVar
 
 from IPython.core.error import UsageError
+from IPython.core.magic_arguments import MagicArgumentParser
 from traitlets import Bool, Enum, Float, Int, List, TraitType, Unicode
 
 from ..core.option import Declared, declared, renamed_note
@@ -58,6 +59,13 @@ def add_flags(parser: argparse.ArgumentParser, *classes: type, only: Collection[
                 if switch:
                     kwargs.update(nargs=0, const=True)
                 parser.add_argument(*d.option.renamed, **kwargs)
+
+
+def parser(prog: str, description: str, *classes: type, only: Collection[str] | None = None) -> MagicArgumentParser:
+    """A magic's parser (IPython's: a bad line is one ``UsageError``) with the flags of ``classes`` (``add_flags``)."""
+    p = MagicArgumentParser(prog=prog, description=description, add_help=False)
+    add_flags(p, *classes, only=only)
+    return p
 
 
 NOTES = "_renamed_notes"  # the namespace attribute where an old flag leaves its note
@@ -105,6 +113,22 @@ def given_options(ns: argparse.Namespace, cls: type) -> dict[str, Any]:
                 raise UsageError(f"{'/'.join(d.option.flags)} needs at least one {d.option.items}")
         given[d.name] = value
     return given
+
+
+A = TypeVar("A")
+
+
+def parsed(ns: argparse.Namespace, args_cls: type[A], options_cls: type) -> A:
+    """A magic's parsed line from a namespace of its parser: ``args_cls`` (``FuseArgs``, ``VideoArgs``, ...) with
+    ``given``, the options of ``options_cls`` set on the line (``given_options``), its own declared flags (left
+    out: the field's default; a switch: True or False) and ``notes``, the old flags' notes (``renamed_notes``)."""
+    values = vars(ns)
+    own: dict[str, Any] = {}
+    for d in declared(args_cls):
+        value = values.get(d.name)
+        own[d.name] = d.default if value is None else bool(value) if d.kind is bool else value
+    make: Callable[..., A] = args_cls  # a dataclass with ``given`` and ``notes`` beside its declared fields
+    return make(given=given_options(ns, options_cls), notes=renamed_notes(ns), **own)
 
 
 def config_traits(cls: type) -> dict[str, TraitType[Any, Any]]:
@@ -179,4 +203,4 @@ def compact_flags(*classes: type, lead: str = "", indent: int = HELP_COLUMN) -> 
 
 
 __all__ = ["Renamed", "add_flags", "compact_flags", "config_traits", "config_values", "given_options", "help_line",
-           "help_lines", "renamed_notes", "split_list"]
+           "help_lines", "parsed", "parser", "renamed_notes", "split_list"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from IPython.core.error import UsageError
@@ -58,6 +58,12 @@ def widgets_wanted(shell: Any, view: str) -> bool:
     if view != "auto":
         return view == "widgets"
     return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def print_notes(notes: Iterable[str]) -> None:
+    """The notes an old flag's spelling left on the line (``args.notes``): one line each."""
+    for note in notes:
+        print(note)
 
 
 def friendly_errors(method: F) -> F:
@@ -130,8 +136,7 @@ class FusionMagics(Magics, Configurable):
         if cell is None:
             return self._line(line)
         args = _args.parse_fuse_line(line)
-        for note in args.notes:  # an old flag's spelling: one line each
-            print(note)
+        print_notes(args.notes)
         settings = self.settings()
         options = args.options(FuseOptions.defaults(settings))
         body = _args.strip_markers(cell)
@@ -217,8 +222,7 @@ class FusionMagics(Magics, Configurable):
         """``%fuse eval``: plan (every check first), run with a progress bar, keep finished rows on Ctrl-C."""
         from ..evaluation import BUNDLED_QUESTIONS
 
-        for note in ns.notes:  # an old flag's spelling (-s, -r): one line each
-            print(note)
+        print_notes(ns.notes)
         data: Any = BUNDLED_QUESTIONS if ns.data == "bundled" else self.shell.user_ns.get(ns.data, ns.data)
         settings = self.settings().with_(cache=ns.cache)
         plan = plan_eval(data, settings, EvalOptions().with_(**ns.given))

@@ -29,7 +29,7 @@ from ..videos.plan import extension_source
 from ..videos.result import VideoResult
 from . import args as _args
 from .declared import config_traits, config_values, given_options
-from .magics import FusionMagics, friendly_errors, widgets_wanted
+from .magics import FusionMagics, friendly_errors, print_notes, widgets_wanted
 from .wait import CellInterrupted, in_background, wait_in_cell
 
 
@@ -82,8 +82,7 @@ class VideoMagics(Magics, Configurable):
         if cell is None:
             return self._line(line)
         args = _args.parse_video_line(line)
-        for note in args.notes:  # an old flag's spelling (-m, --models): one line each
-            print(note)
+        print_notes(args.notes)
         settings = self.settings()
         given = dict(args.given)
         configured = config_values(self, VideoOptions)
