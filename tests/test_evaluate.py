@@ -405,3 +405,17 @@ def test_rows_of_an_unfinished_result_are_typed_and_empty() -> None:
     summary = empty.summary.iloc[0]
     assert summary["n"] == 0 and summary["calls"] == 0
     assert isinstance(EvalRow, type)
+
+
+def test_a_vote_with_no_majority_abstains_and_is_scored_wrong_with_its_reason(emulator_env: Emulator) -> None:
+    """With the vote judge, ``vote`` has no one to defer to: where a and b disagree it abstains (the attempt's
+    ``abstained``), scored wrong with the vote's reason in the note."""
+    script(emulator_env)
+    plan = plan_evaluation(QUESTIONS, FAST, pool=[A, B], judge="vote", strategies=["vote"])
+    rows = run(plan).rows.set_index("question_id")
+    assert rows.loc["q1", "correct"] == True  # noqa: E712  (a and b agree on 4)
+    for q in ("q2", "q3", "q4"):
+        assert rows.loc[q, "correct"] == False and rows.loc[q, "answer"] == ""  # noqa: E712
+        assert rows.loc[q, "why"] == "no answer: the vote found no majority"
+        assert rows.loc[q, "note"].startswith("No majority: no two answers state the same final value")
+        assert pd.isna(rows.loc[q, "error"])

@@ -213,7 +213,7 @@ async def run_row(plan: EvalPlan, question: Question, strategy: Strategy, repeat
     if attempt.error is not None:
         row.why = "no answer: the strategy failed"  # scored wrong: leaving it out would flatter the strategy
         return row
-    if not attempt.answer.strip():
+    if attempt.abstained is not None:
         row.why = "no answer: the vote found no majority"  # an abstention is wrong, for the same reason
         return row
     if question.kind == "closed" and scorer.judge is None:

@@ -79,12 +79,14 @@ class Strategy:
 @dataclass
 class Attempt:
     """A strategy's answer to one question: the text (empty when nothing usable arrived), every call it
-    made, and why it has no answer (``error``) or what went wrong on the way (``note``)."""
+    made, and why it has no answer (``error``: it failed; ``abstained``: a vote found no majority, its reason)
+    or what went wrong on the way (``note``)."""
 
     answer: str
     calls: list[Response] = field(default_factory=list)
     error: str | None = None
     note: str | None = None
+    abstained: str | None = None
 
 
 def expand_names(names: Sequence[str], pool: Sequence[str]) -> list[str]:
@@ -207,7 +209,7 @@ async def _fused(template: FusionPlan, prompt: str, repeat: int, ctx: CallContex
         return Attempt(result.answer, calls, note=note)
     if verdict is not None and verdict.undecided:
         # An abstention, not a failure: scored wrong (leaving it out would flatter), with the vote's reason.
-        return Attempt("", calls, note=verdict.reasoning)
+        return Attempt("", calls, note=verdict.reasoning, abstained=verdict.no_majority or "no majority")
     failed = next((r for r in calls if not r.ok), None)
     why = f"no answer ({failure_detail(failed)})" if failed is not None else "no answer arrived"
     return Attempt("", calls, error=why, note=note)
