@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .state import IN_FLIGHT, State, StatusWord
+from .state import State, StatusWord
 
 
 @dataclass
@@ -112,4 +112,4 @@ def _count(v: int | None) -> str:
     return "?" if v is None else str(v)
 
 
-__all__ = ["IN_FLIGHT", "CallRecord", "Response"]
+__all__ = ["CallRecord", "Response"]

@@ -96,10 +96,7 @@ def to_wire(state: State, failure: str | None = None) -> str:
     return state.value
 
 
-# Every word an in-flight record may carry, for code that reads ``status`` strings (``r.status not in IN_FLIGHT``).
-IN_FLIGHT = tuple(to_wire(s) for s in State if s.is_running)
-
-
+# Kept until fusion/view.py reads ``r.state.is_running`` itself (its last caller); then these two go.
 class Stated(Protocol):
     """Anything that knows where it stands: a call record, a clip."""
 
@@ -109,11 +106,6 @@ class Stated(Protocol):
 def is_running(r: Stated) -> bool:
     """True while ``r`` is still being worked on by this run (queued, waiting, streaming, running ...)."""
     return r.state.is_running
-
-
-def state_of(r: Stated) -> State:
-    """``r``'s state now."""
-    return r.state
 
 
 class StatusWord:
@@ -150,17 +142,11 @@ class StatusWord:
             obj.failure = failure  # type: ignore[attr-defined]
 
 
-# The name the chat side has used for the same enum.
-CallState = State
-
 __all__ = [
-    "IN_FLIGHT",
-    "CallState",
     "State",
     "Stated",
     "StatusWord",
     "from_wire",
     "is_running",
-    "state_of",
     "to_wire",
 ]

@@ -27,7 +27,7 @@ from ..core.errors import ConfigError
 from ..core.events import CallFinished, CallStarted, EngineEvent, emit
 from ..core.names import seat_labels
 from ..core.record import Response
-from ..core.state import State, is_running
+from ..core.state import State
 from ..judge.judging import decide, shuffle_rng
 from ..judge.verdict import Judgement
 from .debate import final_answers, run_debate
@@ -218,7 +218,7 @@ def _keep_partial(result: FusionResult, started_calls: Sequence[Response], wall_
     cancelled calls make it ``degraded``."""
     calls = {id(r): r for r in (*result.responses, *result.judge_responses, *started_calls)}
     for r in calls.values():
-        if is_running(r):  # run_call records its own cancellation; this covers a call stopped before that
+        if r.state.is_running:  # run_call records its own cancellation; this covers a call stopped before that
             r.status, r.error = State.CANCELLED.value, State.CANCELLED.value
     ordered = sorted(calls.values(), key=lambda r: r.call_id)
     result.responses = [r for r in ordered if r.role != "judge"]

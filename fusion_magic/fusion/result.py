@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 # The result renders itself through these; they know result types only as type hints, so this is no circle.
 from ..calls.job import RunResult
 from ..core.ledger import ledger_frame
-from ..core.record import IN_FLIGHT, Response
+from ..core.record import Response
 from ..judge.verdict import Verdict
 from ..present.shown_once import ShownOnce
 from .report import html_report, markdown_report, text_report
@@ -59,7 +59,7 @@ class FusionResult(ShownOnce, RunResult):
     @property
     def failed(self) -> list[Response]:
         """Member calls that ended without a clean answer (late members were not judged and don't count)."""
-        return [r for r in self.responses if not r.ok and not r.late and r.status not in IN_FLIGHT]
+        return [r for r in self.responses if not r.ok and not r.late and not r.state.is_running]
 
     @property
     def degraded(self) -> bool:

@@ -29,11 +29,12 @@ from ..calls.settings import Settings, check_endpoints, parse_prices
 from ..core.errors import FusionError
 from ..core.events import OffloadedListener
 from ..core.record import Response
+from ..core.state import State
 from ..evaluation.options import EvalOptions
 from ..fusion.estimate import check_budget, estimate
 from ..fusion.options import FuseOptions
 from ..fusion.result import FusionResult
-from ..present.wording import CallState, state_of, status_word
+from ..present.wording import status_word
 from . import args as _args
 from .declared import config_traits, config_values
 from .listing import provider_listing
@@ -277,11 +278,11 @@ def interrupted_line(partial: FusionResult, seats: int, seconds: float, out: str
     latest: dict[str, Response] = {}
     for r in partial.responses:  # in call order, so a seat's last debate round wins
         latest[r.label or r.model] = r
-    states = Counter(state_of(r) for r in latest.values())
-    done, failed = states[CallState.DONE], states[CallState.FAILED]
+    states = Counter(r.state for r in latest.values())
+    done, failed = states[State.DONE], states[State.FAILED]
     cancelled = seats - done - failed  # a seat whose call never started is cancelled too
-    parts = [f"{done} of {seats} answer{'s' if seats != 1 else ''} {CallState.DONE}"]
-    parts += [f"{n} {word}" for n, word in ((failed, CallState.FAILED), (cancelled, CallState.CANCELLED)) if n]
+    parts = [f"{done} of {seats} answer{'s' if seats != 1 else ''} {State.DONE}"]
+    parts += [f"{n} {word}" for n, word in ((failed, State.FAILED), (cancelled, State.CANCELLED)) if n]
     parts += [f"judge {status_word(j)}" for j in partial.judge_responses]
     return f"fusion_magic: interrupted after {seconds:.1f} s: {', '.join(parts)}; {kept}"
 

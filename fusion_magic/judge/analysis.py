@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..core.record import IN_FLIGHT, Response
+from ..core.record import Response
 from ..present.ledger_table import shorten
 from ..present.wording import failure_detail
 from .verdicts import read_label
@@ -97,7 +97,7 @@ def failures(records: Iterable[Response]) -> list[tuple[str, str]]:
     """The members that ended without an answer to judge, each with its reason in short (its record
     keeps the whole error). Calls still running (late members) are not failures."""
     return [(member_name(r), shorten(failure_detail(r), _REASON_CHARS) or r.status)
-            for r in records if not r.ok and r.status not in IN_FLIGHT]
+            for r in records if not r.ok and not r.state.is_running]
 
 
 # --- the schema -----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from ..core.state import CallState, State, from_wire, is_running, state_of
+from ..core.state import State, from_wire
 from .sanitize import escape_text
 
 if TYPE_CHECKING:
@@ -160,7 +160,6 @@ __all__ = [
     "FILTER_WORDS",
     "LATE_COLOUR",
     "PENDING_HINT",
-    "CallState",
     "clip_colour",
     "clip_word",
     "colour",
@@ -168,9 +167,7 @@ __all__ = [
     "describe_failure",
     "failure_detail",
     "filtered_words",
-    "is_running",
     "note_words",
     "pending_words",
-    "state_of",
     "status_word",
 ]
