@@ -16,9 +16,10 @@ in its kind's keyword TypedDict (a type checker needs that written out; a test h
 from __future__ import annotations
 
 import math
+import re
 import types
 import typing
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
@@ -178,6 +179,16 @@ def check_keywords(given: Mapping[str, object], cls: type | None = None, *, allo
         raise TypeError(f"unexpected keyword argument{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
 
 
+def split_list(given: str | Sequence[str] | None) -> tuple[str, ...]:
+    """A list option's value: from a line (or a keyword given as text) comma- or space-separated
+    (``"single, self:5"``), from Python a list or tuple as it is; None is empty."""
+    if given is None:
+        return ()
+    if isinstance(given, str):
+        return tuple(part for part in re.split(r"[,\s]+", given) if part)
+    return tuple(given)
+
+
 # ---- checks that several options share -----------------------------------------------------------------
 
 
@@ -219,4 +230,4 @@ def one_of(name: str, choices: Collection[str], normal: Callable[[str], str] = s
 
 __all__ = ["OPTION", "RENAMED_UNTIL", "Check", "Declared", "Option", "at_least", "check_keywords", "check_options",
            "check_that", "check_values", "declared", "one_of", "option", "option_names", "positive_number",
-           "renamed_note", "whole_number"]
+           "renamed_note", "split_list", "whole_number"]

@@ -11,12 +11,11 @@ question is read or any call is made.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
-from ..core.option import check_options, option, whole_number
+from ..core.option import check_options, option, split_list, whole_number
 from ..fusion.options import check_seed
 from .data import AUTO
 from .scoring import Scorer, ScorerFunction
@@ -37,15 +36,6 @@ class EvalKeywords(TypedDict, total=False):
     instruction: str | None
     seed: int | None
     scorer: str | Scorer | ScorerFunction | None
-
-
-def _names(given: str | Sequence[str] | None) -> tuple[str, ...]:
-    """A list of names from Python (a list or tuple) or from a line (``"single,self:5"``); None is empty."""
-    if given is None:
-        return ()
-    if isinstance(given, str):
-        return tuple(part for part in re.split(r"[,\s]+", given) if part)
-    return tuple(given)
 
 
 @dataclass(frozen=True)
@@ -87,8 +77,8 @@ class EvalOptions:
         help="how closed answers are scored (default match)", check=Scorer.parse)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "pool", _names(self.pool))
-        object.__setattr__(self, "strategies", _names(self.strategies))
+        object.__setattr__(self, "pool", split_list(self.pool))
+        object.__setattr__(self, "strategies", split_list(self.strategies))
         object.__setattr__(self, "judge", self.judge or "")
         check_options(self)
 

@@ -14,7 +14,6 @@ those declarations into what IPython needs, so none of them is written a second 
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
@@ -22,7 +21,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 from traitlets import Bool, Enum, Float, Int, List, TraitType, Unicode
 
-from ..core.option import Declared, declared, renamed_note
+from ..core.option import Declared, declared, renamed_note, split_list
 
 HELP_COLUMN = 26  # where a help line's text starts: "  -d, --deadline SECONDS  judge after ..."
 HELP_WIDTH = 100
@@ -91,11 +90,6 @@ class Renamed(argparse.Action):
 def renamed_notes(ns: argparse.Namespace) -> tuple[str, ...]:
     """The notes the old flags on the line left (each once), for the magic to print."""
     return tuple(dict.fromkeys(getattr(ns, NOTES, ())))
-
-
-def split_list(text: str) -> tuple[str, ...]:
-    """A list option's value as given on the line: comma- (or space-) separated."""
-    return tuple(part for part in re.split(r"[,\s]+", text) if part)
 
 
 def given_options(ns: argparse.Namespace, cls: type) -> dict[str, Any]:
@@ -203,4 +197,4 @@ def compact_flags(*classes: type, lead: str = "", indent: int = HELP_COLUMN) -> 
 
 
 __all__ = ["Renamed", "add_flags", "compact_flags", "config_traits", "config_values", "given_options", "help_line",
-           "help_lines", "parsed", "parser", "renamed_notes", "split_list"]
+           "help_lines", "parsed", "parser", "renamed_notes"]
