@@ -125,6 +125,26 @@ def test_a_scorer_column_chooses_per_row(scripted: Emulator) -> None:
     assert len([q for q in scripted.requests if q.model == "t/judge"]) == 1
 
 
+def test_each_scorer_is_parsed_once(scripted: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run's scorer and every row's own are read once, when planned, not again per row."""
+    parsed: list[str] = []
+    real = Scorer.parse.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[Scorer], spec: object) -> Scorer:
+        if not isinstance(spec, Scorer):
+            parsed.append(str(spec))
+        return real(cls, spec)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Scorer, "parse", classmethod(counting))
+    data = QUESTIONS.assign(scorer=[None, "numeric", None, "includes", "re:(\\d+)"])
+    r = fusion_magic.evaluate(data, pool=[A], strategies=[f"single:{A}"], settings=FAST, scorer="exact",
+                              repeats=2)
+    assert len(r.rows) == 10
+    assert dict(zip(r.rows["question_id"], r.rows["scorer"], strict=True)) == dict(
+        zip(SAID, ["exact", "numeric", "exact", "includes", "re:(\\d+)"], strict=True))
+    assert sorted(parsed) == sorted(["exact", "numeric", "includes", "re:(\\d+)"])
+
+
 @pytest.mark.parametrize(("scorer", "message"), [
     ("fuzzy", "unknown scorer 'fuzzy'"),
     ("re:(", "the pattern does not compile"),

@@ -43,9 +43,9 @@ RowCallback = Callable[[int, int, EvalRow], None]
 class EvalPlan:
     """Everything an evaluation will do, checked; nothing has been sent.
 
-    ``scorer`` scores closed questions (a question's own ``scorer`` column overrides it); ``graders`` are the
-    judge models that score: open questions with ``rubric_judge`` (None when every question is closed), and
-    ``judge:MODEL`` scorers by model id.
+    ``scorer`` scores closed questions; ``scorers`` are the questions' own (their ``scorer`` column, parsed),
+    by question id, over it (``scorer_for``). ``graders`` are the judge models that score: open questions with
+    ``rubric_judge`` (None when every question is closed), and ``judge:MODEL`` scorers by model id.
     ``notice`` says which default pool or judge was picked (the caller shows it once). ``seed`` is the one
     every strategy's seeds are drawn from (None: the models' own randomness).
     """
@@ -63,6 +63,7 @@ class EvalPlan:
     seed: int | None = None
     scorer: Scorer = MATCH
     graders: Mapping[str, Target] = field(default_factory=dict)
+    scorers: Mapping[str, Scorer] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -85,17 +86,20 @@ def plan_evaluation(data: Any, settings: Settings, options: EvalOptions | None =
     """
     check_keywords(keywords, EvalOptions)
     o = (options or EvalOptions()).with_(**keywords)
-    default_scorer = MATCH if o.scorer is None else Scorer.parse(o.scorer)
+    default_scorer = MATCH if o.scorer is None else Scorer.parse(o.scorer)  # parsed already: EvalOptions did
     questions = load_questions(data)
     ids, judge_id, notice = resolved_pool(settings.with_(pool=o.pool, judge=o.judge))
     names = list(o.strategies) if o.strategies else _default_strategies(ids)
     planned, warnings = plan_strategies(names, ids, judge_id, settings, questions[0].question, seed=o.seed)
     rubric = _rubric_judge(questions, o.rubric_judge, judge_id, settings)
-    graders = _graders(questions, default_scorer, settings)
+    scorers = _question_scorers(questions)
+    graders = {s.judge: prepare(s.judge, settings)
+               for s in (default_scorer, *scorers.values()) if s.judge is not None}
     return EvalPlan(
         questions=tuple(questions), strategies=tuple(planned), repeats=o.repeats, judge=judge_id,
         rubric_judge=rubric, concurrency=o.concurrency, settings=settings, instruction=o.instruction,
         warnings=tuple(warnings), notice=notice, seed=o.seed, scorer=default_scorer, graders=graders,
+        scorers=scorers,
     )
 
 
@@ -114,22 +118,23 @@ def _rubric_judge(questions: Sequence[Question], rubric_judge: str | None, judge
     return prepare(model, settings)
 
 
-def _graders(questions: Sequence[Question], default: Scorer, settings: Settings) -> dict[str, Target]:
-    """Every ``judge:MODEL`` scorer's model, prepared (its id and key checked) before any call; a question's
-    unknown scorer is a ``ConfigError`` naming the question."""
-    scorers = [default]
+def _question_scorers(questions: Sequence[Question]) -> dict[str, Scorer]:
+    """The scorer of every question that names its own, by question id; a question's unknown scorer is a
+    ``ConfigError`` naming the question. The plan prepares the ``judge:MODEL`` ones' models (their ids and
+    keys checked) before any call."""
+    scorers: dict[str, Scorer] = {}
     for q in questions:
         if q.scorer is not None:
             try:
-                scorers.append(Scorer.parse(q.scorer))
+                scorers[q.id] = Scorer.parse(q.scorer)
             except ConfigError as exc:
                 raise ConfigError(f"question {q.id!r}: {exc}") from None
-    return {s.judge: prepare(s.judge, settings) for s in scorers if s.judge is not None}
+    return scorers
 
 
 def scorer_for(plan: EvalPlan, question: Question) -> Scorer:
     """The scorer of ``question``: its own ``scorer`` column, else the run's."""
-    return plan.scorer if question.scorer is None else Scorer.parse(question.scorer)
+    return plan.scorers.get(question.id, plan.scorer)
 
 
 def new_result(plan: EvalPlan) -> EvalResult:

@@ -18,7 +18,7 @@ from typing import Any, TypedDict
 from ..core.option import check_options, option, split_list, whole_number
 from ..fusion.options import check_seed
 from .data import AUTO
-from .scoring import Scorer, ScorerFunction
+from .scoring import SCORERS_METAVAR, Scorer, ScorerFunction
 
 DEFAULT_CONCURRENCY = 4
 
@@ -64,7 +64,8 @@ class EvalOptions:
                           check=whole_number(1, None, "repeats must be a whole number >= 1, not {value!r}"))
     judge: str = option("", "-j", "--judge", metavar="ID", help="the judge of best-of, merge and debate")
     concurrency: int = option(
-        DEFAULT_CONCURRENCY, "--concurrency", metavar="N", help="rows answered at once (default 4)",
+        DEFAULT_CONCURRENCY, "--concurrency", metavar="N",
+        help=f"rows answered at once (default {DEFAULT_CONCURRENCY})",
         check=whole_number(1, None, "concurrency must be a whole number >= 1, not {value!r}"))
     rubric_judge: str | None = option(None, "--rubric-judge", metavar="ID",
                                       help="the judge that scores open questions by their rubric")
@@ -73,13 +74,16 @@ class EvalOptions:
     seed: int | None = option(None, "--seed", metavar="N", help="a repeatable evaluation", check=check_seed)
     # ruff's RUF009 takes option() for a call in a default; it returns a dataclasses.field, as field() does.
     scorer: str | Scorer | ScorerFunction | None = option(
-        None, "--scorer", metavar="match|exact|includes|numeric|choice|re:PATTERN|judge:ID",
+        None, "--scorer", metavar=SCORERS_METAVAR,
         help="how closed answers are scored (default match)", check=Scorer.parse)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pool", split_list(self.pool))
         object.__setattr__(self, "strategies", split_list(self.strategies))
         object.__setattr__(self, "judge", self.judge or "")
+        if self.scorer is not None:
+            # Parsed once, here: the declared check then sees a Scorer, and the plan takes it as it is.
+            object.__setattr__(self, "scorer", Scorer.parse(self.scorer))
         check_options(self)
 
     def with_(self, **given: Any) -> EvalOptions:

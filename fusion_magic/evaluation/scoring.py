@@ -38,7 +38,8 @@ from .data import Question
 
 ScorerFunction = Callable[[str, str], "bool | None"]
 NAMES = ("match", "exact", "includes", "numeric", "choice")
-SCORERS_HELP = "match, exact, includes, numeric, choice, re:PATTERN, judge:MODEL or a function"
+SCORERS_HELP = f"{', '.join(NAMES)}, re:PATTERN, judge:MODEL or a function"
+SCORERS_METAVAR = "|".join((*NAMES, "re:PATTERN", "judge:ID"))
 
 
 @dataclass(frozen=True)
@@ -216,5 +217,5 @@ def _grade_in_prose(text: str) -> bool | None:
     return None if number is None or number.value not in (0, 1) else number.value == 1
 
 
-__all__ = ["MATCH", "NAMES", "RUBRIC_SCHEMA", "SCORERS_HELP", "RubricScore", "Score", "Scorer", "ScorerFunction",
-           "judge_rubric", "rubric_request", "score_closed"]
+__all__ = ["MATCH", "NAMES", "RUBRIC_SCHEMA", "SCORERS_HELP", "SCORERS_METAVAR", "RubricScore", "Score", "Scorer",
+           "ScorerFunction", "judge_rubric", "rubric_request", "score_closed"]
