@@ -14,7 +14,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from fusion_magic.fusion.result import FusionResult
-from fusion_magic.ipython.magics import FusionInterrupted
+from fusion_magic.core.record import Response
+from fusion_magic.ipython.magics import FusionInterrupted, interrupted_line
 from fusion_magic.testing import Emulator, Fault, ModelScript
 
 LONG = "Rayleigh scattering makes short wavelengths scatter more, so the sky looks blue. " * 20
@@ -153,3 +154,16 @@ def test_the_partial_result_says_cancelled_not_failed(shell: InteractiveShell, e
     text = shell.user_ns["r"].to_text()
     assert "1 member call cancelled: hangs" in text and "failed" not in text.split("DEGRADED", 1)[-1]
     assert "cancelled: cancelled" not in text and "stopped before it finished" not in text.split("Answers")[0]
+
+
+def test_the_interrupt_line_counts_a_filtered_answer_as_filtered_not_cancelled() -> None:
+    """A member whose prompt the provider's filter refused ended (filtered); only a seat still running, or
+    never started, was cancelled by the interrupt."""
+    members = [Response(model="openai:a", label="a", status="ok", text="Blue."),
+               Response(model="gemini:b", label="b", status="blocked"),
+               Response(model="openai:c", label="c", status="timeout")]
+    partial = FusionResult(prompt="Why?", mode="best-of", judge="vote", pool=["openai:a", "gemini:b", "openai:c",
+                                                                              "openai:d"], responses=members)
+    line = interrupted_line(partial, 4, 1.5, "r")
+    assert line == ("fusion_magic: interrupted after 1.5 s: 1 of 4 answers done, 1 failed, 1 filtered, 1 cancelled; "
+                    "the partial result is in r")

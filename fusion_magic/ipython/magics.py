@@ -279,10 +279,11 @@ def interrupted_line(partial: FusionResult, seats: int, seconds: float, out: str
     for r in partial.responses:  # in call order, so a seat's last debate round wins
         latest[r.label or r.model] = r
     states = Counter(r.state for r in latest.values())
-    done, failed = states[State.DONE], states[State.FAILED]
-    cancelled = seats - done - failed  # a seat whose call never started is cancelled too
+    done, failed, filtered = states[State.DONE], states[State.FAILED], states[State.FILTERED]
+    cancelled = seats - done - failed - filtered  # a seat whose call never started is cancelled too
     parts = [f"{done} of {seats} answer{'s' if seats != 1 else ''} {State.DONE}"]
-    parts += [f"{n} {word}" for n, word in ((failed, State.FAILED), (cancelled, State.CANCELLED)) if n]
+    parts += [f"{n} {word}" for n, word in ((failed, State.FAILED), (filtered, State.FILTERED),
+                                            (cancelled, State.CANCELLED)) if n]
     parts += [f"judge {status_word(j)}" for j in partial.judge_responses]
     return f"fusion_magic: interrupted after {seconds:.1f} s: {', '.join(parts)}; {kept}"
 
