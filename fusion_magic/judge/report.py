@@ -17,18 +17,8 @@ def verdict_html(verdict: Verdict, judge: str | None = None) -> str:
 
     ``judge`` is the judge the run asked for; a fallback vote names it as the judge it stands in for.
     """
-    items = [
-        ("mode", escape_text(verdict.mode)),
-        ("judge", f"<code>{escape_text(verdict.model)}</code>{escape_text(fallback_words(verdict, judge))}"),
-        ("choice", escape_text(choice_words(verdict))),
-    ]
-    best = ranked_best(verdict)
-    if best:
-        items.append(("ranked best", escape_text(best)))
-    orders = orders_words(verdict)
-    if orders:
-        items.append(("orders", escape_text(orders)))
-    rows = "".join(f"<li><b>{k}</b>: {v}</li>" for k, v in items)
+    rows = "".join(f"<li><b>{escape_text(k)}</b>: {_field_html(k, v, verdict)}</li>"
+                   for k, v in verdict_fields(verdict, judge))
     parts = [f"<ul>{rows}</ul>"]
     if verdict.labels:
         pairs = "".join(
@@ -43,6 +33,30 @@ def verdict_html(verdict: Verdict, judge: str | None = None) -> str:
     if verdict.notes:
         parts.append("<ul>" + "".join(f"<li>{escape_text(n)}</li>" for n in verdict.notes) + "</ul>")
     return "".join(parts)
+
+
+def verdict_fields(v: Verdict, judge: str | None = None) -> list[tuple[str, str]]:
+    """The verdict's decision as (field, plain text) pairs, in the order every report shows them: mode, judge
+    (with the fallback's words: ``judge`` is the judge the run asked for), choice, then ranked best and orders
+    when there are any. Not escaped: each report escapes for its own format.
+
+        verdict_fields(v, "openai:gpt-4o")   # [("mode", "best-of"), ("judge", "vote (fallback, ...)"), ...]
+    """
+    fields = [("mode", v.mode), ("judge", v.model + fallback_words(v, judge)), ("choice", choice_words(v))]
+    best = ranked_best(v)
+    if best:
+        fields.append(("ranked best", best))
+    orders = orders_words(v)
+    if orders:
+        fields.append(("orders", orders))
+    return fields
+
+
+def _field_html(name: str, value: str, v: Verdict) -> str:
+    """A field's value as HTML: the judge's model id as code, the rest as text."""
+    if name == "judge" and value.startswith(v.model):
+        return f"<code>{escape_text(v.model)}</code>{escape_text(value[len(v.model):])}"
+    return escape_text(value)
 
 
 def analysis_html(analysis: JudgeAnalysis) -> str:
@@ -134,4 +148,4 @@ def choice_words(v: Verdict) -> str:
 
 
 __all__ = ["NOTHING_FOUND", "UNSTATED", "analysis_columns", "analysis_html", "analysis_lists", "choice_words",
-           "fallback_words", "no_answer_words", "orders_words", "ranked_best", "verdict_html"]
+           "fallback_words", "no_answer_words", "orders_words", "ranked_best", "verdict_fields", "verdict_html"]
