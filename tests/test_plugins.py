@@ -19,7 +19,7 @@ import pytest
 
 from fusion_magic.core.errors import ConfigError, MissingKeyError, UnknownModelError
 from fusion_magic.providers.chat.openai_compat import OpenAICompatProvider
-from fusion_magic.providers.plugins import GROUP, contract_problem
+from fusion_magic.providers.plugins import GROUP, ProtocolTable, contract_problem
 from fusion_magic.providers.registry import (
     BUILTIN,
     BUILTIN_PROTOCOLS,
@@ -291,3 +291,48 @@ def test_contract_problem_names_what_is_wrong() -> None:
     assert contract_problem("x", "a string") == "it is a str, not a provider class"
     assert contract_problem("myproto", Vendor) == "its class says protocol = 'vendorx', not 'myproto'"
     assert contract_problem("vendorx", Vendor) is None
+
+
+def test_a_builtin_protocol_is_used_without_looking_for_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run of built-in protocols neither scans the installed packages' entry points nor imports a plugin:
+    only a name that is not built in, or a listing, looks for the plugins (once)."""
+    table = ProtocolTable(GROUP, BUILTIN_PROTOCOLS)
+    looked: list[int] = []
+
+    def discover() -> dict[str, Any]:
+        looked.append(1)
+        return {}
+
+    monkeypatch.setattr(table, "_discover", discover)
+    assert "openai" in table and table.provider_class("openai") is OpenAICompatProvider
+    assert table.provider_class("openai") is OpenAICompatProvider and looked == []
+    assert "myproto" not in table and looked == [1]
+    assert table.plugins() == [] and looked == [1]
+
+
+def test_a_run_of_builtin_protocols_imports_no_plugin(emulator: Emulator, tmp_path: Path) -> None:
+    """End to end: with a plugin (and a broken one) installed, a built-in model's run imports neither and warns
+    of nothing; the broken plugin's one line comes when the plugins are first listed."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "myproto_plugin.py").write_text(PLUGIN_MODULE)
+    dist(site, "myproto_plugin", "1.0", {"myproto": "myproto_plugin:MyProvider"})
+    dist(site, "broken_plugin", "0.1", {"broken": "no_such_module_for_fusion_magic:Provider"})
+    emulator.script("m", ModelScript(reply="Built in."))
+    child = f"""
+import sys
+import fusion_magic
+from fusion_magic.providers.registry import PROTOCOLS
+r = fusion_magic.complete("openai:m", "hi")
+print("STATUS", r.status, "PLUGIN", "myproto_plugin" in sys.modules, flush=True)
+sys.stderr.write("LISTING\\n")
+print("PLUGINS", [row.name for row in PROTOCOLS.plugins()])
+"""
+    env = {**os.environ, **emulator.env(), **Emulator.test_keys(),
+           "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+    done = subprocess.run([sys.executable, "-c", child], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "STATUS ok PLUGIN False" in done.stdout and "PLUGINS ['myproto']" in done.stdout
+    before, _, after = done.stderr.partition("LISTING")
+    assert "broken" not in before and "provider plugin 'broken'" in after

@@ -17,9 +17,11 @@ A provider class declares everything as class attributes (see docs/plugins.md):
 - where it connects: ``default_base_url``, ``base_url_env``, ``key_envs``, and optionally ``key_required``,
   ``flavor``, ``base_url_suffix``, ``placeholder_key`` (``registry.ProviderSpec``'s fields).
 
-Built-in protocols load on first use (a run imports only the protocols it uses); a plugin is imported when
-the table is first read, so that a broken one is reported once, as one warning line naming it, and
-skipped: the built-ins keep working.
+Built-in protocols load on first use (a run imports only the protocols it uses), and a built-in name is
+resolved without reading the installed packages at all: a run of built-in protocols never scans the entry
+points or imports a plugin. The plugins are found, and each imported, the first time a name that is not built
+in is looked up or the table is listed, so that a broken one is reported once, as one warning line naming it,
+and skipped: the built-ins keep working.
 
     table = ProtocolTable(GROUP, builtin={"openai": "fusion_magic.providers.chat.openai_compat:OpenAICompatProvider"})
     table.provider_class("openai")   # OpenAICompatProvider, imported now
@@ -67,7 +69,7 @@ class Registration:
     target: str
     origin: str
     builtin: bool
-    # Set for a plugin (imported and checked when found) and for a built-in once it is first used.
+    # Set for a plugin (imported and checked when found); a built-in's class is kept apart (ProtocolTable).
     cls: type | None = field(default=None, compare=False, repr=False)
 
 
@@ -124,6 +126,7 @@ class ProtocolTable(Mapping[str, Registration]):
         self._lock = threading.RLock()
         self._rows: dict[str, Registration] | None = None
         self._found: dict[str, Registration] | None = None  # while discovering: the rows so far
+        self._builtin_classes: dict[str, type] = {}  # each built-in's class, once first used
 
     # ---- Mapping --------------------------------------------------------------------------------------
 
@@ -136,6 +139,10 @@ class ProtocolTable(Mapping[str, Registration]):
     def __len__(self) -> int:
         return len(self._table())
 
+    def __contains__(self, name: object) -> bool:
+        """A built-in name is known without looking for plugins; any other name looks (once)."""
+        return name in self._builtin or name in self._table()
+
     # ---- use --------------------------------------------------------------------------------------------
 
     def provider_class(self, name: str) -> Any:
@@ -144,15 +151,14 @@ class ProtocolTable(Mapping[str, Registration]):
         A built-in that fails to import raises as any import does: that is a broken installation, not a
         plugin's fault.
         """
+        if name in self._builtin:  # never a plugin's: no need to find the plugins
+            cls = self._builtin_classes.get(name)
+            if cls is None:
+                cls = self._builtin_classes[name] = _imported(self._builtin[name])
+            return cls
         row = self[name]
-        if row.cls is not None:
-            return row.cls
-        module, _, attr = row.target.partition(":")
-        cls = getattr(import_module(module), attr)
-        with self._lock:
-            if self._rows is not None and name in self._rows:
-                self._rows = {**self._rows, name: Registration(row.name, row.target, row.origin, row.builtin, cls)}
-        return cls
+        assert row.cls is not None  # a plugin's class is imported and checked when it is found or registered
+        return row.cls
 
     def plugins(self) -> list[Registration]:
         """The rows that are not built in, in the order they were found."""
@@ -236,6 +242,12 @@ class ProtocolTable(Mapping[str, Registration]):
             assert isinstance(obj, type)
             rows[ep.name] = Registration(ep.name, ep.value, f"{dist_name}{version}", False, obj)
         return rows
+
+
+def _imported(target: str) -> Any:
+    """The object ``module:attr`` names, its module imported now."""
+    module, _, attr = target.partition(":")
+    return getattr(import_module(module), attr)
 
 
 def _distribution(ep: EntryPoint) -> tuple[str, str]:
