@@ -13,8 +13,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from fusion_magic.fusion.result import FusionResult
 from fusion_magic.core.record import Response
+from fusion_magic.fusion.result import FusionResult
 from fusion_magic.ipython.magics import FusionInterrupted, interrupted_line
 from fusion_magic.testing import Emulator, Fault, ModelScript
 

@@ -319,7 +319,7 @@ def test_a_run_of_builtin_protocols_imports_no_plugin(emulator: Emulator, tmp_pa
     dist(site, "myproto_plugin", "1.0", {"myproto": "myproto_plugin:MyProvider"})
     dist(site, "broken_plugin", "0.1", {"broken": "no_such_module_for_fusion_magic:Provider"})
     emulator.script("m", ModelScript(reply="Built in."))
-    child = f"""
+    child = """
 import sys
 import fusion_magic
 from fusion_magic.providers.registry import PROTOCOLS
