@@ -15,7 +15,7 @@ from fusion_magic.judge import best_of, merge
 from fusion_magic.judge.answers import answer_key
 from fusion_magic.judge.judging import anonymise, decide
 from fusion_magic.judge.verdict import Judgement
-from fusion_magic.judge.verdicts import parse_json_verdict
+from fusion_magic.judge.verdicts import parse_json_verdict, reply_score
 from fusion_magic.judge.vote import agree, vote
 from fusion_magic.testing import Emulator, ModelScript
 
@@ -133,3 +133,20 @@ def test_an_undecided_vote_keeps_its_reason_and_the_tiebreak_note_says_it(emulat
 
     judgement = asyncio.run(go())
     assert judgement.verdict.notes[0] == f"{v.no_majority}: openrouter:t/judge judged instead."
+
+
+@pytest.mark.parametrize(("text", "out_of", "value", "in_json"), [
+    ('{"score": 7, "reasons": []}', None, 7, True),
+    ('Sure: ```json\n{"score": true}\n``` Score: 3', None, True, True),  # the JSON's own, as it is
+    ('{"score": "high"} score: 4', None, "high", True),                  # prose does not overrule it
+    ('{"reasons": ["a"]} Score: 7/10', 10, 7, False),                     # no score in the JSON: the prose's
+    ("It fits. Score: 1", None, 1, False),
+    ("Score: 7 or 8", None, None, False),                                 # hedged: none
+    ("no score here", None, None, False),
+])
+def test_reply_score_reads_the_json_then_the_prose(text: str, out_of: int | None, value: object,
+                                                   in_json: bool) -> None:
+    found = reply_score(text, out_of=out_of)
+    assert (found.value, found.in_json) == (value, in_json)
+    if in_json:
+        assert type(found.value) is type(value)  # as the JSON has it: true stays a bool, for each caller to judge

@@ -30,8 +30,8 @@ from ..calls.call import CallContext, Target, run_call
 from ..calls.requests import opening, output_cap
 from ..core.errors import ConfigError
 from ..core.record import Response
-from ..judge.answers import Score, clean, labelled_number, normalise, parse_number, score
-from ..judge.verdicts import parse_json_verdict
+from ..judge.answers import Score, clean, normalise, parse_number, score
+from ..judge.verdicts import reply_score
 from ..present.wording import failure_detail
 from ..providers.base import ChatRequest
 from .data import Question
@@ -192,15 +192,16 @@ async def judge_rubric(target: Target, question: Question, answer: str, *, ctx: 
                               timeout=timeout)
     if not response.ok:
         return RubricScore(None, f"the scoring call failed ({failure_detail(response)})", [response])
-    data = parse_json_verdict(response.text) or {}
-    reason = str(data.get("reasoning", "")).strip()
-    graded = _grade(data.get("score")) if "score" in data else _grade_in_prose(response.text)
+    found = reply_score(response.text)
+    reason = str(found.data.get("reasoning", "")).strip()
+    graded = _grade(found.value) if found.in_json else _grade_in_prose(found.value)
     if graded is None:
         return RubricScore(None, "the scorer gave no 0/1 score", [response])
     return RubricScore(graded, reason, [response])
 
 
 def _grade(value: object) -> bool | None:
+    """The JSON's score as a grade: 0 or 1 (true and false too, and "0" or "1")."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float) and value in (0, 1):
@@ -210,11 +211,10 @@ def _grade(value: object) -> bool | None:
     return None
 
 
-def _grade_in_prose(text: str) -> bool | None:
-    """A judge without structured output that wrote "Score: 1" in prose: read by the answers' reader, so
-    "score: 1 or 0" or "score: not 1" is no grade."""
-    number = labelled_number(text, "score")
-    return None if number is None or number.value not in (0, 1) else number.value == 1
+def _grade_in_prose(value: object) -> bool | None:
+    """A judge without structured output that wrote "Score: 1" in prose, read by the answers' reader
+    (``reply_score``), so "score: 1 or 0" or "score: not 1" is no grade."""
+    return value == 1 if value in (0, 1) else None
 
 
 __all__ = ["MATCH", "NAMES", "RUBRIC_SCHEMA", "SCORERS_HELP", "SCORERS_METAVAR", "RubricScore", "Score", "Scorer",

@@ -14,16 +14,16 @@ the clip is sent instead and the first, failed call stays in the ledger.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from ..calls.call import CallContext, run_call
 from ..core.events import CallFinished, emit
 from ..core.record import CallRecord
-from ..judge.answers import labelled_number
+from ..judge.verdicts import reply_score
 from ..providers.video.base import VideoQuestion, VideoRequest, VideoSource
 from .events import VideoUpdated
 from .plan import Asker, VideoPlan
@@ -46,28 +46,18 @@ CHECK_SCHEMA: dict[str, Any] = {
 
 
 def read_score(text: str) -> tuple[float, list[str]] | None:
-    """Score and reasons from a checker's answer: its JSON, or failing that a ``score: N`` in prose."""
-    start, end = text.find("{"), text.rfind("}")
-    if start != -1 and end > start:
-        try:
-            data = json.loads(text[start:end + 1])
-        except (ValueError, RecursionError):
-            data = None
-        score = data.get("score") if isinstance(data, dict) else None
-        # JSON true is an int to Python, and NaN or Infinity would rank a clip best: none of them is a score.
-        if isinstance(data, dict) and isinstance(score, int | float) and not isinstance(score, bool) \
-                and math.isfinite(score):
-            reasons = data.get("reasons")
-            lines = [str(r) for r in reasons] if isinstance(reasons, list) else []
-            return max(0.0, min(10.0, float(score))), lines
-        if isinstance(data, dict) and "score" in data:
-            return None  # the JSON's own score is no number: prose around it does not overrule it
-    # A checker without structured output: "Score: 7/10" in prose, read as the evaluation reads a final answer
-    # ("score: 7 or 8" and "score: not 7" are no score).
-    number = labelled_number(text, "score", out_of=10)
-    if number is not None:
-        return max(0.0, min(10.0, float(number.value))), [text.strip()]
-    return None
+    """Score and reasons from a checker's answer: its JSON, or failing that a ``score: N`` in prose (read as the
+    evaluation reads a final answer: "score: 7 or 8" and "score: not 7" are no score), within [0, 10]."""
+    found = reply_score(text, out_of=10)
+    score = found.value
+    # JSON true is an int to Python, and NaN or Infinity would rank a clip best: none of them is a score. Nor does
+    # prose around the JSON overrule its own score that is no number.
+    if not isinstance(score, int | float | Fraction) or isinstance(score, bool) or not math.isfinite(score):
+        return None
+    if not found.in_json:
+        return max(0.0, min(10.0, float(score))), [text.strip()]
+    reasons = found.data.get("reasons")
+    return max(0.0, min(10.0, float(score))), [str(r) for r in reasons] if isinstance(reasons, list) else []
 
 
 @dataclass(frozen=True)
