@@ -36,3 +36,16 @@ def test_a_file_is_what_its_bytes_say_whatever_its_name(tmp_path: Path) -> None:
     named_jpeg.write_bytes(png_bytes())
     assert sniff_file(named_jpeg) == "image/png"
     assert sniff_file(tmp_path / "missing.png") is None
+
+
+def test_understand_sends_a_video_as_the_type_its_bytes_say(tmp_path: Path) -> None:
+    """``--understand``'s video goes with the MIME type sniffed from its bytes (core.mime), not guessed from its
+    name: an MP4 saved as .mov is video/mp4; a container the sniffer does not name is sent as video/mp4."""
+    from fusion_magic.testing.media import make_clip
+    from fusion_magic.videos.options import VideoOptions
+    from fusion_magic.videos.plan import _source
+
+    clip = make_clip(tmp_path / "clip.mov", seconds=0.5)
+    assert isinstance(clip, Path)
+    source = _source(VideoOptions(understand=str(clip)))
+    assert source.path == clip and source.mime == "video/mp4"

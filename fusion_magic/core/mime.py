@@ -15,6 +15,8 @@ from pathlib import Path
 HEAD_BYTES = 64
 
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+# The first and last frames every video provider takes (Veo, Omni, fal): PNG or JPEG, by their bytes.
+FRAME_TYPES = frozenset({"image/png", "image/jpeg"})
 
 _PREFIXES: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -57,4 +59,4 @@ def sniff_file(path: Path) -> str | None:
         return None
 
 
-__all__ = ["HEAD_BYTES", "IMAGE_TYPES", "sniff", "sniff_file"]
+__all__ = ["FRAME_TYPES", "HEAD_BYTES", "IMAGE_TYPES", "sniff", "sniff_file"]

@@ -12,7 +12,6 @@ never accepts, a budget below the estimate, an ``--extend`` by a model that cann
 
 from __future__ import annotations
 
-import mimetypes
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 from ..calls.call import Target, prepare
 from ..calls.settings import ANSWER_MODES, Settings
 from ..core.errors import BudgetError, ConfigError
-from ..core.mime import sniff_file
+from ..core.mime import FRAME_TYPES, sniff_file
 from ..core.names import seat_labels, short_name
 from ..core.pricing import Price, price_for
 from ..providers.registry import PROTOCOLS, provider_class, provider_spec
@@ -37,8 +36,6 @@ DEFAULT_SECONDS = {"veo": 8, "interactions": 6, "fal": 5}
 DEFAULT_OMNI = "gemini:gemini-omni-1.2-flash"
 DEFAULT_UNDERSTAND = "gemini:gemini-2.5-flash"
 DEFAULT_FAL = "fal:fal-ai/kling-video/v2.5-turbo/pro/text-to-video"
-# The first and last frames every video provider takes (sniffed from the bytes: core.mime).
-_FRAME_TYPES = frozenset({"image/png", "image/jpeg"})
 
 
 @dataclass(frozen=True)
@@ -285,8 +282,8 @@ def _source(options: VideoOptions) -> VideoSource:
     problem = probe(path)
     if problem is not None:
         raise ConfigError(f"--understand: {where} is not a video we can read ({problem})")
-    mime = mimetypes.guess_type(path.name)[0] or "video/mp4"
-    if not mime.startswith("video/"):
+    mime = sniff_file(path) or ""  # the bytes' type, not the name's (core.mime)
+    if not mime.startswith("video/"):  # a container the sniffer does not name (probe read it): MP4's family
         mime = "video/mp4"
     return VideoSource(path=path, mime=mime, start_s=options.start, end_s=options.end, fps=options.fps)
 
@@ -297,7 +294,7 @@ def _image(image: Path | None, flag: str = "--image") -> Path | None:
     path = image.expanduser()
     if not path.is_file():
         raise ConfigError(f"{flag}: no such file: {image}")
-    if sniff_file(path) not in _FRAME_TYPES:
+    if sniff_file(path) not in FRAME_TYPES:
         which = "first" if flag == "--image" else "last"
         raise ConfigError(f"{flag}: {image} is not a PNG or JPEG image (the {which} frame must be one)")
     return path

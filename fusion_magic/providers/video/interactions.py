@@ -36,7 +36,7 @@ from ...core.errors import (
     RateLimitError,
     ServerError,
 )
-from ...core.mime import sniff_file
+from ...core.mime import FRAME_TYPES, sniff_file
 from .._http import WireContext, same_origin, send_json
 from ..base import ChatRequest, Finished, OverHTTP, ProviderEvent, TextDelta, Usage
 from ..chat._sse import json_int
@@ -53,7 +53,6 @@ API_VERSION = "v1"
 ASPECTS = ("16:9", "9:16")
 RESOLUTIONS = ("360p", "720p", "1080p", "4k")
 MAX_SECONDS = 15
-IMAGE_TYPES = frozenset({"image/png", "image/jpeg"})
 NEGATIVE_NOTE = "--negative: Omni has no negative prompt; ignored"
 # The Gemini API's limit on a whole request with inline media; larger videos go through the Files API,
 # which only generateContent models read.
@@ -458,7 +457,7 @@ def _interaction_id(interaction: Mapping[str, Any], ctx: WireContext) -> str:
 
 def _image_type(path: Path) -> str:
     mime = sniff_file(path)  # from the bytes: a JPEG named .png is a JPEG
-    if mime not in IMAGE_TYPES:
+    if mime not in FRAME_TYPES:
         raise ConfigError(f"--image {path}: Omni takes a PNG or JPEG first frame")
     return mime
 

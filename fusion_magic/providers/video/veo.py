@@ -38,7 +38,7 @@ from ...core.errors import (
     ServerError,
     error_for_status,
 )
-from ...core.mime import HEAD_BYTES, sniff, sniff_file
+from ...core.mime import FRAME_TYPES, HEAD_BYTES, sniff, sniff_file
 from .._http import Classifier, ErrorInfo, WireContext, same_origin, send_json
 from ..base import OverHTTP
 from ..chat.gemini import classifier
@@ -55,9 +55,7 @@ RESOLUTIONS = ("720p", "1080p", "4k")
 EIGHT_SECONDS_ONLY = frozenset({"1080p", "4k"})
 # Lite renders 720p and 1080p only.
 NOT_ON_LITE = frozenset({"4k"})
-# First- and last-frame images Veo accepts, by file suffix.
-# The first and last frames Veo takes (§2.1).
-IMAGE_TYPES = frozenset({"image/png", "image/jpeg"})
+# The first and last frames Veo takes (§2.1) are core.mime.FRAME_TYPES.
 # First+last frame and extension both need 8 s clips (§2.3's table). Third-party relays of Veo 3.1 (fal's
 # first-last-frame endpoint among them) offer 4, 6 and 8 s with two frames; the Gemini guide's table says 8,
 # and that is what we hold to here (unconfirmed which the Gemini API enforces).
@@ -95,7 +93,7 @@ def _resolution(request: VideoRequest) -> str | None:
 def _check_image(model: str, what: str, path: Path) -> None:
     if not path.is_file():
         raise ConfigError(f"{model}: no such image file: {path}")
-    if sniff_file(path) not in IMAGE_TYPES:
+    if sniff_file(path) not in FRAME_TYPES:
         raise ConfigError(f"{model}: the {what} image must be PNG or JPEG, not {path.name}")
 
 
@@ -139,7 +137,7 @@ def _inline_image(model: str, path: Path) -> dict[str, str]:
         raise ConfigError(f"{model}: cannot read {path}: {exc.strerror or exc}") from None
     # The type the bytes are, not the name's: a JPEG saved as .png is sent as image/jpeg.
     mime = sniff(data[:HEAD_BYTES])
-    if mime not in IMAGE_TYPES:
+    if mime not in FRAME_TYPES:
         raise ConfigError(f"{model}: {path.name} is not a PNG or JPEG image")
     return {"bytesBase64Encoded": base64.b64encode(data).decode("ascii"), "mimeType": mime}
 
