@@ -339,7 +339,6 @@ def plan_fuse(prompt: str, settings: Settings | None = None, options: FuseOption
     return plan_fusion(prompt, s, options or FuseOptions.defaults(s), require_keys=require_keys)
 
 
-
 def _fuse_log_options(plan: FusionPlan) -> dict[str, object]:
     seed = {} if plan.options.seed is None else {"seed": plan.options.seed}  # the history says how to repeat it
     return {"pool": plan.pool, "judge": plan.judge_id, "mode": plan.options.mode, **seed}

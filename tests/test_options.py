@@ -24,12 +24,13 @@ from fusion_magic.calls.requests import (
 )
 from fusion_magic.calls.settings import Settings
 from fusion_magic.core.errors import ConfigError
+from fusion_magic.core.option import option_names
 from fusion_magic.fusion.options import CONFIGURABLE, FuseKeywords, FuseOptions
 from fusion_magic.ipython.args import FUSE_PARSER, parse_fuse_line
 from fusion_magic.ipython.magics import FusionMagics
 from fusion_magic.testing import Emulator
 
-NAMES = FuseOptions.names()
+NAMES = option_names(FuseOptions)
 MAGIC_OWN = {"estimate", "budget", "background", "no_interpolate", "out"}  # flags that are no run option
 
 

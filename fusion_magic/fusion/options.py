@@ -22,7 +22,7 @@ from typing import Any, TypedDict
 
 from ..calls.settings import CACHE_MODES, MODES, Settings
 from ..core.errors import ConfigError
-from ..core.option import at_least, check_options, check_that, declared, one_of, option, option_names, whole_number
+from ..core.option import at_least, check_options, check_that, declared, one_of, option, whole_number
 
 # --orders: each ordering is one more judge call, paid in full; eight are plenty to see a position bias.
 MIN_ORDERS, MAX_ORDERS = 1, 8
@@ -137,11 +137,6 @@ class FuseOptions:
     def defaults(cls, settings: Settings) -> FuseOptions:
         """The options a run has when none is given: the session's (``%config FusionMagics`` or ``Settings``)."""
         return cls(**{name: getattr(settings, name) for name in CONFIGURABLE})
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        """Every option's name, in field order (what the flags' ``dest`` and ``fuse()``'s keywords use)."""
-        return option_names(cls)
 
     def with_(self, **given: object) -> FuseOptions:
         """A copy with the options given; ``None`` (and an empty pool, judge or mode) means not given."""
