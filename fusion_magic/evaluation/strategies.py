@@ -4,12 +4,12 @@
     single:<model>    that model alone
     self:<k>          k samples of the pool's first model, majority vote (self-consistency); ``self`` is self:5
     vote              the whole pool, majority vote (no judge call)
-
-A vote (``vote``, ``self:<k>``) with no majority defers to the evaluation's judge when it is a model, else it
-abstains (scored wrong, with the vote's reason).
     best-of           the whole pool, the judge picks one answer
     merge             the whole pool, the judge writes one answer from them
     debate            the whole pool revises over rounds, then the judge writes the answer
+
+A vote (``vote``, ``self:<k>``) with no majority defers to the evaluation's judge when it is a model, else it
+abstains (scored wrong, with the vote's reason).
 
 Everything but ``single`` is a fused run, planned once per strategy with ``fuse.engine.plan_fusion`` (so every
 model id and key is checked before any call) and run per question with ``run_fusion``: the same requests,

@@ -125,7 +125,7 @@ def clean(span: str) -> str:
     text = _SUPERSCRIPT_RUN.sub(lambda m: "^" + m.group(0).translate(_SUPERSCRIPTS), span)
     text = text.replace("−", "-").replace("–", "-").replace("×", " x ").replace("·", "*").replace("≈", "~")
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    text = text.replace("$", " ").replace("\\$", " ") if text.count("$") >= 2 else text
+    text = text.replace("$", " ") if text.count("$") >= 2 else text
     text = _MATH_DELIMS.sub("", text.strip())
     for pattern, repl in _LATEX:
         text = pattern.sub(repl, text)
@@ -695,6 +695,5 @@ def labelled_number(text: str, label: str, *, out_of: int | None = None) -> Numb
     return None if number is None or number.unit is not None or number.percent else number
 
 
-__all__ = ["SHORT_WORDS", "Number", "Score", "answer_key", "clean", "expression", "final_span", "labelled_number",
-           "normalise", "options_in", "parse_date", "parse_number", "read_choice", "reduce", "same_expression",
-           "same_number", "score", "unit_name"]
+__all__ = ["Number", "Score", "answer_key", "clean", "expression", "final_span", "labelled_number", "normalise",
+           "parse_number", "reduce", "score"]

@@ -13,16 +13,13 @@ nothing: ``Verdict.undecided``; the caller may defer to a judge model.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 
 from ..core.record import Response
-from ..judge.answers import answer_key
+from .answers import _WORD, answer_key
 from .verdict import Verdict
-
-_WORD = re.compile(r"[a-z0-9]+")
 
 
 def similarity(a: str, b: str) -> float:
