@@ -24,7 +24,7 @@ The words people read are ``present.wording``'s, not these.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Protocol, overload
+from typing import Any, overload
 
 
 class State(StrEnum):
@@ -96,18 +96,6 @@ def to_wire(state: State, failure: str | None = None) -> str:
     return state.value
 
 
-# Kept until fusion/view.py reads ``r.state.is_running`` itself (its last caller); then these two go.
-class Stated(Protocol):
-    """Anything that knows where it stands: a call record, a clip."""
-
-    state: State
-
-
-def is_running(r: Stated) -> bool:
-    """True while ``r`` is still being worked on by this run (queued, waiting, streaming, running ...)."""
-    return r.state.is_running
-
-
 class StatusWord:
     """A dataclass field that reads and writes an object's ``state`` as its wire word (``from_wire``).
 
@@ -144,9 +132,7 @@ class StatusWord:
 
 __all__ = [
     "State",
-    "Stated",
     "StatusWord",
     "from_wire",
-    "is_running",
     "to_wire",
 ]

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
-from ..core.state import is_running
 from ..present.sanitize import escape_text, render_markdown
 from ..present.wording import degraded_html
 from ..view.live import LiveView
@@ -213,7 +212,7 @@ class FusionView(LiveView):
             pane = self._pane_for(r)
             if pane is None or key in self._finished:
                 continue
-            if is_running(r):
+            if r.state.is_running:
                 pane.start(r)  # still running (a late member): keep it live
             else:
                 self._finished.add(key)
