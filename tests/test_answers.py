@@ -230,5 +230,6 @@ def test_the_vote_does_not_count_a_closing_sentence_as_the_value() -> None:
 def test_normalising_keeps_numbers_whole() -> None:
     from fusion_magic.judge.answers import normalise
     assert normalise("The answer: -5, not 3.5.") == "answer -5 not 3.5"
-    assert normalise("3-5 well-known") == "3 5 well known"  # a hyphen between words or numbers is no sign
+    assert normalise("3-5 well-known") == "3 - 5 well known"  # no sign: a hyphen between words, an operator
+    assert normalise("2^3") == "2 ^ 3" != normalise("2*3")  # between numbers (dropped, the two read alike)
     assert normalise("-5") != normalise("5")

@@ -239,3 +239,12 @@ def test_a_judge_without_json_is_read_like_an_answer(emulator_env: Emulator, rep
     assert (None if pd.isna(got) else bool(got)) is expected
     if expected is None:
         assert r.rows["why"].iloc[0] == "the scorer gave no 0/1 score" and r.summary["unscorable"].iloc[0] == 1
+
+
+@pytest.mark.parametrize("scorer", ["match", "exact"])
+def test_an_operator_between_numbers_is_part_of_the_answer(scorer: str) -> None:
+    """Normalising dropped the operator between two numbers, so "2*3" scored right against "2^3"."""
+    parsed = Scorer.parse(scorer)
+    assert score_closed(parsed, "Final answer: 2*3" if scorer == "match" else "2*3", ["2^3"]).correct is False
+    assert score_closed(parsed, "Final answer: 3:4" if scorer == "match" else "3:4", ["3/4"]).correct is not True
+    assert score_closed(parsed, "Final answer: 2^3" if scorer == "match" else "2 ^ 3", ["2^3"]).correct is True

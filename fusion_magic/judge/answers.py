@@ -471,16 +471,19 @@ _OPTION_LINE = re.compile(r"(?:^|\s)\(?([A-J])[).:]\s+(.+?)(?=\s+\(?[A-J][).:]\s
 _BOOLS = {"yes": "yes", "no": "no", "true": "yes", "false": "no", "correct": "yes", "incorrect": "no"}
 _WORD = re.compile(r"[a-z0-9]+")
 # A word, or a number kept whole with its sign and decimal point ("-5" is not "5", "3.5" not "3 5"); a minus
-# joined to a word or number before it ("3-5", "x-1") is a hyphen, not a sign.
-_TOKEN = re.compile(r"(?<![a-z0-9])-?\d+(?:\.\d+)*|[a-z0-9]+")
+# joined to a word or number before it ("3-5", "x-1") is a hyphen, not a sign. An operator between two numbers
+# is a token of its own, written tight or spaced on both sides ("42 -3" is two numbers): dropped like other
+# punctuation, "2*3" and "2^3" (or "3:4" and "3/4") would read alike.
+_TOKEN = re.compile(r"(?<![a-z0-9])-?\d+(?:\.\d+)*|[a-z0-9]+|(?<=[0-9])(?:[-+*/^×÷:=<>]|\s+[-+*/^×÷:=<>]\s+)(?=[0-9])")
 _LIST_SPLIT = re.compile(r"\s*(?:,|;|\band\b|&)\s*", re.IGNORECASE)
 
 
 def normalise(text: str) -> str:
     """SQuAD-style normal form: lower case, accents, punctuation and articles off, one space between words;
-    numbers keep their sign and decimal point ("-5" stays "-5", "3.5" stays "3.5")."""
+    numbers keep their sign and decimal point ("-5" stays "-5", "3.5" stays "3.5"), and an operator between
+    two numbers is kept ("2^3" is "2 ^ 3", not "2 3")."""
     folded = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).lower()
-    return " ".join(w for w in _TOKEN.findall(folded) if w not in ARTICLES)
+    return " ".join(w.strip() for w in _TOKEN.findall(folded) if w not in ARTICLES)
 
 
 def read_choice(value: str) -> str | None:
