@@ -10,6 +10,7 @@ from test_report import EVIL, JUDGE, degraded_result, hostile_result, member
 
 from fusion_magic.fusion.report import html_report, summary_line, text_report
 from fusion_magic.fusion.result import FusionResult, Verdict
+from fusion_magic.judge.vote import vote as judge_vote
 from fusion_magic.present.fold import COPY_HANDLER, capped_markdown, fold_point
 
 
@@ -101,10 +102,9 @@ def test_summary_line_says_what_decided() -> None:
     assert "cost unknown" in summary_line(merged)  # one price is unknown: never $0
     responses = [member("a", "local:gemma3-270m", "Rome", 1), member("b", "local:gemma3-270m", "Rome", 2),
                  member("c", "local:gemma3-270m", "Paris", 3)]  # fmt: skip
-    vote = Verdict(model="vote", mode="best-of", answer="Rome", choice="local:gemma3-270m", choice_label="a",
-                   agreement=(2, 3))  # fmt: skip
+    vote = judge_vote(responses, mode="best-of")  # the vote itself: 2 of 3 say Rome
     result = FusionResult(prompt="Capital?", mode="best-of", judge="vote", pool=["local:gemma3-270m"] * 3,
-                          responses=responses, verdict=vote, answer="Rome", wall_s=1.0)  # fmt: skip
+                          responses=responses, verdict=vote, answer=vote.answer, wall_s=1.0)  # fmt: skip
     assert "the vote chose a = local:gemma3-270m (2 of 3 agreed) · 3/3 answers · 1.00 s" in summary_line(result)
     undecided = Verdict(model="vote", mode="best-of", undecided=True)
     result.verdict, result.answer = undecided, ""

@@ -131,7 +131,7 @@ def summary_line(result: FusionResult, *, degraded: bool = True, ledger: pd.Data
         if v.mode in ("merge", "debate") and not v.fallback and not v.choice:
             decided = f"{who} merged the answers"
         else:
-            agreed = f" ({v.agreement[0]} of {v.agreement[1]} agreed)" if v.agreement else ""
+            agreed = f" ({v.votes[0]} of {v.votes[1]} agreed)" if v.votes else ""
             decided = f"{who} chose {choice_words(v)}{agreed}"
     parts = [result.mode, decided, f"{result.n_ok}/{len(result.pool)} answers"]
     if result.wall_s:

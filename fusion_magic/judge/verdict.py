@@ -34,6 +34,7 @@ class Verdict:
     ``undecided``: the vote found no value that most answers state, and picked no answer (``reasoning`` says
     so at length); a run with a tiebreak judge then asks it. ``no_majority`` is the reason in short, as data
     ("No majority: a tie ('42': 2, '41': 2)"; None when the vote picked one), for whoever says it again.
+    ``votes`` (stating the chosen value, voting): how many answers the vote's pick stands on, when a vote chose.
     """
 
     model: str
@@ -52,6 +53,7 @@ class Verdict:
     agreement: tuple[int, int] | None = None
     undecided: bool = False
     no_majority: str | None = None
+    votes: tuple[int, int] | None = None
 
     @property
     def position_consistency(self) -> float | None:

@@ -51,7 +51,7 @@ def vote(responses: Sequence[Response], *, mode: str = "vote") -> Verdict:
             kind = "majority" if n * 2 > len(ok) else "plurality, not a majority"
             return Verdict(
                 model="vote", mode=mode, choice=winner.model, choice_label=winner.label,
-                answer=winner.text, labels=labels,
+                answer=winner.text, labels=labels, votes=(n, len(ok)),
                 reasoning=f"Vote on the final answers ({tally}): {n} of {len(ok)} say {top!r} (a {kind}).",
             )
     unread = values.count(None)
