@@ -227,7 +227,7 @@ def test_merge_and_debate_have_the_analysis_and_the_best_answer(emulator_env: Em
         assert r.analysis.unique == [UniquePoint("openai:paris-bot", "Mentions the Seine.")]
         v = r.verdict
         assert v is not None and v.best_label is not None and v.labels[v.best_label].startswith("openai:paris-bot")
-        assert f"best:      {v.best_label} = openai:paris-bot (paris-bot)" in text_report(r)
+        assert f"ranked best: {v.best_label} = openai:paris-bot (paris-bot)" in text_report(r)
         assert f"<li><b>ranked best</b>: {v.best_label} = openai:paris-bot (paris-bot)</li>" in html_report(r)
 
 

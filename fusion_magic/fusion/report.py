@@ -36,10 +36,8 @@ from ..judge.report import (
     analysis_html,
     analysis_lists,
     choice_words,
-    fallback_words,
     no_answer_words,
-    orders_words,
-    ranked_best,
+    verdict_fields,
     verdict_html,
 )
 from ..present.fold import REPORT_STYLE, capped_markdown, copy_button, folded
@@ -173,15 +171,8 @@ def text_report(result: FusionResult) -> str:
     if v is None:
         out.append("no verdict")
     else:
-        out += _field("mode:", v.mode)
-        out += _field("judge:", v.model + fallback_words(v, result.judge))
-        out += _field("choice:", choice_words(v))
-        best = ranked_best(v)
-        if best:
-            out += _field("best:", best)
-        orders = orders_words(v)
-        if orders:
-            out += _field("orders:", orders)
+        for name, value in verdict_fields(v, result.judge):
+            out += _field(f"{name}:", value)
         for i, (label, model) in enumerate(v.labels.items()):
             out += _field("labels:" if i == 0 else "", f"{label} = {model}")
         for i, note in enumerate(v.notes):
@@ -249,7 +240,7 @@ def _heading(title: str) -> list[str]:
 
 def _field(name: str, value: str) -> list[str]:
     """``name`` in an 11-column gutter, ``value`` wrapped beside it."""
-    gutter = f"{name:<11}"
+    gutter = f"{name:<11}" if len(name) < 11 else f"{name} "  # "ranked best:" is longer than the gutter
     return textwrap.wrap(" ".join(plain(value).split()), WIDTH, initial_indent=gutter,
                          subsequent_indent=" " * len(gutter), break_on_hyphens=False) or [name]
 
@@ -320,15 +311,7 @@ def markdown_report(result: FusionResult) -> str:
     if v is None:
         md.append("No verdict.")
     else:
-        md.append(f"- **mode:** {escape_markdown(v.mode)}")
-        md.append(f"- **judge:** {escape_markdown(v.model + fallback_words(v, result.judge))}")
-        md.append(f"- **choice:** {escape_markdown(choice_words(v))}")
-        best = ranked_best(v)
-        if best:
-            md.append(f"- **ranked best:** {escape_markdown(best)}")
-        orders = orders_words(v)
-        if orders:
-            md.append(f"- **orders:** {escape_markdown(orders)}")
+        md += [f"- **{name}:** {escape_markdown(value)}" for name, value in verdict_fields(v, result.judge)]
         for label, model in v.labels.items():
             md.append(f"- **{escape_markdown(label)}** = {escape_markdown(model)}")
         md += [f"- {escape_markdown(n)}" for n in v.notes]
