@@ -11,7 +11,7 @@
 A vote (``vote``, ``self:<k>``) with no majority defers to the evaluation's judge when it is a model, else it
 abstains (scored wrong, with the vote's reason).
 
-Everything but ``single`` is a fused run, planned once per strategy with ``fuse.engine.plan_fusion`` (so every
+Everything but ``single`` is a fused run, planned once per strategy with ``fusion.engine.plan_fusion`` (so every
 model id and key is checked before any call) and run per question with ``run_fusion``: the same requests,
 judge and vote a ``%%fuse`` cell sends.
 
