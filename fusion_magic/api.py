@@ -34,9 +34,10 @@ import httpx
 from .calls.cache import CallCache
 from .calls.call import CallContext, Target, prepare, run_call
 from .calls.job import RunResult, RunStatus
-from .calls.requests import opening, output_cap
+from .calls.requests import Context, opening, output_cap
 from .calls.runlog import RunLog
 from .calls.settings import Settings
+from .core.attachment import load_attachments
 from .core.errors import ConfigError
 from .core.events import Listener
 from .core.option import check_keywords, check_values
@@ -45,7 +46,7 @@ from .core.runner import Job, get_runner, new_client
 from .evaluation import EvalPlan, EvalResult, RowCallback, plan_evaluation, run_evaluation
 from .evaluation import new_result as new_eval_result
 from .evaluation.options import EvalKeywords, EvalOptions
-from .fusion.engine import FusionPlan, drain, plan_fusion, run_fusion
+from .fusion.engine import FusionPlan, check_takes_attachments, drain, plan_fusion, run_fusion
 from .fusion.engine import new_result as new_result  # the result a fused run fills (tests hold it themselves)
 from .fusion.engine import rejudge as engine_rejudge
 from .fusion.options import FuseKeywords, FuseOptions
@@ -267,6 +268,7 @@ class CompleteKeywords(TypedDict, total=False):
     temperature: float | None
     timeout: float | None
     keys: Mapping[str, str] | None
+    attach: Sequence[object] | None
 
 
 @dataclass(frozen=True)
@@ -283,14 +285,19 @@ def plan_complete(model_id: str, prompt: str, **ask: Unpack[CompleteKeywords]) -
     check_keywords(ask, allowed=CompleteKeywords.__annotations__)
     settings = Settings(keys=dict(ask.get("keys") or {})).with_(timeout=ask.get("timeout"))
     target = prepare(model_id, settings)
-    request = ChatRequest(model=target.model, messages=opening(prompt, ask.get("system")),
+    attachments = load_attachments(ask.get("attach"))
+    check_takes_attachments([target], attachments)
+    request = ChatRequest(model=target.model, messages=opening(prompt, ask.get("system"),
+                                                               Context(attachments=attachments)),
                           max_tokens=output_cap(target, ask.get("max_tokens")), temperature=ask.get("temperature"))
     return CompletePlan(target, request, settings)
 
 
 def _complete_run(plan: CompletePlan) -> Run[Response]:
-    prompt = plan.request.messages[-1].content if plan.request.messages else ""
-    return Run("complete", prompt, plan.settings, {"model": plan.target.model_id},
+    last = plan.request.messages[-1]
+    attached = {"attachments": [{"name": a.name, "mime": a.mime, "size": a.size, "sha256": a.sha256}
+                                for a in last.attachments]} if last.attachments else {}
+    return Run("complete", last.content, plan.settings, {"model": plan.target.model_id, **attached},
                lambda ctx: run_call(plan.target, plan.request, ctx=ctx, role="single"),
                lambda r: (RunStatus.OK if r.ok else RunStatus.DEGRADED, r.text or None))
 
@@ -305,7 +312,7 @@ async def acomplete(
 ) -> Response:
     """Ask one model, on the running loop. Provider failures come back as ``Response.status``.
 
-    Keywords: ``system``, ``max_tokens``, ``temperature``, ``timeout``, ``keys`` (as ``complete``).
+    Keywords: ``system``, ``max_tokens``, ``temperature``, ``timeout``, ``keys``, ``attach`` (as ``complete``).
     """
     run = _complete_run(plan_complete(model_id, prompt, **ask))
     if client is None:
@@ -318,7 +325,8 @@ def complete(model_id: str, prompt: str, **ask: Unpack[CompleteKeywords]) -> Res
     """Ask one model and wait for the answer (works in scripts and notebooks alike).
 
     Keywords: ``system``, ``max_tokens``, ``temperature``, ``timeout`` (seconds), ``keys`` (a mapping of key
-    variable names to keys, ahead of the environment).
+    variable names to keys, ahead of the environment), ``attach`` (files to show the model: paths, bytes, a PIL
+    image, a matplotlib figure, a DataFrame).
     """
     return start(plan_complete(model_id, prompt, **ask)).result()
 
@@ -327,21 +335,41 @@ def complete(model_id: str, prompt: str, **ask: Unpack[CompleteKeywords]) -> Res
 
 
 def plan_fuse(prompt: str, settings: Settings | None = None, options: FuseOptions | None = None, *,
-              keys: Mapping[str, str] | None = None, require_keys: bool = True) -> FusionPlan:
+              keys: Mapping[str, str] | None = None, require_keys: bool = True,
+              parent: FusionResult | None = None) -> FusionPlan:
     """Validate and resolve a fused run without sending anything (``--estimate`` uses this).
 
     ``options`` default to the settings' own (``FuseOptions.defaults``); to change a few, start from those:
     ``FuseOptions.defaults(settings).with_(judge="vote")``. The plan's ``notice`` (which defaults were
     picked) is the caller's to show; ``fuse``/``afuse`` put it in the result's warnings, since nothing
-    else would.
+    else would. ``parent`` is the run this one continues (``--continue``); its options are the defaults then
+    (``follow_up_defaults``).
     """
     s = _settings(settings, keys)
-    return plan_fusion(prompt, s, options or FuseOptions.defaults(s), require_keys=require_keys)
+    base = follow_up_defaults(parent, s)
+    return plan_fusion(prompt, s, options or base, require_keys=require_keys, parent=parent)
+
+
+def follow_up_defaults(parent: FusionResult | None, settings: Settings) -> FuseOptions:
+    """The options a run starts from: a follow-up's are the earlier run's (its pool, judge, mode, system prompt
+    and the rest; not its attachments, which its thread carries), else the settings' (``FuseOptions.defaults``).
+    ``ConfigError`` for a ``parent`` that is not a fused result."""
+    if parent is None:
+        return FuseOptions.defaults(settings)
+    if not isinstance(parent, FusionResult):
+        raise ConfigError(f"--continue needs a FusionResult (a %%fuse result), not a {type(parent).__name__}")
+    earlier = parent.options or FuseOptions.defaults(settings).with_(pool=parent.pool, judge=parent.judge,
+                                                                    mode=parent.mode)
+    return replace(earlier, attach=())
 
 
 def _fuse_log_options(plan: FusionPlan) -> dict[str, object]:
     seed = {} if plan.options.seed is None else {"seed": plan.options.seed}  # the history says how to repeat it
-    return {"pool": plan.pool, "judge": plan.judge_id, "mode": plan.options.mode, **seed}
+    # Attachments by name, size and hash, never their bytes; a follow-up names the run it continues.
+    attached = {"attachments": [{"name": a.name, "mime": a.mime, "size": a.size, "sha256": a.sha256}
+                                for a in plan.options.attach]} if plan.options.attach else {}
+    thread = {} if plan.parent is None else {"parent_run": plan.parent.run_id, "thread": plan.options.thread}
+    return {"pool": plan.pool, "judge": plan.judge_id, "mode": plan.options.mode, **seed, **attached, **thread}
 
 
 def _fuse_run(plan: FusionPlan, result: FusionResult | None = None) -> Run[FusionResult]:
@@ -349,10 +377,10 @@ def _fuse_run(plan: FusionPlan, result: FusionResult | None = None) -> Run[Fusio
                lambda ctx: run_fusion(plan, ctx, result=result), _summarised, result)
 
 
-def _fuse_options(s: Settings, given: FuseKeywords) -> FuseOptions:
-    """A run's options: the keywords given, the settings' defaults for the rest."""
+def _fuse_options(s: Settings, given: FuseKeywords, parent: FusionResult | None = None) -> FuseOptions:
+    """A run's options: the keywords given, the defaults for the rest (the settings', or the run it continues)."""
     check_keywords(given, FuseOptions)
-    return FuseOptions.defaults(s).with_(**given)
+    return follow_up_defaults(parent, s).with_(**given)
 
 
 async def afuse(
@@ -361,6 +389,7 @@ async def afuse(
     settings: Settings | None = None,
     keys: Mapping[str, str] | None = None,
     listeners: Sequence[Listener] = (),
+    parent: FusionResult | None = None,
     **options: Unpack[FuseKeywords],
 ) -> FusionResult:
     """Fuse on the running loop: ``result = await fusion_magic.afuse("...", pool=[...])``.
@@ -368,7 +397,7 @@ async def afuse(
     The keywords are ``fuse``'s, except ``background``.
     """
     s = _settings(settings, keys)
-    plan = _noticed(plan_fusion(prompt, s, _fuse_options(s, options)))
+    plan = _noticed(plan_fusion(prompt, s, _fuse_options(s, options, parent), parent=parent))
     client = new_client()
     try:
         result, ctx = await _execute(_fuse_run(plan), client, listeners)
@@ -392,15 +421,15 @@ async def afuse(
 @overload
 def fuse(prompt: str, *, settings: Settings | None = None, keys: Mapping[str, str] | None = None,
          listeners: Sequence[Listener] = (), background: Literal[False] = False,
-         **options: Unpack[FuseKeywords]) -> FusionResult: ...
+         parent: FusionResult | None = None, **options: Unpack[FuseKeywords]) -> FusionResult: ...
 @overload
 def fuse(prompt: str, *, settings: Settings | None = None, keys: Mapping[str, str] | None = None,
          listeners: Sequence[Listener] = (), background: Literal[True],
-         **options: Unpack[FuseKeywords]) -> FusionJob: ...
+         parent: FusionResult | None = None, **options: Unpack[FuseKeywords]) -> FusionJob: ...
 @overload
 def fuse(prompt: str, *, settings: Settings | None = None, keys: Mapping[str, str] | None = None,
          listeners: Sequence[Listener] = (), background: bool = False,
-         **options: Unpack[FuseKeywords]) -> FusionResult | FusionJob: ...
+         parent: FusionResult | None = None, **options: Unpack[FuseKeywords]) -> FusionResult | FusionJob: ...
 def fuse(
     prompt: str,
     *,
@@ -408,6 +437,7 @@ def fuse(
     keys: Mapping[str, str] | None = None,
     listeners: Sequence[Listener] = (),
     background: bool = False,
+    parent: FusionResult | None = None,
     **options: Unpack[FuseKeywords],
 ) -> FusionResult | FusionJob:
     """Fuse and wait: works in scripts, terminal IPython and notebooks. Ctrl-C cancels every call.
@@ -416,10 +446,18 @@ def fuse(
     ``pool`` to ``system``, ``cache``, ``orders`` and ``seed`` is the ``%%fuse`` flag of the same name
     (``self_n`` is ``--self``); left out, it comes from ``settings`` (the same defaults as
     ``%config FusionMagics``). ``seed=N`` makes the run repeatable: the same seed sends the same requests.
+    ``attach=[...]`` shows every model files (paths, bytes, a PIL image, a matplotlib figure, a DataFrame).
+    ``parent=r`` continues the conversation of the earlier result ``r`` (as ``r.ask(prompt)`` and ``%%fuse
+    --continue r``): its pool, judge and mode are the defaults; ``thread="own"`` gives each member its own
+    earlier answers.
     """
     s = _settings(settings, keys)
-    job = start(_noticed(plan_fusion(prompt, s, _fuse_options(s, options))), listeners)
+    job = start(_noticed(plan_fusion(prompt, s, _fuse_options(s, options, parent), parent=parent)), listeners)
     return job if background else job.result()
+
+
+# r.ask(...) runs a follow-up through the api, a layer above the result's own.
+FusionResult.asker = fuse
 
 
 # ---- %fuse rejudge ----------------------------------------------------------------------------------------

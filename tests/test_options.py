@@ -31,7 +31,7 @@ from fusion_magic.ipython.magics import FusionMagics
 from fusion_magic.testing import Emulator
 
 NAMES = option_names(FuseOptions)
-MAGIC_OWN = {"estimate", "budget", "background", "no_interpolate", "out"}  # flags that are no run option
+MAGIC_OWN = {"estimate", "budget", "background", "no_interpolate", "out", "follow_up"}  # flags that are no run option
 
 
 def test_every_option_has_exactly_one_flag() -> None:

@@ -40,6 +40,7 @@ FORMAT_VERSION = 1
 _ENTRY_FIELDS: dict[str, type | tuple[type, ...]] = {
     "input_tokens": int,
     "output_tokens": int,
+    "cached_input_tokens": int,
     "video_seconds": (int, float),
     "clips": int,
     "cost_usd": (int, float),
@@ -61,7 +62,10 @@ def request_key(model_id: str, request: DataclassInstance) -> str:
         canonical = {
             "v": FORMAT_VERSION,
             "model": model_id,
-            "messages": [[m.role, m.content] for m in request.messages],
+            # An attachment is keyed by its hash (and a text file by its fenced text): a changed chart is a
+            # different question. A turn without one keeps the form recordings have always had.
+            "messages": [[m.role, m.text, *([[a.name, a.sha256] for a in m.binary] if m.binary else [])]
+                         for m in request.messages],
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "seed": request.seed,

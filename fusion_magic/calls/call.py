@@ -213,7 +213,7 @@ def _count_missing_usage(r: Response, request: ChatRequest, tally: _Tally) -> No
         # Local servers send one token per chunk; a cloud API that batches would have reported usage.
         r.output_tokens = tally.chunks or approx_tokens(r.text)
     if r.input_tokens is None:
-        r.input_tokens = approx_tokens("\n".join(m.content for m in request.messages))
+        r.input_tokens = approx_tokens("\n".join(m.text for m in request.messages))
 
 
 def _fail(r: Response, exc: ProviderError) -> None:
@@ -266,6 +266,8 @@ def _apply(r: Response, event: TextDelta | Usage | Finished, ctx: CallContext, s
             r.input_tokens = event.input_tokens
         if event.output_tokens is not None:
             r.output_tokens = event.output_tokens
+        if event.cached_input_tokens is not None:
+            r.cached_input_tokens = event.cached_input_tokens
         if event.cost_usd is not None:
             r.cost_usd, r.cost_source = event.cost_usd, "provider"
     elif isinstance(event, Finished):
@@ -277,6 +279,7 @@ def _replay(r: Response, recorded: Response, ctx: CallContext, started: float) -
     r.attempts = 0
     _apply(r, TextDelta(recorded.text), ctx, started)
     r.input_tokens, r.output_tokens = recorded.input_tokens, recorded.output_tokens
+    r.cached_input_tokens = recorded.cached_input_tokens
     r.finish_reason = recorded.finish_reason
     recorded_cost = "unknown" if recorded.cost_usd is None else f"${recorded.cost_usd:.6f}"
     r.cost_usd, r.cost_source = 0.0, f"cache (recorded cost {recorded_cost})"

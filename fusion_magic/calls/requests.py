@@ -8,12 +8,31 @@ A pool member's request (first round and debate revisions alike), the judge's re
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..core.attachment import Attachment
 from ..providers.base import Message
 
 if TYPE_CHECKING:
     from .call import Target
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a call sees besides its own prompt: the earlier turns of a thread (``--continue``: user turns with
+    their attachments, assistant turns with the answers) and the attachments of the turn being asked.
+
+        opening("now shorter", None, Context(history=(Message("user", "why?"), Message("assistant", "..."))))
+    """
+
+    history: tuple[Message, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    # The prompt's turn ends a prefix later calls repeat (a debate's rounds): mark it for caching.
+    reused: bool = False
+
+
+NO_CONTEXT = Context()
 
 # Every call is capped, even when the user set no cap: OpenRouter's in-flight budget holds max_tokens per
 # concurrent call, and the small local model rambles until it hits one. A judge needs room for its
@@ -35,11 +54,22 @@ def output_cap(target: Target | None, asked: int | None = None, *, judge: bool =
     return LOCAL_MAX_TOKENS if local else HTTP_MAX_TOKENS
 
 
-def opening(prompt: str, system: str | None) -> tuple[Message, ...]:
-    """The first turns of every conversation: the system prompt, when there is one, then the prompt."""
-    user = Message("user", prompt)
-    return (Message("system", system), user) if system else (user,)
+def opening(prompt: str, system: str | None, context: Context = NO_CONTEXT) -> tuple[Message, ...]:
+    """The first turns of every conversation: the system prompt, when there is one, the thread so far, then the
+    prompt with this turn's attachments. In a thread the prompt's turn ends the prefix worth caching: the next
+    turn repeats all of it (``Message.cache_point``), as does a debate's next round (``Context.reused``)."""
+    user = Message("user", prompt, context.attachments, cache_point=context.reused or bool(context.history))
+    head = (Message("system", system),) if system else ()
+    return (*head, *context.history, user)
 
 
-__all__ = ["HTTP_JUDGE_MAX_TOKENS", "HTTP_MAX_TOKENS", "LOCAL_JUDGE_MAX_TOKENS", "LOCAL_MAX_TOKENS", "opening",
-           "output_cap"]
+__all__ = [
+    "HTTP_JUDGE_MAX_TOKENS",
+    "HTTP_MAX_TOKENS",
+    "LOCAL_JUDGE_MAX_TOKENS",
+    "LOCAL_MAX_TOKENS",
+    "NO_CONTEXT",
+    "Context",
+    "opening",
+    "output_cap",
+]

@@ -82,7 +82,7 @@ CALL_COLUMNS = (
     "run_id", "call_id", "model", "role", "label", "round", "ordering", "status", "error", "note", "text",
     "input_tokens", "output_tokens", "tokens_source", "video_seconds", "clips", "cost_usd", "cost_source",
     "ttft_s", "latency_s", "attempts", "request_id", "served_model", "late", "http_status", "finish_reason",
-    "started_at", "finished_at",
+    "started_at", "finished_at", "cached_input_tokens",
 )
 
 _SCHEMA = (
@@ -133,7 +133,7 @@ _SCHEMA = (
 )
 # Columns added to ``calls`` after schema 1 was first written, with their SQL types: a log that lacks one
 # gets it when this version first writes to it.
-_ADDED_COLUMNS = {"ordering": "INTEGER", "note": "TEXT"}
+_ADDED_COLUMNS = {"ordering": "INTEGER", "note": "TEXT", "cached_input_tokens": "INTEGER"}
 
 # A finished call replaces every field of its row but keeps the time it started (CallStarted wrote it).
 _UPSERT_CALL = (
@@ -490,7 +490,7 @@ def _call_row(run_id: str, r: CallRecord, call_id: int, *, clean: Callable[[str]
         "cost_usd": r.cost_usd, "cost_source": r.cost_source, "ttft_s": r.ttft_s, "latency_s": r.latency_s,
         "attempts": r.attempts, "request_id": r.request_id, "served_model": r.served_model, "late": int(r.late),
         "http_status": r.http_status, "finish_reason": r.finish_reason, "started_at": started_at,
-        "finished_at": finished_at,
+        "finished_at": finished_at, "cached_input_tokens": r.cached_input_tokens,
     }
     return tuple(values[c] for c in CALL_COLUMNS)
 
@@ -509,9 +509,11 @@ def _parse_options(text: str | None) -> object:
         return text
 
 
-def write_records(records: Iterable[CallRecord], dest: str | os.PathLike[str]) -> int:
+def write_records(records: Iterable[CallRecord], dest: str | os.PathLike[str], *,
+                  turns: Sequence[int] | None = None) -> int:
     """Write call records (a result's ``calls``) to ``dest``: JSON Lines for ``.jsonl``, CSV for ``.csv``
-    (ValueError for another suffix). Keys are redacted as in the log. Returns the rows written.
+    (ValueError for another suffix). Keys are redacted as in the log. Returns the rows written. ``turns``, one per
+    record, adds a ``turn`` column first (a thread's export: which run of the conversation each call was).
 
         write_records(result.calls, "run.jsonl")
     """
@@ -521,14 +523,15 @@ def write_records(records: Iterable[CallRecord], dest: str | os.PathLike[str]) -
         raise ValueError(f"export writes .jsonl or .csv, not {dest.name!r}")
     secrets = environ_secrets()
     rows = []
-    for r in records:
-        row = {name: getattr(r, name, None) for name in _RECORD_FIELDS}
+    for i, r in enumerate(records):
+        row: dict[str, object] = {"turn": turns[i]} if turns is not None else {}
+        row.update({name: getattr(r, name, None) for name in _RECORD_FIELDS})
         for name in ("text", "error", "note"):
             value = row[name]
             if isinstance(value, str):
                 row[name] = redact_secrets(value, secrets)
         rows.append(row)
-    return _write_rows(rows, dest, _RECORD_FIELDS)
+    return _write_rows(rows, dest, (("turn",) if turns is not None else ()) + _RECORD_FIELDS)
 
 
 class ExportsCalls:
@@ -597,7 +600,7 @@ def default_path(environ: Mapping[str, str] | None = None, platform: str | None 
 _RECORD_FIELDS = ("call_id", "model", "role", "label", "round", "ordering", "status", "error", "note", "text",
                   "input_tokens", "output_tokens", "tokens_source", "video_seconds", "clips", "cost_usd",
                   "cost_source", "ttft_s", "latency_s", "attempts", "request_id", "served_model", "late",
-                  "http_status", "finish_reason")
+                  "http_status", "finish_reason", "cached_input_tokens")
 
 
 __all__ = [

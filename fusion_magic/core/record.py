@@ -65,6 +65,9 @@ class CallRecord:
     # ``round``: the two never share a field.
     ordering: int = 0
     note: str | None = None
+    # Of ``input_tokens``, how many the provider read from its prompt cache (billed at its cached rate); None
+    # when it reported none.
+    cached_input_tokens: int | None = None
     # What ``status`` reads and writes (see the class docstring); set one or the other.
     state: State = field(default=State.QUEUED, init=False, repr=False)
     failure: str | None = field(default=None, init=False, repr=False)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import random
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ..calls.call import CallContext
+from ..calls.requests import NO_CONTEXT, Context
 from ..core.record import Response
 from ..judge.vote import agree
 from ..providers.base import Message
@@ -53,13 +54,15 @@ async def run_debate(
     ctx: CallContext,
     rng: random.Random,
     deadline_at: float | None = None,
+    context: Callable[[str], Context] = lambda label: NO_CONTEXT,
 ) -> list[list[Response]]:
     """Up to ``options.rounds`` revision rounds after ``first``. Returns every round's latest answer per
     member, round 0 first.
 
     A member that failed in round 0 sits the debate out; one that fails or is late in a later round keeps
     its last good answer. ``deadline_at`` (loop time) bounds the whole debate: no round starts after it,
-    and a running round returns with what arrived by then.
+    and a running round returns with what arrived by then. ``context`` gives each seat's thread and
+    attachments (``FusionPlan.context``): a revision repeats the opening its first answer had.
     """
     loop = asyncio.get_running_loop()
     history: list[list[Response]] = [first]
@@ -73,7 +76,8 @@ async def run_debate(
         active = [m for m in members if m.label in current]
         requests = [
             member_request(m, question, options, *revision_turns(
-                current[m.label], [r for label, r in current.items() if label != m.label], rng))
+                current[m.label], [r for label, r in current.items() if label != m.label], rng),
+                context=context(m.label))
             for m in active
         ]
         outcome = await run_round(active, requests, ctx=ctx, round=n, timeout=options.timeout, deadline=remaining)

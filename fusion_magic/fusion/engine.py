@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..calls.call import CallContext, Target, prepare
+from ..calls.requests import Context
 from ..calls.settings import Settings
 from ..core.errors import ConfigError
 from ..core.events import CallFinished, CallStarted, EngineEvent, emit
@@ -30,6 +31,8 @@ from ..core.record import Response
 from ..core.state import State
 from ..judge.judging import decide, shuffle_rng
 from ..judge.verdict import Judgement
+from ..providers.base import check_attachments
+from ..providers.registry import attachment_limits
 from .debate import final_answers, run_debate
 from .defaults import resolved_pool
 from .events import JudgeStarted, RunFinished, RunStarted, RunStopped, VerdictReady
@@ -37,6 +40,7 @@ from .options import FuseOptions
 from .pool import Member, run_round
 from .requests import member_request
 from .result import FusionResult
+from .thread import check_continuable, lineage, thread_history
 
 SAMPLING_TEMPERATURE = 0.8  # when one model fills several seats, it needs randomness to differ
 
@@ -61,10 +65,19 @@ class FusionPlan:
     notice: str | None = None
     # The judge model an undecided vote defers to (an evaluation's judge for its vote and self:K strategies).
     tiebreak: Target | None = None
+    # The run this one continues (``--continue``): its thread is repeated before the prompt in every call.
+    parent: FusionResult | None = None
 
     @property
     def pool(self) -> list[str]:
         return [m.target.model_id for m in self.members]
+
+    def context(self, label: str | None = None) -> Context:
+        """What a call of this run sees besides the prompt: the thread so far (seat ``label``'s own earlier
+        answers under ``--thread own``; the fused ones for the judge, ``label`` None) and the attachments."""
+        thread = self.options.thread if label is not None else "fused"
+        return Context(history=thread_history(self.parent, thread, label), attachments=self.options.attach,
+                       reused=self.options.mode == "debate")
 
 
 def assign_seats(targets: Sequence[Target], temperature: float | None, seed: int | None = None) -> list[Member]:
@@ -87,15 +100,28 @@ def assign_seats(targets: Sequence[Target], temperature: float | None, seed: int
     return members
 
 
+def check_takes_attachments(targets: Sequence[Target], attachments: Sequence[Any]) -> None:
+    """Refuse, before any request, a model that cannot take the attachments (a text-only model given an image,
+    a type or a size its provider refuses): one ``ConfigError`` line naming the model, the file and the fix."""
+    attached = tuple(attachments)
+    for target in {t.model_id: t for t in targets}.values():
+        why = "the bundled local model reads text only" if target.is_local else ""
+        check_attachments(attachment_limits(target.spec), attached, target.model_id, why_text_only=why)
+
+
 def plan_fusion(prompt: str, settings: Settings, options: FuseOptions, *,
-                require_keys: bool = True) -> FusionPlan:
+                require_keys: bool = True, parent: FusionResult | None = None) -> FusionPlan:
     """Resolve a run: the pool and judge (configured ones, else the defaults for the keys that are set),
     each model id and its key. Raises ``ConfigError`` with one readable line on any problem.
 
-    ``require_keys=False`` plans without keys, for ``--estimate``; such a plan must not be run.
+    ``parent`` is the run this one continues (``--continue``): every call repeats its thread first, so each
+    model must take every attachment of the thread. ``require_keys=False`` plans without keys, for
+    ``--estimate``; such a plan must not be run.
     """
     if not prompt or not prompt.strip():
         raise ConfigError("the prompt is empty: write it in the cell body below the %%fuse line")
+    if parent is not None:
+        check_continuable(parent, options.thread)
     settings = options.run_settings(settings)
     # The options already hold the session's pool and judge under any given ones; empty still means
     # "pick for the keys that are set", and an explicit judge keeps the note from claiming the vote.
@@ -112,6 +138,9 @@ def plan_fusion(prompt: str, settings: Settings, options: FuseOptions, *,
         )
     members = assign_seats(targets, options.temperature, options.seed)
     options.check_seats(len(members))
+    thread_attachments = [a for run in lineage(parent) for a in run.attachments]
+    check_takes_attachments([*targets, *([judge_target] if judge_target else [])],
+                            [*thread_attachments, *options.attach])
     return FusionPlan(
         prompt=prompt.strip(),
         options=options,
@@ -121,6 +150,7 @@ def plan_fusion(prompt: str, settings: Settings, options: FuseOptions, *,
         settings=settings,
         warnings=tuple(warnings),
         notice=note,
+        parent=parent,
     )
 
 
@@ -136,7 +166,8 @@ def new_result(plan: FusionPlan) -> FusionResult:
     """The empty result a run of ``plan`` fills; hold on to it and pass it to ``run_fusion`` to keep what
     an interrupted run had (the run raises, so it cannot return it)."""
     return FusionResult(prompt=plan.prompt, mode=plan.options.mode, judge=plan.judge_id, pool=plan.pool,
-                        warnings=list(plan.warnings))
+                        warnings=list(plan.warnings), attachments=plan.options.attach, parent=plan.parent,
+                        thread=plan.options.thread if plan.parent is not None else None, options=plan.options)
 
 
 async def run_fusion(plan: FusionPlan, ctx: CallContext, *, rng: random.Random | None = None,
@@ -173,10 +204,12 @@ async def _run_stages(plan: FusionPlan, ctx: CallContext, rng: random.Random, re
     loop = asyncio.get_running_loop()
     deadline_at = None if options.deadline is None else loop.time() + options.deadline
     emit(ctx.listeners, RunStarted(plan.prompt, options.mode, plan.judge_id,
-                                   tuple(m.label for m in plan.members), tuple(plan.pool)))
+                                   tuple(m.label for m in plan.members), tuple(plan.pool), options.attach,
+                                   tuple((run.prompt, run.answer) for run in lineage(plan.parent))))
     try:
         outcome = await run_round(
-            plan.members, [member_request(m, plan.prompt, options) for m in plan.members], ctx=ctx,
+            plan.members, [member_request(m, plan.prompt, options, context=plan.context(m.label))
+                           for m in plan.members], ctx=ctx,
             quorum=options.quorum, deadline=options.deadline, timeout=options.timeout,
         )
         result.responses.extend(outcome.responses)
@@ -187,14 +220,15 @@ async def _run_stages(plan: FusionPlan, ctx: CallContext, rng: random.Random, re
             # Only members that answered on time debate; a straggler's answer never reaches the judge.
             on_time = [m for m, r in zip(plan.members, outcome.responses, strict=True) if not r.late]
             history = await run_debate(on_time, first, question=plan.prompt, options=options, ctx=ctx, rng=rng,
-                                       deadline_at=deadline_at)
+                                       deadline_at=deadline_at, context=plan.context)
             for later in history[1:]:
                 result.responses.extend(later)
             final = final_answers(on_time, history)
             first_round = {r.label or "": r for r in first if r.ok}
         await _judge(result, plan.judge_id, options.mode, ctx, decide(
             plan.judge, options.mode, plan.prompt, final, members=result.members, first_round=first_round, ctx=ctx,
-            rng=rng, timeout=options.timeout, orders=options.orders, seed=options.seed, tiebreak=plan.tiebreak))
+            rng=rng, timeout=options.timeout, orders=options.orders, seed=options.seed, tiebreak=plan.tiebreak,
+            context=plan.context()))
     except BaseException as exc:
         # An interrupt (CancelledError) or a setup error: late members must not outlive the run. The
         # partial result is kept even if a second cancel (%unload_ext) interrupts the drain.
@@ -253,6 +287,9 @@ async def rejudge(
     mode = mode or previous.mode  # checked by api.plan_rejudge, or the earlier run's own
     judge_id = judge or previous.judge
     target = None if judge_id == "vote" else prepare(judge_id, settings)
+    thread_attachments = (*(a for run in lineage(previous.parent) for a in run.attachments), *previous.attachments)
+    if target is not None:
+        check_takes_attachments([target], thread_attachments)
     rounds = max((r.round for r in previous.responses), default=0)
     if mode == "debate" and rounds == 0:
         raise ConfigError("rejudge as debate needs a run that debated (the pool is not called again)")
@@ -261,13 +298,16 @@ async def rejudge(
     ctx.counter = itertools.count(max((r.call_id for r in previous.calls), default=0) + 1)
     result = FusionResult(prompt=previous.prompt, mode=mode, judge=judge_id, pool=list(previous.pool),
                           responses=[replace(r) for r in previous.responses],
-                          warnings=[f"Rejudged with {judge_id} ({mode}); the pool was not called again."])
+                          warnings=[f"Rejudged with {judge_id} ({mode}); the pool was not called again."],
+                          attachments=previous.attachments, parent=previous.parent, thread=previous.thread,
+                          options=previous.options)
     for r in result.responses:
         r.late = False  # a late answer is now on time: the new judge sees it
     answers = [r for r in result.members if r.ok]  # each member's latest good answer
     labels = tuple(dict.fromkeys(r.label for r in result.responses if r.label))
     models = tuple(next(r.model for r in result.responses if r.label == label) for label in labels)
-    emit(ctx.listeners, RunStarted(result.prompt, mode, judge_id, labels, models))
+    emit(ctx.listeners, RunStarted(result.prompt, mode, judge_id, labels, models, previous.attachments,
+                                   tuple((run.prompt, run.answer) for run in lineage(previous.parent))))
     for r in result.responses:
         emit(ctx.listeners, CallFinished(r, reused=True))
     started = time.monotonic()
@@ -276,7 +316,8 @@ async def rejudge(
     await _judge(result, judge_id, mode, ctx, decide(
         target, mode, previous.prompt, answers, members=result.members,
         first_round=first_round if mode == "debate" else None, ctx=ctx, rng=rng, timeout=settings.timeout,
-        orders=orders))
+        orders=orders, context=Context(history=thread_history(previous.parent, "fused"),
+                                       attachments=previous.attachments)))
     result.wall_s = time.monotonic() - started
     emit(ctx.listeners, RunFinished(result))
     return result

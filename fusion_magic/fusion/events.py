@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..core.attachment import Attachment
 from ..core.events import EngineEvent
 
 if TYPE_CHECKING:
@@ -18,13 +19,16 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RunStarted(EngineEvent):
-    """A fused run is about to start its pool. ``labels`` are the tab names, in pool order."""
+    """A fused run is about to start its pool. ``labels`` are the tab names, in pool order. ``attachments`` are
+    this turn's; ``thread`` is the conversation a follow-up continues: (prompt, fused answer) per earlier turn."""
 
     prompt: str
     mode: str
     judge: str
     labels: tuple[str, ...]
     models: tuple[str, ...]
+    attachments: tuple[Attachment, ...] = ()
+    thread: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
 from ..calls.settings import CACHE_MODES, MODES, Settings
+from ..core.attachment import Attachment, load_attachments
 from ..core.errors import ConfigError
 from ..core.option import at_least, check_options, check_that, declared, one_of, option, whole_number
 
@@ -31,6 +32,9 @@ MIN_ORDERS, MAX_ORDERS = 1, 8
 # that are set) decides, as an empty -p or -j always has.
 _EMPTY_IS_UNSET = frozenset({"pool", "judge", "mode"})
 
+
+# A follow-up's members see the fused answers as the assistant turns (``fused``), or each its own (``own``).
+THREADS = ("fused", "own")
 
 # Providers take a 32-bit seed (Gemini's is an int32); seats add up to a few, repeats 1000 each: room is left.
 MAX_SEED = 2_000_000_000
@@ -63,6 +67,8 @@ class FuseKeywords(TypedDict, total=False):
     seed: int | None
     system: str | None
     cache: str | None
+    attach: Sequence[object] | None
+    thread: str | None
 
 
 def _positive_seconds(flag: str) -> Any:
@@ -128,9 +134,18 @@ class FuseOptions:
         "off", "--cache", choices=CACHE_MODES, const="on",
         help="record calls beside the notebook; replay runs offline from them",
         check=one_of("cache", CACHE_MODES), config="Record/replay calls: off, on, replay.")
+    # Read when the options are built (a missing file, a type we cannot send: one line, before any call); in
+    # Python also bytes, a PIL image, a matplotlib figure or a DataFrame (core.attachment.load_attachment).
+    attach: tuple[Attachment, ...] = option(
+        (), "--attach", metavar="PATHS", items="file path",
+        help="files every model sees, comma-separated: images, PDFs, code, CSV, text")
+    thread: str = option(
+        "fused", "--thread", choices=THREADS, check=one_of("thread", THREADS),
+        help="with --continue: members see the fused answers, or each its own")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pool", tuple(self.pool))  # a list from Python or a trait, frozen like the rest
+        object.__setattr__(self, "attach", load_attachments(self.attach))
         check_options(self)
 
     @classmethod
@@ -164,4 +179,5 @@ class FuseOptions:
 CONFIGURABLE = tuple(d.name for d in declared(FuseOptions) if d.configurable)
 
 
-__all__ = ["CONFIGURABLE", "MAX_ORDERS", "MAX_SEED", "MIN_ORDERS", "FuseKeywords", "FuseOptions", "check_seed"]
+__all__ = ["CONFIGURABLE", "MAX_ORDERS", "MAX_SEED", "MIN_ORDERS", "THREADS", "FuseKeywords", "FuseOptions",
+           "check_seed"]

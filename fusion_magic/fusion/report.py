@@ -349,6 +349,25 @@ def markdown_report(result: FusionResult) -> str:
     return "\n".join(md).rstrip() + "\n"
 
 
+def thread_markdown(runs: list[FusionResult]) -> str:
+    """A conversation as Markdown: each earlier turn's prompt (with its attachments named) and fused answer,
+    then the last run's whole report. Model text is made inert as in ``markdown_report``."""
+    md: list[str] = []
+    for n, run in enumerate(runs[:-1], 1):
+        md += [f"## Turn {n}", "", "**You**", "", escape_markdown(run.prompt.strip())]
+        if run.attachments:
+            md += ["", "*Attached: " + escape_markdown(", ".join(a.describe() for a in run.attachments)) + "*"]
+        md += ["", "**Fused answer**", "", neutralize_markdown(run.answer.strip()) or "*(no answer)*", ""]
+    if len(runs) > 1:
+        last = runs[-1]
+        md += [f"## Turn {len(runs)}", "", "**You**", "", escape_markdown(last.prompt.strip())]
+        if last.attachments:
+            md += ["", "*Attached: " + escape_markdown(", ".join(a.describe() for a in last.attachments)) + "*"]
+        md.append("")
+    md.append(markdown_report(runs[-1]))
+    return "\n".join(md)
+
+
 def _analysis_markdown(analysis: JudgeAnalysis) -> list[str]:
     """The analysis as Markdown: the contradictions as a table, the rest as short lists; every string is
     escaped to read as plain text (a ``|`` in a stance cannot break the table)."""

@@ -8,21 +8,29 @@ no network code, no IPython.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 # The result renders itself through these; they know result types only as type hints, so this is no circle.
 from ..calls.job import RunResult
+from ..calls.runlog import write_records
+from ..core.attachment import Attachment
+from ..core.errors import ConfigError
 from ..core.ledger import ledger_frame
 from ..core.record import Response
 from ..judge.verdict import Verdict
 from ..present.shown_once import ShownOnce
-from .report import html_report, markdown_report, text_report
+from .report import html_report, markdown_report, text_report, thread_markdown
+from .thread import lineage
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from ..judge.analysis import JudgeAnalysis
+    from .options import FuseOptions
 
 
 @dataclass
@@ -45,6 +53,34 @@ class FusionResult(ShownOnce, RunResult):
     judge_responses: list[Response] = field(default_factory=list)
     run_id: str | None = field(default=None, compare=False)  # this run in the run log (%fuse history)
     _shown_live: bool = field(default=False, repr=False)
+    # What this turn showed the models besides the prompt (``--attach``): names and hashes in the run log.
+    attachments: tuple[Attachment, ...] = ()
+    # The run this one continues (``--continue``, ``ask``), and how its members saw the thread: "fused" or "own".
+    parent: FusionResult | None = field(default=None, repr=False, compare=False)
+    thread: str | None = None
+    # The options the run had: a follow-up's defaults (pool, judge, mode and the rest are the earlier run's).
+    options: FuseOptions | None = field(default=None, repr=False, compare=False)
+
+    # Set by the api (a layer above this one): runs a follow-up, as ``fusion_magic.fuse(prompt, parent=self)``.
+    asker: ClassVar[Callable[..., Any] | None] = None
+
+    @property
+    def turns(self) -> list[FusionResult]:
+        """The thread this run ends: the first run, each follow-up, and this run last (``[self]`` alone when
+        it continues nothing)."""
+        return lineage(self)
+
+    def ask(self, prompt: str, **options: Any) -> Any:
+        """Ask a follow-up of the whole pool: every member gets this conversation so far (each earlier prompt
+        with its attachments, the fused answer as the assistant's turn), then ``prompt``. The pool, judge, mode
+        and the rest default to this run's; ``options`` are ``fuse``'s keywords (``attach=``, ``thread="own"``,
+        ``judge=``, ``background=True`` ...).
+
+            r2 = r.ask("Why? Answer in two sentences."); r3 = r2.ask("Now check step 3", thread="own")
+        """
+        if FusionResult.asker is None:
+            raise ConfigError("import fusion_magic first: it runs follow-ups")
+        return FusionResult.asker(prompt, parent=self, **options)
 
     @property
     def members(self) -> list[Response]:
@@ -102,8 +138,32 @@ class FusionResult(ShownOnce, RunResult):
         return sum(1 for r in self.members if r.ok)
 
     def to_markdown(self) -> str:
-        """The whole run as Markdown: answer, verdict, each member, the ledger."""
+        """The whole run as Markdown: answer, verdict, each member, the ledger (after the thread's earlier
+        turns, when it continues one)."""
         return markdown_report(self)
+
+    def export(self, dest: str | os.PathLike[str]) -> int:
+        """Write the whole thread: ``.md`` as a transcript (each turn's prompt, attachments and fused answer, then
+        this run's report); ``.jsonl``/``.csv`` one row per call of every turn, with its ``turn`` (1 = the first
+        run). Keys are redacted. Returns the rows written (for ``.md``, the turns).
+
+            r3.export("conversation.md"); r3.export("calls.jsonl")
+        """
+        path = Path(dest).expanduser()
+        try:
+            if path.suffix.lower() == ".md":
+                runs = self.turns
+                partial = path.with_name(path.name + ".part")
+                partial.write_text(thread_markdown(runs), encoding="utf-8")
+                partial.replace(path)
+                return len(runs)
+            records = [(n, call) for n, run in enumerate(self.turns, 1) for call in run.calls]
+            return write_records([c for _, c in records], path, turns=[n for n, _ in records])
+        except ValueError as exc:
+            raise ConfigError(str(exc).replace("export writes .jsonl or .csv", "export writes .md, .jsonl or .csv")
+                              ) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot write {dest}: {exc.strerror or exc}") from None
 
     def to_text(self) -> str:
         """The whole run as plain text, as shown in a terminal."""

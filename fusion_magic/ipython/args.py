@@ -54,6 +54,8 @@ class FuseArgs:
     no_interpolate: bool = option(False, "--no-interpolate", help="send {braces} in the cell literally")
     out: str | None = option(None, "-o", "--out", metavar="NAME",
                              help="store the result (a FusionResult) in the variable NAME")
+    follow_up: str | None = option(None, "--continue", metavar="NAME",
+                                   help="a follow-up to result NAME: the pool sees that conversation first")
     notes: tuple[str, ...] = ()  # one line per old flag on the line (declared.renamed_notes)
 
     def options(self, defaults: FuseOptions) -> FuseOptions:
@@ -84,7 +86,7 @@ class EvalArgs:
 EVAL_PARSER = parser("%fuse eval", "Evaluate strategies on questions.", EvalArgs, EvalOptions)
 
 # The usage and the line commands' entries are written here; every option's line is generated from its
-# declaration (tests/test_help.py holds the text to 44 lines of at most 100 columns).
+# declaration (tests/test_help.py holds the text to 48 lines of at most 100 columns).
 FUSE_HELP = "\n".join([
     "Usage: %%fuse [options]          the cell below is the prompt; {name} inserts a notebook variable",
     "       %fuse list | rejudge [-m MODE] [-j ID] [-o NAME] [NAME] | history | eval DATA | help",
@@ -106,8 +108,8 @@ FUSE_HELP = "\n".join([
     "  %%fuse -p openai:gpt-4o,anthropic:claude-sonnet-4-5 -j vote -o r",
     "  Why is the sky blue?",
     "",
-    "  %%fuse -p local:gemma3-270m --self 5 -j vote",
-    "  What is the capital of Italy?",
+    "  %%fuse --attach chart.png,notes.py -o r    and then    %%fuse --continue r -o r2",
+    "  What does this chart show?                            Why? Answer in two sentences.",
     "",
     "  %fuse rejudge -m merge -j openrouter:openai/gpt-4o",
     "",

@@ -24,7 +24,16 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from traitlets import Dict, Enum, Int, Unicode
 from traitlets.config import Configurable
 
-from ..api import FusionJob, export_history, history, plan_eval, plan_fuse, plan_rejudge, start
+from ..api import (
+    FusionJob,
+    export_history,
+    follow_up_defaults,
+    history,
+    plan_eval,
+    plan_fuse,
+    plan_rejudge,
+    start,
+)
 from ..calls.settings import Settings, check_endpoints, parse_prices
 from ..core.errors import FusionError
 from ..core.events import OffloadedListener
@@ -139,11 +148,12 @@ class FusionMagics(Magics, Configurable):
         args = _args.parse_fuse_line(line)
         print_notes(args.notes)
         settings = self.settings()
-        options = args.options(FuseOptions.defaults(settings))
+        parent = self._continued(args.follow_up)
+        options = args.options(follow_up_defaults(parent, settings))
         body = _args.strip_markers(cell)
         prompt = body if args.no_interpolate else _args.interpolate(body, self.shell.user_ns)
         # --estimate makes no call, so it needs no key: see the cost before getting one.
-        plan = plan_fuse(prompt, settings, options, require_keys=not args.estimate)
+        plan = plan_fuse(prompt, settings, options, require_keys=not args.estimate, parent=parent)
         if args.estimate:
             return estimate(plan)
         self._show_notice(plan.notice)
@@ -168,6 +178,20 @@ class FusionMagics(Magics, Configurable):
                                                       finished=finished), partial)
 
         return self._finish(wait_in_cell(job, listeners, stopped), self.last_view is not None, args.out)
+
+    def _continued(self, name: str | None) -> FusionResult | None:
+        """The result ``--continue NAME`` names (None without the flag): a ``FusionResult`` in the namespace, or
+        one ``UsageError`` line naming it, before any call."""
+        if name is None:
+            return None
+        value = self.shell.user_ns.get(name)
+        if isinstance(value, FusionJob):
+            raise UsageError(f"--continue {name}: that run is still going on in the background; "
+                             f"continue {name}.result() once it is done")
+        if not isinstance(value, FusionResult):
+            what = "is not defined" if name not in self.shell.user_ns else f"is a {type(value).__name__}"
+            raise UsageError(f"--continue {name}: {name} {what}; name a %%fuse result (-o {name} stores one)")
+        return value
 
     def _show_notice(self, notice: str | None) -> None:
         """A notice (which defaults were picked) is the same for every cell: printed once per kernel."""

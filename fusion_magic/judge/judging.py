@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..calls.call import CallContext, Target, prepare, run_call
-from ..calls.requests import opening, output_cap
+from ..calls.requests import NO_CONTEXT, Context, opening, output_cap
 from ..calls.settings import ANSWER_MODES, MODES, Settings, check_choice
 from ..core.errors import ConfigError, FusionError
 from ..core.record import Response
@@ -147,9 +147,10 @@ def render_candidates(candidates: Sequence[Candidate], *, debate: bool = False) 
 
 
 def judge_request(target: Target, mode: str, question: str, candidates: Sequence[Candidate],
-                  seed: int | None = None) -> ChatRequest:
-    """The judge's request: its system prompt, then the question, the anonymous answers and the mode's task;
-    ``seed`` is the run's ``--seed`` (None: the provider's own randomness).
+                  seed: int | None = None, context: Context = NO_CONTEXT) -> ChatRequest:
+    """The judge's request: its system prompt, the conversation so far and the attachments (``context``: a
+    follow-up's answers are replies to that thread, about those files), then the question, the anonymous answers
+    and the mode's task; ``seed`` is the run's ``--seed`` (None: the provider's own randomness).
 
     The local judge's schema has its analysis bounded (``bounded_for_local``): its grammar must close
     within the token cap. Strong judges get no length keywords, which some vendors refuse.
@@ -164,7 +165,7 @@ def judge_request(target: Target, mode: str, question: str, candidates: Sequence
     schema = module.schema(labels)
     return ChatRequest(
         model=target.model,
-        messages=opening(user, JUDGE_SYSTEM),
+        messages=opening(user, JUDGE_SYSTEM, context),
         max_tokens=output_cap(target, judge=True),
         temperature=0.0,
         json_schema=bounded_for_local(schema) if target.is_local else schema,
@@ -183,13 +184,14 @@ async def judge_call(
     timeout: float | None = None,
     order: int = 0,
     seed: int | None = None,
+    context: Context = NO_CONTEXT,
 ) -> tuple[Verdict, Response]:
     """Ask the judge; return its verdict (with its analysis, or a note that it gave none) and the call's
     Response, whose ``ordering`` is ``order`` (the ordering's number with ``--orders``; 0 for a single call).
     Raises JudgeFailed on any failure."""
     if not candidates:
         raise JudgeFailed("there was no answer to judge")
-    request = judge_request(target, mode, question, candidates, seed)
+    request = judge_request(target, mode, question, candidates, seed, context)
     response = await run_call(target, request, ctx=ctx, role="judge", ordering=order, timeout=timeout)
     if not response.ok:
         raise JudgeFailed(f"the judge's call failed ({failure_detail(response)})", response)
@@ -242,6 +244,7 @@ async def judge_in_orders(
     ctx: CallContext,
     timeout: float | None = None,
     seed: int | None = None,
+    context: Context = NO_CONTEXT,
 ) -> tuple[Verdict, list[Response]]:
     """Judge ``candidates`` in up to ``orders`` different orderings (``orderings``), concurrently, and
     aggregate: best-of takes the answer most orderings picked (a tie goes to the earliest ordering's pick);
@@ -256,12 +259,12 @@ async def judge_in_orders(
     ordered = orderings(candidates, orders) if candidates else []
     if len(ordered) <= 1:
         verdict, response = await judge_call(target, mode, question, candidates, ctx=ctx, timeout=timeout,
-                                             seed=seed)
+                                             seed=seed, context=context)
         if orders > 1:
             verdict.notes.insert(0, _capped(orders, len(candidates), 1))
         return verdict, [response]
     tasks = [asyncio.ensure_future(_judge_one(target, mode, question, cands, k, ctx=ctx, timeout=timeout,
-                                              seed=seed))
+                                              seed=seed, context=context))
              for k, cands in enumerate(ordered, start=1)]
     try:
         outcomes = list(await asyncio.gather(*tasks))
@@ -278,10 +281,11 @@ async def judge_in_orders(
 
 
 async def _judge_one(target: Target, mode: str, question: str, candidates: list[Candidate], order: int, *,
-                     ctx: CallContext, timeout: float | None, seed: int | None = None) -> _Outcome:
+                     ctx: CallContext, timeout: float | None, seed: int | None = None,
+                     context: Context = NO_CONTEXT) -> _Outcome:
     try:
         verdict, response = await judge_call(target, mode, question, candidates, ctx=ctx, timeout=timeout,
-                                             order=order, seed=seed)
+                                             order=order, seed=seed, context=context)
     except JudgeFailed as exc:
         return _Outcome(order, candidates, None, exc.response, exc)
     return _Outcome(order, candidates, verdict, response, None)
@@ -346,6 +350,7 @@ async def decide(
     orders: int = 1,
     seed: int | None = None,
     tiebreak: Target | None = None,
+    context: Context = NO_CONTEXT,
 ) -> Judgement:
     """Decide on ``answers``: the vote when ``judge`` is None, else the judge model on ``orders`` orderings
     (falling back to the vote when it fails). An undecided vote defers to ``tiebreak`` when one is given.
@@ -366,7 +371,7 @@ async def decide(
         candidates = anonymise(answers, rng, first_round)
         try:
             verdict, responses = await judge_in_orders(judge, mode, question, candidates, orders=orders, ctx=ctx,
-                                                       timeout=timeout, seed=seed)
+                                                       timeout=timeout, seed=seed, context=context)
             calls.extend(responses)
         except JudgeFailed as exc:
             calls.extend(exc.responses)

@@ -16,6 +16,9 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
+from ..core.attachment import Attachment, human_size, with_text_files
+from ..core.errors import ConfigError
+
 if TYPE_CHECKING:
     import httpx
 
@@ -24,10 +27,26 @@ Role = Literal["system", "user", "assistant"]
 
 @dataclass(frozen=True)
 class Message:
-    """One chat turn."""
+    """One chat turn: its text and, on a user turn, what was attached to it.
+
+    ``cache_point`` marks the end of a prefix worth caching (a follow-up's earlier turns): protocols that cache
+    only where asked (Anthropic's ``cache_control``) mark this turn's last block; the others cache on their own.
+    """
 
     role: Role
     content: str
+    attachments: tuple[Attachment, ...] = ()
+    cache_point: bool = False
+
+    @property
+    def text(self) -> str:
+        """The turn's text as sent: the content, then each text attachment fenced and named."""
+        return with_text_files(self.content, self.attachments)
+
+    @property
+    def binary(self) -> tuple[Attachment, ...]:
+        """The images and PDFs: each a part of its own on the wire."""
+        return tuple(a for a in self.attachments if a.binary)
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,11 @@ class ChatRequest:
     def turns(self) -> tuple[Message, ...]:
         """The non-system messages, in order."""
         return tuple(m for m in self.messages if m.role != "system")
+
+    @property
+    def attachments(self) -> tuple[Attachment, ...]:
+        """Every attachment of every turn, in order."""
+        return tuple(a for m in self.messages for a in m.attachments)
 
 
 # ---- events a provider yields -------------------------------------------------------------------
@@ -150,6 +174,59 @@ class Provider(Protocol):
         ...
 
 
+# ---- what a protocol accepts besides text ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttachmentLimits:
+    """What one wire protocol takes besides text, declared on its provider class (``attachment_limits``).
+
+    ``types``: the image and PDF MIME types it accepts (empty: text only; text files are prompt text, which
+    every model takes). ``request_bytes``: the most a request's base64 attachments may add up to, with
+    ``advice`` saying what to do past it. ``max_images``: images per request.
+    """
+
+    types: frozenset[str] = frozenset()
+    request_bytes: int | None = None
+    max_images: int | None = None
+    advice: str = "attach fewer or smaller files"
+    source: str = ""
+
+
+TEXT_ONLY = AttachmentLimits()
+
+
+def encoded_size(size: int) -> int:
+    """How many bytes ``size`` bytes take in base64."""
+    return 4 * ((size + 2) // 3)
+
+
+def check_attachments(limits: AttachmentLimits, attachments: tuple[Attachment, ...], model_id: str,
+                      *, why_text_only: str = "") -> None:
+    """Refuse, before any request, attachments ``model_id`` cannot take: ``ConfigError`` with one line naming
+    the file, the limit and what to do."""
+    binary = [a for a in attachments if a.binary]
+    if not binary:
+        return
+    if not limits.types:
+        reason = why_text_only or "its provider sends text only"
+        raise ConfigError(f"{model_id} cannot take {binary[0].name} ({binary[0].mime}): {reason}; drop it from "
+                          "the pool for this prompt, or attach only text files")
+    for a in binary:
+        if a.mime not in limits.types:
+            accepted = ", ".join(sorted(t.split("/")[1].upper() for t in limits.types))
+            raise ConfigError(f"{model_id} cannot take {a.name}: {a.mime} is not among the types it accepts "
+                              f"({accepted}); convert it (e.g. to PNG) or drop that model for this prompt")
+    images = sum(a.kind == "image" for a in binary)
+    if limits.max_images is not None and images > limits.max_images:
+        raise ConfigError(f"{model_id} takes at most {limits.max_images} images per request ({images} attached)")
+    total = sum(encoded_size(a.size) for a in binary)
+    if limits.request_bytes is not None and total > limits.request_bytes:
+        raise ConfigError(f"{model_id}: the attachments are {human_size(total)} in base64, over the "
+                          f"{human_size(limits.request_bytes)} a request may carry ({limits.source}); "
+                          f"{limits.advice}")
+
+
 # ---- keeping keys out of messages -----------------------------------------------------------------
 
 # The one marker a key is replaced by, wherever a message might echo it.
@@ -170,6 +247,8 @@ def redact(text: str, secret: str | None) -> str:
 
 __all__ = [
     "REDACTED",
+    "TEXT_ONLY",
+    "AttachmentLimits",
     "ChatRequest",
     "Endpoint",
     "Finished",
@@ -179,5 +258,7 @@ __all__ = [
     "ProviderEvent",
     "TextDelta",
     "Usage",
+    "check_attachments",
+    "encoded_size",
     "redact",
 ]

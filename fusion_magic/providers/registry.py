@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigError, MissingKeyError, UnknownModelError
 from ..core.pricing import FREE_PROVIDERS
-from .base import Endpoint, Provider
+from .base import TEXT_ONLY, AttachmentLimits, Endpoint, Provider
 from .plugins import GROUP, ProtocolTable
 
 if TYPE_CHECKING:
@@ -261,6 +261,15 @@ def check_model(spec: ProviderSpec, model: str, *, will_run: bool) -> None:
     check = getattr(provider_class(spec), "check_model", None)
     if check is not None:
         check(model, will_run=will_run)
+
+
+def attachment_limits(spec: ProviderSpec) -> AttachmentLimits:
+    """What ``spec``'s protocol takes besides text: its class's ``attachment_limits`` (one ``AttachmentLimits``,
+    or a mapping from flavor to one, ``"generic"`` for the rest); text only where it declares none."""
+    declared = getattr(provider_class(spec), "attachment_limits", TEXT_ONLY)
+    if isinstance(declared, Mapping):
+        declared = declared.get(spec.flavor, declared.get("generic", TEXT_ONLY))
+    return declared if isinstance(declared, AttachmentLimits) else TEXT_ONLY
 
 
 def make_provider(spec: ProviderSpec, endpoint: Endpoint, client: httpx.AsyncClient | None) -> Provider:

@@ -12,9 +12,11 @@ from typing import Any, ClassVar
 
 from httpx_sse import ServerSentEvent
 
+from ...core.attachment import PDF
 from ...core.errors import BlockedError, ProviderError, RateLimitError, ServerError, error_for_status
+from ...core.mime import IMAGE_TYPES
 from .._http import Classifier, ErrorInfo, WireContext, error_info
-from ..base import ChatRequest, ProviderEvent, TextDelta, Usage
+from ..base import AttachmentLimits, ChatRequest, Message, ProviderEvent, TextDelta, Usage
 from ._sse import SSEProvider, StreamParser, json_int, load_event
 
 API_VERSION = "2023-06-01"
@@ -151,6 +153,10 @@ class AnthropicProvider(SSEProvider):
     """
 
     protocol: ClassVar[str] = "anthropic"
+    # shared/reference/attachments.md §4.3: 32 MB a request on the standard endpoints, 100 images.
+    attachment_limits: ClassVar[AttachmentLimits] = AttachmentLimits(
+        IMAGE_TYPES | {PDF}, 32 << 20, max_images=100, source="Anthropic's request limit",
+        advice="attach fewer or smaller files (a PDF's pages you need)")
     parser_class = EventParser
     key_header = "x-api-key"
     fixed_headers: ClassVar[Mapping[str, str]] = {"anthropic-version": API_VERSION}
@@ -162,7 +168,7 @@ class AnthropicProvider(SSEProvider):
         body: dict[str, Any] = {
             "model": request.model,
             "max_tokens": request.max_tokens if request.max_tokens is not None else DEFAULT_MAX_TOKENS,
-            "messages": [{"role": m.role, "content": m.content} for m in request.turns],
+            "messages": [message(m) for m in request.turns],
             "stream": True,
         }
         if request.system is not None:
@@ -179,6 +185,22 @@ class AnthropicProvider(SSEProvider):
     def feed(self, parser: EventParser, sse: ServerSentEvent) -> Iterator[ProviderEvent]:
         # Messages streams name their events; the parser falls back on the name when data has no type.
         return parser.feed(sse.event, sse.data)
+
+
+def message(m: Message) -> dict[str, Any]:
+    """One turn on the wire: plain text, or blocks (images and PDFs first, then the text, as the guides advise;
+    bare base64 with the MIME type sniffed from the bytes, which Anthropic checks). A ``cache_point`` turn marks
+    its last block ``cache_control``: Anthropic caches a prefix only where asked."""
+    if not m.binary and not m.cache_point:
+        return {"role": m.role, "content": m.text}
+    blocks: list[dict[str, Any]] = []
+    for a in m.binary:
+        source = {"type": "base64", "media_type": a.mime, "data": a.base64()}
+        blocks.append({"type": "document" if a.kind == "pdf" else "image", "source": source})
+    blocks.append({"type": "text", "text": m.text})
+    if m.cache_point:
+        blocks[-1]["cache_control"] = {"type": "ephemeral"}
+    return {"role": m.role, "content": blocks}
 
 
 __all__ = ["AnthropicProvider", "EventParser"]

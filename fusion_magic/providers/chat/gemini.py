@@ -11,9 +11,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+from ...core.attachment import PDF
 from ...core.errors import AuthError, BlockedError, ProviderError, error_for_status
 from .._http import Classifier, ErrorInfo, WireContext, error_info, parse_duration
-from ..base import ChatRequest, ProviderEvent, TextDelta, Usage
+from ..base import AttachmentLimits, ChatRequest, Message, ProviderEvent, TextDelta, Usage
 from ._sse import SSEProvider, StreamParser, json_int, load_event
 
 # Only these end an answer cleanly; SAFETY, RECITATION, PROHIBITED_CONTENT, BLOCKLIST, SPII, OTHER, ...
@@ -129,6 +130,10 @@ class GeminiProvider(SSEProvider):
     params: ClassVar[Mapping[str, str]] = {"alt": "sse"}
     # A header, never ?key=: URLs end up in logs, proxies and exception messages.
     key_header = "x-goog-api-key"
+    # shared/reference/attachments.md §5: no GIF; inline data keeps the whole request under 20 MB.
+    attachment_limits: ClassVar[AttachmentLimits] = AttachmentLimits(
+        frozenset({"image/png", "image/jpeg", "image/webp", PDF}), 20 << 20,
+        advice="attach smaller files (a PDF's pages you need, a smaller image)", source="Gemini's inline limit")
 
     def url(self, request: ChatRequest) -> str:
         name = quote(request.model.removeprefix("models/"), safe="")
@@ -136,10 +141,7 @@ class GeminiProvider(SSEProvider):
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "contents": [
-                {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
-                for m in request.turns
-            ],
+            "contents": [content(m) for m in request.turns],
         }
         if request.system is not None:
             body["systemInstruction"] = {"parts": [{"text": request.system}]}
@@ -159,6 +161,14 @@ class GeminiProvider(SSEProvider):
         if config:
             body["generationConfig"] = config
         return body
+
+
+def content(m: Message) -> dict[str, Any]:
+    """One turn on the wire: role ``user`` or ``model``; images and PDFs as ``inline_data`` (bare base64 and
+    its MIME type) before the text, as the docs advise."""
+    parts: list[dict[str, Any]] = [{"inline_data": {"mime_type": a.mime, "data": a.base64()}} for a in m.binary]
+    parts.append({"text": m.text})
+    return {"role": "model" if m.role == "assistant" else "user", "parts": parts}
 
 
 def _usage(usage: Mapping[str, Any]) -> Usage:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
+from ...core.attachment import PDF
 from ...core.errors import (
     BlockedError,
     PaymentError,
@@ -19,8 +20,9 @@ from ...core.errors import (
     ServerError,
     error_for_status,
 )
+from ...core.mime import IMAGE_TYPES
 from .._http import Classifier, ErrorInfo, WireContext, error_info
-from ..base import ChatRequest, ProviderEvent, TextDelta, Usage
+from ..base import AttachmentLimits, ChatRequest, Message, ProviderEvent, TextDelta, Usage
 from ._sse import SSEProvider, StreamParser, json_int, load_event
 
 # In-stream errors may name their class only by a string (OpenAI ``type``, OpenRouter
@@ -151,6 +153,16 @@ class OpenAICompatProvider(SSEProvider):
 
     protocol: ClassVar[str] = "openai"
     parser_class = ChunkParser
+    # shared/reference/attachments.md §§2-3. OpenAI's own figure (50 MB a request) is unconfirmed; OpenRouter
+    # publishes none, so the same. Local servers (llama.cpp, Ollama, vLLM) read images on a vision model, and
+    # have no file parts: a PDF is refused there.
+    attachment_limits: ClassVar[Mapping[str, AttachmentLimits]] = {
+        "openai": AttachmentLimits(IMAGE_TYPES | {PDF}, 50 << 20, advice="attach fewer or smaller files",
+                                   source="OpenAI's request limit"),
+        "openrouter": AttachmentLimits(IMAGE_TYPES | {PDF}, 50 << 20, advice="attach fewer or smaller files",
+                                       source="the limit we hold OpenRouter requests to"),
+        "generic": AttachmentLimits(IMAGE_TYPES, 50 << 20, source="the limit we hold local servers to"),
+    }
     key_header = "Authorization"
     key_prefix = "Bearer "
 
@@ -161,7 +173,7 @@ class OpenAICompatProvider(SSEProvider):
         flavor = self.endpoint.flavor
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [message(m) for m in request.messages],
             "stream": True,
         }
         if request.max_tokens is not None:
@@ -184,6 +196,20 @@ class OpenAICompatProvider(SSEProvider):
                 # Otherwise OpenRouter may route to a backend that silently ignores the schema.
                 body["provider"] = {"require_parameters": True}
         return body
+
+
+def message(m: Message) -> dict[str, Any]:
+    """One turn on the wire: plain text, or (a user turn with images or PDFs) content parts, the text first as
+    OpenRouter's docs advise. A PDF is a ``file`` part with its basename (OpenAI requires one) and a data URL."""
+    if not m.binary:
+        return {"role": m.role, "content": m.text}
+    parts: list[dict[str, Any]] = [{"type": "text", "text": m.text}]
+    for a in m.binary:
+        if a.kind == "pdf":
+            parts.append({"type": "file", "file": {"filename": a.name, "file_data": a.data_url()}})
+        else:
+            parts.append({"type": "image_url", "image_url": {"url": a.data_url()}})
+    return {"role": m.role, "content": parts}
 
 
 def _usage(usage: Mapping[str, Any]) -> Usage:

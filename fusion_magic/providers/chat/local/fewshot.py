@@ -80,12 +80,12 @@ def _render_turns(turns: tuple[Message, ...], system: str | None) -> str:
     pending: list[str] = []  # user turns since the last answer (consecutive ones are joined)
     for message in turns:
         if message.role == "user":
-            pending.append(message.content.strip())
+            pending.append(message.text.strip())
             continue
         if pending:
             out.append("Question: " + "\n".join(pending) + "\n")
             pending = []
-        out.append(f"Answer: {message.content.strip()}\n\n")
+        out.append(f"Answer: {message.text.strip()}\n\n")
     if pending:
         out.append("Question: " + "\n".join(pending) + "\nAnswer:")
     elif out:  # the conversation ends with an assistant turn: continue it (prefill)
