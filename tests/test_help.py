@@ -65,7 +65,7 @@ def test_three_examples() -> None:
     examples = FUSE_HELP.split("Examples:\n", 1)[1]
     assert [line.strip() for line in examples.splitlines() if line.startswith("  %")] == [
         "%%fuse -p openai:gpt-4o,anthropic:claude-sonnet-4-5 -j vote -o r",
-        "%%fuse -p local:gemma3-270m --self 5 -j vote",
+        "%%fuse --attach chart.png,notes.py -o r    and then    %%fuse --continue r -o r2",
         "%fuse rejudge -m merge -j openrouter:openai/gpt-4o",
     ]
 
