@@ -62,6 +62,14 @@ class Turn:
     nl: str = "\n"
     include_usage: bool = False  # OpenAI-style stream_options.include_usage
     usage_choices_empty: bool = False  # OpenRouter's older usage-chunk shape
+    # Parts of input_tokens: read from the provider's prompt cache, and written to it (ModelScript).
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        """The prompt tokens neither read from nor written to the cache (Anthropic's ``input_tokens``)."""
+        return max(self.input_tokens - self.cached_input_tokens - self.cache_write_tokens, 0)
 
 
 @dataclass
@@ -255,6 +263,8 @@ class ChatFamily(Family):
             nl="\r\n" if script.crlf else "\n",
             include_usage=include_usage,
             usage_choices_empty=script.usage_choices_empty,
+            cached_input_tokens=script.cached_input_tokens or 0,
+            cache_write_tokens=script.cache_write_tokens or 0,
         )
         return Plan(turn, script, fault, chunks, finish, self.wants_stream(req, body), self.reply_headers(req, turn))
 

@@ -59,6 +59,16 @@ class ModelScript:
     ``reply``. Usage defaults: input tokens = prompt characters // 4 + 1, output tokens = number of
     streamed chunks. ``cost_usd`` is what OpenRouter reports in ``usage.cost`` (other families
     report no cost, as the real APIs do).
+
+    ``cached_input_tokens`` (prompt tokens read from the provider's cache) and ``cache_write_tokens`` (prompt
+    tokens written to it) are parts of the whole prompt, ``input_tokens``; each family reports them in its own
+    usage shape: OpenAI/OpenRouter ``prompt_tokens_details.cached_tokens`` (OpenRouter also
+    ``cache_write_tokens``), Anthropic ``cache_read_input_tokens``/``cache_creation_input_tokens`` with its
+    ``input_tokens`` excluding both, Gemini ``cachedContentTokenCount`` (inside ``promptTokenCount``; Gemini
+    bills no cache writes per request, so it reports none).
+
+        emu.script("claude-x", ModelScript(input_tokens=1200, cached_input_tokens=1000))
+        # usage: input_tokens 200, cache_read_input_tokens 1000, cache_creation_input_tokens 0
     """
 
     reply: Reply = "This is the emulator's answer."
@@ -69,6 +79,8 @@ class ModelScript:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    cached_input_tokens: int | None = None
+    cache_write_tokens: int | None = None
     finish_reason: str | None = None
     faults: list[Fault] = field(default_factory=list)
     # The model the response says served it (OpenRouter fallbacks answer with another model).

@@ -33,10 +33,11 @@ def _error_type(status: int) -> str:
 
 
 def _usage(turn: Turn, output_tokens: int) -> dict[str, Any]:
+    # Anthropic's input_tokens leaves out what was read from and written to the cache (llm-apis.md §2.5).
     return {
-        "input_tokens": turn.input_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "input_tokens": turn.uncached_input_tokens,
+        "cache_creation_input_tokens": turn.cache_write_tokens,
+        "cache_read_input_tokens": turn.cached_input_tokens,
         "output_tokens": output_tokens,
     }
 
@@ -160,7 +161,11 @@ class Anthropic(ChatFamily):
             "stop_sequence": None,
             "usage": {
                 **_usage(turn, turn.output_tokens),
-                "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+                # Writes are the default 5-minute cache (cache_control without a ttl).
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": turn.cache_write_tokens,
+                    "ephemeral_1h_input_tokens": 0,
+                },
                 "service_tier": "standard",
             },
         }

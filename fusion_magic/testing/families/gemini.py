@@ -389,12 +389,17 @@ class Gemini(GeminiAuth, ChatFamily):
                        {"modality": "VIDEO", "tokenCount": turn.video_tokens}]
             if turn.audio_tokens:
                 details.append({"modality": "AUDIO", "tokenCount": turn.audio_tokens})
-        return {
+        usage: dict[str, Any] = {
             "promptTokenCount": turn.input_tokens,
             "candidatesTokenCount": turn.output_tokens,
             "totalTokenCount": turn.input_tokens + turn.output_tokens,
             "promptTokensDetails": details,
         }
+        if turn.cached_input_tokens:
+            # Protobuf JSON leaves a zero count out; the cached part is inside promptTokenCount.
+            usage["cachedContentTokenCount"] = turn.cached_input_tokens
+            usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": turn.cached_input_tokens}]
+        return usage
 
     def response(self, turn: Turn, text: str, reason: str | None) -> dict[str, Any]:
         """One ``GenerateContentResponse`` with a text fragment; the finish and full usage come with ``reason``."""

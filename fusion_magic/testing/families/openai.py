@@ -101,7 +101,7 @@ class OpenAI(ChatFamily):
             "prompt_tokens": turn.input_tokens,
             "completion_tokens": turn.output_tokens,
             "total_tokens": turn.input_tokens + turn.output_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": turn.cached_input_tokens},
             "completion_tokens_details": {"reasoning_tokens": 0},
         }
 

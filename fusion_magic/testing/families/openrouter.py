@@ -141,7 +141,11 @@ class OpenRouter(OpenAI):
             "total_tokens": turn.input_tokens + turn.output_tokens,
             "cost": turn.cost_usd,
             "is_byok": False,
-            "prompt_tokens_details": {"cached_tokens": 0},
+            # OpenRouter also reports the tokens written to the upstream cache (Anthropic, Gemini explicit).
+            "prompt_tokens_details": {
+                "cached_tokens": turn.cached_input_tokens,
+                "cache_write_tokens": turn.cache_write_tokens,
+            },
             "completion_tokens_details": {"reasoning_tokens": 0},
         }
 
