@@ -2,7 +2,9 @@
 
 Each row needs a ``question`` and either a ``reference`` (also spelled ``answer``: a closed-form answer,
 scored by its final value, see ``judge.answers``) or a ``rubric`` (an open question, scored 0/1 by a judge
-model). Optional columns: ``id`` (else the row number), ``topic``, ``scorer`` (this row's scorer, over the
+model). Optional columns: ``id`` (else the row number), ``topic``, ``attachments`` (files every strategy's
+models see with the question: paths separated by ``,`` or a list; a relative path is read from the questions
+file's folder), ``scorer`` (this row's scorer, over the
 run's: ``match``, ``exact``, ``includes``, ``numeric``, ``choice``, ``re:PATTERN`` or ``judge:MODEL``). A
 reference may list several accepted answers separated by ``|`` (``Ulaanbaatar|Ulan Bator``).
 
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..core.attachment import Attachment, load_attachments
 from ..core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -63,6 +66,7 @@ class Question:
     kind: Kind = "closed"
     topic: str | None = None
     scorer: str | None = None
+    attachments: tuple[Attachment, ...] = ()
 
     @property
     def references(self) -> tuple[str, ...]:
@@ -84,8 +88,10 @@ def load_questions(data: Any) -> list[Question]:
     missing file or column, an empty set, a duplicate id, or a row with neither reference nor rubric."""
     import pandas as pd
 
+    base: Path | None = None
     if isinstance(data, str | Path):
         rows, where = _read_file(Path(data))
+        base = Path(data).expanduser().parent
     elif isinstance(data, pd.DataFrame):
         rows, where = _frame_rows(data), "the DataFrame"
     elif isinstance(data, Sequence) and not isinstance(data, str | bytes):
@@ -96,7 +102,7 @@ def load_questions(data: Any) -> list[Question]:
         raise ConfigError(
             f"questions must be a DataFrame, a .csv or .jsonl path, or a list of dicts, not {type(data).__name__}"
         )
-    return _checked(_questions(rows, where), where)
+    return _checked(_questions(rows, where, base), where)
 
 
 def _mapping(item: object, n: int) -> Mapping[str, Any]:
@@ -165,7 +171,27 @@ def _text(value: object) -> str | None:
     return text or None
 
 
-def _questions(rows: Iterable[Mapping[str, Any]], where: str) -> list[Question]:
+def _attachments(value: object, base: Path | None, where: str, n: int) -> tuple[Attachment, ...]:
+    """A row's ``attachments`` cell: paths separated by ``,`` (or a list of paths, bytes, images ...), a relative
+    path read from ``base`` (the questions file's folder). ``ConfigError`` naming the row for a bad one."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ()
+    items: list[object]
+    if isinstance(value, str):
+        items = [p for p in (part.strip() for part in value.split(",")) if p]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        items = [value]
+    resolved = [base / item if base is not None and isinstance(item, str) and not Path(item).expanduser().is_absolute()
+                else item for item in items]
+    try:
+        return load_attachments(resolved)
+    except ConfigError as exc:
+        raise ConfigError(f"{where} row {n}: {exc}") from None
+
+
+def _questions(rows: Iterable[Mapping[str, Any]], where: str, base: Path | None = None) -> list[Question]:
     rows = list(rows)
     if not rows:
         raise ConfigError(f"{where} has no questions")
@@ -187,7 +213,7 @@ def _questions(rows: Iterable[Mapping[str, Any]], where: str) -> list[Question]:
         out.append(Question(
             id=_text(row.get("id")) or str(n), question=question, reference=reference, rubric=rubric,
             kind="open" if rubric is not None else "closed", topic=_text(row.get("topic")),
-            scorer=_text(row.get("scorer")),
+            scorer=_text(row.get("scorer")), attachments=_attachments(row.get("attachments"), base, where, n),
         ))
     return out
 

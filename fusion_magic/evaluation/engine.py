@@ -27,6 +27,7 @@ from ..calls.settings import Settings
 from ..core.errors import ConfigError
 from ..core.option import check_keywords
 from ..fusion.defaults import resolved_pool
+from ..fusion.engine import check_takes_attachments
 from .data import AUTO, CLOSED_INSTRUCTION, Question, load_questions
 from .options import DEFAULT_CONCURRENCY, EvalKeywords, EvalOptions
 from .result import EvalResult, EvalRow
@@ -91,6 +92,10 @@ def plan_evaluation(data: Any, settings: Settings, options: EvalOptions | None =
     ids, judge_id, notice = resolved_pool(settings.with_(pool=o.pool, judge=o.judge))
     names = list(o.strategies) if o.strategies else _default_strategies(ids)
     planned, warnings = plan_strategies(names, ids, judge_id, settings, questions[0].question, seed=o.seed)
+    attached = [a for q in questions for a in q.attachments]
+    if attached:
+        # Every strategy's models must take every question's files: refused now, not as failed rows later.
+        check_takes_attachments([t for s in planned for t in s.targets], attached)
     rubric = _rubric_judge(questions, o.rubric_judge, judge_id, settings)
     scorers = _question_scorers(questions)
     graders = {s.judge: prepare(s.judge, settings)
@@ -209,7 +214,7 @@ async def run_row(plan: EvalPlan, question: Question, strategy: Strategy, repeat
     """One question answered by one strategy and scored."""
     started = time.monotonic()
     attempt = await answer(strategy, question.prompt(instruction_for(strategy, plan.instruction)), repeat=repeat,
-                           ctx=ctx)
+                           ctx=ctx, attachments=question.attachments)
     latency = time.monotonic() - started
     scorer = scorer_for(plan, question)
     row = EvalRow(question=question, strategy=strategy.name, repeat=repeat, answer=attempt.answer, correct=False,

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ..calls.call import CallContext, Target, prepare, run_call
+from ..calls.requests import Context
 from ..calls.settings import Settings
+from ..core.attachment import Attachment
 from ..core.errors import ConfigError
 from ..core.names import short_name
 from ..core.record import Response
@@ -64,6 +66,15 @@ class Strategy:
             return self.target.is_local
         assert self.fusion is not None
         return all(m.target.is_local for m in self.fusion.members)
+
+    @property
+    def targets(self) -> list[Target]:
+        """The resolved models this strategy calls, the judge included."""
+        if self.target is not None:
+            return [self.target]
+        assert self.fusion is not None
+        judge = [] if self.fusion.judge is None else [self.fusion.judge]
+        return [*(m.target for m in self.fusion.members), *judge]
 
     @property
     def models(self) -> list[str]:
@@ -169,32 +180,37 @@ def seed_for(seed: int | None, repeat: int) -> int | None:
     return (seed or 0) + repeat * SEED_STRIDE
 
 
-async def answer(strategy: Strategy, prompt: str, *, repeat: int, ctx: CallContext) -> Attempt:
-    """Ask ``strategy`` one question (``prompt``) in repeat ``repeat``. Provider failures become the attempt's
-    ``error``; only a setup error (a cache replay miss) or a cancellation raises."""
+async def answer(strategy: Strategy, prompt: str, *, repeat: int, ctx: CallContext,
+                 attachments: tuple[Attachment, ...] = ()) -> Attempt:
+    """Ask ``strategy`` one question (``prompt``, with the question's ``attachments``) in repeat ``repeat``.
+    Provider failures become the attempt's ``error``; only a setup error (a cache replay miss) or a cancellation
+    raises."""
     # A context of its own: run_fusion adds and removes a listener and may leave late members in
     # ``pending``; concurrent questions must not see each other's. Client, cache and call counter are shared.
     own = CallContext(client=ctx.client, settings=strategy.settings, listeners=list(ctx.listeners),
                       cache=ctx.cache, counter=ctx.counter)
     if strategy.target is not None:
-        return await _single(strategy, strategy.target, prompt, repeat, own)
+        return await _single(strategy, strategy.target, prompt, repeat, own, attachments)
     assert strategy.fusion is not None
-    return await _fused(strategy.fusion, prompt, repeat, own)
+    return await _fused(strategy.fusion, prompt, repeat, own, attachments)
 
 
-async def _single(strategy: Strategy, target: Target, prompt: str, repeat: int, ctx: CallContext) -> Attempt:
+async def _single(strategy: Strategy, target: Target, prompt: str, repeat: int, ctx: CallContext,
+                  attachments: tuple[Attachment, ...] = ()) -> Attempt:
     member = Member(target, short_name(target.model_id), seed=seed_for(strategy.options.seed, repeat),
                     temperature=strategy.options.temperature)
-    request = member_request(member, prompt.strip(), strategy.options)
+    request = member_request(member, prompt.strip(), strategy.options, context=Context(attachments=attachments))
     r = await run_call(target, request, ctx=ctx, label=member.label, timeout=strategy.options.timeout)
     if r.ok and r.text.strip():
         return Attempt(r.text, [r])
     return Attempt("", [r], error=f"no answer ({failure_detail(r)})" if not r.ok else "an empty answer")
 
 
-async def _fused(template: FusionPlan, prompt: str, repeat: int, ctx: CallContext) -> Attempt:
+async def _fused(template: FusionPlan, prompt: str, repeat: int, ctx: CallContext,
+                 attachments: tuple[Attachment, ...] = ()) -> Attempt:
     members = tuple(replace(m, seed=seed_for(m.seed, repeat)) for m in template.members)
-    plan = replace(template, prompt=prompt.strip(), members=members)
+    options = replace(template.options, attach=attachments) if attachments else template.options
+    plan = replace(template, prompt=prompt.strip(), members=members, options=options)
     result = new_result(plan)
     # Repeat 0 shuffles the judge's answers as a %%fuse cell does. A later repeat shuffles them its own
     # way (position bias averages out over repeats), seeded, so a resumed run sends the same judge request;
