@@ -138,7 +138,7 @@ class FuseOptions:
     # Python also bytes, a PIL image, a matplotlib figure or a DataFrame (core.attachment.load_attachment).
     attach: tuple[Attachment, ...] = option(
         (), "--attach", metavar="PATHS", items="file path",
-        help="files every model sees, comma-separated: images, PDFs, code, CSV, text")
+        help="comma-separated files, or variables holding a figure, image or DataFrame")
     thread: str = option(
         "fused", "--thread", choices=THREADS, check=one_of("thread", THREADS),
         help="with --continue: members see the fused answers, or each its own")

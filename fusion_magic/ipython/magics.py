@@ -17,6 +17,8 @@ import functools
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from IPython.core.error import UsageError
@@ -145,7 +147,7 @@ class FusionMagics(Magics, Configurable):
     def fuse(self, line: str, cell: str | None = None) -> Any:
         if cell is None:
             return self._line(line)
-        args = _args.parse_fuse_line(line)
+        args = self._with_variables(_args.parse_fuse_line(line))
         print_notes(args.notes)
         settings = self.settings()
         parent = self._continued(args.follow_up)
@@ -178,6 +180,17 @@ class FusionMagics(Magics, Configurable):
                                                       finished=finished), partial)
 
         return self._finish(wait_in_cell(job, listeners, stopped), self.last_view is not None, args.out)
+
+    def _with_variables(self, args: _args.FuseArgs) -> _args.FuseArgs:
+        """``--attach`` items that name no file but a variable holding a figure, an image, a DataFrame or bytes
+        attach that value: ``--attach fig`` shows the models the chart just drawn. A file of that name wins."""
+        items = args.given.get("attach")
+        if not items:
+            return args
+        namespace = self.shell.user_ns
+        resolved = [namespace[item] if isinstance(item, str) and item.isidentifier() and item in namespace
+                    and not Path(item).exists() else item for item in items]
+        return replace(args, given={**args.given, "attach": tuple(resolved)})
 
     def _continued(self, name: str | None) -> FusionResult | None:
         """The result ``--continue NAME`` names (None without the flag): a ``FusionResult`` in the namespace, or
