@@ -7,15 +7,22 @@ facts the status hides (an invalid key is a 400; a per-day quota is a 429 that m
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import contextlib
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from ...core.attachment import PDF
-from ...core.errors import AuthError, BlockedError, ProviderError, error_for_status
+from ...core.attachment import PDF, Attachment
+from ...core.errors import AuthError, BlockedError, ProtocolError, ProviderError, error_for_status
 from .._http import Classifier, ErrorInfo, WireContext, error_info, parse_duration
-from ..base import AttachmentLimits, ChatRequest, Message, ProviderEvent, TextDelta, Usage
+from ..base import AttachmentLimits, ChatRequest, Message, ProviderEvent, TextDelta, Usage, encoded_size
+from ..gemini_files import delete_file, upload_file, wait_active
 from ._sse import SSEProvider, StreamParser, json_int, load_event
+
+# Inline data is for requests under 20 MB in all (shared/reference/attachments.md §5.2), prompt included.
+INLINE_LIMIT = 20 << 20
+# What the JSON around the parts adds, with room to spare.
+ENVELOPE_BYTES = 4096
 
 # Only these end an answer cleanly; SAFETY, RECITATION, PROHIBITED_CONTENT, BLOCKLIST, SPII, OTHER, ...
 # mean the text was withheld or stopped by policy.
@@ -130,10 +137,58 @@ class GeminiProvider(SSEProvider):
     params: ClassVar[Mapping[str, str]] = {"alt": "sse"}
     # A header, never ?key=: URLs end up in logs, proxies and exception messages.
     key_header = "x-goog-api-key"
-    # shared/reference/attachments.md §5: no GIF; inline data keeps the whole request under 20 MB.
+    # shared/reference/attachments.md §5: no GIF. Inline data keeps a request under 20 MB; past that the largest
+    # attachments go through the Files API (2 GB a file), so the limit that matters is the request's JSON we send.
     attachment_limits: ClassVar[AttachmentLimits] = AttachmentLimits(
-        frozenset({"image/png", "image/jpeg", "image/webp", PDF}), 20 << 20,
-        advice="attach smaller files (a PDF's pages you need, a smaller image)", source="Gemini's inline limit")
+        frozenset({"image/png", "image/jpeg", "image/webp", PDF}), 2 << 30,
+        advice="attach smaller files (a PDF's pages you need, a smaller image)", source="Gemini's Files API limit")
+    inline_limit: ClassVar[int] = INLINE_LIMIT
+    # The Files API's processing: a few seconds for a PDF or an image.
+    active_interval: ClassVar[float] = 1.0
+    active_timeout: ClassVar[float] = 300.0
+
+    def __init__(self, endpoint: Any, client: Any) -> None:
+        super().__init__(endpoint, client)
+        # Attachments uploaded for this call, by hash: a retry of the call (the same instance) reuses them.
+        self._uploaded: dict[str, dict[str, Any]] = {}
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ProviderEvent, None]:
+        """Upload the attachments that do not fit inline (before any event: a failure may be retried), stream the
+        answer, then delete the uploads once the answer is complete (best effort; the API drops them in 48 h)."""
+        ctx = WireContext(self.endpoint.provider, request.model, self.endpoint.api_key)
+        uploads = await self._upload_oversized(request, ctx)
+        async with contextlib.aclosing(super().stream(request)) as events:
+            async for event in events:
+                yield event
+        for sha in uploads:
+            file = self._uploaded.pop(sha)
+            with contextlib.suppress(ProviderError):
+                await delete_file(self.client, self.endpoint, file["name"], ctx=ctx, classify=classifier(ctx))
+
+    async def _upload_oversized(self, request: ChatRequest, ctx: WireContext) -> list[str]:
+        """Upload the largest attachments until the rest fits inline; the hashes of those uploaded."""
+        binary = {a.sha256: a for a in request.attachments if a.binary}
+        text = sum(len(m.text.encode()) for m in request.messages)
+        inline = text + ENVELOPE_BYTES + sum(encoded_size(a.size) for a in binary.values())
+        chosen: list[Attachment] = []
+        for a in sorted(binary.values(), key=lambda a: a.size, reverse=True):
+            if inline <= self.inline_limit:
+                break
+            chosen.append(a)
+            inline -= encoded_size(a.size)
+        classify = classifier(ctx)
+        for a in chosen:
+            if a.sha256 in self._uploaded:
+                continue
+            file = await upload_file(self.client, self.endpoint, a.data, a.mime, ctx=ctx, classify=classify,
+                                     name=a.name)
+            if file.get("state") != "ACTIVE":
+                file = await wait_active(self.client, self.endpoint, file["name"], ctx=ctx, classify=classify,
+                                         interval=self.active_interval, timeout=self.active_timeout)
+            if not isinstance(file.get("uri"), str) or not file["uri"]:
+                raise ctx.error(ProtocolError, f"the Files API gave no URI for {a.name}")
+            self._uploaded[a.sha256] = file
+        return [a.sha256 for a in chosen]
 
     def url(self, request: ChatRequest) -> str:
         name = quote(request.model.removeprefix("models/"), safe="")
@@ -141,7 +196,7 @@ class GeminiProvider(SSEProvider):
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "contents": [content(m) for m in request.turns],
+            "contents": [content(m, self._uploaded) for m in request.turns],
         }
         if request.system is not None:
             body["systemInstruction"] = {"parts": [{"text": request.system}]}
@@ -163,10 +218,14 @@ class GeminiProvider(SSEProvider):
         return body
 
 
-def content(m: Message) -> dict[str, Any]:
-    """One turn on the wire: role ``user`` or ``model``; images and PDFs as ``inline_data`` (bare base64 and
-    its MIME type) before the text, as the docs advise."""
-    parts: list[dict[str, Any]] = [{"inline_data": {"mime_type": a.mime, "data": a.base64()}} for a in m.binary]
+def content(m: Message, uploaded: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """One turn on the wire: role ``user`` or ``model``; images and PDFs before the text, as the docs advise: as
+    ``inline_data`` (bare base64 and its MIME type), or as ``file_data`` when ``uploaded`` (by hash) holds the
+    Files API file it was uploaded as."""
+    uploaded = uploaded or {}
+    parts: list[dict[str, Any]] = [
+        {"file_data": {"mime_type": a.mime, "file_uri": uploaded[a.sha256]["uri"]}} if a.sha256 in uploaded
+        else {"inline_data": {"mime_type": a.mime, "data": a.base64()}} for a in m.binary]
     parts.append({"text": m.text})
     return {"role": "model" if m.role == "assistant" else "user", "parts": parts}
 

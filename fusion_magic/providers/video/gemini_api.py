@@ -13,23 +13,13 @@ import httpx
 
 from ...core.errors import ProtocolError
 from .._http import WireContext, send_json
-from ..base import Endpoint
 from ..chat.gemini import classifier
+from ..gemini_files import KEY_HEADER, api_headers
 
-KEY_HEADER = "x-goog-api-key"
 PAGE_SIZE = "1000"
 # A guard against a server that keeps handing out tokens; no real key sees anywhere near 50 000 models.
 MAX_PAGES = 50
 TIMEOUT = httpx.Timeout(60.0, connect=15.0)
-
-
-def api_headers(endpoint: Endpoint) -> dict[str, str]:
-    """The headers of a request to the API host: the endpoint's own, then the key (never ``?key=``: URLs end up
-    in logs)."""
-    headers = dict(endpoint.headers)
-    if endpoint.api_key:
-        headers[KEY_HEADER] = endpoint.api_key
-    return headers
 
 
 async def list_models(client: httpx.AsyncClient, base: str, headers: Mapping[str, str], ctx: WireContext, *,

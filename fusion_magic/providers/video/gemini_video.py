@@ -35,8 +35,8 @@ from ...core.errors import ConfigError, ProtocolError, ProviderError
 from .._http import WireContext
 from ..base import ChatRequest, Endpoint, ProviderEvent
 from ..chat.gemini import GeminiProvider, classifier
+from ..gemini_files import CHUNK_BYTES, delete_file, upload_file, wait_active
 from .base import VideoQuestion, VideoSource
-from .gemini_files import CHUNK_BYTES, delete_file, upload_file, wait_active
 
 # The whole request must stay under 20 MB for inline data (the docs' prose; their table says 100 MB, the
 # reference says to trust the smaller figure). Base64 makes a file a third larger, so about 15 MB of video.
@@ -148,7 +148,7 @@ class GeminiVideoProvider(GeminiProvider):
         super().__init__(endpoint, client)
         # Uploads of this call by (path, size, mtime): the call policy retries on the same instance, and a
         # retry after a failed answer should not upload the same video again.
-        self._uploaded: dict[tuple[str, int, int], dict[str, Any]] = {}
+        self._uploaded_videos: dict[tuple[str, int, int], dict[str, Any]] = {}
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         body = super().body(request)
@@ -191,7 +191,7 @@ class GeminiVideoProvider(GeminiProvider):
             async for event in events:
                 yield event
         if upload_key is not None:
-            file = self._uploaded.pop(upload_key)
+            file = self._uploaded_videos.pop(upload_key)
             # Best effort: the answer is complete whatever the delete says.
             with contextlib.suppress(ProviderError):
                 await delete_file(self.client, self.endpoint, file["name"], ctx=ctx, classify=classifier(ctx))
@@ -208,7 +208,7 @@ class GeminiVideoProvider(GeminiProvider):
             # At most ~15 MB: reading and encoding it is quick, but not so quick the loop should wait on it.
             return await asyncio.to_thread(_read_b64, path, source), None
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-        file = self._uploaded.get(key)
+        file = self._uploaded_videos.get(key)
         if file is None:
             classify = classifier(ctx)
             file = await upload_file(self.client, self.endpoint, path, source.mime, ctx=ctx, classify=classify,
@@ -222,7 +222,7 @@ class GeminiVideoProvider(GeminiProvider):
                         with contextlib.suppress(ProviderError):
                             await delete_file(self.client, self.endpoint, file["name"], ctx=ctx, classify=classify)
                     raise
-            self._uploaded[key] = file
+            self._uploaded_videos[key] = file
         uri = file.get("uri")
         if not isinstance(uri, str) or not uri:
             raise ctx.error(ProtocolError, f"the Files API gave no URI for {file['name']}")
