@@ -32,7 +32,7 @@ from ..core.state import State
 from ..judge.judging import decide, shuffle_rng
 from ..judge.verdict import Judgement
 from ..providers.base import check_attachments
-from ..providers.registry import attachment_limits
+from ..providers.registry import attachment_limits, check_model_attachments
 from .debate import final_answers, run_debate
 from .defaults import resolved_pool
 from .events import JudgeStarted, RunFinished, RunStarted, RunStopped, VerdictReady
@@ -100,13 +100,18 @@ def assign_seats(targets: Sequence[Target], temperature: float | None, seed: int
     return members
 
 
-def check_takes_attachments(targets: Sequence[Target], attachments: Sequence[Any]) -> None:
+def check_takes_attachments(targets: Sequence[Target], attachments: Sequence[Any], *, will_run: bool = True) -> None:
     """Refuse, before any request, a model that cannot take the attachments (a text-only model given an image,
-    a type or a size its provider refuses): one ``ConfigError`` line naming the model, the file and the fix."""
+    a type or a size its provider refuses, a model its provider's list says reads no images): one
+    ``ConfigError`` line naming the model, the file and the fix. ``will_run`` False (an estimate) asks no list."""
     attached = tuple(attachments)
+    if not attached:
+        return
     for target in {t.model_id: t for t in targets}.values():
         why = "the bundled local model reads text only" if target.is_local else ""
         check_attachments(attachment_limits(target.spec), attached, target.model_id, why_text_only=why)
+        if will_run:
+            check_model_attachments(target.spec, target.endpoint, target.model, target.model_id, attached)
 
 
 def plan_fusion(prompt: str, settings: Settings, options: FuseOptions, *,
@@ -140,7 +145,7 @@ def plan_fusion(prompt: str, settings: Settings, options: FuseOptions, *,
     options.check_seats(len(members))
     thread_attachments = [a for run in lineage(parent) for a in run.attachments]
     check_takes_attachments([*targets, *([judge_target] if judge_target else [])],
-                            [*thread_attachments, *options.attach])
+                            [*thread_attachments, *options.attach], will_run=require_keys)
     return FusionPlan(
         prompt=prompt.strip(),
         options=options,

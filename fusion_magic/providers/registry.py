@@ -17,10 +17,11 @@ in its own. A plugin's protocol name is also a provider name, with its connectio
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ..core.attachment import Attachment
 from ..core.errors import ConfigError, MissingKeyError, UnknownModelError
 from ..core.pricing import FREE_PROVIDERS
 from .base import TEXT_ONLY, AttachmentLimits, Endpoint, Provider
@@ -270,6 +271,15 @@ def attachment_limits(spec: ProviderSpec) -> AttachmentLimits:
     if isinstance(declared, Mapping):
         declared = declared.get(spec.flavor, declared.get("generic", TEXT_ONLY))
     return declared if isinstance(declared, AttachmentLimits) else TEXT_ONLY
+
+
+def check_model_attachments(spec: ProviderSpec, endpoint: Endpoint, model: str, model_id: str,
+                            attachments: Sequence[Attachment]) -> None:
+    """Let the protocol refuse, per model, attachments it knows the model cannot read (its class's
+    ``check_attachments``: OpenRouter's model list says which models read images)."""
+    check = getattr(provider_class(spec), "check_attachments", None)
+    if check is not None and attachments:
+        check(endpoint, model, attachments, model_id)
 
 
 def make_provider(spec: ProviderSpec, endpoint: Endpoint, client: httpx.AsyncClient | None) -> Provider:

@@ -7,12 +7,13 @@ parameters a backend cannot honour unless ``provider.require_parameters`` is set
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-from ...core.attachment import PDF
+from ...core.attachment import PDF, Attachment
 from ...core.errors import (
     BlockedError,
+    ConfigError,
     PaymentError,
     ProtocolError,
     ProviderError,
@@ -22,8 +23,9 @@ from ...core.errors import (
 )
 from ...core.mime import IMAGE_TYPES
 from .._http import Classifier, ErrorInfo, WireContext, error_info
-from ..base import AttachmentLimits, ChatRequest, Message, ProviderEvent, TextDelta, Usage
+from ..base import AttachmentLimits, ChatRequest, Endpoint, Message, ProviderEvent, TextDelta, Usage
 from ._sse import SSEProvider, StreamParser, json_int, load_event
+from .openrouter_models import input_modalities
 
 # In-stream errors may name their class only by a string (OpenAI ``type``, OpenRouter
 # ``metadata.error_type`` or a string ``code``): the HTTP status each stands for.
@@ -165,6 +167,17 @@ class OpenAICompatProvider(SSEProvider):
     }
     key_header = "Authorization"
     key_prefix = "Bearer "
+
+    @staticmethod
+    def check_attachments(endpoint: Endpoint, model: str, attachments: Sequence[Attachment], model_id: str) -> None:
+        """Refuse images for an OpenRouter model its model list says reads none (one ``ConfigError`` line, before
+        any chat request). PDFs pass: OpenRouter parses them for a model that cannot."""
+        if endpoint.flavor != "openrouter" or not any(a.kind == "image" for a in attachments):
+            return
+        inputs = input_modalities(endpoint.base_url, model)
+        if inputs is not None and "image" not in inputs:
+            raise ConfigError(f"{model_id} takes no images (OpenRouter lists its inputs as "
+                              f"{', '.join(sorted(inputs)) or 'none'}); pick a vision model for this prompt")
 
     def url(self, request: ChatRequest) -> str:
         return f"{self.endpoint.base_url.rstrip('/')}/chat/completions"
