@@ -2,14 +2,52 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from html.parser import HTMLParser
 
+from fusion_magic.core.mime import IMAGE_TYPES, sniff
 from fusion_magic.present.fold import COPY_HANDLER
 
 
 def _ours(tag: str, name: str, value: str | None) -> bool:
     """The one handler of ours a report carries: the copy button's fixed ``onclick`` (never model text)."""
     return tag == "button" and name == "onclick" and value == COPY_HANDLER
+
+
+# Our attachment thumbnails (present/attachments.py): the one image a report may carry, its source a data: URL
+# of a PNG, JPEG, GIF or WebP whose bytes are that type, and only these attributes.
+THUMBNAIL_CLASS = "fm-thumb"
+THUMBNAIL_ATTRIBUTES = {"class", "src", "alt", "title", "width", "height", "style", "loading"}
+_IMAGE_DATA_URL = re.compile(r"data:(image/(?:png|jpeg|gif|webp));base64,([A-Za-z0-9+/]+={0,2})")
+
+
+def image_data_url(url: str | None) -> bool:
+    """``url`` is a base64 ``data:`` URL of one of our image types, and its bytes sniff as that type."""
+    m = _IMAGE_DATA_URL.fullmatch(url or "")
+    if m is None or m[1] not in IMAGE_TYPES:
+        return False
+    try:
+        data = base64.b64decode(m[2], validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return sniff(data[:64]) == m[1]
+
+
+def _thumbnail(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
+    """An ``<img>`` of ours: class ``fm-thumb``, an image data URL, nothing else that could load or run."""
+    found = dict(attrs)
+    return (tag == "img" and found.get("class") == THUMBNAIL_CLASS and image_data_url(found.get("src"))
+            and set(found) <= THUMBNAIL_ATTRIBUTES and len(found) == len(attrs))
+
+
+def thumbnails(html: str) -> list[dict[str, str | None]]:
+    """The attributes of each of our thumbnails in ``html`` (checked as ``assert_inert`` does)."""
+    parser = Tags()
+    parser.feed(html)
+    parser.close()
+    return [dict(attrs) for tag, attrs in parser.tags if _thumbnail(tag, attrs)]
 
 
 class Tags(HTMLParser):
@@ -28,11 +66,14 @@ ACTIVE_TAGS = {"script", "style", "iframe", "img", "svg", "math", "object", "emb
 
 
 def assert_inert(html: str) -> None:
-    """No tag that can run or load anything, no event handler, no script URL."""
+    """No tag that can run or load anything, no event handler, no script URL; the one image allowed is our
+    own thumbnail (class ``fm-thumb``, a ``data:`` URL of an image whose bytes are that type)."""
     parser = Tags()
     parser.feed(html)
     parser.close()
     for tag, attrs in parser.tags:
+        if _thumbnail(tag, attrs):
+            continue
         assert tag not in ACTIVE_TAGS, (tag, html)
         for name, value in attrs:
             assert not name.startswith("on") or _ours(tag, name, value), (tag, name, html)

@@ -9,6 +9,10 @@ that must be shortened loses whole clauses, never half a word; the full text sta
 through ``present.sanitize``, the Markdown form neutralizes raw HTML and link syntax, the text form drops
 terminal control characters.
 
+A run that had attachments shows them above the answer (thumbnails and chips in HTML, their names in text and
+Markdown); a follow-up shows the conversation so far above it too, folded in HTML, a line per turn in text, in
+full in Markdown (``thread_markdown``, the ``.md`` export).
+
 Each fact is said once, where it belongs: a failed call's own status on its row and in its section,
 the verdict's fallback (and why) in the Judge section, and who failed, in short, on the DEGRADED line.
 
@@ -40,6 +44,15 @@ from ..judge.report import (
     verdict_fields,
     verdict_html,
 )
+from ..present.attachments import (
+    Turn,
+    attachments_html,
+    attachments_line,
+    chip_text,
+    thread_html,
+    thread_title,
+    thumbnail,
+)
 from ..present.fold import REPORT_STYLE, capped_markdown, copy_button, folded
 from ..present.ledger_table import (
     OVERHEAD_NOTE,
@@ -60,12 +73,13 @@ if TYPE_CHECKING:
     import pandas as pd
     from markdown_it import MarkdownIt
 
+    from ..core.attachment import Attachment
     from ..core.record import Response
     from ..judge.analysis import JudgeAnalysis
     from .result import FusionResult
 
 __all__ = ["analysis_html", "degraded_summary", "html_report", "markdown_report", "summary_line", "text_report",
-           "verdict_html"]
+           "thread_markdown", "turns_of", "verdict_html"]
 
 _RULE = "=" * 72
 # A failure's reason on the DEGRADED line: its kind and the first clauses of its message.
@@ -155,7 +169,7 @@ def _total_cost(frame: pd.DataFrame) -> str:
 def text_report(result: FusionResult) -> str:
     """The whole run as plain text at most ``WIDTH`` columns wide (model code blocks and tables, and
     words longer than a line, excepted): answer, verdict, members, ledger with totals, warnings, DEGRADED."""
-    out: list[str] = []
+    out: list[str] = _context_text(result)
     out += _heading(f"Fused answer ({result.mode}, judge {plain(result.judge)})")
     out += _fit(plain(result.answer).strip() or f"({no_answer_words(result.verdict)})")
     out.append("")
@@ -207,6 +221,33 @@ def text_report(result: FusionResult) -> str:
             out += wrap(f"- {w}", "  ")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+# An earlier turn's prompt or answer on the text report's thread lines: one line each, cut at a word.
+_TURN_LINE = WIDTH - 12
+
+
+def _context_text(result: FusionResult) -> list[str]:
+    """What the text report says above the answer: for a follow-up, a line per earlier turn (its prompt, what it
+    attached, the start of its fused answer) and this turn's prompt; then what this turn attached."""
+    out: list[str] = []
+    earlier = result.turns[:-1]
+    if earlier:
+        out += wrap(f"{thread_title(len(earlier))}:")
+        for n, run in enumerate(earlier, 1):
+            out += _indented(f"Turn {n}: {_one_line(run.prompt)}", "  ")
+            if run.attachments:
+                out += _indented(attachments_line(run.attachments), "    ")
+            out += _indented(f"fused answer: {_one_line(run.answer) or '(none)'}", "    ")
+        out += _indented(f"Turn {len(earlier) + 1} (this one): {_one_line(result.prompt)}", "")
+    if result.attachments:
+        out += _indented(attachments_line(result.attachments), "")
+    return [*out, ""] if out else out
+
+
+def _one_line(text: str, width: int = _TURN_LINE) -> str:
+    """``text`` on one line, cut at a word with ``…`` past ``width`` characters."""
+    return textwrap.shorten(" ".join(plain(text).split()), width, placeholder=" …", break_on_hyphens=False)
 
 
 def _analysis_text(analysis: JudgeAnalysis) -> list[str]:
@@ -289,13 +330,23 @@ def _block_parser() -> MarkdownIt:
 # --- markdown ----------------------------------------------------------------------------------------
 
 
-def markdown_report(result: FusionResult) -> str:
+def markdown_report(result: FusionResult, *, thread: bool = True) -> str:
     """The whole run as Markdown; model text keeps its Markdown but raw HTML, stray list markers and
-    links to anything but a web page are inert; our own strings are escaped to read as plain text."""
+    links to anything but a web page are inert; our own strings are escaped to read as plain text. A follow-up
+    (``thread``) starts with the conversation so far, as ``thread_markdown`` writes it."""
+    if thread and result.parent is not None:
+        return thread_markdown(result.turns)
+    return _report_markdown(result, attached=True)
+
+
+def _report_markdown(result: FusionResult, *, attached: bool) -> str:
+    """One run's report as Markdown; ``attached``: name its attachments under the heading."""
     md: list[str] = []
     md.append("## Fused answer")
     md.append(f"*{escape_markdown(result.mode)} · judge {escape_markdown(result.judge)}*")
     md.append("")
+    if attached and result.attachments:
+        md += [f"*{escape_markdown(attachments_line(result.attachments))}*", ""]
     md.append(neutralize_markdown(result.answer.strip())
               or f"*({escape_markdown(no_answer_words(result.verdict))})*")
     md.append("")
@@ -350,22 +401,43 @@ def markdown_report(result: FusionResult) -> str:
 
 
 def thread_markdown(runs: list[FusionResult]) -> str:
-    """A conversation as Markdown: each earlier turn's prompt (with its attachments named) and fused answer,
-    then the last run's whole report. Model text is made inert as in ``markdown_report``."""
+    """A conversation as Markdown (the ``.md`` export): each earlier turn's prompt, its attachments (an image as
+    its thumbnail, a file by name, kind and size) and its fused answer, then the last turn's prompt and
+    attachments and its whole report. Prompts and model text are made inert as in ``markdown_report``."""
+    if not runs:
+        return ""
     md: list[str] = []
-    for n, run in enumerate(runs[:-1], 1):
-        md += [f"## Turn {n}", "", "**You**", "", escape_markdown(run.prompt.strip())]
-        if run.attachments:
-            md += ["", "*Attached: " + escape_markdown(", ".join(a.describe() for a in run.attachments)) + "*"]
-        md += ["", "**Fused answer**", "", neutralize_markdown(run.answer.strip()) or "*(no answer)*", ""]
     if len(runs) > 1:
-        last = runs[-1]
-        md += [f"## Turn {len(runs)}", "", "**You**", "", escape_markdown(last.prompt.strip())]
-        if last.attachments:
-            md += ["", "*Attached: " + escape_markdown(", ".join(a.describe() for a in last.attachments)) + "*"]
-        md.append("")
-    md.append(markdown_report(runs[-1]))
-    return "\n".join(md)
+        md += [f"# Conversation ({len(runs)} turns)", ""]
+    for n, run in enumerate(runs[:-1], 1):
+        md += _turn_markdown(n, run)
+        md += [f"**Fused answer** *({escape_markdown(run.mode)} · judge {escape_markdown(run.judge)})*", "",
+               neutralize_markdown(run.answer.strip()) or f"*({escape_markdown(no_answer_words(run.verdict))})*",
+               ""]
+    last = runs[-1]
+    if len(runs) > 1:
+        md += _turn_markdown(len(runs), last)
+    md.append(_report_markdown(last, attached=len(runs) == 1))
+    return "\n".join(md).rstrip() + "\n"
+
+
+def _turn_markdown(n: int, run: FusionResult) -> list[str]:
+    md = [f"## Turn {n}", "", "**You**", "", neutralize_markdown(run.prompt.strip()) or "*(no prompt)*", ""]
+    if run.attachments:
+        md += ["**Attached**", "", *_attachments_markdown(run.attachments), ""]
+    return md
+
+
+def _attachments_markdown(attachments: Iterable[Attachment]) -> list[str]:
+    """A list item per attachment: an image's thumbnail (a small ``data:`` image, as the HTML report shows it)
+    then its name, kind and size; a PDF or a text file by name, kind and size."""
+    items = []
+    for a in attachments:
+        thumb = thumbnail(a)
+        url = thumb.data_url() if thumb is not None else None
+        image = f"![{escape_markdown(a.name)}]({url}) " if url else ""
+        items.append(f"- {image}{escape_markdown(chip_text(a))}")
+    return items
 
 
 def _analysis_markdown(analysis: JudgeAnalysis) -> list[str]:
@@ -398,6 +470,8 @@ def html_report(result: FusionResult) -> str:
     "show all") with a copy button, the one-line summary, then the judge, the members, the ledger and the notes
     folded below it. Every model-written string goes through ``present.sanitize``."""
     h: list[str] = [f'<div class="fusion-magic-report" style="{REPORT_STYLE}">']
+    # A follow-up's earlier turns, folded to one line, then what this turn attached: above the new answer.
+    h += [part for part in (thread_html(turns_of(result)), attachments_html(result.attachments)) if part]
     h.append('<div style="display:flex;align-items:baseline;gap:.8em">'
              f'<h3 style="margin:.3em 0">Fused answer</h3>{copy_button(result.answer) if result.answer else ""}</div>')
     missing = f"<p><i>({escape_text(no_answer_words(result.verdict))})</i></p>"
@@ -435,6 +509,11 @@ def html_report(result: FusionResult) -> str:
         h.append(folded(f"<b>Notes ({len(result.warnings)})</b>", f"<ul>{notes}</ul>", cls="fm-notes"))
     h.append("</div>")
     return "\n".join(h)
+
+
+def turns_of(result: FusionResult) -> list[Turn]:
+    """The turns before ``result`` in its thread (none for a first run), as ``present.attachments`` shows them."""
+    return [Turn(run.prompt, run.answer, run.attachments) for run in result.turns[:-1]]
 
 
 def _states_words(responses: Iterable[Response]) -> str:

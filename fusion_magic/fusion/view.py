@@ -1,5 +1,7 @@
 """The live view of a fused run: a status line over tabs (Overview, Fused, Judge, one per member, Cost &
-latency), fed by engine events. It opens on the overview, where every member streams at once with its live
+latency), fed by engine events. Between the status line and the tabs: a follow-up's conversation so far, folded
+to one line, and the files this turn attached (thumbnails and chips, ``present.attachments``). It opens on the
+overview, where every member streams at once with its live
 figures, and moves to the Fused tab when the judge starts (unless the reader chose another tab).
 
 Events arrive on the engine's thread. Widget trait updates from a thread are fine in ipykernel (comm
@@ -11,12 +13,14 @@ sanitized fragments.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
+from ..core.attachment import Attachment
 from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
+from ..present.attachments import Turn, attachments_html, thread_html
 from ..present.sanitize import escape_text, render_markdown
 from ..present.wording import degraded_html
 from ..view.live import LiveView
@@ -34,7 +38,7 @@ from ..view.tabs import (
     status_html,
 )
 from .events import JudgeStarted, RunFinished, RunStarted, RunStopped, VerdictReady
-from .report import degraded_summary, html_report, no_answer_words, text_report, verdict_html
+from .report import degraded_summary, html_report, no_answer_words, text_report, turns_of, verdict_html
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,6 +72,10 @@ class FusionView(LiveView):
         self.members: dict[str, MemberPane] = {}
         self.extra: list[Pane] = []
         self.ledger_pane = LedgerPane()
+        # The conversation so far and this turn's attachments, above the tabs once the run starts (if any).
+        self.context = widgets.HTML("")
+        self.turns: list[Turn] = []
+        self.attachments: tuple[Attachment, ...] = ()
         self._build()
 
     # --- public surface ----------------------------------------------------------------------------
@@ -144,7 +152,10 @@ class FusionView(LiveView):
         view = cls(render_interval=0.0, tick_s=0.0)
         labels = tuple(r.label or r.model for r in result.members)
         models = tuple(r.model for r in result.members)
-        view.handle(RunStarted(result.prompt, result.mode, result.judge, labels, models))
+        earlier = turns_of(result)
+        view.handle(RunStarted(result.prompt, result.mode, result.judge, labels, models, result.attachments,
+                               tuple((t.prompt, t.answer) for t in earlier)))
+        view.show_context(result.attachments, earlier)  # the earlier turns' attachments too
         for r in result.calls:
             view.handle(CallStarted(r))
             view.handle(CallFinished(r))
@@ -163,8 +174,21 @@ class FusionView(LiveView):
 
     # --- events --------------------------------------------------------------------------------------
 
+    def show_context(self, attachments: Sequence[Attachment], turns: Sequence[Turn]) -> None:
+        """Show ``turns`` (the conversation so far, folded) and ``attachments`` (this turn's) above the tabs."""
+        with self._lock:
+            self.attachments, self.turns = tuple(attachments), list(turns)
+            html = "".join(part for part in (thread_html(self.turns), attachments_html(self.attachments)) if part)
+            if html != self.context.value:
+                self.context.value = html
+            self._restack()
+
+    def _above_tabs(self) -> tuple[widgets.Widget, ...]:
+        return (self.context,) if self.context.value else ()
+
     def _on_run_started(self, event: RunStarted) -> None:
         self.run = event
+        self.show_context(event.attachments, [_turn(item) for item in event.thread])
         self.judge.judge, self.judge.mode = event.judge, event.mode
         for label, model in zip(event.labels, event.models, strict=False):
             if label not in self.members:
@@ -282,6 +306,14 @@ class FusionView(LiveView):
             extra = f"<br>{degraded_html(degraded, 'span')}" if degraded else ""
             return f"<p><b>{escape_text(line)}</b>{extra}</p>"
         return f"<p><i>{escape_text(self._progress())}</i></p>"
+
+
+def _turn(item: Sequence[object]) -> Turn:
+    """An earlier turn from ``RunStarted.thread``: (prompt, fused answer), and that turn's attachments when the
+    engine sends them as a third item."""
+    extra = item[2] if len(item) > 2 else ()
+    attachments = tuple(a for a in extra if isinstance(a, Attachment)) if isinstance(extra, tuple) else ()
+    return Turn(str(item[0]), str(item[1]), attachments)
 
 
 def _row_key(r: Response) -> str:

@@ -13,10 +13,17 @@ Jupyter server, which appends its ``_xsrf`` token to it).
     html = render_markdown(response.text)        # for HTML widgets and html_report
     md = neutralize_markdown(response.text)      # for markdown_report
     md = escape_markdown(label)                  # a plain string inside Markdown
+    html = clean_thumbnail(img_html)             # our own <img> of an attachment, nothing else
+
+The one image a report or the view may carry is our own thumbnail of an attachment (``present.attachments``):
+an ``<img>`` whose source is a ``data:`` URL of a PNG, JPEG, GIF or WebP, checked against the bytes it holds.
+Model text never becomes an ``<img>``: no remote URL, no other ``data:`` type (an SVG or an HTML page).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
 import re
 from functools import lru_cache
@@ -26,6 +33,7 @@ import nh3
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from ..core.mime import IMAGE_TYPES, sniff
 from ..core.text import valid_text
 
 if TYPE_CHECKING:
@@ -34,7 +42,8 @@ if TYPE_CHECKING:
     from markdown_it.rules_core import StateCore
     from markdown_it.utils import EnvType, OptionsDict
 
-__all__ = ["clean_html", "escape_markdown", "escape_text", "neutralize_markdown", "render_markdown"]
+__all__ = ["clean_html", "clean_thumbnail", "escape_markdown", "escape_text", "image_data_url", "is_image_data_url",
+           "neutralize_markdown", "render_markdown"]
 
 # Only what CommonMark + tables produce. No <img>: a remote image in model output is the classic
 # exfiltration channel (the URL can carry the conversation), so images become plain links instead.
@@ -72,6 +81,61 @@ def clean_html(fragment: str) -> str:
         strip_comments=True,
         filter_style_properties={"text-align"},
     )
+
+
+# --- our thumbnails: the one <img> that passes -------------------------------------------------------------
+# A data: URL of an image type we sniff (core.mime), standard base64 with padding, nothing after it.
+_IMAGE_DATA_URL = re.compile(r"data:(image/(?:png|jpeg|gif|webp));base64,([A-Za-z0-9+/]+={0,2})")
+_THUMBNAIL_ATTRIBUTES = {"src", "alt", "title", "class", "width", "height", "style", "loading"}
+_THUMBNAIL_STYLES = {"max-height", "max-width", "height", "width", "object-fit", "border", "border-radius",
+                     "vertical-align", "display"}
+
+
+def is_image_data_url(url: str) -> bool:
+    """True for a ``data:image/(png|jpeg|gif|webp);base64,…`` URL whose bytes are that type (sniffed: a PNG
+    header under ``image/png``), and for nothing else: no SVG, no HTML, no other scheme, no remote URL."""
+    m = _IMAGE_DATA_URL.fullmatch(url)
+    if m is None or m[1] not in IMAGE_TYPES:
+        return False
+    try:
+        head = base64.b64decode(m[2][:88], validate=True)  # 88 base64 characters: the first 66 bytes
+    except (binascii.Error, ValueError):
+        return False
+    return sniff(head) == m[1]
+
+
+def image_data_url(mime: str, data: bytes) -> str | None:
+    """``data:<mime>;base64,<data>`` when ``data`` sniffs as ``mime`` and that is an image type we show, else
+    None."""
+    url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    return url if is_image_data_url(url) else None
+
+
+def clean_thumbnail(fragment: str) -> str:
+    """One ``<img>`` of ours (a thumbnail), sanitized: only an image ``data:`` URL (``is_image_data_url``) as its
+    source, no handler, a few layout styles; ``""`` when no such image is left (a remote or non-image source)."""
+    sources: list[str] = []
+
+    def attribute(tag: str, name: str, value: str) -> str | None:
+        if name != "src":
+            return value
+        if tag == "img" and is_image_data_url(value):
+            sources.append(value)
+            return value
+        return None
+
+    cleaned = nh3.clean(
+        valid_text(fragment),
+        tags={"img"},
+        attributes={"img": set(_THUMBNAIL_ATTRIBUTES)},
+        attribute_filter=attribute,
+        url_schemes={"data"},
+        url_relative="deny",
+        strip_comments=True,
+        filter_style_properties=set(_THUMBNAIL_STYLES),
+    )
+    one_image = len(sources) == 1 and cleaned.startswith("<img ") and cleaned.count("<img") == 1
+    return cleaned if one_image else ""
 
 
 def escape_text(text: object) -> str:

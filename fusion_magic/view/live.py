@@ -45,7 +45,18 @@ class LiveView:
         self.status = widgets.HTML(self._status_html())
         self.tab = widgets.Tab(children=(), titles=())
         self._relayout()
-        self.widget = widgets.VBox(children=(self.status, self.tab))
+        self.widget = widgets.VBox(children=(self.status, *self._above_tabs(), self.tab))
+
+    def _above_tabs(self) -> tuple[widgets.Widget, ...]:
+        """Widgets between the status line and the tabs (a fused run's attachments and earlier turns); none by
+        default. A subclass that changes them calls ``_restack``."""
+        return ()
+
+    def _restack(self) -> None:
+        """Lay the view out again after ``_above_tabs`` changed: the status line, those widgets, the tabs."""
+        children = (self.status, *self._above_tabs(), self.tab)
+        if tuple(self.widget.children) != children:
+            self.widget.children = children
 
     # --- what a subclass says ------------------------------------------------------------------------
 
@@ -146,7 +157,7 @@ class LiveView:
         tab.selected_index = children.index(keep) if keep in children else 0
         old, self.tab = self.tab, tab
         if hasattr(self, "widget"):
-            self.widget.children = (self.status, tab)
+            self._restack()
         old.close()
 
 
