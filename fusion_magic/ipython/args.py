@@ -21,18 +21,21 @@ import io
 import keyword
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
+from ..calls.runlog import environ_secrets, redact_secrets
 from ..calls.settings import CACHE_MODES
 from ..core.option import option
 from ..evaluation.options import EvalOptions
 from ..fusion.options import FuseOptions
 from ..videos.options import VideoOptions
+from .context import KEEP_ERRORS, MAX_VALUE_CHARS, TRUNCATED, history_text, last_output_missing
+from .context import as_text as _as_text
 from .declared import compact_flags, help_lines, parsed, parser
 
 
@@ -67,7 +70,8 @@ FUSE_PARSER = parser(
     "%%fuse",
     "Send the cell's prompt to a pool of models at once, stream each answer into its own tab, and let a judge pick "
     "(best-of) or fuse (merge, debate) the best answer. {name} in the cell interpolates a variable from the "
-    "notebook; other braces pass through untouched.",
+    "notebook, {In[3]} {Out[3]} {Err[3]} {_} its history (as jupyter-ai's %%ai does); other braces pass "
+    "through untouched.",
     FuseOptions, FuseArgs)
 
 
@@ -88,7 +92,7 @@ EVAL_PARSER = parser("%fuse eval", "Evaluate strategies on questions.", EvalArgs
 # The usage and the line commands' entries are written here; every option's line is generated from its
 # declaration (tests/test_help.py holds the text to 48 lines of at most 100 columns).
 FUSE_HELP = "\n".join([
-    "Usage: %%fuse [options]          the cell below is the prompt; {name} inserts a notebook variable",
+    "Usage: %%fuse [options]          the cell is the prompt; {name} {In[3]} {Out[3]} {Err[3]} insert",
     "       %fuse list | rejudge [-m MODE] [-j ID] [-o NAME] [NAME] | history | eval DATA | help",
     "",
     "Sends one prompt to several models at once, each answer in its own tab; a judge picks or fuses them.",
@@ -220,37 +224,60 @@ def parse_line_magic(line: str) -> tuple[str, Any]:
 
 # ---- the cell body --------------------------------------------------------------------------------
 
-_VAR = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+# One pass over the body: {In[3]}, {Out[3]}, {Err[3]} (group 1, 2), or {name} (group 3); never {{x}}.
+_VAR = re.compile(r"(?<!\{)\{(?:(In|Out|Err)\[(-?[0-9]+)\]|([A-Za-z_][A-Za-z0-9_]*))\}(?!\})")
 _NBVAL = re.compile(r"^[ \t]*#[ \t]*(?:NBVAL_\w+|PYTEST_VALIDATE_IGNORE_OUTPUT)[ \t]*(?:\n|$)", re.MULTILINE)
-MAX_VALUE_CHARS = 20_000
+_LAST_OUTPUTS = ("_", "__", "___")  # IPython's last, second and third last output
 
 
-def _as_text(value: Any) -> str:
-    """A data frame as CSV, anything else as ``str``: a class, or a frame whose ``to_csv`` needs a path, as text."""
-    to_csv = getattr(value, "to_csv", None)
-    if callable(to_csv) and not isinstance(value, type):
-        try:
-            csv = to_csv(index=False)
-        except Exception:  # dask, vaex: to_csv writes to a path it requires
-            csv = None
-        if isinstance(csv, str):
-            return csv
-    return str(value)
+def _capped(text: str) -> str:
+    return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "\n" + TRUNCATED
 
 
-def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
-    """Replace ``{name}`` with the variable's value where ``name`` is defined; leave every other brace
-    (JSON, code, ``{{x}}``, format specs) untouched. Never evaluates expressions."""
+def interpolate(text: str, namespace: Mapping[str, Any], *, note: Callable[[str], object] | None = None) -> str:
+    """Replace ``{name}`` with the variable's value where ``name`` is defined, and quote the notebook's history
+    as jupyter-ai's ``%%ai`` does: ``{In[3]}`` the source of cell 3 (as typed), ``{Out[3]}`` its output,
+    ``{Err[3]}`` the error it raised (traceback text; the last 50 since ``%load_ext fusion_magic``), ``{_}``
+    ``{__}`` ``{___}`` the last outputs. A value is text (a data frame as CSV), the value of every key-like
+    environment variable (``OPENAI_API_KEY``, ...) in it replaced by ``<redacted>``, cut at ``MAX_VALUE_CHARS``.
+
+    Leaves every other brace (JSON, code, ``{{x}}``, format specs, ``{In[-1]}``) untouched, and an unknown
+    ``{name}`` too, silently (code and JSON are full of them). Never evaluates expressions; a value put in is
+    never interpolated again. A history form the notebook does not have (``{Out[99]}``, ``{Err[2]}`` for a
+    cell that raised nothing) is left as written, and ``note`` (``print``, in the magics) gets one line each:
+
+        interpolate("Fix {Err[4]} in {In[4]}", shell.user_ns, note=print)
+        interpolate("Why {Out[99]}?", {"Out": {}}, note=print)   # "Why {Out[99]}?"; prints
+        # note: {Out[99]} is not in this notebook's history (left as written)
+    """
+    noted: set[str] = set()
+    secrets = environ_secrets()
+
+    def tell(token: str, why: str) -> str:
+        if note is not None and token not in noted:
+            noted.add(token)
+            note(f"note: {token} {why} (left as written)")
+        return token
 
     def sub(match: re.Match[str]) -> str:
-        name = match.group(1)
+        kind, index, name = match.groups()
+        token = match.group(0)
+        if kind is not None:
+            number = int(index)
+            if number < 1:
+                return tell(token, "is not a cell number: cells count from 1, as in {In[3]}")
+            quoted = history_text(namespace, kind, number)
+            if quoted is None:
+                why = "is not in this notebook's history"
+                if kind == "Err":
+                    why += f": no error from cell {number} since %load_ext fusion_magic (the last {KEEP_ERRORS} kept)"
+                return tell(token, why)
+            return _capped(redact_secrets(quoted, secrets))
         if name not in namespace:
-            return match.group(0)
-        value = namespace[name]
-        rendered = _as_text(value)
-        if len(rendered) > MAX_VALUE_CHARS:
-            rendered = rendered[:MAX_VALUE_CHARS] + "\n[... truncated]"
-        return rendered
+            return tell(token, "is not in this notebook's history: no output yet") if name in _LAST_OUTPUTS else token
+        if name in _LAST_OUTPUTS and last_output_missing(namespace, name):
+            return tell(token, "is not in this notebook's history: no output yet")
+        return _capped(redact_secrets(_as_text(namespace[name]), secrets))
 
     return _VAR.sub(sub, text)
 

@@ -1,6 +1,7 @@
 """``%load_ext fusion_magic``: the magics the extension registers, in one table.
 
-A job kind's magic is one module in ``ipython/`` with its ``Magics`` class, and one row in ``MAGICS``.
+A job kind's magic is one module in ``ipython/`` with its ``Magics`` class, and one row in ``MAGICS``. Loading
+also starts recording the errors cells raise, for ``{Err[N]}`` in a cell body (``context.py``).
 
     load(get_ipython())     # what %load_ext fusion_magic calls
 """
@@ -13,6 +14,7 @@ from typing import Any
 from IPython.core.magic import Magics
 
 from ..api import cancel_all
+from .context import start_recording, stop_recording
 from .magics import FusionMagics
 from .video import VideoMagics
 
@@ -21,14 +23,18 @@ MAGICS: tuple[type[Magics], ...] = (FusionMagics, VideoMagics)
 
 
 def load(shell: Any) -> None:
-    """Register every magic once per shell (a second %load_ext is a no-op in IPython already)."""
+    """Register every magic once per shell (a second %load_ext is a no-op in IPython already), and the hook
+    that records the errors cells raise (``{Err[N]}``)."""
     for magics in MAGICS:
         shell.register_magics(magics(shell))
+    start_recording(shell)
 
 
 def unload(shell: Any) -> None:
-    """Forget our configurables (so %config does not hit a stale instance) and cancel running work."""
+    """Forget our configurables (so %config does not hit a stale instance) and the errors recorded, stop
+    recording them, and cancel running work."""
     shell.configurables[:] = [c for c in shell.configurables if not isinstance(c, MAGICS)]
+    stop_recording(shell)
     cancel_all()
     print("fusion_magic unloaded.", file=sys.stderr)
 

@@ -153,7 +153,7 @@ class FusionMagics(Magics, Configurable):
         parent = self._continued(args.follow_up)
         options = args.options(follow_up_defaults(parent, settings))
         body = _args.strip_markers(cell)
-        prompt = body if args.no_interpolate else _args.interpolate(body, self.shell.user_ns)
+        prompt = body if args.no_interpolate else _args.interpolate(body, self.shell.user_ns, note=print)
         # --estimate makes no call, so it needs no key: see the cost before getting one.
         plan = plan_fuse(prompt, settings, options, require_keys=not args.estimate, parent=parent)
         if args.estimate:

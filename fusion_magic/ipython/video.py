@@ -100,7 +100,7 @@ class VideoMagics(Magics, Configurable):
             given["extend_of"] = self._extend_of(args.extend)
         options = VideoOptions.from_keywords(given)  # type: ignore[arg-type]
         body = _args.strip_markers(cell)
-        prompt = body if args.no_interpolate else _args.interpolate(body, self.shell.user_ns)
+        prompt = body if args.no_interpolate else _args.interpolate(body, self.shell.user_ns, note=print)
         plan = plan_video(prompt, settings, options)
         if options.estimate:
             return VideoEstimate.of(plan)
