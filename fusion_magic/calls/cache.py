@@ -41,6 +41,7 @@ _ENTRY_FIELDS: dict[str, type | tuple[type, ...]] = {
     "input_tokens": int,
     "output_tokens": int,
     "cached_input_tokens": int,
+    "cache_write_input_tokens": int,
     "video_seconds": (int, float),
     "clips": int,
     "cost_usd": (int, float),

@@ -268,6 +268,8 @@ def _apply(r: Response, event: TextDelta | Usage | Finished, ctx: CallContext, s
             r.output_tokens = event.output_tokens
         if event.cached_input_tokens is not None:
             r.cached_input_tokens = event.cached_input_tokens
+        if event.cache_write_input_tokens is not None:
+            r.cache_write_input_tokens = event.cache_write_input_tokens
         if event.cost_usd is not None:
             r.cost_usd, r.cost_source = event.cost_usd, "provider"
     elif isinstance(event, Finished):
@@ -280,6 +282,7 @@ def _replay(r: Response, recorded: Response, ctx: CallContext, started: float) -
     _apply(r, TextDelta(recorded.text), ctx, started)
     r.input_tokens, r.output_tokens = recorded.input_tokens, recorded.output_tokens
     r.cached_input_tokens = recorded.cached_input_tokens
+    r.cache_write_input_tokens = recorded.cache_write_input_tokens
     r.finish_reason = recorded.finish_reason
     recorded_cost = "unknown" if recorded.cost_usd is None else f"${recorded.cost_usd:.6f}"
     r.cost_usd, r.cost_source = 0.0, f"cache (recorded cost {recorded_cost})"

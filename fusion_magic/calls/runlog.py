@@ -82,7 +82,7 @@ CALL_COLUMNS = (
     "run_id", "call_id", "model", "role", "label", "round", "ordering", "status", "error", "note", "text",
     "input_tokens", "output_tokens", "tokens_source", "video_seconds", "clips", "cost_usd", "cost_source",
     "ttft_s", "latency_s", "attempts", "request_id", "served_model", "late", "http_status", "finish_reason",
-    "started_at", "finished_at", "cached_input_tokens",
+    "started_at", "finished_at", "cached_input_tokens", "cache_write_input_tokens",
 )
 
 _SCHEMA = (
@@ -133,7 +133,8 @@ _SCHEMA = (
 )
 # Columns added to ``calls`` after schema 1 was first written, with their SQL types: a log that lacks one
 # gets it when this version first writes to it.
-_ADDED_COLUMNS = {"ordering": "INTEGER", "note": "TEXT", "cached_input_tokens": "INTEGER"}
+_ADDED_COLUMNS = {"ordering": "INTEGER", "note": "TEXT", "cached_input_tokens": "INTEGER",
+                  "cache_write_input_tokens": "INTEGER"}
 
 # A finished call replaces every field of its row but keeps the time it started (CallStarted wrote it).
 _UPSERT_CALL = (
@@ -476,6 +477,8 @@ def _call_selects(conn: sqlite3.Connection, columns: Sequence[str]) -> str:
     else:
         note, error = old_note, "CASE WHEN c.status = 'pending' THEN NULL ELSE c.error END"
     special = {"ordering": ordering, "note": note, "error": error}
+    # A column added later that this log has not got yet (no write of this version so far): empty.
+    special.update((c, "NULL") for c in _ADDED_COLUMNS if c not in have and c not in special)
     return ", ".join(f"{special[c]} AS {c}" if c in special else f"c.{c}" for c in columns)
 
 
@@ -491,6 +494,7 @@ def _call_row(run_id: str, r: CallRecord, call_id: int, *, clean: Callable[[str]
         "attempts": r.attempts, "request_id": r.request_id, "served_model": r.served_model, "late": int(r.late),
         "http_status": r.http_status, "finish_reason": r.finish_reason, "started_at": started_at,
         "finished_at": finished_at, "cached_input_tokens": r.cached_input_tokens,
+        "cache_write_input_tokens": r.cache_write_input_tokens,
     }
     return tuple(values[c] for c in CALL_COLUMNS)
 
@@ -600,7 +604,7 @@ def default_path(environ: Mapping[str, str] | None = None, platform: str | None 
 _RECORD_FIELDS = ("call_id", "model", "role", "label", "round", "ordering", "status", "error", "note", "text",
                   "input_tokens", "output_tokens", "tokens_source", "video_seconds", "clips", "cost_usd",
                   "cost_source", "ttft_s", "latency_s", "attempts", "request_id", "served_model", "late",
-                  "http_status", "finish_reason", "cached_input_tokens")
+                  "http_status", "finish_reason", "cached_input_tokens", "cache_write_input_tokens")
 
 
 __all__ = [

@@ -2,8 +2,10 @@
 
 A row is built from a ``CallRecord`` of any kind; a video job becomes a row the same way
 (``role="video"``), so the columns stay general: what was called, in which role and round, how it ended,
-usage, time and money. Usage in units other than tokens gets its columns only when some call has it, and so
-do a judge's ordering (``--orders``) and a note (why a video job is pending: a note, never an error).
+usage, time and money. ``cached_input_tokens`` is the part of ``input_tokens`` the provider read from its prompt
+cache (billed at its cached rate). Usage in units other than tokens gets its columns only when some call has it,
+and so do prompt tokens written to a cache (Anthropic), a judge's ordering (``--orders``) and a note (why a video
+job is pending: a note, never an error).
 
     frame = with_totals(ledger_frame(records), wall_s=3.2)
 """
@@ -29,6 +31,7 @@ COLUMNS = [
     "latency_s",
     "input_tokens",
     "output_tokens",
+    "cached_input_tokens",
     "tokens_source",
     "cost_usd",
     "cost_source",
@@ -39,8 +42,11 @@ COLUMNS = [
 # (a chat-only ledger keeps exactly COLUMNS).
 USAGE_COLUMNS = ("video_seconds", "clips")
 # Columns present only when some row has one, each after the column named: the judge's ordering with
-# --orders (never a debate round), and a note (a pending job's: where it is, not what went wrong).
-OPTIONAL_COLUMNS = {"ordering": "round", "note": "error"}
+# --orders (never a debate round), prompt tokens written to the provider's cache (Anthropic; billed at its
+# cache-write rate), and a note (a pending job's: where it is, not what went wrong).
+OPTIONAL_COLUMNS = {"ordering": "round", "cache_write_input_tokens": "cached_input_tokens", "note": "error"}
+# Token counts the totals row sums.
+_SUMMED_TOKENS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_input_tokens")
 
 
 def _role(r: CallRecord) -> str:
@@ -65,6 +71,8 @@ def ledger_rows(responses: Iterable[CallRecord]) -> list[dict[str, object]]:
             "latency_s": r.latency_s,
             "input_tokens": r.input_tokens,
             "output_tokens": r.output_tokens,
+            "cached_input_tokens": r.cached_input_tokens,
+            "cache_write_input_tokens": r.cache_write_input_tokens,
             "tokens_source": r.tokens_source,
             "video_seconds": r.video_seconds,
             "clips": r.clips,
@@ -91,7 +99,7 @@ def ledger_frame(responses: Iterable[CallRecord]) -> pd.DataFrame:
         if any(row[name] is not None for row in rows):
             columns.insert(columns.index(after) + 1, name)
     frame = pd.DataFrame(rows, columns=columns)
-    for col in ("input_tokens", "output_tokens", "attempts", "round", "ordering", "clips"):
+    for col in (*_SUMMED_TOKENS, "attempts", "round", "ordering", "clips"):
         if col in frame:
             frame[col] = frame[col].astype("Int64")
     for col in ("ttft_s", "latency_s", "video_seconds", "cost_usd"):
@@ -141,15 +149,14 @@ def with_totals(frame: pd.DataFrame, wall_s: float | None = None) -> pd.DataFram
         "attempts": int(frame["attempts"].fillna(0).sum()),
         "ttft_s": pd.NA,
         "latency_s": wall_s if wall_s is not None else pd.NA,
-        "input_tokens": int(frame["input_tokens"].fillna(0).sum()),
-        "output_tokens": int(frame["output_tokens"].fillna(0).sum()),
+        **{col: int(frame[col].fillna(0).sum()) for col in _SUMMED_TOKENS if col in frame},
         "tokens_source": "counted" if (frame["tokens_source"] == "counted").any() else "reported",
         "cost_usd": total_cost,
         "cost_source": "sum" if total_cost is not pd.NA else _unknown_cost(frame),
         "error": pd.NA,
     }
     for name in OPTIONAL_COLUMNS:
-        if name in frame:
+        if name in frame and name not in total:
             total[name] = pd.NA
     if "video_seconds" in frame:
         total["video_seconds"] = float(frame["video_seconds"].fillna(0).sum())

@@ -2,11 +2,13 @@
 
 The provider's own figure wins (OpenRouter reports ``usage.cost``). Otherwise we price the call's usage
 with the tables below, in the unit its price has: tokens (chat, video understanding), seconds of
-generated video, or clips. A model missing from the tables has an unknown price: ``None``, shown as
-unknown, never 0.
+generated video, or clips. Prompt tokens the provider read from its prompt cache are billed at its cached
+rate, and those it wrote to the cache (Anthropic) at its cache-write rate (``_CACHE_TABLE``). A model missing
+from the tables has an unknown price: ``None``, shown as unknown, never 0.
 
     price = price_for("anthropic:claude-sonnet-4-5")
     price.cost(input_tokens=1000, output_tokens=200)
+    price.cost(1200, 54, cached_input_tokens=1000)   # 200 at the input rate, 1000 at the cached rate
     price_record(record, settings.prices)  # fills record.cost_usd and cost_source
     table_age_note()  # a line to show beside the table's prices once they are over 90 days old, else None
 """
@@ -59,6 +61,44 @@ _TABLE: dict[str, tuple[float, float]] = {
     "gemini-2.0-flash-lite": (0.075, 0.30),
 }
 
+# Prompt caching, USD per million tokens: (cache read, cache write, source) for each model of _TABLE whose vendor
+# publishes a cached rate. Each vendor's rule, with where it is written:
+ANTHROPIC_CACHE_SOURCE = ("Anthropic pricing (docs.claude.com/en/docs/about-claude/pricing, prompt caching): "
+                          "5-minute cache writes 1.25x the input rate, cache hits 0.1x")
+ANTHROPIC_CACHE_READ, ANTHROPIC_CACHE_WRITE = 0.1, 1.25
+OPENAI_CACHE_SOURCE = ("OpenAI pricing (openai.com/api/pricing), each model's 'cached input' rate; writing the "
+                       "cache costs nothing extra")
+GEMINI_CACHE_SOURCE = ("Gemini API pricing (ai.google.dev/gemini-api/docs/pricing) as of 2025-10, 'context "
+                       "caching': 25% of the input rate for the 2.5 and 2.0 Flash models (no per-request write "
+                       "charge; explicit caches' hourly storage is not a call's cost)")
+_GEMINI_CACHE_READ = 0.25
+
+
+def _share(rate: float, share: float) -> float:
+    """``share`` of a USD-per-million rate, without float noise (0.1 x 3.00 is 0.3, not 0.30000000000000004)."""
+    return round(rate * share, 9)
+
+
+_CACHE_TABLE: dict[str, tuple[float, float, str]] = {
+    # OpenAI: the cached input column (gpt-4o 50%, gpt-4.1 and o-series 25%, gpt-5 family 10% of input).
+    "gpt-4o": (1.25, 2.50, OPENAI_CACHE_SOURCE),
+    "gpt-4o-mini": (0.075, 0.15, OPENAI_CACHE_SOURCE),
+    "gpt-4.1": (0.50, 2.00, OPENAI_CACHE_SOURCE),
+    "gpt-4.1-mini": (0.10, 0.40, OPENAI_CACHE_SOURCE),
+    "gpt-4.1-nano": (0.025, 0.10, OPENAI_CACHE_SOURCE),
+    "gpt-5": (0.125, 1.25, OPENAI_CACHE_SOURCE),
+    "gpt-5-mini": (0.025, 0.25, OPENAI_CACHE_SOURCE),
+    "gpt-5-nano": (0.005, 0.05, OPENAI_CACHE_SOURCE),
+    "o3": (0.50, 2.00, OPENAI_CACHE_SOURCE),
+    "o4-mini": (0.275, 1.10, OPENAI_CACHE_SOURCE),
+    # Anthropic: the same multipliers for every model (ANTHROPIC_CACHE_SOURCE).
+    **{name: (_share(inp, ANTHROPIC_CACHE_READ), _share(inp, ANTHROPIC_CACHE_WRITE), ANTHROPIC_CACHE_SOURCE)
+       for name, (inp, _) in _TABLE.items() if name.startswith("claude")},
+    # Google: a quarter of the input rate (GEMINI_CACHE_SOURCE); 2.0 Flash-Lite lists no cached rate.
+    **{name: (_share(_TABLE[name][0], _GEMINI_CACHE_READ), _TABLE[name][0], GEMINI_CACHE_SOURCE)
+       for name in ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.0-flash")},
+}
+
 # A rough rule for English text with today's tokenizers, used where no tokenizer is at hand.
 CHARS_PER_TOKEN = 4
 
@@ -82,9 +122,12 @@ class Price:
     """What a model charges, per unit of usage, and where the figure came from.
 
     A rate of 0 means the unit is not billed; every rate 0 is a free model. Token prices are per million
-    tokens (input, output); video generation is billed per second of output video or per clip.
+    tokens (input, output); video generation is billed per second of output video or per clip. Prompt tokens
+    read from the provider's cache cost ``cached_input_per_mtok`` and those written to it ``cache_write_per_mtok``
+    (None: no such rate is known, so they cost the input rate); ``cache_source`` says where those two came from.
 
         Price(3.00, 15.00, "vendor page").cost(input_tokens=1000, output_tokens=200)   # 0.006
+        Price(3.00, 15.00, cached_input_per_mtok=0.30).cost(1200, 0, cached_input_tokens=1000)  # 0.0009
         Price(per_second=0.40, source="vendor page").cost(video_seconds=8)             # 3.2
     """
 
@@ -93,6 +136,10 @@ class Price:
     source: str = ""
     per_second: float = 0.0
     per_clip: float = 0.0
+    # Added last, so callers that build a Price positionally keep working.
+    cached_input_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
+    cache_source: str = ""
 
     @property
     def free(self) -> bool:
@@ -104,18 +151,25 @@ class Price:
         input_tokens: int | None = None,
         output_tokens: int | None = None,
         *,
+        cached_input_tokens: int | None = None,
+        cache_write_input_tokens: int | None = None,
         video_seconds: float | None = None,
         clips: int | None = None,
     ) -> float | None:
         """USD for the given usage; None if a billed unit's amount is unknown (a partial figure would
-        mislead). Units the price does not bill are ignored."""
+        mislead). Units the price does not bill are ignored.
+
+        ``cached_input_tokens`` and ``cache_write_input_tokens`` are parts of ``input_tokens`` (as every provider
+        reports them here): the rest of the prompt costs the input rate, the cached part the cached rate, the
+        written part the cache-write rate."""
         if self.free:
             return 0.0
         total = 0.0
         if self.input_per_mtok or self.output_per_mtok:
             if input_tokens is None or output_tokens is None:
                 return None
-            total += (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
+            total += (self._input_cost(input_tokens, cached_input_tokens or 0, cache_write_input_tokens or 0)
+                      + output_tokens * self.output_per_mtok) / 1e6
         if self.per_second:
             if video_seconds is None:
                 return None
@@ -126,10 +180,31 @@ class Price:
             total += clips * self.per_clip
         return total
 
+    def _input_cost(self, input_tokens: int, cached: int, written: int) -> float:
+        """USD x 1e6 for a prompt of ``input_tokens``, ``cached`` of them read from the cache and ``written`` to it
+        (each clamped into the prompt: a count past it is a provider's slip, never a negative charge)."""
+        cached = min(max(cached, 0), input_tokens)
+        written = min(max(written, 0), input_tokens - cached)
+        read_rate = self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
+        write_rate = self.input_per_mtok if self.cache_write_per_mtok is None else self.cache_write_per_mtok
+        return (input_tokens - cached - written) * self.input_per_mtok + cached * read_rate + written * write_rate
+
     def cost_of(self, record: CallRecord) -> float | None:
         """USD for one recorded call, from its usage in whichever units this price bills."""
-        return self.cost(record.input_tokens, record.output_tokens, video_seconds=record.video_seconds,
-                         clips=record.clips)
+        return self.cost(record.input_tokens, record.output_tokens, cached_input_tokens=record.cached_input_tokens,
+                         cache_write_input_tokens=record.cache_write_input_tokens,
+                         video_seconds=record.video_seconds, clips=record.clips)
+
+    def unpriced_cache(self, record: CallRecord) -> str | None:
+        """Words for the source when ``record`` has cache reads or writes this price has no rate for (they were
+        billed at the input rate), else None."""
+        missing = [word for count, rate, word in (
+            (record.cached_input_tokens, self.cached_input_per_mtok, "cached"),
+            (record.cache_write_input_tokens, self.cache_write_per_mtok, "cache-written"))
+            if count and rate is None]
+        if not missing or self.free:
+            return None
+        return f"{' and '.join(missing)} input at the input rate (no rate known)"
 
 
 # A user's price: (input, output) USD per million tokens as %config takes it, or a Price for other units.
@@ -155,8 +230,23 @@ _UNIT_TABLE: dict[str, Price] = {
 }
 
 
+def _with_cache(price: Price, name: str) -> Price:
+    """``price`` with the cache rates of bundled model ``name``, where it has none of its own and they are known;
+    any Anthropic model (``name`` starting ``claude``) with Anthropic's multipliers of its input rate."""
+    if price.cached_input_per_mtok is not None or price.cache_write_per_mtok is not None or price.free:
+        return price
+    if name in _CACHE_TABLE and (price.input_per_mtok, price.source) == (_TABLE[name][0], TABLE_SOURCE):
+        read, write, source = _CACHE_TABLE[name]
+    elif name.startswith("claude"):
+        read, write, source = (_share(price.input_per_mtok, ANTHROPIC_CACHE_READ),
+                               _share(price.input_per_mtok, ANTHROPIC_CACHE_WRITE), ANTHROPIC_CACHE_SOURCE)
+    else:
+        return price
+    return replace(price, cached_input_per_mtok=read, cache_write_per_mtok=write, cache_source=source)
+
+
 _BUNDLED: dict[str, Price] = {
-    **{name: Price(inp, out, TABLE_SOURCE) for name, (inp, out) in _TABLE.items()},
+    **{name: _with_cache(Price(inp, out, TABLE_SOURCE), name) for name, (inp, out) in _TABLE.items()},
     **_UNIT_TABLE,
 }
 
@@ -180,7 +270,8 @@ def _user_price(value: UserPrice) -> Price:
 def price_for(model_id: str, extra: Mapping[str, UserPrice] | None = None, *,
               resolution: str | None = None) -> Price | None:
     """The price of ``provider:model``, or None when unknown. ``extra`` (user prices) wins. A video model's
-    ``resolution`` picks its ``model@resolution`` row where the table has one."""
+    ``resolution`` picks its ``model@resolution`` row where the table has one. A user's price for a Claude model
+    gets Anthropic's cache multipliers; for any other model, cache rates only where the user's ``Price`` has them."""
     provider, _, model = model_id.partition(":")
     if provider in FREE_PROVIDERS:
         return Price(source="local model (free)")
@@ -191,7 +282,7 @@ def price_for(model_id: str, extra: Mapping[str, UserPrice] | None = None, *,
     if extra:
         for key in keys:
             if key in extra:
-                return _user_price(extra[key])
+                return _with_cache(_user_price(extra[key]), name)
     for key in keys[:-2] if resolution else ():
         if key in _BUNDLED:
             return _BUNDLED[key]
@@ -214,14 +305,16 @@ def price_record(record: CallRecord, extra: Mapping[str, UserPrice] | None = Non
     """Set ``record.cost_usd`` and ``cost_source`` from our prices, in the units the record was billed in.
 
     The provider's own figure wins; a model on the user's machine is free whatever it reported. An unknown
-    price, or usage missing in a billed unit, leaves the cost as it was (None: unknown, never 0).
+    price, or usage missing in a billed unit, leaves the cost as it was (None: unknown, never 0). Cache reads
+    and writes cost their rates; where the price has none, the input rate, and the source says so.
     """
     price = price_for(record.model, extra, resolution=resolution)
     if price is None or (record.cost_source != "unknown" and not price.free):
         return
     cost = price.cost_of(record)
     if cost is not None:
-        record.cost_usd, record.cost_source = cost, price.source
+        unpriced = price.unpriced_cache(record)
+        record.cost_usd, record.cost_source = cost, price.source + (f"; {unpriced}" if unpriced else "")
 
 
 def table_age_note(today: date | None = None, *, as_of: date = TABLE_DATE,

@@ -68,6 +68,9 @@ class CallRecord:
     # Of ``input_tokens``, how many the provider read from its prompt cache (billed at its cached rate); None
     # when it reported none.
     cached_input_tokens: int | None = None
+    # Of ``input_tokens``, how many the provider wrote to its prompt cache (Anthropic bills them at 1.25x its
+    # input rate); None when it reported none written.
+    cache_write_input_tokens: int | None = None
     # What ``status`` reads and writes (see the class docstring); set one or the other.
     state: State = field(default=State.QUEUED, init=False, repr=False)
     failure: str | None = field(default=None, init=False, repr=False)
@@ -89,9 +92,11 @@ class CallRecord:
         return f"[{self.status}] {self.model}: {usage}{secs}, {cost}{err}\n{self.text}"
 
     def usage_figures(self, *, mark_counted: bool = False) -> list[str]:
-        """The usage in each unit the call has: ``["12→54 tok"]``, ``["8 s of video", "1 clip"]``.
+        """The usage in each unit the call has: ``["12→54 tok"]``, ``["1200→54 tok (1000 cached)"]``,
+        ``["8 s of video", "1 clip"]``.
 
-        An unknown token count reads ``?``. Tokens are shown for every call except one that reports only
+        An unknown token count reads ``?``; prompt tokens read from (or written to) the provider's cache are named
+        in brackets, only when there are some. Tokens are shown for every call except one that reports only
         video usage. ``mark_counted`` prefixes token counts we counted ourselves (not the server) with ``~``.
         """
         has_tokens = self.input_tokens is not None or self.output_tokens is not None
@@ -99,7 +104,9 @@ class CallRecord:
         figures = []
         if has_tokens or not video:
             mark = "~" if mark_counted and self.tokens_source == "counted" else ""
-            figures.append(f"{mark}{_count(self.input_tokens)}→{mark}{_count(self.output_tokens)} tok")
+            cache = cache_words(self.cached_input_tokens, self.cache_write_input_tokens)
+            figures.append(f"{mark}{_count(self.input_tokens)}→{mark}{_count(self.output_tokens)} tok"
+                           + (f" ({cache})" if cache else ""))
         if self.video_seconds is not None:
             figures.append(f"{self.video_seconds:g} s of video")
         if self.clips is not None:
@@ -115,4 +122,12 @@ def _count(v: int | None) -> str:
     return "?" if v is None else str(v)
 
 
-__all__ = ["CallRecord", "Response"]
+def cache_words(cached: object, written: object) -> str:
+    """``"1000 cached"``, ``"1000 cached, 200 written"``, or ``""`` when neither count is above 0: how many of a
+    call's prompt tokens the provider read from its cache and wrote to it."""
+    parts = [f"{n} {word}" for n, word in ((cached, "cached"), (written, "written"))
+             if isinstance(n, int) and not isinstance(n, bool) and n > 0]
+    return ", ".join(parts)
+
+
+__all__ = ["CallRecord", "Response", "cache_words"]

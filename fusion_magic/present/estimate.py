@@ -6,10 +6,16 @@ which model, what is counted (tokens, or seconds of video), where the price come
 
     rows = [CostRow("judge", "openai:gpt-4o-mini", tokens_counted(1, 2382, 2048), "price table", 0.0016)]
     print(estimate_text(rows, 0.0016, basis="output counted at the max_tokens cap, so an upper bound"))
+
+Attached files add lines after the total (``media_lines``): one per file with its tokens on each vendor, and the
+counting rule of each kind:
+
+    chart.png: 1 image (1024x1024), ~765 tok on OpenAI, ~1,399 on Anthropic, ~1,032 on Gemini
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -76,4 +82,52 @@ def estimate_text(rows: Sequence[CostRow], total: float | None, *, basis: str = 
     return "\n".join([*lines, *notes])
 
 
-__all__ = ["NO_PRICE", "CostRow", "estimate_text", "money", "seconds_counted", "tokens_counted"]
+@dataclass(frozen=True)
+class MediaCount:
+    """An attachment's input tokens ``where`` (a vendor, ``OpenAI``, or a model id where a vendor's models count it
+    differently); ``approx`` marks a rough figure (``~``)."""
+
+    where: str
+    tokens: int
+    approx: bool
+
+
+@dataclass(frozen=True)
+class MediaRow:
+    """One attachment the calls send: ``name`` (with its turn when a thread's earlier turn attached it), ``what``
+    it is (``1 image (1024x768)``, ``3 pages``), and its tokens on each vendor."""
+
+    name: str
+    what: str
+    counts: Sequence[MediaCount]
+
+
+# The attachment lines' width: the text report's (present.ledger_table.WIDTH).
+_WIDTH = 100
+
+
+def media_lines(rows: Sequence[MediaRow], rules: Sequence[str] = (), *, thread: bool = False) -> list[str]:
+    """The lines an estimate adds for its attachments (none without any): a heading, a line per file
+    (``chart.png: 1 image (1024x768), ~765 tok on OpenAI, ~1,049 on Anthropic, 1,032 on Gemini``), then the rule
+    used for each kind and vendor, wrapped within 100 columns."""
+    if not rows:
+        return []
+    heading = "Attachments, in each call's input tokens above (every call sends them"
+    heading += ", and a thread's earlier turns', in full; a provider's prompt cache may bill a repeat for less):" \
+        if thread else "):"
+    lines = [heading]
+    for row in rows:
+        counts = ", ".join(f"{'~' if c.approx else ''}{c.tokens:,}{' tok' if i == 0 else ''} on {c.where}"
+                           for i, c in enumerate(row.counts))
+        lines.extend(textwrap.wrap(f"{row.name}: {row.what}, {counts}", _WIDTH, initial_indent="  ",
+                                   subsequent_indent="    ", break_on_hyphens=False))
+    if rules:
+        lines.append("Counted by each vendor's rule (~: approximate):")
+        for rule in rules:
+            lines.extend(textwrap.wrap(rule, _WIDTH, initial_indent="  ", subsequent_indent="    ",
+                                       break_on_hyphens=False))
+    return lines
+
+
+__all__ = ["NO_PRICE", "CostRow", "MediaCount", "MediaRow", "estimate_text", "media_lines", "money",
+           "seconds_counted", "tokens_counted"]

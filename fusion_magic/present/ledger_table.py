@@ -1,7 +1,7 @@
 """Call records as tables and figures a person reads: text within 100 columns, escaped HTML that fits a
 notebook panel. Any job kind's ledger goes through these.
 
-    figures(r)                      # "12→54 tok · 1.23 s · $0.000123"
+    figures(r)                      # "12→54 tok · 1.23 s · $0.000123", "1200→54 tok (1000 cached) · ..."
     ledger_html(with_totals(ledger_frame(calls), wall_s=3.2))
 """
 
@@ -11,6 +11,7 @@ import re
 import textwrap
 from typing import TYPE_CHECKING
 
+from ..core.record import cache_words
 from .sanitize import escape_text
 from .wording import describe_failure, note_words
 
@@ -112,7 +113,12 @@ def ledger_display(frame: pd.DataFrame) -> pd.DataFrame:
     out["latency_s"] = [fmt(v, ".2f") for v in frame["latency_s"]]
     # "~": counted by us from the stream because the server reported no usage (see COUNTED_NOTE).
     counted = ["~" if source == "counted" else "" for source in frame["tokens_source"]]
-    out["input_tokens"] = [mark + fmt(v, "d") for mark, v in zip(counted, frame["input_tokens"], strict=True)]
+    # Prompt tokens read from (or written to) the provider's cache, beside the input count where a call has any:
+    # "1200 (1000 cached)". The frame keeps them as columns of their own.
+    cache = [cache_words(_number(c), _number(w)) for c, w in zip(
+        _column(frame, "cached_input_tokens"), _column(frame, "cache_write_input_tokens"), strict=True)]
+    out["input_tokens"] = [mark + fmt(v, "d") + (f" ({words})" if words else "")
+                           for mark, v, words in zip(counted, frame["input_tokens"], cache, strict=True)]
     out["output_tokens"] = [mark + fmt(v, "d") for mark, v in zip(counted, frame["output_tokens"], strict=True)]
     # Usage in other units: only ledgers that have it carry the column (see core.ledger.USAGE_COLUMNS).
     if "video_seconds" in frame:
@@ -137,9 +143,40 @@ COUNTED_NOTE = "~ tokens counted by fusion_magic: the server streamed no usage (
 OVERHEAD_NOTE = "overhead: wall time minus the critical path (the slowest member of each round, plus the judge)"
 
 
+CACHE_NOTE = ("cached: input tokens the provider read from its prompt cache, billed at its cached rate; written: "
+              "input tokens it wrote to the cache (Anthropic bills them at 1.25x input)")
+
+
 def counted_note(frame: pd.DataFrame) -> str | None:
     """The footnote for ``~`` figures, when the ledger has any."""
     return COUNTED_NOTE if (frame["tokens_source"] == "counted").any() else None
+
+
+def cache_note(frame: pd.DataFrame) -> str | None:
+    """The footnote for cached and written input tokens, when some call has any."""
+    counts = [_number(v) for name in ("cached_input_tokens", "cache_write_input_tokens") for v in _column(frame, name)]
+    return CACHE_NOTE if any(n for n in counts) else None
+
+
+def _notes(frame: pd.DataFrame) -> list[str]:
+    """The ledger's footnotes, in order: counted tokens, the cache, the overhead row."""
+    overhead = OVERHEAD_NOTE if (frame["model"] == "overhead").any() else None
+    return [n for n in (counted_note(frame), cache_note(frame), overhead) if n]
+
+
+def _column(frame: pd.DataFrame, name: str) -> list[object]:
+    """The values of column ``name``, or a None per row when the frame has no such column (an older ledger)."""
+    return list(frame[name]) if name in frame else [None] * len(frame)
+
+
+def _number(value: object) -> int | None:
+    """A count cell as an int (None for <NA>, NaN and None)."""
+    if value is None or _isnan(value):
+        return None
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
 
 
 # Figures and one-word columns stay on one line; names, sources and errors wrap, which lets the table
@@ -190,7 +227,7 @@ def ledger_html(frame: pd.DataFrame) -> str:
             f'<td style="{st}">{cell(c, v)}</td>' for c, v, st in zip(columns, record, styles, strict=True)
         )
         rows.append(f'<tr style="font-weight:bold">{cells}</tr>' if record[0] == "TOTAL" else f"<tr>{cells}</tr>")
-    notes = [n for n in (counted_note(frame), OVERHEAD_NOTE if (frame["model"] == "overhead").any() else None) if n]
+    notes = _notes(frame)
     footnote = "".join(f'<p style="font-size:85%"><i>{escape_text(n)}</i></p>' for n in notes)
     return (
         '<div style="overflow-x:auto;max-width:100%"><table style="border-collapse:collapse;font-size:85%;'
@@ -252,9 +289,8 @@ def text_ledger(frame: pd.DataFrame) -> list[str]:
             out += _error_lines(error)
         if row_note:
             out += _error_lines(row_note, _NOTE_PREFIX)
-    for note in (counted_note(frame), OVERHEAD_NOTE if (frame["model"] == "overhead").any() else None):
-        if note:
-            out += wrap(note, "  ")
+    for note in _notes(frame):
+        out += wrap(note, "  ")
     return out
 
 
@@ -330,9 +366,11 @@ def wrap(text: str, indent: str = "") -> list[str]:
 
 
 __all__ = [
+    "CACHE_NOTE",
     "COUNTED_NOTE",
     "OVERHEAD_NOTE",
     "WIDTH",
+    "cache_note",
     "counted_note",
     "figures",
     "ledger_display",

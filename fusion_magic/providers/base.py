@@ -104,7 +104,10 @@ class Usage:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    # Parts of ``input_tokens``: read from the provider's prompt cache, and written to it (Anthropic's
+    # ``cache_creation_input_tokens``; None when none were written or the provider does not say).
     cached_input_tokens: int | None = None
+    cache_write_input_tokens: int | None = None
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ class EventParser(StreamParser):
         super().__init__(ctx, request_id)
         self.input_tokens: int | None = None
         self.cached_tokens: int | None = None
+        self.written_tokens: int | None = None
         self.output_tokens: int | None = None
 
     def feed(self, name: str, data: str) -> Iterator[ProviderEvent]:
@@ -127,7 +128,8 @@ class EventParser(StreamParser):
         """Counts are cumulative: each report replaces the last, never adds to it.
 
         ``input_tokens`` here excludes cache reads and writes; we report the whole prompt (as OpenAI
-        and Gemini do) and the cache-read part apart.
+        and Gemini do) and the cache-read and cache-write parts apart, each billed at its own rate
+        (``core.pricing``). No write is None, not 0: only Anthropic reports writes, and only when asked to cache.
         """
         base = json_int(usage.get("input_tokens"))
         read = json_int(usage.get("cache_read_input_tokens"))
@@ -136,13 +138,15 @@ class EventParser(StreamParser):
             self.input_tokens = base + (read or 0) + (written or 0)
         if read is not None:
             self.cached_tokens = read
+        if written is not None:
+            self.written_tokens = written or None
         output = json_int(usage.get("output_tokens"))
         if output is not None:
             self.output_tokens = output
 
     def _usage(self) -> Usage:
         return Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens,
-                     cached_input_tokens=self.cached_tokens)
+                     cached_input_tokens=self.cached_tokens, cache_write_input_tokens=self.written_tokens)
 
 
 class AnthropicProvider(SSEProvider):
