@@ -90,6 +90,9 @@ def test_err_quotes_the_traceback_of_a_real_error(nb: InteractiveShell, emulator
     assert "interactiveshell.py" not in first  # IPython's own frames are left out, as IPython shows it
     assert "x = (" in second and "SyntaxError" in second
     assert "\x1b" not in prompt and "{Err[" not in prompt
+    usage, result = run(nb, "%%fuse -p nope:x\nhi")  # a magic's usage error: one line, as IPython shows it
+    assert result.error_in_exec is not None
+    assert fuse(nb, emulator_env, f"{{Err[{usage}]}}") == f"UsageError: {result.error_in_exec}"
 
 
 def test_unknown_history_passes_through_with_one_note(nb: InteractiveShell, emulator_env: Emulator,
@@ -205,6 +208,9 @@ def test_interpolate_alone_reads_a_plain_namespace() -> None:
     assert out == "a = 1|[1, 2]|Traceback ...\nE: e|[1, 2]|entropy|{Err[2]}|{__}|{x}"
     assert [s.split(" ")[1] for s in said] == ["{Err[2]}", "{__}"]
     assert magic_args.interpolate("{Out[5]} {__}", {}) == "{Out[5]} {__}"  # no note taker: silently as written
+    said.clear()  # IPython's start value of _ before any output is no output
+    assert magic_args.interpolate("{_}", {"_": "", "Out": {}}, note=said.append) == "{_}" and len(said) == 1
+    assert magic_args.interpolate("{_}", {"_": "", "Out": {1: ""}}, note=said.append) == "" and len(said) == 1
 
 
 def test_error_history_keeps_the_newest() -> None:
