@@ -71,7 +71,7 @@ def test_each_row_sends_its_own_files_to_every_strategy(emu: Emulator, tmp_path:
 
 def test_a_text_only_model_is_refused_before_any_call(emu: Emulator) -> None:
     frame = pd.DataFrame({"question": ["Colour?"], "reference": ["red"], "attachments": [[png()]]})
-    with pytest.raises(ConfigError, match="local:gemma3-270m cannot take attachment.png"):
+    with pytest.raises(ConfigError, match=r"local:gemma3-270m cannot take attachment\.png"):
         fusion_magic.evaluate(frame, pool=["local:gemma3-270m"], strategies=["single"], settings=FAST)
     assert emu.requests == []
 
