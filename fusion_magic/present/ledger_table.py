@@ -11,7 +11,6 @@ import re
 import textwrap
 from typing import TYPE_CHECKING
 
-from ..core.record import cache_words
 from .sanitize import escape_text
 from .wording import describe_failure, note_words
 
@@ -35,6 +34,8 @@ _HEADERS = {
     "ttft_s": "ttft s",
     "latency_s": "latency s",
     "input_tokens": "in tok",
+    "cached_input_tokens": "cached",
+    "cache_write_input_tokens": "written",
     "output_tokens": "out tok",
     "video_seconds": "video s",
     "clips": "clips",
@@ -43,8 +44,12 @@ _HEADERS = {
 }
 
 
-_NUMERIC = frozenset({"round", "order", "tries", "ttft s", "latency s", "in tok", "out tok", "video s", "clips",
-                      "cost $"})
+_NUMERIC = frozenset({"round", "order", "tries", "ttft s", "latency s", "in tok", "cached", "written", "out tok",
+                      "video s", "clips", "cost $"})
+
+# Parts of the input a call read from the provider's prompt cache and wrote to it (core.ledger), shown as columns
+# after the input only where some call has any.
+_CACHE_COLUMNS = ("cached_input_tokens", "cache_write_input_tokens")
 
 
 def figures(r: CallRecord) -> str:
@@ -113,12 +118,12 @@ def ledger_display(frame: pd.DataFrame) -> pd.DataFrame:
     out["latency_s"] = [fmt(v, ".2f") for v in frame["latency_s"]]
     # "~": counted by us from the stream because the server reported no usage (see COUNTED_NOTE).
     counted = ["~" if source == "counted" else "" for source in frame["tokens_source"]]
-    # Prompt tokens read from (or written to) the provider's cache, beside the input count where a call has any:
-    # "1200 (1000 cached)". The frame keeps them as columns of their own.
-    cache = [cache_words(_number(c), _number(w)) for c, w in zip(
-        _column(frame, "cached_input_tokens"), _column(frame, "cache_write_input_tokens"), strict=True)]
-    out["input_tokens"] = [mark + fmt(v, "d") + (f" ({words})" if words else "")
-                           for mark, v, words in zip(counted, frame["input_tokens"], cache, strict=True)]
+    out["input_tokens"] = [mark + fmt(v, "d") for mark, v in zip(counted, frame["input_tokens"], strict=True)]
+    # Of the input, what the provider read from its prompt cache and wrote to it: a column each, only when some
+    # call has any (see CACHE_NOTE).
+    for name in _CACHE_COLUMNS:
+        if _any_count(frame, name):
+            out[name] = [fmt(_number(v), "d") for v in frame[name]]
     out["output_tokens"] = [mark + fmt(v, "d") for mark, v in zip(counted, frame["output_tokens"], strict=True)]
     # Usage in other units: only ledgers that have it carry the column (see core.ledger.USAGE_COLUMNS).
     if "video_seconds" in frame:
@@ -143,8 +148,9 @@ COUNTED_NOTE = "~ tokens counted by fusion_magic: the server streamed no usage (
 OVERHEAD_NOTE = "overhead: wall time minus the critical path (the slowest member of each round, plus the judge)"
 
 
-CACHE_NOTE = ("cached: input tokens the provider read from its prompt cache, billed at its cached rate; written: "
-              "input tokens it wrote to the cache (Anthropic bills them at 1.25x input)")
+CACHE_NOTE = "cached: of the input tokens, those the provider read from its prompt cache (billed at its cached rate)"
+WRITTEN_NOTE = ("written to the cache: of the input tokens, those the provider wrote to its prompt cache (Anthropic "
+                "bills them at 1.25x its input rate)")
 
 
 def counted_note(frame: pd.DataFrame) -> str | None:
@@ -153,9 +159,10 @@ def counted_note(frame: pd.DataFrame) -> str | None:
 
 
 def cache_note(frame: pd.DataFrame) -> str | None:
-    """The footnote for cached and written input tokens, when some call has any."""
-    counts = [_number(v) for name in ("cached_input_tokens", "cache_write_input_tokens") for v in _column(frame, name)]
-    return CACHE_NOTE if any(n for n in counts) else None
+    """The footnote for cached and written input tokens, each part when some call has any."""
+    parts = [note for name, note in zip(_CACHE_COLUMNS, (CACHE_NOTE, WRITTEN_NOTE), strict=True)
+             if _any_count(frame, name)]
+    return "; ".join(parts) or None
 
 
 def _notes(frame: pd.DataFrame) -> list[str]:
@@ -164,9 +171,9 @@ def _notes(frame: pd.DataFrame) -> list[str]:
     return [n for n in (counted_note(frame), cache_note(frame), overhead) if n]
 
 
-def _column(frame: pd.DataFrame, name: str) -> list[object]:
-    """The values of column ``name``, or a None per row when the frame has no such column (an older ledger)."""
-    return list(frame[name]) if name in frame else [None] * len(frame)
+def _any_count(frame: pd.DataFrame, name: str) -> bool:
+    """Whether column ``name`` (absent from an older ledger) has a count above 0."""
+    return name in frame and any((_number(v) or 0) > 0 for v in frame[name])
 
 
 def _number(value: object) -> int | None:
@@ -252,17 +259,22 @@ _MIN_WIDTHS = {"source": 12, "call": 14}
 
 _ERROR_PREFIX = "  error: "
 _NOTE_PREFIX = "  note: "
+_WRITTEN_PREFIX = "  written to the cache: "
 
 
 def text_ledger(frame: pd.DataFrame) -> list[str]:
-    """The ledger as lines of text within ``WIDTH`` columns, each failed call's error (or note) under its row."""
+    """The ledger as lines of text within ``WIDTH`` columns, each failed call's error (or note), and the input
+    tokens it wrote to a prompt cache, under its row."""
     shown = ledger_display(frame)
     at = _TEXT_COLUMNS.index("cost $")
     usage = [c for c in _TEXT_USAGE_COLUMNS if c in shown]
     columns = [*_TEXT_COLUMNS[:at], *usage, *_TEXT_COLUMNS[at:]]
+    if "cached" in shown:  # reads from a prompt cache: a narrow column; writes (rarer) go under their row
+        columns.insert(columns.index("in tok") + 1, "cached")
     rows: list[list[str]] = []
     errors: list[str] = []
     notes: list[str] = []
+    written: list[str] = []
     for rec in shown.to_dict("records"):
         model, role, status = str(rec["model"]), str(rec["role"]), str(rec["status"])
         summary_row = model in ("TOTAL", "overhead")
@@ -281,10 +293,13 @@ def text_ledger(frame: pd.DataFrame) -> list[str]:
         rows.append([call, status + late, *(str(rec[c]) for c in columns[2:])])
         errors.append(str(rec["error"]))
         notes.append(str(rec.get("note", "")))
+        written.append(str(rec.get("written", "")))
     head, blocks = _text_table(columns, rows)
     out = head
-    for block, error, row_note in zip(blocks, errors, notes, strict=True):
+    for block, error, row_note, row_written in zip(blocks, errors, notes, written, strict=True):
         out += block
+        if row_written not in ("", _MISSING, "0"):
+            out += [f"{_WRITTEN_PREFIX}{row_written} input tokens"]
         if error:
             out += _error_lines(error)
         if row_note:
@@ -370,6 +385,7 @@ __all__ = [
     "COUNTED_NOTE",
     "OVERHEAD_NOTE",
     "WIDTH",
+    "WRITTEN_NOTE",
     "cache_note",
     "counted_note",
     "figures",
