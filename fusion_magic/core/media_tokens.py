@@ -251,7 +251,7 @@ def openai_patches(width: int, height: int) -> int:
 def anthropic_image_tokens(width: int, height: int) -> int:
     """Anthropic's ``width x height / 750``, after scaling down to a 1568-px long side and about 1,600 tokens."""
     scale = min(1.0, _ANTHROPIC_LONG_SIDE / max(width, height), math.sqrt(_ANTHROPIC_MAX_PIXELS / (width * height)))
-    return math.ceil(round(width * scale) * round(height * scale) / _ANTHROPIC_PX_PER_TOKEN)
+    return math.ceil(math.floor(width * scale) * math.floor(height * scale) / _ANTHROPIC_PX_PER_TOKEN)
 
 
 def gemini_image_tokens(width: int, height: int) -> int:

@@ -115,7 +115,7 @@ def media_lines(rows: Sequence[MediaRow], rules: Sequence[str] = (), *, thread: 
     heading = "Attachments, in each call's input tokens above (every call sends them"
     heading += ", and a thread's earlier turns', in full; a provider's prompt cache may bill a repeat for less):" \
         if thread else "):"
-    lines = [heading]
+    lines = textwrap.wrap(heading, _WIDTH, subsequent_indent="  ", break_on_hyphens=False)
     for row in rows:
         counts = ", ".join(f"{'~' if c.approx else ''}{c.tokens:,}{' tok' if i == 0 else ''} on {c.where}"
                            for i, c in enumerate(row.counts))
