@@ -7,10 +7,13 @@ happens and *when*: how many chunks, which fault, at what time.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import time
 import zlib
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -39,12 +42,93 @@ def default_reply(model: str, prompt: str) -> str:
 
 
 def text_of(content: Any) -> str:
-    """Text of a message content that is a string or a list of typed blocks/parts."""
+    """Text of a message content that is a string or a list of typed blocks/parts: the text parts only, never an
+    image, a PDF or a file part (Gemini's parts have no ``type``; a text one has a ``text``)."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping) and "text" in part)
+        return "\n".join(str(part["text"]) for part in content
+                         if isinstance(part, Mapping) and "text" in part and part.get("type", "text") == "text")
     return ""
+
+
+# ---- attachments: what the real APIs check in the bytes they are sent (shared/reference/attachments.md) ----
+
+# Magic numbers (attachments.md §7): the emulator reads the bytes itself, never the client's word for them.
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"%PDF-", "application/pdf"),
+)
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+PDF = "application/pdf"
+_DATA_URL = re.compile(r"^data:([^;,]*)((?:;[^;,]*)*),(.*)$", re.S)
+_STANDARD_B64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
+_ANY_B64 = re.compile(r"^[A-Za-z0-9+/_-]*={0,2}$")
+
+
+def sniff(data: bytes) -> str | None:
+    """The MIME type the bytes are (PNG, JPEG, GIF, WebP, PDF), None for anything else."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return next((mime for magic, mime in _MAGIC if data.startswith(magic)), None)
+
+
+def b64_standard(text: Any) -> bytes | None:
+    """Bytes of standard base64 with its padding (RFC 4648 §4), as OpenAI and Anthropic read it; None if it is not."""
+    if not isinstance(text, str) or len(text) % 4 or not _STANDARD_B64.match(text):
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def b64_protobuf(text: Any) -> bytes | None:
+    """Bytes of base64 as protobuf JSON reads a ``bytes`` field (Gemini): the standard or URL-safe alphabet,
+    padding optional (google-genai itself sends URL-safe). None if it is not base64."""
+    if not isinstance(text, str) or not _ANY_B64.match(text):
+        return None
+    body = text.rstrip("=").replace("-", "+").replace("_", "/")
+    if len(body) % 4 == 1:
+        return None
+    try:
+        return base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def data_url(url: Any) -> tuple[str, bytes | None] | None:
+    """(MIME type, bytes) of a ``data:<mime>;base64,<data>`` URL, bytes None when the payload is no standard
+    base64 (or the URL says no ``;base64``); None when ``url`` is no data URL at all."""
+    match = _DATA_URL.match(url) if isinstance(url, str) else None
+    if match is None:
+        return None
+    mime, params, payload = match.groups()
+    if "base64" not in params.lower().split(";"):
+        return mime.lower(), None
+    return mime.lower(), b64_standard(payload)
+
+
+def listing(values: Sequence[str], conjunction: str = "and") -> str:
+    """``'a', 'b', and 'c'`` as OpenAI's validation messages list allowed values (``'a' and 'b'`` for two)."""
+    quoted = [f"'{v}'" for v in values]
+    if len(quoted) <= 2:
+        return f" {conjunction} ".join(quoted)
+    return ", ".join(quoted[:-1]) + f", {conjunction} {quoted[-1]}"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A 400 the real API answers before streaming, with the fields its error body names besides the message
+    (OpenAI's ``param`` and ``code``, Gemini's ``google.rpc.BadRequest`` field). ``validate`` may return one, or
+    a plain message."""
+
+    message: str
+    param: str | None = None
+    code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,8 +189,14 @@ class ChatFamily(Family):
     # ---- reading requests ---------------------------------------------------------------------------
 
     @abstractmethod
-    def validate(self, body: Mapping[str, Any]) -> str | None:
-        """A 400 message for request bodies the real API would reject in ways a client bug causes."""
+    def validate(self, body: Mapping[str, Any]) -> str | Rejection | None:
+        """A 400 (its message, or a :class:`Rejection`) for request bodies the real API would reject in ways a
+        client bug causes."""
+
+    def rejection_body(self, rejection: str | Rejection, request_id: str) -> Any:
+        """The 400 body for what :meth:`validate` refused, in the family's error shape."""
+        message = rejection if isinstance(rejection, str) else rejection.message
+        return self.error_body(400, message, request_id=request_id)
 
     def system_text(self, body: Mapping[str, Any]) -> str | None:
         """A system prompt sent beside the messages (Anthropic's ``system``); None where it is a message."""
@@ -213,7 +303,7 @@ class ChatFamily(Family):
             return
         invalid = self.validate(body)
         if invalid is not None:
-            await req.json(400, self.error_body(400, invalid, request_id=req.request_id))
+            await req.json(400, self.rejection_body(invalid, req.request_id))
             return
         model = self.model(req, body)
         try:
@@ -357,4 +447,5 @@ class ChatFamily(Family):
         await req.json(fault.status, body, [*plan.headers, *self.fault_headers(plan, fault)])
 
 
-__all__ = ["ChatFamily", "Plan", "Turn", "default_reply", "text_of"]
+__all__ = ["IMAGE_TYPES", "PDF", "ChatFamily", "Plan", "Rejection", "Turn", "b64_protobuf", "b64_standard",
+           "data_url", "default_reply", "listing", "sniff", "text_of"]

@@ -94,6 +94,9 @@ class ModelScript:
     # False: a server that streams no usage even when asked with stream_options.include_usage
     # (llama-cpp-python's server, some LM Studio and Ollama versions). OpenAI-style families only.
     stream_usage: bool = True
+    # What OpenRouter's model list says the model reads (``architecture.input_modalities``); ("text",) makes a
+    # text-only model, which a client should refuse images for before it asks.
+    input_modalities: tuple[str, ...] = ("text", "image", "file")
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,11 @@ class Scripts(Generic[S]):
         """Script ``model``, replacing an earlier script."""
         with self._lock:
             self._scripts[model] = script
+
+    def get(self, model: str) -> S | None:
+        """The script of ``model``, None when it has none."""
+        with self._lock:
+            return self._scripts.get(model)
 
     def models(self) -> list[str]:
         """The scripted model names, oldest first."""

@@ -14,8 +14,6 @@ tokens are counted as Gemini 2.x does, and a model scripted with a ``VideoScript
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import io
 import math
@@ -27,7 +25,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from .._wire import default_message, dumps, sse, sse_headers
-from ..chat import ChatFamily, Plan, Turn, text_of
+from ..chat import PDF, ChatFamily, Plan, Turn, b64_protobuf, sniff, text_of
 from ..registry import Family, Request, Route
 from ..script import Fault
 from ..video_script import EmulatedJob
@@ -182,6 +180,97 @@ def _window(meta: Any, where: str) -> tuple[float | None, float | None, float]:
     return start, end, float(fps)
 
 
+# A Part's oneof ``data`` (google-genai 3.6.1 ``Part``): exactly one of these, under either JSON spelling.
+_DATA_FIELDS = ("text", "inline_data", "file_data", "function_call", "function_response", "executable_code",
+                "code_execution_result")
+# The Part fields beside the data.
+_PART_METADATA = ("thought", "thought_signature", "video_metadata", "media_resolution", "part_metadata")
+_BLOB_FIELDS = ("data", "mime_type", "display_name")
+# Image types Gemini documents (attachments.md §5.2): GIF is not one.
+GEMINI_IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/heic", "image/heif")
+# Wording unconfirmed (reported by users, not quoted in the reference): bytes that are no image, or no PDF.
+UNREADABLE_IMAGE = ("Unable to process input image. Please retry or report in "
+                    "https://developers.generativeai.google/guide/troubleshooting")
+UNREADABLE_PDF = "The document has no pages."
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(w.title() for w in rest)
+
+
+def _spelled(mapping: Mapping[str, Any], name: str) -> str | None:
+    """The key ``mapping`` spells protobuf field ``name`` with (``inline_data`` or ``inlineData``), None if absent."""
+    return next((key for key in (name, _camel(name)) if key in mapping), None)
+
+
+def _bad_request(where: str, message: str) -> _Refused:
+    """A 400 INVALID_ARGUMENT with the ``google.rpc.BadRequest`` field violation the API adds to a parse error."""
+    violation = {"field": where, "description": message}
+    details = [{"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [violation]}]
+    return _Refused(400, gemini_error(400, message, details))
+
+
+def _unknown(name: str, where: str) -> _Refused:
+    message = f"Invalid JSON payload received. Unknown name \"{name}\" at '{where}': Cannot find field."
+    return _bad_request(where, message)
+
+
+def inline_bytes(blob: Mapping[str, Any], where: str, key: str) -> bytes:
+    """The bytes of an inline blob's ``data`` (standard or URL-safe base64, padding optional); ``_Refused`` with
+    the observed 'Base64 decoding failed' 400 otherwise (a data URL, say)."""
+    data = blob.get("data")
+    raw = b64_protobuf(data)
+    if raw is None:
+        # Observed: the error quotes the value up to its first comma ("data:image/png;base64").
+        shown = str(data).split(",", 1)[0][:100]
+        field = f"{where}.{key}.data"
+        raise _bad_request(field, f"Invalid value at '{field}' (TYPE_BYTES), Base64 decoding failed for \"{shown}\"")
+    return raw
+
+
+def check_parts(body: Mapping[str, Any]) -> None:
+    """Every part of every content as the API parses it: known fields only, exactly one data field, an inline
+    blob with a MIME type Gemini takes and base64 it decodes; ``_Refused`` with the API's 400 otherwise."""
+    for where, part in _parts(body):
+        for key in part:
+            if key not in {n for name in (*_DATA_FIELDS, *_PART_METADATA) for n in (name, _camel(name))}:
+                raise _unknown(key, where)
+        present = [k for k in (_spelled(part, name) for name in _DATA_FIELDS) if k is not None]
+        if not present:
+            raise _Refused(400, f"* GenerateContentRequest.{where}.data: required oneof field 'data' must have one "
+                                "initialized field")
+        if len(present) > 1:
+            raise _bad_request(where, f"Invalid value at '{where}' (oneof), oneof field 'data' is already set. "
+                                      f"Cannot set '{present[1]}'")
+        key = present[0]
+        if key in ("inline_data", "inlineData"):
+            check_blob(part[key], where, key)
+
+
+def check_blob(blob: Any, where: str, key: str) -> None:
+    """One ``inline_data``: a MIME type, base64 data, an image type Gemini documents (no GIF), and bytes an image
+    or PDF decoder reads where the MIME type says image or PDF."""
+    if not isinstance(blob, Mapping):
+        raise _bad_request(f"{where}.{key}", f"Invalid value at '{where}.{key}' (type.googleapis.com/"
+                                             "google.ai.generativelanguage.v1beta.Blob), not an object")
+    for name in blob:
+        if name not in {n for field in _BLOB_FIELDS for n in (field, _camel(field))}:
+            raise _unknown(name, f"{where}.{key}")
+    mime_key = _spelled(blob, "mime_type")
+    mime = blob.get(mime_key) if mime_key else None
+    if not isinstance(mime, str) or not mime:
+        raise _Refused(400, f"* GenerateContentRequest.{where}.{key}.mime_type: mime_type is not specified")
+    raw = inline_bytes(blob, where, key)
+    if mime.startswith("image/") and mime not in GEMINI_IMAGE_TYPES:
+        raise _Refused(400, f"Unsupported MIME type: {mime}")  # observed, for image/gif and image/jpg alike
+    # HEIC/HEIF are ISO boxes ("ftyp" at offset 4); the sniffer knows the other three.
+    if mime.startswith("image/") and sniff(raw) not in GEMINI_IMAGE_TYPES and raw[4:8] != b"ftyp":
+        raise _Refused(400, UNREADABLE_IMAGE)
+    if mime == PDF and not raw.startswith(b"%PDF-"):
+        raise _Refused(400, UNREADABLE_PDF)
+
+
 # From chat() (which checks the video parts before anything is answered) to plan(), in the same task.
 _WATCHED: ContextVar[Watched | None] = ContextVar("gemini_watched", default=None)
 
@@ -242,6 +331,8 @@ class Gemini(GeminiAuth, ChatFamily):
             await req.json(400, gemini_error(400, message))
             return
         try:
+            if isinstance(req.body, Mapping):
+                check_parts(req.body)
             watched = self.watch(req, req.body) if isinstance(req.body, Mapping) else None
         except _Refused as refused:
             await req.json(refused.status, refused.body)
@@ -281,18 +372,11 @@ class Gemini(GeminiAuth, ChatFamily):
         inline = part.get("inline_data", part.get("inlineData"))
         file = part.get("file_data", part.get("fileData"))
         if isinstance(inline, Mapping):
-            mime = inline.get("mime_type", inline.get("mimeType"))
-            if not isinstance(mime, str) or not mime:
-                raise _Refused(400, f"* GenerateContentRequest.{where}.inline_data.mime_type: "
-                                    "mime_type is not specified")
-            data = inline.get("data")
-            try:
-                raw = base64.b64decode(data, validate=True) if isinstance(data, str) else None
-            except (binascii.Error, ValueError):
-                raw = None
-            if raw is None:
-                raise _Refused(400, f"Invalid value at '{where}.inline_data.data' (TYPE_BYTES), Base64 decoding failed")
-            return raw if mime.startswith("video/") else None
+            # check_parts has seen this blob: it has a MIME type and its data decodes.
+            mime = str(inline.get("mime_type", inline.get("mimeType")))
+            if not mime.startswith("video/"):
+                return None
+            return inline_bytes(inline, where, "inline_data" if "inline_data" in part else "inlineData")
         if not isinstance(file, Mapping):
             return None
         uri = file.get("file_uri", file.get("fileUri"))

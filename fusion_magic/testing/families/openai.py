@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from .._wire import default_message, dumps, sse
-from ..chat import ChatFamily, Turn
+from ..chat import IMAGE_TYPES, PDF, ChatFamily, Rejection, Turn, data_url, listing, sniff
 from ..registry import Request, Route
 from ..script import Fault
 
@@ -26,6 +26,30 @@ _ERROR_TYPES: dict[int, tuple[str, str | None]] = {
 
 def _error_type(status: int) -> tuple[str, str | None]:
     return _ERROR_TYPES.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
+
+
+_ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+# Content part types by role (openai 3.63.0: the user union is text | image_url | input_audio | file; an
+# assistant turn takes text and refusal parts only; the others text only). attachments.md §2.1.
+_PART_TYPES: dict[str, tuple[str, ...]] = {
+    "user": ("text", "image_url", "input_audio", "file"),
+    "assistant": ("text", "refusal"),
+}
+_IMAGE_EXAMPLE = "'data:image/png;base64,aW1nIGJ5dGVzIGhlcmU='"
+_PDF_EXAMPLE = "'data:application/pdf;base64,SGVsbG8sIFdvcmxkIQ=='"
+# attachments.md §2.3, observed.
+NOT_AN_IMAGE = (
+    "The image data you provided does not represent a valid image. Please check your input and try again with "
+    "one of the supported image formats: ['image/jpeg', 'image/png', 'image/gif', 'image/webp']."
+)
+
+
+def _missing(param: str) -> Rejection:
+    return Rejection(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+
+
+def _invalid_value(value: Any, allowed: tuple[str, ...], param: str) -> Rejection:
+    return Rejection(f"Invalid value: '{value}'. Supported values are: {listing(allowed)}.", param, "invalid_value")
 
 
 class OpenAI(ChatFamily):
@@ -69,13 +93,115 @@ class OpenAI(ChatFamily):
     def auth_headers(self, req: Request) -> list[tuple[str, str]]:
         return [("x-request-id", req.request_id)]
 
-    def validate(self, body: Mapping[str, Any]) -> str | None:
+    # Whether a file part needs a filename beside its file_data (OpenAI: yes, OpenRouter: no).
+    filename_required: ClassVar[bool] = True
+    # Part types by role (OpenRouter takes video parts too); a role not listed takes text only.
+    part_types: ClassVar[Mapping[str, tuple[str, ...]]] = _PART_TYPES
+
+    def validate(self, body: Mapping[str, Any]) -> str | Rejection | None:
         if not isinstance(body.get("model"), str) or not body["model"]:
             return "you must provide a model parameter"
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return "'messages' is a required property"
+        for i, message in enumerate(messages):
+            where = f"messages[{i}]"
+            if not isinstance(message, Mapping):
+                return Rejection(f"Invalid type for '{where}': expected an object, but got {type(message).__name__} "
+                                 "instead.", where, "invalid_type")
+            role = message.get("role")
+            if role not in _ROLES:
+                return _invalid_value(role, _ROLES, f"{where}.role")
+            content = message.get("content")
+            if not isinstance(content, list):
+                continue
+            for j, part in enumerate(content):
+                rejection = self.check_part(str(role), part, f"{where}.content[{j}]")
+                if rejection is not None:
+                    return rejection
         return None
+
+    def check_part(self, role: str, part: Any, where: str) -> Rejection | None:
+        """The 400 for one content part the API would refuse: a type the role does not take, an image that is
+        no image, a file part that is no PDF data URL or (OpenAI) has no filename."""
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if not isinstance(kind, str):
+            return _missing(f"{where}.type")
+        allowed = self.part_types.get(role, ("text",))
+        if kind not in allowed:
+            return _invalid_value(kind, allowed, f"{where}.type")
+        assert isinstance(part, Mapping)
+        if kind == "image_url":
+            return self.check_image(part.get("image_url"), f"{where}.image_url")
+        if kind == "file":
+            return self.check_file(part.get("file"), f"{where}.file")
+        if kind in ("text", "refusal") and not isinstance(part.get(kind), str):
+            return _missing(f"{where}.{kind}")
+        return None
+
+    def check_image(self, image: Any, where: str) -> Rejection | None:
+        """An ``image_url`` object: a URL the API can fetch, or a data URL of PNG, JPEG, GIF or WebP bytes."""
+        url = image.get("url") if isinstance(image, Mapping) else None
+        if not isinstance(url, str):
+            return _missing(f"{where}.url")
+        param = f"{where}.url"
+        detail = image.get("detail") if isinstance(image, Mapping) else None
+        if detail is not None and detail not in ("auto", "low", "high", "original"):
+            return _invalid_value(detail, ("auto", "low", "high", "original"), f"{where}.detail")
+        parsed = data_url(url)
+        if parsed is None:
+            if url.startswith(("http://", "https://")):
+                return None  # the real API fetches it; the emulator takes it on trust
+            return Rejection(f"Invalid '{param}'. Expected a valid URL, but got a value with an invalid format.",
+                             param, "invalid_value")
+        mime, data = parsed
+        expected = (f"Invalid '{param}'. Expected a base64-encoded data URL with an image MIME type "
+                    f"(e.g. {_IMAGE_EXAMPLE})")
+        if mime not in IMAGE_TYPES:
+            return Rejection(f"{expected}, but got unsupported MIME type '{mime}'.", param, "invalid_value")
+        if data is None:
+            return Rejection(f"{expected}, but got an invalid base64-encoded value.", param, "invalid_value")
+        if not data:
+            return Rejection(f"{expected}, but got empty base64-encoded bytes.", param, "invalid_value")
+        # The API reads the bytes whatever the data URL calls them: any of the four formats will do.
+        if sniff(data) not in IMAGE_TYPES:
+            return Rejection(NOT_AN_IMAGE, None, "invalid_value")
+        return None
+
+    def check_file(self, file: Any, where: str) -> Rejection | None:
+        """A ``file`` object: a ``file_id``, or ``file_data`` as a PDF data URL (with its ``filename`` where the
+        API requires one). Chat Completions takes PDFs only in file parts (attachments.md §2.3)."""
+        if not isinstance(file, Mapping):
+            return _missing(f"{where}.file_id")
+        if isinstance(file.get("file_id"), str) and file["file_id"]:
+            return None  # an uploaded file: the emulator has no Files API to check it against
+        file_data = file.get("file_data")
+        if not isinstance(file_data, str) or (self.filename_required and not isinstance(file.get("filename"), str)):
+            # Observed: without a filename the API names file_id, not filename.
+            return _missing(f"{where}.file_id")
+        return self.check_file_data(file_data, f"{where}.file_data")
+
+    def check_file_data(self, file_data: str, param: str) -> Rejection | None:
+        """``file_data``: a ``data:application/pdf;base64,`` URL of bytes that start ``%PDF-``."""
+        expected = (f"Invalid file data: '{param}'. Expected a base64-encoded data URL with an application/pdf MIME "
+                    f"type (e.g. {_PDF_EXAMPLE})")
+        parsed = data_url(file_data)
+        if parsed is None or parsed[1] is None:
+            return Rejection(f"{expected}, but got an invalid base64-encoded value.", param, "invalid_value")
+        mime, data = parsed
+        if mime != PDF:
+            return Rejection(f"{expected}, but got unsupported MIME type '{mime}'.", param, "invalid_value")
+        if not data or not data.startswith(b"%PDF-"):
+            # Wording unconfirmed: the bytes of a file part that says PDF but is none.
+            return Rejection(f"Invalid file data: '{param}'. The file is not a valid PDF.", param, "invalid_value")
+        return None
+
+    def rejection_body(self, rejection: str | Rejection, request_id: str) -> Any:
+        body = super().rejection_body(rejection, request_id)
+        if isinstance(rejection, Rejection):
+            body["error"]["param"] = rejection.param
+            body["error"]["code"] = rejection.code
+        return body
 
     def response_id(self, seq: int) -> str:
         return f"chatcmpl-emu{seq:06d}"

@@ -9,11 +9,11 @@ Shapes: ``shared/reference/llm-apis.md`` §1.4-1.9.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from .._wire import default_message, sse, sse_comment
-from ..chat import Plan, Turn
+from ..chat import Plan, Rejection, Turn
 from ..registry import Request
 from ..script import Fault
 from .openai import OpenAI
@@ -65,8 +65,9 @@ def error_type(status: int) -> str:
     return _ERROR_TYPES.get(status, "server" if status >= 500 else "invalid_request")
 
 
-def model_entry(model: str) -> dict[str, Any]:
-    """One entry of GET /api/v1/models. Prices match the emulator's default cost (1e-6 USD/token)."""
+def model_entry(model: str, inputs: Sequence[str] = ("text", "image", "file")) -> dict[str, Any]:
+    """One entry of GET /api/v1/models, reading ``inputs`` (a scripted model's ``input_modalities``). Prices match
+    the emulator's default cost (1e-6 USD/token)."""
     name = model.split("/", 1)[-1].replace("-", " ").title()
     return {
         "id": model,
@@ -76,7 +77,7 @@ def model_entry(model: str) -> dict[str, Any]:
         "description": "A model served by the fusion_magic loopback emulator.",
         "context_length": 128000,
         "architecture": {
-            "input_modalities": ["text"],
+            "input_modalities": list(inputs),
             "output_modalities": ["text"],
             "tokenizer": "Other",
             "instruct_type": None,
@@ -110,6 +111,23 @@ class OpenRouter(OpenAI):
     # A blocked prompt is a moderation 403 (send_blocked), not a truncated answer.
     refusal_reason = None
     models_need_auth: ClassVar[bool] = False
+    # attachments.md §3: OpenRouter's file part has every field optional, and its user content union adds video.
+    filename_required: ClassVar[bool] = False
+    part_types: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "user": ("text", "image_url", "input_audio", "input_video", "video_url", "file"),
+        "assistant": ("text", "refusal"),
+    }
+
+    def check_file_data(self, file_data: str, param: str) -> Rejection | None:
+        # OpenRouter fetches a file given by URL itself ("File content as base64 data URL or URL").
+        if file_data.startswith(("http://", "https://")):
+            return None
+        return super().check_file_data(file_data, param)
+
+    def rejection_body(self, rejection: str | Rejection, request_id: str) -> Any:
+        # OpenRouter's own envelope: code and message, no param.
+        message = rejection if isinstance(rejection, str) else rejection.message
+        return self.error_body(400, message, request_id=request_id)
 
     def key_error(self, req: Request, has_key: bool) -> tuple[int, Any]:
         message = "No cookie auth credentials found" if not has_key else "User not found."
@@ -125,9 +143,11 @@ class OpenRouter(OpenAI):
         """Scripted slugs first, then a few defaults, in OpenRouter's paged shape."""
         names = [m for m in req.scripts.models() if "/" in m]
         names += [m for m in _DEFAULT_MODELS if m not in names]
-        await req.json(
-            200, {"data": [model_entry(m) for m in names], "total_count": len(names), "links": {"next": None}}
-        )
+        data = []
+        for m in names:
+            script = req.scripts.get(m)
+            data.append(model_entry(m) if script is None else model_entry(m, script.input_modalities))
+        await req.json(200, {"data": data, "total_count": len(names), "links": {"next": None}})
 
     # ---- framing --------------------------------------------------------------------------------------
 
