@@ -23,6 +23,7 @@ from PIL import Image
 import fusion_magic
 from fusion_magic.calls.settings import Settings
 from fusion_magic.core.errors import ConfigError
+from fusion_magic.providers.chat import openrouter_models
 from fusion_magic.testing import Emulator, ModelScript, RecordedRequest
 from fusion_magic.testing.judges import content_judge
 
@@ -199,6 +200,33 @@ def test_the_magic_says_it_as_one_usage_line(shell: InteractiveShell, emulator_e
         shell.run_cell_magic("fuse", f"-p {','.join(pool)} -j vote --attach {name}", "Look at this.")
     assert type(info.value) is UsageError and "\n" not in str(info.value)
     assert emulator_env.requests == []
+
+
+@pytest.fixture
+def fresh_model_list() -> Iterator[None]:
+    """OpenRouter's model list is fetched once an hour per base URL: each side of the test reads its own."""
+    openrouter_models.forget()
+    yield
+    openrouter_models.forget()
+
+
+def test_a_text_only_openrouter_model_gets_no_image(emulator_env: Emulator, tmp_path: Path,
+                                                    fresh_model_list: None) -> None:
+    # The emulator's model list says what a scripted model reads; the client asks it before any chat request.
+    emulator_env.script("t/reader", ModelScript(reply="Text only.", input_modalities=("text",)))
+    emulator_env.script("t/viewer", ModelScript(reply="I see red."))
+    path = _write(tmp_path / "red.png", png())
+    with pytest.raises(ConfigError, match="openrouter:t/reader takes no images") as info:
+        fusion_magic.fuse("Colour?", pool=["openrouter:t/reader", "openai:a"], judge="vote", settings=FAST,
+                          attach=[path])
+    assert "\n" not in str(info.value)
+    assert [(q.method, q.path) for q in emulator_env.requests] == [("GET", "/openrouter/api/v1/models")]
+    # A model the list says reads images (the default) gets it.
+    r = fusion_magic.fuse("Colour?", pool=["openrouter:t/viewer", "openai:a"], judge="vote", settings=FAST,
+                          attach=[path])
+    assert r.n_ok == 2
+    parts = member(emulator_env, "t/viewer").body["messages"][0]["content"]
+    assert data_url_bytes(parts[1]["image_url"]["url"], "image/png") == png()
 
 
 # ---- the emulator refuses what the real APIs refuse --------------------------------------------------------
