@@ -39,7 +39,8 @@ TURN_LINES = 12
 
 _CHIP_STYLE = ("display:inline-block;border:1px solid #c8c8c8;border-radius:.8em;padding:.1em .6em;"
                "font-size:.85em;white-space:nowrap;max-width:28em;overflow:hidden;text-overflow:ellipsis")
-_IMAGE_STYLE = f"max-height:{SHOWN_PX}px;max-width:{THUMB_PX}px;border:1px solid #ddd;border-radius:4px"
+_IMAGE_STYLE = (f"max-height:{SHOWN_PX}px;max-width:{THUMB_PX}px;box-sizing:border-box;border:1px solid #ddd;"
+                "border-radius:4px")
 _ROW_STYLE = "display:flex;flex-wrap:wrap;gap:.5em;align-items:flex-end;margin:.3em 0"
 _FIGURE_STYLE = "display:inline-flex;flex-direction:column;align-items:flex-start;gap:.1em"
 

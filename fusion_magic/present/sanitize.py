@@ -88,7 +88,7 @@ def clean_html(fragment: str) -> str:
 _IMAGE_DATA_URL = re.compile(r"data:(image/(?:png|jpeg|gif|webp));base64,([A-Za-z0-9+/]+={0,2})")
 _THUMBNAIL_ATTRIBUTES = {"src", "alt", "title", "class", "width", "height", "style", "loading"}
 _THUMBNAIL_STYLES = {"max-height", "max-width", "height", "width", "object-fit", "border", "border-radius",
-                     "vertical-align", "display"}
+                     "vertical-align", "display", "box-sizing"}
 
 
 def is_image_data_url(url: str) -> bool:
