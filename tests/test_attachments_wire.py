@@ -25,6 +25,7 @@ from fusion_magic.calls.settings import Settings
 from fusion_magic.core.errors import ConfigError
 from fusion_magic.providers.chat import openrouter_models
 from fusion_magic.testing import Emulator, ModelScript, RecordedRequest
+from fusion_magic.testing.chat import text_of
 from fusion_magic.testing.judges import content_judge
 
 FAST = Settings(max_retries=0, timeout=20)
@@ -476,3 +477,13 @@ def test_a_refused_request_is_never_answered_by_the_model(http: httpx.Client, em
     assert post(http, "gemini", [g_user(inline(b64(gif()), "image/gif"))]).status_code == 400
     good = post(http, "gemini", [g_user(inline(b64(png()), "image/png"))])
     assert good.status_code == 200 and '"first"' in good.text
+
+
+def test_text_of_reads_the_text_parts_only() -> None:
+    # What the scripted judges read: a request's text, whichever family's parts carry the files beside it.
+    openai = [{"type": "text", "text": "Look."}, image_part(JPEG_URL), file_part(filename="p.pdf", file_data=PDF_URL)]
+    anthropic = [image_block(jpeg()), {"type": "document", "source": {"type": "text", "media_type": "text/plain",
+                                                                      "data": "not prompt text"}}, text_block()]
+    gemini = g_user(inline(b64(jpeg()), "image/jpeg"))["parts"]
+    assert text_of(openai) == text_of(anthropic) == text_of(gemini) == "Look."
+    assert text_of("Plain.") == "Plain." and text_of(None) == ""
