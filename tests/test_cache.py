@@ -45,6 +45,31 @@ def test_round_trip(tmp_path: Path) -> None:
     assert not list(entry_path(cache).parent.glob("*.tmp"))
 
 
+def test_cached_token_counts_survive_a_replay(tmp_path: Path) -> None:
+    cache = CallCache(tmp_path / "c")
+    cache.store(MODEL, request(), replace(answer(), cached_input_tokens=5, cache_write_input_tokens=2))
+    hit = cache.lookup(MODEL, request())
+    assert hit is not None and (hit.cached_input_tokens, hit.cache_write_input_tokens) == (5, 2)
+
+
+def test_an_attachment_is_keyed_by_its_hash_and_a_turn_without_one_keeps_its_key(tmp_path: Path) -> None:
+    from fusion_magic.core.attachment import Attachment
+
+    plain = request()
+    chart = Attachment.of(b"\x89PNG\r\n\x1a\n" + b"a" * 40, "chart.png")
+    other = Attachment.of(b"\x89PNG\r\n\x1a\n" + b"b" * 40, "chart.png")
+    with_chart = replace(plain, messages=(replace(plain.messages[0], attachments=(chart,)),))
+    with_other = replace(plain, messages=(replace(plain.messages[0], attachments=(other,)),))
+    keys = {request_key(MODEL, r) for r in (plain, with_chart, with_other)}
+    assert len(keys) == 3
+    # Marking a turn for the provider's prompt cache asks nothing different: the same recording replays.
+    marked = replace(plain, messages=(replace(plain.messages[0], cache_point=True),))
+    assert request_key(MODEL, marked) == request_key(MODEL, plain)
+    cache = CallCache(tmp_path / "c")
+    cache.store(MODEL, with_chart, answer())
+    assert cache.lookup(MODEL, with_other) is None and cache.lookup(MODEL, with_chart) is not None
+
+
 @pytest.mark.parametrize("content", [
     "[1, 2]",                                   # valid JSON, not an object
     '"just a string"',

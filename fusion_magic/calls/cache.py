@@ -187,4 +187,6 @@ def _entry_record(model_id: str, data: object) -> CallRecord:
         clips=data.get("clips"),
         cost_usd=data.get("cost_usd"),
         finish_reason=data.get("finish_reason"),
+        cached_input_tokens=data.get("cached_input_tokens"),
+        cache_write_input_tokens=data.get("cache_write_input_tokens"),
     )

@@ -227,14 +227,16 @@ def message(m: Message) -> dict[str, Any]:
 
 def _usage(usage: Mapping[str, Any]) -> Usage:
     prompt_details = usage.get("prompt_tokens_details")
-    cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, Mapping) else None
+    details = prompt_details if isinstance(prompt_details, Mapping) else {}
     cost = usage.get("cost")
     return Usage(
         input_tokens=json_int(usage.get("prompt_tokens")),
         output_tokens=json_int(usage.get("completion_tokens")),
         # Only OpenRouter reports cost (USD-denominated credits); others leave pricing to the ledger.
         cost_usd=float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None,
-        cached_input_tokens=json_int(cached),
+        cached_input_tokens=json_int(details.get("cached_tokens")),
+        # OpenRouter also reports what the upstream (Anthropic, Gemini explicit) wrote to its cache.
+        cache_write_input_tokens=json_int(details.get("cache_write_tokens")) or None,
     )
 
 
