@@ -93,7 +93,10 @@ def assert_thread(emu: Emulator, since: int, answers: dict[str, list[str]], prom
     later = []
     for answer, prompt in zip(answers["claude-x"], prompts, strict=True):
         later += [{"role": "assistant", "content": answer}, {"role": "user", "content": prompt}]
-    # Anthropic caches only where asked: the last block of the last user turn, and nowhere else.
+    # Anthropic caches only where asked: the last block of the thread so far (the judge's next request repeats
+    # it) and of the last user turn, and nowhere else.
+    later[-2] = {"role": "assistant", "content": [{"type": "text", "text": answers["claude-x"][-1],
+                                                   "cache_control": {"type": "ephemeral"}}]}
     later[-1] = {"role": "user", "content": [{"type": "text", "text": prompts[-1],
                                               "cache_control": {"type": "ephemeral"}}]}
     assert sent(emu, since, "claude-x")["messages"] == [anthropic_first_turn(), *later]

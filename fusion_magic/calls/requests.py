@@ -8,7 +8,7 @@ A pool member's request (first round and debate revisions alike), the judge's re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..core.attachment import Attachment
@@ -60,7 +60,12 @@ def opening(prompt: str, system: str | None, context: Context = NO_CONTEXT) -> t
     turn repeats all of it (``Message.cache_point``), as does a debate's next round (``Context.reused``)."""
     user = Message("user", prompt, context.attachments, cache_point=context.reused or bool(context.history))
     head = (Message("system", system),) if system else ()
-    return (*head, *context.history, user)
+    history = context.history
+    if history:
+        # The thread alone is a prefix too: the judge's next request, and a member's under another prompt, repeat
+        # it without this turn's prompt.
+        history = (*history[:-1], replace(history[-1], cache_point=True))
+    return (*head, *history, user)
 
 
 __all__ = [

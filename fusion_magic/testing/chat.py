@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from ._exchange import ClientGone, ConnectionCut
 from ._wire import default_message, dumps, sse_headers
+from .prompt_cache import explicit_cache, implicit_cache, prompt_units
 from .registry import Family, Request
 from .script import SCRIPTED, Fault, ModelScript, Reply
 
@@ -337,6 +338,10 @@ class ChatFamily(Family):
             finish = self.refusal_reason
 
         input_tokens = script.input_tokens if script.input_tokens is not None else len(all_text) // 4 + 1
+        cached, written = script.cached_input_tokens or 0, script.cache_write_tokens or 0
+        if script.prompt_cache and script.cached_input_tokens is None:
+            cached, written, counted = self.prompt_cache(req, body, model)
+            input_tokens = script.input_tokens if script.input_tokens is not None else counted
         output_tokens = script.output_tokens if script.output_tokens is not None else len(chunks)
         cost = script.cost_usd if script.cost_usd is not None else round((input_tokens + output_tokens) * 1e-6, 12)
         options = body.get("stream_options")
@@ -353,10 +358,23 @@ class ChatFamily(Family):
             nl="\r\n" if script.crlf else "\n",
             include_usage=include_usage,
             usage_choices_empty=script.usage_choices_empty,
-            cached_input_tokens=script.cached_input_tokens or 0,
-            cache_write_tokens=script.cache_write_tokens or 0,
+            cached_input_tokens=cached,
+            cache_write_tokens=written,
         )
         return Plan(turn, script, fault, chunks, finish, self.wants_stream(req, body), self.reply_headers(req, turn))
+
+    def prompt_cache(self, req: Request, body: Mapping[str, Any], model: str) -> tuple[int, int, int]:
+        """(tokens read from the emulated prompt cache, tokens written to it, the prompt's tokens) for this request
+        (``testing/prompt_cache.py``): Anthropic caches only what the client marks, the others on their own."""
+        units = prompt_units(body, f"{self.name}:{model}")
+        book = req.scripts
+        with book.locked:
+            cache = book.cached_prefixes(model)
+            if self.name == "anthropic":
+                read, written = explicit_cache(units, cache)
+            else:
+                read, written = implicit_cache(units, cache), 0
+        return read, written, max(1, sum(u.tokens for u in units))
 
     # ---- answering ----------------------------------------------------------------------------------
 

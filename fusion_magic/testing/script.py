@@ -81,6 +81,9 @@ class ModelScript:
     cost_usd: float | None = None
     cached_input_tokens: int | None = None
     cache_write_tokens: int | None = None
+    # Report cached tokens as the provider's prompt cache would (testing/prompt_cache.py): the longest earlier
+    # request's prefix this one repeats. Scripted counts above win.
+    prompt_cache: bool = False
     finish_reason: str | None = None
     faults: list[Fault] = field(default_factory=list)
     # The model the response says served it (OpenRouter fallbacks answer with another model).
@@ -160,10 +163,23 @@ class ScriptBook(Scripts["ModelScript"]):
         super().__init__()
         self._counts: dict[str, int] = {}
         self._answered: dict[str, int] = {}
+        # Per model, the prompt prefixes the emulated prompt cache holds: their key and token count.
+        self._prefixes: dict[str, dict[str, int]] = {}
 
     def _forget(self) -> None:
         self._counts.clear()
         self._answered.clear()
+        self._prefixes.clear()
+
+    def cached_prefixes(self, model: str) -> dict[str, int]:
+        """The prompt cache of ``model`` (prefix key -> tokens), for the caller to read and add to under the
+        book's lock (``locked``)."""
+        return self._prefixes.setdefault(model, {})
+
+    @property
+    def locked(self) -> threading.Lock:
+        """The book's lock, for a read-then-write of ``cached_prefixes``."""
+        return self._lock
 
     def draw(self, model: str) -> Cue:
         """Count one request for ``model`` and say what it gets."""
