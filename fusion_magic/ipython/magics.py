@@ -17,7 +17,7 @@ import functools
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import replace as dc_replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +37,7 @@ from ..api import (
     start,
 )
 from ..calls.settings import Settings, check_endpoints, parse_prices
+from ..core.attachment import load_attachment
 from ..core.errors import FusionError
 from ..core.events import OffloadedListener
 from ..core.record import Response
@@ -188,9 +189,15 @@ class FusionMagics(Magics, Configurable):
         if not items:
             return args
         namespace = self.shell.user_ns
-        resolved = [namespace[item] if isinstance(item, str) and item.isidentifier() and item in namespace
-                    and not Path(item).exists() else item for item in items]
-        return replace(args, given={**args.given, "attach": tuple(resolved)})
+
+        def resolved(item: object) -> object:
+            if not (isinstance(item, str) and item.isidentifier() and item in namespace and not Path(item).exists()):
+                return item
+            # Named after the variable (fig.png, sales.csv): the name the models and the view show.
+            attachment = load_attachment(namespace[item])
+            return dc_replace(attachment, name=item + Path(attachment.name).suffix)
+
+        return dc_replace(args, given={**args.given, "attach": tuple(resolved(item) for item in items)})
 
     def _continued(self, name: str | None) -> FusionResult | None:
         """The result ``--continue NAME`` names (None without the flag): a ``FusionResult`` in the namespace, or

@@ -163,6 +163,24 @@ def debater(first: str, revised: str) -> Callable[[Mapping[str, Any]], str]:
     return reply
 
 
+def by_prompt(answers: Mapping[str, str], otherwise: str = "I would need more context to answer that.",
+              ) -> Callable[[Mapping[str, Any]], str]:
+    """A pool member for conversations: it answers ``answers[key]`` for the first ``key`` found in the request's
+    last user turn (case-insensitive), else ``otherwise``, so each follow-up of a thread gets its own answer
+    whatever came before.
+
+        emu.script("gpt-4o", ModelScript(reply=by_prompt({"chart": "A loss curve.", "why": "Warm-up ended."})))
+    """
+
+    def reply(body: Mapping[str, Any]) -> str:
+        turns = [*(body.get("messages") or []), *(body.get("contents") or [])]
+        users = [t for t in turns if isinstance(t, Mapping) and t.get("role", "user") == "user"]
+        last = text_of(users[-1].get("content", users[-1].get("parts"))).lower() if users else ""
+        return next((text for key, text in answers.items() if key.lower() in last), otherwise)
+
+    return reply
+
+
 def _default_reasoning(prefer: str, pick: str, others: Sequence[str]) -> str:
     if not others:
         return f"{SCRIPTED} Answer {pick} states {prefer!r} most directly."
@@ -207,4 +225,5 @@ def _unique(answers: Mapping[str, str], prefer: str, matching: Sequence[str],
     return out
 
 
-__all__ = ["NOT_ADDRESSED", "content_judge", "debater", "request_text", "requested_fields", "shown_answers"]
+__all__ = ["NOT_ADDRESSED", "by_prompt", "content_judge", "debater", "request_text", "requested_fields",
+           "shown_answers"]
