@@ -21,11 +21,15 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ..core.attachment import Attachment, human_size
 from ..core.mime import IMAGE_TYPES, sniff
 from .fold import capped_markdown, folded
 from .sanitize import clean_thumbnail, escape_text, image_data_url
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 __all__ = ["SHOWN_PX", "THUMB_PX", "Thumbnail", "Turn", "attachment_html", "attachments_html", "attachments_line",
            "chip_text", "kind_word", "thread_html", "thread_title", "thumbnail"]
@@ -118,7 +122,8 @@ def _shrink(data: bytes) -> Thumbnail | None:
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow's DecompressionBombWarning: the chip is shown instead
+            # Pillow warns of a very large image (and past twice that refuses it: the chip is shown instead).
+            warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as source:
                 with contextlib.suppress(Exception):  # a JPEG decodes at a fraction of its size
                     source.draft("RGB", (THUMB_PX * 2, THUMB_PX * 2))
@@ -135,9 +140,9 @@ def _shrink(data: bytes) -> Thumbnail | None:
         return None
 
 
-def _encode(image: object, fmt: str, **options: object) -> bytes:
+def _encode(image: Image, fmt: str, **options: Any) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)  # type: ignore[attr-defined]
+    image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
 
 
