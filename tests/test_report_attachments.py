@@ -406,10 +406,13 @@ def test_a_real_run_with_attachments_then_a_follow_up(emulator_env: Emulator, tm
     view2 = FusionView(render_interval=0.0, tick_s=0.0)
     second = first.ask("Why does it rise?", listeners=[view2.handle])
     assert second.parent is first and second.turns == [first, second]
-    assert view2.run is not None and view2.run.thread == (("What does the chart show?", first.answer),)
+    assert view2.run is not None
+    assert view2.run.thread == (("What does the chart show?", first.answer, first.attachments),)
     live2 = view2.context.value
     assert_inert(live2)
     assert "Conversation so far (1 turn)" in shown(live2) and "What does the chart show?" in shown(live2)
+    # The earlier turn's chart shows inside the live thread too, not only in the saved report.
+    assert len(thumbnails(live2)) == 1
     report2 = html_report(second)
     assert_inert(report2)
     assert "Conversation so far (1 turn)" in shown(report2) and len(thumbnails(report2)) == 1

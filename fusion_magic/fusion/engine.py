@@ -40,7 +40,7 @@ from .options import FuseOptions
 from .pool import Member, run_round
 from .requests import member_request
 from .result import FusionResult
-from .thread import check_continuable, lineage, thread_history
+from .thread import check_continuable, earlier_turns, lineage, thread_history
 
 SAMPLING_TEMPERATURE = 0.8  # when one model fills several seats, it needs randomness to differ
 
@@ -210,7 +210,7 @@ async def _run_stages(plan: FusionPlan, ctx: CallContext, rng: random.Random, re
     deadline_at = None if options.deadline is None else loop.time() + options.deadline
     emit(ctx.listeners, RunStarted(plan.prompt, options.mode, plan.judge_id,
                                    tuple(m.label for m in plan.members), tuple(plan.pool), options.attach,
-                                   tuple((run.prompt, run.answer) for run in lineage(plan.parent))))
+                                   earlier_turns(plan.parent)))
     try:
         outcome = await run_round(
             plan.members, [member_request(m, plan.prompt, options, context=plan.context(m.label))
@@ -312,7 +312,7 @@ async def rejudge(
     labels = tuple(dict.fromkeys(r.label for r in result.responses if r.label))
     models = tuple(next(r.model for r in result.responses if r.label == label) for label in labels)
     emit(ctx.listeners, RunStarted(result.prompt, mode, judge_id, labels, models, previous.attachments,
-                                   tuple((run.prompt, run.answer) for run in lineage(previous.parent))))
+                                   earlier_turns(previous.parent)))
     for r in result.responses:
         emit(ctx.listeners, CallFinished(r, reused=True))
     started = time.monotonic()

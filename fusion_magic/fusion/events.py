@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class RunStarted(EngineEvent):
     """A fused run is about to start its pool. ``labels`` are the tab names, in pool order. ``attachments`` are
-    this turn's; ``thread`` is the conversation a follow-up continues: (prompt, fused answer) per earlier turn."""
+    this turn's; ``thread`` is the conversation a follow-up continues: (prompt, fused answer, attachments) per
+    earlier turn."""
 
     prompt: str
     mode: str
@@ -28,7 +29,7 @@ class RunStarted(EngineEvent):
     labels: tuple[str, ...]
     models: tuple[str, ...]
     attachments: tuple[Attachment, ...] = ()
-    thread: tuple[tuple[str, str], ...] = ()
+    thread: tuple[tuple[str, str, tuple[Attachment, ...]], ...] = ()
 
 
 @dataclass(frozen=True)

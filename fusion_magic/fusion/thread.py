@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..core.attachment import Attachment
 from ..core.errors import ConfigError
 from ..providers.base import Message
 
@@ -33,6 +34,12 @@ def lineage(result: FusionResult | None) -> list[FusionResult]:
 
 # The assistant turn of an earlier run that has no fused answer, in a thread where each member has its own.
 NO_FUSED_ANSWER = "(no fused answer: the judge picked none; each participant continued from its own answer)"
+
+
+def earlier_turns(parent: FusionResult | None) -> tuple[tuple[str, str, tuple[Attachment, ...]], ...]:
+    """The thread a follow-up to ``parent`` continues, as ``RunStarted.thread`` carries it: (prompt, fused answer,
+    attachments) per earlier run, the first first."""
+    return tuple((run.prompt, run.answer, run.attachments) for run in lineage(parent))
 
 
 def check_continuable(parent: FusionResult, thread: str) -> None:
@@ -68,4 +75,4 @@ def thread_history(parent: FusionResult | None, thread: str, label: str | None =
     return tuple(turns)
 
 
-__all__ = ["NO_FUSED_ANSWER", "check_continuable", "lineage", "own_answer", "thread_history"]
+__all__ = ["NO_FUSED_ANSWER", "check_continuable", "earlier_turns", "lineage", "own_answer", "thread_history"]

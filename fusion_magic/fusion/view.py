@@ -154,8 +154,7 @@ class FusionView(LiveView):
         models = tuple(r.model for r in result.members)
         earlier = turns_of(result)
         view.handle(RunStarted(result.prompt, result.mode, result.judge, labels, models, result.attachments,
-                               tuple((t.prompt, t.answer) for t in earlier)))
-        view.show_context(result.attachments, earlier)  # the earlier turns' attachments too
+                               tuple((t.prompt, t.answer, t.attachments) for t in earlier)))
         for r in result.calls:
             view.handle(CallStarted(r))
             view.handle(CallFinished(r))
@@ -308,12 +307,9 @@ class FusionView(LiveView):
         return f"<p><i>{escape_text(self._progress())}</i></p>"
 
 
-def _turn(item: Sequence[object]) -> Turn:
-    """An earlier turn from ``RunStarted.thread``: (prompt, fused answer), and that turn's attachments when the
-    engine sends them as a third item."""
-    extra = item[2] if len(item) > 2 else ()
-    attachments = tuple(a for a in extra if isinstance(a, Attachment)) if isinstance(extra, tuple) else ()
-    return Turn(str(item[0]), str(item[1]), attachments)
+def _turn(item: tuple[str, str, tuple[Attachment, ...]]) -> Turn:
+    """An earlier turn from ``RunStarted.thread``: (prompt, fused answer, that turn's attachments)."""
+    return Turn(*item)
 
 
 def _row_key(r: Response) -> str:
