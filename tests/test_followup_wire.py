@@ -19,6 +19,7 @@ from PIL import Image
 
 import fusion_magic
 from fusion_magic.calls.settings import Settings
+from fusion_magic.core.errors import ConfigError
 from fusion_magic.fusion.result import FusionResult
 from fusion_magic.testing import Emulator, ModelScript, RecordedRequest
 from fusion_magic.testing.judges import content_judge
@@ -188,6 +189,29 @@ def test_continue_needs_a_fusion_result(shell: InteractiveShell, emulator_env: E
         shell.user_ns.pop("nope", None)
     assert type(info.value) is UsageError and "\n" not in str(info.value)
     assert emulator_env.requests == []
+
+
+def test_own_thread_without_a_run_to_continue_is_one_line(shell: InteractiveShell, emulator_env: Emulator) -> None:
+    with pytest.raises(UsageError, match="--thread own is for a follow-up: add --continue NAME") as info:
+        shell.run_cell_magic("fuse", "-p openai:gpt-4o -j vote --thread own", "Why?")
+    assert type(info.value) is UsageError and "\n" not in str(info.value)
+    assert emulator_env.requests == []
+
+
+def test_a_run_with_no_fused_answer_continues_only_on_its_own_threads(emulator_env: Emulator) -> None:
+    emulator_env.script("gpt-4o", ModelScript(reply="Blue, because of scattering."))
+    emulator_env.script("t/delta", ModelScript(reply="Rayleigh scattering makes it blue."))
+    r = fusion_magic.fuse("Why is the sky blue?", pool=["openai:gpt-4o", "openrouter:t/delta"], judge="vote",
+                          settings=FAST)
+    assert r.answer == "" and r.verdict is not None and r.verdict.undecided  # free text: the vote picks none
+    n = len(emulator_env.requests)
+    with pytest.raises(ConfigError, match=r"no fused answer .* --thread own"):
+        r.ask("Shorter?")
+    assert len(emulator_env.requests) == n
+    r2 = r.ask("Shorter?", thread="own")
+    assert r2.thread == "own" and r2.n_ok == 2
+    own = sent(emulator_env, n, "gpt-4o")["messages"]
+    assert own[1] == {"role": "assistant", "content": "Blue, because of scattering."}
 
 
 # ---- cached input tokens, in each family's usage shape ------------------------------------------------------

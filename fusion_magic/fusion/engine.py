@@ -127,6 +127,9 @@ def plan_fusion(prompt: str, settings: Settings, options: FuseOptions, *,
         raise ConfigError("the prompt is empty: write it in the cell body below the %%fuse line")
     if parent is not None:
         check_continuable(parent, options.thread)
+    elif options.thread != "fused":
+        raise ConfigError(f"--thread {options.thread} is for a follow-up: add --continue NAME (or call r.ask(...)); "
+                          "a first question has no earlier answers")
     settings = options.run_settings(settings)
     # The options already hold the session's pool and judge under any given ones; empty still means
     # "pick for the keys that are set", and an explicit judge keeps the note from claiming the vote.
