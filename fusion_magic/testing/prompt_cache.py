@@ -138,34 +138,33 @@ def _tokens(piece: Any, model_id: str) -> int:
     return text // 4 + media
 
 
-def _texts(value: Any) -> Iterator[str]:
-    """The text of a unit: a plain string, or every ``text``/``content`` string inside it."""
+def _strings(value: Any) -> Iterator[tuple[Mapping[str, Any] | None, str, str]]:
+    """Every string inside a unit as (the object holding it, its key, the string); a bare string has no holder."""
     if isinstance(value, str):
-        yield value
+        yield None, "", value
     elif isinstance(value, Mapping):
         for k, v in value.items():
-            if k in ("text", "content") and isinstance(v, str):
-                yield v
+            if isinstance(v, str):
+                yield value, k, v
             elif isinstance(v, Mapping | list):
-                yield from _texts(v)
+                yield from _strings(v)
     elif isinstance(value, list):
         for v in value:
-            yield from _texts(v)
+            yield from _strings(v)
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """The text of a unit: a plain string, or every ``text``/``content`` string inside it."""
+    return (v for holder, k, v in _strings(value) if holder is None or k in ("text", "content"))
 
 
 def _media(value: Any) -> Iterator[bytes]:
     """The bytes of every image or document part, in any family's spelling (a data URL, or base64 ``data``)."""
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if isinstance(v, str) and v.startswith("data:") and ";base64," in v:
-                yield from _decoded(v.split(",", 1)[1])
-            elif k == "data" and isinstance(v, str) and any(m in value for m in _MIME_KEYS):
-                yield from _decoded(v)
-            elif isinstance(v, Mapping | list):
-                yield from _media(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _media(v)
+    for holder, k, v in _strings(value):
+        if holder is not None and v.startswith("data:") and ";base64," in v:
+            yield from _decoded(v.split(",", 1)[1])
+        elif holder is not None and k == "data" and any(m in holder for m in _MIME_KEYS):
+            yield from _decoded(v)
 
 
 def _decoded(data: str) -> Iterator[bytes]:
