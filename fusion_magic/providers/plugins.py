@@ -12,8 +12,9 @@ A provider class declares everything as class attributes (see docs/plugins.md):
 - ``protocol``: its name, equal to the entry point's name;
 - ``stream(request)`` (a chat protocol) or ``submit``/``poll``/``download`` (a video job protocol);
 - its capabilities, declared: ``supports_json_schema``, ``needs_http`` (read before a provider is built),
-  ``watches_video`` (it answers a ``VideoQuestion``: read by ``video.video_protocol``), ``check_model`` and
-  ``check_request`` (asked by the plan before anything is sent);
+  ``watches_video`` (it answers a ``VideoQuestion``: read by ``video.video_protocol``), ``attachment_limits``
+  (what it takes besides text; none: text only), ``check_model``, ``check_attachments`` and ``check_request``
+  (asked by the plan before anything is sent);
 - where it connects: ``default_base_url``, ``base_url_env``, ``key_envs``, and optionally ``key_required``,
   ``flavor``, ``base_url_suffix``, ``placeholder_key`` (``registry.ProviderSpec``'s fields).
 
