@@ -219,15 +219,13 @@ class Anthropic(ChatFamily):
         return None
 
     def check_message(self, messages: list[Any], i: int) -> str | None:
-        """Turn ``i`` in its place: the thread starts with a user turn and alternates; every turn but a final
-        assistant one has content; each block is one the API takes."""
+        """Turn ``i`` in its place: the thread starts with a user turn; every turn but a final assistant one has
+        content; each block is one the API takes. Two turns of one role in a row pass: the Messages API combines
+        consecutive turns of a role into one (its docs, since it stopped answering "roles must alternate")."""
         message = messages[i]
         role, content = message["role"], message.get("content")
         if i == 0 and role != "user":
             return 'messages: first message must use the "user" role'
-        if i > 0 and messages[i - 1].get("role") == role:
-            return (f'messages: roles must alternate between "user" and "assistant", but found multiple "{role}" '
-                    "roles in a row")
         final_assistant = role == "assistant" and i == len(messages) - 1
         if content is None:
             return f"messages.{i}.content: Field required"
