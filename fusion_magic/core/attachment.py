@@ -122,6 +122,9 @@ def mime_of(data: bytes, name: str) -> str:
             raise ConfigError(f"attachment {name}: {human_size(len(data))} of text is over the "
                               f"{human_size(MAX_TEXT_BYTES)} a text attachment may have; attach an excerpt")
         return TEXT
+    if mime is not None and mime.startswith("video/"):
+        raise ConfigError(f"attachment {name}: a video ({mime}); ask about a video with "
+                          "%%video --understand FILE (it samples frames and fuses the answers)")
     what = f"a {mime} file" if mime else "not an image, a PDF or UTF-8 text"
     raise ConfigError(f"attachment {name}: {what}; attach PNG, JPEG, WebP, GIF, PDF or a text file "
                       "(code, CSV, JSON, Markdown, logs)")
@@ -146,6 +149,9 @@ def load_attachment(source: Any, name: str | None = None) -> Attachment:
     """
     if isinstance(source, Attachment):
         return source
+    if isinstance(source, str) and source.startswith(("http://", "https://")):
+        raise ConfigError(f"attachment {source[:80]}: a URL; download the file and attach its path "
+                          "(nothing is fetched for you: the bytes sent must be the bytes you checked)")
     if isinstance(source, str | Path):
         path = Path(source).expanduser()
         if not path.is_file():
@@ -174,8 +180,8 @@ def load_attachment(source: Any, name: str | None = None) -> Attachment:
 
 
 def _default_name(data: bytes) -> str:
-    suffix = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp",
-              PDF: "pdf"}.get(sniff(data[:64]) or "", "txt")
+    mime = sniff(data[:64])
+    suffix = {"image/jpeg": "jpg", "video/quicktime": "mov"}.get(mime or "", (mime or "/txt").split("/")[1])
     return f"attachment.{suffix}"
 
 
