@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -259,3 +260,21 @@ def test_each_family_spells_cached_tokens_its_own_way(http: httpx.Client, emulat
     usage = http.post("/gemini/v1beta/models/m:generateContent", headers={"x-goog-api-key": "k"},
                       json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}).json()["usageMetadata"]
     assert "cachedContentTokenCount" not in usage
+
+
+def test_the_run_log_links_the_turns_and_names_attachments_by_hash(emulator_env: Emulator, chart: list[Path],
+                                                                   tmp_path: Path) -> None:
+    script(emulator_env)
+    logged = Settings(max_retries=0, timeout=20, run_log=str(tmp_path / "runs.sqlite"))
+    r = fusion_magic.fuse(FIRST, pool=POOL, judge="openai:judge", settings=logged, attach=chart)
+    r2 = r.ask("Why?", settings=logged)
+    runs = fusion_magic.history(logged).set_index("run_id")
+    first, second = (json.loads(runs.loc[x.run_id, "options"]) for x in (r, r2))
+    assert [a["name"] for a in first["attachments"]] == [p.name for p in chart]
+    assert [a["sha256"] for a in first["attachments"]] == [a.sha256 for a in r.attachments]
+    assert (second["parent_run"], second["thread"]) == (r.run_id, "fused") and "attachments" not in second
+    # Names and hashes only: the bytes (in any encoding) are nowhere in the log.
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("runs.sqlite*"))  # the WAL too
+    for a in r.attachments:
+        if a.binary:
+            assert a.base64()[:40].encode() not in raw and a.data[:64] not in raw
