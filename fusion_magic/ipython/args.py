@@ -324,7 +324,6 @@ VIDEO_HELP = "\n".join([
     "Line magic:",
     "  %video list             the video models your keys can use, asked of the providers now",
     "  %video resume           fetch the jobs earlier runs left pending in videos/ (no new submission)",
-    "  %video help, %video?    this text",
     "",
     "Examples:",
     "  %%video -p gemini:gemini-omni-1.2-flash,gemini:veo-3.1-fast-generate-preview --check local:frames",

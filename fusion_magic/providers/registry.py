@@ -88,6 +88,9 @@ BUILTIN: dict[str, ProviderSpec] = {
             ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
         ),
         ProviderSpec("fal", "fal", "https://queue.fal.run", "FAL_BASE_URL", ("FAL_KEY",)),
+        # Runway's developer API (shared/reference/video-apis.md §10.2): the SDK's own variables.
+        ProviderSpec("runway", "runway", "https://api.dev.runwayml.com", "RUNWAYML_BASE_URL",
+                     ("RUNWAYML_API_SECRET",)),
         ProviderSpec("local", "local", "", None, ()),
     )
 }
@@ -242,6 +245,8 @@ BUILTIN_PROTOCOLS: Mapping[str, str] = {
     "interactions": "fusion_magic.providers.video.interactions:InteractionsProvider",
     "fal": "fusion_magic.providers.video.fal:FalProvider",
     "gemini_video": "fusion_magic.providers.video.gemini_video:GeminiVideoProvider",
+    "openrouter_video": "fusion_magic.providers.video.openrouter_video:OpenRouterVideoProvider",
+    "runway": "fusion_magic.providers.video.runway:RunwayProvider",
 }
 
 # Every protocol: the built-ins and the installed plugins (read on first use). A plugin may not take a

@@ -253,7 +253,8 @@ async def _finish(provider: VideoProvider, status: JobStatus, video: Video, side
     # The URI the provider named, not where a download is redirected (that host holds no job, and Veo takes
     # only its own URIs back for --extend); never a key in it.
     uri = status.clips[0].uri
-    side.clip_uri = sidecar.public_uri(uri) if uri else None
+    # A signed URL that works for anyone until it expires (keep_uri False) is never written down.
+    side.clip_uri = sidecar.public_uri(uri) if uri and status.clips[0].keep_uri else None
     # Paid for: the receipt says "succeeded", so from here on a resume downloads it again if need be.
     move(video, State.DOWNLOADING, ctx, side=side)
     path = video.sidecar.with_suffix(".mp4")
@@ -266,7 +267,7 @@ async def _finish(provider: VideoProvider, status: JobStatus, video: Video, side
     video.path, side.file = path, path.name
     await _measure(video, out_dir)
     side.seconds, side.resolution = video.seconds, video.resolution
-    _price(video, side, ctx)
+    _price(video, side, ctx, status.usage.cost_usd if status.usage is not None else None)
     move(video, State.DONE, ctx, side=side)
 
 
@@ -286,11 +287,16 @@ async def _measure(video: Video, out_dir: Path) -> None:
     video.analysis = analysis
 
 
-def _price(video: Video, side: Sidecar, ctx: CallContext) -> None:
-    """The saved clip's usage and cost on its record: one clip, billed by the seconds ``_billed_seconds`` says."""
+def _price(video: Video, side: Sidecar, ctx: CallContext, provider_cost: float | None = None) -> None:
+    """The saved clip's usage and cost on its record: one clip, billed by the seconds ``_billed_seconds`` says.
+    The provider's own figure for the job (OpenRouter's ``usage.cost``, Runway's credits), where it reports one,
+    wins over any table, kept exactly and marked as the provider's."""
     record = video.record
     record.clips = 1
     record.video_seconds = _billed_seconds(side, video.seconds)
+    if provider_cost is not None:
+        record.cost_usd, record.cost_source = provider_cost, "provider"
+        return
     resolution = side.parameters.get("resolution")
     price_record(record, ctx.settings.prices, resolution=resolution if isinstance(resolution, str) else None)
 

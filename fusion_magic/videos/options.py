@@ -21,7 +21,9 @@ from ..core.errors import ConfigError
 from ..core.option import check_options, check_that, one_of, option, positive_number, whole_number
 
 ASPECTS = ("16:9", "9:16")
-RESOLUTIONS = ("360p", "480p", "540p", "720p", "768p", "1080p", "4k")
+RESOLUTIONS = ("360p", "480p", "540p", "720p", "768p", "1080p", "2k", "4k")
+# Reference images a clip may take: Omni's and Veo 3.1's limit, and what fits a request.
+MAX_REFERENCES = 3
 DEFAULT_OUT_DIR = "videos"
 # Jobs take from seconds to several minutes (Veo: about 6 minutes at peak, reference §2).
 DEFAULT_TIMEOUT_S = 600.0
@@ -38,6 +40,7 @@ class VideoKeywords(TypedDict, total=False):
     negative: str | None
     image: str | Path | None
     last_frame: str | Path | None
+    references: Sequence[str | Path]
     out_dir: str | Path
     estimate: bool
     budget: float | None
@@ -112,6 +115,11 @@ class VideoOptions:
     last_frame: Path | None = option(
         None, "--last-frame", metavar="PATH", group="Generate",
         help="a PNG or JPEG last frame, with --image (Veo 3.1: 8 s; some fal models)")
+    references: tuple[Path, ...] = option(
+        (), "--reference", metavar="PATHS", group="Generate", items="image path",
+        help=f"up to {MAX_REFERENCES} PNG or JPEG reference images (subject, style), comma-separated",
+        check=check_that(lambda refs: len(refs) <= MAX_REFERENCES,
+                         f"--reference takes at most {MAX_REFERENCES} images"))
     out_dir: Path = option(
         Path(DEFAULT_OUT_DIR), "--out-dir", metavar="DIR", group="Run",
         help="where clips go, inside the working folder (default videos/)",
@@ -195,8 +203,11 @@ class VideoOptions:
         for name in ("image", "last_frame", "out_dir"):
             if name in values:
                 values[name] = Path(values[name])
+        if "references" in values:
+            refs = values["references"]
+            values["references"] = tuple(Path(r) for r in ([refs] if isinstance(refs, str | Path) else refs))
         return cls(**values)
 
 
-__all__ = ["ASPECTS", "DEFAULT_OUT_DIR", "DEFAULT_TIMEOUT_S", "RESOLUTIONS", "ExtendOf", "VideoKeywords",
-           "VideoOptions"]
+__all__ = ["ASPECTS", "DEFAULT_OUT_DIR", "DEFAULT_TIMEOUT_S", "MAX_REFERENCES", "RESOLUTIONS", "ExtendOf",
+           "VideoKeywords", "VideoOptions"]

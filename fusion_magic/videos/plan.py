@@ -123,13 +123,15 @@ def plan_video(prompt: str, settings: Settings, options: VideoOptions) -> VideoP
     models = options.models or _default_generators(settings, options)
     image = _image(options.image)
     last_frame = _image(options.last_frame, "--last-frame")
+    references = tuple(_image(Path(r), "--reference") for r in options.references)
     if options.extend_of is not None:
         _check_extend_input(options.extend_of)
     clips: list[ClipPlan] = []
     labels = tab_labels(models)
     for n, (model_id, label) in enumerate(zip(models, labels, strict=True)):
         seat = models[:n].count(model_id)  # the same model twice: two clips, two sidecars
-        clips.append(_clip(model_id, label, prompt, (image, last_frame), settings, options, needs_key, seat))
+        clips.append(_clip(model_id, label, prompt, (image, last_frame), settings, options, needs_key, seat,
+                           references=tuple(r for r in references if r is not None)))
     check = None
     if options.check:
         check = _asker(options.check, settings, needs_key, None)
@@ -179,7 +181,7 @@ def _default_generators(settings: Settings, options: VideoOptions) -> tuple[str,
 
 
 def _clip(model_id: str, label: str, prompt: str, frames: tuple[Path | None, Path | None], settings: Settings,
-          options: VideoOptions, needs_key: bool, seat: int = 0) -> ClipPlan:
+          options: VideoOptions, needs_key: bool, seat: int = 0, references: tuple[Path, ...] = ()) -> ClipPlan:
     target = _target(model_id, settings, needs_key, "generate")
     previous = None
     if options.edit_of is not None:
@@ -195,7 +197,7 @@ def _clip(model_id: str, label: str, prompt: str, frames: tuple[Path | None, Pat
     request = VideoRequest(model=target.model, prompt=prompt, seconds=options.seconds, aspect=options.aspect,
                            resolution=options.resolution.lower() if options.resolution else None,
                            negative=options.negative, image=image, previous_job=previous, last_frame=last_frame,
-                           extend_uri=extend.uri if extend is not None else None)
+                           extend_uri=extend.uri if extend is not None else None, references=references)
     cls = provider_class(target.spec)
     notes = tuple(f"{model_id}: {note}" for note in cls.check_request(request))
     key = sidecar.request_key(model_id, request, seat)
@@ -295,8 +297,8 @@ def _image(image: Path | None, flag: str = "--image") -> Path | None:
     if not path.is_file():
         raise ConfigError(f"{flag}: no such file: {image}")
     if sniff_file(path) not in FRAME_TYPES:
-        which = "first" if flag == "--image" else "last"
-        raise ConfigError(f"{flag}: {image} is not a PNG or JPEG image (the {which} frame must be one)")
+        which = {"--image": "the first frame", "--last-frame": "the last frame"}.get(flag, "a reference")
+        raise ConfigError(f"{flag}: {image} is not a PNG or JPEG image ({which} must be one)")
     return path
 
 

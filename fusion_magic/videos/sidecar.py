@@ -65,6 +65,8 @@ def request_key(model_id: str, request: VideoRequest, seat: int = 0) -> str:
         later["last_frame"] = hashlib.sha256(request.last_frame.read_bytes()).hexdigest()
     if request.extend_uri is not None:
         later["extends"] = request.extend_uri
+    if request.references:
+        later["references"] = [hashlib.sha256(r.read_bytes()).hexdigest() for r in request.references]
     canonical = {"v": FORMAT_VERSION, "model": model_id, "prompt": request.prompt, "seconds": request.seconds,
                  "aspect": request.aspect, "resolution": request.resolution, "negative": request.negative,
                  "image": image, "previous": request.previous_job, **({"seat": seat} if seat else {}), **later}
@@ -158,6 +160,8 @@ class Sidecar:
             parameters["last_frame"] = request.last_frame.name
         if request.extend_uri is not None:
             parameters["extends"] = public_uri(request.extend_uri)
+        if request.references:
+            parameters["references"] = [r.name for r in request.references]
         if billed_seconds is not None:
             parameters["billed_seconds"] = billed_seconds
         return cls(model=model_id, prompt=request.prompt, parameters=parameters, request_key=key, check=check)

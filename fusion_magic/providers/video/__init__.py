@@ -22,8 +22,8 @@ Task = Literal["generate", "understand"]
 
 # Shown when a model cannot do the task: the current ids (list them at run time with %video list).
 EXAMPLES = {
-    "generate": "gemini:gemini-omni-1.2-flash, gemini:veo-3.1-fast-generate-preview, "
-                "fal:fal-ai/kling-video/v2.5-turbo/pro/text-to-video",
+    "generate": "gemini:gemini-omni-1.2-flash, gemini:veo-3.1-fast-generate-preview, openrouter:google/veo-3.1, "
+                "runway:gen4.5, fal:fal-ai/kling-video/v2.5-turbo/pro/text-to-video",
     "understand": "gemini:gemini-2.5-flash, gemini:gemini-omni-1.2-flash, local:frames",
 }
 
@@ -48,11 +48,17 @@ def video_protocol(provider: str, model: str, task: Task) -> str:
             return "gemini_video"
         raise ConfigError(f"gemini:{model} is not a video-generation model; use one of {EXAMPLES['generate']} "
                           "(%video list shows what your key can use)")
-    if provider == "fal":
+    if provider in ("fal", "runway"):
         if task == "generate":
-            return "fal"
-        raise ConfigError(f"fal:{model}: fal models here generate video only; to ask about a video use "
-                          f"{EXAMPLES['understand']}")
+            return provider
+        raise ConfigError(f"{provider}:{model}: {provider} models here generate video only; to ask about a video "
+                          f"use {EXAMPLES['understand']}")
+    if provider == "openrouter" and task == "generate":
+        return "openrouter_video"  # the chat models stay chat: a video model id is one on /videos/models
+    if provider == "openai" and model.startswith("sora"):
+        raise ConfigError(f"openai:{model}: OpenAI shut its video API (Sora) down on 2026-09-24, with no "
+                          "replacement; generate with openrouter:google/veo-3.1, runway:gen4.5 or "
+                          "gemini:gemini-omni-1.2-flash")
     row = PROTOCOLS.get(provider)
     if row is not None and not row.builtin:
         cls = PROTOCOLS.provider_class(provider)

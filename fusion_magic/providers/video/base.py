@@ -50,6 +50,9 @@ class VideoRequest:
     previous_job: str | None = None
     last_frame: Path | None = None
     extend_uri: str | None = None
+    # Reference images (``--reference``, up to three): what the clip's subject, style or scene should look like,
+    # not a frame of it (Omni, Veo 3.1's reference-to-video, OpenRouter's input_references, Runway's references).
+    references: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,51 @@ class Clip:
     data: bytes | None = field(default=None, repr=False)
     mime: str = "video/mp4"
     needs_key: bool = True
+    # False for a signed URL anyone holding it may use until it expires (OpenRouter's ``urls``, Runway's output):
+    # it is downloaded at once and never written into a sidecar or a log; a resume polls the job again for a
+    # fresh one.
+    keep_uri: bool = True
+
+
+@dataclass(frozen=True)
+class VideoCaps:
+    """What one video model accepts, in one place: every plan-time refusal, ``%video list`` and ``--estimate``
+    read it. Filled from the provider's model list where it has one (OpenRouter's ``/videos/models``), else from
+    the reference (``source`` says which). Empty tuples mean "not known: not checked".
+
+        VideoCaps("google/veo-3.1", seconds=(4, 6, 8), resolutions=("720p", "1080p"), aspects=("16:9", "9:16"))
+    """
+
+    model: str
+    seconds: tuple[int, ...] = ()
+    # A range instead of a list (Runway's gen4.5: any whole number from 2 to 10); both None: see ``seconds``.
+    min_seconds: int | None = None
+    max_seconds: int | None = None
+    resolutions: tuple[str, ...] = ()
+    aspects: tuple[str, ...] = ()
+    audio: bool | None = None
+    first_frame: bool = False
+    last_frame: bool = False
+    references: int = 0  # how many reference images it takes (0: none)
+    edit: bool = False
+    extend: bool = False
+    price_per_second: float | None = None
+    source: str = ""
+
+    def takes_seconds(self, seconds: int) -> bool:
+        """Whether a clip of ``seconds`` is one this model makes (unknown lengths pass)."""
+        if self.min_seconds is not None or self.max_seconds is not None:
+            return (self.min_seconds or 0) <= seconds <= (self.max_seconds or seconds)
+        return not self.seconds or seconds in self.seconds
+
+    def seconds_words(self) -> str:
+        """``"4, 6 or 8"``, ``"2 to 10"``, or ``"any"``."""
+        if self.min_seconds is not None or self.max_seconds is not None:
+            return f"{self.min_seconds or 1} to {self.max_seconds or 'any'}"
+        if not self.seconds:
+            return "any"
+        words = [str(s) for s in self.seconds]
+        return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
 @dataclass(frozen=True)
@@ -191,6 +239,7 @@ __all__ = [
     "JobRef",
     "JobState",
     "JobStatus",
+    "VideoCaps",
     "VideoProvider",
     "VideoQuestion",
     "VideoRequest",

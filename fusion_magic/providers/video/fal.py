@@ -236,6 +236,10 @@ class FalProvider(OverHTTP):
         for flag, path in (("--image", request.image), ("--last-frame", request.last_frame)):
             if path is not None and not path.is_file():
                 raise ConfigError(f"{flag}: {path} is not a file")
+        if request.references:
+            raise ConfigError(f"--reference: fal:{model} takes no reference images here; use a model that does "
+                              "(gemini:gemini-omni-1.2-flash, gemini:veo-3.1-generate-preview, "
+                              "openrouter:google/veo-3.1, runway:gen4.5) or drop it")
         spec = MODELS.get(model)
         if spec is None:
             flags = [flag for flag, value in _flags(request) if value is not None]
