@@ -255,8 +255,11 @@ def default_seconds(target: Target, model: str) -> int:
 
 
 def _target(model_id: str, settings: Settings, needs_key: bool, task: Task) -> Target:
-    target = prepare(model_id, settings, require_key=needs_key)
-    protocol = video_protocol(target.spec.name, target.model, task)
+    # Whether the model can do the task at all is decided before its key is looked up: a model that cannot
+    # (Sora, shut down) is one line about that, not a request for a key it would never use.
+    unkeyed = prepare(model_id, settings, require_key=False)
+    protocol = video_protocol(unkeyed.spec.name, unkeyed.model, task)
+    target = prepare(model_id, settings, require_key=needs_key) if needs_key else unkeyed
     return replace(target, spec=replace(target.spec, protocol=protocol))
 
 
