@@ -52,7 +52,7 @@ from .._http import (
 )
 from ..base import OverHTTP
 from ._download import download_to
-from .base import Clip, JobRef, JobStatus, VideoRequest
+from .base import Clip, JobRef, JobStatus, VideoCaps, VideoRequest
 
 # The official client's QUEUE_POLL_TIMEOUT; a submit carrying a first frame as a data URI is a large body.
 _TIMEOUT = httpx.Timeout(120.0, connect=30.0)
@@ -215,6 +215,17 @@ class FalProvider(OverHTTP):
         endpoint id (the bundled price table keys on a model's last path segment, which fal's ids share)."""
         return {endpoint: Price(per_second=row.price_per_second, source=f"fal page ({row.source})")
                 for endpoint, row in MODELS.items() if row.price_per_second is not None}
+
+    @classmethod
+    def capabilities(cls, model: str) -> VideoCaps | None:
+        """What a model in ``MODELS`` accepts (None: not in the table, so nothing is known of it)."""
+        row = MODELS.get(model)
+        if row is None:
+            return None
+        return VideoCaps(model, seconds=row.seconds, resolutions=row.resolutions, aspects=row.aspects,
+                         first_frame=row.image_endpoint is not None,
+                         last_frame=row.last_frame_field is not None and row.image_endpoint is not None,
+                         price_per_second=row.price_per_second, source=row.source)
 
     @classmethod
     def default_seconds(cls, model: str) -> int | None:
