@@ -308,7 +308,9 @@ def test_reading_shapes_the_emulator_does_not_send() -> None:
         {"type": "model_output", "content": [{"type": "text", "text": "I cannot make that video."}]}]}
     said = read_interaction(talk, ctx, api_origin=origin)
     assert said.state == "failed" and isinstance(said.error, ProtocolError) and "cannot make" in said.error.message
-    assert read_interaction({"id": "i", "status": "requires_action"}, ctx, api_origin=origin).state == "running"
+    # requires_action never advances by itself for a video job: failed at once, not waited on to the timeout.
+    action = read_interaction({"id": "i", "status": "requires_action"}, ctx, api_origin=origin)
+    assert action.state == "failed" and action.error is not None and "requires_action" in action.error.message
     with pytest.raises(ProtocolError):
         read_interaction({"id": "i"}, ctx, api_origin=origin)
     assert download_url("https://x/v1beta/files/a1:download?alt=media") == "https://x/v1beta/files/a1:download?alt=media"

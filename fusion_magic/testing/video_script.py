@@ -55,6 +55,11 @@ class VideoScript:
     # Interactions: whether the completed interaction carries the SDK's convenience field ``output_video``
     # (unconfirmed whether the server sends it) or only ``steps``.
     output_video_field: bool = False
+    # Interactions: the wire status the interaction shows once its scripted polls are done, instead of the
+    # outcome's own ("completed", "failed"): "incomplete", "budget_exceeded", "requires_continuation",
+    # "requires_action", "idle" (with the clip when the outcome is "ok"), "queued" or "in_progress" (it never
+    # finishes), or any other string (a status newer than the client). None: the outcome's status.
+    final_status: str | None = None
     # What the model answers when asked about a video (understanding through Interactions or generateContent).
     answer: str = f"{SCRIPTED} The clip shows a white square moving from left to right across a coloured background."
 

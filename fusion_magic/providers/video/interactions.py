@@ -2,9 +2,12 @@
 about a video (shared/reference/video-apis.md §3).
 
 One interaction is one job. ``POST /v1/interactions`` with ``background: true`` answers at once with the
-interaction's id and status; ``GET /v1/interactions/{id}`` reads it until it is completed, failed or
-cancelled. The clip is the interaction's ``output_video`` when the server sends it, else the last video
-item of the model's output steps, found the way the SDK derives ``output_video``. A question about a video
+interaction's id and status; ``GET /v1/interactions/{id}`` reads it while it is ``queued`` or ``in_progress``;
+every other status ends it (§10.4: ``completed``, ``failed``, ``cancelled``, ``incomplete``, ``budget_exceeded``,
+``requires_continuation``, ``requires_action``, ``idle``, and any status this module does not know). The clip is
+the interaction's ``output_video`` when the server sends it, else the last video item of the model's output
+steps, found the way the SDK derives ``output_video``. A first frame (``--image``) or up to three reference
+images (``--reference``) go in as image blocks after the prompt. A question about a video
 is the same call with a video block in the input and a text answer, polled inside ``stream``.
 
     provider = InteractionsProvider(resolve_endpoint(BUILTIN["gemini"]), client)
@@ -36,23 +39,39 @@ from ...core.errors import (
     RateLimitError,
     ServerError,
 )
-from ...core.mime import FRAME_TYPES, sniff_file
+from ...core.mime import FRAME_TYPES, HEAD_BYTES, sniff, sniff_file
+from ...core.pricing import price_for
 from .._http import WireContext, same_origin, send_json
 from ..base import ChatRequest, Finished, OverHTTP, ProviderEvent, TextDelta, Usage
 from ..chat._sse import json_int
 from ..chat.gemini import classifier
 from . import is_omni
 from ._download import download_to, write_inline
-from .base import Clip, JobRef, JobStatus, VideoQuestion, VideoRequest, VideoSource
+from .base import Clip, JobRef, JobStatus, VideoCaps, VideoQuestion, VideoRequest, VideoSource
 from .gemini_api import api_headers, list_models
 
 # The GA path, what google-genai 3.6.1 sends. The preview path was "v1beta" with an ``Api-Revision:
 # 2026-05-20`` header; the GA one takes no revision header.
 API_VERSION = "v1"
 
+# ---- what each Omni model accepts (§3), the table check_request reads -----------------------------------------
+
 ASPECTS = ("16:9", "9:16")
+# The values of ``response_format.resolution`` (§3). The GCP model card names 720p only; which of the others a given
+# Omni model refuses is unconfirmed, so all four are sent and a refusal comes back as the API's 400.
 RESOLUTIONS = ("360p", "720p", "1080p", "4k")
+# ``response_format.delivery`` takes "inline" or "uri". Always "uri": inline clips are reported to be capped at
+# about 4 MB (a 1080p or 4k clip is larger), and a URI streams to disk in bounded memory.
+DELIVERY = "uri"
 MAX_SECONDS = 15
+# Reference images one generation takes (image blocks of the input, task "reference_to_video").
+MAX_REFERENCES = 3
+# The longest clip of each Omni model (§3: the GCP card and third-party reports say 10 s; 1.2 up to 15 s). An id
+# not listed here (a newer Omni) is held to the schema's limits only.
+_MAX_SECONDS_OF = {"gemini-omni-flash": 10, "gemini-omni-1.1-flash": 10, "gemini-omni-1.2-flash": 15}
+_CAPS_SOURCE = "reference §3 (GCP model card, third-party reports; unconfirmed)"
+# A released or preview spelling of one model: "-preview", "-latest", "-001".
+_RELEASE_SUFFIX = re.compile(r"-(?:preview(?:-[\w-]+)?|latest|\d{3})$")
 NEGATIVE_NOTE = "--negative: Omni has no negative prompt; ignored"
 # The Gemini API's limit on a whole request with inline media; larger videos go through the Files API,
 # which only generateContent models read.
@@ -64,11 +83,22 @@ QUESTION_MAX_POLL_S = 2.0
 # The best-effort cancel of an abandoned question must not hold up the cancellation that caused it.
 CANCEL_TIMEOUT_S = 5.0
 
-_QUEUED = frozenset({"queued"})
-_RUNNING = frozenset({"in_progress", "requires_action"})
-# "continuation_required" asks the client to resume a long decode, which a video job never does.
-_FAILED = frozenset({"failed", "incomplete", "budget_exceeded", "continuation_required"})
-_FINAL = _FAILED | {"completed", "cancelled"}
+# How an interaction ends (shared/reference/video-apis.md §10.4, google-genai 3.6.1's InteractionStatus). Only
+# "queued" and "in_progress" are waited on; every other status ends the wait, an unknown one included.
+_WAITING = frozenset({"queued", "in_progress"})
+# Stopped short of a usable result: failed, naming the status and what it means.
+_STOPPED_SHORT = {
+    "incomplete": "it completed with incomplete results (e.g. a token limit), so there is no usable clip",
+    "budget_exceeded": "it was halted because its token budget was exceeded",
+    # The SDK continues automatically only calls that are not background ones; a background video job that
+    # stopped at the per-request decode limit did not finish.
+    "requires_continuation": "it stopped at the per-request decode token limit, and a background video job is "
+                             "not continued",
+}
+REQUIRES_ACTION = ("it needs input a video job cannot give (tool results); it would never advance by itself, "
+                   "so fusion_magic stopped waiting")
+KNOWN_STATUSES = frozenset({"queued", "in_progress", "requires_action", "completed", "failed", "cancelled",
+                            "incomplete", "budget_exceeded", "requires_continuation", "idle"})
 # Error codes that mean the safety filter withheld the output: not a failure of ours, and not billed.
 _BLOCK_CODES = frozenset({"SAFETY", "BLOCKED", "PROHIBITED_CONTENT"})
 # google.rpc.Code numbers, for a step's ``error`` (a google.rpc.Status), to the names errors[] use.
@@ -126,50 +156,85 @@ class InteractionsProvider(OverHTTP):
     # ---- generation --------------------------------------------------------------------------------------
 
     @classmethod
+    def capabilities(cls, model: str) -> VideoCaps | None:
+        """What an Omni model accepts (None: not an Omni id). Any ``gemini-omni`` id gets the Interactions schema's
+        limits; the models the reference names get their own longest clip.
+
+            InteractionsProvider.capabilities("gemini-omni-1.2-flash").max_seconds   # 15
+        """
+        if not is_omni(model):
+            return None
+        family = _RELEASE_SUFFIX.sub("", model)
+        longest = _MAX_SECONDS_OF.get(family)
+        price = price_for(f"gemini:{model}")
+        return VideoCaps(model, min_seconds=1, max_seconds=longest or MAX_SECONDS, resolutions=RESOLUTIONS,
+                         aspects=ASPECTS, first_frame=True, last_frame=False, references=MAX_REFERENCES, edit=True,
+                         extend=False, price_per_second=price.per_second if price is not None else None,
+                         source=_CAPS_SOURCE if longest else "the Interactions schema (§3); this id is not in "
+                                                             "the reference's list")
+
+    @classmethod
     def check_request(cls, request: VideoRequest) -> list[str]:
-        """Refuse what Omni can never do (``ConfigError``) and note the options it ignores."""
+        """Refuse what the Omni model can never do (``ConfigError``, one line) and note the options it ignores."""
         name = f"gemini:{request.model}"
-        if request.aspect is not None and request.aspect not in ASPECTS:
-            raise ConfigError(f"--aspect {request.aspect}: {name} makes {' or '.join(ASPECTS)} video")
-        if request.resolution is not None and request.resolution not in RESOLUTIONS:
-            raise ConfigError(f"--resolution {request.resolution}: {name} makes {', '.join(RESOLUTIONS)}")
-        if request.seconds is not None and not 1 <= request.seconds <= MAX_SECONDS:
-            raise ConfigError(f"--seconds {request.seconds}: {name} makes 1 to {MAX_SECONDS} seconds of video")
-        if request.last_frame is not None:
+        caps = cls.capabilities(request.model)
+        if caps is None:
+            raise ConfigError(f"{name} is not a Gemini Omni model; Interactions generates with gemini-omni-* ids "
+                              "(gemini:gemini-omni-1.2-flash)")
+        if request.aspect is not None and request.aspect not in caps.aspects:
+            raise ConfigError(f"--aspect {request.aspect}: {name} makes {' or '.join(caps.aspects)} video")
+        if request.resolution is not None and request.resolution.lower() not in caps.resolutions:
+            raise ConfigError(f"--resolution {request.resolution}: {name} makes {_words(caps.resolutions)}")
+        if request.seconds is not None and not caps.takes_seconds(request.seconds):
+            raise ConfigError(f"--seconds {request.seconds}: {name} makes {caps.seconds_words()} seconds of video")
+        if request.last_frame is not None and not caps.last_frame:
             # Omni's create body has no end frame (§3: text, image and video blocks, a task): refused rather than
             # a clip that silently ignores the frame it was asked to end on.
             raise ConfigError(f"--last-frame: {name} has no last-frame control; use a Veo 3.1 model "
                               "(gemini:veo-3.1-fast-generate-preview) with --image and --last-frame")
-        if request.extend_uri is not None:
+        if request.extend_uri is not None and not caps.extend:
             raise ConfigError(f"--extend continues a Veo clip through Veo's video.uri; {name} cannot (Omni revises "
                               "its own clips with --edit)")
         if request.image is not None:
-            _image_type(request.image)
-            if not request.image.is_file():
-                raise ConfigError(f"--image {request.image}: no such file")
+            _image_type(request.image, "--image")
+        if request.references:
+            if len(request.references) > caps.references:
+                raise ConfigError(f"--reference: {name} takes at most {caps.references} reference images, not "
+                                  f"{len(request.references)}")
+            if request.image is not None:
+                # One task per interaction: image_to_video (a first frame) or reference_to_video (what the subject
+                # looks like); a first frame among reference images could not be told from them.
+                raise ConfigError(f"--reference with --image: {name} takes a first frame or reference images, "
+                                  "not both; drop one")
+            for path in request.references:
+                _image_type(path, "--reference")
         return [NEGATIVE_NOTE] if request.negative else []
 
     def generation_body(self, request: VideoRequest) -> dict[str, Any]:
         """The create body of one generation (no network)."""
         content: str | list[dict[str, Any]] = request.prompt
-        if request.image is not None:
-            try:
-                data = request.image.read_bytes()
-            except OSError as exc:
-                raise ConfigError(f"--image {request.image}: {exc.strerror or exc}") from exc
-            content = [{"type": "text", "text": request.prompt},
-                       {"type": "image", "data": base64.b64encode(data).decode("ascii"),
-                        "mime_type": _image_type(request.image)}]
+        images = [("--image", request.image)] if request.image is not None else []
+        images += [("--reference", path) for path in request.references]
+        if images:
+            # The text first, then the images (the order the Gemini docs advise for media and a prompt).
+            content = [{"type": "text", "text": request.prompt}]
+            content += [_image_block(flag, path) for flag, path in images]
         response_format: dict[str, Any] = {"type": "video"}
         if request.aspect is not None:
             response_format["aspect_ratio"] = request.aspect
         if request.seconds is not None:
             response_format["duration"] = f"{request.seconds}s"
         if request.resolution is not None:
-            response_format["resolution"] = request.resolution
-        # A URI, never inline: inline clips are reported to be capped at about 4 MB, and a URI streams to disk.
-        response_format["delivery"] = "uri"
-        task = "edit" if request.previous_job else "image_to_video" if request.image else "text_to_video"
+            response_format["resolution"] = request.resolution.lower()
+        response_format["delivery"] = DELIVERY
+        if request.previous_job:
+            task = "edit"
+        elif request.image is not None:
+            task = "image_to_video"
+        elif request.references:
+            task = "reference_to_video"
+        else:
+            task = "text_to_video"
         body: dict[str, Any] = {
             "model": request.model,
             "input": content,
@@ -263,7 +328,7 @@ class InteractionsProvider(OverHTTP):
         interaction_id = _interaction_id(interaction, ctx)
         try:
             delay = QUESTION_FIRST_POLL_S
-            while _status(interaction, ctx) not in _FINAL:
+            while _status(interaction, ctx) in _WAITING:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, QUESTION_MAX_POLL_S)
                 interaction = await self._send("GET", self.url(interaction_id), ctx)
@@ -273,11 +338,11 @@ class InteractionsProvider(OverHTTP):
         status = _status(interaction, ctx)
         if status == "cancelled":
             raise ctx.error(CallCancelled, f"interaction {interaction_id} was cancelled at the provider")
-        if status != "completed":
-            raise _failure_error(interaction, status, ctx)
         text = interaction.get("output_text")
         if not isinstance(text, str) or not text:
             text = output_text(_steps(interaction))
+        if status != "completed" and not (status == "idle" and text):
+            raise _ended_error(interaction, status, ctx)
         if not text:
             raise ctx.error(ProtocolError, f"interaction {interaction_id} completed without a text answer")
         yield TextDelta(text)
@@ -297,28 +362,37 @@ class InteractionsProvider(OverHTTP):
 
 
 def read_interaction(interaction: Mapping[str, Any], ctx: WireContext, *, api_origin: str) -> JobStatus:
-    """One poll's ``Interaction`` as a ``JobStatus``. ``api_origin``: the API's origin; a clip URI there
-    wants the key, one anywhere else never gets it."""
+    """One poll's ``Interaction`` as a ``JobStatus``, for every status the API has (§10.4). ``api_origin``: the
+    API's origin; a clip URI there wants the key, one anywhere else never gets it.
+
+    ``queued`` and ``in_progress`` are waited on (the job loop's timeout leaves a job that never leaves them
+    resumable); ``completed`` is the clip, and ``idle`` too when the interaction holds one; everything else ends
+    the job: ``cancelled`` as cancelled, a safety code as filtered, the rest as failed with one line naming the
+    status, an unknown status included (never a wait until the timeout)."""
     status = _status(interaction, ctx)
     usage = interaction_usage(interaction)
-    if status in _QUEUED:
+    if status == "queued":
         return JobStatus("queued", usage=usage)
+    if status == "in_progress":
+        return JobStatus("running", usage=usage)
     if status == "cancelled":
         return JobStatus("cancelled", usage=usage)
-    if status in _FAILED:
-        return _failure(interaction, status, ctx, usage)
     if status == "completed":
         return _completed(interaction, ctx, usage, api_origin)
-    # in_progress, requires_action, and any status newer than this module (the SDK keeps unknown ones):
-    # the job loop's timeout bounds one that never ends.
-    return JobStatus("running", progress=None if status in _RUNNING else f"status {status}", usage=usage)
+    if status == "idle" and _video_item(interaction) is not None:
+        # Nothing is running any more, and the interaction holds a clip: that is the result.
+        return _completed(interaction, ctx, usage, api_origin)
+    return _failure(interaction, status, ctx, usage)
+
+
+def _video_item(interaction: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    item = interaction.get("output_video")
+    return item if isinstance(item, Mapping) else output_video(_steps(interaction))
 
 
 def _completed(interaction: Mapping[str, Any], ctx: WireContext, usage: Usage | None,
                api_origin: str) -> JobStatus:
-    item = interaction.get("output_video")
-    if not isinstance(item, Mapping):
-        item = output_video(_steps(interaction))
+    item = _video_item(interaction)
     if item is None:
         # A completed interaction without a clip: say what the model said instead, if anything.
         said = output_text(_steps(interaction))
@@ -346,15 +420,41 @@ def _failure(interaction: Mapping[str, Any], status: str, ctx: WireContext, usag
     code, message = interaction_fault(interaction)
     if code in _BLOCK_CODES or (code is not None and "SAFETY" in code):
         return JobStatus("filtered", reason=message or code, usage=usage)
-    return JobStatus("failed", error=_failure_error(interaction, status, ctx), usage=usage)
+    return JobStatus("failed", error=_ended_error(interaction, status, ctx), usage=usage)
 
 
-def _failure_error(interaction: Mapping[str, Any], status: str, ctx: WireContext) -> ProviderError:
+def _ended_error(interaction: Mapping[str, Any], status: str, ctx: WireContext) -> ProviderError:
+    """The one-line error of an interaction that ended without a result, naming its status and, where the
+    interaction gives them, its error and usage."""
     code, message = interaction_fault(interaction)
     if code in _BLOCK_CODES or (code is not None and "SAFETY" in code):
         return ctx.error(BlockedError, message or f"blocked ({code})", code=code)
-    cls = _ERROR_CLASSES.get(code or "", ServerError)
-    return ctx.error(cls, message or f"the interaction ended with status {status}", code=code or status)
+    if status == "failed":
+        cls = _ERROR_CLASSES.get(code or "", ServerError)
+        return ctx.error(cls, message or "the interaction ended with status failed", code=code or status)
+    fault = f"; {code or 'error'}: {message}" if message else (f"; error code {code}" if code else "")
+    spent = _usage_words(interaction_usage(interaction))
+    if status in _STOPPED_SHORT:
+        text = f"the interaction ended with status {status}: {_STOPPED_SHORT[status]}{fault}{spent}"
+        # Not retried by a caller: the same request would stop the same way, and was paid for.
+        return ctx.error(ServerError, text, code=status, retryable=False)
+    if status == "requires_action":
+        return ctx.error(BadRequestError, f"the interaction ended with status {status}: {REQUIRES_ACTION}{fault}",
+                         code=status)
+    if status == "idle":
+        return ctx.error(ProtocolError, f"the interaction ended with status idle and no video: nothing is running "
+                                        f"any more{fault}{spent}", code=status)
+    # A status newer than this module (the SDK keeps unknown ones as strings): one line, not a wait to the timeout.
+    return ctx.error(ProtocolError, f"the interaction has status {status[:60]!r}, which fusion_magic does not know "
+                                    f"(known: {', '.join(sorted(KNOWN_STATUSES))}); stopped waiting{fault}",
+                     code=status[:60])
+
+
+def _usage_words(usage: Usage | None) -> str:
+    if usage is None or not (usage.input_tokens or usage.output_tokens):
+        return ""
+    return (f"; usage: {usage.input_tokens or 0:,} input and {usage.output_tokens or 0:,} output tokens "
+            "(may be billed)")
 
 
 def interaction_fault(interaction: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -455,11 +555,32 @@ def _interaction_id(interaction: Mapping[str, Any], ctx: WireContext) -> str:
     return value
 
 
-def _image_type(path: Path) -> str:
-    mime = sniff_file(path)  # from the bytes: a JPEG named .png is a JPEG
+def _image_type(path: Path, flag: str) -> str:
+    """The image's MIME type from its bytes (a JPEG named .png is a JPEG); ``ConfigError`` naming ``flag`` when it
+    is missing or not PNG/JPEG."""
+    if not path.is_file():
+        raise ConfigError(f"{flag} {path}: no such file")
+    mime = sniff_file(path)
     if mime not in FRAME_TYPES:
-        raise ConfigError(f"--image {path}: Omni takes a PNG or JPEG first frame")
+        what = "first frame" if flag == "--image" else "reference image"
+        raise ConfigError(f"{flag} {path}: Omni takes a PNG or JPEG {what}")
     return mime
+
+
+def _image_block(flag: str, path: Path) -> dict[str, Any]:
+    """An image content block: base64 bytes and the type the bytes are."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path}: {exc.strerror or exc}") from exc
+    mime = sniff(data[:HEAD_BYTES])
+    if mime not in FRAME_TYPES:
+        raise ConfigError(f"{flag} {path}: Omni takes a PNG or JPEG image")
+    return {"type": "image", "data": base64.b64encode(data).decode("ascii"), "mime_type": mime}
+
+
+def _words(values: Sequence[str]) -> str:
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
 
 
 async def _video_block(video: VideoSource, ctx: WireContext) -> dict[str, Any]:

@@ -3,7 +3,15 @@
 
 A video generation is a background interaction that advances one state per poll (``VideoScript.polls``):
 ``queued`` -> ``in_progress`` -> ``completed`` | ``failed`` | ``cancelled``. A "filtered" script fails with
-``errors: [{"code": "SAFETY", ...}]``. A question (no video in ``response_modalities``) is answered at once
+``errors: [{"code": "SAFETY", ...}]``. ``VideoScript.final_status`` ends it in any other status instead (§10.4):
+``incomplete``, ``budget_exceeded`` and ``requires_continuation`` with the usage billed so far (and a
+``continuation_token``), ``requires_action``, ``idle`` (holding the clip when the outcome is "ok"), ``queued`` or
+``in_progress`` for ever, or an unknown string. The script's outcome still decides what the interaction holds:
+the clip ("ok", shown only with ``completed`` or ``idle``) or ``errors`` ("failed", "filtered").
+
+Image blocks are checked as the request's task needs them (unconfirmed which the real API enforces): PNG or JPEG
+bytes matching ``mime_type``; ``image_to_video`` one image, ``reference_to_video`` one to three, and
+``text_to_video`` none. A question (no video in ``response_modalities``) is answered at once
 without ``background``, or on its first poll with it. ``previous_interaction_id`` must name a completed
 interaction, so an edit is checked for real.
 
@@ -35,6 +43,13 @@ _BLOCKS = frozenset({"text", "image", "video", "audio", "document"})
 _TURNS = frozenset({"user_input", "model_output"})
 _STATUS = {"queued": "queued", "running": "in_progress", "succeeded": "completed", "failed": "failed",
            "filtered": "failed", "cancelled": "cancelled"}
+# Statuses in which an interaction can still be cancelled: it has not ended.
+_OPEN = frozenset({"queued", "in_progress", "requires_action"})
+# Statuses that stopped short: the interaction reports what it used (billed), and holds no clip.
+_STOPPED_SHORT = frozenset({"incomplete", "budget_exceeded", "requires_continuation"})
+# What an image block's bytes start with, per type.
+_IMAGE_MAGIC = {"image/png": b"\x89PNG", "image/jpeg": b"\xff\xd8\xff"}
+_MAX_REFERENCES = 3
 # About what Omni reports per second of 720p output (the reference's 34,752 tokens for a 6 s clip).
 _TOKENS_PER_VIDEO_SECOND = 5792
 # Gemini 2.x counts about 258 tokens per sampled frame; one block stands for a short clip.
@@ -123,13 +138,21 @@ class Interactions(GeminiAuth):
         if not _wants_video(job.body):
             return _answer(job)
         state = job.state()
-        reply = _envelope(job, _STATUS[state])
         script = job.script
+        status = _wire_status(job)
+        reply = _envelope(job, status)
+        if status in _OPEN or state == "cancelled":
+            return reply
+        if status in _STOPPED_SHORT:
+            output = round(_TOKENS_PER_VIDEO_SECOND * script.clip_seconds / 2)
+            reply["usage"] = _usage(_input_tokens(job.body), output)
+            if status == "requires_continuation":
+                reply["continuation_token"] = f"emu-continue-{job.id}"
         if state == "failed":
             reply["errors"] = [{"code": "INTERNAL", "message": script.error_message}]
         elif state == "filtered":
             reply["errors"] = [{"code": "SAFETY", "message": script.reason}]
-        elif state == "succeeded":
+        elif state == "succeeded" and status in ("completed", "idle"):
             blob = req.video.finish(job)
             item: dict[str, Any] = {"type": "video", "mime_type": "video/mp4"}
             if script.delivery == "inline":
@@ -150,8 +173,18 @@ class Interactions(GeminiAuth):
 def _in_flight(job: EmulatedJob) -> bool:
     """Whether the interaction can still be cancelled (a finished one stays as it is)."""
     if _wants_video(job.body):
-        return job.state() in ("queued", "running")
+        return not job.cancelled and _wire_status(job) in _OPEN
     return job.polls < 1 and not job.cancelled
+
+
+def _wire_status(job: EmulatedJob) -> str:
+    """The status the interaction shows now: the state's, or the script's ``final_status`` once its polls are
+    done."""
+    state = job.state()
+    final = job.script.final_status
+    if final is None or state in ("queued", "running", "cancelled"):
+        return _STATUS[state]
+    return final
 
 
 def _wants_video(body: Mapping[str, Any]) -> bool:
@@ -212,6 +245,20 @@ def _invalid(body: Mapping[str, Any]) -> str | None:
     task = video_config.get("task") if isinstance(video_config, Mapping) else None
     if task is not None and task not in _TASKS:
         return f"Invalid video task: {task!r}"
+    return _bad_images_for(task, body) if _wants_video(body) else None
+
+
+def _bad_images_for(task: Any, body: Mapping[str, Any]) -> str | None:
+    """A generation's image blocks against its task (unconfirmed which of these the real API refuses)."""
+    images = [b for b in _blocks(body) if isinstance(b, Mapping) and b.get("type") == "image"]
+    if task == "text_to_video" and images:
+        return "text_to_video takes no image; use image_to_video or reference_to_video."
+    if task == "image_to_video" and len(images) != 1:
+        return f"image_to_video takes exactly one image (the first frame), got {len(images)}."
+    if task == "reference_to_video" and not 1 <= len(images) <= _MAX_REFERENCES:
+        return f"reference_to_video takes 1 to {_MAX_REFERENCES} reference images, got {len(images)}."
+    if len(images) > _MAX_REFERENCES:
+        return f"At most {_MAX_REFERENCES} images per video generation, got {len(images)}."
     return None
 
 
@@ -224,10 +271,14 @@ def _bad_media(block: Mapping[str, Any]) -> str | None:
             raw = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             return f"Invalid base64 in the {block['type']} block."
-        if block.get("mime_type") == "video/mp4" and raw[4:8] != b"ftyp":
+        mime = block.get("mime_type")
+        if mime == "video/mp4" and raw[4:8] != b"ftyp":
             return "The video/mp4 data is not an MP4 file."
-        if block.get("mime_type") == "image/png" and not raw.startswith(b"\x89PNG"):
-            return "The image/png data is not a PNG file."
+        if block["type"] == "image":
+            if mime not in _IMAGE_MAGIC:
+                return f"Unsupported image mime_type {mime!r}; use image/png or image/jpeg."
+            if not raw.startswith(_IMAGE_MAGIC[mime]):
+                return f"The {mime} data is not a {mime.removeprefix('image/').upper()} file."
     return None
 
 
@@ -278,13 +329,20 @@ def _answer(job: EmulatedJob) -> dict[str, Any]:
         return _envelope(job, "cancelled")
     if job.polls < 1:
         return _envelope(job, "in_progress")
+    status = script.final_status or ("completed" if script.outcome == "ok" else "failed")
+    if status not in ("completed", "idle") and (status in _OPEN or script.outcome == "ok"):
+        # Still open, or ended without an answer (a stopped-short status with the usage so far, an unknown one).
+        reply = _envelope(job, status)
+        if status in _STOPPED_SHORT:
+            reply["usage"] = _usage(_input_tokens(job.body), len(script.answer) // 8 + 1)
+        return reply
     if script.outcome != "ok":
-        reply = _envelope(job, "failed")
+        reply = _envelope(job, status)
         code, message = ("SAFETY", script.reason) if script.outcome == "filtered" else ("INTERNAL",
                                                                                       script.error_message)
         reply["errors"] = [{"code": code, "message": message}]
         return reply
-    reply = _envelope(job, "completed")
+    reply = _envelope(job, status)
     reply["steps"] = [{"type": "model_output", "content": [{"type": "text", "text": script.answer}]}]
     reply["output_text"] = script.answer
     reply["usage"] = _usage(_input_tokens(job.body), len(script.answer) // 4 + 1)
