@@ -8,12 +8,44 @@ import re
 from html.parser import HTMLParser
 
 from fusion_magic.core.mime import IMAGE_TYPES, sniff
+from fusion_magic.present.compare import PLAY_HANDLER, SCRUB_HANDLER
 from fusion_magic.present.fold import COPY_HANDLER
+
+# The handlers of ours a report carries, each a fixed string (never model text) on one tag's one attribute: the
+# copy button's ``onclick``, and the compare grid's play/pause ``onclick`` and scrubber ``oninput``.
+OUR_HANDLERS = {("button", "onclick"): (COPY_HANDLER, PLAY_HANDLER), ("input", "oninput"): (SCRUB_HANDLER,)}
 
 
 def _ours(tag: str, name: str, value: str | None) -> bool:
-    """The one handler of ours a report carries: the copy button's fixed ``onclick`` (never model text)."""
-    return tag == "button" and name == "onclick" and value == COPY_HANDLER
+    """One of our fixed handlers, on the tag and attribute it belongs to."""
+    return value in OUR_HANDLERS.get((tag, name), ())
+
+
+# The compare grid's scrubber (present/compare.py): the one <input> a report may carry, a range whose only
+# handler is SCRUB_HANDLER, with only these attributes.
+SCRUB_ATTRIBUTES = {"class", "type", "min", "max", "step", "value", "aria-label", "style", "oninput"}
+# The compare grid's players: the one <video> assert_inert lets through, muted, metadata only until played, no
+# controls, no autoplay, no handler, its source a path relative to the notebook (the report's own link to the
+# saved file, percent-encoded; absolute when the file is outside the working folder: no scheme, no host) or an
+# http(s) URL.
+COMPARE_VIDEO_ATTRIBUTES = {"class", "src", "muted", "playsinline", "preload", "style"}
+_RELATIVE_PATH = re.compile(r"(?!//)[A-Za-z0-9._~%/+-]+")
+
+
+def _compare_element(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
+    """The compare grid's scrubber or one of its players, exactly as present/compare.py writes them."""
+    found = dict(attrs)
+    if len(found) != len(attrs):
+        return False
+    if tag == "input":
+        return (found.get("class") == "fm-compare-scrub" and found.get("type") == "range"
+                and found.get("oninput") == SCRUB_HANDLER and set(found) <= SCRUB_ATTRIBUTES)
+    if tag == "video":
+        src = found.get("src") or ""
+        return (found.get("class") == "fm-compare-clip" and set(found) <= COMPARE_VIDEO_ATTRIBUTES
+                and found.get("preload") == "metadata" and "muted" in found
+                and (_RELATIVE_PATH.fullmatch(src) is not None or src.lower().startswith(("http:", "https:"))))
+    return False
 
 
 # Our attachment thumbnails (present/attachments.py): the one image a report may carry, its source a data: URL
@@ -66,13 +98,14 @@ ACTIVE_TAGS = {"script", "style", "iframe", "img", "svg", "math", "object", "emb
 
 
 def assert_inert(html: str) -> None:
-    """No tag that can run or load anything, no event handler, no script URL; the one image allowed is our
-    own thumbnail (class ``fm-thumb``, a ``data:`` URL of an image whose bytes are that type)."""
+    """No tag that can run or load anything, no event handler but our fixed ones (``OUR_HANDLERS``), no script
+    URL; the one image allowed is our own thumbnail (class ``fm-thumb``, a ``data:`` URL of an image whose bytes
+    are that type), the one player and input the compare grid's (``_compare_element``)."""
     parser = Tags()
     parser.feed(html)
     parser.close()
     for tag, attrs in parser.tags:
-        if _thumbnail(tag, attrs):
+        if _thumbnail(tag, attrs) or _compare_element(tag, attrs):
             continue
         assert tag not in ACTIVE_TAGS, (tag, html)
         for name, value in attrs:

@@ -2,8 +2,10 @@
 
 The HTML is what a notebook keeps once the live widget is gone, so it needs no widget state: each clip is
 an HTML5 ``<video>`` pointing at the saved file (relative to the working directory, which is the
-notebook's), never autoplaying or looping, with its keyframes inlined as small JPEGs. Prompts, answers,
-reasons and errors are untrusted: every one goes through ``present.sanitize`` (HTML) or ``plain`` (text).
+notebook's), never autoplaying or looping, with its keyframes inlined as small JPEGs. With three saved clips or
+more, a "Compare" section above them plays them side by side in sync (``present.compare``: the same files, one
+play/pause and one scrubber for all). Prompts, answers, reasons and errors are untrusted: every one goes through
+``present.sanitize`` (HTML) or ``plain`` (text).
 
     print(text_report(result))
     html = html_report(result)
@@ -21,6 +23,8 @@ from ..core.ledger import with_totals
 from ..core.mime import HEAD_BYTES, IMAGE_TYPES, sniff
 from ..core.state import State
 from ..judge.report import verdict_html
+from ..present.compare import MIN_CLIPS, compare_html
+from ..present.fold import folded
 from ..present.ledger_table import WIDTH, figures, ledger_html, plain, shorten, text_ledger, wrap
 from ..present.paths import file_href, shown_path
 from ..present.sanitize import escape_text, render_markdown
@@ -181,6 +185,9 @@ def html_report(result: VideoResult) -> str:
         shared = _shared_prompt(result)
         if shared is not None:
             h.append(f"<p><small>prompt: {escape_text(shared)}</small></p>")
+        compare = _compare_section(result.videos)
+        if compare:
+            h.append(compare)
         h += [_clip_html(v, own_prompt=shared is None) for v in result.videos]
 
     if result.answers or result.answer is not None:
@@ -255,6 +262,15 @@ def _clip_html(v: Video, *, own_prompt: bool = False) -> str:
         parts.append("<ul>" + "".join(f"<li>{escape_text(n)}</li>" for n in v.notes) + "</ul>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def _compare_section(videos: list[Video]) -> str:
+    """The saved clips side by side, played in sync (``present.compare``), under a "Compare (N clips)" fold that
+    starts open; "" with fewer than ``MIN_CLIPS`` saved. Each player points at the file its own section does."""
+    saved = [(v, file_href(v.path)) for v in videos if v.ok and v.path is not None]
+    if len(saved) < MIN_CLIPS:
+        return ""
+    return folded(f"<b>Compare ({len(saved)} clips)</b>", compare_html(saved), open_=True, cls="fm-compare-section")
 
 
 def _image_html(path: Path) -> str:

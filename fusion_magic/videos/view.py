@@ -1,7 +1,8 @@
 """The live view of a ``%%video`` run: a status line and an overview of every job at once (one line each: seat
 label, model, state word in its colour, elapsed time, and once saved the clip's length and cost) over tabs (one
-per clip, one per model answering a question, the Answer, the Check, Cost & latency), fed by the run's events;
-built like ``fusion.view``.
+per clip, Compare once three clips are saved (``view.video.ComparePane``: all of them in a grid, played in sync),
+one per model answering a question, the Answer, the Check, Cost & latency), fed by the run's events; built like
+``fusion.view``.
 
 The overview is re-rendered on every event and on every tick of the view's clock (``view.live``): a clip's
 job reports on every poll, but a model asked about a video may say nothing for tens of seconds.
@@ -28,12 +29,13 @@ from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
 from ..core.names import seat_labels
 from ..core.record import CallRecord
 from ..judge.report import verdict_html
+from ..present.compare import MIN_CLIPS
 from ..present.sanitize import escape_text, render_markdown
 from ..present.wording import clip_word, degraded_html
 from ..view.live import LiveView
 from ..view.overview import Row
 from ..view.tabs import LedgerPane, MemberPane, Pane, call_key, figures_html, status_html
-from ..view.video import JobLine, VideoPane, call_line, clip_line, overview_html, overview_text
+from ..view.video import ComparePane, JobLine, VideoPane, call_line, clip_line, overview_html, overview_text
 from .events import VideoRunFinished, VideoRunStarted, VideoUpdated
 from .frames_check import CHECKER, MEASURES
 from .report import degraded_summary, html_report, text_report
@@ -62,6 +64,7 @@ class VideoView(LiveView):
         self.result: VideoResult | None = None
         self.stopped = False
         self.clips: dict[str, VideoPane] = {}
+        self.compare: ComparePane | None = None  # once MIN_CLIPS clips are saved
         self.understanders: dict[str, MemberPane] = {}
         self.answer: AnswerPane | None = None
         self.check: CheckPane | None = None
@@ -73,8 +76,9 @@ class VideoView(LiveView):
     @property
     def panes(self) -> list[Pane]:
         """Every tab's pane, in tab order."""
+        compare = [self.compare] if self.compare is not None else []
         extra = [p for p in (self.answer, self.check) if p is not None]
-        return [*self.clips.values(), *self.understanders.values(), *extra, self.ledger_pane]
+        return [*self.clips.values(), *compare, *self.understanders.values(), *extra, self.ledger_pane]
 
     @property
     def finished(self) -> bool:
@@ -164,6 +168,7 @@ class VideoView(LiveView):
 
     def _on_video(self, video: Video) -> None:
         self._clip(video).update(video)
+        self._refresh_compare()
         if video.record.call_id:  # numbered when submitted, as in VideoResult.calls
             self._calls[("clip", video.label)] = video.record
             if video.final:
@@ -213,6 +218,21 @@ class VideoView(LiveView):
             pane = self.clips[video.label] = VideoPane(video, clock=self._clock)
             self._relayout()
         return pane
+
+    def _refresh_compare(self) -> None:
+        """The Compare tab, after the clips' tabs, once ``MIN_CLIPS`` clips are saved; its figures follow theirs."""
+        panes = list(self.clips.values())
+        if sum(p.video.ok for p in panes) < MIN_CLIPS:
+            if self.compare is not None:  # a saved clip is never unsaved; should one be, the grid goes
+                self.compare = None
+                self._relayout()
+            return
+        if self.compare is None:
+            self.compare = ComparePane()
+            self.compare.show(panes)
+            self._relayout()
+        else:
+            self.compare.show(panes)
 
     def _understander(self, r: CallRecord) -> MemberPane | None:
         if r.role != "understand":

@@ -1,6 +1,8 @@
 """One generated clip as a tab: where its job stands, then the player, a filmstrip of keyframes, a link to
 the file, its measured figures and what its check found (a model's score, or local:frames' spec checks).
-And the overview of a whole run: one line per job (``JobLine``), every job at once.
+And the overview of a whole run: one line per job (``JobLine``), every job at once. And, once three clips are
+saved, the Compare tab (``ComparePane``): every saved clip in a grid, played in sync by one button and one scrubber
+(``present.compare``).
 
 The pane reads a ``videos.result.Video`` by duck typing (``view/`` sits below the job kinds). ``update`` is
 called on every poll, so it sends a widget value only when that value changed, and reads the file into a
@@ -9,6 +11,7 @@ player only once per saved file.
     pane = VideoPane(video)
     pane.update(video)  # after each VideoUpdated
     lines = [clip_line(v, now) for v in videos]; overview_html(lines), overview_text(lines)
+    compare = ComparePane(); compare.show(panes)  # the saved clips' panes, after each update
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from ..core.state import State
+from ..present.compare import COMPARE_CLASS, GRID_COLUMNS, caption_html, controls_html, longest_seconds
 from ..present.ledger_table import plain, shorten
 from ..present.paths import file_href, shown_path
 from ..present.sanitize import escape_text
@@ -32,8 +36,8 @@ from .tabs import Pane, word_html
 if TYPE_CHECKING:
     from ..videos.result import Video
 
-__all__ = ["MAX_INLINE_BYTES", "JobLine", "VideoPane", "call_line", "clip_elapsed", "clip_line", "overview_html",
-           "overview_text"]
+__all__ = ["MAX_INLINE_BYTES", "ComparePane", "JobLine", "VideoPane", "call_line", "clip_elapsed", "clip_line",
+           "overview_html", "overview_text"]
 
 # Larger files are not sent over the comm: the whole value travels at once and freezes the browser
 # (ipywidgets #3036), and it would bloat a notebook saved with its widget state.
@@ -163,6 +167,78 @@ class VideoPane(Pane):
         lines += [f"<i>{escape_text(n)}</i>" for n in v.notes]
         lines.append(f"<small>prompt: {escape_text(v.prompt)}</small>")
         return "<p>" + "<br>".join(lines) + "</p>"
+
+
+class ComparePane(Pane):
+    """The Compare tab: every saved clip in a grid of players without controls of their own, driven together by
+    the shared play/pause button and scrubber over them (``present.compare``'s fixed handlers find the players
+    through the body's ``fm-compare`` class), each clip's label, model, length, cost and check under it.
+
+    A cell's player is a second ``Video`` widget on the bytes its clip's tab already read (no second read of
+    the file); a clip its tab cannot play (too large, gone) says so and points at its tab.
+
+    compare = ComparePane()
+    compare.show([pane for pane in clip_panes if pane.video.ok])
+    """
+
+    def __init__(self) -> None:
+        self.controls = widgets.HTML(controls_html(0.0))
+        self.grid = widgets.GridBox(layout=widgets.Layout(grid_template_columns=GRID_COLUMNS, grid_gap="8px"))
+        self._cells: dict[str, _CompareCell] = {}
+        body = widgets.VBox(children=(self.controls, self.grid))
+        body.add_class(COMPARE_CLASS)
+        super().__init__("Compare", body)
+
+    @property
+    def players(self) -> list[widgets.Video]:
+        """The grid's players, in clip order."""
+        return [c.player for c in self._cells.values() if isinstance(c.player, widgets.Video)]
+
+    @property
+    def captions(self) -> list[str]:
+        """What each cell says under its player, in clip order (HTML)."""
+        return [c.caption.value for c in self._cells.values()]
+
+    def show(self, panes: Sequence[VideoPane]) -> None:
+        """Show the clips of ``panes`` that are saved, in that order; only what changed is sent."""
+        saved = [p for p in panes if p.video.ok]
+        cells: dict[str, _CompareCell] = {}
+        for pane in saved:
+            cell = self._cells.get(pane.video.label)
+            if cell is None or cell.source is not pane.player:
+                cell = _CompareCell.of(pane)
+            cell.caption.value = caption_html(pane.video)
+            cells[pane.video.label] = cell
+        self._cells = cells
+        children = tuple(c.box for c in cells.values())
+        if tuple(self.grid.children) != children:
+            self.grid.children = children
+        # Sent only when the longest clip changed: a new value redraws the controls (and stops a playing grid).
+        self.controls.value = controls_html(longest_seconds(p.video for p in saved))
+
+
+@dataclass
+class _CompareCell:
+    """One clip in the grid: its player (or a note where its tab has none), its caption, the tab's player it
+    was made from."""
+
+    source: widgets.Video | None
+    player: widgets.Widget
+    caption: widgets.HTML
+    box: widgets.VBox
+
+    @classmethod
+    def of(cls, pane: VideoPane) -> _CompareCell:
+        source = pane.player
+        player: widgets.Widget
+        if source is None:
+            player = widgets.HTML("<p><i>not playable here: see the clip's own tab</i></p>")
+        else:
+            player = widgets.Video(value=source.value, format=source.format, controls=False, autoplay=False,
+                                   loop=False)
+            player.layout.width = "100%"
+        caption = widgets.HTML()
+        return cls(source, player, caption, widgets.VBox(children=(player, caption)))
 
 
 def clip_elapsed(v: Video, now: float) -> float | None:
