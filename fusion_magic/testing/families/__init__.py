@@ -15,6 +15,7 @@ from .gemini_files import GeminiFiles
 from .interactions import Interactions
 from .openai import Ollama, OpenAI
 from .openrouter import OpenRouter
+from .openrouter_video import OpenRouterVideo
 from .veo import Veo
 
 # One row per family. The order is the order of Emulator.env() and Emulator.test_keys().
@@ -24,16 +25,17 @@ BUILTIN: tuple[Family, ...] = (
     Ollama(),
     Anthropic(),
     Gemini(),
-    # Video: the storage host downloads are redirected to, Gemini's Files API, Veo, Omni, fal.
+    # Video: the storage host downloads are redirected to, Gemini's Files API, Veo, Omni, fal, OpenRouter.
     Storage(),
     GeminiFiles(),
     Veo(),
     Interactions(),
     Fal(),
+    OpenRouterVideo(),
 )
 
 for _family in BUILTIN:
     register(_family)
 
 __all__ = ["BUILTIN", "Anthropic", "Fal", "Gemini", "GeminiFiles", "Interactions", "Ollama", "OpenAI", "OpenRouter",
-           "Storage", "Veo"]
+           "OpenRouterVideo", "Storage", "Veo"]
