@@ -6,8 +6,11 @@ names a file URI (which wants the key and redirects to a storage host) or carrie
 
 Veo 3.1 is kept for two things Omni does not do (the Gemini video guide): a last frame (``lastFrame``, with
 ``image`` as the first: the clip interpolates between them) and scene extension (``video: {"uri": ...}``, the
-URI an earlier Veo operation returned: the answer is the whole clip, 7 s longer). Both render 8 s only, and an
-extension 720p only (§2.3); ``check_request`` refuses anything else before it is sent.
+URI an earlier Veo operation returned: the answer is the whole clip, 7 s longer). It also takes up to three
+reference images (``referenceImages``, each ``{"image": {...}, "referenceType": "asset"}``: what the subject
+looks like). All three render 8 s only, an extension 720p only, references 16:9 only (§2.3);
+``capabilities(model)`` is what each Veo model accepts, and ``check_request`` refuses anything else before it is
+sent.
 
     provider = VeoProvider(resolve_endpoint(BUILTIN["gemini"]), client)
     job = await provider.submit(VideoRequest(model="veo-3.1-fast-generate-preview", prompt="a fox in snow"))
@@ -19,7 +22,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -39,34 +44,58 @@ from ...core.errors import (
     error_for_status,
 )
 from ...core.mime import FRAME_TYPES, HEAD_BYTES, sniff, sniff_file
+from ...core.pricing import price_for
 from .._http import Classifier, ErrorInfo, WireContext, same_origin, send_json
 from ..base import OverHTTP
 from ..chat.gemini import classifier
 from ._download import download_to, write_inline
-from .base import Clip, JobRef, JobStatus, VideoRequest
+from .base import Clip, JobRef, JobStatus, VideoCaps, VideoRequest
 from .gemini_api import api_headers, list_models
 
-# ---- Veo 3.1's limits (§2.3), the one table check_request reads ------------------------------------
+# ---- what each Veo model accepts (§2.1, §2.3), the one table check_request reads ------------------------------
 
 ASPECTS = ("16:9", "9:16")
 SECONDS = (4, 6, 8)
 RESOLUTIONS = ("720p", "1080p", "4k")
 # These resolutions render 8 s clips only.
 EIGHT_SECONDS_ONLY = frozenset({"1080p", "4k"})
-# Lite renders 720p and 1080p only.
-NOT_ON_LITE = frozenset({"4k"})
-# The first and last frames Veo takes (§2.1) are core.mime.FRAME_TYPES.
-# First+last frame and extension both need 8 s clips (§2.3's table). Third-party relays of Veo 3.1 (fal's
-# first-last-frame endpoint among them) offer 4, 6 and 8 s with two frames; the Gemini guide's table says 8,
-# and that is what we hold to here (unconfirmed which the Gemini API enforces).
+# The first and last frames and reference images Veo takes (§2.1) are core.mime.FRAME_TYPES.
+# First+last frame, extension and reference images all need 8 s clips (§2.3's table). Third-party relays of Veo
+# 3.1 (fal's first-last-frame endpoint among them) offer 4, 6 and 8 s with two frames; the Gemini guide's table
+# says 8, and that is what we hold to here (unconfirmed which the Gemini API enforces).
 FRAMES_AND_EXTENSION_SECONDS = 8
+# Reference images (§2.1: "≤3 reference images"; §2.3: 8 s and 16:9 only), sent as referenceType "asset" (what
+# the subject looks like; "style" is the other value, and %%video has no flag to ask for it).
+MAX_REFERENCES = 3
+REFERENCE_ASPECT = "16:9"
+REFERENCE_TYPE = "asset"
 # An extension adds 7 s per call (up to 20 times), at 720p only, to a Veo video of at most 141 s; the answer is
 # one combined clip of at most 148 s (§2.3).
 EXTENSION_SECONDS = 7
 EXTENSION_RESOLUTION = "720p"
 MAX_EXTEND_INPUT_S = 141.0
-# Ids from before Veo 3.1 (retired on 2026-06-30) had neither last-frame control nor extension.
-_BEFORE_3_1 = ("veo-2.", "veo-3.0-")
+_REFERENCE_SOURCE = "reference §2.1, §2.3 (Gemini video guide)"
+# One row per model family; a preview ("-preview") and a released ("-001") id of one model share it. Veo 3.1
+# Fast has "same features" as Veo 3.1 (§2.1); of Lite only its resolutions are documented [3P], and it is held to
+# Veo 3.1's other limits here (unconfirmed).
+_VEO_3_1 = VideoCaps("veo-3.1", seconds=SECONDS, resolutions=RESOLUTIONS, aspects=ASPECTS, audio=True,
+                     first_frame=True, last_frame=True, references=MAX_REFERENCES, extend=True,
+                     source=_REFERENCE_SOURCE)
+_RETIRED = "retired on 2026-06-30 (reference §2.1)"
+_TABLE: dict[str, VideoCaps] = {
+    "veo-3.1-generate": _VEO_3_1,
+    "veo-3.1-fast-generate": _VEO_3_1,
+    "veo-3.1-lite-generate": replace(_VEO_3_1, resolutions=("720p", "1080p"),
+                                     source=_REFERENCE_SOURCE + "; Lite's resolutions third-party"),
+    "veo-3.0-generate": VideoCaps("veo-3.0", seconds=SECONDS, resolutions=("720p", "1080p"), aspects=ASPECTS,
+                                  audio=True, first_frame=True, source=_RETIRED),
+    "veo-3.0-fast-generate": VideoCaps("veo-3.0", seconds=SECONDS, resolutions=("720p", "1080p"), aspects=ASPECTS,
+                                       audio=True, first_frame=True, source=_RETIRED),
+    "veo-2.0-generate": VideoCaps("veo-2.0", seconds=(5, 6, 8), resolutions=("720p",), aspects=ASPECTS,
+                                  audio=False, first_frame=True, source=_RETIRED),
+}
+# A preview, released or dated spelling of one model.
+_RELEASE_SUFFIX = re.compile(r"-(?:preview(?:-[\w-]+)?|latest|\d{3})$")
 # What an extension sends and what it is billed as. The reference gives no price rule for an extension: Veo is
 # billed per second of video generated, and an extension generates the 7 s it adds (its durationSeconds says 8,
 # and the clip it returns is the whole, longer video); we bill the 7 s (unconfirmed).
@@ -97,9 +126,9 @@ def _check_image(model: str, what: str, path: Path) -> None:
         raise ConfigError(f"{model}: the {what} image must be PNG or JPEG, not {path.name}")
 
 
-def _check_last_frame(request: VideoRequest, last_frame: Path) -> None:
+def _check_last_frame(request: VideoRequest, caps: VideoCaps, last_frame: Path) -> None:
     model = request.model
-    if model.startswith(_BEFORE_3_1):
+    if not caps.last_frame:
         raise ConfigError(f"--last-frame needs Veo 3.1 ({', '.join(CURRENT_MODELS)}); {model} has no last frame")
     if request.image is None:
         # "First and last frame" is an interpolation between two frames (§2.1, §2.3); a last frame alone is
@@ -111,9 +140,9 @@ def _check_last_frame(request: VideoRequest, last_frame: Path) -> None:
                           f"(got {request.seconds})")
 
 
-def _check_extension(request: VideoRequest, resolution: str | None) -> None:
+def _check_extension(request: VideoRequest, caps: VideoCaps, resolution: str | None) -> None:
     model = request.model
-    if model.startswith(_BEFORE_3_1):
+    if not caps.extend:
         raise ConfigError(f"--extend needs Veo 3.1 ({', '.join(CURRENT_MODELS)}); {model} cannot extend a clip")
     if request.image is not None or request.last_frame is not None:
         raise ConfigError("--extend continues the clip from where it ends: drop --image and --last-frame")
@@ -129,8 +158,30 @@ def _check_extension(request: VideoRequest, resolution: str | None) -> None:
         raise ConfigError(f"--extend: {uri[:60]!r} is not the URI of a Veo result")
 
 
+def _check_references(request: VideoRequest, caps: VideoCaps) -> None:
+    """Veo 3.1's reference-to-video (§2.1, §2.3): at most three PNG or JPEG images, 8 s, 16:9, and on its own (the
+    guide lists references, a first frame, a last frame and an extension as separate uses; unconfirmed that the
+    API refuses a mix, so it is refused here rather than billed for a clip that ignores one of them)."""
+    model, count = request.model, len(request.references)
+    if not caps.references:
+        raise ConfigError(f"--reference needs Veo 3.1 ({', '.join(CURRENT_MODELS)}); {model} takes no reference "
+                          "images")
+    if count > caps.references:
+        raise ConfigError(f"--reference: {model} takes at most {caps.references} reference images, not {count}")
+    if request.image is not None or request.last_frame is not None or request.extend_uri is not None:
+        raise ConfigError(f"--reference: {model} makes a clip from reference images alone; drop --image, "
+                          "--last-frame and --extend (or the references)")
+    if request.seconds not in (None, FRAMES_AND_EXTENSION_SECONDS):
+        raise ConfigError(f"{model}: reference images need --seconds {FRAMES_AND_EXTENSION_SECONDS} "
+                          f"(got {request.seconds})")
+    if request.aspect not in (None, REFERENCE_ASPECT):
+        raise ConfigError(f"{model}: reference images need --aspect {REFERENCE_ASPECT} (got {request.aspect})")
+    for path in request.references:
+        _check_image(model, "reference", path)
+
+
 def _inline_image(model: str, path: Path) -> dict[str, str]:
-    """A first or last frame as Veo takes it: base64 bytes and the MIME type."""
+    """A first or last frame or a reference image as Veo takes it: base64 bytes and the MIME type."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -193,30 +244,45 @@ class VeoProvider(OverHTTP):
     # ---- before anything is sent ------------------------------------------------------------------
 
     @classmethod
+    def capabilities(cls, model: str) -> VideoCaps | None:
+        """What a Veo model accepts (None: not a Veo model in the reference's table). A preview and a released id
+        of one model share a row; the price is the bundled table's 720p figure (``core.pricing``).
+
+            VeoProvider.capabilities("veo-3.1-fast-generate-preview").references   # 3
+        """
+        family = _RELEASE_SUFFIX.sub("", model.removeprefix("models/"))
+        row = _TABLE.get(family)
+        if row is None:
+            return None
+        price = price_for(f"gemini:{model.removeprefix('models/')}")
+        return replace(row, model=model, price_per_second=price.per_second if price is not None else None)
+
+    @classmethod
     def check_request(cls, request: VideoRequest) -> list[str]:
-        """Refuse what Veo 3.1 never accepts (``ConfigError``, one line); the one note says what an
-        extension sends."""
+        """Refuse what the Veo model never accepts (``ConfigError``, one line), reading ``capabilities``; an id
+        not in the table is held to Veo 3.1's limits. The one note says what an extension sends."""
         model = request.model
+        caps = cls.capabilities(model) or replace(_VEO_3_1, model=model)
         if request.previous_job:
             raise ConfigError(f"--edit needs an Omni model ({OMNI_EXAMPLE}); {model} cannot revise an earlier clip")
-        if request.aspect is not None and request.aspect not in ASPECTS:
-            raise ConfigError(f"{model}: --aspect must be {_describe(ASPECTS)}, not {request.aspect!r}")
-        if request.seconds is not None and request.seconds not in SECONDS:
-            raise ConfigError(f"{model}: --seconds must be {_describe(SECONDS)}, not {request.seconds}")
+        if request.aspect is not None and request.aspect not in caps.aspects:
+            raise ConfigError(f"{model}: --aspect must be {_describe(caps.aspects)}, not {request.aspect!r}")
+        if request.seconds is not None and not caps.takes_seconds(request.seconds):
+            raise ConfigError(f"{model}: --seconds must be {caps.seconds_words()}, not {request.seconds}")
         resolution = _resolution(request)
         if resolution is not None:
-            if resolution not in RESOLUTIONS:
-                raise ConfigError(f"{model}: --resolution must be {_describe(RESOLUTIONS)}, not {request.resolution!r}")
+            if resolution not in caps.resolutions:
+                raise ConfigError(f"{model}: --resolution must be {_describe(caps.resolutions)}, not {resolution}")
             if resolution in EIGHT_SECONDS_ONLY and request.seconds not in (None, 8):
                 raise ConfigError(f"{model}: {resolution} needs --seconds 8 (got {request.seconds})")
-            if resolution in NOT_ON_LITE and "-lite" in model:
-                raise ConfigError(f"{model}: Veo Lite renders 720p or 1080p, not {resolution}")
         if request.image is not None:
             _check_image(model, "first-frame", request.image)
         if request.last_frame is not None:
-            _check_last_frame(request, request.last_frame)
+            _check_last_frame(request, caps, request.last_frame)
+        if request.references:
+            _check_references(request, caps)
         if request.extend_uri is not None:
-            _check_extension(request, resolution)
+            _check_extension(request, caps, resolution)
             return [EXTEND_NOTE]
         return []
 
@@ -248,6 +314,10 @@ class VeoProvider(OverHTTP):
             instance["image"] = _inline_image(request.model, request.image)
         if request.last_frame is not None:
             instance["lastFrame"] = _inline_image(request.model, request.last_frame)
+        if request.references:
+            instance["referenceImages"] = [
+                {"image": _inline_image(request.model, path), "referenceType": REFERENCE_TYPE}
+                for path in request.references]
         extending = request.extend_uri is not None
         if extending:
             # A URI, never bytes: the API takes only a Veo result's URI here (the SDK drops video bytes, §2.2).
@@ -255,12 +325,14 @@ class VeoProvider(OverHTTP):
         parameters: dict[str, Any] = {}
         if request.aspect is not None:
             parameters["aspectRatio"] = request.aspect  # never with an extension: it keeps the clip's own
+        elif request.references:
+            parameters["aspectRatio"] = REFERENCE_ASPECT  # the only one references take; said, not left to a default
         if extending:
             parameters["resolution"] = EXTENSION_RESOLUTION  # said, not left to a default
         elif request.resolution is not None:
             parameters["resolution"] = _resolution(request)
         seconds = request.seconds
-        if seconds is None and (extending or request.last_frame is not None):
+        if seconds is None and (extending or request.last_frame is not None or request.references):
             seconds = FRAMES_AND_EXTENSION_SECONDS  # the only length these take; said, not left to a default
         if seconds is not None:
             parameters["durationSeconds"] = int(seconds)  # the SDK sends an integer
@@ -368,4 +440,5 @@ class VeoProvider(OverHTTP):
 
 
 __all__ = ["ASPECTS", "CURRENT_MODELS", "EXTENSION_RESOLUTION", "EXTENSION_SECONDS", "FRAMES_AND_EXTENSION_SECONDS",
-           "MAX_EXTEND_INPUT_S", "RESOLUTIONS", "SECONDS", "VeoProvider", "operation_error"]
+           "MAX_EXTEND_INPUT_S", "MAX_REFERENCES", "REFERENCE_ASPECT", "REFERENCE_TYPE", "RESOLUTIONS", "SECONDS",
+           "VeoProvider", "operation_error"]

@@ -15,6 +15,11 @@ operations answered with (not the storage host a download is redirected to, not 
 family's file) of at most 141 s of (nominal) video: a first clip counts its ``durationSeconds``, each extension
 7 s more. The clip an extension serves is the whole video, longer: its source's clip plus its own script's
 ``clip_seconds``.
+
+Reference images (``referenceImages``, §2.1-2.3) are a list of one to three ``{"image": {...}, "referenceType":
+"asset" | "style"}``, each image like ``image``, at 8 s and 16:9 only, and on their own: not with ``image``,
+``lastFrame`` or ``video`` (unconfirmed that the API refuses the mix; the guide lists them as separate uses).
+Every image's bytes must be the type its ``mimeType`` says.
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ _SECONDS = (4, 6, 8)
 _RESOLUTIONS = ("720p", "1080p", "4k")
 _EIGHT_SECONDS_ONLY = ("1080p", "4k")
 _IMAGE_TYPES = ("image/png", "image/jpeg")
+_IMAGE_MAGIC = {"image/png": b"\x89PNG", "image/jpeg": b"\xff\xd8\xff"}
+# Reference images (§2.1, §2.3): at most three, 8 s and 16:9 only.
+_MAX_REFERENCES = 3
+_REFERENCE_TYPES = ("asset", "style")
+_REFERENCE_ASPECT = "16:9"
 # Extension (§2.3): +7 s per call at 720p and 8 s, input a Veo video of at most 141 s.
 _EXTENSION_ADDS = 7
 _EXTENSION_RESOLUTION = "720p"
@@ -275,6 +285,13 @@ def validate(body: Any) -> str | None:
         if image is not None or last_frame is not None:
             # Unconfirmed: the guide lists them as separate uses.
             return "Video extension cannot be combined with image or lastFrame."
+    references = instance.get("referenceImages")
+    if references is not None:
+        if problem := _references_problem(references):
+            return problem
+        if image is not None or last_frame is not None or video is not None:
+            # Unconfirmed: the guide lists them as separate uses.
+            return "referenceImages cannot be combined with image, lastFrame or video."
     parameters = body.get("parameters") or {}
     if not isinstance(parameters, Mapping):
         return "Invalid JSON payload received. Unknown name \"parameters\": not an object."
@@ -295,6 +312,10 @@ def validate(body: Any) -> str | None:
         return f"Video extension is only supported at {_EXTENSION_RESOLUTION}, not {resolution}."
     if last_frame is not None and seconds != _FRAMES_AND_EXTENSION_SECONDS:
         return f"A first and last frame are only supported for {_FRAMES_AND_EXTENSION_SECONDS}s duration."
+    if references is not None and seconds != _FRAMES_AND_EXTENSION_SECONDS:
+        return f"Reference images are only supported for {_FRAMES_AND_EXTENSION_SECONDS}s duration."
+    if references is not None and aspect != _REFERENCE_ASPECT:
+        return f"Reference images are only supported for {_REFERENCE_ASPECT} aspect ratio, not {aspect}."
     count = parameters.get("sampleCount", 1)
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 4:
         return "sampleCount must be between 1 and 4."
@@ -317,10 +338,31 @@ def _image_problem(image: Any, name: str) -> str | None:
         return f"Unsupported image MIME type {image.get('mimeType')!r}; use image/png or image/jpeg."
     data = image.get("bytesBase64Encoded")
     try:
-        if not isinstance(data, str) or not base64.b64decode(data, validate=True):
-            return f"instances[0].{name}.bytesBase64Encoded is empty."
+        raw = base64.b64decode(data, validate=True) if isinstance(data, str) else b""
     except (binascii.Error, ValueError):
         return f"instances[0].{name}.bytesBase64Encoded is not valid base64."
+    if not raw:
+        return f"instances[0].{name}.bytesBase64Encoded is empty."
+    mime = image["mimeType"]
+    if not raw.startswith(_IMAGE_MAGIC[mime]):
+        return f"instances[0].{name}: the bytes are not {mime}."
+    return None
+
+
+def _references_problem(references: Any) -> str | None:
+    if not isinstance(references, list) or not 1 <= len(references) <= _MAX_REFERENCES:
+        return f"instances[0].referenceImages must be a list of 1 to {_MAX_REFERENCES} reference images."
+    for n, reference in enumerate(references):
+        where = f"referenceImages[{n}]"
+        if not isinstance(reference, Mapping) or "image" not in reference:
+            return f"instances[0].{where} must be an object with an image."
+        if unknown := set(reference) - {"image", "referenceType"}:
+            return f"Unknown name {sorted(unknown)[0]!r} at instances[0].{where}."
+        if reference.get("referenceType") not in _REFERENCE_TYPES:
+            return (f"instances[0].{where}.referenceType must be one of {', '.join(_REFERENCE_TYPES)}, "
+                    f"not {reference.get('referenceType')!r}.")
+        if problem := _image_problem(reference["image"], f"{where}.image"):
+            return problem
     return None
 
 
