@@ -55,6 +55,9 @@ class VideoScript:
     # Interactions: whether the completed interaction carries the SDK's convenience field ``output_video``
     # (unconfirmed whether the server sends it) or only ``steps``.
     output_video_field: bool = False
+    # Runway: how many of the job's first polls answer THROTTLED (over the organisation's concurrency: queued,
+    # not an error); they count among ``polls``. Other families ignore it.
+    throttled: int = 0
     # Interactions: the wire status the interaction shows once its scripted polls are done, instead of the
     # outcome's own ("completed", "failed"): "incomplete", "budget_exceeded", "requires_continuation",
     # "requires_action", "idle" (with the clip when the outcome is "ok"), "queued" or "in_progress" (it never

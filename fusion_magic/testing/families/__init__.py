@@ -16,6 +16,7 @@ from .interactions import Interactions
 from .openai import Ollama, OpenAI
 from .openrouter import OpenRouter
 from .openrouter_video import OpenRouterVideo
+from .runway import Runway
 from .veo import Veo
 
 # One row per family. The order is the order of Emulator.env() and Emulator.test_keys().
@@ -25,17 +26,18 @@ BUILTIN: tuple[Family, ...] = (
     Ollama(),
     Anthropic(),
     Gemini(),
-    # Video: the storage host downloads are redirected to, Gemini's Files API, Veo, Omni, fal, OpenRouter.
+    # Video: the storage host downloads are redirected to, Gemini's Files API, Veo, Omni, fal, OpenRouter, Runway.
     Storage(),
     GeminiFiles(),
     Veo(),
     Interactions(),
     Fal(),
     OpenRouterVideo(),
+    Runway(),
 )
 
 for _family in BUILTIN:
     register(_family)
 
 __all__ = ["BUILTIN", "Anthropic", "Fal", "Gemini", "GeminiFiles", "Interactions", "Ollama", "OpenAI", "OpenRouter",
-           "OpenRouterVideo", "Storage", "Veo"]
+           "OpenRouterVideo", "Runway", "Storage", "Veo"]
