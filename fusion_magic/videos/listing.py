@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 # (provider, protocol that lists, what its models do)
 _LISTERS = (("gemini", "interactions", "generate + understand (Omni)"),
             ("gemini", "veo", "generate (Veo)"),
-            ("fal", "fal", "generate"))
+            ("fal", "fal", "generate"),
+            ("openrouter", "openrouter_video", "generate"),
+            ("runway", "runway", "generate"))
 
 
 @dataclass
