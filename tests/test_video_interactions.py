@@ -392,3 +392,136 @@ def test_a_cancelled_question_cancels_the_interaction(emulator: Emulator) -> Non
     job = emulator.video.job(job_id)
     assert job is not None and job.cancelled
 
+
+
+# ---- reference images, resolutions and delivery, capabilities ------------------------------------------------
+
+
+def jpeg_bytes() -> bytes:
+    """A small real JPEG, made with PyAV's MJPEG encoder."""
+    import numpy as np
+
+    image = np.full((36, 64, 3), (200, 60, 30), dtype=np.uint8)
+    codec = av.CodecContext.create("mjpeg", "w")
+    codec.width, codec.height, codec.pix_fmt = 64, 36, "yuvj420p"
+    frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuvj420p")
+    return b"".join(bytes(p) for p in [*codec.encode(frame), *codec.encode(None)])
+
+
+def references(tmp_path: Path, n: int = 3) -> tuple[Path, ...]:
+    """PNG, JPEG, PNG, ... (each named .png: the bytes decide the type)."""
+    paths = tuple(tmp_path / f"ref{i}.png" for i in range(n))
+    for i, path in enumerate(paths):
+        path.write_bytes(png_bytes(colour=(30 * i, 90, 200)) if i % 2 == 0 else jpeg_bytes())
+    return paths
+
+
+def test_references_are_image_blocks_after_the_text_with_their_bytes_and_types(emulator: Emulator,
+                                                                              tmp_path: Path) -> None:
+    emulator.script(MODEL, VideoScript(polls=0))
+    refs = references(tmp_path, 3)
+
+    async def work(p: InteractionsProvider) -> JobStatus:
+        return await p.poll(await p.submit(VideoRequest(MODEL, "this fox, running", references=refs)))
+
+    assert run(emulator, work).state == "succeeded"
+    (post,) = calls(emulator, "POST", "/interactions")
+    assert post.status == 200
+    text, *images = post.body["input"]
+    assert text == {"type": "text", "text": "this fox, running"}
+    assert [b["type"] for b in images] == ["image"] * 3
+    assert [b["mime_type"] for b in images] == ["image/png", "image/jpeg", "image/png"]
+    assert [base64.b64decode(b["data"]) for b in images] == [p.read_bytes() for p in refs]
+    assert post.body["generation_config"] == {"video_config": {"task": "reference_to_video"}}
+
+
+def test_an_edit_with_references_keeps_the_edit_task(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.script(MODEL, VideoScript(polls=0))
+    (ref,) = references(tmp_path, 1)
+
+    async def work(p: InteractionsProvider) -> JobStatus:
+        first = await p.submit(VideoRequest(MODEL, "a car"))
+        await p.poll(first)
+        return await p.poll(await p.submit(VideoRequest(MODEL, "paint it like this", previous_job=first.job_id,
+                                                        references=(ref,))))
+
+    assert run(emulator, work).state == "succeeded"
+    body = created(emulator)[1]
+    assert body["generation_config"]["video_config"]["task"] == "edit" and body["input"][1]["type"] == "image"
+
+
+@pytest.mark.parametrize("resolution", ["360p", "720p", "1080p", "4k"])
+def test_every_omni_resolution_goes_on_the_wire_with_uri_delivery(emulator: Emulator, resolution: str) -> None:
+    emulator.script(MODEL, VideoScript(polls=0))
+    request = VideoRequest(MODEL, "x", resolution=resolution, seconds=8)
+    assert InteractionsProvider.check_request(request) == []
+    run(emulator, lambda p: p.submit(request))
+    (body,) = created(emulator)
+    assert body["response_format"] == {"type": "video", "duration": "8s", "resolution": resolution,
+                                       "delivery": "uri"}
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ({"resolution": "480p"}, "--resolution 480p: gemini:gemini-omni-1.2-flash makes 360p, 720p, 1080p or 4k"),
+    ({"resolution": "2k"}, "--resolution 2k: "),
+    ({"model": "gemini-omni-flash-preview", "seconds": 12}, "makes 1 to 10 seconds"),
+    ({"references": 4}, "at most 3 reference images, not 4"),
+    ({"image": True}, "a first frame or reference images, not both"),
+    ({"gif": True}, "Omni takes a PNG or JPEG reference image"),
+    ({"missing": True}, "no such file"),
+    ({"model": "veo-3.1-generate-preview"}, "not a Gemini Omni model"),
+])
+def test_check_request_refuses_what_omni_cannot_take_in_one_line(tmp_path: Path, change: dict[str, Any],
+                                                                 words: str) -> None:
+    refs = references(tmp_path, change.pop("references", 1))
+    if change.pop("gif", False):
+        refs[0].write_bytes(b"GIF89a" + bytes(32))
+    if change.pop("missing", False):
+        refs = (tmp_path / "nowhere.png",)
+    if change.pop("image", False):
+        change["image"] = tmp_path / "first.png"
+        change["image"].write_bytes(png_bytes())
+    with pytest.raises(ConfigError) as info:
+        InteractionsProvider.check_request(VideoRequest(**{"model": MODEL, "prompt": "x", "references": refs,
+                                                           **change}))
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_capabilities_per_omni_model() -> None:
+    caps = InteractionsProvider.capabilities(MODEL)
+    assert caps is not None and caps.model == MODEL and caps.max_seconds == 15 and caps.takes_seconds(15)
+    assert caps.resolutions == ("360p", "720p", "1080p", "4k") and caps.aspects == ("16:9", "9:16")
+    assert caps.first_frame and not caps.last_frame and caps.references == 3 and caps.edit and not caps.extend
+    assert caps.price_per_second == 0.10
+    preview = InteractionsProvider.capabilities("gemini-omni-flash-preview")
+    assert preview is not None and preview.max_seconds == 10 and preview.price_per_second == 0.10
+    assert not preview.takes_seconds(11)
+    newer = InteractionsProvider.capabilities("gemini-omni-2.0-flash")
+    assert newer is not None and newer.max_seconds == 15 and "not in the reference" in newer.source
+    assert InteractionsProvider.capabilities("veo-3.1-generate-preview") is None
+
+
+def test_the_emulator_checks_image_blocks_against_the_task(emulator: Emulator) -> None:
+    png = base64.b64encode(png_bytes()).decode("ascii")
+    jpeg = base64.b64encode(jpeg_bytes()).decode("ascii")
+    base = emulator.env()["GEMINI_BASE_URL"] + "/v1/interactions"
+
+    def create(task: str, *images: tuple[str, str]) -> httpx.Response:
+        blocks = [{"type": "text", "text": "x"}] + [{"type": "image", "data": d, "mime_type": m} for d, m in images]
+        body = {"model": MODEL, "input": blocks, "response_modalities": ["video"], "background": True,
+                "generation_config": {"video_config": {"task": task}}}
+        with httpx.Client(headers={"x-goog-api-key": KEY}) as client:
+            return client.post(base, json=body)
+
+    assert create("reference_to_video", (png, "image/png"), (jpeg, "image/jpeg")).status_code == 200
+    refused = {
+        "four": create("reference_to_video", *[(png, "image/png")] * 4),
+        "none": create("reference_to_video"),
+        "two first frames": create("image_to_video", (png, "image/png"), (png, "image/png")),
+        "text with an image": create("text_to_video", (png, "image/png")),
+        "jpeg called png": create("reference_to_video", (jpeg, "image/png")),
+        "gif": create("reference_to_video", (base64.b64encode(b"GIF89a" + bytes(8)).decode(), "image/gif")),
+    }
+    assert {name: r.status_code for name, r in refused.items()} == dict.fromkeys(refused, 400)
+    assert "1 to 3" in refused["four"].json()["error"]["message"]
+    assert "not a PNG" in refused["jpeg called png"].json()["error"]["message"]

@@ -558,3 +558,127 @@ def test_a_frame_is_sent_as_the_type_its_bytes_are(emulator_env: Emulator, tmp_p
     fusion_magic.video("A fox", models=[f"gemini:{MODEL}"], image=frame, seconds=8)
     sent = next(q for q in emulator_env.requests if q.path.endswith(":predictLongRunning")).body or {}
     assert sent["instances"][0]["image"]["mimeType"] == "image/jpeg"
+
+
+# ---- reference images (Veo 3.1's reference-to-video) and capabilities -------------------------------------------
+
+
+def refs(tmp_path: Path, n: int = 2) -> tuple[Path, ...]:
+    """``n`` reference images, alternating PNG and JPEG (each named .png: the bytes decide the type)."""
+    paths = []
+    for i in range(n):
+        path = tmp_path / f"ref{i}.png"
+        path.write_bytes(png_bytes(colour=(10 * i, 80, 200)) if i % 2 == 0 else jpeg_bytes((20 * i, 90, 40)))
+        paths.append(path)
+    return tuple(paths)
+
+
+def test_references_are_sent_as_reference_images_with_bytes_type_8_seconds_and_16_9(emulator_env: Emulator,
+                                                                                   tmp_path: Path) -> None:
+    emu = emulator_env
+    emu.script(MODEL, VideoScript(polls=0))
+    references = refs(tmp_path, 3)
+    request = VideoRequest(MODEL, "the same red fox, now in the snow", references=references)
+    assert VeoProvider.check_request(request) == []
+
+    async def work(p: VeoProvider) -> JobStatus:
+        return await p.poll(await p.submit(request))
+
+    assert run(work).state == "succeeded"
+    [submit] = of(emu, "gemini-veo", "POST")
+    assert submit.status == 200
+    instance = submit.body["instances"][0]
+    assert set(instance) == {"prompt", "referenceImages"}
+    sent = instance["referenceImages"]
+    assert [r["referenceType"] for r in sent] == ["asset"] * 3
+    assert [r["image"]["mimeType"] for r in sent] == ["image/png", "image/jpeg", "image/png"]
+    assert [base64.b64decode(r["image"]["bytesBase64Encoded"]) for r in sent] == [p.read_bytes() for p in references]
+    # The only length and shape references take: said, not left to the server's defaults.
+    assert submit.body["parameters"] == {"aspectRatio": "16:9", "durationSeconds": 8, "sampleCount": 1}
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"references": 4}, "at most 3 reference images, not 4"),
+        ({"seconds": 6}, "reference images need --seconds 8"),
+        ({"aspect": "9:16"}, "reference images need --aspect 16:9"),
+        ({"image": True}, "drop --image, --last-frame and --extend"),
+        ({"extend_uri": "https://generativelanguage.googleapis.com/v1beta/files/a:download"}, "drop --image"),
+        ({"model": "veo-3.0-generate-001"}, "--reference needs Veo 3.1"),
+        ({"gif": True}, "reference image must be PNG or JPEG"),
+        ({"missing": True}, "no such image file"),
+    ],
+)
+def test_check_request_refuses_references_veo_cannot_take_in_one_line(tmp_path: Path, change: dict[str, Any],
+                                                                       words: str) -> None:
+    references = refs(tmp_path, change.pop("references", 1))
+    if change.pop("gif", False):
+        references[0].write_bytes(b"GIF89a" + bytes(32))
+    if change.pop("missing", False):
+        references = (tmp_path / "nowhere.png",)
+    if change.pop("image", False):
+        change["image"] = frames(tmp_path)[0]
+    with pytest.raises(ConfigError, match=words) as info:
+        VeoProvider.check_request(VideoRequest(**{"model": MODEL, "prompt": "x", "references": references, **change}))
+    assert "\n" not in str(info.value)
+
+
+def test_the_emulator_refuses_reference_images_veo_refuses() -> None:
+    png = base64.b64encode(png_bytes()).decode("ascii")
+    jpeg = base64.b64encode(jpeg_bytes()).decode("ascii")
+
+    def body(references: Any, **parameters: Any) -> dict[str, Any]:
+        return {"instances": [{"prompt": "x", "referenceImages": references}], "parameters": parameters}
+
+    def ref(data: str = png, mime: str = "image/png", kind: Any = "asset") -> dict[str, Any]:
+        return {"image": {"bytesBase64Encoded": data, "mimeType": mime}, "referenceType": kind}
+
+    assert validate(body([ref(), ref(jpeg, "image/jpeg", "style")], durationSeconds=8)) is None
+    assert "1 to 3" in (validate(body([ref()] * 4, durationSeconds=8)) or "")
+    assert "1 to 3" in (validate(body([], durationSeconds=8)) or "")
+    assert "referenceType" in (validate(body([ref(kind="subject")], durationSeconds=8)) or "")
+    assert "not image/png" in (validate(body([ref(jpeg)], durationSeconds=8)) or "")  # JPEG bytes called PNG
+    assert "8s" in (validate(body([ref()], durationSeconds=6)) or "")
+    assert "16:9" in (validate(body([ref()], durationSeconds=8, aspectRatio="9:16")) or "")
+    mixed = body([ref()], durationSeconds=8)
+    mixed["instances"][0]["image"] = ref()["image"]
+    assert "cannot be combined" in (validate(mixed) or "")
+
+
+def test_capabilities_one_table_per_model_preview_and_released_ids_alike() -> None:
+    standard = VeoProvider.capabilities("veo-3.1-generate-preview")
+    assert standard is not None and standard.model == "veo-3.1-generate-preview"
+    assert standard.seconds == (4, 6, 8) and standard.resolutions == ("720p", "1080p", "4k")
+    assert standard.aspects == ("16:9", "9:16") and standard.audio is True
+    assert standard.first_frame and standard.last_frame and standard.extend and not standard.edit
+    assert standard.references == 3 and standard.price_per_second == 0.40
+    released = VeoProvider.capabilities("veo-3.1-generate-001")
+    assert released is not None and released.references == 3 and released.price_per_second == 0.40
+    fast = VeoProvider.capabilities(MODEL)
+    assert fast is not None and fast.price_per_second == 0.10 and fast.references == 3
+    lite = VeoProvider.capabilities("models/veo-3.1-lite-generate-preview")
+    assert lite is not None and lite.resolutions == ("720p", "1080p")
+    old = VeoProvider.capabilities("veo-2.0-generate-001")
+    assert old is not None and old.seconds == (5, 6, 8) and old.audio is False and not old.references
+    assert VeoProvider.capabilities("gemini-omni-1.2-flash") is None
+    assert VeoProvider.capabilities("veo-9-unknown") is None
+    # check_request reads the table: Veo 2's 5 s passes, Veo 3.1's does not; 1080p is not Veo 2's.
+    assert VeoProvider.check_request(VideoRequest("veo-2.0-generate-001", "x", seconds=5)) == []
+    with pytest.raises(ConfigError, match="--resolution must be 720p, not 1080p"):
+        VeoProvider.check_request(VideoRequest("veo-2.0-generate-001", "x", resolution="1080p"))
+    with pytest.raises(ConfigError, match="--seconds must be 4, 6 or 8"):
+        VeoProvider.check_request(VideoRequest("veo-3.1-generate-001", "x", seconds=5))
+
+
+def test_references_through_the_video_call_reach_the_wire(emulator_env: Emulator, monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    emulator_env.script(MODEL, VideoScript(polls=0, clip_seconds=1.0))
+    references = refs(tmp_path, 2)
+    result = fusion_magic.video("the same fox", models=[f"gemini:{MODEL}"], references=list(references),
+                                poll_s=0.01, timeout=30)
+    assert result.videos[0].ok
+    [submit] = of(emulator_env, "gemini-veo", "POST")
+    sent = submit.body["instances"][0]["referenceImages"]
+    assert [base64.b64decode(r["image"]["bytesBase64Encoded"]) for r in sent] == [p.read_bytes() for p in references]
