@@ -127,7 +127,7 @@ def clip_figures(clip: ComparedClip) -> str:
 
 def caption_html(clip: ComparedClip) -> str:
     """What a grid cell says under its player: label and model, then the figures (every string escaped)."""
-    return (f'<div class="fm-compare-caption" style="font-size:90%;margin:.2em 0 0 0">'
+    return (f'<div class="fm-compare-caption" style="font-size:90%;line-height:1.35;margin:.2em 0 0 0">'
             f"<b>{escape_text(clip.label)}</b> · <code>{escape_text(clip.model)}</code><br>"
             f"{escape_text(clip_figures(clip))}</div>")
 
