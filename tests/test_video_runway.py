@@ -28,6 +28,7 @@ from fusion_magic.core.errors import (
     ServerError,
 )
 from fusion_magic.core.events import EngineEvent
+from fusion_magic.core.pricing import price_for
 from fusion_magic.core.state import State
 from fusion_magic.providers._http import WireContext, response_error
 from fusion_magic.providers.base import Endpoint
@@ -355,8 +356,11 @@ def test_check_request_last_frame_and_notes(tmp_path: Path) -> None:
 
 def test_the_table_prices_credits_and_lists_the_models(emulator: Emulator) -> None:
     prices = RunwayProvider.unit_prices()
-    assert prices[GEN].per_second == 12 * 0.01 and prices[TURBO].per_second == 5 * 0.01
-    assert prices[VEO].per_second == 40 * 0.01 and "kling2.5_turbo_pro" not in prices
+    assert prices[f"runway:{GEN}"].per_second == 12 * 0.01 and prices[f"runway:{TURBO}"].per_second == 5 * 0.01
+    assert prices[f"runway:{VEO}"].per_second == 40 * 0.01 and "runway:kling2.5_turbo_pro" not in prices
+    # Keyed by the full id: Runway's rate for its Veo prices no other provider's Veo.
+    assert price_for(f"runway:{VEO}", prices) == prices[f"runway:{VEO}"]
+    assert price_for(f"fal:someone/{VEO}", prices) is None
     caps = RunwayProvider.capabilities(GEN)
     assert caps is not None and (caps.min_seconds, caps.max_seconds, caps.resolutions) == (2, 10, ("720p",))
     assert RunwayProvider.capabilities("nope") is None

@@ -280,7 +280,10 @@ def price_for(model_id: str, extra: Mapping[str, UserPrice] | None = None, *,
     if resolution:
         keys = (f"{model}@{resolution}", f"{name}@{resolution}", *keys)
     if extra:
-        for key in keys:
+        # A protocol's own table keys its rows by the full id ("runway:veo3.1"): Runway's rate for its Veo is not
+        # fal's or Gemini's. Those rows are looked up first, and only for their own provider.
+        full = (f"{model_id}@{resolution}", model_id) if resolution else (model_id,)
+        for key in (*full, *keys):
             if key in extra:
                 return _with_cache(_user_price(extra[key]), name)
     for key in keys[:-2] if resolution else ():

@@ -154,14 +154,24 @@ def plan_video(prompt: str, settings: Settings, options: VideoOptions) -> VideoP
 
 
 def with_provider_prices(settings: Settings, models: tuple[str, ...]) -> Settings:
-    """Prices a protocol keeps per model id (fal's, per endpoint), under the user's own: every later step
-    (the estimate, the ledger) prices through ``settings.prices``."""
+    """Prices a protocol keeps per model id (fal's per endpoint, Runway's and OpenRouter's per full id), under the
+    user's own: every later step (the estimate, the ledger) prices through ``settings.prices``. A model's protocol
+    is its video protocol (OpenRouter's chat key speaks ``openrouter_video`` for a clip)."""
     found: dict[str, Price] = {}
-    for provider in {m.partition(":")[0] for m in (*models, DEFAULT_FAL)}:
+    protocols: set[str] = set()
+    for model_id in (*models, DEFAULT_FAL):
+        provider, _, model = model_id.partition(":")
         spec = provider_spec(provider)  # a plugin's unit prices count too
-        if spec is None or spec.protocol not in PROTOCOLS:
+        if spec is None:
             continue
-        table = getattr(provider_class(spec), "unit_prices", None)
+        try:
+            protocols.add(video_protocol(provider, model, "generate"))
+        except ConfigError:
+            protocols.add(spec.protocol)
+    for protocol in protocols:
+        if protocol not in PROTOCOLS:
+            continue
+        table = getattr(PROTOCOLS.provider_class(protocol), "unit_prices", None)
         if table is not None:
             found.update(table())
     return settings.with_(prices={**found, **settings.prices}) if found else settings

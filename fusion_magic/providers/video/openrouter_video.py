@@ -58,7 +58,7 @@ from .._http import (
 from ..base import OverHTTP, Usage
 from ..chat.openai_compat import classifier
 from ._download import download_to
-from .base import Clip, JobRef, JobStatus, VideoCaps, VideoRequest
+from .base import Clip, JobRef, JobState, JobStatus, VideoCaps, VideoRequest
 
 # A submit may carry three reference images and two frames as data URLs; polls and lists are small.
 _TIMEOUT = httpx.Timeout(120.0, connect=30.0)
@@ -69,7 +69,7 @@ ASPECTS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21")
 # The SKU of one second of video in ``pricing_skus`` (the docs' example: {"per-video-second": "0.50",
 # "per-video-second-1080p": "0.75"}).
 SECOND_SKU = "per-video-second"
-_STATES = {"pending": "queued", "in_progress": "running"}
+_STATES: dict[str, JobState] = {"pending": "queued", "in_progress": "running"}
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.:-]+$")
 # What a job answers when its submit's answer was lost: one line saying what we do and what to check.
 LOST_SUBMIT = ("the submit was sent but its answer was lost ({detail}); OpenRouter may have started the job and "
@@ -183,14 +183,15 @@ class OpenRouterVideoProvider(OverHTTP):
 
     @classmethod
     def unit_prices(cls) -> dict[str, Price]:
-        """USD per second of the models in ``MODELS``, keyed as ``price_for`` looks them up (``google/veo-3.1``,
-        ``google/veo-3.1@4k``): the estimate before a run. A finished job's ``usage.cost`` replaces it."""
+        """USD per second of the models in ``MODELS``, keyed by the full id as ``price_for`` looks them up
+        (``openrouter:google/veo-3.1``, ``openrouter:google/veo-3.1@4k``): the estimate before a run. A finished
+        job's ``usage.cost`` replaces it."""
         prices: dict[str, Price] = {}
         for model, caps in MODELS.items():
             if caps.price_per_second is not None:
-                prices[model] = Price(per_second=caps.price_per_second, source=_PRICE_SOURCE)
+                prices[f"openrouter:{model}"] = Price(per_second=caps.price_per_second, source=_PRICE_SOURCE)
             for resolution, rate in _RESOLUTION_PRICES.get(model, {}).items():
-                prices[f"{model}@{resolution}"] = Price(per_second=rate, source=_PRICE_SOURCE)
+                prices[f"openrouter:{model}@{resolution}"] = Price(per_second=rate, source=_PRICE_SOURCE)
         return prices
 
     @classmethod
@@ -305,8 +306,8 @@ class OpenRouterVideoProvider(OverHTTP):
     def status(self, ctx: WireContext, job: JobRef, answer: Mapping[str, Any]) -> JobStatus:
         """The ``JobStatus`` one ``VideoGenerationResponse`` says (no I/O)."""
         state = answer.get("status")
-        if state in _STATES:
-            return JobStatus(_STATES[state], progress=state)  # type: ignore[arg-type]
+        if isinstance(state, str) and state in _STATES:
+            return JobStatus(_STATES[state], progress=state)
         error = answer.get("error")
         words = error.strip() if isinstance(error, str) and error.strip() else None
         if state == "completed":

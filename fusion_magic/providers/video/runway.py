@@ -207,8 +207,9 @@ class RunwayProvider(OverHTTP):
 
     @classmethod
     def unit_prices(cls) -> dict[str, Price]:
-        """USD per second for the models in ``MODELS`` with a credit figure (credits x $0.01), keyed by model id."""
-        return {model: Price(per_second=row.credits_per_second * USD_PER_CREDIT,
+        """USD per second for the models in ``MODELS`` with a credit figure (credits x $0.01), keyed by the full id
+        (``runway:veo3.1``: Runway's rate for its Veo is nobody else's)."""
+        return {f"runway:{model}": Price(per_second=row.credits_per_second * USD_PER_CREDIT,
                              source=f"Runway credits ({row.credits_per_second:g}/s at $0.01; {row.source})")
                 for model, row in MODELS.items() if row.credits_per_second is not None}
 
