@@ -75,8 +75,8 @@ _MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.:-]+$")
 LOST_SUBMIT = ("the submit was sent but its answer was lost ({detail}); OpenRouter may have started the job and "
                "bills it if so, but it can only be found by its id, which never arrived. It is not sent again: see "
                "https://openrouter.ai/activity before running the cell again")
-_PRICE_SOURCE = ("Gemini API's Veo 3.1 price (video-apis.md §2.6, third-party figures): an estimate; a finished "
-                 "job's own usage.cost is what is recorded")
+# An estimate only (third-party figures): a finished job's own usage.cost is what the ledger records.
+_PRICE_SOURCE = "Gemini API's Veo 3.1 rate (video-apis.md §2.6)"
 
 
 # ---- what the reference says the two documented models take ----------------------------------------------

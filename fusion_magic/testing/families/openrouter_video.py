@@ -13,7 +13,7 @@
   (``localhost`` for ``127.0.0.1``). It answers 400 to any request carrying a key and 403 to a wrong signature or
   an expired URL.
 
-Shapes this emulator picks where the reference is silent (each mirrored by nothing in the client):
+Shapes this emulator picks where the reference is silent (the client assumes none of them):
 
 * ``VideoScript.delivery``: "redirect" (the default) makes the content proxy answer 302 to the signed copy (so a
   client that carries the key across a redirect fails on the storage host); "uri" makes it stream the bytes
