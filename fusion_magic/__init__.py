@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         arejudge,
         avideo,
         complete,
+        estimate_video,
         evaluate,
         export_history,
         fuse,
@@ -46,7 +47,8 @@ if TYPE_CHECKING:
 # in ``fusion/`` and ``videos/``), so ``import fusion_magic.fusion.engine as m`` never meets the function ``fuse``.
 _HOMES = {
     **dict.fromkeys(("EvalJob", "FusionJob", "VideoJob", "acomplete", "aevaluate", "afuse", "arejudge", "avideo",
-                     "complete", "evaluate", "export_history", "fuse", "history", "rejudge", "video"), ".api"),
+                     "complete", "estimate_video", "evaluate", "export_history", "fuse", "history", "rejudge",
+                     "video"), ".api"),
     "JobResult": ".calls.job",
     "Settings": ".calls.settings",
     "Response": ".core.record",
@@ -91,6 +93,7 @@ __all__ = [
     "arejudge",
     "avideo",
     "complete",
+    "estimate_video",
     "evaluate",
     "export_history",
     "fuse",

@@ -55,6 +55,7 @@ from .providers.base import ChatRequest
 from .videos import engine as video_engine
 from .videos import plan as video_planning
 from .videos.engine import RESUME, ResumePlan
+from .videos.estimate import VideoEstimate
 from .videos.jobs import finish_submits
 from .videos.listing import VideoListing, video_models
 from .videos.options import DEFAULT_TIMEOUT_S, VideoKeywords, VideoOptions
@@ -548,7 +549,24 @@ def _resume_run(plan: ResumePlan, result: VideoResult | None = None) -> Run[Vide
 def _video_plan(prompt: str, settings: Settings | None, keys: Mapping[str, str] | None,
                 given: VideoKeywords) -> VideoPlan:
     check_keywords(given, VideoOptions)
+    if given.get("estimate"):
+        # video() runs the jobs; an estimate must never submit one (a paid job is the one thing not to risk).
+        raise ConfigError("video(estimate=True) would still submit paid jobs: call "
+                          "fusion_magic.estimate_video(prompt, ...) with the same keywords (or %%video --estimate)")
     return plan_video(prompt, settings, VideoOptions.from_keywords(given), keys=keys)
+
+
+def estimate_video(prompt: str, *, settings: Settings | None = None, keys: Mapping[str, str] | None = None,
+                   **options: Unpack[VideoKeywords]) -> VideoEstimate:
+    """What a ``video()`` run with these keywords would cost, per clip and in all, before anything is submitted;
+    needs no key (as ``%%video --estimate``).
+
+        print(fusion_magic.estimate_video("a paper boat", models=["openrouter:google/veo-3.1"], seconds=8))
+    """
+    check_keywords(options, VideoOptions)
+    given = {**options, "estimate": True}
+    plan = plan_video(prompt, settings, VideoOptions.from_keywords(given), keys=keys)  # type: ignore[arg-type]
+    return VideoEstimate.of(plan)
 
 
 async def avideo(prompt: str, *, settings: Settings | None = None, keys: Mapping[str, str] | None = None,

@@ -33,5 +33,15 @@ def test_sora_is_one_line_and_no_request(vshell: InteractiveShell, emulator: Emu
 
 def test_the_python_api_refuses_it_too(emulator_env: Emulator) -> None:
     with pytest.raises(ConfigError, match="Sora"):
-        fusion_magic.video("a paper boat", models=["openai:sora-2"], estimate=True)
+        fusion_magic.estimate_video("a paper boat", models=["openai:sora-2"])
+    with pytest.raises(ConfigError, match="Sora"):
+        fusion_magic.video("a paper boat", models=["openai:sora-2"])
+    assert emulator_env.requests == []
+
+
+def test_video_with_estimate_submits_nothing_and_says_where_the_estimate_is(emulator_env: Emulator) -> None:
+    with pytest.raises(ConfigError, match=r"would still submit paid jobs: call fusion_magic\.estimate_video"):
+        fusion_magic.video("a paper boat", models=["gemini:veo-3.1-fast-generate-preview"], estimate=True)
+    estimate = fusion_magic.estimate_video("a paper boat", models=["gemini:veo-3.1-fast-generate-preview"], seconds=8)
+    assert estimate.total is not None and estimate.total > 0
     assert emulator_env.requests == []
