@@ -7,6 +7,7 @@ what works offline.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, cast
 
@@ -15,7 +16,7 @@ from ..calls.settings import Settings
 from ..core.errors import ProviderError
 from ..core.pricing import price_for
 from ..providers.registry import BUILTIN, find_key, make_provider
-from ..providers.video.base import VideoProvider
+from ..providers.video.base import VideoCaps, VideoProvider
 from .plan import with_provider_prices
 
 if TYPE_CHECKING:
@@ -46,12 +47,13 @@ class VideoListing:
 
 
 async def video_models(settings: Settings, client: httpx.AsyncClient) -> VideoListing:
-    """Ask every provider whose key is set for its video models."""
+    """Ask every provider whose key is set for its video models, with what each accepts (``VideoCaps``: from the
+    provider's model list where it has one, OpenRouter's; else from its protocol's table) and its price."""
     import pandas as pd
 
-    settings = with_provider_prices(settings, ("fal:listing",))
+    settings = with_provider_prices(settings, tuple(f"{provider}:listing" for provider, _, _ in _LISTERS))
     rows: list[dict[str, object]] = [{"model": "local:frames", "does": "understand (offline analysis)",
-                                      "USD per second": 0.0}]
+                                      **_accepts(None), "USD per second": 0.0}]
     notes: list[str] = []
 
     async def one(provider: str, protocol: str, does: str) -> list[dict[str, object]]:
@@ -62,24 +64,47 @@ async def video_models(settings: Settings, client: httpx.AsyncClient) -> VideoLi
         target = replace(target, spec=replace(target.spec, protocol=protocol))
         lister = cast(VideoProvider, make_provider(target.spec, target.endpoint, client))
         try:
-            names = await lister.list_models()
+            found = await _listed(lister)
         except ProviderError as exc:
             notes.append(f"{provider} ({does}): could not list models: {exc}")
             return []
         out: list[dict[str, object]] = []
-        for name in names:
+        for name, caps in found:
             price = price_for(f"{provider}:{name}", settings.prices)
-            out.append({"model": f"{provider}:{name}", "does": does,
-                        "USD per second": price.per_second if price is not None else None})
+            per_second = price.per_second if price is not None else caps.price_per_second if caps else None
+            out.append({"model": f"{provider}:{name}", "does": does, **_accepts(caps), "USD per second": per_second})
         return out
 
     for found in await asyncio.gather(*(one(*row) for row in _LISTERS)):
         rows.extend(found)
-    for provider in ("gemini", "fal"):
+    for provider in dict.fromkeys(provider for provider, _, _ in _LISTERS):
         spec = BUILTIN[provider]
         if find_key(spec, settings.keys) is None:
             notes.append(f"{provider}: set {' or '.join(spec.key_envs)} to list its video models")
     return VideoListing(pd.DataFrame(rows), notes)
+
+
+async def _listed(lister: VideoProvider) -> list[tuple[str, VideoCaps | None]]:
+    """Each model the provider lists, with what it accepts: from its own list where it reports that
+    (``list_capabilities``), else from the protocol's table (``capabilities``, None for a model not in it)."""
+    listing = getattr(lister, "list_capabilities", None)
+    if listing is not None:
+        return [(caps.model, caps) for caps in await listing()]
+    table = getattr(type(lister), "capabilities", None)
+    names = await lister.list_models()
+    if table is None or inspect.iscoroutinefunction(table):
+        return [(name, None) for name in names]
+    return [(name, table(name)) for name in names]
+
+
+def _accepts(caps: VideoCaps | None) -> dict[str, object]:
+    """A model's row of the table: seconds, resolutions, aspect ratios, frames and references ("" where unknown)."""
+    if caps is None:
+        return {"seconds": "", "resolutions": "", "aspects": "", "frames": "", "refs": ""}
+    frames = "first+last" if caps.last_frame else "first" if caps.first_frame else ""
+    return {"seconds": "" if caps.seconds_words() == "any" else caps.seconds_words(),
+            "resolutions": ",".join(caps.resolutions), "aspects": ",".join(caps.aspects), "frames": frames,
+            "refs": caps.references or ""}
 
 
 __all__ = ["VideoListing", "video_models"]
