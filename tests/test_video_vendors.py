@@ -8,11 +8,13 @@ import json
 from pathlib import Path
 
 import av
+import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from fusion_magic.core.state import State
 from fusion_magic.testing import Emulator, VideoScript
 from fusion_magic.testing.families.openrouter_video import cost_of
+from fusion_magic.testing.media import png_bytes
 
 OMNI, VEO, GEN = "gemini-omni-1.2-flash", "google/veo-3.1", "gen4.5"
 POOL = f"gemini:{OMNI},openrouter:{VEO},runway:{GEN}"
@@ -74,3 +76,20 @@ def test_jobs_that_outlast_the_wait_are_fetched_later_without_paying_twice(
     assert all(v.path is not None and playable(v.path) for v in later.videos)
     assert submissions(emulator_env) == {OMNI: 1, VEO: 1, GEN: 1}  # fetched, never submitted again
     assert vshell.run_line_magic("video", "resume") is None
+
+
+def test_a_clip_filtered_on_its_input_costs_what_the_provider_kept(vshell: InteractiveShell,
+                                                                    emulator_env: Emulator) -> None:
+    emulator_env.script(GEN, VideoScript(polls=1, outcome="filtered", final_status="SAFETY.INPUT.TEXT",
+                                         reason="The prompt may describe a real person."))
+    emulator_env.script("gen4_turbo", VideoScript(polls=1, outcome="filtered"))
+    out = vshell.run_cell_magic("video", f"-p runway:{GEN} --seconds 4", "A fox")
+    (clip,) = out.videos
+    assert clip.status == "filtered" and clip.path is None
+    # Runway kept the credits of a task its input moderation refused (4 s x 12 credits): its own figure stands.
+    assert (clip.record.cost_usd, clip.record.cost_source) == (pytest.approx(0.48), "provider")
+    assert json.loads(clip.sidecar.read_text())["cost_usd"] == pytest.approx(0.48)
+    # An output the filter withheld is refunded: not billed.
+    Path("first.png").write_bytes(png_bytes())
+    out = vshell.run_cell_magic("video", "-p runway:gen4_turbo --seconds 4 --image first.png", "A fox")
+    assert out.videos[0].status == "filtered" and out.videos[0].record.cost_usd == 0.0

@@ -236,6 +236,11 @@ async def follow(provider: VideoProvider, job: JobRef, video: Video, side: Sidec
 async def _finish(provider: VideoProvider, status: JobStatus, video: Video, side: Sidecar, ctx: CallContext,
                   out_dir: Path) -> None:
     assert video.sidecar is not None
+    charged = status.usage.cost_usd if status.usage is not None else None
+    if charged is not None and status.state != "succeeded":
+        # A job that ended without a clip may still have been billed (Runway's moderation, Omni stopped short):
+        # the provider's own figure is what it cost, and the ledger says so.
+        video.record.cost_usd, video.record.cost_source = charged, "provider"
     if status.state == "filtered":
         move(video, State.FILTERED, ctx, side=side, reason=status.reason)
         return

@@ -61,9 +61,10 @@ def move(video: Video, to: State, ctx: CallContext, *, side: Sidecar | None = No
     if to is State.FILTERED:
         reason = reason or "no reason given"
     latency = (time.monotonic() - video.started) if settled and video.started is not None else record.latency_s
-    # The documented rule: a filtered clip is not charged.
-    cost = (0.0, "not billed (filtered by the provider)") if to is State.FILTERED else (record.cost_usd,
-                                                                                          record.cost_source)
+    # The documented rule: a filtered clip is not charged, unless the provider says what it charged (Runway keeps
+    # the credits of a task its input moderation refused): its own figure stands.
+    unbilled = to is State.FILTERED and record.cost_source != "provider"
+    cost = (0.0, "not billed (filtered by the provider)") if unbilled else (record.cost_usd, record.cost_source)
     if side is not None and video.sidecar is not None and side.job is not None:
         word = sidecar.word_for(to, side.status)
         if word != side.status or settled:

@@ -364,9 +364,13 @@ class Runway(Family):
         elif state == "cancelled":
             answer |= {"status": "CANCELLED", "cost": {"credits": 0}}
         else:
-            code = "SAFETY.OUTPUT.VIDEO" if state == "filtered" else "INTERNAL.BAD_OUTPUT.CODE01"
+            # ``VideoScript(final_status="SAFETY.INPUT.TEXT")`` picks the code; an input refused by moderation is
+            # not refunded (Runway's own rw-api-reference skill), every other failure is.
+            code = job.script.final_status or ("SAFETY.OUTPUT.VIDEO" if state == "filtered"
+                                               else "INTERNAL.BAD_OUTPUT.CODE01")
             failure = job.script.reason if state == "filtered" else job.script.error_message
-            answer |= {"status": "FAILED", "failure": failure, "failureCode": code, "cost": {"credits": 0}}
+            kept = credits if code.startswith("SAFETY.INPUT") else 0
+            answer |= {"status": "FAILED", "failure": failure, "failureCode": code, "cost": {"credits": kept}}
         await req.json(200, answer)
 
     async def delete(self, req: Request) -> None:
