@@ -93,3 +93,15 @@ def test_a_clip_filtered_on_its_input_costs_what_the_provider_kept(vshell: Inter
     Path("first.png").write_bytes(png_bytes())
     out = vshell.run_cell_magic("video", "-p runway:gen4_turbo --seconds 4 --image first.png", "A fox")
     assert out.videos[0].status == "filtered" and out.videos[0].record.cost_usd == 0.0
+
+
+def test_edit_continues_an_openrouter_clip_through_previous_job_id(vshell: InteractiveShell,
+                                                                    emulator_env: Emulator) -> None:
+    emulator_env.script(VEO, VideoScript(polls=0, clip_seconds=4.0, size=(320, 180)))
+    first = vshell.run_cell_magic("video", f"-p openrouter:{VEO} --seconds 8 -o v", "A paper boat")
+    (clip,) = first.videos
+    assert clip.ok and clip.job_id is not None
+    edited = vshell.run_cell_magic("video", "--edit v -o w", "Make it slower")
+    assert [v.status for v in edited.videos] == ["ok"] and edited.videos[0].model == f"openrouter:{VEO}"
+    bodies = [r.body for r in emulator_env.requests if r.method == "POST" and r.path.endswith("/videos")]
+    assert bodies[-1]["previous_job_id"] == clip.job_id and bodies[-1]["model"] == VEO

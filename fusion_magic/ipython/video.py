@@ -165,11 +165,12 @@ class VideoMagics(Magics, Configurable):
         source = self._result("--edit", name)
         clips = [source.best] if source.best is not None else []
         clips += [v for v in source.videos if v.ok]
-        clip = next((v for v in clips if v is not None and v.job_id and v.model.startswith("gemini:gemini-omni")),
-                    None)
+        # Omni revises through previous_interaction_id; OpenRouter's video models through previous_job_id.
+        editable = ("gemini:gemini-omni", "openrouter:")
+        clip = next((v for v in clips if v is not None and v.job_id and v.model.startswith(editable)), None)
         if clip is None or clip.job_id is None:
-            raise UsageError("--edit revises a clip made by a Gemini Omni model (its interaction id); "
-                             "this result has none")
+            raise UsageError("--edit revises a clip made by a Gemini Omni model or an OpenRouter video model (its "
+                             "job id); this result has none")
         return clip.model, clip.job_id
 
     def _line(self, line: str) -> Any:

@@ -196,9 +196,13 @@ def _clip(model_id: str, label: str, prompt: str, frames: tuple[Path | None, Pat
     previous = None
     if options.edit_of is not None:
         edit_model, previous = options.edit_of
-        if not is_omni(target.model):
-            raise ConfigError(f"--edit revises a clip through Omni's previous_interaction_id; {model_id} cannot "
-                              f"(the clip was made by {edit_model}): use -m {edit_model} or drop --edit")
+        # Omni revises through previous_interaction_id, OpenRouter's video models through previous_job_id (the
+        # same model only); the model's own table says whether it can.
+        same_openrouter = target.spec.protocol == "openrouter_video" and edit_model == model_id
+        if not (is_omni(target.model) or same_openrouter):
+            raise ConfigError(f"--edit revises a clip through Omni's previous_interaction_id or OpenRouter's "
+                              f"previous_job_id on the model that made it; {model_id} cannot (the clip was made by "
+                              f"{edit_model}): use -m {edit_model} or drop --edit")
     extend = options.extend_of
     if extend is not None and target.spec.protocol != "veo":
         raise ConfigError(f"--extend continues a Veo clip through Veo's video.uri; {model_id} cannot (the clip was "
