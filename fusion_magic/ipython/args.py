@@ -297,7 +297,7 @@ class VideoArgs:
 
     given: Mapping[str, Any] = field(default_factory=dict)
     edit: str | None = option(None, "--edit", metavar="NAME", const="", group="Generate",
-                              help="revise the last result's clip (or result NAME's) through Omni or OpenRouter")
+                              help="revise the last result's clip (or NAME's) through Omni or OpenRouter")
     extend: str | None = option(None, "--extend", metavar="NAME", const="", group="Generate",
                                 help="Veo adds 7 s to the Veo clip of the last result (or of NAME), at 720p")
     background: bool = option(False, "--background", group="Run",
