@@ -15,6 +15,7 @@ from fusion_magic.core.state import State
 from fusion_magic.testing import Emulator, VideoScript
 from fusion_magic.testing.families.openrouter_video import cost_of
 from fusion_magic.testing.media import png_bytes
+from fusion_magic.testing.script import Fault
 
 OMNI, VEO, GEN = "gemini-omni-1.2-flash", "google/veo-3.1", "gen4.5"
 POOL = f"gemini:{OMNI},openrouter:{VEO},runway:{GEN}"
@@ -105,3 +106,20 @@ def test_edit_continues_an_openrouter_clip_through_previous_job_id(vshell: Inter
     assert [v.status for v in edited.videos] == ["ok"] and edited.videos[0].model == f"openrouter:{VEO}"
     bodies = [r.body for r in emulator_env.requests if r.method == "POST" and r.path.endswith("/videos")]
     assert bodies[-1]["previous_job_id"] == clip.job_id and bodies[-1]["model"] == VEO
+
+
+@pytest.mark.parametrize(("model_id", "model"), [(f"runway:{GEN}", GEN), (f"openrouter:{VEO}", VEO)])
+def test_a_submit_whose_answer_is_lost_is_never_sent_again(vshell: InteractiveShell, emulator_env: Emulator,
+                                                           model_id: str, model: str) -> None:
+    emulator_env.script(model, VideoScript(submit_faults=[Fault("cut", times=1)]))
+    first = vshell.run_cell_magic("video", f"-p {model_id} --seconds 8", "A paper boat")
+    (clip,) = first.videos
+    assert clip.status == "failed" and clip.error is not None and "not sent again" in clip.error
+    assert emulator_env.video_jobs(model) == 1
+    # The same cell again: the receipt says the first submit may be a paid job; nothing is sent.
+    again = vshell.run_cell_magic("video", f"-p {model_id} --seconds 8", "A paper boat")
+    assert again.videos[0].status == "failed" and "--new" in (again.videos[0].error or "")
+    assert emulator_env.video_jobs(model) == 1
+    # --new is the user's word that it is fine to pay again.
+    fresh = vshell.run_cell_magic("video", f"-p {model_id} --seconds 8 --new", "A paper boat")
+    assert fresh.videos[0].status == "ok" and emulator_env.video_jobs(model) == 2

@@ -29,7 +29,7 @@ from ..core.events import CallStarted, emit
 from ..core.pricing import price_record
 from ..core.state import State
 from ..providers.registry import make_provider
-from ..providers.video.base import JobRef, JobStatus, VideoProvider
+from ..providers.video.base import SUBMIT_LOST, JobRef, JobStatus, VideoProvider
 from . import sidecar
 from .plan import ClipPlan
 from .result import Video
@@ -104,6 +104,11 @@ async def _make(clip: ClipPlan, video: Video, ctx: CallContext, side_path: Path,
     provider = video_provider(clip.target, ctx)
     video.started = time.monotonic()
     emit(ctx.listeners, CallStarted(record))
+    if previous is not None and previous.status == LOST:
+        move(video, State.FAILED, ctx, error="an earlier submit of this same request was sent but its answer was "
+             "lost: the provider may be running (and billing) that job. Not sent again: check the provider's "
+             "dashboard, then run with --new to pay for a fresh clip")
+        return
     job = previous.job_ref if previous is not None and previous.open else None
     if previous is not None and job is not None:
         side = previous
@@ -118,6 +123,10 @@ async def _make(clip: ClipPlan, video: Video, ctx: CallContext, side_path: Path,
         if job is None:
             return
     await follow(provider, job, video, side, ctx, out_dir=out_dir, timeout=timeout, poll_s=poll_s)
+
+
+# A receipt's word for a submit whose answer was lost (``SUBMIT_LOST``): no job id, maybe a paid job.
+LOST = "lost"
 
 
 async def _submit(provider: VideoProvider, clip: ClipPlan, video: Video, side: Sidecar, side_path: Path,
@@ -141,6 +150,11 @@ async def _submit(provider: VideoProvider, clip: ClipPlan, video: Video, side: S
     try:
         return await asyncio.shield(task)
     except ProviderError as exc:
+        if exc.code == SUBMIT_LOST:
+            # The request left; its answer did not. Keep a receipt that says so: the same request again must not
+            # pay for a second job the user cannot see is running.
+            side.status, side.error, side.finished_at = LOST, str(exc), sidecar.now_iso()
+            sidecar.write(side_path, side)
         _failed(video, exc, ctx)
         return None
     except asyncio.CancelledError:

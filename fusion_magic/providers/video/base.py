@@ -27,6 +27,10 @@ from ..base import ChatRequest, Usage
 # state: the provider's safety filter withheld the clip (not an error of ours, and not billed).
 JobState = Literal["queued", "running", "succeeded", "failed", "filtered", "cancelled"]
 FINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "filtered", "cancelled"})
+# The code of the error a submit raises when its request left but its answer (the job id) never arrived: the
+# provider may be running, and billing, a job nobody can find. The job loop keeps a receipt that says so and never
+# submits that request again by itself.
+SUBMIT_LOST = "submit_lost"
 
 
 @dataclass(frozen=True)
@@ -235,6 +239,7 @@ class VideoQuestion(ChatRequest):
 
 __all__ = [
     "FINAL_STATES",
+    "SUBMIT_LOST",
     "Clip",
     "JobRef",
     "JobState",

@@ -58,7 +58,7 @@ from .._http import (
 from ..base import OverHTTP, Usage
 from ..chat.openai_compat import classifier
 from ._download import download_to
-from .base import Clip, JobRef, JobState, JobStatus, VideoCaps, VideoRequest
+from .base import SUBMIT_LOST, Clip, JobRef, JobState, JobStatus, VideoCaps, VideoRequest
 
 # A submit may carry three reference images and two frames as data URLs; polls and lists are small.
 _TIMEOUT = httpx.Timeout(120.0, connect=30.0)
@@ -285,7 +285,15 @@ class OpenRouterVideoProvider(OverHTTP):
         except httpx.HTTPError as exc:
             cls = ProviderTimeout if isinstance(exc, httpx.TimeoutException) else ServerError
             detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            raise ctx.error(cls, LOST_SUBMIT.format(detail=detail), retryable=False) from None
+            raise ctx.error(cls, LOST_SUBMIT.format(detail=detail), retryable=False, code=SUBMIT_LOST) from None
+        if response.is_success:
+            # Accepted: a body we cannot read, or without an id, still may be a paid job.
+            payload = decode_json(response.text)
+            job_id = payload.get("id") if isinstance(payload, Mapping) else None
+            if not isinstance(job_id, str) or not job_id:
+                detail = f"HTTP {response.status_code} without a job id: {response.text[:80]!r}"
+                raise ctx.error(ProtocolError, LOST_SUBMIT.format(detail=detail), status=response.status_code,
+                                retryable=False, code=SUBMIT_LOST)
         payload = self._decode(ctx, response, classifier(ctx))
         job_id = payload.get("id") if isinstance(payload, Mapping) else None
         if not isinstance(job_id, str) or not job_id:

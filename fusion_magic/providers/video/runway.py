@@ -37,6 +37,7 @@ from ...core.errors import (
     PaymentError,
     ProtocolError,
     ProviderError,
+    ProviderTimeout,
     ServerError,
     error_for_status,
 )
@@ -45,7 +46,7 @@ from ...core.pricing import Price
 from .._http import Classifier, ErrorInfo, WireContext, decode_json, raise_transport_error, response_error
 from ..base import Endpoint, OverHTTP, Usage
 from ._download import download_to
-from .base import Clip, JobRef, JobStatus, VideoCaps, VideoRequest
+from .base import SUBMIT_LOST, Clip, JobRef, JobStatus, VideoCaps, VideoRequest
 
 VERSION = "2024-11-06"
 # The SDK's defaults (``_constants.py``): 60 s, 5 s to connect. A data URI of up to 5 MB rides in a submit.
@@ -186,6 +187,12 @@ def credits_words(credits: float) -> str:
     return f"{amount} credit{'s' if credits != 1 else ''} (${credits * USD_PER_CREDIT:.2f})"
 
 
+# What a task answers when its submit's answer was lost: one line saying what we do and what to check.
+LOST_SUBMIT = ("the submit was sent but its answer was lost ({detail}); Runway may have started the task and "
+               "bills it if so, but it can only be found by its id, which never arrived. It is not sent again: see "
+               "https://dev.runwayml.com (Usage) before running the cell again")
+
+
 class RunwayProvider(OverHTTP):
     """Generates clips with Runway's models. Key: ``Authorization: Bearer $RUNWAYML_API_SECRET``.
 
@@ -324,11 +331,27 @@ class RunwayProvider(OverHTTP):
     # ---- the job ------------------------------------------------------------------------------------
 
     async def submit(self, request: VideoRequest) -> JobRef:
-        """POST the task once (never retried: a second POST is a second paid task); returns its id."""
+        """POST the task once (never retried: a second POST is a second paid task); returns its id. An answer lost
+        after the request left (a read timeout, a dropped connection, a success without an id) is one line saying
+        a paid task may exist and where to look: Runway cannot find a task without its id."""
         path, body = self.task_input(request)
-        payload = await self._call("POST", f"{self._base}/v1/{path}", request.model, body=body)
+        ctx = self._ctx(request.model)
+        try:
+            response = await self.client.request("POST", f"{self._base}/v1/{path}", json=dict(body),
+                                                 headers=self._headers(), follow_redirects=False, timeout=_TIMEOUT)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol) as exc:
+            raise_transport_error(exc, ctx, started_stream=False)  # nothing reached Runway
+        except httpx.HTTPError as exc:
+            cls = ProviderTimeout if isinstance(exc, httpx.TimeoutException) else ServerError
+            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise ctx.error(cls, LOST_SUBMIT.format(detail=detail), retryable=False, code=SUBMIT_LOST) from None
+        if not response.is_success:
+            raise self._classify(request.model, response)
+        payload = decode_json(response.text)
         if not isinstance(payload, Mapping) or not isinstance(payload.get("id"), str) or not payload["id"]:
-            raise self._ctx(request.model).error(ProtocolError, f"submit answered without an id: {payload!r:.120}")
+            detail = f"HTTP {response.status_code} without a task id: {response.text[:80]!r}"
+            raise ctx.error(ProtocolError, LOST_SUBMIT.format(detail=detail), status=response.status_code,
+                            retryable=False, code=SUBMIT_LOST)
         estimate = _credits(payload.get("estimatedCost"))
         if estimate is not None:
             self._estimates[payload["id"]] = estimate
@@ -520,5 +543,15 @@ def _data_uri(path: Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-__all__ = ["EXPIRED", "MODELS", "THROTTLED", "VERSION", "RunwayModel", "RunwayProvider", "classifier",
-           "credits_words", "issues_message"]
+__all__ = [
+    "EXPIRED",
+    "LOST_SUBMIT",
+    "MODELS",
+    "THROTTLED",
+    "VERSION",
+    "RunwayModel",
+    "RunwayProvider",
+    "classifier",
+    "credits_words",
+    "issues_message",
+]

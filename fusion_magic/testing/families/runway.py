@@ -27,6 +27,7 @@ CDN's 403/410 bodies; kling2.5_turbo_pro's credits (7/s) and its two ratios besi
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 import weakref
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from .._exchange import ConnectionCut
 from ..registry import Family, Request, Route
 from ..script import Fault
 from ..video import send_blob
@@ -332,15 +334,29 @@ class Runway(Family):
         model = req.body.get("model") if isinstance(req.body, Mapping) else None
         if isinstance(model, str):
             req.record.model = model
-            if fault := req.video.fault(model, "submit"):
+            if (fault := req.video.fault(model, "submit")) and fault.kind not in ("cut", "hang"):
                 await self._fault(req, fault)
                 return
+        else:
+            fault = None
         if issues := validate(endpoint, req.body):
             await req.json(400, {"error": "Validation of body failed", "issues": issues, "docUrl": _DOCS})
             return
         assert isinstance(model, str)
         job = req.video.submit(self.name, model, req.body, prefix=_ID_PREFIX)
-        await req.json(200, {"id": job.id, "estimatedCost": {"credits": credits_for(model, req.body)}})
+        answer = {"id": job.id, "estimatedCost": {"credits": credits_for(model, req.body)}}
+        if fault is not None:
+            # A submit's "cut" or "hang" comes after Runway accepted (and will bill) the task: the answer is lost,
+            # not the task.
+            req.record.fault = fault.kind
+            if fault.kind == "hang":
+                await req.exchange.gone.wait()
+                return
+            data = json.dumps(answer).encode()
+            await req.exchange.start(200, [("content-type", "application/json"), ("content-length", str(len(data)))])
+            await req.exchange.write(data[:10])
+            raise ConnectionCut("emulator cut the submit's answer")
+        await req.json(200, answer)
 
     async def task(self, req: Request) -> None:
         job = await self._job(req)
