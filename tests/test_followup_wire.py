@@ -278,3 +278,31 @@ def test_the_run_log_links_the_turns_and_names_attachments_by_hash(emulator_env:
     for a in r.attachments:
         if a.binary:
             assert a.base64()[:40].encode() not in raw and a.data[:64] not in raw
+
+
+def test_ask_keeps_the_first_runs_keys_and_settings(emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    for name, value in emulator.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    key = "sk-kept-for-the-thread-0123456789"
+    emulator.script("gpt-4o", ModelScript(reply=f"Blue. (your key was {key})"))
+    r = fusion_magic.fuse("Why is the sky blue?", pool=["openai:gpt-4o"], judge="vote", keys={"openai": key},
+                          settings=FAST)
+    r2 = r.ask("Why?")  # no key in the environment: the first run's keys= carry over
+    assert r2.n_ok == 1 and r2.settings is not None and r2.settings.max_retries == FAST.max_retries
+    # The thread's transcript never holds the key a model echoed.
+    r2.export(tmp_path / "thread.md")
+    text = (tmp_path / "thread.md").read_text(encoding="utf-8")
+    assert key not in text and "<redacted>" in text
+
+
+def test_the_judge_reads_the_questions_text_files_with_the_question_not_after_its_task(
+        emulator_env: Emulator, chart: list[Path]) -> None:
+    script(emulator_env)
+    fusion_magic.fuse(FIRST, pool=POOL, judge="openai:judge", settings=FAST, attach=chart)
+    [judge] = [r.body for r in emulator_env.requests if r.method == "POST" and r.body.get("model") == "judge"]
+    last = judge["messages"][-1]["content"]
+    text = next(p["text"] for p in last if p["type"] == "text")
+    assert text.index("## Question") < text.index("notes.py:") < text.index("## Answers") < text.index("## Task")
+    assert [p["type"] for p in last].count("image_url") == 1  # the chart is still a part of the judge's turn

@@ -175,7 +175,8 @@ def new_result(plan: FusionPlan) -> FusionResult:
     an interrupted run had (the run raises, so it cannot return it)."""
     return FusionResult(prompt=plan.prompt, mode=plan.options.mode, judge=plan.judge_id, pool=plan.pool,
                         warnings=list(plan.warnings), attachments=plan.options.attach, parent=plan.parent,
-                        thread=plan.options.thread if plan.parent is not None else None, options=plan.options)
+                        thread=plan.options.thread if plan.parent is not None else None, options=plan.options,
+                        settings=plan.settings)
 
 
 async def run_fusion(plan: FusionPlan, ctx: CallContext, *, rng: random.Random | None = None,
@@ -308,7 +309,7 @@ async def rejudge(
                           responses=[replace(r) for r in previous.responses],
                           warnings=[f"Rejudged with {judge_id} ({mode}); the pool was not called again."],
                           attachments=previous.attachments, parent=previous.parent, thread=previous.thread,
-                          options=previous.options)
+                          options=previous.options, settings=previous.settings or settings)
     for r in result.responses:
         r.late = False  # a late answer is now on time: the new judge sees it
     answers = [r for r in result.members if r.ok]  # each member's latest good answer

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 # The result renders itself through these; they know result types only as type hints, so this is no circle.
 from ..calls.job import RunResult
-from ..calls.runlog import write_records
+from ..calls.runlog import environ_secrets, redact_secrets, write_records
 from ..core.attachment import Attachment
 from ..core.errors import ConfigError
 from ..core.ledger import ledger_frame
@@ -29,6 +29,7 @@ from .thread import lineage
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..calls.settings import Settings
     from ..judge.analysis import JudgeAnalysis
     from .options import FuseOptions
 
@@ -60,6 +61,9 @@ class FusionResult(ShownOnce, RunResult):
     thread: str | None = None
     # The options the run had: a follow-up's defaults (pool, judge, mode and the rest are the earlier run's).
     options: FuseOptions | None = field(default=None, repr=False, compare=False)
+    # The settings its calls saw (keys, endpoints, prices, retries, the run log): a follow-up from Python runs
+    # with them, as %%fuse --continue runs with the magic's. Never shown: a key may be among them.
+    settings: Settings | None = field(default=None, repr=False, compare=False)
 
     # Set by the api (a layer above this one): runs a follow-up, as ``fusion_magic.fuse(prompt, parent=self)``.
     asker: ClassVar[Callable[..., Any] | None] = None
@@ -80,6 +84,8 @@ class FusionResult(ShownOnce, RunResult):
         """
         if FusionResult.asker is None:
             raise ConfigError("import fusion_magic first: it runs follow-ups")
+        if self.settings is not None:
+            options.setdefault("settings", self.settings)
         return FusionResult.asker(prompt, parent=self, **options)
 
     @property
@@ -154,7 +160,9 @@ class FusionResult(ShownOnce, RunResult):
             if path.suffix.lower() == ".md":
                 runs = self.turns
                 partial = path.with_name(path.name + ".part")
-                partial.write_text(thread_markdown(runs), encoding="utf-8")
+                # As the .jsonl/.csv rows are: a key a model echoed never reaches the file.
+                secrets = [*environ_secrets(), *(self.settings.keys.values() if self.settings is not None else ())]
+                partial.write_text(redact_secrets(thread_markdown(runs), secrets), encoding="utf-8")
                 partial.replace(path)
                 return len(runs)
             records = [(n, call) for n, run in enumerate(self.turns, 1) for call in run.calls]

@@ -26,11 +26,12 @@ import string
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..calls.call import CallContext, Target, prepare, run_call
 from ..calls.requests import NO_CONTEXT, Context, opening, output_cap
 from ..calls.settings import ANSWER_MODES, MODES, Settings, check_choice
+from ..core.attachment import with_text_files
 from ..core.errors import ConfigError, FusionError
 from ..core.record import Response
 from ..present.wording import failure_detail
@@ -158,8 +159,12 @@ def judge_request(target: Target, mode: str, question: str, candidates: Sequence
     labels = [c.label for c in candidates]
     module = judge_style(mode)
     debate = mode == "debate"
+    # The question's text files belong with the question, before the answers and the task (never after the
+    # judge's instructions, where a file's words would read as the last word); images and PDFs stay parts.
+    asked = with_text_files(question.strip(), tuple(a for a in context.attachments if not a.binary))
+    context = replace(context, attachments=tuple(a for a in context.attachments if a.binary))
     user = (
-        f"## Question\n{question.strip()}\n\n## Answers\n{render_candidates(candidates, debate=debate)}\n\n"
+        f"## Question\n{asked}\n\n## Answers\n{render_candidates(candidates, debate=debate)}\n\n"
         f"## Task\n{module.instructions(labels, debate=debate)}"
     )
     schema = module.schema(labels)
