@@ -69,7 +69,7 @@ def test_every_way_in_without_saving_a_file_first() -> None:
     ("https://example.org/chart.png", "a URL; download the file and attach its path"),
     (b"PK\x03\x04" + b"\0" * 30, "not an image, a PDF or UTF-8 text; attach PNG, JPEG"),
     (b"\x00\x00\x00\x18ftypmp42" + b"\0" * 40, "a video (video/mp4); ask about a video with %%video --understand"),
-    (b"fLaC" + b"\0" * 30, "a audio/flac file"),
+    (b"fLaC" + b"\0" * 30, "an audio/flac file"),
     (b"x" * (MAX_TEXT_BYTES + 1), "of text is over the 2.0 MB a text attachment may have"),
     (3.5, "cannot attach a float"),
 ])
@@ -88,3 +88,12 @@ def test_equal_bytes_and_name_are_one_attachment_whatever_the_source(tmp_path: P
     (tmp_path / "a.jpg").write_bytes(jpeg())
     assert load_attachment(tmp_path / "a.jpg") == load_attachment(jpeg(), "a.jpg")
     assert load_attachment(jpeg(), "a.jpg") != load_attachment(jpeg(), "b.jpg")
+
+
+def test_text_with_a_byte_order_mark_is_sent_as_utf8() -> None:
+    table = "a,b\n1,2\n"
+    for encoded in (table.encode("utf-16"), table.encode("utf-16-be"), "\ufeff".encode() + table.encode()):
+        if not encoded.startswith((b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf")):
+            encoded = b"\xfe\xff" + encoded  # utf-16-be writes no mark of its own
+        a = load_attachment(encoded, "export.csv")
+        assert (a.mime, a.text()) == ("text/plain", table)

@@ -59,8 +59,10 @@ class Attachment:
 
     @classmethod
     def of(cls, data: bytes, name: str) -> Attachment:
-        """An attachment of ``data`` named ``name`` (a basename); ``ConfigError`` when it is no kind we send."""
-        return cls(name=name, mime=mime_of(data, name), data=bytes(data), sha256=hashlib.sha256(data).hexdigest())
+        """An attachment of ``data`` named ``name`` (a basename); ``ConfigError`` when it is no kind we send. Text
+        with a byte-order mark (UTF-16 from Excel or PowerShell, UTF-8 with a BOM) is sent as plain UTF-8."""
+        data = _without_bom(bytes(data))
+        return cls(name=name, mime=mime_of(data, name), data=data, sha256=hashlib.sha256(data).hexdigest())
 
     @property
     def kind(self) -> AttachmentKind:
@@ -112,6 +114,23 @@ def human_size(size: int) -> str:
     return f"{size / (1 << 20):.1f} MB"
 
 
+# Byte-order marks of text, longest first (UTF-32's LE mark begins with UTF-16's).
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xef\xbb\xbf", "utf-8-sig"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def _without_bom(data: bytes) -> bytes:
+    """Text that starts with a byte-order mark, as UTF-8 without it; anything else (or a BOM on bytes that are no
+    such text) unchanged."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec).encode("utf-8")
+            except UnicodeDecodeError:
+                return data
+    return data
+
+
 def mime_of(data: bytes, name: str) -> str:
     """The MIME type an attachment is sent as, from its bytes; ``ConfigError`` for anything we cannot send."""
     mime = sniff(data[:64])
@@ -125,7 +144,8 @@ def mime_of(data: bytes, name: str) -> str:
     if mime is not None and mime.startswith("video/"):
         raise ConfigError(f"attachment {name}: a video ({mime}); ask about a video with "
                           "%%video --understand FILE (it samples frames and fuses the answers)")
-    what = f"a {mime} file" if mime else "not an image, a PDF or UTF-8 text"
+    article = "an" if mime and mime[0] in "aeiou" else "a"
+    what = f"{article} {mime} file" if mime else "not an image, a PDF or UTF-8 text"
     raise ConfigError(f"attachment {name}: {what}; attach PNG, JPEG, WebP, GIF, PDF or a text file "
                       "(code, CSV, JSON, Markdown, logs)")
 

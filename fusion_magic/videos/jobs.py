@@ -51,7 +51,12 @@ _IN_FLIGHT: dict[Path, asyncio.Future[Any]] = {}
 _SUBMITTING: set[asyncio.Future[Any]] = set()
 
 
-async def finish_submits(timeout: float = 30.0) -> None:
+# As long as the slowest submit may take to answer (fal's and OpenRouter's 120 s read timeout): a shorter wait
+# would close the client under a submit whose answer, the only way to find its paid job, is still coming.
+SUBMIT_WAIT_S = 130.0
+
+
+async def finish_submits(timeout: float = SUBMIT_WAIT_S) -> None:
     """Let interrupted submits finish and write their receipts before their HTTP client is closed."""
     pending = [task for task in _SUBMITTING if not task.done()]
     if pending:
