@@ -180,9 +180,15 @@ def run_and_save(page: Page, emu: Emulator, path: Path) -> list[str]:
                      "every member's token count on the overview", timeout_s=TTFT_S + 10)
     shot(page, "1b-streaming")
     rows = output.locator(".fusion-magic-row")
-    shown = [rows.nth(i).inner_text() for i in range(rows.count()) if rows.nth(i).is_visible()]
-    quiet = [row for row in shown if "Paris is the capital" not in row]
-    assert len(shown) == len(MEMBERS) and not quiet, f"members whose text is not visible: {quiet or shown}"
+
+    def shown_rows() -> list[str]:
+        return [rows.nth(i).inner_text() for i in range(rows.count()) if rows.nth(i).is_visible()]
+
+    # The counts and the text are drawn by the same clock, but a count of three tokens may show before the text
+    # reaches a whole phrase on a loaded machine: wait for the phrase, a few frames at most.
+    shown = wait_for(shown_rows, lambda rs: len(rs) == len(MEMBERS) and all("Paris is the capital" in r for r in rs),
+                     "every member's text on the overview", timeout_s=5)
+    assert len(shown) == len(MEMBERS)
     wait_for(lambda: overview_counts(output), lambda c: all(c.get(m, 0) > first[m] for m in MEMBERS),
              f"every member's count to advance past {first}", timeout_s=10)
 
