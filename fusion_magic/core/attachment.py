@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError
-from .mime import IMAGE_TYPES, sniff
+from .mime import IMAGE_TYPES, data_url, sniff
 
 PDF = "application/pdf"
 TEXT = "text/plain"
@@ -85,7 +85,7 @@ class Attachment:
 
     def data_url(self) -> str:
         """``data:<mime>;base64,<data>``: OpenAI's and OpenRouter's form (and an ``<img src>``)."""
-        return f"data:{self.mime};base64,{self.base64()}"
+        return data_url(self.data, self.mime)
 
     def text(self) -> str:
         """A text attachment's content, verbatim."""

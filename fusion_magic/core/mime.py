@@ -9,6 +9,7 @@ place that sends or shows a file (a first or last frame, a thumbnail, a clip) as
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 # How many leading bytes ``sniff`` needs for every type it knows.
@@ -50,6 +51,13 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+def data_url(data: bytes, mime: str | None = None) -> str:
+    """``data:<type>;base64,<data>``, the type sniffed from the bytes unless given (a JPEG saved as .png is a
+    JPEG): how OpenAI, OpenRouter, fal and Runway take a file inline."""
+    kind = mime or sniff(data[:HEAD_BYTES]) or "application/octet-stream"
+    return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
+
+
 def sniff_file(path: Path) -> str | None:
     """The MIME type of the file at ``path``, read from its first bytes (None: unknown or unreadable)."""
     try:
@@ -59,4 +67,4 @@ def sniff_file(path: Path) -> str | None:
         return None
 
 
-__all__ = ["FRAME_TYPES", "HEAD_BYTES", "IMAGE_TYPES", "sniff", "sniff_file"]
+__all__ = ["FRAME_TYPES", "HEAD_BYTES", "IMAGE_TYPES", "data_url", "sniff", "sniff_file"]

@@ -17,7 +17,6 @@ URL built from the endpoint id would 404 (the official client, ``fal_client/clie
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from collections.abc import Mapping
@@ -39,7 +38,7 @@ from ...core.errors import (
     ServerError,
     error_for_status,
 )
-from ...core.mime import HEAD_BYTES, sniff
+from ...core.mime import data_url
 from ...core.pricing import Price
 from .._http import (
     Classifier,
@@ -474,11 +473,8 @@ def _last_log(logs: object) -> str | None:
 
 
 def _data_uri(path: Path) -> str:
-    """A first frame inline (fal accepts data URIs wherever it takes a file URL)."""
-    data = path.read_bytes()
-    # The type the bytes are, not the name's (a JPEG saved as .png is a JPEG).
-    mime = sniff(data[:HEAD_BYTES]) or "application/octet-stream"
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    """A frame inline, its type from its bytes (both take data URIs wherever they take a file URL)."""
+    return data_url(path.read_bytes())
 
 
 __all__ = ["CONTENT_POLICY", "MODELS", "FalModel", "FalProvider", "classifier", "detail_message", "queue_urls"]

@@ -27,7 +27,6 @@ its own words, with nothing paid.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,7 +43,7 @@ from ...core.errors import (
     ProviderTimeout,
     ServerError,
 )
-from ...core.mime import FRAME_TYPES, HEAD_BYTES, sniff
+from ...core.mime import FRAME_TYPES, HEAD_BYTES, data_url, sniff
 from ...core.pricing import Price
 from .._http import (
     Classifier,
@@ -156,7 +155,7 @@ def _data_url(model: str, flag: str, path: Path) -> str:
     mime = sniff(data[:HEAD_BYTES])
     if mime not in FRAME_TYPES:
         raise ConfigError(f"{flag}: {path.name} is not a PNG or JPEG image")
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    return data_url(data, mime)
 
 
 def _images(request: VideoRequest) -> list[tuple[str, Path]]:

@@ -22,7 +22,6 @@ from a new poll, and otherwise ends in one line that says so (the clip stays pen
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from ...core.errors import (
     ServerError,
     error_for_status,
 )
-from ...core.mime import HEAD_BYTES, sniff
+from ...core.mime import data_url
 from ...core.pricing import Price
 from .._http import Classifier, ErrorInfo, WireContext, decode_json, raise_transport_error, response_error
 from ..base import Endpoint, OverHTTP, Usage
@@ -537,10 +536,8 @@ def _check_inline(flag: str, path: Path) -> None:
 
 
 def _data_uri(path: Path) -> str:
-    data = path.read_bytes()
-    # The type the bytes are, not the name's (a JPEG saved as .png is a JPEG).
-    mime = sniff(data[:HEAD_BYTES]) or "application/octet-stream"
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    """A frame inline, its type from its bytes (both take data URIs wherever they take a file URL)."""
+    return data_url(path.read_bytes())
 
 
 __all__ = [
