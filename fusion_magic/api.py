@@ -325,8 +325,8 @@ async def acomplete(
 def complete(model_id: str, prompt: str, **ask: Unpack[CompleteKeywords]) -> Response:
     """Ask one model and wait for the answer (works in scripts and notebooks alike).
 
-    Keywords: ``system``, ``max_tokens``, ``temperature``, ``timeout`` (seconds), ``keys`` (a mapping of key
-    variable names to keys, ahead of the environment), ``attach`` (files to show the model: paths, bytes, a PIL
+    Keywords: ``system``, ``max_tokens``, ``temperature``, ``timeout`` (seconds), ``keys`` (provider name to
+    key, ``{"openai": "sk-..."}``, ahead of the environment), ``attach`` (files to show the model: paths, bytes, a PIL
     image, a matplotlib figure, a DataFrame).
     """
     return start(plan_complete(model_id, prompt, **ask)).result()
