@@ -37,7 +37,7 @@ from .calls.job import RunResult, RunStatus
 from .calls.requests import Context, opening, output_cap
 from .calls.runlog import RunLog
 from .calls.settings import Settings
-from .core.attachment import load_attachments
+from .core.attachment import Attachment, load_attachments
 from .core.errors import ConfigError
 from .core.events import Listener
 from .core.option import check_keywords, check_values
@@ -294,10 +294,16 @@ def plan_complete(model_id: str, prompt: str, **ask: Unpack[CompleteKeywords]) -
     return CompletePlan(target, request, settings)
 
 
+def _logged_attachments(attachments: Sequence[Attachment]) -> dict[str, object]:
+    """What the run log keeps of a run's attachments: name, type, size and hash, never the bytes."""
+    if not attachments:
+        return {}
+    return {"attachments": [{"name": a.name, "mime": a.mime, "size": a.size, "sha256": a.sha256} for a in attachments]}
+
+
 def _complete_run(plan: CompletePlan) -> Run[Response]:
     last = plan.request.messages[-1]
-    attached = {"attachments": [{"name": a.name, "mime": a.mime, "size": a.size, "sha256": a.sha256}
-                                for a in last.attachments]} if last.attachments else {}
+    attached = _logged_attachments(last.attachments)
     return Run("complete", last.content, plan.settings, {"model": plan.target.model_id, **attached},
                lambda ctx: run_call(plan.target, plan.request, ctx=ctx, role="single"),
                lambda r: (RunStatus.OK if r.ok else RunStatus.DEGRADED, r.text or None))
@@ -367,8 +373,7 @@ def follow_up_defaults(parent: FusionResult | None, settings: Settings) -> FuseO
 def _fuse_log_options(plan: FusionPlan) -> dict[str, object]:
     seed = {} if plan.options.seed is None else {"seed": plan.options.seed}  # the history says how to repeat it
     # Attachments by name, size and hash, never their bytes; a follow-up names the run it continues.
-    attached = {"attachments": [{"name": a.name, "mime": a.mime, "size": a.size, "sha256": a.sha256}
-                                for a in plan.options.attach]} if plan.options.attach else {}
+    attached = _logged_attachments(plan.options.attach)
     thread = {} if plan.parent is None else {"parent_run": plan.parent.run_id, "thread": plan.options.thread}
     return {"pool": plan.pool, "judge": plan.judge_id, "mode": plan.options.mode, **seed, **attached, **thread}
 

@@ -277,7 +277,7 @@ def test_the_run_log_links_the_turns_and_names_attachments_by_hash(emulator_env:
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("runs.sqlite*"))  # the WAL too
     for a in r.attachments:
         if a.binary:
-            assert a.base64()[:40].encode() not in raw and a.data[:64] not in raw
+            assert a.base64[:40].encode() not in raw and a.data[:64] not in raw
 
 
 def test_ask_keeps_the_first_runs_keys_and_settings(emulator: Emulator, monkeypatch: pytest.MonkeyPatch,

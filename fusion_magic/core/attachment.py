@@ -16,6 +16,7 @@ its bytes.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import re
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError
-from .mime import IMAGE_TYPES, data_url, sniff
+from .mime import HEAD_BYTES, IMAGE_TYPES, sniff
 
 PDF = "application/pdf"
 TEXT = "text/plain"
@@ -79,13 +80,15 @@ class Attachment:
     def size(self) -> int:
         return len(self.data)
 
+    @functools.cached_property
     def base64(self) -> str:
-        """The bytes in standard base64 with padding (RFC 4648 §4), as every provider takes them."""
+        """The bytes in standard base64 with padding (RFC 4648 §4), as every provider takes them; encoded once,
+        however many members, rounds and turns send them."""
         return base64.b64encode(self.data).decode("ascii")
 
     def data_url(self) -> str:
         """``data:<mime>;base64,<data>``: OpenAI's and OpenRouter's form (and an ``<img src>``)."""
-        return data_url(self.data, self.mime)
+        return f"data:{self.mime};base64,{self.base64}"
 
     def text(self) -> str:
         """A text attachment's content, verbatim."""
@@ -133,7 +136,7 @@ def _without_bom(data: bytes) -> bytes:
 
 def mime_of(data: bytes, name: str) -> str:
     """The MIME type an attachment is sent as, from its bytes; ``ConfigError`` for anything we cannot send."""
-    mime = sniff(data[:64])
+    mime = sniff(data[:HEAD_BYTES])
     if mime in IMAGE_TYPES or mime == PDF:
         return mime
     if mime is None and _is_text(data):
@@ -200,7 +203,7 @@ def load_attachment(source: Any, name: str | None = None) -> Attachment:
 
 
 def _default_name(data: bytes) -> str:
-    mime = sniff(data[:64])
+    mime = sniff(data[:HEAD_BYTES])
     suffix = {"image/jpeg": "jpg", "video/quicktime": "mov"}.get(mime or "", (mime or "/txt").split("/")[1])
     return f"attachment.{suffix}"
 

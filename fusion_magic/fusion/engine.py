@@ -40,7 +40,7 @@ from .options import FuseOptions
 from .pool import Member, run_round
 from .requests import member_request
 from .result import FusionResult
-from .thread import check_continuable, earlier_turns, lineage, thread_history
+from .thread import check_continuable, earlier_turns, thread_attachments, thread_history
 
 SAMPLING_TEMPERATURE = 0.8  # when one model fills several seats, it needs randomness to differ
 
@@ -146,9 +146,8 @@ def plan_fusion(prompt: str, settings: Settings, options: FuseOptions, *,
         )
     members = assign_seats(targets, options.temperature, options.seed)
     options.check_seats(len(members))
-    thread_attachments = [a for run in lineage(parent) for a in run.attachments]
     check_takes_attachments([*targets, *([judge_target] if judge_target else [])],
-                            [*thread_attachments, *options.attach], will_run=require_keys)
+                            [*thread_attachments(parent), *options.attach], will_run=require_keys)
     return FusionPlan(
         prompt=prompt.strip(),
         options=options,
@@ -296,9 +295,8 @@ async def rejudge(
     mode = mode or previous.mode  # checked by api.plan_rejudge, or the earlier run's own
     judge_id = judge or previous.judge
     target = None if judge_id == "vote" else prepare(judge_id, settings)
-    thread_attachments = (*(a for run in lineage(previous.parent) for a in run.attachments), *previous.attachments)
     if target is not None:
-        check_takes_attachments([target], thread_attachments)
+        check_takes_attachments([target], [*thread_attachments(previous.parent), *previous.attachments])
     rounds = max((r.round for r in previous.responses), default=0)
     if mode == "debate" and rounds == 0:
         raise ConfigError("rejudge as debate needs a run that debated (the pool is not called again)")

@@ -434,7 +434,7 @@ def _attachments_markdown(attachments: Iterable[Attachment]) -> list[str]:
     items = []
     for a in attachments:
         thumb = thumbnail(a)
-        url = thumb.data_url() if thumb is not None else None
+        url = thumb.data_url if thumb is not None else None
         image = f"![{escape_markdown(a.name)}]({url}) " if url else ""
         items.append(f"- {image}{escape_markdown(chip_text(a))}")
     return items

@@ -36,6 +36,11 @@ def lineage(result: FusionResult | None) -> list[FusionResult]:
 NO_FUSED_ANSWER = "(no fused answer: the judge picked none; each participant continued from its own answer)"
 
 
+def thread_attachments(parent: FusionResult | None) -> tuple[Attachment, ...]:
+    """Every attachment of the runs a follow-up to ``parent`` repeats, the first run's first."""
+    return tuple(a for run in lineage(parent) for a in run.attachments)
+
+
 def earlier_turns(parent: FusionResult | None) -> tuple[tuple[str, str, tuple[Attachment, ...]], ...]:
     """The thread a follow-up to ``parent`` continues, as ``RunStarted.thread`` carries it: (prompt, fused answer,
     attachments) per earlier run, the first first."""
@@ -75,4 +80,5 @@ def thread_history(parent: FusionResult | None, thread: str, label: str | None =
     return tuple(turns)
 
 
-__all__ = ["NO_FUSED_ANSWER", "check_continuable", "earlier_turns", "lineage", "own_answer", "thread_history"]
+__all__ = ["NO_FUSED_ANSWER", "check_continuable", "earlier_turns", "lineage", "own_answer", "thread_attachments",
+           "thread_history"]

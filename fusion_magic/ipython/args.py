@@ -34,7 +34,7 @@ from ..core.option import option
 from ..evaluation.options import EvalOptions
 from ..fusion.options import FuseOptions
 from ..videos.options import VideoOptions
-from .context import KEEP_ERRORS, MAX_VALUE_CHARS, TRUNCATED, history_text, last_output_missing
+from .context import HISTORY_KINDS, KEEP_ERRORS, MAX_VALUE_CHARS, TRUNCATED, history_text, last_output_missing
 from .context import as_text as _as_text
 from .declared import compact_flags, help_lines, parsed, parser
 
@@ -225,7 +225,7 @@ def parse_line_magic(line: str) -> tuple[str, Any]:
 # ---- the cell body --------------------------------------------------------------------------------
 
 # One pass over the body: {In[3]}, {Out[3]}, {Err[3]} (group 1, 2), or {name} (group 3); never {{x}}.
-_VAR = re.compile(r"(?<!\{)\{(?:(In|Out|Err)\[(-?[0-9]+)\]|([A-Za-z_][A-Za-z0-9_]*))\}(?!\})")
+_VAR = re.compile(r"(?<!\{)\{(?:(" + "|".join(HISTORY_KINDS) + r")\[(-?[0-9]+)\]|([A-Za-z_][A-Za-z0-9_]*))\}(?!\})")
 _NBVAL = re.compile(r"^[ \t]*#[ \t]*(?:NBVAL_\w+|PYTEST_VALIDATE_IGNORE_OUTPUT)[ \t]*(?:\n|$)", re.MULTILINE)
 _LAST_OUTPUTS = ("_", "__", "___")  # IPython's last, second and third last output
 

@@ -15,6 +15,7 @@ image Pillow cannot read, shows as a chip of its name, kind and size. File names
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import threading
 import warnings
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..core.attachment import Attachment, human_size
-from ..core.mime import IMAGE_TYPES, sniff
+from ..core.mime import HEAD_BYTES, IMAGE_TYPES, sniff
 from .fold import capped_markdown, folded
 from .sanitize import clean_thumbnail, escape_text, image_data_url
 
@@ -58,7 +59,10 @@ class Thumbnail:
     width: int
     height: int
 
+    @functools.cached_property
     def data_url(self) -> str | None:
+        """The thumbnail as an image ``data:`` URL (None when its bytes are not its type); built once per cached
+        thumbnail, whichever view, report or later turn shows it."""
         return image_data_url(self.mime, self.data)
 
 
@@ -102,7 +106,7 @@ _CACHE_LOCK = threading.Lock()
 def thumbnail(a: Attachment) -> Thumbnail | None:
     """``a`` shrunk to at most ``THUMB_PX`` pixels a side, re-encoded; None for a PDF, a text file, or bytes that
     are no image we show (sniffed, whatever the attachment's ``mime`` says) or that Pillow cannot read."""
-    if a.kind != "image" or sniff(a.data[:64]) not in IMAGE_TYPES:
+    if a.kind != "image" or sniff(a.data[:HEAD_BYTES]) not in IMAGE_TYPES:
         return None
     key = a.sha256 or str(hash(a.data))
     with _CACHE_LOCK:
@@ -157,7 +161,7 @@ def _chip(a: Attachment) -> str:
 def attachment_html(a: Attachment) -> str:
     """One attachment: a thumbnail with its name and size under it, or a chip (``chip_text``)."""
     thumb = thumbnail(a)
-    url = thumb.data_url() if thumb is not None else None
+    url = thumb.data_url if thumb is not None else None
     if thumb is None or url is None:
         return _chip(a)
     words = escape_text(chip_text(a))

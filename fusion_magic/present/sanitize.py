@@ -33,7 +33,7 @@ import nh3
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from ..core.mime import IMAGE_TYPES, sniff
+from ..core.mime import IMAGE_TYPES, data_url, sniff
 from ..core.text import valid_text
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def is_image_data_url(url: str) -> bool:
 def image_data_url(mime: str, data: bytes) -> str | None:
     """``data:<mime>;base64,<data>`` when ``data`` sniffs as ``mime`` and that is an image type we show, else
     None."""
-    url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    url = data_url(data, mime)
     return url if is_image_data_url(url) else None
 
 

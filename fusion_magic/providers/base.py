@@ -12,6 +12,7 @@ in the calls above.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
@@ -38,9 +39,10 @@ class Message:
     attachments: tuple[Attachment, ...] = ()
     cache_point: bool = False
 
-    @property
+    @functools.cached_property
     def text(self) -> str:
-        """The turn's text as sent: the content, then each text attachment fenced and named."""
+        """The turn's text as sent: the content, then each text attachment fenced and named (fenced once: the cache
+        key, the body and the counts all read it)."""
         return with_text_files(self.content, self.attachments)
 
     @property

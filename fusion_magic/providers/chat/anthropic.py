@@ -199,7 +199,7 @@ def message(m: Message) -> dict[str, Any]:
         return {"role": m.role, "content": m.text}
     blocks: list[dict[str, Any]] = []
     for a in m.binary:
-        source = {"type": "base64", "media_type": a.mime, "data": a.base64()}
+        source = {"type": "base64", "media_type": a.mime, "data": a.base64}
         blocks.append({"type": "document" if a.kind == "pdf" else "image", "source": source})
     blocks.append({"type": "text", "text": m.text})
     if m.cache_point:

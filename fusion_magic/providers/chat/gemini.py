@@ -225,7 +225,7 @@ def content(m: Message, uploaded: Mapping[str, Mapping[str, Any]] | None = None)
     uploaded = uploaded or {}
     parts: list[dict[str, Any]] = [
         {"file_data": {"mime_type": a.mime, "file_uri": uploaded[a.sha256]["uri"]}} if a.sha256 in uploaded
-        else {"inline_data": {"mime_type": a.mime, "data": a.base64()}} for a in m.binary]
+        else {"inline_data": {"mime_type": a.mime, "data": a.base64}} for a in m.binary]
     parts.append({"text": m.text})
     return {"role": "model" if m.role == "assistant" else "user", "parts": parts}
 
