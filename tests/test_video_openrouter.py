@@ -326,9 +326,11 @@ def test_models_and_their_capabilities_come_from_the_list(emulator: Emulator) ->
     emulator.script("someone/video-model", VideoScript())
 
     async def body(p: OpenRouterVideoProvider) -> tuple[list[str], Any, Any]:
-        return await p.list_models(), await p.capabilities(VEO), await p.capabilities("someone/video-model")
+        listed = {caps.model: caps for caps in await p.list_capabilities()}
+        return await p.list_models(), listed[VEO], listed["someone/video-model"]
 
     names, veo, scripted = run(emulator, body, key="")
+    assert OpenRouterVideoProvider.capabilities(VEO) == MODELS[VEO]  # what is known without asking
     assert names == [VEO, LITE, "someone/video-model"]
     assert (veo.seconds, veo.resolutions, veo.aspects) == ((4, 6, 8), ("720p", "1080p", "4K"), ("16:9", "9:16"))
     assert (veo.first_frame, veo.last_frame, veo.references, veo.price_per_second) == (True, True, 3, 0.40)
@@ -336,7 +338,7 @@ def test_models_and_their_capabilities_come_from_the_list(emulator: Emulator) ->
     assert (scripted.seconds, scripted.first_frame, scripted.last_frame, scripted.price_per_second) == (
         (5, 10), True, False, 0.10)
     listed = [r for r in emulator.requests if r.path == f"{API}/videos/models"]
-    assert [(r.status, "authorization" in r.headers) for r in listed] == [(200, False)] * 3  # no key: none sent
+    assert [(r.status, "authorization" in r.headers) for r in listed] == [(200, False)] * 2  # no key: none sent
 
 
 def test_unit_prices_price_the_table_per_second() -> None:

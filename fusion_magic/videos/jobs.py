@@ -34,7 +34,7 @@ from . import sidecar
 from .plan import ClipPlan
 from .result import Video
 from .sidecar import Sidecar
-from .state import from_job, move, write_receipt
+from .state import PROVIDER_COST, from_job, move, write_receipt
 
 log = logging.getLogger("fusion_magic")
 
@@ -259,7 +259,7 @@ async def _finish(provider: VideoProvider, status: JobStatus, video: Video, side
     if charged is not None and status.state != "succeeded":
         # A job that ended without a clip may still have been billed (Runway's moderation, Omni stopped short):
         # the provider's own figure is what it cost, and the ledger says so.
-        video.record.cost_usd, video.record.cost_source = charged, "provider"
+        video.record.cost_usd, video.record.cost_source = charged, PROVIDER_COST
     if status.state == "filtered":
         move(video, State.FILTERED, ctx, side=side, reason=status.reason)
         return
@@ -291,7 +291,7 @@ async def _finish(provider: VideoProvider, status: JobStatus, video: Video, side
     video.path, side.file = path, path.name
     await _measure(video, out_dir)
     side.seconds, side.resolution = video.seconds, video.resolution
-    _price(video, side, ctx, status.usage.cost_usd if status.usage is not None else None)
+    _price(video, side, ctx, charged)
     move(video, State.DONE, ctx, side=side)
 
 
@@ -319,7 +319,7 @@ def _price(video: Video, side: Sidecar, ctx: CallContext, provider_cost: float |
     record.clips = 1
     record.video_seconds = _billed_seconds(side, video.seconds)
     if provider_cost is not None:
-        record.cost_usd, record.cost_source = provider_cost, "provider"
+        record.cost_usd, record.cost_source = provider_cost, PROVIDER_COST
         return
     resolution = side.parameters.get("resolution")
     price_record(record, ctx.settings.prices, resolution=resolution if isinstance(resolution, str) else None)

@@ -7,7 +7,6 @@ what works offline.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, cast
 
@@ -92,9 +91,7 @@ async def _listed(lister: VideoProvider) -> list[tuple[str, VideoCaps | None]]:
         return [(caps.model, caps) for caps in await listing()]
     table = getattr(type(lister), "capabilities", None)
     names = await lister.list_models()
-    if table is None or inspect.iscoroutinefunction(table):
-        return [(name, None) for name in names]
-    return [(name, table(name)) for name in names]
+    return [(name, table(name) if table is not None else None) for name in names]
 
 
 def _accepts(caps: VideoCaps | None) -> dict[str, object]:

@@ -36,6 +36,9 @@ _FROM_JOB = {"queued": State.QUEUED, "running": State.RUNNING, "succeeded": Stat
              "failed": State.FAILED, "filtered": State.FILTERED, "cancelled": State.CANCELLED}
 
 
+# A cost the provider reported for the job itself (OpenRouter's usage.cost, Runway's credits): it beats any table.
+PROVIDER_COST = "provider"
+
 def from_job(state: str) -> State:
     """The clip's state for a job state a provider reported (an unknown word: still running)."""
     return _FROM_JOB.get(state, State.RUNNING)
@@ -63,7 +66,7 @@ def move(video: Video, to: State, ctx: CallContext, *, side: Sidecar | None = No
     latency = (time.monotonic() - video.started) if settled and video.started is not None else record.latency_s
     # The documented rule: a filtered clip is not charged, unless the provider says what it charged (Runway keeps
     # the credits of a task its input moderation refused): its own figure stands.
-    unbilled = to is State.FILTERED and record.cost_source != "provider"
+    unbilled = to is State.FILTERED and record.cost_source != PROVIDER_COST
     cost = (0.0, "not billed (filtered by the provider)") if unbilled else (record.cost_usd, record.cost_source)
     if side is not None and video.sidecar is not None and side.job is not None:
         word = sidecar.word_for(to, side.status)
@@ -112,4 +115,4 @@ def write_receipt(video: Video, side: Sidecar, job: JobRef) -> None:
                            "keep this id to fetch the clip")
 
 
-__all__ = ["from_job", "move", "write_receipt"]
+__all__ = ["PROVIDER_COST", "from_job", "move", "write_receipt"]

@@ -15,7 +15,7 @@ Providers never sleep, retry or price: the job loop in ``fusion_magic.videos.job
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
@@ -108,6 +108,12 @@ class Clip:
     keep_uri: bool = True
 
 
+def or_words(values: Sequence[object]) -> str:
+    """``"4, 6 or 8"``: the values a refusal names as the ones a model takes ("" for none)."""
+    words = [str(v) for v in values]
+    return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else "".join(words)
+
+
 @dataclass(frozen=True)
 class VideoCaps:
     """What one video model accepts, in one place: every plan-time refusal, ``%video list`` and ``--estimate``
@@ -143,10 +149,7 @@ class VideoCaps:
         """``"4, 6 or 8"``, ``"2 to 10"``, or ``"any"``."""
         if self.min_seconds is not None or self.max_seconds is not None:
             return f"{self.min_seconds or 1} to {self.max_seconds or 'any'}"
-        if not self.seconds:
-            return "any"
-        words = [str(s) for s in self.seconds]
-        return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+        return or_words(self.seconds) if self.seconds else "any"
 
 
 @dataclass(frozen=True)
@@ -249,4 +252,5 @@ __all__ = [
     "VideoQuestion",
     "VideoRequest",
     "VideoSource",
+    "or_words",
 ]

@@ -300,9 +300,9 @@ class FalProvider(OverHTTP):
             endpoint_id, image_field = spec.image_endpoint, spec.image_field
             if request.last_frame is not None and spec.first_last_endpoint is not None:
                 endpoint_id, image_field = spec.first_last_endpoint, spec.first_last_image_field
-            body[image_field] = _data_uri(request.image)
+            body[image_field] = data_url(request.image.read_bytes())
             if request.last_frame is not None and spec.last_frame_field is not None:
-                body[spec.last_frame_field] = _data_uri(request.last_frame)
+                body[spec.last_frame_field] = data_url(request.last_frame.read_bytes())
         with_image = endpoint_id != request.model
         if request.seconds is not None:
             body["duration"] = spec.duration.format(request.seconds)
@@ -471,10 +471,6 @@ def _last_log(logs: object) -> str | None:
             return str(entry["message"]).strip()
     return None
 
-
-def _data_uri(path: Path) -> str:
-    """A frame inline, its type from its bytes (both take data URIs wherever they take a file URL)."""
-    return data_url(path.read_bytes())
 
 
 __all__ = ["CONTENT_POLICY", "MODELS", "FalModel", "FalProvider", "classifier", "detail_message", "queue_urls"]

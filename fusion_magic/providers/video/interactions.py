@@ -47,7 +47,7 @@ from ..chat._sse import json_int
 from ..chat.gemini import classifier
 from . import is_omni
 from ._download import download_to, write_inline
-from .base import Clip, JobRef, JobStatus, VideoCaps, VideoQuestion, VideoRequest, VideoSource
+from .base import Clip, JobRef, JobStatus, VideoCaps, VideoQuestion, VideoRequest, VideoSource, or_words
 from .gemini_api import api_headers, list_models
 
 # The GA path, what google-genai 3.6.1 sends. The preview path was "v1beta" with an ``Api-Revision:
@@ -184,7 +184,7 @@ class InteractionsProvider(OverHTTP):
         if request.aspect is not None and request.aspect not in caps.aspects:
             raise ConfigError(f"--aspect {request.aspect}: {name} makes {' or '.join(caps.aspects)} video")
         if request.resolution is not None and request.resolution.lower() not in caps.resolutions:
-            raise ConfigError(f"--resolution {request.resolution}: {name} makes {_words(caps.resolutions)}")
+            raise ConfigError(f"--resolution {request.resolution}: {name} makes {or_words(caps.resolutions)}")
         if request.seconds is not None and not caps.takes_seconds(request.seconds):
             raise ConfigError(f"--seconds {request.seconds}: {name} makes {caps.seconds_words()} seconds of video")
         if request.last_frame is not None and not caps.last_frame:
@@ -433,7 +433,7 @@ def _ended_error(interaction: Mapping[str, Any], status: str, ctx: WireContext) 
         cls = _ERROR_CLASSES.get(code or "", ServerError)
         return ctx.error(cls, message or "the interaction ended with status failed", code=code or status)
     fault = f"; {code or 'error'}: {message}" if message else (f"; error code {code}" if code else "")
-    spent = _usage_words(interaction_usage(interaction))
+    spent = _usageor_words(interaction_usage(interaction))
     if status in _STOPPED_SHORT:
         text = f"the interaction ended with status {status}: {_STOPPED_SHORT[status]}{fault}{spent}"
         # Not retried by a caller: the same request would stop the same way, and was paid for.
@@ -450,7 +450,7 @@ def _ended_error(interaction: Mapping[str, Any], status: str, ctx: WireContext) 
                      code=status[:60])
 
 
-def _usage_words(usage: Usage | None) -> str:
+def _usageor_words(usage: Usage | None) -> str:
     if usage is None or not (usage.input_tokens or usage.output_tokens):
         return ""
     return (f"; usage: {usage.input_tokens or 0:,} input and {usage.output_tokens or 0:,} output tokens "
@@ -577,10 +577,6 @@ def _image_block(flag: str, path: Path) -> dict[str, Any]:
     if mime not in FRAME_TYPES:
         raise ConfigError(f"{flag} {path}: Omni takes a PNG or JPEG image")
     return {"type": "image", "data": base64.b64encode(data).decode("ascii"), "mime_type": mime}
-
-
-def _words(values: Sequence[str]) -> str:
-    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
 
 
 async def _video_block(video: VideoSource, ctx: WireContext) -> dict[str, Any]:

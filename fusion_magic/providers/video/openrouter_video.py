@@ -46,7 +46,6 @@ from ...core.errors import (
 from ...core.mime import FRAME_TYPES, HEAD_BYTES, data_url, sniff
 from ...core.pricing import Price
 from .._http import (
-    Classifier,
     WireContext,
     decode_json,
     raise_transport_error,
@@ -57,7 +56,7 @@ from .._http import (
 from ..base import OverHTTP, Usage
 from ..chat.openai_compat import classifier
 from ._download import download_to
-from .base import SUBMIT_LOST, Clip, JobRef, JobState, JobStatus, VideoCaps, VideoRequest
+from .base import SUBMIT_LOST, Clip, JobRef, JobState, JobStatus, VideoCaps, VideoRequest, or_words
 
 # A submit may carry three reference images and two frames as data URLs; polls and lists are small.
 _TIMEOUT = httpx.Timeout(120.0, connect=30.0)
@@ -141,11 +140,6 @@ def _spelled(value: str, allowed: Sequence[str]) -> str | None:
     return next((a for a in allowed if a.lower() == value.strip().lower()), None)
 
 
-def _words(values: Sequence[object]) -> str:
-    words = [str(v) for v in values]
-    return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else "".join(words)
-
-
 def _data_url(model: str, flag: str, path: Path) -> str:
     """An image as a data URL of its own bytes (PNG or JPEG, by what the bytes are, not the file's name)."""
     try:
@@ -199,7 +193,7 @@ class OpenRouterVideoProvider(OverHTTP):
         return _DEFAULT_SECONDS if model in MODELS else None
 
     @classmethod
-    def capabilities_of(cls, model: str) -> VideoCaps | None:
+    def capabilities(cls, model: str) -> VideoCaps | None:
         """What ``model`` takes as far as known without asking OpenRouter (``MODELS``), else None."""
         return MODELS.get(model)
 
@@ -218,9 +212,9 @@ class OpenRouterVideoProvider(OverHTTP):
             if not path.is_file():
                 raise ConfigError(f"{flag}: {path} is not a file")
         if request.resolution is not None and _spelled(request.resolution, RESOLUTIONS) is None:
-            raise ConfigError(f"--resolution {request.resolution}: OpenRouter takes {_words(RESOLUTIONS)}")
+            raise ConfigError(f"--resolution {request.resolution}: OpenRouter takes {or_words(RESOLUTIONS)}")
         if request.aspect is not None and request.aspect not in ASPECTS:
-            raise ConfigError(f"--aspect {request.aspect}: OpenRouter takes {_words(ASPECTS)}")
+            raise ConfigError(f"--aspect {request.aspect}: OpenRouter takes {or_words(ASPECTS)}")
         notes = [f"--negative: {name}: OpenRouter's video API has no negative prompt; not sent"] \
             if request.negative is not None else []
         caps = MODELS.get(model)
@@ -229,9 +223,9 @@ class OpenRouterVideoProvider(OverHTTP):
         if request.seconds is not None and not caps.takes_seconds(request.seconds):
             raise ConfigError(f"--seconds {request.seconds}: {name} makes clips of {caps.seconds_words()} seconds")
         if request.resolution is not None and _spelled(request.resolution, caps.resolutions) is None:
-            raise ConfigError(f"--resolution {request.resolution}: {name} makes {_words(caps.resolutions)} only")
+            raise ConfigError(f"--resolution {request.resolution}: {name} makes {or_words(caps.resolutions)} only")
         if request.aspect is not None and request.aspect not in caps.aspects:
-            raise ConfigError(f"--aspect {request.aspect}: {name} makes {_words(caps.aspects)} only")
+            raise ConfigError(f"--aspect {request.aspect}: {name} makes {or_words(caps.aspects)} only")
         if request.image is not None and not caps.first_frame:
             raise ConfigError(f"--image: {name} takes no first frame")
         if request.last_frame is not None and not caps.last_frame:
@@ -285,19 +279,15 @@ class OpenRouterVideoProvider(OverHTTP):
             cls = ProviderTimeout if isinstance(exc, httpx.TimeoutException) else ServerError
             detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             raise ctx.error(cls, LOST_SUBMIT.format(detail=detail), retryable=False, code=SUBMIT_LOST) from None
-        if response.is_success:
-            # Accepted: a body we cannot read, or without an id, still may be a paid job.
-            payload = decode_json(response.text)
-            job_id = payload.get("id") if isinstance(payload, Mapping) else None
-            if not isinstance(job_id, str) or not job_id:
-                detail = f"HTTP {response.status_code} without a job id: {response.text[:80]!r}"
-                raise ctx.error(ProtocolError, LOST_SUBMIT.format(detail=detail), status=response.status_code,
-                                retryable=False, code=SUBMIT_LOST)
-        payload = self._decode(ctx, response, classifier(ctx))
+        if not response.is_success:
+            raise response_error(response, response.text, classifier(ctx))
+        # Accepted: a body we cannot read, or one without an id, still may be a paid job.
+        payload = decode_json(response.text)
         job_id = payload.get("id") if isinstance(payload, Mapping) else None
         if not isinstance(job_id, str) or not job_id:
-            raise ctx.error(ProtocolError, f"POST /videos answered HTTP {response.status_code} without a job id",
-                            status=response.status_code)
+            detail = f"HTTP {response.status_code} without a job id: {response.text[:80]!r}"
+            raise ctx.error(ProtocolError, LOST_SUBMIT.format(detail=detail), status=response.status_code,
+                            retryable=False, code=SUBMIT_LOST)
         return JobRef(self.protocol, request.model, job_id)
 
     async def poll(self, job: JobRef) -> JobStatus:
@@ -377,10 +367,6 @@ class OpenRouterVideoProvider(OverHTTP):
         found = (caps_from_model(entry) for entry in data if isinstance(entry, Mapping))
         return [caps for caps in found if caps is not None]
 
-    async def capabilities(self, model: str) -> VideoCaps | None:
-        """What ``model`` takes, from ``/videos/models`` (None when OpenRouter does not list it)."""
-        return next((caps for caps in await self.list_capabilities() if caps.model == model), None)
-
     # ---- plumbing --------------------------------------------------------------------------------------
 
     @property
@@ -398,16 +384,6 @@ class OpenRouterVideoProvider(OverHTTP):
         if self.endpoint.api_key:
             headers["Authorization"] = f"Bearer {self.endpoint.api_key}"
         return headers
-
-    @staticmethod
-    def _decode(ctx: WireContext, response: httpx.Response, classify: Classifier) -> Any:
-        text = response.text
-        if not response.is_success:
-            raise response_error(response, text, classify)
-        payload = decode_json(text)
-        if payload is None:
-            raise ctx.error(ProtocolError, f"expected JSON, got {text[:120]!r}", status=response.status_code)
-        return payload
 
 
 def _first_url(value: object) -> str | None:

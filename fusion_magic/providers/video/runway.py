@@ -92,9 +92,7 @@ class RunwayModel:
     source: str = _SOURCE
 
     def takes(self, seconds: int) -> bool:
-        if self.min_seconds is not None or self.max_seconds is not None:
-            return (self.min_seconds or 1) <= seconds <= (self.max_seconds or seconds)
-        return not self.seconds or seconds in self.seconds
+        return self.caps("").takes_seconds(seconds)
 
     def seconds_words(self) -> str:
         return self.caps("").seconds_words()
@@ -302,10 +300,10 @@ class RunwayProvider(OverHTTP):
             body["promptText"] = request.prompt
         if request.image is not None:
             if request.last_frame is not None:
-                body["promptImage"] = [{"uri": _data_uri(request.image), "position": "first"},
-                                       {"uri": _data_uri(request.last_frame), "position": "last"}]
+                body["promptImage"] = [{"uri": data_url(request.image.read_bytes()), "position": "first"},
+                                       {"uri": data_url(request.last_frame.read_bytes()), "position": "last"}]
             else:
-                body["promptImage"] = _data_uri(request.image)
+                body["promptImage"] = data_url(request.image.read_bytes())
         if spec is None:  # sent as asked: the API checks it (a ratio is required by most models)
             landscape, portrait = _P1080 if request.resolution == "1080p" else _P720
             body["ratio"] = portrait if request.aspect == "9:16" else landscape
@@ -324,7 +322,7 @@ class RunwayProvider(OverHTTP):
         if request.negative is not None and spec.negative:
             body["negativePrompt"] = request.negative
         if request.references:
-            body["references"] = [{"uri": _data_uri(path)} for path in request.references]
+            body["references"] = [{"uri": data_url(path.read_bytes())} for path in request.references]
         return ("image_to_video" if with_image else "text_to_video"), body
 
     # ---- the job ------------------------------------------------------------------------------------
@@ -534,10 +532,6 @@ def _check_inline(flag: str, path: Path) -> None:
         raise ConfigError(f"{flag}: {path.name} is {size / 1e6:.1f} MB, over Runway's 5 MB limit for an image sent "
                           "inline (as a base64 data URI); use a smaller PNG or JPEG")
 
-
-def _data_uri(path: Path) -> str:
-    """A frame inline, its type from its bytes (both take data URIs wherever they take a file URL)."""
-    return data_url(path.read_bytes())
 
 
 __all__ = [

@@ -49,7 +49,7 @@ from .._http import Classifier, ErrorInfo, WireContext, same_origin, send_json
 from ..base import OverHTTP
 from ..chat.gemini import classifier
 from ._download import download_to, write_inline
-from .base import Clip, JobRef, JobStatus, VideoCaps, VideoRequest
+from .base import Clip, JobRef, JobStatus, VideoCaps, VideoRequest, or_words
 from .gemini_api import api_headers, list_models
 
 # ---- what each Veo model accepts (§2.1, §2.3), the one table check_request reads ------------------------------
@@ -108,11 +108,6 @@ OMNI_EXAMPLE = "gemini:gemini-omni-1.2-flash"
 
 # A submit may carry a first-frame image of several MB; polls and lists are small.
 _TIMEOUT = httpx.Timeout(60.0, connect=15.0)
-
-
-def _describe(values: tuple[Any, ...]) -> str:
-    words = [str(v) for v in values]
-    return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else words[0]
 
 
 def _resolution(request: VideoRequest) -> str | None:
@@ -266,13 +261,13 @@ class VeoProvider(OverHTTP):
         if request.previous_job:
             raise ConfigError(f"--edit needs an Omni model ({OMNI_EXAMPLE}); {model} cannot revise an earlier clip")
         if request.aspect is not None and request.aspect not in caps.aspects:
-            raise ConfigError(f"{model}: --aspect must be {_describe(caps.aspects)}, not {request.aspect!r}")
+            raise ConfigError(f"{model}: --aspect must be {or_words(caps.aspects)}, not {request.aspect!r}")
         if request.seconds is not None and not caps.takes_seconds(request.seconds):
             raise ConfigError(f"{model}: --seconds must be {caps.seconds_words()}, not {request.seconds}")
         resolution = _resolution(request)
         if resolution is not None:
             if resolution not in caps.resolutions:
-                raise ConfigError(f"{model}: --resolution must be {_describe(caps.resolutions)}, not {resolution}")
+                raise ConfigError(f"{model}: --resolution must be {or_words(caps.resolutions)}, not {resolution}")
             if resolution in EIGHT_SECONDS_ONLY and request.seconds not in (None, 8):
                 raise ConfigError(f"{model}: {resolution} needs --seconds 8 (got {request.seconds})")
         if request.image is not None:
