@@ -71,6 +71,12 @@ class CallRecord:
     # Of ``input_tokens``, how many the provider wrote to its prompt cache (Anthropic bills them at 1.25x its
     # input rate); None when it reported none written.
     cache_write_input_tokens: int | None = None
+    # The provider's batch that answered this call (``evaluate(..., batch=True)``); None for a live call. A
+    # batch call is priced at the provider's batch rate (``cost_source`` says so).
+    batch_id: str | None = None
+    # A structured analysis the provider itself returned with the answer (OpenRouter's Fusion router: consensus,
+    # contradictions, partial coverage ...), as it sent it; None for every other call.
+    provider_analysis: dict[str, Any] | None = None
     # What ``status`` reads and writes (see the class docstring); set one or the other.
     state: State = field(default=State.QUEUED, init=False, repr=False)
     failure: str | None = field(default=None, init=False, repr=False)
