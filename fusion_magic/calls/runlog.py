@@ -130,6 +130,33 @@ _SCHEMA = (
         PRIMARY KEY (run_id, call_id)
     )""",
     "CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_at)",
+    # Batch receipts (``calls/receipts.py``): one row per batch the moment it is submitted, its requests beside.
+    """CREATE TABLE IF NOT EXISTS batches (
+        receipt TEXT PRIMARY KEY,
+        evaluation TEXT NOT NULL,
+        run_id TEXT,
+        provider TEXT NOT NULL,
+        base_url TEXT,
+        model TEXT,
+        wave INTEGER,
+        batch_id TEXT,
+        state TEXT NOT NULL,
+        wire TEXT,
+        total INTEGER,
+        completed INTEGER,
+        failed INTEGER,
+        error TEXT,
+        cost_usd REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL,
+        closed INTEGER NOT NULL DEFAULT 0
+    )""",
+    "CREATE INDEX IF NOT EXISTS batches_by_evaluation ON batches (evaluation, closed)",
+    """CREATE TABLE IF NOT EXISTS batch_requests (
+        receipt TEXT NOT NULL,
+        custom_id TEXT NOT NULL,
+        PRIMARY KEY (receipt, custom_id)
+    )""",
 )
 # Columns added to ``calls`` after schema 1 was first written, with their SQL types: a log that lacks one
 # gets it when this version first writes to it.
@@ -253,6 +280,30 @@ class RunLog:
                         started_at=started if finished else now.isoformat(),
                         finished_at=now.isoformat() if finished else None)
         return self._write(lambda c: c.execute(_UPSERT_CALL, row))
+
+    def execute(self, sql: str, params: Sequence[object] = (), *,
+                rows: Iterable[Sequence[object]] | None = None) -> bool:
+        """One write statement for a table another module owns (``receipts``): with ``rows``, once per row in
+        one transaction. Same connection, lock and policy as every write: True if it landed, never raises."""
+        def op(conn: sqlite3.Connection) -> None:
+            if rows is None:
+                conn.execute(sql, params)
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        return self._write(op)
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        """The rows of one read on a connection of its own (empty when there is no log yet). Raises
+        ``sqlite3.Error`` as every read does."""
+        with self._reader() as conn:
+            return [] if conn is None else list(conn.execute(sql, params))
 
     def close(self) -> None:
         """Close the write connection (a later write opens it again)."""
