@@ -149,6 +149,14 @@ class EventParser(StreamParser):
                      cached_input_tokens=self.cached_tokens, cache_write_input_tokens=self.written_tokens)
 
 
+def message_usage(usage: Mapping[str, Any]) -> Usage:
+    """The ``Usage`` of a whole Message's ``usage`` (a non-streamed answer: a batch result), counted as the stream's
+    are (``EventParser._count``: the whole prompt in ``input_tokens``, cache reads and writes apart)."""
+    parser = EventParser(WireContext("anthropic", ""), None)
+    parser._count(usage)
+    return parser._usage()
+
+
 class AnthropicProvider(SSEProvider):
     """Streams one Messages API answer.
 
@@ -207,4 +215,4 @@ def message(m: Message) -> dict[str, Any]:
     return {"role": m.role, "content": blocks}
 
 
-__all__ = ["AnthropicProvider", "EventParser"]
+__all__ = ["AnthropicProvider", "EventParser", "message_usage"]
