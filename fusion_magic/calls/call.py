@@ -39,6 +39,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     import httpx
 
+    from .batch import BatchRunner, Delivery
     from .cache import CallCache
 
 # Backoff when the server gives no hint: 0.5 s, 1 s, 2 s ... capped, with +-25 % jitter so a pool
@@ -117,6 +118,8 @@ class CallContext:
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     # Late members still running after their round returned (quorum/deadline); owners drain or cancel.
     pending: set[asyncio.Task[Response]] = field(default_factory=set)
+    # Batch mode (``calls.batch``): calls whose provider has a batch API go through it instead of live.
+    batch: BatchRunner | None = None
 
 
 async def run_call(
@@ -143,9 +146,12 @@ async def run_call(
     emit(ctx.listeners, CallStarted(r))
     started = time.monotonic()
     limit = timeout if timeout is not None else ctx.settings.timeout
+    batched = ctx.batch is not None and ctx.batch.takes(target)
     tally = _Tally()
+    delivery: Delivery | None = None
     try:
-        async with asyncio.timeout(limit):
+        # A batch answers within the provider's window (hours), not the live call's timeout.
+        async with asyncio.timeout(None if batched else limit):
             if ctx.cache is not None and ctx.cache.mode != "off":
                 recorded = ctx.cache.lookup(target.model_id, request)
                 if recorded is not None:
@@ -156,12 +162,12 @@ async def run_call(
                         f"(in {ctx.cache.root}); run once with cache 'on' to record it"
                     )
                 else:
-                    await _call_with_retries(target, request, r, ctx, started, tally)
+                    delivery = await _send(target, request, r, ctx, started, tally, limit)
                     _settle(r, request, tally)
                     if r.ok:
                         ctx.cache.store(target.model_id, request, r)
             else:
-                await _call_with_retries(target, request, r, ctx, started, tally)
+                delivery = await _send(target, request, r, ctx, started, tally, limit)
     except TimeoutError:
         _fail(r, ProviderTimeout(f"no complete answer within {limit:g}s", provider=target.spec.name,
                                  model=target.model))
@@ -184,8 +190,47 @@ async def run_call(
     if r.state.is_running:  # replayed from the cache
         r.state = State.DONE
     price_record(r, ctx.settings.prices)  # the provider's own figure wins; local models are free
+    if delivery is not None:
+        from .batch import priced
+
+        priced(r, delivery)
     emit(ctx.listeners, CallFinished(r))
     return r
+
+
+async def _send(target: Target, request: ChatRequest, r: Response, ctx: CallContext, started: float, tally: _Tally,
+                limit: float) -> Delivery | None:
+    """The call itself: live, or (batch mode, a provider with a batch API) through the batch, whose answer is
+    applied as the live stream's events would be. A request the batch failed raises its reason, or with
+    ``retry_live`` is asked again live (the record says so)."""
+    batch = ctx.batch
+    if batch is None:
+        await _call_with_retries(target, request, r, ctx, started, tally)
+        return None
+    if not batch.takes(target):
+        batch.count_live(target)
+        async with batch.live_slot:
+            await _call_with_retries(target, request, r, ctx, started, tally)
+        return None
+    r.state = State.QUEUED
+    delivery = await batch.call(target, request)
+    r.batch_id = delivery.batch_id
+    if delivery.item.error is not None:
+        if not batch.retry_live:
+            raise delivery.item.error
+        batch.tally.retried_live += 1
+        r.batch_id = None
+        r.note = f"asked live: its batch failed it ({delivery.item.error})"
+        async with batch.live_slot, asyncio.timeout(limit):
+            await _call_with_retries(target, request, r, ctx, time.monotonic(), tally)
+        return None
+    r.attempts = 1
+    for event in delivery.item.events:
+        tally.chunks += isinstance(event, TextDelta)
+        _apply(r, event, ctx, started)
+    r.ttft_s = None  # the first token of a batch answer says nothing about the model's speed
+    r.state = State.DONE
+    return delivery
 
 
 @dataclass

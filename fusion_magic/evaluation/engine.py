@@ -16,18 +16,24 @@ result again skips its finished rows without any call.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Unpack
 
+from ..calls.batch import BatchRunner, PollPolicy
 from ..calls.call import CallContext, Target, prepare
+from ..calls.receipts import Receipts
+from ..calls.runlog import RunLog
 from ..calls.settings import Settings
 from ..core.errors import ConfigError
 from ..core.option import check_keywords
 from ..fusion.defaults import resolved_pool
 from ..fusion.engine import check_takes_attachments
+from ..providers.batch import batch_api_for
 from .data import AUTO, CLOSED_INSTRUCTION, Question, load_questions
 from .options import DEFAULT_CONCURRENCY, EvalKeywords, EvalOptions
 from .result import EvalResult, EvalRow
@@ -65,6 +71,10 @@ class EvalPlan:
     scorer: Scorer = MATCH
     graders: Mapping[str, Target] = field(default_factory=dict)
     scorers: Mapping[str, Scorer] = field(default_factory=dict)
+    # Batch mode (``calls/batch.py``): the calls whose provider has a batch API go through it.
+    batch: bool = False
+    retry_live: bool = False
+    poll_s: float | None = None
 
     @property
     def total(self) -> int:
@@ -74,6 +84,27 @@ class EvalPlan:
     @property
     def strategy_names(self) -> list[str]:
         return [s.name for s in self.strategies]
+
+    @property
+    def targets(self) -> list[Target]:
+        """Every model the evaluation may call: the strategies' (judges included) and the scorers'."""
+        graders = [*self.graders.values(), *([] if self.rubric_judge is None else [self.rubric_judge])]
+        return [*(t for s in self.strategies for t in s.targets), *graders]
+
+    @property
+    def identity(self) -> str:
+        """What makes this evaluation the same one when it is asked again (its questions, strategies, models,
+        repeats, seed, instruction and scorers): the key its batch receipts are kept under, so a new kernel
+        re-attaches to the batches an earlier one submitted."""
+        blob = json.dumps({
+            "questions": [[q.id, q.question, q.kind, list(q.references), q.rubric,
+                           [a.sha256 for a in q.attachments]] for q in self.questions],
+            "strategies": [[s.name, s.models] for s in self.strategies], "repeats": self.repeats,
+            "judge": self.judge, "seed": self.seed, "instruction": self.instruction, "scorer": self.scorer.name,
+            "scorers": {k: v.name for k, v in self.scorers.items()},
+            "endpoints": sorted({t.endpoint.base_url for t in self.targets}),
+        }, sort_keys=True, default=str)
+        return "ev" + hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
 def plan_evaluation(data: Any, settings: Settings, options: EvalOptions | None = None,
@@ -100,12 +131,28 @@ def plan_evaluation(data: Any, settings: Settings, options: EvalOptions | None =
     scorers = _question_scorers(questions)
     graders = {s.judge: prepare(s.judge, settings)
                for s in (default_scorer, *scorers.values()) if s.judge is not None}
-    return EvalPlan(
+    plan = EvalPlan(
         questions=tuple(questions), strategies=tuple(planned), repeats=o.repeats, judge=judge_id,
         rubric_judge=rubric, concurrency=o.concurrency, settings=settings, instruction=o.instruction,
         warnings=tuple(warnings), notice=notice, seed=o.seed, scorer=default_scorer, graders=graders,
-        scorers=scorers,
+        scorers=scorers, batch=o.batch, retry_live=o.retry_live, poll_s=o.poll_s,
     )
+    if o.batch:
+        _check_batch(plan)
+    return plan
+
+
+def _check_batch(plan: EvalPlan) -> None:
+    """A batch evaluation needs a model with a batch API and the run log (its receipts): refused now if not."""
+    if not any(batch_api_for(t.spec, t.endpoint) for t in plan.targets):
+        models = ", ".join(dict.fromkeys(t.model_id for t in plan.targets))
+        raise ConfigError(f"--batch: none of these models' providers has a batch API ({models}); OpenAI, "
+                          "Anthropic, Gemini and OpenRouter do. Run without --batch")
+    if plan.settings.cache == "replay":
+        raise ConfigError("--batch with cache replay sends nothing: drop one of them")
+    if plan.settings.run_log_path() is None:
+        raise ConfigError("--batch keeps its receipts (what was submitted and paid for) in the run log, which is "
+                          "off: turn it on (%config FusionMagics.run_log, or $FUSION_MAGIC_RUN_LOG)")
 
 
 def _default_strategies(pool: Sequence[str]) -> list[str]:
@@ -159,12 +206,41 @@ async def run_evaluation(plan: EvalPlan, ctx: CallContext, *, on_row: RowCallbac
     """
     if result is None:
         result = new_result(plan)
+    if plan.batch:
+        return await _run_batched(plan, ctx, on_row, result)
+    return await _run_rows(plan, ctx, on_row, result, plan.concurrency)
+
+
+async def _run_batched(plan: EvalPlan, ctx: CallContext, on_row: RowCallback | None,
+                       result: EvalResult) -> EvalResult:
+    """Every row at once, their calls through the providers' batch APIs (``calls/batch.py``): each wave is
+    what the rows ask for together, the live calls (no batch API) at most ``concurrency`` at a time."""
+    path = plan.settings.run_log_path()
+    assert path is not None and ctx.client is not None  # planned: batch mode needs the run log; api gives a client
+    receipts = Receipts(RunLog(path), plan.identity)
+    policy = PollPolicy() if plan.poll_s is None else PollPolicy(first_s=plan.poll_s)
+    runner = BatchRunner(ctx.client, receipts, plan.targets, policy=policy, retry_live=plan.retry_live,
+                         live_limit=plan.concurrency, listeners=ctx.listeners)
+    batched = replace(ctx, batch=runner)
+    try:
+        await _run_rows(plan, batched, on_row, result, max(plan.total, 1))
+    finally:
+        result.batch = runner.tally
+        result.batches = runner.batches
+        await runner.aclose()
+    if len(result.entries) == plan.total:
+        receipts.close()  # every row is in: a later run of the same evaluation starts afresh
+    return result
+
+
+async def _run_rows(plan: EvalPlan, ctx: CallContext, on_row: RowCallback | None, result: EvalResult,
+                    concurrency: int) -> EvalResult:
     finished = {e.key for e in result.entries}
     units = [(q, s, rep) for rep in range(plan.repeats) for q in plan.questions for s in plan.strategies
              if (q.id, s.name, rep) not in finished]
     done = plan.total - len(units)
     result.interrupted = False
-    semaphore = asyncio.Semaphore(plan.concurrency)
+    semaphore = asyncio.Semaphore(concurrency)
     started = time.monotonic()
     base_wall = result.wall_s
 

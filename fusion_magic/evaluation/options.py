@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
-from ..core.option import check_options, option, split_list, whole_number
+from ..core.errors import ConfigError
+from ..core.option import check_options, option, positive_number, split_list, whole_number
 from ..fusion.options import check_seed
 from .data import AUTO
 from .scoring import SCORERS_METAVAR, Scorer, ScorerFunction
@@ -36,6 +37,9 @@ class EvalKeywords(TypedDict, total=False):
     instruction: str | None
     seed: int | None
     scorer: str | Scorer | ScorerFunction | None
+    batch: bool
+    retry_live: bool
+    poll_s: float | None
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,8 @@ class EvalOptions:
     member plus best-of (a pool of one model: plus self:5). ``judge`` judges best-of, merge and debate; open
     questions are scored by ``rubric_judge`` (default: ``judge`` when it is a model). ``instruction`` is
     appended to closed questions: ``"auto"`` asks HTTP models for a final line and the local model nothing
-    (``data.AUTO``); None is the bare question. ``seed`` makes the evaluation repeatable (see
+    (``data.AUTO``); None is the bare question. ``batch`` sends the calls whose provider has a batch API
+    through it (``calls/batch.py``; ``retry_live``, ``poll_s``). ``seed`` makes the evaluation repeatable (see
     ``plan_evaluation``). ``scorer`` scores closed questions (``scoring``: ``match`` by default, ``exact``,
     ``includes``, ``numeric``, ``choice``, ``re:PATTERN``, ``judge:MODEL`` or a function).
 
@@ -77,7 +82,17 @@ class EvalOptions:
         None, "--scorer", metavar=SCORERS_METAVAR,
         help="how closed answers are scored (default match)", check=Scorer.parse)
 
+    batch: bool = option(False, "--batch", help="through the providers' batch APIs: about half the price, "
+                                                "answers within 24 h (local models run live beside)")
+    retry_live: bool = option(False, "--retry-live", help="with --batch: ask again live what a batch failed "
+                                                          "(expired, cancelled, errored)")
+    poll_s: float | None = option(None, "--poll", metavar="SECONDS", check=positive_number("--poll"),
+                                  help="with --batch: first poll after this (default 5 s), then slower, up to 60 s")
+
     def __post_init__(self) -> None:
+        if (self.retry_live or self.poll_s is not None) and not self.batch:
+            raise ConfigError(f"{'--retry-live' if self.retry_live else '--poll'} applies to batch evaluations: "
+                              "add --batch (batch=True)")
         object.__setattr__(self, "pool", split_list(self.pool))
         object.__setattr__(self, "strategies", split_list(self.strategies))
         object.__setattr__(self, "judge", self.judge or "")

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..calls.batch import BatchTally, BatchUpdate
 from ..calls.job import RunResult
 from ..core.ledger import ledger_frame
 from ..core.record import Response
@@ -38,7 +39,7 @@ ROW_COLUMNS = [
 ]
 SUMMARY_COLUMNS = [
     "strategy", "n", "correct", "accuracy", "ci_low", "ci_high", "total_cost_usd", "mean_cost_usd",
-    "mean_latency_s", "calls", "failed", "unscorable", "unscorable_rate",
+    "mean_latency_s", "calls", "failed", "unscorable", "unscorable_rate", "via",
 ]
 
 
@@ -139,6 +140,9 @@ class EvalResult(RunResult):
     wall_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
     run_id: str | None = field(default=None, compare=False)  # this run in the run log (%fuse history)
+    # A batch evaluation's: what went through batches and what ran live, and every batch as last reported.
+    batch: BatchTally | None = field(default=None, compare=False)
+    batches: list[BatchUpdate] = field(default_factory=list, compare=False)
 
     @property
     def total(self) -> int:
@@ -193,6 +197,7 @@ class EvalResult(RunResult):
                 "failed": sum(1 for e in rows if e.error is not None),
                 "unscorable": len(rows) - len(scored),
                 "unscorable_rate": (len(rows) - len(scored)) / len(rows) if rows else math.nan,
+                "via": _via([c for e in rows for c in e.calls]),
             })
         return out
 
@@ -241,7 +246,8 @@ class EvalResult(RunResult):
             x = s["calls"] / rows if free else s["mean_cost_usd"]
             y = s["accuracy"]
             ax.errorbar([x], [y], yerr=[[y - s["ci_low"]], [s["ci_high"] - y]], fmt="o", capsize=4)
-            ax.annotate(plain(s["strategy"]), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+            label = s["strategy"] if s["via"] == "live" else f"{s['strategy']} ({s['via']})"
+            ax.annotate(plain(label), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
         ax.set_xlabel("calls per question (every call was free)" if free else "mean cost per question (USD)")
         ax.set_ylabel("accuracy (95 % Wilson interval)")
         ax.set_ylim(-0.02, 1.02)
@@ -265,6 +271,9 @@ class EvalResult(RunResult):
     def _display_rows(self) -> tuple[list[str], list[list[str]]]:
         headers = ["strategy", "n", "accuracy", "95% CI", "unscorable", "cost $", "$/question", "latency s", "calls",
                    "failed"]
+        batched = self.batch is not None
+        if batched:
+            headers.append("via")  # a live evaluation's table keeps the columns it always had
         rows = []
         for s in self._summary_records():
             rows.append([
@@ -273,11 +282,14 @@ class EvalResult(RunResult):
                 f"{s['unscorable']} ({s['unscorable_rate']:.0%})" if s["unscorable"] else "0",
                 _fmt(s["total_cost_usd"], ".6f", "?"), _fmt(s["mean_cost_usd"], ".6f", "?"),
                 _fmt(s["mean_latency_s"], ".2f"), str(s["calls"]), str(s["failed"]),
+                *([s["via"]] if batched else []),
             ])
         return headers, rows
 
     def _notes(self) -> list[str]:
         notes = list(self.warnings)
+        if self.batch is not None:
+            notes.extend(batch_notes(self.batch, self.batches))
         scoring = self.scoring_cost_usd
         if any(e.scoring_calls for e in self.entries):
             cost = "unknown" if scoring is None else f"${scoring:.6f}"
@@ -344,6 +356,33 @@ class EvalResult(RunResult):
     def __repr__(self) -> str:
         return (f"<EvalResult {len(self.entries)}/{self.total} rows, {len(self.strategies)} strategies"
                 f"{', interrupted' if self.interrupted else ''}>")
+
+
+def _via(calls: Sequence[Response]) -> str:
+    """How a strategy's calls were made: ``batch``, ``live``, or ``batch+live`` (a local seat beside batched
+    ones, a request retried live)."""
+    batched = sum(1 for c in calls if c.batch_id is not None)
+    return "live" if not batched else "batch" if batched == len(calls) else "batch+live"
+
+
+def batch_notes(tally: BatchTally, batches: Sequence[BatchUpdate]) -> list[str]:
+    """What a batch evaluation did, in a few lines: the batches per provider, the requests they took, what ran
+    live (no batch API) and what was re-attached, retried live or failed."""
+    per: dict[str, int] = {}
+    for b in batches:
+        per[b.provider] = per.get(b.provider, 0) + 1
+    where = ", ".join(f"{name} {n}" for name, n in per.items()) or "none"
+    lines = [f"Batch: {len(batches)} batch{'es' if len(batches) != 1 else ''} ({where}); "
+             f"{sum(tally.batched.values()):,} requests at the batch rate"
+             + (f", {tally.reattached} re-attached from receipts" if tally.reattached else "") + "."]
+    if tally.live:
+        live = ", ".join(f"{m} {n:,}" for m, n in tally.live.items())
+        lines.append(f"Live beside the batches (no batch API): {live}.")
+    if tally.failed_requests:
+        retried = f", {tally.retried_live:,} asked again live" if tally.retried_live else \
+            " (--retry-live asks them again live)"
+        lines.append(f"{tally.failed_requests:,} requests failed in their batch{retried}.")
+    return lines
 
 
 def _fmt(value: float | None, spec: str, missing: str = "-") -> str:
