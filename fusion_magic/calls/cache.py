@@ -1,9 +1,9 @@
 """Optional record/replay of calls of any kind, content-addressed by the canonical request.
 
 The key is a SHA-256 of the model id and the request fields that change the answer: for chat the
-messages, max_tokens, temperature, seed, stop and schema; for any other request dataclass (a video
-job, an evaluation) every field that takes part in its equality. Endpoints and keys are not part of it
-and nothing secret is written: an entry holds the answer text, its usage (tokens, seconds of video,
+messages, max_tokens, temperature, seed, stop, schema and the vendor ``extra`` fields; for any other request
+dataclass (a video job, an evaluation) every field that takes part in its equality. Endpoints and keys are not
+part of it and nothing secret is written: an entry holds the answer text, its usage (tokens, seconds of video,
 clips), finish reason and recorded cost.
 
     cache = CallCache(Path(".fusion_cache"), mode="on")
@@ -73,6 +73,10 @@ def request_key(model_id: str, request: DataclassInstance) -> str:
             "stop": list(request.stop),
             "schema": request.json_schema,
         }
+        if request.extra:
+            # A vendor's own fields (OpenRouter's fusion plugin and its preset) change the answer: two presets must
+            # never replay each other's. Only when there are some, so every earlier recording keeps its key.
+            canonical["extra"] = _canonical(request.extra)
     else:
         if not dataclasses.is_dataclass(request) or isinstance(request, type):
             raise TypeError(f"a cache key needs a request dataclass, not {type(request).__name__}")

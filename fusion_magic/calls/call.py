@@ -32,7 +32,7 @@ from ..core.pricing import approx_tokens, price_record
 from ..core.record import Response
 from ..core.state import State, from_wire
 from ..core.text import valid_text
-from ..providers.base import ChatRequest, Endpoint, Finished, TextDelta, Usage
+from ..providers.base import ChatRequest, Endpoint, Finished, ProviderAnalysis, TextDelta, Usage
 from ..providers.registry import ProviderSpec, check_model, make_provider, resolve_endpoint, split_model_id
 from .settings import Settings
 
@@ -298,7 +298,8 @@ async def _call_with_retries(
             await asyncio.sleep(delay)
 
 
-def _apply(r: Response, event: TextDelta | Usage | Finished, ctx: CallContext, started: float) -> None:
+def _apply(r: Response, event: TextDelta | Usage | Finished | ProviderAnalysis, ctx: CallContext,
+           started: float) -> None:
     if isinstance(event, TextDelta):
         if r.ttft_s is None:
             r.ttft_s = time.monotonic() - started
@@ -320,6 +321,8 @@ def _apply(r: Response, event: TextDelta | Usage | Finished, ctx: CallContext, s
     elif isinstance(event, Finished):
         r.finish_reason = event.reason
         r.served_model, r.request_id = event.served_model, event.request_id
+    elif isinstance(event, ProviderAnalysis):
+        r.provider_analysis = dict(event.data)  # OpenRouter's Fusion analysis, as sent
 
 
 def _replay(r: Response, recorded: Response, ctx: CallContext, started: float) -> None:

@@ -7,11 +7,21 @@
     best-of           the whole pool, the judge picks one answer
     merge             the whole pool, the judge writes one answer from them
     debate            the whole pool revises over rounds, then the judge writes the answer
+    openrouter-fusion           OpenRouter's own server-side fusion (``openrouter/fusion``, its default Quality
+                                panel and analyst), once per question: the baseline ours is measured against
+    openrouter-fusion:<preset>  the same with one of OpenRouter's presets: high, budget or fast (its
+                                ``general-high``, ``general-budget``, ``general-fast``; either spelling);
+                                ``quality`` is the default
 
 A vote (``vote``, ``self:<k>``) with no majority defers to the evaluation's judge when it is a model, else it
 abstains (scored wrong, with the vote's reason).
 
-Everything but ``single`` is a fused run, planned once per strategy with ``fusion.engine.plan_fusion`` (so every
+``openrouter-fusion`` is one call, like ``single``: to ``openrouter:openrouter/fusion`` with ``tool_choice``
+"required" (else the router's model may answer without convening the panel) and, for a preset, the ``fusion``
+plugin naming it (docs/openrouter-fusion.md). It needs an OpenRouter key like any OpenRouter model, and its row's
+note says how the panel went; the whole analysis OpenRouter returned stays on the call's ``provider_analysis``.
+
+Everything else is a fused run, planned once per strategy with ``fusion.engine.plan_fusion`` (so every
 model id and key is checked before any call) and run per question with ``run_fusion``: the same requests,
 judge and vote a ``%%fuse`` cell sends.
 
@@ -22,9 +32,9 @@ judge and vote a ``%%fuse`` cell sends.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from ..calls.call import CallContext, Target, prepare, run_call
 from ..calls.requests import Context
@@ -37,6 +47,8 @@ from ..fusion.engine import FusionPlan, new_result, plan_fusion, run_fusion
 from ..fusion.options import FuseOptions
 from ..fusion.pool import Member
 from ..fusion.requests import member_request
+from ..judge.analysis import from_openrouter
+from ..present.ledger_table import shorten
 from ..present.wording import failure_detail
 
 DEFAULT_SELF_K = 5
@@ -44,7 +56,19 @@ DEFAULT_SELF_K = 5
 # fresh sample, and its own cache entry) while repeat 0 sends exactly what a %%fuse cell would.
 SEED_STRIDE = 1000
 FUSED = ("vote", "best-of", "merge", "debate")
-NAMES_HELP = "single, single:<model>, self:<k>, vote, best-of, merge or debate"
+OPENROUTER_FUSION = "openrouter-fusion"
+# OpenRouter's Fusion router, asked like any OpenRouter model (so the key check and the call path are the usual ones).
+OPENROUTER_FUSION_MODEL = "openrouter:openrouter/fusion"
+# Our preset names -> OpenRouter's preset slug (the fusion plugin's ``preset``, an enum in its OpenAPI schema). None:
+# no plugin, OpenRouter's default panel (its docs: the Quality preset of the Fusion lab).
+FUSION_PRESETS: dict[str, str | None] = {
+    "quality": None,
+    "high": "general-high",
+    "budget": "general-budget",
+    "fast": "general-fast",
+}
+NAMES_HELP = ("single, single:<model>, self:<k>, vote, best-of, merge, debate, openrouter-fusion or "
+              f"openrouter-fusion:<preset> ({', '.join(FUSION_PRESETS)})")
 
 
 @dataclass(frozen=True)
@@ -53,11 +77,14 @@ class Strategy:
     a single model or the ``fusion`` plan (its prompt is replaced per question)."""
 
     name: str
-    kind: Literal["single", "fused"]
+    kind: Literal["single", "fused", "provider-fused"]
     options: FuseOptions
     settings: Settings
     target: Target | None = None
     fusion: FusionPlan | None = None
+    # Vendor fields every request of a one-call strategy carries (``ChatRequest.extra``): OpenRouter's fusion
+    # plugin and tool_choice for ``openrouter-fusion``.
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def local_only(self) -> bool:
@@ -101,8 +128,9 @@ class Attempt:
 
 
 def expand_names(names: Sequence[str], pool: Sequence[str]) -> list[str]:
-    """The strategy names, ``single`` expanded to one per distinct pool model, ``self`` to ``self:5``,
-    duplicates dropped (first kept)."""
+    """The strategy names, ``single`` expanded to one per distinct pool model, ``self`` to ``self:5``, an
+    ``openrouter-fusion`` preset in its short spelling (``quality`` the bare name), duplicates dropped (first
+    kept)."""
     out: list[str] = []
     for raw in names:
         if not isinstance(raw, str) or not raw.strip():
@@ -112,6 +140,8 @@ def expand_names(names: Sequence[str], pool: Sequence[str]) -> list[str]:
             out.extend(f"single:{m}" for m in dict.fromkeys(pool))
         elif name == "self":
             out.append(f"self:{DEFAULT_SELF_K}")
+        elif name.startswith(f"{OPENROUTER_FUSION}:"):
+            out.append(_fusion_name(name.partition(":")[2]))
         else:
             out.append(name)
     return list(dict.fromkeys(out))
@@ -141,6 +171,8 @@ def plan_strategies(names: Sequence[str], pool: Sequence[str], judge: str, setti
 
 def _plan_one(name: str, base: FuseOptions, settings: Settings, probe: str) -> Strategy:
     kind, _, arg = name.partition(":")
+    if kind == OPENROUTER_FUSION:
+        return _plan_openrouter_fusion(name, arg, base, settings)
     if kind == "single" and arg:
         options = base.with_(pool=(arg,))
         target = prepare(arg, options.run_settings(settings))
@@ -161,6 +193,37 @@ def _plan_one(name: str, base: FuseOptions, settings: Settings, probe: str) -> S
         # The evaluation has a judge model: a vote that finds no majority defers to it rather than pick none.
         plan = replace(plan, tiebreak=prepare(base.judge, plan.settings))
     return Strategy(name, "fused", options, plan.settings, fusion=plan)
+
+
+def _fusion_name(preset: str) -> str:
+    """``openrouter-fusion:<preset>`` in its short spelling: ``general-budget`` -> ``budget``, ``quality`` -> the
+    bare name. An unknown preset is kept as written (planning refuses it)."""
+    short = preset.strip().lower().removeprefix("general-")
+    if short not in FUSION_PRESETS:
+        return f"{OPENROUTER_FUSION}:{preset.strip()}"
+    return OPENROUTER_FUSION if FUSION_PRESETS[short] is None else f"{OPENROUTER_FUSION}:{short}"
+
+
+def fusion_extra(preset: str | None) -> dict[str, Any]:
+    """The request fields that ask OpenRouter's Fusion router for a fused answer on every question: ``tool_choice``
+    "required" (its docs: the alias's model otherwise decides whether the task warrants the panel) and, for a
+    preset, the ``fusion`` plugin naming its slug (``general-budget``)."""
+    extra: dict[str, Any] = {"tool_choice": "required"}
+    if preset is not None:
+        extra["plugins"] = [{"id": "fusion", "preset": preset}]
+    return extra
+
+
+def _plan_openrouter_fusion(name: str, arg: str, base: FuseOptions, settings: Settings) -> Strategy:
+    short = arg.strip().lower().removeprefix("general-") if arg else "quality"
+    if short not in FUSION_PRESETS:
+        raise ConfigError(f"{name!r}: unknown OpenRouter Fusion preset {arg!r}; use {', '.join(FUSION_PRESETS)} "
+                          f"(as in {OPENROUTER_FUSION}:budget)")
+    options = base.with_(pool=(OPENROUTER_FUSION_MODEL,))
+    run_settings = options.run_settings(settings)
+    target = prepare(OPENROUTER_FUSION_MODEL, run_settings)  # a missing OpenRouter key is refused here
+    return Strategy(name, "provider-fused", options, run_settings, target=target,
+                    extra=fusion_extra(FUSION_PRESETS[short]))
 
 
 def _self_k(arg: str, name: str) -> int:
@@ -188,7 +251,7 @@ async def answer(strategy: Strategy, prompt: str, *, repeat: int, ctx: CallConte
     # A context of its own: run_fusion adds and removes a listener and may leave late members in
     # ``pending``; concurrent questions must not see each other's. Client, cache and call counter are shared.
     own = CallContext(client=ctx.client, settings=strategy.settings, listeners=list(ctx.listeners),
-                      cache=ctx.cache, counter=ctx.counter)
+                      cache=ctx.cache, counter=ctx.counter, batch=ctx.batch)
     if strategy.target is not None:
         return await _single(strategy, strategy.target, prompt, repeat, own, attachments)
     assert strategy.fusion is not None
@@ -200,10 +263,35 @@ async def _single(strategy: Strategy, target: Target, prompt: str, repeat: int, 
     member = Member(target, short_name(target.model_id), seed=seed_for(strategy.options.seed, repeat),
                     temperature=strategy.options.temperature)
     request = member_request(member, prompt.strip(), strategy.options, context=Context(attachments=attachments))
+    if strategy.extra:
+        request = replace(request, extra=strategy.extra)
     r = await run_call(target, request, ctx=ctx, label=member.label, timeout=strategy.options.timeout)
+    note = fusion_note(r) if strategy.kind == "provider-fused" else None
     if r.ok and r.text.strip():
-        return Attempt(r.text, [r])
-    return Attempt("", [r], error=f"no answer ({failure_detail(r)})" if not r.ok else "an empty answer")
+        return Attempt(r.text, [r], note=note)
+    return Attempt("", [r], error=f"no answer ({failure_detail(r)})" if not r.ok else "an empty answer", note=note)
+
+
+def fusion_note(r: Response) -> str | None:
+    """A row's note on how OpenRouter's Fusion run went, from what it returned (``provider_analysis``):
+    "OpenRouter Fusion: 3 panel models, 1 failed". None for a call that failed before any answer."""
+    data = r.provider_analysis
+    if data is None:
+        if r.cost_source.startswith("cache"):
+            return "OpenRouter Fusion: replayed from the cache, which keeps no analysis"
+        return "OpenRouter Fusion: no analysis returned" if r.ok else None
+    if data.get("status") == "error":
+        reason = data.get("failure_reason") or data.get("error") or "no reason given"
+        return f"OpenRouter Fusion failed: {shorten(str(reason), 80)}"
+    responses = data.get("responses")
+    failed = data.get("failed_models")
+    answered = len(responses) if isinstance(responses, list) else 0
+    lost = len(failed) if isinstance(failed, list) else 0
+    panel = answered + lost
+    words = f"OpenRouter Fusion: {panel} panel model{'' if panel == 1 else 's'}, {lost} failed"
+    if from_openrouter(data) is None:
+        words += "; no analysis (its analyst failed)"
+    return words
 
 
 async def _fused(template: FusionPlan, prompt: str, repeat: int, ctx: CallContext,
@@ -231,5 +319,5 @@ async def _fused(template: FusionPlan, prompt: str, repeat: int, ctx: CallContex
     return Attempt("", calls, error=why, note=note)
 
 
-__all__ = ["DEFAULT_SELF_K", "SEED_STRIDE", "Attempt", "Strategy", "answer", "expand_names", "plan_strategies",
-           "seed_for"]
+__all__ = ["DEFAULT_SELF_K", "FUSION_PRESETS", "OPENROUTER_FUSION", "OPENROUTER_FUSION_MODEL", "SEED_STRIDE", "Attempt",
+           "Strategy", "answer", "expand_names", "fusion_extra", "fusion_note", "plan_strategies", "seed_for"]

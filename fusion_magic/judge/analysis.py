@@ -1,6 +1,6 @@
 """The judge's structured analysis of the answers: what they agree on, where they contradict each other,
-what only one of them covered and what none covered; plus which members failed, taken from their records
-(a failed member sent nothing to the judge, so the judge cannot know why it failed).
+what only some of them covered, what only one covered and what none covered; plus which members failed, taken
+from their records (a failed member sent nothing to the judge, so the judge cannot know why it failed).
 
 The judge writes the analysis inside the JSON object of its verdict and names answers by their anonymous
 letters. ``read_analysis`` maps the letters back to the members and keeps only what fits: a missing key is
@@ -10,6 +10,9 @@ bounded. A judge whose analysis is unusable keeps its verdict (the caller adds a
     properties = {"reasoning": {...}, "analysis": analysis_schema(["A", "B"]), "winner": {...}}
     analysis = read_analysis(data.get("analysis"), {"A": "openai:gpt-4o", "B": "gemini:gemini-2.5-flash"})
     analysis.contradictions[0].stances   # {"openai:gpt-4o": "...", "gemini:gemini-2.5-flash": "..."}
+
+OpenRouter's Fusion router returns an analysis of the same kind beside its answer; ``from_openrouter`` reads it
+into the same type (members named by OpenRouter's model slugs), so both show the same way.
 """
 
 from __future__ import annotations
@@ -37,14 +40,15 @@ _REASON_CHARS = 80
 _SEAT = re.compile(r" #\d+$")
 _T = TypeVar("_T")
 
-FIELDS = ("consensus", "contradictions", "unique", "blind_spots")
+FIELDS = ("consensus", "contradictions", "partial_coverage", "unique", "blind_spots")
 
 INSTRUCTIONS = (
     '"analysis" compares the answers: "consensus" lists the points they all make; "contradictions" lists '
     'each topic on which they disagree, as its "topic" and every answer\'s "stances" by letter (what that '
-    'answer says on it, or "not addressed"); "unique" lists what only one answer covered, as its "label" '
-    '(the letter) and the "point"; "blind_spots" lists what matters for the question that no answer covered. '
-    "Each item is one short sentence; a list with nothing to say is empty."
+    'answer says on it, or "not addressed"); "partial_coverage" lists what several answers but not all covered, '
+    'as the "point" and the "labels" (letters) of the answers that covered it; "unique" lists what only one '
+    'answer covered, as its "label" (the letter) and the "point"; "blind_spots" lists what matters for the '
+    "question that no answer covered. Each item is one short sentence; a list with nothing to say is empty."
 )
 
 
@@ -54,6 +58,14 @@ class Contradiction:
 
     topic: str
     stances: dict[str, str]
+
+
+@dataclass(frozen=True)
+class PartialCoverage:
+    """A point some answers covered and others did not: the point, and the members that covered it."""
+
+    point: str
+    models: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -79,11 +91,14 @@ class JudgeAnalysis:
     blind_spots: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
+    # Added after ``models``: the fields above keep their positions for callers that build one positionally.
+    partial_coverage: list[PartialCoverage] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         """True when the judge found nothing to report (failed members aside)."""
-        return not (self.consensus or self.contradictions or self.unique or self.blind_spots)
+        return not (self.consensus or self.contradictions or self.partial_coverage or self.unique
+                    or self.blind_spots)
 
 
 def member_name(r: Response) -> str:
@@ -120,9 +135,12 @@ def analysis_schema(labels: Sequence[str]) -> dict[str, Any]:
     letters = list(labels)
     stances = {"type": "object", "properties": {k: dict(text) for k in letters}, "required": letters,
                "additionalProperties": False}
+    label = {"type": "string", "enum": letters}
     return _object({
         "consensus": {"type": "array", "items": dict(text)},
         "contradictions": {"type": "array", "items": _object({"topic": dict(text), "stances": stances})},
+        "partial_coverage": {"type": "array", "items": _object({"point": dict(text),
+                                                                "labels": {"type": "array", "items": dict(label)}})},
         "unique": {"type": "array", "items": _object({"label": {"type": "string", "enum": letters},
                                                       "point": dict(text)})},
         "blind_spots": {"type": "array", "items": dict(text)},
@@ -166,7 +184,7 @@ def _bound(node: Any, max_items: int, max_chars: int) -> Any:
 
 def read_analysis(value: object, names: Mapping[str, str], models: Sequence[str] = ()) -> JudgeAnalysis | None:
     """The analysis from the judge's ``"analysis"`` value, or None when there is none to read (absent,
-    not an object, or none of its four lists is a list).
+    not an object, or none of its lists is a list).
 
     ``names`` maps each anonymous letter to the member it stands for; ``models`` are the table's columns
     (default: the members of ``names`` in letter order). Strings are whitespace-collapsed and cut at
@@ -177,6 +195,7 @@ def read_analysis(value: object, names: Mapping[str, str], models: Sequence[str]
     return JudgeAnalysis(
         consensus=_texts(value.get("consensus")),
         contradictions=_bounded(_contradiction(item, names) for item in _items(value.get("contradictions"))),
+        partial_coverage=_bounded(_partial(item, names) for item in _items(value.get("partial_coverage"))),
         unique=_bounded(_unique(item, names) for item in _items(value.get("unique"))),
         blind_spots=_texts(value.get("blind_spots")),
         models=list(models) or list(dict.fromkeys(names[k] for k in sorted(names))),
@@ -226,6 +245,18 @@ def _contradiction(item: object, names: Mapping[str, str]) -> Contradiction | No
     return Contradiction(topic, stances)
 
 
+def _partial(item: object, names: Mapping[str, str]) -> PartialCoverage | None:
+    if not isinstance(item, Mapping):
+        return None
+    point = _text(item.get("point"))
+    raw = item.get("labels")
+    letters = [read_label(key, names) for key in (raw if isinstance(raw, list) else [])]
+    models = tuple(dict.fromkeys(names[letter] for letter in letters if letter is not None))
+    if point is None or not models:
+        return None
+    return PartialCoverage(point, models)
+
+
 def _unique(item: object, names: Mapping[str, str]) -> UniquePoint | None:
     if not isinstance(item, Mapping):
         return None
@@ -236,15 +267,90 @@ def _unique(item: object, names: Mapping[str, str]) -> UniquePoint | None:
     return UniquePoint(names[letter], point)
 
 
+# --- OpenRouter's Fusion analysis ------------------------------------------------------------------------------
+
+
+def from_openrouter(result: object) -> JudgeAnalysis | None:
+    """OpenRouter's Fusion result (the ``openrouter:fusion`` item as sent: its ``analysis`` with ``consensus``,
+    ``contradictions``, ``partial_coverage``, ``unique_insights``, ``blind_spots``, plus ``responses`` and
+    ``failed_models``) as our analysis, members named by OpenRouter's model slugs; None when it carries no analysis
+    (the analyst failed, or the run did: ``status`` "error").
+
+    Read as tolerantly and bounded as our judge's: a wrong-shaped item is dropped. The columns are the panel
+    models that answered, then those that failed (each with its error, shortened, in ``failed``).
+
+        from_openrouter(record.provider_analysis).partial_coverage[0].models   # ("openai/gpt-5",)
+    """
+    if not isinstance(result, Mapping):
+        return None
+    value = result.get("analysis")
+    if not isinstance(value, Mapping) or not any(isinstance(value.get(k), list) for k in _OPENROUTER_FIELDS):
+        return None
+    failed = [(model, shorten(_text(f.get("error")) or "failed", _REASON_CHARS))
+              for f in _items(result.get("failed_models")) if isinstance(f, Mapping)
+              for model in [_text(f.get("model"))] if model is not None]
+    answered = [model for r in _items(result.get("responses")) if isinstance(r, Mapping)
+                for model in [_text(r.get("model"))] if model is not None]
+    return JudgeAnalysis(
+        consensus=_texts(value.get("consensus")),
+        contradictions=_bounded(_or_contradiction(item) for item in _items(value.get("contradictions"))),
+        partial_coverage=_bounded(_or_partial(item) for item in _items(value.get("partial_coverage"))),
+        unique=_bounded(_or_unique(item) for item in _items(value.get("unique_insights"))),
+        blind_spots=_texts(value.get("blind_spots")),
+        failed=failed[:MAX_ITEMS],
+        models=list(dict.fromkeys([*answered, *(m for m, _ in failed)]))[:MAX_ITEMS],
+    )
+
+
+# FusionAnalysisResult's lists (OpenRouter's OpenAPI schema, all required there).
+_OPENROUTER_FIELDS = ("consensus", "contradictions", "partial_coverage", "unique_insights", "blind_spots")
+
+
+def _or_contradiction(item: object) -> Contradiction | None:
+    if not isinstance(item, Mapping):
+        return None
+    topic = _text(item.get("topic"))
+    stances: dict[str, str] = {}
+    for s in _items(item.get("stances")):
+        if isinstance(s, Mapping):
+            model, stance = _text(s.get("model")), _text(s.get("stance"))
+            if model is not None and stance is not None:
+                stances.setdefault(model, stance)
+    if topic is None or not stances:
+        return None
+    return Contradiction(topic, dict(list(stances.items())[:MAX_ITEMS]))
+
+
+def _or_partial(item: object) -> PartialCoverage | None:
+    if not isinstance(item, Mapping):
+        return None
+    point = _text(item.get("point"))
+    models = tuple(dict.fromkeys(m for m in (_text(x) for x in _items(item.get("models"))) if m is not None))
+    if point is None or not models:
+        return None
+    return PartialCoverage(point, models[:MAX_ITEMS])
+
+
+def _or_unique(item: object) -> UniquePoint | None:
+    if not isinstance(item, Mapping):
+        return None
+    model, insight = _text(item.get("model")), _text(item.get("insight"))
+    if model is None or insight is None:
+        return None
+    return UniquePoint(model, insight)
+
+
 __all__ = [
     "FIELDS",
     "INSTRUCTIONS",
     "Contradiction",
     "JudgeAnalysis",
+    "PartialCoverage",
     "UniquePoint",
     "analysis_schema",
     "bounded_for_local",
     "failures",
+    "from_openrouter",
     "member_name",
     "read_analysis",
     "verdict_schema",

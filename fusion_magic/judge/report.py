@@ -61,8 +61,9 @@ def _field_html(name: str, value: str, v: Verdict) -> str:
 
 def analysis_html(analysis: JudgeAnalysis) -> str:
     """The judge's analysis as a compact "who said what": the contradictions as a table (a row per topic,
-    a column per member), then consensus, points only one answer made, blind spots and failed members as
-    short lists. Every string is escaped: the judge's text and the model ids are shown as plain text."""
+    a column per member), then consensus, points only some answers made, points only one answer made, blind
+    spots and failed members as short lists. Every string is escaped: the judge's text and the model ids are
+    shown as plain text."""
     parts = ["<h4>Who said what</h4>"]
     if analysis.contradictions:
         columns = analysis_columns(analysis)
@@ -100,7 +101,8 @@ def fallback_words(v: Verdict, judge: str | None) -> str:
 
 
 UNSTATED = "—"
-NOTHING_FOUND = "The judge found no consensus, contradiction, unique point or blind spot to report."
+NOTHING_FOUND = ("The judge found no consensus, contradiction, partly covered or unique point, or blind spot to "
+                 "report.")
 
 
 def analysis_columns(analysis: JudgeAnalysis) -> list[str]:
@@ -113,6 +115,7 @@ def analysis_lists(analysis: JudgeAnalysis) -> list[tuple[str, list[tuple[str, s
     """The analysis's short lists that have items, titled: (title, [(member or "", text)])."""
     lists: list[tuple[str, list[tuple[str, str]]]] = [
         ("all agree", [("", point) for point in analysis.consensus]),
+        ("only some answers", [(", ".join(p.models), p.point) for p in analysis.partial_coverage]),
         ("only one answer", [(u.model, u.point) for u in analysis.unique]),
         ("no answer covered", [("", point) for point in analysis.blind_spots]),
         ("failed members", list(analysis.failed)),

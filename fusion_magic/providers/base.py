@@ -57,6 +57,10 @@ class ChatRequest:
 
     ``json_schema`` asks for structured output where the protocol supports it; providers that
     cannot enforce it ignore it and the caller parses tolerantly.
+
+    ``extra`` holds top-level body fields of one vendor's dialect that have no field of their own here
+    (OpenRouter's ``plugins`` and ``tool_choice`` for its Fusion router). Only the OpenAI-compatible protocol's
+    OpenRouter flavor sends them; never a field it already sets. They are part of the cache key.
     """
 
     model: str
@@ -67,6 +71,7 @@ class ChatRequest:
     stop: tuple[str, ...] = ()
     json_schema: Mapping[str, Any] | None = None
     schema_name: str = "verdict"
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def system(self) -> str | None:
@@ -121,7 +126,16 @@ class Finished:
     request_id: str | None = None
 
 
-ProviderEvent = TextDelta | Usage | Finished
+@dataclass(frozen=True)
+class ProviderAnalysis:
+    """A structured analysis the provider returned beside the answer, as it sent it (OpenRouter's Fusion router:
+    its ``openrouter:fusion`` result, with ``analysis``, ``responses``, ``failed_models`` ...). The call keeps the
+    last one on ``CallRecord.provider_analysis``."""
+
+    data: Mapping[str, Any]
+
+
+ProviderEvent = TextDelta | Usage | Finished | ProviderAnalysis
 
 
 # ---- endpoints and the provider protocol ---------------------------------------------------------
@@ -260,6 +274,7 @@ __all__ = [
     "Message",
     "OverHTTP",
     "Provider",
+    "ProviderAnalysis",
     "ProviderEvent",
     "TextDelta",
     "Usage",

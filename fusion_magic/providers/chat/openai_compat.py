@@ -1,8 +1,10 @@
 """OpenAI-compatible chat completions: OpenRouter, OpenAI, Ollama, vLLM, llama.cpp server, LM Studio.
 
 One protocol, several dialects, chosen by ``Endpoint.flavor``: OpenAI itself wants
-``max_completion_tokens``; OpenRouter reports ``usage.cost``, always sends usage, and silently drops
-parameters a backend cannot honour unless ``provider.require_parameters`` is set.
+``max_completion_tokens``; OpenRouter reports ``usage.cost``, always sends usage, silently drops
+parameters a backend cannot honour unless ``provider.require_parameters`` is set, takes the request's
+``extra`` fields (its ``plugins``, ``tool_choice``), and may return its Fusion router's analysis beside the
+answer (``fusion_result``; docs/openrouter-fusion.md).
 """
 
 from __future__ import annotations
@@ -23,7 +25,16 @@ from ...core.errors import (
 )
 from ...core.mime import IMAGE_TYPES
 from .._http import Classifier, ErrorInfo, WireContext, error_info
-from ..base import AttachmentLimits, ChatRequest, Endpoint, Message, ProviderEvent, TextDelta, Usage
+from ..base import (
+    AttachmentLimits,
+    ChatRequest,
+    Endpoint,
+    Message,
+    ProviderAnalysis,
+    ProviderEvent,
+    TextDelta,
+    Usage,
+)
 from ._sse import SSEProvider, StreamParser, json_int, load_event
 from .openrouter_models import input_modalities
 
@@ -126,6 +137,9 @@ class ChunkParser(StreamParser):
             content = delta.get("content")
             if isinstance(content, str) and content:
                 yield TextDelta(content)
+            fusion = fusion_result(delta)
+            if fusion is not None:
+                yield ProviderAnalysis(fusion)
         if choice.get("error"):
             raise self.classify(error_info({"error": choice["error"]}))
         reason = choice.get("finish_reason")
@@ -208,7 +222,33 @@ class OpenAICompatProvider(SSEProvider):
             if flavor == "openrouter":
                 # Otherwise OpenRouter may route to a backend that silently ignores the schema.
                 body["provider"] = {"require_parameters": True}
+        if flavor == "openrouter":
+            # OpenRouter's own request fields (plugins, tool_choice); what we set above is ours to decide, so an
+            # extra never overrides it (a stray "stream": false would break the parser).
+            body.update((k, v) for k, v in request.extra.items() if k not in body)
         return body
+
+
+# The type of OpenRouter's Fusion result (the ``openrouter:fusion`` server tool's output item).
+FUSION_TYPE = "openrouter:fusion"
+
+
+def fusion_result(message: Mapping[str, Any]) -> dict[str, Any] | None:
+    """OpenRouter's Fusion result in a chat ``message`` (non-streamed) or a chunk's ``delta``, as sent; None if none.
+
+    OpenRouter documents the result (``type`` "openrouter:fusion", ``status``, ``analysis``, ``responses``,
+    ``failed_models``, ``failure_reason``, ``error``) as a Responses API output item; on chat completions it
+    documents no place for it. Chat completions carries OpenRouter's other server-side results as ``annotations``
+    (web search's ``url_citation``), so an annotation of that type is read, flat or nested under its type the way
+    ``url_citation`` nests (unconfirmed: docs/openrouter-fusion.md). The last one wins.
+    """
+    found: dict[str, Any] | None = None
+    annotations = message.get("annotations")
+    for item in annotations if isinstance(annotations, list) else ():
+        if isinstance(item, Mapping) and item.get("type") == FUSION_TYPE:
+            nested = item.get(FUSION_TYPE)
+            found = dict(nested if isinstance(nested, Mapping) else item)
+    return found
 
 
 def message(m: Message) -> dict[str, Any]:
@@ -240,4 +280,4 @@ def _usage(usage: Mapping[str, Any]) -> Usage:
     )
 
 
-__all__ = ["ChunkParser", "OpenAICompatProvider"]
+__all__ = ["FUSION_TYPE", "ChunkParser", "OpenAICompatProvider", "fusion_result"]
