@@ -87,7 +87,7 @@ def estimate(plan: FusionPlan) -> Estimate:
         # A debate round re-sends the question (with the thread and the attachments), the member's answer and
         # the others' answers.
         inp = first * n_member_calls + (n_member_calls - 1) * out * len(plan.members)
-        rows.append(_row(m.target.model_id, f"member {m.label}", n_member_calls, inp, out * n_member_calls, prices,
+        rows.append(call_row(m.target.model_id, f"member {m.label}", n_member_calls, inp, out * n_member_calls, prices,
                          media * n_member_calls))
     if plan.judge is not None:
         factor = 2 if options.mode == "debate" else 1
@@ -98,7 +98,7 @@ def estimate(plan: FusionPlan) -> Estimate:
         inp = approx_tokens((options.system or "") + "".join(t.text for t in seen)) + media + total_out * factor + 200
         # --orders N: one judge call per distinct ordering of the answers (at most n! of them).
         n = min(plan.options.orders, math.factorial(max(1, len(plan.members))))
-        rows.append(_row(plan.judge.model_id, "judge", n, inp * n, output_cap(plan.judge, judge=True) * n, prices,
+        rows.append(call_row(plan.judge.model_id, "judge", n, inp * n, output_cap(plan.judge, judge=True) * n, prices,
                          media * n))
     unknown = sorted({str(r["model"]) for r in rows if r["est_cost_usd"] is None})
     costs = [r["est_cost_usd"] for r in rows]
@@ -149,8 +149,9 @@ def _media_table(plan: FusionPlan, models: Sequence[str]) -> tuple[list[MediaRow
     return rows, rules
 
 
-def _row(model: str, role: str, calls: int, inp: int, out: int,
-         prices: Mapping[str, UserPrice], media: int = 0) -> dict[str, object]:
+def call_row(model: str, role: str, calls: int, inp: int, out: int,
+             prices: Mapping[str, UserPrice], media: int = 0) -> dict[str, object]:
+    """One projected row: ``calls`` calls to ``model`` with ``inp``/``out`` tokens in all, priced (or None)."""
     price = price_for(model, prices)
     return {"model": model, "role": role, "calls": calls, "est_input_tokens": inp, "est_output_tokens": out,
             "est_attachment_tokens": media,

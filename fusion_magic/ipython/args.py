@@ -84,6 +84,9 @@ class EvalArgs:
     data: str = option("", metavar="DATA", help="a CSV or JSONL file, a DataFrame variable, or 'bundled'")
     cache: str | None = option(None, "--cache", choices=CACHE_MODES, const="on", help="record/replay calls")
     out: str | None = option(None, "-o", "--out", metavar="NAME", help="store the result in this variable")
+    background: bool = option(False, "--background",
+                              help="return at once; -o NAME holds the job (NAME.result() waits, NAME.partial)")
+    estimate: bool = option(False, "--estimate", help="print each strategy's cost live and in batches; send nothing")
     notes: tuple[str, ...] = ()  # one line per old flag on the line (-s, -r)
 
 

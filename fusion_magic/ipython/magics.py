@@ -42,6 +42,7 @@ from ..core.errors import FusionError
 from ..core.events import OffloadedListener
 from ..core.record import Response
 from ..core.state import State
+from ..evaluation.estimate import estimate_evaluation
 from ..evaluation.options import EvalOptions
 from ..fusion.estimate import check_budget, estimate
 from ..fusion.options import FuseOptions
@@ -271,13 +272,18 @@ class FusionMagics(Magics, Configurable):
         data: Any = BUNDLED_QUESTIONS if ns.data == "bundled" else self.shell.user_ns.get(ns.data, ns.data)
         settings = self.settings().with_(cache=ns.cache)
         plan = plan_eval(data, settings, EvalOptions().with_(**ns.given))
+        if ns.estimate:
+            return estimate_evaluation(plan)
         self._show_notice(plan.notice)
         for warning in plan.warnings:
             print(warning)
         progress = EvalProgress(plan.total, widgets=self._widgets_wanted())
-        job = start(plan, (), on_row=progress.row)
+        job = start(plan, (progress.listener,), on_row=progress.row)
         partial = job.partial
         assert partial is not None  # start() made it
+        if ns.background:
+            in_background(self.shell, job, ns.out)
+            return None
 
         def stopped(seconds: float, finished: bool) -> CellInterrupted:
             if ns.out:

@@ -128,6 +128,11 @@ def colour(r: Response) -> str:
     return LATE_COLOUR if r.late and not r.state.is_running else _COLOURS[r.state]
 
 
+def state_word(state: State) -> str:
+    """A state as people read it (a batch's state in the progress view, a call's in the tabs)."""
+    return _WORDS[state]
+
+
 def clip_word(state: State) -> str:
     """The first word of a clip's status line: ``saved`` for a clip on disk, else the state's word."""
     return _CLIP_WORDS[state]
