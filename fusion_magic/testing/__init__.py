@@ -32,10 +32,11 @@ if importlib.util.find_spec("uvicorn") is None:
                               name="uvicorn")
 
 from . import families  # noqa: F401  (importing it registers the built-in families)
+from .batch import BatchBook
 from .emulator import ASGI_URL, Emulator, RecordedRequest
 from .judges import content_judge, debater
 from .script import SCRIPTED, Fault, FaultKind, ModelScript
 from .video_script import VideoScript
 
-__all__ = ["ASGI_URL", "SCRIPTED", "Emulator", "Fault", "FaultKind", "ModelScript", "RecordedRequest",
+__all__ = ["ASGI_URL", "SCRIPTED", "BatchBook", "Emulator", "Fault", "FaultKind", "ModelScript", "RecordedRequest",
            "VideoScript", "content_judge", "debater"]

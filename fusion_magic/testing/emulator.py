@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from ._exchange import QUIET_CUTS, ClientGone, ConnectionCut, Exchange, Receive, RecordedRequest, Send
+from .batch import BatchBook
 from .chat import default_reply
 from .registry import Match, Request, registry
 from .script import Fault, ModelScript, ScriptBook
@@ -59,6 +60,7 @@ class Emulator:
         self._video = VideoBook()
         self._log: list[RecordedRequest] = []
         self._seq = itertools.count(1)
+        self._batches = BatchBook(self._next_id)
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -106,6 +108,11 @@ class Emulator:
         return self._video
 
     @property
+    def batches(self) -> BatchBook:
+        """The batch APIs' batches, polls, scripted outcomes and counters (testing/batch.py)."""
+        return self._batches
+
+    @property
     def requests(self) -> list[RecordedRequest]:
         """A snapshot of the request log, oldest first (records update in place as answers finish)."""
         with self._lock:
@@ -126,10 +133,11 @@ class Emulator:
             return result
 
     def reset(self) -> None:
-        """Forget scripts, per-model counters, expected keys and the request log."""
+        """Forget scripts, per-model counters, batches, expected keys and the request log."""
         with self._lock:
             self._scripts.clear()
             self._video.clear()
+            self._batches.clear()
             self._log.clear()
             self.expected_keys.clear()
 
@@ -225,6 +233,10 @@ class Emulator:
     def _next_id(self) -> int:
         with self._lock:
             return next(self._seq)
+
+    def _expected_key(self, name: str, key_family: str | None) -> str | None:
+        keys = self.expected_keys
+        return keys[name] if name in keys else keys.get(key_family) if key_family else None
 
     # ---- the ASGI app -------------------------------------------------------------------------------
 
@@ -334,8 +346,9 @@ class Emulator:
             params=route.params,
             seq=self._next_id(),
             scripts=self._scripts,
-            expected_key=self.expected_keys.get(family.name),
+            expected_key=self._expected_key(family.name, family.key_family),
             video=self._video,
+            batches=self._batches,
         )
         if route.route.auth and not await family.authorize(req):
             return

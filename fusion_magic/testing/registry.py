@@ -13,10 +13,11 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ._exchange import Exchange, RecordedRequest
+from .batch import BatchBook
 from .script import ScriptBook
 from .video_script import VideoBook
 
@@ -66,6 +67,8 @@ class Request:
     expected_key: str | None
     # Video models' scripts, jobs and stored clips (video_script.py).
     video: VideoBook
+    # The batch APIs' batches, files and scripted outcomes (batch.py); a fresh book where none is given.
+    batches: BatchBook = field(default_factory=BatchBook)
 
     @property
     def record(self) -> RecordedRequest:
@@ -102,6 +105,9 @@ class Family(ABC):
     # Redacted in the log of every request, whichever route it hits (a key sent to the wrong place is still a key).
     secret_headers: ClassVar[frozenset[str]] = frozenset({"authorization"})
     secret_query: ClassVar[frozenset[str]] = frozenset()
+    # Whose entry of Emulator.expected_keys this family honours when it has none of its own (a batch API
+    # takes its chat API's key); None: its own name only.
+    key_family: ClassVar[str | None] = None
 
     @abstractmethod
     def routes(self) -> Sequence[Route]:

@@ -9,12 +9,16 @@ from __future__ import annotations
 from ..registry import Family, register
 from ..video import Storage
 from .anthropic import Anthropic
+from .anthropic_batch import AnthropicBatch
 from .fal import Fal
 from .gemini import Gemini
+from .gemini_batch import GeminiBatch
 from .gemini_files import GeminiFiles
 from .interactions import Interactions
 from .openai import Ollama, OpenAI
+from .openai_batch import OpenAIBatch
 from .openrouter import OpenRouter
+from .openrouter_batch import OpenRouterBatch
 from .openrouter_video import OpenRouterVideo
 from .runway import Runway
 from .veo import Veo
@@ -26,6 +30,11 @@ BUILTIN: tuple[Family, ...] = (
     Ollama(),
     Anthropic(),
     Gemini(),
+    # Batch APIs: they share their chat family's base URL and key (shared/reference/batch-apis.md).
+    OpenRouterBatch(),
+    OpenAIBatch(),
+    AnthropicBatch(),
+    GeminiBatch(),
     # Video: the storage host downloads are redirected to, Gemini's Files API, Veo, Omni, fal, OpenRouter, Runway.
     Storage(),
     GeminiFiles(),
@@ -39,5 +48,6 @@ BUILTIN: tuple[Family, ...] = (
 for _family in BUILTIN:
     register(_family)
 
-__all__ = ["BUILTIN", "Anthropic", "Fal", "Gemini", "GeminiFiles", "Interactions", "Ollama", "OpenAI", "OpenRouter",
-           "OpenRouterVideo", "Runway", "Storage", "Veo"]
+__all__ = ["BUILTIN", "Anthropic", "AnthropicBatch", "Fal", "Gemini", "GeminiBatch", "GeminiFiles", "Interactions",
+           "Ollama", "OpenAI", "OpenAIBatch", "OpenRouter", "OpenRouterBatch", "OpenRouterVideo", "Runway", "Storage",
+           "Veo"]
