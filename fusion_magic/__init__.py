@@ -26,12 +26,14 @@ if TYPE_CHECKING:
         arejudge,
         avideo,
         complete,
+        estimate_evaluation,
         estimate_video,
         evaluate,
         export_history,
         fuse,
         history,
         rejudge,
+        resume_evaluation,
         video,
     )
     from .calls.job import JobResult
@@ -47,8 +49,8 @@ if TYPE_CHECKING:
 # in ``fusion/`` and ``videos/``), so ``import fusion_magic.fusion.engine as m`` never meets the function ``fuse``.
 _HOMES = {
     **dict.fromkeys(("EvalJob", "FusionJob", "VideoJob", "acomplete", "aevaluate", "afuse", "arejudge", "avideo",
-                     "complete", "estimate_video", "evaluate", "export_history", "fuse", "history", "rejudge",
-                     "video"), ".api"),
+                     "complete", "estimate_evaluation", "estimate_video", "evaluate", "export_history", "fuse",
+                     "history", "rejudge", "resume_evaluation", "video"), ".api"),
     "JobResult": ".calls.job",
     "Settings": ".calls.settings",
     "Response": ".core.record",
@@ -93,6 +95,7 @@ __all__ = [
     "arejudge",
     "avideo",
     "complete",
+    "estimate_evaluation",
     "estimate_video",
     "evaluate",
     "export_history",
@@ -100,6 +103,7 @@ __all__ = [
     "history",
     "load_ipython_extension",
     "rejudge",
+    "resume_evaluation",
     "unload_ipython_extension",
     "video",
 ]

@@ -23,6 +23,7 @@ result filled in place is marked interrupted). The async functions take the same
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -45,6 +46,9 @@ from .core.record import Response
 from .core.runner import Job, get_runner, new_client
 from .evaluation import EvalPlan, EvalResult, RowCallback, plan_evaluation, run_evaluation
 from .evaluation import new_result as new_eval_result
+from .evaluation.engine import resume_options
+from .evaluation.estimate import EvalEstimate
+from .evaluation.estimate import estimate_evaluation as project_evaluation
 from .evaluation.options import EvalKeywords, EvalOptions
 from .fusion.engine import FusionPlan, check_takes_attachments, drain, plan_fusion, run_fusion
 from .fusion.engine import new_result as new_result  # the result a fused run fills (tests hold it themselves)
@@ -657,10 +661,32 @@ def _eval_run(plan: EvalPlan, result: EvalResult | None = None,
               on_row: RowCallback | None = None) -> Run[EvalResult]:
     options = {"strategies": plan.strategy_names, "repeats": plan.repeats, "judge": plan.judge,
                "questions": len(plan.questions), **({} if plan.seed is None else {"seed": plan.seed}),
-               **({} if plan.scorer.name == "match" else {"scorer": plan.scorer.name})}
+               **({} if plan.scorer.name == "match" else {"scorer": plan.scorer.name}),
+               **({"batch": resume_options(plan)} if plan.batch else {})}
     return Run("eval", f"{len(plan.questions)} questions", plan.settings, options,
                lambda ctx: run_evaluation(plan, ctx, on_row=on_row, result=result),
                lambda r: (r.status, None), result)
+
+
+def plan_eval_resume(settings: Settings | None = None, *, keys: Mapping[str, str] | None = None) -> EvalPlan:
+    """The newest batch evaluation in the run log that did not finish (a dead kernel, an interrupt, a cell run
+    with ``--background`` in a kernel since restarted), planned again from its questions file and options: its
+    run re-attaches to the batches its receipts hold and submits only what none holds. ``ConfigError`` when
+    there is none, or its questions were a DataFrame (call ``evaluate(df, ..., batch=True)`` again instead)."""
+    s = _settings(settings, keys)
+    log = _run_log(s)
+    if log is None:
+        raise ConfigError("%fuse eval resume reads the run log, which is off")
+    runs = log.runs(limit=200)
+    for _, run in runs[(runs["kind"] == "eval") & (runs["status"] != "ok") & (runs["status"] != "degraded")].iterrows():
+        logged = json.loads(run["options"] or "{}").get("batch")
+        if not isinstance(logged, dict):
+            continue
+        if not logged.get("source"):
+            raise ConfigError("the newest unfinished batch evaluation read a DataFrame, which the run log does not "
+                              "keep: call evaluate(df, ..., batch=True) again with the same questions and options")
+        return plan_evaluation(logged["source"], s, EvalOptions(**logged["options"]))
+    raise ConfigError("no unfinished batch evaluation in the run log (%fuse history lists the runs)")
 
 
 async def aevaluate(data: Any, *, settings: Settings | None = None, keys: Mapping[str, str] | None = None,
@@ -700,4 +726,23 @@ def evaluate(data: Any, *, settings: Settings | None = None, keys: Mapping[str, 
     the scored ones and the unscorable rate.
     """
     job = start(plan_eval(data, settings, keys=keys, **options), listeners, on_row=on_row)
+    return job if background else job.result()
+
+
+def estimate_evaluation(data: Any, *, settings: Settings | None = None, keys: Mapping[str, str] | None = None,
+                        **options: Unpack[EvalKeywords]) -> EvalEstimate:
+    """What ``evaluate(data, **options)`` would cost, each strategy live and through the batch APIs side by side
+    (``%fuse eval DATA --estimate``). Sends nothing.
+
+        print(fusion_magic.estimate_evaluation("questions.csv", pool=[...], strategies="single,best-of"))
+    """
+    return project_evaluation(plan_eval(data, settings, keys=keys, **options))
+
+
+def resume_evaluation(*, settings: Settings | None = None, keys: Mapping[str, str] | None = None,
+                      listeners: Sequence[Listener] = (), on_row: RowCallback | None = None,
+                      background: bool = False) -> EvalResult | EvalJob:
+    """Go on with the newest unfinished batch evaluation in the run log (``%fuse eval resume``): its batches
+    re-attached from their receipts, only what none holds submitted (see ``plan_eval_resume``)."""
+    job = start(plan_eval_resume(settings, keys=keys), listeners, on_row=on_row)
     return job if background else job.result()

@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Unpack
 
 from ..calls.batch import BatchRunner, PollPolicy
@@ -75,6 +76,9 @@ class EvalPlan:
     batch: bool = False
     retry_live: bool = False
     poll_s: float | None = None
+    # The questions file the plan read (absolute), None for a DataFrame or a list: what a resume reads again.
+    source: str | None = None
+    pool: tuple[str, ...] = ()  # the pool as resolved (the default's ids when none was given)
 
     @property
     def total(self) -> int:
@@ -136,10 +140,24 @@ def plan_evaluation(data: Any, settings: Settings, options: EvalOptions | None =
         rubric_judge=rubric, concurrency=o.concurrency, settings=settings, instruction=o.instruction,
         warnings=tuple(warnings), notice=notice, seed=o.seed, scorer=default_scorer, graders=graders,
         scorers=scorers, batch=o.batch, retry_live=o.retry_live, poll_s=o.poll_s,
+        source=str(Path(data).expanduser().absolute()) if isinstance(data, str | Path) else None, pool=tuple(ids),
     )
     if o.batch:
         _check_batch(plan)
     return plan
+
+
+def resume_options(plan: EvalPlan) -> dict[str, object]:
+    """What the run log keeps of a batch evaluation so ``%fuse eval resume`` can plan it again in a new process:
+    its questions file and every option, resolved (the pool's ids, the strategies' expanded names), so the plan
+    made from them has the same ``identity`` and re-attaches to the same receipts."""
+    return {"source": plan.source, "identity": plan.identity, "options": {
+        "pool": list(plan.pool),
+        "strategies": plan.strategy_names, "repeats": plan.repeats, "judge": plan.judge,
+        "concurrency": plan.concurrency, "instruction": plan.instruction, "seed": plan.seed,
+        "scorer": plan.scorer.name if plan.scorer.function is None else None,
+        "rubric_judge": None if plan.rubric_judge is None else plan.rubric_judge.model_id,
+        "batch": True, "retry_live": plan.retry_live, "poll_s": plan.poll_s}}
 
 
 def _check_batch(plan: EvalPlan) -> None:
@@ -330,4 +348,4 @@ def _graded(question: Question) -> Question:
 
 
 __all__ = ["DEFAULT_CONCURRENCY", "EvalPlan", "RowCallback", "instruction_for", "new_result", "plan_evaluation",
-           "run_evaluation", "run_row", "scorer_for"]
+           "resume_options", "run_evaluation", "run_row", "scorer_for"]

@@ -81,7 +81,8 @@ class EvalArgs:
     and the magic's own flags."""
 
     given: Mapping[str, Any] = field(default_factory=dict)
-    data: str = option("", metavar="DATA", help="a CSV or JSONL file, a DataFrame variable, or 'bundled'")
+    data: str = option("", metavar="DATA", help="a CSV or JSONL file, a DataFrame variable, 'bundled', or 'resume' "
+                                                "(the newest unfinished batch evaluation)")
     cache: str | None = option(None, "--cache", choices=CACHE_MODES, const="on", help="record/replay calls")
     out: str | None = option(None, "-o", "--out", metavar="NAME", help="store the result in this variable")
     background: bool = option(False, "--background",

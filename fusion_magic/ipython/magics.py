@@ -32,6 +32,7 @@ from ..api import (
     follow_up_defaults,
     history,
     plan_eval,
+    plan_eval_resume,
     plan_fuse,
     plan_rejudge,
     start,
@@ -271,7 +272,14 @@ class FusionMagics(Magics, Configurable):
         print_notes(ns.notes)
         data: Any = BUNDLED_QUESTIONS if ns.data == "bundled" else self.shell.user_ns.get(ns.data, ns.data)
         settings = self.settings().with_(cache=ns.cache)
-        plan = plan_eval(data, settings, EvalOptions().with_(**ns.given))
+        if ns.data == "resume":
+            if ns.given:
+                raise UsageError("%fuse eval resume takes the options the evaluation was started with; it accepts "
+                                 "only --cache, -o, --background")
+            plan = plan_eval_resume(settings)
+            print(f"Resuming the batch evaluation of {len(plan.questions)} questions from {plan.source}.")
+        else:
+            plan = plan_eval(data, settings, EvalOptions().with_(**ns.given))
         if ns.estimate:
             return estimate_evaluation(plan)
         self._show_notice(plan.notice)
