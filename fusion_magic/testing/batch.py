@@ -487,6 +487,7 @@ def _array(lines: Sequence[bytes]) -> Iterator[bytes]:
         if i:
             yield b","
         yield entry
+    yield b"]"
 
 
 async def send_jsonl(req: Request, lines: Sequence[bytes], content_type: str = "application/jsonl",
