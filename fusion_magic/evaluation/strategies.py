@@ -280,7 +280,8 @@ def fusion_note(r: Response) -> str | None:
         if r.cost_source.startswith("cache"):
             return "OpenRouter Fusion: replayed from the cache, which keeps no analysis"
         return "OpenRouter Fusion: no analysis returned" if r.ok else None
-    if data.get("status") == "error":
+    if data.get("failure_reason") or data.get("status") in ("error", "incomplete"):
+        # A hard failure: the tool result says "error", the output item "incomplete", both with a typed reason.
         reason = data.get("failure_reason") or data.get("error") or "no reason given"
         return f"OpenRouter Fusion failed: {shorten(str(reason), 80)}"
     responses = data.get("responses")

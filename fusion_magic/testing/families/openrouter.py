@@ -4,18 +4,28 @@ What it adds to :class:`~.openai.OpenAI`: processing comments while it routes, t
 ``native_finish_reason``, cost in every usage object, errors with ``metadata`` (402 flavours, moderation
 403s, 200 bodies for errors after routing), rate-limit headers, and an unauthenticated model list.
 Shapes: ``shared/reference/llm-apis.md`` §1.4-1.9.
+
+Its Fusion router (docs/openrouter-fusion.md): a request to ``openrouter/fusion`` (or ``openrouter/fusion-flash``),
+or one declaring the ``openrouter:fusion`` server tool, is answered like any scripted model plus the Fusion result
+(the ``openrouter:fusion`` item: ``status``, ``analysis``, ``responses``, ``failed_models`` ...) as a message
+annotation, streamed in a content-free chunk before the finish. A ``fusion`` plugin configures the run (``preset``,
+``analysis_models``, ``model``) but, as OpenRouter's docs say, does not start one on another model; a preset
+outside OpenRouter's enum or a panel outside 1-8 models is a 400. Where the result rides on chat completions is
+our reading (OpenRouter documents it for its Responses API only); ``FusionScript`` scripts it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .._wire import default_message, sse, sse_comment
 from ..chat import Plan, Rejection, Turn
 from ..registry import Request
-from ..script import Fault
+from ..script import Fault, ModelScript
 from .openai import OpenAI
 
 _DEFAULT_MODELS = ("openai/gpt-4o-mini", "anthropic/claude-sonnet-4.5", "google/gemini-2.5-flash")
@@ -52,6 +62,118 @@ _REMEDY = {
     "openrouter_key_limit": "Raise this key's credit limit.",
 }
 _PROCESSING = "OPENROUTER PROCESSING"
+
+# ---- the Fusion router ------------------------------------------------------------------------------------
+
+FUSION_ALIASES = ("openrouter/fusion", "openrouter/fusion-flash")
+FUSION_TYPE = "openrouter:fusion"
+# The fusion plugin's ``preset`` enum in OpenRouter's OpenAPI schema.
+FUSION_PRESETS = ("general-high", "general-budget", "general-fast")
+# The panels the emulator convenes. Quality (no preset) is the one OpenRouter's docs name; the others only look
+# like theirs (OpenRouter picks and changes them). The first model is the analyst and writes the answer.
+_PANELS: dict[str | None, tuple[str, ...]] = {
+    None: ("~anthropic/claude-opus-latest", "~openai/gpt-latest", "~google/gemini-pro-latest"),
+    "general-high": ("~anthropic/claude-opus-latest", "~openai/gpt-latest", "~google/gemini-pro-latest"),
+    "general-budget": ("~google/gemini-flash-latest", "deepseek/deepseek-v3.2", "~moonshotai/kimi-latest"),
+    "general-fast": ("~google/gemini-flash-latest", "~openai/gpt-mini-latest"),
+    "fusion-flash": ("~google/gemini-flash-latest", "~openai/gpt-mini-latest"),
+}
+
+
+@dataclass
+class FusionScript(ModelScript):
+    """A ``ModelScript`` for ``openrouter/fusion`` that also scripts its Fusion result.
+
+    ``analysis`` is OpenRouter's ``FusionAnalysisResult`` as sent (None: a small plausible one naming the panel);
+    ``no_analysis`` leaves it out (the analyst failed: the result still has the panel's ``responses``);
+    ``failed_models`` are panel slugs (as the result names them, without ``~``) that fail; ``failure_reason`` makes
+    the whole run fail (no analysis, no responses, OpenRouter's typed reason). ``panel_reply`` is each panel
+    model's answer (default: the reply).
+
+        emu.script("openrouter/fusion", FusionScript(reply="4", failed_models=("openai/gpt-latest",)))
+    """
+
+    analysis: Mapping[str, Any] | None = None
+    no_analysis: bool = False
+    failed_models: tuple[str, ...] = ()
+    failure_reason: str | None = None
+    panel_reply: str | None = None
+
+
+def fusion_config(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The request's fusion configuration (the ``fusion`` plugin, or the ``openrouter:fusion`` tool's
+    ``parameters``), or None when it has none. An entry with ``enabled`` false is none."""
+    for plugin in body.get("plugins") or ():
+        if isinstance(plugin, Mapping) and plugin.get("id") == "fusion" and plugin.get("enabled", True) is not False:
+            return plugin
+    for tool in body.get("tools") or ():
+        if isinstance(tool, Mapping) and tool.get("type") == FUSION_TYPE:
+            parameters = tool.get("parameters")
+            return parameters if isinstance(parameters, Mapping) else {}
+    return None
+
+
+def runs_fusion(body: Mapping[str, Any]) -> bool:
+    """Whether OpenRouter would run its Fusion pipeline: the alias was asked, or the server tool declared. A plugin
+    entry alone configures a run but starts none (OpenRouter's Fusion router docs)."""
+    tools = body.get("tools") or ()
+    declared = any(isinstance(t, Mapping) and t.get("type") == FUSION_TYPE for t in tools)
+    return body.get("model") in FUSION_ALIASES or declared
+
+
+def _check_fusion(config: Mapping[str, Any]) -> str | None:
+    """OpenRouter's 400 for a fusion config its schema refuses: a preset outside the enum, a panel outside 1-8."""
+    preset = config.get("preset")
+    if preset is not None and preset not in FUSION_PRESETS:
+        return (f"Invalid fusion plugin configuration: preset must be one of {', '.join(FUSION_PRESETS)} "
+                f"(got {preset!r})")
+    panel = config.get("analysis_models")
+    if panel is not None and (not isinstance(panel, list) or not 1 <= len(panel) <= 8
+                              or not all(isinstance(m, str) and m for m in panel)):
+        return "Invalid fusion plugin configuration: analysis_models must list 1 to 8 model slugs"
+    return None
+
+
+def default_analysis(answered: Sequence[str]) -> dict[str, Any]:
+    """A small plausible ``FusionAnalysisResult`` for a panel whose ``answered`` models replied."""
+    first, last = (answered[0], answered[-1]) if answered else ("", "")
+    several = len(answered) >= 2
+    return {
+        "consensus": ["The panel agrees on the main answer."] if answered else [],
+        "contradictions": [{"topic": "How much detail the answer needs",
+                            "stances": [{"model": first, "stance": "A short answer is enough."},
+                                        {"model": last, "stance": "It needs a worked example."}]}] if several else [],
+        "partial_coverage": [{"point": "Checks the question's premise.",
+                              "models": list(answered[:-1])}] if several else [],
+        "unique_insights": [{"insight": "Points out an edge case.", "model": last}] if answered else [],
+        "blind_spots": ["No model says where its figures come from."],
+    }
+
+
+def fusion_item(config: Mapping[str, Any], model: str, script: ModelScript, text: str, item_id: str) -> dict[str, Any]:
+    """The ``openrouter:fusion`` result for one run (OpenRouter's ``OutputFusionServerToolItem``)."""
+    preset = config.get("preset")
+    panel = config.get("analysis_models") or _PANELS.get(
+        preset if preset is not None or model != "openrouter/fusion-flash" else "fusion-flash", _PANELS[None])
+    slugs = list(dict.fromkeys(m.removeprefix("~") for m in panel))
+    fusion = script if isinstance(script, FusionScript) else FusionScript()
+    if fusion.failure_reason is not None:
+        return {"type": FUSION_TYPE, "id": item_id, "status": "incomplete", "failure_reason": fusion.failure_reason,
+                "error": f"fusion failed: {fusion.failure_reason}"}
+    failed = [m for m in slugs if m in fusion.failed_models]
+    answered = [m for m in slugs if m not in failed]
+    if not answered:
+        return {"type": FUSION_TYPE, "id": item_id, "status": "incomplete", "failure_reason": "all_panels_failed",
+                "error": "all panel models failed",
+                "failed_models": [{"model": m, "error": "Provider returned error", "status_code": 502} for m in failed]}
+    item: dict[str, Any] = {"type": FUSION_TYPE, "id": item_id, "status": "completed"}
+    if not fusion.no_analysis:
+        item["analysis"] = dict(fusion.analysis) if fusion.analysis is not None else default_analysis(answered)
+    reply = fusion.panel_reply if fusion.panel_reply is not None else text
+    item["responses"] = [{"model": m, "content": reply} for m in answered]
+    if failed:
+        item["failed_models"] = [{"model": m, "error": "Provider returned error", "status_code": 502} for m in failed]
+    return item
 
 
 def provider_of(model: str) -> str:
@@ -117,6 +239,29 @@ class OpenRouter(OpenAI):
         "user": ("text", "image_url", "input_audio", "input_video", "video_url", "file"),
         "assistant": ("text", "refusal"),
     }
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The Fusion result of each planned turn that runs one, by response id, until its answer is sent.
+        self._fusion: dict[str, dict[str, Any]] = {}
+
+    def validate(self, body: Mapping[str, Any]) -> str | Rejection | None:
+        config = fusion_config(body)
+        invalid = _check_fusion(config) if config is not None else None
+        return invalid if invalid is not None else super().validate(body)
+
+    def plan(self, req: Request, body: Mapping[str, Any], model: str) -> Plan:
+        plan = super().plan(req, body, model)
+        if runs_fusion(body):
+            config = fusion_config(body) or {}
+            turn = plan.turn
+            item = fusion_item(config, model, plan.script, "".join(plan.chunks), f"st_fusion_{req.seq:06d}")
+            self._fusion[turn.response_id] = item
+            if plan.script.served_model is None and model in FUSION_ALIASES:
+                # The response names the concrete model that answered (the analyst), not the alias.
+                analyst = config.get("model") or _PANELS[None][0]
+                plan.turn = dataclasses.replace(turn, served_model=str(analyst).removeprefix("~"))
+        return plan
 
     def check_file_data(self, file_data: str, param: str) -> Rejection | None:
         # OpenRouter fetches a file given by URL itself ("File content as base64 data URL or URL").
@@ -201,7 +346,11 @@ class OpenRouter(OpenAI):
         # The accounting chunk repeats the finish in a content-free choice (or, in the older documented
         # shape, carries no choice at all). Usage is always sent on OpenRouter.
         choices = [] if turn.usage_choices_empty else [self.choice(turn, delta, reason)]
+        fusion = self._fusion.pop(turn.response_id, None)
+        annotated = [] if fusion is None else [
+            self.event(turn, self.chunk(turn, [self.choice(turn, {"content": "", "annotations": [fusion]}, None)]))]
         return [
+            *annotated,
             self.event(turn, self.chunk(turn, [self.choice(turn, delta, reason)])),
             self.event(turn, self.chunk(turn, choices, usage=self.usage(turn))),
             sse("[DONE]", nl=turn.nl),
@@ -215,6 +364,9 @@ class OpenRouter(OpenAI):
     def json_body(self, turn: Turn, text: str, reason: str) -> dict[str, Any]:
         body = super().json_body(turn, text, reason)
         body["choices"][0]["native_finish_reason"] = reason
+        fusion = self._fusion.pop(turn.response_id, None)
+        if fusion is not None:
+            body["choices"][0]["message"]["annotations"] = [fusion]
         return body
 
     def error_body(
