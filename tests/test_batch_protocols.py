@@ -40,6 +40,7 @@ from fusion_magic.providers.batch.openrouter import OpenRouterBatch, openrouter_
 from fusion_magic.providers.chat import anthropic as anthropic_chat
 from fusion_magic.providers.chat import gemini as gemini_chat
 from fusion_magic.providers.chat import openai_compat
+from fusion_magic.testing import Fault, ModelScript
 
 KEY = "sk-batch-test-SECRET-0123456789"
 ENDPOINTS = {
@@ -845,7 +846,6 @@ async def to_the_end(api: BatchAPI, status: BatchStatus, most: int = 10) -> Batc
 @pytest.mark.parametrize("provider", list(CLASSES))
 def test_emulator_round_trip(provider: str, tmp_path: Path, emulator_env: Any) -> None:
     needs_closed_results_array(provider)
-    from fusion_magic.testing import Fault, ModelScript
 
     model = EMU_MODELS[provider]
     # The second request fails with a 429 of the family's own shape; the others answer.
@@ -952,3 +952,19 @@ def test_emulator_cancel(provider: str, tmp_path: Path, emulator_env: Any) -> No
         return await to_the_end(api, status)
 
     assert emu_run(provider, tmp_path, body).state is State.CANCELLED
+
+
+@pytest.mark.parametrize("provider", list(CLASSES))
+def test_emulator_results_of_a_status_rebuilt_from_a_receipt(provider: str, tmp_path: Path,
+                                                             emulator_env: Any) -> None:
+    # What the runner holds after a restart: the id and our state word, no handle.
+    needs_closed_results_array(provider)
+    emulator_env.script(EMU_MODELS[provider], ModelScript(reply=REPLY))
+
+    async def body(api: BatchAPI, lines: Path) -> list[ItemResult]:
+        done = await to_the_end(api, await api.submit(EMU_MODELS[provider], lines, 3, "fm-again"))
+        rebuilt = BatchStatus(done.id, "done", State.DONE)
+        return [item async for item in api.results(rebuilt)]
+
+    items = emu_run(provider, tmp_path, body)
+    assert sorted(i.custom_id for i in items) == ["q0", "q1", "q2"] and all(text_of(i) == REPLY for i in items)

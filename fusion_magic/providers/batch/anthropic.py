@@ -87,8 +87,11 @@ class AnthropicBatch(BatchAPI):
 
     async def results(self, status: BatchStatus) -> AsyncIterator[ItemResult]:
         """The lines of ``results_url``, fetched with the key's headers only when it is on the endpoint's own
-        origin (the key never goes elsewhere: another origin is a ``ProtocolError``, nothing is sent)."""
+        origin (the key never goes elsewhere: another origin is a ``ProtocolError``, nothing is sent). A finished
+        status without the URL (one rebuilt from a receipt) is polled once for it."""
         ctx = self.ctx()
+        if status.finished and not status.handle.get("results_url"):
+            status = await self.poll(status)
         url = status.handle.get("results_url")
         if not isinstance(url, str) or not url:
             if not status.finished:

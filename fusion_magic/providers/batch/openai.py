@@ -119,7 +119,10 @@ class OpenAIBatch(BatchAPI):
 
     async def results(self, status: BatchStatus) -> AsyncIterator[ItemResult]:
         """The output file's lines, then the error file's (either may be absent). An expired or cancelled batch
-        still has both: its finished requests are results, the rest are error lines."""
+        still has both: its finished requests are results, the rest are error lines. A finished status that names
+        neither file (one rebuilt from a receipt) is polled once for them."""
+        if status.finished and not any(status.handle.get(k) for k in ("output_file_id", "error_file_id")):
+            status = await self.poll(status)
         ctx = self.ctx(status.handle.get("model", ""))
         classify = classifier(ctx)
         for key in ("output_file_id", "error_file_id"):
