@@ -44,6 +44,9 @@ class Emulator:
         with Emulator() as emu:
             emu.script("gpt-4o", ModelScript(reply="Paris.")); os.environ.update(emu.env())
 
+    The batch APIs (OpenAI, Anthropic, Gemini, OpenRouter) serve under the chat families' base URLs; their
+    batches, polls and scripted outcomes are ``emu.batches`` (testing/batch.py).
+
     Without ``start()`` the ASGI app still works behind ``httpx.ASGITransport(app=emu.app)`` at
     ``ASGI_URL``. Thread-safe: scripts and the request log may be used from any thread.
     """

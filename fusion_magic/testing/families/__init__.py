@@ -1,7 +1,9 @@
 """The built-in provider families, one module each; importing this package registers them.
 
 A family module holds everything its wire needs (routes, auth check, framing, error bodies) and imports
-only the emulator's shared pieces (``registry``, ``chat``, ``_wire``), never the server.
+only the emulator's shared pieces (``registry``, ``chat``, ``_wire``, ``batch``), never the server. A batch API
+(``*_batch.py``) serves beside its chat family, under the same base URL and key, and answers its requests with
+that family's scripted turns.
 """
 
 from __future__ import annotations
