@@ -824,17 +824,6 @@ def emu_run(provider: str, tmp_path: Path, body: Callable[[BatchAPI, Path], Coro
     return asyncio.run(go())
 
 
-def needs_closed_results_array(provider: str) -> None:
-    """Gemini's and OpenRouter's emulated polls write their inline results through ``testing.batch._array``; at
-    a3e4114 it leaves the array unclosed (one "]" short of its Content-Length), so those answers are cut. Until
-    that is mended, such a test is an expected failure instead of a red one (it runs again once it is)."""
-    from fusion_magic.testing import batch
-
-    array = getattr(batch, "_array", None)
-    if provider in ("gemini", "openrouter") and array is not None and b"".join(array([b"1"])) != b"[1]":
-        pytest.xfail("the emulator's inline results array lacks its closing bracket (testing/batch.py _array)")
-
-
 async def to_the_end(api: BatchAPI, status: BatchStatus, most: int = 10) -> BatchStatus:
     for _ in range(most):
         if status.finished:
@@ -845,7 +834,6 @@ async def to_the_end(api: BatchAPI, status: BatchStatus, most: int = 10) -> Batc
 
 @pytest.mark.parametrize("provider", list(CLASSES))
 def test_emulator_round_trip(provider: str, tmp_path: Path, emulator_env: Any) -> None:
-    needs_closed_results_array(provider)
 
     model = EMU_MODELS[provider]
     # The second request fails with a 429 of the family's own shape; the others answer.
@@ -908,7 +896,6 @@ def test_emulator_failed_batch_says_why(provider: str, tmp_path: Path, emulator_
 
 @pytest.mark.parametrize("provider", list(CLASSES))
 def test_emulator_expired_batch_keeps_what_finished(provider: str, tmp_path: Path, emulator_env: Any) -> None:
-    needs_closed_results_array(provider)
     emulator_env.batches.expire_next(provider, completed=1)
 
     async def body(api: BatchAPI, lines: Path) -> tuple[BatchStatus, list[ItemResult]]:
@@ -928,7 +915,6 @@ def test_emulator_expired_batch_keeps_what_finished(provider: str, tmp_path: Pat
 @pytest.mark.parametrize("provider", list(CLASSES))
 def test_emulator_throttled_poll_is_a_rate_limit_with_retry_after(provider: str, tmp_path: Path,
                                                                    emulator_env: Any) -> None:
-    needs_closed_results_array(provider)
     emulator_env.batches.throttle_next_poll(provider, retry_after=3)
 
     async def body(api: BatchAPI, lines: Path) -> None:
@@ -958,7 +944,6 @@ def test_emulator_cancel(provider: str, tmp_path: Path, emulator_env: Any) -> No
 def test_emulator_results_of_a_status_rebuilt_from_a_receipt(provider: str, tmp_path: Path,
                                                              emulator_env: Any) -> None:
     # What the runner holds after a restart: the id and our state word, no handle.
-    needs_closed_results_array(provider)
     emulator_env.script(EMU_MODELS[provider], ModelScript(reply=REPLY))
 
     async def body(api: BatchAPI, lines: Path) -> list[ItemResult]:
