@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import shutil
@@ -172,6 +173,7 @@ class BatchRunner:
         self._lost: dict[str, Receipt] = {}  # custom_id -> a receipt whose submit's answer never came
         self._recovering: dict[str, asyncio.Task[None]] = {}
         self._workdir = Path(tempfile.mkdtemp(prefix="fusion-batch-"))
+        self._files = itertools.count(1)
         self._closed = False
         self._load_receipts()
 
@@ -254,7 +256,8 @@ class BatchRunner:
         """A receipt whose submit never got its answer: adopt the batch if the provider lists it, else its
         requests fail (sending them again could bill them twice)."""
         api = self._api(receipt)
-        status = None if api is None else await self._find(api, receipt.receipt, receipt.created_at - 60)
+        status = None if api is None else await self._find(api, receipt.receipt, receipt.created_at - 60,
+                                                           len(receipt.custom_ids))
         if api is not None and status is not None:
             self.receipts.accepted(receipt.receipt, status)
             self._watch(self._adopt(receipt, api, status))
@@ -300,7 +303,7 @@ class BatchRunner:
         assert api_class is not None
         api = api_class(target.endpoint, self.client)
         chunk: list[_Queued] = []
-        path = self._workdir / f"wave{wave}-{target.spec.name}-{len(self._batches)}.jsonl"
+        path = self._request_file(wave, target.spec.name)
         out = path.open("wb")
         size = 0
         submits: list[asyncio.Task[None]] = []
@@ -311,7 +314,7 @@ class BatchRunner:
                     out.close()
                     submits.append(asyncio.create_task(self._submit_chunk(api, chunk, path, wave)))
                     chunk, size = [], 0
-                    path = path.with_name(f"{path.stem}-{len(submits)}.jsonl")
+                    path = self._request_file(wave, target.spec.name)
                     out = path.open("wb")
                 out.write(line)
                 chunk.append(q)
@@ -322,6 +325,10 @@ class BatchRunner:
             await asyncio.gather(*submits)
         finally:
             out.close()
+
+    def _request_file(self, wave: int, provider: str) -> Path:
+        # One file per batch, numbered: two models of one provider in a wave are two files, never one.
+        return self._workdir / f"wave{wave}-{provider}-{next(self._files)}.jsonl"
 
     async def _submit_chunk(self, api: BatchAPI, chunk: list[_Queued], path: Path, wave: int) -> None:
         target = chunk[0].target
@@ -343,7 +350,7 @@ class BatchRunner:
                 except ProviderError as exc:
                     if exc.status is None or exc.status >= 500:
                         # The provider may have created it before the answer was lost: ask before sending again.
-                        status = await self._find(api, receipt, since)
+                        status = await self._find(api, receipt, since, len(chunk))
                         if status is not None:
                             break
                     if not exc.retryable or attempt == self.policy.submit_retries:
@@ -364,9 +371,9 @@ class BatchRunner:
         self._emit(batch)
         self._watch(batch)
 
-    async def _find(self, api: BatchAPI, tag: str, since: float) -> BatchStatus | None:
+    async def _find(self, api: BatchAPI, tag: str, since: float, count: int) -> BatchStatus | None:
         try:
-            return await api.find(tag, since)
+            return await api.find(tag, since, count)
         except ProviderError as exc:
             log.warning("fusion_magic batch: could not look up batch %s at %s (%s)", tag, api.name, exc)
             return None

@@ -10,7 +10,7 @@ half (``shared/reference/batch-apis.md``). The runner never speaks a wire: it as
 - ``poll(status)``: the batch as the provider reports it now (its wire word, our ``State``, counts),
 - ``results(status)``: each request's outcome, matched by ``custom_id`` (never by position): the same events a
   live stream gives (``TextDelta`` with the whole text, ``Usage``, ``Finished``) or the provider's reason,
-- ``find(tag, since)``: the batch a submit created whose answer never arrived (a cut connection, a killed
+- ``find(tag, since, count)``: the batch a submit created whose answer never arrived (a cut connection, a killed
   kernel), so that a resume adopts it instead of paying twice,
 - ``cancel(status)``.
 
@@ -130,9 +130,10 @@ class BatchAPI(ABC):
         here: the runner fails them."""
 
     @abstractmethod
-    async def find(self, tag: str, since: float) -> BatchStatus | None:
+    async def find(self, tag: str, since: float, count: int | None = None) -> BatchStatus | None:
         """The batch labelled ``tag`` created after ``since`` (unix seconds), if the provider lists one; None
-        when it does not (or cannot tell)."""
+        when it does not (or cannot tell). ``count``: the requests it holds, for the APIs that keep no label
+        (Anthropic, OpenRouter), which match by time and count and answer only when exactly one fits."""
 
     async def cancel(self, status: BatchStatus) -> None:
         """Ask the provider to stop the batch (its finished requests stay billed)."""

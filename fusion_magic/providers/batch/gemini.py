@@ -142,7 +142,7 @@ class GeminiBatch(BatchAPI):
             if item is not None:
                 yield item
 
-    async def find(self, tag: str, since: float) -> BatchStatus | None:
+    async def find(self, tag: str, since: float, count: int | None = None) -> BatchStatus | None:
         """The newest batch whose ``displayName`` is ``tag``, created at or after ``since``."""
         ctx = self.ctx()
         params: dict[str, str] = {"pageSize": "100"}

@@ -135,7 +135,7 @@ class OpenAIBatch(BatchAPI):
                 if item is not None:
                     yield item
 
-    async def find(self, tag: str, since: float) -> BatchStatus | None:
+    async def find(self, tag: str, since: float, count: int | None = None) -> BatchStatus | None:
         """The newest batch whose ``metadata.fusion_batch`` is ``tag``, created at or after ``since``; the list
         comes newest first, so paging stops at the first batch older than ``since``."""
         ctx = self.ctx()
