@@ -192,13 +192,14 @@ def read_analysis(value: object, names: Mapping[str, str], models: Sequence[str]
     """
     if not isinstance(value, Mapping) or not any(isinstance(value.get(k), list) for k in FIELDS):
         return None
+    columns = list(models) or list(dict.fromkeys(names[k] for k in sorted(names)))
     return JudgeAnalysis(
         consensus=_texts(value.get("consensus")),
         contradictions=_bounded(_contradiction(item, names) for item in _items(value.get("contradictions"))),
-        partial_coverage=_bounded(_partial(item, names) for item in _items(value.get("partial_coverage"))),
+        partial_coverage=_bounded(_partial(item, names, columns) for item in _items(value.get("partial_coverage"))),
         unique=_bounded(_unique(item, names) for item in _items(value.get("unique"))),
         blind_spots=_texts(value.get("blind_spots")),
-        models=list(models) or list(dict.fromkeys(names[k] for k in sorted(names))),
+        models=columns,
     )
 
 
@@ -245,16 +246,19 @@ def _contradiction(item: object, names: Mapping[str, str]) -> Contradiction | No
     return Contradiction(topic, stances)
 
 
-def _partial(item: object, names: Mapping[str, str]) -> PartialCoverage | None:
+def _partial(item: object, names: Mapping[str, str], columns: Sequence[str]) -> PartialCoverage | None:
     if not isinstance(item, Mapping):
         return None
     point = _text(item.get("point"))
     raw = item.get("labels")
     letters = [read_label(key, names) for key in (raw if isinstance(raw, list) else [])]
-    models = tuple(dict.fromkeys(names[letter] for letter in letters if letter is not None))
-    if point is None or not models:
+    covered = dict.fromkeys(names[letter] for letter in letters if letter is not None)
+    if point is None or not covered:
         return None
-    return PartialCoverage(point, models)
+    # In the table's column order, not the order of this request's shuffled letters: the same judgement reads
+    # the same whatever order the answers were shown in.
+    at = {m: i for i, m in enumerate(columns)}
+    return PartialCoverage(point, tuple(sorted(covered, key=lambda m: at.get(m, len(at)))))
 
 
 def _unique(item: object, names: Mapping[str, str]) -> UniquePoint | None:
