@@ -35,6 +35,7 @@ import httpx
 from .calls.cache import CallCache
 from .calls.call import CallContext, Target, prepare, run_call
 from .calls.job import RunResult, RunStatus
+from .calls.receipts import Receipts
 from .calls.requests import Context, opening, output_cap
 from .calls.runlog import RunLog
 from .calls.settings import Settings
@@ -680,8 +681,8 @@ def plan_eval_resume(settings: Settings | None = None, *, keys: Mapping[str, str
     runs = log.runs(limit=200)
     for _, run in runs[(runs["kind"] == "eval") & (runs["status"] != "ok") & (runs["status"] != "degraded")].iterrows():
         logged = json.loads(run["options"] or "{}").get("batch")
-        if not isinstance(logged, dict):
-            continue
+        if not isinstance(logged, dict) or not Receipts(log, str(logged.get("identity"))).open_receipts():
+            continue  # not a batch run, or one whose batches a later run already finished
         if not logged.get("source"):
             raise ConfigError("the newest unfinished batch evaluation read a DataFrame, which the run log does not "
                               "keep: call evaluate(df, ..., batch=True) again with the same questions and options")

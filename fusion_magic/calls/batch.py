@@ -234,7 +234,8 @@ class BatchRunner:
             api = self._api(receipt)
             if api is None:
                 continue  # a provider this run does not use: its batch stays in the log for a run that does
-            self._adopt(receipt, api, BatchStatus(receipt.batch_id, receipt.state, _state(receipt.state)))
+            self._adopt(receipt, api, BatchStatus(receipt.batch_id, receipt.wire or receipt.state,
+                                                  _state(receipt.state)))
             self._wave = max(self._wave, receipt.wave)
 
     def _api(self, receipt: Receipt) -> BatchAPI | None:

@@ -44,6 +44,7 @@ class Receipt:
     created_at: float
     custom_ids: tuple[str, ...]
     error: str | None = None
+    wire: str | None = None  # the provider's own word for its state, as last reported
 
 
 class Receipts:
@@ -98,8 +99,8 @@ class Receipts:
         """This evaluation's receipts a resume re-attaches to, oldest first (none when the log has no batches)."""
         try:
             rows = self.log.query(
-                "SELECT receipt, provider, base_url, model, wave, batch_id, state, created_at, error FROM batches "
-                "WHERE evaluation = ? AND closed = 0 ORDER BY created_at", (self.evaluation,))
+                "SELECT receipt, provider, base_url, model, wave, batch_id, state, created_at, error, wire "
+                "FROM batches WHERE evaluation = ? AND closed = 0 ORDER BY created_at", (self.evaluation,))
             ids: dict[str, list[str]] = {}
             for receipt, custom_id in self.log.query(
                     "SELECT r.receipt, r.custom_id FROM batch_requests r JOIN batches b ON b.receipt = r.receipt "
@@ -109,7 +110,8 @@ class Receipts:
             return []
         return [Receipt(str(r[0]), str(r[1]), str(r[2] or ""), str(r[3] or ""), int(r[4] or 0),  # type: ignore[call-overload]
                         None if r[5] is None else str(r[5]), str(r[6]), float(r[7]),  # type: ignore[arg-type]
-                        tuple(ids.get(str(r[0]), ())), None if r[8] is None else str(r[8]))
+                        tuple(ids.get(str(r[0]), ())), None if r[8] is None else str(r[8]),
+                        None if r[9] is None else str(r[9]))
                 for r in rows]
 
 

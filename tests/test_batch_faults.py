@@ -1,0 +1,135 @@
+"""Batch evaluations when things go wrong, and in the notebook: a whole batch failed or expired, a throttled poll,
+request files split by bytes, and ``%fuse eval --batch`` / ``--background`` / ``resume`` / ``--estimate`` in a
+real shell, with one line for every misuse."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from test_batch_eval import FAST, QUESTIONS, A, B, chat_requests, run, script
+
+from fusion_magic.api import EvalJob
+from fusion_magic.calls.batch import BatchUpdate
+from fusion_magic.evaluation import EvalResult, plan_evaluation
+from fusion_magic.providers.batch.openai import OpenAIBatch
+from fusion_magic.testing import Emulator
+
+
+def single(model: str = A, **more: object) -> EvalResult:
+    return run(plan_evaluation(QUESTIONS, FAST, pool=[model], strategies=[f"single:{model}"], batch=True,
+                               poll_s=0.01, **more))  # type: ignore[arg-type]
+
+
+def test_a_whole_batch_that_fails_fails_its_rows_with_the_providers_reason(emulator_env: Emulator) -> None:
+    script(emulator_env)
+    emulator_env.batches.fail_next("openai", "The batch failed: quota exceeded for this project.")
+    result = single()
+    assert result.rows["error"].notna().all()
+    assert all("quota exceeded for this project" in str(e) for e in result.rows["error"])
+    assert result.batches[0].error and "quota exceeded" in result.batches[0].error
+    assert chat_requests(emulator_env) == []  # failed, and not asked live unless retry_live
+
+
+def test_an_expired_batch_keeps_what_finished_and_retry_live_asks_the_rest(emulator_env: Emulator) -> None:
+    script(emulator_env)
+    emulator_env.batches.expire_next("openai", completed=1)
+    result = single()
+    errors = result.rows["error"]
+    assert errors.isna().sum() == 1 and errors.notna().sum() == 3
+    assert all("expired" in str(e) for e in errors.dropna())
+
+    emulator_env.batches.expire_next("openai", completed=1)
+    again = single(retry_live=True, seed=5)
+    assert again.rows["error"].isna().all()
+    assert len(chat_requests(emulator_env)) == 3
+    assert again.batch is not None and again.batch.retried_live == 3
+
+
+def test_a_throttled_poll_waits_as_told_and_goes_on(emulator_env: Emulator) -> None:
+    script(emulator_env)
+    emulator_env.batches.throttle_next_poll("anthropic", retry_after=0.3)
+    started = time.monotonic()
+    result = single(B)
+    assert result.rows["error"].isna().all()
+    assert time.monotonic() - started >= 0.3
+    polls = [r for r in emulator_env.requests if r.method == "GET" and "/messages/batches/" in r.path]
+    assert len(polls) >= 3  # the 429, then the polls that saw it through
+
+
+def test_request_files_are_split_to_the_apis_byte_limit(emulator_env: Emulator, monkeypatch: pytest.MonkeyPatch,
+                                                         ) -> None:
+    script(emulator_env)
+    # One request line is a few hundred bytes: a 700-byte limit holds one or two.
+    monkeypatch.setattr(OpenAIBatch, "max_bytes", 700)
+    updates: list[BatchUpdate] = []
+    p = plan_evaluation(QUESTIONS, FAST, pool=[A], strategies=[f"single:{A}"], batch=True, poll_s=0.01)
+    result = run(p, [lambda e: updates.append(e) if isinstance(e, BatchUpdate) else None])
+    assert result.rows["error"].isna().all()
+    sizes = {u.receipt: u.requests for u in updates}
+    assert len(sizes) >= 2 and sum(sizes.values()) == 4
+    assert emulator_env.batches.creations("openai") == len(sizes)
+
+
+def test_the_eval_magic_runs_a_batch_evaluation_and_shows_its_batches(
+        shell: InteractiveShell, emulator_env: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    script(emulator_env)
+    shell.user_ns["qs"] = QUESTIONS
+    out = shell.run_line_magic("fuse", f"eval qs -p {A},{B} --strategies single --batch --poll 0.01 -o ev")
+    assert isinstance(out, EvalResult) and out.rows["error"].isna().all()
+    err = capsys.readouterr().err
+    # Outside Jupyter the progress is lines on stderr: each batch as its provider reports it.
+    assert "openai gpt-a, wave 1: 4 requests" in err and "anthropic (several), wave 1: 4 requests" in err
+    assert "completed (done) 4 done" in err and "ended (done)" in err
+    assert chat_requests(emulator_env) == []
+    shell.user_ns.pop("qs")
+    shell.user_ns.pop("ev")
+
+
+def test_background_returns_the_job_and_resume_picks_up_an_unfinished_one(
+        shell: InteractiveShell, emulator_env: Emulator, tmp_path: Path) -> None:
+    script(emulator_env)
+    source = tmp_path / "questions.csv"
+    QUESTIONS.to_csv(source, index=False)
+    emulator_env.batches.hold()
+    assert shell.run_line_magic("fuse", f"eval {source} -p {A} --strategies single --batch --poll 0.01 "
+                                        "--background -o job") is None
+    job = shell.user_ns.pop("job")
+    assert isinstance(job, EvalJob) and not job.done()
+    deadline = time.monotonic() + 20
+    while emulator_env.batches.creations() < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.2)  # its receipt is written as the provider's answer arrives
+    job.cancel()
+    with pytest.raises((asyncio.CancelledError, KeyboardInterrupt, BaseException)):
+        job.result(timeout=10)
+    emulator_env.batches.release()
+    resumed = shell.run_line_magic("fuse", "eval resume -o back")
+    assert isinstance(resumed, EvalResult) and resumed.rows["error"].isna().all() and len(resumed.entries) == 4
+    assert resumed.batch is not None and resumed.batch.reattached == 1
+    assert emulator_env.batches.creations() == 1  # nothing submitted twice
+    shell.user_ns.pop("back")
+    with pytest.raises(UsageError, match="no unfinished batch evaluation"):
+        shell.run_line_magic("fuse", "eval resume")
+
+
+def test_misuse_is_one_line_and_no_request(shell: InteractiveShell, emulator_env: Emulator) -> None:
+    shell.user_ns["qs"] = QUESTIONS
+    for line, words in (
+        (f"eval qs -p {A} --retry-live", "--retry-live applies to batch evaluations"),
+        (f"eval qs -p {A} --poll 1", "--poll applies to batch evaluations"),
+        (f"eval qs -p {A} --batch --poll 0", "--poll"),
+        ("eval qs -p ollama:llama3.2 --batch", "none of these models' providers has a batch API"),
+        (f"eval resume -p {A}", "takes the options the evaluation was started with"),
+    ):
+        with pytest.raises(UsageError, match=words):
+            shell.run_line_magic("fuse", line)
+    assert emulator_env.requests == []
+    estimate = shell.run_line_magic("fuse", f"eval qs -p {A},{B} --strategies single --estimate")
+    assert "in batches" in str(estimate) and emulator_env.requests == []
+    shell.user_ns.pop("qs")
