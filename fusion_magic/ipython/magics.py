@@ -297,8 +297,11 @@ class FusionMagics(Magics, Configurable):
             if ns.out:
                 self.shell.push({ns.out: partial})
             kept = f"the finished rows are in {ns.out}" if ns.out else "nothing stored (-o NAME keeps them)"
+            # Paid batches go on at the provider; their receipts are in the run log.
+            batches = ("; its batches go on at the providers: run it again (or %fuse eval resume) to re-attach"
+                       if plan.batch else "")
             return FusionInterrupted(f"fusion_magic: evaluation interrupted after {seconds:.1f} s: "
-                                     f"{len(partial.rows)} of {plan.total} rows done; {kept}", partial)
+                                     f"{len(partial.rows)} of {plan.total} rows done; {kept}{batches}", partial)
 
         try:
             result = wait_in_cell(job, (), stopped)
