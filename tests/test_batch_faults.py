@@ -133,3 +133,33 @@ def test_misuse_is_one_line_and_no_request(shell: InteractiveShell, emulator_env
     estimate = shell.run_line_magic("fuse", f"eval qs -p {A},{B} --strategies single --estimate")
     assert "in batches" in str(estimate) and emulator_env.requests == []
     shell.user_ns.pop("qs")
+
+
+def test_the_jupyter_progress_shows_each_batch_escaped_and_ends_as_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                                               ) -> None:
+    from fusion_magic.core.state import State
+    from fusion_magic.ipython.progress import EvalProgress
+
+    shown: list[object] = []
+
+    class Handle:
+        def update(self, obj: object) -> None:
+            shown.append(obj._repr_mimebundle_())  # type: ignore[attr-defined]
+
+    monkeypatch.setattr("IPython.display.display", lambda obj, display_id=False: Handle())
+    progress = EvalProgress(8, widgets=True)
+    bundle = progress._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # the bar and its (empty) batch table
+    hostile = "<img src=x onerror=alert(1)>"
+    progress.listener(BatchUpdate("fm-1", "openai", "gpt-a", 1, 4, "batch_1", "in_progress", State.RUNNING, 2, 0))
+    progress.listener(BatchUpdate("fm-2", "anthropic", "(several)", 1, 4, "msgbatch_1", "ended", State.FAILED,
+                                  0, 4, hostile))
+    table = progress._table.value
+    assert "in_progress" in table and "running" in table and "batch_1" in table
+    assert hostile not in table and "&lt;img src=x onerror=alert(1)&gt;" in table
+    progress.row(8, 8, None)
+    progress.close(1.5)
+    final = shown[-1]
+    assert isinstance(final, dict)
+    assert final["text/plain"].startswith("evaluated 8 of 8 rows in 1.5 s; openai gpt-a, wave 1: 4 requests")
+    assert hostile not in final["text/html"]

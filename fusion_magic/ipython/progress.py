@@ -36,6 +36,7 @@ class EvalProgress:
         self._final: str | None = None
         self._batches: dict[str, BatchUpdate] = {}
         self._table: Any = None
+        self._box: Any = None
         if widgets:
             import ipywidgets
             from IPython.display import display
@@ -43,7 +44,9 @@ class EvalProgress:
             # A tooltip of its own: ipywidgets 8 shows an unset one as "null" over the description.
             self._bar = ipywidgets.IntProgress(value=0, min=0, max=max(total, 1), description="0/" + str(total),
                                                tooltip="rows evaluated")
+            # Empty (and taking no room) until a batch evaluation's first batch is submitted.
             self._table = ipywidgets.HTML("")
+            self._box = ipywidgets.VBox([self._bar, self._table])
             self._handle = display(self, display_id=True)
 
     def row(self, done: int, total: int, row: Any) -> None:
@@ -87,6 +90,7 @@ class EvalProgress:
             if self._batches:
                 self._final += "; " + "; ".join(batch_line(b) for b in self._batches.values())
         self._handle.update(self)
+        self._box.close()
         self._bar.close()
         self._table.close()
 
@@ -94,12 +98,7 @@ class EvalProgress:
         """The live bar while the evaluation runs; the static line once it ended."""
         if self._final is not None:
             return {"text/plain": self._final, "text/html": f"<p><i>{html.escape(self._final)}</i></p>"}
-        if self._batches:
-            import ipywidgets
-
-            bundle = dict(ipywidgets.VBox([self._bar, self._table])._repr_mimebundle_() or {})
-        else:
-            bundle = dict(self._bar._repr_mimebundle_() or {})
+        bundle = dict(self._box._repr_mimebundle_() or {})
         bundle["text/plain"] = f"evaluating: {self.done}/{self.total} rows"
         return bundle
 
