@@ -8,6 +8,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
@@ -15,7 +16,8 @@ from test_batch_eval import FAST, QUESTIONS, A, B, chat_requests, run, script
 
 from fusion_magic.api import EvalJob
 from fusion_magic.calls.batch import BatchUpdate
-from fusion_magic.evaluation import EvalResult, plan_evaluation
+from fusion_magic.calls.call import CallContext
+from fusion_magic.evaluation import EvalResult, plan_evaluation, run_evaluation
 from fusion_magic.providers.batch.openai import OpenAIBatch
 from fusion_magic.testing import Emulator
 
@@ -163,3 +165,42 @@ def test_the_jupyter_progress_shows_each_batch_escaped_and_ends_as_one_line(monk
     assert isinstance(final, dict)
     assert final["text/plain"].startswith("evaluated 8 of 8 rows in 1.5 s; openai gpt-a, wave 1: 4 requests")
     assert hostile not in final["text/html"]
+
+
+class LoseCreateAnswers(httpx.AsyncBaseTransport):
+    """A real socket to the emulator, except that the answer to a batch create is lost on the way back: the
+    provider has the batch (and will bill it), the client sees a dropped connection."""
+
+    def __init__(self, create_paths: tuple[str, ...]) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.create_paths = create_paths
+        self.lost = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST" and request.url.path.endswith(self.create_paths):
+            await response.aread()
+            self.lost += 1
+            raise httpx.ReadError("connection reset by peer", request=request)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.mark.parametrize(("model", "create_path"), [(A, "/batches"), (B, "/messages/batches")])
+def test_a_submit_whose_answer_is_lost_is_looked_up_not_sent_again(emulator_env: Emulator, model: str,
+                                                                   create_path: str) -> None:
+    script(emulator_env)
+    p = plan_evaluation(QUESTIONS, FAST, pool=[model], strategies=[f"single:{model}"], batch=True, poll_s=0.01)
+    transport = LoseCreateAnswers((create_path,))
+
+    async def go() -> EvalResult:
+        async with httpx.AsyncClient(transport=transport) as client:
+            return await run_evaluation(p, CallContext(client=client, settings=p.settings))
+
+    result = asyncio.run(go())
+    assert transport.lost == 1
+    assert result.rows["error"].isna().all()  # the lookup found the batch the provider had accepted
+    assert emulator_env.batches.creations() == 1  # and nothing was submitted twice
+    assert len(result.batches) == 1 and result.batches[0].batch_id

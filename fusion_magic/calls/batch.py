@@ -257,8 +257,12 @@ class BatchRunner:
         """A receipt whose submit never got its answer: adopt the batch if the provider lists it, else its
         requests fail (sending them again could bill them twice)."""
         api = self._api(receipt)
-        status = None if api is None else await self._find(api, receipt.receipt, receipt.created_at - 60,
-                                                           len(receipt.custom_ids))
+        try:
+            status = None if api is None else await self._find(api, receipt.receipt, receipt.created_at - 60,
+                                                               len(receipt.custom_ids))
+        except Exception:  # a bug in a lookup must fail these calls, not leave them waiting
+            log.exception("fusion_magic batch: looking up batch %s failed", receipt.receipt)
+            status = None
         if api is not None and status is not None:
             self.receipts.accepted(receipt.receipt, status)
             self._watch(self._adopt(receipt, api, status))
@@ -298,7 +302,19 @@ class BatchRunner:
         await asyncio.gather(*(self._submit_group(items, wave) for items in groups.values()))
 
     async def _submit_group(self, items: list[_Queued], wave: int) -> None:
-        """One provider and model's requests of a wave, split to the API's count and byte limits."""
+        """One provider and model's requests of a wave, split to the API's count and byte limits. A bug or an odd
+        environment (a request that cannot be written, a full disk) fails these calls, never the whole run."""
+        handed: set[str] = set()  # the calls a submit took over (it answers them, whatever happens to it)
+        try:
+            await self._write_and_submit(items, wave, handed)
+        except Exception as exc:
+            log.exception("fusion_magic batch: a wave could not be submitted")
+            target = items[0].target
+            error = ProtocolError(target.endpoint.redact(f"the batch could not be submitted: {type(exc).__name__}: "
+                                                         f"{exc}"), provider=target.spec.name, model=target.model)
+            self._fail_all((q.custom_id for q in items if q.custom_id not in handed), error, None)
+
+    async def _write_and_submit(self, items: list[_Queued], wave: int, handed: set[str]) -> None:
         target = items[0].target
         api_class = batch_api_for(target.spec, target.endpoint)
         assert api_class is not None
@@ -313,6 +329,7 @@ class BatchRunner:
                 line = api.line(q.custom_id, q.request) + b"\n"
                 if chunk and (len(chunk) >= api.max_requests or size + len(line) > api.max_bytes):
                     out.close()
+                    handed.update(c.custom_id for c in chunk)
                     submits.append(asyncio.create_task(self._submit_chunk(api, chunk, path, wave)))
                     chunk, size = [], 0
                     path = self._request_file(wave, target.spec.name)
@@ -322,10 +339,12 @@ class BatchRunner:
                 size += len(line)
             out.close()
             if chunk:
+                handed.update(c.custom_id for c in chunk)
                 submits.append(asyncio.create_task(self._submit_chunk(api, chunk, path, wave)))
-            await asyncio.gather(*submits)
         finally:
             out.close()
+            # Whatever went wrong while writing, the batches already handed over are submitted and followed.
+            await asyncio.gather(*submits)
 
     def _request_file(self, wave: int, provider: str) -> Path:
         # One file per batch, numbered: two models of one provider in a wave are two files, never one.
@@ -360,6 +379,13 @@ class BatchRunner:
                         self._fail_all(custom_ids, exc, None)
                         return
                     await asyncio.sleep(exc.retry_after or self.policy.first_s * (attempt + 1))
+        except Exception as exc:  # not a provider's answer: it may or may not have reached the provider
+            log.exception("fusion_magic batch: submitting batch %s failed", receipt)
+            self.receipts.mark(receipt, LOST, f"{type(exc).__name__}: {exc}")
+            self._fail_all(custom_ids, ProtocolError(target.endpoint.redact(
+                f"the batch could not be submitted ({type(exc).__name__}: {exc}); a resume asks the provider "
+                "before sending it again"), provider=target.spec.name, model=model), None)
+            return
         finally:
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -389,7 +415,17 @@ class BatchRunner:
             batch.task = asyncio.create_task(self._follow(batch), name=f"fusion-batch-{batch.receipt}")
 
     async def _follow(self, batch: _Batch) -> None:
-        """Poll until the provider is done with the batch, then hand out its results."""
+        """Poll until the provider is done with the batch, then hand out its results. An unexpected error fails
+        the calls still waiting on it (its receipt stays: a resume polls it again), never leaves them waiting."""
+        try:
+            await self._poll_and_collect(batch)
+        except Exception as exc:
+            log.exception("fusion_magic batch: following batch %s failed", batch.receipt)
+            error = ProtocolError(f"following its batch failed ({type(exc).__name__}: {exc}); the batch goes on at "
+                                  "the provider and a resume fetches it", provider=batch.provider, model=batch.model)
+            self._fail_all((c for c in batch.custom_ids if c in self._futures), error, batch)
+
+    async def _poll_and_collect(self, batch: _Batch) -> None:
         assert batch.status is not None
         status = batch.status
         delay = self.policy.first_s
