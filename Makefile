@@ -44,10 +44,12 @@ lab: $(VENV)/.demo-installed
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # The notebooks log their runs into a scratch run log, not the user's own (tests/conftest.py does the same).
+# lint-imports without its cache: the cache is keyed on each file's mtime, so an import that names a module added
+# later (a lazy `from .x import X` before x.py existed) stayed resolved to the parent package, a false break.
 test: $(VENV)/.dev-installed $(CHROMIUM)
 	$(PY) -m ruff check fusion_magic tests bench
 	$(PY) -m mypy fusion_magic
-	$(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
 	FUSION_MAGIC_RUN_LOG=$$(mktemp -d)/fusion_runs.sqlite $(PY) -m pytest -q --nbval-lax --nbval-current-env \
 		-p no:randomly notebooks/
@@ -61,7 +63,7 @@ test-fast: $(VENV)/.dev-installed
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check fusion_magic tests bench
 	$(PY) -m mypy fusion_magic
-	$(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports --no-cache
 
 # Every benchmark in bench/, one at a time, then one table of ratios against the ideal and targets met.
 bench: $(VENV)/.dev-installed
