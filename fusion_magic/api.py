@@ -686,7 +686,12 @@ def plan_eval_resume(settings: Settings | None = None, *, keys: Mapping[str, str
         if not logged.get("source"):
             raise ConfigError("the newest unfinished batch evaluation read a DataFrame, which the run log does not "
                               "keep: call evaluate(df, ..., batch=True) again with the same questions and options")
-        return plan_evaluation(logged["source"], s, EvalOptions(**logged["options"]))
+        plan = plan_evaluation(logged["source"], s, EvalOptions(**logged["options"]))
+        if plan.identity != logged.get("identity"):
+            raise ConfigError(f"the newest unfinished batch evaluation can no longer be planned the same way (its "
+                              f"questions file {logged['source']} or a model's endpoint changed, or it used a "
+                              "scorer function): call evaluate(...) with the same questions and options instead")
+        return plan
     raise ConfigError("no unfinished batch evaluation in the run log (%fuse history lists the runs)")
 
 

@@ -17,6 +17,8 @@ from test_batch_eval import FAST, QUESTIONS, A, B, chat_requests, run, script
 from fusion_magic.api import EvalJob
 from fusion_magic.calls.batch import BatchUpdate
 from fusion_magic.calls.call import CallContext
+from fusion_magic.calls.receipts import Receipts
+from fusion_magic.calls.runlog import RunLog
 from fusion_magic.evaluation import EvalResult, plan_evaluation, run_evaluation
 from fusion_magic.providers.batch.openai import OpenAIBatch
 from fusion_magic.testing import Emulator
@@ -204,3 +206,63 @@ def test_a_submit_whose_answer_is_lost_is_looked_up_not_sent_again(emulator_env:
     assert result.rows["error"].isna().all()  # the lookup found the batch the provider had accepted
     assert emulator_env.batches.creations() == 1  # and nothing was submitted twice
     assert len(result.batches) == 1 and result.batches[0].batch_id
+
+
+def test_a_batch_that_cannot_be_followed_keeps_its_receipt_and_a_rerun_fetches_it(emulator_env: Emulator) -> None:
+    script(emulator_env)
+    p = plan_evaluation(QUESTIONS, FAST, pool=[A], strategies=[f"single:{A}"], batch=True, poll_s=0.01)
+    emulator_env.batches.hold()
+    original = emulator_env.expected_keys.get("openai")
+
+    async def revoked_after_submit() -> EvalResult:
+        async with httpx.AsyncClient() as client:
+            task = asyncio.create_task(run_evaluation(p, CallContext(client=client, settings=p.settings)))
+            while emulator_env.batches.creations() < 1:
+                await asyncio.sleep(0.01)
+            emulator_env.expected_keys["openai"] = "sk-not-this-one"  # the key is revoked: every poll is a 401
+            return await task
+
+    first = asyncio.run(revoked_after_submit())
+    assert first.rows["error"].notna().all()
+    path = p.settings.run_log_path()
+    assert path is not None
+    # Paid for at the provider, never read: its receipt stays open.
+    assert [r.batch_id is not None for r in Receipts(RunLog(path), p.identity).open_receipts()] == [True]
+
+    if original is None:
+        emulator_env.expected_keys.pop("openai", None)
+    else:
+        emulator_env.expected_keys["openai"] = original
+    emulator_env.batches.release()
+    again = run(p)
+    assert again.rows["error"].isna().all()
+    assert emulator_env.batches.creations() == 1  # fetched, not paid again
+
+
+def test_resume_refuses_an_evaluation_whose_questions_changed(shell: InteractiveShell, emulator_env: Emulator,
+                                                              tmp_path: Path) -> None:
+    script(emulator_env)
+    source = tmp_path / "questions.csv"
+    QUESTIONS.to_csv(source, index=False)
+    emulator_env.batches.hold()
+    job = shell.run_line_magic("fuse", f"eval {source} -p {A} --strategies single --batch --poll 0.01 "
+                                       "--background -o job")
+    job = shell.user_ns.pop("job")
+    while emulator_env.batches.creations() < 1:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    job.cancel()
+    QUESTIONS.iloc[:3].to_csv(source, index=False)  # the file was edited since
+    with pytest.raises(UsageError, match="can no longer be planned the same way"):
+        shell.run_line_magic("fuse", "eval resume")
+    emulator_env.batches.release()
+
+
+def test_batch_options_of_the_wrong_type_are_one_line() -> None:
+    from fusion_magic.core.errors import ConfigError
+    from fusion_magic.evaluation.options import EvalOptions
+
+    with pytest.raises(ConfigError, match="batch must be True or False, not 'no'"):
+        EvalOptions(batch="no")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="--poll must be a positive number, not '5'"):
+        EvalOptions(batch=True, poll_s="5")  # type: ignore[arg-type]

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
+
 from ..core.errors import CallCancelled, FusionError, ProtocolError, ProviderError
 from ..core.events import EngineEvent, Listener, emit
 from ..core.state import State
@@ -51,8 +53,6 @@ from .cache import request_key
 from .receipts import LOST, SUBMITTING, Receipt, Receipts
 
 if TYPE_CHECKING:
-    import httpx
-
     from ..core.record import CallRecord
     from .call import Target
 
@@ -63,13 +63,17 @@ log = logging.getLogger("fusion_magic")
 class PollPolicy:
     """How politely batches are watched: the first poll after ``first_s``, each next one ``factor`` later, at
     most ``max_s`` apart (a 429's ``Retry-After`` wins); a wave is submitted once no call arrived for
-    ``settle_s``. ``submit_retries``: how often a refused (429, 5xx) submit is tried again."""
+    ``settle_s``. ``submit_retries``: how often a submit the provider refused for now (429), or that never left
+    (the connection failed), is tried again; one that may have reached it is looked up, never sent again."""
 
     first_s: float = 5.0
     factor: float = 1.5
     max_s: float = 60.0
     settle_s: float = 0.5
     submit_retries: int = 3
+    # The longest a run waits for one batch: the providers' 24 h window, OpenRouter's up to 96 h on some
+    # upstreams, and a margin. Past it the calls fail; the receipt stays, so a resume fetches the batch.
+    give_up_s: float = 100 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ class _Batch:
     status: BatchStatus | None = None
     reattached: bool = False
     task: asyncio.Task[None] | None = None
+    delivered: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -175,6 +180,9 @@ class BatchRunner:
         self._workdir = Path(tempfile.mkdtemp(prefix="fusion-batch-"))
         self._files = itertools.count(1)
         self._closed = False
+        # A batch this run could not read to the end (unreachable, lost, given up on, a failure while following
+        # it): its receipt must stay open for a resume, so the evaluation's receipts are not closed.
+        self.unsettled = False
         self._load_receipts()
 
     # ---- what a call does ---------------------------------------------------------------------------
@@ -267,6 +275,7 @@ class BatchRunner:
             self.receipts.accepted(receipt.receipt, status)
             self._watch(self._adopt(receipt, api, status))
             return
+        self.unsettled = True
         self.receipts.mark(receipt.receipt, LOST, receipt.error)
         message = (f"its batch ({receipt.provider}, submitted {time.ctime(receipt.created_at)}) may have been "
                    "accepted, but the answer never arrived and the provider lists no such batch; it is not sent "
@@ -368,19 +377,26 @@ class BatchRunner:
                     status = await api.submit(target.model, path, len(chunk), receipt)
                     break
                 except ProviderError as exc:
-                    if exc.status is None or exc.status >= 500:
-                        # The provider may have created it before the answer was lost: ask before sending again.
-                        status = await self._find(api, receipt, since, len(chunk))
+                    if not _never_left(exc) and _may_have_landed(exc):
+                        # The provider may have created it (and will bill it): ask, and never send it again.
+                        status = await self._look_up(api, receipt, since, len(chunk))
                         if status is not None:
                             break
+                        self.unsettled = True
+                        self.receipts.mark(receipt, LOST, str(exc))
+                        self._fail_all(custom_ids, ProtocolError(
+                            f"{exc}; the provider may have accepted the batch but does not list it yet, so it is not "
+                            "sent again (that could bill it twice): a resume asks again", provider=exc.provider,
+                            model=exc.model, status=exc.status), None)
+                        return
                     if not exc.retryable or attempt == self.policy.submit_retries:
-                        lost = exc.status is None
-                        self.receipts.mark(receipt, LOST if lost else "refused", str(exc))
+                        self.receipts.mark(receipt, "refused", str(exc))  # the provider said no: nothing to pay
                         self._fail_all(custom_ids, exc, None)
                         return
                     await asyncio.sleep(exc.retry_after or self.policy.first_s * (attempt + 1))
         except Exception as exc:  # not a provider's answer: it may or may not have reached the provider
             log.exception("fusion_magic batch: submitting batch %s failed", receipt)
+            self.unsettled = True
             self.receipts.mark(receipt, LOST, f"{type(exc).__name__}: {exc}")
             self._fail_all(custom_ids, ProtocolError(target.endpoint.redact(
                 f"the batch could not be submitted ({type(exc).__name__}: {exc}); a resume asks the provider "
@@ -405,6 +421,15 @@ class BatchRunner:
             log.warning("fusion_magic batch: could not look up batch %s at %s (%s)", tag, api.name, exc)
             return None
 
+    async def _look_up(self, api: BatchAPI, tag: str, since: float, count: int) -> BatchStatus | None:
+        """A submit that may have landed, looked for a few times (a new batch can take a moment to be listed)."""
+        for attempt in range(3):
+            status = await self._find(api, tag, since, count)
+            if status is not None:
+                return status
+            await asyncio.sleep(self.policy.first_s * (attempt + 1))
+        return None
+
     # ---- watching ------------------------------------------------------------------------------------
 
     def _watch(self, batch: _Batch) -> None:
@@ -421,24 +446,38 @@ class BatchRunner:
             await self._poll_and_collect(batch)
         except Exception as exc:
             log.exception("fusion_magic batch: following batch %s failed", batch.receipt)
+            self.unsettled = True
             error = ProtocolError(f"following its batch failed ({type(exc).__name__}: {exc}); the batch goes on at "
                                   "the provider and a resume fetches it", provider=batch.provider, model=batch.model)
-            self._fail_all((c for c in batch.custom_ids if c in self._futures), error, batch)
+            # Every request not answered yet, claimed or not: a later claim must not wait on a task that ended.
+            self._fail_all(batch.custom_ids - batch.delivered, error, batch)
 
     async def _poll_and_collect(self, batch: _Batch) -> None:
         assert batch.status is not None
         status = batch.status
+        if batch.reattached and status.finished:
+            # A receipt keeps the state, not what reading the results needs (files, inline results, the batch's
+            # cost): ask once more.
+            status = await batch.api.poll(status)
         delay = self.policy.first_s
         polls_failed = 0
+        give_up = time.monotonic() + self.policy.give_up_s
         while not status.finished:
+            if time.monotonic() > give_up:
+                self.unsettled = True
+                self._fail_all(batch.custom_ids - batch.delivered, ProtocolError(
+                    f"its batch {status.id} is still {status.wire} after {self.policy.give_up_s / 3600:.0f} h; the "
+                    "receipt is kept: a resume fetches it when it ends", provider=batch.provider, model=batch.model),
+                    batch)
+                return
             await asyncio.sleep(jitter(delay))
             try:
                 new = await batch.api.poll(status)
             except ProviderError as exc:
                 polls_failed += 1
                 if not exc.retryable and polls_failed > 1:
-                    self.receipts.mark(batch.receipt, "unreachable", str(exc))
-                    self._fail_all(batch.custom_ids, exc, batch)
+                    self.unsettled = True  # paid for at the provider: its receipt stays open for a resume
+                    self._fail_all(batch.custom_ids - batch.delivered, exc, batch)
                     return
                 delay = exc.retry_after if exc.retry_after is not None else min(delay * 2, self.policy.max_s)
                 continue
@@ -460,6 +499,7 @@ class BatchRunner:
         got: set[str] = set()
         shares = status.cost_usd is not None
         held: list[ItemResult] = []
+        unread: ProviderError | None = None
         for attempt in range(3):
             try:
                 async for item in batch.api.results(status):
@@ -474,12 +514,18 @@ class BatchRunner:
             except ProviderError as exc:
                 if attempt == 2 or not exc.retryable:
                     log.warning("fusion_magic batch: results of %s could not be read (%s)", status.id, exc)
+                    self.unsettled = True
+                    unread = exc
                     break
                 await asyncio.sleep(exc.retry_after or self.policy.first_s)
         if held:
             self._deliver_shares(held, batch, status)
         missing = batch.custom_ids - got
-        if missing:
+        if missing and unread is not None:
+            self._fail_all(missing, ProtocolError(f"its batch's results could not be read ({unread}); the receipt is "
+                                                  "kept: a resume reads them again", provider=batch.provider,
+                                                  model=batch.model), batch)
+        elif missing:
             reason = status.error or (f"the batch ended {status.wire}" if status.state is not State.DONE
                                       else "the provider returned no result for this request")
             cls = CallCancelled if status.state is State.CANCELLED else ProtocolError
@@ -488,7 +534,7 @@ class BatchRunner:
 
     def _deliver_shares(self, items: list[ItemResult], batch: _Batch, status: BatchStatus) -> None:
         """OpenRouter bills a batch as a whole: each request's share of its cost is its share of the tokens."""
-        tokens = [_tokens(item) for item in items]
+        tokens = [_tokens(item) if item.ok else 0 for item in items]  # a failed request is not billed
         total = sum(tokens)
         for item, n in zip(items, tokens, strict=True):
             share = None if not item.ok or status.cost_usd is None or not total else status.cost_usd * n / total
@@ -497,6 +543,8 @@ class BatchRunner:
     def _deliver(self, item: ItemResult, batch: _Batch | None, *, cost_usd: float | None = None) -> None:
         if not item.ok:
             self.tally.failed_requests += 1
+        if batch is not None:
+            batch.delivered.add(item.custom_id)
         delivery = Delivery(
             item, None if batch is None or batch.status is None else batch.status.id,
             price_factor=batch.api.price_factor if batch else 1.0, price_source=batch.api.price_source if batch else "",
@@ -527,7 +575,8 @@ class BatchRunner:
     async def aclose(self) -> None:
         """Stop watching (the batches go on at the provider: their receipts stay) and remove the request files."""
         self._closed = True
-        tasks = [t for t in (self._flusher, *(b.task for b in self._batches)) if t is not None]
+        tasks = [t for t in (self._flusher, *(b.task for b in self._batches), *self._recovering.values())
+                 if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -554,6 +603,24 @@ def _update(batch: _Batch) -> BatchUpdate:
         batch.reattached)
 
 
+def _never_left(exc: ProviderError) -> bool:
+    """The request never reached the provider (refused connection, connect or pool timeout): safe to send."""
+    return isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def _may_have_landed(exc: ProviderError) -> bool:
+    """A submit's failure after which the provider may hold the batch: no answer (a cut connection, a read
+    timeout), a 5xx (it may have failed after creating it), or a 2xx we could not read."""
+    return exc.status is None or exc.status >= 500 or 200 <= exc.status < 300
+
+
+def retry_live_helps(error: ProviderError) -> bool:
+    """Whether asking live again may give what the batch did not: an expired or cancelled request, or one that
+    failed for a passing reason (rate limit, overload). A refusal, a bad request or a key problem would only be
+    paid for again."""
+    return error.kind in ("timeout", "cancelled") or error.retryable
+
+
 def _tokens(item: ItemResult) -> int:
     usage = [e for e in item.events if isinstance(e, Usage)]
     if not usage:
@@ -573,4 +640,4 @@ def jitter(delay: float) -> float:
     return delay * random.uniform(0.75, 1.25)
 
 
-__all__ = ["BatchRunner", "BatchTally", "BatchUpdate", "Delivery", "PollPolicy", "priced"]
+__all__ = ["BatchRunner", "BatchTally", "BatchUpdate", "Delivery", "PollPolicy", "priced", "retry_live_helps"]

@@ -216,7 +216,9 @@ async def _send(target: Target, request: ChatRequest, r: Response, ctx: CallCont
     delivery = await batch.call(target, request)
     r.batch_id = delivery.batch_id
     if delivery.item.error is not None:
-        if not batch.retry_live:
+        from .batch import retry_live_helps
+
+        if not batch.retry_live or not retry_live_helps(delivery.item.error):
             raise delivery.item.error
         batch.tally.retried_live += 1
         r.batch_id = None

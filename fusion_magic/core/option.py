@@ -196,7 +196,11 @@ def check_that(ok: Callable[[Any], bool], message: str) -> Check:
     """A check from a test and its one line; ``{value!r}`` in the line is the value refused."""
 
     def check(value: Any) -> None:
-        if not ok(value):
+        try:
+            passed = ok(value)
+        except (TypeError, ValueError):  # "5" where a number belongs: the same one line, not a traceback
+            passed = False
+        if not passed:
             raise ConfigError(message.format(value=value))
 
     return check

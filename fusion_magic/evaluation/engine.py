@@ -246,8 +246,10 @@ async def _run_batched(plan: EvalPlan, ctx: CallContext, on_row: RowCallback | N
         result.batch = runner.tally
         result.batches = runner.batches
         await runner.aclose()
-    if len(result.entries) == plan.total:
-        receipts.close()  # every row is in: a later run of the same evaluation starts afresh
+    if len(result.entries) == plan.total and not runner.unsettled:
+        # Every row is in and every batch was read: a later run of the same evaluation starts afresh. A batch
+        # that could not be read keeps its receipts open: paid for, a resume fetches it.
+        receipts.close()
     return result
 
 

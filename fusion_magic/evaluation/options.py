@@ -90,6 +90,9 @@ class EvalOptions:
                                   help="with --batch: first poll after this (default 5 s), then slower, up to 60 s")
 
     def __post_init__(self) -> None:
+        for name in ("batch", "retry_live"):
+            if not isinstance(getattr(self, name), bool):  # batch="no" must not turn batch mode on
+                raise ConfigError(f"{name} must be True or False, not {getattr(self, name)!r}")
         if (self.retry_live or self.poll_s is not None) and not self.batch:
             raise ConfigError(f"{'--retry-live' if self.retry_live else '--poll'} applies to batch evaluations: "
                               "add --batch (batch=True)")
