@@ -238,3 +238,22 @@ def test_the_estimate_shows_live_and_batch_cost_side_by_side(emulator_env: Emula
     text = str(est)
     assert "live" in text and "batch" in text and "Total: unknown live" in text
     assert emulator_env.requests == []
+
+
+def test_the_ledger_and_the_run_log_name_the_batch_that_answered_each_call(emulator_env: Emulator) -> None:
+    import fusion_magic
+
+    script(emulator_env)
+    result = fusion_magic.evaluate(QUESTIONS, settings=FAST, pool=[A], strategies=[f"single:{A}"], batch=True,
+                                   poll_s=0.01)
+    ledger = result.ledger
+    assert list(ledger.columns).index("batch_id") == list(ledger.columns).index("status") + 1
+    batch_id = result.batches[0].batch_id
+    assert set(ledger["batch_id"]) == {batch_id}
+    path = FAST.run_log_path()
+    assert path is not None and result.run_id is not None
+    logged = RunLog(path).calls(result.run_id)
+    assert set(logged["batch_id"]) == {batch_id}
+    # A live run's ledger keeps the columns it always had.
+    assert "batch_id" not in fusion_magic.evaluate(QUESTIONS, settings=FAST, pool=[A],
+                                                   strategies=[f"single:{A}"]).ledger.columns

@@ -82,7 +82,7 @@ CALL_COLUMNS = (
     "run_id", "call_id", "model", "role", "label", "round", "ordering", "status", "error", "note", "text",
     "input_tokens", "output_tokens", "tokens_source", "video_seconds", "clips", "cost_usd", "cost_source",
     "ttft_s", "latency_s", "attempts", "request_id", "served_model", "late", "http_status", "finish_reason",
-    "started_at", "finished_at", "cached_input_tokens", "cache_write_input_tokens",
+    "started_at", "finished_at", "cached_input_tokens", "cache_write_input_tokens", "batch_id",
 )
 
 _SCHEMA = (
@@ -161,7 +161,7 @@ _SCHEMA = (
 # Columns added to ``calls`` after schema 1 was first written, with their SQL types: a log that lacks one
 # gets it when this version first writes to it.
 _ADDED_COLUMNS = {"ordering": "INTEGER", "note": "TEXT", "cached_input_tokens": "INTEGER",
-                  "cache_write_input_tokens": "INTEGER"}
+                  "cache_write_input_tokens": "INTEGER", "batch_id": "TEXT"}
 
 # A finished call replaces every field of its row but keeps the time it started (CallStarted wrote it).
 _UPSERT_CALL = (
@@ -545,7 +545,7 @@ def _call_row(run_id: str, r: CallRecord, call_id: int, *, clean: Callable[[str]
         "attempts": r.attempts, "request_id": r.request_id, "served_model": r.served_model, "late": int(r.late),
         "http_status": r.http_status, "finish_reason": r.finish_reason, "started_at": started_at,
         "finished_at": finished_at, "cached_input_tokens": r.cached_input_tokens,
-        "cache_write_input_tokens": r.cache_write_input_tokens,
+        "cache_write_input_tokens": r.cache_write_input_tokens, "batch_id": r.batch_id,
     }
     return tuple(values[c] for c in CALL_COLUMNS)
 

@@ -43,8 +43,10 @@ COLUMNS = [
 USAGE_COLUMNS = ("video_seconds", "clips")
 # Columns present only when some row has one, each after the column named: the judge's ordering with
 # --orders (never a debate round), prompt tokens written to the provider's cache (Anthropic; billed at its
-# cache-write rate), and a note (a pending job's: where it is, not what went wrong).
-OPTIONAL_COLUMNS = {"ordering": "round", "cache_write_input_tokens": "cached_input_tokens", "note": "error"}
+# cache-write rate), a note (a pending job's: where it is, not what went wrong), and the provider's batch that
+# answered a call (a batch evaluation's).
+OPTIONAL_COLUMNS = {"ordering": "round", "cache_write_input_tokens": "cached_input_tokens", "note": "error",
+                    "batch_id": "status"}
 # Token counts the totals row sums.
 _SUMMED_TOKENS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_input_tokens")
 
@@ -80,6 +82,7 @@ def ledger_rows(responses: Iterable[CallRecord]) -> list[dict[str, object]]:
             "cost_source": r.cost_source,
             "error": r.error,
             "note": r.note,
+            "batch_id": r.batch_id,
         }
         for r in responses
     ]
