@@ -59,7 +59,8 @@ VOTE_HAS_NO_ANALYSIS = (
 )
 
 NO_ANALYSIS = (
-    "The judge gave no usable analysis (consensus, contradictions, unique points, blind spots): "
+    "The judge gave no usable analysis (consensus, contradictions, partial coverage, unique points, blind "
+    "spots): "
     "this is its plain verdict."
 )
 
