@@ -266,3 +266,51 @@ def test_batch_options_of_the_wrong_type_are_one_line() -> None:
         EvalOptions(batch="no")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="--poll must be a positive number, not '5'"):
         EvalOptions(batch=True, poll_s="5")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("model", "sent_again"), [(A, True), (B, False)])
+def test_a_receipt_left_submitting_is_looked_up_then_sent_only_where_the_lookup_is_conclusive(
+        emulator_env: Emulator, model: str, sent_again: bool) -> None:
+    """A kill between writing the receipt and the provider's answer: OpenAI's list finds batches by our label, so
+    none there means none was created and the requests go out; Anthropic's cannot tell, so they fail rather than
+    risk a second bill."""
+    from fusion_magic.calls.batch import BatchRunner
+
+    script(emulator_env)
+    p = plan_evaluation(QUESTIONS, FAST, pool=[model], strategies=[f"single:{model}"], batch=True, poll_s=0.01)
+    path = p.settings.run_log_path()
+    assert path is not None
+    receipts = Receipts(RunLog(path), p.identity)
+
+    async def ids() -> list[str]:  # the request ids this evaluation's calls get
+        async with httpx.AsyncClient() as client:
+            runner = BatchRunner(client, receipts, p.targets)
+            strategy = p.strategies[0]
+            assert strategy.target is not None
+            from fusion_magic.evaluation.engine import instruction_for
+            from fusion_magic.fusion.pool import Member
+            from fusion_magic.fusion.requests import member_request
+
+            out = []
+            for q in p.questions:
+                member = Member(strategy.target, "x", seed=strategy.options.seed,
+                                temperature=strategy.options.temperature)
+                request = member_request(member, q.prompt(instruction_for(strategy, p.instruction)).strip(),
+                                         strategy.options)
+                out.append(runner._custom_id(strategy.target, request))
+            await runner.aclose()
+            return out
+
+    custom_ids = asyncio.run(ids())
+    provider = "openai" if model == A else "anthropic"
+    receipts.intent(provider, emulator_env.url, "x", wave=1, custom_ids=custom_ids)  # and then the kernel died
+    result = run(p)
+    states = sorted(str(row[0]) for row in RunLog(path).query("SELECT state FROM batches WHERE evaluation = ?",
+                                                              (p.identity,)))
+    if sent_again:
+        assert result.rows["error"].isna().all() and emulator_env.batches.creations() == 1
+        assert states == ["absent", "done"]  # the old receipt looked up and found absent; the new batch
+    else:
+        assert result.rows["error"].notna().all() and emulator_env.batches.creations() == 0
+        assert all("not sent again" in str(e) for e in result.rows["error"])
+        assert states == ["lost"]

@@ -199,6 +199,13 @@ class BatchRunner:
         """The batch's answer to one call: queued for the next wave, or taken from a batch a receipt holds.
         Cancelling the caller only stops it waiting; a batch already submitted goes on at the provider."""
         custom_id = self._custom_id(target, request)
+        receipt = self._lost.get(custom_id)
+        if receipt is not None:
+            # An earlier run's submit never got its answer: the provider is asked first (once per receipt).
+            task = self._recovering.get(receipt.receipt)
+            if task is None:
+                task = self._recovering[receipt.receipt] = asyncio.create_task(self._recover(receipt))
+            await asyncio.shield(task)
         if custom_id in self._unclaimed:
             return self._unclaimed.pop(custom_id)
         future: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
@@ -206,10 +213,6 @@ class BatchRunner:
         held = self._holding.get(custom_id)
         if held is not None:
             self._watch(held)
-        elif custom_id in self._lost:
-            receipt = self._lost[custom_id]
-            if receipt.receipt not in self._recovering:
-                self._recovering[receipt.receipt] = asyncio.create_task(self._recover(receipt))
         else:
             self._queue.append(_Queued(custom_id, target, request))
             self._arrived += 1
@@ -233,7 +236,7 @@ class BatchRunner:
     def _load_receipts(self) -> None:
         for receipt in self.receipts.open_receipts():
             if receipt.batch_id is None and receipt.state in (SUBMITTING, LOST):
-                # Its submit's answer never arrived: the provider is asked (``_find_lost``) when it is claimed.
+                # Its submit's answer never arrived: the provider is asked (``_recover``) when it is claimed.
                 for custom_id in receipt.custom_ids:
                     self._lost[custom_id] = receipt
                 continue
@@ -262,8 +265,11 @@ class BatchRunner:
         return batch
 
     async def _recover(self, receipt: Receipt) -> None:
-        """A receipt whose submit never got its answer: adopt the batch if the provider lists it, else its
-        requests fail (sending them again could bill them twice)."""
+        """A receipt whose submit never got its answer: adopt the batch if the provider lists it. If it does not,
+        and its API labels batches (``labelled``: not found means not created), the requests are submitted like
+        any others; otherwise they fail (sending them again could bill them twice)."""
+        for custom_id in receipt.custom_ids:
+            self._lost.pop(custom_id, None)
         api = self._api(receipt)
         try:
             status = None if api is None else await self._find(api, receipt.receipt, receipt.created_at - 60,
@@ -274,6 +280,9 @@ class BatchRunner:
         if api is not None and status is not None:
             self.receipts.accepted(receipt.receipt, status)
             self._watch(self._adopt(receipt, api, status))
+            return
+        if api is not None and api.labelled:
+            self.receipts.mark(receipt.receipt, "absent", "the provider lists no batch with this label")
             return
         self.unsettled = True
         self.receipts.mark(receipt.receipt, LOST, receipt.error)

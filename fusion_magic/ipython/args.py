@@ -110,7 +110,8 @@ FUSE_HELP = "\n".join([
     "                          -m MODE -j ID --orders N --cache -o NAME",
     "  %fuse history           past runs from the run log (-n N; --export runs.jsonl|.csv [--run ID])",
     *compact_flags(EvalOptions, EvalArgs,
-                   lead="  %fuse eval DATA         is fusion worth it here? DATA: CSV, JSONL, a DataFrame, bundled or resume;"),
+                   lead="  %fuse eval DATA         is fusion worth it here? DATA: CSV, JSONL, a DataFrame, bundled or "
+                        "resume;"),
     "",
     "Examples:",
     "  %%fuse -p openai:gpt-4o,anthropic:claude-sonnet-4-5 -j vote -o r",

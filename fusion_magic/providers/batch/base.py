@@ -90,7 +90,8 @@ class BatchAPI(ABC):
     """One provider's batch API over raw HTTP (the chat protocol's endpoint and key, the runner's client).
 
     Class facts the runner plans with: ``max_requests`` and ``max_bytes`` (a request file is split to stay
-    within both), ``one_model`` (a batch holds one model's requests), ``price_factor`` and ``price_source``
+    within both), ``one_model`` (a batch holds one model's requests), ``labelled`` (``find`` is conclusive),
+    ``price_factor`` and ``price_source``
     (the batch rate against the live price, and where that rate is published).
     """
 
@@ -98,6 +99,9 @@ class BatchAPI(ABC):
     max_requests: ClassVar[int]
     max_bytes: ClassVar[int]
     one_model: ClassVar[bool] = True
+    # The batch carries our label (OpenAI's metadata, Gemini's display name), so ``find`` finding nothing means
+    # the provider has no such batch; without one (Anthropic, OpenRouter) it may only mean it cannot tell.
+    labelled: ClassVar[bool] = False
     price_factor: ClassVar[float] = 0.5
     price_source: ClassVar[str]
 

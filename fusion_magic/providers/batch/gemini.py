@@ -88,6 +88,7 @@ class GeminiBatch(BatchAPI):
     # Inline requests: under 20 MB in all, the JSON around the lines included.
     max_requests: ClassVar[int] = 5_000  # our own bound: the inline body's size is the real limit
     max_bytes: ClassVar[int] = 19_000_000
+    labelled: ClassVar[bool] = True  # find() matches our tag: not found means not created
     price_source: ClassVar[str] = "Gemini API Batch Mode: 50% of the interactive price (ai.google.dev/pricing)"
 
     def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:

@@ -72,6 +72,7 @@ class OpenAIBatch(BatchAPI):
     name: ClassVar[str] = "openai"
     max_requests: ClassVar[int] = 50_000
     max_bytes: ClassVar[int] = 200_000_000  # "200 MB" a file; decimal, the smaller reading
+    labelled: ClassVar[bool] = True  # find() matches our tag: not found means not created
     price_source: ClassVar[str] = "OpenAI's Batch API: 50% of the standard price (openai.com/api/pricing)"
 
     def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
