@@ -26,20 +26,19 @@ from .._http import Classifier, WireContext, error_info, same_origin, send_json
 from ..base import ChatRequest, Endpoint, Finished, ProviderEvent, TextDelta
 from ..chat._sse import json_int
 from ..chat.anthropic import AnthropicProvider, classifier, message_usage
-from .base import BatchAPI, BatchStatus, ItemResult
-from .openai import (
+from ._wire import (
     EXPIRED_REQUEST,
-    FIND_PAGES,
     compact,
+    find_by_count,
     get_object,
     inline_body,
     jsonl,
     log,
     read_line,
     send_body,
-    timestamp,
     unstreamed,
 )
+from .base import BatchAPI, BatchStatus, ItemResult
 
 # request_counts' five buckets; their sum is the batch's size at any moment (processing counts down).
 COUNTS = ("processing", "succeeded", "errored", "canceled", "expired")
@@ -110,28 +109,10 @@ class AnthropicBatch(BatchAPI):
         """The one batch created at or after ``since`` (holding ``count`` requests when given); None when there is
         none or more than one (Anthropic keeps no label, so two would be a guess). ``tag`` cannot be matched."""
         ctx = self.ctx()
-        found: list[Mapping[str, Any]] = []
-        params: dict[str, str] = {"limit": "100"}
-        for _ in range(FIND_PAGES):
-            page = await get_object(self.client, "GET", self.batches, ctx=ctx, classify=classifier(ctx),
-                                    headers=self.chat.headers(), params=params)
-            data = [b for b in page.get("data") or () if isinstance(b, Mapping)]
-            for batch in data:
-                created = timestamp(batch.get("created_at"))
-                if created is not None and created >= since and (count is None or size(batch) == count):
-                    found.append(batch)
-            # Newest first: a page that reaches back before ``since`` is the last one worth reading.
-            oldest = timestamp(data[-1].get("created_at")) if data else None
-            last = page.get("last_id")
-            if not page.get("has_more") or not isinstance(last, str) or (oldest is not None and oldest < since):
-                break
-            params = {"limit": "100", "after_id": last}
-        if len(found) != 1:
-            if found:
-                log.warning("anthropic: %d batches created since the lost submit could be it; none adopted",
-                            len(found))
-            return None
-        return anthropic_status(found[0], ctx)
+        batch = await find_by_count(self.client, self.batches, ctx=ctx, classify=classifier(ctx),
+                                    headers=self.chat.headers(), since=since, count=count, size=size,
+                                    after_key="after_id", name=self.name)
+        return anthropic_status(batch, ctx) if batch is not None else None
 
     async def cancel(self, status: BatchStatus) -> None:
         """``POST .../{id}/cancel``: the batch goes ``canceling``, then ``ended`` with its unrun requests

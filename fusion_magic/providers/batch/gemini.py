@@ -17,7 +17,7 @@ A poll, list or cancel answered 429 raises the typed ``RateLimitError`` with the
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -27,19 +27,18 @@ import httpx
 from ...core.errors import CallCancelled, ProtocolError, ProviderError
 from ...core.state import State
 from .._http import WireContext, error_info, send_json
-from ..base import ChatRequest, Endpoint, TextDelta, Usage
+from ..base import ChatRequest, Endpoint, ProviderEvent, TextDelta, Usage
 from ..chat.gemini import ChunkParser, GeminiProvider, classifier
-from .base import BatchAPI, BatchStatus, ItemResult
-from .openai import (
+from ._wire import (
     FIND_PAGES,
     compact,
-    events_until_error,
     get_object,
     inline_body,
     log,
     send_body,
     timestamp,
 )
+from .base import BatchAPI, BatchStatus, ItemResult
 
 API = "v1beta"
 
@@ -290,6 +289,17 @@ def gemini_item(entry: Any, ctx: WireContext) -> ItemResult | None:
         return ItemResult(key, usage, err)
     text = "".join(e.text for e in events if isinstance(e, TextDelta))
     return ItemResult(key, (TextDelta(text), *usage, finished))
+
+
+def events_until_error(events: Iterable[ProviderEvent]) -> tuple[tuple[ProviderEvent, ...], ProviderError | None]:
+    """Run a chat parser's events to the end: what it yielded, and the error it raised (None when it ended well)."""
+    seen: list[ProviderEvent] = []
+    try:
+        for event in events:
+            seen.append(event)
+    except ProviderError as err:
+        return tuple(seen), err
+    return tuple(seen), None
 
 
 __all__ = ["GeminiBatch"]

@@ -27,21 +27,20 @@ from .._http import Classifier, WireContext, error_info
 from ..base import ChatRequest, Endpoint
 from ..chat._sse import json_int
 from ..chat.openai_compat import OpenAICompatProvider, classifier
-from .base import BatchAPI, BatchStatus, ItemResult
-from .openai import (
+from ._wire import (
     CHAT_ENDPOINT,
     EXPIRED_REQUEST,
-    FIND_PAGES,
     batch_words,
     compact,
+    find_by_count,
     get_object,
     inline_body,
     log,
     response_item,
     send_body,
-    timestamp,
     unstreamed,
 )
+from .base import BatchAPI, BatchStatus, ItemResult
 
 
 class OpenRouterBatch(BatchAPI):
@@ -105,29 +104,16 @@ class OpenRouterBatch(BatchAPI):
         """The one batch created at or after ``since`` (holding ``count`` requests when given); None when there is
         none or more than one (OpenRouter keeps no label, so two would be a guess). ``tag`` cannot be matched."""
         ctx = self.ctx()
-        found: list[Mapping[str, Any]] = []
-        params: dict[str, str] = {"limit": "100"}
-        for _ in range(FIND_PAGES):
-            page = await get_object(self.client, "GET", self.batches, ctx=ctx, classify=classifier(ctx),
-                                    headers=self.chat.headers(), params=params)
-            data = [b for b in page.get("data") or () if isinstance(b, Mapping)]
-            for batch in data:
-                created = timestamp(batch.get("created_at"))
-                counts = batch.get("request_counts")
-                total = json_int(counts.get("total")) if isinstance(counts, Mapping) else None
-                if created is not None and created >= since and (count is None or total == count):
-                    found.append(batch)
-            oldest = timestamp(data[-1].get("created_at")) if data else None
-            last = page.get("last_id")
-            if not page.get("has_more") or not isinstance(last, str) or (oldest is not None and oldest < since):
-                break
-            params = {"limit": "100", "after": last}
-        if len(found) != 1:
-            if found:
-                log.warning("openrouter: %d batches created since the lost submit could be it; none adopted",
-                            len(found))
-            return None
-        return openrouter_status(found[0], ctx, model=str(found[0].get("model") or ""))
+        batch = await find_by_count(self.client, self.batches, ctx=ctx, classify=classifier(ctx),
+                                    headers=self.chat.headers(), since=since, count=count, size=total,
+                                    after_key="after", name=self.name)
+        return openrouter_status(batch, ctx, model=str(batch.get("model") or "")) if batch is not None else None
+
+
+def total(batch: Mapping[str, Any]) -> int | None:
+    """How many requests a batch holds: its ``request_counts.total`` (None when it names none)."""
+    counts = batch.get("request_counts")
+    return json_int(counts.get("total")) if isinstance(counts, Mapping) else None
 
 
 def openrouter_status(payload: Mapping[str, Any], ctx: WireContext, *, model: str = "") -> BatchStatus:
