@@ -21,7 +21,7 @@ from fusion_magic.calls.receipts import Receipts
 from fusion_magic.calls.runlog import RunLog
 from fusion_magic.evaluation import EvalResult, plan_evaluation, run_evaluation
 from fusion_magic.providers.batch.openai import OpenAIBatch
-from fusion_magic.testing import Emulator
+from fusion_magic.testing import Emulator, ModelScript
 
 
 def single(model: str = A, **more: object) -> EvalResult:
@@ -314,3 +314,23 @@ def test_a_receipt_left_submitting_is_looked_up_then_sent_only_where_the_lookup_
         assert result.rows["error"].notna().all() and emulator_env.batches.creations() == 0
         assert all("not sent again" in str(e) for e in result.rows["error"])
         assert states == ["lost"]
+
+
+def test_a_hostile_batch_error_and_answer_are_inert_in_every_form_of_the_result(emulator_env: Emulator) -> None:
+    """A provider's batch error message and a model's answer are untrusted: the result's HTML is inert, its
+    Markdown neutralised, and the progress view escapes them (the same words, never a tag)."""
+    from html_checks import assert_inert
+
+    evil = "<img src=x onerror=alert(1)>"
+    script(emulator_env, **{"claude-b": ModelScript(reply=f"Final answer: 4 {evil}")})
+    emulator_env.batches.fail_next("openai", f"The batch failed: {evil}")
+    result = run(plan_evaluation(QUESTIONS, FAST, pool=[A, B], strategies=["single"], batch=True, poll_s=0.01))
+    assert any(evil in str(e) for e in result.rows["error"].dropna())  # kept as it came, in the data
+    html = result._repr_html_()
+    assert_inert(html)
+    assert evil not in html and evil not in result.to_markdown()
+    from fusion_magic.ipython.progress import batch_table
+
+    table = batch_table(result.batches)
+    assert_inert(table)
+    assert evil not in table
