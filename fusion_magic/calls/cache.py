@@ -2,9 +2,12 @@
 
 The key is a SHA-256 of the model id and the request fields that change the answer: for chat the
 messages, max_tokens, temperature, seed, stop, schema and the vendor ``extra`` fields; for any other request
-dataclass (a video job, an evaluation) every field that takes part in its equality. Endpoints and keys are not
-part of it and nothing secret is written: an entry holds the answer text, its usage (tokens, seconds of video,
-clips), finish reason and recorded cost.
+dataclass (a video job, an evaluation) every field that takes part in its equality. The model id names the
+provider (``ollama:m`` and ``openai:m`` never share an entry); where the environment moves a provider off its
+default base URL (``OPENAI_BASE_URL`` at a local server), that URL is part of the key too, so a local server's
+answers and the hosted API's never replay each other's (at the default URL the key is what it always was, so
+earlier recordings still replay). Keys are not part of it and nothing secret is written: an entry holds the
+answer text, its usage (tokens, seconds of video, clips), finish reason and recorded cost.
 
     cache = CallCache(Path(".fusion_cache"), mode="on")
     cache.lookup("openrouter:openai/gpt-4o", request)  # a CallRecord or None
@@ -51,11 +54,13 @@ _ENTRY_FIELDS: dict[str, type | tuple[type, ...]] = {
 log = logging.getLogger("fusion_magic")
 
 
-def request_key(model_id: str, request: DataclassInstance) -> str:
-    """The canonical, stable key of a request (independent of dict order, endpoint and process).
+def request_key(model_id: str, request: DataclassInstance, endpoint: str | None = None) -> str:
+    """The canonical, stable key of a request (independent of dict order and process).
 
     ``request`` is a ``ChatRequest`` or any other request dataclass; the latter is keyed on its class
-    name and every field with ``compare=True``. ``TypeError`` for a field value with no stable form.
+    name and every field with ``compare=True``. ``endpoint``: the base URL the call goes to when it is not the
+    provider's default (``moved_endpoint``); None keeps the key every earlier version made.
+    ``TypeError`` for a field value with no stable form.
     """
     canonical: dict[str, object]
     if type(request) is ChatRequest:  # not a subclass: a VideoQuestion's video is part of its key
@@ -86,8 +91,29 @@ def request_key(model_id: str, request: DataclassInstance) -> str:
             "kind": type(request).__name__,
             "request": _canonical(request),
         }
+    if endpoint:
+        canonical["endpoint"] = endpoint
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def moved_endpoint(model_id: str) -> str | None:
+    """The base URL a built-in or plugin provider's ``model_id`` is sent to when the environment moves it off the
+    provider's default (``OPENAI_BASE_URL=http://localhost:8000/v1``, ``OLLAMA_HOST``); None at the default, and
+    for a name no registered provider has (the user's own ``endpoints``: their name is theirs alone)."""
+    from ..providers.registry import provider_spec, resolve_endpoint
+
+    prefix, sep, _ = model_id.strip().partition(":")
+    if not sep:
+        return None
+    try:
+        spec = provider_spec(prefix)
+    except Exception:  # a plugin that fails to load: its calls fail on their own, with their own message
+        return None
+    if spec is None or not spec.base_url_env:
+        return None
+    base = resolve_endpoint(spec, require_key=False).base_url.rstrip("/")
+    return None if base == spec.default_base_url.rstrip("/") else base
 
 
 def _canonical(value: object) -> object:
@@ -132,9 +158,13 @@ class CallCache:
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
+    def key(self, model_id: str, request: DataclassInstance) -> str:
+        """The entry's key: the request's, with the base URL where the environment moved the provider's."""
+        return request_key(model_id, request, moved_endpoint(model_id))
+
     def lookup(self, model_id: str, request: DataclassInstance) -> CallRecord | None:
         """The recorded answer, or None for a miss (also when the entry is unreadable or malformed)."""
-        path = self._path(request_key(model_id, request))
+        path = self._path(self.key(model_id, request))
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             return _entry_record(model_id, data)
@@ -149,7 +179,7 @@ class CallCache:
     def store(self, model_id: str, request: DataclassInstance, response: CallRecord) -> None:
         """Record a successful call. Written atomically so a crash never leaves half a file. A folder we
         cannot write to (read-only, full disk) leaves the call unrecorded instead of failing the run."""
-        path = self._path(request_key(model_id, request))
+        path = self._path(self.key(model_id, request))
         entry: dict[str, object] = {"text": response.text}
         entry.update((k, v) for k in _ENTRY_FIELDS if (v := getattr(response, k)) is not None)
         entry["model"] = model_id
