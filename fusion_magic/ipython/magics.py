@@ -211,7 +211,9 @@ class FusionMagics(Magics, Configurable):
             raise UsageError(f"--continue {name}: that run is still going on in the background; "
                              f"continue {name}.result() once it is done")
         if not isinstance(value, FusionResult):
-            what = "is not defined" if name not in self.shell.user_ns else f"is a {type(value).__name__}"
+            kind = type(value).__name__
+            what = ("is not defined" if name not in self.shell.user_ns
+                    else f"is {'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}")
             raise UsageError(f"--continue {name}: {name} {what}; name a %%fuse result (-o {name} stores one)")
         return value
 
