@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ._exchange import ClientGone, ConnectionCut
+from ._exchange import ClientGone, ConnectionCut, Exchange
 from ._wire import default_message, dumps, sse_headers
 from .prompt_cache import explicit_cache, implicit_cache, prompt_units
 from .registry import Family, Request
@@ -414,14 +414,14 @@ class ChatFamily(Family):
 
         await ex.start(200, [*sse_headers(), *plan.headers])
         for piece in self.preamble(turn):
-            await ex.write(piece)
+            await self._write(ex, fault, piece)
         reason_sent = False
         for i in range(count):
             await ex.pause_until(self._slot(plan, t0, i), keepalive)
             final = plan.finish if stop_at is None and i == len(chunks) - 1 else None
             reason_sent = final is not None
             for piece in self.text(turn, i, chunks[i], final):
-                await ex.write(piece)
+                await self._write(ex, fault, piece)
         if fault is not None and stop_at is not None:
             await ex.pause_until(self._slot(plan, t0, count), keepalive)
             if fault.kind == "cut":
@@ -429,12 +429,12 @@ class ChatFamily(Family):
             if fault.kind == "error_chunk":
                 message = fault.message or default_message(fault.status)
                 for piece in self.stream_error(turn, fault.status, message):
-                    await ex.write(piece)
+                    await self._write(ex, fault, piece)
                 await ex.finish()
                 return
-            await ex.write(self.malformed(turn))
+            await self._write(ex, fault, self.malformed(turn))
         for piece in self.end(turn, plan.finish, reason_sent):
-            await ex.write(piece)
+            await self._write(ex, fault, piece)
         await ex.finish()
 
     async def answer_json(self, req: Request, plan: Plan) -> None:
@@ -453,11 +453,26 @@ class ChatFamily(Family):
             await ex.finish(data)
             return
         await ex.start(200, [("content-type", "application/json"), ("content-length", str(len(data))), *plan.headers])
+        if fault is not None and fault.kind == "drip":
+            await self._write(ex, fault, data)
+            await ex.finish()
+            return
         if fault is not None and fault.kind == "cut":
             # Content-Length promises the whole body; half of it then a close is an incomplete read.
             await ex.write(data[: len(data) // 2])
             raise ConnectionCut
         await ex.finish(data)
+
+    @staticmethod
+    async def _write(ex: Exchange, fault: Fault | None, data: bytes) -> None:
+        """Send part of the body: at once, or under a "drip" fault one byte per ``drip_s``."""
+        if fault is None or fault.kind != "drip":
+            await ex.write(data)
+            return
+        for i in range(len(data)):
+            if not await ex.pause(fault.drip_s):
+                raise ClientGone
+            await ex.write(data[i : i + 1])
 
     async def send_status_fault(self, req: Request, plan: Plan, fault: Fault) -> None:
         """A scripted 4xx/5xx with the family's error body and hint headers."""

@@ -24,6 +24,8 @@ FaultKind = Literal[
     "malformed",  # HTTP 200, `after_chunks` text chunks, then a data line that is not JSON
     "hang",  # accept the request and never answer until the client goes away
     "blocked",  # Gemini: 200 with promptFeedback.blockReason; others: their refusal/moderation shape
+    "drip",  # HTTP 200, then the whole answer one byte at a time, `drip_s` apart: every read gets a byte in
+    #          time, so only the caller's total deadline (not a read timeout) ends it
 ]
 
 
@@ -45,6 +47,8 @@ class Fault:
     # OpenRouter 402 ``metadata.reason``; None picks the documented one for ``limit_source``
     # ("in_flight_budget_exhausted" for the in-flight budget, none for the others).
     reason: str | None = None
+    # A "drip" fault's pause before each byte of the body (seconds).
+    drip_s: float = 1.0
 
 
 # A reply may be computed from the decoded JSON request body (e.g. a judge that reads the answers).
