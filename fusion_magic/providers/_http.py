@@ -237,7 +237,7 @@ def decode_json(text: str) -> Any:
 def response_error(response: httpx.Response, text: str, classify: Classifier) -> ProviderError:
     """The typed error for a failed response whose body is ``text``, whatever the body's shape."""
     payload = decode_json(text)
-    return classify(error_info(
+    err = classify(error_info(
         payload,
         status=response.status_code,
         # A non-JSON body (a proxy's HTML page) is only worth showing when short.
@@ -245,6 +245,11 @@ def response_error(response: httpx.Response, text: str, classify: Classifier) ->
         fallback=response.reason_phrase or f"HTTP {response.status_code}",
         retry_after=parse_retry_after(response.headers),
     ))
+    if response.status_code == 408:
+        # Request Timeout: the server gave up waiting for the request before it did anything with it, so
+        # sending it again is safe (the vendors' SDKs retry it too); a timeout of ours is another matter.
+        err.retryable = True
+    return err
 
 
 def raise_transport_error(exc: httpx.HTTPError, ctx: WireContext, *, started_stream: bool) -> NoReturn:
