@@ -44,6 +44,8 @@ POLL_GROWTH = 1.5
 POLL_CAP_S = 5.0
 # Consecutive failed polls (429, 5xx, connection lost) before we stop waiting; the job stays resumable.
 MAX_POLL_ERRORS = 6
+# The least time one poll (or a download) is given, however little of the wait is left.
+POLL_GRACE_S = 1.0
 KEYFRAMES_DIR = ".keyframes"
 # The clip tasks of this kernel's runs, by sidecar path: a second run of the same request waits for the first.
 _IN_FLIGHT: dict[Path, asyncio.Future[Any]] = {}
@@ -221,7 +223,14 @@ async def follow(provider: VideoProvider, job: JobRef, video: Video, side: Sidec
     try:
         while True:
             try:
-                status = await provider.poll(job)
+                # A poll that never answers (a hung connection) stops the wait like any other: bounded by what
+                # is left of it (at least POLL_GRACE_S), the job stays resumable.
+                async with asyncio.timeout(max(timeout - (time.monotonic() - started), POLL_GRACE_S)):
+                    status = await provider.poll(job)
+            except TimeoutError:
+                move(video, State.PENDING, ctx, side=side,
+                     note=f"the provider did not answer a poll within the {timeout:g} s wait")
+                return
             except ProviderError as exc:
                 errors += 1
                 if exc.status == 404:
@@ -245,7 +254,7 @@ async def follow(provider: VideoProvider, job: JobRef, video: Video, side: Sidec
                 return
             await asyncio.sleep(_jitter(interval))
             interval = min(cap, interval * POLL_GROWTH)
-        await _finish(provider, status, video, side, ctx, out_dir)
+        await _finish(provider, status, video, side, ctx, out_dir, timeout=timeout)
     except asyncio.CancelledError:
         if video.state.is_running:
             move(video, State.PENDING, ctx, side=side, note="interrupted")
@@ -253,7 +262,7 @@ async def follow(provider: VideoProvider, job: JobRef, video: Video, side: Sidec
 
 
 async def _finish(provider: VideoProvider, status: JobStatus, video: Video, side: Sidecar, ctx: CallContext,
-                  out_dir: Path) -> None:
+                  out_dir: Path, *, timeout: float) -> None:
     assert video.sidecar is not None
     charged = status.usage.cost_usd if status.usage is not None else None
     if charged is not None and status.state != "succeeded":
@@ -283,7 +292,14 @@ async def _finish(provider: VideoProvider, status: JobStatus, video: Video, side
     move(video, State.DOWNLOADING, ctx, side=side)
     path = video.sidecar.with_suffix(".mp4")
     try:
-        await provider.download(status.clips[0], path)
+        # A download gets the whole wait (-t) again, and no longer: a host that drips bytes slower than it ever
+        # times out on would otherwise hold the cell for good. The clip is paid and ready: pending, resumable.
+        async with asyncio.timeout(max(timeout, POLL_GRACE_S)):
+            await provider.download(status.clips[0], path)
+    except TimeoutError:
+        move(video, State.PENDING, ctx, side=side,
+             note=f"the clip is ready but its download did not finish within {timeout:g} s")
+        return
     except (ProviderError, OSError) as exc:  # OSError: the disk (full, permissions), not the provider
         move(video, State.PENDING, ctx, side=side,
              note=f"the clip is ready but its download did not complete ({exc})")

@@ -51,6 +51,7 @@ from .._http import (
 )
 from ..base import OverHTTP
 from ._download import download_to
+from ._submit import submit_json
 from .base import Clip, JobRef, JobStatus, VideoCaps, VideoRequest
 
 # The official client's QUEUE_POLL_TIMEOUT; a submit carrying a first frame as a data URI is a large body.
@@ -320,7 +321,11 @@ class FalProvider(OverHTTP):
         """POST the input to ``{base}/{endpoint_id}``; the JobRef keeps the queue URLs fal answered with.
         Its ``model`` is the endpoint actually used (the image-to-video one when a first frame was given)."""
         endpoint_id, body = self.model_input(request)
-        payload = await self._call("POST", f"{self._base}/{endpoint_id}", endpoint_id, body=body)
+        ctx = self._ctx(endpoint_id)
+        payload, _ = await submit_json(self.client, f"{self._base}/{endpoint_id}", ctx=ctx,
+                                       classify_response=lambda r: classifier(ctx, r.headers),
+                                       headers=self._headers(), body=body,
+                                       timeout=_TIMEOUT, provider="fal", where="https://fal.ai/dashboard/requests")
         if not isinstance(payload, Mapping) or not isinstance(payload.get("request_id"), str):
             raise self._ctx(endpoint_id).error(ProtocolError, f"submit answered without a request_id: {payload!r:.120}")
         request_id = payload["request_id"]

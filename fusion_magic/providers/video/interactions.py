@@ -47,6 +47,7 @@ from ..chat._sse import json_int
 from ..chat.gemini import classifier
 from . import is_omni
 from ._download import download_to, write_inline
+from ._submit import submit_json
 from .base import Clip, JobRef, JobStatus, VideoCaps, VideoQuestion, VideoRequest, VideoSource, or_words
 from .gemini_api import api_headers, list_models
 
@@ -250,7 +251,11 @@ class InteractionsProvider(OverHTTP):
     async def submit(self, request: VideoRequest) -> JobRef:
         """Create one background interaction; returns its id once the API accepted it."""
         ctx = self._ctx(request.model)
-        created = await self._send("POST", self.url(), ctx, self.generation_body(request))
+        created, _ = await submit_json(self.client, self.url(), ctx=ctx, classify=classifier(ctx),
+                                       headers=self.headers(), body=self.generation_body(request), timeout=None,
+                                       provider="Gemini", where="https://aistudio.google.com (usage)")
+        if not isinstance(created, Mapping):
+            raise ctx.error(ProtocolError, f"expected a JSON object, got {str(created)[:120]!r}")
         return JobRef(self.protocol, request.model, _interaction_id(created, ctx))
 
     async def poll(self, job: JobRef) -> JobStatus:

@@ -49,6 +49,7 @@ from .._http import Classifier, ErrorInfo, WireContext, same_origin, send_json
 from ..base import OverHTTP
 from ..chat.gemini import classifier
 from ._download import download_to, write_inline
+from ._submit import submit_json
 from .base import Clip, JobRef, JobStatus, VideoCaps, VideoRequest, or_words
 from .gemini_api import api_headers, list_models
 
@@ -295,8 +296,9 @@ class VeoProvider(OverHTTP):
         model = request.model.removeprefix("models/")
         ctx = self._ctx(model)
         url = f"{self._api()}/models/{quote(model, safe='')}:predictLongRunning"
-        payload, _ = await send_json(self.client, "POST", url, ctx=ctx, classify=self._submit_classifier(ctx),
-                                     headers=self._headers(), body=self.body(request), timeout=_TIMEOUT)
+        payload, _ = await submit_json(self.client, url, ctx=ctx, classify=self._submit_classifier(ctx),
+                                       headers=self._headers(), body=self.body(request), timeout=_TIMEOUT,
+                                       provider="Veo", where="https://aistudio.google.com (usage)")
         name = payload.get("name") if isinstance(payload, Mapping) else None
         if not isinstance(name, str) or not name:
             raise ctx.error(ProtocolError, "predictLongRunning answered without an operation name")
