@@ -8,11 +8,14 @@ a client that forwards the key across the redirect fails loudly. Scripts and job
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from ._exchange import ClientGone, ConnectionCut
 from ._wire import dumps
 from .registry import Family, Request, Route
+from .script import Fault
 
 STORAGE_PREFIX = "/storage/"
 # Headers and query parameters that carry a key in any family; none may reach the storage host.
@@ -34,14 +37,78 @@ def api_origin(req: Request) -> str:
     return "http://" + req.headers.get("host", "emulator.test")
 
 
-async def send_blob(req: Request, data: bytes, *, content_type: str = "video/mp4", chunk: int = 1 << 20) -> None:
-    """Stream ``data`` with a Content-Length, in chunks (a 200 MB clip is never one write)."""
+_RANGE = re.compile(r"bytes=(\d+)-(\d*)")
+
+
+async def send_blob(req: Request, data: bytes, *, content_type: str = "video/mp4", chunk: int = 1 << 20,
+                    name: str | None = None) -> None:
+    """Stream ``data`` with a Content-Length, in chunks (a 200 MB clip is never one write).
+
+    ``name``: the stored clip's name, which brings its job's download faults (``VideoScript.download_faults``)
+    and ``Range`` support (``bytes=N-`` and ``bytes=N-M``, answered 206 with ``Content-Range``; on by default,
+    off with ``VideoScript(ranges=False)``)."""
     ex = req.exchange
-    await ex.start(200, [("content-type", content_type), ("content-length", str(len(data)))])
-    view = memoryview(data)
-    for start in range(0, len(data), chunk):
+    script, fault = req.video.download(name) if name is not None else (None, None)
+    if fault is not None:
+        req.record.fault = f"download {fault.kind}"
+    if fault is not None and fault.kind == "status":
+        await req.json(fault.status, {"error": {"code": fault.status, "message": "no such object"}})
+        return
+    status, headers, body = 200, [("content-type", content_type)], data
+    if script is None or script.ranges:
+        headers.append(("accept-ranges", "bytes"))
+        asked = _RANGE.fullmatch(req.headers.get("range", "").strip())
+        if asked is not None:
+            first = int(asked.group(1))
+            last = min(int(asked.group(2)), len(data) - 1) if asked.group(2) else len(data) - 1
+            if first >= len(data) or last < first:
+                await ex.start(416, [("content-range", f"bytes */{len(data)}"), ("content-length", "0")])
+                await ex.finish()
+                return
+            status, body = 206, data[first:last + 1]
+            headers.append(("content-range", f"bytes {first}-{last}/{len(data)}"))
+    await ex.start(status, [*headers, ("content-length", str(len(body)))])
+    view = memoryview(body)
+    if fault is not None and fault.kind == "reset":
+        await ex.write(bytes(view[:len(body) // 2]))
+        raise ConnectionCut("emulator reset the download halfway")
+    if fault is not None and fault.kind == "drip":
+        await ex.write(bytes(view[:1024]))
+        try:
+            for at in range(1024, len(body)):
+                if not await ex.pause(fault.drip_s):
+                    return
+                await ex.write(bytes(view[at:at + 1]))
+        except ClientGone:
+            return
+        await ex.finish()
+        return
+    for start in range(0, len(body), chunk):
         await ex.write(bytes(view[start:start + chunk]))
     await ex.finish()
+
+
+async def submit_fault_after_accept(req: Request, fault: Fault, answer: Any, *, status: int = 200) -> None:
+    """A submit's "cut", "hang" or "malformed", after the provider accepted (and will bill) the job, ``answer``
+    its acceptance: the answer is lost, not the job. "cut" sends its first bytes and drops the connection;
+    "hang" never answers; "malformed" answers ``status`` with a body that is not JSON."""
+    req.record.fault = fault.kind
+    if fault.kind == "hang":
+        await req.exchange.gone.wait()
+        return
+    data = dumps(answer).encode()
+    if fault.kind == "malformed":
+        data = data[:len(data) // 2]
+        await req.exchange.start(status, [("content-type", "application/json"), ("content-length", str(len(data)))])
+        await req.exchange.finish(data)
+        return
+    await req.exchange.start(status, [("content-type", "application/json"), ("content-length", str(len(data)))])
+    await req.exchange.write(data[:10])
+    raise ConnectionCut("emulator cut the submit's answer")
+
+
+# The submit faults that come after the job was accepted (``submit_fault_after_accept``).
+AFTER_ACCEPT = ("cut", "hang", "malformed")
 
 
 class Storage(Family):
@@ -64,11 +131,12 @@ class Storage(Family):
         if data is None:
             await req.json(404, {"error": {"code": 404, "message": "no such object"}})
             return
-        await send_blob(req, data)
+        await send_blob(req, data, name=req.params["name"])
 
 
 def error_body(status: int, message: str) -> str:
     return dumps({"error": {"code": status, "message": message}})
 
 
-__all__ = ["STORAGE_PREFIX", "Storage", "api_origin", "error_body", "send_blob", "storage_url"]
+__all__ = ["AFTER_ACCEPT", "STORAGE_PREFIX", "Storage", "api_origin", "error_body", "send_blob", "storage_url",
+           "submit_fault_after_accept"]

@@ -30,6 +30,19 @@ Outcome = Literal["ok", "filtered", "failed"]
 Delivery = Literal["redirect", "uri", "inline"]
 
 
+@dataclass
+class DownloadFault:
+    """One scripted failure of a clip's download (the request that streams its bytes, after any redirect).
+
+    "reset": half the bytes, then the connection drops (a client that asks again with ``Range`` gets the rest);
+    "drip": the first KiB, then one byte every ``drip_s`` for as long as the client listens; "status": answers
+    ``status`` (404: the clip is gone). ``times`` limits it to the first N downloads of the clip (None: all)."""
+
+    kind: Literal["reset", "drip", "status"]
+    status: int = 404
+    times: int | None = 1
+    drip_s: float = 0.05
+
 
 @dataclass
 class VideoScript:
@@ -52,6 +65,10 @@ class VideoScript:
     error_message: str = "The video could not be generated: internal error in the video model."
     submit_faults: list[Fault] = field(default_factory=list)
     poll_faults: list[Fault] = field(default_factory=list)
+    # Faults of the clip's download, by download (``DownloadFault``); ``ranges`` False: the host that serves the
+    # bytes ignores ``Range`` and announces no ``Accept-Ranges`` (a resumed download must start over).
+    download_faults: list[DownloadFault] = field(default_factory=list)
+    ranges: bool = True
     # Interactions: whether the completed interaction carries the SDK's convenience field ``output_video``
     # (unconfirmed whether the server sends it) or only ``steps``.
     output_video_field: bool = False
@@ -117,6 +134,8 @@ class VideoBook(Scripts["VideoScript"]):
         self._direct: set[str] = set()
         self._submits: dict[str, int] = {}
         self._faults: dict[tuple[str, str], int] = {}
+        self._blob_jobs: dict[str, EmulatedJob] = {}
+        self._downloads: dict[str, int] = {}
         self._ids = itertools.count(1)
 
     def script(self, model: str) -> VideoScript:
@@ -129,6 +148,8 @@ class VideoBook(Scripts["VideoScript"]):
         self._direct.clear()
         self._submits.clear()
         self._faults.clear()
+        self._blob_jobs.clear()
+        self._downloads.clear()
 
     def fault(self, model: str, which: Literal["submit", "poll"]) -> Fault | None:
         """The scripted fault for this request to ``model``, counting requests per model and kind."""
@@ -138,6 +159,11 @@ class VideoBook(Scripts["VideoScript"]):
             nth = self._faults.get((model, which), 0)
             self._faults[(model, which)] = nth + 1
         return fault_for(faults, nth)
+
+    def requests(self, model: str, which: Literal["submit", "poll"]) -> int:
+        """How many submit (or poll) requests for ``model`` reached its family, faulted or not."""
+        with self._lock:
+            return self._faults.get((model, which), 0)
 
     def submit(self, family: str, model: str, body: Any, *, prefix: str = "") -> EmulatedJob:
         """Accept one job (a paid submission) and return it."""
@@ -191,7 +217,26 @@ class VideoBook(Scripts["VideoScript"]):
         if job.blob is None:
             job.blob = self.store(f"{job.family}-{job.id}", job.script.data(),
                                   redirect=job.script.delivery != "uri")
+        with self._lock:
+            self._blob_jobs[job.blob] = job
         return job.blob
 
+    def download(self, name: str) -> tuple[VideoScript | None, DownloadFault | None]:
+        """Count one download of the stored clip ``name``: the script of the job that made it (None for a blob
+        no job made) and the download fault this request gets, if any."""
+        with self._lock:
+            job = self._blob_jobs.get(name)
+            nth = self._downloads.get(name, 0)
+            self._downloads[name] = nth + 1
+        if job is None:
+            return None, None
+        fault = next((f for f in job.script.download_faults if f.times is None or nth < f.times), None)
+        return job.script, fault
 
-__all__ = ["Delivery", "EmulatedJob", "Outcome", "VideoBook", "VideoScript", "made_clip"]
+    def downloads(self, name: str) -> int:
+        """How many requests asked for the bytes of stored clip ``name``."""
+        with self._lock:
+            return self._downloads.get(name, 0)
+
+
+__all__ = ["Delivery", "DownloadFault", "EmulatedJob", "Outcome", "VideoBook", "VideoScript", "made_clip"]

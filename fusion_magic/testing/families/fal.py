@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from .._wire import default_message
 from ..registry import Family, Request, Route
 from ..script import Fault
-from ..video import api_origin, storage_url
+from ..video import AFTER_ACCEPT, api_origin, storage_url, submit_fault_after_accept
 from ..video_script import EmulatedJob
 
 _PREFIX = "/fal"
@@ -162,15 +162,20 @@ class Fal(Family):
 
     async def submit(self, req: Request) -> None:
         endpoint_id = req.params["model"]
-        if fault := req.video.fault(endpoint_id, "submit"):
+        fault = req.video.fault(endpoint_id, "submit")
+        if fault is not None and fault.kind not in AFTER_ACCEPT:
             await self._fault(req, fault)
             return
         if errors := validate(endpoint_id, req.body):
             await req.json(422, {"detail": errors}, [("x-fal-retryable", "false")])
             return
         job = req.video.submit(self.name, endpoint_id, req.body)
-        await req.json(200, {"status": "IN_QUEUE", "request_id": job.id, **self._urls(req, job),
-                             "queue_position": max(job.script.polls - 1, 0)})
+        answer = {"status": "IN_QUEUE", "request_id": job.id, **self._urls(req, job),
+                  "queue_position": max(job.script.polls - 1, 0)}
+        if fault is not None:  # accepted (and billed); the answer is lost
+            await submit_fault_after_accept(req, fault, answer)
+            return
+        await req.json(200, answer)
 
     async def status(self, req: Request) -> None:
         job = await self._job(req)
@@ -249,6 +254,9 @@ class Fal(Family):
 
     async def _fault(self, req: Request, fault: Fault) -> None:
         req.record.fault = fault.kind
+        if fault.kind == "hang":
+            await req.exchange.gone.wait()
+            return
         body, headers = request_error(fault.status, fault.message)
         if fault.retry_after is not None:
             headers.append(("retry-after", f"{fault.retry_after:g}"))

@@ -109,7 +109,7 @@ class GeminiFiles(GeminiAuth):
             await req.exchange.start(302, [("location", storage_url(req, name)), ("content-length", "0")])
             await req.exchange.finish()
             return
-        await send_blob(req, data)
+        await send_blob(req, data, name=name)
 
     # ---- upload ---------------------------------------------------------------------------------------
 

@@ -28,7 +28,8 @@ from typing import Any
 
 from .._wire import default_message
 from ..registry import Request, Route
-from ..video import api_origin
+from ..script import Fault
+from ..video import AFTER_ACCEPT, api_origin, submit_fault_after_accept
 from ..video_script import EmulatedJob, VideoScript
 from .gemini import GeminiAuth, gemini_error
 from .gemini_files import file_uri
@@ -85,11 +86,14 @@ class Interactions(GeminiAuth):
             return
         model = str(body["model"])
         fault = req.video.fault(model, "submit")
-        if fault is not None:
-            req.record.fault = fault.kind
-            await req.json(fault.status, gemini_error(fault.status, fault.message or default_message(fault.status)))
+        if fault is not None and fault.kind not in AFTER_ACCEPT:
+            await _answer_fault(req, fault)
             return
         job = req.video.submit(self.name, model, body, prefix=_ID_PREFIX)
+        if fault is not None:  # accepted (and billed); the answer is lost
+            accepted = _envelope(job, "queued" if job.script.polls > 1 else "in_progress")
+            await submit_fault_after_accept(req, fault, accepted)
+            return
         if body.get("background") is not True:
             # Without background the call blocks until the interaction is done.
             job.polls = job.script.polls + 1 if _wants_video(body) else 1
@@ -108,8 +112,7 @@ class Interactions(GeminiAuth):
             return
         fault = req.video.fault(job.model, "poll")
         if fault is not None:
-            req.record.fault = fault.kind
-            await req.json(fault.status, gemini_error(fault.status, fault.message or default_message(fault.status)))
+            await _answer_fault(req, fault)
             return
         if _wants_video(job.body):
             job.advance()
@@ -168,6 +171,16 @@ class Interactions(GeminiAuth):
 
 
 # ---- helpers (no I/O) -----------------------------------------------------------------------------------
+
+
+async def _answer_fault(req: Request, fault: Fault) -> None:
+    """A scripted error answer (or a "hang": none at all), with ``Retry-After`` where the fault has one."""
+    req.record.fault = fault.kind
+    if fault.kind == "hang":
+        await req.exchange.gone.wait()
+        return
+    headers = [("retry-after", f"{fault.retry_after:g}")] if fault.retry_after is not None else []
+    await req.json(fault.status, gemini_error(fault.status, fault.message or default_message(fault.status)), headers)
 
 
 def _in_flight(job: EmulatedJob) -> bool:

@@ -43,11 +43,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from .._exchange import ConnectionCut
-from .._wire import default_message, dumps
+from .._wire import default_message
 from ..registry import Family, Request, Route
 from ..script import Fault
-from ..video import send_blob
+from ..video import AFTER_ACCEPT, send_blob, submit_fault_after_accept
 from ..video_script import EmulatedJob, State, VideoBook
 from .openrouter import error_type
 
@@ -200,7 +199,8 @@ class OpenRouterVideo(Family):
         elif job.script.delivery == "redirect":
             await req.json(302, {}, [("location", self._signed_url(req, job))])
         else:
-            await send_blob(req, req.video.blob(req.video.finish(job)) or b"")
+            name = req.video.finish(job)
+            await send_blob(req, req.video.blob(name) or b"", name=name)
 
     async def signed(self, req: Request) -> None:
         leaked = [h for h in _KEY_HEADERS if h in req.headers]
@@ -218,7 +218,7 @@ class OpenRouterVideo(Family):
         if data is None:
             await req.json(404, error(404, "no such object"))
             return
-        await send_blob(req, data)
+        await send_blob(req, data, name=name)
 
     # ---- shapes ----------------------------------------------------------------------------------------
 
@@ -308,15 +308,13 @@ class OpenRouterVideo(Family):
         """Answer with ``fault`` in OpenRouter's envelope. A submit's "cut" or "hang" first accepts the job (it is
         paid: the answer is lost, not the job), then drops the answer halfway or never sends it."""
         req.record.fault = fault.kind
-        if body is not None and fault.kind in ("cut", "hang"):
+        if body is not None and fault.kind in AFTER_ACCEPT:
             job = self._accept(req, model, body)
-            if fault.kind == "hang":
-                await req.exchange.gone.wait()
-                return
-            data = dumps(self.answer(req, job, "pending")).encode()
-            await req.exchange.start(202, [("content-type", "application/json"), ("content-length", str(len(data)))])
-            await req.exchange.write(data[:10])
-            raise ConnectionCut("emulator cut the submit's answer")
+            await submit_fault_after_accept(req, fault, self.answer(req, job, "pending"), status=202)
+            return
+        if fault.kind == "hang":
+            await req.exchange.gone.wait()
+            return
         extra: dict[str, Any] = {}
         if fault.limit_source is not None:
             extra["limit_source"] = fault.limit_source

@@ -27,7 +27,6 @@ CDN's 403/410 bodies; kling2.5_turbo_pro's credits (7/s) and its two ratios besi
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import time
 import weakref
@@ -36,10 +35,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from .._exchange import ConnectionCut
 from ..registry import Family, Request, Route
 from ..script import Fault
-from ..video import send_blob
+from ..video import AFTER_ACCEPT, send_blob, submit_fault_after_accept
 from ..video_script import EmulatedJob, VideoBook
 
 _PREFIX = "/runway"
@@ -334,7 +332,7 @@ class Runway(Family):
         model = req.body.get("model") if isinstance(req.body, Mapping) else None
         if isinstance(model, str):
             req.record.model = model
-            if (fault := req.video.fault(model, "submit")) and fault.kind not in ("cut", "hang"):
+            if (fault := req.video.fault(model, "submit")) and fault.kind not in AFTER_ACCEPT:
                 await self._fault(req, fault)
                 return
         else:
@@ -348,14 +346,8 @@ class Runway(Family):
         if fault is not None:
             # A submit's "cut" or "hang" comes after Runway accepted (and will bill) the task: the answer is lost,
             # not the task.
-            req.record.fault = fault.kind
-            if fault.kind == "hang":
-                await req.exchange.gone.wait()
-                return
-            data = json.dumps(answer).encode()
-            await req.exchange.start(200, [("content-type", "application/json"), ("content-length", str(len(data)))])
-            await req.exchange.write(data[:10])
-            raise ConnectionCut("emulator cut the submit's answer")
+            await submit_fault_after_accept(req, fault, answer)
+            return
         await req.json(200, answer)
 
     async def task(self, req: Request) -> None:
@@ -422,7 +414,7 @@ class Runway(Family):
         elif expired:
             await _xml(req, status, "AccessDenied" if status == 403 else "Gone", "Request has expired")
         else:
-            await send_blob(req, data)
+            await send_blob(req, data, name=name)
 
     # ---- helpers ------------------------------------------------------------------------------------
 
@@ -436,6 +428,9 @@ class Runway(Family):
 
     async def _fault(self, req: Request, fault: Fault) -> None:
         req.record.fault = fault.kind
+        if fault.kind == "hang":
+            await req.exchange.gone.wait()
+            return
         headers = [("retry-after", f"{fault.retry_after:g}")] if fault.retry_after is not None else []
         await req.json(fault.status, {"error": fault.message or _MESSAGES.get(fault.status, "Internal error.")},
                        headers)

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from .._wire import default_message
 from ..registry import Request, Route
 from ..script import Fault
-from ..video import api_origin
+from ..video import AFTER_ACCEPT, api_origin, submit_fault_after_accept
 from ..video_script import EmulatedJob, made_clip
 from .gemini import GeminiAuth, gemini_error
 from .gemini_files import file_uri
@@ -85,13 +85,18 @@ class Veo(GeminiAuth):
 
     async def submit(self, req: Request) -> None:
         model = req.params["model"]
-        if await self._fault(req, model, "submit"):
+        fault = req.video.fault(model, "submit")
+        if fault is not None and fault.kind not in AFTER_ACCEPT:
+            await self._answer_fault(req, model, fault)
             return
         problem = validate(req.body) or self._extension_problem(req, req.body)
         if problem is not None:
             await req.json(400, gemini_error(400, problem))
             return
         job = req.video.submit(self.name, model, req.body)
+        if fault is not None:  # accepted (and billed); the answer is lost
+            await submit_fault_after_accept(req, fault, {"name": _operation(model, job)})
+            return
         await req.json(200, {"name": _operation(model, job)})
 
     # ---- poll -------------------------------------------------------------------------------------
@@ -225,12 +230,16 @@ class Veo(GeminiAuth):
         fault = req.video.fault(model, which)
         if fault is None:
             return False
+        await self._answer_fault(req, model, fault)
+        return True
+
+    async def _answer_fault(self, req: Request, model: str, fault: Fault) -> None:
         req.record.fault = fault.kind
         if fault.kind == "hang":
             await req.exchange.gone.wait()
-            return True
-        await req.json(fault.status, _fault_body(model, fault))
-        return True
+            return
+        headers = [("retry-after", f"{fault.retry_after:g}")] if fault.retry_after is not None else []
+        await req.json(fault.status, _fault_body(model, fault), headers)
 
 
 def _operation(model: str, job: EmulatedJob) -> str:
