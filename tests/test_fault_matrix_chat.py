@@ -152,8 +152,8 @@ def closed_port() -> int:
 
 
 class ResettingRelay:
-    """A TCP relay in front of the emulator that resets the client's connection (an RST, SO_LINGER 0) as soon as
-    the answer bytes that went through hold ``marker``, after a moment for the client to read them."""
+    """A TCP relay in front of the emulator that resets the client's connection (an RST, SO_LINGER 0) once the
+    server-sent event holding ``marker`` went through (nothing after it), after a moment for the client to read it."""
 
     def __init__(self, upstream: int, marker: bytes) -> None:
         self.upstream, self.marker = upstream, marker
@@ -190,13 +190,18 @@ class ResettingRelay:
                 if upstream in readable:
                     if not (data := upstream.recv(65536)):
                         return
-                    client.sendall(data)
                     seen += data
-                    if self.marker in seen:
-                        time.sleep(0.05)  # the client reads what went through before the reset
-                        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                        self.resets += 1
-                        return
+                    at = seen.find(self.marker)
+                    end = seen.find(b"\n\n", at) if at >= 0 else -1
+                    if end < 0:
+                        client.sendall(data)
+                        continue
+                    # Up to the end of the marker's event, however many events this read holds; then the reset.
+                    client.sendall(data[: end + 2 - (len(seen) - len(data))])
+                    time.sleep(0.05)  # the client reads what went through before the reset
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.resets += 1
+                    return
         except OSError:
             return
         finally:
@@ -271,7 +276,7 @@ def test_fault_cell(provider: str, column: Column, emulator_env: Emulator, table
     wire = faulty.split(":", 1)[1]  # the model as the request body (or Gemini's path) names it
     healthy = "anthropic:healthy" if provider == "openai" else "openai:healthy"
     emu.script("healthy", ModelScript(reply=HEALTHY_REPLY))
-    # Paced (a chunk every 50 ms) so the relay's reset falls between two chunks.
+    # Paced under a reset: the answer is still streaming when the relay resets the connection.
     emu.script(wire, ModelScript(reply=REPLY, chunk_chars=5, tokens_per_s=20 if column.socket == "reset" else None,
                                  faults=[column.fault] if column.fault else []))
     relay: ResettingRelay | None = None
