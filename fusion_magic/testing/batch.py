@@ -12,6 +12,9 @@ that request's error entry, in the family's batch shape, beside the successes.
     emu.batches.fail_next("openai", "The batch failed: internal error.")
     emu.batches.expire_next("anthropic", completed=1)
     emu.batches.creations("openai"); emu.batches.submitted_ids("openai")
+    emu.batches.fault_next("anthropic", "create", status=503, created=True)   # it has the batch; the answer is a 503
+    emu.batches.fault_next("openai", "poll", status=429)                       # a 429 without Retry-After
+    emu.batches.fault_next("gemini", "results", cut=True)                      # the results cut off half-way
 
 Shapes: ``shared/reference/batch-apis.md``. Families are named by provider here ("openai", "anthropic", "gemini",
 "openrouter"), whatever their registry names are.
@@ -29,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._exchange import ClientGone, ConnectionCut
 from ._wire import default_message, dumps
 from .script import Fault
 
@@ -68,6 +72,35 @@ WIRE_STATES: dict[str, dict[str, str]] = {
 _FAILS_AT_VALIDATION = frozenset({"openai", "openrouter"})
 _HAS_FINALIZING = frozenset({"openai", "openrouter"})
 _ENDS: dict[str, Phase] = {"complete": "completed", "fail": "failed", "expire": "expired"}
+# The batch routes a test can script an HTTP fault on (``BatchBook.fault_next``): the submit (OpenAI: the batch's
+# create, not the file upload), a poll, and the read of the results (OpenAI: an output or error file's content;
+# Anthropic: ``results_url``; Gemini and OpenRouter: the poll that brings the finished batch with its results).
+BatchRoute = Literal["create", "poll", "results"]
+BATCH_ROUTES: tuple[BatchRoute, ...] = ("create", "poll", "results")
+
+
+@dataclass(frozen=True)
+class RouteFault:
+    """One scripted HTTP failure of a batch route (``BatchBook.fault_next``): ``status`` with the family's error
+    body (``retry_after`` as a ``Retry-After`` header), or a 200 whose body is not JSON (``malformed``), or the
+    answer cut off half-way (``cut``), or no answer at all until the client gives up (``hang``). ``created`` (the
+    create route only): the provider creates the batch first, so it has it (and bills it) whatever the client
+    sees."""
+
+    status: int | None = None
+    retry_after: float | None = None
+    malformed: bool = False
+    cut: bool = False
+    hang: bool = False
+    created: bool = False
+    message: str | None = None
+
+    @property
+    def word(self) -> str:
+        """What the request log's ``fault`` says of it."""
+        kind = ("hang" if self.hang else "cut" if self.cut else "malformed" if self.malformed
+                else f"status {self.status}")
+        return f"batch route: {kind}{' after creating the batch' if self.created else ''}"
 
 
 def provider_of_family(family: str) -> str:
@@ -191,6 +224,7 @@ class BatchBook:
         self._submitted: dict[str, list[str]] = {}
         self._fates: dict[str, deque[tuple[Fate, str | None, int | None]]] = {}
         self._throttles: dict[str, deque[float]] = {}
+        self._route_faults: dict[tuple[str, str], deque[RouteFault]] = {}
         self._ids = itertools.count(1)
 
     # ---- what tests script and read -------------------------------------------------------------------
@@ -204,6 +238,7 @@ class BatchBook:
             self._submitted.clear()
             self._fates.clear()
             self._throttles.clear()
+            self._route_faults.clear()
             self._held = False
             self.polls_to_finish = 2
 
@@ -241,6 +276,35 @@ class BatchBook:
         """The next GET of a batch in ``family`` is a 429 with ``Retry-After`` (the batch does not advance)."""
         with self._lock:
             self._throttles.setdefault(provider_of_family(family), deque()).append(retry_after)
+
+    def fault_next(self, family: str, route: BatchRoute, *, status: int | None = None,
+                   retry_after: float | None = None, malformed: bool = False, cut: bool = False, hang: bool = False,
+                   created: bool = False, times: int = 1, message: str | None = None) -> None:
+        """The next ``times`` requests to ``route`` ("create", "poll", "results") of ``family`` fail over HTTP:
+        ``status`` (with ``Retry-After: retry_after`` when given), a 2xx that is not JSON (``malformed``), the
+        answer cut half-way (``cut``) or never sent (``hang``: until the client's timeout). A faulted poll does not
+        advance the batch; ``created=True`` on "create" creates the batch before the fault answers."""
+        if route not in BATCH_ROUTES:
+            raise ValueError(f"emulator: no batch route {route!r}; one of {', '.join(BATCH_ROUTES)}")
+        if [status is not None, malformed, cut, hang].count(True) != 1:
+            raise ValueError("emulator: a batch route fault is one of status=, malformed=, cut= or hang=")
+        if created and route != "create":
+            raise ValueError("emulator: created= is for the create route only")
+        fault = RouteFault(status, retry_after, malformed, cut, hang, created, message)
+        with self._lock:
+            self._route_faults.setdefault((provider_of_family(family), route), deque()).extend([fault] * times)
+
+    def take_fault(self, family: str, route: BatchRoute) -> RouteFault | None:
+        """The scripted fault for this request to ``route``, None when none is scripted (counts it as used)."""
+        with self._lock:
+            queued = self._route_faults.get((provider_of_family(family), route))
+            return queued.popleft() if queued else None
+
+    def faults_left(self, family: str | None = None) -> int:
+        """How many scripted route faults (``fault_next``) no request has met yet, in ``family`` or in all."""
+        with self._lock:
+            return sum(len(q) for (provider, _), q in self._route_faults.items()
+                       if family is None or provider == provider_of_family(family))
 
     def creations(self, family: str | None = None) -> int:
         """How many batches were created (accepted), in ``family`` or in all."""
@@ -490,9 +554,46 @@ def _array(lines: Sequence[bytes]) -> Iterator[bytes]:
     yield b"]"
 
 
+async def send_cut(req: Request, data: bytes, content_type: str = "application/json",
+                   headers: Iterable[tuple[str, str]] = (), status: int = 200) -> None:
+    """Start a 200 answer with the Content-Length of ``data``, send its first half, then drop the connection."""
+    ex = req.exchange
+    await ex.start(status, [("content-type", content_type), ("content-length", str(len(data))), *headers])
+    await ex.write(data[: len(data) // 2])
+    raise ConnectionCut("emulator: a scripted cut of a batch route")
+
+
+async def send_fault(req: Request, fault: RouteFault, error_body: Callable[[int, str], Any], *,
+                     answer: bytes | None = None, headers: Iterable[tuple[str, str]] = ()) -> None:
+    """Answer with a scripted route fault: ``fault.status`` with ``error_body(status, message)``, a 200 that is
+    not JSON, no answer (until the client goes away), or ``answer`` (the real body: the provider did its part)
+    cut half-way."""
+    ex = req.exchange
+    req.record.fault = fault.word
+    if fault.hang:
+        await ex.gone.wait()
+        raise ClientGone
+    if fault.status is not None:
+        extra = [("retry-after", f"{fault.retry_after:g}")] if fault.retry_after is not None else []
+        body = error_body(fault.status, fault.message or default_message(fault.status))
+        await req.json(fault.status, body, [*extra, *headers])
+        return
+    if fault.malformed:
+        data = b'<html><body>upstream answered: {"id": "batch_'  # a 2xx whose body is no JSON at all
+        await ex.start(200, [("content-type", "application/json"), ("content-length", str(len(data))), *headers])
+        await ex.finish(data)
+        return
+    await send_cut(req, answer if answer is not None else b'{"id": "batch_emu", "status": "valid', headers=headers)
+
+
 async def send_jsonl(req: Request, lines: Sequence[bytes], content_type: str = "application/jsonl",
-                     headers: Iterable[tuple[str, str]] = ()) -> None:
-    """Answer 200 with one line per entry, streamed in chunks with a Content-Length."""
+                     headers: Iterable[tuple[str, str]] = (), *, cut: bool = False) -> None:
+    """Answer 200 with one line per entry, streamed in chunks with a Content-Length (``cut``: half of it, then
+    the connection drops)."""
+    if cut:
+        await send_cut(req, b"".join(piece for entry in lines for piece in (entry, b"\n")), content_type,
+                       headers)
+        return
     length = sum(len(entry) + 1 for entry in lines)
     ex = req.exchange
     await ex.start(200, [("content-type", content_type), ("content-length", str(length)), *headers])
@@ -502,14 +603,11 @@ async def send_jsonl(req: Request, lines: Sequence[bytes], content_type: str = "
 
 
 async def send_json_with_results(req: Request, status: int, body: Any, lines: Sequence[bytes],
-                                 headers: Iterable[tuple[str, str]] = ()) -> None:
+                                 headers: Iterable[tuple[str, str]] = (), *, cut: bool = False) -> None:
     """Answer with ``body`` where every ``RESULTS`` placeholder is the JSON array of ``lines``: the entries are
-    written as they are kept, never parsed and re-encoded into one big string."""
+    written as they are kept, never parsed and re-encoded into one big string (``cut``: half of it, then the
+    connection drops)."""
     parts = dumps(body).encode().split(_RESULTS_BYTES)
-    array_length = 2 + sum(len(entry) for entry in lines) + max(len(lines) - 1, 0)
-    length = sum(len(p) for p in parts) + array_length * (len(parts) - 1)
-    ex = req.exchange
-    await ex.start(status, [("content-type", "application/json"), ("content-length", str(length)), *headers])
 
     def pieces() -> Iterator[bytes]:
         for i, part in enumerate(parts):
@@ -517,11 +615,19 @@ async def send_json_with_results(req: Request, status: int, body: Any, lines: Se
                 yield from _array(lines)
             yield part
 
+    if cut:
+        await send_cut(req, b"".join(pieces()), headers=headers, status=status)
+        return
+    array_length = 2 + sum(len(entry) for entry in lines) + max(len(lines) - 1, 0)
+    length = sum(len(p) for p in parts) + array_length * (len(parts) - 1)
+    ex = req.exchange
+    await ex.start(status, [("content-type", "application/json"), ("content-length", str(length)), *headers])
+
     for chunk in _chunks(pieces()):
         await ex.write(chunk)
     await ex.finish()
 
 
-__all__ = ["PROVIDERS", "RESULTS", "TERMINAL", "WIRE_STATES", "Answer", "BatchBook", "BatchFile", "BatchItem",
-           "EmulatedBatch", "Fate", "Finisher", "Outcome", "Phase", "answer", "line", "provider_of_family",
-           "send_json_with_results", "send_jsonl", "tally"]
+__all__ = ["BATCH_ROUTES", "PROVIDERS", "RESULTS", "TERMINAL", "WIRE_STATES", "Answer", "BatchBook", "BatchFile",
+           "BatchItem", "BatchRoute", "EmulatedBatch", "Fate", "Finisher", "Outcome", "Phase", "RouteFault", "answer",
+           "line", "provider_of_family", "send_cut", "send_fault", "send_json_with_results", "send_jsonl", "tally"]

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from ..batch import BatchItem, EmulatedBatch, answer, line, send_jsonl, tally
+from .._wire import dumps
+from ..batch import BatchItem, EmulatedBatch, answer, line, send_fault, send_jsonl, tally
 from ..registry import Family, Request, Route
 from ..video import api_origin
 from .anthropic import Anthropic
@@ -107,8 +108,17 @@ class AnthropicBatch(Family):
                 return f"requests.{i}.params: Field required"
         return None
 
+    def _error_body(self, req: Request) -> Callable[[int, str], Any]:
+        return lambda status, message: self.chat.error_body(status, message, request_id=req.request_id)
+
     async def create(self, req: Request) -> None:
-        """``POST {BASE}``: accept the batch (``in_progress``) once its shape is right."""
+        """``POST {BASE}``: accept the batch (``in_progress``) once its shape is right (a fault scripted with
+        ``fault_next(..., "create")`` answers first, or after creating it)."""
+        headers = [("request-id", req.request_id)]
+        fault = req.batches.take_fault("anthropic", "create")
+        if fault is not None and not fault.created:
+            await send_fault(req, fault, self._error_body(req), headers=headers)
+            return
         problem = self.check_shape(req.body)
         if problem is not None:
             await self._refuse(req, 400, problem)
@@ -116,7 +126,11 @@ class AnthropicBatch(Family):
         items = [BatchItem(r["custom_id"], r["params"]) for r in req.body["requests"]]
         # Models may differ between requests: the batch has none of its own.
         batch = req.batches.create("anthropic", items, prefix="msgbatch_", model=None)
-        await req.json(200, self.batch_object(req, batch), [("request-id", req.request_id)])
+        if fault is not None:  # the batch exists (and is billed); the answer is the scripted fault
+            await send_fault(req, fault, self._error_body(req), answer=dumps(self.batch_object(req, batch)).encode(),
+                             headers=headers)
+            return
+        await req.json(200, self.batch_object(req, batch), headers)
 
     async def poll(self, req: Request) -> None:
         """``GET {BASE}/{id}``: one step further (see BatchBook); a scripted 429 first if there is one."""
@@ -125,6 +139,10 @@ class AnthropicBatch(Family):
             body = self.chat.error_body(429, "Number of request tokens has exceeded your per-minute rate limit.",
                                         request_id=req.request_id)
             await req.json(429, body, [("retry-after", f"{retry_after:g}"), ("request-id", req.request_id)])
+            return
+        fault = req.batches.take_fault("anthropic", "poll")
+        if fault is not None:  # the batch does not advance
+            await send_fault(req, fault, self._error_body(req), headers=[("request-id", req.request_id)])
             return
         batch = req.batches.poll(req.params["batch_id"], lambda b: self.finish(req, b))
         if batch is None or batch.family != "anthropic":
@@ -143,7 +161,14 @@ class AnthropicBatch(Family):
             await self._refuse(req, 400, f"Batch {batch.id} has not ended yet; its results are not available.")
             return
         lines = [item.line for item in batch.results() if item.line is not None]
-        await send_jsonl(req, lines, "application/binary", [("request-id", req.request_id)])
+        headers = [("request-id", req.request_id)]
+        fault = req.batches.take_fault("anthropic", "results")
+        if fault is not None and not fault.cut:
+            await send_fault(req, fault, self._error_body(req), headers=headers)
+            return
+        if fault is not None:
+            req.record.fault = fault.word
+        await send_jsonl(req, lines, "application/binary", headers, cut=fault is not None)
 
     async def cancel(self, req: Request) -> None:
         """``POST {BASE}/{id}/cancel``: ``canceling``, then ``ended`` with ``canceled`` results at the next poll."""

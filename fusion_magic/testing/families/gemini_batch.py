@@ -13,10 +13,11 @@ are served and share the batches. Shapes: ``shared/reference/batch-apis.md`` §3
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from ..batch import RESULTS, BatchItem, EmulatedBatch, answer, line, send_json_with_results, tally
+from .._wire import dumps
+from ..batch import RESULTS, BatchItem, EmulatedBatch, answer, line, send_fault, send_json_with_results, tally
 from ..registry import Request, Route
 from ..script import Fault
 from .gemini import MAX_REQUEST_BYTES, Gemini, GeminiAuth, _Refused, check_parts, gemini_error
@@ -116,8 +117,17 @@ class GeminiBatch(GeminiAuth):
             items.append(BatchItem(key if isinstance(key, str) else None, request, metadata))
         return display, items
 
+    def _error_body(self, retry_after: float | None) -> Callable[[int, str], Any]:
+        return lambda status, message: self.chat.error_body(
+            status, message, fault=Fault("status", status=status, retry_after=retry_after))
+
     async def create(self, req: Request) -> None:
-        """``POST …:batchGenerateContent``: the Operation of a ``BATCH_STATE_PENDING`` batch."""
+        """``POST …:batchGenerateContent``: the Operation of a ``BATCH_STATE_PENDING`` batch (a fault scripted
+        with ``fault_next(..., "create")`` answers first, or after creating it)."""
+        fault = req.batches.take_fault("gemini", "create")
+        if fault is not None and not fault.created:
+            await send_fault(req, fault, self._error_body(fault.retry_after))
+            return
         if len(req.raw_body) > MAX_REQUEST_BYTES:
             await self._refuse(req, 400, f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} bytes.")
             return
@@ -128,6 +138,10 @@ class GeminiBatch(GeminiAuth):
         display, items = read
         model = req.params["model"].removeprefix("models/")
         batch = req.batches.create("gemini", items, prefix="b", model=model, display_name=display)
+        if fault is not None:  # the batch exists (and is billed); the answer is the scripted fault
+            await send_fault(req, fault, self._error_body(fault.retry_after),
+                             answer=dumps(self.operation(batch)).encode())
+            return
         await req.json(200, self.operation(batch))
 
     async def poll(self, req: Request) -> None:
@@ -138,12 +152,23 @@ class GeminiBatch(GeminiAuth):
                                         fault=Fault("status", status=429, retry_after=retry_after))
             await req.json(429, body, [("retry-after", f"{retry_after:g}")])
             return
+        fault = req.batches.take_fault("gemini", "poll")
+        if fault is not None:  # the batch does not advance
+            await send_fault(req, fault, self._error_body(fault.retry_after))
+            return
         batch = req.batches.poll(req.params["batch_id"], lambda b: self.finish(req, b))
         if batch is None or batch.family != "gemini":
             await self._no_batch(req)
             return
         lines = [item.line for item in batch.results() if item.line is not None] if batch.phase == "completed" else []
-        await send_json_with_results(req, 200, self.operation(batch), lines)
+        # The results come with the poll that finds the batch finished: a "results" fault is met there.
+        fault = req.batches.take_fault("gemini", "results") if batch.phase == "completed" else None
+        if fault is not None and not fault.cut:
+            await send_fault(req, fault, self._error_body(fault.retry_after))
+            return
+        if fault is not None:
+            req.record.fault = fault.word
+        await send_json_with_results(req, 200, self.operation(batch), lines, cut=fault is not None)
 
     async def cancel(self, req: Request) -> None:
         """``POST /batches/{id}:cancel``: ``{}``; the next poll sees ``BATCH_STATE_CANCELLED``."""

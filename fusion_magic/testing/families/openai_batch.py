@@ -17,7 +17,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from ..batch import BatchItem, EmulatedBatch, answer, line, send_jsonl, tally
+from .._wire import dumps
+from ..batch import BatchItem, EmulatedBatch, RouteFault, answer, line, send_fault, send_jsonl, tally
 from ..chat import listing
 from ..registry import Family, Request, Route
 from ..video import send_blob
@@ -223,7 +224,14 @@ class OpenAIBatch(Family):
             return
         batch = req.batches.get(record.batch_id or "")
         lines = self._lines(batch, record.kind) if batch is not None else []
-        await send_jsonl(req, lines, "application/octet-stream", [("x-request-id", req.request_id)])
+        headers = [("x-request-id", req.request_id)]
+        fault = req.batches.take_fault("openai", "results")
+        if fault is not None and not fault.cut:
+            await send_fault(req, fault, self._error_body, headers=headers)
+            return
+        if fault is not None:
+            req.record.fault = fault.word
+        await send_jsonl(req, lines, "application/octet-stream", headers, cut=fault is not None)
 
     async def _no_file(self, req: Request) -> None:
         await self._refuse(req, 404, f"No such File object: {req.params['file_id']}", param="id")
@@ -235,8 +243,19 @@ class OpenAIBatch(Family):
 
     # ---- batches --------------------------------------------------------------------------------------
 
+    def _error_body(self, status: int, message: str) -> Any:
+        return self.chat.error_body(status, message)
+
     async def create(self, req: Request) -> None:
-        """``POST /batches``: checks the call at once and the file's lines when the batch is first polled."""
+        """``POST /batches``: checks the call at once and the file's lines when the batch is first polled (a
+        fault scripted with ``fault_next(..., "create")`` answers first, or after creating it)."""
+        fault = req.batches.take_fault("openai", "create")
+        if fault is not None and not fault.created:
+            await send_fault(req, fault, self._error_body, headers=[("x-request-id", req.request_id)])
+            return
+        await self._create(req, fault)
+
+    async def _create(self, req: Request, fault: RouteFault | None) -> None:
         body = req.body
         if not isinstance(body, Mapping):
             await self._refuse(req, 400, "We could not parse the JSON body of your request.")
@@ -275,6 +294,10 @@ class OpenAIBatch(Family):
         items, model, errors = check_lines(record.data, endpoint)
         batch = req.batches.create("openai", items, prefix="batch_", model=model, metadata=metadata,
                                    endpoint=endpoint, input_file_id=record.id, errors=errors)
+        if fault is not None:  # the batch exists (and is billed); the answer is the scripted fault
+            await send_fault(req, fault, self._error_body, answer=dumps(self.batch_object(batch)).encode(),
+                             headers=[("x-request-id", req.request_id)])
+            return
         await req.json(200, self.batch_object(batch), [("x-request-id", req.request_id)])
 
     @staticmethod
@@ -294,6 +317,10 @@ class OpenAIBatch(Family):
         if retry_after is not None:
             body = self.chat.error_body(429, "Rate limit reached for requests.")
             await req.json(429, body, [("retry-after", f"{retry_after:g}"), ("x-request-id", req.request_id)])
+            return
+        fault = req.batches.take_fault("openai", "poll")
+        if fault is not None:  # the batch does not advance
+            await send_fault(req, fault, self._error_body, headers=[("x-request-id", req.request_id)])
             return
         batch = req.batches.poll(req.params["batch_id"], lambda b: self.finish(req, b))
         if batch is None or batch.family != "openai":

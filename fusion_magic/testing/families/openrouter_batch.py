@@ -16,7 +16,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from ..batch import RESULTS, BatchItem, EmulatedBatch, answer, line, send_json_with_results, tally
+from .._wire import dumps
+from ..batch import RESULTS, BatchItem, EmulatedBatch, answer, line, send_fault, send_json_with_results, tally
 from ..registry import Family, Request, Route
 from .openrouter import OpenRouter, error_type, provider_of
 
@@ -73,8 +74,12 @@ class OpenRouterBatch(Family):
         return self.chat.key_error(req, has_key)
 
     async def _refuse(self, req: Request, status: int, message: str) -> None:
+        await req.json(status, self._error_body(status, message))
+
+    @staticmethod
+    def _error_body(status: int, message: str) -> dict[str, Any]:
         # BatchErrorResponse: {"error": {"code", "message"}}.
-        await req.json(status, {"error": {"code": status, "message": message}})
+        return {"error": {"code": status, "message": message}}
 
     # ---- routes -----------------------------------------------------------------------------------------
 
@@ -135,7 +140,12 @@ class OpenRouterBatch(Family):
         return None
 
     async def create(self, req: Request) -> None:
-        """``POST /batches``: 202 with the batch ``validating``."""
+        """``POST /batches``: 202 with the batch ``validating`` (a fault scripted with ``fault_next(...,
+        "create")`` answers first, or after creating it)."""
+        fault = req.batches.take_fault("openrouter", "create")
+        if fault is not None and not fault.created:
+            await send_fault(req, fault, self._error_body)
+            return
         try:
             problem = self.check(req)
         except ValueError:
@@ -149,6 +159,9 @@ class OpenRouterBatch(Family):
         failure = self.validation_failure(self.chat, model, items)
         batch = req.batches.create("openrouter", items, prefix="batch_", model=model, endpoint=body["endpoint"],
                                    failure=failure)
+        if fault is not None:  # the batch exists (and is billed); the answer is the scripted fault
+            await send_fault(req, fault, self._error_body, answer=dumps(self.batch_object(batch)).encode())
+            return
         await req.json(202, self.batch_object(batch))
 
     async def poll(self, req: Request) -> None:
@@ -158,12 +171,23 @@ class OpenRouterBatch(Family):
             await req.json(429, {"error": {"code": 429, "message": "Rate limit exceeded."}},
                            [("retry-after", f"{retry_after:g}")])
             return
+        fault = req.batches.take_fault("openrouter", "poll")
+        if fault is not None:  # the batch does not advance
+            await send_fault(req, fault, self._error_body)
+            return
         batch = req.batches.poll(req.params["batch_id"], lambda b: self.finish(req, b))
         if batch is None or batch.family != "openrouter":
             await self._no_batch(req)
             return
         lines = [item.line for item in batch.results() if item.line is not None] if batch.done else []
-        await send_json_with_results(req, 200, self.batch_object(batch), lines)
+        # The results come with the poll that finds the batch finished: a "results" fault is met there.
+        fault = req.batches.take_fault("openrouter", "results") if batch.done else None
+        if fault is not None and not fault.cut:
+            await send_fault(req, fault, self._error_body)
+            return
+        if fault is not None:
+            req.record.fault = fault.word
+        await send_json_with_results(req, 200, self.batch_object(batch), lines, cut=fault is not None)
 
     async def delete(self, req: Request) -> None:
         """``DELETE /batches/{id}``: terminal batches only."""
