@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import itertools
 import logging
 import random
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from ..core.errors import CallCancelled, FusionError, ProtocolError, ProviderError
+from ..core.errors import CallCancelled, FusionError, ProtocolError, ProviderError, ProviderTimeout
 from ..core.events import EngineEvent, Listener, emit
 from ..core.state import State
 from ..providers.base import ChatRequest, Usage
@@ -394,9 +395,9 @@ class BatchRunner:
                         self.unsettled = True
                         self.receipts.mark(receipt, LOST, str(exc))
                         self._fail_all(custom_ids, ProtocolError(
-                            f"{exc}; the provider may have accepted the batch but does not list it yet, so it is not "
-                            "sent again (that could bill it twice): a resume asks again", provider=exc.provider,
-                            model=exc.model, status=exc.status), None)
+                            f"{exc.kind}: {exc.message}; the provider may have accepted the batch but does not list it "
+                            "yet, so it is not sent again (that could bill it twice): a resume asks again",
+                            provider=exc.provider, model=exc.model, status=exc.status), None)
                         return
                     if not exc.retryable or attempt == self.policy.submit_retries:
                         self.receipts.mark(receipt, "refused", str(exc))  # the provider said no: nothing to pay
@@ -486,7 +487,9 @@ class BatchRunner:
                 polls_failed += 1
                 if not exc.retryable and polls_failed > 1:
                     self.unsettled = True  # paid for at the provider: its receipt stays open for a resume
-                    self._fail_all(batch.custom_ids - batch.delivered, exc, batch)
+                    self._fail_all(batch.custom_ids - batch.delivered, _noted(
+                        exc, f"its batch {status.id} goes on at the provider and its receipt is kept: a resume "
+                             "fetches it"), batch)
                     return
                 delay = exc.retry_after if exc.retry_after is not None else min(delay * 2, self.policy.max_s)
                 continue
@@ -521,7 +524,7 @@ class BatchRunner:
                         self._deliver(item, batch)
                 break
             except ProviderError as exc:
-                if attempt == 2 or not exc.retryable:
+                if attempt == 2 or not _read_again_helps(exc):
                     log.warning("fusion_magic batch: results of %s could not be read (%s)", status.id, exc)
                     self.unsettled = True
                     unread = exc
@@ -537,7 +540,10 @@ class BatchRunner:
         elif missing:
             reason = status.error or (f"the batch ended {status.wire}" if status.state is not State.DONE
                                       else "the provider returned no result for this request")
-            cls = CallCancelled if status.state is State.CANCELLED else ProtocolError
+            # An expired batch's unanswered requests never ran: a timeout, as an expired request's own line says
+            # (OpenAI, Anthropic), so retry_live asks them again; Gemini's expired batch gives no line at all.
+            cls: type[ProviderError] = (CallCancelled if status.state is State.CANCELLED else
+                                        ProviderTimeout if status.failure == "expired" else ProtocolError)
             self._fail_all(missing, cls(reason, provider=batch.provider, model=batch.model), batch)
         self._emit(batch)
 
@@ -621,6 +627,20 @@ def _may_have_landed(exc: ProviderError) -> bool:
     """A submit's failure after which the provider may hold the batch: no answer (a cut connection, a read
     timeout), a 5xx (it may have failed after creating it), or a 2xx we could not read."""
     return exc.status is None or exc.status >= 500 or 200 <= exc.status < 300
+
+
+def _noted(exc: ProviderError, note: str) -> ProviderError:
+    """``exc`` (its type, status and hints kept) with ``note`` after its message."""
+    noted = copy.copy(exc)
+    noted.message = f"{exc.message}; {note}"
+    noted.args = (noted.message,)
+    return noted
+
+
+def _read_again_helps(exc: ProviderError) -> bool:
+    """Whether reading a finished batch's results again may work: a passing error, or a download cut off or
+    timed out half-way (reading is free and the lines already delivered are skipped); not a refusal or a key."""
+    return exc.retryable or isinstance(exc, ProtocolError | ProviderTimeout)
 
 
 def retry_live_helps(error: ProviderError) -> bool:
