@@ -117,9 +117,6 @@ def test_magics_raise_usage_error_itself(shell: InteractiveShell, emulator_env: 
     assert type(info.value) is UsageError and emulator_env.requests == []
 
 
-@pytest.mark.xfail(strict=True, reason="an undefined {name} passes through silently by design (args.interpolate: "
-                                       "code and JSON are full of braces; tests/test_notebook_context.py asserts no "
-                                       "note for {missing}); the issue asks for one line naming it")
 def test_an_undefined_name_passes_through_with_one_line_before_anything_is_sent(
         shell: InteractiveShell, emulator_env: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()

@@ -112,6 +112,9 @@ def test_unknown_history_passes_through_with_one_note(nb: InteractiveShell, emul
         f"note: {{Out[{quiet}]}} is not in this notebook's history (left as written)",
         "note: {In[-1]} is not a cell number: cells count from 1, as in {In[3]} (left as written)",
         "note: {In[0]} is not a cell number: cells count from 1, as in {In[3]} (left as written)",
+        # A typo is seen before anything is sent: every undefined name, in one line.
+        "note: {missing}, {_foo} are not defined here (left as written; --no-interpolate sends every brace as "
+        "typed)",
     ]
 
 
@@ -206,7 +209,7 @@ def test_interpolate_alone_reads_a_plain_namespace() -> None:
     out = magic_args.interpolate("{In[1]}|{Out[1]}|{Err[1]}|{_}|{topic}|{Err[2]}|{__}|{x}", namespace,
                                  note=said.append)
     assert out == "a = 1|[1, 2]|Traceback ...\nE: e|[1, 2]|entropy|{Err[2]}|{__}|{x}"
-    assert [s.split(" ")[1] for s in said] == ["{Err[2]}", "{__}"]
+    assert [s.split(" ")[1] for s in said] == ["{Err[2]}", "{__}", "{x}"]  # {x}: undefined, named once
     assert magic_args.interpolate("{Out[5]} {__}", {}) == "{Out[5]} {__}"  # no note taker: silently as written
     said.clear()  # IPython's start value of _ before any output is no output
     assert magic_args.interpolate("{_}", {"_": "", "Out": {}}, note=said.append) == "{_}" and len(said) == 1

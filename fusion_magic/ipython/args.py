@@ -247,9 +247,10 @@ def interpolate(text: str, namespace: Mapping[str, Any], *, note: Callable[[str]
     environment variable (``OPENAI_API_KEY``, ...) in it replaced by ``<redacted>``, cut at ``MAX_VALUE_CHARS``.
 
     Leaves every other brace (JSON, code, ``{{x}}``, format specs, ``{In[-1]}``) untouched, and an unknown
-    ``{name}`` too, silently (code and JSON are full of them). Never evaluates expressions; a value put in is
-    never interpolated again. A history form the notebook does not have (``{Out[99]}``, ``{Err[2]}`` for a
-    cell that raised nothing) is left as written, and ``note`` (``print``, in the magics) gets one line each:
+    ``{name}`` too (code is full of them); ``note`` gets one line naming every unknown ``{name}`` at once, so a
+    typo is seen before anything is sent. Never evaluates expressions; a value put in is never interpolated
+    again. A history form the notebook does not have (``{Out[99]}``, ``{Err[2]}`` for a cell that raised
+    nothing) is left as written, and ``note`` (``print``, in the magics) gets one line each:
 
         interpolate("Fix {Err[4]} in {In[4]}", shell.user_ns, note=print)
         interpolate("Why {Out[99]}?", {"Out": {}}, note=print)   # "Why {Out[99]}?"; prints
@@ -279,12 +280,21 @@ def interpolate(text: str, namespace: Mapping[str, Any], *, note: Callable[[str]
                 return tell(token, why)
             return _capped(redact_secrets(quoted, secrets))
         if name not in namespace:
-            return tell(token, "is not in this notebook's history: no output yet") if name in _LAST_OUTPUTS else token
+            if name in _LAST_OUTPUTS:
+                return tell(token, "is not in this notebook's history: no output yet")
+            unknown.setdefault(token)
+            return token
         if name in _LAST_OUTPUTS and last_output_missing(namespace, name):
             return tell(token, "is not in this notebook's history: no output yet")
         return _capped(redact_secrets(_as_text(namespace[name]), secrets))
 
-    return _VAR.sub(sub, text)
+    unknown: dict[str, None] = {}  # the undefined {name}s, in order, once each
+    out = _VAR.sub(sub, text)
+    if unknown and note is not None:
+        names = ", ".join(unknown)
+        note(f"note: {names} {'is' if len(unknown) == 1 else 'are'} not defined here (left as written; "
+             "--no-interpolate sends every brace as typed)")
+    return out
 
 
 def strip_markers(cell: str) -> str:
