@@ -105,3 +105,34 @@ def test_a_kernel_killed_mid_thread_loses_no_turn_that_arrived(emulator_env: Emu
 
 def chat_requests(emu: Emulator) -> list[str]:
     return [r.path for r in emu.requests if r.path.endswith("/chat/completions")]
+
+
+def test_a_kernel_killed_mid_download_resumes_without_a_second_job(emulator_env: Emulator, tmp_path: Path) -> None:
+    """The job finished and its clip was streaming in (slowly) when the kernel died: the resume downloads the clip
+    from the finished job, no second job, and the partial file never passes for the clip."""
+    from fusion_magic.testing.video_script import DownloadFault
+
+    emulator_env.script(VEO, VideoScript(polls=0, download_faults=[DownloadFault("drip", drip_s=0.05, times=1)]))
+    out = tmp_path / "videos"
+    child = subprocess.Popen([sys.executable, "-c", VIDEO_CHILD.format(model=VEO, out=str(out))],
+                             env=dict(os.environ), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: any(emulator_env.video.downloads(name) for name in _blobs(emulator_env)),
+                   "the clip's download never started")
+        time.sleep(0.3)  # a few dripped bytes in
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert emulator_env.video_jobs(VEO) == 1
+    result = start(plan_resume(out, poll_s=0.02, timeout=60)).result()
+    (clip,) = result.videos
+    assert clip.state is State.DONE and clip.path is not None
+    assert clip.path.read_bytes()[4:8] == b"ftyp"  # a whole MP4, not the dripped start
+    assert emulator_env.video_jobs(VEO) == 1  # the finished job's clip, fetched: not paid again
+
+
+def _blobs(emu: Emulator) -> list[str]:
+    return [job.blob for job in emu.video.jobs() if getattr(job, "blob", None)]

@@ -97,3 +97,35 @@ def test_a_corrupted_cache_entry_is_skipped_with_one_line_and_the_model_asked(
     lines = [r.getMessage() for r in caplog.records if "bad entry" in r.getMessage()]
     assert len(lines) == 1 and "Par" not in lines[0].split("(")[0]
     assert json.loads(entry.read_text(encoding="utf-8"))["text"] == "Paris."  # recorded afresh
+
+
+VIDEO_CHILD = """
+import fusion_magic
+r = fusion_magic.video("A paper boat in the rain", models=["gemini:{model}"], out_dir={out!r}, poll_s=0.05,
+                       timeout=120)
+print("|".join(f"{{v.status}}:{{v.job_id}}:{{v.path}}" for v in r.videos))
+"""
+
+
+def test_two_processes_asking_for_the_same_clip_in_one_folder_pay_once(emulator_env: Emulator,
+                                                                        tmp_path: Path) -> None:
+    from fusion_magic.testing import VideoScript
+
+    model = "veo-3.1-fast-generate-preview"
+    emulator_env.script(model, VideoScript(polls=3))
+    out = tmp_path / "videos"
+    code = VIDEO_CHILD.format(model=model, out=str(out))
+    children = [subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ), cwd=tmp_path,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [child.communicate(timeout=180) for child in children]
+    for child, (_, err) in zip(children, outs, strict=True):
+        assert child.returncode == 0, err[-3000:]
+    lines = [o.strip().splitlines()[-1] for o, _ in outs]
+    assert emulator_env.video_jobs(model) == 1, lines  # one job paid for, whichever kernel asked first
+    statuses = {line.split(":", 1)[0] for line in lines}
+    assert statuses == {"ok"}, lines
+    clips = list(out.glob("*.mp4"))
+    sidecars = list(out.glob("*.json"))
+    assert len(clips) == 1 and len(sidecars) == 1
+    side = json.loads(sidecars[0].read_text(encoding="utf-8"))  # whole, not torn, its job id kept
+    assert side["job"]["job_id"] and side["status"] == "ok"

@@ -17,9 +17,12 @@ The rules (shared/reference/video-apis.md §0):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import random
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -56,6 +59,8 @@ _SUBMITTING: set[asyncio.Future[Any]] = set()
 # As long as the slowest submit may take to answer (fal's and OpenRouter's 120 s read timeout): a shorter wait
 # would close the client under a submit whose answer, the only way to find its paid job, is still coming.
 SUBMIT_WAIT_S = 130.0
+# How often a kernel waiting for another kernel's clip (``clip_lock``) looks again.
+LOCK_POLL_S = 0.1
 
 
 async def finish_submits(timeout: float = SUBMIT_WAIT_S) -> None:
@@ -92,11 +97,50 @@ async def run_clip(clip: ClipPlan, video: Video, ctx: CallContext, *, out_dir: P
     if me is not None:
         _IN_FLIGHT[side_path] = me
     try:
-        await _make(clip, video, ctx, side_path, out_dir=out_dir, timeout=timeout, poll_s=poll_s, new=new,
-                    check=check)
+        # Another kernel (another notebook on this folder) making the same clip holds its lock: wait for it,
+        # then reuse its clip or re-attach to its job, rather than pay for a second one.
+        async with clip_lock(side_path, timeout) as held:
+            if not held:
+                move(video, State.PENDING, ctx, note="another kernel is making this same clip in this folder; "
+                                                     "run the cell again (or %video resume) once it is done")
+                return
+            await _make(clip, video, ctx, side_path, out_dir=out_dir, timeout=timeout, poll_s=poll_s, new=new,
+                        check=check)
     finally:
         if _IN_FLIGHT.get(side_path) is me:
             del _IN_FLIGHT[side_path]
+
+
+@contextlib.asynccontextmanager
+async def clip_lock(side_path: Path, timeout: float) -> AsyncIterator[bool]:
+    """An advisory lock beside a clip's receipt (``.<stem>.lock``), held while one process reads the receipt,
+    submits, follows and downloads: a second kernel on the same folder waits for it (at most ``timeout``), then
+    finds the receipt the first one wrote. Yields False when the wait ran out. Where the platform has no
+    ``fcntl`` (Windows) it yields True at once: the in-kernel check still holds, across kernels nothing does."""
+    try:
+        import fcntl
+    except ImportError:
+        yield True
+        return
+    side_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(side_path.with_name(f".{side_path.stem}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    yield False
+                    return
+                await asyncio.sleep(LOCK_POLL_S)
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 async def _make(clip: ClipPlan, video: Video, ctx: CallContext, side_path: Path, *, out_dir: Path,
