@@ -59,10 +59,7 @@ CASES = [
     Bad("--batch without a batch API", "%fuse eval qs -p ollama:m --strategies single --batch", None,
         "none of these models' providers has a batch API"),
 ]
-XFAIL = {
-    "over-long prompt": "no model's context window is known to fusion_magic (no table of context lengths), so a "
-                        "prompt above it is sent and the provider's 400 comes back as a failed member",
-}
+XFAIL: dict[str, str] = {}  # a case the product does not refuse yet, with why
 TRIED: dict[str, str] = {}
 
 
@@ -144,3 +141,13 @@ def test_zz_table(vshell: InteractiveShell, emulator_env: Emulator, tmp_path: Pa
         print(f"bad inputs tried: {len(TRIED)}, all one line, 0 requests")
     vshell.user_ns.pop("qs", None)
     vshell.user_ns.pop("notres", None)
+
+
+def test_context_windows_are_known_for_the_priced_models_and_their_releases() -> None:
+    from fusion_magic.core.context_window import context_window
+
+    assert context_window("openai:gpt-4o") == context_window("openrouter:openai/gpt-4o-2024-08-06") == 128_000
+    assert context_window("anthropic:claude-sonnet-4-5-20250929") == 200_000
+    assert context_window("gemini:gemini-2.5-flash") == 1_048_576
+    assert context_window("openai:gpt-4o-mini") == 128_000  # not gpt-4o's by prefix: its own row
+    assert context_window("openrouter:meta-llama/llama-3.3-70b-instruct") is None  # unknown: the provider decides

@@ -251,8 +251,9 @@ _BUNDLED: dict[str, Price] = {
 }
 
 
-def _normalise(model: str) -> str:
-    """``anthropic/claude-3.7-sonnet`` and ``claude-3-7-sonnet-20250219`` -> ``claude-3-7-sonnet``."""
+def normalise_model(model: str) -> str:
+    """The name a table of known models reads (prices, context windows): ``anthropic/claude-3.7-sonnet`` and
+    ``claude-3-7-sonnet-20250219`` -> ``claude-3-7-sonnet``."""
     name = model.rsplit("/", 1)[-1].lower()
     name = name.split(":", 1)[0]  # OpenRouter variants such as ":free" are priced by OpenRouter itself
     name = re.sub(r"(?<=\d)\.(?=\d)", "-", name) if name.startswith("claude") else name
@@ -275,7 +276,7 @@ def price_for(model_id: str, extra: Mapping[str, UserPrice] | None = None, *,
     provider, _, model = model_id.partition(":")
     if provider in FREE_PROVIDERS:
         return Price(source="local model (free)")
-    name = _normalise(model)
+    name = normalise_model(model)
     keys: tuple[str, ...] = (model, name)
     if resolution:
         keys = (f"{model}@{resolution}", f"{name}@{resolution}", *keys)

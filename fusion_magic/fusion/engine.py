@@ -24,9 +24,11 @@ from typing import Any
 from ..calls.call import CallContext, Target, prepare
 from ..calls.requests import Context
 from ..calls.settings import Settings
+from ..core.context_window import check_fits
 from ..core.errors import ConfigError
 from ..core.events import CallFinished, CallStarted, EngineEvent, emit
 from ..core.names import seat_labels
+from ..core.pricing import approx_tokens
 from ..core.record import Response
 from ..core.state import State
 from ..judge.judging import decide, shuffle_rng
@@ -148,6 +150,9 @@ def plan_fusion(prompt: str, settings: Settings, options: FuseOptions, *,
     options.check_seats(len(members))
     check_takes_attachments([*targets, *([judge_target] if judge_target else [])],
                             [*thread_attachments(parent), *options.attach], will_run=require_keys)
+    # A prompt (with its text files) that cannot fit a member's window: one line now, not every member's 400.
+    text = prompt + "".join(a.text() for a in options.attach if not a.binary)
+    check_fits([t.model_id for t in targets], approx_tokens(text))
     return FusionPlan(
         prompt=prompt.strip(),
         options=options,
