@@ -4,6 +4,7 @@ IPython prints is checked too."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,3 +152,14 @@ def test_context_windows_are_known_for_the_priced_models_and_their_releases() ->
     assert context_window("gemini:gemini-2.5-flash") == 1_048_576
     assert context_window("openai:gpt-4o-mini") == 128_000  # not gpt-4o's by prefix: its own row
     assert context_window("openrouter:meta-llama/llama-3.3-70b-instruct") is None  # unknown: the provider decides
+
+
+def test_a_quoted_attachment_name_keeps_its_spaces(shell: InteractiveShell, emulator_env: Emulator,
+                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my notes.txt").write_text("Paris is the capital.")
+    (tmp_path / "b.txt").write_text("Lyon is not.")
+    shell.run_cell_magic("fuse", '-p openai:a -j vote --attach "my notes.txt",b.txt -o r', "Which is the capital?")
+    sent = json.dumps(next(q for q in emulator_env.requests if q.model == "a").body)
+    assert "my notes.txt" in sent and "Paris is the capital." in sent and "Lyon is not." in sent
+    shell.user_ns.pop("r", None)

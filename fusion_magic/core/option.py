@@ -179,13 +179,14 @@ def check_keywords(given: Mapping[str, object], cls: type | None = None, *, allo
         raise TypeError(f"unexpected keyword argument{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
 
 
-def split_list(given: str | Sequence[str] | None) -> tuple[str, ...]:
+def split_list(given: str | Sequence[str] | None, *, paths: bool = False) -> tuple[str, ...]:
     """A list option's value: from a line (or a keyword given as text) comma- or space-separated
-    (``"single, self:5"``), from Python a list or tuple as it is; None is empty."""
+    (``"single, self:5"``), from Python a list or tuple as it is; None is empty. ``paths``: file paths, split
+    on commas only (``--attach "my notes.txt",chart.png``: a quoted name keeps its spaces)."""
     if given is None:
         return ()
     if isinstance(given, str):
-        return tuple(part for part in re.split(r"[,\s]+", given) if part)
+        return tuple(part.strip() for part in re.split(r"," if paths else r"[,\s]+", given) if part.strip())
     return tuple(given)
 
 

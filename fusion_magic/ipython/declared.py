@@ -102,7 +102,7 @@ def given_options(ns: argparse.Namespace, cls: type) -> dict[str, Any]:
         if value is None:
             continue
         if d.kind is tuple:
-            value = split_list(value)
+            value = split_list(value, paths=d.option.items == "file path")
             if not value:
                 raise UsageError(f"{'/'.join(d.option.flags)} needs at least one {d.option.items}")
         given[d.name] = value
