@@ -233,3 +233,24 @@ def test_normalising_keeps_numbers_whole() -> None:
     assert normalise("3-5 well-known") == "3 - 5 well known"  # no sign: a hyphen between words, an operator
     assert normalise("2^3") == "2 ^ 3" != normalise("2*3")  # between numbers (dropped, the two read alike)
     assert normalise("-5") != normalise("5")
+
+
+@pytest.mark.parametrize("answer", ["2xy", "2πr", "Final answer: 2πr", "2ab", "2pr"])
+def test_letters_written_onto_a_number_are_a_term_not_that_number(answer: str) -> None:
+    """"2xy" scored right for "2" (the letters read as a unit, "2 xy"): the "2y for 2x" class of flattering
+    score. Only a known unit may be written onto its number."""
+    assert score(answer, ["2"]).correct is not True
+    key = answer_key(answer)
+    assert key is not None and key != "2" and answer_key(key) == key
+
+
+@pytest.mark.parametrize(("answer", "reference"), [("2cm", "2"), ("5kg", "5"), ("3ms", "3"), ("2GB", "2"),
+                                                   ("2 apples", "2"), ("42nd", "42")])
+def test_a_known_unit_written_onto_its_number_still_reads_as_the_number(answer: str, reference: str) -> None:
+    assert score(answer, [reference]).correct is True
+
+
+def test_a_product_of_letters_of_any_script_is_no_expression() -> None:
+    """"A·Ð" read as the expression "að", which read again was nothing: a vote's key must read as itself."""
+    key = answer_key("A·Ð")
+    assert key is None or answer_key(key) == key

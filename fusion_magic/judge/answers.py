@@ -216,6 +216,15 @@ _UNIT_NAMES = {
 }
 
 
+# Units written onto their number with no space ("5kg", "3ms", "2GB"): the table's, and the common technical ones.
+# Any other letters written onto a number make a term of an expression ("2xy", "2πr"), never a number of things.
+_ATTACHED_UNITS = frozenset({*_UNIT_NAMES, *_UNIT_NAMES.values(), "px", "pt", "em", "rem", "ms", "ns", "us", "μs",
+                             "nm", "μm", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "hz", "khz", "mhz", "ghz", "w",
+                             "kw", "mw", "kwh", "v", "mv", "a", "ma", "mah", "mph", "fps", "bps", "kbps", "mbps",
+                             "x", "k", "bn", "mn", "st", "nd", "rd", "th", "am", "pm", "cc", "dl", "cl", "mg",
+                             "ha", "kn", "kpa", "pa", "atm", "psi", "cal", "kcal", "j", "kj", "°c", "°f", "%"})
+
+
 @dataclass(frozen=True)
 class Number:
     """An exact number as an answer states it, with its unit (None: none) and whether it was a percent."""
@@ -329,6 +338,8 @@ def parse_number(value: str) -> Number | None:
             return None
         if attached and len(unit) == 1 and unit.lower() not in ("m", "g", "s", "h", "l", "k", "c", "f", "°"):
             return None  # "2x", "3y": a term of an expression, not two of something
+        if attached and unit.lower() not in _ATTACHED_UNITS:
+            return None  # "2xy", "2πr": letters written onto a number are a term, unless they are a known unit
     if m["cur"]:
         unit = m["cur"] if unit is None else unit
     return Number(sign * number, unit_name(unit), percent=bool(m["pct"]))
@@ -362,12 +373,13 @@ def expression(value: str) -> str | None:
     text = value.replace("**", "^").replace("\\cdot", "*").strip()
     if not text or not _EXPR_CHARS.match(text) or not re.search(r"[a-z]", text, re.IGNORECASE):
         return None
-    if re.search(r"[a-z]{2,}", text, re.IGNORECASE) or not re.search(r"[\d+\-*/^]", text):
+    # Letters of any script: "a*ð" is as much two letters in a row as "a*b" once the product sign goes.
+    if re.search(r"[^\W\d_]{2,}", text) or not re.search(r"[\d+\-*/^]", text):
         return None  # a word, or a lone letter (an option, not an expression)
     if re.search(r"\d\s+\d", text):
         return None  # "42 42": two numbers, which dropping the space would merge
     canonical = re.sub(r"\s+|\*(?!\*)", "", text).lower()
-    if re.search(r"[a-z]{2,}|[a-z]\d", canonical) or parse_number(canonical) is not None:
+    if re.search(r"[^\W\d_]{2,}|[^\W\d_]\d", canonical) or parse_number(canonical) is not None:
         return None  # "x x" would read as the name "xx", "42 e5" as 42e5: a number, not an expression
     try:
         ast.parse(_python(canonical), mode="eval")
@@ -474,7 +486,9 @@ _WORD = re.compile(r"[a-z0-9]+")
 # joined to a word or number before it ("3-5", "x-1") is a hyphen, not a sign. An operator between two numbers
 # is a token of its own, written tight or spaced on both sides ("42 -3" is two numbers): dropped like other
 # punctuation, "2*3" and "2^3" (or "3:4" and "3/4") would read alike.
-_TOKEN = re.compile(r"(?<![a-z0-9])-?\d+(?:\.\d+)*|[a-z0-9]+|(?<=[0-9])(?:[-+*/^×÷:=<>]|\s+[-+*/^×÷:=<>]\s+)(?=[0-9])")
+# Words are letters and digits of any script: a Greek letter or a CJK word is part of the answer ("2πr" is not
+# "2 r", which would then read as the number 2).
+_TOKEN = re.compile(r"(?<![^\W_])-?\d+(?:\.\d+)*|[^\W_]+|(?<=[0-9])(?:[-+*/^×÷:=<>]|\s+[-+*/^×÷:=<>]\s+)(?=[0-9])")
 _LIST_SPLIT = re.compile(r"\s*(?:,|;|\band\b|&)\s*", re.IGNORECASE)
 
 
@@ -673,7 +687,12 @@ def answer_key(answer: str, *, _depth: int = 0) -> str | None:
     if (expr := expression(reduced)) is not None:
         return expr
     words = normalise(reduced)
-    if words and words != reduced and _depth < 3:
+    # Read the normal form again only where normalising changed what is said, not where it merely set letters
+    # apart from the number they were written onto ("2xy" is not "2 xy", two of xy).
+    merely_split = words.replace(" ", "") == reduced.lower().replace(" ", "")
+    if merely_split and words != " ".join(reduced.lower().split()):
+        return " ".join(reduced.lower().split())  # the term as written: read again, it is itself
+    if words and words != reduced and not merely_split and _depth < 3:
         # The normal form read as an answer, so that a key read again is itself ("0\x1bB" and "0 b" both say 0).
         return answer_key(words, _depth=_depth + 1)
     # A lone letter is an option, however it was dressed ("b", "B\x1b"): the same key as "(B)".
