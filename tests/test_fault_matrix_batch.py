@@ -97,12 +97,14 @@ CELLS = [
     Cell("submit 402", "submit", at("create", status=402), "refused: payment"),
     Cell("submit 403", "submit", at("create", status=403), "refused: auth"),
     Cell("submit 404", "submit", at("create", status=404), "refused: bad_request"),
+    Cell("submit 408", "submit", at("create", status=408), "retried→ok"),  # refused before anything was done
     Cell("submit 429+RA", "submit", at("create", status=429, retry_after=0.05), "retried→ok"),
     Cell("submit 500*", "submit", at("create", status=500, created=True), ADOPTED),
     Cell("submit 502*", "submit", at("create", status=502, created=True), ADOPTED),
     Cell("submit 503", "submit", at("create", status=503), "looked up, lost: protocol, receipt kept",
          says="server: Service unavailable.; the provider may have accepted the batch but does not list it yet, so "
               "it is not sent again"),
+    Cell("submit 529", "submit", at("create", status=529), "looked up, lost: protocol, receipt kept"),
     Cell("submit bad JSON*", "submit", at("create", malformed=True, created=True), ADOPTED),
     Cell("submit reset*", "submit", at("create", cut=True, created=True), ADOPTED),
     Cell("submit conn refused", "submit", nothing, "never sent: server", closed_port=True,

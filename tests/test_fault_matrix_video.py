@@ -81,11 +81,13 @@ CELLS = [
     status(402, "failed: payment"),
     status(403, "failed: auth"),
     status(404, "failed: bad_request"),  # a retired or unknown model id
+    status(408, "failed: timeout"),  # nothing was done with it; a submit is still never sent again on its own
     status(429, "failed: rate_limit"),
     status(429, "failed: rate_limit", retry_after=1, name="429+RA"),
     status(500, "failed: server"),
     status(502, "failed: server"),
     status(503, "failed: server"),
+    status(529, "failed: server"),  # overloaded
     Cell("malformed", "submit", LOST, submit=(Fault("malformed"),)),
     Cell("reset", "submit", LOST, submit=(Fault("cut"),)),
     Cell("refused", "submit", "failed: server", refused=True),  # nothing reached it: no job
