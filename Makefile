@@ -65,9 +65,10 @@ lint: $(VENV)/.dev-installed
 	$(PY) -m mypy fusion_magic
 	$(VENV)/bin/lint-imports --no-cache
 
-# Every benchmark in bench/, one at a time, then one table of ratios against the ideal and targets met.
+# Every benchmark in bench/, one at a time, then one table of ratios against the ideal and targets met, kept in
+# bench/results.md with the machine, the date and the commit.
 bench: $(VENV)/.dev-installed
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py --results bench/results.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -13,15 +13,21 @@ number to compare across machines or days.
     .venv/bin/python bench/run_all.py              # about 3-5 minutes on 2 cores
     .venv/bin/python bench/run_all.py --smoke      # the smallest settings: does every benchmark still run?
     .venv/bin/python bench/run_all.py --only bench_eval --only bench_video
+    .venv/bin/python bench/run_all.py --results bench/results.md   # what `make bench` runs: the table kept
+
+``--results PATH`` also writes the table as Markdown with the machine (CPU model, cores), the date and the
+commit it measured, each figure beside its target: ``bench/results.md``, which the README links.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import math
 import operator
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -261,6 +267,54 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def machine() -> str:
+    """The machine in words: CPU model and cores, the OS and Python."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return (f"{model}, {os.cpu_count()} CPUs; {platform.system()} {platform.release()}; "
+            f"Python {platform.python_version()}")
+
+
+def commit() -> str:
+    """The commit measured (``-dirty`` when the working tree had changes), or "unknown" outside git."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=BENCH_DIR.parent, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + ("-dirty" if dirty else "")
+
+
+def results_markdown(rows: Sequence[Row], *, seconds: float, errored: int, load: float, smoke: bool) -> str:
+    """The run as a Markdown page: when, where and what was measured, then every figure beside its target."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lines = [
+        "# Benchmark results", "",
+        f"Written by `make bench` (`bench/run_all.py --results`) on {when}, at commit `{commit()}`"
+        + (" (smoke settings: the smallest, not the figures to quote)" if smoke else "") + ".", "",
+        f"Machine: {machine()}; load average {load:.2f} when the run started.", "",
+        "These machines are shared and noisy: each figure is a side-by-side comparison within one benchmark's run "
+        "(a ratio against its ideal, measured in the same run), not a number to compare across machines or days. "
+        "A missed target is reported here, not failed.", "",
+        "| benchmark | figure | value | target | met? |", "|---|---|---:|---|---|",
+        *(f"| {cell(r.bench)} | {cell(r.figure)} | {cell(r.value)} | {cell(r.target)} | {cell(r.met)} |"
+          for r in rows),
+        "", f"{len({r.bench for r in rows})} benchmarks in {seconds:.0f} s; {errored} errored.", "",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="the smallest settings: does each one still run?")
@@ -269,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds each benchmark may take")
     parser.add_argument("--bench-dir", type=Path, default=BENCH_DIR, help=argparse.SUPPRESS)
     parser.add_argument("--quiet", action="store_true", help="print only the table")
+    parser.add_argument("--results", type=Path, metavar="PATH",
+                        help="also write the table as Markdown with the machine, date and commit (bench/results.md)")
     ns = parser.parse_args(argv)
     paths = sorted(ns.bench_dir.glob("bench_*.py"))
     wanted = {n if n.endswith(".py") else f"{n}.py" for n in ns.only}
@@ -280,8 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not paths:
         parser.error(f"no bench_*.py in {ns.bench_dir}")
 
+    load = os.getloadavg()[0]
     print(f"{len(paths)} benchmarks, {'smoke' if ns.smoke else 'modest'} settings, one at a time; "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
+          f"{os.cpu_count()} CPUs, load average {load:.2f}", flush=True)
     started = time.monotonic()
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="bench_run_all_") as tmp:
@@ -302,6 +359,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(table([row for o in outcomes for row in o.rows]))
     errored = [o for o in outcomes if o.error]
+    if ns.results is not None:
+        ns.results.write_text(results_markdown([row for o in outcomes for row in o.rows],
+                                               seconds=time.monotonic() - started, errored=len(errored), load=load,
+                                               smoke=ns.smoke), encoding="utf-8")
+        print(f"\nWrote {ns.results}.")
     print(f"\n{len(outcomes)} benchmarks in {time.monotonic() - started:.0f} s; "
           f"{len(errored)} errored; missed targets are reported, not failed. "
           "These machines are shared and noisy: compare side by side in one run.")

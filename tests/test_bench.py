@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import re
 import subprocess
 import sys
@@ -149,3 +150,18 @@ def test_run_all_reports_a_figure_it_cannot_find_as_an_error() -> None:
     assert broken and rows[0].value == "figure not found" and rows[0].met == "ERROR"
     rows, broken = run_all.read_figures("bench_x.py", [figure], "throughput = 0.750\n")
     assert not broken and (rows[0].value, rows[0].target, rows[0].met) == ("0.750", ">= 0.8", "no")
+
+
+def test_run_all_writes_the_results_page_with_machine_date_and_commit(tmp_path: Path) -> None:
+    benches = tmp_path / "benches"
+    benches.mkdir()
+    (benches / "bench_ok.py").write_text("print('median throughput ratio = 0.950  (target >= 0.9)')\n")
+    out = tmp_path / "results.md"
+    proc = run(BENCH / "run_all.py", "--bench-dir", str(benches), "--results", str(out), cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("# Benchmark results")
+    assert re.search(r"on \d{4}-\d\d-\d\d \d\d:\d\d UTC, at commit `(?:[0-9a-f]{4,}(?:-dirty)?|unknown)`", page), page
+    assert f"{os.cpu_count()} CPUs" in page and "Python " in page
+    assert "| bench_ok.py | median throughput ratio | 0.950 | >= 0.9 | yes |" in page
+    assert "1 benchmarks in" in page and "0 errored" in page
