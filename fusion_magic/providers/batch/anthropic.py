@@ -18,12 +18,10 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
-
 from ...core.errors import BlockedError, CallCancelled, ProtocolError, ProviderTimeout
 from ...core.state import State
 from .._http import Classifier, WireContext, error_info, same_origin, send_json
-from ..base import ChatRequest, Endpoint, Finished, ProviderEvent, TextDelta
+from ..base import ChatRequest, Finished, ProviderEvent, TextDelta
 from ..chat._sse import json_int
 from ..chat.anthropic import AnthropicProvider, classifier, message_usage
 from ._wire import (
@@ -49,21 +47,16 @@ class AnthropicBatch(BatchAPI):
     ``anthropic-version``: ``AnthropicProvider.headers()``)."""
 
     name: ClassVar[str] = "anthropic"
+    chat_class = AnthropicProvider
     max_requests: ClassVar[int] = 100_000
     max_bytes: ClassVar[int] = 256_000_000  # "256 MB"; decimal, the smaller reading
     one_model: ClassVar[bool] = False
     price_source: ClassVar[str] = "Anthropic's Message Batches: 50% of the standard price (claude.com/pricing)"
 
-    def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
-        super().__init__(endpoint, client)
-        self.chat = AnthropicProvider(endpoint, client)
 
     @property
     def batches(self) -> str:
         return f"{self.endpoint.base_url.rstrip('/')}/v1/messages/batches"
-
-    def ctx(self, model: str = "") -> WireContext:
-        return WireContext(self.endpoint.provider, model, self.endpoint.api_key)
 
     def line(self, custom_id: str, request: ChatRequest) -> bytes:
         """``{"custom_id", "params"}``: ``params`` the Messages body the live call sends, unstreamed."""

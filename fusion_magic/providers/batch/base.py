@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...core.errors import ProviderError
 from ...core.state import State
+from .._http import WireContext
 from ..base import ChatRequest, Endpoint, ProviderEvent
+from ..chat._sse import SSEProvider
 
 if TYPE_CHECKING:
     import httpx
@@ -104,10 +106,17 @@ class BatchAPI(ABC):
     labelled: ClassVar[bool] = False
     price_factor: ClassVar[float] = 0.5
     price_source: ClassVar[str]
+    # The live chat protocol whose body a request line is built from, and whose headers and parsers it shares.
+    chat_class: ClassVar[type[SSEProvider]]
 
     def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
         self.endpoint = endpoint
         self.client = client
+        self.chat = self.chat_class(endpoint, client)
+
+    def ctx(self, model: str = "") -> WireContext:
+        """Who a call is to, for its errors (never holding the key but to scrub it out)."""
+        return WireContext(self.endpoint.provider, model, self.endpoint.api_key)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.endpoint.base_url!r})"  # never the key

@@ -22,12 +22,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import httpx
-
 from ...core.errors import CallCancelled, ProtocolError, ProviderError
 from ...core.state import State
 from .._http import WireContext, error_info, send_json
-from ..base import ChatRequest, Endpoint, ProviderEvent, TextDelta, Usage
+from ..base import ChatRequest, ProviderEvent, TextDelta, Usage
 from ..chat.gemini import ChunkParser, GeminiProvider, classifier
 from ._wire import (
     FIND_PAGES,
@@ -84,22 +82,17 @@ class GeminiBatch(BatchAPI):
     """Gemini's Batch Mode over the chat protocol's endpoint and key header (``GeminiProvider``)."""
 
     name: ClassVar[str] = "gemini"
+    chat_class = GeminiProvider
     # Inline requests: under 20 MB in all, the JSON around the lines included.
     max_requests: ClassVar[int] = 5_000  # our own bound: the inline body's size is the real limit
     max_bytes: ClassVar[int] = 19_000_000
     labelled: ClassVar[bool] = True  # find() matches our tag: not found means not created
     price_source: ClassVar[str] = "Gemini API Batch Mode: 50% of the interactive price (ai.google.dev/pricing)"
 
-    def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
-        super().__init__(endpoint, client)
-        self.chat = GeminiProvider(endpoint, client)
 
     @property
     def base(self) -> str:
         return f"{self.endpoint.base_url.rstrip('/')}/{API}"
-
-    def ctx(self, model: str = "") -> WireContext:
-        return WireContext(self.endpoint.provider, model, self.endpoint.api_key)
 
     def batch_url(self, batch_id: str) -> str:
         """``{base}/v1beta/batches/{id}``, whether the id is kept as ``batches/…`` (the resource name) or bare."""

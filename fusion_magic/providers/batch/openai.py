@@ -19,11 +19,9 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
-
 from ...core.errors import CallCancelled, ProtocolError, ProviderTimeout
 from .._http import WireContext, error_info, send_json
-from ..base import ChatRequest, Endpoint
+from ..base import ChatRequest
 from ..chat._sse import json_int
 from ..chat.openai_compat import OpenAICompatProvider, classifier
 from ._wire import (
@@ -51,21 +49,16 @@ class OpenAIBatch(BatchAPI):
     """OpenAI's Batch API over the chat protocol's endpoint and key (``OpenAICompatProvider``)."""
 
     name: ClassVar[str] = "openai"
+    chat_class = OpenAICompatProvider
     max_requests: ClassVar[int] = 50_000
     max_bytes: ClassVar[int] = 200_000_000  # "200 MB" a file; decimal, the smaller reading
     labelled: ClassVar[bool] = True  # find() matches our tag: not found means not created
     price_source: ClassVar[str] = "OpenAI's Batch API: 50% of the standard price (openai.com/api/pricing)"
 
-    def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
-        super().__init__(endpoint, client)
-        self.chat = OpenAICompatProvider(endpoint, client)
 
     @property
     def base(self) -> str:
         return self.endpoint.base_url.rstrip("/")
-
-    def ctx(self, model: str = "") -> WireContext:
-        return WireContext(self.endpoint.provider, model, self.endpoint.api_key)
 
     def line(self, custom_id: str, request: ChatRequest) -> bytes:
         """``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}``, the body the live call

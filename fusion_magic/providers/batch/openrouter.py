@@ -20,11 +20,9 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
-
 from ...core.errors import ProviderTimeout
 from .._http import Classifier, WireContext, error_info
-from ..base import ChatRequest, Endpoint
+from ..base import ChatRequest
 from ..chat._sse import json_int
 from ..chat.openai_compat import OpenAICompatProvider, classifier
 from ._wire import (
@@ -47,22 +45,17 @@ class OpenRouterBatch(BatchAPI):
     """OpenRouter's batches over the chat protocol's endpoint and key (``OpenAICompatProvider``, OpenRouter flavor)."""
 
     name: ClassVar[str] = "openrouter"
+    chat_class = OpenAICompatProvider
     # Our own limits, well below OpenAI's: OpenRouter publishes none and holds each batch in one inline body.
     max_requests: ClassVar[int] = 10_000
     max_bytes: ClassVar[int] = 100_000_000
     price_source: ClassVar[str] = ("OpenRouter batches: typically 50% of the per-token price; the batch's own "
                                    "usage.cost is the charge (openrouter.ai/docs/guides/features/batch-api)")
 
-    def __init__(self, endpoint: Endpoint, client: httpx.AsyncClient) -> None:
-        super().__init__(endpoint, client)
-        self.chat = OpenAICompatProvider(endpoint, client)
 
     @property
     def batches(self) -> str:
         return f"{self.endpoint.base_url.rstrip('/')}/batches"
-
-    def ctx(self, model: str = "") -> WireContext:
-        return WireContext(self.endpoint.provider, model, self.endpoint.api_key)
 
     def line(self, custom_id: str, request: ChatRequest) -> bytes:
         """``{"custom_id", "body"}``: the chat body the live call sends, without ``stream`` and without ``model``
