@@ -88,10 +88,13 @@ async def send_blob(req: Request, data: bytes, *, content_type: str = "video/mp4
     await ex.finish()
 
 
-async def submit_fault_after_accept(req: Request, fault: Fault, answer: Any, *, status: int = 200) -> None:
-    """A submit's "cut", "hang" or "malformed", after the provider accepted (and will bill) the job, ``answer``
-    its acceptance: the answer is lost, not the job. "cut" sends its first bytes and drops the connection;
-    "hang" never answers; "malformed" answers ``status`` with a body that is not JSON."""
+async def answer_accepted(req: Request, fault: Fault | None, answer: Any, *, status: int = 200) -> None:
+    """Answer a submit the provider accepted (and will bill): ``answer`` with ``status``, or, with a scripted
+    ``fault``, its "cut", "hang" or "malformed": the answer is lost, not the job. "cut" sends its first bytes
+    and drops the connection; "hang" never answers; "malformed" answers ``status`` with a body that is not JSON."""
+    if fault is None:
+        await req.json(status, answer)
+        return
     req.record.fault = fault.kind
     if fault.kind == "hang":
         await req.exchange.gone.wait()
@@ -107,7 +110,7 @@ async def submit_fault_after_accept(req: Request, fault: Fault, answer: Any, *, 
     raise ConnectionCut("emulator cut the submit's answer")
 
 
-# The submit faults that come after the job was accepted (``submit_fault_after_accept``).
+# The submit faults that come after the job was accepted (``answer_accepted``).
 AFTER_ACCEPT = ("cut", "hang", "malformed")
 
 
@@ -138,5 +141,13 @@ def error_body(status: int, message: str) -> str:
     return dumps({"error": {"code": status, "message": message}})
 
 
-__all__ = ["AFTER_ACCEPT", "STORAGE_PREFIX", "Storage", "api_origin", "error_body", "send_blob", "storage_url",
-           "submit_fault_after_accept"]
+__all__ = [
+    "AFTER_ACCEPT",
+    "STORAGE_PREFIX",
+    "Storage",
+    "answer_accepted",
+    "api_origin",
+    "error_body",
+    "send_blob",
+    "storage_url",
+]

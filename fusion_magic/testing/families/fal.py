@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from .._wire import default_message
 from ..registry import Family, Request, Route
 from ..script import Fault
-from ..video import AFTER_ACCEPT, api_origin, storage_url, submit_fault_after_accept
+from ..video import AFTER_ACCEPT, answer_accepted, api_origin, storage_url
 from ..video_script import EmulatedJob
 
 _PREFIX = "/fal"
@@ -172,10 +172,7 @@ class Fal(Family):
         job = req.video.submit(self.name, endpoint_id, req.body)
         answer = {"status": "IN_QUEUE", "request_id": job.id, **self._urls(req, job),
                   "queue_position": max(job.script.polls - 1, 0)}
-        if fault is not None:  # accepted (and billed); the answer is lost
-            await submit_fault_after_accept(req, fault, answer)
-            return
-        await req.json(200, answer)
+        await answer_accepted(req, fault, answer)  # accepted (and billed), whatever becomes of the answer
 
     async def status(self, req: Request) -> None:
         job = await self._job(req)

@@ -29,7 +29,7 @@ from typing import Any
 from .._wire import default_message
 from ..registry import Request, Route
 from ..script import Fault
-from ..video import AFTER_ACCEPT, api_origin, submit_fault_after_accept
+from ..video import AFTER_ACCEPT, answer_accepted, api_origin
 from ..video_script import EmulatedJob, VideoScript
 from .gemini import GeminiAuth, gemini_error
 from .gemini_files import file_uri
@@ -92,7 +92,7 @@ class Interactions(GeminiAuth):
         job = req.video.submit(self.name, model, body, prefix=_ID_PREFIX)
         if fault is not None:  # accepted (and billed); the answer is lost
             accepted = _envelope(job, "queued" if job.script.polls > 1 else "in_progress")
-            await submit_fault_after_accept(req, fault, accepted)
+            await answer_accepted(req, fault, accepted)
             return
         if body.get("background") is not True:
             # Without background the call blocks until the interaction is done.

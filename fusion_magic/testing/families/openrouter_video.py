@@ -46,7 +46,7 @@ from typing import Any, ClassVar
 from .._wire import default_message
 from ..registry import Family, Request, Route
 from ..script import Fault
-from ..video import AFTER_ACCEPT, send_blob, submit_fault_after_accept
+from ..video import AFTER_ACCEPT, answer_accepted, send_blob
 from ..video_script import EmulatedJob, State, VideoBook
 from .openrouter import error_type
 
@@ -310,7 +310,7 @@ class OpenRouterVideo(Family):
         req.record.fault = fault.kind
         if body is not None and fault.kind in AFTER_ACCEPT:
             job = self._accept(req, model, body)
-            await submit_fault_after_accept(req, fault, self.answer(req, job, "pending"), status=202)
+            await answer_accepted(req, fault, self.answer(req, job, "pending"), status=202)
             return
         if fault.kind == "hang":
             await req.exchange.gone.wait()

@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 
 from ..registry import Family, Request, Route
 from ..script import Fault
-from ..video import AFTER_ACCEPT, send_blob, submit_fault_after_accept
+from ..video import AFTER_ACCEPT, answer_accepted, send_blob
 from ..video_script import EmulatedJob, VideoBook
 
 _PREFIX = "/runway"
@@ -343,12 +343,9 @@ class Runway(Family):
         assert isinstance(model, str)
         job = req.video.submit(self.name, model, req.body, prefix=_ID_PREFIX)
         answer = {"id": job.id, "estimatedCost": {"credits": credits_for(model, req.body)}}
-        if fault is not None:
-            # A submit's "cut" or "hang" comes after Runway accepted (and will bill) the task: the answer is lost,
-            # not the task.
-            await submit_fault_after_accept(req, fault, answer)
-            return
-        await req.json(200, answer)
+        # A submit's "cut" or "hang" comes after Runway accepted (and will bill) the task: the answer is lost, not
+        # the task.
+        await answer_accepted(req, fault, answer)
 
     async def task(self, req: Request) -> None:
         job = await self._job(req)

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from .._wire import default_message
 from ..registry import Request, Route
 from ..script import Fault
-from ..video import AFTER_ACCEPT, api_origin, submit_fault_after_accept
+from ..video import AFTER_ACCEPT, answer_accepted, api_origin
 from ..video_script import EmulatedJob, made_clip
 from .gemini import GeminiAuth, gemini_error
 from .gemini_files import file_uri
@@ -94,10 +94,7 @@ class Veo(GeminiAuth):
             await req.json(400, gemini_error(400, problem))
             return
         job = req.video.submit(self.name, model, req.body)
-        if fault is not None:  # accepted (and billed); the answer is lost
-            await submit_fault_after_accept(req, fault, {"name": _operation(model, job)})
-            return
-        await req.json(200, {"name": _operation(model, job)})
+        await answer_accepted(req, fault, {"name": _operation(model, job)})  # accepted (and billed) either way
 
     # ---- poll -------------------------------------------------------------------------------------
 
