@@ -329,16 +329,22 @@ async def send_json(
     body: Mapping[str, Any] | None = None,
     params: Mapping[str, str] | None = None,
     timeout: httpx.Timeout | float | None = None,
+    content: AsyncIterator[bytes] | bytes | None = None,
+    data: Mapping[str, str] | None = None,
+    files: Mapping[str, Any] | None = None,
 ) -> tuple[Any, httpx.Response]:
     """One plain JSON request/response (the job APIs: submit, poll, list): the decoded body and the
-    response, or the typed error for a failed status, a non-JSON body or a transport failure.
+    response, or the typed error for a failed status, a non-JSON body or a transport failure. The request
+    carries ``body`` as JSON, or a body not held as a JSON value (``content``: streamed bytes; ``data`` and
+    ``files``: a multipart upload).
 
     Redirects are not followed: a 3xx here is a protocol error, never a hop that would carry the key.
     """
     try:
         response = await client.request(
-            method, url, json=dict(body) if body is not None else None, headers=dict(headers), params=params,
-            follow_redirects=False, timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+            method, url, json=dict(body) if body is not None else None, content=content, data=data, files=files,
+            headers=dict(headers), params=params, follow_redirects=False,
+            timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
         )
     except httpx.HTTPError as exc:
         raise_transport_error(exc, ctx, started_stream=False)

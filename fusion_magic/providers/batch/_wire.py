@@ -125,40 +125,15 @@ def inline_body(head: bytes, path: Path, count: int, tail: bytes) -> tuple[Async
     return chunks(), {"Content-Type": "application/json", "Content-Length": str(size)}
 
 
-async def send_body(
-    client: httpx.AsyncClient,
-    method: str,
-    url: str,
-    *,
-    ctx: WireContext,
-    classify: Classifier,
-    headers: Mapping[str, str],
-    content: AsyncIterator[bytes] | bytes | None = None,
-    data: Mapping[str, str] | None = None,
-    files: Mapping[str, Any] | None = None,
-) -> Mapping[str, Any]:
-    """``_http.send_json`` for a body that is not a JSON value in memory (a streamed inline body, a multipart
-    upload): the decoded JSON object of a 2xx, else the typed error. Redirects are not followed (the key)."""
-    try:
-        response = await client.request(method, url, content=content, data=data, files=files,
-                                        headers=dict(headers), follow_redirects=False)
-    except httpx.HTTPError as exc:
-        raise_transport_error(exc, ctx, started_stream=False)
-    text = response.text
-    if not response.is_success:
-        raise response_error(response, text, classify)
-    payload = decode_json(text)
-    if not isinstance(payload, Mapping):
-        raise ctx.error(ProtocolError, f"expected a JSON object, got {text[:120]!r}", status=response.status_code)
-    return payload
-
-
 async def get_object(client: httpx.AsyncClient, method: str, url: str, *, ctx: WireContext, classify: Classifier,
                      headers: Mapping[str, str], body: Mapping[str, Any] | None = None,
-                     params: Mapping[str, str] | None = None) -> Mapping[str, Any]:
-    """``send_json`` whose answer must be a JSON object (a batch, a list page, an Operation)."""
+                     params: Mapping[str, str] | None = None, content: AsyncIterator[bytes] | bytes | None = None,
+                     data: Mapping[str, str] | None = None,
+                     files: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    """``send_json`` whose answer must be a JSON object (a batch, a list page, an Operation); the request's body
+    as ``send_json`` takes it (JSON, a streamed inline body, a multipart upload)."""
     payload, response = await send_json(client, method, url, ctx=ctx, classify=classify, headers=headers, body=body,
-                                        params=params)
+                                        params=params, content=content, data=data, files=files)
     if not isinstance(payload, Mapping):
         raise ctx.error(ProtocolError, f"expected a JSON object, got {str(payload)[:120]!r}",
                         status=response.status_code)

@@ -33,7 +33,6 @@ from ._wire import (
     jsonl,
     log,
     read_line,
-    send_body,
     unstreamed,
 )
 from .base import BatchAPI, BatchStatus, ItemResult
@@ -67,7 +66,7 @@ class AnthropicBatch(BatchAPI):
         are not sent (each request names its model; Anthropic keeps no label): ``find`` matches by count."""
         ctx = self.ctx(model)
         content, headers = inline_body(b'{"requests":[', lines, count, b"]}")
-        payload = await send_body(self.client, "POST", self.batches, ctx=ctx, classify=classifier(ctx),
+        payload = await get_object(self.client, "POST", self.batches, ctx=ctx, classify=classifier(ctx),
                                   headers={**self.chat.headers(), **headers}, content=content)
         return anthropic_status(payload, ctx)
 

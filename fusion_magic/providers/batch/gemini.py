@@ -33,7 +33,6 @@ from ._wire import (
     get_object,
     inline_body,
     log,
-    send_body,
     timestamp,
 )
 from .base import BatchAPI, BatchStatus, ItemResult
@@ -111,7 +110,7 @@ class GeminiBatch(BatchAPI):
         name = quote(model.removeprefix("models/"), safe="")
         head = b'{"batch":{"displayName":' + compact(tag) + b',"inputConfig":{"requests":{"requests":['
         content, headers = inline_body(head, lines, count, b"]}}}}")
-        payload = await send_body(self.client, "POST", f"{self.base}/models/{name}:batchGenerateContent", ctx=ctx,
+        payload = await get_object(self.client, "POST", f"{self.base}/models/{name}:batchGenerateContent", ctx=ctx,
                                   classify=classifier(ctx), headers={**self.chat.headers(), **headers},
                                   content=content)
         return gemini_status(payload, ctx, model=model)

@@ -35,7 +35,6 @@ from ._wire import (
     jsonl,
     read_line,
     response_item,
-    send_body,
     timestamp,
     unstreamed,
 )
@@ -73,7 +72,7 @@ class OpenAIBatch(BatchAPI):
         ctx = self.ctx(model)
         classify = classifier(ctx)
         with lines.open("rb") as fh:
-            upload = await send_body(
+            upload = await get_object(
                 self.client, "POST", f"{self.base}/files", ctx=ctx, classify=classify, headers=self.chat.headers(),
                 data={"purpose": "batch"}, files={"file": (f"{tag}.jsonl", fh, "application/jsonl")},
             )

@@ -35,7 +35,6 @@ from ._wire import (
     inline_body,
     log,
     response_item,
-    send_body,
     unstreamed,
 )
 from .base import BatchAPI, BatchStatus, ItemResult
@@ -69,7 +68,7 @@ class OpenRouterBatch(BatchAPI):
         head = (b'{"endpoint":' + compact(CHAT_ENDPOINT) + b',"model":' + compact(model)
                 + b',"completion_window":"24h","requests":[')
         content, headers = inline_body(head, lines, count, b"]}")
-        payload = await send_body(self.client, "POST", self.batches, ctx=ctx, classify=classifier(ctx),
+        payload = await get_object(self.client, "POST", self.batches, ctx=ctx, classify=classifier(ctx),
                                   headers={**self.chat.headers(), **headers}, content=content)
         return openrouter_status(payload, ctx, model=model)
 
