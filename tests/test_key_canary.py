@@ -20,6 +20,8 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from fusion_magic.calls.cache import CallCache, moved_endpoint, request_key
+from fusion_magic.calls.call import prepare
+from fusion_magic.calls.settings import Settings
 from fusion_magic.core.record import CallRecord
 from fusion_magic.fusion.result import FusionResult
 from fusion_magic.providers.base import ChatRequest, Message
@@ -255,10 +257,15 @@ def test_a_local_and_a_hosted_model_of_the_same_name_never_share_an_answer(
 def test_at_the_default_base_url_the_cache_key_is_what_it_always_was(monkeypatch: pytest.MonkeyPatch) -> None:
     """Recordings made before the endpoint was part of the key still replay where nothing moved the provider."""
     request = ChatRequest(model="m", messages=(Message(role="user", content="hi"),))
+    settings = Settings(keys={"openai": "sk-test"})
+
+    def moved() -> str | None:
+        target = prepare("openai:m", settings)
+        return moved_endpoint(target.endpoint.base_url, target.spec.default_base_url)
+
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    assert moved_endpoint("openai:m") is None
-    assert CallCache(Path("unused")).key("openai:m", request) == request_key("openai:m", request)
+    assert moved() is None
+    assert request_key("openai:m", request, moved()) == request_key("openai:m", request)
     monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:8000/v1")
-    assert moved_endpoint("openai:m") == "http://localhost:8000/v1"
-    assert CallCache(Path("unused")).key("openai:m", request) != request_key("openai:m", request)
-    assert moved_endpoint("nobody:m") is None and moved_endpoint("no-colon") is None
+    assert moved() == "http://localhost:8000/v1"
+    assert request_key("openai:m", request, moved()) != request_key("openai:m", request)

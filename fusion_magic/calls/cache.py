@@ -97,23 +97,12 @@ def request_key(model_id: str, request: DataclassInstance, endpoint: str | None 
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def moved_endpoint(model_id: str) -> str | None:
-    """The base URL a built-in or plugin provider's ``model_id`` is sent to when the environment moves it off the
-    provider's default (``OPENAI_BASE_URL=http://localhost:8000/v1``, ``OLLAMA_HOST``); None at the default, and
-    for a name no registered provider has (the user's own ``endpoints``: their name is theirs alone)."""
-    from ..providers.registry import provider_spec, resolve_endpoint
-
-    prefix, sep, _ = model_id.strip().partition(":")
-    if not sep:
-        return None
-    try:
-        spec = provider_spec(prefix)
-    except Exception:  # a plugin that fails to load: its calls fail on their own, with their own message
-        return None
-    if spec is None or not spec.base_url_env:
-        return None
-    base = resolve_endpoint(spec, require_key=False).base_url.rstrip("/")
-    return None if base == spec.default_base_url.rstrip("/") else base
+def moved_endpoint(base_url: str, default_base_url: str) -> str | None:
+    """``base_url`` where the environment moved a provider off its default (``OPENAI_BASE_URL`` at a local
+    server, ``OLLAMA_HOST``), for the cache key; None at the default (the key every earlier version made), and for
+    the user's own ``endpoints`` (their URL is their default: the name is theirs alone)."""
+    base = base_url.rstrip("/")
+    return None if not base or base == default_base_url.rstrip("/") else base
 
 
 def _canonical(value: object) -> object:
@@ -158,13 +147,10 @@ class CallCache:
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
-    def key(self, model_id: str, request: DataclassInstance) -> str:
-        """The entry's key: the request's, with the base URL where the environment moved the provider's."""
-        return request_key(model_id, request, moved_endpoint(model_id))
-
-    def lookup(self, model_id: str, request: DataclassInstance) -> CallRecord | None:
-        """The recorded answer, or None for a miss (also when the entry is unreadable or malformed)."""
-        path = self._path(self.key(model_id, request))
+    def lookup(self, model_id: str, request: DataclassInstance, endpoint: str | None = None) -> CallRecord | None:
+        """The recorded answer, or None for a miss (also when the entry is unreadable or malformed). ``endpoint``:
+        the base URL where it is not the provider's default (``moved_endpoint``)."""
+        path = self._path(request_key(model_id, request, endpoint))
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             return _entry_record(model_id, data)
@@ -176,10 +162,11 @@ class CallCache:
                         model_id, path.name, type(exc).__name__)
             return None
 
-    def store(self, model_id: str, request: DataclassInstance, response: CallRecord) -> None:
+    def store(self, model_id: str, request: DataclassInstance, response: CallRecord,
+              endpoint: str | None = None) -> None:
         """Record a successful call. Written atomically so a crash never leaves half a file. A folder we
         cannot write to (read-only, full disk) leaves the call unrecorded instead of failing the run."""
-        path = self._path(self.key(model_id, request))
+        path = self._path(request_key(model_id, request, endpoint))
         entry: dict[str, object] = {"text": response.text}
         entry.update((k, v) for k in _ENTRY_FIELDS if (v := getattr(response, k)) is not None)
         entry["model"] = model_id

@@ -34,6 +34,7 @@ from ..core.state import State, from_wire
 from ..core.text import valid_text
 from ..providers.base import ChatRequest, Endpoint, Finished, ProviderAnalysis, TextDelta, Usage
 from ..providers.registry import ProviderSpec, check_model, make_provider, resolve_endpoint, split_model_id
+from .cache import moved_endpoint
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -153,7 +154,9 @@ async def run_call(
         # A batch answers within the provider's window (hours), not the live call's timeout.
         async with asyncio.timeout(None if batched else limit):
             if ctx.cache is not None and ctx.cache.mode != "off":
-                recorded = ctx.cache.lookup(target.model_id, request)
+                # A provider the environment moved (a local server behind OPENAI_BASE_URL) is keyed apart.
+                moved = moved_endpoint(target.endpoint.base_url, target.spec.default_base_url)
+                recorded = ctx.cache.lookup(target.model_id, request, moved)
                 if recorded is not None:
                     _replay(r, recorded, ctx, started)
                 elif ctx.cache.mode == "replay":
@@ -165,7 +168,7 @@ async def run_call(
                     delivery = await _send(target, request, r, ctx, started, tally, limit)
                     _settle(r, request, tally)
                     if r.ok:
-                        ctx.cache.store(target.model_id, request, r)
+                        ctx.cache.store(target.model_id, request, r, moved)
             else:
                 delivery = await _send(target, request, r, ctx, started, tally, limit)
     except TimeoutError:
