@@ -500,8 +500,7 @@ class BatchRunner:
                 batch.status = new
                 self._emit(batch)
             status = new
-            delay = new.retry_after if new.retry_after is not None else min(delay * self.policy.factor,
-                                                                            self.policy.max_s)
+            delay = min(delay * self.policy.factor, self.policy.max_s)
         batch.status = status
         self.receipts.update(batch.receipt, status)
         await self._collect(batch, status)

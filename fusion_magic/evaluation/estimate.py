@@ -20,6 +20,7 @@ from ..calls.call import Target
 from ..calls.requests import output_cap
 from ..core.pricing import approx_tokens
 from ..fusion.estimate import call_row, estimate
+from ..fusion.pool import Member
 from ..fusion.requests import member_request
 from ..present.estimate import money
 from ..providers.batch import batch_api_for
@@ -113,8 +114,6 @@ def _calls(s: Strategy, prompt: str, plan: EvalPlan) -> list[tuple[dict[str, obj
         targets = {t.model_id: t for t in s.targets}
         return [(row, targets.get(str(row["model"]))) for row in estimate(replace(s.fusion, prompt=prompt)).rows]
     assert s.target is not None
-    from ..fusion.pool import Member
-
     request = member_request(Member(s.target, s.name), prompt, s.options)
     text = approx_tokens(build_prompt(request)) if s.target.is_local else approx_tokens(
         "\n".join(m.text for m in request.messages))

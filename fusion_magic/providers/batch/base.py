@@ -39,10 +39,6 @@ from ..chat._sse import SSEProvider
 if TYPE_CHECKING:
     import httpx
 
-# custom_id: 1-64 characters of [A-Za-z0-9_-], valid for all four APIs (batch-apis.md §5).
-CUSTOM_ID_CHARS = 64
-
-
 @dataclass(frozen=True)
 class BatchStatus:
     """One batch as its provider last reported it.
@@ -64,7 +60,6 @@ class BatchStatus:
     failure: str | None = None
     error: str | None = None
     cost_usd: float | None = None
-    retry_after: float | None = None
     handle: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -134,7 +129,7 @@ class BatchAPI(ABC):
 
     @abstractmethod
     async def poll(self, status: BatchStatus) -> BatchStatus:
-        """The batch as the provider reports it now (``retry_after`` set from a 429's hint)."""
+        """The batch as the provider reports it now; a 429 raises ``RateLimitError`` with its ``retry_after``."""
 
     @abstractmethod
     def results(self, status: BatchStatus) -> AsyncIterator[ItemResult]:
@@ -153,9 +148,4 @@ class BatchAPI(ABC):
         raise NotImplementedError(f"{self.name} batches cannot be cancelled through the API")
 
 
-def batch_price(cost_usd: float | None, factor: float) -> float | None:
-    """A live price at the batch rate."""
-    return None if cost_usd is None else cost_usd * factor
-
-
-__all__ = ["CUSTOM_ID_CHARS", "BatchAPI", "BatchStatus", "ItemResult", "batch_price"]
+__all__ = ["BatchAPI", "BatchStatus", "ItemResult"]

@@ -10,7 +10,7 @@ The wire work every batch module shares (the upload and download helpers, the re
 words OpenRouter's batches share with these) is in ``_wire``; this module keeps what is OpenAI's own.
 
 A poll, list or cancel answered 429 raises the typed ``RateLimitError`` with the server's ``retry_after``
-(``_http.response_error``): the runner backs off; ``BatchStatus.retry_after`` stays None here.
+(``_http.response_error``): the runner backs off.
 """
 
 from __future__ import annotations
