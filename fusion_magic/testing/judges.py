@@ -146,6 +146,83 @@ def content_judge(
     return reply
 
 
+def first_answer_judge(
+    *,
+    reasoning: str | None = None,
+    merged: str | None = None,
+    analysis: bool = True,
+    consensus: Sequence[str] = (),
+    contradictions: Mapping[str, Mapping[str, str]] | None = None,
+    unique: Mapping[str, str] | None = None,
+    blind_spots: Sequence[str] = (),
+) -> Callable[[Mapping[str, Any]], str]:
+    """A judge with a pure position bias: it picks whichever answer it is shown first, whatever it says.
+
+    The bias LLM judges are known for, at its extreme, to show what ``--orders N`` measures: each order puts
+    another answer first, so this judge's pick moves with the order and its position consistency is 1/N (the
+    least there is), where :func:`content_judge`'s is 1.0. For ``ModelScript(reply=...)``; the reply has exactly
+    the fields the request's schema asks for, as :func:`content_judge`'s does.
+
+    ``reasoning`` is a text where ``{winner}`` becomes the picked letter; left out, it says the pick is the
+    first answer shown, starting with ``script.SCRIPTED``, so no reader takes it for a model's words.
+    ``merged`` is the synthesis for merge and debate (default: the first answer's text). The analysis items
+    are given by what the answers say, as :func:`content_judge`'s are (``contradictions``: topic -> {needle:
+    stance}; ``unique``: {needle: point}), so the analysis is the same in every order while the pick moves;
+    left out, they are empty. ``analysis=False`` leaves the analysis out.
+    """
+
+    def reply(body: Mapping[str, Any]) -> str:
+        answers = shown_answers(body)
+        if not answers:
+            raise ValueError("the request shows no answers to judge")
+        first = next(iter(answers))
+        why = (f"{SCRIPTED} Answer {first} is shown first, and this judge always picks the first answer."
+               if reasoning is None else reasoning.replace("{winner}", first))
+        values: dict[str, Any] = {
+            "reasoning": why,
+            "winner": first,
+            "best": first,
+            "answer": merged if merged is not None else answers[first].strip(),
+        }
+        if analysis:
+            values["analysis"] = {
+                "consensus": list(consensus),
+                "contradictions": [] if contradictions is None else _contradictions(answers, "", [], contradictions),
+                "unique": [] if unique is None else _unique(answers, "", [], unique),
+                "blind_spots": list(blind_spots),
+            }
+        return json.dumps({name: values[name] for name in requested_fields(body) if name in values})
+
+    return reply
+
+
+def by_question(answers: Mapping[str, str | Callable[[Mapping[str, Any]], str]],
+                otherwise: str = "I would need more context to answer that.",
+                ) -> Callable[[Mapping[str, Any]], str]:
+    """A pool member that answers each question its own way: ``answers[key]`` for the first ``key`` found in
+    the request's *first* user turn (the question, case-insensitive), else ``otherwise``.
+
+    Unlike :func:`by_prompt`, which reads the last user turn (a conversation's follow-up), it reads the
+    question a run was asked, so a debate's revision request (whose last turn shows the other answers) is
+    still answered for its question. A value is a text, or a reply callable given the request body (a
+    :func:`debater`, to revise in a debate), so one scripted model can serve every question of a notebook:
+
+        emu.script("gpt-4o", ModelScript(reply=by_question({
+            "cranberry": "Final answer: 2",
+            "feathers": debater("Steel is heavier.", "They weigh the same: one kilogram each."),
+        })))
+    """
+
+    def reply(body: Mapping[str, Any]) -> str:
+        turns = [*(body.get("messages") or []), *(body.get("contents") or [])]
+        users = [t for t in turns if isinstance(t, Mapping) and t.get("role", "user") == "user"]
+        asked = text_of(users[0].get("content", users[0].get("parts"))).casefold() if users else ""
+        found = next((value for key, value in answers.items() if key.casefold() in asked), otherwise)
+        return found(body) if callable(found) else found
+
+    return reply
+
+
 def debater(first: str, revised: str) -> Callable[[Mapping[str, Any]], str]:
     """A pool member for debates: it answers ``first``, and ``revised`` once it is asked to revise (the
     request carries its own earlier answer as an assistant turn, ``model`` on Gemini, then the others').
@@ -225,5 +302,5 @@ def _unique(answers: Mapping[str, str], prefer: str, matching: Sequence[str],
     return out
 
 
-__all__ = ["NOT_ADDRESSED", "by_prompt", "content_judge", "debater", "request_text", "requested_fields",
-           "shown_answers"]
+__all__ = ["NOT_ADDRESSED", "by_prompt", "by_question", "content_judge", "debater", "first_answer_judge",
+           "request_text", "requested_fields", "shown_answers"]
