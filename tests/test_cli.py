@@ -168,7 +168,7 @@ def test_fuse_prints_progress_then_the_report_and_writes_the_transcript(emulator
     assert "<" not in done.stdout  # plain text: no HTML, no widget
     transcript = (tmp_path / "r.md").read_text()
     assert transcript.startswith("## Fused answer") and "It is Paris." in transcript
-    assert sorted(q.model for q in emulator_env.requests) == ["a", "b"]
+    assert sorted(str(q.model) for q in emulator_env.requests) == ["a", "b"]
     asked = [q.body["messages"][-1]["content"] for q in emulator_env.requests if q.model == "a"]
     assert asked == ["Capital of France?"]
 
@@ -304,7 +304,7 @@ def test_ctrl_c_is_one_line_and_status_130(emulator_env: Emulator, tmp_path: Pat
         lines.put(None)
 
     threading.Thread(target=read, daemon=True).start()
-    seen = []
+    seen: list[str] = []
     while not any(line.startswith("  fast: done") for line in seen):
         line = lines.get(timeout=60)
         assert line is not None, seen
