@@ -1,26 +1,57 @@
 """%fuse help, %fuse? and %%fuse?: a short text that starts with the usage, one line per option, three
-examples; none of IPython's argparse decorations (``::``, ``%%%``, ``<{a,b}>``)."""
+examples; none of IPython's argparse decorations (``::``, ``%%%``, ``<{a,b}>``). Every help is generated from
+the option declarations: each flag of every magic has its declared help line in that magic's help."""
 
 from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import dataclass, is_dataclass
 from pathlib import Path
 
 import pytest
+from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic_arguments import MagicArgumentParser
 
+from fusion_magic.core.option import Declared, declared, option
+from fusion_magic.evaluation.options import EvalOptions
+from fusion_magic.fusion.options import FuseOptions
+from fusion_magic.ipython import args as magic_args
 from fusion_magic.ipython.args import (
     EVAL_PARSER,
     FUSE_HELP,
     FUSE_PARSER,
+    HELP_TOPICS,
     HISTORY_PARSER,
     REJUDGE_PARSER,
     VIDEO_HELP,
     VIDEO_PARSER,
     VIDEO_RESUME_PARSER,
+    command_help,
+    parse_line_magic,
 )
+from fusion_magic.ipython.declared import Renamed, flagged, help_block, help_line, help_lines, help_text
+from fusion_magic.videos.options import VideoOptions
+
+# Each magic's parser, and the help a user reads for it (%fuse help, %fuse help eval, %video help).
+HELP_OF: dict[MagicArgumentParser, str] = {
+    FUSE_PARSER: FUSE_HELP,
+    REJUDGE_PARSER: command_help("rejudge"),
+    HISTORY_PARSER: command_help("history"),
+    EVAL_PARSER: command_help("eval"),
+    VIDEO_PARSER: VIDEO_HELP,
+    VIDEO_RESUME_PARSER: VIDEO_HELP,
+}
+
+# Every class whose fields are declared options: the option kinds, and each magic's own arguments.
+DECLARING = sorted({FuseOptions, VideoOptions, EvalOptions,
+                    *(v for v in vars(magic_args).values() if is_dataclass(v) and isinstance(v, type) and declared(v))},
+                   key=lambda cls: cls.__name__)
+
+# The lines of a help that are not one option's line (usage, summary, line commands, examples), at most:
+# a new option adds its line; anything else must make room (the help reads in ten seconds).
+OTHER_LINES = {"fuse": 27, "video": 25}
 
 
 def help_printed(shell: InteractiveShell, capsys: pytest.CaptureFixture[str], cell: str) -> str:
@@ -39,7 +70,91 @@ def test_help_text_is_short_and_plain() -> None:
     assert FUSE_HELP.startswith("Usage: %%fuse [options]")
     for decoration in ("::", "%%%", "<{", "{best-of,merge,debate}"):
         assert decoration not in FUSE_HELP
-    assert len(FUSE_HELP.splitlines()) <= 48 and max(len(line) for line in FUSE_HELP.splitlines()) <= 100
+    options = len(help_lines(FuseOptions, magic_args.FuseArgs))
+    assert len(FUSE_HELP.splitlines()) - options <= OTHER_LINES["fuse"]
+    assert max(len(line) for line in FUSE_HELP.splitlines()) <= 100
+
+
+def declaration_of(action: argparse.Action) -> Declared:
+    """The declared option an argument was generated from: the same field, flags and help (argparse's copy of
+    the help doubles every %). Two magics may declare the same flag alike (``--background``): either will do."""
+    found = [d for cls in DECLARING for d in declared(cls)
+             if d.name == action.dest and d.option.flags == tuple(action.option_strings)
+             and help_text(d).replace("%", "%%") == action.help]
+    assert found, f"{action.option_strings or action.dest} is written by hand, not declared"
+    return found[0]
+
+
+def test_every_magic_is_in_the_table() -> None:
+    """A new magic's parser (a module-level parser in args.py) must say where its help is, or this fails."""
+    parsers = [v for v in vars(magic_args).values() if isinstance(v, MagicArgumentParser)]
+    assert {p.prog for p in parsers} == {p.prog for p in HELP_OF}
+
+
+@pytest.mark.parametrize("parser", list(HELP_OF), ids=lambda p: p.prog)
+def test_every_declared_option_has_its_help_line_in_its_magics_help(parser: MagicArgumentParser) -> None:
+    """Every argument of every magic is generated from a declaration, and that declaration's help line (wrapped
+    where it is wide) is in the help of its magic: a new option cannot be left out of the help, or differ."""
+    text = HELP_OF[parser]
+    for action in parser._actions:
+        if isinstance(action, Renamed):  # an old spelling: parses, and is never listed
+            continue
+        d = declaration_of(action)
+        assert "\n".join(help_block(d)) in text, (parser.prog, help_line(d))
+
+
+def test_every_declared_option_of_every_kind_is_some_magics_flag() -> None:
+    """The other way round: no declared option of a job kind or a magic is missing from every parser."""
+    flags = {(a.dest, tuple(a.option_strings)) for p in HELP_OF for a in p._actions}
+    missing = [f"{cls.__name__}.{d.name}" for cls in DECLARING for d in declared(cls)
+               if (d.name, d.option.flags) not in flags]
+    assert missing == []
+
+
+@pytest.mark.parametrize("d", [d for cls in DECLARING for d in flagged(cls) if d.option.choices],
+                         ids=lambda d: d.name)
+def test_the_help_names_every_choice(d: Declared) -> None:
+    """An option with choices names each in its help line (shown as ``[a|b]``, or in its text): a choice added
+    to the tuple without its help is caught here (``{choices}`` in the help spells them out by itself)."""
+    line = help_line(d)
+    assert all(re.search(rf"(?<![\w-]){re.escape(choice)}(?![\w-])", line) for choice in d.option.choices or ()), line
+
+
+def test_choices_are_spelt_out_from_the_declaration() -> None:
+    @dataclass(frozen=True)
+    class Toy:
+        style: str = option("a", "--style", metavar="S", choices=("a", "b", "c"), help="{choices} (default a)")
+        only: str = option("x", "--only", metavar="O", choices=("x",), help="always {choices}")
+
+    assert [help_text(d) for d in declared(Toy)] == ["a, b or c (default a)", "always x"]
+    assert help_lines(Toy) == ["  --style S               a, b or c (default a)", "  --only O                always x"]
+
+
+def test_a_wide_help_line_wraps_under_its_column() -> None:
+    @dataclass(frozen=True)
+    class Toy:
+        long: str = option("", "--long-flag-name-here", metavar="A_VERY_LONG_VALUE", help="short")
+        wordy: bool = option(False, "--wordy", help=" ".join(["word"] * 30))
+
+    long, wordy = (help_block(d) for d in declared(Toy))
+    assert long == ["  --long-flag-name-here A_VERY_LONG_VALUE short"]  # fits: one line, as argparse would
+    assert wordy[0].startswith("  --wordy                 word") and all(len(line) <= 100 for line in wordy)
+    assert all(line.startswith(" " * 26 + "word") for line in wordy[1:]) and len(wordy) == 2
+
+
+@pytest.mark.parametrize("command", HELP_TOPICS)
+def test_each_line_command_has_a_help_of_its_own(command: str) -> None:
+    assert parse_line_magic(f"help {command}") == ("help", command)
+    text = command_help(command)
+    assert text.startswith(f"Usage: %fuse {command} ") and max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_help_of_an_unknown_command_is_one_line() -> None:
+    assert parse_line_magic("help") == ("help", None)
+    with pytest.raises(UsageError, match=r"^%fuse help: no command 'nope' with flags; use one of: rejudge, "):
+        parse_line_magic("help nope")
+    with pytest.raises(UsageError, match="takes no arguments"):
+        parse_line_magic("help eval extra")
 
 
 @pytest.mark.parametrize("parser", [REJUDGE_PARSER, HISTORY_PARSER, EVAL_PARSER], ids=lambda p: p.prog)
@@ -93,7 +208,8 @@ def test_readme_documents_a_form_that_works() -> None:
 def test_the_video_help_fits_and_names_every_option() -> None:
     lines = VIDEO_HELP.splitlines()
     assert lines[0].startswith("Usage: %%video [options]")
-    assert len(lines) <= 50 and max(len(line) for line in lines) <= 100
+    assert len(lines) - len(flagged(VideoOptions, magic_args.VideoArgs)) <= OTHER_LINES["video"]
+    assert max(len(line) for line in lines) <= 100
     for parser in (VIDEO_PARSER, VIDEO_RESUME_PARSER):
         for action in parser._actions:
             if action.option_strings and action.help != argparse.SUPPRESS:

@@ -21,7 +21,7 @@ import io
 import keyword
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,7 @@ from ..fusion.options import FuseOptions
 from ..videos.options import VideoOptions
 from .context import HISTORY_KINDS, KEEP_ERRORS, MAX_VALUE_CHARS, TRUNCATED, history_text, last_output_missing
 from .context import as_text as _as_text
-from .declared import compact_flags, help_lines, parsed, parser
+from .declared import HELP_COLUMN, add_flags, compact_flags, declared, help_block, help_lines, parsed, parser
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,78 @@ class EvalArgs:
 
 EVAL_PARSER = parser("%fuse eval", "Evaluate strategies on questions.", EvalArgs, EvalOptions)
 
-# The usage and the line commands' entries are written here; every option's line is generated from its
-# declaration (tests/test_help.py holds the text to 48 lines of at most 100 columns).
+REJUDGE_OPTIONS = ("judge", "mode", "orders", "cache")  # the FuseOptions a rejudge takes
+
+
+@dataclass(frozen=True)
+class RejudgeArgs:
+    """``%fuse rejudge``'s own argument (its flags are ``FuseOptions``' and ``FuseArgs``' ``-o``)."""
+
+    source: str | None = option(None, metavar="NAME", help="a stored result variable (default: the last)")
+
+
+@dataclass(frozen=True)
+class HistoryArgs:
+    """The ``%fuse history`` line's flags, declared (its parser and help lines are generated from them)."""
+
+    limit: int = option(20, "-n", "--limit", metavar="N", help="the newest N runs (default 20)")
+    export: str | None = option(None, "--export", metavar="PATH",
+                                help="write the calls as JSONL or CSV (by the suffix)")
+    run: str | None = option(None, "--run", metavar="ID", help="only this run (with --export)")
+
+
+@dataclass(frozen=True)
+class LineCommand:
+    """One line command of a magic as its help shows it: ``summary`` (no entry when empty), the positional
+    ``argument`` its usage names, and the declarations its flags come from (``only``: just those named)."""
+
+    name: str
+    summary: str
+    argument: str = ""
+    classes: tuple[type, ...] = ()
+    only: tuple[str, ...] | None = None
+
+    def entry(self, magic: str) -> list[str]:
+        """Its lines in the magic's help: the usage and summary, then every flag in its short form."""
+        lead = f"  {magic} {self.name} {self.argument}".rstrip()
+        lead = f"{lead:<{HELP_COLUMN - 1}} {self.summary}"
+        return compact_flags(*self.classes, lead=lead, only=self.only) if self.classes else [lead]
+
+    def help(self, magic: str) -> str:
+        """``%fuse help NAME``: its usage, its arguments, and each flag's help line, all from the declarations."""
+        arguments = [line for cls in self.classes for d in declared(cls)
+                     if not d.option.flags and (self.only is None or d.name in self.only) for line in help_block(d)]
+        summary = self.summary.rstrip(";")
+        return "\n".join([" ".join(["Usage:", magic, self.name, *self.argument.split(), "[options]"]), "",
+                          summary[:1].upper() + summary[1:] + ".", "", *arguments, *([""] if arguments else []),
+                          "Options:", *help_lines(*self.classes, only=self.only), ""])
+
+
+def usage(magic: str, commands: Sequence[LineCommand]) -> str:
+    """The usage line of a magic's line commands: ``%fuse list | rejudge [NAME] | ... | help [COMMAND]``."""
+    return f"       {magic} " + " | ".join(f"{c.name} {c.argument}".rstrip() for c in commands)
+
+
+# %fuse's line commands: the usage, each entry of the help and each command's own help come from this table
+# and the declarations it names (tests/test_help.py: every declared option's help line is in its magic's help).
+LINE_MAGIC: tuple[LineCommand, ...] = (
+    LineCommand("list", "providers, which keys are set, known models and prices"),
+    LineCommand("rejudge", "judge the last result (or NAME) again, late answers included; no pool call", "[NAME]",
+                (FuseOptions, FuseArgs, RejudgeArgs), (*REJUDGE_OPTIONS, "out", "source")),
+    LineCommand("history", "past runs from the run log;", "", (HistoryArgs,)),
+    LineCommand("eval", "is fusion worth it here? DATA: CSV, JSONL, a DataFrame, bundled or resume;", "DATA",
+                (EvalOptions, EvalArgs)),
+    LineCommand("help", "this text, or one command's flags, each with its help (help eval)", "[COMMAND]"),
+)
+LINE_COMMANDS = tuple(c.name for c in LINE_MAGIC)
+# The commands %fuse help NAME explains: those with flags.
+HELP_TOPICS = tuple(c.name for c in LINE_MAGIC if c.classes)
+
+# The usage, the description and the examples are written here; every option's line and every line command's
+# flags are generated from their declarations (tests/test_help.py holds the rest of the text to a few lines).
 FUSE_HELP = "\n".join([
     "Usage: %%fuse [options]          the cell is the prompt; {name} {In[3]} {Out[3]} {Err[3]} insert",
-    "       %fuse list | rejudge [-m MODE] [-j ID] [-o NAME] [NAME] | history | eval DATA | help",
+    usage("%fuse", LINE_MAGIC),
     "",
     "Sends one prompt to several models at once, each answer in its own tab; a judge picks or fuses them.",
     "",
@@ -105,13 +172,7 @@ FUSE_HELP = "\n".join([
     *help_lines(FuseOptions, FuseArgs),
     "",
     "Line magic:",
-    "  %fuse list              providers, which keys are set, known models and prices",
-    "  %fuse rejudge           judge the last result (or NAME) again, late answers included; no pool call",
-    "                          -m MODE -j ID --orders N --cache -o NAME",
-    "  %fuse history           past runs from the run log (-n N; --export runs.jsonl|.csv [--run ID])",
-    *compact_flags(EvalOptions, EvalArgs,
-                   lead="  %fuse eval DATA         is fusion worth it here? DATA: CSV, JSONL, a DataFrame, bundled or "
-                        "resume;"),
+    *(line for c in LINE_MAGIC for line in c.entry("%fuse")),
     "",
     "Examples:",
     "  %%fuse -p openai:gpt-4o,anthropic:claude-sonnet-4-5 -j vote -o r",
@@ -123,6 +184,11 @@ FUSE_HELP = "\n".join([
     "  %fuse rejudge -m merge -j openrouter:openai/gpt-4o",
     "",
 ])
+
+
+def command_help(name: str) -> str:
+    """What ``%fuse help NAME`` shows for one of ``HELP_TOPICS``: generated from the declarations."""
+    return next(c for c in LINE_MAGIC if c.name == name).help("%fuse")
 
 
 def _split(line: str) -> list[str]:
@@ -174,16 +240,12 @@ def parse_fuse_line(line: str) -> FuseArgs:
 
 # ---- %fuse line magic -----------------------------------------------------------------------------
 
-REJUDGE_OPTIONS = ("judge", "mode", "orders", "cache")  # the FuseOptions a rejudge takes
-
-
 def _rejudge_parser() -> MagicArgumentParser:
     # The same flags as %%fuse's, from the same declarations.
     p = parser("%fuse rejudge", "Judge the last result again; the pool is not called.", FuseOptions,
                only=REJUDGE_OPTIONS)
+    add_flags(p, FuseArgs, RejudgeArgs, only=("out", "source"))
     p.set_defaults(orders=1)
-    p.add_argument("-o", "--out", metavar="NAME")
-    p.add_argument("source", nargs="?", metavar="NAME", help="a stored result variable (default: the last)")
     return p
 
 
@@ -191,21 +253,18 @@ REJUDGE_PARSER = _rejudge_parser()
 
 
 def _history_parser() -> MagicArgumentParser:
-    p = MagicArgumentParser(prog="%fuse history", add_help=False, description="Past runs from the run log.")
-    p.add_argument("-n", "--limit", type=int, default=20, metavar="N")
-    p.add_argument("--export", metavar="PATH", help="write the calls as JSONL or CSV (by the suffix)")
-    p.add_argument("--run", metavar="ID", help="only this run (with --export)")
+    p = parser("%fuse history", "Past runs from the run log.", HistoryArgs)
+    p.set_defaults(**{d.name: d.default for d in declared(HistoryArgs)})  # the magic reads the namespace
     return p
 
 
 HISTORY_PARSER = _history_parser()
-LINE_COMMANDS = ("list", "rejudge", "history", "eval", "help")
 
 
 def parse_line_magic(line: str) -> tuple[str, Any]:
     """``%fuse list`` / ``rejudge [-m MODE] [-j ID] [--cache] [-o NAME] [NAME]`` / ``history [-n N] [--export
     PATH]`` / ``eval DATA [-p IDS] [--strategies NAMES] [--repeats N] [-j ID] [--cache] [--seed N] [-o NAME]`` /
-    ``help``."""
+    ``help [COMMAND]`` (its value: the command to explain, one of ``HELP_TOPICS``, or None)."""
     parts = _split(line)
     if not parts:
         return "help", None
@@ -222,6 +281,10 @@ def parse_line_magic(line: str) -> tuple[str, Any]:
         ns = EVAL_PARSER.parse_args(rest)
         check_name(ns.out)
         return command, parsed(ns, EvalArgs, EvalOptions)
+    if command == "help" and len(rest) == 1:
+        if rest[0] not in HELP_TOPICS:
+            raise UsageError(f"%fuse help: no command {rest[0]!r} with flags; use one of: {', '.join(HELP_TOPICS)}")
+        return command, rest[0]
     if rest:
         raise UsageError(f"%fuse {command} takes no arguments")
     return command, None
@@ -326,9 +389,19 @@ class VideoArgs:
 VIDEO_PARSER = parser("%%video", "Generate clips with a pool of video models, or ask about a video.", VideoOptions,
                       VideoArgs)
 
+RESUME_OPTIONS = ("out_dir", "timeout", "poll_s")  # the VideoOptions a resume takes
+
+# %video's line commands, as %fuse's (LINE_MAGIC): the usage and the entries come from this table.
+VIDEO_LINE_MAGIC: tuple[LineCommand, ...] = (
+    LineCommand("list", "the video models your keys can use, asked of the providers now"),
+    LineCommand("resume", "fetch the jobs earlier runs left pending in videos/ (no new submission)", "",
+                (VideoOptions, VideoArgs), (*RESUME_OPTIONS, "out")),
+    LineCommand("help", ""),
+)
+
 VIDEO_HELP = "\n".join([
     "Usage: %%video [options]          the cell below is the prompt (or, with --understand, the question)",
-    "       %video list | resume [--out-dir DIR] [-t SECONDS] [-o NAME] | help",
+    usage("%video", VIDEO_LINE_MAGIC),
     "",
     "Generates clips with a pool of video models at once, plays them inline, and answers questions about",
     "videos. Each clip is saved as MP4 with a JSON sidecar that holds its job's id from the moment it is",
@@ -337,8 +410,7 @@ VIDEO_HELP = "\n".join([
     *help_lines(VideoOptions, VideoArgs, groups=("Generate", "Understand", "Run")),
     "",
     "Line magic:",
-    "  %video list             the video models your keys can use, asked of the providers now",
-    "  %video resume           fetch the jobs earlier runs left pending in videos/ (no new submission)",
+    *(line for c in VIDEO_LINE_MAGIC if c.summary for line in c.entry("%video")),
     "",
     "Examples:",
     "  %%video -p gemini:gemini-omni-1.2-flash,gemini:veo-3.1-fast-generate-preview --check local:frames",
@@ -365,17 +437,14 @@ def parse_video_line(line: str) -> VideoArgs:
     return parsed(ns, VideoArgs, VideoOptions)
 
 
-RESUME_OPTIONS = ("out_dir", "timeout", "poll_s")  # the VideoOptions a resume takes
-
-
 def _resume_parser() -> MagicArgumentParser:
     p = parser("%video resume", "Fetch pending jobs.", VideoOptions, only=RESUME_OPTIONS)  # %%video's flags
-    p.add_argument("-o", "--out", metavar="NAME")
+    add_flags(p, VideoArgs, only=("out",))
     return p
 
 
 VIDEO_RESUME_PARSER = _resume_parser()
-VIDEO_COMMANDS = ("list", "resume", "help")
+VIDEO_COMMANDS = tuple(c.name for c in VIDEO_LINE_MAGIC)
 
 
 def parse_video_line_magic(line: str) -> tuple[str, Any]:

@@ -14,6 +14,7 @@ those declarations into what IPython needs, so none of them is written a second 
 from __future__ import annotations
 
 import argparse
+import textwrap
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
@@ -36,9 +37,11 @@ def add_flags(parser: argparse.ArgumentParser, *classes: type, only: Collection[
         for d in declared(cls):
             if only is not None and d.name not in only:
                 continue
-            kwargs: dict[str, Any] = {"help": d.option.help.replace("%", "%%")}  # argparse formats with %
+            kwargs: dict[str, Any] = {"help": help_text(d).replace("%", "%%")}  # argparse formats with %
             if d.option.flags:
                 kwargs.update(dest=d.name, default=None)
+            elif d.nullable:  # a positional that may be left out (``%fuse rejudge [NAME]``)
+                kwargs["nargs"] = "?"
             if d.kind is bool:
                 kwargs["action"] = "store_true"
             else:
@@ -159,31 +162,65 @@ def _shown_value(d: Declared) -> str:
     return f" [{shown}]" if d.option.const is not None else f" {shown}"
 
 
+CHOICES = "{choices}"  # in a declared help line: the option's choices, spelt out ("best-of, merge or debate")
+
+
+def help_text(d: Declared) -> str:
+    """An option's help as every help shows it: its declared ``help``, with ``{choices}`` spelt out from its
+    ``choices``, so a choice added to the tuple is named in the help without a second edit."""
+    if CHOICES not in d.option.help:
+        return d.option.help
+    choices = list(d.option.choices or ())
+    spelt = ", ".join(choices[:-1]) + " or " + choices[-1] if len(choices) > 1 else "".join(choices)
+    return d.option.help.replace(CHOICES, spelt)
+
+
 def help_line(d: Declared) -> str:
     """``  -p, --pool IDS          comma-separated provider:model ids ...``"""
     left = "  " + (", ".join(d.option.flags) + _shown_value(d) if d.option.flags else d.option.metavar or d.name)
-    return f"{left:<{HELP_COLUMN - 1}} {d.option.help}"
+    return f"{left:<{HELP_COLUMN - 1}} {help_text(d)}"
 
 
-def help_lines(*classes: type, groups: Sequence[str] = ("",)) -> list[str]:
-    """The help lines of every flag of ``classes``, section by section: for each of ``groups`` its title
-    (``"Generate:"``; none for ``""``) and its options, in declaration order."""
-    options = [d for cls in classes for d in declared(cls) if d.option.flags]
+def help_block(d: Declared) -> list[str]:
+    """``help_line``, wrapped where it is wider than ``HELP_WIDTH``: the help text from ``HELP_COLUMN`` on, below
+    the flags when they fill that column."""
+    line = help_line(d)
+    if len(line) <= HELP_WIDTH:
+        return [line]
+    left = line[: len(line) - len(help_text(d)) - 1].rstrip()
+    indent = " " * HELP_COLUMN
+    first = f"{left:<{HELP_COLUMN - 1}} " if len(left) < HELP_COLUMN else None
+    lines = textwrap.wrap(help_text(d), HELP_WIDTH, initial_indent=first or indent, subsequent_indent=indent,
+                          break_on_hyphens=False)
+    return lines if first else [left, *lines]
+
+
+def flagged(*classes: type, only: Collection[str] | None = None) -> list[Declared]:
+    """The declared options of ``classes`` that have flags (or only those named in ``only``), in order."""
+    return [d for cls in classes for d in declared(cls) if d.option.flags and (only is None or d.name in only)]
+
+
+def help_lines(*classes: type, groups: Sequence[str] = ("",), only: Collection[str] | None = None) -> list[str]:
+    """The help lines of every flag of ``classes`` (or only of those named in ``only``), section by section:
+    for each of ``groups`` its title (``"Generate:"``; none for ``""``) and its options, in declaration order."""
+    options = flagged(*classes, only=only)
     lines: list[str] = []
     for group in groups:
         if group:
             lines.append(f"{group}:")
-        lines += [help_line(d) for d in options if d.option.group == group]
+        lines += [line for d in options if d.option.group == group for line in help_block(d)]
     missing = [d.name for d in options if d.option.group not in groups]
     assert not missing, f"options in no help section: {missing}"  # a declaration names an unknown group
     return lines
 
 
-def compact_flags(*classes: type, lead: str = "", indent: int = HELP_COLUMN) -> list[str]:
-    """Every flag of ``classes`` in its short form (``-p IDS -r N --cache``), wrapped at ``HELP_WIDTH`` below
-    a line command's entry in the help (``lead``: the entry's own line, which the first flags may end)."""
+def compact_flags(*classes: type, lead: str = "", indent: int = HELP_COLUMN,
+                  only: Collection[str] | None = None) -> list[str]:
+    """Every flag of ``classes`` (or only of those named in ``only``) in its short form (``-p IDS -r N --cache``),
+    wrapped at ``HELP_WIDTH`` below a line command's entry in the help (``lead``: the entry's own line, which the
+    first flags may end)."""
     words = []
-    for d in (d for cls in classes for d in declared(cls) if d.option.flags):
+    for d in flagged(*classes, only=only):
         value = "" if d.kind is bool or d.option.const is not None else _shown_value(d)
         words.append(d.option.flags[0] + value)
     lines = [lead or " " * indent]
@@ -196,5 +233,5 @@ def compact_flags(*classes: type, lead: str = "", indent: int = HELP_COLUMN) -> 
     return lines
 
 
-__all__ = ["Renamed", "add_flags", "compact_flags", "config_traits", "config_values", "given_options", "help_line",
-           "help_lines", "parsed", "parser", "renamed_notes"]
+__all__ = ["CHOICES", "Renamed", "add_flags", "compact_flags", "config_traits", "config_values", "flagged",
+           "given_options", "help_block", "help_line", "help_lines", "help_text", "parsed", "parser", "renamed_notes"]
