@@ -1,13 +1,16 @@
-"""Helpers for the real-browser tests (tests/test_browser*.py): a JupyterLab server on a free loopback port
-pointed at the emulator, headless Chromium (Debian's, driven by Playwright) on a notebook, and patient polls
-of what the page shows.
+"""Helpers for the real-browser tests (tests/test_browser*.py): a Jupyter server on a free loopback port
+pointed at the emulator (JupyterLab, or Jupyter Notebook 7: ``kind``), headless Chromium (Debian's, driven by
+Playwright) on a notebook, and patient polls of what the page shows.
 
     problems = run_then_reopen(tmp_path, emu, ["%load_ext fusion_magic", CELL], "fuse.ipynb", SHOTS,
                                run=lambda page, path: run_and_save(page, emu, path),
                                reopened=lambda page: wait_text(cell_output(page, 1), ok, "the saved output"))
 
 ``run_then_reopen`` is the whole test's frame: a notebook, a server that runs and saves it, a second server
-that only opens it (as anyone would a saved notebook), headless Chromium on both.
+that only opens it (as anyone would a saved notebook), headless Chromium on both. ``kind="notebook"`` runs the
+same frame in Jupyter Notebook 7. The two front ends are built from the same JupyterLab components (cells,
+outputs, menus); they differ in the page's URL, where the kernel's state shows and how a notebook with unsaved
+changes looks, and only those helpers ask which front end a page is (``page_kind``).
 
 Every wait has a deadline that only turns a hang into a failure saying what the page showed; none is an
 assertion on how long something took.
@@ -29,7 +32,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import nbformat
 import pytest
@@ -40,10 +43,10 @@ if TYPE_CHECKING:
     from fusion_magic.testing import Emulator
 
 __all__ = [
-    "CHROMIUM", "CHROMIUM_ARGS", "SHOTS", "UI_MS", "Lab", "assert_no_widget_errors", "cell_output", "free_port",
-    "jupyter_lab", "lab_env", "notebook_page", "require_components", "run_all_cells", "run_then_reopen",
-    "save_notebook", "saved_outputs", "shot", "table_rows", "wait_cell_done", "wait_for", "wait_kernel_idle",
-    "wait_text", "write_notebook",
+    "CHROMIUM", "CHROMIUM_ARGS", "SHOTS", "UI_MS", "Kind", "Server", "assert_no_widget_errors", "cell_output",
+    "free_port", "jupyter_lab", "jupyter_server", "lab_env", "notebook_page", "page_kind", "require_components",
+    "run_all_cells", "run_in_browser", "run_then_reopen", "save_notebook", "saved_outputs", "shot", "table_rows",
+    "wait_cell_done", "wait_for", "wait_kernel_idle", "wait_text", "write_notebook",
 ]
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -51,16 +54,22 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 SHOTS = Path(__file__).resolve().parents[1] / "build" / "browser-test"
 
 T = TypeVar("T")
+# The front end a server serves: JupyterLab, or Jupyter Notebook 7 (the ``notebook`` package).
+Kind = Literal["lab", "notebook"]
+# The module each kind's server runs as, and the name its config traits go under.
+SERVER_MODULE: dict[Kind, str] = {"lab": "jupyterlab", "notebook": "notebook"}
+SERVER_APP: dict[Kind, str] = {"lab": "LabApp", "notebook": "JupyterNotebookApp"}
 
 SERVER_START_S = 120.0
 UI_MS = 60_000  # Playwright waits, in milliseconds
 
 
-def require_components() -> None:
+def require_components(kind: Kind = "lab") -> None:
     """Fail (never skip) with one line saying what is missing and how to get it."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium chromium-driver)")
-    missing = [m for m in ("playwright", "jupyterlab") if not _importable(m)]
+    missing = [m for m in ("playwright", "jupyterlab", SERVER_MODULE[kind]) if not _importable(m)]
+    missing = list(dict.fromkeys(missing))
     if missing:
         pytest.fail(f"{', '.join(missing)} not installed: pip install -e '.[dev]' (or run `make test`)")
 
@@ -81,21 +90,33 @@ def free_port() -> int:
 
 
 @dataclass
-class Lab:
+class Server:
+    """A running Jupyter server of one ``kind``: where it answers, its token, its process and log."""
+
     url: str
     token: str
     proc: subprocess.Popen[bytes]
     log: Path
+    kind: Kind = "lab"
 
     def tail(self, n: int = 40) -> str:
         lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
         return "\n".join(lines[-n:])
 
     def page_url(self, notebook: str, workspace: str | None = None) -> str:
-        """The notebook in JupyterLab; in a workspace of its own when named, so no notebook opened before it is
-        restored beside it (and takes a "Run All" meant for this one)."""
+        """The notebook's page. JupyterLab: in a workspace of its own when named, so no notebook opened before
+        it is restored beside it (and takes a "Run All" meant for this one). Notebook 7 opens one notebook per
+        page and has no workspace to name."""
+        if self.kind == "notebook":
+            return f"{self.url}/notebooks/{notebook}?token={self.token}"
         where = f"/lab/workspaces/{workspace}" if workspace else "/lab"
         return f"{self.url}{where}/tree/{notebook}?token={self.token}"
+
+
+def page_kind(page: Page) -> Kind:
+    """Which front end ``page`` shows, from its URL (``Server.page_url``): the page helpers below take only
+    the page, as the tests call them."""
+    return "notebook" if "/notebooks/" in page.url else "lab"
 
 
 def lab_env(tmp: Path, emu: Emulator | None) -> dict[str, str]:
@@ -124,42 +145,54 @@ def lab_env(tmp: Path, emu: Emulator | None) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def jupyter_lab(root: Path, tmp: Path, env: dict[str, str], name: str) -> Iterator[Lab]:
-    """A JupyterLab server on 127.0.0.1 serving ``root``; terminated (and its kernels with it) on exit."""
+def jupyter_server(root: Path, tmp: Path, env: dict[str, str], name: str, kind: Kind = "lab") -> Iterator[Server]:
+    """A Jupyter server of ``kind`` on 127.0.0.1 serving ``root``; terminated (and its kernels with it) on exit.
+    Both kinds read the user settings ``lab_env`` wrote (they share JupyterLab's settings system). Notebook 7
+    shows no unsaved-changes mark, so its page exposes the application object, whose status says whether a
+    document has unsaved changes (what its "leave the page?" guard reads; ``save_notebook``)."""
     port, token = free_port(), secrets.token_hex(16)
     log = tmp / f"{name}.log"
+    app = SERVER_APP[kind]
     cmd = [
-        sys.executable, "-m", "jupyterlab",
+        sys.executable, "-m", SERVER_MODULE[kind],
         "--allow-root", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
         f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
-        f"--LabApp.workspaces_dir={tmp / 'workspaces'}", f"--LabApp.user_settings_dir={tmp / 'settings'}",
+        f"--{app}.workspaces_dir={tmp / 'workspaces'}", f"--{app}.user_settings_dir={tmp / 'settings'}",
     ]
+    if kind == "notebook":
+        cmd.append(f"--{app}.expose_app_in_browser=True")
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-    lab = Lab(f"http://127.0.0.1:{port}", token, proc, log)
+    server = Server(f"http://127.0.0.1:{port}", token, proc, log, kind)
     try:
-        wait_for_server(lab)
-        yield lab
+        wait_for_server(server)
+        yield server
     finally:
-        stop_server(lab)
+        stop_server(server)
 
 
-def wait_for_server(lab: Lab) -> None:
+def jupyter_lab(root: Path, tmp: Path, env: dict[str, str], name: str) -> contextlib.AbstractContextManager[Server]:
+    """A JupyterLab server (``jupyter_server`` of kind "lab")."""
+    return jupyter_server(root, tmp, env, name, "lab")
+
+
+def wait_for_server(server: Server) -> None:
     deadline = time.monotonic() + SERVER_START_S
-    request = urllib.request.Request(f"{lab.url}/api/status", headers={"Authorization": f"token {lab.token}"})
+    request = urllib.request.Request(f"{server.url}/api/status", headers={"Authorization": f"token {server.token}"})
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+    what = f"jupyter {SERVER_MODULE[server.kind]}"
     while time.monotonic() < deadline:
-        if lab.proc.poll() is not None:
-            pytest.fail(f"jupyter lab exited with status {lab.proc.returncode} before answering:\n{lab.tail()}")
+        if server.proc.poll() is not None:
+            pytest.fail(f"{what} exited with status {server.proc.returncode} before answering:\n{server.tail()}")
         with contextlib.suppress(OSError), direct.open(request, timeout=5) as reply:
             if reply.status == 200:
                 return
         time.sleep(0.5)
-    pytest.fail(f"jupyter lab did not answer {lab.url}/api/status within {SERVER_START_S:.0f} s:\n{lab.tail()}")
+    pytest.fail(f"{what} did not answer {server.url}/api/status within {SERVER_START_S:.0f} s:\n{server.tail()}")
 
 
-def stop_server(lab: Lab) -> None:
+def stop_server(lab: Server) -> None:
     """SIGTERM lets the server shut its kernels down; SIGKILL its process group if it will not go."""
     if lab.proc.poll() is None:
         lab.proc.terminate()
@@ -183,11 +216,11 @@ def shot(page: Page, name: str, folder: Path = SHOTS) -> Path:
 
 
 @contextlib.contextmanager
-def notebook_page(browser: Browser, lab: Lab, notebook: str, *, cell: int = 1,
-                  shots: Path = SHOTS, workspace: str | None = None) -> Iterator[Page]:
-    """``notebook`` open in a fresh page, its cell ``cell`` drawn and the kernel idle; on failure a
-    screenshot (in ``shots``) while the server still runs."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+def notebook_page(browser: Browser, lab: Server, notebook: str, *, cell: int = 1, shots: Path = SHOTS,
+                  workspace: str | None = None, viewport: tuple[int, int] = (1400, 1600)) -> Iterator[Page]:
+    """``notebook`` open in a fresh page of ``viewport`` (width, height), its cell ``cell`` drawn and the kernel
+    idle; on failure a screenshot (in ``shots``) while the server still runs."""
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
     try:
         page.set_default_timeout(UI_MS)
         page.goto(lab.page_url(notebook, workspace))
@@ -203,11 +236,22 @@ def notebook_page(browser: Browser, lab: Lab, notebook: str, *, cell: int = 1,
 
 
 def wait_kernel_idle(page: Page) -> None:
-    """The kernel is started, connected and idle: the status bar reads "Python 3 (ipykernel) | Idle" (the
-    toolbar's execution indicator alone says idle before the kernel has even started)."""
+    """The kernel is started, connected and idle. The toolbar's execution indicator alone says idle before the
+    kernel has even started, so JupyterLab's status bar must read "Python 3 (ipykernel) | Idle"; Notebook 7 has
+    no status bar, and there the toolbar names the kernel (it reads "No Kernel" before one started)."""
     page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for()
+    if page_kind(page) == "notebook":
+        wait_for(lambda: page.evaluate(NB7_KERNEL_JS), lambda k: k == ["idle", "Python 3 (ipykernel)"],
+                 "the kernel to be idle", timeout_s=2 * UI_MS / 1000)
+        return
     wait_text(page.locator("#jp-main-statusbar"), lambda t: re.search(r"\|\s*Idle", t) is not None,
               "the kernel to be idle", timeout_s=2 * UI_MS / 1000)
+
+
+# Notebook 7's toolbar: the execution indicator's state and the kernel's name, read at one instant.
+NB7_KERNEL_JS = """() => [
+    (document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator') || {dataset: {}}).dataset.status,
+    ((document.querySelector('.jp-NotebookPanel .jp-Toolbar-kernelName') || {}).textContent || '').trim()]"""
 
 
 def run_all_cells(page: Page) -> None:
@@ -262,13 +306,23 @@ def wait_cell_done(page: Page, cell: int) -> None:
 
 
 def save_notebook(page: Page, notebook: str) -> None:
-    """Save with Ctrl+S (focus on the notebook, not in a cell's editor) and wait until the tab is clean.
-    The tab is dirty first: a notebook saved before its outputs changed would not be checked at all."""
-    dirty = page.locator("#jp-main-dock-panel .lm-TabBar-tab.jp-mod-dirty", has_text=notebook)
-    dirty.wait_for()
+    """Save with Ctrl+S (focus on the notebook, not in a cell's editor) and wait until it has no unsaved change.
+    It has some first: a notebook saved before its outputs changed would not be checked at all. JupyterLab marks
+    the notebook's tab; Notebook 7 marks nothing, so there the application's status says it (``jupyter_server``)."""
+    if page_kind(page) == "notebook":
+        def dirty() -> bool:
+            return bool(page.evaluate("() => window.jupyterapp.status.isDirty"))
+
+        wait_for(dirty, lambda d: d, f"{notebook} to have unsaved changes", timeout_s=UI_MS / 1000)
+        page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
+        page.keyboard.press("Control+s")
+        wait_for(dirty, lambda d: not d, f"{notebook} to be saved", timeout_s=UI_MS / 1000)
+        return
+    tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab.jp-mod-dirty", has_text=notebook)
+    tab.wait_for()
     page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
     page.keyboard.press("Control+s")
-    dirty.wait_for(state="detached")
+    tab.wait_for(state="detached")
 
 
 TABLE_JS = """t => [...t.querySelectorAll('tr')].map(r => [...r.querySelectorAll('th, td')]
@@ -295,31 +349,41 @@ def write_notebook(path: Path, cells: list[str]) -> None:
 
 
 def run_then_reopen(tmp: Path, emu: Emulator, cells: list[str], notebook: str, shots: Path, *,
-                    run: Callable[[Page, Path], T], reopened: Callable[[Page], object]) -> T:
+                    run: Callable[[Page, Path], T], reopened: Callable[[Page], object], kind: Kind = "lab") -> T:
     """The frame of every browser test: write ``cells`` as ``notebook``, open it in headless Chromium on one
-    JupyterLab server and ``run(page, path)`` there (it runs, checks and saves); then open the saved notebook
-    on a fresh server, with no cell run, and check it with ``reopened(page)``. Returns what ``run`` returned.
-    Fails (never skips) when a component is missing; only this run's screenshots are left in ``shots``."""
-    require_components()
+    Jupyter server of ``kind`` and ``run(page, path)`` there (it runs, checks and saves); then open the saved
+    notebook on a fresh server, with no cell run, and check it with ``reopened(page)``. Returns what ``run``
+    returned. Fails (never skips) when a component is missing; only this run's screenshots are left in ``shots``."""
+    return run_in_browser(tmp, emu, cells, notebook, shots, run=run, reopened=reopened, kind=kind)
+
+
+def run_in_browser(tmp: Path, emu: Emulator, cells: list[str], notebook: str, shots: Path, *,
+                   run: Callable[[Page, Path], T], reopened: Callable[[Page], object] | None = None,
+                   kind: Kind = "lab", viewport: tuple[int, int] = (1400, 1600)) -> T:
+    """``run_then_reopen``, whose reopening is left out when ``reopened`` is None (a test that only looks at the
+    running notebook); ``viewport`` is the page's size in CSS pixels."""
+    require_components(kind)
     from playwright.sync_api import sync_playwright
 
     root = tmp / "root"
     root.mkdir()
     write_notebook(root / notebook, cells)
     env = lab_env(tmp, emu)
+    shots.mkdir(parents=True, exist_ok=True)
     for old in shots.glob("*.png"):
         old.unlink()
     started = time.monotonic()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            with jupyter_lab(root, tmp, env, "lab-1") as lab, \
-                    notebook_page(browser, lab, notebook, shots=shots) as page:
+            with jupyter_server(root, tmp, env, f"{kind}-1", kind) as server, \
+                    notebook_page(browser, server, notebook, shots=shots, viewport=viewport) as page:
                 outcome = run(page, root / notebook)
-            with jupyter_lab(root, tmp, env, "lab-2") as lab, \
-                    notebook_page(browser, lab, notebook, shots=shots) as page:
-                reopened(page)
+            if reopened is not None:
+                with jupyter_server(root, tmp, env, f"{kind}-2", kind) as server, \
+                        notebook_page(browser, server, notebook, shots=shots, viewport=viewport) as page:
+                    reopened(page)
         finally:
             browser.close()
-    print(f"browser test of {notebook} took {time.monotonic() - started:.1f} s")
+    print(f"browser test of {notebook} in {SERVER_MODULE[kind]} took {time.monotonic() - started:.1f} s")
     return outcome
