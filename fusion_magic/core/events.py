@@ -101,22 +101,43 @@ class OffloadedListener:
 
         listener = OffloadedListener(view.handle)
         ... run with listeners=[listener] ...; listener.flush()  # the view now shows the final state
+
+    Made without a listener, it holds what arrives until ``attach``: a magic starts the run first and builds
+    its widgets while the first requests are in flight, instead of before them.
+
+        listener = OffloadedListener(); job = start(plan, [listener]); listener.attach(build_view().handle)
     """
 
-    def __init__(self, listener: Listener) -> None:
+    def __init__(self, listener: Listener | None = None) -> None:
         self._listener = listener
+        self._held: list[EngineEvent] = []  # delivered before attach, in order
         self._pending = 0  # events delivered to this listener and not yet handled
         self._idle = threading.Condition()
 
     def __call__(self, event: EngineEvent) -> None:
+        _ensure_worker()
         with self._idle:
             self._pending += 1
+            if self._listener is None:
+                self._held.append(event)
+            else:
+                # Queued under the lock so an event delivered while attach() replays the held ones lands
+                # after them.
+                _work_queue.put((self, event))
+
+    def attach(self, listener: Listener) -> None:
+        """Hand every event held so far, then each later one, to ``listener`` (in delivery order)."""
         _ensure_worker()
-        _work_queue.put((self, event))
+        with self._idle:
+            self._listener = listener
+            held, self._held = self._held, []
+            for event in held:
+                _work_queue.put((self, event))
 
     def _handle(self, event: EngineEvent) -> None:
         try:
-            emit((self._listener,), event)  # logs and swallows the listener's exceptions
+            if self._listener is not None:  # always set: events are queued only once it is
+                emit((self._listener,), event)  # logs and swallows the listener's exceptions
         finally:
             with self._idle:
                 self._pending -= 1

@@ -13,7 +13,7 @@ job is pending: a note, never an error).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -88,27 +88,110 @@ def ledger_rows(responses: Iterable[CallRecord]) -> list[dict[str, object]]:
     ]
 
 
+_INT_COLUMNS = frozenset((*_SUMMED_TOKENS, "attempts", "round", "ordering", "clips"))
+_FLOAT_COLUMNS = frozenset(("ttft_s", "latency_s", "video_seconds", "cost_usd"))
+
+
 def ledger_frame(responses: Iterable[CallRecord]) -> pd.DataFrame:
     """The ledger as a DataFrame with nullable numeric columns (unknown stays <NA>, never 0): ``COLUMNS``,
     plus a ``USAGE_COLUMNS`` column for each unit some call was billed in, and each ``OPTIONAL_COLUMNS``
     column some call has."""
+    return _frame(ledger_rows(responses))
+
+
+def _frame(rows: list[dict[str, object]]) -> pd.DataFrame:
     import pandas as pd
 
-    rows = ledger_rows(responses)
     used = [c for c in USAGE_COLUMNS if any(row[c] is not None for row in rows)]
     at = COLUMNS.index("cost_usd")
     columns = [*COLUMNS[:at], *used, *COLUMNS[at:]]
     for name, after in OPTIONAL_COLUMNS.items():
         if any(row[name] is not None for row in rows):
             columns.insert(columns.index(after) + 1, name)
-    frame = pd.DataFrame(rows, columns=columns)
-    for col in (*_SUMMED_TOKENS, "attempts", "round", "ordering", "clips"):
-        if col in frame:
-            frame[col] = frame[col].astype("Int64")
-    for col in ("ttft_s", "latency_s", "video_seconds", "cost_usd"):
-        if col in frame:
-            frame[col] = frame[col].astype("Float64")
-    return frame
+    # Each column built once in its final dtype: a frame built as objects, then converted column by column,
+    # cost a view about 10 ms per refresh.
+    data: dict[str, object] = {}
+    for col in columns:
+        values: list[Any] = [row[col] for row in rows]
+        if col in _INT_COLUMNS:
+            data[col] = pd.array(values, dtype=pd.Int64Dtype())
+        elif col in _FLOAT_COLUMNS:
+            data[col] = pd.array(values, dtype=pd.Float64Dtype())
+        else:
+            data[col] = values
+    return pd.DataFrame(data, columns=columns)
+
+
+# The last few ledgers with totals, keyed on their rows: a finished run's view, its HTML report and its text
+# report each need the same one, and building it is most of what the end of a cell costs.
+_RECENT: dict[tuple[object, ...], pd.DataFrame] = {}
+_RECENT_MAX = 8
+
+
+def ledger_with_totals(responses: Iterable[CallRecord], wall_s: float | None = None) -> pd.DataFrame:
+    """``with_totals(ledger_frame(responses), wall_s)``, built once for the same rows (a copy each time)."""
+    rows = ledger_rows(responses)
+    key = (wall_s, *(tuple(row.values()) for row in rows))
+    frame = _RECENT.get(key)
+    if frame is None:
+        frame = _with_totals_of_rows(rows, wall_s)
+        if len(_RECENT) >= _RECENT_MAX:
+            _RECENT.pop(next(iter(_RECENT)), None)
+        _RECENT[key] = frame
+    return frame.copy()
+
+
+def _with_totals_of_rows(rows: list[dict[str, object]], wall_s: float | None) -> pd.DataFrame:
+    """``with_totals`` worked out on the plain rows, then one frame: the same frame, without the pandas
+    masks, group-bys and concatenation that made it the slowest step of a finished run's report."""
+    import pandas as pd
+
+    frame = _frame(rows)
+    if not rows:
+        return frame
+    present = set(frame.columns)
+
+    def number(value: object) -> float:
+        return 0.0 if value is None or value != value else float(value)  # type: ignore[arg-type]
+
+    costs = [row["cost_usd"] for row in rows]
+    known = all(c is not None and c == c for c in costs)
+    slowest: dict[object, float] = {}
+    judges: list[float] = []
+    for row in rows:
+        role, latency = str(row["role"]), number(row["latency_s"])
+        if role.startswith("member"):
+            slowest[row["round"]] = max(slowest.get(row["round"], 0.0), latency)
+        elif role == "judge":
+            judges.append(latency)
+    critical = sum(slowest.values()) + (max(judges) if judges else 0.0)
+    total: dict[str, object] = {
+        "model": "TOTAL",
+        "role": f"{len(rows)} call{'s' if len(rows) != 1 else ''}",
+        "status": f"{sum(1 for row in rows if row['status'] == 'ok')} ok",
+        "late": any(bool(row["late"]) for row in rows),
+        "attempts": int(sum(number(row["attempts"]) for row in rows)),
+        "latency_s": wall_s,
+        **{col: int(sum(number(row[col]) for row in rows)) for col in _SUMMED_TOKENS if col in present},
+        "tokens_source": "counted" if any(row["tokens_source"] == "counted" for row in rows) else "reported",
+        "cost_usd": float(sum(costs)) if known else None,  # type: ignore[arg-type]
+        "cost_source": "sum" if known else _unknown_cost(frame),
+    }
+    if "video_seconds" in present:
+        total["video_seconds"] = float(sum(number(row["video_seconds"]) for row in rows))
+    if "clips" in present:
+        total["clips"] = int(sum(number(row["clips"]) for row in rows))
+    extra = [total]
+    if wall_s is not None:
+        extra.append({"model": "overhead", "role": "wall - critical path", "status": "", "late": False,
+                      "latency_s": wall_s - critical, "tokens_source": "", "cost_usd": 0.0, "cost_source": ""})
+    columns = {}
+    for name in frame.columns:
+        # What a summary row leaves out is <NA>, in the column's own dtype (as with_totals' astype makes it).
+        summary = [row.get(name) for row in extra]
+        values = [*frame[name].tolist(), *(pd.NA if v is None else v for v in summary)]
+        columns[name] = pd.Series(values, dtype=frame[name].dtype)
+    return pd.DataFrame(columns)
 
 
 def _unknown_cost(frame: pd.DataFrame) -> str:

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from ..core.ledger import with_totals
+from ..core.ledger import ledger_with_totals
 from ..core.state import State
 from ..judge.report import (
     NOTHING_FOUND,
@@ -158,8 +158,11 @@ def _total_cost(frame: pd.DataFrame) -> str:
     """The totals row's cost, in words: ``$0.001234``, why it is unknown, or that no call was made."""
     if frame.empty:
         return "no calls"
-    total = frame[frame["model"] == "TOTAL"]["cost_usd"]
-    cost = None if total.empty or total.isna().iloc[0] else float(total.iloc[0])
+    import pandas as pd
+
+    # A scan of two columns: a boolean mask and an index lookup cost a pandas round trip each.
+    totals = [cost for model, cost in zip(frame["model"], frame["cost_usd"], strict=True) if model == "TOTAL"]
+    cost = None if not totals or totals[0] is None or totals[0] is pd.NA else float(totals[0])
     return "cost unknown (see the ledger)" if cost is None else f"${cost:.6f}"
 
 
@@ -547,4 +550,4 @@ def _by_member(responses: Iterable[Response]) -> list[tuple[str, list[Response]]
 
 
 def _ledger(result: FusionResult) -> pd.DataFrame:
-    return with_totals(result.ledger, result.wall_s or None)
+    return ledger_with_totals(result.calls, result.wall_s or None)

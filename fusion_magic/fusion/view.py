@@ -72,6 +72,10 @@ class FusionView(LiveView):
         self.members: dict[str, MemberPane] = {}
         self.extra: list[Pane] = []
         self.ledger_pane = LedgerPane()
+        # Calls finished since the ledger was last drawn: it is redrawn on the clock, not per call (a pandas
+        # table per finished call cost more than the rest of the view together), and once when the run ends.
+        self._ledger_dirty = False
+        self._report_shown: tuple[str, str] | None = None  # the static report, built once
         # The conversation so far and this turn's attachments, above the tabs once the run starts (if any).
         self.context = widgets.HTML("")
         self.turns: list[Turn] = []
@@ -87,8 +91,11 @@ class FusionView(LiveView):
 
     @property
     def ledger(self) -> pd.DataFrame | None:
-        """The ledger as last shown, totals row included; None before the first call finished."""
-        return self.ledger_pane.frame
+        """The ledger, totals row included; None before the first call finished."""
+        with self._lock:
+            if self._ledger_dirty:
+                self._refresh_ledger()
+            return self.ledger_pane.frame
 
     @property
     def finished(self) -> bool:
@@ -130,12 +137,15 @@ class FusionView(LiveView):
                 self._on_run_finished(event.result)
             elif isinstance(event, RunStopped):
                 self._stop_clock()
+                if self._ledger_dirty:
+                    self._refresh_ledger()
                 self.stopped = event.reason
                 self.fused.html.value = f"<p><i>no answer: the run stopped ({escape_text(event.reason)})</i></p>"
                 if event.partial is not None:
                     # Interrupted: the saved output becomes the partial run's static report, like a
                     # finished one's, so a reopened notebook never shows a widget it cannot restore.
                     self.partial = event.partial
+                    self._report_shown = None
                     self._update_display()
             self.status.value = self._status_html()
 
@@ -166,7 +176,11 @@ class FusionView(LiveView):
     def _report(self) -> tuple[str, str] | None:
         # An interrupted run's output becomes its partial report, like a finished one's.
         done = self.result if self.result is not None else self.partial
-        return None if done is None else (html_report(done), text_report(done))
+        if done is None:
+            return None
+        if self._report_shown is None:
+            self._report_shown = (html_report(done), text_report(done))
+        return self._report_shown
 
     def __repr__(self) -> str:
         return self._progress() if self.result is None else self.result.summary()
@@ -220,14 +234,17 @@ class FusionView(LiveView):
         if pane is not None:
             pane.finish(r)
             self.overview.finished(_row_key(r), r, self._clock())
-        self._refresh_ledger()
+        self._ledger_dirty = True
         if self.result is not None:
-            # A late member after the run finished: the saved text report should include it too.
+            # A late member after the run finished: the ledger and the saved report should include it too.
+            self._refresh_ledger()
+            self._report_shown = None
             self._update_display()
 
     def _on_run_finished(self, result: FusionResult) -> None:
         self._stop_clock()
         self.result = result
+        self._report_shown = None
         # Whatever the events missed (a call cancelled before it streamed), the result has final state.
         for r in result.calls:
             key = call_key(r)
@@ -256,6 +273,8 @@ class FusionView(LiveView):
             self.tab.selected_index = panes.index(pane)
 
     def _tick(self, now: float) -> None:
+        if self._ledger_dirty and self.result is None:
+            self._refresh_ledger()
         if self.result is None and self.stopped is None:
             self.overview.tick(now)
             judge = self.overview.rows.get("judge")
@@ -280,6 +299,7 @@ class FusionView(LiveView):
             member.flush()
 
     def _refresh_ledger(self) -> None:
+        self._ledger_dirty = False
         wall = self.result.wall_s if self.result is not None and self.result.wall_s else None
         self.ledger_pane.refresh(self._calls.values(), wall)
 

@@ -28,6 +28,7 @@ from traitlets.config import Configurable
 
 from ..api import (
     FusionJob,
+    RejudgePlan,
     export_history,
     follow_up_defaults,
     history,
@@ -40,11 +41,12 @@ from ..api import (
 from ..calls.settings import Settings, check_endpoints, parse_prices
 from ..core.attachment import load_attachment
 from ..core.errors import FusionError
-from ..core.events import OffloadedListener
+from ..core.events import Listener, OffloadedListener
 from ..core.record import Response
 from ..core.state import State
 from ..evaluation.estimate import estimate_evaluation
 from ..evaluation.options import EvalOptions
+from ..fusion.engine import FusionPlan
 from ..fusion.estimate import check_budget, estimate
 from ..fusion.options import FuseOptions
 from ..fusion.result import FusionResult
@@ -53,7 +55,7 @@ from . import args as _args
 from .declared import config_traits, config_values
 from .listing import provider_listing
 from .progress import EvalProgress
-from .wait import CellInterrupted, in_background, raise_errors, wait_in_cell
+from .wait import CellInterrupted, in_background, raise_errors, start_then_view, wait_in_cell
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -166,8 +168,7 @@ class FusionMagics(Magics, Configurable):
             print(warning)
         if args.budget is not None:
             check_budget(estimate(plan), args.budget)
-        listeners = self._open_view()
-        job = start(plan, listeners)
+        job, listeners = self._start(plan)
         if args.background:
             self.last = job
             in_background(self.shell, job, args.out)
@@ -223,18 +224,22 @@ class FusionMagics(Magics, Configurable):
             self.notices_shown.add(notice)
             print(notice)
 
-    def _open_view(self) -> list[OffloadedListener]:
-        """Show a live view when the frontend has widgets; return the listeners that feed it."""
+    def _start(self, plan: FusionPlan | RejudgePlan) -> tuple[FusionJob, list[Listener]]:
+        """Start ``plan`` with a live view when the frontend has widgets (progress lines on stderr otherwise)."""
         self.last_view = None
         if not self._widgets_wanted():
             from ..fusion.progress import ProgressPrinter
 
-            return [OffloadedListener(ProgressPrinter(sys.stderr))]
+            listeners: list[Listener] = [OffloadedListener(ProgressPrinter(sys.stderr))]
+            return start(plan, listeners), listeners
         from ..fusion.view import FusionView
 
-        self.last_view = FusionView()
-        self.last_view.display()
-        return [OffloadedListener(self.last_view.handle)]
+        def view() -> Listener:
+            self.last_view = FusionView()
+            self.last_view.display()
+            return self.last_view.handle
+
+        return start_then_view(lambda listeners: start(plan, listeners), view)
 
     def _finish(self, result: FusionResult, shown_live: bool, out: str | None) -> FusionResult:
         result._shown_live = shown_live
@@ -321,8 +326,7 @@ class FusionMagics(Magics, Configurable):
             raise UsageError("%fuse rejudge needs an earlier %%fuse result (run one first, or name its variable)")
         # The api's path, so a rejudge uses the cache like a fresh run's judge.
         plan = plan_rejudge(source, self.settings(), mode=ns.mode, judge=ns.judge, orders=ns.orders, cache=ns.cache)
-        listeners = self._open_view()
-        job = start(plan, listeners)
+        job, listeners = self._start(plan)
         result = wait_in_cell(job, listeners, lambda seconds, _: FusionInterrupted(
             f"fusion_magic: rejudge interrupted after {seconds:.1f} s; the earlier result is unchanged"))
         return self._finish(result, self.last_view is not None, ns.out)

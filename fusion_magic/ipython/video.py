@@ -19,18 +19,18 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from traitlets import Dict, Enum
 from traitlets.config import Configurable
 
-from ..api import VideoJob, list_video_models, plan_resume, plan_video, start
+from ..api import ResumePlan, VideoJob, list_video_models, plan_resume, plan_video, start
 from ..calls.settings import Settings
-from ..core.events import Listener, OffloadedListener
+from ..core.events import Listener
 from ..core.pricing import Price
 from ..videos.estimate import VideoEstimate
 from ..videos.options import ExtendOf, VideoOptions
-from ..videos.plan import extension_source
+from ..videos.plan import VideoPlan, extension_source
 from ..videos.result import VideoResult
 from . import args as _args
 from .declared import config_traits, config_values, given_options
 from .magics import FusionMagics, friendly_errors, print_notes, widgets_wanted
-from .wait import CellInterrupted, in_background, wait_in_cell
+from .wait import CellInterrupted, in_background, start_then_view, wait_in_cell
 
 
 class VideoInterrupted(CellInterrupted):
@@ -106,8 +106,7 @@ class VideoMagics(Magics, Configurable):
             return VideoEstimate.of(plan)
         for note in plan.notes:
             print(note)
-        listeners = self._open_view()
-        job = start(plan, listeners)
+        job, listeners = self._start(plan)
         if args.background:
             self.last = job
             in_background(self.shell, job, args.out)
@@ -132,19 +131,24 @@ class VideoMagics(Magics, Configurable):
             self.shell.push({out: result})
         return result
 
-    def _open_view(self) -> list[Listener]:
+    def _start(self, plan: VideoPlan | ResumePlan) -> tuple[VideoJob, list[Listener]]:
+        """Start ``plan`` with a live view when the frontend has widgets (progress lines on stderr otherwise)."""
         self.last_view = None
         if not widgets_wanted(self.shell, self.view):
             from ..videos.progress import ProgressPrinter
 
             # Called on the engine thread, not offloaded: an event carries the live Video, and a printer
             # running later would read a later state (a short "queued" would never be printed).
-            return [ProgressPrinter(sys.stderr)]
+            listeners: list[Listener] = [ProgressPrinter(sys.stderr)]
+            return start(plan, listeners), listeners
         from ..videos.view import VideoView
 
-        self.last_view = VideoView()
-        self.last_view.display()
-        return [OffloadedListener(self.last_view.handle)]
+        def view() -> Listener:
+            self.last_view = VideoView()
+            self.last_view.display()
+            return self.last_view.handle
+
+        return start_then_view(lambda listeners: start(plan, listeners), view)
 
     def _result(self, flag: str, name: str) -> VideoResult:
         """The result ``--edit``/``--extend`` works on: variable ``name``'s, or the last one."""
@@ -189,8 +193,7 @@ class VideoMagics(Magics, Configurable):
         if not plan.jobs:
             print(f"No pending jobs in {out_dir}/.")
             return None
-        listeners = self._open_view()
-        return self._wait(start(plan, listeners), listeners, ns.out)
+        return self._wait(*self._start(plan), ns.out)
 
 
 def interrupted_line(partial: VideoResult, seconds: float, out: str | None) -> str:

@@ -50,6 +50,27 @@ class CellInterrupted(KeyboardInterrupt):
         return [str(self)]
 
 
+J = TypeVar("J", bound=RunJob[Any])
+
+
+def start_then_view(start: Callable[[Sequence[Listener]], J], view: Callable[[], Listener]
+                    ) -> tuple[J, list[Listener]]:
+    """Start a run, then build and show its live view: the widgets are made while the first requests are in
+    flight rather than before they are sent. Events that come first are held and handed to the view in order.
+
+        job, listeners = start_then_view(lambda ls: start(plan, ls), lambda: build_view().handle)
+    """
+    listener = OffloadedListener()
+    job = start([listener])
+    try:
+        listener.attach(view())
+    except BaseException:
+        listener.attach(lambda event: None)  # a flush must not wait for a view that never came
+        job.cancel()
+        raise
+    return job, [listener]
+
+
 def flush(listeners: Sequence[Listener]) -> None:
     """Let the view catch up before the cell ends (nbclient and nbval see its final state)."""
     for listener in listeners:
@@ -85,4 +106,4 @@ def in_background(shell: Any, job: RunJob[Any], out: str | None) -> None:
     print(f"Running in the background{f'; {out}.result() waits for it' if out else ''}.")
 
 
-__all__ = ["CellInterrupted", "flush", "in_background", "raise_errors", "wait_in_cell"]
+__all__ = ["CellInterrupted", "flush", "in_background", "raise_errors", "start_then_view", "wait_in_cell"]

@@ -102,44 +102,55 @@ def ledger_display(frame: pd.DataFrame) -> pd.DataFrame:
     job's note is a note, never an error)."""
     import pandas as pd
 
+    return pd.DataFrame(display_columns(frame))
+
+
+def display_columns(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """``ledger_display``'s columns as plain lists, header to cells: what the HTML and text tables are built
+    from. Read column by column into Python lists once; a DataFrame built and walked per table cost a view
+    tens of milliseconds at the end of every run."""
+    import pandas as pd
+
+    col = {name: frame[name].tolist() for name in frame.columns}
+
     def fmt(value: object, spec: str, missing: str = _MISSING) -> str:
         return missing if value is None or value is pd.NA or _isnan(value) else format(value, spec)
 
-    out = pd.DataFrame(index=frame.index)
-    out["model"] = [plain(v) for v in frame["model"]]
-    out["role"] = [plain(v) for v in frame["role"]]
-    out["round"] = [fmt(v, "d", "") for v in frame["round"]]
-    if "ordering" in frame:
-        out["ordering"] = [fmt(v, "d", "") for v in frame["ordering"]]
-    out["status"] = [plain(v) for v in frame["status"]]
-    out["late"] = ["late" if bool(v) else "" for v in frame["late"]]
-    out["attempts"] = [fmt(v, "d") for v in frame["attempts"]]
-    out["ttft_s"] = [fmt(v, ".2f") for v in frame["ttft_s"]]
-    out["latency_s"] = [fmt(v, ".2f") for v in frame["latency_s"]]
+    out: dict[str, list[str]] = {}
+    out["model"] = [plain(v) for v in col["model"]]
+    out["role"] = [plain(v) for v in col["role"]]
+    out["round"] = [fmt(v, "d", "") for v in col["round"]]
+    if "ordering" in col:
+        out["ordering"] = [fmt(v, "d", "") for v in col["ordering"]]
+    out["status"] = [plain(v) for v in col["status"]]
+    out["late"] = ["late" if v is not pd.NA and bool(v) else "" for v in col["late"]]
+    out["attempts"] = [fmt(v, "d") for v in col["attempts"]]
+    out["ttft_s"] = [fmt(v, ".2f") for v in col["ttft_s"]]
+    out["latency_s"] = [fmt(v, ".2f") for v in col["latency_s"]]
     # "~": counted by us from the stream because the server reported no usage (see COUNTED_NOTE).
-    counted = ["~" if source == "counted" else "" for source in frame["tokens_source"]]
-    out["input_tokens"] = [mark + fmt(v, "d") for mark, v in zip(counted, frame["input_tokens"], strict=True)]
+    counted = ["~" if source == "counted" else "" for source in col["tokens_source"]]
+    out["input_tokens"] = [mark + fmt(v, "d") for mark, v in zip(counted, col["input_tokens"], strict=True)]
     # Of the input, what the provider read from its prompt cache and wrote to it: a column each, only when some
     # call has any (see CACHE_NOTE).
     for name in _CACHE_COLUMNS:
         if _any_count(frame, name):
-            out[name] = [fmt(_number(v), "d") for v in frame[name]]
-    out["output_tokens"] = [mark + fmt(v, "d") for mark, v in zip(counted, frame["output_tokens"], strict=True)]
+            out[name] = [fmt(_number(v), "d") for v in col[name]]
+    out["output_tokens"] = [mark + fmt(v, "d") for mark, v in zip(counted, col["output_tokens"], strict=True)]
     # Usage in other units: only ledgers that have it carry the column (see core.ledger.USAGE_COLUMNS).
-    if "video_seconds" in frame:
-        out["video_seconds"] = [fmt(v, ".1f") for v in frame["video_seconds"]]
-    if "clips" in frame:
-        out["clips"] = [fmt(v, "d") for v in frame["clips"]]
-    out["cost_usd"] = [fmt(v, ".6f", "?") for v in frame["cost_usd"]]
-    out["cost_source"] = [plain(v) for v in frame["cost_source"]]
+    if "video_seconds" in col:
+        out["video_seconds"] = [fmt(v, ".1f") for v in col["video_seconds"]]
+    if "clips" in col:
+        out["clips"] = [fmt(v, "d") for v in col["clips"]]
+    out["cost_usd"] = [fmt(v, ".6f", "?") for v in col["cost_usd"]]
+    out["cost_source"] = [plain(v) for v in col["cost_source"]]
     out["error"] = [
         _row_error(model, status, error)
-        for model, status, error in zip(frame["model"], frame["status"], frame["error"], strict=True)
+        for model, status, error in zip(col["model"], col["status"], col["error"], strict=True)
     ]
-    if "note" in frame:
+    if "note" in col:
         out["note"] = [note_words(plain(status), plain(note) if _present(note) else None)
-                       for status, note in zip(frame["status"], frame["note"], strict=True)]
-    return out.reset_index(drop=True).rename(columns=_HEADERS)
+                       for status, note in zip(col["status"], col["note"], strict=True)]
+    return {_HEADERS.get(name, name): cells for name, cells in out.items()}
 
 
 COUNTED_NOTE = "~ tokens counted by fusion_magic: the server streamed no usage (output: text chunks; input: chars/4)"
@@ -216,8 +227,8 @@ def ledger_html(frame: pd.DataFrame) -> str:
     fits the width it is given: no fixed minimum, the text columns wrap."""
     if frame.empty:
         return "<p><i>no calls yet</i></p>"
-    shown = ledger_display(frame)
-    columns = list(shown.columns)
+    shown = display_columns(frame)
+    columns = list(shown)
     styles = [
         _CELL_STYLES.get(c) or _CELL_NOWRAP.format(align="right" if c in _NUMERIC else "left") for c in columns
     ]
@@ -229,7 +240,7 @@ def ledger_html(frame: pd.DataFrame) -> str:
     head = "".join(f'<th style="{_HEAD_STYLE.format(align="right" if c in _NUMERIC else "left")}">{escape_text(c)}'
                    "</th>" for c in columns)
     rows = []
-    for record in shown.itertuples(index=False):
+    for record in zip(*shown.values(), strict=True):
         cells = "".join(
             f'<td style="{st}">{cell(c, v)}</td>' for c, v, st in zip(columns, record, styles, strict=True)
         )
@@ -265,7 +276,7 @@ _WRITTEN_PREFIX = "  written to the cache: "
 def text_ledger(frame: pd.DataFrame) -> list[str]:
     """The ledger as lines of text within ``WIDTH`` columns, each failed call's error (or note), and the input
     tokens it wrote to a prompt cache, under its row."""
-    shown = ledger_display(frame)
+    shown = display_columns(frame)
     at = _TEXT_COLUMNS.index("cost $")
     usage = [c for c in _TEXT_USAGE_COLUMNS if c in shown]
     columns = [*_TEXT_COLUMNS[:at], *usage, *_TEXT_COLUMNS[at:]]
@@ -275,7 +286,8 @@ def text_ledger(frame: pd.DataFrame) -> list[str]:
     errors: list[str] = []
     notes: list[str] = []
     written: list[str] = []
-    for rec in shown.to_dict("records"):
+    for values in zip(*shown.values(), strict=True):
+        rec = dict(zip(shown, values, strict=True))
         model, role, status = str(rec["model"]), str(rec["role"]), str(rec["status"])
         summary_row = model in ("TOTAL", "overhead")
         if model == "TOTAL":
@@ -388,6 +400,7 @@ __all__ = [
     "WRITTEN_NOTE",
     "cache_note",
     "counted_note",
+    "display_columns",
     "figures",
     "ledger_display",
     "ledger_html",

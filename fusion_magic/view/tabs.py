@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
-from ..core.ledger import ledger_frame, with_totals
+from ..core.ledger import ledger_with_totals
 from ..core.record import CallRecord
 from ..present.fold import block_boundary
 from ..present.ledger_table import figures, ledger_html
@@ -282,6 +282,6 @@ class LedgerPane(Pane):
 
     def refresh(self, calls: Iterable[Response], wall_s: float | None = None) -> None:
         # Rows in call order: the engine numbers calls as they start.
-        frame = with_totals(ledger_frame(sorted(calls, key=lambda r: r.call_id)), wall_s)
+        frame = ledger_with_totals(sorted(calls, key=lambda r: r.call_id), wall_s)
         self.frame = frame
         self.html.value = ledger_html(frame)
