@@ -1,0 +1,297 @@
+"""What does our machinery cost? CPU per streamed token against a bare httpx-sse loop, and ``%load_ext`` time.
+
+1. CPU per streamed token. An emulator in a separate process (so its CPU is not counted) streams one model's
+   long reply (``--tokens`` chunks of ``--chunk-chars`` characters at ``--tps`` chunks/s; the emulator counts
+   one chunk as one output token). This process's CPU time (``time.process_time()``: every thread, the engine
+   loop's included) is measured for:
+
+   * bare (the ideal): one ``httpx.AsyncClient`` (made before timing) and ``httpx_sse.aconnect_sse`` POSTing the
+     same OpenAI-style streamed chat-completions request, ``iter_sse`` over every event to ``[DONE]``, each
+     event's JSON decoded and its delta appended: the least a client that shows the text must do;
+   * ours: a ``%%fuse -p openrouter:MODEL -j vote`` cell in a real IPython ``InteractiveShell`` with
+     ``%load_ext fusion_magic`` and ``%config FusionMagics.view = 'widgets'``: our HTTP client, the stream
+     parsed into events, the widget view fed by them, the run log (SQLite) written, the result and its report.
+     One member and the model-free vote (it sends no judge call), so every streamed token is the member's.
+
+   After a warm-up of each, the two alternate (``--reps`` pairs, order swapped every rep). We print CPU
+   microseconds per token for each and the median of ours/bare (1.00 is no overhead; target <= 1.5).
+
+2. ``%load_ext fusion_magic`` over a bare IPython start. Fresh ``python -c`` processes, alternating: one makes
+   an ``InteractiveShell``, the other makes one and runs ``%load_ext fusion_magic``. Whole-process wall time
+   of each (``--starts`` pairs); the median of the differences (target <= +0.1 s).
+
+These machines are shared and noisy: compare side by side in one run. Missed targets are reported, not failed:
+only an error exits non-zero.
+
+    .venv/bin/python bench/bench_overhead.py [--tokens 3000] [--tps 1000] [--reps 5] [--starts 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import multiprocessing as mp
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+MODEL = "bench/long"
+PROMPT = "Write at length about streams."
+CPU_TARGET = 1.5
+LOAD_TARGET_S = 0.1
+
+_BARE_START = "from IPython.core.interactiveshell import InteractiveShell; shell = InteractiveShell.instance()"
+_LOAD_START = _BARE_START + "; shell.run_line_magic('load_ext', 'fusion_magic')"
+
+
+_SENTENCES = (
+    "Streams carry tokens one by one, and every token is parsed, shown and logged on its way.",
+    "A reader sees the answer grow while the model is still writing it.",
+    "The parser keeps only what it needs: the text, the usage and the reason the stream ended.",
+    "Nothing here is *slow* on its own, but a cost paid per token adds up over a long reply.",
+)
+_LIST = "- one event per chunk\n- one `delta` per event\n- one render per interval\n"
+
+
+def reply_text(tokens: int, chunk_chars: int) -> str:
+    """A reply of exactly ``tokens`` chunks of ``chunk_chars`` characters, shaped like a model's Markdown:
+    paragraphs of sentences and, every third block, a short list (the view renders Markdown as it streams)."""
+    blocks, size, n = [], 0, 0
+    while size < tokens * chunk_chars:
+        block = " ".join(_SENTENCES[(n + i) % len(_SENTENCES)] for i in range(3)) + "\n\n"
+        if n % 3 == 2:
+            block += _LIST + "\n"
+        blocks.append(block)
+        size += len(block)
+        n += 1
+    return "".join(blocks)[: tokens * chunk_chars]
+
+
+def serve(conn: Connection, reply: str, tps: float, chunk_chars: int) -> None:
+    """The emulator's process: script the model, send the environment back, serve until told to stop."""
+    from fusion_magic.testing import Emulator, ModelScript
+
+    with Emulator() as emu:
+        emu.script(MODEL, ModelScript(reply=reply, tokens_per_s=tps, chunk_chars=chunk_chars))
+        conn.send({**emu.env(), **emu.test_keys()})
+        # Anything from the parent means stop; so does EOF (the parent went away).
+        with contextlib.suppress(EOFError):
+            conn.recv()
+
+
+class Bare:
+    """The ideal: one streamed chat request read with httpx-sse, on one client and one event loop."""
+
+    def __init__(self, reply: str, tokens: int) -> None:
+        import httpx
+
+        self.reply = reply
+        self.url = os.environ["OPENROUTER_BASE_URL"] + "/chat/completions"
+        self.headers = {"authorization": f"Bearer {os.environ['OPENROUTER_API_KEY']}"}
+        self.body = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}], "stream": True,
+                     "stream_options": {"include_usage": True}, "max_tokens": tokens}
+        self.loop = asyncio.new_event_loop()
+        self.client = httpx.AsyncClient(timeout=60)
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.client.aclose())
+        self.loop.close()
+
+    def run(self) -> float:
+        """CPU seconds of this process to read the whole stream."""
+        t0 = time.process_time()
+        text = self.loop.run_until_complete(self._read())
+        cpu = time.process_time() - t0
+        if text != self.reply:
+            raise RuntimeError(f"the bare stream read {len(text)} characters, expected {len(self.reply)}")
+        return cpu
+
+    async def _read(self) -> str:
+        from httpx_sse import aconnect_sse
+
+        parts = []
+        async with aconnect_sse(self.client, "POST", self.url, json=self.body, headers=self.headers) as source:
+            source.response.raise_for_status()
+            async for event in source.aiter_sse():
+                if event.data == "[DONE]":
+                    continue  # the last event: read on to the end of the stream, as ours does
+                for choice in json.loads(event.data).get("choices") or ():
+                    parts.append((choice.get("delta") or {}).get("content") or "")
+        return "".join(parts)
+
+
+class Ours:
+    """A ``%%fuse`` cell with the widget view, in a real InteractiveShell."""
+
+    def __init__(self, reply: str, tokens: int) -> None:
+        from IPython.core.interactiveshell import InteractiveShell
+
+        self.reply, self.tokens = reply, tokens
+        self.shell = InteractiveShell.instance()
+        self.shell.run_line_magic("load_ext", "fusion_magic")
+        self.shell.run_line_magic("config", "FusionMagics.view = 'widgets'")
+        # The provider's default output cap would cut a long reply short: ask for the whole of it, as bare does.
+        self.line = f"-p openrouter:{MODEL} -j vote --max-tokens {tokens} -o r"
+        self.sink = io.StringIO()  # the shell has no frontend: the view's final update prints the report
+        self.by_thread: defaultdict[str, float] = defaultdict(float)  # CPU seconds per thread name, summed over runs
+
+    def run(self) -> float:
+        """CPU seconds of this process (every thread) for the whole cell."""
+        self.sink.seek(0)
+        self.sink.truncate()
+        with contextlib.redirect_stdout(self.sink):
+            before = thread_cpu()
+            t0 = time.process_time()
+            self.shell.run_cell_magic("fuse", self.line, PROMPT)
+            cpu = time.process_time() - t0
+            after = thread_cpu()
+        for key, seconds in after.items():  # a thread started during the cell counts from zero
+            self.by_thread[key[1]] += seconds - before.get(key, 0.0)
+        result = self.shell.user_ns["r"]
+        (response,) = result.responses
+        if response.text != self.reply or response.output_tokens != self.tokens or result.judge_responses:
+            raise RuntimeError(f"the cell's member answered {len(response.text or '')} characters and "
+                               f"{response.output_tokens} tokens (expected {len(self.reply)} and {self.tokens}), "
+                               f"error: {response.error!r}")
+        return cpu
+
+
+def thread_cpu() -> dict[tuple[int, str], float]:
+    """CPU seconds so far of each live thread of this process, by (id, name), where the platform can say."""
+    seconds: dict[tuple[int, str], float] = {}
+    if not hasattr(time, "pthread_getcpuclockid"):
+        return seconds
+    for thread in threading.enumerate():
+        if thread.ident is None:
+            continue
+        # A thread may end between enumerate() and the clock read: it is left out (its CPU is in the total).
+        with contextlib.suppress(OSError, OverflowError):
+            seconds[thread.ident, thread.name] = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    return seconds
+
+
+def cpu_per_token(ns: argparse.Namespace) -> tuple[list[tuple[float, float]], dict[str, float]]:
+    """(ours, bare) CPU seconds per rep, after a warm-up of each; and ours' CPU seconds by thread, summed."""
+    reply = reply_text(ns.tokens, ns.chunk_chars)
+    ctx = mp.get_context("spawn")
+    ours_end, theirs_end = ctx.Pipe()
+    child = ctx.Process(target=serve, args=(theirs_end, reply, ns.tps, ns.chunk_chars), daemon=True)
+    child.start()
+    here = Path.cwd()
+    try:
+        if not ours_end.poll(120):
+            raise RuntimeError("the emulator process did not start within 120 s")
+        os.environ.update(ours_end.recv())
+        with tempfile.TemporaryDirectory(prefix="bench_overhead_") as tmp:
+            os.chdir(tmp)
+            # The run log is written as a user's would be, into this folder (then removed), not the user's own.
+            os.environ["FUSION_MAGIC_RUN_LOG"] = str(Path(tmp) / "fusion_runs.sqlite")
+            try:
+                ours, bare = Ours(reply, ns.tokens), Bare(reply, ns.tokens)
+                try:
+                    ours.run()  # warm-up: imports, the engine thread, the connection, the run log
+                    bare.run()
+                    ours.by_thread.clear()
+                    rows = []
+                    for rep in range(ns.reps):
+                        if rep % 2 == 0:
+                            a = ours.run()
+                            b = bare.run()
+                        else:
+                            b = bare.run()
+                            a = ours.run()
+                        rows.append((a, b))
+                finally:
+                    bare.close()
+            finally:
+                os.chdir(here)
+    finally:
+        ours_end.send("stop")
+        child.join(10)
+        if child.is_alive():
+            child.terminate()
+    return rows, ours.by_thread
+
+
+def start_wall(code: str, env: dict[str, str]) -> float:
+    """Wall seconds of one fresh ``python -c code`` process, start to exit."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   env=env, timeout=120)
+    return time.perf_counter() - t0
+
+
+def load_ext_starts(ns: argparse.Namespace, env: dict[str, str]) -> list[tuple[float, float]]:
+    """(with %load_ext, bare) wall seconds per pair, after one warm-up of each (the OS file cache)."""
+    start_wall(_LOAD_START, env)
+    start_wall(_BARE_START, env)
+    rows = []
+    for rep in range(ns.starts):
+        if rep % 2 == 0:
+            a = start_wall(_LOAD_START, env)
+            b = start_wall(_BARE_START, env)
+        else:
+            b = start_wall(_BARE_START, env)
+            a = start_wall(_LOAD_START, env)
+        rows.append((a, b))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tokens", type=int, default=3000, help="chunks (tokens) in the streamed reply")
+    parser.add_argument("--chunk-chars", type=int, default=4, help="characters per chunk")
+    parser.add_argument("--tps", type=float, default=1000.0, help="chunks per second the emulator streams")
+    parser.add_argument("--reps", type=int, default=5, help="pairs of streamed runs, ours and bare")
+    parser.add_argument("--starts", type=int, default=10, help="pairs of fresh IPython starts, with and without")
+    ns = parser.parse_args()
+    if min(ns.tokens, ns.chunk_chars, ns.reps, ns.starts) < 1 or ns.tps <= 0:
+        parser.error("--tokens, --chunk-chars, --tps, --reps and --starts must be positive")
+
+    # The fresh IPython starts get the environment this process was given, without the emulator's.
+    env = dict(os.environ)
+    rows, by_thread = cpu_per_token(ns)
+    print(f"one emulated member (another process) streams {ns.tokens} tokens of {ns.chunk_chars} characters at "
+          f"{ns.tps:g}/s; this process's CPU time, {ns.reps} reps alternating, after a warm-up")
+    print("(ours = a %%fuse -j vote cell with the widget view in an InteractiveShell; bare = httpx-sse "
+          "aconnect_sse/aiter_sse, each event's JSON decoded)")
+    print(f"{'rep':>3} {'ours_ms':>8} {'bare_ms':>8} {'ours_us/tok':>11} {'bare_us/tok':>11} {'ours/bare':>9}")
+    for i, (a, b) in enumerate(rows, 1):
+        print(f"{i:>3} {a * 1e3:8.1f} {b * 1e3:8.1f} {a / ns.tokens * 1e6:11.1f} {b / ns.tokens * 1e6:11.1f} "
+              f"{a / b:9.3f}")
+    ours_us = statistics.median(a for a, _ in rows) / ns.tokens * 1e6
+    bare_us = statistics.median(b for _, b in rows) / ns.tokens * 1e6
+    ratio = statistics.median(a / b for a, b in rows)
+    print(f"CPU per streamed token (median): ours {ours_us:.1f} us, bare httpx-sse {bare_us:.1f} us")
+    per_token = {name: seconds / (ns.reps * ns.tokens) for name, seconds in by_thread.items()}
+    shown = sorted(((name, s) for name, s in per_token.items() if s >= 5e-7), key=lambda item: -item[1])
+    if shown:
+        print("ours by thread (mean per token): " + ", ".join(
+            f"{name} {seconds * 1e6:.1f} us" for name, seconds in shown))
+    print(f"CPU per streamed token, ours/bare httpx-sse (median) = {ratio:.3f}  (target <= {CPU_TARGET:.1f})")
+
+    starts = load_ext_starts(ns, env)
+    print()
+    print(f"fresh processes, {ns.starts} pairs alternating: python -c 'InteractiveShell.instance()' with and "
+          "without %load_ext fusion_magic (whole-process wall time)")
+    print(f"{'pair':>4} {'load_s':>7} {'bare_s':>7} {'added_s':>8}")
+    for i, (a, b) in enumerate(starts, 1):
+        print(f"{i:>4} {a:7.3f} {b:7.3f} {a - b:+8.3f}")
+    added = statistics.median(a - b for a, b in starts)
+    print(f"%load_ext fusion_magic over bare IPython start (median) = {added:+.3f} s  "
+          f"(target <= +{LOAD_TARGET_S:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
