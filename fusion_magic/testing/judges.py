@@ -158,10 +158,11 @@ def first_answer_judge(
 ) -> Callable[[Mapping[str, Any]], str]:
     """A judge with a pure position bias: it picks whichever answer it is shown first, whatever it says.
 
-    The bias LLM judges are known for, at its extreme, to show what ``--orders N`` measures: each order puts
-    another answer first, so this judge's pick moves with the order and its position consistency is 1/N (the
-    least there is), where :func:`content_judge`'s is 1.0. For ``ModelScript(reply=...)``; the reply has exactly
-    the fields the request's schema asks for, as :func:`content_judge`'s does.
+    The bias LLM judges are known for, at its extreme, to show what ``--orders N`` measures: with no more orders
+    than answers, each order puts another answer first, so this judge's pick moves with the order and its
+    position consistency is 1/N (the least there is), where :func:`content_judge`'s is 1.0. For
+    ``ModelScript(reply=...)``; the reply has exactly the fields the request's schema asks for, as
+    :func:`content_judge`'s does.
 
     ``reasoning`` is a text where ``{winner}`` becomes the picked letter; left out, it says the pick is the
     first answer shown, starting with ``script.SCRIPTED``, so no reader takes it for a model's words.
