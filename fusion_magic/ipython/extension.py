@@ -13,7 +13,6 @@ from typing import Any
 
 from IPython.core.magic import Magics
 
-from ..api import cancel_all
 from .context import start_recording, stop_recording
 from .magics import FusionMagics
 from .video import VideoMagics
@@ -35,6 +34,10 @@ def unload(shell: Any) -> None:
     recording them, and cancel running work."""
     shell.configurables[:] = [c for c in shell.configurables if not isinstance(c, MAGICS)]
     stop_recording(shell)
+    # Here, not at the top: the api imports every engine and httpx, which registering the magics does not
+    # need (%load_ext time, bench/bench_overhead.py); only unloading uses it.
+    from ..api import cancel_all
+
     cancel_all()
     print("fusion_magic unloaded.", file=sys.stderr)
 
