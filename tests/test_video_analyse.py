@@ -18,7 +18,16 @@ import pytest
 
 from fusion_magic.core.errors import ProviderError
 from fusion_magic.testing.media import Scene, make_clip
-from fusion_magic.videos.analyse import Analysis, AnalysisFailed, analyse, analyse_in_process, clock, probe
+from fusion_magic.videos.analyse import (
+    Analysis,
+    AnalysisFailed,
+    analyse,
+    analyse_in_process,
+    clock,
+    prewarm_analyser,
+    probe,
+    warm_analysers,
+)
 from fusion_magic.videos.frames_check import check_spec, spec_tally
 
 NEAR = 0.5  # seconds: how close a found cut or stretch must be to the true one
@@ -168,6 +177,52 @@ def test_child_process_gives_the_same_analysis(media: Path, tmp_path: Path) -> N
     assert [Path(p).name for p in a.keyframes] == [Path(p).name for p in local.keyframes]
     assert all(Path(p).is_file() for p in a.keyframes)
     assert Analysis.from_dict(a.to_dict()) == a
+
+
+def _children() -> set[int]:
+    """This process's live child pids (zombies included: a child not reaped is still a leak)."""
+    found = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(os.getpid()):
+            found.add(int(status.parent.name))
+    return found
+
+
+def test_warm_analysers_answer_from_a_child_started_ahead_and_leave_none(media: Path, tmp_path: Path) -> None:
+    """Inside warm_analysers, the child that analyses a clip was started before the clip was asked about (its
+    imports overlap the jobs); the spare no clip took is stopped and reaped when the block ends."""
+    before = _children()
+
+    async def scenario() -> tuple[set[int], list[int], Analysis, set[int]]:
+        async with warm_analysers(3):
+            prewarm_analyser()
+            await asyncio.sleep(0.2)  # the spare is running
+            waiting = _children() - before
+            used: list[int] = []
+            a = await analyse(media / "stills.mp4", tmp_path / "warm", on_start=used.append)
+            await asyncio.sleep(0.2)  # the next spare for the two clips to come
+            spare = _children() - before
+        return waiting, used, a, spare
+
+    waiting, used, a, spare = asyncio.run(scenario())
+    assert len(waiting) == 1 and used == sorted(waiting)  # the analysis ran in the child started ahead
+    assert a.to_dict() == {**analyse_in_process(media / "stills.mp4", tmp_path / "local").to_dict(),
+                           "keyframes": a.to_dict()["keyframes"]}
+    assert len(spare) == 1 and spare != waiting  # one more started for the clips to come
+    assert _children() == before  # none left: not the spare, not a zombie
+
+
+def test_warm_child_closed_without_a_request_exits() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "fusion_magic.videos.analyse", "--serve"], input=b"",
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == b""
 
 
 def test_not_a_video(media: Path, tmp_path: Path) -> None:

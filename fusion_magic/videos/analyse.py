@@ -6,7 +6,8 @@
 
 Why a child process: FFmpeg is native code, and a native crash must never take the notebook kernel down
 (the lesson of llama.cpp segfaulting on some CPUs); decoding a long file must not block the kernel's event
-loop either. The kernel only starts ``python -m fusion_magic.videos.analyse PATH --thumbs DIR``, which prints
+loop either. The kernel only starts ``python -m fusion_magic.videos.analyse --serve`` and sends it one request (a
+run starts it ahead of need, :func:`warm_analysers`, so its imports overlap the jobs), which prints
 one JSON line, the :class:`Analysis` or ``{"error": ..., "cause": ...}``. A crash, a timeout or a cancel
 ends as :class:`AnalysisFailed` (the child is killed and reaped first). Only :func:`probe` opens a file in
 the kernel, and only its header.
@@ -32,13 +33,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import json
 import os
 import signal
 import statistics
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
@@ -200,31 +202,108 @@ def probe(path: Path) -> str | None:
     return None
 
 
+class Analysers:
+    """Analyser children started ahead of need, one at a time, for a run that will analyse ``clips`` files.
+
+    A child spends most of a short clip's analysis importing PyAV and NumPy. Started while the run's jobs are
+    still going, that start-up is overlapped with them, and the analysis after the last download is only the
+    decoding. Each child still analyses exactly one file (a native crash costs that file only); when one is
+    taken and more clips are to come, the next is started at once. Used through :func:`warm_analysers`.
+    """
+
+    def __init__(self, clips: int) -> None:
+        self._left = clips
+        self._spare: asyncio.Task[asyncio.subprocess.Process] | None = None
+
+    def prewarm(self) -> None:
+        """Start the next child now, unless one is waiting or no clip is left to analyse."""
+        if self._spare is None and self._left > 0:
+            self._spare = asyncio.create_task(_spawn())
+
+    async def take(self) -> asyncio.subprocess.Process | None:
+        """A started child for one analysis (None when none was started), and the next one on its way."""
+        self._left -= 1
+        spare, self._spare = self._spare, None
+        self.prewarm()
+        if spare is None:
+            return None
+        try:
+            return await spare
+        except OSError:
+            return None  # analyse() starts one itself, and says why if that fails too
+
+    async def close(self) -> None:
+        """Stop the child no clip took, so none outlives the run."""
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return
+        spare.cancel()
+        with contextlib.suppress(asyncio.CancelledError, OSError):
+            await _stop(await spare)
+
+
+_ANALYSERS: contextvars.ContextVar[Analysers | None] = contextvars.ContextVar("fusion_magic_analysers", default=None)
+
+
+@contextlib.asynccontextmanager
+async def warm_analysers(clips: int) -> AsyncIterator[None]:
+    """Within this block, :func:`analyse` (in this task and the tasks it starts) takes children started ahead of
+    need, for up to ``clips`` files; the first starts at the first :func:`prewarm_analyser` (once a job was
+    submitted: spawning a process before the submits would delay them).
+
+        async with warm_analysers(len(jobs)):
+            await asyncio.gather(*(make_and_analyse(job) for job in jobs))
+    """
+    analysers = Analysers(clips)
+    token = _ANALYSERS.set(analysers)
+    try:
+        yield
+    finally:
+        _ANALYSERS.reset(token)
+        await asyncio.shield(analysers.close())
+
+
+def prewarm_analyser() -> None:
+    """Start an analyser child now for the clip to come, inside :func:`warm_analysers` (else nothing)."""
+    analysers = _ANALYSERS.get()
+    if analysers is not None:
+        analysers.prewarm()
+
+
+async def _spawn() -> asyncio.subprocess.Process:
+    """A child that imports what decoding needs, then waits for one request on its stdin."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().endswith(_SECRET_SUFFIXES)}
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fusion_magic.videos.analyse", "--serve",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env,
+        # Its own session: an interrupt sent to the kernel's process group must not kill it behind our
+        # back; cancelling the task is what stops it.
+        start_new_session=True,
+    )
+
+
 async def analyse(path: Path, thumbs_dir: Path, *, timeout: float = 120.0,
                   max_keyframes: int = MAX_KEYFRAMES, on_start: Callable[[int], None] | None = None) -> Analysis:
     """Analyse ``path`` in a child process and write keyframe thumbnails into ``thumbs_dir``.
 
     ``on_start`` is called with the child's pid as soon as it runs. The child is killed (and reaped) when
     this is cancelled or runs past ``timeout`` seconds. Raises :class:`AnalysisFailed` for a file that is
-    not a video, a crash of the analyser (the kernel is unharmed), or the timeout.
+    not a video, a crash of the analyser (the kernel is unharmed), or the timeout. Inside
+    :func:`warm_analysers`, the child was started ahead of need.
     """
-    env = {k: v for k, v in os.environ.items() if not k.upper().endswith(_SECRET_SUFFIXES)}
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "fusion_magic.videos.analyse", str(path), "--thumbs", str(thumbs_dir),
-            "--max-keyframes", str(max_keyframes),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=env,
-            # Its own session: an interrupt sent to the kernel's process group must not kill it behind our
-            # back; cancelling the task is what stops it.
-            start_new_session=True,
-        )
-    except OSError as error:
-        raise AnalysisFailed(f"could not start the video analyser: {error}") from error
+    analysers = _ANALYSERS.get()
+    proc = await analysers.take() if analysers is not None else None
+    if proc is None:
+        try:
+            proc = await _spawn()
+        except OSError as error:
+            raise AnalysisFailed(f"could not start the video analyser: {error}") from error
+    request = json.dumps({"path": str(path), "thumbs": str(thumbs_dir), "max_keyframes": max_keyframes})
     try:
         if on_start is not None:
             on_start(proc.pid)
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        out, err = await asyncio.wait_for(proc.communicate(request.encode() + b"\n"), timeout)
     except TimeoutError:
         await _stop(proc)
         raise AnalysisFailed(f"analysing {path.name} took longer than {timeout:g} s; the analyser was stopped",
@@ -569,19 +648,39 @@ def _jpeg(image: np.ndarray) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m fusion_magic.videos.analyse PATH --thumbs DIR``: one JSON line on stdout, exit 0 or 1."""
+    """``python -m fusion_magic.videos.analyse PATH --thumbs DIR``: one JSON line on stdout, exit 0 or 1.
+
+    ``--serve``: import what decoding needs first, then read the request as one JSON line on stdin
+    (``{"path": ..., "thumbs": ..., "max_keyframes": ...}``); how the kernel starts a child ahead of need. A
+    stdin closed with no request exits 0 at once.
+    """
     parser = argparse.ArgumentParser(prog="python -m fusion_magic.videos.analyse", description=__doc__.splitlines()[0])
-    parser.add_argument("path", type=Path)
-    parser.add_argument("--thumbs", type=Path, required=True, help="folder for the keyframe thumbnails")
+    parser.add_argument("path", type=Path, nargs="?")
+    parser.add_argument("--thumbs", type=Path, help="folder for the keyframe thumbnails")
     parser.add_argument("--max-keyframes", type=int, default=MAX_KEYFRAMES)
+    parser.add_argument("--serve", action="store_true", help="read one request from stdin (after the imports)")
     args = parser.parse_args(argv)
+    if args.serve:
+        import av  # noqa: F401  (the start-up a child started ahead of need has done before it is asked)
+        import numpy  # noqa: F401
+
+        line = sys.stdin.readline()
+        if not line.strip():
+            return 0
+        request = json.loads(line)
+        path, thumbs = Path(request["path"]), Path(request["thumbs"])
+        max_keyframes = int(request.get("max_keyframes", MAX_KEYFRAMES))
+    elif args.path is None or args.thumbs is None:
+        parser.error("PATH and --thumbs are needed (or --serve)")
+    else:
+        path, thumbs, max_keyframes = args.path, args.thumbs, args.max_keyframes
     try:
-        analysis = analyse_in_process(args.path, args.thumbs, max_keyframes=args.max_keyframes)
+        analysis = analyse_in_process(path, thumbs, max_keyframes=max_keyframes)
     except AnalysisFailed as error:
         print(json.dumps({"error": error.message, "cause": error.cause}), flush=True)
         return 1
     except Exception as error:  # a bug of ours or an odd file: still one line the kernel can show
-        print(json.dumps({"error": f"analysing {args.path.name} failed: {type(error).__name__}: {error}",
+        print(json.dumps({"error": f"analysing {path.name} failed: {type(error).__name__}: {error}",
                           "cause": "failed"}), flush=True)
         return 1
     print(json.dumps(analysis.to_dict()), flush=True)

@@ -24,6 +24,7 @@ from ..core.record import CallRecord
 from ..core.state import State
 from ..providers.video.base import JobRef
 from . import sidecar
+from .analyse import warm_analysers
 from .check import Asked, asked_in, check_clips
 from .events import VideoRunFinished, VideoRunStarted
 from .jobs import follow, in_flight, run_clip, show_receipt, video_provider, wait_for_other_run
@@ -62,10 +63,12 @@ async def run_video(plan: VideoPlan, ctx: CallContext, result: VideoResult | Non
                 result.answer = next((r.text for r in records if r.ok), None)
         else:
             options = plan.options
-            outcomes = await asyncio.gather(*(
-                run_clip(clip, video, ctx, out_dir=plan.out_dir, timeout=options.timeout, poll_s=options.poll_s,
-                         new=options.new, check=plan.check.model_id if plan.check else None)
-                for clip, video in zip(plan.clips, result.videos, strict=True)), return_exceptions=True)
+            # Each saved clip is analysed (its filmstrip); the analysers start while the jobs run.
+            async with warm_analysers(len(plan.clips)):
+                outcomes = await asyncio.gather(*(
+                    run_clip(clip, video, ctx, out_dir=plan.out_dir, timeout=options.timeout, poll_s=options.poll_s,
+                             new=options.new, check=plan.check.model_id if plan.check else None)
+                    for clip, video in zip(plan.clips, result.videos, strict=True)), return_exceptions=True)
             for video, outcome in zip(result.videos, outcomes, strict=True):
                 if isinstance(outcome, asyncio.CancelledError):
                     raise outcome
@@ -196,7 +199,8 @@ async def resume(plan: ResumePlan, ctx: CallContext, result: VideoResult | None 
                     result.checks += await check_clips(checker, group, ctx, asked)
 
     try:
-        await asyncio.gather(*(one(video, side, job, target) for video, side, job, target in pairs))
+        async with warm_analysers(len(pairs)):
+            await asyncio.gather(*(one(video, side, job, target) for video, side, job, target in pairs))
         await checked()
     except asyncio.CancelledError:
         _ended(result, started, ctx, stopped=True)

@@ -34,6 +34,7 @@ from ..core.state import State
 from ..providers.registry import make_provider
 from ..providers.video.base import SUBMIT_LOST, JobRef, JobStatus, VideoProvider
 from . import sidecar
+from .analyse import prewarm_analyser
 from .plan import ClipPlan
 from .result import Video
 from .sidecar import Sidecar
@@ -264,6 +265,7 @@ async def follow(provider: VideoProvider, job: JobRef, video: Video, side: Sidec
     interval = poll_s or provider.poll_interval
     cap = poll_s or max(POLL_CAP_S, provider.poll_interval)
     errors = 0
+    prewarm_analyser()  # the job is submitted: its clip's analyser starts while it runs
     try:
         while True:
             try:

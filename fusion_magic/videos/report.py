@@ -19,7 +19,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..core.ledger import with_totals
+from ..core.ledger import ledger_with_totals
 from ..core.mime import HEAD_BYTES, IMAGE_TYPES, sniff
 from ..core.state import State
 from ..judge.report import verdict_html
@@ -350,4 +350,4 @@ def _call_reason(r: CallRecord) -> str:
 def _ledger(result: VideoResult) -> pd.DataFrame:
     # No wall time here: with_totals' "overhead" row measures a fused run's critical path (members and
     # judge), which a video run does not have; the wall time is said on its own line instead.
-    return with_totals(result.ledger)
+    return ledger_with_totals(result.calls)

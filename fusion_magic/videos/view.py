@@ -69,6 +69,11 @@ class VideoView(LiveView):
         self.answer: AnswerPane | None = None
         self.check: CheckPane | None = None
         self.ledger_pane = LedgerPane()
+        # Calls ended since the ledger was last drawn: redrawn on the clock and once at the end, not per event
+        # (a pandas table each time cost more than the rest of the view).
+        self._ledger_dirty = False
+        self._report_shown: tuple[str, str] | None = None  # the static report, built once
+        self._finishing = False  # applying the run's final state: the report is built once, after it
         self._build()
 
     # --- public surface ----------------------------------------------------------------------------
@@ -139,10 +144,16 @@ class VideoView(LiveView):
         return view
 
     def _report(self) -> tuple[str, str] | None:
-        return None if self.result is None else (html_report(self.result), text_report(self.result))
+        if self.result is None:
+            return None
+        if self._report_shown is None:
+            self._report_shown = (html_report(self.result), text_report(self.result))
+        return self._report_shown
 
     def _tick(self, now: float) -> None:
         if self.result is None:
+            if self._ledger_dirty:
+                self._refresh_ledger()
             self.status.value = self._status_html()
 
     def __repr__(self) -> str:
@@ -172,7 +183,7 @@ class VideoView(LiveView):
         if video.record.call_id:  # numbered when submitted, as in VideoResult.calls
             self._calls[("clip", video.label)] = video.record
             if video.final:
-                self._refresh_ledger()
+                self._ledger_changed()
         if self.check is not None:
             self.check.show(self._videos())
 
@@ -189,16 +200,19 @@ class VideoView(LiveView):
                 (pane.start if started else pane.finish)(r)
                 self._asked(r)
         if not started:
-            self._refresh_ledger()
-            if self.result is not None:
-                self._update_display()  # a call that ended after the run: the saved report includes it
+            self._ledger_changed()
 
     def _on_run_finished(self, result: VideoResult, stopped: bool) -> None:
         self._stop_clock()
         self.result, self.stopped = result, stopped
+        self._report_shown = None
         # Whatever the events missed, the result holds the final state.
-        for video in result.videos:
-            self._on_video(video)
+        self._finishing = True
+        try:
+            for video in result.videos:
+                self._on_video(video)
+        finally:
+            self._finishing = False
         for r in [*result.answers, *result.checks, *result.judge_calls]:
             self._calls[call_key(r)] = r
             pane = self._understander(r)
@@ -257,7 +271,16 @@ class VideoView(LiveView):
     def _videos(self) -> list[Video]:
         return [p.video for p in self.clips.values()]
 
+    def _ledger_changed(self) -> None:
+        self._ledger_dirty = True
+        if self.result is not None and not self._finishing:
+            # A call that ended after the run: the ledger and the saved report include it.
+            self._refresh_ledger()
+            self._report_shown = None
+            self._update_display()
+
     def _refresh_ledger(self) -> None:
+        self._ledger_dirty = False
         # A clip's record may also have come as a call event: count each record once.
         unique = {id(r): r for r in self._calls.values()}
         self.ledger_pane.refresh(unique.values())
