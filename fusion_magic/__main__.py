@@ -27,13 +27,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from IPython.core.error import UsageError
 
 from .core.errors import FusionError
 from .ipython import args as _args
 from .ipython.declared import given_options, parsed
+
+if TYPE_CHECKING:
+    from .videos.result import VideoResult
 
 PROG = "python -m fusion_magic"
 BAD_INPUT = 2
@@ -154,7 +157,7 @@ def run_fuse(ns: argparse.Namespace) -> int:
 # ---- video (%%video) ------------------------------------------------------------------------------------
 
 
-def _clip_result(value: str, out_dir: Path, flag: str) -> Any:
+def _clip_result(value: str, out_dir: Path, flag: str) -> VideoResult:
     """The clip ``--edit``/``--extend`` works on, as a one-clip ``VideoResult``: the clip file named (``.mp4``, or
     its ``.json`` sidecar), or with no name the newest finished clip in ``out_dir``."""
     from .core.state import State
