@@ -6,6 +6,7 @@ InteractiveShell, with the widget view attached, so parsing, events and renderin
 that ideal, per repetition and as a median. 1.00 is perfect.
 
     .venv/bin/python bench/bench_fuse.py [--reps 5]
+    .venv/bin/python bench/bench_fuse.py --reps 3 --before 636c31e   # and an earlier commit, side by side
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import io
 import os
 import statistics
 import time
+from pathlib import Path
 
+import baseline  # bench/baseline.py: --before
 from IPython.core.interactiveshell import InteractiveShell
 
 import fusion_magic
@@ -37,10 +40,8 @@ def scripts(emu: Emulator) -> list[str]:
     return ids
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--reps", type=int, default=5)
-    ns = parser.parse_args()
+def measure(reps: int) -> list[dict[str, float]]:
+    """``reps`` rows of the cell and the bare API, side by side in this process (after one warm-up cell)."""
     with Emulator() as emu:
         os.environ.update(emu.env())
         os.environ.update(emu.test_keys())
@@ -53,7 +54,7 @@ def main() -> None:
         with contextlib.redirect_stdout(sink):
             shell.run_cell_magic("fuse", line, "Explain the bench.")  # warm-up: connections, imports
         rows = []
-        for _ in range(ns.reps):
+        for _ in range(reps):
             # Side by side in one run: the magic with the widget view, then the bare API, alternating.
             with contextlib.redirect_stdout(sink):
                 t0 = time.perf_counter()
@@ -67,15 +68,50 @@ def main() -> None:
             api_wall = time.perf_counter() - t0
             api_ideal = max(x.latency_s or 0 for x in bare.responses) + sum(
                 x.latency_s or 0 for x in bare.judge_responses)
-            rows.append((cell_wall, api_wall, slowest, judge, slowest + judge, api_ideal))
+            rows.append({"cell": cell_wall, "api": api_wall, "slowest": slowest, "judge": judge,
+                         "ideal": slowest + judge, "api_ideal": api_ideal})
+    return rows
+
+
+def table(rows: list[dict[str, float]]) -> None:
+    print(f"{'cell_s':>8} {'api_s':>8} {'slowest':>8} {'judge':>7} {'ideal':>7} {'cell/ideal':>10} {'api/ideal':>9}")
+    for r in rows:
+        print(f"{r['cell']:8.3f} {r['api']:8.3f} {r['slowest']:8.3f} {r['judge']:7.3f} {r['ideal']:7.3f} "
+              f"{r['cell'] / r['ideal']:10.3f} {r['api'] / r['api_ideal']:9.3f}")
+
+
+def medians(rows: list[dict[str, float]]) -> tuple[float, float]:
+    """The median cell/ideal and fuse()/ideal of ``rows``."""
+    return (statistics.median(r["cell"] / r["ideal"] for r in rows),
+            statistics.median(r["api"] / r["api_ideal"] for r in rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--before", metavar="REV", help="also run this benchmark against fusion_magic at REV (a git "
+                        "commit), alternating with this checkout's, and print both")
+    parser.add_argument("--rounds", type=int, default=2, help="with --before: runs of --reps reps per side")
+    parser.add_argument("--rows-json", action="store_true", help=argparse.SUPPRESS)  # for baseline.side_by_side
+    ns = parser.parse_args()
+    if ns.rows_json:
+        print(baseline.rows_line(measure(ns.reps)))
+        return
     print(f"{MEMBERS} emulated members (first token after 0.1-0.8 s, then 0.2 s of streaming) + a judge (0.3 s)")
     print("(ideal = that run's slowest member + its judge, as measured; api/ideal uses the API run's own)")
-    print(f"{'cell_s':>8} {'api_s':>8} {'slowest':>8} {'judge':>7} {'ideal':>7} {'cell/ideal':>10} {'api/ideal':>9}")
-    for cell_wall, api_wall, slowest, judge, ideal, api_ideal in rows:
-        print(f"{cell_wall:8.3f} {api_wall:8.3f} {slowest:8.3f} {judge:7.3f} {ideal:7.3f} "
-              f"{cell_wall / ideal:10.3f} {api_wall / api_ideal:9.3f}")
-    cell = statistics.median(c / i for c, _, _, _, i, _ in rows)
-    api = statistics.median(a / i for _, a, _, _, _, i in rows)
+    if ns.before:
+        sides = baseline.side_by_side(Path(__file__), ["--reps", str(ns.reps)], ns.before, rounds=ns.rounds)
+        rows = sides["after"]
+        for side, label in (("before", f"before ({baseline.commit(ns.before)})"), ("after", "after (this checkout)")):
+            print(f"{label}, {len(sides[side])} reps in {ns.rounds} runs alternating with the other side:")
+            table(sides[side])
+        cell_before, api_before = medians(sides["before"])
+        print(f"before {baseline.commit(ns.before)}: median ratio, %%fuse cell with widget view = {cell_before:.3f}; "
+              f"fuse() without view = {api_before:.3f}")
+    else:
+        rows = measure(ns.reps)
+        table(rows)
+    cell, api = medians(rows)
     print(f"median ratio, %%fuse cell with widget view: wall / (slowest member + judge) = {cell:.3f}  (ideal 1.000)")
     print(f"median ratio, fusion_magic.fuse() without view:                          = {api:.3f}")
 

@@ -38,10 +38,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import baseline  # bench/baseline.py: --before
 import httpx
 
 REFERENCE = "veo-bench-reference"  # a job that is done at once: the plain download's source
-CELL_TARGET = 1.25
+CELL_TARGET = 1.10
 CHECK_TARGET = 1.25
 
 
@@ -209,18 +210,8 @@ def bench(ns: argparse.Namespace, jobs: list[Job], workdir: Path) -> list[dict[s
     return rows
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", type=int, default=4, help="video models in the pool")
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=3.0, help="the slowest job's scripted seconds")
-    parser.add_argument("--polls", type=int, default=1, help="'running' answers before a job may end")
-    parser.add_argument("--poll", type=float, default=0.05, help="%%config VideoMagics.poll, seconds")
-    parser.add_argument("--clip-seconds", type=float, default=2.0, help="length of the served clip")
-    ns = parser.parse_args()
-    if ns.models < 1 or ns.reps < 1 or ns.seconds <= 0 or ns.poll <= 0:
-        parser.error("--models, --reps, --seconds and --poll must be positive")
-    jobs = pool(ns.models, ns.seconds)
+def measure(ns: argparse.Namespace, jobs: list[Job]) -> list[dict[str, float]]:
+    """Every rep's row, with the emulator in its own process and a scratch working folder."""
     ctx = mp.get_context("spawn")
     ours_end, theirs_end = ctx.Pipe()
     child = ctx.Process(target=serve, args=(theirs_end, jobs, ns.polls, ns.clip_seconds), daemon=True)
@@ -235,7 +226,7 @@ def main() -> int:
             os.chdir(tmp)
             os.environ["FUSION_MAGIC_RUN_LOG"] = str(Path(tmp) / "fusion_runs.sqlite")
             try:
-                rows = bench(ns, jobs, Path(tmp))
+                return bench(ns, jobs, Path(tmp))
             finally:
                 os.chdir(here)
     finally:
@@ -244,6 +235,41 @@ def main() -> int:
         if child.is_alive():
             child.terminate()
 
+
+def table(rows: list[dict[str, float]]) -> None:
+    print(f"{'rep':>3} {'cell_s':>7} {'check_s':>7} {'slowest':>7} {'download':>8} {'analyse':>7} {'ideal':>6} "
+          f"{'ideal_chk':>9} {'cell/ideal':>10} {'check/ideal':>11}")
+    for i, row in enumerate(rows, 1):
+        print(f"{i:>3} {row['cell']:7.3f} {row['check']:7.3f} {row['slowest']:7.3f} {row['download']:8.4f} "
+              f"{row['analyse']:7.3f} {row['ideal']:6.3f} {row['ideal_check']:9.3f} "
+              f"{row['cell'] / row['ideal']:10.3f} {row['check'] / row['ideal_check']:11.3f}")
+
+
+def medians(rows: list[dict[str, float]]) -> tuple[float, float]:
+    """The median cell/ideal and check cell/ideal of ``rows``."""
+    return (statistics.median(r["cell"] / r["ideal"] for r in rows),
+            statistics.median(r["check"] / r["ideal_check"] for r in rows))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", type=int, default=4, help="video models in the pool")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0, help="the slowest job's scripted seconds")
+    parser.add_argument("--polls", type=int, default=1, help="'running' answers before a job may end")
+    parser.add_argument("--poll", type=float, default=0.05, help="%%config VideoMagics.poll, seconds")
+    parser.add_argument("--clip-seconds", type=float, default=2.0, help="length of the served clip")
+    parser.add_argument("--before", metavar="REV", help="also run this benchmark against fusion_magic at REV (a git "
+                        "commit), alternating with this checkout's, and print both")
+    parser.add_argument("--rounds", type=int, default=2, help="with --before: runs of --reps reps per side")
+    parser.add_argument("--rows-json", action="store_true", help=argparse.SUPPRESS)  # for baseline.side_by_side
+    ns = parser.parse_args()
+    if ns.models < 1 or ns.reps < 1 or ns.seconds <= 0 or ns.poll <= 0:
+        parser.error("--models, --reps, --seconds and --poll must be positive")
+    jobs = pool(ns.models, ns.seconds)
+    if ns.rows_json:
+        print(baseline.rows_line(measure(ns, jobs)))
+        return 0
     kinds = ", ".join(dict.fromkeys(job.model_id.split(":")[0] + (":omni" if "omni" in job.name else "")
                                     for job in jobs))
     print(f"{ns.models} emulated video models ({kinds}), jobs scripted to end after "
@@ -252,14 +278,22 @@ def main() -> int:
           f"{ns.reps} reps, alternating order")
     print("(ideal = slowest job's scripted time + a plain httpx download of one clip; check adds "
           "fusion_magic.videos.analyse of one clip alone; both measured in the same rep)")
-    print(f"{'rep':>3} {'cell_s':>7} {'check_s':>7} {'slowest':>7} {'download':>8} {'analyse':>7} {'ideal':>6} "
-          f"{'ideal_chk':>9} {'cell/ideal':>10} {'check/ideal':>11}")
-    for i, row in enumerate(rows, 1):
-        print(f"{i:>3} {row['cell']:7.3f} {row['check']:7.3f} {row['slowest']:7.3f} {row['download']:8.4f} "
-              f"{row['analyse']:7.3f} {row['ideal']:6.3f} {row['ideal_check']:9.3f} "
-              f"{row['cell'] / row['ideal']:10.3f} {row['check'] / row['ideal_check']:11.3f}")
-    cell = statistics.median(r["cell"] / r["ideal"] for r in rows)
-    check = statistics.median(r["check"] / r["ideal_check"] for r in rows)
+    if ns.before:
+        args = [a for pair in (("--models", ns.models), ("--reps", ns.reps), ("--seconds", ns.seconds),
+                               ("--polls", ns.polls), ("--poll", ns.poll), ("--clip-seconds", ns.clip_seconds))
+                for a in (pair[0], str(pair[1]))]
+        sides = baseline.side_by_side(Path(__file__), args, ns.before, rounds=ns.rounds)
+        rows = sides["after"]
+        for side, label in (("before", f"before ({baseline.commit(ns.before)})"), ("after", "after (this checkout)")):
+            print(f"{label}, {len(sides[side])} reps in {ns.rounds} runs alternating with the other side:")
+            table(sides[side])
+        cell_before, check_before = medians(sides["before"])
+        print(f"before {baseline.commit(ns.before)}: median ratio, %%video cell with widget view = {cell_before:.3f}; "
+              f"--check local:frames = {check_before:.3f}")
+    else:
+        rows = measure(ns, jobs)
+        table(rows)
+    cell, check = medians(rows)
     added = statistics.median(r["cell"] - r["ideal"] for r in rows)
     added_check = statistics.median(r["check"] - r["ideal_check"] for r in rows)
     # Without --check the engine still analyses every clip (duration, resolution, the filmstrip's keyframes):

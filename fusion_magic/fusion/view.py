@@ -61,6 +61,7 @@ class FusionView(LiveView):
         super().__init__(render_interval=render_interval, clock=clock, tick_s=tick_s)
         self._calls: dict[CallKey, Response] = {}
         self._finished: set[CallKey] = set()
+        self._streaming: set[CallKey] = set()  # calls whose first token arrived
 
         self.run: RunStarted | None = None
         self.stopped: str | None = None
@@ -111,12 +112,13 @@ class FusionView(LiveView):
         """The engine listener: apply one event to the widgets."""
         with self._lock:
             if isinstance(event, CallDelta):
+                first = call_key(event.response) not in self._streaming
                 self._on_delta(event.response)
-                # A first token moves a call from waiting to streaming: the status line must say so,
-                # but re-send it only when its text changed (deltas come hundreds of times a second).
-                status = self._status_html()
-                if status != self.status.value:
-                    self.status.value = status
+                if first:
+                    # A first token moves a call from waiting to streaming: the status line says so. Only then:
+                    # deltas come hundreds of times a second, and the line changes with none of the others.
+                    self._streaming.add(call_key(event.response))
+                    self.status.value = self._status_html()
                 return
             # Anything but a delta is a natural moment to show text that throttling held back.
             self._flush()
