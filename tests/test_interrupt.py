@@ -74,7 +74,7 @@ def test_without_out_the_line_says_nothing_was_stored(
         shell.run_cell_magic("fuse", "-p openai:hang,openai:hang -j vote", "never answered")
     line = str(info.value)
     assert "\n" not in line and line.endswith(
-        ": 0 of 2 answers done, 2 cancelled; nothing stored (-o NAME keeps the partial result)")
+        ": 0 of 2 answers done, 2 cancelled; not stored (add -o NAME)")
     assert isinstance(info.value, KeyboardInterrupt) and isinstance(info.value.__cause__, KeyboardInterrupt)
     partial = info.value.partial
     assert partial is not None and [x.status for x in partial.responses] == ["cancelled", "cancelled"]

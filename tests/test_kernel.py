@@ -96,7 +96,7 @@ def test_interrupt_in_a_kernel_closes_requests_and_keeps_the_kernel(emulator_env
     errors = [o for o in nb.cells[1].outputs if o.get("output_type") == "error"]
     assert errors and errors[0]["ename"] == "FusionInterrupted" and len(errors[0]["traceback"]) == 1
     assert errors[0]["traceback"][0].endswith("0 of 2 answers done, 2 cancelled; "
-                                              "nothing stored (-o NAME keeps the partial result)")
+                                              "not stored (add -o NAME)")
     hung = [q for q in emulator_env.requests if q.model in ("h1", "h2")]
     assert len(hung) == 2 and all(q.disconnected for q in hung)
     assert nb.cells[3].outputs[0]["text"].strip() == "alive"

@@ -35,7 +35,8 @@ class ProgressPrinter:
         line = None
         if isinstance(event, RunStopped):
             self.finished = True
-            line = f"stopped: {event.reason}"
+            # An interrupt's one line (the magic's, or the command's) says what stopped and what was kept.
+            line = None if event.reason == "cancelled" else f"stopped: {event.reason}"
         elif isinstance(event, RunStarted):
             n = len(event.models)
             line = f"fusing {n} answer{'s' if n != 1 else ''} ({event.mode}, judge: {event.judge})..."

@@ -339,7 +339,7 @@ def interrupted_line(partial: FusionResult, seats: int, seconds: float, out: str
 
     ``fusion_magic: interrupted after 2.3 s: 1 of 3 answers done, 2 cancelled; the partial result is in r``
     """
-    kept = f"the partial result is in {out}" if out else "nothing stored (-o NAME keeps the partial result)"
+    kept = f"the partial result is in {out}" if out else "not stored (add -o NAME)"
     if not finished:  # the run did not unwind within the runner's wait: it fills ``partial`` when it does
         return f"fusion_magic: interrupted after {seconds:.1f} s; the calls are still stopping; {kept}"
     latest: dict[str, Response] = {}

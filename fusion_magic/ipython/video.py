@@ -209,7 +209,7 @@ def interrupted_line(partial: VideoResult, seconds: float, out: str | None) -> s
                      f"{'it' if pending == 1 else 'them'} without paying again)")
     if partial.answers:
         parts.append(f"{sum(r.ok for r in partial.answers)} of {len(partial.answers)} answers done")
-    kept = f"the partial result is in {out}" if out else "nothing stored (-o NAME keeps the partial result)"
+    kept = f"the partial result is in {out}" if out else "not stored (add -o NAME)"
     return f"fusion_magic: video interrupted after {seconds:.1f} s: {', '.join(parts) or 'nothing done'}; {kept}"
 
 
