@@ -70,5 +70,11 @@ lint: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	$(PY) bench/run_all.py --results bench/results.md
 
+# The README's tour: tests/test_browser_tour.py photographs a notebook in JupyterLab (headless Chromium, the
+# emulator) into docs/screenshots/ with MANIFEST.json; tests/test_readme_screenshots.py then checks them.
+.PHONY: screenshots
+screenshots: $(VENV)/.dev-installed $(CHROMIUM)
+	FUSION_MAGIC_SHOTS=docs/screenshots $(PY) -m pytest -q -s -p no:randomly tests/test_browser_tour.py tests/test_readme_screenshots.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
