@@ -241,13 +241,19 @@ class EvalResult(RunResult):
         free = bool(shown) and all(s["mean_cost_usd"] == 0 for s in shown)
         fig = new_figure(figsize=(6.4, 4.2), layout="constrained")
         ax = fig.add_subplot()
+        points = []
         for s in shown:
             rows = sum(1 for e in self.entries if e.strategy == s["strategy"])
-            x = s["calls"] / rows if free else s["mean_cost_usd"]
-            y = s["accuracy"]
+            points.append((s, s["calls"] / rows if free else s["mean_cost_usd"], s["accuracy"]))
+        xs = [x for _, x, _ in points]
+        middle = (min(xs) + max(xs)) / 2 if xs else 0.0
+        for s, x, y in points:
             ax.errorbar([x], [y], yerr=[[y - s["ci_low"]], [s["ci_high"] - y]], fmt="o", capsize=4)
             label = s["strategy"] if s["via"] == "live" else f"{s['strategy']} ({s['via']})"
-            ax.annotate(plain(label), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+            # A label right of a point in the right half ran off the figure (a long model id): it goes left there.
+            right = x > middle
+            ax.annotate(plain(label), (x, y), textcoords="offset points", xytext=(-6, 4) if right else (6, 4),
+                        ha="right" if right else "left", fontsize=8)
         ax.set_xlabel("calls per question (every call was free)" if free else "mean cost per question (USD)")
         ax.set_ylabel("accuracy (95 % Wilson interval)")
         ax.set_ylim(-0.02, 1.02)
