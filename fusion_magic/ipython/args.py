@@ -36,7 +36,7 @@ from ..fusion.options import FuseOptions
 from ..videos.options import VideoOptions
 from .context import HISTORY_KINDS, KEEP_ERRORS, MAX_VALUE_CHARS, TRUNCATED, history_text, last_output_missing
 from .context import as_text as _as_text
-from .declared import HELP_COLUMN, add_flags, compact_flags, declared, help_block, help_lines, parsed, parser
+from .declared import HELP_COLUMN, compact_flags, declared, help_block, help_lines, parsed, parser
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,6 @@ class EvalArgs:
     notes: tuple[str, ...] = ()  # one line per old flag on the line (-s, -r)
 
 
-EVAL_PARSER = parser("%fuse eval", "Evaluate strategies on questions.", EvalArgs, EvalOptions)
-
 REJUDGE_OPTIONS = ("judge", "mode", "orders", "cache")  # the FuseOptions a rejudge takes
 
 
@@ -129,6 +127,10 @@ class LineCommand:
         lead = f"  {magic} {self.name} {self.argument}".rstrip()
         lead = f"{lead:<{HELP_COLUMN - 1}} {self.summary}"
         return compact_flags(*self.classes, lead=lead, only=self.only) if self.classes else [lead]
+
+    def parser(self, magic: str) -> MagicArgumentParser:
+        """Its parser, from the same declarations as its entry and its help (a bad line: one ``UsageError``)."""
+        return parser(f"{magic} {self.name}", self.summary, *self.classes, only=self.only)
 
     def help(self, magic: str) -> str:
         """``%fuse help NAME``: its usage, its arguments, and each flag's help line, all from the declarations."""
@@ -186,9 +188,16 @@ FUSE_HELP = "\n".join([
 ])
 
 
+def line_command(name: str, commands: Sequence[LineCommand] = LINE_MAGIC) -> LineCommand:
+    return next(c for c in commands if c.name == name)
+
+
 def command_help(name: str) -> str:
     """What ``%fuse help NAME`` shows for one of ``HELP_TOPICS``: generated from the declarations."""
-    return next(c for c in LINE_MAGIC if c.name == name).help("%fuse")
+    return line_command(name).help("%fuse")
+
+
+EVAL_PARSER = line_command("eval").parser("%fuse")
 
 
 def _split(line: str) -> list[str]:
@@ -241,10 +250,7 @@ def parse_fuse_line(line: str) -> FuseArgs:
 # ---- %fuse line magic -----------------------------------------------------------------------------
 
 def _rejudge_parser() -> MagicArgumentParser:
-    # The same flags as %%fuse's, from the same declarations.
-    p = parser("%fuse rejudge", "Judge the last result again; the pool is not called.", FuseOptions,
-               only=REJUDGE_OPTIONS)
-    add_flags(p, FuseArgs, RejudgeArgs, only=("out", "source"))
+    p = line_command("rejudge").parser("%fuse")  # the same flags as %%fuse's, from the same declarations
     p.set_defaults(orders=1)
     return p
 
@@ -253,7 +259,7 @@ REJUDGE_PARSER = _rejudge_parser()
 
 
 def _history_parser() -> MagicArgumentParser:
-    p = parser("%fuse history", "Past runs from the run log.", HistoryArgs)
+    p = line_command("history").parser("%fuse")
     p.set_defaults(**{d.name: d.default for d in declared(HistoryArgs)})  # the magic reads the namespace
     return p
 
@@ -437,13 +443,7 @@ def parse_video_line(line: str) -> VideoArgs:
     return parsed(ns, VideoArgs, VideoOptions)
 
 
-def _resume_parser() -> MagicArgumentParser:
-    p = parser("%video resume", "Fetch pending jobs.", VideoOptions, only=RESUME_OPTIONS)  # %%video's flags
-    add_flags(p, VideoArgs, only=("out",))
-    return p
-
-
-VIDEO_RESUME_PARSER = _resume_parser()
+VIDEO_RESUME_PARSER = line_command("resume", VIDEO_LINE_MAGIC).parser("%video")  # %%video's flags
 VIDEO_COMMANDS = tuple(c.name for c in VIDEO_LINE_MAGIC)
 
 
