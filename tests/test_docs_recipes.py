@@ -1,11 +1,11 @@
 """docs/architecture.md, "How to add …", followed: the recipes stay true.
 
 Each recipe kept as prose is applied, step by step, to a scratch copy of the package (``fusion_magic/``,
-``tests/`` and ``pyproject.toml``), and the result is checked in a child interpreter whose ``PYTHONPATH`` is the
-copy, against the loopback emulator: the new flag parses, the new provider answers, the new mode judges. Then each
-step is left out once, in a copy of its own, and the same check must fail, at the stage that step serves: so a
-recipe lists every step the code needs (and a step whose omission nothing notices would show here). The steps of
-each recipe below are the recipe's own list; the test's data and the doc are edited together.
+``tests/``, ``pyproject.toml`` and the docs the tests read), and the result is checked in a child interpreter
+whose ``PYTHONPATH`` is the copy, against the loopback emulator: the new flag parses, the new provider answers, the
+new mode judges. Then each step is left out once, in a copy of its own, and the same check must fail, at the stage
+that step serves: so a recipe lists every step the code needs (and a step whose omission nothing notices would
+show here). The steps of each recipe below are the recipe's own list; the test's data and the doc change together.
 
 The job-kind recipe is a list generated from the code (what each existing job kind has); ``python
 tests/test_docs_recipes.py --write`` rewrites it in the doc, and ``test_the_job_kind_list_is_generated`` fails
