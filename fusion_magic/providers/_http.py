@@ -33,6 +33,7 @@ from ..core.errors import (
     ServerError,
     error_for_status,
 )
+from ._body import JSONBody
 from .base import redact
 
 # Error bodies can be whole HTML pages from a proxy; a message is for a human, one screen at most.
@@ -300,17 +301,21 @@ async def open_stream(
     classify: Classifier,
     params: Mapping[str, str] | None = None,
 ) -> AsyncIterator[httpx.Response]:
-    """POST ``body`` asking for an event stream, and hand over the response once its status is good.
+    """POST ``body`` asking for an event stream, and hand over the response once its status is good. The body
+    is JSON as httpx's ``json=`` writes it; an attachment in it (``_body.Base64Text``) is encoded a chunk at a
+    time as it is sent, so no request holds a whole copy of the file (``_body.JSONBody``).
 
     Every httpx or httpx-sse exception raised while opening or reading (including inside the
     caller's ``async with`` body) leaves as a ``ProviderError``; the client is the caller's and is
     never closed here.
     """
     started = False
+    payload = JSONBody(dict(body))
+    sent = httpx.Headers({"Accept": EVENT_STREAM, **headers})
+    for name, value in payload.headers.items():
+        sent.setdefault(name, value)  # as json= would: an endpoint's own Content-Type stays
     try:
-        async with client.stream(
-            "POST", url, json=dict(body), headers={"Accept": EVENT_STREAM, **headers}, params=params,
-        ) as response:
+        async with client.stream("POST", url, content=payload.content, headers=sent, params=params) as response:
             await check_response(response, ctx, classify)
             started = True
             yield response

@@ -27,6 +27,7 @@ from urllib.parse import quote
 import httpx
 
 from ..core.errors import BadRequestError, ConfigError, ProtocolError, ProviderError, ProviderTimeout
+from ._body import Pieces
 from ._http import Classifier, WireContext, raise_transport_error, response_error, same_origin, send_json
 from .base import Endpoint
 
@@ -94,12 +95,14 @@ async def upload_file(
 ) -> dict[str, Any]:
     """Upload ``path`` (a file, or bytes named ``name``) through a resumable session and return the File
     (``state`` is usually ``PROCESSING``: pass its ``name`` to ``wait_active``). ``ConfigError`` when the file
-    cannot be read."""
+    cannot be read. Bytes are sent from views of themselves, never copied a chunk at a time."""
     if chunk <= 0:
         raise ValueError("chunk must be positive")
     handle: BinaryIO
+    memory: memoryview | None = None
     if isinstance(path, bytes):
-        size, handle, shown = len(path), io.BytesIO(path), name or "attachment"
+        size, handle, shown = len(path), io.BytesIO(), name or "attachment"
+        memory = memoryview(path)
     else:
         try:
             size = path.stat().st_size
@@ -113,7 +116,7 @@ async def upload_file(
         offset = 0
         while True:
             want = min(chunk, size - offset)
-            data = await asyncio.to_thread(handle.read, want)
+            data = memory[offset:offset + want] if memory is not None else await asyncio.to_thread(handle.read, want)
             if len(data) < want:
                 raise ConfigError(f"the file {shown!r} shrank while it was being uploaded")
             last = offset + len(data) >= size
@@ -157,7 +160,7 @@ async def _start(client: httpx.AsyncClient, endpoint: Endpoint, name: str, size:
 async def _send_chunk(
     client: httpx.AsyncClient,
     session: str,
-    data: bytes,
+    data: bytes | memoryview,
     offset: int,
     last: bool,
     headers: Mapping[str, str],
@@ -167,12 +170,14 @@ async def _send_chunk(
     retry_delay: float,
 ) -> httpx.Response:
     """POST one chunk; like the SDK, again (up to ``CHUNK_ATTEMPTS`` in all) while the answer has no
-    upload status, unless it is a plain client error (a bad offset is not cured by sending it again)."""
+    upload status, unless it is a plain client error (a bad offset is not cured by sending it again). The chunk
+    goes out in small pieces (``Pieces``): the socket's send buffer never takes a copy of all of it."""
+    body = Pieces(data)
     send = {**headers, "X-Goog-Upload-Command": "upload, finalize" if last else "upload",
-            "X-Goog-Upload-Offset": str(offset)}
+            "X-Goog-Upload-Offset": str(offset), **body.headers}
     for attempt in range(CHUNK_ATTEMPTS):
         try:
-            response = await client.request("POST", session, content=data, headers=send,
+            response = await client.request("POST", session, content=body, headers=send,
                                             follow_redirects=False, timeout=UPLOAD_TIMEOUT)
         except httpx.HTTPError as exc:
             raise_transport_error(exc, ctx, started_stream=False)

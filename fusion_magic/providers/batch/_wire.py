@@ -20,6 +20,7 @@ import httpx
 
 from ...core.errors import BlockedError, ProtocolError, ServerError
 from ...core.state import State
+from .._body import json_default
 from .._http import (
     Classifier,
     WireContext,
@@ -70,8 +71,9 @@ def batch_words(payload: Mapping[str, Any], ctx: WireContext) -> tuple[str, Stat
 
 
 def compact(value: Any) -> bytes:
-    """``value`` as compact UTF-8 JSON (a request-file line, a piece of an inline body)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    """``value`` as compact UTF-8 JSON (a request-file line, a piece of an inline body); an attachment in a chat
+    body (``Base64Text``) as its whole string."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=json_default).encode()
 
 
 def unstreamed(body: Mapping[str, Any], *drop: str) -> dict[str, Any]:

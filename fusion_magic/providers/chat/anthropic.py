@@ -15,6 +15,7 @@ from httpx_sse import ServerSentEvent
 from ...core.attachment import PDF
 from ...core.errors import BlockedError, ProviderError, RateLimitError, ServerError, error_for_status
 from ...core.mime import IMAGE_TYPES
+from .._body import Base64Text
 from .._http import Classifier, ErrorInfo, WireContext, error_info
 from ..base import AttachmentLimits, ChatRequest, Message, ProviderEvent, TextDelta, Usage
 from ._sse import SSEProvider, StreamParser, json_int, load_event
@@ -201,13 +202,14 @@ class AnthropicProvider(SSEProvider):
 
 def message(m: Message) -> dict[str, Any]:
     """One turn on the wire: plain text, or blocks (images and PDFs first, then the text, as the guides advise;
-    bare base64 with the MIME type sniffed from the bytes, which Anthropic checks). A ``cache_point`` turn marks
-    its last block ``cache_control``: Anthropic caches a prefix only where asked."""
+    bare base64 with the MIME type sniffed from the bytes, which Anthropic checks; ``Base64Text``, encoded as the
+    request is sent). A ``cache_point`` turn marks its last block ``cache_control``: Anthropic caches a prefix only
+    where asked."""
     if not m.binary and not m.cache_point:
         return {"role": m.role, "content": m.text}
     blocks: list[dict[str, Any]] = []
     for a in m.binary:
-        source = {"type": "base64", "media_type": a.mime, "data": a.base64}
+        source = {"type": "base64", "media_type": a.mime, "data": Base64Text(a)}
         blocks.append({"type": "document" if a.kind == "pdf" else "image", "source": source})
     blocks.append({"type": "text", "text": m.text})
     if m.cache_point:

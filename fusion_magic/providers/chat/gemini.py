@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from ...core.attachment import PDF, Attachment
 from ...core.errors import AuthError, BlockedError, ProtocolError, ProviderError, error_for_status
+from .._body import Base64Text
 from .._http import Classifier, ErrorInfo, WireContext, error_info, parse_duration
 from ..base import AttachmentLimits, ChatRequest, Message, ProviderEvent, TextDelta, Usage, encoded_size
 from ..gemini_files import delete_file, upload_file, wait_active
@@ -220,12 +221,12 @@ class GeminiProvider(SSEProvider):
 
 def content(m: Message, uploaded: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """One turn on the wire: role ``user`` or ``model``; images and PDFs before the text, as the docs advise: as
-    ``inline_data`` (bare base64 and its MIME type), or as ``file_data`` when ``uploaded`` (by hash) holds the
-    Files API file it was uploaded as."""
+    ``inline_data`` (bare base64, a ``Base64Text`` encoded as the request is sent, and its MIME type), or as
+    ``file_data`` when ``uploaded`` (by hash) holds the Files API file it was uploaded as."""
     uploaded = uploaded or {}
     parts: list[dict[str, Any]] = [
         {"file_data": {"mime_type": a.mime, "file_uri": uploaded[a.sha256]["uri"]}} if a.sha256 in uploaded
-        else {"inline_data": {"mime_type": a.mime, "data": a.base64}} for a in m.binary]
+        else {"inline_data": {"mime_type": a.mime, "data": Base64Text(a)}} for a in m.binary]
     parts.append({"text": m.text})
     return {"role": "model" if m.role == "assistant" else "user", "parts": parts}
 

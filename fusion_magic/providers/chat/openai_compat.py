@@ -24,6 +24,7 @@ from ...core.errors import (
     error_for_status,
 )
 from ...core.mime import IMAGE_TYPES
+from .._body import Base64Text
 from .._http import Classifier, ErrorInfo, WireContext, error_info
 from ..base import (
     AttachmentLimits,
@@ -253,15 +254,17 @@ def fusion_result(message: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def message(m: Message) -> dict[str, Any]:
     """One turn on the wire: plain text, or (a user turn with images or PDFs) content parts, the text first as
-    OpenRouter's docs advise. A PDF is a ``file`` part with its basename (OpenAI requires one) and a data URL."""
+    OpenRouter's docs advise. A PDF is a ``file`` part with its basename (OpenAI requires one) and a data URL. The
+    data URLs are ``Base64Text``: encoded from the file's bytes as the request is sent, never held whole."""
     if not m.binary:
         return {"role": m.role, "content": m.text}
     parts: list[dict[str, Any]] = [{"type": "text", "text": m.text}]
     for a in m.binary:
+        url = Base64Text(a, f"data:{a.mime};base64,")
         if a.kind == "pdf":
-            parts.append({"type": "file", "file": {"filename": a.name, "file_data": a.data_url()}})
+            parts.append({"type": "file", "file": {"filename": a.name, "file_data": url}})
         else:
-            parts.append({"type": "image_url", "image_url": {"url": a.data_url()}})
+            parts.append({"type": "image_url", "image_url": {"url": url}})
     return {"role": m.role, "content": parts}
 
 
