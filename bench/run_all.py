@@ -140,6 +140,18 @@ BENCHES: dict[str, Bench] = {
                    1.10),
             Figure("evaluate() / plain httpx gather", r"evaluate\(\): wall / plain .*?= " + _NUMBER, "<=", 1.10),
         ), needs=_TESTING),
+    "bench_attach.py": Bench(
+        args=("--mb", "20", "--reps", "3"),
+        smoke=("--mb", "4", "--reps", "1"),
+        figures=(
+            Figure("attach PDF x 4 providers: peak memory growth",
+                   r"PDF to \d+ providers: peak memory growth = " + _NUMBER + " MB", unit="MB",
+                   note="none (record; ideal = the file once)"),
+            Figure("attach PDF x 4: growth / (what the wire needs)",
+                   r"PDF to \d+ providers: growth / \(what the wire needs\) = " + _NUMBER, "<=", 1.10),
+            Figure("attach PDF x 4: extra copies per provider (growth beyond the file)",
+                   r"PDF to \d+ providers: extra copies of the file per provider = " + _NUMBER, "<=", 0.10),
+        ), needs=_TESTING),
     "bench_batch.py": Bench(
         args=("--questions", "10000"), smoke=("--questions", "200"),
         figures=(
