@@ -75,18 +75,20 @@ def before(path: str, anchor: str, text: str) -> Edit:
 
 @dataclass(frozen=True)
 class Step:
-    """One step of a recipe, in the recipe's words, as the edits that make it."""
+    """One step of a recipe, in the recipe's words, as the edits that make it; ``named`` is what the recipe's text
+    names for it (``test_the_recipes_name_their_steps``: a step dropped from the doc fails there)."""
 
     what: str
     edits: tuple[Edit, ...]
+    named: str
 
     def apply(self, root: Path) -> None:
         for edit in self.edits:
             edit.apply(root)
 
 
-def step(what: str, *edits: Edit) -> Step:
-    return Step(what, edits)
+def step(what: str, *edits: Edit, named: str) -> Step:
+    return Step(what, edits, named)
 
 
 def scratch(tmp_path: Path, name: str) -> Path:
@@ -197,11 +199,13 @@ OPTION_STEPS = (
          before(OPTIONS_PY, '\n    def __post_init__(self) -> None:\n        object.__setattr__(self, "pool", tuple',
                 '    nudge: int = option(\n'
                 '        0, "--nudge", metavar="N", help="how far to nudge each answer (the recipe\'s option)",\n'
-                '        check=at_least(0, "--nudge must be at least 0"), config="How far to nudge each answer.")\n')),
+                '        check=at_least(0, "--nudge must be at least 0"), config="How far to nudge each answer.")\n'),
+         named='`FuseOptions`'),
     step("its keyword in FuseKeywords",
-         after(OPTIONS_PY, "    pool: Sequence[str] | None\n", "    nudge: int | None\n")),
+         after(OPTIONS_PY, "    pool: Sequence[str] | None\n", "    nudge: int | None\n"), named='`FuseKeywords`'),
     step("its session value in Settings",
-         after("fusion_magic/calls/settings.py", "    pool: tuple[str, ...] = ()\n", "    nudge: int = 0\n")),
+         after("fusion_magic/calls/settings.py", "    pool: tuple[str, ...] = ()\n", "    nudge: int = 0\n"),
+         named='`Settings`'),
 )
 
 OPTION_CHECK = '''
@@ -250,18 +254,18 @@ TILT = ('    tilt: int = option(0, "--tilt", metavar="DEG", group="Generate",\n'
 OTHER_OPTION_STEPS = (
     # %%fuse's, for one run only: no config=, no Settings value.
     step("a field of FuseOptions without config=", Edit(OPTIONS_PY, OPTION_STEPS[0].edits[0].new.replace(
-        ', config="How far to nudge each answer."', ""), OPTION_STEPS[0].edits[0].old)),
+        ', config="How far to nudge each answer."', ""), OPTION_STEPS[0].edits[0].old), named='config="..."'),
     OPTION_STEPS[1],
     step("a field of VideoOptions, with group= (its section of the help)",
-         before(VIDEO_OPTIONS_PY, "    edit_of: tuple[str, str] | None = None", TILT)),
+         before(VIDEO_OPTIONS_PY, "    edit_of: tuple[str, str] | None = None", TILT), named='`group=`'),
     step("its keyword in VideoKeywords",
-         after(VIDEO_OPTIONS_PY, "    models: Sequence[str]\n", "    tilt: int | None\n")),
+         after(VIDEO_OPTIONS_PY, "    models: Sequence[str]\n", "    tilt: int | None\n"), named='`VideoKeywords`'),
     step("a field of EvalOptions",
          before(EVAL_OPTIONS_PY, '\n    def __post_init__(self) -> None:\n        for name in ("batch"',
                 '    rigor: int = option(1, "--rigor", metavar="N",\n'
-                '                        help="how hard to check (the recipe\'s option)")\n')),
+                '                        help="how hard to check (the recipe\'s option)")\n'), named='`EvalOptions`'),
     step("its keyword in EvalKeywords",
-         after(EVAL_OPTIONS_PY, "    pool: Sequence[str] | None\n", "    rigor: int | None\n")),
+         after(EVAL_OPTIONS_PY, "    pool: Sequence[str] | None\n", "    rigor: int | None\n"), named='`EvalKeywords`'),
 )
 
 OTHER_OPTION_CHECK = '''
@@ -301,7 +305,7 @@ def test_the_other_option_kinds_are_declared_the_same_way(tmp_path: Path, emulat
     with its keyword in EvalKeywords. tests/test_declared.py and tests/test_help.py pass in the copy."""
     no_group = step("a field of VideoOptions without group=",
                     before(VIDEO_OPTIONS_PY, "    edit_of: tuple[str, str] | None = None",
-                           TILT.replace(' group="Generate",', "")))
+                           TILT.replace(' group="Generate",', "")), named="`group=`")
     assert no_group.edits[0].new != OTHER_OPTION_STEPS[2].edits[0].new
     (tmp_path / "grouped").mkdir()
     (tmp_path / "ungrouped").mkdir()
@@ -324,12 +328,14 @@ EXISTING_STEPS = (
                 '        ProviderSpec("acme", "openai", "https://api.acme.invalid/v1", "ACME_BASE_URL",\n'
                 '                     ("ACME_API_KEY",)),\n'
                 '        ProviderSpec("tabby", "openai", "http://127.0.0.1:8081/v1", "TABBY_BASE_URL",\n'
-                '                     ("TABBY_API_KEY",), flavor="llamacpp", placeholder_key="tabby"),\n')),
+                '                     ("TABBY_API_KEY",), flavor="llamacpp", placeholder_key="tabby"),\n'),
+         named="`registry.py`'s `BUILTIN`"),
     step("a server on the user's machine: its name in FREE_PROVIDERS",
-         after("fusion_magic/core/pricing.py", 'FREE_PROVIDERS = frozenset({"local", ', '"tabby", ')),
+         after("fusion_magic/core/pricing.py", 'FREE_PROVIDERS = frozenset({"local", ', '"tabby", '),
+         named='`FREE_PROVIDERS`'),
     step("its variables in tests/conftest.py's _SCRUB",
          after("tests/conftest.py", '    "RUNWAYML_API_SECRET", "RUNWAYML_BASE_URL",\n',
-               '    "ACME_API_KEY", "ACME_BASE_URL", "TABBY_API_KEY", "TABBY_BASE_URL",\n')),
+               '    "ACME_API_KEY", "ACME_BASE_URL", "TABBY_API_KEY", "TABBY_BASE_URL",\n'), named='`_SCRUB`'),
 )
 
 EXISTING_CHECK = '''
@@ -533,27 +539,27 @@ REGISTRY_PY = "fusion_magic/providers/registry.py"
 FAMILIES_PY = "fusion_magic/testing/families/__init__.py"
 PROTOCOL_STEPS = (
     step("providers/chat/<protocol>.py: the class, its capabilities, url, body and stream parser",
-         Edit("fusion_magic/providers/chat/plain.py", PLAIN_PROVIDER)),
+         Edit("fusion_magic/providers/chat/plain.py", PLAIN_PROVIDER), named='`providers/chat/<protocol>.py`'),
     step("its row in pyproject.toml's fusion_magic.providers entry points",
          after("pyproject.toml", 'runway = "fusion_magic.providers.video.runway:RunwayProvider"\n',
-               'plain = "fusion_magic.providers.chat.plain:PlainProvider"\n')),
+               'plain = "fusion_magic.providers.chat.plain:PlainProvider"\n'), named='`pyproject.toml`'),
     step("the same row in BUILTIN_PROTOCOLS",
          after(REGISTRY_PY, '    "runway": "fusion_magic.providers.video.runway:RunwayProvider",\n',
-               '    "plain": "fusion_magic.providers.chat.plain:PlainProvider",\n')),
+               '    "plain": "fusion_magic.providers.chat.plain:PlainProvider",\n'), named='`BUILTIN_PROTOCOLS`'),
     step("the provider names that speak it in BUILTIN",
          before(REGISTRY_PY, '        ProviderSpec("local", "local", "", None, ()),\n',
                 '        ProviderSpec("plain", "plain", "https://api.plain.invalid", "PLAIN_BASE_URL",\n'
-                '                     ("PLAIN_API_KEY",)),\n')),
+                '                     ("PLAIN_API_KEY",)),\n'), named='provider names that speak it in `BUILTIN`'),
     step("their variables in tests/conftest.py's _SCRUB",
          after("tests/conftest.py", '    "RUNWAYML_API_SECRET", "RUNWAYML_BASE_URL",\n',
-               '    "PLAIN_API_KEY", "PLAIN_BASE_URL",\n')),
+               '    "PLAIN_API_KEY", "PLAIN_BASE_URL",\n'), named="`tests/conftest.py`'s `_SCRUB`"),
     step("its family in the emulator: a module of testing/families/, imported and registered there",
          Edit("fusion_magic/testing/families/plain.py", PLAIN_FAMILY),
          after(FAMILIES_PY, "from .runway import Runway\n", "from .plain import Plain\n"),
-         after(FAMILIES_PY, "    Runway(),\n", "    Plain(),\n")),
+         after(FAMILIES_PY, "    Runway(),\n", "    Plain(),\n"), named='`fusion_magic/testing/families/`'),
     step("its models' prices in core/pricing.py, where the provider reports no cost",
          after("fusion_magic/core/pricing.py", "_TABLE: dict[str, tuple[float, float]] = {\n",
-               '    "plain-1": (1.00, 4.00),\n')),
+               '    "plain-1": (1.00, 4.00),\n'), named="`core/pricing.py`'s table"),
 )
 
 PROTOCOL_CHECK = '''
@@ -642,21 +648,23 @@ def read_verdict(text: str, candidates: Mapping[str, Response], *, judge: str, m
 '''
 
 MODE_STEPS = (
-    step("judge/<mode>.py with schema, instructions and read_verdict", Edit("fusion_magic/judge/rank.py", RANK_MODULE)),
+    step("judge/<mode>.py with schema, instructions and read_verdict", Edit("fusion_magic/judge/rank.py", RANK_MODULE),
+         named='`judge/<mode>.py`'),
     step("one row in judge/modes.py (and the module's import)",
          after("fusion_magic/judge/modes.py", "from . import best_of, merge", ", rank"),
          after("fusion_magic/judge/modes.py",
                'JUDGE_STYLES: dict[str, JudgeStyle] = {"best-of": best_of, "merge": merge, "debate": merge',
-               ', "rank": rank')),
+               ', "rank": rank'), named='`judge/modes.py`'),
     step("its name in MODES",
-         after("fusion_magic/calls/settings.py", 'MODES = ("best-of", "merge", "debate"', ', "rank"')),
+         after("fusion_magic/calls/settings.py", 'MODES = ("best-of", "merge", "debate"', ', "rank"'), named='`MODES`'),
     step("its name in ANSWER_MODES (it needs no pool to ask again)",
-         after("fusion_magic/calls/settings.py", 'ANSWER_MODES = ("best-of", "merge"', ', "rank"')),
+         after("fusion_magic/calls/settings.py", 'ANSWER_MODES = ("best-of", "merge"', ', "rank"'),
+         named='`ANSWER_MODES`'),
     step("its name in the help lines of -m (FuseOptions.mode) and of %%video --mode (VideoOptions.mode)",
          Edit(OPTIONS_PY, 'help="best-of (default), merge, debate or rank"',
               'help="best-of (default), merge or debate"'),
          Edit("fusion_magic/videos/options.py", 'help="how the judge fuses several answers: best-of, merge or rank"',
-              'help="how the judge fuses several answers: best-of or merge"')),
+              'help="how the judge fuses several answers: best-of or merge"'), named='`VideoOptions.mode`'),
 )
 
 MODE_CHECK = '''
@@ -819,13 +827,35 @@ def test_the_job_kind_list_is_generated() -> None:
     assert documented_list(DOC.read_text()) == job_kind_list()
 
 
+def recipes() -> dict[str, str]:
+    """The doc's "How to add …" recipes: heading -> its text (up to the next recipe)."""
+    section = DOC.read_text().split("## How to add …", 1)[1].split("\n## ", 1)[0]
+    parts = re.split(r"^\*\*(.+?)\*\*", section, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+# Each recipe and the steps this file follows for it.
+FOLLOWED: dict[str, tuple[Step, ...]] = {
+    "A provider speaking a new wire protocol": PROTOCOL_STEPS,
+    "A provider that speaks an existing protocol": EXISTING_STEPS,
+    "An option of `%%fuse`": OPTION_STEPS + OTHER_OPTION_STEPS,
+    "A judged mode": MODE_STEPS,
+}
+
+
 def test_the_recipes_are_the_ones_tested() -> None:
     """Every recipe of "How to add …" is one this file follows, or the generated list: a new one needs its test."""
-    section = DOC.read_text().split("## How to add …", 1)[1].split("\n## ", 1)[0]
-    recipes = re.findall(r"^\*\*(.+?)\*\*", section, re.M)
-    assert recipes == ["A provider speaking a new wire protocol", "A provider that speaks an existing protocol",
-                       "An option of `%%fuse`", "A judged mode", "A job kind"], recipes
-    assert BEGIN in section
+    assert list(recipes()) == [*FOLLOWED, "A job kind"]
+    assert BEGIN in recipes()["A job kind"]
+
+
+@pytest.mark.parametrize("heading", FOLLOWED)
+def test_the_recipes_name_their_steps(heading: str) -> None:
+    """Each step followed here is named in its recipe's text: a step dropped from the doc fails here, one added
+    to the doc and not followed is missing from the test (and its omission unchecked)."""
+    text = " ".join(recipes()[heading].split())
+    missing = [s.what for s in FOLLOWED[heading] if " ".join(s.named.split()) not in text]
+    assert missing == [], missing
 
 
 def main(argv: Sequence[str]) -> int:
