@@ -224,7 +224,10 @@ class RunLog:
         self._conn: sqlite3.Connection | None = None
         self._warned = False
         self._quiet_until = 0.0
-        self._secrets: dict[str, tuple[str, ...]] = {}
+        # Every explicit key a run was started with, redacted from every run's text: a set of the distinct keys, not
+        # an entry per run (the kernel's one log sees every run: that grew for its whole life, with nothing to say
+        # when a run's last late call was written). Replaced, never changed in place, so a reader needs no lock.
+        self._secrets: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"RunLog({str(self.path)!r})"
@@ -235,16 +238,20 @@ class RunLog:
                   secrets: Iterable[str] = ()) -> str:
         """Record a run as ``running`` and return its new id (time-sortable: ``20250102T030405123456Z-1a2b3c``).
 
-        ``secrets`` (say the explicit keys of the run's ``Settings``) are redacted from everything this run
-        writes, besides the key-like environment variables. Never raises for the database (see the class).
+        ``secrets`` (say the explicit keys of the run's ``Settings``) are redacted from everything this run writes
+        (its late calls included) and every later run, besides the key-like environment variables. Never raises for
+        the database (see the class).
         """
         if kind not in KINDS:
             raise ValueError(f"run kind must be one of {', '.join(KINDS)}, not {kind!r}")
         now = datetime.now(UTC)
         run_id = f"{now:%Y%m%dT%H%M%S%f}Z-{_random.token_hex(3)}"
-        self._secrets[run_id] = tuple(s for s in secrets if s)
-        row = (run_id, kind, now.isoformat(), None, "running", self._clean(run_id, prompt),
-               self._clean(run_id, _options_json(options)), None, None)
+        given = frozenset(s for s in secrets if s)
+        if not given <= self._secrets:
+            with self._lock:
+                self._secrets |= given
+        row = (run_id, kind, now.isoformat(), None, "running", self._clean(prompt),
+               self._clean(_options_json(options)), None, None)
         self._write(lambda c: c.execute(
             f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})", row))
         return run_id
@@ -259,7 +266,7 @@ class RunLog:
         line (the answer's start, the error). Never raises for the database."""
         if status not in RUN_STATUSES or status == "running":
             raise ValueError(f"a finished run's status must be one of {', '.join(RUN_STATUSES[1:])}, not {status!r}")
-        summary = None if summary is None else self._clean(run_id, summary)
+        summary = None if summary is None else self._clean(summary)
         finished = datetime.now(UTC).isoformat()
         self._write(lambda c: c.execute(
             "UPDATE runs SET status = ?, finished_at = ?, wall_s = ?, summary = ? WHERE id = ?",
@@ -276,7 +283,7 @@ class RunLog:
         if finished and record.latency_s is not None:  # a call reported only when done (a rejudge's pool)
             started = datetime.fromtimestamp(now.timestamp() - record.latency_s, UTC).isoformat()
         row = _call_row(run_id, record, record.call_id if call_id is None else call_id,
-                        clean=lambda text: self._clean(run_id, text),
+                        clean=self._clean,
                         started_at=started if finished else now.isoformat(),
                         finished_at=now.isoformat() if finished else None)
         return self._write(lambda c: c.execute(_UPSERT_CALL, row))
@@ -363,8 +370,8 @@ class RunLog:
             log.warning("fusion_magic run log %s cannot be written (%s); runs go on without it", self.path,
                         self.last_error)
 
-    def _clean(self, run_id: str, text: str) -> str:
-        return redact_secrets(text, (*self._secrets.get(run_id, ()), *environ_secrets()))
+    def _clean(self, text: str) -> str:
+        return redact_secrets(text, (*self._secrets, *environ_secrets()))
 
     # ---- reading -------------------------------------------------------------------------------------
 
