@@ -1,16 +1,29 @@
-"""Does running the local model in a worker process, behind %%fuse, cost generation speed?
+"""Does running the local model in worker processes, behind %%fuse, cost generation speed, and do three
+local seats reach what the cores allow?
 
-Two sides, each a process with the same model loaded the same way (plain CPU buffers, same threads):
+1. One seat. Two sides, each a process with the same model loaded the same way (same buffers, same threads):
 
-- ``%%fuse``: a ``%%fuse -p local:gemma3-270m -j vote`` cell in a real InteractiveShell, so the worker
-  process, the pipe, the engine loop, the vote and the text view are all counted;
-- ``direct``: llama-cpp-python called directly in a plain child process (``--direct``), the same prompt
-  string, max_tokens, stop strings and sampling settings.
+   - ``%%fuse``: a ``%%fuse -p local:gemma3-270m -j vote`` cell in a real InteractiveShell, so the worker
+     process, the pipe, the engine loop, the vote and the text view are all counted;
+   - ``direct``: llama-cpp-python called directly in a plain child process (``--direct``), the same prompt
+     string, max_tokens, stop strings and sampling settings.
 
-At temperature 0 both generate the same tokens. Repetitions alternate which side goes first. Figures:
-median tokens/s of the member call (call start to last token) and of the whole cell, each over direct
-(1.00 is ideal); worker start and model load times, separately. Then, for the record, direct speed with
-llama.cpp's extra buffer types on (its default; the AMX crash path) and off (what fusion_magic uses).
+   At temperature 0 both generate the same tokens. Repetitions alternate which side goes first. Figures:
+   median tokens/s of the member call (call start to last token) and of the whole cell, each over direct
+   (1.00 is ideal); worker start and model load times, separately.
+
+2. Three seats (the default offline pool: three seats of local:gemma3-270m, the vote) against three direct
+   calls one after another in one process with every core (its prompt cache serves calls two and three).
+   Each repetition asks a new question, so each side processes a new prompt as a notebook does; temperature
+   0, so both sides generate the same tokens. The seats run in three workers sharing the cores
+   (``cpu.allot_threads``: on 2 cores, 1 thread each). What the cores allow: the same three calls, each alone
+   in its own process at the seats' thread count (each processes the prompt, as each worker must), packed
+   perfectly onto the cores: max(longest call, total thread-seconds / cores). Figures: wall of the cell over
+   the sequential calls (below 1.00 is a gain), over what the cores allow (1.00 is ideal), and, for the
+   record, the same cell with ``FUSION_MAGIC_LOCAL_WORKERS=1`` (one worker, seats take turns: the old way).
+
+3. For the record, direct speed with llama.cpp's extra buffer types off and on, alternating (the worker turns
+   them on unless the CPU has AMX: ``cpu.choose_extra_buffers``).
 
     .venv/bin/python bench/bench_local.py [--reps 7] [--max-tokens 128]
 """
@@ -27,34 +40,47 @@ import time
 from typing import IO, Any
 
 # The few-shot prompt teaches the base model to answer briefly; this question draws one of its longer
-# answers (about 40 tokens at temperature 0), so prompt processing does not dominate.
+# answers (about 20 tokens at temperature 0), so prompt processing does not dominate.
 PROMPT = "Describe, in detail and at length, how a steam engine works, step by step."
+LOCAL = "local:gemma3-270m"
+SEATS = 3
+# One question per repetition of the three-seat comparison: each cell is a new prompt, as in a notebook.
+QUESTIONS = (
+    "Why is the sky blue?", "How does a steam engine work?", "What causes the seasons on Earth?",
+    "Why does ice float on water?", "How do airplanes stay in the air?", "What is photosynthesis?",
+    "How do vaccines train the immune system?", "Why do cats purr?", "What is a black hole?",
+)
 
 
-def job_message(max_tokens: int) -> dict[str, Any]:
-    """The worker's job for the cell's member call, as %%fuse builds it (minus the seat's seed, moot at 0)."""
+def job_message(max_tokens: int, prompt: str = PROMPT, seed: int = 1) -> dict[str, Any]:
+    """The worker's job for a seat's call, as %%fuse builds it (the seat's seed is moot at temperature 0)."""
     from fusion_magic.providers.base import ChatRequest, Message
     from fusion_magic.providers.chat.local.provider import job_for
 
-    job = job_for(ChatRequest("gemma3-270m", (Message("user", PROMPT),), max_tokens=max_tokens, temperature=0.0))
+    job = job_for(ChatRequest("gemma3-270m", (Message("user", prompt),), max_tokens=max_tokens, temperature=0.0,
+                              seed=seed))
     return job.to_wire()
 
 
 # ---- the direct side: a plain process with llama-cpp-python ------------------------------------------
 
 
-def direct_child(extra_bufts: bool) -> None:
-    """Serve timed generations over stdin/stdout: one JSON job in, one JSON result out."""
+def direct_child(extra_bufts: str, threads: int | None) -> None:
+    """Serve timed generations over stdin/stdout: one JSON job in, one JSON result out. ``extra_bufts`` is
+    on, off, or auto (the worker's own rule for this CPU)."""
     started = time.perf_counter()
-    from fusion_magic.providers.chat.local import native
+    from fusion_magic.providers.chat.local import cpu, native
     from fusion_magic.providers.chat.local.files import bundled_gguf
 
     imported = time.perf_counter()
-    os.environ["FUSION_MAGIC_LOCAL_EXTRA_BUFTS"] = "1" if extra_bufts else "0"
-    loaded = native.load(str(bundled_gguf()))
+    if extra_bufts == "auto":
+        choice = cpu.choose_extra_buffers(cpu.read_cpuinfo())
+    else:
+        choice = cpu.BufferChoice(extra_bufts == "on", f"--extra-bufts {extra_bufts}")
+    loaded = native.load(str(bundled_gguf()), n_threads=threads, choice=choice)
     llm = loaded.llm
     print(json.dumps({"import_s": imported - started, "load_s": time.perf_counter() - imported,
-                      "buffers": loaded.buffers}), flush=True)
+                      "buffers": loaded.buffers, "threads": llm.n_threads}), flush=True)
     for line in sys.stdin:
         job = json.loads(line)
         tokens = llm.tokenize(job["prompt"].encode("utf-8"), add_bos=True, special=False)
@@ -72,9 +98,11 @@ def direct_child(extra_bufts: bool) -> None:
 
 
 class Direct:
-    def __init__(self, extra_bufts: bool) -> None:
-        flag = ["--extra-bufts"] if extra_bufts else []
-        self.proc = subprocess.Popen([sys.executable, __file__, "--direct", *flag], stdin=subprocess.PIPE,
+    """A ``--direct`` child process: llama-cpp-python with the model loaded, no fusion_magic in the way."""
+
+    def __init__(self, extra_bufts: str = "auto", threads: int | None = None) -> None:
+        flags = ["--extra-bufts", extra_bufts] + (["--threads", str(threads)] if threads else [])
+        self.proc = subprocess.Popen([sys.executable, __file__, "--direct", *flags], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
         self.info = self._read()
 
@@ -102,8 +130,7 @@ class Direct:
 
 def fuse_cell(shell: Any, max_tokens: int) -> dict[str, Any]:
     start = time.perf_counter()
-    shell.run_cell_magic("fuse", f"-p local:gemma3-270m -j vote --max-tokens {max_tokens} --temperature 0 -o r",
-                         PROMPT)
+    shell.run_cell_magic("fuse", f"-p {LOCAL} -j vote --max-tokens {max_tokens} --temperature 0 -o r", PROMPT)
     wall = time.perf_counter() - start
     result = shell.user_ns["r"]
     member = result.responses[0]
@@ -113,59 +140,40 @@ def fuse_cell(shell: Any, max_tokens: int) -> dict[str, Any]:
             "wall": wall, "text": member.text}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--reps", type=int, default=7)
-    parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--direct", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--extra-bufts", action="store_true", help=argparse.SUPPRESS)
-    ns = parser.parse_args()
-    if ns.direct:
-        direct_child(ns.extra_bufts)
-        return
+def seats_cell(shell: Any, question: str, max_tokens: int) -> tuple[float, list[int]]:
+    """Wall time of a ``%%fuse`` cell with the default offline pool (three local seats, the vote), and each
+    seat's output tokens."""
+    pool = ",".join([LOCAL] * SEATS)
+    start = time.perf_counter()
+    shell.run_cell_magic("fuse", f"-p {pool} -j vote --max-tokens {max_tokens} --temperature 0 -o r", question)
+    wall = time.perf_counter() - start
+    result = shell.user_ns["r"]
+    failed = [m.error for m in result.responses if m.status != "ok"]
+    if failed:
+        raise RuntimeError(f"a seat failed: {failed[0]}")
+    return wall, [int(m.output_tokens or 0) for m in result.responses]
 
+
+def one_seat_section(shell: Any, direct: Direct, job: dict[str, Any], reps: int, max_tokens: int) -> None:
     import io
     from contextlib import redirect_stderr, redirect_stdout
 
-    from IPython.core.interactiveshell import InteractiveShell
-
-    from fusion_magic.providers.chat import local
-
-    job = job_message(ns.max_tokens)
-    print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; prompt {PROMPT!r}, "
-          f"max_tokens {ns.max_tokens}, temperature 0")
-
-    start = time.perf_counter()
-    local.preload()
-    worker = local.current_worker(local.DEFAULT_MODEL)
-    assert worker is not None and worker.info is not None
-    print(f"worker: ready {time.perf_counter() - start:.2f} s after start "
-          f"(python + llama_cpp import {worker.info['import_s']:.2f} s, model load {worker.info['load_s']:.2f} s); "
-          f"buffers {worker.info['buffers']}; {worker.info['threads']} threads")
-    direct = Direct(extra_bufts=False)
-    print(f"direct:  llama_cpp import {direct.info['import_s']:.2f} s, model load {direct.info['load_s']:.2f} s; "
-          f"buffers {direct.info['buffers']}")
-
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "fusion_magic")
-    shell.run_line_magic("config", "FusionMagics.view = 'text'")
     quiet = io.StringIO
-
     rates: dict[str, list[float]] = {"%%fuse call": [], "%%fuse cell": [], "direct": []}
     # Tokens after the first over the time after the first: generation speed without prompt processing.
     decode: dict[str, list[float]] = {"fuse": [], "direct": []}
     with redirect_stdout(quiet()), redirect_stderr(quiet()):
-        fuse_cell(shell, ns.max_tokens)  # warm-up: page the weights in, fill each side's prompt cache
+        fuse_cell(shell, max_tokens)  # warm-up: page the weights in, fill each side's prompt cache
     direct.run(job)
     print(f"{'rep':>3}  {'side':<8} {'tokens':>6} {'first (ms)':>10} {'tok/s call':>10} {'tok/s cell':>10} "
           f"{'decode tok/s':>12}")
-    for rep in range(ns.reps):
+    for rep in range(reps):
         order = ("fuse", "direct") if rep % 2 == 0 else ("direct", "fuse")
         texts = {}
         for side in order:
             if side == "fuse":
                 with redirect_stdout(quiet()), redirect_stderr(quiet()):
-                    got = fuse_cell(shell, ns.max_tokens)
+                    got = fuse_cell(shell, max_tokens)
                 rates["%%fuse call"].append(got["tokens"] / got["elapsed"])
                 rates["%%fuse cell"].append(got["tokens"] / got["wall"])
                 cell = f"{got['tokens'] / got['wall']:>10.1f}"
@@ -174,12 +182,11 @@ def main() -> None:
                 rates["direct"].append(got["tokens"] / got["elapsed"])
                 cell = f"{'':>10}"
             texts[side] = got["text"].strip()
-            decode[side].append((got["tokens"] - 1) / (got["elapsed"] - got["first"]))
+            decode[side].append((got["tokens"] - 1) / max(got["elapsed"] - got["first"], 1e-9))
             print(f"{rep + 1:>3}  {side:<8} {got['tokens']:>6} {got['first'] * 1000:>10.1f} "
                   f"{got['tokens'] / got['elapsed']:>10.1f} {cell} {decode[side][-1]:>12.1f}")
         if texts["fuse"] != texts["direct"]:
             print("     note: the two sides generated different text this repetition")
-    direct.close()
 
     med = {side: statistics.median(values) for side, values in rates.items()}
     print()
@@ -190,13 +197,82 @@ def main() -> None:
     print(f"median decode tokens/s  %%fuse {fuse_decode:.1f}   direct {direct_decode:.1f}   "
           f"ratio {fuse_decode / direct_decode:.3f}")
 
+
+def seats_section(shell: Any, direct: Direct, reps: int, max_tokens: int) -> None:
+    """Three local seats in one cell against three sequential direct calls, and what the cores allow."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from fusion_magic.providers.chat.local import cpu
+
+    quiet = io.StringIO
+    cores = cpu.usable_cores()
+    per_seat = cpu.allot_threads(cores, SEATS, cpu.thread_setting())
+    # Each alone in its own process at the seats' thread count, like the three workers.
+    solo = [Direct("auto", threads=per_seat) for _ in range(SEATS)]
+    print(f"{cores} cores; {SEATS} seats in {SEATS} workers, {per_seat} thread(s) per seat while all generate "
+          f"(cpu.allot_threads); the sequential calls use {direct.info['threads']} threads")
+
+    def one_worker_cell(question: str) -> tuple[float, list[int]]:
+        os.environ[cpu.WORKERS_ENV] = "1"  # read at each submit: the seats take turns on the oldest worker
+        try:
+            return seats_cell(shell, question, max_tokens)
+        finally:
+            del os.environ[cpu.WORKERS_ENV]
+
+    walls: dict[str, list[float]] = {"seats": [], "one worker": [], "sequential": [], "cores allow": []}
+    with redirect_stdout(quiet()), redirect_stderr(quiet()):
+        seats_cell(shell, "Warm up.", max_tokens)  # every worker has run once
+    for d in solo:
+        d.run(job_message(max_tokens, "Warm up."))
+    print(f"{'rep':>3}  {'side':<12} {'wall (s)':>8}  tokens per call")
+    for rep in range(reps):
+        question = f"{QUESTIONS[rep % len(QUESTIONS)]}"
+        jobs = [job_message(max_tokens, question, seed=i + 1) for i in range(SEATS)]
+        sides = ["seats", "sequential", "cores allow", "one worker"]
+        # Rotated, so that no side always runs first (or after the same side) on a busy machine.
+        for side in sides[rep % len(sides):] + sides[:rep % len(sides)]:
+            if side in ("seats", "one worker"):
+                with redirect_stdout(quiet()), redirect_stderr(quiet()):
+                    wall, tokens = (seats_cell(shell, question, max_tokens) if side == "seats"
+                                    else one_worker_cell(question))
+            elif side == "sequential":
+                start = time.perf_counter()
+                got = [direct.run(job) for job in jobs]
+                wall, tokens = time.perf_counter() - start, [g["tokens"] for g in got]
+            else:
+                got = [d.run(job) for d, job in zip(solo, jobs, strict=True)]
+                elapsed = [g["elapsed"] for g in got]
+                wall = max(max(elapsed), per_seat * sum(elapsed) / cores)
+                tokens = [g["tokens"] for g in got]
+            walls[side].append(wall)
+            print(f"{rep + 1:>3}  {side:<12} {wall:>8.3f}  {tokens}")
+    for d in solo:
+        d.close()
+
+    med = {side: statistics.median(values) for side, values in walls.items()}
+    seq = med["sequential"]
     print()
-    print("llama.cpp's extra buffer types, direct, same prompt, alternating:")
-    sides = {"off (fusion_magic)": Direct(extra_bufts=False), "on (llama.cpp default)": Direct(extra_bufts=True)}
+    print(f"three local seats / three sequential direct calls = {med['seats'] / seq:.3f}   "
+          f"({cores} cores, {per_seat} thread(s) per seat; below 1.00 is a gain)")
+    print(f"what the cores allow / three sequential direct calls = {med['cores allow'] / seq:.3f}   "
+          f"(three calls at {per_seat} thread(s) each, packed onto {cores} cores: the bound)")
+    print(f"three local seats / what the cores allow = {med['seats'] / med['cores allow']:.3f}   (ideal 1.00)")
+    print(f"three local seats in one worker (FUSION_MAGIC_LOCAL_WORKERS=1) / three sequential direct calls = "
+          f"{med['one worker'] / seq:.3f}   (for the record: the seats took turns before)")
+
+
+def buffers_section(job: dict[str, Any], reps: int) -> None:
+    from fusion_magic.providers.chat.local import cpu
+
+    choice = cpu.choose_extra_buffers(cpu.read_cpuinfo())
+    print("llama.cpp's extra buffer types, direct, same prompt, alternating "
+          f"(the worker's rule here: {choice.note()}):")
+    sides = {"off": Direct("off"), "on (llama.cpp default)": Direct("on")}
     extra: dict[str, list[float]] = {name: [] for name in sides}
     for d in sides.values():
         d.run(job)  # warm-up
-    for rep in range(ns.reps):
+    for rep in range(reps):
         for name in (list(sides) if rep % 2 == 0 else list(reversed(sides))):
             got = sides[name].run(job)
             extra[name].append(got["tokens"] / got["elapsed"])
@@ -206,6 +282,52 @@ def main() -> None:
         d.close()
     off, on = (statistics.median(v) for v in extra.values())
     print(f"  ratio off/on = {off / on:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--direct", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--extra-bufts", choices=("on", "off", "auto"), default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
+    ns = parser.parse_args()
+    if ns.direct:
+        direct_child(ns.extra_bufts, ns.threads)
+        return
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from fusion_magic.providers.chat import local
+
+    job = job_message(ns.max_tokens)
+    print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; prompt {PROMPT!r}, "
+          f"max_tokens {ns.max_tokens}, temperature 0")
+
+    start = time.perf_counter()
+    local.preload(count=SEATS)  # every seat's worker, so no figure counts a model load
+    worker = local.current_worker(local.DEFAULT_MODEL)
+    assert worker is not None and worker.info is not None
+    print(f"workers: {len(local.workers(local.DEFAULT_MODEL))} ready {time.perf_counter() - start:.2f} s after start "
+          f"(the first: python + llama_cpp import {worker.info['import_s']:.2f} s, "
+          f"model load {worker.info['load_s']:.2f} s); {worker.info['threads']} threads; {worker.note}")
+    direct = Direct("auto")
+    print(f"direct:  llama_cpp import {direct.info['import_s']:.2f} s, model load {direct.info['load_s']:.2f} s; "
+          f"buffers {direct.info['buffers']}; {direct.info['threads']} threads")
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "fusion_magic")
+    shell.run_line_magic("config", "FusionMagics.view = 'text'")
+
+    print()
+    print("one seat:")
+    one_seat_section(shell, direct, job, ns.reps, ns.max_tokens)
+    print()
+    print("three seats:")
+    seats_section(shell, direct, ns.reps, ns.max_tokens)
+    direct.close()
+    print()
+    buffers_section(job, ns.reps)
 
 
 if __name__ == "__main__":

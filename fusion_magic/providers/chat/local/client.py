@@ -1,11 +1,18 @@
-"""The kernel's side of the local model: one worker process per model, started on first use, kept warm.
+"""The kernel's side of the local model: worker processes per model, started on first use, kept warm.
 
 No llama.cpp here (the import-linter contract in pyproject.toml says so): this module only starts
 ``python -m fusion_magic.providers.chat.local.worker MODEL`` and talks to it over pipes (``protocol.py``).
 
-    worker = worker_for("gemma3-270m")       # starts one if none is alive
+    worker = worker_for("gemma3-270m")       # the model's first worker; starts one if none is alive
     call = WorkerCall(job, deliver=print)    # deliver() gets every message for this job, on a thread
-    worker.submit(call); ...; call.cancel()
+    submit(call); ...; call.cancel()         # an idle worker of the model, else a new one, else the least busy
+
+Seats run side by side: a model gets up to ``cpu.max_workers()`` workers (3, or ``$FUSION_MAGIC_LOCAL_WORKERS``),
+one per job running at once, each with its own context. The cores are shared out among the workers that have
+jobs (every model's together): ``cpu.allot_threads(cores, busy)`` threads each, sent to a worker whenever the
+number of busy workers changes, and taken between two tokens. One call alone gets every core; three seats on
+two cores get one thread each, since llama.cpp's threads spin-wait and oversubscribed cores slow every worker
+down several times over (figures in ``cpu.py``). ``$FUSION_MAGIC_LOCAL_THREADS`` fixes the count instead.
 
 When the worker dies (a segfault, an abort, the OOM killer), its reader thread sees the pipe close and:
 
@@ -35,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ....core.errors import FusionError, ServerError
+from . import cpu
 from .files import check_installed
 from .protocol import TERMINAL, Job, decode, encode, error_from_wire
 
@@ -108,6 +116,7 @@ class LocalWorker:
         self._idle = threading.Event()
         self._idle.set()
         self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
+        self.threads: int | None = None  # the thread count last sent; None: the worker's own default
         env = {k: v for k, v in os.environ.items() if not k.upper().endswith(_SECRET_SUFFIXES)}
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "fusion_magic.providers.chat.local.worker", model],
@@ -140,6 +149,18 @@ class LocalWorker:
         """Whether any job is queued or running in this worker."""
         return not self._idle.is_set()
 
+    @property
+    def pending(self) -> int:
+        """Jobs queued or running here."""
+        with self._lock:
+            return len(self._calls)
+
+    @property
+    def note(self) -> str | None:
+        """The worker's one-line load note (extra buffer types on or off, why, and the weights' buffers),
+        once the model is loaded."""
+        return None if self.info is None else str(self.info.get("note", ""))
+
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until the model is loaded (True) or the worker failed or died first (False)."""
         self._ready.wait(timeout)
@@ -166,10 +187,18 @@ class LocalWorker:
             self._calls[call.id] = call
             call.worker, call.started = self, False
             self._idle.clear()
+        # Before the job's line, so the worker already runs it with its share of the cores.
+        _share_cores()
         # A write to a worker that just died fails here; the reader thread, seeing the pipe close,
         # then hands the registered call over, so nothing is lost either way.
         self._write({"op": "generate", "id": call.id, "job": call.job.to_wire()})
         return True
+
+    def set_threads(self, n: int) -> None:
+        """Ask the worker to generate with ``n`` threads from its next token on (sent only when it changes)."""
+        if n != self.threads:
+            self.threads = n
+            self._write({"op": "threads", "n": n})
 
     def cancel(self, call_id: int) -> None:
         with self._lock:
@@ -236,6 +265,7 @@ class LocalWorker:
             if kind == "load_error":
                 self._load_error = message
                 continue
+            went_idle = False
             with self._lock:
                 call = self._calls.get(int(message.get("id", -1)))
                 if call is None:
@@ -246,6 +276,9 @@ class LocalWorker:
                     del self._calls[call.id]
                     if not self._calls:
                         self._idle.set()
+                        went_idle = True
+            if went_idle:
+                _share_cores()  # the cores this worker used go to the ones still generating
             call.deliver(message)
 
     def _on_exit(self) -> None:
@@ -280,36 +313,94 @@ class LocalWorker:
             else:
                 _resubmit(call, self.model)
         self._idle.set()
+        _share_cores()
 
 
-# ---- the registry: one live worker per model --------------------------------------------------------
+# ---- the registry: the live workers of each model, and the cores they share ---------------------------
 
-_WORKERS: dict[str, LocalWorker] = {}
+_WORKERS: dict[str, list[LocalWorker]] = {}
 _REGISTRY_LOCK = threading.Lock()
+_SHARE_LOCK = threading.Lock()
+
+
+def _live(model: str) -> list[LocalWorker]:
+    """``model``'s live workers, oldest first (call with ``_REGISTRY_LOCK`` held)."""
+    live = [w for w in _WORKERS.get(model, ()) if w.alive]
+    _WORKERS[model] = live
+    return live
+
+
+def _start(model: str) -> LocalWorker:
+    """A new worker for ``model``, registered (call with ``_REGISTRY_LOCK`` held)."""
+    check_installed(model)
+    worker = LocalWorker(model)
+    _WORKERS.setdefault(model, []).append(worker)
+    return worker
 
 
 def worker_for(model: str) -> LocalWorker:
-    """The live worker for ``model``, starting one if there is none (the process starts at once; the
+    """``model``'s first live worker, starting one if there is none (the process starts at once; the
     model loads in the background while jobs queue up in its pipe)."""
     with _REGISTRY_LOCK:
-        worker = _WORKERS.get(model)
-        if worker is None or not worker.alive:
-            check_installed(model)
-            worker = _WORKERS[model] = LocalWorker(model)
-        return worker
+        live = _live(model)
+        return live[0] if live else _start(model)
+
+
+def start_workers(model: str, count: int) -> list[LocalWorker]:
+    """``model``'s live workers, started until there are ``count`` of them (at most ``cpu.max_workers()``)."""
+    limit = min(count, cpu.max_workers())
+    with _REGISTRY_LOCK:
+        _live(model)
+        while len(_WORKERS[model]) < max(1, limit):
+            _start(model)
+        return list(_WORKERS[model])
+
+
+def _choose(model: str, limit: int) -> LocalWorker:
+    """Where a new job for ``model`` goes, among its ``limit`` oldest workers: the first idle one; else a new
+    one while there are fewer; else the one with the fewest jobs queued (they run one after another there)."""
+    with _REGISTRY_LOCK:
+        serving = _live(model)[:limit]
+        for worker in serving:
+            if not worker.busy:
+                return worker
+        if len(serving) < limit:
+            return _start(model)
+        return min(serving, key=lambda w: w.pending)
+
+
+def workers(model: str) -> list[LocalWorker]:
+    """``model``'s live workers, oldest first (for diagnostics, tests and the benchmark)."""
+    with _REGISTRY_LOCK:
+        return list(_live(model))
 
 
 def current_worker(model: str) -> LocalWorker | None:
-    """The worker now serving ``model``, if one is alive (for diagnostics and tests)."""
-    with _REGISTRY_LOCK:
-        worker = _WORKERS.get(model)
-    return worker if worker is not None and worker.alive else None
+    """The oldest worker now serving ``model``, if one is alive (for diagnostics and tests)."""
+    live = workers(model)
+    return live[0] if live else None
+
+
+def _share_cores() -> None:
+    """Give each worker that has jobs (every model's) its share of the cores, ``cpu.allot_threads``."""
+    try:
+        setting = cpu.thread_setting()
+    except FusionError:
+        return  # a malformed setting: submit() already refused the call that met it
+    with _SHARE_LOCK:
+        with _REGISTRY_LOCK:
+            busy = [w for ws in _WORKERS.values() for w in ws if w.busy and w.alive]
+        n = cpu.allot_threads(cpu.usable_cores(), len(busy), setting)
+        for worker in busy:
+            worker.set_threads(n)
 
 
 def submit(call: WorkerCall) -> None:
-    """Send ``call`` to its model's worker, starting one if needed."""
-    for _ in range(3):  # a worker may die between worker_for() and submit(); the next one is fresh
-        if worker_for(call.job.model).submit(call):
+    """Send ``call`` to one of its model's workers (``_choose``), starting one if needed."""
+    cpu.check_settings()  # a malformed setting fails this call with one line
+    limit = cpu.max_workers()
+    for _ in range(3):  # a worker may die between _choose() and submit(); the next one is fresh
+        if _choose(call.job.model, limit).submit(call):
             return
     raise ServerError("the local model's worker keeps dying on start", provider="local", model=call.job.model)
 
@@ -324,18 +415,22 @@ def _resubmit(call: WorkerCall, model: str) -> None:
 
 def _forget(worker: LocalWorker) -> None:
     with _REGISTRY_LOCK:
-        if _WORKERS.get(worker.model) is worker:
-            del _WORKERS[worker.model]
+        others = [w for w in _WORKERS.get(worker.model, ()) if w is not worker]
+        if others:
+            _WORKERS[worker.model] = others
+        else:
+            _WORKERS.pop(worker.model, None)
 
 
 @atexit.register
 def shutdown() -> None:
     """Stop every worker (they would also exit on their own once this process's pipes close)."""
     with _REGISTRY_LOCK:
-        workers = list(_WORKERS.values())
+        every = [w for ws in _WORKERS.values() for w in ws]
         _WORKERS.clear()
-    for worker in workers:
+    for worker in every:
         worker.close()
 
 
-__all__ = ["LocalWorker", "WorkerCall", "current_worker", "shutdown", "submit", "worker_for"]
+__all__ = ["LocalWorker", "WorkerCall", "current_worker", "shutdown", "start_workers", "submit", "worker_for",
+           "workers"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
 import re
 import threading
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ from typing import Any
 
 import llama_cpp
 import llama_cpp.llama_cpp as llama_capi
+
+from . import cpu
 
 N_CTX = 4096
 # A light penalty: without it the 270M model sometimes repeats one sentence until max_tokens.
@@ -33,25 +34,16 @@ _BUFFER_LINE = re.compile(r"^\S+:\s+(\S+) model buffer size")
 
 
 def threads() -> int:
-    """``$FUSION_MAGIC_LOCAL_THREADS``, else the usable cores, at most 8.
-
-    llama.cpp's threads spin-wait for each other, so two busy processes sharing two cores (parallel
-    test runs on CI) slow each other down tenfold; setting 1 there avoids that.
-    """
-    setting = os.environ.get("FUSION_MAGIC_LOCAL_THREADS", "").strip()
-    if setting.isdigit() and int(setting) > 0:
-        return int(setting)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 2
-    # A 270M model has too little work per token to use more than a few threads well.
-    return max(1, min(cores, 8))
+    """The threads a worker loads with: ``$FUSION_MAGIC_LOCAL_THREADS``, else the usable cores (at most
+    ``cpu.MAX_THREADS``). The kernel then sets each job's share (``cpu.allot_threads``) with ``set_threads``."""
+    return cpu.allot_threads(cpu.usable_cores(), 1, cpu.thread_setting())
 
 
-def extra_buffers_allowed() -> bool:
-    """``FUSION_MAGIC_LOCAL_EXTRA_BUFTS=1`` turns llama.cpp's repacked weights back on (at your CPU's risk)."""
-    return os.environ.get("FUSION_MAGIC_LOCAL_EXTRA_BUFTS", "").strip() == "1"
+def set_threads(llm: Any, n: int) -> None:
+    """Use ``n`` threads from the next llama.cpp decode on (safe between two tokens of one completion:
+    llama.cpp hands its thread count to the CPU backend on every graph it computes)."""
+    llama_capi.llama_set_n_threads(llm.ctx, n, n)
+    llm.n_threads = llm.n_threads_batch = n
 
 
 _ORIGINAL_DEFAULTS = llama_capi.llama_model_default_params
@@ -106,12 +98,21 @@ class Loaded:
     """A loaded model and what its load reported."""
 
     llm: Any  # llama_cpp.Llama
-    buffers: tuple[str, ...]  # the weight buffer types llama.cpp used, e.g. ("CPU_Mapped",)
+    buffers: tuple[str, ...]  # the weight buffer types llama.cpp used, e.g. ("CPU_Mapped", "CPU_REPACK")
+    choice: cpu.BufferChoice  # whether extra buffer types were allowed, and why
+
+    @property
+    def note(self) -> str:
+        """One line for the worker's load note: the decision, its reason, the buffers llama.cpp used."""
+        return self.choice.note(self.buffers)
 
 
-def load(path: str, *, n_threads: int | None = None, n_ctx: int = N_CTX) -> Loaded:
-    """Load a GGUF file the way fusion_magic runs it: plain CPU buffers unless the user opted in."""
-    use_plain_cpu_buffers(not extra_buffers_allowed())
+def load(path: str, *, n_threads: int | None = None, n_ctx: int = N_CTX,
+         choice: cpu.BufferChoice | None = None) -> Loaded:
+    """Load a GGUF file the way fusion_magic runs it: extra buffer types as ``choice`` says (default: this
+    CPU's flags and the user's setting, ``cpu.extra_buffers_here()``)."""
+    choice = choice or cpu.extra_buffers_here()
+    use_plain_cpu_buffers(not choice.on)
     n = n_threads or threads()
     with _LOG_LOCK:
         _install_log()
@@ -130,7 +131,7 @@ def load(path: str, *, n_threads: int | None = None, n_ctx: int = N_CTX) -> Load
         match = _BUFFER_LINE.match(line.strip())
         if match and match.group(1) not in buffers:
             buffers.append(match.group(1))
-    return Loaded(llm, tuple(buffers))
+    return Loaded(llm, tuple(buffers), choice)
 
 
 @functools.lru_cache(maxsize=64)
@@ -166,10 +167,10 @@ __all__ = [
     "PLAIN_BUFFERS",
     "Loaded",
     "completion_kwargs",
-    "extra_buffers_allowed",
     "grammar",
     "load",
     "output_tokens",
+    "set_threads",
     "threads",
     "use_plain_cpu_buffers",
 ]

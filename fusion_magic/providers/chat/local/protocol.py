@@ -4,13 +4,17 @@ Pure Python, shared by both ends (``client.py`` in the kernel, ``worker.py`` in 
 
     kernel -> worker   {"op": "generate", "id": 7, "job": {...Job...}}
                        {"op": "cancel", "id": 7}
+                       {"op": "threads", "n": 1}               generate with 1 thread from the next token on
                        end of input: the worker stops what it is doing and exits
 
-    worker -> kernel   {"t": "ready", "pid": ..., "path": ..., "import_s": ..., "load_s": ..., "buffers": [...]}
+    worker -> kernel   {"t": "ready", "pid": ..., "path": ..., "import_s": ..., "load_s": ..., "threads": 2,
+                        "buffers": ["CPU_Mapped", "CPU_REPACK"], "extra_buffers": true, "note": "extra buffer
+                        types on (no AMX in this CPU's flags); weights in CPU_Mapped, CPU_REPACK"}
                        {"t": "load_error", "kind": "config", "message": ...}     then the worker exits
                        {"t": "start", "id": 7}                 the job got the model (it may crash from here)
                        {"t": "text", "id": 7, "text": "Par"}
-                       {"t": "end", "id": 7, "input_tokens": 80, "output_tokens": 3, "reason": "stop"}
+                       {"t": "end", "id": 7, "input_tokens": 80, "output_tokens": 3, "reason": "stop",
+                        "threads": [2, 1]}                     the thread counts it ran with, in order
                        {"t": "error", "id": 7, "kind": "bad_request", "message": ...}
                        {"t": "stopped", "id": 7}               after a cancel; the worker is free again
 

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from ....core.errors import ProtocolError, ServerError, WorkerCrashed
 from ...base import ChatRequest, Endpoint, Finished, ProviderEvent, TextDelta, Usage
 from .client import WorkerCall, submit
+from .cpu import check_settings
 from .fewshot import TEXT_STOPS, build_prompt, copied_example
 from .files import check_installed
 from .files import check_model as check_local_model
@@ -56,10 +57,12 @@ class LocalProvider:
 
     @staticmethod
     def check_model(model: str, *, will_run: bool) -> None:
-        """Refuse at plan time, with one line and no worker started: llama.cpp missing (when the run will
-        use it) or a name the worker cannot serve. Cheap: nothing is loaded or assembled."""
+        """Refuse at plan time, with one line and no worker started: llama.cpp missing or a malformed
+        ``FUSION_MAGIC_LOCAL_*`` setting (when the run will use them), or a name the worker cannot serve.
+        Cheap: nothing is loaded or assembled."""
         if will_run:
             check_installed(model)
+            check_settings()
         check_local_model(model, need_file=will_run)
 
     def __init__(self, endpoint: Endpoint | None = None, client: object | None = None) -> None:

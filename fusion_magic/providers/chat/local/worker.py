@@ -9,12 +9,15 @@ Two threads::
 
     reader thread                         main thread
     -------------                         -----------
-    stdin line "generate" -> inbox  --->  load the model once, say "ready"
-    stdin line "cancel"   -> cancels      take a job: "start", "text"..., then "end" | "error" | "stopped"
-    end of stdin          -> cancel all   (checks cancels between tokens), exit when the inbox closes
+    stdin line "generate" -> inbox  --->  load the model once (extra buffer types as cpu.py decides
+    stdin line "cancel"   -> cancels      from this CPU's flags), say "ready" with a one-line load note
+    stdin line "threads"  -> threads      take a job: "start", "text"..., then "end" | "error" | "stopped"
+    end of stdin          -> cancel all   (between tokens: checks cancels, takes the thread count the
+                                          kernel last sent), exit when the inbox closes
 
 Jobs run one at a time: they share one llama.cpp context and its KV cache, and one thread keeps
-llama.cpp's OpenMP thread team warm (a fresh thread per call measured 7% fewer tokens/s).
+llama.cpp's OpenMP thread team warm (a fresh thread per call measured 7% fewer tokens/s). A model that
+fills several seats gets several workers (``client.py``); the kernel shares the cores among the busy ones.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 from ....core.errors import BadRequestError
+from . import cpu
 from .fewshot import bound_schema
 from .protocol import Job, decode, encode, error_to_wire
 
@@ -79,7 +83,27 @@ class _Cancels:
             self._ids.discard(job_id)
 
 
-def _read_commands(stream: IO[bytes], inbox: queue.Queue[dict[str, Any] | None], cancels: _Cancels) -> None:
+class Threads:
+    """The thread count the kernel asked for, applied by the generating thread between two tokens."""
+
+    def __init__(self, initial: int) -> None:
+        self.wanted = initial  # set by the reader thread; one int, so no lock is needed
+        self.current = initial
+
+    def apply(self, llm: Any, used: list[int]) -> None:
+        """Switch ``llm`` to the wanted count if it changed; ``used`` collects the counts this job ran with."""
+        wanted = self.wanted
+        if wanted != self.current:
+            from . import native
+
+            native.set_threads(llm, wanted)
+            self.current = wanted
+        if not used or used[-1] != wanted:
+            used.append(wanted)
+
+
+def _read_commands(stream: IO[bytes], inbox: queue.Queue[dict[str, Any] | None], cancels: _Cancels,
+                   threads: Threads) -> None:
     try:
         for line in stream:
             message = decode(line)
@@ -87,6 +111,8 @@ def _read_commands(stream: IO[bytes], inbox: queue.Queue[dict[str, Any] | None],
                 inbox.put(message)
             elif message.get("op") == "cancel":
                 cancels.add(int(message["id"]))
+            elif message.get("op") == "threads":
+                threads.wanted = max(1, int(message["n"]))
     except (OSError, ValueError):
         pass  # a garbled pipe means the kernel is gone or broken: stop as if the input ended
     finally:
@@ -114,9 +140,15 @@ def _fit_grammar(schema: Mapping[str, Any], room: int) -> tuple[Any, int]:
     return native.grammar(json.dumps(bounded)), worst  # key order kept: "reasoning" first
 
 
-def generate(llm: Any, job: Job, on_text: Callable[[str], None], cancelled: Callable[[], bool]) -> dict[str, Any]:
-    """Run one job on a loaded model; returns the terminal message (``end`` or ``stopped``)."""
+def generate(llm: Any, job: Job, on_text: Callable[[str], None], cancelled: Callable[[], bool],
+             threads: Threads | None = None) -> dict[str, Any]:
+    """Run one job on a loaded model; returns the terminal message (``end`` or ``stopped``). With ``threads``,
+    the kernel's thread count is taken before the prompt and between tokens."""
     from . import native
+
+    used: list[int] = []
+    if threads is not None:
+        threads.apply(llm, used)
 
     # Tokenized here rather than by create_completion: the count is exact, and text from other
     # models (a judge reads their answers) cannot smuggle in special tokens such as <eos>.
@@ -146,6 +178,8 @@ def generate(llm: Any, job: Job, on_text: Callable[[str], None], cancelled: Call
         for chunk in chunks:
             if cancelled():
                 return {"t": "stopped"}
+            if threads is not None:
+                threads.apply(llm, used)
             choice = chunk["choices"][0]
             if choice["text"]:
                 on_text(choice["text"])
@@ -153,7 +187,8 @@ def generate(llm: Any, job: Job, on_text: Callable[[str], None], cancelled: Call
     finally:
         chunks.close()
     return {"t": "end", "input_tokens": len(tokens),
-            "output_tokens": native.output_tokens(llm, len(tokens), max_tokens), "reason": reason}
+            "output_tokens": native.output_tokens(llm, len(tokens), max_tokens), "reason": reason,
+            "threads": used}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,23 +204,29 @@ def main(argv: list[str] | None = None) -> int:
     send = _Sender(_protocol_stream())
     inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
     cancels = _Cancels()
-    threading.Thread(target=_read_commands, args=(sys.stdin.buffer, inbox, cancels), daemon=True,
+    began = time.perf_counter()
+    try:
+        threads = Threads(cpu.allot_threads(cpu.usable_cores(), 1, cpu.thread_setting()))
+        choice = cpu.extra_buffers_here()  # this CPU's own flags; the user's setting wins
+    except Exception as exc:  # a malformed setting: one line for every call, not a traceback
+        send({"t": "load_error", **error_to_wire(exc)})
+        return 0
+    threading.Thread(target=_read_commands, args=(sys.stdin.buffer, inbox, cancels, threads), daemon=True,
                      name="fusion_magic-worker-reader").start()
 
-    began = time.perf_counter()
     try:
         from . import native
         from .files import model_path
 
         imported = time.perf_counter()
         path = model_path(model)
-        loaded = native.load(str(path))
+        loaded = native.load(str(path), n_threads=threads.current, choice=choice)
     except Exception as exc:
         send({"t": "load_error", **error_to_wire(exc)})
         return 0
     send({"t": "ready", "pid": os.getpid(), "path": str(path), "import_s": imported - began,
           "load_s": time.perf_counter() - imported, "buffers": list(loaded.buffers),
-          "threads": native.threads()})
+          "extra_buffers": choice.on, "note": loaded.note, "threads": threads.current})
 
     while (message := inbox.get()) is not None:
         job_id = int(message["id"])
@@ -202,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             return job_id in cancels
 
         try:
-            terminal = generate(loaded.llm, Job.from_wire(message["job"]), on_text, cancelled)
+            terminal = generate(loaded.llm, Job.from_wire(message["job"]), on_text, cancelled, threads)
         except Exception as exc:
             terminal = {"t": "error", **error_to_wire(exc)}
         send({**terminal, "id": job_id})
