@@ -34,6 +34,9 @@ from fusion_magic.ipython.declared import (
     parser,
     renamed_notes,
 )
+from fusion_magic.ipython.declared import (
+    help_text as declared_help,
+)
 from fusion_magic.ipython.magics import FusionMagics
 from fusion_magic.ipython.video import VideoMagics
 from fusion_magic.videos.options import VideoKeywords, VideoOptions
@@ -89,7 +92,7 @@ def test_every_option_has_its_flag_trait_keyword_and_help_line(kind: str, d: Dec
         assert f" {d.option.flags[0]}" in help_text
     else:
         lines = [line for line in help_text.splitlines() if line.startswith(f"  {', '.join(d.option.flags)} ")]
-        assert len(lines) == 1 and lines[0].endswith(f" {d.option.help}")
+        assert len(lines) == 1 and lines[0].endswith(f" {declared_help(d)}")
     # the trait, where configurable, with the option's default
     traits = magics.class_traits(config=True) if magics is not None else {}
     assert (d.trait_name in traits) == d.configurable

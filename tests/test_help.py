@@ -228,3 +228,13 @@ def test_the_video_help_fits_and_names_every_option() -> None:
 def test_the_help_shows_the_new_spellings_only() -> None:
     entry = FUSE_HELP.split("  %fuse eval DATA", 1)[1].split("\n\n", 1)[0]
     assert names(["--strategies", "--repeats", "-p"], entry) and not names(["-s", "-r"], entry)
+
+
+@pytest.mark.parametrize("command", ["eval", "rejudge", "history"])
+def test_help_of_one_command_shows_its_flags(shell: InteractiveShell, capsys: pytest.CaptureFixture[str],
+                                             command: str) -> None:
+    """``%fuse help eval`` shows that command's help (every flag with its help line), not the general text."""
+    from fusion_magic.ipython.args import command_help
+
+    shown = help_printed(shell, capsys, f"%fuse help {command}")
+    assert shown.strip() == command_help(command).strip() and "Usage: %%fuse [options]" not in shown

@@ -98,7 +98,7 @@ class FuseOptions:
         "", "-j", "--judge", metavar="ID", help="judge model id, or vote (a free, model-free majority vote)",
         config="Default judge id, or 'vote'; empty picks a default.")
     mode: str = option(
-        "best-of", "-m", "--mode", metavar="MODE", choices=MODES, help="best-of (default), merge or debate",
+        "best-of", "-m", "--mode", metavar="MODE", choices=MODES, help="{choices} (default best-of)",
         check=one_of("mode", MODES), config="Default fusion mode.")
     rounds: int = option(
         2, "-r", "--rounds", metavar="N", help="debate rounds (default 2)",

@@ -255,7 +255,7 @@ class FusionMagics(Magics, Configurable):
     def _line(self, line: str) -> Any:
         command, ns = _args.parse_line_magic(line)
         if command == "help":
-            print(FUSE_DOC)
+            print(FUSE_DOC if ns is None else _args.command_help(ns))
             return None
         if command == "list":
             return provider_listing(self.settings())

@@ -150,7 +150,7 @@ class VideoOptions:
         None, "-j", "--judge", metavar="ID", group="Understand",
         help="judge for several answers, or vote (default: %config FusionMagics.judge)")
     mode: str | None = option(None, "--mode", metavar="MODE", choices=ANSWER_MODES, group="Understand",
-                              help="how the judge fuses several answers: best-of or merge",
+                              help="how the judge fuses several answers: {choices}",
                               check=one_of("--mode", ANSWER_MODES))
     new: bool = option(False, "--new", group="Generate",
                        help="pay for a fresh clip even if this same request has one already")
