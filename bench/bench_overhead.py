@@ -28,6 +28,7 @@ These machines are shared and noisy: compare side by side in one run. Missed tar
 only an error exits non-zero.
 
     .venv/bin/python bench/bench_overhead.py [--tokens 3000] [--tps 1000] [--reps 7] [--starts 10]
+    .venv/bin/python bench/bench_overhead.py --reps 3 --starts 5 --before 636c31e   # and an earlier commit
 """
 
 from __future__ import annotations
@@ -47,9 +48,13 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
+
+import baseline  # bench/baseline.py: --before
 
 MODEL = "bench/long"
 PROMPT = "Write at length about streams."
@@ -264,6 +269,52 @@ def load_ext_starts(ns: argparse.Namespace, env: dict[str, str]) -> list[tuple[S
     return rows
 
 
+def measure(ns: argparse.Namespace) -> list[dict[str, Any]]:
+    """One run of both figures, as rows (``baseline.side_by_side`` carries them across processes): a "cpu" row per
+    rep (ours and bare, CPU seconds), one "threads" row (ours' CPU seconds per token by thread), and a "start" row
+    per pair of fresh processes (wall and CPU seconds, with %load_ext and without)."""
+    # The fresh IPython starts get the environment this process was given, without the emulator's.
+    env = dict(os.environ)
+    cpu, by_thread = cpu_per_token(ns)
+    rows: list[dict[str, Any]] = [{"kind": "cpu", "ours": ours, "bare": bare} for ours, bare in cpu]
+    rows.append({"kind": "threads", "us": {name: seconds / (ns.reps * ns.tokens) * 1e6
+                                           for name, seconds in by_thread.items()}})
+    rows += [{"kind": "start", "ext_wall": ext.wall, "bare_wall": plain.wall, "ext_cpu": ext.cpu,
+              "bare_cpu": plain.cpu} for ext, plain in load_ext_starts(ns, env)]
+    return rows
+
+
+def medians(rows: Sequence[dict[str, Any]]) -> tuple[float, float]:
+    """The two figures of ``rows``: median ours/bare CPU per token, median seconds %load_ext adds."""
+    return (statistics.median(r["ours"] / r["bare"] for r in rows if r["kind"] == "cpu"),
+            statistics.median(r["ext_wall"] - r["bare_wall"] for r in rows if r["kind"] == "start"))
+
+
+def report(rows: Sequence[dict[str, Any]], tokens: int) -> None:
+    """Both tables of ``rows``, with their medians (the summary lines are main's)."""
+    cpu = [r for r in rows if r["kind"] == "cpu"]
+    print(f"{'rep':>3} {'ours_ms':>8} {'bare_ms':>8} {'ours_us/tok':>11} {'bare_us/tok':>11} {'ours/bare':>9}")
+    for i, r in enumerate(cpu, 1):
+        print(f"{i:>3} {r['ours'] * 1e3:8.1f} {r['bare'] * 1e3:8.1f} {r['ours'] / tokens * 1e6:11.1f} "
+              f"{r['bare'] / tokens * 1e6:11.1f} {r['ours'] / r['bare']:9.3f}")
+    ours_us = statistics.median(r["ours"] for r in cpu) / tokens * 1e6
+    bare_us = statistics.median(r["bare"] for r in cpu) / tokens * 1e6
+    print(f"CPU per streamed token (median): ours {ours_us:.1f} us, bare httpx-sse {bare_us:.1f} us")
+    threads = [r["us"] for r in rows if r["kind"] == "threads"]
+    per_thread = {name: statistics.mean(t.get(name, 0.0) for t in threads) for t in threads for name in t}
+    shown = sorted(((name, us) for name, us in per_thread.items() if us >= 0.5), key=lambda item: -item[1])
+    if shown:
+        print("ours by thread (mean per token): " + ", ".join(f"{name} {us:.1f} us" for name, us in shown))
+    starts = [r for r in rows if r["kind"] == "start"]
+    print(f"{'pair':>4} {'load_s':>7} {'bare_s':>7} {'added_s':>8} {'added_cpu_s':>11}")
+    for i, r in enumerate(starts, 1):
+        print(f"{i:>4} {r['ext_wall']:7.3f} {r['bare_wall']:7.3f} {r['ext_wall'] - r['bare_wall']:+8.3f} "
+              f"{r['ext_cpu'] - r['bare_cpu']:+11.3f}")
+    # CPU time moves less than wall time when the machine is busy: a check on the wall figure, not the figure.
+    added_cpu = statistics.median(r["ext_cpu"] - r["bare_cpu"] for r in starts)
+    print(f"(median CPU time added by %load_ext, user + system: {added_cpu:+.3f} s)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokens", type=int, default=3000, help="chunks (tokens) in the streamed reply")
@@ -271,43 +322,40 @@ def main() -> int:
     parser.add_argument("--tps", type=float, default=1000.0, help="chunks per second the emulator streams")
     parser.add_argument("--reps", type=int, default=7, help="pairs of streamed runs, ours and bare")
     parser.add_argument("--starts", type=int, default=10, help="pairs of fresh IPython starts, with and without")
+    parser.add_argument("--before", metavar="REV", help="also run this benchmark against fusion_magic at REV (a git "
+                        "commit), alternating with this checkout's, and print both")
+    parser.add_argument("--rounds", type=int, default=2, help="with --before: runs per side")
+    parser.add_argument("--rows-json", action="store_true", help=argparse.SUPPRESS)  # for baseline.side_by_side
     ns = parser.parse_args()
-    if min(ns.tokens, ns.chunk_chars, ns.reps, ns.starts) < 1 or ns.tps <= 0:
-        parser.error("--tokens, --chunk-chars, --tps, --reps and --starts must be positive")
+    if min(ns.tokens, ns.chunk_chars, ns.reps, ns.starts, ns.rounds) < 1 or ns.tps <= 0:
+        parser.error("--tokens, --chunk-chars, --tps, --reps, --starts and --rounds must be positive")
+    if ns.rows_json:
+        print(baseline.rows_line(measure(ns)))
+        return 0
 
-    # The fresh IPython starts get the environment this process was given, without the emulator's.
-    env = dict(os.environ)
-    rows, by_thread = cpu_per_token(ns)
     print(f"one emulated member (another process) streams {ns.tokens} tokens of {ns.chunk_chars} characters at "
           f"{ns.tps:g}/s; this process's CPU time, {ns.reps} reps alternating, after a warm-up")
     print("(ours = a %%fuse -j vote cell with the widget view in an InteractiveShell; bare = httpx-sse "
           "aconnect_sse/aiter_sse, each event's JSON decoded)")
-    print(f"{'rep':>3} {'ours_ms':>8} {'bare_ms':>8} {'ours_us/tok':>11} {'bare_us/tok':>11} {'ours/bare':>9}")
-    for i, (a, b) in enumerate(rows, 1):
-        print(f"{i:>3} {a * 1e3:8.1f} {b * 1e3:8.1f} {a / ns.tokens * 1e6:11.1f} {b / ns.tokens * 1e6:11.1f} "
-              f"{a / b:9.3f}")
-    ours_us = statistics.median(a for a, _ in rows) / ns.tokens * 1e6
-    bare_us = statistics.median(b for _, b in rows) / ns.tokens * 1e6
-    ratio = statistics.median(a / b for a, b in rows)
-    print(f"CPU per streamed token (median): ours {ours_us:.1f} us, bare httpx-sse {bare_us:.1f} us")
-    per_token = {name: seconds / (ns.reps * ns.tokens) for name, seconds in by_thread.items()}
-    shown = sorted(((name, s) for name, s in per_token.items() if s >= 5e-7), key=lambda item: -item[1])
-    if shown:
-        print("ours by thread (mean per token): " + ", ".join(
-            f"{name} {seconds * 1e6:.1f} us" for name, seconds in shown))
-    print(f"CPU per streamed token, ours/bare httpx-sse (median) = {ratio:.3f}  (target <= {CPU_TARGET:.1f})")
-
-    starts = load_ext_starts(ns, env)
-    print()
-    print(f"fresh processes, {ns.starts} pairs alternating: python -c 'InteractiveShell.instance()' with and "
+    print(f"then {ns.starts} pairs of fresh processes, alternating: python -c 'InteractiveShell.instance()' with and "
           "without %load_ext fusion_magic (whole-process wall time)")
-    print(f"{'pair':>4} {'load_s':>7} {'bare_s':>7} {'added_s':>8} {'added_cpu_s':>11}")
-    for i, (ext, plain) in enumerate(starts, 1):
-        print(f"{i:>4} {ext.wall:7.3f} {plain.wall:7.3f} {ext.wall - plain.wall:+8.3f} {ext.cpu - plain.cpu:+11.3f}")
-    added = statistics.median(ext.wall - plain.wall for ext, plain in starts)
-    # CPU time moves less than wall time when the machine is busy: a check on the wall figure, not the figure.
-    added_cpu = statistics.median(ext.cpu - plain.cpu for ext, plain in starts)
-    print(f"(median CPU time added, user + system: {added_cpu:+.3f} s)")
+    if ns.before:
+        args = [f"--{name.replace('_', '-')}={getattr(ns, name)}" for name in ("tokens", "chunk_chars", "tps", "reps",
+                                                                              "starts")]
+        sides = baseline.side_by_side(Path(__file__), args, ns.before, rounds=ns.rounds)
+        rows = sides["after"]
+        for side, label in (("before", f"before ({baseline.commit(ns.before)})"), ("after", "after (this checkout)")):
+            print(f"\n{label}, {ns.rounds} runs alternating with the other side:")
+            report(sides[side], ns.tokens)
+        cpu_before, load_before = medians(sides["before"])
+        print(f"before {baseline.commit(ns.before)}: CPU per streamed token, ours/bare httpx-sse = {cpu_before:.3f}; "
+              f"%load_ext fusion_magic over bare IPython start = {load_before:+.3f} s")
+    else:
+        rows = measure(ns)
+        print()
+        report(rows, ns.tokens)
+    cpu_ratio, added = medians(rows)
+    print(f"CPU per streamed token, ours/bare httpx-sse (median) = {cpu_ratio:.3f}  (target <= {CPU_TARGET:.1f})")
     print(f"%load_ext fusion_magic over bare IPython start (median) = {added:+.3f} s  "
           f"(target <= +{LOAD_TARGET_S:.1f} s)")
     return 0
