@@ -182,6 +182,7 @@ class Run:
 def bench(ns: argparse.Namespace, port: int) -> Run:
     """Run the cells in one shell and record what they leave."""
     from IPython.core.interactiveshell import InteractiveShell
+    from ipywidgets.widgets import widget
 
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "fusion_magic")
@@ -190,7 +191,6 @@ def bench(ns: argparse.Namespace, port: int) -> Run:
     large = f"-p {','.join(f'openrouter:{member(i)}' for i in range(ns.big))} -j openrouter:{JUDGE} -m best-of -o r"
     failures: list[str] = []
     kept_outputs = 0
-    from ipywidgets.widgets import widget
 
     def cell(line: str, prompt: str, what: str) -> None:
         nonlocal kept_outputs
