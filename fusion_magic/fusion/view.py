@@ -149,6 +149,7 @@ class FusionView(LiveView):
                     self.partial = event.partial
                     self._report_shown = None
                     self._update_display()
+                    self._release_when_idle()
             self.status.value = self._status_html()
 
     def text(self) -> str:
@@ -242,6 +243,7 @@ class FusionView(LiveView):
             self._refresh_ledger()
             self._report_shown = None
             self._update_display()
+            self._release_when_idle()
 
     def _on_run_finished(self, result: FusionResult) -> None:
         self._stop_clock()
@@ -265,8 +267,18 @@ class FusionView(LiveView):
         self.fused.show_result(result)
         self._refresh_ledger()
         self._update_display()  # handle() redraws the status line after this event, as after any other
+        self._release_when_idle()
 
     # --- helpers -------------------------------------------------------------------------------------
+
+    def _loose_widgets(self) -> tuple[widgets.Widget, ...]:
+        headings = (s.heading for pane in self.members.values() for s in pane.sections.values())
+        return (self.context, *headings)
+
+    def _release_when_idle(self) -> None:
+        """Close the widgets once the report shows and no call (a late member) still streams into them."""
+        if self._handle is not None and not any(r.state.is_running for r in self._calls.values()):
+            self._release_widgets()
 
     def _show(self, pane: Pane) -> None:
         """Select ``pane``'s tab, but only while the reader is on the overview: a tab they chose stays."""

@@ -223,6 +223,7 @@ class VideoView(LiveView):
             self.answer.show_result(result)
         self._refresh_ledger()
         self._update_display()
+        self._release_when_idle()
 
     # --- helpers -------------------------------------------------------------------------------------
 
@@ -271,6 +272,11 @@ class VideoView(LiveView):
     def _videos(self) -> list[Video]:
         return [p.video for p in self.clips.values()]
 
+    def _release_when_idle(self) -> None:
+        """Close the widgets once the report shows and no call still answers into them."""
+        if self._handle is not None and not any(r.state.is_running for r in self._calls.values()):
+            self._release_widgets()
+
     def _ledger_changed(self) -> None:
         self._ledger_dirty = True
         if self.result is not None and not self._finishing:
@@ -278,6 +284,7 @@ class VideoView(LiveView):
             self._refresh_ledger()
             self._report_shown = None
             self._update_display()
+            self._release_when_idle()
 
     def _refresh_ledger(self) -> None:
         self._ledger_dirty = False

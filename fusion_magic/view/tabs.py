@@ -48,6 +48,22 @@ def status_html(r: Response) -> str:
     return word_html(status_word(r), colour(r))
 
 
+def close_tree(widget: widgets.Widget, *, children: bool = True) -> None:
+    """Close ``widget``, its ``layout`` and ``style`` (``Widget.close`` leaves both open), and with ``children``
+    everything below it."""
+    stack, seen = [widget], set()
+    while stack:
+        w = stack.pop()
+        if id(w) in seen:
+            continue
+        seen.add(id(w))
+        stack.extend(sub for sub in (getattr(w, "layout", None), getattr(w, "style", None))
+                     if isinstance(sub, widgets.Widget))
+        if children:
+            stack.extend(getattr(w, "children", ()))
+        w.close()
+
+
 class Pane:
     """One tab: a title and the widget shown under it. Subclass it to add a kind of tab.
 
@@ -129,9 +145,11 @@ class MarkdownStream:
 
     def _reset(self) -> None:
         if self._frozen:
-            self._frozen = []
+            dropped, self._frozen = self._frozen, []
             self._frozen_text = ""
             self.body.children = (self.tail,)
+            for chunk in dropped:
+                close_tree(chunk)  # off the page now: its comm and registry entry go too
 
 
 @dataclass
