@@ -152,6 +152,28 @@ BENCHES: dict[str, Bench] = {
             Figure("attach PDF x 4: extra copies per provider (growth beyond the file)",
                    r"PDF to \d+ providers: extra copies of the file per provider = " + _NUMBER, "<=", 0.10),
         ), needs=_TESTING),
+    "bench_flat.py": Bench(
+        args=("--cells", "200"), smoke=("--cells", "20"),
+        figures=(
+            Figure("%%fuse cells answered / cells run", r"cells answered / cells run = " + _NUMBER, ">=", 1.0),
+            Figure("RSS growth, 2nd half of the cells", r"RSS growth cells \d+->\d+ = " + _NUMBER + " MB", "<=", 5.0,
+                   "MB"),
+            Figure("open sockets growth", r"open sockets growth = " + _NUMBER, "<=", 16.0),
+            Figure("engine-loop pending tasks growth", r"pending tasks growth = " + _NUMBER, "<=", 0.0),
+            Figure("threads growth", r"threads growth = " + _NUMBER, "<=", 0.0),
+            Figure("worker processes growth", r"worker processes growth = " + _NUMBER, "<=", 0.0),
+        ), needs=_TESTING),
+    "bench_eval_scale.py": Bench(
+        args=("--questions", "200"), smoke=("--questions", "20"),
+        figures=(
+            Figure("evaluate 200 x 4 / plain httpx, same waves",
+                   r"evaluate \d+ x 4: wall / concurrency-limited ideal = " + _NUMBER, "<=", 1.10),
+            Figure("evaluate 200 x 4 / scripted schedule", r"evaluate \d+ x 4: wall / scripted schedule = " + _NUMBER,
+                   note="none (record; no request costs)"),
+            Figure("evaluate 200 x 4 from the cache", r"evaluate \d+ x 4 from the cache: " + _NUMBER + " s", "<", 10.0,
+                   "s"),
+            Figure("evaluate 200 x 4: cache / live wall", r"cache / live wall = " + _NUMBER, note="none (record)"),
+        ), needs=_TESTING),
     "bench_batch.py": Bench(
         args=("--questions", "10000"), smoke=("--questions", "200"),
         figures=(
