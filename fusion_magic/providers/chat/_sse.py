@@ -15,11 +15,13 @@ read one event's JSON:
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import aclosing
 from typing import Any, ClassVar
 
+import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
 from ...core.errors import ProtocolError
@@ -44,6 +46,29 @@ def json_int(value: object) -> int | None:
     """A count from an event's JSON if it is a whole number, else None: ``json_int(usage.get("prompt_tokens"))``."""
     # JSON true would pass as 1 otherwise: bool is a subclass of int.
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# ---- after the terminator --------------------------------------------------------------------------
+
+# What is read past the terminator (normally only the body's last empty chunk) so the connection goes back to the
+# pool; a connection closed with its body unread cannot be reused, and the next call pays a new TCP and TLS
+# handshake. A server that keeps the stream open longer costs that one connection, never the call.
+DRAIN_S = 1.0
+DRAIN_BYTES = 64 << 10
+
+
+async def drain(events: AsyncIterator[ServerSentEvent], response: httpx.Response) -> None:
+    """Read ``events`` to the end of the body, at most ``DRAIN_S`` seconds and about ``DRAIN_BYTES`` bytes; what
+    arrives is ignored, and so is a connection lost meanwhile: the answer was already whole."""
+    start = response.num_bytes_downloaded
+    try:
+        async with asyncio.timeout(DRAIN_S):
+            async for _ in events:
+                # Checked per event: a comment-only keep-alive yields none, and the time limit ends it.
+                if response.num_bytes_downloaded - start > DRAIN_BYTES:
+                    return
+    except (TimeoutError, httpx.HTTPError):
+        pass
 
 
 # ---- the provider template -------------------------------------------------------------------------
@@ -128,7 +153,7 @@ class SSEProvider(OverHTTP):
                 classify=self.parser_class.error_classifier(ctx), params=self.params,
             ) as response,
             # Read inside open_stream's block, so a connection lost mid-stream is translated there;
-            # closed on the way out, as the loop may stop at the terminator before the stream ends.
+            # closed on the way out: an error, a cancel or a drain cut short leave the body unread.
             aclosing(EventSource(response).aiter_sse()) as events,
         ):
             parser = self.parser_class(ctx, request_id(response.headers))
@@ -136,8 +161,11 @@ class SSEProvider(OverHTTP):
                 for event in self.feed(parser, sse):
                     yield event
                 if parser.done:
+                    # Nothing after the terminator is parsed, but the body is read to its end: then the
+                    # connection is kept for the next call instead of closed.
+                    await drain(events, response)
                     break
         yield parser.finish()
 
 
-__all__ = ["SSEProvider", "StreamParser", "json_int", "load_event"]
+__all__ = ["DRAIN_BYTES", "DRAIN_S", "SSEProvider", "StreamParser", "drain", "json_int", "load_event"]
