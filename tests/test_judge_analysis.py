@@ -41,7 +41,7 @@ FAST = Settings(max_retries=0, timeout=20)
 POOL = ["openai:paris-bot", "openai:lyon-bot"]
 EVIL = "<img src=x onerror=alert(1)>"
 # "### Answer B (12 tokens)", or in a debate "### Answer B, first round (...)" then "..., final round (...)".
-_SHOWN = re.compile(r"### Answer ([A-Z])(?:, (?:first|final) round)? \(\d+ tokens\)\n(.*?)(?=\n\n### |\n\n## Task)",
+_SHOWN = re.compile(r"### Answer ([A-Z]+)(?:, (?:first|final) round)? \(\d+ tokens\)\n(.*?)(?=\n\n### |\n\n## Task)",
                     re.S)
 
 

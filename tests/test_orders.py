@@ -29,7 +29,7 @@ from fusion_magic.testing import Emulator, Fault, ModelScript
 
 FAST = Settings(max_retries=0, timeout=20)
 POOL = ["openai:paris-bot", "openai:lyon-bot"]
-_SHOWN = re.compile(r"### Answer ([A-Z]) \(\d+ tokens\)\n(.*?)(?=\n\n### |\n\n## Task)", re.S)
+_SHOWN = re.compile(r"### Answer ([A-Z]+) \(\d+ tokens\)\n(.*?)(?=\n\n### |\n\n## Task)", re.S)
 
 
 def shown(body: Mapping[str, Any]) -> dict[str, str]:

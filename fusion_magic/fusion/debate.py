@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-import string
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ..calls.call import CallContext
 from ..calls.requests import NO_CONTEXT, Context
 from ..core.record import Response
+from ..judge.labels import answer_label
 from ..judge.vote import agree
 from ..providers.base import Message
 from .pool import Member, run_round
@@ -40,7 +40,7 @@ def revision_turns(own: Response, others: Sequence[Response], rng: random.Random
     shuffled = list(others)
     rng.shuffle(shuffled)
     rendered = "\n\n".join(
-        f"### Answer {string.ascii_uppercase[i]}\n{r.text.strip()}" for i, r in enumerate(shuffled)
+        f"### Answer {answer_label(i)}\n{r.text.strip()}" for i, r in enumerate(shuffled)
     )
     return Message("assistant", own.text.strip()), Message("user", REVISE.format(others=rendered))
 

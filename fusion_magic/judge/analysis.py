@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from ..core.record import Response
 from ..present.ledger_table import shorten
 from ..present.wording import failure_detail
-from .verdicts import read_label
+from .labels import read_label
 
 # What is kept of a judge's analysis: enough for a table a reader takes in at a glance. A judge that writes
 # more loses the rest, not its verdict.

@@ -9,8 +9,9 @@ from typing import Any
 
 from ..core.record import Response
 from .analysis import INSTRUCTIONS, verdict_schema
+from .labels import LABEL_PATTERN, named, read_label
 from .verdict import Verdict
-from .verdicts import parse_json_verdict, read_label
+from .verdicts import parse_json_verdict
 
 
 def schema(labels: Sequence[str]) -> dict[str, Any]:
@@ -25,11 +26,11 @@ def instructions(labels: Sequence[str], *, debate: bool = False) -> str:
     )
 
 
-_LOOSE = re.compile(r"(?i:winner|best answer)\W{0,3}(?i:is\W{0,3})?(?i:answer\s+)?\(?([A-Z])\b")
+_LOOSE = re.compile(rf"(?i:winner|best answer)\W{{0,3}}(?i:is\W{{0,3}})?(?i:answer\s+)?\(?({LABEL_PATTERN})\b")
 
 
 def read_verdict(text: str, candidates: Mapping[str, Response], *, judge: str, mode: str) -> Verdict:
-    """Parse the judge's choice; accepts "B", "Answer B" and prose like "Winner: B" when JSON is absent."""
+    """Parse the judge's choice; accepts "B", "Answer AB" and prose like "Winner: B" when JSON is absent."""
     data = parse_json_verdict(text) or {}
     winner = read_label(str(data.get("winner", "")), candidates)
     if winner is None:
@@ -40,5 +41,5 @@ def read_verdict(text: str, candidates: Mapping[str, Response], *, judge: str, m
     chosen = candidates[winner]
     return Verdict(
         model=judge, mode=mode, reasoning=str(data.get("reasoning", "")).strip() or text.strip(),
-        answer=chosen.text, choice=chosen.model, choice_label=f"Answer {winner}",
+        answer=chosen.text, choice=chosen.model, choice_label=named(winner),
     )

@@ -2,6 +2,7 @@
 parse it tolerantly; with ``--orders N``, ask it on N orderings of the same answers at once and aggregate.
 
 Hygiene (see the bias table in the notebook conventions): candidates are labelled "Answer A, B, ..."
+(past Z: AA, AB, ..., as ``labels`` makes them)
 with no model names, shuffled afresh for every judge call with the permutation kept for attribution,
 shown with their token counts and an instruction to ignore length and position; temperature is 0.
 Judges still prefer answers by position, so ``judge_in_orders`` can show the same answers in other orders
@@ -22,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import string
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -37,6 +37,7 @@ from ..core.record import Response
 from ..present.wording import failure_detail
 from ..providers.base import ChatRequest
 from .analysis import bounded_for_local, failures, member_name, read_analysis
+from .labels import answer_label, named, unnamed
 from .modes import judge_style
 from .verdict import Judgement, Verdict
 from .verdicts import parse_json_verdict
@@ -93,13 +94,12 @@ class Candidate:
 
 def anonymise(responses: Sequence[Response], rng: random.Random,
               first_round: Mapping[str, Response] | None = None) -> list[Candidate]:
-    """Shuffle the ok answers and label them A, B, C, ... (a fresh permutation per call)."""
+    """Shuffle the ok answers and label them A, B, C, ..., Z, AA, AB, ... (a fresh permutation per call)."""
     ok = [r for r in responses if r.ok and r.text.strip()]
     order = list(ok)
     rng.shuffle(order)
-    letters = string.ascii_uppercase
     return [
-        Candidate(letters[i], r, (first_round or {}).get(r.label or ""))
+        Candidate(answer_label(i), r, (first_round or {}).get(r.label or ""))
         for i, r in enumerate(order)
     ]
 
@@ -124,7 +124,7 @@ def orderings(candidates: Sequence[Candidate], count: int) -> list[list[Candidat
         if key in seen:
             continue
         seen.add(key)
-        out.append([Candidate(string.ascii_uppercase[i], c.response, c.first) for i, c in enumerate(seq)])
+        out.append([Candidate(answer_label(i), c.response, c.first) for i, c in enumerate(seq)])
         if len(out) == count:
             break
     return out
@@ -208,7 +208,7 @@ async def judge_call(
     except ValueError as exc:
         raise JudgeFailed(f"the judge gave no usable verdict ({exc})", response) from exc
     verdict.raw = response.text
-    verdict.labels = {f"Answer {k}": v.model + (f" ({v.label})" if v.label else "") for k, v in labels.items()}
+    verdict.labels = {named(k): v.model + (f" ({v.label})" if v.label else "") for k, v in labels.items()}
     names = {c.label: member_name(c.response) for c in candidates}
     columns = [member_name(c.response) for c in sorted(candidates, key=lambda c: c.response.call_id)]
     verdict.analysis = read_analysis((parse_json_verdict(response.text) or {}).get("analysis"), names, columns)
@@ -236,8 +236,8 @@ class _Outcome:
         if self.verdict is None:
             return None
         label = self.verdict.choice_label or self.verdict.best_label
-        letter = (label or "").removeprefix("Answer ")
-        return next((c.response for c in self.candidates if c.label == letter), None)
+        shown = unnamed(label or "")
+        return next((c.response for c in self.candidates if c.label == shown), None)
 
 
 async def judge_in_orders(

@@ -9,8 +9,9 @@ from typing import Any
 
 from ..core.record import Response
 from .analysis import INSTRUCTIONS, verdict_schema
+from .labels import named, read_label
 from .verdict import Verdict
-from .verdicts import parse_json_verdict, read_label
+from .verdicts import parse_json_verdict
 
 
 def schema(labels: Sequence[str]) -> dict[str, Any]:
@@ -47,4 +48,4 @@ def read_verdict(text: str, candidates: Mapping[str, Response], *, judge: str, m
         raise ValueError("the verdict has no answer")
     best = read_label(data.get("best"), candidates)
     return Verdict(model=judge, mode=mode, reasoning=str(data.get("reasoning", "")).strip(), answer=answer,
-                   best_label=None if best is None else f"Answer {best}")
+                   best_label=None if best is None else named(best))

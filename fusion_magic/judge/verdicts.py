@@ -1,6 +1,6 @@
 """Reading a judge's reply: the JSON verdict object, strict or found inside prose (pure text in, dict out),
-the score a grading reply gives (its JSON's, else a "score: N" in prose), and the anonymous letter a judge
-names an answer by, however it spells it.
+the score a grading reply gives (its JSON's, else a "score: N" in prose), and (from ``labels``) the anonymous
+label a judge names an answer by, however it spells it.
 
     parse_json_verdict('Sure! ```json {"winner": "B", "reasoning": "..."} ```')  # {"winner": "B", ...}
     reply_score("It fits. Score: 7/10", out_of=10).value   # Fraction(7)
@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from .answers import labelled_number
+from .labels import read_label  # here too: a judged mode reads its verdict from this module
 
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
-_ANSWER_PREFIX = re.compile(r"(?i)^answer\s+")
 
 
 def parse_json_verdict(text: str) -> dict[str, Any] | None:
@@ -56,15 +55,6 @@ def reply_score(text: str, *, out_of: int | None = None) -> ReplyScore:
         return ReplyScore(data["score"], True, data)
     number = labelled_number(text, "score", out_of=out_of)
     return ReplyScore(None if number is None else number.value, False, data)
-
-
-def read_label(value: object, labels: Collection[str]) -> str | None:
-    """The letter among ``labels`` that ``value`` names ("B", "b", "Answer B", "(B).") or None: a judge's
-    field that is no string, or names no answer it was shown, names nothing."""
-    if not isinstance(value, str):
-        return None
-    letter = _ANSWER_PREFIX.sub("", value.strip()).strip(" .()").upper()
-    return letter if letter in labels else None
 
 
 __all__ = ["ReplyScore", "parse_json_verdict", "read_label", "reply_score"]

@@ -24,10 +24,12 @@ from typing import Any
 from .chat import text_of
 from .script import SCRIPTED
 
-# A shown answer: its letter and its text, up to the next block or the task. In a debate the final round's
-# block comes after the first round's, so reading them in order keeps the final round's text.
+# A shown answer: its label and its text, up to the next block or the task. In a debate the final round's
+# block comes after the first round's, so reading them in order keeps the final round's text. Past 26 answers
+# the labels run on as AA, AB, ...; written out here rather than imported from fusion_magic.judge, so this
+# judge reads the request as a real one would and a wrong label in it shows up as a wrong pick.
 _SHOWN = re.compile(
-    r"^### Answer ([A-Z])(?:, (?:first|final) round)? \(\d+ tokens\)\n(.*?)(?=\n\n### Answer |\n\n## Task)",
+    r"^### Answer ([A-Z]+)(?:, (?:first|final) round)? \(\d+ tokens\)\n(.*?)(?=\n\n### Answer |\n\n## Task)",
     re.S | re.M)
 _ANSWERS = "## Answers\n"
 # What a judge answers when its request carries no schema: every field any judged mode reads.
