@@ -18,6 +18,7 @@ cannot write to means the call is simply not recorded; each logs a warning namin
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import enum
@@ -26,6 +27,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
@@ -143,6 +145,8 @@ class CallCache:
         self.root = root
         self.mode = mode
         self._store_warned = False
+        # Stores run on worker threads (``store_off_loop``): the once-per-cache warning is decided under it.
+        self._warn_lock = threading.Lock()
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
@@ -182,10 +186,33 @@ class CallCache:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
             # Once per cache (i.e. per run): a read-only folder would otherwise warn for every call.
-            if not self._store_warned:
-                self._store_warned = True
+            with self._warn_lock:
+                warn, self._store_warned = not self._store_warned, True
+            if warn:
                 log.warning("fusion_magic cache: could not record the call to %s in %s (%s: %s); "
                             "the run goes on unrecorded", model_id, self.root, type(exc).__name__, exc.strerror)
+
+    async def store_off_loop(self, model_id: str, request: DataclassInstance, response: CallRecord,
+                             endpoint: str | None = None) -> None:
+        """``store`` on a worker thread of the running loop, so the write (a file made, written and renamed: under
+        a millisecond on average, several on a busy disk) never stalls the loop every call of the run shares.
+
+        It returns only once the entry is on disk, cancelled or not: a cancel that arrives during the write is
+        raised when the write is done, so a run that ends or is interrupted just after a call has recorded it, and
+        a replay straight after finds it. Writes of one key by concurrent calls land in either order; both are
+        answers to the same request.
+        """
+        write = asyncio.get_running_loop().run_in_executor(None, self.store, model_id, request, response, endpoint)
+        cancel: asyncio.CancelledError | None = None
+        while not write.done():
+            try:
+                await asyncio.wait([write])  # cancelling this wait leaves the write going
+            except asyncio.CancelledError as exc:
+                cancel = exc
+        if cancel is not None:
+            write.exception()  # taken, so never logged as unretrieved: the cancel is what goes on
+            raise cancel
+        write.result()  # what the write raised that store does not handle (a request with no stable key)
 
 
 def _entry_record(model_id: str, data: object) -> CallRecord:

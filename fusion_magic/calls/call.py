@@ -2,7 +2,8 @@
 
 ``run_call`` never raises for a provider failure: the failure becomes the returned ``Response``'s
 ``status`` and ``error``, and whatever text arrived is kept. It re-raises only ``CancelledError``
-(after recording the call as cancelled), so cancellation still unwinds the caller.
+(after recording the call as cancelled, or as done when its answer was complete and being written to the
+cache), so cancellation still unwinds the caller.
 
     ctx = CallContext(client=client, settings=Settings())
     response = await run_call(prepare("openrouter:openai/gpt-4o", ctx.settings), request, ctx=ctx)
@@ -150,27 +151,37 @@ async def run_call(
     batched = ctx.batch is not None and ctx.batch.takes(target)
     tally = _Tally()
     delivery: Delivery | None = None
+    cache = ctx.cache if ctx.cache is not None and ctx.cache.mode != "off" else None
+    record = False
+    # A cancel that came while the call's complete answer was being recorded: it goes on once the call is reported.
+    cancelled: asyncio.CancelledError | None = None
     try:
+        # A provider the environment moved (a local server behind OPENAI_BASE_URL) is keyed apart.
+        moved = moved_endpoint(target.endpoint.base_url, target.spec.default_base_url) if cache else None
         # A batch answers within the provider's window (hours), not the live call's timeout.
         async with asyncio.timeout(None if batched else limit):
-            if ctx.cache is not None and ctx.cache.mode != "off":
-                # A provider the environment moved (a local server behind OPENAI_BASE_URL) is keyed apart.
-                moved = moved_endpoint(target.endpoint.base_url, target.spec.default_base_url)
-                recorded = ctx.cache.lookup(target.model_id, request, moved)
+            if cache is not None:
+                recorded = cache.lookup(target.model_id, request, moved)
                 if recorded is not None:
                     _replay(r, recorded, ctx, started)
-                elif ctx.cache.mode == "replay":
+                elif cache.mode == "replay":
                     raise ReplayMissError(
                         f"cache replay: no recording for {target.model_id} with this exact prompt "
-                        f"(in {ctx.cache.root}); run once with cache 'on' to record it"
+                        f"(in {cache.root}); run once with cache 'on' to record it"
                     )
                 else:
                     delivery = await _send(target, request, r, ctx, started, tally, limit)
                     _settle(r, request, tally)
-                    if r.ok:
-                        ctx.cache.store(target.model_id, request, r, moved)
+                    record = r.ok
             else:
                 delivery = await _send(target, request, r, ctx, started, tally, limit)
+        if record and cache is not None:
+            # Outside the timeout, as the answer is whole; on a worker thread, as a disk write on the loop holds up
+            # every other call's stream. Done before the call returns, so a replay after the run finds it.
+            try:
+                await cache.store_off_loop(target.model_id, request, r, moved)
+            except asyncio.CancelledError as exc:
+                cancelled = exc
     except TimeoutError:
         _fail(r, ProviderTimeout(f"no complete answer within {limit:g}s", provider=target.spec.name,
                                  model=target.model))
@@ -198,6 +209,8 @@ async def run_call(
 
         priced(r, delivery)
     emit(ctx.listeners, CallFinished(r))
+    if cancelled is not None:
+        raise cancelled
     return r
 
 

@@ -90,6 +90,10 @@ def _dumps(value: Any, default: Any = None) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=default)
 
 
+# A Base64Text's place in the serialized JSON: the nonce (secrets.token_hex(16)) and the text's index.
+_TOKEN = re.compile(r'"([0-9a-f]{32}):([0-9]+)"')
+
+
 class JSONBody:
     """A JSON request body: the text around the attachments serialized once, each ``Base64Text`` encoded a chunk at
     a time as the request is sent. ``content`` is what to pass httpx as ``content=``: the bytes themselves when
@@ -108,13 +112,20 @@ class JSONBody:
                 return f"{nonce}:{len(texts) - 1}"
             return json_default(item)
 
-        cuts = re.split(f'"{nonce}:([0-9]+)"', _dumps(value, mark))
+        text = _dumps(value, mark)
         self._pieces: list[bytes | Base64Text] = []
-        for i, cut in enumerate(cuts):
-            if i % 2:
-                self._pieces.append(texts[int(cut)])
-            elif cut:
-                self._pieces.append(cut.encode())
+        at = 0
+        # Any nonce's token matches: one pattern compiled once, where one per request (its nonce in it) would fill
+        # and churn re's cache. A token with another nonce is a string the value itself holds, kept as text.
+        for token in _TOKEN.finditer(text) if texts else ():
+            if token[1] != nonce:
+                continue
+            if token.start() > at:
+                self._pieces.append(text[at:token.start()].encode())
+            self._pieces.append(texts[int(token[2])])
+            at = token.end()
+        if at < len(text):
+            self._pieces.append(text[at:].encode())
         self.length = sum(p.json_size if isinstance(p, Base64Text) else len(p) for p in self._pieces)
 
     @property
