@@ -22,10 +22,14 @@ local seats reach what the cores allow?
    the sequential calls (below 1.00 is a gain), over what the cores allow (1.00 is ideal), and, for the
    record, the same cell with ``FUSION_MAGIC_LOCAL_WORKERS=1`` (one worker, seats take turns: the old way).
 
-3. For the record, direct speed with llama.cpp's extra buffer types off and on, alternating (the worker turns
-   them on unless the CPU has AMX: ``cpu.choose_extra_buffers``).
+3. For the record, direct speed with llama.cpp's extra buffer types off and on, alternating, one thread each:
+   decode (a prefilled count to exactly max_tokens) and prompt processing (a new 600-token prompt), in tokens
+   per second and per CPU-second (with one thread, the work done, whatever else the machine runs). The worker
+   turns them on unless the CPU has AMX (``cpu.choose_extra_buffers``; the figures behind that in
+   ``native.py``). ``--q4-0`` repeats it on the bundled model requantized to Q4_0, whose matrices llama.cpp
+   repacks (in the bundled Q4_K_M file only 13 MiB of 235 are).
 
-    .venv/bin/python bench/bench_local.py [--reps 7] [--max-tokens 128]
+    .venv/bin/python bench/bench_local.py [--reps 7] [--seat-reps 21] [--max-tokens 128] [--q4-0]
 """
 
 from __future__ import annotations
@@ -65,9 +69,9 @@ def job_message(max_tokens: int, prompt: str = PROMPT, seed: int = 1) -> dict[st
 # ---- the direct side: a plain process with llama-cpp-python ------------------------------------------
 
 
-def direct_child(extra_bufts: str, threads: int | None) -> None:
+def direct_child(extra_bufts: str, threads: int | None, model: str | None) -> None:
     """Serve timed generations over stdin/stdout: one JSON job in, one JSON result out. ``extra_bufts`` is
-    on, off, or auto (the worker's own rule for this CPU)."""
+    on, off, or auto (the worker's own rule for this CPU); ``model`` a GGUF path (default: the bundled one)."""
     started = time.perf_counter()
     from fusion_magic.providers.chat.local import cpu, native
     from fusion_magic.providers.chat.local.files import bundled_gguf
@@ -77,7 +81,7 @@ def direct_child(extra_bufts: str, threads: int | None) -> None:
         choice = cpu.choose_extra_buffers(cpu.read_cpuinfo())
     else:
         choice = cpu.BufferChoice(extra_bufts == "on", f"--extra-bufts {extra_bufts}")
-    loaded = native.load(str(bundled_gguf()), n_threads=threads, choice=choice)
+    loaded = native.load(model or str(bundled_gguf()), n_threads=threads, choice=choice)
     llm = loaded.llm
     print(json.dumps({"import_s": imported - started, "load_s": time.perf_counter() - imported,
                       "buffers": loaded.buffers, "threads": llm.n_threads}), flush=True)
@@ -86,22 +90,24 @@ def direct_child(extra_bufts: str, threads: int | None) -> None:
         tokens = llm.tokenize(job["prompt"].encode("utf-8"), add_bos=True, special=False)
         kwargs = native.completion_kwargs(max_tokens=job["max_tokens"], temperature=job["temperature"],
                                           seed=job["seed"], stop=tuple(job["stop"]))
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         first, text = 0.0, []
         for chunk in llm.create_completion(tokens, **kwargs):
             if chunk["choices"][0]["text"]:
                 first = first or time.perf_counter() - start
                 text.append(chunk["choices"][0]["text"])
-        elapsed = time.perf_counter() - start
+        elapsed, cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
         n = native.output_tokens(llm, len(tokens), job["max_tokens"])
-        print(json.dumps({"tokens": n, "elapsed": elapsed, "first": first, "text": "".join(text)}), flush=True)
+        print(json.dumps({"tokens": n, "prompt_tokens": len(tokens), "elapsed": elapsed, "cpu_s": cpu_s,
+                          "first": first, "text": "".join(text)}), flush=True)
 
 
 class Direct:
     """A ``--direct`` child process: llama-cpp-python with the model loaded, no fusion_magic in the way."""
 
-    def __init__(self, extra_bufts: str = "auto", threads: int | None = None) -> None:
+    def __init__(self, extra_bufts: str = "auto", threads: int | None = None, model: str | None = None) -> None:
         flags = ["--extra-bufts", extra_bufts] + (["--threads", str(threads)] if threads else [])
+        flags += ["--model", model] if model else []
         self.proc = subprocess.Popen([sys.executable, __file__, "--direct", *flags], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
         self.info = self._read()
@@ -241,59 +247,133 @@ def seats_section(shell: Any, direct: Direct, reps: int, max_tokens: int) -> Non
                 got = [direct.run(job) for job in jobs]
                 wall, tokens = time.perf_counter() - start, [g["tokens"] for g in got]
             else:
-                got = [d.run(job) for d, job in zip(solo, jobs, strict=True)]
-                elapsed = [g["elapsed"] for g in got]
+                elapsed, tokens = [], []
+                for d, job in zip(solo, jobs, strict=True):
+                    start = time.perf_counter()  # timed as the sequential calls are: from here, pipe included
+                    tokens.append(d.run(job)["tokens"])
+                    elapsed.append(time.perf_counter() - start)
                 wall = max(max(elapsed), per_seat * sum(elapsed) / cores)
-                tokens = [g["tokens"] for g in got]
             walls[side].append(wall)
             print(f"{rep + 1:>3}  {side:<12} {wall:>8.3f}  {tokens}")
     for d in solo:
         d.close()
 
-    med = {side: statistics.median(values) for side, values in walls.items()}
-    seq = med["sequential"]
+    # Ratios within each repetition, then their median: the sides of one repetition ran minutes closer together
+    # than those of different ones, which matters on a shared machine.
+    def ratio(side: str, over: str) -> float:
+        return statistics.median(a / b for a, b in zip(walls[side], walls[over], strict=True))
+
     print()
-    print(f"three local seats / three sequential direct calls = {med['seats'] / seq:.3f}   "
+    print("median wall (s): " + "   ".join(f"{side} {statistics.median(v):.3f}" for side, v in walls.items()))
+    print(f"three local seats / three sequential direct calls = {ratio('seats', 'sequential'):.3f}   "
           f"({cores} cores, {per_seat} thread(s) per seat; below 1.00 is a gain)")
-    print(f"what the cores allow / three sequential direct calls = {med['cores allow'] / seq:.3f}   "
+    print(f"what the cores allow / three sequential direct calls = {ratio('cores allow', 'sequential'):.3f}   "
           f"(three calls at {per_seat} thread(s) each, packed onto {cores} cores: the bound)")
-    print(f"three local seats / what the cores allow = {med['seats'] / med['cores allow']:.3f}   (ideal 1.00)")
+    print(f"three local seats / what the cores allow = {ratio('seats', 'cores allow'):.3f}   (ideal 1.00)")
     print(f"three local seats in one worker (FUSION_MAGIC_LOCAL_WORKERS=1) / three sequential direct calls = "
-          f"{med['one worker'] / seq:.3f}   (for the record: the seats took turns before)")
+          f"{ratio('one worker', 'sequential'):.3f}   (for the record: the seats took turns before)")
 
 
-def buffers_section(job: dict[str, Any], reps: int) -> None:
+def counting_job(max_tokens: int) -> dict[str, Any]:
+    """A prefilled count the model continues to exactly ``max_tokens`` at temperature 0: the same work each time."""
+    from fusion_magic.providers.base import ChatRequest, Message
+    from fusion_magic.providers.chat.local.provider import job_for
+
+    prefill = ", ".join(str(i) for i in range(1, 61)) + ","
+    request = ChatRequest("gemma3-270m", (Message("user", "Count from 1 to 500, separated by commas."),
+                                          Message("assistant", prefill)), max_tokens=max_tokens, temperature=0.0)
+    return job_for(request).to_wire()
+
+
+def prompt_job(rep: int) -> dict[str, Any]:
+    """A new prompt of about 600 tokens and one token out: prompt processing, nothing served from the cache
+    (it differs from every other prompt from its second token on)."""
+    words = " ".join(f"item{rep}-{i}" for i in range(120))
+    return {"model": "gemma3-270m", "prompt": f"{rep}: {words}", "stop": [], "max_tokens": 1, "temperature": 0.0,
+            "seed": 0, "schema": None}
+
+
+def buffers_section(reps: int, max_tokens: int, model: str | None = None, label: str = "the bundled model") -> None:
+    """Extra buffer types off against on, one thread each (as the seats run; and with one thread the CPU time
+    is the work done, whatever else the machine is running): decode and prompt processing."""
     from fusion_magic.providers.chat.local import cpu
 
     choice = cpu.choose_extra_buffers(cpu.read_cpuinfo())
-    print("llama.cpp's extra buffer types, direct, same prompt, alternating "
+    print(f"llama.cpp's extra buffer types, direct, {label}, 1 thread, alternating "
           f"(the worker's rule here: {choice.note()}):")
-    sides = {"off": Direct("off"), "on (llama.cpp default)": Direct("on")}
-    extra: dict[str, list[float]] = {name: [] for name in sides}
+    sides = {"off": Direct("off", threads=1, model=model), "on (llama.cpp default)": Direct("on", threads=1,
+                                                                                            model=model)}
+    decode_job = counting_job(max_tokens)
+    rates: dict[str, dict[str, list[float]]] = {name: {"decode": [], "decode cpu": [], "prompt": [],
+                                                       "prompt cpu": []} for name in sides}
     for d in sides.values():
-        d.run(job)  # warm-up
+        d.run(decode_job)  # warm-up
     for rep in range(reps):
         for name in (list(sides) if rep % 2 == 0 else list(reversed(sides))):
-            got = sides[name].run(job)
-            extra[name].append(got["tokens"] / got["elapsed"])
+            got = sides[name].run(decode_job)
+            rates[name]["decode"].append(got["tokens"] / got["elapsed"])
+            rates[name]["decode cpu"].append(got["tokens"] / got["cpu_s"])
+            got = sides[name].run(prompt_job(rep))
+            rates[name]["prompt"].append(got["prompt_tokens"] / got["elapsed"])
+            rates[name]["prompt cpu"].append(got["prompt_tokens"] / got["cpu_s"])
     for name, d in sides.items():
-        print(f"  extra buffers {name:<24} buffers {d.info['buffers']!s:<34} "
-              f"median {statistics.median(extra[name]):.1f} tok/s")
+        med = {kind: statistics.median(values) for kind, values in rates[name].items()}
+        print(f"  extra buffers {name:<24} buffers {d.info['buffers']!s:<34} decode {med['decode']:.1f} tok/s "
+              f"({med['decode cpu']:.1f} per CPU-second), prompt {med['prompt']:.0f} tok/s "
+              f"({med['prompt cpu']:.0f} per CPU-second)")
         d.close()
-    off, on = (statistics.median(v) for v in extra.values())
-    print(f"  ratio off/on = {off / on:.3f}")
+
+    def ratio(kind: str) -> float:
+        off, on = rates.values()
+        return statistics.median(a / b for a, b in zip(off[kind], on[kind], strict=True))
+
+    print(f"  ratio off/on = {ratio('decode'):.3f} (decode tok/s)   prompt tok/s {ratio('prompt'):.3f}   "
+          f"per CPU-second: decode {ratio('decode cpu'):.3f}, prompt {ratio('prompt cpu'):.3f}   "
+          "(below 1.00: on is faster)")
+
+
+def requantized_q4_0(directory: str) -> str:
+    """The bundled model requantized to Q4_0, whose matrices llama.cpp repacks (the bundled Q4_K_M file has
+    few it can): what a user's ``local:/path/model.gguf`` of the commonest kind gets from extra buffers."""
+    import ctypes
+
+    import llama_cpp.llama_cpp as llama_capi
+
+    from fusion_magic.providers.chat.local.files import bundled_gguf
+
+    out = os.path.join(directory, "gemma3-270m-q4_0.gguf")
+    params = llama_capi.llama_model_quantize_default_params()
+    params.ftype = llama_capi.LLAMA_FTYPE_MOSTLY_Q4_0
+    params.allow_requantize = True  # speed is all that is measured; the quality lost to requantizing is moot
+    # The quantizer prints a line per tensor to fd 2, past Python's sys.stderr: out of the report.
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            code = llama_capi.llama_model_quantize(str(bundled_gguf()).encode(), out.encode(), ctypes.byref(params))
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    if code != 0:
+        raise RuntimeError("llama.cpp could not requantize the bundled model")
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--seat-reps", type=int, default=None,
+                        help="repetitions of the three-seat comparison (default: 3 x --reps; its calls are short)")
     parser.add_argument("--direct", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--extra-bufts", choices=("on", "off", "auto"), default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--q4-0", action="store_true",
+                        help="also compare extra buffers on the bundled model requantized to Q4_0 (about 30 s)")
     parser.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--model", default=None, help=argparse.SUPPRESS)
     ns = parser.parse_args()
     if ns.direct:
-        direct_child(ns.extra_bufts, ns.threads)
+        direct_child(ns.extra_bufts, ns.threads, ns.model)
         return
 
     from IPython.core.interactiveshell import InteractiveShell
@@ -324,10 +404,17 @@ def main() -> None:
     one_seat_section(shell, direct, job, ns.reps, ns.max_tokens)
     print()
     print("three seats:")
-    seats_section(shell, direct, ns.reps, ns.max_tokens)
+    seats_section(shell, direct, ns.seat_reps or 3 * ns.reps, ns.max_tokens)
     direct.close()
     print()
-    buffers_section(job, ns.reps)
+    buffers_section(ns.reps, ns.max_tokens)
+    if ns.q4_0:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as directory:
+            print()
+            buffers_section(ns.reps, ns.max_tokens, requantized_q4_0(directory),
+                            "the bundled model requantized to Q4_0")
 
 
 if __name__ == "__main__":

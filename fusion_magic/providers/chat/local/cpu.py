@@ -141,8 +141,9 @@ def thread_setting() -> int | None:
 
 
 def max_workers() -> int:
-    """``$FUSION_MAGIC_LOCAL_WORKERS``, else ``DEFAULT_WORKERS``: how many worker processes one model may have."""
-    return _positive_int(WORKERS_ENV) or DEFAULT_WORKERS
+    """How many worker processes one model may have: ``$FUSION_MAGIC_LOCAL_WORKERS``, else ``DEFAULT_WORKERS``
+    (one on a single core, where two workers could only take turns and each would process the prompt)."""
+    return _positive_int(WORKERS_ENV) or (DEFAULT_WORKERS if usable_cores() > 1 else 1)
 
 
 def check_settings() -> None:
