@@ -142,7 +142,8 @@ def test_without_items_the_analysis_is_empty_and_can_be_left_out(emulator_env: E
     assert r.verdict is not None and not r.verdict.fallback
     [sent] = judge_bodies(emulator_env, "openai:gpt-4.1")
     reply = json.loads(first_answer_judge()(sent))
-    assert reply["analysis"] == {"consensus": [], "contradictions": [], "unique": [], "blind_spots": []}
+    assert reply["analysis"] == {"consensus": [], "contradictions": [], "partial_coverage": [], "unique": [],
+                                 "blind_spots": []}
     assert "analysis" not in json.loads(first_answer_judge(analysis=False)(sent))
 
 

@@ -140,6 +140,7 @@ def content_judge(
             values["analysis"] = {
                 "consensus": list(consensus),
                 "contradictions": _contradictions(answers, prefer, matching, contradictions),
+                "partial_coverage": [],  # the schema requires every field; a scripted judge sees no partial points
                 "unique": _unique(answers, prefer, matching, unique),
                 "blind_spots": list(blind_spots),
             }
@@ -191,6 +192,7 @@ def first_answer_judge(
             values["analysis"] = {
                 "consensus": list(consensus),
                 "contradictions": [] if contradictions is None else _contradictions(answers, "", [], contradictions),
+                "partial_coverage": [],
                 "unique": [] if unique is None else _unique(answers, "", [], unique),
                 "blind_spots": list(blind_spots),
             }
