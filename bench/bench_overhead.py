@@ -135,7 +135,7 @@ class Bare:
             source.response.raise_for_status()
             async for event in source.aiter_sse():
                 if event.data == "[DONE]":
-                    continue  # the last event: read on to the end of the stream, as ours does
+                    continue  # the terminator: nothing follows it, and the loop ends with the stream
                 for choice in json.loads(event.data).get("choices") or ():
                     parts.append((choice.get("delta") or {}).get("content") or "")
         return "".join(parts)
