@@ -157,7 +157,7 @@ async def run_call(
     cancelled: asyncio.CancelledError | None = None
     try:
         # A provider the environment moved (a local server behind OPENAI_BASE_URL) is keyed apart.
-        moved = moved_endpoint(target.endpoint.base_url, target.spec.default_base_url) if cache else None
+        moved = moved_endpoint(target.endpoint.base_url, target.spec.default_base_url) if cache is not None else None
         # A batch answers within the provider's window (hours), not the live call's timeout.
         async with asyncio.timeout(None if batched else limit):
             if cache is not None:
