@@ -174,6 +174,15 @@ BENCHES: dict[str, Bench] = {
                    "s"),
             Figure("evaluate 200 x 4: cache / live wall", r"cache / live wall = " + _NUMBER, note="none (record)"),
         ), needs=_TESTING),
+    "bench_overhead.py": Bench(
+        args=("--reps", "7", "--starts", "10"),
+        smoke=("--tokens", "300", "--reps", "1", "--starts", "1"),
+        figures=(
+            Figure("CPU per streamed token, %%fuse cell / bare httpx-sse",
+                   r"CPU per streamed token, ours/bare httpx-sse \(median\) = " + _NUMBER, "<=", 1.5),
+            Figure("%load_ext: start time growth over bare IPython",
+                   r"%load_ext fusion_magic over bare IPython start \(median\) = \+?" + _NUMBER + " s", "<=", 0.1, "s"),
+        ), needs=_TESTING),
     "bench_batch.py": Bench(
         args=("--questions", "10000"), smoke=("--questions", "200"),
         figures=(

@@ -75,10 +75,21 @@ _worker: threading.Thread | None = None
 _worker_lock = threading.Lock()
 
 
+# Once caught up, the worker rests up to _PAUSE_S before it takes the next delta, so text that streams in is
+# handled in batches: a wake-up per delta (and the engine loop losing the GIL to it each time) cost about as much
+# as the whole widget view. Any other event, or a flush, ends the rest at once: a judge's start and the end of a
+# cell are never delayed.
+_PAUSE_S = 0.02
+_wake = threading.Event()
+
+
 def _work() -> None:
     while True:
         listener, event = _work_queue.get()
         listener._handle(event)
+        if _work_queue.empty() and not _wake.is_set():
+            _wake.wait(_PAUSE_S)
+        _wake.clear()
 
 
 def _ensure_worker() -> None:
@@ -124,6 +135,8 @@ class OffloadedListener:
                 # Queued under the lock so an event delivered while attach() replays the held ones lands
                 # after them.
                 _work_queue.put((self, event))
+        if not isinstance(event, CallDelta):
+            _wake.set()
 
     def attach(self, listener: Listener) -> None:
         """Hand every event held so far, then each later one, to ``listener`` (in delivery order)."""
@@ -133,6 +146,7 @@ class OffloadedListener:
             held, self._held = self._held, []
             for event in held:
                 _work_queue.put((self, event))
+        _wake.set()
 
     def _handle(self, event: EngineEvent) -> None:
         try:
@@ -150,5 +164,6 @@ class OffloadedListener:
         if threading.current_thread() is _worker:
             # Called from a listener: waiting would block the very thread that has to do the work.
             return self._pending == 0
+        _wake.set()
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
