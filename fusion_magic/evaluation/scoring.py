@@ -24,17 +24,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..calls.call import CallContext, Target, run_call
-from ..calls.requests import opening, output_cap
 from ..core.errors import ConfigError
 from ..core.record import Response
 from ..judge.answers import Score, clean, normalise, parse_number, score
 from ..judge.verdicts import reply_score
-from ..present.wording import failure_detail
-from ..providers.base import ChatRequest
 from .data import Question
+
+if TYPE_CHECKING:
+    from ..calls.call import CallContext, Target
+    from ..providers.base import ChatRequest
+
+# The call machinery (calls.call, the providers, the wording) is imported by the two functions that make the
+# judge's call: the scorers' names and parsing are reached from the magics' flags (through evaluation.options)
+# at %load_ext, which must not pull in the engines (#22).
 
 ScorerFunction = Callable[[str, str], "bool | None"]
 NAMES = ("match", "exact", "includes", "numeric", "choice")
@@ -167,6 +171,9 @@ class RubricScore:
 
 def rubric_request(target: Target, question: Question, answer: str) -> ChatRequest:
     """The scoring call's request: question, rubric, reference (if any), the answer, the 0/1 task."""
+    from ..calls.requests import opening, output_cap
+    from ..providers.base import ChatRequest
+
     reference = f"## Reference answer\n{question.reference}\n\n" if question.reference else ""
     user = (
         f"## Question\n{question.question}\n\n## Rubric\n{question.rubric}\n\n{reference}"
@@ -188,6 +195,9 @@ async def judge_rubric(target: Target, question: Question, answer: str, *, ctx: 
                        timeout: float | None = None) -> RubricScore:
     """Score an open answer 0/1 with the judge model ``target``; a failed call or an unreadable reply is
     ``correct=None`` (unscored), never a silent 0."""
+    from ..calls.call import run_call
+    from ..present.wording import failure_detail
+
     response = await run_call(target, rubric_request(target, question, answer), ctx=ctx, role="scorer",
                               timeout=timeout)
     if not response.ok:

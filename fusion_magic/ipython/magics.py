@@ -19,43 +19,32 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import replace as dc_replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Dict, Enum, Int, Unicode
 from traitlets.config import Configurable
 
-from ..api import (
-    FusionJob,
-    RejudgePlan,
-    export_history,
-    follow_up_defaults,
-    history,
-    plan_eval,
-    plan_eval_resume,
-    plan_fuse,
-    plan_rejudge,
-    start,
-)
 from ..calls.settings import Settings, check_endpoints, parse_prices
 from ..core.attachment import load_attachment
 from ..core.errors import FusionError
-from ..core.events import Listener, OffloadedListener
 from ..core.record import Response
 from ..core.state import State
-from ..evaluation.estimate import estimate_evaluation
-from ..evaluation.options import EvalOptions
-from ..fusion.engine import FusionPlan
-from ..fusion.estimate import check_budget, estimate
 from ..fusion.options import FuseOptions
-from ..fusion.result import FusionResult
-from ..present.wording import status_word
 from . import args as _args
 from .declared import config_traits, config_values
-from .listing import provider_listing
-from .progress import EvalProgress
 from .wait import CellInterrupted, in_background, raise_errors, start_then_view, wait_in_cell
+
+if TYPE_CHECKING:
+    from ..api import FusionJob, RejudgePlan
+    from ..core.events import Listener
+    from ..fusion.engine import FusionPlan
+    from ..fusion.result import FusionResult
+
+# The api (and through it every engine, httpx and asyncio), the estimates, the result classes and the views
+# are imported inside the methods that use them, not here: %load_ext only registers the magics, and must
+# stay cheap next to a bare IPython start (bench/bench_overhead.py, #22).
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -152,6 +141,9 @@ class FusionMagics(Magics, Configurable):
     def fuse(self, line: str, cell: str | None = None) -> Any:
         if cell is None:
             return self._line(line)
+        from ..api import follow_up_defaults, plan_fuse
+        from ..fusion.estimate import check_budget, estimate
+
         args = self._with_variables(_args.parse_fuse_line(line))
         print_notes(args.notes)
         settings = self.settings()
@@ -207,6 +199,9 @@ class FusionMagics(Magics, Configurable):
         one ``UsageError`` line naming it, before any call."""
         if name is None:
             return None
+        from ..api import FusionJob
+        from ..fusion.result import FusionResult
+
         value = self.shell.user_ns.get(name)
         if isinstance(value, FusionJob):
             raise UsageError(f"--continue {name}: that run is still going on in the background; "
@@ -226,6 +221,9 @@ class FusionMagics(Magics, Configurable):
 
     def _start(self, plan: FusionPlan | RejudgePlan) -> tuple[FusionJob, list[Listener]]:
         """Start ``plan`` with a live view when the frontend has widgets (progress lines on stderr otherwise)."""
+        from ..api import start
+        from ..core.events import OffloadedListener
+
         self.last_view = None
         if not self._widgets_wanted():
             from ..fusion.progress import ProgressPrinter
@@ -258,6 +256,8 @@ class FusionMagics(Magics, Configurable):
             print(FUSE_DOC if ns is None else _args.command_help(ns))
             return None
         if command == "list":
+            from .listing import provider_listing
+
             return provider_listing(self.settings())
         if command == "history":
             return self._history(ns)
@@ -266,6 +266,8 @@ class FusionMagics(Magics, Configurable):
         return self._rejudge(ns)
 
     def _history(self, ns: Any) -> Any:
+        from ..api import export_history, history
+
         if ns.export:
             n = export_history(ns.export, self.settings(), run_id=ns.run)
             print(f"Wrote {n} row{'s' if n != 1 else ''} to {ns.export}.")
@@ -274,7 +276,11 @@ class FusionMagics(Magics, Configurable):
 
     def _eval(self, ns: _args.EvalArgs) -> Any:
         """``%fuse eval``: plan (every check first), run with a progress bar, keep finished rows on Ctrl-C."""
+        from ..api import plan_eval, plan_eval_resume, start
         from ..evaluation import BUNDLED_QUESTIONS
+        from ..evaluation.estimate import estimate_evaluation
+        from ..evaluation.options import EvalOptions
+        from .progress import EvalProgress
 
         print_notes(ns.notes)
         data: Any = BUNDLED_QUESTIONS if ns.data == "bundled" else self.shell.user_ns.get(ns.data, ns.data)
@@ -319,6 +325,9 @@ class FusionMagics(Magics, Configurable):
         return result
 
     def _rejudge(self, ns: Any) -> FusionResult:
+        from ..api import FusionJob, plan_rejudge
+        from ..fusion.result import FusionResult
+
         source = self.shell.user_ns.get(ns.source) if ns.source else self.last
         if isinstance(source, FusionJob):
             source = source.result()
@@ -339,6 +348,8 @@ def interrupted_line(partial: FusionResult, seats: int, seconds: float, out: str
 
     ``fusion_magic: interrupted after 2.3 s: 1 of 3 answers done, 2 cancelled; the partial result is in r``
     """
+    from ..present.wording import status_word
+
     kept = f"the partial result is in {out}" if out else "not stored (add -o NAME)"
     if not finished:  # the run did not unwind within the runner's wait: it fills ``partial`` when it does
         return f"fusion_magic: interrupted after {seconds:.1f} s; the calls are still stopping; {kept}"

@@ -12,25 +12,28 @@ provider and that ``%video resume`` (or the same cell again) fetches them withou
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Dict, Enum
 from traitlets.config import Configurable
 
-from ..api import ResumePlan, VideoJob, list_video_models, plan_resume, plan_video, start
 from ..calls.settings import Settings
-from ..core.events import Listener
-from ..core.pricing import Price
-from ..videos.estimate import VideoEstimate
 from ..videos.options import ExtendOf, VideoOptions
-from ..videos.plan import VideoPlan, extension_source
-from ..videos.result import VideoResult
 from . import args as _args
 from .declared import config_traits, config_values, given_options
 from .magics import FusionMagics, friendly_errors, print_notes, widgets_wanted
 from .wait import CellInterrupted, in_background, start_then_view, wait_in_cell
+
+if TYPE_CHECKING:
+    from ..api import ResumePlan, VideoJob
+    from ..core.events import Listener
+    from ..videos.plan import VideoPlan
+    from ..videos.result import VideoResult
+
+# The api, the video engine, its plans and results are imported inside the methods that use them: %load_ext
+# only registers the magics (see magics.py, #22).
 
 
 class VideoInterrupted(CellInterrupted):
@@ -65,6 +68,8 @@ class VideoMagics(Magics, Configurable):
 
     def settings(self) -> Settings:
         """The fused run's settings (keys, endpoints, judge, mode, prices), with our per-second prices."""
+        from ..core.pricing import Price
+
         fusion = next((c for c in self.shell.configurables if isinstance(c, FusionMagics)), None)
         base = fusion.settings() if fusion is not None else Settings()
         video_prices: dict[str, Any] = {}
@@ -81,6 +86,9 @@ class VideoMagics(Magics, Configurable):
     def video(self, line: str, cell: str | None = None) -> Any:
         if cell is None:
             return self._line(line)
+        from ..api import plan_video
+        from ..videos.estimate import VideoEstimate
+
         args = _args.parse_video_line(line)
         print_notes(args.notes)
         settings = self.settings()
@@ -133,6 +141,8 @@ class VideoMagics(Magics, Configurable):
 
     def _start(self, plan: VideoPlan | ResumePlan) -> tuple[VideoJob, list[Listener]]:
         """Start ``plan`` with a live view when the frontend has widgets (progress lines on stderr otherwise)."""
+        from ..api import start
+
         self.last_view = None
         if not widgets_wanted(self.shell, self.view):
             from ..videos.progress import ProgressPrinter
@@ -152,6 +162,9 @@ class VideoMagics(Magics, Configurable):
 
     def _result(self, flag: str, name: str) -> VideoResult:
         """The result ``--edit``/``--extend`` works on: variable ``name``'s, or the last one."""
+        from ..api import VideoJob
+        from ..videos.result import VideoResult
+
         source = self.shell.user_ns.get(name) if name else self.last
         if isinstance(source, VideoJob) and source.done():
             source = source.result()
@@ -162,6 +175,8 @@ class VideoMagics(Magics, Configurable):
 
     def _extend_of(self, name: str) -> ExtendOf:
         """The Veo clip ``--extend`` continues: the last result's, or variable ``name``'s."""
+        from ..videos.plan import extension_source
+
         return extension_source(self._result("--extend", name))
 
     def _edit_of(self, name: str) -> tuple[str, str]:
@@ -182,6 +197,8 @@ class VideoMagics(Magics, Configurable):
         if command == "help":
             print(_args.VIDEO_HELP)
             return None
+        from ..api import list_video_models, plan_resume
+
         if command == "list":
             return list_video_models(self.settings())
         # The line's options over the %config ones; plan_resume checks them as %%video does (-t 0 is refused).

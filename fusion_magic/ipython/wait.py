@@ -16,10 +16,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..api import RunJob
 from ..core.events import Listener, OffloadedListener
+
+if TYPE_CHECKING:
+    # Only for annotations: the api imports every engine and httpx, which %load_ext does not need (#22).
+    from ..api import RunJob
 
 T = TypeVar("T")
 
@@ -50,7 +53,7 @@ class CellInterrupted(KeyboardInterrupt):
         return [str(self)]
 
 
-J = TypeVar("J", bound=RunJob[Any])
+J = TypeVar("J", bound="RunJob[Any]")
 
 
 def start_then_view(start: Callable[[Sequence[Listener]], J], view: Callable[[], Listener]
