@@ -6,9 +6,10 @@ Two decisions, each a function of plain values so that a test can hand it any CP
   types". Off on CPUs with AMX, where they crash; on everywhere else (why, with the figures: ``native.py``).
   The worker decides from its own ``/proc/cpuinfo``.
 - ``allot_threads(cores, busy)``: the threads each busy worker gets, so that the workers generating at once
-  never ask for more threads than there are cores. llama.cpp's threads spin-wait for each other: three
-  workers with two threads each on two cores ran 2.8-4.9x slower than the same calls one after another
-  (bench/bench_local.py has the figures for one, two and three workers).
+  never ask for more threads than there are cores. llama.cpp's threads spin-wait for each other: three seats'
+  calls in three processes with two threads each on two cores took 2.8-4.9x the wall time of the same calls
+  one after another in one process (three runs on a shared 2-core AMD EPYC), while one thread each took
+  0.64-0.69x. ``bench/bench_local.py`` measures the seats against sequential calls and the cores' bound.
 
 The user's environment wins over each automatic choice::
 

@@ -3,12 +3,28 @@
 Imported only inside the worker process (``worker.py``), by ``llama_server.py`` (its own process) and by
 ``bench/bench_local.py``'s direct side; an import-linter contract keeps it out of the kernel.
 
-Why extra buffer types are off: llama.cpp repacks weights into CPU-specific "extra buffer types" (AMX on
-Intel Sapphire Rapids and later, CPU_REPACK for AVX2/NEON layouts). On AMX CPUs the AMX path segfaults in
-decode on Q4_K models (ggml-org/llama.cpp#20824), and which path runs depends on the CPU, not on our code,
-so a CI machine without AMX never sees it. With ``use_extra_bufts = False`` every x86-64 CPU runs the
-same plain CPU kernels. llama-cpp-python has no keyword for it, so the default model parameters are
-wrapped (in this process only) before the model is loaded.
+Extra buffer types, off on CPUs with AMX and on everywhere else. llama.cpp repacks some weight matrices into
+CPU-specific layouts, its "extra buffer types": AMX tiles on Intel Sapphire Rapids and later, and CPU_REPACK
+(interleaved Q4_0, Q4_K, IQ4_NL and Q8_0 blocks) for its AVX2, AVX-512 and ARM NEON kernels. On CPUs with AMX
+the AMX path segfaults in decode on Q4_K models (ggml-org/llama.cpp#20824), and which path runs depends on the
+CPU, not on our code, so a CI machine without AMX never sees it: there they are off. Elsewhere they are on,
+llama.cpp's own default, because it is the path llama.cpp runs and tests on those CPUs, and because here it
+cost nothing measurable where it hardly applies and gained much where it does. Measured on an AMD EPYC
+(AVX-512, no AMX, 2 cores), one thread a side, alternating, in tokens per CPU-second (with one thread, the
+work done, however busy the shared machine is):
+
+    .venv/bin/python bench/bench_local.py --reps 3 --q4-0      off/on per CPU-second   decode  prompt
+    the bundled Q4_K_M model (27 Q4_K matrices repacked: 13 MiB of 235)      0.98-0.99  0.96-1.03
+    the same model requantized to Q4_0 (every matrix but the embedding)      0.78-0.85  0.77
+
+So on the bundled model it makes no difference either way here, and on a Q4_0 file, the commonest kind of a
+user's ``local:/path/model.gguf``, on does 15-30% more per CPU-second. Wall-clock tokens per second at two
+threads swing more than that from run to run on this shared machine (off/on 1.029 before this change,
+0.91-1.17 while measuring it), which is why the rule rests on the CPU-second figures.
+
+The worker decides from ``/proc/cpuinfo`` (``cpu.choose_extra_buffers``, with the reason in its one-line load
+note); ``FUSION_MAGIC_LOCAL_EXTRA_BUFTS=1|0`` wins both ways. llama-cpp-python has no keyword for it, so the
+default model parameters are wrapped (in this process only) before the model is loaded.
 """
 
 from __future__ import annotations

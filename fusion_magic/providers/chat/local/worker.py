@@ -1,6 +1,6 @@
 """The local model's worker process: ``python -m fusion_magic.providers.chat.local.worker MODEL``.
 
-Started by ``client.py`` (one per model, on first use, kept warm). llama.cpp's native library is loaded
+Started by ``client.py`` (up to three per model, on first use, kept warm). llama.cpp's native library is loaded
 here and nowhere in the kernel, so a segfault, an abort or the out-of-memory killer ends this process
 only: the kernel sees the pipe close and the signal, fails the call that was running, and starts a fresh
 worker for the next one.
