@@ -28,17 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigError
 from ..core.record import Response
-from ..judge.answers import Score, clean, normalise, parse_number, score
-from ..judge.verdicts import reply_score
 from .data import Question
 
 if TYPE_CHECKING:
     from ..calls.call import CallContext, Target
+    from ..judge.answers import Score
     from ..providers.base import ChatRequest
 
-# The call machinery (calls.call, the providers, the wording) is imported by the two functions that make the
-# judge's call: the scorers' names and parsing are reached from the magics' flags (through evaluation.options)
-# at %load_ext, which must not pull in the engines (#22).
+# The answer reader (judge.answers) and the call machinery (calls.call, the providers, the wording) are
+# imported by the functions that score: the scorers' names and parsing are reached from the magics' flags
+# (through evaluation.options) at %load_ext, which must stay cheap and not pull in the engines (#22).
 
 ScorerFunction = Callable[[str, str], "bool | None"]
 NAMES = ("match", "exact", "includes", "numeric", "choice")
@@ -87,6 +86,8 @@ MATCH = Scorer("match")
 
 def score_closed(scorer: Scorer, answer: str, references: Sequence[str], *, question: str | None = None) -> Score:
     """``answer`` scored by ``scorer`` (any but ``judge:``) against the accepted ``references``."""
+    from ..judge.answers import Score, clean, normalise, score
+
     if scorer.function is not None:
         return _by_function(scorer, answer, references)
     if scorer.pattern is not None:
@@ -116,6 +117,8 @@ def score_closed(scorer: Scorer, answer: str, references: Sequence[str], *, ques
 def _numeric(answer: str, references: Sequence[str], question: str | None) -> Score:
     """``match`` restricted to numeric references: the answer is read by the same reader (hedges, negations,
     units and percents included), so the two never disagree on what it says."""
+    from ..judge.answers import Score, clean, parse_number, score
+
     numbers = [r for r in references if parse_number(clean(r)) is not None]
     if not numbers:
         return Score(None, None, "the reference is not a number")
@@ -123,6 +126,8 @@ def _numeric(answer: str, references: Sequence[str], question: str | None) -> Sc
 
 
 def _by_function(scorer: Scorer, answer: str, references: Sequence[str]) -> Score:
+    from ..judge.answers import Score
+
     assert scorer.function is not None
     verdicts = []
     for reference in references:
@@ -196,6 +201,7 @@ async def judge_rubric(target: Target, question: Question, answer: str, *, ctx: 
     """Score an open answer 0/1 with the judge model ``target``; a failed call or an unreadable reply is
     ``correct=None`` (unscored), never a silent 0."""
     from ..calls.call import run_call
+    from ..judge.verdicts import reply_score
     from ..present.wording import failure_detail
 
     response = await run_call(target, rubric_request(target, question, answer), ctx=ctx, role="scorer",
@@ -227,5 +233,5 @@ def _grade_in_prose(value: object) -> bool | None:
     return value == 1 if value in (0, 1) else None
 
 
-__all__ = ["MATCH", "NAMES", "RUBRIC_SCHEMA", "SCORERS_HELP", "SCORERS_METAVAR", "RubricScore", "Score", "Scorer",
+__all__ = ["MATCH", "NAMES", "RUBRIC_SCHEMA", "SCORERS_HELP", "SCORERS_METAVAR", "RubricScore", "Scorer",
            "ScorerFunction", "judge_rubric", "rubric_request", "score_closed"]

@@ -22,8 +22,6 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from ..calls.runlog import environ_secrets, redact_secrets
-
 MAX_VALUE_CHARS = 20_000  # one interpolated value, at most (a longer one is cut, and says so)
 TRUNCATED = "[... truncated]"
 KEEP_ERRORS = 50  # the last errors {Err[N]} can quote
@@ -49,6 +47,9 @@ def as_text(value: Any) -> str:
 def redact_keys(text: str) -> str:
     """``text`` with the value of every key-like environment variable (``OPENAI_API_KEY``, ``FAL_KEY``, ...)
     replaced by ``<redacted>``: a traceback, an output or a cell may echo one."""
+    # Here, not at the top: the run log's module brings sqlite3, which %load_ext does not need (#22).
+    from ..calls.runlog import environ_secrets, redact_secrets
+
     return redact_secrets(text, environ_secrets())
 
 
