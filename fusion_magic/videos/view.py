@@ -41,6 +41,7 @@ from .frames_check import CHECKER, MEASURES
 from .report import degraded_summary, html_report, text_report
 
 if TYPE_CHECKING:
+    import pandas as pd
     from .result import Video, VideoResult
 
 __all__ = ["AnswerPane", "CheckPane", "VideoView"]
@@ -88,6 +89,14 @@ class VideoView(LiveView):
     @property
     def finished(self) -> bool:
         return self.result is not None
+
+    @property
+    def ledger(self) -> pd.DataFrame | None:
+        """The ledger, totals row included; None before the first call ended."""
+        with self._lock:
+            if self._ledger_dirty:
+                self._refresh_ledger()
+            return self.ledger_pane.frame
 
     def handle(self, event: EngineEvent) -> None:
         """The listener: apply one event to the widgets."""
