@@ -4,16 +4,24 @@ Before, each %%fuse cell left about 70 live widgets (and their comms) for the ke
 
 from __future__ import annotations
 
+import threading
+
 import ipywidgets
 import pytest
 from conftest import magics_of
 from IPython.core.interactiveshell import InteractiveShell
 from ipywidgets.widgets import widget as widget_module
 
+from fusion_magic.core.events import after_events
 from fusion_magic.testing import Emulator, ModelScript
 
 
 def live() -> set[str]:
+    """The widgets alive once the view worker has done what was queued so far (a finished view closes its
+    widgets there, after the cell's flush)."""
+    done = threading.Event()
+    after_events(done.set)
+    assert done.wait(10)
     return set(widget_module._instances)
 
 
@@ -34,8 +42,8 @@ def test_a_finished_fuse_cell_leaves_no_live_widget(shell: InteractiveShell, emu
         # The report replaced the view, and the view still reads as it ended (closed widgets keep their values).
         assert "application/vnd.jupyter.widget-view+json" not in view._repr_mimebundle_()
         assert view.tab.titles[-1] == "Cost & latency" and view.ledger is not None
-        assert view.widget.comm is None and all(child.comm is None for child in view.tab.children)
     assert live() - before == set()
+    assert view.widget.comm is None and all(child.comm is None for child in view.tab.children)
     capsys.readouterr()
 
 
@@ -79,6 +87,6 @@ def test_a_finished_video_cell_leaves_no_live_widget(vshell: InteractiveShell, e
     before = live()
     vshell.run_cell_magic("video", f"-p gemini:{omni},gemini:{veo} --out-dir second", "A paper boat")
     view = magics.last_view
-    assert view is not None and view.finished and view.widget.comm is None
     assert live() - before == set()
+    assert view is not None and view.finished and view.widget.comm is None
     capsys.readouterr()

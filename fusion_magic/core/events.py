@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -70,7 +71,8 @@ def emit(listeners: list[Listener] | tuple[Listener, ...], event: EngineEvent) -
 
 # One worker thread for every OffloadedListener in the process: a %%fuse run makes a new listener each
 # time, and a thread per listener (looping forever) leaked one thread per run.
-_work_queue: queue.SimpleQueue[tuple[OffloadedListener, EngineEvent]] = queue.SimpleQueue()
+_work_queue: queue.SimpleQueue[tuple[OffloadedListener | None, EngineEvent | Callable[[], None]]] = (
+    queue.SimpleQueue())
 _worker: threading.Thread | None = None
 _worker_lock = threading.Lock()
 
@@ -86,10 +88,27 @@ _wake = threading.Event()
 def _work() -> None:
     while True:
         listener, event = _work_queue.get()
-        listener._handle(event)
+        if listener is not None:
+            listener._handle(event)  # type: ignore[arg-type]
+        else:
+            _tidy(event)  # type: ignore[arg-type]
         if _work_queue.empty() and not _wake.is_set():
             _wake.wait(_PAUSE_S)
         _wake.clear()
+
+
+def _tidy(work: Callable[[], None]) -> None:
+    try:
+        work()
+    except Exception:  # tidying up must not stop the worker
+        log.exception("fusion_magic: tidying up a view failed")
+
+
+def after_events(work: Callable[[], None]) -> None:
+    """Run ``work`` on the view worker once the events queued so far were handled, without holding up a
+    ``flush``: tidying up (closing a finished view's widgets) that no cell needs to wait for."""
+    _ensure_worker()
+    _work_queue.put((None, work))
 
 
 def _ensure_worker() -> None:
@@ -123,12 +142,14 @@ class OffloadedListener:
         self._listener = listener
         self._held: list[EngineEvent] = []  # delivered before attach, in order
         self._pending = 0  # events delivered to this listener and not yet handled
+        self._delivered_at: float | None = None  # when the last event was delivered (time.monotonic)
         self._idle = threading.Condition()
 
     def __call__(self, event: EngineEvent) -> None:
         _ensure_worker()
         with self._idle:
             self._pending += 1
+            self._delivered_at = time.monotonic()
             if self._listener is None:
                 self._held.append(event)
             else:
@@ -137,6 +158,17 @@ class OffloadedListener:
                 _work_queue.put((self, event))
         if not isinstance(event, CallDelta):
             _wake.set()
+
+    def wait_quiet(self, quiet_s: float, limit_s: float) -> None:
+        """Block until an event came and then none for ``quiet_s`` seconds, or ``limit_s`` passed: a run that
+        just started has announced its calls and is sending them."""
+        deadline = time.monotonic() + limit_s
+        with self._idle:
+            while (now := time.monotonic()) < deadline:
+                last = self._delivered_at
+                if last is not None and now - last >= quiet_s:
+                    return
+                self._idle.wait(min(quiet_s, deadline - now))
 
     def attach(self, listener: Listener) -> None:
         """Hand every event held so far, then each later one, to ``listener`` (in delivery order)."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from ..core.attachment import Attachment
-from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
+from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent, after_events
 from ..present.attachments import Turn, attachments_html, thread_html
 from ..present.sanitize import escape_text, render_markdown
 from ..present.wording import degraded_html
@@ -278,7 +278,7 @@ class FusionView(LiveView):
     def _release_when_idle(self) -> None:
         """Close the widgets once the report shows and no call (a late member) still streams into them."""
         if self._handle is not None and not any(r.state.is_running for r in self._calls.values()):
-            self._release_widgets()
+            after_events(self._release_widgets)  # after the cell's flush: nobody waits for it
 
     def _show(self, pane: Pane) -> None:
         """Select ``pane``'s tab, but only while the reader is on the overview: a tab they chose stays."""
@@ -287,7 +287,8 @@ class FusionView(LiveView):
             self.tab.selected_index = panes.index(pane)
 
     def _tick(self, now: float) -> None:
-        if self._ledger_dirty and self.result is None:
+        if self._ledger_dirty and self.result is None and self._showing(self.ledger_pane):
+            # Only while the reader looks at it: a table built mid-run competes with the calls for the CPU.
             self._refresh_ledger()
         if self.result is None and self.stopped is None:
             self.overview.tick(now)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
-from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
+from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent, after_events
 from ..core.names import seat_labels
 from ..core.record import CallRecord
 from ..judge.report import verdict_html
@@ -42,6 +42,7 @@ from .report import degraded_summary, html_report, text_report
 
 if TYPE_CHECKING:
     import pandas as pd
+
     from .result import Video, VideoResult
 
 __all__ = ["AnswerPane", "CheckPane", "VideoView"]
@@ -161,7 +162,8 @@ class VideoView(LiveView):
 
     def _tick(self, now: float) -> None:
         if self.result is None:
-            if self._ledger_dirty:
+            if self._ledger_dirty and self._showing(self.ledger_pane):
+                # Only while the reader looks at it: a table built mid-run competes with the jobs for the CPU.
                 self._refresh_ledger()
             self.status.value = self._status_html()
 
@@ -284,7 +286,7 @@ class VideoView(LiveView):
     def _release_when_idle(self) -> None:
         """Close the widgets once the report shows and no call still answers into them."""
         if self._handle is not None and not any(r.state.is_running for r in self._calls.values()):
-            self._release_widgets()
+            after_events(self._release_widgets)  # after the cell's flush: nobody waits for it
 
     def _ledger_changed(self) -> None:
         self._ledger_dirty = True

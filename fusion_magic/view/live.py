@@ -150,6 +150,11 @@ class LiveView:
         with the rest. None by default."""
         return ()
 
+    def _showing(self, pane: Pane) -> bool:
+        """Whether ``pane``'s tab is the one selected (what the reader looks at)."""
+        panes = self.panes
+        return pane in panes and self.tab.selected_index == panes.index(pane)
+
     def _relayout(self) -> None:
         panes = self.panes
         children = tuple(p.body for p in panes)
