@@ -18,11 +18,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..core.events import Listener, OffloadedListener
-
 if TYPE_CHECKING:
     # Only for annotations: the api imports every engine and httpx, which %load_ext does not need (#22).
     from ..api import RunJob
+    from ..core.events import Listener
 
 T = TypeVar("T")
 
@@ -63,9 +62,14 @@ def start_then_view(start: Callable[[Sequence[Listener]], J], view: Callable[[],
 
         job, listeners = start_then_view(lambda ls: start(plan, ls), lambda: build_view().handle)
     """
+    from ..core.events import OffloadedListener
+
     listener = OffloadedListener()
     job = start([listener])
     try:
+        # The widgets are made once the run has announced its calls and sends them (no event for 10 ms, 60 ms at
+        # most): made at the same moment, they took the GIL from the loop sending the requests.
+        listener.wait_quiet(0.01, 0.06)
         listener.attach(view())
     except BaseException:
         listener.attach(lambda event: None)  # a flush must not wait for a view that never came
@@ -76,6 +80,8 @@ def start_then_view(start: Callable[[Sequence[Listener]], J], view: Callable[[],
 
 def flush(listeners: Sequence[Listener]) -> None:
     """Let the view catch up before the cell ends (nbclient and nbval see its final state)."""
+    from ..core.events import OffloadedListener
+
     for listener in listeners:
         if isinstance(listener, OffloadedListener):
             listener.flush()
