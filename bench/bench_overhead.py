@@ -246,7 +246,9 @@ def start(code: str, env: dict[str, str]) -> Start:
     """Run one fresh ``python -c code`` process to its exit."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    # -P: the current folder is not put ahead of PYTHONPATH, so with --before the "before" side imports that
+    # commit's fusion_magic even when this runs from the repository root.
+    subprocess.run([sys.executable, "-P", "-c", code], check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    env=env, timeout=120)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

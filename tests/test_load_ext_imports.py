@@ -10,8 +10,6 @@ import subprocess
 import sys
 from typing import Any
 
-import pytest
-
 from fusion_magic.testing import Emulator, ModelScript
 
 # What a fresh process reports: which of ``watched`` are imported after %load_ext, which after a %%fuse cell,
@@ -63,7 +61,5 @@ def test_load_ext_leaves_the_api_out_and_a_fuse_cell_still_works(emulator_env: E
     assert sorted(str(q.model) for q in emulator_env.requests) == ["a", "b"]
 
 
-@pytest.mark.xfail(strict=True, reason="fusion_magic/evaluation/__init__.py imports evaluation.engine at the top; "
-                                       "once it loads its names lazily, drop this mark")
 def test_load_ext_leaves_the_engines_out() -> None:
     assert _child(KEPT_OUT_WITH_LAZY_EVALUATION, "load")["after_load"] == []

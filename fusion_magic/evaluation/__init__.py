@@ -11,10 +11,40 @@ unscorable rate beside it, cost, latency and calls per strategy.
 Layer: above ``fuse`` (it plans and runs fused runs), below ``api``.
 """
 
-from .data import AUTO, BUNDLED_QUESTIONS, CLOSED_INSTRUCTION, Question, load_questions
-from .engine import DEFAULT_CONCURRENCY, EvalPlan, RowCallback, new_result, plan_evaluation, run_evaluation
-from .result import EvalResult, EvalRow, wilson_interval
-from .scoring import Scorer, score_closed
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .data import AUTO, BUNDLED_QUESTIONS, CLOSED_INSTRUCTION, Question, load_questions
+    from .engine import DEFAULT_CONCURRENCY, EvalPlan, RowCallback, new_result, plan_evaluation, run_evaluation
+    from .result import EvalResult, EvalRow, wilson_interval
+    from .scoring import Scorer, score_closed
+
+# Each name loads its module on first use (PEP 562), as the package root does: %load_ext reads evaluation.options
+# for the %fuse eval flags, and importing this package must not bring the engines, httpx and asyncio with it.
+_HOMES = {
+    **dict.fromkeys(("AUTO", "BUNDLED_QUESTIONS", "CLOSED_INSTRUCTION", "Question", "load_questions"), ".data"),
+    **dict.fromkeys(("DEFAULT_CONCURRENCY", "EvalPlan", "RowCallback", "new_result", "plan_evaluation",
+                     "run_evaluation"), ".engine"),
+    **dict.fromkeys(("EvalResult", "EvalRow", "wilson_interval"), ".result"),
+    **dict.fromkeys(("Scorer", "score_closed"), ".scoring"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value  # once loaded, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})
+
 
 __all__ = [
     "AUTO",

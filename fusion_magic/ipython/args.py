@@ -28,7 +28,6 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
-from ..calls.runlog import environ_secrets, redact_secrets
 from ..calls.settings import CACHE_MODES
 from ..core.option import option
 from ..evaluation.options import EvalOptions
@@ -326,6 +325,8 @@ def interpolate(text: str, namespace: Mapping[str, Any], *, note: Callable[[str]
         # note: {Out[99]} is not in this notebook's history (left as written)
     """
     noted: set[str] = set()
+    from ..calls.runlog import environ_secrets, redact_secrets  # sqlite3 and the run log: not at %load_ext
+
     secrets = environ_secrets()
 
     def tell(token: str, why: str) -> str:
