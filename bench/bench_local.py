@@ -23,7 +23,7 @@ local seats reach what the cores allow?
    record, the same cell with ``FUSION_MAGIC_LOCAL_WORKERS=1`` (one worker, seats take turns: the old way).
 
 3. For the record, direct speed with llama.cpp's extra buffer types off and on, alternating, one thread each:
-   decode (a prefilled count to exactly max_tokens) and prompt processing (a new 600-token prompt), in tokens
+   decode (a prefilled count to exactly 64 tokens) and prompt processing (a new 300-token prompt), in tokens
    per second and per CPU-second (with one thread, the work done, whatever else the machine runs). The worker
    turns them on unless the CPU has AMX (``cpu.choose_extra_buffers``; the figures behind that in
    ``native.py``). ``--q4-0`` repeats it on the bundled model requantized to Q4_0, whose matrices llama.cpp
@@ -48,6 +48,8 @@ from typing import IO, Any
 PROMPT = "Describe, in detail and at length, how a steam engine works, step by step."
 LOCAL = "local:gemma3-270m"
 SEATS = 3
+# Tokens per decode call in the extra-buffer comparison: enough for a steady rate, at one thread in a few seconds.
+BUFFER_DECODE_TOKENS = 64
 # One question per repetition of the three-seat comparison: each cell is a new prompt, as in a notebook.
 QUESTIONS = (
     "Why is the sky blue?", "How does a steam engine work?", "What causes the seasons on Earth?",
@@ -286,9 +288,9 @@ def counting_job(max_tokens: int) -> dict[str, Any]:
 
 
 def prompt_job(rep: int) -> dict[str, Any]:
-    """A new prompt of about 600 tokens and one token out: prompt processing, nothing served from the cache
+    """A new prompt of about 300 tokens and one token out: prompt processing, nothing served from the cache
     (it differs from every other prompt from its second token on)."""
-    words = " ".join(f"item{rep}-{i}" for i in range(120))
+    words = " ".join(f"item{rep}-{i}" for i in range(60))
     return {"model": "gemma3-270m", "prompt": f"{rep}: {words}", "stop": [], "max_tokens": 1, "temperature": 0.0,
             "seed": 0, "schema": None}
 
@@ -303,7 +305,7 @@ def buffers_section(reps: int, max_tokens: int, model: str | None = None, label:
           f"(the worker's rule here: {choice.note()}):")
     sides = {"off": Direct("off", threads=1, model=model), "on (llama.cpp default)": Direct("on", threads=1,
                                                                                             model=model)}
-    decode_job = counting_job(max_tokens)
+    decode_job = counting_job(min(max_tokens, BUFFER_DECODE_TOKENS))
     rates: dict[str, dict[str, list[float]]] = {name: {"decode": [], "decode cpu": [], "prompt": [],
                                                        "prompt cpu": []} for name in sides}
     for d in sides.values():
