@@ -295,7 +295,8 @@ def prompt_job(rep: int) -> dict[str, Any]:
             "seed": 0, "schema": None}
 
 
-def buffers_section(reps: int, max_tokens: int, model: str | None = None, label: str = "the bundled model") -> None:
+def buffers_section(reps: int, max_tokens: int, model: str | None = None, label: str = "the bundled model",
+                    tag: str = "") -> None:
     """Extra buffer types off against on, one thread each (as the seats run; and with one thread the CPU time
     is the work done, whatever else the machine is running): decode and prompt processing."""
     from fusion_magic.providers.chat.local import cpu
@@ -329,7 +330,7 @@ def buffers_section(reps: int, max_tokens: int, model: str | None = None, label:
         off, on = rates.values()
         return statistics.median(a / b for a, b in zip(off[kind], on[kind], strict=True))
 
-    print(f"  ratio off/on = {ratio('decode'):.3f} (decode tok/s)   prompt tok/s {ratio('prompt'):.3f}   "
+    print(f"  {tag}ratio off/on = {ratio('decode'):.3f} (decode tok/s)   prompt tok/s {ratio('prompt'):.3f}   "
           f"per CPU-second: decode {ratio('decode cpu'):.3f}, prompt {ratio('prompt cpu'):.3f}   "
           "(below 1.00: on is faster)")
 
@@ -416,7 +417,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as directory:
             print()
             buffers_section(ns.reps, ns.max_tokens, requantized_q4_0(directory),
-                            "the bundled model requantized to Q4_0")
+                            "the bundled model requantized to Q4_0", tag="Q4_0 ")
 
 
 if __name__ == "__main__":

@@ -14,13 +14,13 @@ cost nothing measurable where it hardly applies and gained much where it does. M
 work done, however busy the shared machine is):
 
     .venv/bin/python bench/bench_local.py --reps 3 --q4-0      off/on per CPU-second   decode  prompt
-    the bundled Q4_K_M model (27 Q4_K matrices repacked: 13 MiB of 235)      0.98-1.01  0.96-1.03
-    the same model requantized to Q4_0 (every matrix but the embedding)      0.78-0.85  0.77
+    the bundled Q4_K_M model (27 Q4_K matrices repacked: 13 MiB of 235)      0.98-1.02  0.96-1.03
+    the same model requantized to Q4_0 (every matrix but the embedding)      0.75-0.85  0.72-0.77
 
-So on the bundled model it makes no difference either way here, and on a Q4_0 file, the commonest kind of a
-user's ``local:/path/model.gguf``, on does 18-30% more per CPU-second. Wall-clock tokens per second swing
-more than that from run to run on this shared machine (off/on 1.029 before this change, 0.91-1.38 while
-measuring it), which is why the rule rests on the CPU-second figures.
+(Ranges over six runs and four.) So on the bundled model it makes no difference either way here; on a Q4_0 file, the
+commonest kind of a user's ``local:/path/model.gguf``, on does 18-39% more per CPU-second. Wall-clock tokens
+per second at two threads swing more than that from run to run on this shared machine (off/on 1.029 before
+this change, 0.91-1.38 while measuring it), which is why the rule rests on the CPU-second figures.
 
 The worker decides from ``/proc/cpuinfo`` (``cpu.choose_extra_buffers``, with the reason in its one-line load
 note); ``FUSION_MAGIC_LOCAL_EXTRA_BUFTS=1|0`` wins both ways. llama-cpp-python has no keyword for it, so the
