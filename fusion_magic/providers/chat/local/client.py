@@ -7,12 +7,13 @@ No llama.cpp here (the import-linter contract in pyproject.toml says so): this m
     call = WorkerCall(job, deliver=print)    # deliver() gets every message for this job, on a thread
     submit(call); ...; call.cancel()         # an idle worker of the model, else a new one, else the least busy
 
-Seats run side by side: a model gets up to ``cpu.max_workers()`` workers (3, or ``$FUSION_MAGIC_LOCAL_WORKERS``),
-one per job running at once, each with its own context. The cores are shared out among the workers that have
-jobs (every model's together): ``cpu.allot_threads(cores, busy)`` threads each, sent to a worker whenever the
-number of busy workers changes, and taken between two tokens. One call alone gets every core; three seats on
-two cores get one thread each, since llama.cpp's threads spin-wait and oversubscribed cores slow every worker
-down several times over (figures in ``cpu.py``). ``$FUSION_MAGIC_LOCAL_THREADS`` fixes the count instead.
+Seats run side by side: a model gets up to ``cpu.max_workers()`` workers (3, 1 on a single core, or
+``$FUSION_MAGIC_LOCAL_WORKERS``), one per job running at once, each with its own context. The cores are shared
+out among the workers that have jobs (every model's together): ``cpu.allot_threads(cores, busy)`` threads each,
+sent to a worker whenever the number of busy workers changes, and taken between two tokens. One call alone
+gets every core; three seats on two cores get one thread each, since llama.cpp's threads spin-wait and
+oversubscribed cores slow every worker down several times over (figures in ``cpu.py``).
+``$FUSION_MAGIC_LOCAL_THREADS`` fixes the count instead.
 
 When the worker dies (a segfault, an abort, the OOM killer), its reader thread sees the pipe close and:
 
@@ -326,8 +327,11 @@ _SHARE_LOCK = threading.Lock()
 def _live(model: str) -> list[LocalWorker]:
     """``model``'s live workers, oldest first (call with ``_REGISTRY_LOCK`` held)."""
     live = [w for w in _WORKERS.get(model, ()) if w.alive]
-    _WORKERS[model] = live
-    return live
+    if live:
+        _WORKERS[model] = live
+    else:
+        _WORKERS.pop(model, None)  # asking about a model never leaves an entry behind
+    return list(live)
 
 
 def _start(model: str) -> LocalWorker:
@@ -350,10 +354,9 @@ def start_workers(model: str, count: int) -> list[LocalWorker]:
     """``model``'s live workers, started until there are ``count`` of them (at most ``cpu.max_workers()``)."""
     limit = min(count, cpu.max_workers())
     with _REGISTRY_LOCK:
-        _live(model)
-        while len(_WORKERS[model]) < max(1, limit):
+        while len(_live(model)) < max(1, limit):
             _start(model)
-        return list(_WORKERS[model])
+        return _live(model)
 
 
 def _choose(model: str, limit: int) -> LocalWorker:
@@ -372,7 +375,7 @@ def _choose(model: str, limit: int) -> LocalWorker:
 def workers(model: str) -> list[LocalWorker]:
     """``model``'s live workers, oldest first (for diagnostics, tests and the benchmark)."""
     with _REGISTRY_LOCK:
-        return list(_live(model))
+        return _live(model)
 
 
 def current_worker(model: str) -> LocalWorker | None:
