@@ -116,12 +116,24 @@ BENCHES: dict[str, Bench] = {
                    "<", 50.0, "MB"),
         ), needs=_TESTING),
     "bench_local.py": Bench(
-        args=("--reps", "3"), smoke=("--reps", "1", "--max-tokens", "16"),
+        args=("--reps", "3", "--q4-0"), smoke=("--reps", "1", "--seat-reps", "1", "--max-tokens", "16"),
         figures=(
             Figure("local tok/s, %%fuse call / direct", r"ratio %%fuse call/direct = " + _NUMBER, ">=", 0.9),
             Figure("local tok/s, %%fuse cell / direct", r"ratio %%fuse cell/direct = " + _NUMBER, ">=", 0.9),
+            Figure("three local seats / three sequential direct calls",
+                   r"three local seats / three sequential direct calls = " + _NUMBER, "<=", 0.9),
+            Figure("three local seats / what the cores allow",
+                   r"three local seats / what the cores allow = " + _NUMBER, "<=", 1.2),
+            Figure("what the cores allow / three sequential direct calls",
+                   r"what the cores allow / three sequential direct calls = " + _NUMBER, note="none (the bound)"),
+            Figure("three local seats in one worker / sequential", r"in one worker .*?= " + _NUMBER,
+                   note="none (record: before)"),
             Figure("local tok/s, extra buffers off/on", r"ratio off/on = " + _NUMBER, note="none (record)"),
-        ), needs=_local_needs()),
+            Figure("extra buffers off/on, decode per CPU-second", r"per CPU-second: decode " + _NUMBER,
+                   note="none (record)"),
+            Figure("extra buffers off/on, Q4_0 decode per CPU-second",
+                   r"Q4_0 ratio off/on = .*?per CPU-second: decode " + _NUMBER, note="none (record)", optional=True),
+        ), needs=_local_needs(), timeout=450.0),
     "bench_video.py": Bench(
         args=("--reps", "2", "--before", BEFORE), smoke=("--models", "2", "--reps", "1", "--seconds", "0.3"),
         figures=(
