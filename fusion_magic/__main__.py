@@ -143,6 +143,7 @@ def run_fuse(ns: argparse.Namespace) -> int:
     try:
         result = job.result()
     except KeyboardInterrupt:
+        _settle(job)
         partial = job.partial
         assert partial is not None  # start() made it
         _write(partial, out)
@@ -152,6 +153,15 @@ def run_fuse(ns: argparse.Namespace) -> int:
     _write(result, out)
     print(result.to_text())
     return 0 if result.n_ok else 1
+
+
+def _settle(job: Any, limit_s: float = 2.0) -> None:
+    """After Ctrl-C: let the run finish unwinding (its progress lines for the cancelled calls come from the engine's
+    thread) before the one interrupt line is printed, so that line is the last."""
+    job.cancel()
+    deadline = time.monotonic() + limit_s
+    while not job.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 # ---- video (%%video) ------------------------------------------------------------------------------------
@@ -220,6 +230,7 @@ def run_video(ns: argparse.Namespace) -> int:
     try:
         result = job.result()
     except KeyboardInterrupt:
+        _settle(job)
         partial = job.partial
         assert partial is not None  # start() made it
         _write(partial, out)
@@ -253,6 +264,7 @@ def run_video_resume(ns: argparse.Namespace) -> int:
     try:
         result = job.result()
     except KeyboardInterrupt:
+        _settle(job)
         partial = job.partial
         assert partial is not None
         _write(partial, out)

@@ -707,7 +707,7 @@ def test_a_judged_mode(tmp_path: Path, emulator: Any) -> None:
     emulator.script("rank-judge", ModelScript(reply=ranking_judge))
 
     each_left_out(tmp_path, MODE_STEPS, {
-        MODE_STEPS[0].what: "(start)",  # judge/modes.py imports a module that is not there
+        MODE_STEPS[0].what: "run",  # judge/modes.py imports a module that is not there, when a judge first runs
         MODE_STEPS[1].what: "run",  # no judge style: the judge fails and the vote decides
         MODE_STEPS[2].what: "parse",
         MODE_STEPS[3].what: "video",

@@ -59,7 +59,9 @@ class Terminal:
 
     def _readable(self) -> bool:
         try:
-            return bool(select.select([self.master], [], [], 0)[0]) and bool(self._take())
+            poller = select.poll()
+            poller.register(self.master, select.POLLIN)
+            return bool(poller.poll(0)) and bool(self._take())
         except OSError:
             return False
 
@@ -72,8 +74,11 @@ class Terminal:
 
     def read(self, seconds: float) -> None:
         """Take what arrives for up to ``seconds``, answering prompt_toolkit's cursor-position queries."""
-        ready, _, _ = select.select([self.master], [], [], seconds)
-        if not ready:
+        # poll, not select: in a long test session this process may hold more than 1,024 descriptors, and
+        # select() refuses any numbered above that.
+        poller = select.poll()
+        poller.register(self.master, select.POLLIN)
+        if not poller.poll(seconds * 1000):
             return
         try:
             self._take()
