@@ -138,12 +138,14 @@ def run_fuse(ns: argparse.Namespace) -> int:
         _say(line)
     if args.budget is not None:
         check_budget(estimate(plan), args.budget)
-    job = start(plan, [ProgressPrinter(sys.stderr)])
+    printer = ProgressPrinter(sys.stderr)
+    job = start(plan, [printer])
     started = time.monotonic()
     try:
         result = job.result()
     except KeyboardInterrupt:
         _settle(job)
+        printer.finished = True  # the interrupt line says what was cancelled; no progress line comes after it
         partial = job.partial
         assert partial is not None  # start() made it
         _write(partial, out)
