@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as widgets
 
 from ..core.attachment import Attachment
-from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent, after_events
+from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
 from ..present.attachments import Turn, attachments_html, thread_html
 from ..present.sanitize import escape_text, render_markdown
 from ..present.wording import degraded_html
@@ -41,7 +41,6 @@ from .events import JudgeStarted, RunFinished, RunStarted, RunStopped, VerdictRe
 from .report import degraded_summary, html_report, no_answer_words, text_report, turns_of, verdict_html
 
 if TYPE_CHECKING:
-    import pandas as pd
 
     from ..core.record import Response
     from .result import FusionResult, Verdict
@@ -73,10 +72,6 @@ class FusionView(LiveView):
         self.members: dict[str, MemberPane] = {}
         self.extra: list[Pane] = []
         self.ledger_pane = LedgerPane()
-        # Calls finished since the ledger was last drawn: it is redrawn on the clock, not per call (a pandas
-        # table per finished call cost more than the rest of the view together), and once when the run ends.
-        self._ledger_dirty = False
-        self._report_shown: tuple[str, str] | None = None  # the static report, built once
         # The conversation so far and this turn's attachments, above the tabs once the run starts (if any).
         self.context = widgets.HTML("")
         self.turns: list[Turn] = []
@@ -89,14 +84,6 @@ class FusionView(LiveView):
     def panes(self) -> list[Pane]:
         """Every tab's pane, in tab order."""
         return [self.overview, self.fused, self.judge, *self.members.values(), *self.extra, self.ledger_pane]
-
-    @property
-    def ledger(self) -> pd.DataFrame | None:
-        """The ledger, totals row included; None before the first call finished."""
-        with self._lock:
-            if self._ledger_dirty:
-                self._refresh_ledger()
-            return self.ledger_pane.frame
 
     @property
     def finished(self) -> bool:
@@ -176,14 +163,10 @@ class FusionView(LiveView):
         view.handle(RunFinished(result))
         return view
 
-    def _report(self) -> tuple[str, str] | None:
+    def _build_report(self) -> tuple[str, str] | None:
         # An interrupted run's output becomes its partial report, like a finished one's.
         done = self.result if self.result is not None else self.partial
-        if done is None:
-            return None
-        if self._report_shown is None:
-            self._report_shown = (html_report(done), text_report(done))
-        return self._report_shown
+        return None if done is None else (html_report(done), text_report(done))
 
     def __repr__(self) -> str:
         return self._progress() if self.result is None else self.result.summary()
@@ -275,10 +258,8 @@ class FusionView(LiveView):
         headings = (s.heading for pane in self.members.values() for s in pane.sections.values())
         return (self.context, *headings)
 
-    def _release_when_idle(self) -> None:
-        """Close the widgets once the report shows and no call (a late member) still streams into them."""
-        if self._handle is not None and not any(r.state.is_running for r in self._calls.values()):
-            after_events(self._release_widgets)  # after the cell's flush: nobody waits for it
+    def _running_calls(self) -> bool:
+        return any(r.state.is_running for r in self._calls.values())
 
     def _show(self, pane: Pane) -> None:
         """Select ``pane``'s tab, but only while the reader is on the overview: a tab they chose stays."""

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
-from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent, after_events
+from ..core.events import CallDelta, CallFinished, CallStarted, EngineEvent
 from ..core.names import seat_labels
 from ..core.record import CallRecord
 from ..judge.report import verdict_html
@@ -41,7 +41,6 @@ from .frames_check import CHECKER, MEASURES
 from .report import degraded_summary, html_report, text_report
 
 if TYPE_CHECKING:
-    import pandas as pd
 
     from .result import Video, VideoResult
 
@@ -71,10 +70,6 @@ class VideoView(LiveView):
         self.answer: AnswerPane | None = None
         self.check: CheckPane | None = None
         self.ledger_pane = LedgerPane()
-        # Calls ended since the ledger was last drawn: redrawn on the clock and once at the end, not per event
-        # (a pandas table each time cost more than the rest of the view).
-        self._ledger_dirty = False
-        self._report_shown: tuple[str, str] | None = None  # the static report, built once
         self._finishing = False  # applying the run's final state: the report is built once, after it
         self._build()
 
@@ -90,14 +85,6 @@ class VideoView(LiveView):
     @property
     def finished(self) -> bool:
         return self.result is not None
-
-    @property
-    def ledger(self) -> pd.DataFrame | None:
-        """The ledger, totals row included; None before the first call ended."""
-        with self._lock:
-            if self._ledger_dirty:
-                self._refresh_ledger()
-            return self.ledger_pane.frame
 
     def handle(self, event: EngineEvent) -> None:
         """The listener: apply one event to the widgets."""
@@ -153,12 +140,8 @@ class VideoView(LiveView):
         view.handle(VideoRunFinished(result))
         return view
 
-    def _report(self) -> tuple[str, str] | None:
-        if self.result is None:
-            return None
-        if self._report_shown is None:
-            self._report_shown = (html_report(self.result), text_report(self.result))
-        return self._report_shown
+    def _build_report(self) -> tuple[str, str] | None:
+        return None if self.result is None else (html_report(self.result), text_report(self.result))
 
     def _tick(self, now: float) -> None:
         if self.result is None:
@@ -283,10 +266,8 @@ class VideoView(LiveView):
     def _videos(self) -> list[Video]:
         return [p.video for p in self.clips.values()]
 
-    def _release_when_idle(self) -> None:
-        """Close the widgets once the report shows and no call still answers into them."""
-        if self._handle is not None and not any(r.state.is_running for r in self._calls.values()):
-            after_events(self._release_widgets)  # after the cell's flush: nobody waits for it
+    def _running_calls(self) -> bool:
+        return any(r.state.is_running for r in self._calls.values())
 
     def _ledger_changed(self) -> None:
         self._ledger_dirty = True

@@ -20,16 +20,21 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ..core.events import after_events
 from .tabs import close_tree
 
 if TYPE_CHECKING:
+    import pandas as pd
     from IPython.display import DisplayHandle
 
-    from .tabs import Pane
+    from .tabs import LedgerPane, Pane
 
 
 class LiveView:
-    """The mechanics every live view shares. A subclass creates its panes, then calls ``_build()``."""
+    """The mechanics every live view shares. A subclass creates its panes (a ``ledger_pane`` among them), then
+    calls ``_build()``."""
+
+    ledger_pane: LedgerPane
 
     def __init__(self, *, render_interval: float = 0.1, clock: Callable[[], float] = time.monotonic,
                  tick_s: float = 0.5) -> None:
@@ -43,6 +48,10 @@ class LiveView:
         self._lock = threading.RLock()
         self._handle: DisplayHandle | None = None
         self._released = False  # its widgets closed (_release_widgets)
+        # Calls ended since the ledger tab was last drawn: a subclass draws it on its clock (and only while it is
+        # shown) and once at the end, not per event: a pandas table each time cost more than the rest of the view.
+        self._ledger_dirty = False
+        self._report_shown: tuple[str, str] | None = None  # the static report, built once
 
     def _build(self) -> None:
         self.status = widgets.HTML(self._status_html())
@@ -75,8 +84,16 @@ class LiveView:
     def _status_html(self) -> str:
         raise NotImplementedError
 
-    def _report(self) -> tuple[str, str] | None:
+    def _build_report(self) -> tuple[str, str] | None:
         """The static report (HTML, text) once the run ended, else None."""
+        raise NotImplementedError
+
+    def _refresh_ledger(self) -> None:
+        """Draw the ledger tab from the calls as they stand (and clear ``_ledger_dirty``)."""
+        raise NotImplementedError
+
+    def _running_calls(self) -> bool:
+        """Whether a call still streams or answers into the view (a late member after the run ended)."""
         raise NotImplementedError
 
     def _tick(self, now: float) -> None:
@@ -102,6 +119,26 @@ class LiveView:
         self._stopped_clock.set()
 
     # --- shared --------------------------------------------------------------------------------------
+
+    @property
+    def ledger(self) -> pd.DataFrame | None:
+        """The ledger, totals row included; None before the first call ended."""
+        with self._lock:
+            if self._ledger_dirty:
+                self._refresh_ledger()
+            return self.ledger_pane.frame
+
+    def _report(self) -> tuple[str, str] | None:
+        """The static report, built once (``_report_shown = None`` asks for it again)."""
+        if self._report_shown is None:
+            self._report_shown = self._build_report()
+        return self._report_shown
+
+    def _release_when_idle(self) -> None:
+        """Close the widgets once the report shows and no call still streams into them; after the cell's flush
+        (``after_events``), as nobody waits for it."""
+        if self._handle is not None and not self._running_calls():
+            after_events(self._release_widgets)
 
     @property
     def titles(self) -> tuple[str, ...]:
