@@ -41,7 +41,6 @@ import contextlib
 import gc
 import multiprocessing as mp
 import os
-import random
 import statistics
 import tempfile
 import time
@@ -66,33 +65,13 @@ MB = 1 << 20
 
 
 def make_pdf(path: Path, size: int, seed: int = 0) -> int:
-    """Write a valid one-page PDF of about ``size`` bytes: the page draws one uncompressed grey image whose
-    samples are random (so the file cannot be smaller than its data) and a line of text. The size of the file."""
-    width = 1024
-    height = max(1, (size - 1200) // width)
-    samples = random.Random(seed).randbytes(width * height)
-    content = b"q 612 0 0 792 0 0 cm /Im1 Do Q BT /F1 18 Tf 72 720 Td (fusion_magic attachment benchmark) Tj ET"
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /XObject << /Im1 5 0 R >> /Font << /F1 6 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
-        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 "
-        b"/Length %d >>\nstream\n%s\nendstream" % (width, height, len(samples), samples),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    path.write_bytes(out)
-    return len(out)
+    """Write a valid one-page PDF of about ``size`` bytes (``fusion_magic.testing.media.pdf_bytes``: random image
+    samples, so the file cannot be smaller than its data, and a line of text). The size of the file."""
+    from fusion_magic.testing.media import pdf_bytes
+
+    data = pdf_bytes(size, seed, text="fusion_magic attachment benchmark")
+    path.write_bytes(data)
+    return len(data)
 
 
 def check_pdf(path: Path) -> None:

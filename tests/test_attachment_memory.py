@@ -33,6 +33,7 @@ from fusion_magic.providers.base import ChatRequest, Message
 from fusion_magic.providers.chat._sse import SSEProvider
 from fusion_magic.providers.registry import BUILTIN, make_provider, resolve_endpoint
 from fusion_magic.testing import Emulator, ModelScript
+from fusion_magic.testing.media import pdf_bytes
 
 POOL = ["openai:gpt-4o", "anthropic:claude-sonnet-4-5", "gemini:gemini-2.5-flash", "openrouter:openai/gpt-4o"]
 FAST = Settings(max_retries=0, timeout=60, run_log="off")
@@ -42,30 +43,8 @@ PROMPT = 'Summarise "the paper" \\ its figure:\t¿qué muestra? 図 \u2028 data:
 
 
 def pdf(size: int, seed: int = 0) -> bytes:
-    """A valid one-page PDF of about ``size`` bytes: the page draws one uncompressed image of random samples."""
-    width = 1024
-    height = max(1, (size - 1200) // width)
-    samples = random.Random(seed).randbytes(width * height)
-    content = b"q 612 0 0 792 0 0 cm /Im1 Do Q"
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /XObject << /Im1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
-        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 "
-        b"/Length %d >>\nstream\n%s\nendstream" % (width, height, len(samples), samples),
-    ]
-    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    """A valid one-page PDF of about ``size`` bytes: one uncompressed image of random samples."""
+    return pdf_bytes(size, seed)
 
 
 def png() -> bytes:

@@ -112,4 +112,40 @@ def png_bytes(size: tuple[int, int] = (64, 36), colour: tuple[int, int, int] = (
     return b"".join(bytes(p) for p in packets)
 
 
-__all__ = ["Scene", "clip_bytes", "make_clip", "png_bytes"]
+def pdf_bytes(size: int, seed: int = 0, text: str | None = None) -> bytes:
+    """A valid one-page PDF of about ``size`` bytes: the page draws one uncompressed grey image of random samples
+    (so the file cannot be smaller than its data) and, given ``text`` (ASCII), a line of it."""
+    import random
+
+    width = 1024
+    height = max(1, (size - 1200) // width)
+    samples = random.Random(seed).randbytes(width * height)
+    content = b"q 612 0 0 792 0 0 cm /Im1 Do Q"
+    fonts = b""
+    if text is not None:
+        content += b" BT /F1 18 Tf 72 720 Td (%s) Tj ET" % text.encode("ascii")
+        fonts = b" /Font << /F1 6 0 R >>"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /XObject << /Im1 5 0 R >>%s >> >>" % fonts,
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 "
+        b"/Length %d >>\nstream\n%s\nendstream" % (width, height, len(samples), samples),
+    ]
+    if text is not None:
+        objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+__all__ = ["Scene", "clip_bytes", "make_clip", "pdf_bytes", "png_bytes"]
